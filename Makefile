@@ -1,0 +1,133 @@
+# Makefile - builds libckpt, the engine, the file system and every test.
+#
+# Sources are found by wildcard: store/*.c is libckpt; fs/*.c and train/*.c are the view and
+# the engine; files named *_main.c hold a program's main() and are linked into build/bin/.
+# Unit tests (tests/unit/check_*.c) build against sanitized copies of every module.
+
+PREFIX ?= /usr/local
+BUILD := build
+CC ?= cc
+PKGS := lmdb libxxhash jansson fuse3 openblas zlib
+
+ifeq ($(origin CC),default)
+CC := cc
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
+ifeq ($(CI),true)
+WARN += -Werror
+endif
+OPT ?= -O2 -g
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude $(WARN) $(PKG_CFLAGS) \
+	-MMD -MP
+CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) -fPIC $(CFLAGS)
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+CFLAGS_ASAN = $(BASE_CFLAGS) -O1 -g $(SAN) -DCKPT_TESTING $(CFLAGS)
+LIBS = $(PKG_LIBS) -lpthread -lm
+
+STORE_SRC := $(sort $(wildcard store/*.c))
+FS_SRC := $(sort $(filter-out %_main.c,$(wildcard fs/*.c)))
+TRAIN_SRC := $(sort $(filter-out %_main.c,$(wildcard train/*.c)))
+MODULE_SRC := $(STORE_SRC) $(FS_SRC) $(TRAIN_SRC)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+asanobj = $(patsubst %.c,$(BUILD)/asan/obj/%.o,$(1))
+
+STORE_OBJ := $(call obj,$(STORE_SRC))
+FS_OBJ := $(call obj,$(FS_SRC))
+TRAIN_OBJ := $(call obj,$(TRAIN_SRC))
+MODULE_ASAN_OBJ := $(call asanobj,$(MODULE_SRC))
+
+BINS := $(BUILD)/bin/ckpt $(BUILD)/bin/ckptfs $(BUILD)/bin/ckpt-train
+LIBRARIES := $(BUILD)/lib/libckpt.a $(BUILD)/lib/libckpt.so
+
+UNIT_SRC := $(sort $(wildcard tests/unit/check_*.c))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(UNIT_SRC))
+UNIT_HELPER_SRC := $(sort $(filter-out tests/unit/check_%.c,$(wildcard tests/unit/*.c)))
+UNIT_HELPER_OBJ := $(call asanobj,$(UNIT_HELPER_SRC))
+
+.PHONY: all deps deps-build demo test test-unit test-integration bench install clean fuzz \
+	test-reliability test-large test-valgrind format
+
+all: $(BINS) $(LIBRARIES)
+
+deps:
+	@scripts/deps.sh test
+deps-build:
+	@scripts/deps.sh build
+
+# ---- objects -------------------------------------------------------------------------------
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/asan/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ASAN) -c $< -o $@
+
+# ---- libraries and programs ----------------------------------------------------------------
+$(BUILD)/lib/libckpt.a: $(STORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lib/libckpt.so: $(STORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libckpt.so.0 -o $@ $^ $(LIBS)
+
+$(BUILD)/bin/ckpt: $(BUILD)/obj/fs/ckpt_main.o $(FS_OBJ) $(STORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LIBS) $(LDFLAGS)
+
+$(BUILD)/bin/ckptfs: $(BUILD)/obj/fs/ckptfs_main.o $(FS_OBJ) $(STORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LIBS) $(LDFLAGS)
+
+$(BUILD)/bin/ckpt-train: $(BUILD)/obj/train/ckpt_train_main.o $(TRAIN_OBJ) $(STORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LIBS) $(LDFLAGS)
+
+# ---- tests ---------------------------------------------------------------------------------
+$(BUILD)/asan/tests/%: tests/unit/%.c $(MODULE_ASAN_OBJ) $(UNIT_HELPER_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ASAN) -Itests/unit -o $@ $< $(MODULE_ASAN_OBJ) $(UNIT_HELPER_OBJ) \
+		$(CHECK_LIBS) $(LIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BINS)
+	@scripts/run-tests.sh $(UNIT_BINS)
+
+test-unit: all $(UNIT_BINS)
+	@scripts/run-tests.sh --unit-only $(UNIT_BINS)
+
+test-integration: all
+	@scripts/run-tests.sh --integration-only
+
+demo: deps-build
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+bench: deps all
+	@scripts/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include/ckpt
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(BUILD)/lib/libckpt.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 0755 $(BUILD)/lib/libckpt.so $(DESTDIR)$(PREFIX)/lib/libckpt.so.0
+	ln -sf libckpt.so.0 $(DESTDIR)$(PREFIX)/lib/libckpt.so
+	install -m 0644 include/ckpt/*.h $(DESTDIR)$(PREFIX)/include/ckpt/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define CKPT_VERSION "\(.*\)"/\1/p' include/ckpt/store.h)|' \
+		ckpt.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ckpt.pc
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,304 @@
+/* include/ckpt/store.h - libckpt: checkpoints of training runs in an LMDB environment
+ *
+ * One store is one training run: a directory holding an LMDB environment (data.mdb, lock.mdb).
+ * Each checkpoint (one per epoch) is written in ONE write transaction together with the run's
+ * best/top-k bookkeeping and retention, so readers never see a partial checkpoint and a crash
+ * at any instant leaves the last committed checkpoint intact. Readers work on MVCC snapshots:
+ * any number of processes may read while one process writes.
+ *
+ * Conventions: functions return 0 or a negative error code (-errno values plus the CKPT_E*
+ * codes below). On error a message with context (path, epoch, tensor) is kept per thread and
+ * returned by ckpt_last_error(); commands print it once. Every *_close/*_free accepts NULL.
+ */
+#ifndef CKPT_STORE_H
+#define CKPT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckpt/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Library version string, e.g. "0.1.0". */
+#define CKPT_VERSION "0.1.0"
+/** On-disk schema version written by this library. A store with a higher one is refused. */
+#define CKPT_SCHEMA_VERSION 1
+
+/* Error codes of our own, beside negative errno values. */
+#define CKPT_ENOTSTORE (-20001) /**< path exists but is not a ckpt store (not LMDB / no meta) */
+#define CKPT_ESCHEMA (-20002)   /**< store written by a newer schema version */
+#define CKPT_ECORRUPT (-20003)  /**< a stored record fails to decode (length, version, bounds) */
+#define CKPT_ECHECKSUM (-20004) /**< tensor bytes do not match their stored CRC-32/hash */
+
+/** Message describing the last error on this thread ("" if none). Valid until the next call
+ *  into libckpt on this thread. */
+const char *ckpt_last_error(void);
+
+/** Short text for an error code (CKPT_E* or -errno). Never NULL. */
+const char *ckpt_strerror(int rc);
+
+/* ------------------------------------------------------------------------------------------
+ * Stores
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct ckpt_store ckpt_store;
+
+/** Whether a larger or smaller monitored metric is better. */
+typedef enum ckpt_metric_mode {
+	CKPT_MODE_MIN = 0,
+	CKPT_MODE_MAX = 1,
+} ckpt_metric_mode;
+
+/**
+ * Run-level metadata, written once when a store is created. Strings are UTF-8; NULL reads as "".
+ * When returned by ckpt_store_meta() every pointer is owned by the store and valid until
+ * ckpt_store_close().
+ */
+typedef struct ckpt_run_meta {
+	const char *model;       /**< model description, e.g. "mlp" */
+	const char *layers;      /**< e.g. "784,256,128,10" */
+	const char *optimizer;   /**< e.g. "sgd", "adam", "adamw" */
+	const char *hyperparams; /**< JSON object text: {"lr":0.1,"momentum":0.9,...} */
+	const char *dataset;     /**< e.g. "fashion-mnist" */
+	uint64_t seed;
+	const char *monitor;           /**< metric deciding "best", e.g. "val_loss" */
+	ckpt_metric_mode monitor_mode; /**< min or max */
+	int64_t created_ns;            /**< set by the store at creation (CLOCK_REALTIME ns) */
+} ckpt_run_meta;
+
+/** Tunables for ckpt_store_create(); zero fields mean the default. */
+typedef struct ckpt_store_options {
+	uint64_t chunk_size;       /**< bytes per stored chunk; default 64 MiB; at most 1 GiB */
+	uint64_t initial_map_size; /**< initial LMDB map size; default 64 MiB; grows on demand */
+	uint32_t keep_last;        /**< retention: keep the newest N checkpoints (0 = all) */
+	uint32_t keep_top;         /**< retention: also keep the best K (the best always stays) */
+	bool no_sync;              /**< skip fsync at commit (tests only: loses durability) */
+} ckpt_store_options;
+
+/** Flags for ckpt_store_open(). */
+#define CKPT_OPEN_READONLY 0x1u /**< never write; works on read-only directories */
+
+/**
+ * Create a new store at @p path (a directory that does not exist or is empty; it is created
+ * if missing) and write its run metadata.
+ * @return 0, -EEXIST if @p path already holds a store or other files, -EACCES/-EROFS if it
+ *         cannot be written, -EINVAL for bad options (monitor empty, chunk_size too large).
+ */
+int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
+                      const ckpt_store_options *opts);
+
+/**
+ * Open an existing store. Many processes may open a store; at most one writes at a time
+ * (writers serialize on LMDB's lock).
+ * @return 0, -ENOENT if @p path does not exist, CKPT_ENOTSTORE if it is not a store,
+ *         CKPT_ESCHEMA if it was written by a newer schema, CKPT_ECORRUPT on damaged metadata.
+ */
+int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags);
+
+/** Close a store. All snapshots and writers of it must be closed first. Accepts NULL. */
+void ckpt_store_close(ckpt_store *store);
+
+/** The store's run metadata; owned by the store. */
+const ckpt_run_meta *ckpt_store_meta(const ckpt_store *store);
+
+/** The store's directory path as given at open/create; owned by the store. */
+const char *ckpt_store_path(const ckpt_store *store);
+
+/** Chunk size the store was created with. */
+uint64_t ckpt_store_chunk_size(const ckpt_store *store);
+
+/** Current retention settings (0 = unlimited). */
+void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t *keep_top);
+
+/**
+ * Persist new retention settings and apply them at once (one write transaction): delete every
+ * checkpoint that is neither among the newest @p keep_last nor the best @p keep_top nor the
+ * best, and free chunks no longer referenced. 0 means unlimited for either.
+ * @param out_deleted if not NULL, receives the number of checkpoints deleted.
+ * @return 0, -EROFS for a read-only store, -ENOSPC if the disk is full.
+ */
+int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top,
+                  uint32_t *out_deleted);
+
+/* ------------------------------------------------------------------------------------------
+ * Writing a checkpoint
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct ckpt_writer ckpt_writer;
+
+/**
+ * Start a checkpoint for @p epoch. Nothing is visible to anyone until ckpt_writer_commit().
+ * Committing an epoch that already exists replaces it (e.g. a run resumed from an earlier
+ * checkpoint).
+ * @return 0, -EROFS for a read-only store, -ENOMEM.
+ */
+int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch);
+
+/**
+ * Add a tensor. Its CRC-32 and content hash are computed now. The bytes at @p data are
+ * BORROWED: they must stay unchanged until ckpt_writer_commit() or ckpt_writer_abort()
+ * returns (the commit may be retried after growing the map).
+ * @param device "cpu", "cuda:N"; NULL means "cpu".
+ * @return 0, -EINVAL (bad dtype, ndim > CKPT_MAX_DIMS, nbytes != numel*itemsize, bad device,
+ *         empty or over-long name), -EEXIST if the name is already in this checkpoint.
+ */
+int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group group,
+                           ckpt_dtype dtype, uint32_t ndim, const uint64_t *shape,
+                           const char *device, const void *data, uint64_t nbytes);
+
+/** Set the global step (number of optimizer steps so far). */
+void ckpt_writer_set_step(ckpt_writer *w, uint64_t step);
+
+/**
+ * Set a metric (e.g. "val_loss"). NaN and infinities are kept as they are but never make a
+ * checkpoint the best. Setting a name twice keeps the last value.
+ * @return 0, -EINVAL for an empty or over-long name, -ENOMEM.
+ */
+int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value);
+
+/**
+ * Attach opaque state under @p key (copied): RNG state, schedule state, optimizer param groups
+ * ("optimizer.param_groups" holds JSON text as torch's optimizer.state_dict() lays it out).
+ * @return 0, -EINVAL for an empty or over-long key, -ENOMEM.
+ */
+int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, size_t len);
+
+/**
+ * Write everything in ONE LMDB write transaction: tensors (deduplicated by content), the
+ * checkpoint record, best/top-k bookkeeping and retention (with garbage collection). On
+ * MDB_MAP_FULL the map is grown and the transaction retried. Frees @p w in every case.
+ * @return 0, -ENOSPC if the disk is full (nothing of this checkpoint is stored, earlier ones
+ *         are intact), -EIO.
+ */
+int ckpt_writer_commit(ckpt_writer *w);
+
+/** Discard a checkpoint in progress; nothing reaches the store. Frees @p w. Accepts NULL. */
+void ckpt_writer_abort(ckpt_writer *w);
+
+/* ------------------------------------------------------------------------------------------
+ * Reading: snapshots
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct ckpt_snapshot ckpt_snapshot;
+typedef struct ckpt_checkpoint ckpt_checkpoint;
+
+/**
+ * Open a consistent read snapshot (an LMDB read transaction) of the store as of now. It never
+ * changes, whatever writers commit meanwhile; keep it short-lived, since an open snapshot stops
+ * LMDB from reusing pages freed after it began. Snapshots may be used from any thread, one
+ * thread at a time.
+ * @return 0, -ENOMEM, -EIO.
+ */
+int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store);
+
+/** End a snapshot; every pointer obtained through it becomes invalid. Accepts NULL. */
+void ckpt_snapshot_close(ckpt_snapshot *snap);
+
+/**
+ * Epochs of all stored checkpoints, ascending.
+ * @param out receives a malloc'd array the caller frees (NULL when @p out_count is 0).
+ */
+int ckpt_snapshot_list(uint64_t **out, size_t *out_count, ckpt_snapshot *snap);
+
+/** Newest epoch. @return 0 or -ENOENT if the store has no checkpoint. */
+int ckpt_snapshot_latest(uint64_t *out, ckpt_snapshot *snap);
+
+/**
+ * Best epoch by the monitored metric (ties: the earlier epoch). Checkpoints whose metric is
+ * missing or not finite are never best.
+ * @return 0 or -ENOENT if no checkpoint has a finite monitored metric.
+ */
+int ckpt_snapshot_best(uint64_t *out, ckpt_snapshot *snap);
+
+/**
+ * Up to @p cap best epochs, best first (same rules as ckpt_snapshot_best()).
+ * @param out_count receives how many were written to @p out.
+ */
+int ckpt_snapshot_top_k(uint64_t *out, size_t cap, size_t *out_count, ckpt_snapshot *snap);
+
+/** Logical and stored sizes. */
+typedef struct ckpt_store_stats {
+	uint64_t checkpoints;  /**< number of stored checkpoints */
+	uint64_t tensors;      /**< tensors over all checkpoints */
+	uint64_t bytes;        /**< sum of nbytes over every tensor of every checkpoint */
+	uint64_t stored_bytes; /**< bytes of unique chunks actually stored (after dedup) */
+	uint64_t chunks;       /**< number of unique chunks */
+	uint64_t map_size;     /**< current LMDB map size */
+} ckpt_store_stats;
+
+/** Sizes of the store as of this snapshot. */
+int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap);
+
+/**
+ * Load and decode the record of checkpoint @p epoch. The returned handle is owned by the
+ * snapshot and valid until it is closed (do not free it).
+ * @return 0, -ENOENT if the epoch is not stored, CKPT_ECORRUPT if the record is damaged.
+ */
+int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, uint64_t epoch);
+
+uint64_t ckpt_checkpoint_epoch(const ckpt_checkpoint *c);
+uint64_t ckpt_checkpoint_step(const ckpt_checkpoint *c);
+/** Commit time, CLOCK_REALTIME nanoseconds. */
+int64_t ckpt_checkpoint_time_ns(const ckpt_checkpoint *c);
+/** True if this checkpoint is the store's best as of the snapshot. */
+bool ckpt_checkpoint_is_best(const ckpt_checkpoint *c);
+/** Sum of nbytes of the checkpoint's tensors. */
+uint64_t ckpt_checkpoint_nbytes(const ckpt_checkpoint *c);
+
+/** Number of metrics; metrics are kept sorted by name. */
+size_t ckpt_checkpoint_metric_count(const ckpt_checkpoint *c);
+/** The @p i-th metric (name borrowed from the snapshot). @return 0 or -ERANGE. */
+int ckpt_checkpoint_metric_at(const ckpt_checkpoint *c, size_t i, const char **name,
+                              double *value);
+/** Metric by name. @return 0 or -ENOENT. */
+int ckpt_checkpoint_metric(const ckpt_checkpoint *c, const char *name, double *value);
+
+/** Number of extra-state entries; kept sorted by key. */
+size_t ckpt_checkpoint_extra_count(const ckpt_checkpoint *c);
+/** The @p i-th extra entry; @p data borrowed from the snapshot. @return 0 or -ERANGE. */
+int ckpt_checkpoint_extra_at(const ckpt_checkpoint *c, size_t i, const char **key,
+                             const void **data, size_t *len);
+/** Extra state by key; @p data borrowed from the snapshot. @return 0 or -ENOENT. */
+int ckpt_checkpoint_extra(const ckpt_checkpoint *c, const char *key, const void **data,
+                          size_t *len);
+
+/** Number of tensors (all groups), in insertion order. */
+size_t ckpt_checkpoint_tensor_count(const ckpt_checkpoint *c);
+/** The @p i-th tensor in insertion order, or NULL if out of range. Owned by the snapshot. */
+const ckpt_tensor_info *ckpt_checkpoint_tensor_at(const ckpt_checkpoint *c, size_t i);
+/** Tensor by group and name. @return 0 or -ENOENT. */
+int ckpt_checkpoint_find_tensor(const ckpt_tensor_info **out, const ckpt_checkpoint *c,
+                                ckpt_tensor_group group, const char *name);
+
+/**
+ * Zero-copy access to chunk @p chunk_index of a tensor: *out points into the LMDB map and is
+ * valid until the snapshot is closed. Chunk i covers bytes [i*chunk_size, min(nbytes,
+ * (i+1)*chunk_size)) of the tensor.
+ * @param verify if true, the chunk's stored CRC-32 is checked (costs one pass over it).
+ * @return 0, -ERANGE, CKPT_ECORRUPT if the chunk is missing or has the wrong length,
+ *         CKPT_ECHECKSUM if @p verify and the bytes are damaged.
+ */
+int ckpt_tensor_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
+                      const ckpt_tensor_info *t, uint32_t chunk_index, bool verify);
+
+/**
+ * Copy @p len bytes starting at @p offset of a tensor's bytes into @p buf (crossing chunks as
+ * needed). Reading past the end is -ERANGE. No checksum is checked.
+ */
+int ckpt_tensor_read(void *buf, ckpt_snapshot *snap, const ckpt_tensor_info *t,
+                     uint64_t offset, size_t len);
+
+/**
+ * Recompute a tensor's CRC-32 and content hash over all its chunks and compare with the
+ * stored ones. @return 0, CKPT_ECHECKSUM on a mismatch, CKPT_ECORRUPT for missing chunks.
+ */
+int ckpt_tensor_verify(ckpt_snapshot *snap, const ckpt_tensor_info *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# scripts/run-tests.sh - run the Check unit suites (sanitized) and the integration scripts.
+# Usage: run-tests.sh [--unit-only|--integration-only] [UNIT_BINARY...]
+# Each Check test counts once; each integration script counts once (exit 0 pass, 77 skip).
+# Ends with the line "tests: N passed, N failed, N skipped" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+mode=all
+case "${1:-}" in
+--unit-only | --integration-only)
+	mode=${1#--}
+	shift
+	;;
+esac
+
+passed=0 failed=0 skipped=0
+failures=()
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
+
+if [ "$mode" != integration-only ]; then
+	for bin in "$@"; do
+		name=$(basename "$bin")
+		log=$(mktemp)
+		"$bin" >"$log" 2>&1
+		rc=$?
+		cat "$log"
+		line=$(grep -E '^[0-9]+%: Checks: [0-9]+' "$log" | tail -n 1)
+		if [ -n "$line" ]; then
+			checks=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
+			fails=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
+			errs=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
+			skips=$(grep -c '^SKIP: ' "$log")
+			bad=$((fails + errs))
+			passed=$((passed + checks - bad - skips))
+			skipped=$((skipped + skips))
+			failed=$((failed + bad))
+			[ "$bad" -gt 0 ] && failures+=("$name")
+		fi
+		if [ -z "$line" ] || { [ $rc -ne 0 ] && [ "${bad:-0}" -eq 0 ]; }; then
+			failed=$((failed + 1))
+			failures+=("$name (exit $rc)")
+		fi
+		rm -f "$log"
+	done
+fi
+
+if [ "$mode" != unit-only ]; then
+	for t in tests/integration/test_*.sh; do
+		[ -e "$t" ] || continue
+		name=$(basename "$t" .sh)
+		echo "== $name"
+		start=$(date +%s)
+		bash "$t"
+		rc=$?
+		secs=$(($(date +%s) - start))
+		case $rc in
+		0)
+			passed=$((passed + 1))
+			echo "PASS: $name (${secs}s)"
+			;;
+		77)
+			skipped=$((skipped + 1))
+			echo "SKIP: $name"
+			;;
+		*)
+			failed=$((failed + 1))
+			failures+=("$name")
+			echo "FAIL: $name (exit $rc, ${secs}s)"
+			;;
+		esac
+	done
+fi
+
+echo
+for f in "${failures[@]+"${failures[@]}"}"; do echo "failed: $f"; done
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
