@@ -6,12 +6,8 @@
 
 PREFIX ?= /usr/local
 BUILD := build
-CC ?= cc
 PKGS := lmdb libxxhash jansson fuse3 openblas zlib
 
-ifeq ($(origin CC),default)
-CC := cc
-endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -22,7 +18,7 @@ ifeq ($(CI),true)
 WARN += -Werror
 endif
 OPT ?= -O2 -g
-BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude $(WARN) $(PKG_CFLAGS) \
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude -I. $(WARN) $(PKG_CFLAGS) \
 	-MMD -MP
 CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) -fPIC $(CFLAGS)
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -49,6 +45,9 @@ UNIT_SRC := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(UNIT_SRC))
 UNIT_HELPER_SRC := $(sort $(filter-out tests/unit/check_%.c,$(wildcard tests/unit/*.c)))
 UNIT_HELPER_OBJ := $(call asanobj,$(UNIT_HELPER_SRC))
+# small programs the integration tests use (e.g. to write stores through the API)
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
 .PHONY: all deps deps-build demo test test-unit test-integration bench install clean fuzz \
 	test-reliability test-large test-valgrind format
@@ -96,14 +95,18 @@ $(BUILD)/asan/tests/%: tests/unit/%.c $(MODULE_ASAN_OBJ) $(UNIT_HELPER_OBJ)
 	$(CC) $(CFLAGS_ASAN) -Itests/unit -o $@ $< $(MODULE_ASAN_OBJ) $(UNIT_HELPER_OBJ) \
 		$(CHECK_LIBS) $(LIBS)
 
+$(BUILD)/tests/tools/%: tests/tools/%.c $(FS_OBJ) $(TRAIN_OBJ) $(STORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LIBS) $(LDFLAGS)
+
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BINS)
+	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(TOOL_BINS)
 	@scripts/run-tests.sh $(UNIT_BINS)
 
-test-unit: all $(UNIT_BINS)
+test-unit: all $(UNIT_BINS) $(TOOL_BINS)
 	@scripts/run-tests.sh --unit-only $(UNIT_BINS)
 
-test-integration: all
+test-integration: all $(TOOL_BINS)
 	@scripts/run-tests.sh --integration-only
 
 demo: deps-build
