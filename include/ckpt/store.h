@@ -8,7 +8,7 @@
  *
  * Conventions: functions return 0 or a negative error code (-errno values plus the CKPT_E*
  * codes below). On error a message with context (path, epoch, tensor) is kept per thread and
- * returned by ckpt_last_error(); commands print it once. Every *_close/*_free accepts NULL.
+ * returned by ckpt_last_error(); commands print it once. Every close and free function accepts NULL.
  */
 #ifndef CKPT_STORE_H
 #define CKPT_STORE_H
