@@ -1,16 +1,568 @@
-/* fs/render_pt.c - placeholder until implemented */
+/* fs/render_pt.c - model.pt and checkpoint.pt: torch.save-compatible zip + pickle files
+ *
+ * model.pt is what torch.save(model.state_dict()) writes: an OrderedDict of the checkpoint's
+ * model tensors in insertion order. checkpoint.pt is the tutorial's checkpoint dict:
+ *   {'model': state_dict, 'optimizer': {'state': {i: {buffer: tensor|None}}, 'param_groups':
+ *    [...]}, 'epoch': int, 'step': int, 'metrics': {name: float}, 'optimizer_name': str,
+ *    'run': {...}, 'extra': {key: str}[, 'extra_tensors': {name: tensor}]}
+ * Every tensor gets its own storage, keyed "0", "1", ... in the order the pickle mentions them;
+ * its bytes are the zip entry archive/data/<key>, a window onto the stored tensor. The pickle
+ * uses only what torch.load(weights_only=True) accepts (plus BINFLOAT in checkpoint.pt, which
+ * torch >= 2 accepts and 1.13's restricted unpickler does not). Storage locations are "cpu"
+ * unless the options say keep the recorded device or name one.
+ */
 #include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "fs/pickle.h"
 #include "fs/render.h"
+#include "fs/render_util.h"
+#include "fs/zip.h"
+
+#define PT_PREFIX "archive/"
+
+typedef struct pt_ctx {
+	pickle_buf pk;
+	const view_render_options *opts;
+	uint64_t epoch;
+	const ckpt_tensor_info **storages; /* storage key i holds storages[i] */
+	size_t nstorages, cap;
+} pt_ctx;
+
+static const char *storage_location(pt_ctx *ctx, const ckpt_tensor_info *t)
+{
+	switch (ctx->opts ? ctx->opts->map_location : VIEW_MAP_CPU) {
+	case VIEW_MAP_KEEP: return t->device && t->device[0] ? t->device : "cpu";
+	case VIEW_MAP_DEVICE: return ctx->opts->map_device;
+	case VIEW_MAP_CPU: break;
+	}
+	return "cpu";
+}
+
+static int check_options(const view_render_options *opts)
+{
+	if (!opts)
+		return 0;
+	switch (opts->map_location) {
+	case VIEW_MAP_CPU:
+	case VIEW_MAP_KEEP: return 0;
+	case VIEW_MAP_DEVICE:
+		if (memchr(opts->map_device, '\0', sizeof(opts->map_device)) &&
+		    ckpt_device_is_valid(opts->map_device))
+			return 0;
+		return render_fail(-EINVAL, "map_location '%.*s' is not cpu, keep or cuda:N",
+		                   (int)sizeof(opts->map_device), opts->map_device);
+	}
+	return render_fail(-EINVAL, "map_location mode %d is not cpu, keep or a device",
+	                   (int)opts->map_location);
+}
+
+/* A storage for @t, then the _rebuild_tensor_v2 call that views all of it. */
+static int emit_tensor(pt_ctx *ctx, const ckpt_tensor_info *t)
+{
+	const char *storage = render_torch_storage(t->dtype);
+	size_t itemsize = ckpt_dtype_itemsize(t->dtype);
+	if (!storage || itemsize == 0)
+		return render_fail(-ENOTSUP,
+		                   "epoch %" PRIu64 ": tensor '%s' has dtype %d, for which torch has "
+		                   "no storage class",
+		                   ctx->epoch, t->name, (int)t->dtype);
+	if (t->ndim > CKPT_MAX_DIMS || t->nbytes % itemsize != 0)
+		return render_fail(-EIO, "epoch %" PRIu64 ": tensor '%s': %" PRIu64
+		                   " bytes do not fit its dtype and shape",
+		                   ctx->epoch, t->name, t->nbytes);
+	const char *location = storage_location(ctx, t);
+	if (!ckpt_device_is_valid(location))
+		return render_fail(-EIO, "epoch %" PRIu64 ": tensor '%s': recorded device '%s' is "
+		                   "not a torch device",
+		                   ctx->epoch, t->name, location);
+	if (ctx->nstorages == ctx->cap) {
+		size_t cap = ctx->cap ? ctx->cap * 2 : 16;
+		const ckpt_tensor_info **s = realloc(ctx->storages, cap * sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		ctx->storages = s;
+		ctx->cap = cap;
+	}
+	char key[24];
+	snprintf(key, sizeof(key), "%zu", ctx->nstorages);
+	ctx->storages[ctx->nstorages++] = t;
+
+	uint64_t stride[CKPT_MAX_DIMS];
+	uint64_t step = 1;
+	for (uint32_t d = t->ndim; d-- > 0;) {
+		stride[d] = step;
+		step *= t->shape[d] > 1 ? t->shape[d] : 1;
+	}
+	pickle_buf *pk = &ctx->pk;
+	pickle_global(pk, "torch._utils", "_rebuild_tensor_v2");
+	pickle_op(pk, PICKLE_MARK);
+	pickle_op(pk, PICKLE_MARK);
+	pickle_str(pk, "storage");
+	pickle_global(pk, "torch", storage);
+	pickle_str(pk, key);
+	pickle_str(pk, location);
+	pickle_uint(pk, t->nbytes / itemsize);
+	pickle_op(pk, PICKLE_TUPLE);
+	pickle_op(pk, PICKLE_BINPERSID);
+	pickle_int(pk, 0); /* storage offset */
+	pickle_uint_tuple(pk, t->shape, t->ndim);
+	pickle_uint_tuple(pk, stride, t->ndim);
+	pickle_bool(pk, false); /* requires_grad */
+	pickle_global(pk, "collections", "OrderedDict");
+	pickle_op(pk, PICKLE_EMPTY_TUPLE);
+	pickle_op(pk, PICKLE_REDUCE); /* backward hooks */
+	pickle_op(pk, PICKLE_TUPLE);
+	pickle_op(pk, PICKLE_REDUCE);
+	return 0;
+}
+
+static int check_name(pt_ctx *ctx, const char *what, const char *name)
+{
+	if (render_utf8_valid(name))
+		return 0;
+	return render_fail(-EILSEQ,
+	                   "epoch %" PRIu64 ": a %s name is not valid UTF-8 (torch state_dict "
+	                   "keys are str)",
+	                   ctx->epoch, what);
+}
+
+/* OrderedDict of the model tensors in insertion order. */
+static int emit_state_dict(pt_ctx *ctx, const ckpt_checkpoint *c)
+{
+	pickle_buf *pk = &ctx->pk;
+	pickle_global(pk, "collections", "OrderedDict");
+	pickle_op(pk, PICKLE_EMPTY_TUPLE);
+	pickle_op(pk, PICKLE_REDUCE);
+	pickle_op(pk, PICKLE_MARK);
+	size_t count = ckpt_checkpoint_tensor_count(c);
+	for (size_t i = 0; i < count; i++) {
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, i);
+		if (!t)
+			return render_fail(-EIO, "epoch %" PRIu64 ": tensor %zu of %zu missing",
+			                   ctx->epoch, i, count);
+		if (t->group != CKPT_GROUP_MODEL)
+			continue;
+		int rc = check_name(ctx, "model tensor", t->name);
+		if (rc)
+			return rc;
+		pickle_str(pk, t->name);
+		rc = emit_tensor(ctx, t);
+		if (rc)
+			return rc;
+	}
+	pickle_op(pk, PICKLE_SETITEMS);
+	return 0;
+}
+
+/* The zip around the pickle: data.pkl, byteorder, data/<key> per storage, version. */
+static int emit_zip(view_layout *out, pt_ctx *ctx, const char *file)
+{
+	int rc = pickle_finish(&ctx->pk);
+	if (rc)
+		return render_fail(rc, "epoch %" PRIu64 ": %s: out of memory", ctx->epoch, file);
+	size_t n = ctx->nstorages + 3;
+	zip_entry *entries = calloc(n, sizeof(*entries));
+	char (*names)[48] = calloc(ctx->nstorages ? ctx->nstorages : 1, sizeof(*names));
+	if (!entries || !names) {
+		rc = render_fail(-ENOMEM, "epoch %" PRIu64 ": %s: out of memory", ctx->epoch, file);
+		goto out;
+	}
+	size_t k = 0;
+	entries[k++] = (zip_entry){.name = PT_PREFIX "data.pkl", .bytes = ctx->pk.data,
+	                           .len = ctx->pk.len};
+	entries[k++] = (zip_entry){.name = PT_PREFIX "byteorder", .bytes = "little", .len = 6};
+	for (size_t i = 0; i < ctx->nstorages; i++) {
+		snprintf(names[i], sizeof(names[i]), PT_PREFIX "data/%zu", i);
+		entries[k++] = (zip_entry){.name = names[i], .tensor = ctx->storages[i]};
+	}
+	entries[k++] = (zip_entry){.name = PT_PREFIX "version", .bytes = "3\n", .len = 2};
+	rc = zip_render(out, entries, k);
+	if (rc)
+		render_fail(rc, "epoch %" PRIu64 ": %s: %s", ctx->epoch, file, strerror(-rc));
+out:
+	free(names);
+	free(entries);
+	return rc;
+}
+
+static void ctx_free(pt_ctx *ctx)
+{
+	pickle_free(&ctx->pk);
+	free(ctx->storages);
+}
 
 int render_model_pt(view_layout *out, const ckpt_store *store, const ckpt_checkpoint *c,
                     const view_render_options *opts)
 {
-	return -ENOSYS;
+	render_clear_error();
+	pt_ctx ctx = {.opts = opts, .epoch = ckpt_checkpoint_epoch(c)};
+	pickle_init(&ctx.pk);
+	int rc = check_options(opts);
+	if (rc)
+		return rc;
+	pickle_proto(&ctx.pk);
+	rc = emit_state_dict(&ctx, c);
+	if (!rc)
+		rc = emit_zip(out, &ctx, "model.pt");
+	ctx_free(&ctx);
+	return rc;
+}
+
+/* ---- checkpoint.pt ---------------------------------------------------------------------- */
+
+/* JSON -> pickle. Arrays become tuples (torch keeps 'betas' as a tuple) except under the key
+ * "params", which torch lays out as a list of ints. */
+static int emit_json(pt_ctx *ctx, json_t *v, bool as_list)
+{
+	pickle_buf *pk = &ctx->pk;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		const char *key;
+		json_t *item;
+		pickle_op(pk, PICKLE_EMPTY_DICT);
+		pickle_op(pk, PICKLE_MARK);
+		json_object_foreach(v, key, item)
+		{
+			pickle_str(pk, key);
+			int rc = emit_json(ctx, item, strcmp(key, "params") == 0);
+			if (rc)
+				return rc;
+		}
+		pickle_op(pk, PICKLE_SETITEMS);
+		return 0;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *item;
+		pickle_op(pk, as_list ? PICKLE_EMPTY_LIST : PICKLE_MARK);
+		if (as_list)
+			pickle_op(pk, PICKLE_MARK);
+		json_array_foreach(v, i, item)
+		{
+			int rc = emit_json(ctx, item, false);
+			if (rc)
+				return rc;
+		}
+		pickle_op(pk, as_list ? PICKLE_APPENDS : PICKLE_TUPLE);
+		return 0;
+	}
+	case JSON_STRING: pickle_str_n(pk, json_string_value(v), json_string_length(v)); return 0;
+	case JSON_INTEGER: pickle_int(pk, (int64_t)json_integer_value(v)); return 0;
+	case JSON_REAL: pickle_float(pk, json_real_value(v)); return 0;
+	case JSON_TRUE: pickle_bool(pk, true); return 0;
+	case JSON_FALSE: pickle_bool(pk, false); return 0;
+	case JSON_NULL: pickle_none(pk); return 0;
+	}
+	return -EINVAL;
+}
+
+/* An optimizer tensor "<param>.<buffer>" matched to its parameter's index. */
+typedef struct opt_entry {
+	size_t param;        /* index among the model tensors */
+	size_t order;        /* insertion order, to keep buffers in the order they were stored */
+	const char *buffer;  /* points into the tensor's name */
+	const ckpt_tensor_info *t;
+} opt_entry;
+
+static int by_param_then_order(const void *a, const void *b)
+{
+	const opt_entry *x = a, *y = b;
+	if (x->param != y->param)
+		return x->param < y->param ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static const char *extra_text(const ckpt_checkpoint *c, const char *key, size_t *len)
+{
+	const void *data;
+	if (ckpt_checkpoint_extra(c, key, &data, len) != 0)
+		return NULL;
+	return data;
+}
+
+/* Parse the "optimizer.param_groups" extra, or fall back to one group over all parameters
+ * with the run's hyper-parameters. */
+static json_t *param_groups(pt_ctx *ctx, const ckpt_store *store, const ckpt_checkpoint *c,
+                            size_t nparams, int *rc)
+{
+	json_error_t jerr;
+	size_t len;
+	const char *text = extra_text(c, "optimizer.param_groups", &len);
+	if (text) {
+		json_t *groups = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!groups || !json_is_array(groups)) {
+			json_decref(groups);
+			*rc = render_fail(CKPT_ECORRUPT,
+			                  "epoch %" PRIu64 ": extra 'optimizer.param_groups' is not a "
+			                  "JSON list (%s)",
+			                  ctx->epoch, groups ? "not a list" : jerr.text);
+			return NULL;
+		}
+		return groups;
+	}
+	const ckpt_run_meta *meta = store ? ckpt_store_meta(store) : NULL;
+	json_t *group = NULL;
+	if (meta && meta->hyperparams && meta->hyperparams[0]) {
+		group = json_loads(meta->hyperparams, 0, &jerr);
+		if (group && !json_is_object(group)) {
+			json_decref(group);
+			group = NULL;
+		}
+	}
+	if (!group)
+		group = json_object();
+	json_t *params = json_array();
+	json_t *groups = json_array();
+	if (!group || !params || !groups) {
+		json_decref(group);
+		json_decref(params);
+		json_decref(groups);
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	for (size_t i = 0; i < nparams; i++)
+		json_array_append_new(params, json_integer((json_int_t)i));
+	json_object_set_new(group, "params", params);
+	json_array_append_new(groups, group);
+	return groups;
+}
+
+static void emit_string_or_empty(pickle_buf *pk, const char *s)
+{
+	pickle_str(pk, s ? s : "");
 }
 
 int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_checkpoint *c,
                          const view_render_options *opts)
 {
-	return -ENOSYS;
+	render_clear_error();
+	pt_ctx ctx = {.opts = opts, .epoch = ckpt_checkpoint_epoch(c)};
+	pickle_init(&ctx.pk);
+	pickle_buf *pk = &ctx.pk;
+	opt_entry *opt = NULL;
+	const ckpt_tensor_info **model = NULL, **loose = NULL;
+	json_t *groups = NULL;
+	size_t count = ckpt_checkpoint_tensor_count(c);
+	size_t nmodel = 0, nopt = 0, nloose = 0;
+	int rc = check_options(opts);
+	if (rc)
+		return rc;
+	model = calloc(count ? count : 1, sizeof(*model));
+	loose = calloc(count ? count : 1, sizeof(*loose));
+	opt = calloc(count ? count : 1, sizeof(*opt));
+	if (!model || !loose || !opt) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, i);
+		if (!t) {
+			rc = render_fail(-EIO, "epoch %" PRIu64 ": tensor %zu of %zu missing",
+			                 ctx.epoch, i, count);
+			goto out;
+		}
+		if (t->group == CKPT_GROUP_MODEL)
+			model[nmodel++] = t;
+	}
+	/* match optimizer tensors to parameters: the longest parameter name that is a prefix */
+	for (size_t i = 0; i < count; i++) {
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, i);
+		if (t->group == CKPT_GROUP_MODEL)
+			continue;
+		rc = check_name(&ctx, t->group == CKPT_GROUP_OPTIMIZER ? "optimizer tensor" :
+		                                                        "extra tensor",
+		                t->name);
+		if (rc)
+			goto out;
+		size_t best = SIZE_MAX, best_len = 0;
+		if (t->group == CKPT_GROUP_OPTIMIZER) {
+			for (size_t m = 0; m < nmodel; m++) {
+				size_t len = strlen(model[m]->name);
+				if (len > best_len && strncmp(t->name, model[m]->name, len) == 0 &&
+				    t->name[len] == '.' && t->name[len + 1] != '\0') {
+					best = m;
+					best_len = len;
+				}
+			}
+		}
+		if (best == SIZE_MAX) {
+			loose[nloose++] = t;
+			continue;
+		}
+		opt[nopt++] = (opt_entry){.param = best, .order = i,
+		                          .buffer = t->name + best_len + 1, .t = t};
+	}
+	qsort(opt, nopt, sizeof(*opt), by_param_then_order);
+	groups = param_groups(&ctx, store, c, nmodel, &rc);
+	if (!groups)
+		goto out;
+
+	size_t len;
+	const char *opt_name_text = extra_text(c, "optimizer.name", &len);
+	char opt_name[64] = "";
+	const ckpt_run_meta *meta = store ? ckpt_store_meta(store) : NULL;
+	if (opt_name_text && len < sizeof(opt_name)) {
+		memcpy(opt_name, opt_name_text, len);
+		opt_name[len] = '\0';
+	} else if (meta && meta->optimizer) {
+		snprintf(opt_name, sizeof(opt_name), "%s", meta->optimizer);
+	}
+	if (!render_utf8_valid(opt_name))
+		opt_name[0] = '\0';
+	/* torch 1.13's SGD keeps {'momentum_buffer': None} for every stepped parameter when
+	 * momentum is 0; the store has no tensor for those */
+	bool sgd_none_buffers = strcmp(opt_name, "sgd") == 0 && ckpt_checkpoint_step(c) > 0;
+
+	pickle_proto(pk);
+	pickle_op(pk, PICKLE_EMPTY_DICT);
+	pickle_op(pk, PICKLE_MARK);
+
+	pickle_str(pk, "model");
+	rc = emit_state_dict(&ctx, c);
+	if (rc)
+		goto out;
+
+	pickle_str(pk, "optimizer");
+	pickle_op(pk, PICKLE_EMPTY_DICT);
+	pickle_op(pk, PICKLE_MARK);
+	pickle_str(pk, "state");
+	pickle_op(pk, PICKLE_EMPTY_DICT);
+	pickle_op(pk, PICKLE_MARK);
+	size_t k = 0;
+	for (size_t p = 0; p < nmodel; p++) {
+		if (k < nopt && opt[k].param == p) {
+			pickle_int(pk, (int64_t)p);
+			pickle_op(pk, PICKLE_EMPTY_DICT);
+			pickle_op(pk, PICKLE_MARK);
+			for (; k < nopt && opt[k].param == p; k++) {
+				pickle_str(pk, opt[k].buffer);
+				rc = emit_tensor(&ctx, opt[k].t);
+				if (rc)
+					goto out;
+			}
+			pickle_op(pk, PICKLE_SETITEMS);
+		} else if (sgd_none_buffers) {
+			pickle_int(pk, (int64_t)p);
+			pickle_op(pk, PICKLE_EMPTY_DICT);
+			pickle_str(pk, "momentum_buffer");
+			pickle_none(pk);
+			pickle_op(pk, 's'); /* SETITEM */
+		}
+	}
+	pickle_op(pk, PICKLE_SETITEMS);
+	pickle_str(pk, "param_groups");
+	rc = emit_json(&ctx, groups, true);
+	if (rc)
+		goto out;
+	pickle_op(pk, PICKLE_SETITEMS);
+
+	pickle_str(pk, "epoch");
+	pickle_uint(pk, ctx.epoch);
+	pickle_str(pk, "step");
+	pickle_uint(pk, ckpt_checkpoint_step(c));
+
+	pickle_str(pk, "metrics");
+	pickle_op(pk, PICKLE_EMPTY_DICT);
+	pickle_op(pk, PICKLE_MARK);
+	for (size_t i = 0; i < ckpt_checkpoint_metric_count(c); i++) {
+		const char *name;
+		double value;
+		if (ckpt_checkpoint_metric_at(c, i, &name, &value) != 0 || !render_utf8_valid(name))
+			continue;
+		pickle_str(pk, name);
+		pickle_float(pk, value);
+	}
+	pickle_op(pk, PICKLE_SETITEMS);
+
+	pickle_str(pk, "optimizer_name");
+	pickle_str(pk, opt_name);
+
+	pickle_str(pk, "run");
+	pickle_op(pk, PICKLE_EMPTY_DICT);
+	pickle_op(pk, PICKLE_MARK);
+	if (meta) {
+		static const char *const fields[] = {"model", "layers", "optimizer", "dataset",
+		                                     "monitor"};
+		const char *values[] = {meta->model, meta->layers, meta->optimizer, meta->dataset,
+		                        meta->monitor};
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+			if (values[i] && !render_utf8_valid(values[i]))
+				continue;
+			pickle_str(pk, fields[i]);
+			emit_string_or_empty(pk, values[i]);
+		}
+		pickle_str(pk, "monitor_mode");
+		pickle_str(pk, meta->monitor_mode == CKPT_MODE_MAX ? "max" : "min");
+		pickle_str(pk, "seed");
+		pickle_uint(pk, meta->seed);
+		json_error_t jerr;
+		json_t *hyper = meta->hyperparams && meta->hyperparams[0] ?
+		                    json_loads(meta->hyperparams, 0, &jerr) :
+		                    NULL;
+		if (hyper && json_is_object(hyper)) {
+			pickle_str(pk, "hyperparams");
+			rc = emit_json(&ctx, hyper, false);
+		}
+		json_decref(hyper);
+		if (rc)
+			goto out;
+	}
+	pickle_op(pk, PICKLE_SETITEMS);
+
+	/* other extras that are text (schedule state, ...): as str; binary ones (RNG state) are
+	 * only meaningful to ckpt-train --resume and are left out */
+	pickle_str(pk, "extra");
+	pickle_op(pk, PICKLE_EMPTY_DICT);
+	pickle_op(pk, PICKLE_MARK);
+	for (size_t i = 0; i < ckpt_checkpoint_extra_count(c); i++) {
+		const char *key;
+		const void *data;
+		size_t dlen;
+		if (ckpt_checkpoint_extra_at(c, i, &key, &data, &dlen) != 0)
+			continue;
+		if (strcmp(key, "optimizer.param_groups") == 0 || strcmp(key, "optimizer.name") == 0)
+			continue;
+		if (!render_utf8_valid(key) || memchr(data, '\0', dlen))
+			continue;
+		char *copy = strndup(data, dlen);
+		if (!copy) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (render_utf8_valid(copy)) {
+			pickle_str(pk, key);
+			pickle_str(pk, copy);
+		}
+		free(copy);
+	}
+	pickle_op(pk, PICKLE_SETITEMS);
+
+	if (nloose > 0) {
+		pickle_str(pk, "extra_tensors");
+		pickle_op(pk, PICKLE_EMPTY_DICT);
+		pickle_op(pk, PICKLE_MARK);
+		for (size_t i = 0; i < nloose; i++) {
+			pickle_str(pk, loose[i]->name);
+			rc = emit_tensor(&ctx, loose[i]);
+			if (rc)
+				goto out;
+		}
+		pickle_op(pk, PICKLE_SETITEMS);
+	}
+	pickle_op(pk, PICKLE_SETITEMS);
+	rc = emit_zip(out, &ctx, "checkpoint.pt");
+out:
+	if (rc == -ENOMEM && !render_last_error()[0])
+		render_fail(rc, "epoch %" PRIu64 ": checkpoint.pt: out of memory", ctx.epoch);
+	json_decref(groups);
+	free(opt);
+	free(loose);
+	free(model);
+	ctx_free(&ctx);
+	return rc;
 }

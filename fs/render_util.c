@@ -1,0 +1,115 @@
+/* fs/render_util.c - helpers shared by the whole-checkpoint renderers (see fs/render_util.h)
+ *
+ * The error message is per thread (FUSE serves requests from several threads).
+ */
+#include "fs/render_util.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local char last_error[512];
+
+const char *render_last_error(void)
+{
+	return last_error;
+}
+
+void render_clear_error(void)
+{
+	last_error[0] = '\0';
+}
+
+int render_fail(int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+bool render_utf8_valid(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	while (*s) {
+		unsigned c = *s;
+		size_t extra;
+		uint32_t cp, min;
+		if (c < 0x80) {
+			s++;
+			continue;
+		} else if ((c & 0xE0) == 0xC0) {
+			extra = 1, cp = c & 0x1F, min = 0x80;
+		} else if ((c & 0xF0) == 0xE0) {
+			extra = 2, cp = c & 0x0F, min = 0x800;
+		} else if ((c & 0xF8) == 0xF0) {
+			extra = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		for (size_t i = 1; i <= extra; i++) {
+			if ((s[i] & 0xC0) != 0x80)
+				return false; /* also stops at the NUL */
+			cp = (cp << 6) | (s[i] & 0x3F);
+		}
+		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		s += extra + 1;
+	}
+	return true;
+}
+
+const char *render_torch_storage(ckpt_dtype dtype)
+{
+	switch (dtype) {
+	case CKPT_DTYPE_FLOAT32: return "FloatStorage";
+	case CKPT_DTYPE_FLOAT64: return "DoubleStorage";
+	case CKPT_DTYPE_FLOAT16: return "HalfStorage";
+	case CKPT_DTYPE_BFLOAT16: return "BFloat16Storage";
+	case CKPT_DTYPE_INT64: return "LongStorage";
+	case CKPT_DTYPE_INT32: return "IntStorage";
+	case CKPT_DTYPE_INT16: return "ShortStorage";
+	case CKPT_DTYPE_INT8: return "CharStorage";
+	case CKPT_DTYPE_UINT8: return "ByteStorage";
+	case CKPT_DTYPE_BOOL: return "BoolStorage";
+	}
+	return NULL;
+}
+
+const char *render_safetensors_dtype(ckpt_dtype dtype)
+{
+	switch (dtype) {
+	case CKPT_DTYPE_FLOAT32: return "F32";
+	case CKPT_DTYPE_FLOAT64: return "F64";
+	case CKPT_DTYPE_FLOAT16: return "F16";
+	case CKPT_DTYPE_BFLOAT16: return "BF16";
+	case CKPT_DTYPE_INT64: return "I64";
+	case CKPT_DTYPE_INT32: return "I32";
+	case CKPT_DTYPE_INT16: return "I16";
+	case CKPT_DTYPE_INT8: return "I8";
+	case CKPT_DTYPE_UINT8: return "U8";
+	case CKPT_DTYPE_BOOL: return "BOOL";
+	}
+	return NULL;
+}
+
+void render_format_double(char *buf, size_t cap, double v)
+{
+	if (isnan(v)) {
+		snprintf(buf, cap, "nan");
+		return;
+	}
+	if (isinf(v)) {
+		snprintf(buf, cap, v < 0 ? "-inf" : "inf");
+		return;
+	}
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, cap, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return;
+	}
+}

@@ -1,0 +1,36 @@
+/* fs/render_util.h - helpers shared by the whole-checkpoint renderers (.pt, .safetensors)
+ *
+ * A thread-local message explains the last renderer failure (which tensor, why), so a command
+ * can print one clear line; dtype tables map ckpt dtypes to torch storage classes and
+ * safetensors dtype names; names are checked for valid UTF-8 before they reach a pickle or JSON.
+ */
+#ifndef FS_RENDER_UTIL_H
+#define FS_RENDER_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ckpt/tensor.h"
+
+/** Message describing the last renderer error on this thread ("" if none). */
+const char *render_last_error(void);
+
+/** Keep a printf-style message for render_last_error() and return @p rc. */
+int render_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Clear the message (at the start of a render). */
+void render_clear_error(void);
+
+/** True if @p s (NUL-terminated) is well-formed UTF-8 (no overlongs, surrogates, > U+10FFFF). */
+bool render_utf8_valid(const char *s);
+
+/** torch storage class name ("FloatStorage", "BFloat16Storage", ...) or NULL if none. */
+const char *render_torch_storage(ckpt_dtype dtype);
+
+/** safetensors dtype ("F32", "BF16", "BOOL", ...) or NULL if none. */
+const char *render_safetensors_dtype(ckpt_dtype dtype);
+
+/** Shortest decimal text that reads back as @p v ("0.1", "1e-08", "nan", "inf"). */
+void render_format_double(char *buf, size_t cap, double v);
+
+#endif
