@@ -1,8 +1,302 @@
-/* fs/cli_export.c - placeholder until implemented */
+/* fs/cli_export.c - `ckpt export`: write one checkpoint's model.safetensors, model.pt or
+ * checkpoint.pt to a regular file without a mount
+ *
+ * The bytes are exactly those the mount shows (same renderers, same layout reads). The output
+ * is written to a temporary file beside FILE, fsynced and renamed over FILE, and the directory
+ * is fsynced: FILE either keeps its old content or holds the whole new one. "-o -" streams to
+ * stdout instead.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt/store.h"
 #include "fs/cli.h"
+#include "fs/layout.h"
+#include "fs/render.h"
+#include "fs/render_util.h"
+
+#define EXPORT_BUF (8u << 20)
+
+enum export_format { FORMAT_NONE, FORMAT_SAFETENSORS, FORMAT_PT, FORMAT_CHECKPOINT };
+
+static void export_usage(FILE *to)
+{
+	fprintf(to,
+	        "usage: ckpt export STORE EPOCH|best|latest --format safetensors|pt|checkpoint "
+	        "-o FILE\n"
+	        "                   [--map-location cpu|keep|cuda:N]\n"
+	        "  safetensors  model.safetensors (the model's state_dict)\n"
+	        "  pt           model.pt, as torch.save(model.state_dict()) writes it\n"
+	        "  checkpoint   checkpoint.pt: model, optimizer, epoch, step, metrics\n"
+	        "  -o -         write to stdout\n"
+	        "  --map-location  where .pt storages say they live: cpu (default), the recorded\n"
+	        "                  device (keep), or one device (cuda:N)\n");
+}
+
+/* Parse a map_location value as the mount option takes it. @return 0 or -EINVAL. */
+static int parse_map_location(view_render_options *opts, const char *value)
+{
+	memset(opts, 0, sizeof(*opts));
+	if (strcmp(value, "cpu") == 0) {
+		opts->map_location = VIEW_MAP_CPU;
+		return 0;
+	}
+	if (strcmp(value, "keep") == 0) {
+		opts->map_location = VIEW_MAP_KEEP;
+		return 0;
+	}
+	if (strncmp(value, "cuda", 4) == 0 && strlen(value) <= CKPT_MAX_DEVICE &&
+	    ckpt_device_is_valid(value)) {
+		opts->map_location = VIEW_MAP_DEVICE;
+		strcpy(opts->map_device, value);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Stream the layout to @fd. On error a message naming @what is printed. */
+static int copy_layout(view_layout *l, ckpt_snapshot *snap, int fd, const char *what,
+                       const char *dest)
+{
+	char *buf = malloc(EXPORT_BUF);
+	if (!buf) {
+		cli_error("export: %s: out of memory", what);
+		return -ENOMEM;
+	}
+	int rc = 0;
+	for (uint64_t off = 0; off < l->size;) {
+		size_t got;
+		rc = view_layout_read(l, snap, off, buf, EXPORT_BUF, &got);
+		if (rc || got == 0) {
+			if (!rc)
+				rc = -EIO;
+			cli_error("export: %s: reading byte %" PRIu64 " failed (%s: stored tensor bytes "
+			          "missing or failing their checksum)",
+			          what, off, strerror(-rc));
+			break;
+		}
+		rc = write_all(fd, buf, got);
+		if (rc) {
+			cli_error("export: writing '%s' failed (%s)", dest, strerror(-rc));
+			break;
+		}
+		off += got;
+	}
+	free(buf);
+	return rc;
+}
+
+/* Write the layout to @path atomically: temp file in the same directory, fsync, rename. */
+static int write_file_atomically(view_layout *l, ckpt_snapshot *snap, const char *what,
+                                 const char *path)
+{
+	char *dcopy = strdup(path), *bcopy = strdup(path), *tmp = NULL;
+	int rc = 0, fd = -1, dfd = -1;
+	if (!dcopy || !bcopy) {
+		cli_error("export: out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	const char *dir = dirname(dcopy), *base = basename(bcopy);
+	if (asprintf(&tmp, "%s/.%s.tmp.XXXXXX", dir, base) < 0) {
+		tmp = NULL;
+		cli_error("export: out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		rc = -errno;
+		cli_error("export: cannot create a file in '%s' for '%s' (%s)", dir, path,
+		          strerror(-rc));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	mode_t mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0666 & ~mask) != 0) {
+		rc = -errno;
+		cli_error("export: chmod of '%s' failed (%s)", tmp, strerror(-rc));
+		goto out;
+	}
+	rc = copy_layout(l, snap, fd, what, path);
+	if (rc)
+		goto out;
+	if (fsync(fd) != 0) {
+		rc = -errno;
+		cli_error("export: fsync of '%s' failed (%s)", path, strerror(-rc));
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		rc = -errno;
+		cli_error("export: writing '%s' failed (%s)", path, strerror(-rc));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		rc = -errno;
+		cli_error("export: cannot rename into '%s' (%s)", path, strerror(-rc));
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL; /* renamed: nothing to clean up */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (dfd < 0 || fsync(dfd) != 0) {
+		rc = -errno;
+		cli_error("export: fsync of directory '%s' failed (%s)", dir, strerror(-rc));
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	free(dcopy);
+	free(bcopy);
+	return rc;
+}
 
 int cli_export(int argc, char **argv)
 {
-	cli_error("export: not implemented yet");
-	return 1;
+	static const struct option options[] = {
+	    {"format", required_argument, NULL, 'f'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"map-location", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	enum export_format format = FORMAT_NONE;
+	const char *output = NULL;
+	view_render_options opts;
+	memset(&opts, 0, sizeof(opts));
+	int c;
+	while ((c = getopt_long(argc, argv, "f:o:m:h", options, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (strcmp(optarg, "safetensors") == 0) {
+				format = FORMAT_SAFETENSORS;
+			} else if (strcmp(optarg, "pt") == 0) {
+				format = FORMAT_PT;
+			} else if (strcmp(optarg, "checkpoint") == 0) {
+				format = FORMAT_CHECKPOINT;
+			} else {
+				cli_error("export: unknown --format '%s' (use safetensors, pt or "
+				          "checkpoint)",
+				          optarg);
+				return 2;
+			}
+			break;
+		case 'o': output = optarg; break;
+		case 'm':
+			if (parse_map_location(&opts, optarg) != 0) {
+				cli_error("export: bad --map-location '%s' (use cpu, keep or cuda:N)",
+				          optarg);
+				return 2;
+			}
+			break;
+		case 'h': export_usage(stdout); return 0;
+		default: export_usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 2 || format == FORMAT_NONE || !output || !output[0]) {
+		if (argc - optind != 2)
+			cli_error("export: expected STORE and EPOCH (got %d arguments)", argc - optind);
+		else if (format == FORMAT_NONE)
+			cli_error("export: --format is required (safetensors, pt or checkpoint)");
+		else
+			cli_error("export: -o FILE is required");
+		export_usage(stderr);
+		return 2;
+	}
+	const char *store_path = argv[optind], *spec = argv[optind + 1];
+	const char *what = format == FORMAT_SAFETENSORS ? "model.safetensors" :
+	                   format == FORMAT_PT          ? "model.pt" :
+	                                                  "checkpoint.pt";
+
+	int status = 1, rc;
+	ckpt_store *store = NULL;
+	ckpt_snapshot *snap = NULL;
+	view_layout layout;
+	view_layout_init(&layout);
+	rc = ckpt_store_open(&store, store_path, CKPT_OPEN_READONLY);
+	if (rc) {
+		cli_error("export: cannot open store '%s' (%s)", store_path,
+		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
+		goto out;
+	}
+	rc = ckpt_snapshot_open(&snap, store);
+	if (rc) {
+		cli_error("export: cannot read store '%s' (%s)", store_path,
+		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
+		goto out;
+	}
+	uint64_t epoch;
+	rc = cli_resolve_epoch(&epoch, snap, spec);
+	if (rc) {
+		cli_error("export: no checkpoint '%s' in '%s' (%s)", spec, store_path,
+		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
+		if (rc == -EINVAL)
+			status = 2;
+		goto out;
+	}
+	const ckpt_checkpoint *ck;
+	rc = ckpt_snapshot_checkpoint(&ck, snap, epoch);
+	if (rc) {
+		cli_error("export: epoch %" PRIu64 " of '%s' (%s)", epoch, store_path,
+		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
+		goto out;
+	}
+	if (format == FORMAT_SAFETENSORS)
+		rc = render_safetensors(&layout, store, ck);
+	else if (format == FORMAT_PT)
+		rc = render_model_pt(&layout, store, ck, &opts);
+	else
+		rc = render_checkpoint_pt(&layout, store, ck, &opts);
+	if (rc) {
+		cli_error("export: cannot render %s of '%s' (%s)", what, store_path,
+		          render_last_error()[0] ? render_last_error() : ckpt_strerror(rc));
+		goto out;
+	}
+	char label[64];
+	snprintf(label, sizeof(label), "epoch %" PRIu64 " %s", epoch, what);
+	if (strcmp(output, "-") == 0)
+		rc = copy_layout(&layout, snap, STDOUT_FILENO, label, "stdout");
+	else
+		rc = write_file_atomically(&layout, snap, label, output);
+	if (!rc)
+		status = 0;
+out:
+	view_layout_free(&layout);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(store);
+	return status;
 }
