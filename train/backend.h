@@ -1,0 +1,91 @@
+/* train/backend.h - the compute seam of the engine: one ops table per device
+ *
+ * The model and the optimizers only ever call these ops; buffers ("device pointers") come from
+ * the backend's alloc and are touched on the host only through upload/download. The CPU
+ * backend (train/backend_cpu.c) runs GEMMs on CBLAS and everything else in plain loops; a
+ * CUDA backend implements the same table with cuBLAS and kernels.
+ *
+ * Determinism: every op must give bit-identical results for identical inputs and the same
+ * thread count (reductions in a fixed order), which bit-exact resume relies on.
+ */
+#ifndef TRAIN_BACKEND_H
+#define TRAIN_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** Hyper-parameters of one SGD step, as torch.optim.SGD has them. */
+typedef struct train_sgd_params {
+	double lr, momentum, dampening, weight_decay;
+	bool nesterov;
+} train_sgd_params;
+
+/** Hyper-parameters of one Adam/AdamW step; the bias corrections are computed by the caller
+ *  in double, as torch 1.13 does on the host (step_size = lr / (1 - beta1^step)). */
+typedef struct train_adam_params {
+	double lr, beta1, beta2, eps, weight_decay;
+	bool decoupled; /**< AdamW: decay the parameter, not the gradient */
+	double step_size;          /**< lr / (1 - beta1^step) */
+	double bias_correction2_sqrt; /**< sqrt(1 - beta2^step) */
+} train_adam_params;
+
+typedef struct train_backend train_backend;
+
+struct train_backend {
+	const char *name;   /**< "cpu" */
+	const char *device; /**< device string recorded with tensors: "cpu", "cuda:0" */
+	void *priv;
+
+	/** Zero-filled buffer of @p numel floats (or int32 when used for labels); NULL on ENOMEM. */
+	void *(*alloc)(train_backend *be, size_t nbytes);
+	void (*free)(train_backend *be, void *buf);
+	void (*upload)(train_backend *be, void *dst, const void *src_host, size_t nbytes);
+	void (*download)(train_backend *be, void *dst_host, const void *src, size_t nbytes);
+	/** Wait for queued work (no-op on the CPU). */
+	void (*sync)(train_backend *be);
+
+	/** dst rows i = src row idx[i] (a batch gathered from the resident data set). */
+	void (*gather_rows)(train_backend *be, float *dst, const float *src, const uint32_t *idx,
+	                    uint32_t rows, uint32_t cols);
+	void (*gather_labels)(train_backend *be, int32_t *dst, const int32_t *src,
+	                      const uint32_t *idx, uint32_t rows);
+	/** Row-major C[m,n] = alpha * op(A) op(B) + beta * C. */
+	void (*gemm)(train_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+	             const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+	/** z[r,:] += bias, then ReLU if @p relu. */
+	void (*bias_act)(train_backend *be, float *z, const float *bias, int rows, int cols,
+	                 bool relu);
+	/** dz[i] = 0 where a[i] <= 0 (a is the ReLU output). */
+	void (*relu_backward)(train_backend *be, float *dz, const float *a, size_t n);
+	/** db[c] = sum over rows of dz[r,c], rows summed in order. */
+	void (*bias_grad)(train_backend *be, float *db, const float *dz, int rows, int cols);
+	/**
+	 * Mean cross-entropy over @p rows of logits via a stable log-softmax. Writes d(loss)/d(logits)
+	 * into @p dlogits (may be NULL for evaluation); adds the loss sum to *loss_sum and the
+	 * number of argmax hits to *correct.
+	 */
+	void (*softmax_xent)(train_backend *be, float *dlogits, const float *logits,
+	                     const int32_t *labels, int rows, int cols, double *loss_sum,
+	                     uint64_t *correct);
+	/** One torch.optim.SGD step on one parameter; @p buf NULL without momentum. @p first:
+	 *  the momentum buffer does not exist yet (torch clones the gradient into it). */
+	void (*sgd_step)(train_backend *be, float *param, const float *grad, float *buf, size_t n,
+	                 const train_sgd_params *p, bool first);
+	/** One torch.optim.Adam/AdamW step on one parameter. */
+	void (*adam_step)(train_backend *be, float *param, const float *grad, float *exp_avg,
+	                  float *exp_avg_sq, size_t n, const train_adam_params *p);
+	void (*destroy)(train_backend *be);
+};
+
+/**
+ * Create the backend for @p device ("cpu"). @p threads: BLAS threads (fixed, for
+ * determinism); 0 means the number of online CPUs.
+ * @return 0, -ENODEV for a device this build does not support, -ENOMEM.
+ */
+int train_backend_create(train_backend **out, const char *device, int threads);
+
+/** Destroy a backend; accepts NULL. */
+void train_backend_destroy(train_backend *be);
+
+#endif

@@ -1,0 +1,244 @@
+/* train/backend_cpu.c - the CPU backend: CBLAS GEMMs (OpenBLAS), loops for the rest
+ *
+ * OpenBLAS runs on a fixed thread count set here; its sgemm splits work along M/N only, so
+ * results do not depend on timing. Every reduction written here runs in index order.
+ * The optimizer steps reproduce torch 1.13's single-tensor CPU code: float32 tensors,
+ * Python-float scalars cast to float, bias corrections in double.
+ */
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "train/backend.h"
+#include "train/error.h"
+
+static void *cpu_alloc(train_backend *be, size_t nbytes)
+{
+	(void)be;
+	void *p = NULL;
+	if (nbytes == 0)
+		nbytes = 64;
+	if (posix_memalign(&p, 64, (nbytes + 63) & ~(size_t)63))
+		return NULL;
+	memset(p, 0, nbytes);
+	return p;
+}
+
+static void cpu_free(train_backend *be, void *buf)
+{
+	(void)be;
+	free(buf);
+}
+
+static void cpu_copy(train_backend *be, void *dst, const void *src, size_t nbytes)
+{
+	(void)be;
+	if (nbytes)
+		memcpy(dst, src, nbytes);
+}
+
+static void cpu_sync(train_backend *be)
+{
+	(void)be;
+}
+
+static void cpu_gather_rows(train_backend *be, float *dst, const float *src, const uint32_t *idx,
+                            uint32_t rows, uint32_t cols)
+{
+	(void)be;
+	for (uint32_t i = 0; i < rows; i++)
+		memcpy(dst + (size_t)i * cols, src + (size_t)idx[i] * cols, cols * sizeof(float));
+}
+
+static void cpu_gather_labels(train_backend *be, int32_t *dst, const int32_t *src,
+                              const uint32_t *idx, uint32_t rows)
+{
+	(void)be;
+	for (uint32_t i = 0; i < rows; i++)
+		dst[i] = src[idx[i]];
+}
+
+static void cpu_gemm(train_backend *be, bool trans_a, bool trans_b, int m, int n, int k,
+                     float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                     float *c, int ldc)
+{
+	(void)be;
+	cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+	            trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
+	            ldc);
+}
+
+static void cpu_bias_act(train_backend *be, float *z, const float *bias, int rows, int cols,
+                         bool relu)
+{
+	(void)be;
+	for (int r = 0; r < rows; r++) {
+		float *row = z + (size_t)r * cols;
+		if (relu) {
+			for (int c = 0; c < cols; c++) {
+				float v = row[c] + bias[c];
+				row[c] = v > 0.0f ? v : 0.0f;
+			}
+		} else {
+			for (int c = 0; c < cols; c++)
+				row[c] += bias[c];
+		}
+	}
+}
+
+static void cpu_relu_backward(train_backend *be, float *dz, const float *a, size_t n)
+{
+	(void)be;
+	for (size_t i = 0; i < n; i++)
+		dz[i] = a[i] > 0.0f ? dz[i] : 0.0f;
+}
+
+static void cpu_bias_grad(train_backend *be, float *db, const float *dz, int rows, int cols)
+{
+	(void)be;
+	memset(db, 0, (size_t)cols * sizeof(float));
+	for (int r = 0; r < rows; r++) {
+		const float *row = dz + (size_t)r * cols;
+		for (int c = 0; c < cols; c++)
+			db[c] += row[c];
+	}
+}
+
+static void cpu_softmax_xent(train_backend *be, float *dlogits, const float *logits,
+                             const int32_t *labels, int rows, int cols, double *loss_sum,
+                             uint64_t *correct)
+{
+	(void)be;
+	double total = 0.0;
+	uint64_t hits = 0;
+	float inv_rows = 1.0f / (float)rows;
+	for (int r = 0; r < rows; r++) {
+		const float *z = logits + (size_t)r * cols;
+		int best = 0;
+		float zmax = z[0];
+		for (int c = 1; c < cols; c++) {
+			if (z[c] > zmax) {
+				zmax = z[c];
+				best = c;
+			}
+		}
+		double sum = 0.0;
+		for (int c = 0; c < cols; c++)
+			sum += exp((double)z[c] - (double)zmax);
+		double log_sum = log(sum);
+		int32_t y = labels[r];
+		/* -log_softmax[y] = log(sum exp(z - max)) - (z[y] - max) */
+		total += log_sum - ((double)z[y] - (double)zmax);
+		hits += best == y;
+		if (dlogits) {
+			float *d = dlogits + (size_t)r * cols;
+			for (int c = 0; c < cols; c++) {
+				float p = (float)exp((double)z[c] - (double)zmax - log_sum);
+				d[c] = (p - (c == y ? 1.0f : 0.0f)) * inv_rows;
+			}
+		}
+	}
+	*loss_sum += total;
+	*correct += hits;
+}
+
+static void cpu_sgd_step(train_backend *be, float *param, const float *grad, float *buf, size_t n,
+                         const train_sgd_params *p, bool first)
+{
+	(void)be;
+	/* torch casts each Python-float scalar (computed in double) to float for the kernel */
+	const float wd = (float)p->weight_decay, m = (float)p->momentum;
+	const float one_minus_damp = (float)(1.0 - p->dampening);
+	const float neg_lr = (float)-p->lr;
+	for (size_t i = 0; i < n; i++) {
+		float d = grad[i];
+		if (wd != 0.0f)
+			d = d + wd * param[i];
+		if (buf) {
+			float b = first ? d : buf[i] * m + one_minus_damp * d;
+			buf[i] = b;
+			d = p->nesterov ? d + m * b : b;
+		}
+		param[i] = param[i] + neg_lr * d;
+	}
+}
+
+static void cpu_adam_step(train_backend *be, float *param, const float *grad, float *exp_avg,
+                          float *exp_avg_sq, size_t n, const train_adam_params *p)
+{
+	(void)be;
+	const float b1 = (float)p->beta1, b2 = (float)p->beta2;
+	const float one_minus_b1 = (float)(1.0 - p->beta1);
+	const float one_minus_b2 = (float)(1.0 - p->beta2);
+	const float bc2_sqrt = (float)p->bias_correction2_sqrt, eps = (float)p->eps;
+	const float neg_step = (float)-p->step_size;
+	const float wd = (float)p->weight_decay;
+	const float decay = (float)(1.0 - p->lr * p->weight_decay);
+	for (size_t i = 0; i < n; i++) {
+		float g = grad[i], w = param[i];
+		if (p->decoupled)
+			w = w * decay;
+		else if (wd != 0.0f)
+			g = g + wd * w;
+		float m = exp_avg[i] * b1 + one_minus_b1 * g;
+		float v = exp_avg_sq[i] * b2 + one_minus_b2 * (g * g);
+		exp_avg[i] = m;
+		exp_avg_sq[i] = v;
+		float denom = sqrtf(v) / bc2_sqrt + eps;
+		param[i] = w + neg_step * (m / denom);
+	}
+}
+
+static void cpu_destroy(train_backend *be)
+{
+	free(be);
+}
+
+int train_backend_create(train_backend **out, const char *device, int threads)
+{
+	*out = NULL;
+	if (strcmp(device, "cpu") != 0) {
+		if (strncmp(device, "cuda", 4) == 0)
+			return train_fail(-ENODEV,
+			                  "device %s is not supported by this build (CPU only; the CUDA "
+			                  "backend is not built)",
+			                  device);
+		return train_fail(-EINVAL, "unknown device '%s' (expected cpu)", device);
+	}
+	train_backend *be = calloc(1, sizeof(*be));
+	if (!be)
+		return train_fail(-ENOMEM, "out of memory creating the cpu backend");
+	if (threads <= 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = ncpu > 0 ? (int)ncpu : 1;
+	}
+	openblas_set_num_threads(threads);
+	be->name = "cpu";
+	be->device = "cpu";
+	be->alloc = cpu_alloc;
+	be->free = cpu_free;
+	be->upload = cpu_copy;
+	be->download = cpu_copy;
+	be->sync = cpu_sync;
+	be->gather_rows = cpu_gather_rows;
+	be->gather_labels = cpu_gather_labels;
+	be->gemm = cpu_gemm;
+	be->bias_act = cpu_bias_act;
+	be->relu_backward = cpu_relu_backward;
+	be->bias_grad = cpu_bias_grad;
+	be->softmax_xent = cpu_softmax_xent;
+	be->sgd_step = cpu_sgd_step;
+	be->adam_step = cpu_adam_step;
+	be->destroy = cpu_destroy;
+	*out = be;
+	return 0;
+}
+
+void train_backend_destroy(train_backend *be)
+{
+	if (be)
+		be->destroy(be);
+}

@@ -1,0 +1,489 @@
+/* train/data.c - loading IDX, CSV and synthetic data sets
+ *
+ * zlib's gzread reads gzipped and plain files alike, so IDX files may be either. Samples are
+ * converted to floats once at load; the epoch loop only gathers rows.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "train/data.h"
+#include "train/error.h"
+#include "train/rng.h"
+
+#define IDX_MAGIC_LABELS 0x00000801u
+#define IDX_MAGIC_IMAGES 0x00000803u
+
+void train_dataset_free(train_dataset *d)
+{
+	if (!d)
+		return;
+	free(d->x);
+	free(d->y);
+	memset(d, 0, sizeof(*d));
+}
+
+void train_data_free(train_data *d)
+{
+	if (!d)
+		return;
+	train_dataset_free(&d->train);
+	train_dataset_free(&d->test);
+}
+
+/* open path, or path + ".gz" if path is missing */
+static int idx_open(gzFile *out, const char *path)
+{
+	gzFile f = gzopen(path, "rb");
+	if (!f) {
+		int e = errno ? errno : ENOMEM;
+		return train_fail(-e, "cannot open %s (%s)", path, strerror(e));
+	}
+	gzbuffer(f, 1 << 17);
+	*out = f;
+	return 0;
+}
+
+static int idx_read(gzFile f, const char *path, void *buf, size_t len, const char *what)
+{
+	size_t done = 0;
+	while (done < len) {
+		unsigned want = len - done > (1u << 30) ? (1u << 30) : (unsigned)(len - done);
+		int n = gzread(f, (char *)buf + done, want);
+		if (n < 0) {
+			int errnum;
+			const char *msg = gzerror(f, &errnum);
+			return train_fail(-EIO, "cannot read %s (%s)", path, msg);
+		}
+		if (n == 0)
+			return train_fail(-EINVAL, "%s is truncated (%s: expected %zu bytes, got %zu)",
+			                  path, what, len, done);
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int idx_expect_end(gzFile f, const char *path)
+{
+	char c;
+	int n = gzread(f, &c, 1);
+	if (n < 0) {
+		int errnum;
+		return train_fail(-EIO, "cannot read %s (%s)", path, gzerror(f, &errnum));
+	}
+	if (n > 0)
+		return train_fail(-EINVAL, "%s has trailing bytes after its data", path);
+	return 0;
+}
+
+int train_idx_load_images(train_dataset *out, const char *path)
+{
+	memset(out, 0, sizeof(*out));
+	gzFile f;
+	int rc = idx_open(&f, path);
+	if (rc)
+		return rc;
+	unsigned char hdr[16];
+	unsigned char *raw = NULL;
+	float *x = NULL;
+	rc = idx_read(f, path, hdr, sizeof(hdr), "header");
+	if (rc)
+		goto out;
+	uint32_t magic = be32(hdr), count = be32(hdr + 4), rows = be32(hdr + 8), cols = be32(hdr + 12);
+	if (magic != IDX_MAGIC_IMAGES) {
+		rc = train_fail(-EINVAL, "%s is not an IDX image file (magic 0x%08x, expected 0x%08x)",
+		                path, magic, IDX_MAGIC_IMAGES);
+		goto out;
+	}
+	if (count == 0 || rows == 0 || cols == 0 || (uint64_t)rows * cols > 1u << 24 ||
+	    (uint64_t)count * rows * cols > (uint64_t)1 << 34) {
+		rc = train_fail(-EINVAL, "%s has implausible dimensions %u x %u x %u", path, count,
+		                rows, cols);
+		goto out;
+	}
+	size_t features = (size_t)rows * cols, total = (size_t)count * features;
+	raw = malloc(total);
+	x = malloc(total * sizeof(float));
+	if (!raw || !x) {
+		rc = train_fail(-ENOMEM, "out of memory loading %s (%zu samples)", path, (size_t)count);
+		goto out;
+	}
+	rc = idx_read(f, path, raw, total, "pixels");
+	if (rc)
+		goto out;
+	rc = idx_expect_end(f, path);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < total; i++)
+		x[i] = (float)raw[i] / 255.0f;
+	out->count = count;
+	out->features = (uint32_t)features;
+	out->x = x;
+	x = NULL;
+out:
+	free(raw);
+	free(x);
+	gzclose(f);
+	return rc;
+}
+
+int train_idx_load_labels(int32_t **out, uint32_t *out_count, const char *path, uint32_t classes)
+{
+	*out = NULL;
+	*out_count = 0;
+	gzFile f;
+	int rc = idx_open(&f, path);
+	if (rc)
+		return rc;
+	unsigned char hdr[8];
+	unsigned char *raw = NULL;
+	int32_t *y = NULL;
+	rc = idx_read(f, path, hdr, sizeof(hdr), "header");
+	if (rc)
+		goto out;
+	uint32_t magic = be32(hdr), count = be32(hdr + 4);
+	if (magic != IDX_MAGIC_LABELS) {
+		rc = train_fail(-EINVAL, "%s is not an IDX label file (magic 0x%08x, expected 0x%08x)",
+		                path, magic, IDX_MAGIC_LABELS);
+		goto out;
+	}
+	if (count == 0 || count > (1u << 30)) {
+		rc = train_fail(-EINVAL, "%s has an implausible label count %u", path, count);
+		goto out;
+	}
+	raw = malloc(count);
+	y = malloc((size_t)count * sizeof(*y));
+	if (!raw || !y) {
+		rc = train_fail(-ENOMEM, "out of memory loading %s", path);
+		goto out;
+	}
+	rc = idx_read(f, path, raw, count, "labels");
+	if (rc)
+		goto out;
+	rc = idx_expect_end(f, path);
+	if (rc)
+		goto out;
+	for (uint32_t i = 0; i < count; i++) {
+		if (raw[i] >= classes) {
+			rc = train_fail(-EINVAL,
+			                "%s: label %u of sample %u is out of range for %u classes "
+			                "(the last --layers size)",
+			                path, raw[i], i, classes);
+			goto out;
+		}
+		y[i] = raw[i];
+	}
+	*out = y;
+	*out_count = count;
+	y = NULL;
+out:
+	free(raw);
+	free(y);
+	gzclose(f);
+	return rc;
+}
+
+/* DIR/name, or DIR/name.gz when only that exists */
+static int idx_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	struct stat st;
+	int n = snprintf(buf, len, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= len)
+		return train_fail(-ENAMETOOLONG, "data directory path too long: %s", dir);
+	if (stat(buf, &st) == 0)
+		return 0;
+	n = snprintf(buf, len, "%s/%s.gz", dir, name);
+	if (n < 0 || (size_t)n >= len)
+		return train_fail(-ENAMETOOLONG, "data directory path too long: %s", dir);
+	if (stat(buf, &st) == 0)
+		return 0;
+	return train_fail(-ENOENT, "missing data file %s/%s[.gz]", dir, name);
+}
+
+static int idx_load_split(train_dataset *out, const char *dir, const char *prefix,
+                          uint32_t features, uint32_t classes)
+{
+	char path[4096], name[64];
+	train_dataset d;
+	int32_t *y = NULL;
+	uint32_t ny = 0;
+	snprintf(name, sizeof(name), "%s-images-idx3-ubyte", prefix);
+	int rc = idx_path(path, sizeof(path), dir, name);
+	if (rc)
+		return rc;
+	rc = train_idx_load_images(&d, path);
+	if (rc)
+		return rc;
+	if (d.features != features) {
+		rc = train_fail(-EINVAL,
+		                "layer sizes don't match the data: %s has %u features per sample, "
+		                "--layers starts with %u",
+		                path, d.features, features);
+		goto fail;
+	}
+	snprintf(name, sizeof(name), "%s-labels-idx1-ubyte", prefix);
+	rc = idx_path(path, sizeof(path), dir, name);
+	if (rc)
+		goto fail;
+	rc = train_idx_load_labels(&y, &ny, path, classes);
+	if (rc)
+		goto fail;
+	if (ny != d.count) {
+		rc = train_fail(-EINVAL, "%s has %u labels but its images file has %u samples", path,
+		                ny, d.count);
+		goto fail;
+	}
+	d.y = y;
+	*out = d;
+	return 0;
+fail:
+	free(y);
+	train_dataset_free(&d);
+	return rc;
+}
+
+/* ---- CSV ---------------------------------------------------------------------------------- */
+
+static bool csv_is_number(const char *s)
+{
+	char *end;
+	errno = 0;
+	strtod(s, &end);
+	return end != s && errno == 0;
+}
+
+int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint32_t classes)
+{
+	memset(out, 0, sizeof(*out));
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int e = errno;
+		return train_fail(-e, "cannot open %s (%s)", path, strerror(e));
+	}
+	char *line = NULL;
+	size_t cap = 0, rows = 0, rows_cap = 0;
+	float *x = NULL;
+	int32_t *y = NULL;
+	int rc = 0;
+	unsigned long lineno = 0;
+	ssize_t n;
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (n == 0)
+			continue;
+		if (lineno == 1) {
+			/* a header line: its first field is not a number */
+			char *comma = strchr(line, ',');
+			if (comma)
+				*comma = '\0';
+			bool header = !csv_is_number(line);
+			if (comma)
+				*comma = ',';
+			if (header)
+				continue;
+		}
+		if (rows == rows_cap) {
+			size_t ncap = rows_cap ? rows_cap * 2 : 1024;
+			float *nx = realloc(x, ncap * features * sizeof(float));
+			if (!nx) {
+				rc = train_fail(-ENOMEM, "out of memory reading %s", path);
+				goto out;
+			}
+			x = nx;
+			int32_t *ny = realloc(y, ncap * sizeof(int32_t));
+			if (!ny) {
+				rc = train_fail(-ENOMEM, "out of memory reading %s", path);
+				goto out;
+			}
+			y = ny;
+			rows_cap = ncap;
+		}
+		char *p = line;
+		uint32_t field = 0;
+		for (;;) {
+			char *end;
+			errno = 0;
+			double v = strtod(p, &end);
+			if (end == p || errno != 0 || (*end != ',' && *end != '\0') || !isfinite(v)) {
+				size_t flen = strcspn(p, ",");
+				rc = train_fail(-EINVAL, "%s:%lu: field %u '%.*s' is not a number", path,
+				                lineno, field + 1, (int)(flen > 40 ? 40 : flen), p);
+				goto out;
+			}
+			if (field == 0) {
+				if (v < 0 || v != floor(v) || v >= classes) {
+					rc = train_fail(-EINVAL,
+					                "%s:%lu: label %g is not an integer in [0, %u) "
+					                "(the last --layers size)",
+					                path, lineno, v, classes);
+					goto out;
+				}
+				y[rows] = (int32_t)v;
+			} else if (field <= features) {
+				if (v < 0 || v > 255) {
+					rc = train_fail(-EINVAL, "%s:%lu: field %u value %g is outside [0, 255]",
+					                path, lineno, field + 1, v);
+					goto out;
+				}
+				x[rows * features + field - 1] = (float)(v / 255.0);
+			}
+			field++;
+			if (*end == '\0')
+				break;
+			p = end + 1;
+		}
+		if (field != features + 1) {
+			rc = train_fail(-EINVAL,
+			                "%s:%lu: expected %u fields (label + %u features from --layers), "
+			                "got %u",
+			                path, lineno, features + 1, features, field);
+			goto out;
+		}
+		rows++;
+		if (rows > INT32_MAX) {
+			rc = train_fail(-EINVAL, "%s: too many rows", path);
+			goto out;
+		}
+	}
+	if (ferror(f)) {
+		rc = train_fail(-EIO, "cannot read %s (%s)", path, strerror(errno));
+		goto out;
+	}
+	if (rows == 0) {
+		rc = train_fail(-EINVAL, "%s holds no samples", path);
+		goto out;
+	}
+	out->count = (uint32_t)rows;
+	out->features = features;
+	out->x = x;
+	out->y = y;
+	x = NULL;
+	y = NULL;
+out:
+	free(line);
+	free(x);
+	free(y);
+	fclose(f);
+	return rc;
+}
+
+/* ---- synthetic ---------------------------------------------------------------------------- */
+
+int train_synthetic_load(train_data *out, uint32_t features, uint32_t classes)
+{
+	memset(out, 0, sizeof(*out));
+	train_rng rng;
+	/* a fixed seed: the data set is the same for every run, whatever --seed says */
+	train_rng_seed(&rng, 0x5EED5EEDu);
+	float *centers = malloc((size_t)classes * features * sizeof(float));
+	if (!centers)
+		return train_fail(-ENOMEM, "out of memory building the synthetic data set");
+	for (size_t i = 0; i < (size_t)classes * features; i++)
+		centers[i] = train_rng_uniform(&rng);
+	uint32_t counts[2] = {TRAIN_SYNTHETIC_TRAIN, TRAIN_SYNTHETIC_TEST};
+	train_dataset *sets[2] = {&out->train, &out->test};
+	for (int s = 0; s < 2; s++) {
+		train_dataset *d = sets[s];
+		d->count = counts[s];
+		d->features = features;
+		d->x = malloc((size_t)d->count * features * sizeof(float));
+		d->y = malloc((size_t)d->count * sizeof(int32_t));
+		if (!d->x || !d->y) {
+			free(centers);
+			train_data_free(out);
+			return train_fail(-ENOMEM, "out of memory building the synthetic data set");
+		}
+		for (uint32_t i = 0; i < d->count; i++) {
+			int32_t label = (int32_t)train_rng_below(&rng, classes);
+			d->y[i] = label;
+			for (uint32_t j = 0; j < features; j++) {
+				double v = centers[(size_t)label * features + j] +
+				           0.6 * train_rng_normal(&rng);
+				d->x[(size_t)i * features + j] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
+			}
+		}
+	}
+	free(centers);
+	return 0;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+/* the test file beside a CSV: last "train" in the base name replaced by "test" */
+static bool csv_test_sibling(char *buf, size_t len, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	const char *hit = NULL;
+	for (const char *p = base; (p = strstr(p, "train")) != NULL; p++)
+		hit = p;
+	if (!hit)
+		return false;
+	int n = snprintf(buf, len, "%.*stest%s", (int)(hit - path), path, hit + 5);
+	if (n < 0 || (size_t)n >= len)
+		return false;
+	struct stat st;
+	return stat(buf, &st) == 0;
+}
+
+int train_data_load(train_data *out, const char *spec, uint32_t features, uint32_t classes)
+{
+	memset(out, 0, sizeof(*out));
+	if (strcmp(spec, "synthetic") == 0)
+		return train_synthetic_load(out, features, classes);
+	const char *dir = strcmp(spec, "fashion-mnist") == 0 ? TRAIN_FASHION_MNIST_DIR : spec;
+	int rc;
+	if (ends_with(spec, ".csv")) {
+		rc = train_csv_load(&out->train, spec, features, classes);
+		if (rc)
+			return rc;
+		char test[4096];
+		if (csv_test_sibling(test, sizeof(test), spec)) {
+			rc = train_csv_load(&out->test, test, features, classes);
+			if (rc) {
+				train_data_free(out);
+				return rc;
+			}
+		}
+		return 0;
+	}
+	struct stat st;
+	if (stat(dir, &st) != 0) {
+		int e = errno;
+		if (dir != spec)
+			return train_fail(-e, "cannot open %s (%s; install the Debian package "
+			                      "dataset-fashion-mnist or run 'make deps')",
+			                  dir, strerror(e));
+		return train_fail(-e, "cannot open data %s (%s)", dir, strerror(e));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return train_fail(-EINVAL,
+		                  "data %s is neither a directory of IDX files nor a .csv file", spec);
+	rc = idx_load_split(&out->train, dir, "train", features, classes);
+	if (rc)
+		return rc;
+	rc = idx_load_split(&out->test, dir, "t10k", features, classes);
+	if (rc) {
+		train_data_free(out);
+		return rc;
+	}
+	return 0;
+}

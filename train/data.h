@@ -1,0 +1,59 @@
+/* train/data.h - data sets for ckpt-train: IDX (MNIST/Fashion-MNIST), CSV, synthetic
+ *
+ * Every sample is a row of float features in [0, 1] (bytes / 255) and an int32 label in
+ * [0, classes). Loading checks everything a file can get wrong (magic, dimensions, counts,
+ * truncation, labels out of range, feature count vs the model) and fails with one line of
+ * context in train_last_error(); nothing is half-loaded.
+ */
+#ifndef TRAIN_DATA_H
+#define TRAIN_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** Default location of Debian's dataset-fashion-mnist. */
+#define TRAIN_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/** Samples of the built-in synthetic set (training part, then test part). */
+#define TRAIN_SYNTHETIC_TRAIN 10000u
+#define TRAIN_SYNTHETIC_TEST 2000u
+
+typedef struct train_dataset {
+	uint32_t count;    /**< samples */
+	uint32_t features; /**< floats per sample */
+	float *x;          /**< count * features, row-major */
+	int32_t *y;        /**< count labels */
+} train_dataset;
+
+typedef struct train_data {
+	train_dataset train; /**< training samples (validation is carved from its tail) */
+	train_dataset test;  /**< test samples; count 0 if the source has none */
+} train_data;
+
+/**
+ * Load the data named by @p spec: "fashion-mnist" (the Debian package's directory),
+ * "synthetic", a directory holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], or a
+ * FILE.csv (label, then features; the test set is the sibling file whose name has the last
+ * "train" replaced by "test", if it exists).
+ * @param features expected feature count (the model's input width)
+ * @param classes  labels must be below this (the model's output width)
+ * @return 0, -ENOENT (missing file), -EINVAL (malformed or mismatched), -EIO, -ENOMEM.
+ */
+int train_data_load(train_data *out, const char *spec, uint32_t features, uint32_t classes);
+
+/** Read one IDX file (gzipped or not). @p expect_dims 3 for images, 1 for labels.
+ *  Images are scaled to [0,1] floats; labels checked against @p classes. */
+int train_idx_load_images(train_dataset *out, const char *path);
+int train_idx_load_labels(int32_t **out, uint32_t *out_count, const char *path, uint32_t classes);
+
+/** Read a CSV file: optional header line, then "label,f1,...,fN" rows of numbers in [0,255]. */
+int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint32_t classes);
+
+/** The built-in deterministic synthetic set (independent of --seed). */
+int train_synthetic_load(train_data *out, uint32_t features, uint32_t classes);
+
+void train_dataset_free(train_dataset *d);
+void train_data_free(train_data *d);
+
+#endif
