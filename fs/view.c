@@ -1,0 +1,831 @@
+/* fs/view.c - the virtual tree: inode decoding, lookup, attributes, listings, open files
+ *
+ * Every call works on one fresh read snapshot (directory-level data changes with each commit)
+ * except open files, which keep the snapshot they were opened on. A node is decoded from its
+ * inode number and checked against the snapshot; file sizes come from rendering the file's
+ * layout, which reads no tensor bytes.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/view_int.h"
+
+struct ckpt_view_file {
+	ckpt_view *view;
+	ckpt_snapshot *snap;
+	view_layout layout;
+	uint64_t ino;
+	uint64_t epoch;
+	char path[64]; /* for log lines: "epoch-0003/model.pt" or "epoch-0003/model/<tensor>" */
+	bool logged;   /* one log line per open file is enough */
+};
+
+static void default_log(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "%s\n", line);
+}
+
+int ckpt_view_check_map_location(const char *value)
+{
+	if (!value || strcmp(value, "cpu") == 0 || strcmp(value, "keep") == 0)
+		return 0;
+	if (strncmp(value, "cuda", 4) == 0 && ckpt_device_is_valid(value))
+		return 0;
+	view_set_error("bad map_location '%s' (expected cpu, keep, cuda or cuda:N)", value);
+	return -EINVAL;
+}
+
+int ckpt_view_new(ckpt_view **out, ckpt_store *store, const ckpt_view_options *opts)
+{
+	*out = NULL;
+	const char *ml = opts ? opts->map_location : NULL;
+	int rc = ckpt_view_check_map_location(ml);
+	if (rc)
+		return rc;
+	ckpt_view *v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->store = store;
+	v->log = opts && opts->log ? opts->log : default_log;
+	v->log_ctx = opts ? opts->log_ctx : NULL;
+	if (!ml || strcmp(ml, "cpu") == 0) {
+		v->render.map_location = VIEW_MAP_CPU;
+	} else if (strcmp(ml, "keep") == 0) {
+		v->render.map_location = VIEW_MAP_KEEP;
+	} else {
+		v->render.map_location = VIEW_MAP_DEVICE;
+		snprintf(v->render.map_device, sizeof(v->render.map_device), "%s", ml);
+	}
+	*out = v;
+	return 0;
+}
+
+void ckpt_view_free(ckpt_view *view)
+{
+	free(view);
+}
+
+/* ---- nodes ------------------------------------------------------------------------------ */
+
+static bool has_param_groups(const ckpt_checkpoint *c)
+{
+	const void *data;
+	size_t len;
+	return ckpt_checkpoint_extra(c, VIEW_PARAM_GROUPS_KEY, &data, &len) == 0;
+}
+
+static int no_such(uint64_t ino)
+{
+	view_set_error("no such node (inode %" PRIu64 ")", ino);
+	return -ENOENT;
+}
+
+/* Decode @p ino within @p snap; -ENOENT if it does not exist there. */
+static int decode_node(view_node *out, ckpt_snapshot *snap, uint64_t ino)
+{
+	memset(out, 0, sizeof(*out));
+	out->ino = ino;
+	uint64_t e;
+	switch (ino) {
+	case VIEW_INO_ROOT:
+		out->kind = CKPT_VIEW_DIR;
+		return 0;
+	case VIEW_INO_RUN_JSON:
+	case VIEW_INO_HISTORY:
+		out->kind = CKPT_VIEW_FILE;
+		return 0;
+	case VIEW_INO_BEST:
+		out->kind = CKPT_VIEW_SYMLINK;
+		if (ckpt_snapshot_best(&e, snap) != 0)
+			return no_such(ino);
+		out->epoch = e;
+		return 0;
+	case VIEW_INO_LATEST:
+		out->kind = CKPT_VIEW_SYMLINK;
+		if (ckpt_snapshot_latest(&e, snap) != 0)
+			return no_such(ino);
+		out->epoch = e;
+		return 0;
+	}
+	if ((ino >> VIEW_ENTRY_BITS) == 0)
+		return no_such(ino);
+	out->epoch = (ino >> VIEW_ENTRY_BITS) - 1;
+	out->entry = (uint32_t)(ino & VIEW_ENTRY_MASK);
+	int rc = ckpt_snapshot_checkpoint(&out->ckpt, snap, out->epoch);
+	if (rc == -ENOENT)
+		return no_such(ino);
+	if (rc) {
+		view_set_error("epoch %" PRIu64 ": %s (%s)", out->epoch, ckpt_strerror(rc),
+		               ckpt_last_error());
+		return rc;
+	}
+	switch (out->entry) {
+	case VIEW_ENT_DIR:
+	case VIEW_ENT_MODEL_DIR:
+	case VIEW_ENT_OPTIMIZER_DIR:
+		out->kind = CKPT_VIEW_DIR;
+		return 0;
+	case VIEW_ENT_METRICS:
+	case VIEW_ENT_SAFETENSORS:
+	case VIEW_ENT_MODEL_PT:
+	case VIEW_ENT_CHECKPOINT_PT:
+		out->kind = CKPT_VIEW_FILE;
+		return 0;
+	case VIEW_ENT_PARAM_GROUPS:
+		out->kind = CKPT_VIEW_FILE;
+		return has_param_groups(out->ckpt) ? 0 : no_such(ino);
+	}
+	if (out->entry < VIEW_ENT_TENSOR0)
+		return no_such(ino);
+	const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(out->ckpt, out->entry - VIEW_ENT_TENSOR0);
+	if (!t || (t->group != CKPT_GROUP_MODEL && t->group != CKPT_GROUP_OPTIMIZER))
+		return no_such(ino);
+	out->kind = CKPT_VIEW_FILE;
+	out->tensor = t;
+	return 0;
+}
+
+/* Commit time of the newest checkpoint, or the store's creation time when there is none. */
+static int64_t latest_time(ckpt_view *view, ckpt_snapshot *snap)
+{
+	uint64_t e;
+	const ckpt_checkpoint *c;
+	if (ckpt_snapshot_latest(&e, snap) == 0 && ckpt_snapshot_checkpoint(&c, snap, e) == 0)
+		return ckpt_checkpoint_time_ns(c);
+	return ckpt_store_meta(view->store)->created_ns;
+}
+
+static int render_node(view_layout *out, ckpt_view *view, ckpt_snapshot *snap,
+                       const view_node *n)
+{
+	const ckpt_store *store = view->store;
+	switch (n->ino) {
+	case VIEW_INO_RUN_JSON:
+		return view_render_run_json(out, view->store);
+	case VIEW_INO_HISTORY:
+		return view_render_history(out, view->store, snap);
+	}
+	if (n->tensor)
+		return render_npy(out, n->tensor);
+	switch (n->entry) {
+	case VIEW_ENT_METRICS:
+		return view_render_metrics(out, snap, n->ckpt);
+	case VIEW_ENT_PARAM_GROUPS:
+		return view_render_param_groups(out, n->ckpt);
+	case VIEW_ENT_SAFETENSORS:
+		return render_safetensors(out, store, n->ckpt);
+	case VIEW_ENT_MODEL_PT:
+		return render_model_pt(out, store, n->ckpt, &view->render);
+	case VIEW_ENT_CHECKPOINT_PT:
+		return render_checkpoint_pt(out, store, n->ckpt, &view->render);
+	}
+	return -EINVAL;
+}
+
+static void symlink_target(char *buf, size_t cap, const view_node *n)
+{
+	view_epoch_name(buf, cap, n->epoch);
+}
+
+/* Attributes of a decoded node; @p root_count is the number of epochs for the root (or
+ * SIZE_MAX to have it counted). */
+static int node_attr(ckpt_view_attr *out, ckpt_view *view, ckpt_snapshot *snap,
+                     const view_node *n)
+{
+	memset(out, 0, sizeof(*out));
+	out->ino = n->ino;
+	out->kind = n->kind;
+	out->nlink = n->kind == CKPT_VIEW_DIR ? 2 : 1;
+	out->mode = n->kind == CKPT_VIEW_DIR ? 0555 : n->kind == CKPT_VIEW_SYMLINK ? 0777 : 0444;
+	if (n->ckpt) {
+		out->mtime_ns = ckpt_checkpoint_time_ns(n->ckpt);
+		out->immutable = n->entry != VIEW_ENT_METRICS;
+	} else if (n->ino == VIEW_INO_RUN_JSON) {
+		out->mtime_ns = ckpt_store_meta(view->store)->created_ns;
+		out->immutable = true;
+	} else {
+		out->mtime_ns = latest_time(view, snap);
+	}
+	if (n->ino == VIEW_INO_ROOT) {
+		uint64_t *epochs = NULL;
+		size_t count = 0;
+		int rc = ckpt_snapshot_list(&epochs, &count, snap);
+		free(epochs);
+		if (rc)
+			return rc;
+		out->nlink = (uint32_t)(2 + count);
+	} else if (n->ckpt && n->entry == VIEW_ENT_DIR) {
+		out->nlink = 4;
+	}
+	if (n->kind == CKPT_VIEW_SYMLINK) {
+		char target[32];
+		symlink_target(target, sizeof(target), n);
+		out->size = strlen(target);
+	} else if (n->kind == CKPT_VIEW_FILE) {
+		view_layout l;
+		view_layout_init(&l);
+		int rc = render_node(&l, view, snap, n);
+		out->size = l.size;
+		view_layout_free(&l);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int open_snapshot(ckpt_snapshot **out, ckpt_view *view)
+{
+	int rc = ckpt_snapshot_open(out, view->store);
+	if (rc)
+		view_set_error("cannot open a read snapshot of %s: %s (%s)",
+		               ckpt_store_path(view->store), ckpt_strerror(rc), ckpt_last_error());
+	return rc;
+}
+
+int ckpt_view_getattr(ckpt_view_attr *out, ckpt_view *view, uint64_t ino)
+{
+	ckpt_snapshot *snap;
+	int rc = open_snapshot(&snap, view);
+	if (rc)
+		return rc;
+	view_node n;
+	rc = decode_node(&n, snap, ino);
+	if (!rc)
+		rc = node_attr(out, view, snap, &n);
+	ckpt_snapshot_close(snap);
+	return rc;
+}
+
+/* File name of tensor @p t (escaped + ".npy") into buf (>= 256 bytes). */
+static int tensor_file_name(char *buf, size_t cap, const ckpt_tensor_info *t)
+{
+	int rc = ckpt_view_escape_name(buf, cap, t->name, 4);
+	if (rc)
+		return rc;
+	size_t len = strlen(buf);
+	if (len + 5 > cap)
+		return -ERANGE;
+	memcpy(buf + len, ".npy", 5);
+	return 0;
+}
+
+/* Inode of the tensor file @p name of @p group in checkpoint @p c. */
+static int find_tensor_file(uint64_t *out, const ckpt_checkpoint *c, uint64_t epoch,
+                            ckpt_tensor_group group, const char *name)
+{
+	size_t len = strlen(name);
+	if (len < 5 || strcmp(name + len - 4, ".npy") != 0 || len > VIEW_NAME_MAX)
+		return -ENOENT;
+	char stem[VIEW_NAME_MAX + 1];
+	memcpy(stem, name, len - 4);
+	stem[len - 4] = '\0';
+	char file[VIEW_NAME_MAX + 8];
+	if (!strstr(stem, "%~")) {
+		char decoded[CKPT_MAX_NAME + 1];
+		const ckpt_tensor_info *t;
+		if (ckpt_view_unescape_name(decoded, sizeof(decoded), stem) != 0 ||
+		    ckpt_checkpoint_find_tensor(&t, c, group, decoded) != 0)
+			return -ENOENT;
+		/* only the canonical spelling names the file */
+		if (tensor_file_name(file, sizeof(file), t) != 0 || strcmp(file, name) != 0)
+			return -ENOENT;
+		*out = view_epoch_ino(epoch, VIEW_ENT_TENSOR0 + t->index);
+		return 0;
+	}
+	size_t n = ckpt_checkpoint_tensor_count(c);
+	for (size_t i = 0; i < n; i++) {
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, i);
+		if (!t || t->group != group)
+			continue;
+		if (tensor_file_name(file, sizeof(file), t) == 0 && strcmp(file, name) == 0) {
+			*out = view_epoch_ino(epoch, VIEW_ENT_TENSOR0 + (uint32_t)i);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static const struct {
+	const char *name;
+	uint32_t entry;
+} epoch_entries[] = {
+    {"metrics.json", VIEW_ENT_METRICS},
+    {"model", VIEW_ENT_MODEL_DIR},
+    {"optimizer", VIEW_ENT_OPTIMIZER_DIR},
+    {"model.safetensors", VIEW_ENT_SAFETENSORS},
+    {"model.pt", VIEW_ENT_MODEL_PT},
+    {"checkpoint.pt", VIEW_ENT_CHECKPOINT_PT},
+};
+#define N_EPOCH_ENTRIES (sizeof(epoch_entries) / sizeof(epoch_entries[0]))
+
+/* Inode of @p name in the decoded directory @p dir (existence of the child unchecked). */
+static int child_ino(uint64_t *out, const view_node *dir, const char *name)
+{
+	if (dir->kind != CKPT_VIEW_DIR)
+		return -ENOTDIR;
+	if (dir->ino == VIEW_INO_ROOT) {
+		uint64_t e;
+		if (strcmp(name, "run.json") == 0)
+			*out = VIEW_INO_RUN_JSON;
+		else if (strcmp(name, "history.csv") == 0)
+			*out = VIEW_INO_HISTORY;
+		else if (strcmp(name, "best") == 0)
+			*out = VIEW_INO_BEST;
+		else if (strcmp(name, "latest") == 0)
+			*out = VIEW_INO_LATEST;
+		else if (view_parse_epoch_name(&e, name) == 0)
+			*out = view_epoch_ino(e, VIEW_ENT_DIR);
+		else
+			return -ENOENT;
+		return 0;
+	}
+	switch (dir->entry) {
+	case VIEW_ENT_DIR:
+		for (size_t i = 0; i < N_EPOCH_ENTRIES; i++) {
+			if (strcmp(name, epoch_entries[i].name) == 0) {
+				*out = view_epoch_ino(dir->epoch, epoch_entries[i].entry);
+				return 0;
+			}
+		}
+		return -ENOENT;
+	case VIEW_ENT_MODEL_DIR:
+		return find_tensor_file(out, dir->ckpt, dir->epoch, CKPT_GROUP_MODEL, name);
+	case VIEW_ENT_OPTIMIZER_DIR:
+		if (strcmp(name, "param_groups.json") == 0) {
+			*out = view_epoch_ino(dir->epoch, VIEW_ENT_PARAM_GROUPS);
+			return 0;
+		}
+		return find_tensor_file(out, dir->ckpt, dir->epoch, CKPT_GROUP_OPTIMIZER, name);
+	}
+	return -ENOTDIR;
+}
+
+static int lookup_in(ckpt_view_attr *out, ckpt_view *view, ckpt_snapshot *snap, uint64_t parent,
+                     const char *name)
+{
+	view_node dir, child;
+	uint64_t ino;
+	int rc = decode_node(&dir, snap, parent);
+	if (rc)
+		return rc;
+	rc = child_ino(&ino, &dir, name);
+	if (rc == -ENOENT)
+		view_set_error("no such file: %s", name);
+	if (rc)
+		return rc;
+	rc = decode_node(&child, snap, ino);
+	if (rc == -ENOENT)
+		view_set_error("no such file: %s", name);
+	if (rc)
+		return rc;
+	return node_attr(out, view, snap, &child);
+}
+
+int ckpt_view_lookup(ckpt_view_attr *out, ckpt_view *view, uint64_t parent, const char *name)
+{
+	ckpt_snapshot *snap;
+	int rc = open_snapshot(&snap, view);
+	if (rc)
+		return rc;
+	rc = lookup_in(out, view, snap, parent, name);
+	ckpt_snapshot_close(snap);
+	return rc;
+}
+
+int ckpt_view_resolve(ckpt_view_attr *out, ckpt_view *view, const char *path, bool follow)
+{
+	ckpt_snapshot *snap;
+	int rc = open_snapshot(&snap, view);
+	if (rc)
+		return rc;
+	view_node root;
+	rc = decode_node(&root, snap, VIEW_INO_ROOT);
+	if (!rc)
+		rc = node_attr(out, view, snap, &root);
+	const char *p = path;
+	while (!rc && *p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char name[VIEW_NAME_MAX + 1];
+		if (len > VIEW_NAME_MAX) {
+			view_set_error("no such file: %.*s", (int)len, p);
+			rc = -ENOENT;
+			break;
+		}
+		memcpy(name, p, len);
+		name[len] = '\0';
+		p += len;
+		if (strcmp(name, ".") == 0)
+			continue;
+		if (strcmp(name, "..") == 0) {
+			view_set_error("'..' is not allowed in a view path: %s", path);
+			rc = -ENOENT;
+			break;
+		}
+		if (out->kind != CKPT_VIEW_DIR) {
+			view_set_error("not a directory before '%s' in %s", name, path);
+			rc = -ENOTDIR;
+			break;
+		}
+		rc = lookup_in(out, view, snap, out->ino, name);
+		bool last = *p == '\0' || strspn(p, "/") == strlen(p);
+		if (!rc && out->kind == CKPT_VIEW_SYMLINK && (!last || follow || p[0] == '/')) {
+			/* best/latest -> an epoch directory at the root */
+			view_node link;
+			rc = decode_node(&link, snap, out->ino);
+			if (!rc)
+				rc = lookup_in(out, view, snap, VIEW_INO_ROOT,
+				               (symlink_target(name, sizeof(name), &link), name));
+		}
+	}
+	ckpt_snapshot_close(snap);
+	return rc;
+}
+
+/* ---- listings ---------------------------------------------------------------------------- */
+
+typedef struct listing_builder {
+	ckpt_view_listing *l;
+	size_t cap;
+} listing_builder;
+
+static int listing_add(listing_builder *b, const char *name, ckpt_view *view,
+                       ckpt_snapshot *snap, uint64_t ino)
+{
+	ckpt_view_listing *l = b->l;
+	if (l->count == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		ckpt_view_dirent *grown = realloc(l->entries, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		l->entries = grown;
+		b->cap = cap;
+	}
+	ckpt_view_dirent *d = &l->entries[l->count];
+	memset(d, 0, sizeof(*d));
+	d->name = strdup(name);
+	if (!d->name)
+		return -ENOMEM;
+	l->count++;
+	view_node n;
+	d->attr_rc = decode_node(&n, snap, ino);
+	if (!d->attr_rc)
+		d->attr_rc = node_attr(&d->attr, view, snap, &n);
+	d->attr.ino = ino;
+	d->attr.kind = n.kind;
+	return 0;
+}
+
+static int list_tensors(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap,
+                        const view_node *dir, ckpt_tensor_group group)
+{
+	size_t n = ckpt_checkpoint_tensor_count(dir->ckpt);
+	for (size_t i = 0; i < n; i++) {
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(dir->ckpt, i);
+		if (!t || t->group != group)
+			continue;
+		char name[VIEW_NAME_MAX + 8];
+		int rc = tensor_file_name(name, sizeof(name), t);
+		if (!rc)
+			rc = listing_add(b, name, view, snap,
+			                 view_epoch_ino(dir->epoch, VIEW_ENT_TENSOR0 + (uint32_t)i));
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Root entries; epoch directories get their attributes without re-decoding anything twice. */
+static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
+{
+	int rc = listing_add(b, "run.json", view, snap, VIEW_INO_RUN_JSON);
+	if (!rc)
+		rc = listing_add(b, "history.csv", view, snap, VIEW_INO_HISTORY);
+	uint64_t e;
+	if (!rc && ckpt_snapshot_best(&e, snap) == 0)
+		rc = listing_add(b, "best", view, snap, VIEW_INO_BEST);
+	if (!rc && ckpt_snapshot_latest(&e, snap) == 0)
+		rc = listing_add(b, "latest", view, snap, VIEW_INO_LATEST);
+	if (rc)
+		return rc;
+	uint64_t *epochs = NULL;
+	size_t count = 0;
+	rc = ckpt_snapshot_list(&epochs, &count, snap);
+	for (size_t i = 0; !rc && i < count; i++) {
+		if (epochs[i] > VIEW_MAX_EPOCH)
+			continue;
+		char name[32];
+		view_epoch_name(name, sizeof(name), epochs[i]);
+		rc = listing_add(b, name, view, snap, view_epoch_ino(epochs[i], VIEW_ENT_DIR));
+	}
+	free(epochs);
+	return rc;
+}
+
+int ckpt_view_list(ckpt_view_listing *out, ckpt_view *view, uint64_t ino)
+{
+	memset(out, 0, sizeof(*out));
+	ckpt_snapshot *snap;
+	int rc = open_snapshot(&snap, view);
+	if (rc)
+		return rc;
+	listing_builder b = {.l = out};
+	view_node dir;
+	rc = decode_node(&dir, snap, ino);
+	if (!rc)
+		rc = node_attr(&out->self, view, snap, &dir);
+	if (!rc && dir.kind != CKPT_VIEW_DIR) {
+		view_set_error("not a directory (inode %" PRIu64 ")", ino);
+		rc = -ENOTDIR;
+	}
+	if (rc)
+		goto out;
+	if (ino == VIEW_INO_ROOT) {
+		rc = list_root(&b, view, snap);
+	} else if (dir.entry == VIEW_ENT_DIR) {
+		for (size_t i = 0; !rc && i < N_EPOCH_ENTRIES; i++)
+			rc = listing_add(&b, epoch_entries[i].name, view, snap,
+			                 view_epoch_ino(dir.epoch, epoch_entries[i].entry));
+	} else if (dir.entry == VIEW_ENT_MODEL_DIR) {
+		rc = list_tensors(&b, view, snap, &dir, CKPT_GROUP_MODEL);
+	} else {
+		if (has_param_groups(dir.ckpt))
+			rc = listing_add(&b, "param_groups.json", view, snap,
+			                 view_epoch_ino(dir.epoch, VIEW_ENT_PARAM_GROUPS));
+		if (!rc)
+			rc = list_tensors(&b, view, snap, &dir, CKPT_GROUP_OPTIMIZER);
+	}
+out:
+	ckpt_snapshot_close(snap);
+	if (rc)
+		ckpt_view_listing_free(out);
+	return rc;
+}
+
+void ckpt_view_listing_free(ckpt_view_listing *listing)
+{
+	if (!listing)
+		return;
+	for (size_t i = 0; i < listing->count; i++)
+		free(listing->entries[i].name);
+	free(listing->entries);
+	memset(listing, 0, sizeof(*listing));
+}
+
+int ckpt_view_readlink(char *buf, size_t cap, ckpt_view *view, uint64_t ino)
+{
+	if (ino != VIEW_INO_BEST && ino != VIEW_INO_LATEST) {
+		view_set_error("not a symlink (inode %" PRIu64 ")", ino);
+		return -EINVAL;
+	}
+	ckpt_snapshot *snap;
+	int rc = open_snapshot(&snap, view);
+	if (rc)
+		return rc;
+	view_node n;
+	rc = decode_node(&n, snap, ino);
+	ckpt_snapshot_close(snap);
+	if (rc)
+		return rc;
+	char target[32];
+	symlink_target(target, sizeof(target), &n);
+	if (strlen(target) + 1 > cap)
+		return -ERANGE;
+	memcpy(buf, target, strlen(target) + 1);
+	return 0;
+}
+
+/* ---- open files -------------------------------------------------------------------------- */
+
+static void file_path(char *buf, size_t cap, const view_node *n)
+{
+	char epoch[32];
+	view_epoch_name(epoch, sizeof(epoch), n->epoch);
+	if (n->ino == VIEW_INO_RUN_JSON)
+		snprintf(buf, cap, "run.json");
+	else if (n->ino == VIEW_INO_HISTORY)
+		snprintf(buf, cap, "history.csv");
+	else if (n->tensor)
+		snprintf(buf, cap, "%s/%s", epoch,
+		         n->tensor->group == CKPT_GROUP_MODEL ? "model" : "optimizer");
+	else
+		for (size_t i = 0; i < N_EPOCH_ENTRIES; i++)
+			if (epoch_entries[i].entry == n->entry)
+				snprintf(buf, cap, "%s/%s", epoch, epoch_entries[i].name);
+}
+
+int ckpt_view_open(ckpt_view_file **out, ckpt_view_attr *out_attr, ckpt_view *view, uint64_t ino)
+{
+	*out = NULL;
+	ckpt_view_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->view = view;
+	f->ino = ino;
+	view_layout_init(&f->layout);
+	int rc = open_snapshot(&f->snap, view);
+	if (rc)
+		goto fail;
+	view_node n;
+	rc = decode_node(&n, f->snap, ino);
+	if (rc)
+		goto fail;
+	if (n.kind != CKPT_VIEW_FILE) {
+		rc = n.kind == CKPT_VIEW_DIR ? -EISDIR : -EINVAL;
+		view_set_error("not a regular file (inode %" PRIu64 ")", ino);
+		goto fail;
+	}
+	f->epoch = n.epoch;
+	file_path(f->path, sizeof(f->path), &n);
+	rc = render_node(&f->layout, view, f->snap, &n);
+	if (rc) {
+		view_set_error("cannot render %s: %s", f->path, ckpt_strerror(rc));
+		goto fail;
+	}
+	if (out_attr) {
+		/* same snapshot: the size is exactly the rendered one */
+		rc = node_attr(out_attr, view, f->snap, &n);
+		if (rc)
+			goto fail;
+		out_attr->size = f->layout.size;
+	}
+	*out = f;
+	return 0;
+fail:
+	ckpt_view_file_close(f);
+	return rc;
+}
+
+uint64_t ckpt_view_file_size(const ckpt_view_file *f)
+{
+	return f->layout.size;
+}
+
+static void report_bad_tensor(ckpt_view_file *f, const ckpt_tensor_info *t, int rc)
+{
+	view_set_error("%s: tensor '%s' of epoch %" PRIu64 " fails its checksum or is missing (%s)",
+	               f->path, t->name, f->epoch, ckpt_strerror(rc));
+	if (f->logged)
+		return;
+	f->logged = true;
+	char line[1400];
+	snprintf(line, sizeof(line),
+	         "ckptfs: EIO: tensor '%s' of epoch %" PRIu64 " (%s) fails its stored CRC-32 or "
+	         "is missing (%s)",
+	         t->name, f->epoch, f->path, ckpt_strerror(rc));
+	f->view->log(f->view->log_ctx, line);
+}
+
+static size_t find_segment(const view_layout *l, uint64_t offset)
+{
+	size_t lo = 0, hi = l->nsegs;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (l->segs[mid].file_offset <= offset)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* iovecs for a plain (not widened) tensor window; returns bytes covered (< n if out of cap) */
+static int tensor_iov(ckpt_view_file *f, size_t seg_index, uint64_t src_off, size_t n,
+                      struct iovec *iov, size_t cap, size_t *count, size_t *covered)
+{
+	view_layout *l = &f->layout;
+	const ckpt_tensor_info *t = l->segs[seg_index].tensor;
+	*covered = 0;
+	if (!l->verified[seg_index]) {
+		l->verified[seg_index] = calloc(t->nchunks ? t->nchunks : 1, 1);
+		if (!l->verified[seg_index])
+			return -ENOMEM;
+	}
+	while (*covered < n && *count < cap) {
+		if (t->chunk_size == 0)
+			return -EIO;
+		uint64_t chunk = src_off / t->chunk_size;
+		uint64_t in_chunk = src_off % t->chunk_size;
+		if (chunk >= t->nchunks) {
+			report_bad_tensor(f, t, CKPT_ECORRUPT);
+			return -EIO;
+		}
+		bool verify = !__atomic_load_n(&l->verified[seg_index][chunk], __ATOMIC_ACQUIRE);
+		const void *data;
+		size_t data_len;
+		int rc = ckpt_tensor_chunk(&data, &data_len, f->snap, t, (uint32_t)chunk, verify);
+		if (!rc && in_chunk >= data_len)
+			rc = CKPT_ECORRUPT;
+		if (rc) {
+			report_bad_tensor(f, t, rc);
+			return -EIO;
+		}
+		if (verify)
+			__atomic_store_n(&l->verified[seg_index][chunk], 1, __ATOMIC_RELEASE);
+		size_t take = data_len - in_chunk;
+		if (take > n - *covered)
+			take = n - *covered;
+		iov[*count].iov_base = (uint8_t *)data + in_chunk;
+		iov[*count].iov_len = take;
+		(*count)++;
+		*covered += take;
+		src_off += take;
+	}
+	return 0;
+}
+
+int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct iovec *iov,
+                       size_t cap, size_t *out_count, void *scratch, size_t *out_read)
+{
+	view_layout *l = &f->layout;
+	*out_count = 0;
+	*out_read = 0;
+	if (offset >= l->size || len == 0 || cap == 0)
+		return 0;
+	if (len > l->size - offset)
+		len = (size_t)(l->size - offset);
+	size_t done = 0, count = 0;
+	for (size_t i = find_segment(l, offset); i < l->nsegs && done < len && count < cap; i++) {
+		const view_segment *seg = &l->segs[i];
+		uint64_t seg_off = offset + done - seg->file_offset;
+		size_t n = (size_t)(seg->length - seg_off);
+		if (n > len - done)
+			n = len - done;
+		if (seg->bytes) {
+			iov[count].iov_base = (void *)(seg->bytes + seg_off);
+			iov[count].iov_len = n;
+			count++;
+			done += n;
+		} else if (seg->widen_bf16) {
+			uint8_t *dst = (uint8_t *)scratch + done;
+			size_t got;
+			int rc = view_layout_read(l, f->snap, offset + done, dst, n, &got);
+			if (!rc && got != n)
+				rc = -EIO;
+			if (rc) {
+				report_bad_tensor(f, seg->tensor, rc);
+				return -EIO;
+			}
+			iov[count].iov_base = dst;
+			iov[count].iov_len = n;
+			count++;
+			done += n;
+		} else {
+			size_t covered;
+			int rc = tensor_iov(f, i, seg->tensor_offset + seg_off, n, iov, cap, &count,
+			                    &covered);
+			if (rc)
+				return rc;
+			done += covered;
+			if (covered < n)
+				break;
+		}
+	}
+	*out_count = count;
+	*out_read = done;
+	return 0;
+}
+
+int ckpt_view_file_read(ckpt_view_file *f, uint64_t offset, void *buf, size_t len,
+                        size_t *out_read)
+{
+	struct iovec iov[64];
+	uint8_t *dst = buf;
+	size_t done = 0;
+	*out_read = 0;
+	while (done < len) {
+		size_t count, got;
+		int rc = ckpt_view_file_iov(f, offset + done, len - done, iov, 64, &count, dst + done,
+		                            &got);
+		if (rc)
+			return rc;
+		if (got == 0)
+			break;
+		size_t pos = done;
+		for (size_t k = 0; k < count; k++) {
+			if (iov[k].iov_base != dst + pos)
+				memcpy(dst + pos, iov[k].iov_base, iov[k].iov_len);
+			pos += iov[k].iov_len;
+		}
+		done += got;
+	}
+	*out_read = done;
+	return 0;
+}
+
+void ckpt_view_file_close(ckpt_view_file *f)
+{
+	if (!f)
+		return;
+	view_layout_free(&f->layout);
+	ckpt_snapshot_close(f->snap);
+	free(f);
+}

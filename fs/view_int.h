@@ -1,0 +1,86 @@
+/* fs/view_int.h - internals shared by the view's source files (fs/view*.c)
+ *
+ * Node numbering (see include/ckpt/view.h): fixed root-level inodes below 2^24, epoch nodes
+ * ((epoch + 1) << 24) | entry. A node is decoded from its inode alone, so nothing is kept per
+ * inode and FUSE's forget is a no-op.
+ */
+#ifndef FS_VIEW_INT_H
+#define FS_VIEW_INT_H
+
+#include <stdarg.h>
+
+#include "ckpt/view.h"
+#include "fs/layout.h"
+#include "fs/render.h"
+
+enum {
+	VIEW_INO_ROOT = 1,
+	VIEW_INO_RUN_JSON = 2,
+	VIEW_INO_HISTORY = 3,
+	VIEW_INO_BEST = 4,
+	VIEW_INO_LATEST = 5,
+};
+
+/* entries inside an epoch */
+enum {
+	VIEW_ENT_DIR = 0,
+	VIEW_ENT_METRICS = 1,
+	VIEW_ENT_MODEL_DIR = 2,
+	VIEW_ENT_OPTIMIZER_DIR = 3,
+	VIEW_ENT_SAFETENSORS = 4,
+	VIEW_ENT_MODEL_PT = 5,
+	VIEW_ENT_CHECKPOINT_PT = 6,
+	VIEW_ENT_PARAM_GROUPS = 7,
+	VIEW_ENT_TENSOR0 = 16,
+};
+
+#define VIEW_ENTRY_BITS 24
+#define VIEW_ENTRY_MASK ((UINT64_C(1) << VIEW_ENTRY_BITS) - 1)
+#define VIEW_MAX_EPOCH ((UINT64_C(1) << 39) - 1)
+#define VIEW_NAME_MAX 255
+
+/* Extra key holding torch's param_groups JSON text. */
+#define VIEW_PARAM_GROUPS_KEY "optimizer.param_groups"
+
+struct ckpt_view {
+	ckpt_store *store;
+	view_render_options render;
+	void (*log)(void *log_ctx, const char *line);
+	void *log_ctx;
+};
+
+/* A decoded node: what an inode designates within one snapshot. */
+typedef struct view_node {
+	uint64_t ino;
+	ckpt_view_kind kind;
+	uint64_t epoch;                /* for epoch nodes */
+	uint32_t entry;                /* VIEW_ENT_* or VIEW_ENT_TENSOR0 + index */
+	const ckpt_checkpoint *ckpt;   /* for epoch nodes; owned by the snapshot */
+	const ckpt_tensor_info *tensor;/* for .npy files */
+} view_node;
+
+static inline uint64_t view_epoch_ino(uint64_t epoch, uint32_t entry)
+{
+	return ((epoch + 1) << VIEW_ENTRY_BITS) | entry;
+}
+
+/* fs/view_name.c */
+/** "epoch-%04llu" into buf (>= 32 bytes). */
+void view_epoch_name(char *buf, size_t cap, uint64_t epoch);
+/** Parse a canonical epoch directory name. @return 0 or -ENOENT. */
+int view_parse_epoch_name(uint64_t *out, const char *name);
+
+/* fs/view_text.c: text files rendered into a layout */
+int view_render_run_json(view_layout *out, ckpt_store *store);
+int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap);
+int view_render_metrics(view_layout *out, ckpt_snapshot *snap, const ckpt_checkpoint *c);
+int view_render_param_groups(view_layout *out, const ckpt_checkpoint *c);
+/** ISO-8601 UTC with milliseconds ("2026-11-22T12:43:33.123Z") into buf (>= 32 bytes). */
+void view_format_time(char *buf, size_t cap, int64_t ns);
+/** Shortest text that reads back as @p v ("0.1", "nan", "inf") into buf (>= 32 bytes). */
+void view_format_double(char *buf, size_t cap, double v);
+
+/** Set the message ckpt_view_last_error() returns on this thread. */
+void view_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,377 @@
+/* fs/view_text.c - the view's text files: run.json, metrics.json, param_groups.json, history.csv
+ *
+ * JSON goes through jansson (keys in a fixed order, 2-space indent, trailing newline). Doubles
+ * are printed with the fewest digits that read back exactly; JSON has no NaN or infinity, so a
+ * non-finite metric is null there and "nan"/"inf"/"-inf" in the CSV. Times are UTC ISO-8601
+ * with milliseconds; *_ns fields keep the exact nanoseconds.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fs/view_int.h"
+
+void view_format_time(char *buf, size_t cap, int64_t ns)
+{
+	time_t secs = (time_t)(ns / 1000000000);
+	int64_t rem = ns % 1000000000;
+	if (rem < 0) {
+		rem += 1000000000;
+		secs--;
+	}
+	struct tm tm;
+	if (!gmtime_r(&secs, &tm)) {
+		snprintf(buf, cap, "%" PRId64, ns);
+		return;
+	}
+	char date[24];
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, cap, "%s.%03dZ", date, (int)(rem / 1000000));
+}
+
+static int shortest_precision(double v)
+{
+	char buf[40];
+	for (int p = 1; p < 17; p++) {
+		snprintf(buf, sizeof(buf), "%.*g", p, v);
+		if (strtod(buf, NULL) == v)
+			return p;
+	}
+	return 17;
+}
+
+void view_format_double(char *buf, size_t cap, double v)
+{
+	if (isnan(v)) {
+		snprintf(buf, cap, "nan");
+		return;
+	}
+	if (isinf(v)) {
+		snprintf(buf, cap, v > 0 ? "inf" : "-inf");
+		return;
+	}
+	snprintf(buf, cap, "%.*g", shortest_precision(v), v);
+}
+
+/* Highest precision any real in @p j needs to read back exactly. */
+static int json_precision(const json_t *j)
+{
+	int best = 1;
+	if (json_is_real(j)) {
+		best = shortest_precision(json_real_value(j));
+	} else if (json_is_object(j)) {
+		const char *key;
+		json_t *v;
+		json_object_foreach((json_t *)j, key, v)
+		{
+			int p = json_precision(v);
+			if (p > best)
+				best = p;
+		}
+	} else if (json_is_array(j)) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(j, i, v)
+		{
+			int p = json_precision(v);
+			if (p > best)
+				best = p;
+		}
+	}
+	return best;
+}
+
+/* Dump @p j (stolen) pretty-printed with a trailing newline into the layout. */
+static int add_json(view_layout *out, json_t *j)
+{
+	if (!j)
+		return -ENOMEM;
+	size_t flags = JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(json_precision(j));
+	char *text = json_dumps(j, flags);
+	json_decref(j);
+	if (!text)
+		return -ENOMEM;
+	size_t len = strlen(text);
+	int rc = view_layout_add_bytes(out, text, len);
+	if (!rc)
+		rc = view_layout_add_bytes(out, "\n", 1);
+	free(text);
+	return rc;
+}
+
+/* Set key to a new value; a NULL value (failed allocation) marks the object as failed. */
+static bool set_new(json_t *obj, const char *key, json_t *value)
+{
+	return value && json_object_set_new(obj, key, value) == 0;
+}
+
+static json_t *json_string_or_empty(const char *s)
+{
+	return json_string(s ? s : "");
+}
+
+static json_t *json_number_or_null(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+int view_render_run_json(view_layout *out, ckpt_store *store)
+{
+	const ckpt_run_meta *m = ckpt_store_meta(store);
+	char created[40];
+	view_format_time(created, sizeof(created), m->created_ns);
+	json_t *j = json_object();
+	if (!j)
+		return -ENOMEM;
+	json_t *hyper = NULL;
+	if (m->hyperparams && *m->hyperparams)
+		hyper = json_loads(m->hyperparams, JSON_DECODE_ANY, NULL);
+	if (!hyper)
+		hyper = json_string_or_empty(m->hyperparams);
+	bool ok = set_new(j, "model", json_string_or_empty(m->model)) &&
+	          set_new(j, "layers", json_string_or_empty(m->layers)) &&
+	          set_new(j, "optimizer", json_string_or_empty(m->optimizer)) &&
+	          set_new(j, "hyperparams", hyper) &&
+	          set_new(j, "dataset", json_string_or_empty(m->dataset)) &&
+	          set_new(j, "seed", json_integer((json_int_t)m->seed)) &&
+	          set_new(j, "monitor", json_string_or_empty(m->monitor)) &&
+	          set_new(j, "monitor_mode",
+	                  json_string(m->monitor_mode == CKPT_MODE_MAX ? "max" : "min")) &&
+	          set_new(j, "created", json_string(created)) &&
+	          set_new(j, "created_ns", json_integer(m->created_ns)) &&
+	          set_new(j, "chunk_size", json_integer((json_int_t)ckpt_store_chunk_size(store))) &&
+	          set_new(j, "schema_version", json_integer(CKPT_SCHEMA_VERSION));
+	if (!ok) {
+		json_decref(j);
+		return -ENOMEM;
+	}
+	return add_json(out, j);
+}
+
+/* Sorted unique devices of the checkpoint's tensors. */
+static json_t *devices_of(const ckpt_checkpoint *c, const char **first_model_device)
+{
+	json_t *arr = json_array();
+	if (!arr)
+		return NULL;
+	*first_model_device = NULL;
+	size_t n = ckpt_checkpoint_tensor_count(c);
+	for (size_t i = 0; i < n; i++) {
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, i);
+		if (!t)
+			continue;
+		const char *dev = t->device && *t->device ? t->device : "cpu";
+		if (!*first_model_device && t->group == CKPT_GROUP_MODEL)
+			*first_model_device = dev;
+		size_t k, pos = json_array_size(arr);
+		json_t *v;
+		bool seen = false;
+		json_array_foreach(arr, k, v)
+		{
+			int cmp = strcmp(json_string_value(v), dev);
+			if (cmp == 0) {
+				seen = true;
+				break;
+			}
+			if (cmp > 0 && pos == json_array_size(arr))
+				pos = k;
+		}
+		if (!seen && json_array_insert_new(arr, pos, json_string(dev)) != 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+int view_render_metrics(view_layout *out, ckpt_snapshot *snap, const ckpt_checkpoint *c)
+{
+	char when[40];
+	int64_t ns = ckpt_checkpoint_time_ns(c);
+	view_format_time(when, sizeof(when), ns);
+	json_t *j = json_object();
+	json_t *metrics = json_object();
+	const char *device = NULL;
+	json_t *devices = devices_of(c, &device);
+	bool ok = j && metrics && devices;
+	size_t count = ckpt_checkpoint_metric_count(c);
+	for (size_t i = 0; ok && i < count; i++) {
+		const char *name;
+		double value;
+		if (ckpt_checkpoint_metric_at(c, i, &name, &value) != 0)
+			continue;
+		ok = set_new(metrics, name, json_number_or_null(value));
+	}
+	if (ok) {
+		ok = set_new(j, "epoch", json_integer((json_int_t)ckpt_checkpoint_epoch(c))) &&
+		     set_new(j, "step", json_integer((json_int_t)ckpt_checkpoint_step(c))) &&
+		     set_new(j, "time", json_string(when)) && set_new(j, "time_ns", json_integer(ns)) &&
+		     set_new(j, "metrics", metrics) &&
+		     set_new(j, "device", json_string(device ? device : "cpu")) &&
+		     set_new(j, "devices", devices) &&
+		     set_new(j, "is_best", json_boolean(ckpt_checkpoint_is_best(c)));
+		metrics = devices = NULL; /* owned by j now (or freed on failure) */
+	}
+	json_decref(metrics);
+	json_decref(devices);
+	if (!ok) {
+		json_decref(j);
+		return -ENOMEM;
+	}
+	return add_json(out, j);
+}
+
+int view_render_param_groups(view_layout *out, const ckpt_checkpoint *c)
+{
+	const void *data;
+	size_t len;
+	int rc = ckpt_checkpoint_extra(c, VIEW_PARAM_GROUPS_KEY, &data, &len);
+	if (rc)
+		return rc;
+	json_t *j = json_loadb(data, len, JSON_DECODE_ANY, NULL);
+	if (!j) {
+		/* not JSON: show the stored text as it is */
+		rc = view_layout_add_bytes(out, data, len);
+		if (!rc && (len == 0 || ((const char *)data)[len - 1] != '\n'))
+			rc = view_layout_add_bytes(out, "\n", 1);
+		return rc;
+	}
+	return add_json(out, j);
+}
+
+/* A growable text buffer. */
+typedef struct text {
+	char *buf;
+	size_t len, cap;
+	int rc;
+} text;
+
+static void text_add(text *t, const char *s, size_t n)
+{
+	if (t->rc)
+		return;
+	if (t->len + n > t->cap) {
+		size_t cap = t->cap ? t->cap : 1024;
+		while (cap < t->len + n)
+			cap *= 2;
+		char *buf = realloc(t->buf, cap);
+		if (!buf) {
+			t->rc = -ENOMEM;
+			return;
+		}
+		t->buf = buf;
+		t->cap = cap;
+	}
+	memcpy(t->buf + t->len, s, n);
+	t->len += n;
+}
+
+static void text_str(text *t, const char *s)
+{
+	text_add(t, s, strlen(s));
+}
+
+/* A CSV field: quoted when it holds a comma, quote or line break. */
+static void text_csv_field(text *t, const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		text_str(t, s);
+		return;
+	}
+	text_add(t, "\"", 1);
+	for (const char *p = s; *p; p++) {
+		if (*p == '"')
+			text_add(t, "\"", 1);
+		text_add(t, p, 1);
+	}
+	text_add(t, "\"", 1);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap)
+{
+	uint64_t *epochs = NULL;
+	size_t count = 0;
+	const ckpt_checkpoint **ckpts = NULL;
+	const char **names = NULL;
+	size_t nnames = 0, names_cap = 0;
+	text t = {0};
+	int rc = ckpt_snapshot_list(&epochs, &count, snap);
+	if (rc)
+		goto out;
+	ckpts = calloc(count ? count : 1, sizeof(*ckpts));
+	if (!ckpts) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* the union of metric names, sorted */
+	for (size_t i = 0; i < count; i++) {
+		rc = ckpt_snapshot_checkpoint(&ckpts[i], snap, epochs[i]);
+		if (rc)
+			goto out;
+		size_t m = ckpt_checkpoint_metric_count(ckpts[i]);
+		for (size_t k = 0; k < m; k++) {
+			const char *name;
+			double value;
+			if (ckpt_checkpoint_metric_at(ckpts[i], k, &name, &value) != 0)
+				continue;
+			if (nnames && bsearch(&name, names, nnames, sizeof(*names), cmp_str))
+				continue;
+			if (nnames == names_cap) {
+				size_t cap = names_cap ? names_cap * 2 : 16;
+				const char **grown = realloc(names, cap * sizeof(*names));
+				if (!grown) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				names = grown;
+				names_cap = cap;
+			}
+			names[nnames++] = name;
+			qsort(names, nnames, sizeof(*names), cmp_str);
+		}
+	}
+	text_str(&t, "epoch,step,time");
+	for (size_t k = 0; k < nnames; k++) {
+		text_add(&t, ",", 1);
+		text_csv_field(&t, names[k]);
+	}
+	text_str(&t, ",best\n");
+	for (size_t i = 0; i < count; i++) {
+		char field[64];
+		const ckpt_checkpoint *c = ckpts[i];
+		snprintf(field, sizeof(field), "%" PRIu64 ",%" PRIu64 ",", ckpt_checkpoint_epoch(c),
+		         ckpt_checkpoint_step(c));
+		text_str(&t, field);
+		view_format_time(field, sizeof(field), ckpt_checkpoint_time_ns(c));
+		text_str(&t, field);
+		for (size_t k = 0; k < nnames; k++) {
+			double value;
+			text_add(&t, ",", 1);
+			if (ckpt_checkpoint_metric(c, names[k], &value) == 0) {
+				view_format_double(field, sizeof(field), value);
+				text_str(&t, field);
+			}
+		}
+		text_str(&t, ckpt_checkpoint_is_best(c) ? ",1\n" : ",0\n");
+	}
+	rc = t.rc;
+	if (!rc)
+		rc = view_layout_add_bytes(out, t.buf, t.len);
+out:
+	free(t.buf);
+	free(names);
+	free(ckpts);
+	free(epochs);
+	(void)store;
+	return rc;
+}

@@ -1,0 +1,190 @@
+/* include/ckpt/view.h - the virtual tree a checkpoint store is shown as (ckptfs, `ckpt ls/cat`)
+ *
+ * The view decides everything the mount shows: which nodes exist, their names, attributes and
+ * bytes. Front ends (the FUSE daemon, the CLI) only translate. Tree:
+ *
+ *   /best -> epoch-NNNN       relative symlink to the best checkpoint (absent without one)
+ *   /latest -> epoch-NNNN     relative symlink to the newest checkpoint (absent when empty)
+ *   /run.json                 run metadata
+ *   /history.csv              epoch,step,time,<metrics sorted>,best: one row per checkpoint
+ *   /epoch-NNNN/              "epoch-%04llu": one per stored checkpoint
+ *       metrics.json          epoch, step, time, time_ns, metrics, device(s), is_best
+ *       model/<name>.npy      one per model tensor (CKPT_GROUP_MODEL)
+ *       optimizer/<name>.npy  one per optimizer tensor ("<param>.<buffer>")
+ *       optimizer/param_groups.json   the "optimizer.param_groups" extra, pretty-printed
+ *       model.safetensors, model.pt, checkpoint.pt   whole-checkpoint files
+ *
+ * Names: a tensor name becomes a file name by percent-encoding (%XX, upper-case hex) of '/',
+ * '%', bytes below 0x20 and 0x7f, and a leading '.', then appending ".npy". Decoding %XX gives
+ * the name back. A name whose encoding would make a file name longer than 255 bytes is cut to
+ * a prefix of whole escapes/UTF-8 sequences followed by "%~" and 16 hex digits of a 64-bit hash
+ * of the full name ("%~" never appears in an ordinary encoding, so no collision with one).
+ *
+ * Inode numbers are computed from (epoch, entry), so they are the same across remounts of the
+ * same store content: 1 root, 2 run.json, 3 history.csv, 4 best, 5 latest; an epoch's nodes are
+ * ((epoch + 1) << 24) | entry with entry 0 the directory, 1..15 fixed files, and 16 + i the
+ * i-th tensor of the checkpoint (insertion order). Epochs must be below 2^39.
+ *
+ * Threads: every function may be called from any thread concurrently, except that one
+ * ckpt_view_file is read by one thread at a time (callers serialize; the FUSE layer locks).
+ * Errors: 0 or a negative error code (-errno or CKPT_E*); ckpt_view_last_error() has the context.
+ */
+#ifndef CKPT_VIEW_H
+#define CKPT_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "ckpt/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ckpt_view ckpt_view;
+typedef struct ckpt_view_file ckpt_view_file;
+
+/** Message about the last failed view call on this thread ("" if none). */
+const char *ckpt_view_last_error(void);
+
+/** Inode number of the root directory (equal to FUSE_ROOT_ID). */
+#define CKPT_VIEW_ROOT_INO 1u
+
+typedef enum ckpt_view_kind {
+	CKPT_VIEW_DIR = 1,
+	CKPT_VIEW_FILE = 2,
+	CKPT_VIEW_SYMLINK = 3,
+} ckpt_view_kind;
+
+/** Attributes of a node. */
+typedef struct ckpt_view_attr {
+	uint64_t ino;
+	ckpt_view_kind kind;
+	unsigned mode;     /**< permission bits: 0555 dirs and symlinks' 0777, 0444 files */
+	uint32_t nlink;    /**< 2 + subdirectories for dirs, 1 otherwise */
+	uint64_t size;     /**< exact byte length (link text length for symlinks, 0 for dirs) */
+	int64_t mtime_ns;  /**< commit time of the node's checkpoint (root: the latest commit) */
+	bool immutable;    /**< content never changes while the node exists: cache it long */
+} ckpt_view_attr;
+
+/** Options for ckpt_view_new(); zero/NULL fields mean the default. */
+typedef struct ckpt_view_options {
+	/** Where .pt files place storages: "cpu" (default), "keep" or a device like "cuda:1". */
+	const char *map_location;
+	/** Where one-line reports go (checksum failures); NULL: stderr. */
+	void (*log)(void *log_ctx, const char *line);
+	void *log_ctx;
+} ckpt_view_options;
+
+/**
+ * Check a map_location value ("cpu", "keep", "cuda", "cuda:N").
+ * @return 0 or -EINVAL (with a message).
+ */
+int ckpt_view_check_map_location(const char *value);
+
+/**
+ * Make a view of @p store (borrowed: it must outlive the view; open it CKPT_OPEN_READONLY).
+ * @return 0, -EINVAL for bad options, -ENOMEM.
+ */
+int ckpt_view_new(ckpt_view **out, ckpt_store *store, const ckpt_view_options *opts);
+
+/** Free a view. Every file opened from it must be closed first. Accepts NULL. */
+void ckpt_view_free(ckpt_view *view);
+
+/**
+ * Look up @p name in directory @p parent.
+ * @return 0, -ENOENT if there is no such entry, -ENOTDIR if @p parent is not a directory,
+ *         or the error rendering the node failed with (its size could not be computed).
+ */
+int ckpt_view_lookup(ckpt_view_attr *out, ckpt_view *view, uint64_t parent, const char *name);
+
+/** Attributes of node @p ino. @return 0, -ENOENT if it does not exist (any more). */
+int ckpt_view_getattr(ckpt_view_attr *out, ckpt_view *view, uint64_t ino);
+
+/**
+ * Resolve a path relative to the root ("", "/", "best/model/fc1.weight.npy"). Symlinks in the
+ * middle of the path are followed (they only point at epoch directories); a final symlink is
+ * followed only if @p follow. "." and empty components are skipped; ".." is refused.
+ * @return 0, -ENOENT, -ENOTDIR.
+ */
+int ckpt_view_resolve(ckpt_view_attr *out, ckpt_view *view, const char *path, bool follow);
+
+/** One directory entry (with its attributes when they could be computed). */
+typedef struct ckpt_view_dirent {
+	char *name;           /**< owned by the listing */
+	ckpt_view_attr attr;  /**< attr.ino is always set; */
+	int attr_rc;          /**< 0, or why attr (other than ino and kind) is unknown */
+} ckpt_view_dirent;
+
+typedef struct ckpt_view_listing {
+	ckpt_view_dirent *entries; /**< without "." and ".." */
+	size_t count;
+	ckpt_view_attr self;       /**< the directory's own attributes */
+} ckpt_view_listing;
+
+/**
+ * List directory @p ino as of one snapshot, sorted as the mount shows it.
+ * @return 0, -ENOENT, -ENOTDIR, -ENOMEM. The listing is freed with ckpt_view_listing_free().
+ */
+int ckpt_view_list(ckpt_view_listing *out, ckpt_view *view, uint64_t ino);
+
+/** Free a listing's entries (the struct itself is the caller's). Accepts NULL. */
+void ckpt_view_listing_free(ckpt_view_listing *listing);
+
+/**
+ * Text of symlink @p ino ("epoch-0007"), NUL-terminated into @p buf of @p cap bytes.
+ * @return 0, -ENOENT (no best yet), -EINVAL if @p ino is not a symlink, -ERANGE if too small.
+ */
+int ckpt_view_readlink(char *buf, size_t cap, ckpt_view *view, uint64_t ino);
+
+/**
+ * Open file @p ino: takes a read snapshot of the store and renders the file's layout. The
+ * file reads that snapshot until closed, whatever is committed or deleted meanwhile.
+ * @param out_attr if not NULL, receives the attributes as of the snapshot (exact size).
+ * @return 0, -ENOENT, -EISDIR, -EINVAL (a symlink), or the rendering error.
+ */
+int ckpt_view_open(ckpt_view_file **out, ckpt_view_attr *out_attr, ckpt_view *view,
+                   uint64_t ino);
+
+/** Size of an open file (as rendered at open). */
+uint64_t ckpt_view_file_size(const ckpt_view_file *f);
+
+/**
+ * Copy up to @p len bytes at @p offset into @p buf; *out_read is fewer only at end of file.
+ * @return 0, -EIO if stored bytes fail their CRC-32 (logged once, naming the tensor).
+ */
+int ckpt_view_file_read(ckpt_view_file *f, uint64_t offset, void *buf, size_t len,
+                        size_t *out_read);
+
+/**
+ * Zero-copy read: fill up to @p cap iovecs describing the bytes at [offset, offset+len)
+ * (pointers into the store's map or the layout; valid until the file is closed). Bytes that
+ * must be converted (bfloat16 widening) are copied into @p scratch (of @p len bytes).
+ * *out_count receives the number of iovecs, *out_read the total bytes (short only at EOF,
+ * or when @p cap iovecs were not enough: then the caller asks again for the rest).
+ * @return 0 or -EIO as ckpt_view_file_read().
+ */
+int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct iovec *iov,
+                       size_t cap, size_t *out_count, void *scratch, size_t *out_read);
+
+/** Close an open file and its snapshot. Accepts NULL. */
+void ckpt_view_file_close(ckpt_view_file *f);
+
+/**
+ * Escape a tensor name into a file name stem (without ".npy"): see the naming rules above.
+ * @param cap bytes at @p out; 256 is always enough. @return 0, -ERANGE, -EINVAL (empty name).
+ */
+int ckpt_view_escape_name(char *out, size_t cap, const char *name, size_t suffix_len);
+
+/**
+ * Decode a stem made by ckpt_view_escape_name() (%XX sequences). Hashed (truncated) stems
+ * cannot be decoded: -EINVAL. @return 0, -EINVAL (malformed), -ERANGE.
+ */
+int ckpt_view_unescape_name(char *out, size_t cap, const char *stem);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
