@@ -1,14 +1,236 @@
-/* fs/cli_view.c - placeholder until implemented */
+/* fs/cli_view.c - `ckpt ls` and `ckpt cat`: the mount's view without a mount
+ *
+ * Both open the store read-only and go through include/ckpt/view.h, so they show exactly what
+ * ckptfs shows (same names, sizes, bytes). Paths are relative to the mount root; `best` and
+ * `latest` are followed like the kernel follows them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt/view.h"
 #include "fs/cli.h"
+
+static int open_view(ckpt_store **store, ckpt_view **view, const char *path,
+                     const char *map_location)
+{
+	int rc = ckpt_store_open(store, path, CKPT_OPEN_READONLY);
+	if (rc) {
+		cli_error("cannot open store %s (%s%s%s)", path, ckpt_strerror(rc),
+		          *ckpt_last_error() ? ": " : "", ckpt_last_error());
+		return rc;
+	}
+	ckpt_view_options opts = {.map_location = map_location};
+	rc = ckpt_view_new(view, *store, &opts);
+	if (rc) {
+		cli_error("%s", ckpt_view_last_error());
+		ckpt_store_close(*store);
+		*store = NULL;
+	}
+	return rc;
+}
+
+static void print_long(const ckpt_view_attr *a, int attr_rc, const char *name, ckpt_view *view)
+{
+	char when[32] = "?";
+	if (!attr_rc) {
+		time_t secs = (time_t)(a->mtime_ns / 1000000000);
+		struct tm tm;
+		if (localtime_r(&secs, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	}
+	char type = a->kind == CKPT_VIEW_DIR ? 'd' : a->kind == CKPT_VIEW_SYMLINK ? 'l' : '-';
+	const char *perm = a->kind == CKPT_VIEW_DIR ? "r-xr-xr-x"
+	                   : a->kind == CKPT_VIEW_SYMLINK ? "rwxrwxrwx"
+	                                                  : "r--r--r--";
+	if (attr_rc)
+		printf("%c%s %12s %19s %s (%s)\n", type, perm, "?", when, name, ckpt_strerror(attr_rc));
+	else
+		printf("%c%s %12" PRIu64 " %19s %s", type, perm, a->size, when, name);
+	if (!attr_rc && a->kind == CKPT_VIEW_SYMLINK) {
+		char target[64];
+		if (ckpt_view_readlink(target, sizeof(target), view, a->ino) == 0)
+			printf(" -> %s", target);
+	}
+	if (!attr_rc)
+		putchar('\n');
+}
 
 int cli_ls(int argc, char **argv)
 {
-	cli_error("ls: not implemented yet");
-	return 1;
+	static const struct option options[] = {
+	    {"long", no_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool long_format = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "lh", options, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			long_format = true;
+			break;
+		case 'h':
+			printf("usage: ckpt ls [-l] STORE [PATH]\n"
+			       "List PATH (default: the root) of the view ckptfs mounts.\n"
+			       "  -l, --long   type, permissions, size, modification time\n");
+			return 0;
+		default:
+			fprintf(stderr, "usage: ckpt ls [-l] STORE [PATH]\n");
+			return 2;
+		}
+	}
+	if (optind >= argc || argc - optind > 2) {
+		cli_error("ls: expected STORE [PATH] (try 'ckpt ls --help')");
+		return 2;
+	}
+	const char *store_path = argv[optind];
+	const char *path = optind + 1 < argc ? argv[optind + 1] : "";
+	ckpt_store *store = NULL;
+	ckpt_view *view = NULL;
+	if (open_view(&store, &view, store_path, NULL))
+		return 1;
+	int status = 1;
+	ckpt_view_attr attr;
+	/* like ls: a symlink argument is listed as the directory it points to, unless -l */
+	int rc = ckpt_view_resolve(&attr, view, path, !long_format);
+	if (rc) {
+		cli_error("ls: %s: %s (%s)", path, ckpt_strerror(rc), ckpt_view_last_error());
+		goto out;
+	}
+	if (attr.kind != CKPT_VIEW_DIR) {
+		const char *base = strrchr(path, '/');
+		base = base ? base + 1 : path;
+		if (long_format)
+			print_long(&attr, 0, base, view);
+		else
+			printf("%s\n", base);
+		status = 0;
+		goto out;
+	}
+	ckpt_view_listing listing;
+	rc = ckpt_view_list(&listing, view, attr.ino);
+	if (rc) {
+		cli_error("ls: %s: %s (%s)", path, ckpt_strerror(rc), ckpt_view_last_error());
+		goto out;
+	}
+	for (size_t i = 0; i < listing.count; i++) {
+		const ckpt_view_dirent *d = &listing.entries[i];
+		if (long_format)
+			print_long(&d->attr, d->attr_rc, d->name, view);
+		else
+			printf("%s\n", d->name);
+	}
+	ckpt_view_listing_free(&listing);
+	status = 0;
+out:
+	if (fflush(stdout) != 0 && status == 0) {
+		cli_error("ls: cannot write to standard output");
+		status = 1;
+	}
+	ckpt_view_free(view);
+	ckpt_store_close(store);
+	return status;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 int cli_cat(int argc, char **argv)
 {
-	cli_error("cat: not implemented yet");
-	return 1;
+	static const struct option options[] = {
+	    {"map-location", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *map_location = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			map_location = optarg;
+			break;
+		case 'h':
+			printf("usage: ckpt cat [--map-location cpu|keep|cuda:N] STORE PATH\n"
+			       "Write file PATH of the view ckptfs mounts to standard output.\n");
+			return 0;
+		default:
+			fprintf(stderr, "usage: ckpt cat [--map-location cpu|keep|cuda:N] STORE PATH\n");
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		cli_error("cat: expected STORE PATH (try 'ckpt cat --help')");
+		return 2;
+	}
+	const char *path = argv[optind + 1];
+	if (map_location && ckpt_view_check_map_location(map_location)) {
+		cli_error("cat: %s", ckpt_view_last_error());
+		return 2;
+	}
+	ckpt_store *store = NULL;
+	ckpt_view *view = NULL;
+	if (open_view(&store, &view, argv[optind], map_location))
+		return 1;
+	int status = 1;
+	ckpt_view_file *f = NULL;
+	char *buf = NULL;
+	ckpt_view_attr attr;
+	int rc = ckpt_view_resolve(&attr, view, path, true);
+	if (!rc && attr.kind == CKPT_VIEW_DIR)
+		rc = -EISDIR;
+	if (!rc)
+		rc = ckpt_view_open(&f, NULL, view, attr.ino);
+	if (rc) {
+		cli_error("cat: %s: %s (%s)", path, ckpt_strerror(rc),
+		          rc == -EISDIR ? "is a directory" : ckpt_view_last_error());
+		goto out;
+	}
+	const size_t bufsize = 1 << 20;
+	buf = malloc(bufsize);
+	if (!buf) {
+		cli_error("cat: out of memory");
+		goto out;
+	}
+	uint64_t size = ckpt_view_file_size(f);
+	for (uint64_t off = 0; off < size;) {
+		size_t got;
+		rc = ckpt_view_file_read(f, off, buf, bufsize, &got);
+		if (rc) {
+			cli_error("cat: %s: %s (%s)", path, ckpt_strerror(rc), ckpt_view_last_error());
+			goto out;
+		}
+		if (got == 0)
+			break;
+		rc = write_all(STDOUT_FILENO, buf, got);
+		if (rc) {
+			cli_error("cat: cannot write to standard output (%s)", strerror(-rc));
+			goto out;
+		}
+		off += got;
+	}
+	status = 0;
+out:
+	free(buf);
+	ckpt_view_file_close(f);
+	ckpt_view_free(view);
+	ckpt_store_close(store);
+	return status;
 }
