@@ -332,6 +332,34 @@ static json_t *param_groups(pt_ctx *ctx, const ckpt_store *store, const ckpt_che
 	return groups;
 }
 
+/* Text extras (JSON, names) are kept; binary ones (RNG state) are not: no control bytes
+ * other than tab and newlines, and valid UTF-8 (checked by the caller on a copy). */
+static bool looks_like_text(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	for (size_t i = 0; i < len; i++)
+		if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') || p[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* Parameter indices that appear in some group's "params" (a bitmap over nparams). */
+static void grouped_params(json_t *groups, bool *in_group, size_t nparams)
+{
+	size_t i, j;
+	json_t *group, *index;
+	json_array_foreach(groups, i, group)
+	{
+		json_t *params = json_object_get(group, "params");
+		json_array_foreach(params, j, index)
+		{
+			if (json_is_integer(index) && json_integer_value(index) >= 0 &&
+			    (uint64_t)json_integer_value(index) < nparams)
+				in_group[json_integer_value(index)] = true;
+		}
+	}
+}
+
 static void emit_string_or_empty(pickle_buf *pk, const char *s)
 {
 	pickle_str(pk, s ? s : "");
@@ -347,6 +375,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	opt_entry *opt = NULL;
 	const ckpt_tensor_info **model = NULL, **loose = NULL;
 	json_t *groups = NULL;
+	bool *in_group = NULL;
 	size_t count = ckpt_checkpoint_tensor_count(c);
 	size_t nmodel = 0, nopt = 0, nloose = 0;
 	int rc = check_options(opts);
@@ -417,6 +446,12 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	/* torch 1.13's SGD keeps {'momentum_buffer': None} for every stepped parameter when
 	 * momentum is 0; the store has no tensor for those */
 	bool sgd_none_buffers = strcmp(opt_name, "sgd") == 0 && ckpt_checkpoint_step(c) > 0;
+	in_group = calloc(nmodel ? nmodel : 1, sizeof(*in_group));
+	if (!in_group) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	grouped_params(groups, in_group, nmodel);
 
 	pickle_proto(pk);
 	pickle_op(pk, PICKLE_EMPTY_DICT);
@@ -446,7 +481,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 					goto out;
 			}
 			pickle_op(pk, PICKLE_SETITEMS);
-		} else if (sgd_none_buffers) {
+		} else if (sgd_none_buffers && in_group[p]) {
 			pickle_int(pk, (int64_t)p);
 			pickle_op(pk, PICKLE_EMPTY_DICT);
 			pickle_str(pk, "momentum_buffer");
@@ -527,7 +562,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 			continue;
 		if (strcmp(key, "optimizer.param_groups") == 0 || strcmp(key, "optimizer.name") == 0)
 			continue;
-		if (!render_utf8_valid(key) || memchr(data, '\0', dlen))
+		if (!render_utf8_valid(key) || !looks_like_text(data, dlen))
 			continue;
 		char *copy = strndup(data, dlen);
 		if (!copy) {
@@ -560,6 +595,7 @@ out:
 	if (rc == -ENOMEM && !render_last_error()[0])
 		render_fail(rc, "epoch %" PRIu64 ": checkpoint.pt: out of memory", ctx.epoch);
 	json_decref(groups);
+	free(in_group);
 	free(opt);
 	free(loose);
 	free(model);
