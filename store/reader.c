@@ -1,0 +1,468 @@
+/* store/reader.c - read snapshots: listing, best/top-k, checkpoint records, tensor bytes
+ *
+ * Invariants: a snapshot is one LMDB read transaction; decoded checkpoint records are cached
+ * in the snapshot and freed with it; tensor bytes are returned as pointers into the LMDB map
+ * (valid until the snapshot closes). Chunk lookups need only the public ckpt_tensor_info (its
+ * content hash, chunk size and count), so a caller's copy of an info works as well.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+#include <zlib.h>
+
+#include "store/store_int.h"
+
+struct ckpt_checkpoint {
+	store_ckpt_rec *rec;
+	bool is_best;
+};
+
+struct ckpt_snapshot {
+	ckpt_store *store;
+	MDB_txn *txn;
+	bool has_best;
+	uint64_t best;
+	ckpt_checkpoint **cache;
+	size_t ncache, cache_cap;
+};
+
+int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store)
+{
+	*out = NULL;
+	ckpt_snapshot *snap = calloc(1, sizeof(*snap));
+	if (!snap)
+		return store_error(-ENOMEM, "out of memory");
+	snap->store = store;
+	int rc = store_read_txn(store, &snap->txn);
+	if (rc) {
+		free(snap);
+		return rc;
+	}
+	MDB_val key = {4, "best"}, val;
+	int mrc = mdb_get(snap->txn, store->db_meta, &key, &val);
+	if (mrc == 0 && val.mv_size == 8) {
+		const uint8_t *p = val.mv_data;
+		for (int i = 7; i >= 0; i--)
+			snap->best = (snap->best << 8) | p[i];
+		snap->has_best = true;
+	} else if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		mdb_txn_abort(snap->txn);
+		free(snap);
+		return store_lmdb_error(mrc, "store %s: reading the best epoch", store->path);
+	}
+	pthread_mutex_lock(&store->lock);
+	store->open_snapshots++;
+	pthread_mutex_unlock(&store->lock);
+	*out = snap;
+	return 0;
+}
+
+void ckpt_snapshot_close(ckpt_snapshot *snap)
+{
+	if (!snap)
+		return;
+	for (size_t i = 0; i < snap->ncache; i++) {
+		store_ckpt_free(snap->cache[i]->rec);
+		free(snap->cache[i]);
+	}
+	free(snap->cache);
+	mdb_txn_abort(snap->txn);
+	pthread_mutex_lock(&snap->store->lock);
+	snap->store->open_snapshots--;
+	pthread_mutex_unlock(&snap->store->lock);
+	free(snap);
+}
+
+int ckpt_snapshot_list(uint64_t **out, size_t *out_count, ckpt_snapshot *snap)
+{
+	ckpt_store *s = snap->store;
+	*out = NULL;
+	*out_count = 0;
+	MDB_stat st;
+	int mrc = mdb_stat(snap->txn, s->db_ckpt, &st);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: listing checkpoints", s->path);
+	if (st.ms_entries == 0)
+		return 0;
+	uint64_t *e = malloc(st.ms_entries * sizeof(*e));
+	if (!e)
+		return store_error(-ENOMEM, "out of memory");
+	MDB_cursor *cur;
+	if ((mrc = mdb_cursor_open(snap->txn, s->db_ckpt, &cur))) {
+		free(e);
+		return store_lmdb_error(mrc, "store %s: listing checkpoints", s->path);
+	}
+	size_t n = 0;
+	MDB_val key, val;
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0 && n < st.ms_entries;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != 8) {
+			mdb_cursor_close(cur);
+			free(e);
+			return store_error(CKPT_ECORRUPT, "store %s: checkpoint key of %zu bytes",
+			                   s->path, key.mv_size);
+		}
+		e[n++] = store_epoch_from_key(&key);
+	}
+	mdb_cursor_close(cur);
+	if (mrc && mrc != MDB_NOTFOUND) {
+		free(e);
+		return store_lmdb_error(mrc, "store %s: listing checkpoints", s->path);
+	}
+	*out = e;
+	*out_count = n;
+	return 0;
+}
+
+int ckpt_snapshot_latest(uint64_t *out, ckpt_snapshot *snap)
+{
+	ckpt_store *s = snap->store;
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(snap->txn, s->db_ckpt, &cur);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: finding the latest checkpoint", s->path);
+	MDB_val key, val;
+	mrc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+	mdb_cursor_close(cur);
+	if (mrc == MDB_NOTFOUND)
+		return store_error(-ENOENT, "store %s: no checkpoint stored", s->path);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: finding the latest checkpoint", s->path);
+	if (key.mv_size != 8)
+		return store_error(CKPT_ECORRUPT, "store %s: checkpoint key of %zu bytes", s->path,
+		                   key.mv_size);
+	*out = store_epoch_from_key(&key);
+	return 0;
+}
+
+int ckpt_snapshot_best(uint64_t *out, ckpt_snapshot *snap)
+{
+	if (!snap->has_best)
+		return store_error(-ENOENT, "store %s: no checkpoint has a finite '%s'",
+		                   snap->store->path, snap->store->meta.monitor);
+	*out = snap->best;
+	return 0;
+}
+
+int ckpt_snapshot_top_k(uint64_t *out, size_t cap, size_t *out_count, ckpt_snapshot *snap)
+{
+	*out_count = 0;
+	return store_top_k(snap->store, snap->txn, out, cap, out_count);
+}
+
+int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap)
+{
+	ckpt_store *s = snap->store;
+	memset(out, 0, sizeof(*out));
+	MDB_cursor *cur;
+	MDB_val key, val;
+	char why[200];
+	int rc = 0;
+	int mrc = mdb_cursor_open(snap->txn, s->db_index, &cur);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: stats", s->path);
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		store_index_rec ir;
+		if ((rc = store_index_decode(&ir, val.mv_data, val.mv_size, why, sizeof(why)))) {
+			rc = store_error(rc, "store %s: epoch %llu: corrupt index record: %s", s->path,
+			                 (unsigned long long)store_epoch_from_key(&key), why);
+			break;
+		}
+		out->checkpoints++;
+		out->tensors += ir.ntensors;
+		out->bytes += ir.nbytes;
+	}
+	mdb_cursor_close(cur);
+	if (rc)
+		return rc;
+	if ((mrc = mdb_cursor_open(snap->txn, s->db_blobs, &cur)))
+		return store_lmdb_error(mrc, "store %s: stats", s->path);
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		store_blob_rec b;
+		if ((rc = store_blob_decode(&b, val.mv_data, val.mv_size, why, sizeof(why)))) {
+			rc = store_error(rc, "store %s: corrupt blob record: %s", s->path, why);
+			break;
+		}
+		out->stored_bytes += b.nbytes;
+	}
+	mdb_cursor_close(cur);
+	if (rc)
+		return rc;
+	MDB_stat st;
+	if ((mrc = mdb_stat(snap->txn, s->db_chunks, &st)))
+		return store_lmdb_error(mrc, "store %s: stats", s->path);
+	out->chunks = st.ms_entries;
+	MDB_envinfo info;
+	mdb_env_info(s->env, &info);
+	out->map_size = info.me_mapsize;
+	return 0;
+}
+
+int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, uint64_t epoch)
+{
+	*out = NULL;
+	for (size_t i = 0; i < snap->ncache; i++) {
+		if (snap->cache[i]->rec->epoch == epoch) {
+			*out = snap->cache[i];
+			return 0;
+		}
+	}
+	if (snap->ncache == snap->cache_cap) {
+		size_t cap = snap->cache_cap ? snap->cache_cap * 2 : 8;
+		ckpt_checkpoint **nc = realloc(snap->cache, cap * sizeof(*nc));
+		if (!nc)
+			return store_error(-ENOMEM, "out of memory");
+		snap->cache = nc;
+		snap->cache_cap = cap;
+	}
+	ckpt_checkpoint *c = calloc(1, sizeof(*c));
+	if (!c)
+		return store_error(-ENOMEM, "out of memory");
+	int rc = store_load_checkpoint(&c->rec, snap->store, snap->txn, epoch);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	c->is_best = snap->has_best && snap->best == epoch;
+	snap->cache[snap->ncache++] = c;
+	*out = c;
+	return 0;
+}
+
+uint64_t ckpt_checkpoint_epoch(const ckpt_checkpoint *c)
+{
+	return c->rec->epoch;
+}
+
+uint64_t ckpt_checkpoint_step(const ckpt_checkpoint *c)
+{
+	return c->rec->step;
+}
+
+int64_t ckpt_checkpoint_time_ns(const ckpt_checkpoint *c)
+{
+	return c->rec->time_ns;
+}
+
+bool ckpt_checkpoint_is_best(const ckpt_checkpoint *c)
+{
+	return c->is_best;
+}
+
+uint64_t ckpt_checkpoint_nbytes(const ckpt_checkpoint *c)
+{
+	return c->rec->nbytes;
+}
+
+size_t ckpt_checkpoint_metric_count(const ckpt_checkpoint *c)
+{
+	return c->rec->nmetrics;
+}
+
+int ckpt_checkpoint_metric_at(const ckpt_checkpoint *c, size_t i, const char **name,
+                              double *value)
+{
+	if (i >= c->rec->nmetrics)
+		return -ERANGE;
+	if (name)
+		*name = c->rec->metrics[i].name;
+	if (value)
+		*value = c->rec->metrics[i].value;
+	return 0;
+}
+
+int ckpt_checkpoint_metric(const ckpt_checkpoint *c, const char *name, double *value)
+{
+	for (size_t i = 0; i < c->rec->nmetrics; i++) {
+		if (strcmp(c->rec->metrics[i].name, name) == 0) {
+			if (value)
+				*value = c->rec->metrics[i].value;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+size_t ckpt_checkpoint_extra_count(const ckpt_checkpoint *c)
+{
+	return c->rec->nextras;
+}
+
+int ckpt_checkpoint_extra_at(const ckpt_checkpoint *c, size_t i, const char **key,
+                             const void **data, size_t *len)
+{
+	if (i >= c->rec->nextras)
+		return -ERANGE;
+	if (key)
+		*key = c->rec->extras[i].key;
+	if (data)
+		*data = c->rec->extras[i].data;
+	if (len)
+		*len = c->rec->extras[i].len;
+	return 0;
+}
+
+int ckpt_checkpoint_extra(const ckpt_checkpoint *c, const char *key, const void **data,
+                          size_t *len)
+{
+	for (size_t i = 0; i < c->rec->nextras; i++)
+		if (strcmp(c->rec->extras[i].key, key) == 0)
+			return ckpt_checkpoint_extra_at(c, i, NULL, data, len);
+	return -ENOENT;
+}
+
+size_t ckpt_checkpoint_tensor_count(const ckpt_checkpoint *c)
+{
+	return c->rec->ntensors;
+}
+
+const ckpt_tensor_info *ckpt_checkpoint_tensor_at(const ckpt_checkpoint *c, size_t i)
+{
+	return i < c->rec->ntensors ? &c->rec->tensors[i] : NULL;
+}
+
+int ckpt_checkpoint_find_tensor(const ckpt_tensor_info **out, const ckpt_checkpoint *c,
+                                ckpt_tensor_group group, const char *name)
+{
+	for (size_t i = 0; i < c->rec->ntensors; i++) {
+		const ckpt_tensor_info *t = &c->rec->tensors[i];
+		if (t->group == group && strcmp(t->name, name) == 0) {
+			*out = t;
+			return 0;
+		}
+	}
+	*out = NULL;
+	return -ENOENT;
+}
+
+/* the blob record of a tensor, decoded (crcs borrowed from the map) */
+static int load_blob(store_blob_rec *out, ckpt_snapshot *snap, const ckpt_tensor_info *t)
+{
+	ckpt_store *s = snap->store;
+	MDB_val key = {16, (void *)t->hash}, val;
+	char why[200];
+	int mrc = mdb_get(snap->txn, s->db_blobs, &key, &val);
+	if (mrc == MDB_NOTFOUND)
+		return store_error(CKPT_ECORRUPT, "store %s: tensor %s: its stored bytes are missing",
+		                   s->path, t->name);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: tensor %s", s->path, t->name);
+	int rc = store_blob_decode(out, val.mv_data, val.mv_size, why, sizeof(why));
+	if (rc)
+		return store_error(rc, "store %s: tensor %s: corrupt blob record: %s", s->path,
+		                   t->name, why);
+	if (out->nbytes != t->nbytes || out->nchunks != t->nchunks ||
+	    out->chunk_size != t->chunk_size)
+		return store_error(CKPT_ECORRUPT, "store %s: tensor %s: blob record does not match "
+		                   "the tensor (%llu bytes in %u chunks)", s->path, t->name,
+		                   (unsigned long long)out->nbytes, out->nchunks);
+	return 0;
+}
+
+static int get_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
+                     const ckpt_tensor_info *t, uint32_t i)
+{
+	ckpt_store *s = snap->store;
+	uint8_t k[STORE_CHUNK_KEY_LEN];
+	store_chunk_key(k, t->hash, i);
+	MDB_val key = {sizeof(k), k}, val;
+	int mrc = mdb_get(snap->txn, s->db_chunks, &key, &val);
+	if (mrc == MDB_NOTFOUND)
+		return store_error(CKPT_ECORRUPT, "store %s: tensor %s: chunk %u is missing",
+		                   s->path, t->name, i);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: tensor %s: chunk %u", s->path, t->name, i);
+	uint64_t off = (uint64_t)i * t->chunk_size;
+	uint64_t want = t->nbytes - off < t->chunk_size ? t->nbytes - off : t->chunk_size;
+	if (val.mv_size != want)
+		return store_error(CKPT_ECORRUPT, "store %s: tensor %s: chunk %u has %zu bytes, "
+		                   "expected %llu", s->path, t->name, i, val.mv_size,
+		                   (unsigned long long)want);
+	*out = val.mv_data;
+	*out_len = val.mv_size;
+	return 0;
+}
+
+int ckpt_tensor_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
+                      const ckpt_tensor_info *t, uint32_t chunk_index, bool verify)
+{
+	if (chunk_index >= t->nchunks)
+		return store_error(-ERANGE, "store %s: tensor %s: chunk %u of %u", snap->store->path,
+		                   t->name, chunk_index, t->nchunks);
+	int rc = get_chunk(out, out_len, snap, t, chunk_index);
+	if (rc || !verify)
+		return rc;
+	store_blob_rec b;
+	if ((rc = load_blob(&b, snap, t)))
+		return rc;
+	uint32_t crc = ckpt_crc32(0, *out, *out_len);
+	if (crc != store_blob_crc(&b, chunk_index))
+		return store_error(CKPT_ECHECKSUM, "store %s: tensor %s: chunk %u fails its CRC-32 "
+		                   "(0x%08x, stored 0x%08x)", snap->store->path, t->name,
+		                   chunk_index, crc, store_blob_crc(&b, chunk_index));
+	return 0;
+}
+
+int ckpt_tensor_read(void *buf, ckpt_snapshot *snap, const ckpt_tensor_info *t,
+                     uint64_t offset, size_t len)
+{
+	if (offset > t->nbytes || len > t->nbytes - offset)
+		return store_error(-ERANGE, "store %s: tensor %s: read of %zu bytes at %llu past "
+		                   "its %llu bytes", snap->store->path, t->name, len,
+		                   (unsigned long long)offset, (unsigned long long)t->nbytes);
+	uint8_t *dst = buf;
+	while (len > 0) {
+		uint32_t i = (uint32_t)(offset / t->chunk_size);
+		uint64_t in = offset - (uint64_t)i * t->chunk_size;
+		const void *data;
+		size_t clen;
+		int rc = get_chunk(&data, &clen, snap, t, i);
+		if (rc)
+			return rc;
+		size_t n = clen - in < len ? (size_t)(clen - in) : len;
+		memcpy(dst, (const uint8_t *)data + in, n);
+		dst += n;
+		offset += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int ckpt_tensor_verify(ckpt_snapshot *snap, const ckpt_tensor_info *t)
+{
+	ckpt_store *s = snap->store;
+	store_blob_rec b;
+	int rc = load_blob(&b, snap, t);
+	if (rc)
+		return rc;
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return store_error(-ENOMEM, "out of memory");
+	XXH3_128bits_reset(st);
+	uint32_t crc = 0;
+	for (uint32_t i = 0; i < t->nchunks; i++) {
+		const void *data;
+		size_t len;
+		if ((rc = get_chunk(&data, &len, snap, t, i)))
+			goto out;
+		uint32_t c = ckpt_crc32(0, data, len);
+		if (c != store_blob_crc(&b, i)) {
+			rc = store_error(CKPT_ECHECKSUM, "store %s: tensor %s: chunk %u fails its "
+			                 "CRC-32", s->path, t->name, i);
+			goto out;
+		}
+		crc = i == 0 ? c : (uint32_t)crc32_combine(crc, c, (z_off_t)len);
+		XXH3_128bits_update(st, data, len);
+	}
+	XXH128_canonical_t canon;
+	XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(st));
+	if (crc != t->crc32 || memcmp(canon.digest, t->hash, 16) != 0)
+		rc = store_error(CKPT_ECHECKSUM, "store %s: tensor %s: bytes do not match the "
+		                 "stored CRC-32/hash", s->path, t->name);
+out:
+	XXH3_freeState(st);
+	return rc;
+}

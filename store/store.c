@@ -1,0 +1,922 @@
+/* store/store.c - creating, opening and closing stores; map growth; retention and gc
+ *
+ * Invariants: opening never writes to a directory that does not already hold an LMDB data
+ * file (data.mdb's header is checked before LMDB touches anything); a failed create removes
+ * what it created; the map is only resized while no read snapshot of this process is open
+ * (LMDB remaps it and borrowed pointers would dangle). Read-only handles map a large virtual
+ * size so that writers in other processes can grow the file under them.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store_int.h"
+
+#define LMDB_MAGIC 0xBEEFC0DEu
+#define STORE_MAX_READERS 1024
+
+int64_t store_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void store_epoch_key(uint8_t out[8], uint64_t epoch)
+{
+	for (int i = 0; i < 8; i++)
+		out[i] = (uint8_t)(epoch >> (56 - 8 * i));
+}
+
+uint64_t store_epoch_from_key(const MDB_val *key)
+{
+	const uint8_t *p = key->mv_data;
+	uint64_t e = 0;
+	if (key->mv_size != 8)
+		return UINT64_MAX;
+	for (int i = 0; i < 8; i++)
+		e = (e << 8) | p[i];
+	return e;
+}
+
+void store_chunk_key(uint8_t out[STORE_CHUNK_KEY_LEN], const uint8_t hash[16], uint32_t index)
+{
+	memcpy(out, hash, 16);
+	out[16] = (uint8_t)(index >> 24);
+	out[17] = (uint8_t)(index >> 16);
+	out[18] = (uint8_t)(index >> 8);
+	out[19] = (uint8_t)index;
+}
+
+bool store_metric_better(double a, double b, ckpt_metric_mode mode)
+{
+	return mode == CKPT_MODE_MAX ? a > b : a < b;
+}
+
+/* ---- map size ---- */
+
+void store_map_usage(ckpt_store *s, uint64_t *used, uint64_t *size)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_env_info(s->env, &info);
+	mdb_env_stat(s->env, &st);
+	*used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	*size = info.me_mapsize;
+}
+
+int store_grow_map(ckpt_store *s, uint64_t min_size)
+{
+	uint64_t used, size;
+	int rc = 0;
+	pthread_mutex_lock(&s->lock);
+	store_map_usage(s, &used, &size);
+	if (min_size <= size)
+		goto out;
+	if (s->open_snapshots) {
+		rc = store_error(-EBUSY,
+		                 "store %s: the LMDB map (%llu bytes) must grow but %u read "
+		                 "snapshot(s) of this store are open in this process",
+		                 s->path, (unsigned long long)size, s->open_snapshots);
+		goto out;
+	}
+	uint64_t next = size * 2 > min_size ? size * 2 : min_size;
+	next = (next + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+	if (next > SIZE_MAX) {
+		rc = store_error(-ENOSPC, "store %s: map would exceed the address space", s->path);
+		goto out;
+	}
+	int mrc = mdb_env_set_mapsize(s->env, (size_t)next);
+	if (mrc)
+		rc = store_lmdb_error(mrc, "store %s: growing the map to %llu bytes", s->path,
+		                      (unsigned long long)next);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* adopt a map size grown by another process (MDB_MAP_RESIZED) */
+static int adopt_map_size(ckpt_store *s)
+{
+	int rc = 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->open_snapshots) {
+		rc = store_error(-EAGAIN,
+		                 "store %s: another process grew the map while snapshots of this "
+		                 "process are open; close them and retry", s->path);
+	} else {
+		int mrc = mdb_env_set_mapsize(s->env, 0);
+		if (mrc)
+			rc = store_lmdb_error(mrc, "store %s: adopting the grown map", s->path);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int begin_txn(ckpt_store *s, MDB_txn **out, unsigned flags)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int mrc = mdb_txn_begin(s->env, NULL, flags, out);
+		if (mrc == 0)
+			return 0;
+		if (mrc != MDB_MAP_RESIZED)
+			return store_lmdb_error(mrc, "store %s: beginning a %s transaction", s->path,
+			                        (flags & MDB_RDONLY) ? "read" : "write");
+		int rc = adopt_map_size(s);
+		if (rc)
+			return rc;
+	}
+	return store_error(-EAGAIN, "store %s: the map keeps being resized", s->path);
+}
+
+int store_read_txn(ckpt_store *s, MDB_txn **out)
+{
+	return begin_txn(s, out, MDB_RDONLY);
+}
+
+int store_write_txn(ckpt_store *s, MDB_txn **out)
+{
+	if (s->readonly)
+		return store_error(-EROFS, "store %s: opened read-only", s->path);
+	return begin_txn(s, out, 0);
+}
+
+/* ---- blobs ---- */
+
+static int delete_chunks(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16])
+{
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(txn, s->db_chunks, &cur);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: opening a chunk cursor", s->path);
+	uint8_t k[STORE_CHUNK_KEY_LEN];
+	store_chunk_key(k, hash, 0);
+	MDB_val key = {sizeof(k), k}, val;
+	mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	while (mrc == 0 && key.mv_size == STORE_CHUNK_KEY_LEN &&
+	       memcmp(key.mv_data, hash, 16) == 0) {
+		mrc = mdb_cursor_del(cur, 0);
+		if (mrc)
+			break;
+		mrc = mdb_cursor_get(cur, &key, &val, MDB_GET_CURRENT);
+		if (mrc == MDB_NOTFOUND || mrc == EINVAL)
+			break; /* deleted the last entry */
+	}
+	mdb_cursor_close(cur);
+	if (mrc && mrc != MDB_NOTFOUND && mrc != EINVAL)
+		return store_lmdb_error(mrc, "store %s: deleting chunks", s->path);
+	return 0;
+}
+
+int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t nbytes,
+                   const void *data, const uint32_t *chunk_crcs, uint32_t nchunks)
+{
+	MDB_val key = {16, (void *)hash}, val;
+	char why[256];
+	int mrc = mdb_get(txn, s->db_blobs, &key, &val);
+	if (mrc == 0) {
+		store_blob_rec b;
+		int rc = store_blob_decode(&b, val.mv_data, val.mv_size, why, sizeof(why));
+		if (rc)
+			return store_error(rc, "store %s: blob record: %s", s->path, why);
+		if (b.nbytes != nbytes || b.chunk_size != s->settings.chunk_size)
+			return store_error(CKPT_ECORRUPT,
+			                   "store %s: blob of the same hash has %llu bytes, not %llu "
+			                   "(damaged record or hash collision)", s->path,
+			                   (unsigned long long)b.nbytes, (unsigned long long)nbytes);
+		size_t len = val.mv_size;
+		uint8_t *copy = malloc(len);
+		if (!copy)
+			return store_error(-ENOMEM, "out of memory");
+		memcpy(copy, val.mv_data, len);
+		store_blob_set_refcount(copy, b.refcount + 1);
+		MDB_val nv = {len, copy};
+		mrc = mdb_put(txn, s->db_blobs, &key, &nv, 0);
+		free(copy);
+		if (mrc)
+			return store_lmdb_error(mrc, "store %s: updating a blob refcount", s->path);
+		return 0;
+	}
+	if (mrc != MDB_NOTFOUND)
+		return store_lmdb_error(mrc, "store %s: looking up a blob", s->path);
+	uint64_t cs = s->settings.chunk_size;
+	const uint8_t *bytes = data;
+	for (uint32_t i = 0; i < nchunks; i++) {
+		uint8_t k[STORE_CHUNK_KEY_LEN];
+		store_chunk_key(k, hash, i);
+		uint64_t off = (uint64_t)i * cs;
+		uint64_t len = nbytes - off < cs ? nbytes - off : cs;
+		MDB_val ck = {sizeof(k), k}, cv = {(size_t)len, NULL};
+		mrc = mdb_put(txn, s->db_chunks, &ck, &cv, MDB_RESERVE);
+		if (mrc)
+			return store_lmdb_error(mrc, "store %s: writing chunk %u", s->path, i);
+		memcpy(cv.mv_data, bytes + off, (size_t)len);
+	}
+	size_t rlen = STORE_BLOB_HEADER_LEN + 4 * (size_t)nchunks;
+	MDB_val rv = {rlen, NULL};
+	mrc = mdb_put(txn, s->db_blobs, &key, &rv, MDB_RESERVE);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: writing a blob record", s->path);
+	store_blob_rec b = {.refcount = 1, .nbytes = nbytes, .chunk_size = cs, .nchunks = nchunks};
+	store_blob_encode(rv.mv_data, &b, chunk_crcs);
+	return 0;
+}
+
+int store_blob_unref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16])
+{
+	MDB_val key = {16, (void *)hash}, val;
+	char why[256];
+	int mrc = mdb_get(txn, s->db_blobs, &key, &val);
+	if (mrc == MDB_NOTFOUND)
+		return delete_chunks(s, txn, hash); /* damaged store: drop what is there */
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: looking up a blob", s->path);
+	store_blob_rec b;
+	int rc = store_blob_decode(&b, val.mv_data, val.mv_size, why, sizeof(why));
+	if (rc == 0 && b.refcount > 1) {
+		size_t len = val.mv_size;
+		uint8_t *copy = malloc(len);
+		if (!copy)
+			return store_error(-ENOMEM, "out of memory");
+		memcpy(copy, val.mv_data, len);
+		store_blob_set_refcount(copy, b.refcount - 1);
+		MDB_val nv = {len, copy};
+		mrc = mdb_put(txn, s->db_blobs, &key, &nv, 0);
+		free(copy);
+		if (mrc)
+			return store_lmdb_error(mrc, "store %s: updating a blob refcount", s->path);
+		return 0;
+	}
+	/* last reference (or an undecodable record): free the blob and its chunks */
+	mrc = mdb_del(txn, s->db_blobs, &key, NULL);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: deleting a blob record", s->path);
+	return delete_chunks(s, txn, hash);
+}
+
+/* ---- checkpoints ---- */
+
+int store_load_checkpoint(store_ckpt_rec **out, ckpt_store *s, MDB_txn *txn, uint64_t epoch)
+{
+	uint8_t k[8];
+	store_epoch_key(k, epoch);
+	MDB_val key = {8, k}, val;
+	int mrc = mdb_get(txn, s->db_ckpt, &key, &val);
+	if (mrc == MDB_NOTFOUND)
+		return store_error(-ENOENT, "store %s: epoch %llu: no such checkpoint", s->path,
+		                   (unsigned long long)epoch);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: epoch %llu: reading the checkpoint",
+		                        s->path, (unsigned long long)epoch);
+	char why[256];
+	int rc = store_ckpt_decode(out, val.mv_data, val.mv_size, why, sizeof(why));
+	if (rc == -ENOMEM)
+		return store_error(rc, "out of memory decoding epoch %llu",
+		                   (unsigned long long)epoch);
+	if (rc)
+		return store_error(rc, "store %s: epoch %llu: corrupt checkpoint record: %s",
+		                   s->path, (unsigned long long)epoch, why);
+	if ((*out)->epoch != epoch) {
+		unsigned long long stored = (*out)->epoch;
+		store_ckpt_free(*out);
+		*out = NULL;
+		return store_error(CKPT_ECORRUPT,
+		                   "store %s: epoch %llu: corrupt checkpoint record: it says epoch "
+		                   "%llu", s->path, (unsigned long long)epoch, stored);
+	}
+	return 0;
+}
+
+int store_delete_checkpoint(ckpt_store *s, MDB_txn *txn, uint64_t epoch)
+{
+	store_ckpt_rec *rec = NULL;
+	int rc = store_load_checkpoint(&rec, s, txn, epoch);
+	if (rc && rc != CKPT_ECORRUPT)
+		return rc;
+	/* an undecodable record is deleted anyway (its blobs stay referenced): deleting must
+	 * always be possible, or a damaged checkpoint would block every later commit */
+	for (size_t i = 0; rec && i < rec->ntensors; i++) {
+		rc = store_blob_unref(s, txn, rec->tensors[i].hash);
+		if (rc) {
+			store_ckpt_free(rec);
+			return rc;
+		}
+	}
+	store_ckpt_free(rec);
+	uint8_t k[8];
+	store_epoch_key(k, epoch);
+	MDB_val key = {8, k};
+	int mrc = mdb_del(txn, s->db_ckpt, &key, NULL);
+	if (mrc && mrc != MDB_NOTFOUND)
+		return store_lmdb_error(mrc, "store %s: deleting epoch %llu", s->path,
+		                        (unsigned long long)epoch);
+	mrc = mdb_del(txn, s->db_index, &key, NULL);
+	if (mrc && mrc != MDB_NOTFOUND)
+		return store_lmdb_error(mrc, "store %s: deleting index of epoch %llu", s->path,
+		                        (unsigned long long)epoch);
+	return 0;
+}
+
+/* ---- best, top-k, retention ---- */
+
+typedef struct ranked {
+	uint64_t epoch;
+	double value;
+} ranked;
+
+/* all epochs (ascending) and the ranked ones (best first) from the index */
+static int scan_index(ckpt_store *s, MDB_txn *txn, uint64_t **epochs, size_t *nepochs,
+                      ranked **rank, size_t *nrank)
+{
+	MDB_stat st;
+	int mrc = mdb_stat(txn, s->db_index, &st);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: index", s->path);
+	size_t n = st.ms_entries, ne = 0, nr = 0;
+	uint64_t *e = malloc((n ? n : 1) * sizeof(*e));
+	ranked *r = malloc((n ? n : 1) * sizeof(*r));
+	if (!e || !r) {
+		free(e);
+		free(r);
+		return store_error(-ENOMEM, "out of memory");
+	}
+	MDB_cursor *cur;
+	mrc = mdb_cursor_open(txn, s->db_index, &cur);
+	if (mrc) {
+		free(e);
+		free(r);
+		return store_lmdb_error(mrc, "store %s: index cursor", s->path);
+	}
+	MDB_val key, val;
+	int rc = 0;
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0 && ne < n;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		uint64_t epoch = store_epoch_from_key(&key);
+		store_index_rec ir;
+		char why[200];
+		if (key.mv_size != 8) {
+			rc = store_error(CKPT_ECORRUPT, "store %s: index key of %zu bytes", s->path,
+			                 key.mv_size);
+			break;
+		}
+		rc = store_index_decode(&ir, val.mv_data, val.mv_size, why, sizeof(why));
+		if (rc) {
+			rc = store_error(rc, "store %s: epoch %llu: corrupt index record: %s", s->path,
+			                 (unsigned long long)epoch, why);
+			break;
+		}
+		e[ne++] = epoch;
+		if (ir.has_monitor)
+			r[nr++] = (ranked){epoch, ir.monitor};
+	}
+	mdb_cursor_close(cur);
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+		rc = store_lmdb_error(mrc, "store %s: reading the index", s->path);
+	if (rc) {
+		free(e);
+		free(r);
+		return rc;
+	}
+	for (size_t i = 1; i < nr; i++) { /* insertion sort: stable, no shared state */
+		ranked x = r[i];
+		size_t j = i;
+		while (j > 0) {
+			const ranked *y = &r[j - 1];
+			bool before = store_metric_better(x.value, y->value, s->meta.monitor_mode) ||
+			              (!store_metric_better(y->value, x.value, s->meta.monitor_mode) &&
+			               x.epoch < y->epoch);
+			if (!before)
+				break;
+			r[j] = r[j - 1];
+			j--;
+		}
+		r[j] = x;
+	}
+	*epochs = e;
+	*nepochs = ne;
+	*rank = r;
+	*nrank = nr;
+	return 0;
+}
+
+int store_top_k(ckpt_store *s, MDB_txn *txn, uint64_t *out, size_t cap, size_t *out_count)
+{
+	uint64_t *e;
+	ranked *r;
+	size_t ne, nr;
+	int rc = scan_index(s, txn, &e, &ne, &r, &nr);
+	if (rc)
+		return rc;
+	size_t n = nr < cap ? nr : cap;
+	for (size_t i = 0; i < n; i++)
+		out[i] = r[i].epoch;
+	*out_count = n;
+	free(e);
+	free(r);
+	return 0;
+}
+
+int store_update_best(ckpt_store *s, MDB_txn *txn)
+{
+	uint64_t best;
+	size_t n;
+	int rc = store_top_k(s, txn, &best, 1, &n);
+	if (rc)
+		return rc;
+	MDB_val key = {4, "best"};
+	int mrc;
+	if (n == 0) {
+		mrc = mdb_del(txn, s->db_meta, &key, NULL);
+		if (mrc == MDB_NOTFOUND)
+			mrc = 0;
+	} else {
+		uint8_t v[8];
+		for (int i = 0; i < 8; i++)
+			v[i] = (uint8_t)(best >> (8 * i));
+		MDB_val val = {8, v};
+		mrc = mdb_put(txn, s->db_meta, &key, &val, 0);
+	}
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: recording the best epoch", s->path);
+	return 0;
+}
+
+int store_apply_retention(ckpt_store *s, MDB_txn *txn, uint32_t keep_last, uint32_t keep_top,
+                          uint32_t *out_deleted)
+{
+	uint32_t deleted = 0;
+	if (out_deleted)
+		*out_deleted = 0;
+	if (keep_last == 0)
+		return 0; /* keep everything */
+	uint64_t *e;
+	ranked *r;
+	size_t ne, nr;
+	int rc = scan_index(s, txn, &e, &ne, &r, &nr);
+	if (rc)
+		return rc;
+	size_t top = keep_top ? keep_top : 1; /* the best always stays */
+	for (size_t i = 0; i + keep_last < ne; i++) {
+		bool keep = false;
+		for (size_t j = 0; j < top && j < nr; j++)
+			if (r[j].epoch == e[i])
+				keep = true;
+		if (keep)
+			continue;
+		rc = store_delete_checkpoint(s, txn, e[i]);
+		if (rc)
+			break;
+		deleted++;
+	}
+	free(e);
+	free(r);
+	if (rc)
+		return rc;
+	if (out_deleted)
+		*out_deleted = deleted;
+	return store_update_best(s, txn);
+}
+
+/* ---- create / open / close ---- */
+
+static int put_meta(ckpt_store *s, MDB_txn *txn, const char *name, const void *data, size_t len)
+{
+	MDB_val key = {strlen(name), (void *)name}, val = {len, (void *)data};
+	int mrc = mdb_put(txn, s->db_meta, &key, &val, 0);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: writing %s", s->path, name);
+	return 0;
+}
+
+static int open_dbis(ckpt_store *s, MDB_txn *txn, unsigned flags)
+{
+	static const char *names[] = {"meta", "ckpt", "index", "blobs", "chunks"};
+	MDB_dbi *dbis[] = {&s->db_meta, &s->db_ckpt, &s->db_index, &s->db_blobs, &s->db_chunks};
+	for (int i = 0; i < 5; i++) {
+		int mrc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
+		if (mrc == MDB_NOTFOUND)
+			return store_error(i == 0 ? CKPT_ENOTSTORE : CKPT_ECORRUPT,
+			                   i == 0 ? "%s: an LMDB environment but not a ckpt store (no "
+			                            "'%s' database)"
+			                          : "%s: ckpt store lacks its '%s' database",
+			                   s->path, names[i]);
+		if (mrc == MDB_INCOMPATIBLE)
+			return store_error(CKPT_ENOTSTORE, "%s: an LMDB environment but not a ckpt "
+			                   "store ('%s' is not a database)", s->path, names[i]);
+		if (mrc)
+			return store_lmdb_error(mrc, "%s: opening database '%s'", s->path, names[i]);
+	}
+	return 0;
+}
+
+static ckpt_store *store_alloc(const char *path)
+{
+	ckpt_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->path = strdup(path);
+	if (!s->path) {
+		free(s);
+		return NULL;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	return s;
+}
+
+static void store_free(ckpt_store *s)
+{
+	if (!s)
+		return;
+	if (s->env)
+		mdb_env_close(s->env);
+	store_run_free(&s->run);
+	pthread_mutex_destroy(&s->lock);
+	free(s->path);
+	free(s);
+}
+
+/* decode run meta and settings inside txn into s */
+static int load_meta(ckpt_store *s, MDB_txn *txn)
+{
+	MDB_val key = {6, "schema"}, val;
+	char why[256];
+	int mrc = mdb_get(txn, s->db_meta, &key, &val);
+	if (mrc == MDB_NOTFOUND)
+		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (no schema version)",
+		                   s->path);
+	if (mrc)
+		return store_lmdb_error(mrc, "%s: reading the schema version", s->path);
+	if (val.mv_size != 4)
+		return store_error(CKPT_ECORRUPT, "%s: corrupt schema version (%zu bytes)", s->path,
+		                   val.mv_size);
+	const uint8_t *p = val.mv_data;
+	uint32_t schema = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+	                  ((uint32_t)p[3] << 24);
+	if (schema > CKPT_SCHEMA_VERSION)
+		return store_error(CKPT_ESCHEMA,
+		                   "%s: store schema version %u is newer than this library's %d "
+		                   "(upgrade ckpt)", s->path, schema, CKPT_SCHEMA_VERSION);
+	if (schema == 0)
+		return store_error(CKPT_ECORRUPT, "%s: corrupt schema version 0", s->path);
+	key = (MDB_val){3, "run"};
+	mrc = mdb_get(txn, s->db_meta, &key, &val);
+	if (mrc)
+		return mrc == MDB_NOTFOUND
+		           ? store_error(CKPT_ECORRUPT, "%s: run metadata missing", s->path)
+		           : store_lmdb_error(mrc, "%s: reading run metadata", s->path);
+	int rc = store_run_decode(&s->run, val.mv_data, val.mv_size, why, sizeof(why));
+	if (rc)
+		return store_error(rc, "%s: corrupt run metadata: %s", s->path, why);
+	key = (MDB_val){8, "settings"};
+	mrc = mdb_get(txn, s->db_meta, &key, &val);
+	if (mrc)
+		return mrc == MDB_NOTFOUND
+		           ? store_error(CKPT_ECORRUPT, "%s: store settings missing", s->path)
+		           : store_lmdb_error(mrc, "%s: reading store settings", s->path);
+	rc = store_settings_decode(&s->settings, val.mv_data, val.mv_size, why, sizeof(why));
+	if (rc)
+		return store_error(rc, "%s: corrupt store settings: %s", s->path, why);
+	s->meta = (ckpt_run_meta){
+	    .model = s->run.model,
+	    .layers = s->run.layers,
+	    .optimizer = s->run.optimizer,
+	    .hyperparams = s->run.hyperparams,
+	    .dataset = s->run.dataset,
+	    .seed = s->run.seed,
+	    .monitor = s->run.monitor,
+	    .monitor_mode = s->run.mode,
+	    .created_ns = s->run.created_ns,
+	};
+	return 0;
+}
+
+static void remove_env_files(const char *path, bool remove_dir)
+{
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s/data.mdb", path);
+	unlink(buf);
+	snprintf(buf, sizeof(buf), "%s/lock.mdb", path);
+	unlink(buf);
+	if (remove_dir)
+		rmdir(path);
+}
+
+int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
+                      const ckpt_store_options *opts)
+{
+	*out = NULL;
+	ckpt_store_options o = opts ? *opts : (ckpt_store_options){0};
+	if (!path || !*path)
+		return store_error(-EINVAL, "store path is empty");
+	if (!meta || !meta->monitor || !*meta->monitor)
+		return store_error(-EINVAL, "%s: run metadata needs a monitored metric", path);
+	if (meta->monitor_mode != CKPT_MODE_MIN && meta->monitor_mode != CKPT_MODE_MAX)
+		return store_error(-EINVAL, "%s: bad monitor mode %d", path, (int)meta->monitor_mode);
+	if (!o.chunk_size)
+		o.chunk_size = STORE_DEFAULT_CHUNK_SIZE;
+	if (o.chunk_size > STORE_MAX_CHUNK_SIZE || o.chunk_size % 8)
+		return store_error(-EINVAL,
+		                   "%s: chunk size %llu must be a multiple of 8 and at most 1 GiB",
+		                   path, (unsigned long long)o.chunk_size);
+	if (!o.initial_map_size)
+		o.initial_map_size = STORE_DEFAULT_MAP_SIZE;
+	if (o.initial_map_size < (256u << 10))
+		o.initial_map_size = 256u << 10;
+	if (o.initial_map_size > SIZE_MAX)
+		return store_error(-EINVAL, "%s: initial map size too large", path);
+
+	bool made_dir = false;
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return store_error(-EEXIST, "%s: exists and is not a directory", path);
+		DIR *d = opendir(path);
+		if (!d)
+			return store_error(-errno, "%s: cannot read directory (%s)", path,
+			                   strerror(errno));
+		struct dirent *de;
+		bool has_store = false, empty = true;
+		while ((de = readdir(d))) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			empty = false;
+			if (strcmp(de->d_name, "data.mdb") == 0)
+				has_store = true;
+		}
+		closedir(d);
+		if (!empty)
+			return store_error(-EEXIST, "%s: %s", path,
+			                   has_store ? "already holds a store"
+			                             : "directory is not empty");
+		if (access(path, W_OK) != 0)
+			return store_error(-errno, "%s: cannot write to the directory (%s)", path,
+			                   strerror(errno));
+	} else if (errno == ENOENT) {
+		if (mkdir(path, 0755) != 0)
+			return store_error(-errno, "%s: cannot create the directory (%s)", path,
+			                   strerror(errno));
+		made_dir = true;
+	} else {
+		return store_error(-errno, "%s: %s", path, strerror(errno));
+	}
+
+	ckpt_store *s = store_alloc(path);
+	if (!s) {
+		if (made_dir)
+			rmdir(path);
+		return store_error(-ENOMEM, "out of memory");
+	}
+	int rc = 0, mrc;
+	MDB_txn *txn = NULL;
+	uint8_t *run = NULL;
+	size_t run_len;
+	s->no_sync = o.no_sync;
+	if ((mrc = mdb_env_create(&s->env)) || (mrc = mdb_env_set_maxdbs(s->env, 8)) ||
+	    (mrc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS)) ||
+	    (mrc = mdb_env_set_mapsize(s->env, (size_t)o.initial_map_size)) ||
+	    (mrc = mdb_env_open(s->env, path, MDB_NOTLS | (o.no_sync ? MDB_NOSYNC : 0), 0644))) {
+		rc = store_lmdb_error(mrc, "%s: creating the LMDB environment", path);
+		goto fail;
+	}
+	if ((mrc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
+		rc = store_lmdb_error(mrc, "%s: beginning the first transaction", path);
+		goto fail;
+	}
+	if ((rc = open_dbis(s, txn, MDB_CREATE)))
+		goto fail;
+	ckpt_run_meta m = *meta;
+	m.created_ns = store_now_ns();
+	if ((rc = store_run_encode(&run, &run_len, &m))) {
+		rc = store_error(rc, "%s: encoding run metadata", path);
+		goto fail;
+	}
+	uint8_t schema[4] = {CKPT_SCHEMA_VERSION, 0, 0, 0};
+	store_settings_rec set = {o.chunk_size, o.keep_last, o.keep_top};
+	uint8_t setbuf[STORE_SETTINGS_LEN];
+	store_settings_encode(setbuf, &set);
+	if ((rc = put_meta(s, txn, "schema", schema, 4)) ||
+	    (rc = put_meta(s, txn, "run", run, run_len)) ||
+	    (rc = put_meta(s, txn, "settings", setbuf, sizeof(setbuf))))
+		goto fail;
+	mrc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (mrc) {
+		rc = store_lmdb_error(mrc, "%s: writing the new store", path);
+		goto fail;
+	}
+	free(run);
+	run = NULL;
+	if ((mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))) {
+		rc = store_lmdb_error(mrc, "%s: reading the new store", path);
+		goto fail;
+	}
+	rc = load_meta(s, txn);
+	mdb_txn_abort(txn);
+	txn = NULL;
+	if (rc)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	if (txn)
+		mdb_txn_abort(txn);
+	free(run);
+	store_free(s);
+	remove_env_files(path, made_dir);
+	return rc == STORE_EMAPFULL ? -ENOSPC : rc;
+}
+
+/* refuse anything that is not an LMDB data file before LMDB may create files */
+static int check_data_file(const char *path)
+{
+	char file[4096];
+	snprintf(file, sizeof(file), "%s/data.mdb", path);
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (no data.mdb)", path);
+		return store_error(-errno, "%s: cannot read data.mdb (%s)", path, strerror(errno));
+	}
+	uint8_t hdr[24];
+	ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
+	close(fd);
+	uint32_t magic = n == (ssize_t)sizeof(hdr)
+	                     ? (uint32_t)hdr[16] | ((uint32_t)hdr[17] << 8) |
+	                           ((uint32_t)hdr[18] << 16) | ((uint32_t)hdr[19] << 24)
+	                     : 0;
+	if (magic != LMDB_MAGIC)
+		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (data.mdb is not an LMDB "
+		                   "file)", path);
+	return 0;
+}
+
+static int env_open(ckpt_store *s, unsigned flags, size_t mapsize)
+{
+	int mrc;
+	if ((mrc = mdb_env_create(&s->env)))
+		return mrc;
+	if ((mrc = mdb_env_set_maxdbs(s->env, 8)) ||
+	    (mrc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS)) ||
+	    (mapsize && (mrc = mdb_env_set_mapsize(s->env, mapsize))) ||
+	    (mrc = mdb_env_open(s->env, s->path, flags, 0644))) {
+		mdb_env_close(s->env);
+		s->env = NULL;
+	}
+	return mrc;
+}
+
+int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
+{
+	*out = NULL;
+	struct stat st;
+	if (!path || !*path)
+		return store_error(-EINVAL, "store path is empty");
+	if (stat(path, &st) != 0) {
+		int e = errno;
+		return store_error(-e, "%s: %s", path, strerror(e));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (not a directory)", path);
+	int rc = check_data_file(path);
+	if (rc)
+		return rc;
+	bool readonly = flags & CKPT_OPEN_READONLY;
+	if (!readonly && access(path, W_OK) != 0) {
+		int e = errno;
+		return store_error(-e, "%s: cannot open the store for writing (%s); open it "
+		                   "read-only", path, strerror(e));
+	}
+	ckpt_store *s = store_alloc(path);
+	if (!s)
+		return store_error(-ENOMEM, "out of memory");
+	s->readonly = readonly;
+	int mrc;
+	if (readonly) {
+		/* a big virtual map so writers elsewhere can grow the file under us */
+		size_t map = sizeof(size_t) >= 8 ? (size_t)1 << 40 : (size_t)1 << 30;
+		unsigned f = MDB_NOTLS | MDB_RDONLY;
+		for (;;) {
+			mrc = env_open(s, f, map);
+			if ((mrc == EACCES || mrc == EROFS || mrc == EPERM) && !(f & MDB_NOLOCK)) {
+				/* read-only directory or lock file: nobody can be writing */
+				f |= MDB_NOLOCK;
+				continue;
+			}
+			if (mrc == ENOMEM && map > ((size_t)1 << 30)) {
+				map >>= 2;
+				continue;
+			}
+			break;
+		}
+	} else {
+		mrc = env_open(s, MDB_NOTLS, 0);
+	}
+	MDB_txn *txn = NULL;
+	if (mrc) {
+		rc = store_lmdb_error(mrc, "%s: opening the LMDB environment", path);
+		goto fail;
+	}
+	if ((mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))) {
+		rc = store_lmdb_error(mrc, "%s: reading the store", path);
+		goto fail;
+	}
+	if ((rc = open_dbis(s, txn, 0)) || (rc = load_meta(s, txn)))
+		goto fail;
+	mrc = mdb_txn_commit(txn); /* keeps the dbi handles */
+	txn = NULL;
+	if (mrc) {
+		rc = store_lmdb_error(mrc, "%s: reading the store", path);
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	if (txn)
+		mdb_txn_abort(txn);
+	store_free(s);
+	return rc;
+}
+
+void ckpt_store_close(ckpt_store *store)
+{
+	store_free(store);
+}
+
+const ckpt_run_meta *ckpt_store_meta(const ckpt_store *store)
+{
+	return &store->meta;
+}
+
+const char *ckpt_store_path(const ckpt_store *store)
+{
+	return store->path;
+}
+
+uint64_t ckpt_store_chunk_size(const ckpt_store *store)
+{
+	return store->settings.chunk_size;
+}
+
+void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t *keep_top)
+{
+	if (keep_last)
+		*keep_last = store->settings.keep_last;
+	if (keep_top)
+		*keep_top = store->settings.keep_top;
+}
+
+static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_t *deleted)
+{
+	MDB_txn *txn;
+	int rc = store_write_txn(s, &txn);
+	if (rc)
+		return rc;
+	store_settings_rec set = s->settings;
+	set.keep_last = keep_last;
+	set.keep_top = keep_top;
+	uint8_t buf[STORE_SETTINGS_LEN];
+	store_settings_encode(buf, &set);
+	if ((rc = put_meta(s, txn, "settings", buf, sizeof(buf))) ||
+	    (rc = store_apply_retention(s, txn, keep_last, keep_top, deleted))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	int mrc = mdb_txn_commit(txn);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: committing gc", s->path);
+	s->settings = set;
+	return 0;
+}
+
+int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top,
+                  uint32_t *out_deleted)
+{
+	uint32_t deleted = 0;
+	if (out_deleted)
+		*out_deleted = 0;
+	if (store->readonly)
+		return store_error(-EROFS, "store %s: opened read-only", store->path);
+	int rc = -ENOSPC;
+	for (int attempt = 0; attempt < 6; attempt++) {
+		rc = gc_once(store, keep_last, keep_top, &deleted);
+		if (rc != STORE_EMAPFULL)
+			break;
+		uint64_t used, size;
+		store_map_usage(store, &used, &size);
+		int grc = store_grow_map(store, size * 2);
+		if (grc)
+			return grc;
+	}
+	if (rc == STORE_EMAPFULL)
+		rc = -ENOSPC;
+	if (rc == 0 && out_deleted)
+		*out_deleted = deleted;
+	return rc;
+}

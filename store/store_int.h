@@ -1,0 +1,100 @@
+/* store/store_int.h - libckpt internals shared by the store's source files
+ *
+ * The LMDB schema (named databases inside one environment):
+ *   meta  : "schema" -> u32le schema version; "run" -> run meta record; "settings" -> settings
+ *           record (chunk size, retention); "best" -> u64le best epoch (absent: no best).
+ *   ckpt  : u64 big-endian epoch -> checkpoint record (metrics, extras, tensor list).
+ *   index : u64 big-endian epoch -> summary record (step, time, monitored value, sizes).
+ *   blobs : 16-byte XXH3-128 of a tensor's bytes -> blob record (refcount, nbytes, chunk size,
+ *           per-chunk CRC-32). Identical tensor bytes are stored once and reference-counted.
+ *   chunks: blob hash + u32 big-endian chunk index -> raw chunk bytes.
+ * Every record is encoded/decoded by store/records.c. A blob whose refcount drops to 0 is
+ * deleted with its chunks in the same write transaction.
+ */
+#ifndef STORE_STORE_INT_H
+#define STORE_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+
+#include "ckpt/store.h"
+#include "store/records.h"
+
+#define STORE_DEFAULT_CHUNK_SIZE (64ull << 20)
+#define STORE_MAX_CHUNK_SIZE (1ull << 30)
+#define STORE_DEFAULT_MAP_SIZE (64ull << 20)
+#define STORE_MAX_METRIC_NAME 255
+#define STORE_MAX_EXTRA_KEY 255
+#define STORE_CHUNK_KEY_LEN 20
+/* internal only: MDB_MAP_FULL, retried after growing the map; -ENOSPC if it escapes */
+#define STORE_EMAPFULL (-20100)
+
+struct ckpt_store {
+	char *path;
+	MDB_env *env;
+	MDB_dbi db_meta, db_ckpt, db_index, db_blobs, db_chunks;
+	bool readonly;
+	bool no_sync;
+	ckpt_run_meta meta;
+	store_run_rec run; /* owns the strings that meta points to */
+	store_settings_rec settings;
+	/* snapshots open in this process: the map may only be resized when none is */
+	pthread_mutex_t lock;
+	unsigned open_snapshots;
+	bool writer_active;
+};
+
+/* ---- errors (store/error.c) ---- */
+
+/** Set the thread's message and return @p rc. */
+int store_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Translate an LMDB or errno return code (positive errno or MDB_*) to ours. */
+int store_lmdb_rc(int mdb_rc);
+/** store_error() with a translated LMDB code; message "<what>: <mdb_strerror>" */
+int store_lmdb_error(int mdb_rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- helpers ---- */
+
+void store_epoch_key(uint8_t out[8], uint64_t epoch);
+uint64_t store_epoch_from_key(const MDB_val *key);
+void store_chunk_key(uint8_t out[STORE_CHUNK_KEY_LEN], const uint8_t hash[16], uint32_t index);
+
+/** Begin a read txn, adopting a map grown by another process when possible. */
+int store_read_txn(ckpt_store *s, MDB_txn **out);
+/** Begin a write txn (handles MDB_MAP_RESIZED). */
+int store_write_txn(ckpt_store *s, MDB_txn **out);
+/** Grow the map to at least @p min_size (no txn of this process may be active). */
+int store_grow_map(ckpt_store *s, uint64_t min_size);
+/** Bytes of the map in use and current map size. */
+void store_map_usage(ckpt_store *s, uint64_t *used, uint64_t *size);
+
+/** Read the decoded checkpoint record of @p epoch inside @p txn. ckpt freed by caller. */
+int store_load_checkpoint(store_ckpt_rec **out, ckpt_store *s, MDB_txn *txn, uint64_t epoch);
+
+/** Take one reference to the blob of @p hash (write txn); creates it from chunk data when new.
+ *  @p chunk_crcs has nchunks entries; @p data may be NULL only when the blob already exists. */
+int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t nbytes,
+                   const void *data, const uint32_t *chunk_crcs, uint32_t nchunks);
+/** Drop one reference; deletes the blob and its chunks when it was the last. */
+int store_blob_unref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16]);
+
+/** Delete checkpoint @p epoch (record, index, blob references) inside a write txn. */
+int store_delete_checkpoint(ckpt_store *s, MDB_txn *txn, uint64_t epoch);
+
+/** Recompute "best" from the index and store it in meta. */
+int store_update_best(ckpt_store *s, MDB_txn *txn);
+
+/** Apply retention (keep_last / keep_top / best) inside a write txn. */
+int store_apply_retention(ckpt_store *s, MDB_txn *txn, uint32_t keep_last, uint32_t keep_top,
+                          uint32_t *out_deleted);
+
+/** Up to @p cap best epochs by the index inside @p txn. */
+int store_top_k(ckpt_store *s, MDB_txn *txn, uint64_t *out, size_t cap, size_t *out_count);
+
+/** Whether a monitored value @p a beats @p b under @p mode (strictly). */
+bool store_metric_better(double a, double b, ckpt_metric_mode mode);
+
+int64_t store_now_ns(void);
+
+#endif

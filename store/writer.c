@@ -1,0 +1,381 @@
+/* store/writer.c - writing one checkpoint in one LMDB write transaction
+ *
+ * Invariants: put_tensor only records a borrowed pointer plus the checksums computed then;
+ * everything reaches LMDB inside commit's single transaction, which can therefore be redone
+ * from scratch after MDB_MAP_FULL (abort, grow the map with no txn active, retry). The commit
+ * takes references on content-addressed blobs first, then drops the references of a replaced
+ * checkpoint, so unchanged bytes are never rewritten.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+#include <zlib.h>
+
+#include "store/store_int.h"
+
+typedef struct pending_tensor {
+	ckpt_tensor_info info; /* name and device point into this struct's owned strings */
+	char *name;
+	char device[CKPT_MAX_DEVICE + 1];
+	const void *data; /* borrowed until commit/abort returns */
+	uint32_t *chunk_crcs;
+} pending_tensor;
+
+struct ckpt_writer {
+	ckpt_store *store;
+	uint64_t epoch, step;
+	pending_tensor *tensors;
+	size_t ntensors, cap;
+	store_metric *metrics; /* names owned */
+	size_t nmetrics;
+	store_extra *extras; /* keys and data owned */
+	size_t nextras;
+	uint64_t total_bytes;
+};
+
+int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch)
+{
+	*out = NULL;
+	if (store->readonly)
+		return store_error(-EROFS, "store %s: opened read-only, cannot write epoch %llu",
+		                   store->path, (unsigned long long)epoch);
+	ckpt_writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return store_error(-ENOMEM, "out of memory");
+	w->store = store;
+	w->epoch = epoch;
+	*out = w;
+	return 0;
+}
+
+static void pending_free(pending_tensor *t)
+{
+	free(t->name);
+	free(t->chunk_crcs);
+}
+
+void ckpt_writer_abort(ckpt_writer *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->ntensors; i++)
+		pending_free(&w->tensors[i]);
+	free(w->tensors);
+	for (size_t i = 0; i < w->nmetrics; i++)
+		free((char *)w->metrics[i].name);
+	free(w->metrics);
+	for (size_t i = 0; i < w->nextras; i++) {
+		free((char *)w->extras[i].key);
+		free((void *)w->extras[i].data);
+	}
+	free(w->extras);
+	free(w);
+}
+
+int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group group,
+                           ckpt_dtype dtype, uint32_t ndim, const uint64_t *shape,
+                           const char *device, const void *data, uint64_t nbytes)
+{
+	const char *path = w->store->path;
+	unsigned long long epoch = w->epoch;
+	if (!name || !*name || strlen(name) > CKPT_MAX_NAME)
+		return store_error(-EINVAL, "store %s: epoch %llu: tensor name is empty or longer "
+		                   "than %d bytes", path, epoch, CKPT_MAX_NAME);
+	if (group != CKPT_GROUP_MODEL && group != CKPT_GROUP_OPTIMIZER &&
+	    group != CKPT_GROUP_EXTRA)
+		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: bad group %d", path,
+		                   epoch, name, (int)group);
+	size_t itemsize = ckpt_dtype_itemsize(dtype);
+	if (!itemsize)
+		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: bad dtype %d", path,
+		                   epoch, name, (int)dtype);
+	if (ndim > CKPT_MAX_DIMS || (ndim && !shape))
+		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: %u dimensions (at "
+		                   "most %d)", path, epoch, name, ndim, CKPT_MAX_DIMS);
+	uint64_t numel;
+	if (ckpt_shape_numel(&numel, ndim, shape) != 0 || numel > UINT64_MAX / itemsize ||
+	    numel * itemsize != nbytes)
+		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: %llu bytes do not "
+		                   "match its shape and dtype", path, epoch, name,
+		                   (unsigned long long)nbytes);
+	if (!device)
+		device = "cpu";
+	if (!ckpt_device_is_valid(device))
+		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: bad device '%s'",
+		                   path, epoch, name, device);
+	if (nbytes && !data)
+		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: no data", path, epoch,
+		                   name);
+	if (nbytes > SIZE_MAX)
+		return store_error(-EINVAL, "store %s: tensor %s too large", path, name);
+	for (size_t i = 0; i < w->ntensors; i++)
+		if (w->tensors[i].info.group == group && strcmp(w->tensors[i].name, name) == 0)
+			return store_error(-EEXIST, "store %s: epoch %llu: tensor %s given twice",
+			                   path, epoch, name);
+	uint64_t cs = w->store->settings.chunk_size;
+	uint32_t nchunks = store_nchunks(nbytes, cs);
+	if (nbytes && (nbytes - 1) / cs >= UINT32_MAX)
+		return store_error(-EINVAL, "store %s: tensor %s needs too many chunks", path, name);
+	if (w->ntensors == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 16;
+		pending_tensor *nt = realloc(w->tensors, cap * sizeof(*nt));
+		if (!nt)
+			return store_error(-ENOMEM, "out of memory");
+		w->tensors = nt;
+		w->cap = cap;
+	}
+	pending_tensor *t = &w->tensors[w->ntensors];
+	memset(t, 0, sizeof(*t));
+	t->name = strdup(name);
+	t->chunk_crcs = malloc((nchunks ? nchunks : 1) * sizeof(uint32_t));
+	if (!t->name || !t->chunk_crcs) {
+		pending_free(t);
+		return store_error(-ENOMEM, "out of memory");
+	}
+	snprintf(t->device, sizeof(t->device), "%s", device);
+	t->data = data;
+	/* per-chunk CRC-32s combine into the tensor's: one CRC pass over the bytes */
+	uint32_t crc = 0;
+	const uint8_t *bytes = data;
+	for (uint32_t i = 0; i < nchunks; i++) {
+		uint64_t off = (uint64_t)i * cs;
+		uint64_t len = nbytes - off < cs ? nbytes - off : cs;
+		uint32_t c = ckpt_crc32(0, bytes + off, (size_t)len);
+		t->chunk_crcs[i] = c;
+		crc = i == 0 ? c : (uint32_t)crc32_combine(crc, c, (z_off_t)len);
+	}
+	XXH128_hash_t h = XXH3_128bits(nbytes ? data : "", (size_t)nbytes);
+	XXH128_canonical_t canon;
+	XXH128_canonicalFromHash(&canon, h);
+	ckpt_tensor_info *info = &t->info;
+	info->name = t->name;
+	info->group = group;
+	info->dtype = dtype;
+	info->ndim = ndim;
+	for (uint32_t k = 0; k < ndim; k++)
+		info->shape[k] = shape[k];
+	info->device = t->device;
+	info->nbytes = nbytes;
+	info->crc32 = crc;
+	memcpy(info->hash, canon.digest, 16);
+	info->index = (uint32_t)w->ntensors;
+	info->nchunks = nchunks;
+	info->chunk_size = cs;
+	w->ntensors++;
+	w->total_bytes += nbytes;
+	return 0;
+}
+
+void ckpt_writer_set_step(ckpt_writer *w, uint64_t step)
+{
+	w->step = step;
+}
+
+int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value)
+{
+	if (!name || !*name || strlen(name) > STORE_MAX_METRIC_NAME)
+		return store_error(-EINVAL, "store %s: epoch %llu: metric name is empty or longer "
+		                   "than %d bytes", w->store->path, (unsigned long long)w->epoch,
+		                   STORE_MAX_METRIC_NAME);
+	/* kept sorted by name: insert in place */
+	size_t i = 0;
+	while (i < w->nmetrics && strcmp(w->metrics[i].name, name) < 0)
+		i++;
+	if (i < w->nmetrics && strcmp(w->metrics[i].name, name) == 0) {
+		w->metrics[i].value = value;
+		return 0;
+	}
+	char *copy = strdup(name);
+	store_metric *nm = realloc(w->metrics, (w->nmetrics + 1) * sizeof(*nm));
+	if (!copy || !nm) {
+		free(copy);
+		if (nm)
+			w->metrics = nm;
+		return store_error(-ENOMEM, "out of memory");
+	}
+	w->metrics = nm;
+	memmove(&nm[i + 1], &nm[i], (w->nmetrics - i) * sizeof(*nm));
+	nm[i] = (store_metric){copy, value};
+	w->nmetrics++;
+	return 0;
+}
+
+int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, size_t len)
+{
+	if (!key || !*key || strlen(key) > STORE_MAX_EXTRA_KEY)
+		return store_error(-EINVAL, "store %s: epoch %llu: extra key is empty or longer "
+		                   "than %d bytes", w->store->path, (unsigned long long)w->epoch,
+		                   STORE_MAX_EXTRA_KEY);
+	if (len && !data)
+		return store_error(-EINVAL, "store %s: extra %s: no data", w->store->path, key);
+	void *copy = malloc(len ? len : 1);
+	if (!copy)
+		return store_error(-ENOMEM, "out of memory");
+	if (len)
+		memcpy(copy, data, len);
+	size_t i = 0;
+	while (i < w->nextras && strcmp(w->extras[i].key, key) < 0)
+		i++;
+	if (i < w->nextras && strcmp(w->extras[i].key, key) == 0) {
+		free((void *)w->extras[i].data);
+		w->extras[i].data = copy;
+		w->extras[i].len = len;
+		return 0;
+	}
+	char *kcopy = strdup(key);
+	store_extra *ne = realloc(w->extras, (w->nextras + 1) * sizeof(*ne));
+	if (!kcopy || !ne) {
+		free(kcopy);
+		free(copy);
+		if (ne)
+			w->extras = ne;
+		return store_error(-ENOMEM, "out of memory");
+	}
+	w->extras = ne;
+	memmove(&ne[i + 1], &ne[i], (w->nextras - i) * sizeof(*ne));
+	ne[i] = (store_extra){kcopy, copy, len};
+	w->nextras++;
+	return 0;
+}
+
+static int commit_once(ckpt_writer *w)
+{
+	ckpt_store *s = w->store;
+	MDB_txn *txn = NULL;
+	uint8_t *rec = NULL;
+	size_t rec_len = 0;
+	ckpt_tensor_info *infos = NULL;
+	int rc = store_write_txn(s, &txn);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < w->ntensors; i++) {
+		pending_tensor *t = &w->tensors[i];
+		rc = store_blob_ref(s, txn, t->info.hash, t->info.nbytes, t->data, t->chunk_crcs,
+		                    t->info.nchunks);
+		if (rc)
+			goto fail;
+	}
+	uint8_t k[8];
+	store_epoch_key(k, w->epoch);
+	MDB_val key = {8, k}, val;
+	int mrc = mdb_get(txn, s->db_ckpt, &key, &val);
+	if (mrc == 0) {
+		rc = store_delete_checkpoint(s, txn, w->epoch);
+		if (rc)
+			goto fail;
+	} else if (mrc != MDB_NOTFOUND) {
+		rc = store_lmdb_error(mrc, "store %s: epoch %llu: looking up the checkpoint",
+		                      s->path, (unsigned long long)w->epoch);
+		goto fail;
+	}
+	infos = malloc((w->ntensors ? w->ntensors : 1) * sizeof(*infos));
+	if (!infos) {
+		rc = store_error(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < w->ntensors; i++)
+		infos[i] = w->tensors[i].info;
+	store_ckpt_rec r = {
+	    .epoch = w->epoch,
+	    .step = w->step,
+	    .time_ns = store_now_ns(),
+	    .nmetrics = w->nmetrics,
+	    .nextras = w->nextras,
+	    .ntensors = w->ntensors,
+	    .metrics = w->metrics,
+	    .extras = w->extras,
+	    .tensors = infos,
+	};
+	rc = store_ckpt_encode(&rec, &rec_len, &r);
+	if (rc) {
+		rc = store_error(rc, "store %s: epoch %llu: encoding the checkpoint record", s->path,
+		                 (unsigned long long)w->epoch);
+		goto fail;
+	}
+	val = (MDB_val){rec_len, rec};
+	if ((mrc = mdb_put(txn, s->db_ckpt, &key, &val, 0))) {
+		rc = store_lmdb_error(mrc, "store %s: epoch %llu: writing the checkpoint record",
+		                      s->path, (unsigned long long)w->epoch);
+		goto fail;
+	}
+	store_index_rec ir = {.step = w->step, .time_ns = r.time_ns, .nbytes = w->total_bytes,
+	                      .ntensors = (uint32_t)w->ntensors};
+	for (size_t i = 0; i < w->nmetrics; i++) {
+		if (strcmp(w->metrics[i].name, s->meta.monitor) == 0 &&
+		    isfinite(w->metrics[i].value)) {
+			ir.has_monitor = true;
+			ir.monitor = w->metrics[i].value;
+		}
+	}
+	uint8_t ibuf[STORE_INDEX_LEN];
+	store_index_encode(ibuf, &ir);
+	val = (MDB_val){sizeof(ibuf), ibuf};
+	if ((mrc = mdb_put(txn, s->db_index, &key, &val, 0))) {
+		rc = store_lmdb_error(mrc, "store %s: epoch %llu: writing the index", s->path,
+		                      (unsigned long long)w->epoch);
+		goto fail;
+	}
+	if ((rc = store_update_best(s, txn)) ||
+	    (rc = store_apply_retention(s, txn, s->settings.keep_last, s->settings.keep_top,
+	                                NULL)))
+		goto fail;
+	free(rec);
+	free(infos);
+	mrc = mdb_txn_commit(txn);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: epoch %llu: committing", s->path,
+		                        (unsigned long long)w->epoch);
+	return 0;
+fail:
+	free(rec);
+	free(infos);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* room the transaction may need: bytes plus page overhead, B-tree pages and slack */
+static uint64_t estimate_need(const ckpt_writer *w)
+{
+	uint64_t need = w->total_bytes + w->total_bytes / 16 + (4u << 20);
+	for (size_t i = 0; i < w->ntensors; i++)
+		need += (uint64_t)w->tensors[i].info.nchunks * 256 + 4096;
+	return need;
+}
+
+int ckpt_writer_commit(ckpt_writer *w)
+{
+	ckpt_store *s = w->store;
+	int rc = 0;
+	uint64_t used, size, need = estimate_need(w);
+	/* grow before the transaction when the estimate does not fit; MAP_FULL stays possible
+	 * (freed pages, B-tree splits) and is handled by the retry below */
+	store_map_usage(s, &used, &size);
+	if (used + need > size) {
+		pthread_mutex_lock(&s->lock);
+		bool can = s->open_snapshots == 0;
+		pthread_mutex_unlock(&s->lock);
+		if (can && (rc = store_grow_map(s, (used + need) + (used + need) / 2)))
+			goto out;
+	}
+	for (int attempt = 0; attempt < 8; attempt++) {
+		rc = commit_once(w);
+		if (rc != STORE_EMAPFULL)
+			break;
+		store_map_usage(s, &used, &size);
+		uint64_t target = size + need > size * 2 ? size + need : size * 2;
+		int grc = store_grow_map(s, target);
+		if (grc) {
+			rc = grc;
+			break;
+		}
+	}
+	if (rc == STORE_EMAPFULL)
+		rc = store_error(-ENOSPC, "store %s: epoch %llu: the map keeps filling up",
+		                 s->path, (unsigned long long)w->epoch);
+out:
+	ckpt_writer_abort(w);
+	return rc;
+}
