@@ -765,6 +765,8 @@ int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct io
 			count++;
 			done += n;
 		} else if (seg->widen_bf16) {
+			if (!scratch)
+				break; /* the caller copies this part */
 			uint8_t *dst = (uint8_t *)scratch + done;
 			size_t got;
 			int rc = view_layout_read(l, f->snap, offset + done, dst, n, &got);

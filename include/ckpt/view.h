@@ -161,7 +161,8 @@ int ckpt_view_file_read(ckpt_view_file *f, uint64_t offset, void *buf, size_t le
 /**
  * Zero-copy read: fill up to @p cap iovecs describing the bytes at [offset, offset+len)
  * (pointers into the store's map or the layout; valid until the file is closed). Bytes that
- * must be converted (bfloat16 widening) are copied into @p scratch (of @p len bytes).
+ * must be converted (bfloat16 widening) are copied into @p scratch (of @p len bytes); with a
+ * NULL @p scratch the iovecs stop before such bytes.
  * *out_count receives the number of iovecs, *out_read the total bytes (short only at EOF,
  * or when @p cap iovecs were not enough: then the caller asks again for the rest).
  * @return 0 or -EIO as ckpt_view_file_read().

@@ -1,0 +1,29 @@
+/* fs/fuse_ops.h - the FUSE low-level adapter over the view (fs/fuse_ops.c)
+ *
+ * Thin: every decision about names, attributes and bytes is the view's; this layer maps view
+ * attributes to struct stat, picks cache timeouts and keep_cache, and replies.
+ */
+#ifndef FS_FUSE_OPS_H
+#define FS_FUSE_OPS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include "ckpt/view.h"
+
+typedef struct ckptfs_ctx {
+	ckpt_view *view;   /* set before the session loop starts */
+	uid_t uid;         /* owner of every node: the mounting user */
+	gid_t gid;
+	unsigned max_read; /* 0: libfuse's default */
+} ckptfs_ctx;
+
+/** Seconds the kernel may cache entries/attributes of nodes that never change. */
+#define CKPTFS_IMMUTABLE_TIMEOUT 300.0
+/** Seconds for what changes with each commit: the root, best, latest, history, metrics. */
+#define CKPTFS_LIVE_TIMEOUT 0.5
+
+/** The operations table; userdata is a ckptfs_ctx. */
+const struct fuse_lowlevel_ops *ckptfs_ops(void);
+
+#endif
