@@ -45,6 +45,11 @@ struct train_backend {
 	/** Wait for queued work (no-op on the CPU). */
 	void (*sync)(train_backend *be);
 
+	/** Make host data (the data set) readable by the gather ops for the whole run: the CPU
+	 *  returns @p host itself, a GPU copies it once. Release with unmap_host. NULL on ENOMEM. */
+	const void *(*map_host)(train_backend *be, const void *host, size_t nbytes);
+	void (*unmap_host)(train_backend *be, const void *mapped);
+
 	/** dst rows i = src row idx[i] (a batch gathered from the resident data set). */
 	void (*gather_rows)(train_backend *be, float *dst, const float *src, const uint32_t *idx,
 	                    uint32_t rows, uint32_t cols);

@@ -45,6 +45,19 @@ static void cpu_sync(train_backend *be)
 	(void)be;
 }
 
+static const void *cpu_map_host(train_backend *be, const void *host, size_t nbytes)
+{
+	(void)be;
+	(void)nbytes;
+	return host;
+}
+
+static void cpu_unmap_host(train_backend *be, const void *mapped)
+{
+	(void)be;
+	(void)mapped;
+}
+
 static void cpu_gather_rows(train_backend *be, float *dst, const float *src, const uint32_t *idx,
                             uint32_t rows, uint32_t cols)
 {
@@ -223,6 +236,8 @@ int train_backend_create(train_backend **out, const char *device, int threads)
 	be->upload = cpu_copy;
 	be->download = cpu_copy;
 	be->sync = cpu_sync;
+	be->map_host = cpu_map_host;
+	be->unmap_host = cpu_unmap_host;
 	be->gather_rows = cpu_gather_rows;
 	be->gather_labels = cpu_gather_labels;
 	be->gemm = cpu_gemm;

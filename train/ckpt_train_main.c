@@ -1,8 +1,373 @@
-/* train/ckpt_train_main.c - placeholder until implemented */
+/* train/ckpt_train_main.c - `ckpt-train`: train an MLP, checkpointing every epoch into a store
+ *
+ * Parses the command line into a train_config and hands it to train_run(). Exit status: 0 done,
+ * 1 failure (message on stderr), 2 bad usage, 130/143 stopped by SIGINT/SIGTERM between
+ * batches (the store keeps the last finished epoch).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-int main(void)
+#include "ckpt/store.h"
+#include "train/data.h"
+#include "train/engine.h"
+#include "train/error.h"
+
+static void usage(FILE *to)
 {
-	fputs("ckpt-train: not implemented yet\n", stderr);
-	return 1;
+	fprintf(to,
+	        "usage: ckpt-train --store DIR [options]\n"
+	        "\n"
+	        "Train an MLP and write every epoch's full state (model, optimizer, RNG, metrics)\n"
+	        "into the checkpoint store DIR; --resume continues a run bit-exactly.\n"
+	        "\n"
+	        "data and model:\n"
+	        "  --data SPEC            fashion-mnist (default; %s), synthetic,\n"
+	        "                         DIR (IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz])\n"
+	        "                         or FILE.csv (label,pixels 0..255; test set: the sibling file\n"
+	        "                         with 'train' replaced by 'test' in its name, if present)\n"
+	        "  --layers L             layer sizes, input first (default 784,256,128,10)\n"
+	        "  --val-split N          last N training samples validate (default 5000)\n"
+	        "training:\n"
+	        "  --epochs N             total epochs to reach, also when resuming (default 10)\n"
+	        "  --batch-size N         (default 128)\n"
+	        "  --optimizer NAME       sgd (default), adam or adamw\n"
+	        "  --lr X                 learning rate (default 0.1 for sgd, 0.001 for adam/adamw)\n"
+	        "  --momentum X           sgd (default 0.9)\n"
+	        "  --dampening X          sgd (default 0)\n"
+	        "  --nesterov             sgd: Nesterov momentum\n"
+	        "  --weight-decay X       (default 0; 0.01 for adamw, as torch)\n"
+	        "  --betas B1,B2          adam/adamw (default 0.9,0.999)\n"
+	        "  --eps X                adam/adamw (default 1e-8)\n"
+	        "  --lr-schedule S        none (default), step:EVERY:GAMMA or cosine (over --epochs)\n"
+	        "  --seed N               initialization and shuffling (default 0)\n"
+	        "checkpoints:\n"
+	        "  --store DIR            the store (created if missing)\n"
+	        "  --monitor M            val_loss (default, lower is better) or val_acc (higher)\n"
+	        "  --keep-last N          keep only the newest N checkpoints (default all)\n"
+	        "  --keep-top K           also keep the best K (the best is always kept)\n"
+	        "  --resume [WHICH]       continue from latest (default), best or an epoch number\n"
+	        "other:\n"
+	        "  --threads N            BLAS threads (default: online CPUs); keep it fixed across\n"
+	        "                         a resume for bit-identical results\n"
+	        "  --device D             cpu\n"
+	        "  --quiet                no progress or per-epoch lines\n"
+	        "  --help, --version\n",
+	        TRAIN_FASHION_MNIST_DIR);
+}
+
+static void error_line(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "ckpt-train: error: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+}
+
+static int parse_u32(uint32_t *out, const char *text, const char *opt, uint32_t min)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(text, &end, 10);
+	if (errno || end == text || *end || text[0] == '-' || v < min || v > UINT32_MAX) {
+		fprintf(stderr, "ckpt-train: error: invalid %s '%s' (expected an integer >= %u)\n", opt,
+		        text, min);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_double(double *out, const char *text, const char *opt)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(text, &end);
+	if (errno || end == text || *end || !isfinite(v)) {
+		fprintf(stderr, "ckpt-train: error: invalid %s '%s' (expected a number)\n", opt, text);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+enum {
+	OPT_STORE = 256,
+	OPT_DATA,
+	OPT_LAYERS,
+	OPT_EPOCHS,
+	OPT_BATCH,
+	OPT_OPTIMIZER,
+	OPT_LR,
+	OPT_MOMENTUM,
+	OPT_DAMPENING,
+	OPT_NESTEROV,
+	OPT_WD,
+	OPT_BETAS,
+	OPT_EPS,
+	OPT_SCHEDULE,
+	OPT_VAL_SPLIT,
+	OPT_SEED,
+	OPT_MONITOR,
+	OPT_KEEP_LAST,
+	OPT_KEEP_TOP,
+	OPT_THREADS,
+	OPT_DEVICE,
+	OPT_RESUME,
+	OPT_QUIET,
+	OPT_NO_SYNC,
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+	    {"store", required_argument, NULL, OPT_STORE},
+	    {"data", required_argument, NULL, OPT_DATA},
+	    {"layers", required_argument, NULL, OPT_LAYERS},
+	    {"epochs", required_argument, NULL, OPT_EPOCHS},
+	    {"batch-size", required_argument, NULL, OPT_BATCH},
+	    {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
+	    {"lr", required_argument, NULL, OPT_LR},
+	    {"momentum", required_argument, NULL, OPT_MOMENTUM},
+	    {"dampening", required_argument, NULL, OPT_DAMPENING},
+	    {"nesterov", no_argument, NULL, OPT_NESTEROV},
+	    {"weight-decay", required_argument, NULL, OPT_WD},
+	    {"betas", required_argument, NULL, OPT_BETAS},
+	    {"eps", required_argument, NULL, OPT_EPS},
+	    {"lr-schedule", required_argument, NULL, OPT_SCHEDULE},
+	    {"val-split", required_argument, NULL, OPT_VAL_SPLIT},
+	    {"seed", required_argument, NULL, OPT_SEED},
+	    {"monitor", required_argument, NULL, OPT_MONITOR},
+	    {"keep-last", required_argument, NULL, OPT_KEEP_LAST},
+	    {"keep-top", required_argument, NULL, OPT_KEEP_TOP},
+	    {"threads", required_argument, NULL, OPT_THREADS},
+	    {"device", required_argument, NULL, OPT_DEVICE},
+	    {"resume", optional_argument, NULL, OPT_RESUME},
+	    {"quiet", no_argument, NULL, OPT_QUIET},
+	    /* tests only: commit without fsync */
+	    {"no-sync", no_argument, NULL, OPT_NO_SYNC},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	train_config cfg;
+	train_config_defaults(&cfg);
+	bool lr_set = false, wd_set = false;
+	int c;
+	uint32_t u;
+	while ((c = getopt_long(argc, argv, "hV", options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("ckpt-train %s (store schema %d)\n", CKPT_VERSION, CKPT_SCHEMA_VERSION);
+			return 0;
+		case OPT_STORE:
+			cfg.store_path = optarg;
+			break;
+		case OPT_DATA:
+			if (!*optarg || strlen(optarg) >= sizeof(cfg.data)) {
+				error_line("invalid --data '%s'", optarg);
+				return 2;
+			}
+			snprintf(cfg.data, sizeof(cfg.data), "%s", optarg);
+			cfg.explicit_set |= TRAIN_SET_DATA;
+			break;
+		case OPT_LAYERS:
+			if (strlen(optarg) >= sizeof(cfg.layers) ||
+			    train_parse_layers(cfg.sizes, &cfg.nsizes, optarg)) {
+				fprintf(stderr, "ckpt-train: error: %s\n",
+				        *train_last_error() ? train_last_error() : "--layers is too long");
+				return 2;
+			}
+			snprintf(cfg.layers, sizeof(cfg.layers), "%s", optarg);
+			cfg.explicit_set |= TRAIN_SET_LAYERS;
+			break;
+		case OPT_EPOCHS:
+			if (parse_u32(&cfg.epochs, optarg, "--epochs", 1))
+				return 2;
+			break;
+		case OPT_BATCH:
+			if (parse_u32(&cfg.batch_size, optarg, "--batch-size", 1))
+				return 2;
+			if (cfg.batch_size > (1u << 20)) {
+				error_line("--batch-size %s is too large (at most 1048576)", optarg);
+				return 2;
+			}
+			cfg.explicit_set |= TRAIN_SET_BATCH;
+			break;
+		case OPT_OPTIMIZER:
+			if (train_opt_parse(&cfg.opt.kind, optarg)) {
+				fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
+				return 2;
+			}
+			cfg.explicit_set |= TRAIN_SET_OPTIMIZER;
+			break;
+		case OPT_LR:
+			if (parse_double(&cfg.opt.lr, optarg, "--lr"))
+				return 2;
+			if (!(cfg.opt.lr > 0)) {
+				error_line("invalid --lr %s (the learning rate must be positive)", optarg);
+				return 2;
+			}
+			lr_set = true;
+			cfg.explicit_set |= TRAIN_SET_LR;
+			break;
+		case OPT_MOMENTUM:
+			if (parse_double(&cfg.opt.momentum, optarg, "--momentum"))
+				return 2;
+			cfg.explicit_set |= TRAIN_SET_MOMENTUM;
+			break;
+		case OPT_DAMPENING:
+			if (parse_double(&cfg.opt.dampening, optarg, "--dampening"))
+				return 2;
+			cfg.explicit_set |= TRAIN_SET_DAMPENING;
+			break;
+		case OPT_NESTEROV:
+			cfg.opt.nesterov = true;
+			cfg.explicit_set |= TRAIN_SET_NESTEROV;
+			break;
+		case OPT_WD:
+			if (parse_double(&cfg.opt.weight_decay, optarg, "--weight-decay"))
+				return 2;
+			wd_set = true;
+			cfg.explicit_set |= TRAIN_SET_WEIGHT_DECAY;
+			break;
+		case OPT_BETAS: {
+			char *end, *end2;
+			errno = 0;
+			cfg.opt.beta1 = strtod(optarg, &end);
+			if (errno || end == optarg || *end != ',') {
+				error_line("invalid --betas '%s' (expected B1,B2)", optarg);
+				return 2;
+			}
+			cfg.opt.beta2 = strtod(end + 1, &end2);
+			if (errno || end2 == end + 1 || *end2) {
+				error_line("invalid --betas '%s' (expected B1,B2)", optarg);
+				return 2;
+			}
+			cfg.explicit_set |= TRAIN_SET_BETAS;
+			break;
+		}
+		case OPT_EPS:
+			if (parse_double(&cfg.opt.eps, optarg, "--eps"))
+				return 2;
+			cfg.explicit_set |= TRAIN_SET_EPS;
+			break;
+		case OPT_SCHEDULE:
+			if (train_parse_schedule(&cfg, optarg)) {
+				fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
+				return 2;
+			}
+			cfg.explicit_set |= TRAIN_SET_SCHEDULE;
+			break;
+		case OPT_VAL_SPLIT:
+			if (parse_u32(&cfg.val_split, optarg, "--val-split", 0))
+				return 2;
+			cfg.explicit_set |= TRAIN_SET_VAL_SPLIT;
+			break;
+		case OPT_SEED: {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' || v > INT64_MAX) {
+				error_line("invalid --seed '%s' (expected an integer in 0..2^63-1)", optarg);
+				return 2;
+			}
+			cfg.seed = v;
+			cfg.explicit_set |= TRAIN_SET_SEED;
+			break;
+		}
+		case OPT_MONITOR:
+			if (strcmp(optarg, "val_loss") != 0 && strcmp(optarg, "val_acc") != 0) {
+				error_line("invalid --monitor '%s' (expected val_loss or val_acc)", optarg);
+				return 2;
+			}
+			snprintf(cfg.monitor, sizeof(cfg.monitor), "%s", optarg);
+			cfg.explicit_set |= TRAIN_SET_MONITOR;
+			break;
+		case OPT_KEEP_LAST:
+			if (parse_u32(&cfg.keep_last, optarg, "--keep-last", 0))
+				return 2;
+			cfg.explicit_set |= TRAIN_SET_KEEP;
+			break;
+		case OPT_KEEP_TOP:
+			if (parse_u32(&cfg.keep_top, optarg, "--keep-top", 0))
+				return 2;
+			cfg.explicit_set |= TRAIN_SET_KEEP;
+			break;
+		case OPT_THREADS:
+			if (parse_u32(&u, optarg, "--threads", 1))
+				return 2;
+			if (u > 1024) {
+				error_line("invalid --threads %s (at most 1024)", optarg);
+				return 2;
+			}
+			cfg.threads = (int)u;
+			break;
+		case OPT_DEVICE:
+			if (strlen(optarg) >= sizeof(cfg.device)) {
+				error_line("invalid --device '%s'", optarg);
+				return 2;
+			}
+			snprintf(cfg.device, sizeof(cfg.device), "%s", optarg);
+			break;
+		case OPT_RESUME:
+			cfg.resume = true;
+			if (optarg) {
+				if (strlen(optarg) >= sizeof(cfg.resume_from)) {
+					error_line("invalid --resume '%s'", optarg);
+					return 2;
+				}
+				snprintf(cfg.resume_from, sizeof(cfg.resume_from), "%s", optarg);
+			}
+			break;
+		case OPT_QUIET:
+			cfg.quiet = true;
+			break;
+		case OPT_NO_SYNC:
+			cfg.no_sync = true;
+			break;
+		default:
+			fprintf(stderr, "ckpt-train: error: bad usage (try 'ckpt-train --help')\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		/* "--resume best" with a space: take a lone word after --resume as its argument */
+		if (cfg.resume && optind + 1 == argc && strcmp(cfg.resume_from, "latest") == 0 &&
+		    strlen(argv[optind]) < sizeof(cfg.resume_from)) {
+			snprintf(cfg.resume_from, sizeof(cfg.resume_from), "%s", argv[optind]);
+		} else {
+			error_line("unexpected argument '%s' (try 'ckpt-train --help')", argv[optind]);
+			return 2;
+		}
+	}
+	if (!cfg.store_path) {
+		fprintf(stderr, "ckpt-train: error: --store DIR is required (try 'ckpt-train --help')\n");
+		return 2;
+	}
+	if (cfg.opt.kind != TRAIN_OPT_SGD && !lr_set)
+		cfg.opt.lr = 1e-3;
+	if (cfg.opt.kind == TRAIN_OPT_ADAMW && !wd_set)
+		cfg.opt.weight_decay = 1e-2;
+	if (train_install_signal_handlers()) {
+		fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
+		return 1;
+	}
+	train_result res;
+	int rc = train_run(&cfg, &res);
+	if (rc == TRAIN_EINTERRUPTED) {
+		fprintf(stderr, "ckpt-train: %s\n", train_last_error());
+		return 128 + res.signal;
+	}
+	if (rc) {
+		fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
+		return 1;
+	}
+	return 0;
 }

@@ -1,0 +1,1118 @@
+/* train/engine.c - the epoch loop: train, validate, test, snapshot, persist, resume
+ *
+ * Invariants: the store sees exactly one commit per finished epoch (ckpt_writer_commit), never
+ * a partial one; bad input is detected before the store is created or touched; a resumed run
+ * restores everything the next epoch reads (parameters, optimizer state, steps, RNG), so k
+ * epochs + resume to N is byte-identical to N straight. The checkpoint is taken in two steps,
+ * snapshot (device -> host copies) then persist (store commit), so a later backend can persist
+ * in the background while the next epoch trains.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt/store.h"
+#include "train/data.h"
+#include "train/engine.h"
+#include "train/error.h"
+#include "train/rng.h"
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+void train_config_defaults(train_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->data, sizeof(c->data), "fashion-mnist");
+	snprintf(c->layers, sizeof(c->layers), "784,256,128,10");
+	c->sizes[0] = 784;
+	c->sizes[1] = 256;
+	c->sizes[2] = 128;
+	c->sizes[3] = 10;
+	c->nsizes = 4;
+	c->epochs = 10;
+	c->batch_size = 128;
+	c->val_split = 5000;
+	c->opt.kind = TRAIN_OPT_SGD;
+	c->opt.lr = 0.1;
+	c->opt.momentum = 0.9;
+	c->opt.beta1 = 0.9;
+	c->opt.beta2 = 0.999;
+	c->opt.eps = 1e-8;
+	c->schedule = TRAIN_SCHED_NONE;
+	snprintf(c->monitor, sizeof(c->monitor), "val_loss");
+	snprintf(c->device, sizeof(c->device), "cpu");
+	snprintf(c->resume_from, sizeof(c->resume_from), "latest");
+}
+
+int train_parse_schedule(train_config *cfg, const char *text)
+{
+	if (strcmp(text, "none") == 0) {
+		cfg->schedule = TRAIN_SCHED_NONE;
+		return 0;
+	}
+	if (strcmp(text, "cosine") == 0) {
+		cfg->schedule = TRAIN_SCHED_COSINE;
+		return 0;
+	}
+	unsigned every;
+	double gamma;
+	int used = 0;
+	if (sscanf(text, "step:%u:%lf%n", &every, &gamma, &used) == 2 && text[used] == '\0' &&
+	    every > 0 && gamma > 0 && isfinite(gamma)) {
+		cfg->schedule = TRAIN_SCHED_STEP;
+		cfg->schedule_every = every;
+		cfg->schedule_gamma = gamma;
+		return 0;
+	}
+	return train_fail(-EINVAL,
+	                  "invalid --lr-schedule '%s' (expected none, cosine or step:EVERY:GAMMA "
+	                  "with EVERY > 0 and GAMMA > 0)",
+	                  text);
+}
+
+double train_schedule_lr(const train_config *c, uint32_t epoch_index)
+{
+	switch (c->schedule) {
+	case TRAIN_SCHED_STEP:
+		return c->opt.lr * pow(c->schedule_gamma, (double)(epoch_index / c->schedule_every));
+	case TRAIN_SCHED_COSINE: {
+		uint32_t t_max = c->schedule_t_max ? c->schedule_t_max : 1;
+		return c->opt.lr * (1.0 + cos(M_PI * (double)epoch_index / (double)t_max)) / 2.0;
+	}
+	case TRAIN_SCHED_NONE:
+		break;
+	}
+	return c->opt.lr;
+}
+
+static void schedule_text(char *buf, size_t len, const train_config *c)
+{
+	switch (c->schedule) {
+	case TRAIN_SCHED_STEP:
+		snprintf(buf, len, "step:%u:%.15g", c->schedule_every, c->schedule_gamma);
+		break;
+	case TRAIN_SCHED_COSINE:
+		snprintf(buf, len, "cosine");
+		break;
+	default:
+		snprintf(buf, len, "none");
+	}
+}
+
+/* The run's hyper-parameters as people read them (run metadata, run.json). */
+static char *hyperparams_json(const train_config *c)
+{
+	char sched[64];
+	schedule_text(sched, sizeof(sched), c);
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	int rc = 0;
+	rc |= json_object_set_new(o, "lr", json_real(c->opt.lr));
+	if (c->opt.kind == TRAIN_OPT_SGD) {
+		rc |= json_object_set_new(o, "momentum", json_real(c->opt.momentum));
+		rc |= json_object_set_new(o, "dampening", json_real(c->opt.dampening));
+		rc |= json_object_set_new(o, "nesterov", json_boolean(c->opt.nesterov));
+	} else {
+		rc |= json_object_set_new(o, "betas", json_pack("[ff]", c->opt.beta1, c->opt.beta2));
+		rc |= json_object_set_new(o, "eps", json_real(c->opt.eps));
+	}
+	rc |= json_object_set_new(o, "weight_decay", json_real(c->opt.weight_decay));
+	rc |= json_object_set_new(o, "batch_size", json_integer(c->batch_size));
+	rc |= json_object_set_new(o, "lr_schedule", json_string(sched));
+	if (c->schedule == TRAIN_SCHED_COSINE)
+		rc |= json_object_set_new(o, "T_max", json_integer(c->schedule_t_max));
+	rc |= json_object_set_new(o, "val_split", json_integer(c->val_split));
+	char *text = rc ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+	json_decref(o);
+	return text;
+}
+
+/* The exact configuration a resume restores (doubles at full precision). */
+static char *config_json(const train_config *c)
+{
+	json_t *o = json_pack(
+	    "{s:s, s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:b, s:f, s:f, s:f, s:f, s:i, s:I, s:f, s:I, "
+	    "s:I, s:s}",
+	    "data", c->data, "layers", c->layers, "optimizer", train_opt_name(c->opt.kind),
+	    "batch_size", (json_int_t)c->batch_size, "val_split", (json_int_t)c->val_split, "lr",
+	    c->opt.lr, "momentum", c->opt.momentum, "dampening", c->opt.dampening, "nesterov",
+	    (int)c->opt.nesterov, "weight_decay", c->opt.weight_decay, "beta1", c->opt.beta1,
+	    "beta2", c->opt.beta2, "eps", c->opt.eps, "schedule", (int)c->schedule,
+	    "schedule_every", (json_int_t)c->schedule_every, "schedule_gamma", c->schedule_gamma,
+	    "schedule_t_max", (json_int_t)c->schedule_t_max, "seed", (json_int_t)c->seed, "monitor",
+	    c->monitor);
+	if (!o)
+		return NULL;
+	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+	json_decref(o);
+	return text;
+}
+
+static int config_from_json(train_config *c, const char *text, size_t len, uint64_t epoch)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(text, len, 0, &jerr);
+	if (!o)
+		return train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.config is not JSON (%s)",
+		                  epoch, jerr.text);
+	const char *data, *layers, *optimizer, *monitor;
+	json_int_t batch, val_split, every, t_max, seed;
+	int nesterov, schedule;
+	double lr, momentum, dampening, wd, beta1, beta2, eps, gamma;
+	int rc = json_unpack_ex(o, &jerr, 0,
+	                        "{s:s, s:s, s:s, s:I, s:I, s:F, s:F, s:F, s:b, s:F, s:F, s:F, s:F, "
+	                        "s:i, s:I, s:F, s:I, s:I, s:s}",
+	                        "data", &data, "layers", &layers, "optimizer", &optimizer,
+	                        "batch_size", &batch, "val_split", &val_split, "lr", &lr, "momentum",
+	                        &momentum, "dampening", &dampening, "nesterov", &nesterov,
+	                        "weight_decay", &wd, "beta1", &beta1, "beta2", &beta2, "eps", &eps,
+	                        "schedule", &schedule, "schedule_every", &every, "schedule_gamma",
+	                        &gamma, "schedule_t_max", &t_max, "seed", &seed, "monitor", &monitor);
+	if (rc) {
+		rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.config is damaged (%s)",
+		                epoch, jerr.text);
+		goto out;
+	}
+	snprintf(c->data, sizeof(c->data), "%s", data);
+	snprintf(c->layers, sizeof(c->layers), "%s", layers);
+	rc = train_parse_layers(c->sizes, &c->nsizes, c->layers);
+	if (!rc)
+		rc = train_opt_parse(&c->opt.kind, optimizer);
+	if (rc) {
+		rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.config: %s", epoch,
+		                train_last_error());
+		goto out;
+	}
+	if (batch <= 0 || batch > UINT32_MAX || val_split < 0 || val_split > UINT32_MAX ||
+	    schedule < 0 || schedule > TRAIN_SCHED_COSINE || every < 0 || every > UINT32_MAX ||
+	    t_max < 0 || t_max > UINT32_MAX) {
+		rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.config out of range",
+		                epoch);
+		goto out;
+	}
+	c->batch_size = (uint32_t)batch;
+	c->val_split = (uint32_t)val_split;
+	c->opt.lr = lr;
+	c->opt.momentum = momentum;
+	c->opt.dampening = dampening;
+	c->opt.nesterov = nesterov;
+	c->opt.weight_decay = wd;
+	c->opt.beta1 = beta1;
+	c->opt.beta2 = beta2;
+	c->opt.eps = eps;
+	c->schedule = (train_schedule_kind)schedule;
+	c->schedule_every = (uint32_t)every;
+	c->schedule_gamma = gamma;
+	c->schedule_t_max = (uint32_t)t_max;
+	c->seed = (uint64_t)seed;
+	snprintf(c->monitor, sizeof(c->monitor), "%s", monitor);
+out:
+	json_decref(o);
+	return rc;
+}
+
+/* Explicit options must agree with the stored run; everything else is taken from it. */
+static int config_merge_resumed(train_config *cli, const train_config *run)
+{
+	const unsigned set = cli->explicit_set;
+	char a[64], b[64];
+#define REFUSE(what, fmt, mine, theirs)                                                        \
+	return train_fail(-EINVAL,                                                                 \
+	                  "refusing to resume: " what " " fmt " differs from the run's " fmt        \
+	                  " (a resumed run keeps its settings)",                                    \
+	                  mine, theirs)
+	if ((set & TRAIN_SET_LAYERS) && strcmp(cli->layers, run->layers) != 0)
+		return train_fail(-EINVAL,
+		                  "refusing to resume: the run's architecture is --layers %s, not %s",
+		                  run->layers, cli->layers);
+	if ((set & TRAIN_SET_OPTIMIZER) && cli->opt.kind != run->opt.kind)
+		return train_fail(-EINVAL, "refusing to resume: the run's optimizer is %s, not %s",
+		                  train_opt_name(run->opt.kind), train_opt_name(cli->opt.kind));
+	if ((set & TRAIN_SET_DATA) && strcmp(cli->data, run->data) != 0)
+		REFUSE("--data", "%s", cli->data, run->data);
+	if ((set & TRAIN_SET_BATCH) && cli->batch_size != run->batch_size)
+		REFUSE("--batch-size", "%u", cli->batch_size, run->batch_size);
+	if ((set & TRAIN_SET_VAL_SPLIT) && cli->val_split != run->val_split)
+		REFUSE("--val-split", "%u", cli->val_split, run->val_split);
+	if ((set & TRAIN_SET_SEED) && cli->seed != run->seed)
+		REFUSE("--seed", "%" PRIu64, cli->seed, run->seed);
+	if ((set & TRAIN_SET_LR) && cli->opt.lr != run->opt.lr)
+		REFUSE("--lr", "%g", cli->opt.lr, run->opt.lr);
+	if ((set & TRAIN_SET_MOMENTUM) && cli->opt.momentum != run->opt.momentum)
+		REFUSE("--momentum", "%g", cli->opt.momentum, run->opt.momentum);
+	if ((set & TRAIN_SET_DAMPENING) && cli->opt.dampening != run->opt.dampening)
+		REFUSE("--dampening", "%g", cli->opt.dampening, run->opt.dampening);
+	if ((set & TRAIN_SET_NESTEROV) && cli->opt.nesterov != run->opt.nesterov)
+		return train_fail(-EINVAL, "refusing to resume: the run was trained without --nesterov");
+	if ((set & TRAIN_SET_WEIGHT_DECAY) && cli->opt.weight_decay != run->opt.weight_decay)
+		REFUSE("--weight-decay", "%g", cli->opt.weight_decay, run->opt.weight_decay);
+	if ((set & TRAIN_SET_BETAS) &&
+	    (cli->opt.beta1 != run->opt.beta1 || cli->opt.beta2 != run->opt.beta2)) {
+		snprintf(a, sizeof(a), "%g,%g", cli->opt.beta1, cli->opt.beta2);
+		snprintf(b, sizeof(b), "%g,%g", run->opt.beta1, run->opt.beta2);
+		REFUSE("--betas", "%s", a, b);
+	}
+	if ((set & TRAIN_SET_EPS) && cli->opt.eps != run->opt.eps)
+		REFUSE("--eps", "%g", cli->opt.eps, run->opt.eps);
+	if (set & TRAIN_SET_SCHEDULE) {
+		train_config tmp = *run;
+		tmp.schedule_t_max = 0;
+		schedule_text(a, sizeof(a), cli);
+		schedule_text(b, sizeof(b), &tmp);
+		if (cli->schedule != run->schedule ||
+		    (cli->schedule == TRAIN_SCHED_STEP && (cli->schedule_every != run->schedule_every ||
+		                                           cli->schedule_gamma != run->schedule_gamma)))
+			REFUSE("--lr-schedule", "%s", a, b);
+	}
+	if ((set & TRAIN_SET_MONITOR) && strcmp(cli->monitor, run->monitor) != 0)
+		REFUSE("--monitor", "%s", cli->monitor, run->monitor);
+#undef REFUSE
+	/* take the run's settings; keep what belongs to this invocation */
+	train_config merged = *run;
+	merged.store_path = cli->store_path;
+	merged.epochs = cli->epochs;
+	merged.keep_last = cli->keep_last;
+	merged.keep_top = cli->keep_top;
+	merged.threads = cli->threads;
+	memcpy(merged.device, cli->device, sizeof(merged.device));
+	merged.resume = true;
+	memcpy(merged.resume_from, cli->resume_from, sizeof(merged.resume_from));
+	merged.quiet = cli->quiet;
+	merged.no_sync = cli->no_sync;
+	merged.explicit_set = cli->explicit_set;
+	*cli = merged;
+	return 0;
+}
+
+/* ---- signals ------------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+int train_install_signal_handlers(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL))
+		return train_fail(-errno, "cannot install signal handlers (%s)", strerror(errno));
+	return 0;
+}
+
+void train_request_stop(int sig)
+{
+	stop_signal = sig;
+}
+
+/* ---- snapshot and persist ----------------------------------------------------------------- */
+
+#define SNAP_MAX_METRICS 16
+#define SNAP_MAX_EXTRAS 8
+
+typedef struct snap_tensor {
+	char name[96];
+	ckpt_tensor_group group;
+	uint32_t ndim;
+	uint64_t shape[2];
+	size_t numel;
+	float *data; /* host copy */
+} snap_tensor;
+
+/* Everything one checkpoint commits, on the host, independent of the device's buffers. */
+typedef struct train_snapshot {
+	uint32_t epoch;
+	uint64_t step;
+	const char *device;
+	size_t ntensors;
+	snap_tensor *tensors;
+	size_t nmetrics;
+	const char *metric_names[SNAP_MAX_METRICS];
+	double metric_values[SNAP_MAX_METRICS];
+	size_t nextras;
+	const char *extra_keys[SNAP_MAX_EXTRAS];
+	char *extra_values[SNAP_MAX_EXTRAS];
+} train_snapshot;
+
+static void snapshot_free(train_snapshot *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->ntensors; i++)
+		free(s->tensors[i].data);
+	free(s->tensors);
+	for (size_t i = 0; i < s->nextras; i++)
+		free(s->extra_values[i]);
+	free(s);
+}
+
+static void snapshot_metric(train_snapshot *s, const char *name, double value)
+{
+	if (s->nmetrics < SNAP_MAX_METRICS) {
+		s->metric_names[s->nmetrics] = name;
+		s->metric_values[s->nmetrics++] = value;
+	}
+}
+
+/* takes ownership of @p value (may be NULL: ENOMEM) */
+static int snapshot_extra(train_snapshot *s, const char *key, char *value)
+{
+	if (!value || s->nextras == SNAP_MAX_EXTRAS) {
+		free(value);
+		return train_fail(-ENOMEM, "out of memory preparing checkpoint state '%s'", key);
+	}
+	s->extra_keys[s->nextras] = key;
+	s->extra_values[s->nextras++] = value;
+	return 0;
+}
+
+static int snapshot_tensor(train_snapshot *s, train_backend *be, const char *name,
+                           ckpt_tensor_group group, uint32_t ndim, const uint64_t *shape,
+                           size_t numel, const float *device_buf, float scalar)
+{
+	snap_tensor *t = &s->tensors[s->ntensors];
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->group = group;
+	t->ndim = ndim;
+	for (uint32_t d = 0; d < ndim; d++)
+		t->shape[d] = shape[d];
+	t->numel = numel;
+	t->data = malloc((numel ? numel : 1) * sizeof(float));
+	if (!t->data)
+		return train_fail(-ENOMEM, "out of memory snapshotting %s", name);
+	if (device_buf)
+		be->download(be, t->data, device_buf, numel * sizeof(float));
+	else
+		t->data[0] = scalar;
+	s->ntensors++;
+	return 0;
+}
+
+/* Copy parameters and optimizer state to host buffers (the device may go on training). */
+static int snapshot_take(train_snapshot **out, train_mlp *model, train_optimizer *opt,
+                         uint32_t epoch)
+{
+	train_backend *be = model->be;
+	train_snapshot *s = calloc(1, sizeof(*s));
+	size_t np = train_mlp_param_count(model), ns = train_optimizer_state_count(opt);
+	if (!s || !(s->tensors = calloc(np * (1 + ns), sizeof(snap_tensor)))) {
+		free(s);
+		return train_fail(-ENOMEM, "out of memory snapshotting epoch %u", epoch);
+	}
+	s->epoch = epoch;
+	s->step = opt->steps;
+	s->device = be->device;
+	be->sync(be);
+	int rc = 0;
+	char name[96];
+	uint64_t shape[2];
+	for (size_t i = 0; i < np && !rc; i++) {
+		train_mlp_param_name(model, i, name, sizeof(name));
+		uint32_t ndim = train_mlp_param_shape(model, i, shape);
+		rc = snapshot_tensor(s, be, name, CKPT_GROUP_MODEL, ndim, shape,
+		                     train_mlp_param_numel(model, i), train_mlp_param(model, i), 0);
+	}
+	for (size_t i = 0; i < np && !rc; i++) {
+		char pname[64];
+		train_mlp_param_name(model, i, pname, sizeof(pname));
+		uint32_t ndim = train_mlp_param_shape(model, i, shape);
+		for (size_t j = 0; j < ns && !rc; j++) {
+			snprintf(name, sizeof(name), "%s.%s", pname, train_optimizer_state_name(opt, j));
+			float *buf = train_optimizer_state_buffer(opt, i, j);
+			if (buf)
+				rc = snapshot_tensor(s, be, name, CKPT_GROUP_OPTIMIZER, ndim, shape,
+				                     train_mlp_param_numel(model, i), buf, 0);
+			else /* torch 1.13 keeps Adam's step as a 0-dim float32 tensor */
+				rc = snapshot_tensor(s, be, name, CKPT_GROUP_OPTIMIZER, 0, shape, 1, NULL,
+				                     (float)opt->steps);
+		}
+	}
+	if (rc) {
+		snapshot_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+/* One store commit holding everything in @p s. */
+static int snapshot_persist(ckpt_store *store, const train_snapshot *s)
+{
+	ckpt_writer *w;
+	int rc = ckpt_writer_begin(&w, store, s->epoch);
+	if (rc)
+		return train_fail(rc, "cannot start checkpoint of epoch %u in %s (%s)", s->epoch,
+		                  ckpt_store_path(store), ckpt_last_error());
+	for (size_t i = 0; i < s->ntensors; i++) {
+		const snap_tensor *t = &s->tensors[i];
+		rc = ckpt_writer_put_tensor(w, t->name, t->group, CKPT_DTYPE_FLOAT32, t->ndim, t->shape,
+		                            s->device, t->data, t->numel * sizeof(float));
+		if (rc) {
+			ckpt_writer_abort(w);
+			return train_fail(rc, "cannot add tensor %s to epoch %u (%s)", t->name, s->epoch,
+			                  ckpt_last_error());
+		}
+	}
+	ckpt_writer_set_step(w, s->step);
+	for (size_t i = 0; i < s->nmetrics && !rc; i++)
+		rc = ckpt_writer_set_metric(w, s->metric_names[i], s->metric_values[i]);
+	for (size_t i = 0; i < s->nextras && !rc; i++)
+		rc = ckpt_writer_set_extra(w, s->extra_keys[i], s->extra_values[i],
+		                           strlen(s->extra_values[i]));
+	if (rc) {
+		ckpt_writer_abort(w);
+		return train_fail(rc, "cannot record the state of epoch %u (%s)", s->epoch,
+		                  ckpt_last_error());
+	}
+	rc = ckpt_writer_commit(w);
+	if (rc)
+		return train_fail(rc, "cannot commit epoch %u to %s (%s)", s->epoch,
+		                  ckpt_store_path(store), ckpt_last_error());
+	return 0;
+}
+
+static char *rng_json(const train_rng *rng)
+{
+	char words[4][17];
+	for (int i = 0; i < 4; i++)
+		snprintf(words[i], sizeof(words[i]), "%016" PRIx64, rng->s[i]);
+	json_t *o = json_pack("{s:s, s:[s,s,s,s]}", "algorithm", "xoshiro256**", "state", words[0],
+	                      words[1], words[2], words[3]);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	return text;
+}
+
+static int rng_from_json(train_rng *rng, const void *data, size_t len, uint64_t epoch)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(data, len, 0, &jerr);
+	const char *alg, *w[4];
+	int rc = 0;
+	if (!o || json_unpack(o, "{s:s, s:[s,s,s,s]}", "algorithm", &alg, "state", &w[0], &w[1],
+	                      &w[2], &w[3]) ||
+	    strcmp(alg, "xoshiro256**") != 0) {
+		rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.rng is damaged", epoch);
+		goto out;
+	}
+	for (int i = 0; i < 4; i++) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(w[i], &end, 16);
+		if (errno || *end || end == w[i]) {
+			rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.rng is damaged",
+			                epoch);
+			goto out;
+		}
+		rng->s[i] = v;
+	}
+out:
+	json_decref(o);
+	return rc;
+}
+
+static char *scheduler_json(const train_config *c, uint32_t epochs_done, double last_lr)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	static const char *const names[] = {"none", "StepLR", "CosineAnnealingLR"};
+	int rc = json_object_set_new(o, "name", json_string(names[c->schedule]));
+	rc |= json_object_set_new(o, "last_epoch", json_integer(epochs_done));
+	rc |= json_object_set_new(o, "base_lr", json_real(c->opt.lr));
+	if (c->schedule == TRAIN_SCHED_STEP) {
+		rc |= json_object_set_new(o, "step_size", json_integer(c->schedule_every));
+		rc |= json_object_set_new(o, "gamma", json_real(c->schedule_gamma));
+	} else if (c->schedule == TRAIN_SCHED_COSINE) {
+		rc |= json_object_set_new(o, "T_max", json_integer(c->schedule_t_max));
+		rc |= json_object_set_new(o, "eta_min", json_integer(0));
+	}
+	rc |= json_object_set_new(o, "last_lr", json_real(last_lr));
+	char *text = rc ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+	json_decref(o);
+	return text;
+}
+
+static char *state_json(uint32_t epoch, uint64_t step, int threads, const char *device)
+{
+	json_t *o = json_pack("{s:I, s:I, s:I, s:i, s:s}", "epoch", (json_int_t)epoch, "global_step",
+	                      (json_int_t)step, "optimizer_steps", (json_int_t)step, "threads",
+	                      threads, "device", device);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	return text;
+}
+
+/* ---- restore ------------------------------------------------------------------------------ */
+
+static int restore_tensor(ckpt_snapshot *snap, const ckpt_checkpoint *c, train_backend *be,
+                          ckpt_tensor_group group, const char *name, uint32_t ndim,
+                          const uint64_t *shape, float *device_buf, float *scalar)
+{
+	const ckpt_tensor_info *t;
+	uint64_t epoch = ckpt_checkpoint_epoch(c);
+	int rc = ckpt_checkpoint_find_tensor(&t, c, group, name);
+	if (rc)
+		return train_fail(rc == -ENOENT ? -EINVAL : rc,
+		                  "cannot resume from epoch %" PRIu64 ": tensor %s is missing (%s)", epoch,
+		                  name, rc == -ENOENT ? "not stored" : ckpt_last_error());
+	bool same = t->dtype == CKPT_DTYPE_FLOAT32 && t->ndim == ndim;
+	for (uint32_t d = 0; same && d < ndim; d++)
+		same = t->shape[d] == shape[d];
+	if (!same)
+		return train_fail(-EINVAL,
+		                  "cannot resume from epoch %" PRIu64 ": tensor %s has another dtype or "
+		                  "shape than the model expects",
+		                  epoch, name);
+	size_t numel = 1;
+	for (uint32_t d = 0; d < ndim; d++)
+		numel *= shape[d];
+	float *host = malloc(numel * sizeof(float));
+	if (!host)
+		return train_fail(-ENOMEM, "out of memory restoring %s", name);
+	rc = ckpt_tensor_read(host, snap, t, 0, numel * sizeof(float));
+	if (rc) {
+		free(host);
+		return train_fail(rc, "cannot read tensor %s of epoch %" PRIu64 " (%s)", name, epoch,
+		                  ckpt_last_error());
+	}
+	if (device_buf)
+		be->upload(be, device_buf, host, numel * sizeof(float));
+	else
+		*scalar = host[0];
+	free(host);
+	return 0;
+}
+
+static int restore_state(ckpt_snapshot *snap, const ckpt_checkpoint *c, train_mlp *model,
+                         train_optimizer *opt, train_rng *rng)
+{
+	uint64_t epoch = ckpt_checkpoint_epoch(c);
+	const void *data;
+	size_t len;
+	int rc = ckpt_checkpoint_extra(c, "train.rng", &data, &len);
+	if (rc)
+		return train_fail(rc == -ENOENT ? CKPT_ECORRUPT : rc,
+		                  "cannot resume from epoch %" PRIu64 ": no RNG state (train.rng)", epoch);
+	rc = rng_from_json(rng, data, len, epoch);
+	if (rc)
+		return rc;
+	opt->steps = ckpt_checkpoint_step(c);
+	char name[96], pname[64];
+	uint64_t shape[2];
+	for (size_t i = 0; i < train_mlp_param_count(model); i++) {
+		train_mlp_param_name(model, i, pname, sizeof(pname));
+		uint32_t ndim = train_mlp_param_shape(model, i, shape);
+		rc = restore_tensor(snap, c, model->be, CKPT_GROUP_MODEL, pname, ndim, shape,
+		                    train_mlp_param(model, i), NULL);
+		if (rc)
+			return rc;
+		for (size_t j = 0; j < train_optimizer_state_count(opt); j++) {
+			snprintf(name, sizeof(name), "%s.%s", pname, train_optimizer_state_name(opt, j));
+			float *buf = train_optimizer_state_buffer(opt, i, j);
+			float step = 0;
+			rc = restore_tensor(snap, c, model->be, CKPT_GROUP_OPTIMIZER, name, buf ? ndim : 0,
+			                    shape, buf, &step);
+			if (rc)
+				return rc;
+			if (!buf && (uint64_t)step != opt->steps)
+				return train_fail(CKPT_ECORRUPT,
+				                  "cannot resume from epoch %" PRIu64 ": %s is %g but the "
+				                  "checkpoint's step is %" PRIu64,
+				                  epoch, name, step, opt->steps);
+		}
+	}
+	return 0;
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void evaluate(train_mlp *model, const float *x, const int32_t *y, const uint32_t *seq,
+                     uint32_t begin, uint32_t end, double *loss, double *acc)
+{
+	double loss_sum = 0;
+	uint64_t correct = 0;
+	for (uint32_t off = begin; off < end; off += model->max_rows) {
+		uint32_t rows = end - off < model->max_rows ? end - off : model->max_rows;
+		train_mlp_load_batch(model, x, y, seq + off, rows);
+		train_mlp_forward_eval(model, rows, &loss_sum, &correct);
+	}
+	*loss = loss_sum / (double)(end - begin);
+	*acc = (double)correct / (double)(end - begin);
+}
+
+static void format_eta(char *buf, size_t len, double seconds)
+{
+	if (!(seconds >= 0) || seconds > 1e7)
+		seconds = 0;
+	unsigned s = (unsigned)(seconds + 0.5);
+	snprintf(buf, len, "%u:%02u", s / 60, s % 60);
+}
+
+static int stop_message(const train_config *c, uint32_t epoch, uint32_t batch, uint32_t nbatches,
+                        uint32_t last_saved, int sig)
+{
+	const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+	if (last_saved == 0)
+		return train_fail(TRAIN_EINTERRUPTED,
+		                  "interrupted by %s in epoch %u (batch %u/%u); nothing was saved, the "
+		                  "store has no checkpoint: run the same command again to start over",
+		                  name, epoch, batch, nbatches);
+	return train_fail(TRAIN_EINTERRUPTED,
+	                  "interrupted by %s in epoch %u (batch %u/%u); epoch %u was not saved, "
+	                  "the store ends at epoch %u: continue with 'ckpt-train --store %s "
+	                  "--resume --epochs %u'",
+	                  name, epoch, batch, nbatches, epoch, last_saved, c->store_path, c->epochs);
+}
+
+static int open_or_create_store(ckpt_store **out, train_config *c)
+{
+	char *hyper = hyperparams_json(c);
+	if (!hyper)
+		return train_fail(-ENOMEM, "out of memory describing the run");
+	ckpt_run_meta meta = {
+	    .model = "mlp",
+	    .layers = c->layers,
+	    .optimizer = train_opt_name(c->opt.kind),
+	    .hyperparams = hyper,
+	    .dataset = c->data,
+	    .seed = c->seed,
+	    .monitor = c->monitor,
+	    .monitor_mode = strcmp(c->monitor, "val_acc") == 0 ? CKPT_MODE_MAX : CKPT_MODE_MIN,
+	};
+	ckpt_store_options opts = {
+	    .keep_last = c->keep_last,
+	    .keep_top = c->keep_top,
+	    .no_sync = c->no_sync,
+	};
+	int rc = ckpt_store_create(out, c->store_path, &meta, &opts);
+	if (rc == -EEXIST) {
+		/* an existing store may be reused only if it holds no checkpoint of the same run */
+		ckpt_store *store;
+		int orc = ckpt_store_open(&store, c->store_path, 0);
+		if (orc) {
+			rc = train_fail(rc, "cannot create store %s (it exists and is not a usable store: %s)",
+			                c->store_path, ckpt_last_error());
+			goto out;
+		}
+		ckpt_snapshot *snap = NULL;
+		uint64_t latest = 0;
+		orc = ckpt_snapshot_open(&snap, store);
+		if (!orc)
+			orc = ckpt_snapshot_latest(&latest, snap);
+		ckpt_snapshot_close(snap);
+		const ckpt_run_meta *m = ckpt_store_meta(store);
+		if (orc != -ENOENT) {
+			rc = train_fail(-EEXIST,
+			                "store %s already holds a run (use --resume to continue it, or "
+			                "another --store)",
+			                c->store_path);
+			ckpt_store_close(store);
+			goto out;
+		}
+		if (strcmp(m->layers ? m->layers : "", c->layers) != 0 ||
+		    strcmp(m->optimizer ? m->optimizer : "", meta.optimizer) != 0 ||
+		    strcmp(m->hyperparams ? m->hyperparams : "", hyper) != 0 ||
+		    strcmp(m->dataset ? m->dataset : "", c->data) != 0 || m->seed != c->seed ||
+		    strcmp(m->monitor ? m->monitor : "", c->monitor) != 0) {
+			rc = train_fail(-EEXIST,
+			                "store %s exists (with no checkpoint) for a run with other settings "
+			                "(layers %s, optimizer %s); use another --store",
+			                c->store_path, m->layers ? m->layers : "", m->optimizer ? m->optimizer : "");
+			ckpt_store_close(store);
+			goto out;
+		}
+		*out = store;
+		rc = 0;
+	} else if (rc) {
+		rc = train_fail(rc, "cannot create store %s (%s)", c->store_path, ckpt_last_error());
+	}
+out:
+	free(hyper);
+	return rc;
+}
+
+static uint32_t resolve_epoch(ckpt_snapshot *snap, const char *spec, int *rc)
+{
+	uint64_t e = 0;
+	*rc = 0;
+	if (strcmp(spec, "latest") == 0) {
+		*rc = ckpt_snapshot_latest(&e, snap);
+	} else if (strcmp(spec, "best") == 0) {
+		*rc = ckpt_snapshot_best(&e, snap);
+	} else {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(spec, &end, 10);
+		if (errno || *end || end == spec || spec[0] == '-' || v == 0 || v > UINT32_MAX) {
+			*rc = -EINVAL;
+			return 0;
+		}
+		const ckpt_checkpoint *c;
+		*rc = ckpt_snapshot_checkpoint(&c, snap, v);
+		e = v;
+	}
+	return (uint32_t)e;
+}
+
+int train_run(train_config *cfg, train_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->last_test_acc = NAN;
+	train_clear_error();
+	stop_signal = 0;
+
+	ckpt_store *store = NULL;
+	ckpt_snapshot *snap = NULL;
+	const ckpt_checkpoint *resume_ckpt = NULL;
+	train_data data = {0};
+	train_backend *be = NULL;
+	train_mlp *model = NULL;
+	train_optimizer *opt = NULL;
+	uint32_t *perm = NULL, *seq = NULL;
+	const void *train_x = NULL, *train_y = NULL, *test_x = NULL, *test_y = NULL;
+	uint32_t start_epoch = 0;
+	train_rng rng;
+	int rc = 0;
+
+	if (cfg->resume) {
+		rc = ckpt_store_open(&store, cfg->store_path, 0);
+		if (rc == -ENOENT || rc == CKPT_ENOTSTORE) {
+			rc = train_fail(rc, "nothing to resume: %s is not a store (%s)", cfg->store_path,
+			                ckpt_last_error());
+			goto out;
+		}
+		if (rc) {
+			rc = train_fail(rc, "cannot open store %s (%s)", cfg->store_path, ckpt_last_error());
+			goto out;
+		}
+		const ckpt_run_meta *meta = ckpt_store_meta(store);
+		if (strcmp(meta->model ? meta->model : "", "mlp") != 0) {
+			rc = train_fail(-EINVAL, "refusing to resume: store %s holds a '%s' model, not mlp",
+			                cfg->store_path, meta->model ? meta->model : "");
+			goto out;
+		}
+		rc = ckpt_snapshot_open(&snap, store);
+		if (rc) {
+			rc = train_fail(rc, "cannot read store %s (%s)", cfg->store_path, ckpt_last_error());
+			goto out;
+		}
+		uint32_t from = resolve_epoch(snap, cfg->resume_from, &rc);
+		if (rc == -EINVAL) {
+			rc = train_fail(rc, "invalid --resume '%s' (expected latest, best or an epoch number)",
+			                cfg->resume_from);
+			goto out;
+		}
+		if (rc == -ENOENT) {
+			if (strcmp(cfg->resume_from, "latest") == 0)
+				rc = train_fail(rc,
+				                "nothing to resume: store %s has no checkpoint (run without "
+				                "--resume to start)",
+				                cfg->store_path);
+			else if (strcmp(cfg->resume_from, "best") == 0)
+				rc = train_fail(rc, "cannot resume from best: store %s has no best checkpoint",
+				                cfg->store_path);
+			else
+				rc = train_fail(rc, "cannot resume from epoch %s: not in store %s",
+				                cfg->resume_from, cfg->store_path);
+			goto out;
+		}
+		if (!rc)
+			rc = ckpt_snapshot_checkpoint(&resume_ckpt, snap, from);
+		if (rc) {
+			rc = train_fail(rc, "cannot read checkpoint %u of %s (%s)", from, cfg->store_path,
+			                ckpt_last_error());
+			goto out;
+		}
+		const void *text;
+		size_t len;
+		if (ckpt_checkpoint_extra(resume_ckpt, "train.config", &text, &len)) {
+			rc = train_fail(CKPT_ECORRUPT,
+			                "cannot resume from epoch %u: it was not written by ckpt-train "
+			                "(no train.config)",
+			                from);
+			goto out;
+		}
+		train_config run;
+		train_config_defaults(&run);
+		rc = config_from_json(&run, text, len, from);
+		if (!rc && (strcmp(run.layers, meta->layers ? meta->layers : "") != 0 ||
+		            strcmp(train_opt_name(run.opt.kind), meta->optimizer ? meta->optimizer : "")))
+			rc = train_fail(CKPT_ECORRUPT, "store %s: checkpoint %u disagrees with the run "
+			                "metadata (layers/optimizer)", cfg->store_path, from);
+		if (!rc)
+			rc = config_merge_resumed(cfg, &run);
+		if (rc)
+			goto out;
+		start_epoch = from;
+	} else {
+		rc = train_opt_validate(&cfg->opt);
+		if (rc)
+			goto out;
+		if (cfg->schedule == TRAIN_SCHED_COSINE)
+			cfg->schedule_t_max = cfg->epochs;
+	}
+	if (cfg->epochs == 0) {
+		rc = train_fail(-EINVAL, "--epochs must be at least 1");
+		goto out;
+	}
+	if (cfg->batch_size == 0) {
+		rc = train_fail(-EINVAL, "--batch-size must be at least 1");
+		goto out;
+	}
+
+	/* data: every mismatch is found before the store is created */
+	rc = train_data_load(&data, cfg->data, cfg->sizes[0], cfg->sizes[cfg->nsizes - 1]);
+	if (rc)
+		goto out;
+	if (cfg->val_split >= data.train.count) {
+		rc = train_fail(-EINVAL,
+		                "--val-split %u leaves no training samples (the data set has %u)",
+		                cfg->val_split, data.train.count);
+		goto out;
+	}
+	uint32_t n_fit = data.train.count - cfg->val_split;
+
+	if (!cfg->resume) {
+		rc = open_or_create_store(&store, cfg);
+		if (rc)
+			goto out;
+	}
+
+	uint32_t max_rows = cfg->batch_size > 1024 ? cfg->batch_size : 1024;
+	rc = train_backend_create(&be, cfg->device, cfg->threads);
+	if (!rc)
+		rc = train_mlp_create(&model, be, cfg->sizes, cfg->nsizes, max_rows);
+	if (!rc)
+		rc = train_optimizer_create(&opt, be, &cfg->opt, model);
+	if (rc)
+		goto out;
+	uint32_t seq_len = data.train.count > data.test.count ? data.train.count : data.test.count;
+	perm = malloc((size_t)n_fit * sizeof(uint32_t));
+	seq = malloc((size_t)seq_len * sizeof(uint32_t));
+	if (!perm || !seq) {
+		rc = train_fail(-ENOMEM, "out of memory for %u sample indices", seq_len);
+		goto out;
+	}
+	for (uint32_t i = 0; i < seq_len; i++)
+		seq[i] = i;
+	train_x = be->map_host(be, data.train.x, (size_t)data.train.count * data.train.features * 4);
+	train_y = be->map_host(be, data.train.y, (size_t)data.train.count * 4);
+	if (data.test.count) {
+		test_x = be->map_host(be, data.test.x, (size_t)data.test.count * data.test.features * 4);
+		test_y = be->map_host(be, data.test.y, (size_t)data.test.count * 4);
+	}
+	if (!train_x || !train_y || (data.test.count && (!test_x || !test_y))) {
+		rc = train_fail(-ENOMEM, "out of device memory for the data set");
+		goto out;
+	}
+
+	if (cfg->resume) {
+		rc = restore_state(snap, resume_ckpt, model, opt, &rng);
+		if (rc)
+			goto out;
+		ckpt_snapshot_close(snap);
+		snap = NULL;
+		resume_ckpt = NULL;
+		if (cfg->explicit_set & TRAIN_SET_KEEP) {
+			uint32_t kl, kt, deleted = 0;
+			ckpt_store_retention(store, &kl, &kt);
+			if (kl != cfg->keep_last || kt != cfg->keep_top) {
+				rc = ckpt_store_gc(store, cfg->keep_last, cfg->keep_top, &deleted);
+				if (rc) {
+					rc = train_fail(rc, "cannot apply the new retention to %s (%s)",
+					                cfg->store_path, ckpt_last_error());
+					goto out;
+				}
+				if (!cfg->quiet && deleted)
+					printf("retention now keep-last %u keep-top %u: deleted %u checkpoints\n",
+					       cfg->keep_last, cfg->keep_top, deleted);
+			}
+		}
+		if (!cfg->quiet)
+			printf("resuming %s from epoch %u (step %" PRIu64 ") to epoch %u\n",
+			       cfg->store_path, start_epoch, opt->steps, cfg->epochs);
+		if (start_epoch >= cfg->epochs && !cfg->quiet)
+			printf("nothing to do: epoch %u already reached (raise --epochs)\n", start_epoch);
+	} else {
+		train_rng_seed(&rng, cfg->seed);
+		rc = train_mlp_init(model, &rng);
+		if (rc)
+			goto out;
+	}
+	res->last_epoch = start_epoch;
+
+	const bool tty = !cfg->quiet && isatty(STDERR_FILENO);
+	const uint32_t nbatches = (n_fit + cfg->batch_size - 1) / cfg->batch_size;
+	const double flops_per_sample = train_mlp_flops_per_sample(model);
+	(void)flops_per_sample;
+	for (uint32_t epoch = start_epoch + 1; epoch <= cfg->epochs; epoch++) {
+		const double lr = train_schedule_lr(cfg, epoch - 1);
+		const double t0 = now_seconds();
+		for (uint32_t i = 0; i < n_fit; i++)
+			perm[i] = i;
+		train_rng_shuffle(&rng, perm, n_fit);
+		double loss_sum = 0, last_print = t0;
+		uint64_t correct = 0;
+		for (uint32_t b = 0; b < nbatches; b++) {
+			if (stop_signal) {
+				rc = stop_message(cfg, epoch, b, nbatches, res->last_epoch, stop_signal);
+				res->signal = stop_signal;
+				goto out;
+			}
+			uint32_t off = b * cfg->batch_size;
+			uint32_t rows = n_fit - off < cfg->batch_size ? n_fit - off : cfg->batch_size;
+			double batch_loss = 0;
+			train_mlp_load_batch(model, train_x, train_y, perm + off, rows);
+			train_mlp_forward_backward(model, rows, &batch_loss, &correct);
+			if (!isfinite(batch_loss)) {
+				rc = train_fail(TRAIN_ENONFINITE,
+				                "training loss became %s in epoch %u, batch %u (try a lower "
+				                "--lr); epoch %u was not saved, the store ends at epoch %u",
+				                isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1, epoch,
+				                res->last_epoch);
+				goto out;
+			}
+			loss_sum += batch_loss;
+			train_optimizer_step(opt, model, lr);
+			if (tty) {
+				double now = now_seconds();
+				if (now - last_print >= 0.25 || b + 1 == nbatches) {
+					double rate = (double)(off + rows) / (now - t0);
+					char eta[32];
+					format_eta(eta, sizeof(eta), (double)(n_fit - off - rows) / rate);
+					fprintf(stderr,
+					        "\repoch %u/%u  batch %u/%u  loss %.4f  %.0f samples/s  ETA %s   ",
+					        epoch, cfg->epochs, b + 1, nbatches, loss_sum / (off + rows), rate,
+					        eta);
+					fflush(stderr);
+					last_print = now;
+				}
+			}
+		}
+		const double t_train = now_seconds() - t0;
+		double val_loss = NAN, val_acc = NAN, test_loss = NAN, test_acc = NAN;
+		if (cfg->val_split)
+			evaluate(model, train_x, train_y, seq, n_fit, data.train.count, &val_loss, &val_acc);
+		if (data.test.count)
+			evaluate(model, test_x, test_y, seq, 0, data.test.count, &test_loss, &test_acc);
+		const double t_epoch = now_seconds() - t0;
+		if (tty)
+			fprintf(stderr, "\r\033[K");
+		if (stop_signal) {
+			rc = stop_message(cfg, epoch, nbatches, nbatches, res->last_epoch, stop_signal);
+			res->signal = stop_signal;
+			goto out;
+		}
+
+		train_snapshot *s = NULL;
+		rc = snapshot_take(&s, model, opt, epoch);
+		if (rc)
+			goto out;
+		const double train_loss = loss_sum / n_fit;
+		snapshot_metric(s, "train_loss", train_loss);
+		snapshot_metric(s, "train_acc", (double)correct / n_fit);
+		if (cfg->val_split) {
+			snapshot_metric(s, "val_loss", val_loss);
+			snapshot_metric(s, "val_acc", val_acc);
+		}
+		if (data.test.count) {
+			snapshot_metric(s, "test_loss", test_loss);
+			snapshot_metric(s, "test_acc", test_acc);
+		}
+		snapshot_metric(s, "lr", lr);
+		snapshot_metric(s, "epoch_seconds", t_epoch);
+		snapshot_metric(s, "samples_per_second", n_fit / t_train);
+		double next_lr = train_schedule_lr(cfg, epoch);
+		double initial_lr = cfg->schedule == TRAIN_SCHED_NONE ? 0 : cfg->opt.lr;
+		rc = snapshot_extra(s, "optimizer.name", strdup(train_opt_name(cfg->opt.kind)));
+		if (!rc)
+			rc = snapshot_extra(s, "optimizer.param_groups",
+			                    train_optimizer_param_groups_json(opt, next_lr, initial_lr));
+		if (!rc)
+			rc = snapshot_extra(s, "train.config", config_json(cfg));
+		if (!rc)
+			rc = snapshot_extra(s, "train.state",
+			                    state_json(epoch, opt->steps, cfg->threads, be->device));
+		if (!rc)
+			rc = snapshot_extra(s, "train.rng", rng_json(&rng));
+		if (!rc)
+			rc = snapshot_extra(s, "train.lr_scheduler", scheduler_json(cfg, epoch, next_lr));
+		if (!rc)
+			rc = snapshot_persist(store, s);
+		snapshot_free(s);
+		if (rc)
+			goto out;
+		res->last_epoch = epoch;
+		res->last_test_acc = test_acc;
+
+		bool is_best = false;
+		ckpt_snapshot *check;
+		if (ckpt_snapshot_open(&check, store) == 0) {
+			uint64_t best;
+			if (ckpt_snapshot_best(&best, check) == 0)
+				is_best = best == epoch;
+			ckpt_snapshot_close(check);
+		}
+		if (!cfg->quiet) {
+			printf("epoch %u/%u  step %" PRIu64 "  train_loss %.4f", epoch, cfg->epochs,
+			       opt->steps, train_loss);
+			if (cfg->val_split)
+				printf("  val_loss %.4f  val_acc %.4f", val_loss, val_acc);
+			if (data.test.count)
+				printf("  test_acc %.4f", test_acc);
+			printf("  lr %.6g  %.2fs  %.0f samples/s%s\n", lr, t_epoch, n_fit / t_train,
+			       is_best ? "  *best" : "");
+			fflush(stdout);
+		}
+	}
+	{
+		ckpt_snapshot *check;
+		if (ckpt_snapshot_open(&check, store) == 0) {
+			uint64_t best;
+			if (ckpt_snapshot_best(&best, check) == 0)
+				res->best_epoch = (uint32_t)best;
+			ckpt_snapshot_close(check);
+		}
+	}
+	rc = 0;
+out:
+	if (be) {
+		if (train_x)
+			be->unmap_host(be, train_x);
+		if (train_y)
+			be->unmap_host(be, train_y);
+		if (test_x)
+			be->unmap_host(be, test_x);
+		if (test_y)
+			be->unmap_host(be, test_y);
+	}
+	free(perm);
+	free(seq);
+	train_optimizer_free(opt);
+	train_mlp_free(model);
+	train_backend_destroy(be);
+	train_data_free(&data);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(store);
+	return rc;
+}
