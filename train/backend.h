@@ -90,6 +90,18 @@ struct train_backend {
  */
 int train_backend_create(train_backend **out, const char *device, int threads);
 
+/**
+ * OpenBLAS 0.3.21 does not recognize some newer x86 CPUs and falls back to its generic
+ * "Prescott" kernels (2-5x slower). If that happened and the CPU has AVX2/AVX-512 (with OS
+ * support), return the OpenBLAS core type to ask for via OPENBLAS_CORETYPE ("Haswell",
+ * "SkylakeX"); NULL if the detected core is fine or OPENBLAS_CORETYPE is already set.
+ * OpenBLAS reads that variable only when it is loaded, so the caller re-executes itself.
+ */
+const char *train_cpu_blas_better_core(void);
+
+/** Name of the OpenBLAS kernel set in use ("Haswell", "Prescott", ...). */
+const char *train_cpu_blas_core(void);
+
 /** Destroy a backend; accepts NULL. */
 void train_backend_destroy(train_backend *be);
 

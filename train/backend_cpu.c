@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "train/backend.h"
@@ -208,6 +209,29 @@ static void cpu_adam_step(train_backend *be, float *param, const float *grad, fl
 static void cpu_destroy(train_backend *be)
 {
 	free(be);
+}
+
+const char *train_cpu_blas_core(void)
+{
+	const char *core = openblas_get_corename();
+	return core ? core : "unknown";
+}
+
+const char *train_cpu_blas_better_core(void)
+{
+	if (getenv("OPENBLAS_CORETYPE"))
+		return NULL;
+	if (strcasecmp(train_cpu_blas_core(), "prescott") != 0)
+		return NULL;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+		return "SkylakeX";
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return "Haswell";
+#endif
+	return NULL;
 }
 
 int train_backend_create(train_backend **out, const char *device, int threads)

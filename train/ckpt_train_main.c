@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ckpt/store.h"
+#include "train/backend.h"
 #include "train/data.h"
 #include "train/engine.h"
 #include "train/error.h"
@@ -121,8 +123,22 @@ enum {
 	OPT_NO_SYNC,
 };
 
+/* Re-execute once with OPENBLAS_CORETYPE set when OpenBLAS fell back to generic kernels on a
+ * CPU it does not know (see train_cpu_blas_better_core()); on failure go on as we are. */
+static void select_blas_kernels(char **argv)
+{
+	const char *core = train_cpu_blas_better_core();
+	if (!core || getenv("CKPT_TRAIN_BLAS_REEXEC"))
+		return;
+	if (setenv("OPENBLAS_CORETYPE", core, 1) || setenv("CKPT_TRAIN_BLAS_REEXEC", "1", 1))
+		return;
+	execv("/proc/self/exe", argv);
+	unsetenv("OPENBLAS_CORETYPE");
+}
+
 int main(int argc, char **argv)
 {
+	select_blas_kernels(argv);
 	static const struct option options[] = {
 	    {"store", required_argument, NULL, OPT_STORE},
 	    {"data", required_argument, NULL, OPT_DATA},
