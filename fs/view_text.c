@@ -34,15 +34,26 @@ void view_format_time(char *buf, size_t cap, int64_t ns)
 	snprintf(buf, cap, "%s.%03dZ", date, (int)(rem / 1000000));
 }
 
+/* Fewest %g digits that read back as @p v; like Python's repr, values in [1e-4, 1e16) get
+ * enough digits to be printed without an exponent (1000, not 1e+03). */
 static int shortest_precision(double v)
 {
 	char buf[40];
-	for (int p = 1; p < 17; p++) {
-		snprintf(buf, sizeof(buf), "%.*g", p, v);
-		if (strtod(buf, NULL) == v)
-			return p;
+	int p = 17;
+	for (int k = 1; k < 17; k++) {
+		snprintf(buf, sizeof(buf), "%.*g", k, v);
+		if (strtod(buf, NULL) == v) {
+			p = k;
+			break;
+		}
 	}
-	return 17;
+	double mag = fabs(v);
+	if (isfinite(v) && mag >= 1e-4 && mag < 1e16) {
+		int exp10 = (int)floor(log10(mag));
+		if (p < exp10 + 1)
+			p = exp10 + 1;
+	}
+	return p;
 }
 
 void view_format_double(char *buf, size_t cap, double v)
