@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <xxhash.h>
 #include <zlib.h>
 
@@ -241,6 +244,26 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 	return 0;
 }
 
+/* whether a failed write of about @p need bytes is explained by a full disk or a file size
+ * limit (pwrite then writes short, and LMDB turns that into EIO) */
+static bool out_of_space(ckpt_store *s, uint64_t need)
+{
+	char data[4096];
+	struct stat st;
+	struct statvfs vfs;
+	struct rlimit rl;
+	snprintf(data, sizeof(data), "%s/data.mdb", s->path);
+	if (stat(data, &st) != 0)
+		return false;
+	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (uint64_t)st.st_size + need >= (uint64_t)rl.rlim_cur)
+		return true;
+	if (statvfs(s->path, &vfs) == 0 &&
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < need + (1u << 20))
+		return true;
+	return false;
+}
+
 static int commit_once(ckpt_writer *w)
 {
 	ckpt_store *s = w->store;
@@ -325,6 +348,8 @@ static int commit_once(ckpt_writer *w)
 	free(rec);
 	free(infos);
 	mrc = mdb_txn_commit(txn);
+	if (mrc == EIO && out_of_space(s, w->total_bytes))
+		mrc = ENOSPC; /* LMDB reports a short write (a full disk) as EIO */
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: epoch %llu: committing", s->path,
 		                        (unsigned long long)w->epoch);
@@ -345,6 +370,13 @@ static uint64_t estimate_need(const ckpt_writer *w)
 	return need;
 }
 
+#ifdef CKPT_TESTING
+/* tests set this to reach the MDB_MAP_FULL retry path without the up-front growth */
+int store_test_no_pregrow;
+#else
+static const int store_test_no_pregrow = 0;
+#endif
+
 int ckpt_writer_commit(ckpt_writer *w)
 {
 	ckpt_store *s = w->store;
@@ -353,7 +385,7 @@ int ckpt_writer_commit(ckpt_writer *w)
 	/* grow before the transaction when the estimate does not fit; MAP_FULL stays possible
 	 * (freed pages, B-tree splits) and is handled by the retry below */
 	store_map_usage(s, &used, &size);
-	if (used + need > size) {
+	if (used + need > size && !store_test_no_pregrow) {
 		pthread_mutex_lock(&s->lock);
 		bool can = s->open_snapshots == 0;
 		pthread_mutex_unlock(&s->lock);

@@ -1,0 +1,1110 @@
+/* tests/unit/check_store.c - Check suite for libckpt (store/)
+ *
+ * Each test works in a fresh mkdtemp directory that it removes. Small chunk sizes (64 bytes)
+ * exercise many chunks on small data; no_sync is used wherever durability is not under test.
+ * Tests that need two processes on one store fork: LMDB forbids opening one environment twice
+ * in a process.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <lmdb.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt/store.h"
+#include "store/records.h"
+
+static char tmpdir[256];
+static char storepath[512];
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	const char *base = getenv("TMPDIR");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/check_store.XXXXXX", base && *base ? base : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(storepath, sizeof(storepath), "%s/store", tmpdir);
+}
+
+static void teardown(void)
+{
+	chmod(tmpdir, 0700);
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+#define OK(expr)                                                                              \
+	do {                                                                                  \
+		int rc_ = (expr);                                                             \
+		ck_assert_msg(rc_ == 0, "%s -> %d (%s)", #expr, rc_, ckpt_last_error());       \
+	} while (0)
+
+static ckpt_run_meta test_meta(const char *monitor, ckpt_metric_mode mode)
+{
+	return (ckpt_run_meta){
+	    .model = "mlp",
+	    .layers = "784,256,10",
+	    .optimizer = "sgd",
+	    .hyperparams = "{\"lr\":0.1}",
+	    .dataset = "fashion-mnist",
+	    .seed = 42,
+	    .monitor = monitor,
+	    .monitor_mode = mode,
+	};
+}
+
+static ckpt_store *make_store(uint64_t chunk, uint32_t keep_last, uint32_t keep_top,
+                              ckpt_metric_mode mode)
+{
+	ckpt_run_meta m = test_meta("val_loss", mode);
+	ckpt_store_options o = {.chunk_size = chunk, .keep_last = keep_last, .keep_top = keep_top,
+	                        .no_sync = true};
+	ckpt_store *s = NULL;
+	OK(ckpt_store_create(&s, storepath, &m, &o));
+	return s;
+}
+
+static void fill(void *buf, size_t len, uint32_t seed)
+{
+	uint8_t *p = buf;
+	uint32_t x = seed * 2654435761u + 1;
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (uint8_t)x;
+	}
+}
+
+/* commit one epoch holding one float32 tensor "w" of n elements filled from seed */
+static void commit_simple(ckpt_store *s, uint64_t epoch, size_t n, uint32_t seed,
+                          const char *metric, double value)
+{
+	float *w = malloc(n * sizeof(float) + 1);
+	fill(w, n * sizeof(float), seed);
+	uint64_t shape[1] = {n};
+	ckpt_writer *wr;
+	OK(ckpt_writer_begin(&wr, s, epoch));
+	OK(ckpt_writer_put_tensor(wr, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape, "cpu",
+	                          w, n * sizeof(float)));
+	if (metric)
+		OK(ckpt_writer_set_metric(wr, metric, value));
+	ckpt_writer_set_step(wr, epoch * 10);
+	OK(ckpt_writer_commit(wr));
+	free(w);
+}
+
+static ckpt_store_stats stats_of(ckpt_store *s)
+{
+	ckpt_snapshot *snap;
+	ckpt_store_stats st;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_stats(&st, snap));
+	ckpt_snapshot_close(snap);
+	return st;
+}
+
+/* ---- tensor helpers ---- */
+
+START_TEST(test_dtype_table_and_crc32_are_right)
+{
+	static const char *names[] = {"float32", "float64", "float16", "bfloat16", "int64",
+	                              "int32",   "int16",   "int8",    "uint8",    "bool"};
+	static const size_t sizes[] = {4, 8, 2, 2, 8, 4, 2, 1, 1, 1};
+	for (int d = 1; d <= 10; d++) {
+		ck_assert_str_eq(ckpt_dtype_name((ckpt_dtype)d), names[d - 1]);
+		ck_assert_uint_eq(ckpt_dtype_itemsize((ckpt_dtype)d), sizes[d - 1]);
+		ckpt_dtype back;
+		OK(ckpt_dtype_from_name(&back, names[d - 1]));
+		ck_assert_int_eq(back, d);
+	}
+	ck_assert_ptr_null(ckpt_dtype_name((ckpt_dtype)0));
+	ck_assert_uint_eq(ckpt_dtype_itemsize((ckpt_dtype)11), 0);
+	ckpt_dtype d;
+	ck_assert_int_eq(ckpt_dtype_from_name(&d, "float"), -EINVAL);
+	ck_assert_uint_eq(ckpt_crc32(0, "123456789", 9), 0xCBF43926u);
+	uint64_t n, big[2] = {UINT64_MAX / 2, 3}, zero[3] = {5, 0, 7};
+	OK(ckpt_shape_numel(&n, 0, NULL));
+	ck_assert_uint_eq(n, 1);
+	OK(ckpt_shape_numel(&n, 3, zero));
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(ckpt_shape_numel(&n, 2, big), -EOVERFLOW);
+	ck_assert_int_eq(ckpt_shape_numel(&n, 9, zero), -EINVAL);
+	ck_assert(ckpt_device_is_valid("cpu"));
+	ck_assert(ckpt_device_is_valid("cuda:0"));
+	ck_assert(ckpt_device_is_valid("cuda"));
+	ck_assert(!ckpt_device_is_valid("cuda:"));
+	ck_assert(!ckpt_device_is_valid("cuda:1000"));
+	ck_assert(!ckpt_device_is_valid("tpu"));
+	ck_assert(!ckpt_device_is_valid(NULL));
+	ck_assert_str_ne(ckpt_strerror(CKPT_ECORRUPT), "");
+	ck_assert_str_ne(ckpt_strerror(-ENOENT), "");
+	ck_assert_ptr_nonnull(ckpt_strerror(12345));
+}
+END_TEST
+
+/* ---- round trips ---- */
+
+START_TEST(test_every_dtype_round_trips_including_scalars_and_empty)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	uint8_t data[10][1000];
+	uint64_t shapes[10][3] = {{3, 5, 7}, {0}, {}, {4, 4}, {10}, {2, 0, 3}, {33}, {1000}, {999},
+	                          {17}};
+	uint32_t ndims[10] = {3, 1, 0, 2, 1, 3, 1, 1, 1, 1};
+	const char *devs[10] = {"cpu", "cuda:0", NULL, "cuda:1", "cpu", "cpu", "cuda", "cpu",
+	                        "cpu", "cpu"};
+	ckpt_writer *w;
+	OK(ckpt_writer_begin(&w, s, 1));
+	for (int d = 1; d <= 10; d++) {
+		uint64_t numel;
+		OK(ckpt_shape_numel(&numel, ndims[d - 1], shapes[d - 1]));
+		uint64_t nbytes = numel * ckpt_dtype_itemsize((ckpt_dtype)d);
+		ck_assert_uint_le(nbytes, sizeof(data[0]));
+		fill(data[d - 1], sizeof(data[0]), (uint32_t)d);
+		char name[32];
+		snprintf(name, sizeof(name), "t%d.%s", d, ckpt_dtype_name((ckpt_dtype)d));
+		OK(ckpt_writer_put_tensor(w, name, d % 2 ? CKPT_GROUP_MODEL : CKPT_GROUP_OPTIMIZER,
+		                          (ckpt_dtype)d, ndims[d - 1], shapes[d - 1], devs[d - 1],
+		                          data[d - 1], nbytes));
+	}
+	ckpt_writer_set_step(w, 1234);
+	OK(ckpt_writer_set_metric(w, "val_loss", 0.5));
+	OK(ckpt_writer_set_metric(w, "acc", 0.9));
+	OK(ckpt_writer_set_metric(w, "val_loss", 0.25)); /* last value wins */
+	OK(ckpt_writer_set_extra(w, "rng", "\x01\x02\x00\x03", 4));
+	OK(ckpt_writer_set_extra(w, "empty", NULL, 0));
+	int64_t before = (int64_t)time(NULL) * 1000000000;
+	OK(ckpt_writer_commit(w));
+	ckpt_store_close(s);
+
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	const ckpt_run_meta *m = ckpt_store_meta(s);
+	ck_assert_str_eq(m->model, "mlp");
+	ck_assert_str_eq(m->layers, "784,256,10");
+	ck_assert_str_eq(m->hyperparams, "{\"lr\":0.1}");
+	ck_assert_str_eq(m->monitor, "val_loss");
+	ck_assert_uint_eq(m->seed, 42);
+	ck_assert_uint_eq(ckpt_store_chunk_size(s), 64);
+	ck_assert_str_eq(ckpt_store_path(s), storepath);
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	ck_assert_uint_eq(ckpt_checkpoint_epoch(c), 1);
+	ck_assert_uint_eq(ckpt_checkpoint_step(c), 1234);
+	ck_assert_int_ge(ckpt_checkpoint_time_ns(c), before - 2000000000LL);
+	ck_assert(ckpt_checkpoint_is_best(c));
+	ck_assert_uint_eq(ckpt_checkpoint_metric_count(c), 2);
+	const char *mn;
+	double v;
+	OK(ckpt_checkpoint_metric_at(c, 0, &mn, &v));
+	ck_assert_str_eq(mn, "acc");
+	OK(ckpt_checkpoint_metric(c, "val_loss", &v));
+	ck_assert(v == 0.25);
+	ck_assert_int_eq(ckpt_checkpoint_metric(c, "nope", &v), -ENOENT);
+	ck_assert_int_eq(ckpt_checkpoint_metric_at(c, 2, &mn, &v), -ERANGE);
+	const void *xd;
+	size_t xl;
+	OK(ckpt_checkpoint_extra(c, "rng", &xd, &xl));
+	ck_assert_uint_eq(xl, 4);
+	ck_assert_mem_eq(xd, "\x01\x02\x00\x03", 4);
+	OK(ckpt_checkpoint_extra(c, "empty", &xd, &xl));
+	ck_assert_uint_eq(xl, 0);
+	ck_assert_uint_eq(ckpt_checkpoint_extra_count(c), 2);
+	ck_assert_uint_eq(ckpt_checkpoint_tensor_count(c), 10);
+	ck_assert_ptr_null(ckpt_checkpoint_tensor_at(c, 10));
+	uint64_t total = 0;
+	for (int d = 1; d <= 10; d++) {
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, (size_t)d - 1);
+		char name[32];
+		snprintf(name, sizeof(name), "t%d.%s", d, ckpt_dtype_name((ckpt_dtype)d));
+		ck_assert_str_eq(t->name, name);
+		ck_assert_int_eq(t->dtype, d);
+		ck_assert_uint_eq(t->index, (uint32_t)d - 1);
+		ck_assert_uint_eq(t->ndim, ndims[d - 1]);
+		for (uint32_t k = 0; k < t->ndim; k++)
+			ck_assert_uint_eq(t->shape[k], shapes[d - 1][k]);
+		ck_assert_str_eq(t->device, devs[d - 1] ? devs[d - 1] : "cpu");
+		ck_assert_uint_eq(t->crc32, ckpt_crc32(0, data[d - 1], t->nbytes));
+		ck_assert_uint_eq(t->nchunks, (t->nbytes + 63) / 64);
+		const ckpt_tensor_info *found;
+		OK(ckpt_checkpoint_find_tensor(&found, c, t->group, name));
+		ck_assert_ptr_eq(found, t);
+		ck_assert_int_eq(ckpt_checkpoint_find_tensor(&found, c, CKPT_GROUP_EXTRA, name),
+		                 -ENOENT);
+		uint8_t back[1000];
+		OK(ckpt_tensor_read(back, snap, t, 0, t->nbytes));
+		ck_assert_mem_eq(back, data[d - 1], t->nbytes);
+		OK(ckpt_tensor_verify(snap, t));
+		total += t->nbytes;
+	}
+	ck_assert_uint_eq(ckpt_checkpoint_nbytes(c), total);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_multi_chunk_tensors_read_across_chunk_boundaries)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	size_t n = 1001; /* 4004 bytes: 62 full chunks and one of 36 */
+	commit_simple(s, 1, n, 7, "val_loss", 1.0);
+	float *want = malloc(n * 4);
+	fill(want, n * 4, 7);
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, 0);
+	ck_assert_uint_eq(t->nchunks, 63);
+	ck_assert_uint_eq(t->chunk_size, 64);
+	uint32_t crc = 0;
+	for (uint32_t i = 0; i < t->nchunks; i++) {
+		const void *p;
+		size_t len;
+		OK(ckpt_tensor_chunk(&p, &len, snap, t, i, true));
+		ck_assert_uint_eq(len, i == 62 ? 36 : 64);
+		ck_assert_mem_eq(p, (uint8_t *)want + i * 64, len);
+		crc = ckpt_crc32(crc, p, len);
+	}
+	ck_assert_uint_eq(crc, t->crc32);
+	const void *p;
+	size_t len;
+	ck_assert_int_eq(ckpt_tensor_chunk(&p, &len, snap, t, 63, false), -ERANGE);
+	uint8_t buf[300];
+	for (uint64_t off = 0; off + sizeof(buf) <= n * 4; off += 37) {
+		OK(ckpt_tensor_read(buf, snap, t, off, sizeof(buf)));
+		ck_assert_mem_eq(buf, (uint8_t *)want + off, sizeof(buf));
+	}
+	OK(ckpt_tensor_read(buf, snap, t, n * 4, 0));
+	ck_assert_int_eq(ckpt_tensor_read(buf, snap, t, n * 4 - 10, 11), -ERANGE);
+	ck_assert_int_eq(ckpt_tensor_read(buf, snap, t, UINT64_MAX, 2), -ERANGE);
+	ckpt_snapshot_close(snap);
+	free(want);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_abort_leaves_nothing)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	commit_simple(s, 1, 100, 1, "val_loss", 1.0);
+	ckpt_store_stats before = stats_of(s);
+	float data[500];
+	fill(data, sizeof(data), 99);
+	uint64_t shape[1] = {500};
+	ckpt_writer *w;
+	OK(ckpt_writer_begin(&w, s, 2));
+	OK(ckpt_writer_put_tensor(w, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
+	                          data, sizeof(data)));
+	OK(ckpt_writer_set_metric(w, "val_loss", 0.1));
+	ckpt_writer_abort(w);
+	ckpt_writer_abort(NULL);
+	ckpt_store_stats after = stats_of(s);
+	ck_assert_uint_eq(after.checkpoints, 1);
+	ck_assert_uint_eq(after.chunks, before.chunks);
+	ck_assert_uint_eq(after.stored_bytes, before.stored_bytes);
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	uint64_t e;
+	const ckpt_checkpoint *c;
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&c, snap, 2), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "epoch 2"));
+	OK(ckpt_snapshot_best(&e, snap));
+	ck_assert_uint_eq(e, 1);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_bad_tensor_arguments_are_rejected)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	float d[6] = {0};
+	uint64_t shape[2] = {2, 3}, nine[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
+	ckpt_writer *w;
+	OK(ckpt_writer_begin(&w, s, 1));
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 24),
+	                 -EINVAL);
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", 0, (ckpt_dtype)77, 2, shape, NULL, d, 24),
+	                 -EINVAL);
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 20),
+	                 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "a"));
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 9, nine, NULL, d, 4),
+	                 -EINVAL);
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, "gpu", d,
+	                                        24), -EINVAL);
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", (ckpt_tensor_group)5, CKPT_DTYPE_FLOAT32, 2,
+	                                        shape, NULL, d, 24), -EINVAL);
+	char longname[CKPT_MAX_NAME + 2];
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, longname, 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL,
+	                                        d, 24), -EINVAL);
+	OK(ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 24));
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 24),
+	                 -EEXIST);
+	OK(ckpt_writer_put_tensor(w, "a", CKPT_GROUP_OPTIMIZER, CKPT_DTYPE_FLOAT32, 2, shape, NULL,
+	                          d, 24));
+	ck_assert_int_eq(ckpt_writer_set_metric(w, "", 1.0), -EINVAL);
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "", "x", 1), -EINVAL);
+	OK(ckpt_writer_commit(w));
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* ---- best, top-k, retention ---- */
+
+static uint64_t best_of(ckpt_store *s, int *rc)
+{
+	ckpt_snapshot *snap;
+	uint64_t e = 0;
+	OK(ckpt_snapshot_open(&snap, s));
+	*rc = ckpt_snapshot_best(&e, snap);
+	ckpt_snapshot_close(snap);
+	return e;
+}
+
+START_TEST(test_best_tracks_min_and_max_and_ignores_nan)
+{
+	for (int mode = 0; mode <= 1; mode++) {
+		ckpt_store *s = make_store(64, 0, 0, (ckpt_metric_mode)mode);
+		int rc;
+		commit_simple(s, 1, 4, 1, "val_loss", NAN);
+		best_of(s, &rc);
+		ck_assert_int_eq(rc, -ENOENT);
+		commit_simple(s, 2, 4, 2, NULL, 0);
+		commit_simple(s, 3, 4, 3, "val_loss", INFINITY);
+		commit_simple(s, 4, 4, 4, "val_loss", -INFINITY);
+		commit_simple(s, 5, 4, 5, "other", 0.0);
+		best_of(s, &rc);
+		ck_assert_int_eq(rc, -ENOENT);
+		commit_simple(s, 6, 4, 6, "val_loss", 0.5);
+		commit_simple(s, 7, 4, 7, "val_loss", 0.3);
+		commit_simple(s, 8, 4, 8, "val_loss", 0.7);
+		commit_simple(s, 9, 4, 9, "val_loss", 0.3); /* tie: earlier epoch stays best */
+		commit_simple(s, 10, 4, 10, "val_loss", NAN);
+		uint64_t best = best_of(s, &rc);
+		ck_assert_int_eq(rc, 0);
+		ck_assert_uint_eq(best, mode == CKPT_MODE_MIN ? 7 : 8);
+		ckpt_snapshot *snap;
+		OK(ckpt_snapshot_open(&snap, s));
+		uint64_t top[10];
+		size_t n;
+		OK(ckpt_snapshot_top_k(top, 10, &n, snap));
+		ck_assert_uint_eq(n, 4);
+		uint64_t want_min[] = {7, 9, 6, 8}, want_max[] = {8, 6, 7, 9};
+		for (size_t i = 0; i < n; i++)
+			ck_assert_uint_eq(top[i], mode == CKPT_MODE_MIN ? want_min[i] : want_max[i]);
+		OK(ckpt_snapshot_top_k(top, 2, &n, snap));
+		ck_assert_uint_eq(n, 2);
+		const ckpt_checkpoint *c;
+		OK(ckpt_snapshot_checkpoint(&c, snap, best));
+		ck_assert(ckpt_checkpoint_is_best(c));
+		OK(ckpt_snapshot_checkpoint(&c, snap, 10));
+		ck_assert(!ckpt_checkpoint_is_best(c));
+		ckpt_snapshot_close(snap);
+		/* replacing the best epoch with a worse value moves best */
+		commit_simple(s, mode == CKPT_MODE_MIN ? 7 : 8, 4, 11, "val_loss",
+		              mode == CKPT_MODE_MIN ? 9.0 : -9.0);
+		best = best_of(s, &rc);
+		ck_assert_uint_eq(best, mode == CKPT_MODE_MIN ? 9 : 6);
+		ckpt_store_close(s);
+		teardown();
+		setup();
+	}
+}
+END_TEST
+
+static void list_epochs(ckpt_store *s, uint64_t *out, size_t *n)
+{
+	ckpt_snapshot *snap;
+	uint64_t *e;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_list(&e, n, snap));
+	memcpy(out, e, *n * sizeof(*e));
+	free(e);
+	ckpt_snapshot_close(snap);
+}
+
+START_TEST(test_retention_keeps_last_and_top_and_never_drops_the_best)
+{
+	ckpt_store *s = make_store(64, 2, 0, CKPT_MODE_MIN);
+	double vals[] = {0, 0.9, 0.1, 0.8, 0.7, 0.6, 0.5, 0.4};
+	for (uint64_t e = 1; e <= 7; e++)
+		commit_simple(s, e, 50, (uint32_t)e, "val_loss", vals[e]);
+	uint64_t got[16];
+	size_t n;
+	list_epochs(s, got, &n);
+	ck_assert_uint_eq(n, 3); /* best 2 + last two */
+	ck_assert_uint_eq(got[0], 2);
+	ck_assert_uint_eq(got[1], 6);
+	ck_assert_uint_eq(got[2], 7);
+	/* every unique chunk of deleted epochs is freed: 3 tensors x 4 chunks (200 bytes) */
+	ckpt_store_stats st = stats_of(s);
+	ck_assert_uint_eq(st.chunks, 12);
+	ck_assert_uint_eq(st.stored_bytes, 600);
+
+	/* gc with new settings persists them */
+	uint32_t deleted;
+	OK(ckpt_store_gc(s, 1, 0, &deleted));
+	ck_assert_uint_eq(deleted, 1);
+	list_epochs(s, got, &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(got[0], 2);
+	ck_assert_uint_eq(got[1], 7);
+	ckpt_store_close(s);
+	OK(ckpt_store_open(&s, storepath, 0));
+	uint32_t kl, kt;
+	ckpt_store_retention(s, &kl, &kt);
+	ck_assert_uint_eq(kl, 1);
+	ck_assert_uint_eq(kt, 0);
+	commit_simple(s, 8, 50, 8, "val_loss", 0.05); /* new best: old best 2 may go now */
+	list_epochs(s, got, &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(got[0], 8);
+	commit_simple(s, 9, 50, 9, "val_loss", 0.5);
+	commit_simple(s, 10, 50, 10, NULL, 0);
+	list_epochs(s, got, &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(got[0], 8);
+	ck_assert_uint_eq(got[1], 10);
+	/* keep-top 2 */
+	OK(ckpt_store_gc(s, 0, 0, NULL));
+	for (uint64_t e = 11; e <= 14; e++)
+		commit_simple(s, e, 50, (uint32_t)e, "val_loss", 0.01 * (double)e);
+	OK(ckpt_store_gc(s, 1, 2, &deleted));
+	list_epochs(s, got, &n);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(got[0], 8);
+	ck_assert_uint_eq(got[1], 11);
+	ck_assert_uint_eq(got[2], 14);
+	ckpt_store_close(s);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ck_assert_int_eq(ckpt_store_gc(s, 1, 1, NULL), -EROFS);
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* ---- dedup ---- */
+
+START_TEST(test_dedup_stores_identical_bytes_once_and_gc_frees_the_last_reference)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	uint8_t frozen[640], moving[640];
+	fill(frozen, sizeof(frozen), 1);
+	uint64_t shape[1] = {160};
+	for (uint64_t e = 1; e <= 3; e++) {
+		fill(moving, sizeof(moving), (uint32_t)(100 + e));
+		ckpt_writer *w;
+		OK(ckpt_writer_begin(&w, s, e));
+		OK(ckpt_writer_put_tensor(w, "frozen", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, frozen,
+		                          sizeof(frozen)));
+		OK(ckpt_writer_put_tensor(w, "frozen_copy", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
+		                          frozen, sizeof(frozen)));
+		OK(ckpt_writer_put_tensor(w, "moving", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, moving,
+		                          sizeof(moving)));
+		OK(ckpt_writer_set_metric(w, "val_loss", (double)e));
+		OK(ckpt_writer_commit(w));
+	}
+	ckpt_store_stats st = stats_of(s);
+	ck_assert_uint_eq(st.checkpoints, 3);
+	ck_assert_uint_eq(st.tensors, 9);
+	ck_assert_uint_eq(st.bytes, 9 * 640);
+	ck_assert_uint_eq(st.stored_bytes, 4 * 640);
+	ck_assert_uint_eq(st.chunks, 4 * 10);
+	OK(ckpt_store_gc(s, 1, 0, NULL)); /* keeps 1 (best) and 3 (last) */
+	st = stats_of(s);
+	ck_assert_uint_eq(st.checkpoints, 2);
+	ck_assert_uint_eq(st.stored_bytes, 3 * 640);
+	ck_assert_uint_eq(st.chunks, 30);
+	/* replacing an epoch with identical content frees nothing and rewrites nothing */
+	fill(moving, sizeof(moving), 103);
+	ckpt_writer *w;
+	OK(ckpt_writer_begin(&w, s, 3));
+	OK(ckpt_writer_put_tensor(w, "moving", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, moving,
+	                          sizeof(moving)));
+	OK(ckpt_writer_commit(w));
+	st = stats_of(s);
+	ck_assert_uint_eq(st.stored_bytes, 3 * 640);
+	ck_assert_uint_eq(st.tensors, 4);
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_checkpoint(&c, snap, 3));
+	ck_assert_uint_eq(ckpt_checkpoint_tensor_count(c), 1);
+	OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)));
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	for (size_t i = 0; i < 3; i++)
+		OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, i)));
+	ckpt_snapshot_close(snap);
+	OK(ckpt_store_gc(s, 1, 0, NULL)); /* 1 is still best; 3 is last: nothing to delete */
+	commit_simple(s, 4, 8, 1, "val_loss", 0.5);
+	OK(ckpt_store_gc(s, 1, 1, NULL)); /* only epoch 4 stays */
+	st = stats_of(s);
+	ck_assert_uint_eq(st.checkpoints, 1);
+	ck_assert_uint_eq(st.stored_bytes, 32);
+	ck_assert_uint_eq(st.chunks, 1);
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* ---- map growth ---- */
+
+START_TEST(test_map_grows_from_a_tiny_initial_map)
+{
+	ckpt_run_meta m = test_meta("val_loss", CKPT_MODE_MIN);
+	ckpt_store_options o = {.chunk_size = 4096, .initial_map_size = 256 << 10, .no_sync = true};
+	ckpt_store *s;
+	OK(ckpt_store_create(&s, storepath, &m, &o));
+	ckpt_store_stats st0 = stats_of(s);
+	size_t n = 1 << 20; /* 4 MiB per epoch, 16x the initial map */
+	for (uint64_t e = 1; e <= 3; e++)
+		commit_simple(s, e, n, (uint32_t)e, "val_loss", 1.0 / (double)e);
+	ckpt_store_stats st = stats_of(s);
+	ck_assert_uint_gt(st.map_size, st0.map_size);
+	ck_assert_uint_eq(st.stored_bytes, 3 * 4 * (uint64_t)n);
+	/* the snapshot-open case: growth inside commit's retry path with no snapshot open */
+	ckpt_store_close(s);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	const ckpt_checkpoint *c;
+	for (uint64_t e = 1; e <= 3; e++) {
+		OK(ckpt_snapshot_checkpoint(&c, snap, e));
+		OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)));
+	}
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+extern int store_test_no_pregrow;
+
+START_TEST(test_map_full_is_retried_after_growing_and_waits_for_open_snapshots)
+{
+	ckpt_run_meta m = test_meta("val_loss", CKPT_MODE_MIN);
+	ckpt_store_options o = {.chunk_size = 4096, .initial_map_size = 256 << 10, .no_sync = true};
+	ckpt_store *s;
+	OK(ckpt_store_create(&s, storepath, &m, &o));
+	store_test_no_pregrow = 1;
+	commit_simple(s, 1, 1 << 20, 1, "val_loss", 1.0); /* 4 MiB into 256 KiB: MAP_FULL */
+	uint64_t size1 = stats_of(s).map_size;
+	ck_assert_uint_ge(size1, 4 << 20);
+	/* with a snapshot open in this process the map cannot be remapped: a clear error,
+	 * nothing written, and the same commit works once the snapshot is closed */
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	size_t n = 8 << 20;
+	float *buf = malloc(n * 4);
+	fill(buf, n * 4, 2);
+	uint64_t shape[1] = {n};
+	ckpt_writer *w;
+	OK(ckpt_writer_begin(&w, s, 2));
+	OK(ckpt_writer_put_tensor(w, "w", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, buf, n * 4));
+	ck_assert_int_eq(ckpt_writer_commit(w), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "snapshot"));
+	ckpt_snapshot_close(snap);
+	ck_assert_uint_eq(stats_of(s).checkpoints, 1);
+	OK(ckpt_writer_begin(&w, s, 2));
+	OK(ckpt_writer_put_tensor(w, "w", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, buf, n * 4));
+	OK(ckpt_writer_commit(w));
+	store_test_no_pregrow = 0;
+	ckpt_store_stats st = stats_of(s);
+	ck_assert_uint_eq(st.checkpoints, 2);
+	ck_assert_uint_gt(st.map_size, size1);
+	OK(ckpt_snapshot_open(&snap, s));
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_checkpoint(&c, snap, 2));
+	OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)));
+	ckpt_snapshot_close(snap);
+	free(buf);
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* ---- concurrency and crashes ---- */
+
+START_TEST(test_reader_snapshot_stays_consistent_while_a_writer_commits)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	commit_simple(s, 1, 100, 1, "val_loss", 1.0);
+	/* same handle: a snapshot does not see a later commit */
+	ckpt_snapshot *old;
+	OK(ckpt_snapshot_open(&old, s));
+	commit_simple(s, 2, 100, 2, "val_loss", 0.5);
+	commit_simple(s, 1, 100, 3, "val_loss", 2.0); /* replaces epoch 1 */
+	uint64_t e;
+	OK(ckpt_snapshot_latest(&e, old));
+	ck_assert_uint_eq(e, 1);
+	OK(ckpt_snapshot_best(&e, old));
+	ck_assert_uint_eq(e, 1);
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_checkpoint(&c, old, 1));
+	float want[100], got[100];
+	fill(want, sizeof(want), 1);
+	OK(ckpt_tensor_read(got, old, ckpt_checkpoint_tensor_at(c, 0), 0, sizeof(got)));
+	ck_assert_mem_eq(got, want, sizeof(got));
+	ckpt_snapshot_close(old);
+	ckpt_store_close(s);
+
+	/* another process writes (and grows the map) while this one reads read-only */
+	int pipefd[2];
+	ck_assert_int_eq(pipe(pipefd), 0);
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		close(pipefd[0]);
+		ckpt_store *ws;
+		if (ckpt_store_open(&ws, storepath, 0))
+			_exit(3);
+		size_t n = 64 << 10;
+		float *buf = malloc(n * 4);
+		for (uint64_t ep = 3; ep <= 12; ep++) {
+			fill(buf, n * 4, (uint32_t)ep);
+			uint64_t shape[1] = {n};
+			ckpt_writer *w;
+			if (ckpt_writer_begin(&w, ws, ep) ||
+			    ckpt_writer_put_tensor(w, "w", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, buf,
+			                           n * 4) ||
+			    ckpt_writer_commit(w))
+				_exit(4);
+			if (ep == 3 && write(pipefd[1], "x", 1) != 1)
+				_exit(5);
+		}
+		free(buf);
+		ckpt_store_close(ws);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	char ch;
+	ck_assert_int_eq(read(pipefd[0], &ch, 1), 1);
+	close(pipefd[0]);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	int status;
+	bool done = false;
+	while (!done) {
+		done = waitpid(pid, &status, WNOHANG) == pid;
+		ckpt_snapshot *snap;
+		OK(ckpt_snapshot_open(&snap, s));
+		uint64_t *epochs;
+		size_t n;
+		OK(ckpt_snapshot_list(&epochs, &n, snap));
+		for (size_t i = 0; i < n; i++) {
+			OK(ckpt_snapshot_checkpoint(&c, snap, epochs[i]));
+			OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)));
+		}
+		free(epochs);
+		ckpt_snapshot_close(snap);
+	}
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_latest(&e, snap));
+	ck_assert_uint_eq(e, 12);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_commit_is_atomic_under_sigkill)
+{
+	ckpt_store *s = make_store(4096, 0, 0, CKPT_MODE_MIN);
+	commit_simple(s, 1, 1000, 1, "val_loss", 1.0);
+	ckpt_store_close(s);
+	srand((unsigned)getpid());
+	for (int round = 0; round < 4; round++) {
+		pid_t pid = fork();
+		ck_assert_int_ne(pid, -1);
+		if (pid == 0) {
+			ckpt_store *ws;
+			if (ckpt_store_open(&ws, storepath, 0))
+				_exit(3);
+			size_t n = 4 << 20; /* 16 MiB per checkpoint, new bytes every time */
+			float *buf = malloc(n * 4);
+			for (uint64_t ep = 2;; ep++) {
+				fill(buf, 1 << 16, (uint32_t)ep);
+				for (size_t off = 1 << 16; off < n * 4; off += 1 << 16)
+					memcpy((uint8_t *)buf + off, buf, 1 << 16), buf[off / 4] = (float)ep;
+				uint64_t shape[1] = {n};
+				ckpt_writer *w;
+				if (ckpt_writer_begin(&w, ws, 2 + ep % 3) ||
+				    ckpt_writer_put_tensor(w, "big", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
+				                           buf, n * 4) ||
+				    ckpt_writer_commit(w))
+					_exit(4);
+			}
+		}
+		struct timespec ts = {0, (long)(5 + rand() % 60) * 1000000L};
+		nanosleep(&ts, NULL);
+		kill(pid, SIGKILL);
+		int status;
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(WIFSIGNALED(status), "writer exited early with %d",
+		              WEXITSTATUS(status));
+		/* the store opens for writing (stale lock recovered) and everything verifies */
+		OK(ckpt_store_open(&s, storepath, 0));
+		ckpt_snapshot *snap;
+		OK(ckpt_snapshot_open(&snap, s));
+		uint64_t *epochs;
+		size_t n;
+		OK(ckpt_snapshot_list(&epochs, &n, snap));
+		ck_assert_uint_ge(n, 1);
+		ck_assert_uint_eq(epochs[0], 1);
+		for (size_t i = 0; i < n; i++) {
+			const ckpt_checkpoint *c;
+			OK(ckpt_snapshot_checkpoint(&c, snap, epochs[i]));
+			for (size_t k = 0; k < ckpt_checkpoint_tensor_count(c); k++)
+				OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, k)));
+		}
+		const ckpt_checkpoint *c;
+		OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+		float want[1000], got[1000];
+		fill(want, sizeof(want), 1);
+		OK(ckpt_tensor_read(got, snap, ckpt_checkpoint_tensor_at(c, 0), 0, sizeof(got)));
+		ck_assert_mem_eq(got, want, sizeof(got));
+		free(epochs);
+		ckpt_snapshot_close(snap);
+		ckpt_store_close(s);
+	}
+}
+END_TEST
+
+START_TEST(test_full_disk_is_enospc_and_keeps_earlier_checkpoints)
+{
+	ckpt_store *s = make_store(1 << 16, 0, 0, CKPT_MODE_MIN);
+	commit_simple(s, 1, 1000, 1, "val_loss", 1.0);
+	ckpt_store_close(s);
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		/* a file size limit stands in for a full disk: writes past it fail with EFBIG */
+		signal(SIGXFSZ, SIG_IGN);
+		struct stat st;
+		char data[600];
+		snprintf(data, sizeof(data), "%s/data.mdb", storepath);
+		if (stat(data, &st))
+			_exit(3);
+		struct rlimit rl = {(rlim_t)st.st_size + (1 << 20), (rlim_t)st.st_size + (1 << 20)};
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(4);
+		ckpt_store *ws;
+		if (ckpt_store_open(&ws, storepath, 0))
+			_exit(5);
+		size_t n = 4 << 20;
+		float *buf = calloc(n, 4);
+		fill(buf, n * 4, 5);
+		uint64_t shape[1] = {n};
+		ckpt_writer *w;
+		if (ckpt_writer_begin(&w, ws, 2) ||
+		    ckpt_writer_put_tensor(w, "w", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, buf, n * 4))
+			_exit(6);
+		int rc = ckpt_writer_commit(w);
+		if (rc != -ENOSPC) {
+			fprintf(stderr, "commit under a file size limit: %d (%s)\n", rc,
+			        ckpt_last_error());
+			_exit(7);
+		}
+		if (!strstr(ckpt_last_error(), storepath))
+			_exit(8);
+		ckpt_store_close(ws);
+		free(buf);
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	OK(ckpt_store_open(&s, storepath, 0));
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	uint64_t *epochs;
+	size_t n;
+	OK(ckpt_snapshot_list(&epochs, &n, snap));
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(epochs[0], 1);
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)));
+	free(epochs);
+	ckpt_snapshot_close(snap);
+	/* and the store still takes new checkpoints */
+	commit_simple(s, 2, 1000, 2, "val_loss", 0.5);
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* ---- bad stores and bad paths ---- */
+
+static bool exists(const char *dir, const char *name)
+{
+	char p[700];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return stat(p, &st) == 0;
+}
+
+START_TEST(test_non_store_paths_give_clear_errors_and_change_nothing)
+{
+	ckpt_store *s = NULL;
+	char p[600];
+	snprintf(p, sizeof(p), "%s/missing", tmpdir);
+	ck_assert_int_eq(ckpt_store_open(&s, p, 0), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), p));
+	ck_assert_ptr_null(s);
+	/* an empty directory */
+	snprintf(p, sizeof(p), "%s/empty", tmpdir);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	ck_assert_int_eq(ckpt_store_open(&s, p, 0), CKPT_ENOTSTORE);
+	ck_assert_int_eq(ckpt_store_open(&s, p, CKPT_OPEN_READONLY), CKPT_ENOTSTORE);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), p));
+	ck_assert(!exists(p, "data.mdb"));
+	ck_assert(!exists(p, "lock.mdb"));
+	/* a directory whose data.mdb is not LMDB */
+	char f[700];
+	snprintf(f, sizeof(f), "%s/data.mdb", p);
+	FILE *fp = fopen(f, "w");
+	ck_assert_ptr_nonnull(fp);
+	for (int i = 0; i < 3000; i++)
+		fputs("not lmdb ", fp);
+	fclose(fp);
+	ck_assert_int_eq(ckpt_store_open(&s, p, 0), CKPT_ENOTSTORE);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "LMDB"));
+	ck_assert(!exists(p, "lock.mdb"));
+	/* a regular file */
+	ck_assert_int_eq(ckpt_store_open(&s, f, CKPT_OPEN_READONLY), CKPT_ENOTSTORE);
+	/* create refuses a non-empty directory and a file */
+	ckpt_run_meta m = test_meta("val_loss", CKPT_MODE_MIN);
+	ck_assert_int_eq(ckpt_store_create(&s, p, &m, NULL), -EEXIST);
+	ck_assert_int_eq(ckpt_store_create(&s, f, &m, NULL), -EEXIST);
+	snprintf(p, sizeof(p), "%s/no/such/parent", tmpdir);
+	ck_assert_int_eq(ckpt_store_create(&s, p, &m, NULL), -ENOENT);
+	/* bad options */
+	ckpt_store_options o = {.chunk_size = 100};
+	ck_assert_int_eq(ckpt_store_create(&s, storepath, &m, &o), -EINVAL);
+	o.chunk_size = 2ull << 30;
+	ck_assert_int_eq(ckpt_store_create(&s, storepath, &m, &o), -EINVAL);
+	ckpt_run_meta nomon = test_meta("", CKPT_MODE_MIN);
+	ck_assert_int_eq(ckpt_store_create(&s, storepath, &nomon, NULL), -EINVAL);
+	ck_assert(!exists(tmpdir, "store"));
+	/* an existing store */
+	s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	ckpt_store_close(s);
+	ck_assert_int_eq(ckpt_store_create(&s, storepath, &m, NULL), -EEXIST);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "already holds a store"));
+	/* an LMDB environment that is not a store */
+	snprintf(p, sizeof(p), "%s/plainlmdb", tmpdir);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	MDB_env *env;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_open(env, p, 0, 0644), 0);
+	mdb_env_close(env);
+	ck_assert_int_eq(ckpt_store_open(&s, p, CKPT_OPEN_READONLY), CKPT_ENOTSTORE);
+}
+END_TEST
+
+/* put raw bytes under a key of a named database of the (closed) store */
+static void raw_put(const char *db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, storepath, 0, 0644), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static size_t raw_get(const char *db, const void *key, size_t klen, void *out, size_t cap)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, storepath, MDB_RDONLY, 0644), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	MDB_val k = {klen, (void *)key}, v;
+	ck_assert_int_eq(mdb_get(txn, dbi, &k, &v), 0);
+	ck_assert_uint_le(v.mv_size, cap);
+	memcpy(out, v.mv_data, v.mv_size);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return v.mv_size;
+}
+
+START_TEST(test_newer_schema_is_refused)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	ckpt_store_close(s);
+	uint8_t v[4] = {CKPT_SCHEMA_VERSION + 1, 0, 0, 0};
+	raw_put("meta", "schema", 6, v, 4);
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY), CKPT_ESCHEMA);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), storepath));
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "newer"));
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, 0), CKPT_ESCHEMA);
+}
+END_TEST
+
+START_TEST(test_corrupt_records_give_errors_with_context)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	commit_simple(s, 3, 100, 3, "val_loss", 1.0);
+	commit_simple(s, 4, 100, 4, "val_loss", 2.0);
+	ckpt_store_close(s);
+	uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 3};
+	uint8_t rec[4096];
+	size_t len = raw_get("ckpt", key, 8, rec, sizeof(rec));
+	/* every truncation and many bit flips decode to an error or a valid record, never a crash */
+	for (size_t cut = 0; cut < len; cut++) {
+		store_ckpt_rec *r = NULL;
+		char why[200];
+		uint8_t *copy = malloc(cut + 1);
+		memcpy(copy, rec, cut);
+		ck_assert_int_eq(store_ckpt_decode(&r, copy, cut, why, sizeof(why)), CKPT_ECORRUPT);
+		ck_assert_ptr_null(r);
+		free(copy);
+	}
+	srand(7);
+	for (int i = 0; i < 3000; i++) {
+		uint8_t copy[4096];
+		memcpy(copy, rec, len);
+		for (int k = 0; k < 1 + i % 4; k++)
+			copy[rand() % len] ^= (uint8_t)(1u << (rand() % 8));
+		store_ckpt_rec *r = NULL;
+		char why[200];
+		int rc = store_ckpt_decode(&r, copy, len, why, sizeof(why));
+		ck_assert(rc == 0 || rc == CKPT_ECORRUPT);
+		store_ckpt_free(r);
+	}
+	raw_put("ckpt", key, 8, rec, len / 2);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	const ckpt_checkpoint *c;
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&c, snap, 3), CKPT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), storepath));
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "epoch 3"));
+	OK(ckpt_snapshot_checkpoint(&c, snap, 4)); /* others still read */
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	/* a damaged chunk fails verification */
+	store_ckpt_rec *r;
+	OK(store_ckpt_decode(&r, rec, len, NULL, 0));
+	uint8_t ckey[20];
+	memcpy(ckey, r->tensors[0].hash, 16);
+	memset(ckey + 16, 0, 4);
+	store_ckpt_free(r);
+	uint8_t chunk[64];
+	ck_assert_uint_eq(raw_get("chunks", ckey, 20, chunk, sizeof(chunk)), 64);
+	chunk[5] ^= 1;
+	raw_put("chunks", ckey, 20, chunk, 64);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	OK(ckpt_snapshot_open(&snap, s));
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&c, snap, 3), CKPT_ECORRUPT);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	raw_put("ckpt", key, 8, rec, len);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_checkpoint(&c, snap, 3));
+	const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, 0);
+	const void *p;
+	size_t plen;
+	ck_assert_int_eq(ckpt_tensor_verify(snap, t), CKPT_ECHECKSUM);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "w"));
+	ck_assert_int_eq(ckpt_tensor_chunk(&p, &plen, snap, t, 0, true), CKPT_ECHECKSUM);
+	OK(ckpt_tensor_chunk(&p, &plen, snap, t, 0, false));
+	OK(ckpt_tensor_chunk(&p, &plen, snap, t, 1, true));
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_read_only_store_refuses_writes_and_opens_in_a_read_only_directory)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	commit_simple(s, 1, 10, 1, "val_loss", 1.0);
+	ckpt_store_close(s);
+	char lock[700];
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", storepath);
+	unlink(lock); /* a copied store without its lock file, in a read-only directory */
+	ck_assert_int_eq(chmod(storepath, 0555), 0);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, s, 2), -EROFS);
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	uint64_t e;
+	OK(ckpt_snapshot_latest(&e, snap));
+	ck_assert_uint_eq(e, 1);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	if (geteuid() != 0) {
+		ck_assert_int_eq(ckpt_store_open(&s, storepath, 0), -EACCES);
+		ck_assert_ptr_nonnull(strstr(ckpt_last_error(), storepath));
+	}
+	chmod(storepath, 0755);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *su = suite_create("store");
+	TCase *tc = tcase_create("store");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_dtype_table_and_crc32_are_right);
+	tcase_add_test(tc, test_every_dtype_round_trips_including_scalars_and_empty);
+	tcase_add_test(tc, test_multi_chunk_tensors_read_across_chunk_boundaries);
+	tcase_add_test(tc, test_abort_leaves_nothing);
+	tcase_add_test(tc, test_bad_tensor_arguments_are_rejected);
+	tcase_add_test(tc, test_best_tracks_min_and_max_and_ignores_nan);
+	tcase_add_test(tc, test_retention_keeps_last_and_top_and_never_drops_the_best);
+	tcase_add_test(tc, test_dedup_stores_identical_bytes_once_and_gc_frees_the_last_reference);
+	tcase_add_test(tc, test_map_grows_from_a_tiny_initial_map);
+	tcase_add_test(tc, test_map_full_is_retried_after_growing_and_waits_for_open_snapshots);
+	tcase_add_test(tc, test_reader_snapshot_stays_consistent_while_a_writer_commits);
+	tcase_add_test(tc, test_commit_is_atomic_under_sigkill);
+	tcase_add_test(tc, test_full_disk_is_enospc_and_keeps_earlier_checkpoints);
+	tcase_add_test(tc, test_non_store_paths_give_clear_errors_and_change_nothing);
+	tcase_add_test(tc, test_newer_schema_is_refused);
+	tcase_add_test(tc, test_corrupt_records_give_errors_with_context);
+	tcase_add_test(tc, test_read_only_store_refuses_writes_and_opens_in_a_read_only_directory);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
