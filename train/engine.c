@@ -130,7 +130,7 @@ static char *hyperparams_json(const train_config *c)
 	if (c->schedule == TRAIN_SCHED_COSINE)
 		rc |= json_object_set_new(o, "T_max", json_integer(c->schedule_t_max));
 	rc |= json_object_set_new(o, "val_split", json_integer(c->val_split));
-	char *text = rc ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+	char *text = rc ? NULL : train_json_dumps(o);
 	json_decref(o);
 	return text;
 }
@@ -540,7 +540,7 @@ static char *scheduler_json(const train_config *c, uint32_t epochs_done, double 
 		rc |= json_object_set_new(o, "eta_min", json_integer(0));
 	}
 	rc |= json_object_set_new(o, "last_lr", json_real(last_lr));
-	char *text = rc ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+	char *text = rc ? NULL : train_json_dumps(o);
 	json_decref(o);
 	return text;
 }

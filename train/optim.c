@@ -167,6 +167,40 @@ float *train_optimizer_state_buffer(train_optimizer *opt, size_t i, size_t j)
 	return j == 0 ? NULL : j == 1 ? opt->buf1[i] : opt->buf2[i];
 }
 
+static int shortest_precision(double v)
+{
+	char buf[40];
+	for (int p = 15; p < 17; p++) {
+		snprintf(buf, sizeof(buf), "%.*g", p, v);
+		if (strtod(buf, NULL) == v)
+			return p;
+	}
+	return 17;
+}
+
+static void max_precision(json_t *j, int *p)
+{
+	size_t i;
+	json_t *v;
+	const char *k;
+	if (json_is_real(j)) {
+		int q = shortest_precision(json_real_value(j));
+		if (q > *p)
+			*p = q;
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v) max_precision(v, p);
+	} else if (json_is_object(j)) {
+		json_object_foreach(j, k, v) max_precision(v, p);
+	}
+}
+
+char *train_json_dumps(const json_t *j)
+{
+	int p = 15;
+	max_precision((json_t *)j, &p);
+	return json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(p));
+}
+
 /* torch keeps whatever Python number the user gave; defaults that are int 0 stay ints */
 static json_t *number(double v, bool int_if_whole)
 {
@@ -221,7 +255,7 @@ char *train_optimizer_param_groups_json(const train_optimizer *opt, double lr, d
 		rc |= json_object_set_new(group, "initial_lr", json_real(initial_lr));
 	rc |= json_array_append(groups, group);
 	if (rc == 0)
-		text = json_dumps(groups, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+		text = train_json_dumps(groups);
 out:
 	json_decref(params);
 	json_decref(group);

@@ -76,4 +76,11 @@ float *train_optimizer_state_buffer(train_optimizer *opt, size_t i, size_t j);
  */
 char *train_optimizer_param_groups_json(const train_optimizer *opt, double lr, double initial_lr);
 
+/**
+ * json_dumps (compact, key order kept) with the fewest digits (15..17) that still read back
+ * every real in @p j exactly: 0.1 prints as 0.1, yet nothing is rounded. Caller frees.
+ */
+struct json_t;
+char *train_json_dumps(const struct json_t *j);
+
 #endif

@@ -1,0 +1,794 @@
+/* tests/unit/check_train.c - the engine: maths, data loaders, optimizers, the epoch loop
+ *
+ * Gradients are checked against central finite differences; IDX and CSV files (good and
+ * malformed) are written into a fresh mkdtemp directory; whole runs use the built-in synthetic
+ * data with tiny layers, so every test takes well under a second even under ASan.
+ */
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "ckpt/store.h"
+#include "train/backend.h"
+#include "train/data.h"
+#include "train/engine.h"
+#include "train/error.h"
+#include "train/model.h"
+#include "train/optim.h"
+#include "train/rng.h"
+
+/* ---- temp dirs -------------------------------------------------------------------------- */
+
+static char tmpdir[256];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "%s/check_train.XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+	nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void path_in(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", tmpdir, name);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+/* ---- gradients -------------------------------------------------------------------------- */
+
+static double batch_loss(train_mlp *m, uint32_t rows)
+{
+	double loss = 0;
+	uint64_t correct = 0;
+	train_mlp_forward_eval(m, rows, &loss, &correct);
+	return loss / rows;
+}
+
+START_TEST(test_gradients_match_finite_differences)
+{
+	train_backend *be;
+	ck_assert_int_eq(train_backend_create(&be, "cpu", 1), 0);
+	uint32_t sizes[] = {6, 9, 7, 4};
+	const uint32_t rows = 5;
+	train_mlp *m;
+	ck_assert_int_eq(train_mlp_create(&m, be, sizes, 4, rows), 0);
+	train_rng rng;
+	train_rng_seed(&rng, 42);
+	ck_assert_int_eq(train_mlp_init(m, &rng), 0);
+	/* larger weights make the ReLUs matter and the gradients big enough to compare */
+	for (size_t i = 0; i < train_mlp_param_count(m); i++) {
+		float *p = train_mlp_param(m, i);
+		for (size_t j = 0; j < train_mlp_param_numel(m, i); j++)
+			p[j] *= 2.0f;
+	}
+	float x[5 * 6];
+	int32_t y[5] = {0, 3, 1, 2, 3};
+	uint32_t idx[5] = {0, 1, 2, 3, 4};
+	for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++)
+		x[i] = train_rng_uniform(&rng);
+	train_mlp_load_batch(m, x, y, idx, rows);
+	double loss = 0;
+	uint64_t correct = 0;
+	train_mlp_forward_backward(m, rows, &loss, &correct);
+	ck_assert(isfinite(loss));
+	size_t checked = 0;
+	for (size_t i = 0; i < train_mlp_param_count(m); i++) {
+		float *p = train_mlp_param(m, i);
+		const float *g = train_mlp_grad(m, i);
+		float *grad = malloc(train_mlp_param_numel(m, i) * sizeof(float));
+		memcpy(grad, g, train_mlp_param_numel(m, i) * sizeof(float));
+		for (size_t j = 0; j < train_mlp_param_numel(m, i); j++) {
+			const float h = 1e-2f;
+			float saved = p[j];
+			p[j] = saved + h;
+			double up = batch_loss(m, rows);
+			p[j] = saved - h;
+			double down = batch_loss(m, rows);
+			p[j] = saved;
+			double numeric = (up - down) / (2.0 * (double)h);
+			double diff = fabs(numeric - grad[j]);
+			ck_assert_msg(diff <= 2e-3 + 2e-2 * fabs(numeric),
+			              "param %zu[%zu]: analytic %g numeric %g", i, j, grad[j], numeric);
+			checked++;
+		}
+		free(grad);
+	}
+	ck_assert_uint_eq(checked, 6 * 9 + 9 + 9 * 7 + 7 + 7 * 4 + 4);
+	train_mlp_free(m);
+	train_backend_destroy(be);
+}
+END_TEST
+
+START_TEST(test_cross_entropy_is_stable_for_huge_logits)
+{
+	train_backend *be;
+	ck_assert_int_eq(train_backend_create(&be, "cpu", 1), 0);
+	float logits[2 * 3] = {1000.0f, -1000.0f, 0.0f, -5000.0f, 5000.0f, 4999.0f};
+	int32_t labels[2] = {1, 2};
+	float d[6];
+	double loss = 0;
+	uint64_t correct = 0;
+	be->softmax_xent(be, d, logits, labels, 2, 3, &loss, &correct);
+	/* row 0: -log_softmax[1] = 2000; row 1: log(1 + e^-1 + ...) + 1 */
+	ck_assert(isfinite(loss));
+	ck_assert_double_eq_tol(loss, 2000.0 + (1.0 + log(1.0 + exp(-1.0))), 1e-3);
+	ck_assert_uint_eq(correct, 0);
+	for (int i = 0; i < 6; i++)
+		ck_assert(isfinite(d[i]));
+	ck_assert_float_eq_tol(d[0], 0.5f, 1e-6f);  /* (1 - 0) / 2 rows */
+	ck_assert_float_eq_tol(d[1], -0.5f, 1e-6f); /* (0 - 1) / 2 */
+	train_backend_destroy(be);
+}
+END_TEST
+
+START_TEST(test_sgd_and_adam_steps_follow_torch_formulas)
+{
+	train_backend *be;
+	ck_assert_int_eq(train_backend_create(&be, "cpu", 1), 0);
+	/* SGD, momentum 0.9, dampening 0.1, weight decay 0.01, nesterov off, two steps */
+	float p = 1.0f, g = 0.5f, buf = 0;
+	train_sgd_params sp = {.lr = 0.1, .momentum = 0.9, .dampening = 0.1, .weight_decay = 0.01};
+	be->sgd_step(be, &p, &g, &buf, 1, &sp, true);
+	double d1 = 0.5 + 0.01 * 1.0; /* first step: buf = d_p */
+	ck_assert_float_eq_tol(buf, (float)d1, 1e-7f);
+	ck_assert_float_eq_tol(p, (float)(1.0 - 0.1 * d1), 1e-7f);
+	double p1 = 1.0 - 0.1 * d1;
+	be->sgd_step(be, &p, &g, &buf, 1, &sp, false);
+	double d2 = 0.5 + 0.01 * p1, b2 = 0.9 * d1 + 0.9 * d2;
+	ck_assert_float_eq_tol(buf, (float)b2, 1e-6f);
+	ck_assert_float_eq_tol(p, (float)(p1 - 0.1 * b2), 1e-6f);
+	/* Adam step 1 with weight decay: update is lr * sign-ish */
+	float w = 1.0f, m = 0, v = 0, gr = 0.2f;
+	train_adam_params ap = {.lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+	                        .weight_decay = 0.1, .step_size = 0.01 / (1 - 0.9),
+	                        .bias_correction2_sqrt = sqrt(1 - 0.999)};
+	be->adam_step(be, &w, &gr, &m, &v, 1, &ap);
+	double geff = 0.2 + 0.1, mm = 0.1 * geff, vv = 0.001 * geff * geff;
+	double expect = 1.0 - (0.01 / 0.1) * mm / (sqrt(vv) / sqrt(0.001) + 1e-8);
+	ck_assert_float_eq_tol(m, (float)mm, 1e-7f);
+	ck_assert_float_eq_tol(v, (float)vv, 1e-9f);
+	ck_assert_float_eq_tol(w, (float)expect, 1e-6f);
+	/* AdamW decays the weight, not the gradient */
+	w = 1.0f, m = 0, v = 0;
+	ap.decoupled = true;
+	be->adam_step(be, &w, &gr, &m, &v, 1, &ap);
+	ck_assert_float_eq_tol(w, (float)(1.0 * (1 - 0.01 * 0.1) - 0.01), 1e-6f);
+	train_backend_destroy(be);
+}
+END_TEST
+
+START_TEST(test_param_groups_json_has_torch_keys)
+{
+	train_backend *be;
+	ck_assert_int_eq(train_backend_create(&be, "cpu", 1), 0);
+	uint32_t sizes[] = {3, 2};
+	train_mlp *model;
+	ck_assert_int_eq(train_mlp_create(&model, be, sizes, 2, 4), 0);
+	train_opt_config c = {.kind = TRAIN_OPT_SGD, .lr = 0.1, .momentum = 0.9};
+	train_optimizer *opt;
+	ck_assert_int_eq(train_optimizer_create(&opt, be, &c, model), 0);
+	char *json = train_optimizer_param_groups_json(opt, 0.1, 0);
+	ck_assert_str_eq(json, "[{\"lr\":0.1,\"momentum\":0.9,\"dampening\":0,\"weight_decay\":0,"
+	                       "\"nesterov\":false,\"maximize\":false,\"foreach\":null,"
+	                       "\"differentiable\":false,\"params\":[0,1]}]");
+	free(json);
+	train_optimizer_free(opt);
+	c.kind = TRAIN_OPT_ADAMW;
+	c.beta1 = 0.9, c.beta2 = 0.999, c.eps = 1e-8, c.weight_decay = 0.01;
+	ck_assert_int_eq(train_optimizer_create(&opt, be, &c, model), 0);
+	json = train_optimizer_param_groups_json(opt, 0.001, 0.001);
+	ck_assert_ptr_nonnull(strstr(json, "\"amsgrad\":false,\"foreach\":null,\"maximize\":"
+	                                   "false,\"capturable\":false,\"params\":[0,1],"
+	                                   "\"initial_lr\":0.001}]"));
+	free(json);
+	train_optimizer_free(opt);
+	train_mlp_free(model);
+	train_backend_destroy(be);
+}
+END_TEST
+
+START_TEST(test_layers_and_schedule_parsing)
+{
+	uint32_t sizes[TRAIN_MAX_LAYERS + 1], n;
+	ck_assert_int_eq(train_parse_layers(sizes, &n, "784,256,128,10"), 0);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_uint_eq(sizes[1], 256);
+	ck_assert_int_eq(train_parse_layers(sizes, &n, "784"), -EINVAL);
+	ck_assert_int_eq(train_parse_layers(sizes, &n, "784,0,10"), -EINVAL);
+	ck_assert_int_eq(train_parse_layers(sizes, &n, "784,-3,10"), -EINVAL);
+	ck_assert_int_eq(train_parse_layers(sizes, &n, "784,x,10"), -EINVAL);
+	ck_assert_int_eq(train_parse_layers(sizes, &n, ""), -EINVAL);
+	train_config c;
+	train_config_defaults(&c);
+	ck_assert_int_eq(train_parse_schedule(&c, "step:2:0.5"), 0);
+	ck_assert_double_eq(train_schedule_lr(&c, 0), 0.1);
+	ck_assert_double_eq(train_schedule_lr(&c, 1), 0.1);
+	ck_assert_double_eq_tol(train_schedule_lr(&c, 2), 0.05, 1e-15);
+	ck_assert_double_eq_tol(train_schedule_lr(&c, 5), 0.025, 1e-15);
+	ck_assert_int_eq(train_parse_schedule(&c, "cosine"), 0);
+	c.schedule_t_max = 10;
+	ck_assert_double_eq_tol(train_schedule_lr(&c, 5), 0.05, 1e-15);
+	ck_assert_int_eq(train_parse_schedule(&c, "step:0:0.5"), -EINVAL);
+	ck_assert_int_eq(train_parse_schedule(&c, "linear"), -EINVAL);
+}
+END_TEST
+
+/* ---- IDX and CSV -------------------------------------------------------------------------- */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = v >> 24, p[1] = v >> 16, p[2] = v >> 8, p[3] = v;
+}
+
+/* write an IDX file; gz selects gzip; truncate_by drops bytes from the end */
+static void write_idx(const char *name, bool gz, uint32_t magic, uint32_t count, uint32_t rows,
+                      uint32_t cols, size_t truncate_by, uint8_t label_max)
+{
+	char path[512];
+	path_in(path, sizeof(path), name);
+	unsigned char hdr[16];
+	size_t hlen = magic == 0x803 ? 16 : 8;
+	put_be32(hdr, magic);
+	put_be32(hdr + 4, count);
+	put_be32(hdr + 8, rows);
+	put_be32(hdr + 12, cols);
+	size_t body = magic == 0x803 ? (size_t)count * rows * cols : count;
+	unsigned char *buf = malloc(hlen + body);
+	memcpy(buf, hdr, hlen);
+	for (size_t i = 0; i < body; i++)
+		buf[hlen + i] = magic == 0x803 ? (unsigned char)(i * 37) : (unsigned char)(i % (label_max + 1u));
+	size_t len = hlen + body - truncate_by;
+	if (gz) {
+		gzFile f = gzopen(path, "wb");
+		ck_assert_ptr_nonnull(f);
+		ck_assert_int_eq(gzwrite(f, buf, (unsigned)len), (int)len);
+		ck_assert_int_eq(gzclose(f), Z_OK);
+	} else {
+		FILE *f = fopen(path, "wb");
+		ck_assert_ptr_nonnull(f);
+		ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+		ck_assert_int_eq(fclose(f), 0);
+	}
+	free(buf);
+}
+
+static void write_good_idx_set(bool gz)
+{
+	write_idx(gz ? "train-images-idx3-ubyte.gz" : "train-images-idx3-ubyte", gz, 0x803, 30, 2,
+	          3, 0, 0);
+	write_idx(gz ? "train-labels-idx1-ubyte.gz" : "train-labels-idx1-ubyte", gz, 0x801, 30, 0,
+	          0, 0, 3);
+	write_idx("t10k-images-idx3-ubyte", false, 0x803, 7, 2, 3, 0, 0);
+	write_idx("t10k-labels-idx1-ubyte.gz", true, 0x801, 7, 0, 0, 0, 3);
+}
+
+START_TEST(test_idx_loads_gzipped_and_plain_files)
+{
+	for (int gz = 0; gz < 2; gz++) {
+		teardown();
+		setup();
+		write_good_idx_set(gz);
+		train_data d;
+		ck_assert_msg(train_data_load(&d, tmpdir, 6, 4) == 0, "%s", train_last_error());
+		ck_assert_uint_eq(d.train.count, 30);
+		ck_assert_uint_eq(d.train.features, 6);
+		ck_assert_uint_eq(d.test.count, 7);
+		ck_assert_float_eq(d.train.x[1], 37.0f / 255.0f);
+		ck_assert_int_eq(d.train.y[5], 1);
+		for (size_t i = 0; i < 30 * 6; i++)
+			ck_assert(d.train.x[i] >= 0.0f && d.train.x[i] <= 1.0f);
+		train_data_free(&d);
+	}
+}
+END_TEST
+
+static void expect_load_error(uint32_t features, uint32_t classes, const char *needle)
+{
+	train_data d;
+	int rc = train_data_load(&d, tmpdir, features, classes);
+	ck_assert_int_lt(rc, 0);
+	ck_assert_msg(strstr(train_last_error(), needle) != NULL, "message '%s' lacks '%s'",
+	              train_last_error(), needle);
+	ck_assert_ptr_null(d.train.x);
+	ck_assert_ptr_null(d.test.x);
+}
+
+START_TEST(test_idx_rejects_malformed_files)
+{
+	write_good_idx_set(true);
+	expect_load_error(784, 4, "--layers starts with 784");
+	expect_load_error(6, 3, "out of range for 3 classes");
+	write_idx("train-images-idx3-ubyte.gz", true, 0x803, 30, 2, 3, 5, 0);
+	expect_load_error(6, 4, "truncated");
+	write_idx("train-images-idx3-ubyte.gz", true, 0x802, 30, 2, 3, 0, 0);
+	expect_load_error(6, 4, "not an IDX image file");
+	write_idx("train-images-idx3-ubyte.gz", true, 0x803, 31, 2, 3, 0, 0);
+	expect_load_error(6, 4, "has 30 labels but its images file has 31");
+	write_idx("train-images-idx3-ubyte.gz", true, 0x803, 30, 2, 3, 0, 0);
+	char path[512];
+	path_in(path, sizeof(path), "t10k-labels-idx1-ubyte.gz");
+	ck_assert_int_eq(unlink(path), 0);
+	expect_load_error(6, 4, "missing data file");
+	/* a gzip stream cut in the middle */
+	write_idx("t10k-labels-idx1-ubyte.gz", true, 0x801, 7, 0, 0, 0, 3);
+	path_in(path, sizeof(path), "train-images-idx3-ubyte.gz");
+	ck_assert_int_eq(truncate(path, 30), 0);
+	expect_load_error(6, 4, "train-images-idx3-ubyte.gz");
+}
+END_TEST
+
+static void write_text(const char *name, const char *text)
+{
+	char path[512];
+	path_in(path, sizeof(path), name);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_csv_loads_header_rows_and_test_sibling)
+{
+	write_text("digits_train.csv", "label,p1,p2,p3\n1,0,255,51\r\n0,255,0,0\n\n2,1,2,3\n");
+	write_text("digits_test.csv", "2,0,0,255\n");
+	char path[512];
+	path_in(path, sizeof(path), "digits_train.csv");
+	train_data d;
+	ck_assert_msg(train_data_load(&d, path, 3, 3) == 0, "%s", train_last_error());
+	ck_assert_uint_eq(d.train.count, 3);
+	ck_assert_uint_eq(d.test.count, 1);
+	ck_assert_int_eq(d.train.y[0], 1);
+	ck_assert_float_eq(d.train.x[1], 1.0f);
+	ck_assert_float_eq_tol(d.train.x[2], 0.2f, 1e-7f);
+	ck_assert_int_eq(d.test.y[0], 2);
+	train_data_free(&d);
+	/* no sibling: no test set */
+	write_text("plain.csv", "1,0,255,51\n");
+	path_in(path, sizeof(path), "plain.csv");
+	ck_assert_int_eq(train_data_load(&d, path, 3, 3), 0);
+	ck_assert_uint_eq(d.test.count, 0);
+	train_data_free(&d);
+}
+END_TEST
+
+static void expect_csv_error(const char *text, uint32_t classes, const char *needle)
+{
+	write_text("bad.csv", text);
+	char path[512];
+	path_in(path, sizeof(path), "bad.csv");
+	train_data d;
+	ck_assert_int_lt(train_data_load(&d, path, 3, classes), 0);
+	ck_assert_msg(strstr(train_last_error(), needle) != NULL, "message '%s' lacks '%s'",
+	              train_last_error(), needle);
+	ck_assert_ptr_null(d.train.x);
+}
+
+START_TEST(test_csv_rejects_bad_rows)
+{
+	expect_csv_error("1,0,0,0\n1,0,x,0\n", 3, "bad.csv:2: field 3 'x' is not a number");
+	expect_csv_error("1,0,0,0\n1,0,0\n", 3, "bad.csv:2: expected 4 fields");
+	expect_csv_error("1,0,0,0,9\n", 3, "bad.csv:1: expected 4 fields");
+	expect_csv_error("1,0,0,256\n", 3, "outside [0, 255]");
+	expect_csv_error("5,0,0,0\n", 3, "label 5 is not an integer in [0, 3)");
+	expect_csv_error("1.5,0,0,0\n", 3, "label 1.5");
+	expect_csv_error("label,a,b,c\n", 3, "holds no samples");
+	expect_csv_error("1,0,,0\n", 3, "field 3 '' is not a number");
+}
+END_TEST
+
+START_TEST(test_synthetic_data_is_deterministic)
+{
+	train_data a, b;
+	ck_assert_int_eq(train_data_load(&a, "synthetic", 8, 3), 0);
+	ck_assert_int_eq(train_data_load(&b, "synthetic", 8, 3), 0);
+	ck_assert_uint_eq(a.train.count, TRAIN_SYNTHETIC_TRAIN);
+	ck_assert_uint_eq(a.test.count, TRAIN_SYNTHETIC_TEST);
+	ck_assert_mem_eq(a.train.x, b.train.x, (size_t)a.train.count * 8 * sizeof(float));
+	ck_assert_mem_eq(a.test.y, b.test.y, a.test.count * sizeof(int32_t));
+	train_data_free(&a);
+	train_data_free(&b);
+}
+END_TEST
+
+/* ---- whole runs ----------------------------------------------------------------------------- */
+
+static void small_config(train_config *c, const char *store, const char *optimizer,
+                         uint32_t epochs)
+{
+	train_config_defaults(c);
+	c->store_path = store;
+	snprintf(c->data, sizeof(c->data), "synthetic");
+	snprintf(c->layers, sizeof(c->layers), "16,12,4");
+	ck_assert_int_eq(train_parse_layers(c->sizes, &c->nsizes, c->layers), 0);
+	c->epochs = epochs;
+	c->batch_size = 64;
+	c->val_split = 2000;
+	c->threads = 1;
+	c->quiet = true;
+	c->no_sync = true;
+	ck_assert_int_eq(train_opt_parse(&c->opt.kind, optimizer), 0);
+	if (c->opt.kind != TRAIN_OPT_SGD)
+		c->opt.lr = 0.01;
+	c->opt.weight_decay = 1e-3;
+}
+
+static void run_ok(train_config *c)
+{
+	train_result r;
+	int rc = train_run(c, &r);
+	ck_assert_msg(rc == 0, "train_run: %d %s", rc, train_last_error());
+}
+
+/* every tensor, step and non-timing metric of @p epoch is byte-identical in both stores */
+static void assert_same_checkpoint(const char *a_path, const char *b_path, uint64_t epoch)
+{
+	ckpt_store *a, *b;
+	ckpt_snapshot *sa, *sb;
+	const ckpt_checkpoint *ca, *cb;
+	ck_assert_int_eq(ckpt_store_open(&a, a_path, CKPT_OPEN_READONLY), 0);
+	ck_assert_int_eq(ckpt_store_open(&b, b_path, CKPT_OPEN_READONLY), 0);
+	ck_assert_int_eq(ckpt_snapshot_open(&sa, a), 0);
+	ck_assert_int_eq(ckpt_snapshot_open(&sb, b), 0);
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&ca, sa, epoch), 0);
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&cb, sb, epoch), 0);
+	ck_assert_uint_eq(ckpt_checkpoint_step(ca), ckpt_checkpoint_step(cb));
+	size_t n = ckpt_checkpoint_tensor_count(ca);
+	ck_assert_uint_eq(n, ckpt_checkpoint_tensor_count(cb));
+	ck_assert_uint_gt(n, 0);
+	for (size_t i = 0; i < n; i++) {
+		const ckpt_tensor_info *ta = ckpt_checkpoint_tensor_at(ca, i);
+		const ckpt_tensor_info *tb = ckpt_checkpoint_tensor_at(cb, i);
+		ck_assert_str_eq(ta->name, tb->name);
+		ck_assert_uint_eq(ta->nbytes, tb->nbytes);
+		ck_assert_msg(memcmp(ta->hash, tb->hash, 16) == 0 && ta->crc32 == tb->crc32,
+		              "tensor %s differs", ta->name);
+	}
+	static const char *const metrics[] = {"train_loss", "val_loss", "val_acc", "test_acc", "lr"};
+	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
+		double va, vb;
+		ck_assert_int_eq(ckpt_checkpoint_metric(ca, metrics[i], &va), 0);
+		ck_assert_int_eq(ckpt_checkpoint_metric(cb, metrics[i], &vb), 0);
+		ck_assert_msg(va == vb, "%s: %.17g vs %.17g", metrics[i], va, vb);
+	}
+	const void *ra, *rb;
+	size_t la, lb;
+	ck_assert_int_eq(ckpt_checkpoint_extra(ca, "train.rng", &ra, &la), 0);
+	ck_assert_int_eq(ckpt_checkpoint_extra(cb, "train.rng", &rb, &lb), 0);
+	ck_assert_uint_eq(la, lb);
+	ck_assert_mem_eq(ra, rb, la);
+	ckpt_snapshot_close(sa);
+	ckpt_snapshot_close(sb);
+	ckpt_store_close(a);
+	ckpt_store_close(b);
+}
+
+static void check_resume_is_bit_exact(const char *optimizer, const char *schedule)
+{
+	char straight[512], resumed[512];
+	path_in(straight, sizeof(straight), "straight");
+	path_in(resumed, sizeof(resumed), "resumed");
+	train_config c;
+	small_config(&c, straight, optimizer, 4);
+	ck_assert_int_eq(train_parse_schedule(&c, schedule), 0);
+	run_ok(&c);
+	small_config(&c, resumed, optimizer, 4);
+	ck_assert_int_eq(train_parse_schedule(&c, schedule), 0);
+	c.epochs = 1;
+	run_ok(&c);
+	/* resume with defaults only: everything else comes from the store */
+	train_config r;
+	train_config_defaults(&r);
+	r.store_path = resumed;
+	r.resume = true;
+	r.epochs = 2;
+	r.threads = 1;
+	r.quiet = true;
+	r.no_sync = true;
+	run_ok(&r);
+	r.epochs = 4;
+	run_ok(&r);
+	assert_same_checkpoint(straight, resumed, 4);
+	assert_same_checkpoint(straight, resumed, 2);
+}
+
+START_TEST(test_resume_is_bit_exact_for_sgd)
+{
+	check_resume_is_bit_exact("sgd", "step:2:0.5");
+}
+END_TEST
+
+START_TEST(test_resume_is_bit_exact_for_adam)
+{
+	check_resume_is_bit_exact("adam", "none");
+}
+END_TEST
+
+START_TEST(test_resume_is_bit_exact_for_adamw)
+{
+	check_resume_is_bit_exact("adamw", "step:1:0.7");
+}
+END_TEST
+
+static void check_best_tracking(const char *monitor)
+{
+	char store_path[512];
+	path_in(store_path, sizeof(store_path), "best");
+	train_config c;
+	small_config(&c, store_path, "sgd", 6);
+	c.opt.lr = 0.5; /* noisy enough that the best is not simply the last epoch */
+	snprintf(c.monitor, sizeof(c.monitor), "%s", monitor);
+	train_result res;
+	ck_assert_int_eq(train_run(&c, &res), 0);
+	bool maximize = strcmp(monitor, "val_acc") == 0;
+	ckpt_store *s;
+	ckpt_snapshot *snap;
+	ck_assert_int_eq(ckpt_store_open(&s, store_path, CKPT_OPEN_READONLY), 0);
+	ck_assert_int_eq(ckpt_snapshot_open(&snap, s), 0);
+	uint64_t expect = 0;
+	double best_value = maximize ? -INFINITY : INFINITY;
+	for (uint64_t e = 1; e <= 6; e++) {
+		const ckpt_checkpoint *ck;
+		double v;
+		ck_assert_int_eq(ckpt_snapshot_checkpoint(&ck, snap, e), 0);
+		ck_assert_int_eq(ckpt_checkpoint_metric(ck, monitor, &v), 0);
+		if (maximize ? v > best_value : v < best_value) {
+			best_value = v;
+			expect = e;
+		}
+	}
+	uint64_t best;
+	ck_assert_int_eq(ckpt_snapshot_best(&best, snap), 0);
+	ck_assert_uint_eq(best, expect);
+	ck_assert_uint_eq(res.best_epoch, expect);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+
+START_TEST(test_best_follows_val_loss_min)
+{
+	check_best_tracking("val_loss");
+}
+END_TEST
+
+START_TEST(test_best_follows_val_acc_max)
+{
+	check_best_tracking("val_acc");
+}
+END_TEST
+
+START_TEST(test_checkpoint_holds_torch_named_state)
+{
+	char store_path[512];
+	path_in(store_path, sizeof(store_path), "names");
+	train_config c;
+	small_config(&c, store_path, "adam", 1);
+	run_ok(&c);
+	ckpt_store *s;
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *ck;
+	ck_assert_int_eq(ckpt_store_open(&s, store_path, CKPT_OPEN_READONLY), 0);
+	ck_assert_str_eq(ckpt_store_meta(s)->layers, "16,12,4");
+	ck_assert_str_eq(ckpt_store_meta(s)->optimizer, "adam");
+	ck_assert_int_eq(ckpt_snapshot_open(&snap, s), 0);
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&ck, snap, 1), 0);
+	static const char *const names[] = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"};
+	for (size_t i = 0; i < 4; i++) {
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(ck, i);
+		ck_assert_str_eq(t->name, names[i]);
+		ck_assert_int_eq(t->group, CKPT_GROUP_MODEL);
+	}
+	const ckpt_tensor_info *t;
+	ck_assert_int_eq(ckpt_checkpoint_find_tensor(&t, ck, CKPT_GROUP_MODEL, "fc1.weight"), 0);
+	ck_assert_uint_eq(t->ndim, 2);
+	ck_assert_uint_eq(t->shape[0], 12);
+	ck_assert_uint_eq(t->shape[1], 16);
+	ck_assert_int_eq(ckpt_checkpoint_find_tensor(&t, ck, CKPT_GROUP_OPTIMIZER, "fc2.bias.step"), 0);
+	ck_assert_uint_eq(t->ndim, 0);
+	float step;
+	ck_assert_int_eq(ckpt_tensor_read(&step, snap, t, 0, 4), 0);
+	ck_assert_float_eq(step, (float)ckpt_checkpoint_step(ck));
+	ck_assert_uint_eq(ckpt_checkpoint_step(ck), (10000 - 2000 + 63) / 64);
+	ck_assert_int_eq(
+	    ckpt_checkpoint_find_tensor(&t, ck, CKPT_GROUP_OPTIMIZER, "fc1.weight.exp_avg_sq"), 0);
+	static const char *const metrics[] = {"train_loss", "val_loss", "val_acc", "test_acc",
+	                                      "lr", "epoch_seconds", "samples_per_second"};
+	for (size_t i = 0; i < 7; i++) {
+		double v;
+		ck_assert_msg(ckpt_checkpoint_metric(ck, metrics[i], &v) == 0, "%s", metrics[i]);
+		ck_assert(isfinite(v));
+	}
+	const void *data;
+	size_t len;
+	ck_assert_int_eq(ckpt_checkpoint_extra(ck, "optimizer.name", &data, &len), 0);
+	ck_assert_uint_eq(len, 4);
+	ck_assert_mem_eq(data, "adam", 4);
+	ck_assert_int_eq(ckpt_checkpoint_extra(ck, "optimizer.param_groups", &data, &len), 0);
+	ck_assert_ptr_nonnull(memmem(data, len, "\"fused\":false,\"params\":[0,1,2,3]", 32));
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_bad_input_leaves_no_store)
+{
+	char store_path[512];
+	path_in(store_path, sizeof(store_path), "never");
+	train_config c;
+	train_result r;
+	small_config(&c, store_path, "sgd", 1);
+	c.val_split = 10000;
+	ck_assert_int_eq(train_run(&c, &r), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(train_last_error(), "--val-split 10000"));
+	small_config(&c, store_path, "sgd", 1);
+	c.opt.lr = -1;
+	ck_assert_int_eq(train_run(&c, &r), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(train_last_error(), "--lr"));
+	small_config(&c, store_path, "sgd", 1);
+	snprintf(c.data, sizeof(c.data), "%s/missing-dir", tmpdir);
+	ck_assert_int_eq(train_run(&c, &r), -ENOENT);
+	small_config(&c, store_path, "sgd", 1);
+	c.resume = true;
+	ck_assert_int_lt(train_run(&c, &r), 0);
+	ck_assert_ptr_nonnull(strstr(train_last_error(), "nothing to resume"));
+	ck_assert(!exists(store_path));
+}
+END_TEST
+
+START_TEST(test_resume_refuses_other_architecture_and_optimizer)
+{
+	char store_path[512];
+	path_in(store_path, sizeof(store_path), "arch");
+	train_config c;
+	train_result r;
+	small_config(&c, store_path, "sgd", 1);
+	run_ok(&c);
+	small_config(&c, store_path, "sgd", 2);
+	c.resume = true;
+	c.explicit_set = TRAIN_SET_LAYERS;
+	snprintf(c.layers, sizeof(c.layers), "16,8,4");
+	ck_assert_int_eq(train_parse_layers(c.sizes, &c.nsizes, c.layers), 0);
+	ck_assert_int_eq(train_run(&c, &r), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(train_last_error(), "architecture is --layers 16,12,4"));
+	small_config(&c, store_path, "adam", 2);
+	c.resume = true;
+	c.explicit_set = TRAIN_SET_OPTIMIZER;
+	ck_assert_int_eq(train_run(&c, &r), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(train_last_error(), "optimizer is sgd, not adam"));
+	small_config(&c, store_path, "sgd", 2);
+	c.resume = true;
+	c.opt.lr = 0.3;
+	c.explicit_set = TRAIN_SET_LR;
+	ck_assert_int_eq(train_run(&c, &r), -EINVAL);
+	/* a fresh start on a store that holds a run is refused too */
+	small_config(&c, store_path, "sgd", 2);
+	ck_assert_int_eq(train_run(&c, &r), -EEXIST);
+	/* nothing was added */
+	small_config(&c, store_path, "sgd", 1);
+	c.resume = true;
+	run_ok(&c);
+	ckpt_store *s;
+	ckpt_snapshot *snap;
+	uint64_t latest;
+	ck_assert_int_eq(ckpt_store_open(&s, store_path, CKPT_OPEN_READONLY), 0);
+	ck_assert_int_eq(ckpt_snapshot_open(&snap, s), 0);
+	ck_assert_int_eq(ckpt_snapshot_latest(&latest, snap), 0);
+	ck_assert_uint_eq(latest, 1);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_non_finite_loss_stops_without_checkpoint)
+{
+	char store_path[512];
+	path_in(store_path, sizeof(store_path), "nan");
+	train_config c;
+	train_result r;
+	small_config(&c, store_path, "sgd", 2);
+	c.opt.lr = 1e30;
+	ck_assert_int_eq(train_run(&c, &r), TRAIN_ENONFINITE);
+	ck_assert_ptr_nonnull(strstr(train_last_error(), "training loss became"));
+	ck_assert_uint_eq(r.last_epoch, 0);
+	ckpt_store *s;
+	ckpt_snapshot *snap;
+	uint64_t latest;
+	ck_assert_int_eq(ckpt_store_open(&s, store_path, CKPT_OPEN_READONLY), 0);
+	ck_assert_int_eq(ckpt_snapshot_open(&snap, s), 0);
+	ck_assert_int_eq(ckpt_snapshot_latest(&latest, snap), -ENOENT);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_retention_keeps_last_and_best)
+{
+	char store_path[512];
+	path_in(store_path, sizeof(store_path), "keep");
+	train_config c;
+	small_config(&c, store_path, "sgd", 5);
+	c.opt.lr = 0.5;
+	c.keep_last = 2;
+	run_ok(&c);
+	ckpt_store *s;
+	ckpt_snapshot *snap;
+	uint64_t *epochs, best;
+	size_t n;
+	ck_assert_int_eq(ckpt_store_open(&s, store_path, CKPT_OPEN_READONLY), 0);
+	ck_assert_int_eq(ckpt_snapshot_open(&snap, s), 0);
+	ck_assert_int_eq(ckpt_snapshot_list(&epochs, &n, snap), 0);
+	ck_assert_int_eq(ckpt_snapshot_best(&best, snap), 0);
+	ck_assert_uint_eq(n, best >= 4 ? 2 : 3);
+	ck_assert_uint_eq(epochs[n - 1], 5);
+	ck_assert_uint_eq(epochs[n - 2], 4);
+	free(epochs);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+static Suite *train_suite(void)
+{
+	Suite *s = suite_create("train");
+	TCase *maths = tcase_create("maths");
+	tcase_add_test(maths, test_gradients_match_finite_differences);
+	tcase_add_test(maths, test_cross_entropy_is_stable_for_huge_logits);
+	tcase_add_test(maths, test_sgd_and_adam_steps_follow_torch_formulas);
+	tcase_add_test(maths, test_param_groups_json_has_torch_keys);
+	tcase_add_test(maths, test_layers_and_schedule_parsing);
+	suite_add_tcase(s, maths);
+	TCase *data = tcase_create("data");
+	tcase_add_checked_fixture(data, setup, teardown);
+	tcase_add_test(data, test_idx_loads_gzipped_and_plain_files);
+	tcase_add_test(data, test_idx_rejects_malformed_files);
+	tcase_add_test(data, test_csv_loads_header_rows_and_test_sibling);
+	tcase_add_test(data, test_csv_rejects_bad_rows);
+	tcase_add_test(data, test_synthetic_data_is_deterministic);
+	suite_add_tcase(s, data);
+	TCase *runs = tcase_create("runs");
+	tcase_add_checked_fixture(runs, setup, teardown);
+	tcase_set_timeout(runs, 120);
+	tcase_add_test(runs, test_resume_is_bit_exact_for_sgd);
+	tcase_add_test(runs, test_resume_is_bit_exact_for_adam);
+	tcase_add_test(runs, test_resume_is_bit_exact_for_adamw);
+	tcase_add_test(runs, test_best_follows_val_loss_min);
+	tcase_add_test(runs, test_best_follows_val_acc_max);
+	tcase_add_test(runs, test_checkpoint_holds_torch_named_state);
+	tcase_add_test(runs, test_bad_input_leaves_no_store);
+	tcase_add_test(runs, test_resume_refuses_other_architecture_and_optimizer);
+	tcase_add_test(runs, test_non_finite_loss_stops_without_checkpoint);
+	tcase_add_test(runs, test_retention_keeps_last_and_best);
+	suite_add_tcase(s, runs);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(train_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
