@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# tests/integration/test_pt_export.sh - `ckpt export` of model.pt, checkpoint.pt and
+# model.safetensors, checked with the real loaders (torch 1.13, numpy, unzip,
+# ../shared/tools/safetensors-check) against the view's .npy files of the same epoch.
+# Covers every dtype, 0-dim and empty tensors, hostile names, GPU-recorded stores
+# (cpu by default, keep / cuda:N fail as PyTorch does on a CPU-only machine), SGD and Adam
+# optimizer state, and the bad-input paths (nothing half-written). Exit 0 pass, 77 skip.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+ckpt=${CKPT_BIN:-$root/build/bin/ckpt}
+mkstore=${MKSTORE_BIN:-$root/build/tests/tools/mkstore}
+stcheck=$root/../shared/tools/safetensors-check
+for tool in "$ckpt" "$mkstore"; do
+	[ -x "$tool" ] || { echo "SKIP: $tool not built"; exit 77; }
+done
+py=
+for cand in "${PYTHON:-}" python3 /usr/bin/python3; do
+	if [ -n "$cand" ] && "$cand" -c 'import torch, numpy' 2>/dev/null; then py=$cand; break; fi
+done
+[ -n "$py" ] || { echo "SKIP: no python3 with torch and numpy"; exit 77; }
+command -v unzip >/dev/null || { echo "SKIP: unzip missing"; exit 77; }
+check=(
+	"$py" "$root/tests/integration/pt_check.py")
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# cat every model/*.npy of an epoch into a directory
+npy_dir() { # STORE EPOCHDIR OUT
+	mkdir -p "$3"
+	"$ckpt" ls "$1" "$2/model" >"$3.list"
+	while IFS= read -r f; do
+		case $f in *.npy) "$ckpt" cat "$1" "$2/model/$f" >"$3/$f" ;; esac
+	done <"$3.list"
+	[ -n "$(ls "$3")" ] || fail "no .npy files in $2/model"
+}
+
+# --- every dtype, Adam, small chunks so payloads cross chunk boundaries -------------------
+A=$tmp/adam
+"$mkstore" "$A" --epochs 2 --layers 8,16,4 --optimizer adam --dtypes --chunk-size 96 \
+	--no-sync >/dev/null
+args=()
+for e in 1 2; do
+	d=$tmp/a$e
+	mkdir -p "$d"
+	dir=$(printf 'epoch-%04d' $e)
+	"$ckpt" export "$A" $e --format pt -o "$d/model.pt"
+	"$ckpt" export "$A" "$dir" --format checkpoint -o "$d/checkpoint.pt"
+	"$ckpt" export "$A" $e --format safetensors -o "$d/model.safetensors"
+	for f in model.pt checkpoint.pt model.safetensors; do
+		"$ckpt" cat "$A" "$dir/$f" | cmp -s - "$d/$f" || fail "$dir/$f: export and view differ"
+	done
+	unzip -tq "$d/model.pt" >/dev/null || fail "unzip -t $d/model.pt"
+	unzip -tq "$d/checkpoint.pt" >/dev/null || fail "unzip -t $d/checkpoint.pt"
+	"$stcheck" "$d/model.safetensors" --dump "$d/dump" >"$d/st.txt" ||
+		fail "safetensors-check rejects epoch $e"
+	grep -q "\"format\": \"pt\", \"epoch\": \"$e\", \"val_loss\": \"" "$d/st.txt" ||
+		fail "safetensors metadata: $(head -n 1 "$d/st.txt")"
+	npy_dir "$A" "$dir" "$d/npy"
+	args+=(state-vs-npy "$d/model.pt" "$d/npy" ";" dump-vs-npy "$d/dump" "$d/npy" ";"
+		checkpoint "$d/checkpoint.pt" adam ";" devices "$d/model.pt" cpu ";")
+done
+# latest and best resolve; the file is the same as by number
+"$ckpt" export "$A" latest --format pt -o "$tmp/latest.pt"
+cmp -s "$tmp/latest.pt" "$tmp/a2/model.pt" || fail "export latest != export 2"
+"$ckpt" export "$A" best --format pt -o - >"$tmp/best.pt"
+[ -s "$tmp/best.pt" ] || fail "export -o - wrote nothing"
+
+# --- a store recorded on cuda:0, SGD, hostile names ----------------------------------------
+G=$tmp/gpu
+"$mkstore" "$G" --epochs 1 --layers 8,16,4 --device cuda:0 --hostile-names --no-sync >/dev/null
+"$ckpt" export "$G" 1 --format pt -o "$tmp/g.pt"
+"$ckpt" export "$G" 1 --format checkpoint -o "$tmp/gck.pt"
+"$ckpt" export "$G" 1 --format pt --map-location keep -o "$tmp/gkeep.pt"
+"$ckpt" export "$G" 1 --format checkpoint --map-location cuda:1 -o "$tmp/gck1.pt"
+"$ckpt" export "$G" 1 --format safetensors -o "$tmp/g.safetensors"
+"$stcheck" "$tmp/g.safetensors" >/dev/null || fail "safetensors-check rejects hostile names"
+for f in g.pt gck.pt gkeep.pt gck1.pt; do
+	unzip -tq "$tmp/$f" >/dev/null || fail "unzip -t $f"
+done
+"$ckpt" show "$G" 1 | grep -q 'cuda:0' || fail "ckpt show lost the recorded device"
+npy_dir "$G" epoch-0001 "$tmp/gnpy"
+args+=(devices "$tmp/g.pt" cpu ";" devices "$tmp/gck.pt" cpu ";"
+	state-vs-npy "$tmp/g.pt" "$tmp/gnpy" ";" checkpoint "$tmp/gck.pt" sgd ";"
+	cuda-error "$tmp/gkeep.pt" ";" cuda-error "$tmp/gck1.pt")
+"${check[@]}" "${args[@]}"
+
+# --- bad input: one line on stderr, non-zero exit, nothing half-written ----------------------
+expect_fail() { # STATUS PATTERN CMD...
+	local want=$1 pattern=$2
+	shift 2
+	local rc=0
+	"$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+	[ "$rc" -eq "$want" ] || fail "$* exited $rc, expected $want: $(cat "$tmp/err")"
+	grep -q "$pattern" "$tmp/err" || fail "$*: message '$(cat "$tmp/err")' lacks '$pattern'"
+	[ "$(grep -c 'error' "$tmp/err")" -eq 1 ] || fail "$*: not one error line: $(cat "$tmp/err")"
+}
+mkdir "$tmp/out_dir"
+echo old >"$tmp/out_dir/keep.pt"
+expect_fail 2 "map-location" "$ckpt" export "$A" 1 --format pt --map-location gpu \
+	-o "$tmp/out_dir/keep.pt"
+expect_fail 2 "format" "$ckpt" export "$A" 1 --format onnx -o "$tmp/out_dir/keep.pt"
+expect_fail 2 "format" "$ckpt" export "$A" 1 -o "$tmp/out_dir/keep.pt"
+expect_fail 1 "99" "$ckpt" export "$A" 99 --format pt -o "$tmp/out_dir/keep.pt"
+expect_fail 1 "nostore" "$ckpt" export "$tmp/nostore" 1 --format pt -o "$tmp/out_dir/keep.pt"
+expect_fail 1 "missing_dir" "$ckpt" export "$A" 1 --format pt -o "$tmp/missing_dir/x.pt"
+[ "$(cat "$tmp/out_dir/keep.pt")" = old ] || fail "a failed export changed the target file"
+[ "$(ls -A "$tmp/out_dir")" = keep.pt ] || fail "a failed export left files: $(ls -A "$tmp/out_dir")"
+if [ "$(id -u)" -ne 0 ]; then
+	chmod 0555 "$tmp/out_dir"
+	expect_fail 1 "out_dir" "$ckpt" export "$A" 1 --format pt -o "$tmp/out_dir/new.pt"
+	chmod 0755 "$tmp/out_dir"
+fi
+echo "export: every dtype, hostile names, cuda:0 remapping and bad input checked"
