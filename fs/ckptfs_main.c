@@ -334,7 +334,8 @@ int main(int argc, char **argv)
 		}
 		fuse_loop_cfg_set_clone_fd(cfg, (unsigned)copts.clone_fd);
 		fuse_loop_cfg_set_idle_threads(cfg, copts.max_idle_threads);
-		fuse_loop_cfg_set_max_threads(cfg, copts.max_threads);
+		if (copts.max_threads > 0 && copts.max_threads <= 100000)
+			fuse_loop_cfg_set_max_threads(cfg, copts.max_threads);
 		rc = fuse_session_loop_mt(se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}

@@ -1,0 +1,110 @@
+# tests/integration/mount_lib.sh - helpers for the ckptfs mount tests (sourced, not run)
+#
+# Every mount is made in the foreground (-f) in the background of the test, so the test knows
+# the daemon's pid; the EXIT trap unmounts every mount it made (fusermount3 -u) and kills only
+# those pids. Temporary files live in one mktemp -d directory, removed at exit.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=$ROOT/build/bin
+TOOLS=$ROOT/build/tests/tools
+PY=/usr/bin/python3
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ckptfs-test.XXXXXX")
+MOUNTS=()
+PIDS=()
+
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -s "$TMP/ckptfs.log" ]; then
+		echo "--- ckptfs log:" >&2
+		tail -n 20 "$TMP/ckptfs.log" >&2
+	fi
+	exit 1
+}
+
+cleanup() {
+	local m p
+	for m in "${MOUNTS[@]+"${MOUNTS[@]}"}"; do
+		if is_mounted "$m"; then
+			fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
+		fi
+	done
+	for p in "${PIDS[@]+"${PIDS[@]}"}"; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+is_mounted() {
+	awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
+}
+
+# Mount tests need a usable /dev/fuse: fail loudly in CI, skip elsewhere.
+require_fuse() {
+	local why=""
+	if [ ! -c /dev/fuse ]; then
+		why="/dev/fuse does not exist"
+	elif ! command -v fusermount3 >/dev/null; then
+		why="fusermount3 is not installed"
+	elif ! (exec 3<>/dev/fuse) 2>/dev/null; then
+		why="/dev/fuse cannot be opened by $(id -un)"
+	fi
+	if [ -n "$why" ]; then
+		if [ "${CI:-}" = true ]; then
+			echo "FAIL: $why: the mount tests cannot run (CI=true, so this is a failure)" >&2
+			exit 1
+		fi
+		echo "SKIP: $why" >&2
+		exit 77
+	fi
+	[ -x "$BIN/ckptfs" ] || fail "build/bin/ckptfs is missing (run make)"
+}
+
+trainer_usable() {
+	[ -x "$BIN/ckpt-train" ] && "$BIN/ckpt-train" --help 2>&1 | grep -q synthetic
+}
+
+# make_store DIR EPOCHS: a store written by ckpt-train on synthetic data (mkstore otherwise)
+make_store() {
+	if trainer_usable; then
+		"$BIN/ckpt-train" --store "$1" --data synthetic --epochs "$2" --layers 784,32,10 \
+			--quiet --threads 1 >"$TMP/train.log" 2>&1 || fail "ckpt-train: $(tail -n 3 "$TMP/train.log")"
+	else
+		[ -x "$TOOLS/mkstore" ] || fail "neither ckpt-train nor build/tests/tools/mkstore"
+		"$TOOLS/mkstore" "$1" --epochs "$2" --no-sync >"$TMP/mkstore.log" 2>&1 ||
+			fail "mkstore: $(tail -n 3 "$TMP/mkstore.log")"
+	fi
+}
+
+# mount_store STORE MNT [ckptfs options...]: foreground daemon in the background; waits for it
+mount_store() {
+	local store=$1 mnt=$2
+	shift 2
+	mkdir -p "$mnt"
+	"$BIN/ckptfs" "$store" "$mnt" -f "$@" 2>>"$TMP/ckptfs.log" &
+	local pid=$!
+	PIDS+=("$pid")
+	MOUNTS+=("$mnt")
+	for _ in $(seq 1 100); do
+		is_mounted "$mnt" && return 0
+		kill -0 "$pid" 2>/dev/null || fail "ckptfs exited before mounting $mnt"
+		sleep 0.05
+	done
+	fail "ckptfs did not mount $mnt within 5 s"
+}
+
+# unmount_store MNT: fusermount3 -u and wait for that mount's daemon to exit cleanly
+unmount_store() {
+	local mnt=$1 i pid
+	fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
+	for i in "${!MOUNTS[@]}"; do
+		if [ "${MOUNTS[$i]}" = "$mnt" ]; then
+			pid=${PIDS[$i]}
+			wait "$pid"
+			local rc=$?
+			[ $rc -eq 0 ] || fail "ckptfs for $mnt exited with $rc after unmount"
+			unset 'MOUNTS[i]' 'PIDS[i]'
+		fi
+	done
+}

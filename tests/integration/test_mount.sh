@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# tests/integration/test_mount.sh - mount a trained store and use it with ordinary tools
+#
+# ls -l of every level, readlink best vs `ckpt info`, numpy loads of every .npy (mount_check.py),
+# cp -r, rsync twice (the second transfers nothing), tar, sha256sum and inode numbers equal
+# across a remount, writes refused with EROFS, a daemonized mount with SIGTERM-free unmount,
+# and the errors ckptfs reports before daemonizing.
+set -uo pipefail
+. "$(dirname "$0")/mount_lib.sh"
+require_fuse
+
+store=$TMP/store
+mnt=$TMP/mnt
+make_store "$store" 3
+mount_store "$store" "$mnt"
+
+# ---- ls -l of each level
+ls -l "$mnt" >"$TMP/ls.root" || fail "ls -l of the root"
+for e in epoch-0001 epoch-0002 epoch-0003; do
+	grep -q "^dr-xr-xr-x .* $e\$" "$TMP/ls.root" || fail "root lacks directory $e: $(cat "$TMP/ls.root")"
+done
+grep -q '^-r--r--r-- .* run.json$' "$TMP/ls.root" || fail "root lacks run.json"
+grep -q '^-r--r--r-- .* history.csv$' "$TMP/ls.root" || fail "root lacks history.csv"
+grep -q '^lrwxrwxrwx .* best -> epoch-[0-9]\{4\}$' "$TMP/ls.root" || fail "root lacks best symlink"
+grep -q '^lrwxrwxrwx .* latest -> epoch-0003$' "$TMP/ls.root" || fail "latest is not epoch-0003"
+[ "$(stat -c %U "$mnt/run.json")" = "$(id -un)" ] || fail "files are not owned by the mounting user"
+ls -l "$mnt/epoch-0002" >"$TMP/ls.epoch" || fail "ls -l of an epoch"
+for f in metrics.json model.safetensors model.pt checkpoint.pt; do
+	grep -q " $f\$" "$TMP/ls.epoch" || fail "epoch-0002 lacks $f"
+done
+grep -q '^dr-xr-xr-x .* model$' "$TMP/ls.epoch" || fail "epoch-0002 lacks model/"
+grep -q '^dr-xr-xr-x .* optimizer$' "$TMP/ls.epoch" || fail "epoch-0002 lacks optimizer/"
+ls -l "$mnt/epoch-0002/model" | grep -q '^-r--r--r-- .* fc1.weight.npy$' || fail "model/ lacks fc1.weight.npy"
+ls -l "$mnt/epoch-0002/optimizer" | grep -q ' param_groups.json$' || fail "optimizer/ lacks param_groups.json"
+ls "$mnt/epoch-0002/optimizer" | grep -q '^fc1.weight\..*\.npy$' || fail "optimizer/ lacks fc1.weight buffers"
+[ "$(head -n 1 "$mnt/history.csv" | cut -d, -f1-3)" = "epoch,step,time" ] || fail "history.csv header"
+[ "$(wc -l <"$mnt/history.csv")" -eq 4 ] || fail "history.csv should have 3 rows"
+
+# ---- best from scripts
+best_info=$("$BIN/ckpt" info "$store" | sed -n 's/^best: \(epoch-[0-9]*\).*/\1/p')
+[ -n "$best_info" ] || fail "ckpt info shows no best"
+[ "$(readlink "$mnt/best")" = "$best_info" ] || fail "readlink best = $(readlink "$mnt/best"), ckpt info: $best_info"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["is_best"] is True and "metrics" in d, d' \
+	"$mnt/best/metrics.json" || fail "best/metrics.json is not the best's JSON"
+
+# ---- every file: stat size = bytes read, numpy loads equal the stored tensors
+"$PY" "$(dirname "$0")/mount_check.py" "$mnt" "$store" "$BIN/ckpt" || fail "mount_check.py"
+[ "$("$BIN/ckpt" cat "$store" best/model/fc1.weight.npy | sha256sum)" = "$(sha256sum <"$mnt/best/model/fc1.weight.npy")" ] ||
+	fail "ckpt cat and the mount disagree"
+
+# ---- cp, rsync, tar
+mkdir "$TMP/out"
+cp -r "$mnt/best/" "$TMP/out/" 2>"$TMP/cp.err" || fail "cp -r: $(cat "$TMP/cp.err")"
+diff -r "$mnt/best/" "$TMP/out/best" >/dev/null || fail "cp -r copy differs"
+rsync -a "$mnt/" "$TMP/backup/" 2>"$TMP/rsync.err" || fail "rsync -a: $(cat "$TMP/rsync.err")"
+second=$(rsync -a --itemize-changes "$mnt/" "$TMP/backup/" 2>&1) || fail "second rsync: $second"
+[ -z "$second" ] || fail "second rsync transferred something: $second"
+diff -r --no-dereference "$mnt/" "$TMP/backup/" >/dev/null || fail "diff -r finds a difference after rsync"
+tar cf "$TMP/mnt.tar" -C "$mnt" . 2>"$TMP/tar.err" || fail "tar cf: $(cat "$TMP/tar.err")"
+[ ! -s "$TMP/tar.err" ] || fail "tar complained: $(cat "$TMP/tar.err")"
+[ "$(tar tf "$TMP/mnt.tar" | grep -c '\.npy$')" -eq "$(find "$mnt/" -name '*.npy' | wc -l)" ] ||
+	fail "tar archive lacks .npy files"
+
+# ---- writes fail with EROFS
+for cmd in "touch $mnt/new" "touch $mnt/run.json" "mkdir $mnt/d" "rm -f $mnt/run.json" \
+	"mv $mnt/run.json $mnt/r" "chmod 600 $mnt/run.json" "rmdir $mnt/epoch-0001"; do
+	out=$($cmd 2>&1) && fail "'$cmd' succeeded on a read-only mount"
+	grep -q "Read-only file system" <<<"$out" || fail "'$cmd': expected EROFS, got: $out"
+done
+out=$( (echo x >>"$mnt/history.csv") 2>&1) && fail "appending to history.csv succeeded"
+grep -q "Read-only file system" <<<"$out" || fail "append: expected EROFS, got: $out"
+[ ! -e "$mnt/nope" ] || fail "a missing path exists"
+out=$(cat "$mnt/epoch-0009/metrics.json" 2>&1) && fail "a missing epoch reads"
+grep -q "No such file or directory" <<<"$out" || fail "missing path: expected ENOENT, got: $out"
+
+# ---- the same bytes and inode numbers after a remount
+(cd "$mnt" && find . -type f | sort | xargs -d '\n' sha256sum) >"$TMP/sums.1" || fail "sha256sum"
+(cd "$mnt" && find . | sort | xargs -d '\n' stat -c '%i %s %Y %n') >"$TMP/inodes.1"
+unmount_store "$mnt"
+mount_store "$store" "$mnt"
+(cd "$mnt" && find . -type f | sort | xargs -d '\n' sha256sum) >"$TMP/sums.2"
+(cd "$mnt" && find . | sort | xargs -d '\n' stat -c '%i %s %Y %n') >"$TMP/inodes.2"
+cmp -s "$TMP/sums.1" "$TMP/sums.2" || fail "sha256sum differs across a remount"
+cmp -s "$TMP/inodes.1" "$TMP/inodes.2" || fail "inode numbers/sizes/mtimes differ across a remount"
+kill -TERM "${PIDS[-1]}"
+for _ in $(seq 1 100); do is_mounted "$mnt" || break; sleep 0.05; done
+is_mounted "$mnt" && fail "SIGTERM did not unmount"
+wait "${PIDS[-1]}" || fail "ckptfs did not exit cleanly on SIGTERM"
+
+# ---- daemonized mount (the default), unmounted with fusermount3 -u
+"$BIN/ckptfs" "$store" "$mnt" 2>"$TMP/daemon.err" || fail "daemonized ckptfs: $(cat "$TMP/daemon.err")"
+MOUNTS+=("$mnt")
+is_mounted "$mnt" || fail "daemonized ckptfs returned without a mount"
+[ "$(readlink "$mnt/latest")" = epoch-0003 ] || fail "daemonized mount: latest"
+grep -q "^$store $mnt fuse.ckptfs ro," /proc/self/mounts || fail "mount entry: $(grep "$mnt" /proc/self/mounts)"
+
+# ---- errors before daemonizing: one line, non-zero exit, nothing mounted
+check_error() { # expected-text args...
+	local want=$1
+	shift
+	local out rc
+	out=$("$BIN/ckptfs" "$@" 2>&1)
+	rc=$?
+	[ $rc -ne 0 ] || fail "ckptfs $* succeeded"
+	grep -q -- "$want" <<<"$out" || fail "ckptfs $*: expected '$want', got: $out"
+	[ "$(wc -l <<<"$out")" -eq 1 ] || fail "ckptfs $*: more than one line: $out"
+}
+mkdir -p "$TMP/m2" "$TMP/notstore"
+touch "$TMP/file"
+check_error "already a ckptfs mount" "$store" "$mnt"
+check_error "cannot open store" "$TMP/missing" "$TMP/m2"
+check_error "not a checkpoint store" "$TMP/notstore" "$TMP/m2"
+check_error "does not exist\|No such file" "$store" "$TMP/m3"
+check_error "not a directory" "$store" "$TMP/file"
+check_error "map_location" "$store" "$TMP/m2" -o map_location=tpu
+check_error "expected STORE and MOUNTPOINT" "$store"
+is_mounted "$TMP/m2" && fail "a failed ckptfs left a mount"
+fusermount3 -u "$mnt" || fail "fusermount3 -u of the daemonized mount"
+echo "test_mount: ok"
