@@ -3,8 +3,9 @@
  * They call libckpt directly (no view). Stores are opened read-only except by gc. Output
  * formats are stable (tests and scripts parse them):
  *   info   "key: value" lines
- *   log    a header "epoch step <metric>... best" then one row per checkpoint, metrics
- *          "%.6g" ("-" when missing), a final "*" column on the best
+ *   log    a header "epoch step <metric>... best" then one row per checkpoint: epoch as
+ *          epoch-NNNN, step, metrics (columns sorted by name) as "%.6g" ("-" when missing),
+ *          and a final "*" on the best row only
  *   show   "name dtype shape device nbytes crc32" per tensor in insertion order, e.g.
  *          "fc1.weight float32 [256,784] cpu 802816 0x1a2b3c4d"; optimizer and extra tensors
  *          are prefixed "optimizer/" and "extra/"; bytes outside printable ASCII, spaces and
@@ -282,7 +283,7 @@ int cli_log(int argc, char **argv)
 			else
 				printf(" %*s", w, "-");
 		}
-		printf(" %s\n", ckpt_checkpoint_is_best(c) ? "*" : "");
+		printf("%s\n", ckpt_checkpoint_is_best(c) ? " *" : "");
 	}
 	status = 0;
 out:

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# tests/integration/test_cli_store.sh - the `ckpt` store commands: info, log, show, verify, gc,
+# and their handling of bad arguments (one line on stderr, exit 1 or 2, nothing changed).
+# Stores are written through libckpt by build/tests/tools/store_fixture.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+CKPT=build/bin/ckpt
+FIX=build/tests/tools/store_fixture
+for b in "$CKPT" "$FIX"; do
+	if [ ! -x "$b" ]; then
+		echo "missing $b: run make test" >&2
+		exit 1
+	fi
+done
+
+tmp=$(mktemp -d)
+trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+fails=0
+fail() {
+	echo "FAIL: $*" >&2
+	fails=$((fails + 1))
+}
+
+# run CMD...: sets $out, $err, $rc
+run() {
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	out=$(cat "$tmp/out")
+	err=$(cat "$tmp/err")
+}
+
+# expect_error STATUS PATTERN CMD...: exit STATUS, one stderr line "ckpt: error: ..." matching
+expect_error() {
+	local want=$1 pat=$2
+	shift 2
+	run "$@"
+	[ "$rc" -eq "$want" ] || fail "'$*': exit $rc, expected $want (stderr: $err)"
+	[ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "'$*': expected one stderr line, got: $err"
+	case "$err" in
+	"ckpt: error: "*) ;;
+	*) fail "'$*': stderr does not start with 'ckpt: error:': $err" ;;
+	esac
+	grep -qE -- "$pat" "$tmp/err" || fail "'$*': stderr '$err' does not match '$pat'"
+	[ -z "$out" ] || fail "'$*': printed to stdout on error: $out"
+}
+
+store=$tmp/run
+$FIX create "$store" 5 || exit 1
+
+# ---- --help / --version ----
+run $CKPT --version
+[ $rc -eq 0 ] && grep -q '^ckpt [0-9]' <<<"$out" || fail "--version: $out"
+run $CKPT --help
+[ $rc -eq 0 ] && grep -q 'info STORE' <<<"$out" || fail "--help"
+for c in info log show verify gc; do
+	run $CKPT $c --help
+	[ $rc -eq 0 ] && grep -q "usage: ckpt $c" <<<"$out" || fail "$c --help: rc $rc $out $err"
+done
+
+# ---- info ----
+run $CKPT info "$store"
+[ $rc -eq 0 ] || fail "info: exit $rc: $err"
+for line in 'checkpoints: 5' 'latest: epoch-0005' 'best: epoch-0002 (val_loss 0.5)' \
+	'monitor: val_loss (min)' 'model: mlp' 'dataset: synthetic' 'seed: 7' 'chunk-size: 64'; do
+	grep -qxF "$line" <<<"$out" || fail "info lacks '$line': $out"
+done
+bytes=$(sed -n 's/^bytes: //p' <<<"$out")
+stored=$(sed -n 's/^stored-bytes: //p' <<<"$out")
+# 5 epochs x (48 + 16 + 256 + 48 + 4) bytes; frozen and fc1.bias are stored once
+[ "$bytes" = 1860 ] || fail "info bytes: $bytes"
+[ -n "$stored" ] && [ "$stored" -lt "$bytes" ] || fail "info stored-bytes $stored not < $bytes"
+
+# ---- log ----
+run $CKPT log "$store"
+[ $rc -eq 0 ] || fail "log: exit $rc"
+[ "$(sed -n 1p <<<"$out")" = "$(printf '%-10s %10s %12s %12s best' epoch step train_loss val_loss)" ] ||
+	fail "log header: $(sed -n 1p <<<"$out")"
+[ "$(wc -l <<<"$out")" -eq 6 ] || fail "log: expected 6 lines: $out"
+[ "$(grep -c '\*$' <<<"$out")" -eq 1 ] || fail "log: expected one '*': $out"
+grep -qE '^epoch-0002 +200 +0\.6 +0\.5 \*$' <<<"$out" || fail "log: best row: $out"
+grep -qE '^epoch-0005 +500 +0\.75 +0\.65$' <<<"$out" || fail "log: last row: $out"
+
+# ---- show: every epoch spelling gives the same listing ----
+run $CKPT show "$store" 2
+show2=$out
+[ $rc -eq 0 ] || fail "show 2: exit $rc $err"
+for spec in epoch-0002 best 0002 epoch-2; do
+	run $CKPT show "$store" $spec
+	[ "$out" = "$show2" ] || fail "show $spec differs from show 2"
+done
+run $CKPT show "$store" latest
+run2=$out
+run $CKPT show "$store" 5
+[ "$out" = "$run2" ] || fail "show latest differs from show 5"
+bias_crc=$(python3 -c 'import zlib,struct; print("0x%08x" % zlib.crc32(struct.pack("<4f",1,2,3,4)))')
+grep -qxF "fc1.bias float32 [4] cuda:0 16 $bias_crc" <<<"$show2" || fail "show: fc1.bias line: $show2"
+grep -qE '^fc1\.weight float32 \[4,3\] cuda:0 48 0x[0-9a-f]{8}$' <<<"$show2" || fail "show: weight"
+grep -qE '^optimizer/fc1\.weight\.step float32 \[\] cpu 4 0x[0-9a-f]{8}$' <<<"$show2" ||
+	fail "show: 0-dim optimizer tensor: $show2"
+[ "$(wc -l <<<"$show2")" -eq 5 ] || fail "show: expected 5 tensors"
+
+# ---- verify ----
+run $CKPT verify "$store"
+[ $rc -eq 0 ] && grep -q '^verify: ok, 5 checkpoints, 25 tensors' <<<"$out" || fail "verify: $rc $out $err"
+
+# ---- bad arguments ----
+expect_error 1 "$tmp/missing" $CKPT info "$tmp/missing"
+mkdir "$tmp/empty"
+expect_error 1 "not a ckpt store" $CKPT log "$tmp/empty"
+[ -z "$(ls -A "$tmp/empty")" ] || fail "opening a non-store created files: $(ls -A "$tmp/empty")"
+mkdir "$tmp/junk"
+head -c 20000 /dev/zero | tr '\0' 'x' >"$tmp/junk/data.mdb"
+expect_error 1 "not an LMDB file" $CKPT verify "$tmp/junk"
+[ "$(ls -A "$tmp/junk")" = data.mdb ] || fail "opening a non-LMDB file created files"
+expect_error 1 "not a ckpt store" $CKPT info "$tmp/junk/data.mdb"
+expect_error 1 "no such checkpoint" $CKPT show "$store" 9
+expect_error 1 "no such checkpoint" $CKPT show "$store" epoch-0042
+expect_error 2 "bad epoch" $CKPT show "$store" 4x
+expect_error 2 "bad epoch" $CKPT show "$store" -1
+expect_error 2 "bad epoch" $CKPT show "$store" epoch-
+expect_error 2 "expected 2 arguments" $CKPT show "$store"
+expect_error 2 "expected 1 argument" $CKPT info
+expect_error 2 "expected 1 argument" $CKPT log "$store" extra
+expect_error 2 "keep-last" $CKPT gc "$store" --keep-last abc
+expect_error 2 "keep-top" $CKPT gc "$store" --keep-top -3
+expect_error 2 "keep-last" $CKPT gc "$store" --keep-last 99999999999
+expect_error 2 "unknown command" $CKPT frobnicate "$store"
+run $CKPT info --bogus "$store"
+[ $rc -eq 2 ] || fail "unknown option: exit $rc"
+
+# newer schema
+cp -r "$store" "$tmp/newer"
+rm -f "$tmp/newer/lock.mdb"
+$FIX schema "$tmp/newer" 99 || fail "fixture schema"
+expect_error 1 "newer" $CKPT info "$tmp/newer"
+
+# an empty store: latest/best none, and best/latest specs fail cleanly
+$FIX create "$tmp/none" 0 || fail "fixture empty"
+run $CKPT info "$tmp/none"
+grep -qxF 'best: none' <<<"$out" && grep -qxF 'checkpoints: 0' <<<"$out" || fail "empty info: $out"
+expect_error 1 "no checkpoint" $CKPT show "$tmp/none" best
+expect_error 1 "no checkpoint" $CKPT show "$tmp/none" latest
+
+# a read-only copy can be read (and not gc'ed unless root)
+cp -r "$store" "$tmp/ro"
+rm -f "$tmp/ro/lock.mdb"
+chmod 0555 "$tmp/ro"
+run $CKPT log "$tmp/ro"
+[ $rc -eq 0 ] || fail "log of a read-only store: $err"
+if [ "$(id -u)" -ne 0 ]; then
+	expect_error 1 "read-only|Permission denied" $CKPT gc "$tmp/ro" --keep-last 1
+fi
+chmod 0755 "$tmp/ro"
+
+# ---- gc ----
+before=$(cksum <"$store/data.mdb")
+run $CKPT gc "$store" --keep-last 1 --keep-top 1
+[ $rc -eq 0 ] && grep -q '^gc: deleted 3 checkpoint' <<<"$out" || fail "gc: $rc $out $err"
+run $CKPT log "$store"
+[ "$(tail -n +2 <<<"$out" | awk '{print $1}' | tr '\n' ' ')" = "epoch-0002 epoch-0005 " ] ||
+	fail "gc kept the wrong epochs: $out"
+run $CKPT info "$store"
+grep -qxF 'keep-last: 1' <<<"$out" && grep -qxF 'keep-top: 1' <<<"$out" || fail "gc settings"
+grep -qxF 'checkpoints: 2' <<<"$out" || fail "gc: checkpoints"
+run $CKPT gc "$store"
+[ $rc -eq 0 ] && grep -q '^gc: deleted 0' <<<"$out" || fail "gc with stored settings: $out"
+[ "$before" != "$(cksum <"$store/data.mdb")" ] || fail "gc did not change the store"
+run $CKPT verify "$store"
+[ $rc -eq 0 ] || fail "verify after gc: $err"
+
+# ---- verify finds damage and names the tensor ----
+$FIX corrupt "$store" 5 fc1.weight || fail "fixture corrupt"
+run $CKPT verify "$store"
+[ $rc -eq 1 ] || fail "verify of a damaged store: exit $rc"
+grep -q 'epoch-0005: bad tensor fc1.weight' <<<"$err" || fail "verify does not name the tensor: $err"
+grep -q 'problem' <<<"$out" || fail "verify summary: $out"
+
+if [ $fails -ne 0 ]; then
+	echo "test_cli_store: $fails failure(s)" >&2
+	exit 1
+fi
+echo "test_cli_store: ok"
