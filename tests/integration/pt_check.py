@@ -8,8 +8,10 @@ Exit 0 = pass, 1 = fail with one line on stderr.
   devices PT DEVICE                plain torch.load works; every tensor is on DEVICE
   cuda-error PT                    torch.load fails exactly as for a GPU file on a CPU machine
   checkpoint CK sgd|adam           checkpoint.pt loads; its optimizer loads into torch.optim
-  val-acc PT CSV VALSPLIT LAYERS   load_state_dict(strict=True) into an MLP; its accuracy on the
-                                   last VALSPLIT rows of CSV equals checkpoint metric (argv[6])
+  val-acc PT CK CSV|IDXDIR VALSPLIT LAYERS
+                                   load_state_dict(strict=True) into an MLP (fc1, relu, fc2, ..);
+                                   its accuracy on the last VALSPLIT training rows equals CK's
+                                   metrics['val_acc'] (the engine's)
   resume-step CK PT2 CSV VALSPLIT LAYERS
                                    one PyTorch step from CK on all fit rows equals PT2 (1e-5)
   ranges FILE WHOLE [N]            N random pread ranges of FILE equal those of WHOLE
@@ -185,16 +187,37 @@ def read_csv(path):
     return x, y
 
 
-def cmd_val_acc(pt, csv, val_split, layers, expected):
+def read_idx(directory):
+    """Fashion-MNIST training images (flattened, /255) and labels from IDX files."""
+    import gzip
+
+    def load(stem):
+        for name in (stem, stem + '.gz'):
+            path = os.path.join(directory, name)
+            if os.path.exists(path):
+                with (gzip.open if name.endswith('.gz') else open)(path, 'rb') as f:
+                    return f.read()
+        fail('%s: no %s' % (directory, stem))
+    images = load('train-images-idx3-ubyte')
+    labels = load('train-labels-idx1-ubyte')
+    n, rows, cols = (int.from_bytes(images[4 + 4 * i:8 + 4 * i], 'big') for i in range(3))
+    x = np.frombuffer(images, dtype=np.uint8, offset=16).reshape(n, rows * cols)
+    y = np.frombuffer(labels, dtype=np.uint8, offset=8)
+    return (torch.from_numpy(x.astype(np.float32) / np.float32(255.0)),
+            torch.from_numpy(y.astype(np.int64)))
+
+
+def cmd_val_acc(pt, ck, data, val_split, layers):
+    expected = torch.load(ck)['metrics']['val_acc']
     model = mlp(layers)
     model.load_state_dict(torch.load(pt, weights_only=True), strict=True)
-    x, y = read_csv(csv)
+    x, y = read_idx(data) if os.path.isdir(data) else read_csv(data)
     v = int(val_split)
     with torch.no_grad():
         acc = (model(x[-v:]).argmax(1) == y[-v:]).double().mean().item()
     if abs(acc - float(expected)) > 1e-9:
         fail('accuracy %.6f on the validation split, engine says %s' % (acc, expected))
-    print('validation accuracy %.4f equals the engine\'s val_acc' % acc)
+    print('validation accuracy %.4f equals the engine\'s val_acc %s' % (acc, expected))
 
 
 def cmd_resume_step(ck, pt2, csv, val_split, layers):
