@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# tests/integration/test_train_badinput.sh - every bad input gives one "ckpt-train: error:"
+# line on stderr, a non-zero exit, and leaves the store untouched (or never created).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+TRAIN=build/bin/ckpt-train CKPT=build/bin/ckpt
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+syn=(--data synthetic --layers 16,8,4 --val-split 2000 --threads 1 --quiet --no-sync)
+
+# expect_error NEEDLE ARGS...: fails cleanly with NEEDLE in its single stderr line
+expect_error() {
+	local needle=$1
+	shift
+	"$TRAIN" "$@" >"$work/out" 2>"$work/err"
+	local rc=$?
+	[ $rc -ne 0 ] || fail "exit 0 for: $*"
+	[ "$(wc -l <"$work/err")" -eq 1 ] || fail "stderr is not one line for: $* -> $(cat "$work/err")"
+	grep -q '^ckpt-train: error: ' "$work/err" || fail "no error prefix: $(cat "$work/err")"
+	grep -qF -- "$needle" "$work/err" || fail "message lacks '$needle': $(cat "$work/err")"
+}
+
+$TRAIN --help | grep -q -- '--resume' || fail "--help"
+$TRAIN --version | grep -q '^ckpt-train ' || fail "--version"
+
+expect_error "--store DIR is required" "${syn[@]}"
+expect_error "invalid --lr 0" --store "$work/a" "${syn[@]}" --lr 0
+expect_error "invalid --lr" --store "$work/a" "${syn[@]}" --lr -0.1
+expect_error "unknown optimizer 'rmsprop'" --store "$work/a" "${syn[@]}" --optimizer rmsprop
+expect_error "--layers" --store "$work/a" --data synthetic --layers 16,0,4
+expect_error "--lr-schedule" --store "$work/a" "${syn[@]}" --lr-schedule linear
+expect_error "--val-split 20000 leaves no training samples" --store "$work/a" "${syn[@]}" --val-split 20000
+expect_error "nothing to resume" --store "$work/a" --resume
+expect_error "cannot open data" --store "$work/a" --data "$work/no-such-dir"
+[ -e "$work/a" ] && fail "a store was created by bad input"
+
+# layer sizes that don't match the data (IDX directory with 2x3 images)
+mkdir "$work/idx"
+python3 - "$work/idx" <<'PY'
+import gzip, struct, sys
+d = sys.argv[1]
+def w(name, data):
+    with gzip.open("%s/%s.gz" % (d, name), "wb") as f:
+        f.write(data)
+w("train-images-idx3-ubyte", struct.pack(">IIII", 0x803, 4, 2, 3) + bytes(range(24)))
+w("train-labels-idx1-ubyte", struct.pack(">II", 0x801, 4) + bytes([0, 1, 2, 3]))
+w("t10k-images-idx3-ubyte", struct.pack(">IIII", 0x803, 2, 2, 3) + bytes(12))
+w("t10k-labels-idx1-ubyte", struct.pack(">II", 0x801, 2) + bytes([1, 3]) + b"x")
+PY
+expect_error "has 6 features per sample, --layers starts with 16" --store "$work/b" --data "$work/idx" --layers 16,4 --val-split 1
+expect_error "trailing bytes" --store "$work/b" --data "$work/idx" --layers 6,4 --val-split 1
+expect_error "out of range for 3 classes" --store "$work/b" --data "$work/idx" --layers 6,3 --val-split 1
+printf '1,0,0\n1,2,3,4,5,6,7\n' >"$work/bad.csv"
+expect_error "bad.csv:1: expected 7 fields" --store "$work/b" --data "$work/bad.csv" --layers 6,4 --val-split 1
+printf '1,0,0,0,0,0,0\n9,2,3,4,5,6,7\n' >"$work/bad.csv"
+expect_error "bad.csv:2: label 9" --store "$work/b" --data "$work/bad.csv" --layers 6,4 --val-split 1
+[ -e "$work/b" ] && fail "a store was created by bad data"
+
+# resume with another architecture / optimizer / settings leaves the store as it was
+$TRAIN --store "$work/c" "${syn[@]}" --epochs 1 || fail "training"
+before=$($CKPT show "$work/c" latest)
+expect_error "architecture is --layers 16,8,4" --store "$work/c" --resume --layers 16,4 --epochs 2
+expect_error "optimizer is sgd, not adam" --store "$work/c" --resume --optimizer adam --epochs 2
+expect_error "--batch-size 64 differs" --store "$work/c" --resume --batch-size 64 --epochs 2
+expect_error "already holds a run" --store "$work/c" "${syn[@]}" --epochs 2
+expect_error "cannot resume from epoch 7" --store "$work/c" --resume 7 --epochs 9
+[ "$($CKPT show "$work/c" latest)" = "$before" ] || fail "store changed by refused resume"
+$CKPT info "$work/c" | grep -q '^checkpoints: 1$' || fail "checkpoint count changed"
+
+# a non-finite loss stops with a message and writes nothing
+expect_error "training loss became" --store "$work/d" "${syn[@]}" --epochs 2 --lr 1e30
+$CKPT info "$work/d" | grep -q '^checkpoints: 0$' || fail "a diverged epoch was saved"
+expect_error "has no checkpoint" --store "$work/d" --resume
+echo "ok: bad input is refused with one line and no store change"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# tests/integration/test_train_fashion.sh - two epochs on Fashion-MNIST (Debian's
+# dataset-fashion-mnist) reach a test accuracy above 0.80; the run's best is recorded.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+TRAIN=build/bin/ckpt-train CKPT=build/bin/ckpt
+DATA=/usr/share/datasets/fashion-mnist
+if [ ! -e "$DATA/train-images-idx3-ubyte.gz" ] && [ ! -e "$DATA/train-images-idx3-ubyte" ]; then
+	echo "SKIP: $DATA not installed (Debian package dataset-fashion-mnist)"
+	exit 77
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+$TRAIN --store "$work/s" --layers 784,128,10 --epochs 2 --threads 2 --no-sync >"$work/out" ||
+	fail "training failed"
+cat "$work/out"
+acc=$(sed -n 's/^epoch 2\/2 .*test_acc \([0-9.]*\).*/\1/p' "$work/out")
+[ -n "$acc" ] || fail "no test_acc for epoch 2"
+awk -v a="$acc" 'BEGIN { exit !(a > 0.80) }' || fail "test accuracy $acc <= 0.80"
+$CKPT info "$work/s" | grep -q '^best: epoch-000[12]' || fail "no best recorded"
+echo "ok: test accuracy $acc after 2 epochs"
