@@ -39,6 +39,24 @@ struct ckpt_writer {
 	uint64_t total_bytes;
 };
 
+/* tensors at least this big are hashed on a second thread while the CRC runs */
+#define STORE_PARALLEL_HASH_MIN (4u << 20)
+
+typedef struct hash_job {
+	const void *data;
+	size_t len;
+	uint8_t digest[16];
+} hash_job;
+
+static void *hash_main(void *arg)
+{
+	hash_job *job = arg;
+	XXH128_canonical_t canon;
+	XXH128_canonicalFromHash(&canon, XXH3_128bits(job->data, job->len));
+	memcpy(job->digest, canon.digest, 16);
+	return NULL;
+}
+
 int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch)
 {
 	*out = NULL;
@@ -140,7 +158,12 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 	}
 	snprintf(t->device, sizeof(t->device), "%s", device);
 	t->data = data;
-	/* per-chunk CRC-32s combine into the tensor's: one CRC pass over the bytes */
+	/* per-chunk CRC-32s combine into the tensor's: one CRC pass over the bytes; the content
+	 * hash of a big tensor is computed meanwhile on a second thread */
+	hash_job job = {.data = nbytes ? data : "", .len = (size_t)nbytes};
+	pthread_t thread;
+	bool threaded = nbytes >= STORE_PARALLEL_HASH_MIN &&
+	                pthread_create(&thread, NULL, hash_main, &job) == 0;
 	uint32_t crc = 0;
 	const uint8_t *bytes = data;
 	for (uint32_t i = 0; i < nchunks; i++) {
@@ -150,9 +173,10 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 		t->chunk_crcs[i] = c;
 		crc = i == 0 ? c : (uint32_t)crc32_combine(crc, c, (z_off_t)len);
 	}
-	XXH128_hash_t h = XXH3_128bits(nbytes ? data : "", (size_t)nbytes);
-	XXH128_canonical_t canon;
-	XXH128_canonicalFromHash(&canon, h);
+	if (threaded)
+		pthread_join(thread, NULL);
+	else
+		hash_main(&job);
 	ckpt_tensor_info *info = &t->info;
 	info->name = t->name;
 	info->group = group;
@@ -163,7 +187,7 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 	info->device = t->device;
 	info->nbytes = nbytes;
 	info->crc32 = crc;
-	memcpy(info->hash, canon.digest, 16);
+	memcpy(info->hash, job.digest, 16);
 	info->index = (uint32_t)w->ntensors;
 	info->nchunks = nchunks;
 	info->chunk_size = cs;
