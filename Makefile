@@ -97,7 +97,7 @@ $(BUILD)/asan/tests/%: tests/unit/%.c $(MODULE_ASAN_OBJ) $(UNIT_HELPER_OBJ)
 
 $(BUILD)/tests/tools/%: tests/tools/%.c $(FS_OBJ) $(TRAIN_OBJ) $(STORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter-out %.h,$^) $(LIBS) $(LDFLAGS)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(TOOL_BINS)
