@@ -20,7 +20,8 @@
 #include "store/store_int.h"
 
 typedef struct pending_tensor {
-	ckpt_tensor_info info; /* name and device point into this struct's owned strings */
+	ckpt_tensor_info info; /* name and device are set from the fields below at commit (the
+	                          array of pending tensors moves when it grows) */
 	char *name;
 	char device[CKPT_MAX_DEVICE + 1];
 	const void *data; /* borrowed until commit/abort returns */
@@ -323,8 +324,12 @@ static int commit_once(ckpt_writer *w)
 		rc = store_error(-ENOMEM, "out of memory");
 		goto fail;
 	}
-	for (size_t i = 0; i < w->ntensors; i++)
+	for (size_t i = 0; i < w->ntensors; i++) {
+		/* the tensors array may have moved since put: re-point into its current place */
 		infos[i] = w->tensors[i].info;
+		infos[i].name = w->tensors[i].name;
+		infos[i].device = w->tensors[i].device;
+	}
 	store_ckpt_rec r = {
 	    .epoch = w->epoch,
 	    .step = w->step,

@@ -371,6 +371,41 @@ START_TEST(test_bad_tensor_arguments_are_rejected)
 }
 END_TEST
 
+START_TEST(test_many_tensors_keep_their_names_devices_and_order)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	static int32_t vals[300];
+	ckpt_writer *w;
+	OK(ckpt_writer_begin(&w, s, 1));
+	for (int i = 0; i < 300; i++) {
+		char name[32], dev[16];
+		vals[i] = i;
+		snprintf(name, sizeof(name), "layer%03d.bias", i);
+		snprintf(dev, sizeof(dev), "cuda:%d", i % 8);
+		OK(ckpt_writer_put_tensor(w, name, 0, CKPT_DTYPE_INT32, 0, NULL, dev, &vals[i], 4));
+	}
+	OK(ckpt_writer_commit(w));
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	ck_assert_uint_eq(ckpt_checkpoint_tensor_count(c), 300);
+	for (int i = 0; i < 300; i++) {
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, (size_t)i);
+		char name[32], dev[16];
+		snprintf(name, sizeof(name), "layer%03d.bias", i);
+		snprintf(dev, sizeof(dev), "cuda:%d", i % 8);
+		ck_assert_str_eq(t->name, name);
+		ck_assert_str_eq(t->device, dev);
+		int32_t v;
+		OK(ckpt_tensor_read(&v, snap, t, 0, 4));
+		ck_assert_int_eq(v, i);
+	}
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
 /* ---- best, top-k, retention ---- */
 
 static uint64_t best_of(ckpt_store *s, int *rc)
@@ -1084,6 +1119,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_multi_chunk_tensors_read_across_chunk_boundaries);
 	tcase_add_test(tc, test_abort_leaves_nothing);
 	tcase_add_test(tc, test_bad_tensor_arguments_are_rejected);
+	tcase_add_test(tc, test_many_tensors_keep_their_names_devices_and_order);
 	tcase_add_test(tc, test_best_tracks_min_and_max_and_ignores_nan);
 	tcase_add_test(tc, test_retention_keeps_last_and_top_and_never_drops_the_best);
 	tcase_add_test(tc, test_dedup_stores_identical_bytes_once_and_gc_frees_the_last_reference);
