@@ -54,8 +54,8 @@ static void usage(FILE *to)
 	        "  --keep-top K           also keep the best K (the best is always kept)\n"
 	        "  --resume [WHICH]       continue from latest (default), best or an epoch number\n"
 	        "other:\n"
-	        "  --threads N            BLAS threads (default: online CPUs); keep it fixed across\n"
-	        "                         a resume for bit-identical results\n"
+	        "  --threads N            BLAS threads (default: online CPUs; on --resume the run's);\n"
+	        "                         results are bit-identical only for the same count\n"
 	        "  --device D             cpu\n"
 	        "  --quiet                no progress or per-epoch lines\n"
 	        "  --help, --version\n",

@@ -124,8 +124,11 @@ int train_idx_load_images(train_dataset *out, const char *path)
 	rc = idx_expect_end(f, path);
 	if (rc)
 		goto out;
+	float scale[256];
+	for (int i = 0; i < 256; i++)
+		scale[i] = (float)i / 255.0f;
 	for (size_t i = 0; i < total; i++)
-		x[i] = (float)raw[i] / 255.0f;
+		x[i] = scale[raw[i]];
 	out->count = count;
 	out->features = (uint32_t)features;
 	out->x = x;

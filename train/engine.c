@@ -863,6 +863,23 @@ int train_run(train_config *cfg, train_result *res)
 			rc = config_merge_resumed(cfg, &run);
 		if (rc)
 			goto out;
+		/* BLAS results depend on the thread count: keep the run's unless told otherwise */
+		int run_threads = 0;
+		if (ckpt_checkpoint_extra(resume_ckpt, "train.state", &text, &len) == 0) {
+			json_t *st = json_loadb(text, len, 0, NULL);
+			json_t *th = st ? json_object_get(st, "threads") : NULL;
+			if (json_is_integer(th) && json_integer_value(th) > 0 &&
+			    json_integer_value(th) <= 1024)
+				run_threads = (int)json_integer_value(th);
+			json_decref(st);
+		}
+		if (cfg->threads <= 0 && run_threads > 0)
+			cfg->threads = run_threads;
+		else if (run_threads > 0 && cfg->threads != run_threads)
+			fprintf(stderr,
+			        "ckpt-train: warning: --threads %d differs from the run's %d; the result "
+			        "will not be bit-identical to an uninterrupted run\n",
+			        cfg->threads, run_threads);
 		start_epoch = from;
 	} else {
 		rc = train_opt_validate(&cfg->opt);
@@ -899,6 +916,10 @@ int train_run(train_config *cfg, train_result *res)
 	}
 
 	uint32_t max_rows = cfg->batch_size > 1024 ? cfg->batch_size : 1024;
+	if (cfg->threads <= 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		cfg->threads = ncpu > 0 ? (int)ncpu : 1;
+	}
 	rc = train_backend_create(&be, cfg->device, cfg->threads);
 	if (!rc)
 		rc = train_mlp_create(&model, be, cfg->sizes, cfg->nsizes, max_rows);
