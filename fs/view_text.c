@@ -39,14 +39,19 @@ void view_format_time(char *buf, size_t cap, int64_t ns)
 static int shortest_precision(double v)
 {
 	char buf[40];
-	int p = 17;
-	for (int k = 1; k < 17; k++) {
-		snprintf(buf, sizeof(buf), "%.*g", k, v);
-		if (strtod(buf, NULL) == v) {
-			p = k;
-			break;
-		}
+	if (!isfinite(v))
+		return 1;
+	/* if k digits read back, so do k + 1: binary search the fewest */
+	int lo = 1, hi = 17;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		snprintf(buf, sizeof(buf), "%.*g", mid, v);
+		if (strtod(buf, NULL) == v)
+			hi = mid;
+		else
+			lo = mid + 1;
 	}
+	int p = lo;
 	double mag = fabs(v);
 	if (isfinite(v) && mag >= 1e-4 && mag < 1e16) {
 		int exp10 = (int)floor(log10(mag));
