@@ -34,7 +34,7 @@ int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store)
 	if (!snap)
 		return store_error(-ENOMEM, "out of memory");
 	snap->store = store;
-	int rc = store_read_txn(store, &snap->txn);
+	int rc = store_snapshot_txn(store, &snap->txn);
 	if (rc) {
 		free(snap);
 		return rc;
@@ -48,12 +48,10 @@ int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store)
 		snap->has_best = true;
 	} else if (mrc != 0 && mrc != MDB_NOTFOUND) {
 		mdb_txn_abort(snap->txn);
+		store_snapshot_done(store);
 		free(snap);
 		return store_lmdb_error(mrc, "store %s: reading the best epoch", store->path);
 	}
-	pthread_mutex_lock(&store->lock);
-	store->open_snapshots++;
-	pthread_mutex_unlock(&store->lock);
 	*out = snap;
 	return 0;
 }
@@ -68,9 +66,7 @@ void ckpt_snapshot_close(ckpt_snapshot *snap)
 	}
 	free(snap->cache);
 	mdb_txn_abort(snap->txn);
-	pthread_mutex_lock(&snap->store->lock);
-	snap->store->open_snapshots--;
-	pthread_mutex_unlock(&snap->store->lock);
+	store_snapshot_done(snap->store);
 	free(snap);
 }
 

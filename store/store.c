@@ -102,25 +102,21 @@ out:
 	return rc;
 }
 
-/* adopt a map size grown by another process (MDB_MAP_RESIZED) */
-static int adopt_map_size(ckpt_store *s)
+/* adopt a map size grown by another process (MDB_MAP_RESIZED); s->lock held */
+static int adopt_map_size_locked(ckpt_store *s)
 {
-	int rc = 0;
-	pthread_mutex_lock(&s->lock);
-	if (s->open_snapshots) {
-		rc = store_error(-EAGAIN,
-		                 "store %s: another process grew the map while snapshots of this "
-		                 "process are open; close them and retry", s->path);
-	} else {
-		int mrc = mdb_env_set_mapsize(s->env, 0);
-		if (mrc)
-			rc = store_lmdb_error(mrc, "store %s: adopting the grown map", s->path);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return rc;
+	if (s->open_snapshots)
+		return store_error(-EAGAIN,
+		                   "store %s: another process grew the map while snapshots of this "
+		                   "process are open; close them and retry", s->path);
+	int mrc = mdb_env_set_mapsize(s->env, 0);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: adopting the grown map", s->path);
+	return 0;
 }
 
-static int begin_txn(ckpt_store *s, MDB_txn **out, unsigned flags)
+/* begin a txn; s->lock held, so no map resize can happen meanwhile */
+static int begin_txn_locked(ckpt_store *s, MDB_txn **out, unsigned flags)
 {
 	for (int attempt = 0; attempt < 3; attempt++) {
 		int mrc = mdb_txn_begin(s->env, NULL, flags, out);
@@ -129,23 +125,38 @@ static int begin_txn(ckpt_store *s, MDB_txn **out, unsigned flags)
 		if (mrc != MDB_MAP_RESIZED)
 			return store_lmdb_error(mrc, "store %s: beginning a %s transaction", s->path,
 			                        (flags & MDB_RDONLY) ? "read" : "write");
-		int rc = adopt_map_size(s);
+		int rc = adopt_map_size_locked(s);
 		if (rc)
 			return rc;
 	}
 	return store_error(-EAGAIN, "store %s: the map keeps being resized", s->path);
 }
 
-int store_read_txn(ckpt_store *s, MDB_txn **out)
+int store_snapshot_txn(ckpt_store *s, MDB_txn **out)
 {
-	return begin_txn(s, out, MDB_RDONLY);
+	pthread_mutex_lock(&s->lock);
+	int rc = begin_txn_locked(s, out, MDB_RDONLY);
+	if (rc == 0)
+		s->open_snapshots++;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+void store_snapshot_done(ckpt_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->open_snapshots--;
+	pthread_mutex_unlock(&s->lock);
 }
 
 int store_write_txn(ckpt_store *s, MDB_txn **out)
 {
 	if (s->readonly)
 		return store_error(-EROFS, "store %s: opened read-only", s->path);
-	return begin_txn(s, out, 0);
+	pthread_mutex_lock(&s->lock);
+	int rc = begin_txn_locked(s, out, 0);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 /* ---- blobs ---- */
@@ -527,6 +538,7 @@ static ckpt_store *store_alloc(const char *path)
 		return NULL;
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->write_lock, NULL);
 	return s;
 }
 
@@ -538,6 +550,7 @@ static void store_free(ckpt_store *s)
 		mdb_env_close(s->env);
 	store_run_free(&s->run);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->write_lock);
 	free(s->path);
 	free(s);
 }
@@ -904,16 +917,19 @@ int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top,
 	if (store->readonly)
 		return store_error(-EROFS, "store %s: opened read-only", store->path);
 	int rc = -ENOSPC;
+	pthread_mutex_lock(&store->write_lock);
 	for (int attempt = 0; attempt < 6; attempt++) {
 		rc = gc_once(store, keep_last, keep_top, &deleted);
 		if (rc != STORE_EMAPFULL)
 			break;
 		uint64_t used, size;
 		store_map_usage(store, &used, &size);
-		int grc = store_grow_map(store, size * 2);
-		if (grc)
-			return grc;
+		rc = store_grow_map(store, size * 2);
+		if (rc)
+			break;
+		rc = STORE_EMAPFULL;
 	}
+	pthread_mutex_unlock(&store->write_lock);
 	if (rc == STORE_EMAPFULL)
 		rc = -ENOSPC;
 	if (rc == 0 && out_deleted)

@@ -40,9 +40,9 @@ struct ckpt_store {
 	store_run_rec run; /* owns the strings that meta points to */
 	store_settings_rec settings;
 	/* snapshots open in this process: the map may only be resized when none is */
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* guards open_snapshots, read-txn begins and map resizes */
 	unsigned open_snapshots;
-	bool writer_active;
+	pthread_mutex_t write_lock; /* one commit or gc at a time per handle */
 };
 
 /* ---- errors (store/error.c) ---- */
@@ -60,8 +60,10 @@ void store_epoch_key(uint8_t out[8], uint64_t epoch);
 uint64_t store_epoch_from_key(const MDB_val *key);
 void store_chunk_key(uint8_t out[STORE_CHUNK_KEY_LEN], const uint8_t hash[16], uint32_t index);
 
-/** Begin a read txn, adopting a map grown by another process when possible. */
-int store_read_txn(ckpt_store *s, MDB_txn **out);
+/** Begin a snapshot's read txn and count it as open (adopting a map grown by another
+ *  process when no other snapshot is open). store_snapshot_done() uncounts it. */
+int store_snapshot_txn(ckpt_store *s, MDB_txn **out);
+void store_snapshot_done(ckpt_store *s);
 /** Begin a write txn (handles MDB_MAP_RESIZED). */
 int store_write_txn(ckpt_store *s, MDB_txn **out);
 /** Grow the map to at least @p min_size (no txn of this process may be active). */

@@ -411,6 +411,7 @@ int ckpt_writer_commit(ckpt_writer *w)
 	ckpt_store *s = w->store;
 	int rc = 0;
 	uint64_t used, size, need = estimate_need(w);
+	pthread_mutex_lock(&s->write_lock);
 	/* grow before the transaction when the estimate does not fit; MAP_FULL stays possible
 	 * (freed pages, B-tree splits) and is handled by the retry below */
 	store_map_usage(s, &used, &size);
@@ -437,6 +438,7 @@ int ckpt_writer_commit(ckpt_writer *w)
 		rc = store_error(-ENOSPC, "store %s: epoch %llu: the map keeps filling up",
 		                 s->path, (unsigned long long)w->epoch);
 out:
+	pthread_mutex_unlock(&s->write_lock);
 	ckpt_writer_abort(w);
 	return rc;
 }

@@ -680,7 +680,10 @@ END_TEST
 
 START_TEST(test_reader_snapshot_stays_consistent_while_a_writer_commits)
 {
-	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	ckpt_run_meta m = test_meta("val_loss", CKPT_MODE_MIN);
+	ckpt_store_options o = {.chunk_size = 4096, .initial_map_size = 256 << 10, .no_sync = true};
+	ckpt_store *s;
+	OK(ckpt_store_create(&s, storepath, &m, &o));
 	commit_simple(s, 1, 100, 1, "val_loss", 1.0);
 	/* same handle: a snapshot does not see a later commit */
 	ckpt_snapshot *old;
@@ -701,7 +704,8 @@ START_TEST(test_reader_snapshot_stays_consistent_while_a_writer_commits)
 	ckpt_snapshot_close(old);
 	ckpt_store_close(s);
 
-	/* another process writes (and grows the map) while this one reads read-only */
+	/* another process writes (and grows the map) while this one reads read-only; a
+	 * read-write handle of this process then adopts the grown map */
 	int pipefd[2];
 	ck_assert_int_eq(pipe(pipefd), 0);
 	pid_t pid = fork();
@@ -711,7 +715,7 @@ START_TEST(test_reader_snapshot_stays_consistent_while_a_writer_commits)
 		ckpt_store *ws;
 		if (ckpt_store_open(&ws, storepath, 0))
 			_exit(3);
-		size_t n = 64 << 10;
+		size_t n = 256 << 10;
 		float *buf = malloc(n * 4);
 		for (uint64_t ep = 3; ep <= 12; ep++) {
 			fill(buf, n * 4, (uint32_t)ep);
@@ -733,6 +737,8 @@ START_TEST(test_reader_snapshot_stays_consistent_while_a_writer_commits)
 	char ch;
 	ck_assert_int_eq(read(pipefd[0], &ch, 1), 1);
 	close(pipefd[0]);
+	ckpt_store *rw;
+	OK(ckpt_store_open(&rw, storepath, 0));
 	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
 	int status;
 	bool done = false;
@@ -758,6 +764,14 @@ START_TEST(test_reader_snapshot_stays_consistent_while_a_writer_commits)
 	ck_assert_uint_eq(e, 12);
 	ckpt_snapshot_close(snap);
 	ckpt_store_close(s);
+	commit_simple(rw, 13, 1000, 13, "val_loss", 0.1);
+	OK(ckpt_snapshot_open(&snap, rw));
+	OK(ckpt_snapshot_latest(&e, snap));
+	ck_assert_uint_eq(e, 13);
+	OK(ckpt_snapshot_checkpoint(&c, snap, 12));
+	OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)));
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(rw);
 }
 END_TEST
 
