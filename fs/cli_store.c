@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "ckpt/store.h"
@@ -201,7 +202,11 @@ int cli_info(int argc, char **argv)
 	printf("bytes: %" PRIu64 "\n", st.bytes);
 	printf("stored-bytes: %" PRIu64 "\n", st.stored_bytes);
 	printf("chunks: %" PRIu64 "\n", st.chunks);
-	printf("map-size: %" PRIu64 "\n", st.map_size);
+	char data[4096];
+	struct stat fst;
+	snprintf(data, sizeof(data), "%s/data.mdb", path);
+	if (stat(data, &fst) == 0)
+		printf("file-size: %lld\n", (long long)fst.st_size);
 	status = 0;
 out:
 	ckpt_snapshot_close(snap);
