@@ -16,6 +16,11 @@
 #include "ckpt/view.h"
 #include "fs/cli.h"
 
+static void quiet_log(void *ctx, const char *line)
+{
+	(void)ctx, (void)line;
+}
+
 static int open_view(ckpt_store **store, ckpt_view **view, const char *path,
                      const char *map_location)
 {
@@ -25,7 +30,8 @@ static int open_view(ckpt_store **store, ckpt_view **view, const char *path,
 		          *ckpt_last_error() ? ": " : "", ckpt_last_error());
 		return rc;
 	}
-	ckpt_view_options opts = {.map_location = map_location};
+	/* errors reach the user through cli_error(): no separate log line */
+	ckpt_view_options opts = {.map_location = map_location, .log = quiet_log};
 	rc = ckpt_view_new(view, *store, &opts);
 	if (rc) {
 		cli_error("%s", ckpt_view_last_error());

@@ -19,7 +19,7 @@ struct ckpt_view_file {
 	view_layout layout;
 	uint64_t ino;
 	uint64_t epoch;
-	char path[64]; /* for log lines: "epoch-0003/model.pt" or "epoch-0003/model/<tensor>" */
+	char path[VIEW_NAME_MAX + 64]; /* for messages: "epoch-0003/model/fc1.weight.npy" */
 	bool logged;   /* one log line per open file is enough */
 };
 
@@ -613,9 +613,13 @@ static void file_path(char *buf, size_t cap, const view_node *n)
 		snprintf(buf, cap, "run.json");
 	else if (n->ino == VIEW_INO_HISTORY)
 		snprintf(buf, cap, "history.csv");
-	else if (n->tensor)
-		snprintf(buf, cap, "%s/%s", epoch,
-		         n->tensor->group == CKPT_GROUP_MODEL ? "model" : "optimizer");
+	else if (n->tensor) {
+		char file[VIEW_NAME_MAX + 8];
+		if (tensor_file_name(file, sizeof(file), n->tensor) != 0)
+			snprintf(file, sizeof(file), "?");
+		snprintf(buf, cap, "%s/%s/%s", epoch,
+		         n->tensor->group == CKPT_GROUP_MODEL ? "model" : "optimizer", file);
+	}
 	else
 		for (size_t i = 0; i < N_EPOCH_ENTRIES; i++)
 			if (epoch_entries[i].entry == n->entry)
@@ -671,15 +675,15 @@ uint64_t ckpt_view_file_size(const ckpt_view_file *f)
 
 static void report_bad_tensor(ckpt_view_file *f, const ckpt_tensor_info *t, int rc)
 {
-	view_set_error("%s: tensor '%s' of epoch %" PRIu64 " fails its checksum or is missing (%s)",
-	               f->path, t->name, f->epoch, ckpt_strerror(rc));
+	view_set_error("tensor '%s' of epoch %" PRIu64 " fails its stored CRC-32 or is missing (%s)",
+	               t->name, f->epoch, ckpt_strerror(rc));
 	if (f->logged)
 		return;
 	f->logged = true;
 	char line[1400];
 	snprintf(line, sizeof(line),
-	         "ckptfs: EIO: tensor '%s' of epoch %" PRIu64 " (%s) fails its stored CRC-32 or "
-	         "is missing (%s)",
+	         "EIO: tensor '%s' of epoch %" PRIu64 " (%s) fails its stored CRC-32 or is "
+	         "missing (%s)",
 	         t->name, f->epoch, f->path, ckpt_strerror(rc));
 	f->view->log(f->view->log_ctx, line);
 }
