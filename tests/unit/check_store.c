@@ -782,28 +782,42 @@ START_TEST(test_commit_is_atomic_under_sigkill)
 	ckpt_store_close(s);
 	srand((unsigned)getpid());
 	for (int round = 0; round < 4; round++) {
+		int pipefd[2];
+		ck_assert_int_eq(pipe(pipefd), 0);
 		pid_t pid = fork();
 		ck_assert_int_ne(pid, -1);
 		if (pid == 0) {
+			close(pipefd[0]);
 			ckpt_store *ws;
-			if (ckpt_store_open(&ws, storepath, 0))
+			if (ckpt_store_open(&ws, storepath, 0)) /* synced commits: slower, wider window */
 				_exit(3);
 			size_t n = 4 << 20; /* 16 MiB per checkpoint, new bytes every time */
 			float *buf = malloc(n * 4);
 			for (uint64_t ep = 2;; ep++) {
 				fill(buf, 1 << 16, (uint32_t)ep);
-				for (size_t off = 1 << 16; off < n * 4; off += 1 << 16)
-					memcpy((uint8_t *)buf + off, buf, 1 << 16), buf[off / 4] = (float)ep;
+				for (size_t off = 1 << 16; off < n * 4; off += 1 << 16) {
+					memcpy((uint8_t *)buf + off, buf, 1 << 16);
+					buf[off / 4] = (float)ep;
+				}
 				uint64_t shape[1] = {n};
 				ckpt_writer *w;
 				if (ckpt_writer_begin(&w, ws, 2 + ep % 3) ||
 				    ckpt_writer_put_tensor(w, "big", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
-				                           buf, n * 4) ||
-				    ckpt_writer_commit(w))
+				                           buf, n * 4))
 					_exit(4);
+				/* tell the parent the (first) commit starts now */
+				if (ep == 2 && write(pipefd[1], "c", 1) != 1)
+					_exit(5);
+				if (ckpt_writer_commit(w))
+					_exit(6);
 			}
 		}
-		struct timespec ts = {0, (long)(5 + rand() % 60) * 1000000L};
+		close(pipefd[1]);
+		char ch;
+		ck_assert_int_eq(read(pipefd[0], &ch, 1), 1);
+		close(pipefd[0]);
+		/* somewhere inside the first commit (or a later one) */
+		struct timespec ts = {0, (long)(rand() % 40) * 1000000L + rand() % 1000000};
 		nanosleep(&ts, NULL);
 		kill(pid, SIGKILL);
 		int status;
