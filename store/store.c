@@ -822,7 +822,8 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 				f |= MDB_NOLOCK;
 				continue;
 			}
-			if (mrc == ENOMEM && map > ((size_t)1 << 30)) {
+			/* address space limits (ulimit -v, valgrind) refuse huge maps */
+			if ((mrc == ENOMEM || mrc == EINVAL) && map > ((size_t)1 << 30)) {
 				map >>= 2;
 				continue;
 			}
