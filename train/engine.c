@@ -312,11 +312,6 @@ int train_install_signal_handlers(void)
 	return 0;
 }
 
-void train_request_stop(int sig)
-{
-	stop_signal = sig;
-}
-
 /* ---- snapshot and persist ----------------------------------------------------------------- */
 
 #define SNAP_MAX_METRICS 16
@@ -974,6 +969,19 @@ int train_run(train_config *cfg, train_result *res)
 			       cfg->store_path, start_epoch, opt->steps, cfg->epochs);
 		if (start_epoch >= cfg->epochs && !cfg->quiet)
 			printf("nothing to do: epoch %u already reached (raise --epochs)\n", start_epoch);
+		uint64_t latest = 0;
+		ckpt_snapshot *check;
+		if (ckpt_snapshot_open(&check, store) == 0) {
+			if (ckpt_snapshot_latest(&latest, check) != 0)
+				latest = 0;
+			ckpt_snapshot_close(check);
+		}
+		if (latest > start_epoch && latest > cfg->epochs)
+			fprintf(stderr,
+			        "ckpt-train: warning: resuming from epoch %u; epochs %u..%" PRIu64
+			        " of the earlier run stay in the store (raise --epochs to replace them)\n",
+			        start_epoch, cfg->epochs + 1 > start_epoch + 1 ? cfg->epochs + 1 : start_epoch + 1,
+			        latest);
 	} else {
 		train_rng_seed(&rng, cfg->seed);
 		rc = train_mlp_init(model, &rng);

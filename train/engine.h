@@ -108,7 +108,4 @@ int train_run(train_config *cfg, train_result *result);
 /** Install SIGINT/SIGTERM handlers that make train_run() stop at the next batch boundary. */
 int train_install_signal_handlers(void);
 
-/** Ask a running train_run() to stop as if @p sig arrived (tests). */
-void train_request_stop(int sig);
-
 #endif
