@@ -113,8 +113,12 @@ demo: deps-build
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
-bench: deps all
+bench: deps all $(TOOL_BINS)
 	@scripts/bench.sh
+
+# a > 4 GiB model through zip64 (needs ~14 GiB of disk; not in make test)
+test-large: deps all $(TOOL_BINS)
+	@bash tests/large/test_zip64.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
