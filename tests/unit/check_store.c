@@ -11,6 +11,7 @@
 #include <ftw.h>
 #include <lmdb.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -775,6 +776,86 @@ START_TEST(test_reader_snapshot_stays_consistent_while_a_writer_commits)
 }
 END_TEST
 
+typedef struct reader_arg {
+	ckpt_store *store;
+	int *stop;
+	int errors, reads;
+} reader_arg;
+
+static void *reader_main(void *p)
+{
+	reader_arg *a = p;
+	while (!__atomic_load_n(a->stop, __ATOMIC_ACQUIRE)) {
+		ckpt_snapshot *snap;
+		uint64_t e;
+		const ckpt_checkpoint *c;
+		if (ckpt_snapshot_open(&snap, a->store)) {
+			a->errors++;
+			continue;
+		}
+		if (ckpt_snapshot_latest(&e, snap) == 0) {
+			if (ckpt_snapshot_checkpoint(&c, snap, e) ||
+			    ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)))
+				a->errors++;
+			a->reads++;
+		}
+		ckpt_snapshot_close(snap);
+		struct timespec ts = {0, 200000};
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+START_TEST(test_threads_share_a_store_handle_while_it_commits_and_grows)
+{
+	ckpt_run_meta m = test_meta("val_loss", CKPT_MODE_MIN);
+	ckpt_store_options o = {.chunk_size = 4096, .initial_map_size = 256 << 10, .no_sync = true};
+	ckpt_store *s;
+	OK(ckpt_store_create(&s, storepath, &m, &o));
+	commit_simple(s, 1, 100, 1, "val_loss", 1.0);
+	int stop = 0;
+	reader_arg args[3];
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++) {
+		args[i] = (reader_arg){s, &stop, 0, 0};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, reader_main, &args[i]), 0);
+	}
+	size_t n = 64 << 10;
+	float *buf = malloc(n * 4);
+	int busy = 0;
+	for (uint64_t e = 2; e <= 20; e++) {
+		fill(buf, n * 4, (uint32_t)e);
+		uint64_t shape[1] = {n};
+		int rc;
+		/* the map only grows while no snapshot is open: -EBUSY otherwise, then retry */
+		for (int attempt = 0;; attempt++) {
+			ckpt_writer *w;
+			OK(ckpt_writer_begin(&w, s, e));
+			OK(ckpt_writer_put_tensor(w, "w", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, buf,
+			                          n * 4));
+			rc = ckpt_writer_commit(w);
+			if (rc != -EBUSY || attempt > 2000)
+				break;
+			busy++;
+			struct timespec ts = {0, 100000};
+			nanosleep(&ts, NULL);
+		}
+		OK(rc);
+	}
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(args[i].errors, 0);
+		ck_assert_int_gt(args[i].reads, 0);
+	}
+	ckpt_store_stats st = stats_of(s);
+	ck_assert_uint_eq(st.checkpoints, 20);
+	ck_assert_uint_gt(st.map_size, 256 << 10);
+	free(buf);
+	ckpt_store_close(s);
+}
+END_TEST
+
 START_TEST(test_commit_is_atomic_under_sigkill)
 {
 	ckpt_store *s = make_store(4096, 0, 0, CKPT_MODE_MIN);
@@ -1154,6 +1235,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_map_grows_from_a_tiny_initial_map);
 	tcase_add_test(tc, test_map_full_is_retried_after_growing_and_waits_for_open_snapshots);
 	tcase_add_test(tc, test_reader_snapshot_stays_consistent_while_a_writer_commits);
+	tcase_add_test(tc, test_threads_share_a_store_handle_while_it_commits_and_grows);
 	tcase_add_test(tc, test_commit_is_atomic_under_sigkill);
 	tcase_add_test(tc, test_full_disk_is_enospc_and_keeps_earlier_checkpoints);
 	tcase_add_test(tc, test_non_store_paths_give_clear_errors_and_change_nothing);
