@@ -38,7 +38,7 @@ void view_format_time(char *buf, size_t cap, int64_t ns)
  * enough digits to be printed without an exponent (1000, not 1e+03). */
 static int shortest_precision(double v)
 {
-	char buf[40];
+	char buf[512]; /* %.17g of DBL_MAX is 23 bytes; sized for what the compiler assumes */
 	if (!isfinite(v))
 		return 1;
 	/* if k digits read back, so do k + 1: binary search the fewest */
