@@ -1109,7 +1109,7 @@ int train_run(train_config *cfg, train_result *res)
 				printf("  val_loss %.4f  val_acc %.4f", val_loss, val_acc);
 			if (data.test.count)
 				printf("  test_acc %.4f", test_acc);
-			printf("  lr %.6g  %.2fs  %.0f samples/s%s\n", lr, t_epoch, n_fit / t_train,
+			printf("  lr %.6g  %.3fs  %.0f samples/s%s\n", lr, t_epoch, n_fit / t_train,
 			       is_best ? "  *best" : "");
 			fflush(stdout);
 		}
