@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "ckpt/store.h"
 #include "store/records.h"
@@ -157,6 +158,31 @@ START_TEST(test_dtype_table_and_crc32_are_right)
 	ck_assert_str_ne(ckpt_strerror(CKPT_ECORRUPT), "");
 	ck_assert_str_ne(ckpt_strerror(-ENOENT), "");
 	ck_assert_ptr_nonnull(ckpt_strerror(12345));
+}
+END_TEST
+
+START_TEST(test_crc32_matches_zlib_for_every_length_and_alignment)
+{
+	size_t cap = 1 << 16;
+	unsigned char *buf = malloc(cap + 64);
+	fill(buf, cap + 64, 3);
+	for (size_t len = 0; len <= 600; len++)
+		for (size_t off = 0; off < 16; off += 5)
+			ck_assert_uint_eq(ckpt_crc32(0x12345678u, buf + off, len),
+			                  (uint32_t)crc32(0x12345678u, buf + off, (uInt)len));
+	srand(11);
+	for (int i = 0; i < 300; i++) {
+		size_t len = (size_t)rand() % cap, off = (size_t)rand() % 64;
+		uint32_t seed = (uint32_t)rand();
+		ck_assert_uint_eq(ckpt_crc32(seed, buf + off, len),
+		                  (uint32_t)crc32(seed, buf + off, (uInt)len));
+	}
+	/* continuing a CRC across pieces equals one pass */
+	uint32_t whole = ckpt_crc32(0, buf, cap), parts = 0;
+	for (size_t off = 0; off < cap; off += 1000)
+		parts = ckpt_crc32(parts, buf + off, cap - off < 1000 ? cap - off : 1000);
+	ck_assert_uint_eq(whole, parts);
+	free(buf);
 }
 END_TEST
 
@@ -1224,6 +1250,7 @@ static Suite *store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_dtype_table_and_crc32_are_right);
+	tcase_add_test(tc, test_crc32_matches_zlib_for_every_length_and_alignment);
 	tcase_add_test(tc, test_every_dtype_round_trips_including_scalars_and_empty);
 	tcase_add_test(tc, test_multi_chunk_tensors_read_across_chunk_boundaries);
 	tcase_add_test(tc, test_abort_leaves_nothing);
