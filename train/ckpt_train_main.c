@@ -314,7 +314,7 @@ int main(int argc, char **argv)
 		case OPT_KEEP_TOP:
 			if (parse_u32(&cfg.keep_top, optarg, "--keep-top", 0))
 				return 2;
-			cfg.explicit_set |= TRAIN_SET_KEEP;
+			cfg.explicit_set |= TRAIN_SET_KEEP_TOP;
 			break;
 		case OPT_THREADS:
 			if (parse_u32(&u, optarg, "--threads", 1))

@@ -904,12 +904,6 @@ int train_run(train_config *cfg, train_result *res)
 	}
 	uint32_t n_fit = data.train.count - cfg->val_split;
 
-	if (!cfg->resume) {
-		rc = open_or_create_store(&store, cfg);
-		if (rc)
-			goto out;
-	}
-
 	uint32_t max_rows = cfg->batch_size > 1024 ? cfg->batch_size : 1024;
 	if (cfg->threads <= 0) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -922,6 +916,12 @@ int train_run(train_config *cfg, train_result *res)
 		rc = train_optimizer_create(&opt, be, &cfg->opt, model);
 	if (rc)
 		goto out;
+	/* last: everything that can refuse the run has been checked */
+	if (!cfg->resume) {
+		rc = open_or_create_store(&store, cfg);
+		if (rc)
+			goto out;
+	}
 	uint32_t seq_len = data.train.count > data.test.count ? data.train.count : data.test.count;
 	perm = malloc((size_t)n_fit * sizeof(uint32_t));
 	seq = malloc((size_t)seq_len * sizeof(uint32_t));
@@ -949,9 +949,13 @@ int train_run(train_config *cfg, train_result *res)
 		ckpt_snapshot_close(snap);
 		snap = NULL;
 		resume_ckpt = NULL;
-		if (cfg->explicit_set & TRAIN_SET_KEEP) {
+		if (cfg->explicit_set & (TRAIN_SET_KEEP | TRAIN_SET_KEEP_TOP)) {
 			uint32_t kl, kt, deleted = 0;
 			ckpt_store_retention(store, &kl, &kt);
+			if (!(cfg->explicit_set & TRAIN_SET_KEEP))
+				cfg->keep_last = kl;
+			if (!(cfg->explicit_set & TRAIN_SET_KEEP_TOP))
+				cfg->keep_top = kt;
 			if (kl != cfg->keep_last || kt != cfg->keep_top) {
 				rc = ckpt_store_gc(store, cfg->keep_last, cfg->keep_top, &deleted);
 				if (rc) {

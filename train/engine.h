@@ -52,7 +52,8 @@ enum {
 	TRAIN_SET_VAL_SPLIT = 1u << 12,
 	TRAIN_SET_SEED = 1u << 13,
 	TRAIN_SET_MONITOR = 1u << 14,
-	TRAIN_SET_KEEP = 1u << 15,
+	TRAIN_SET_KEEP = 1u << 15,     /**< --keep-last */
+	TRAIN_SET_KEEP_TOP = 1u << 16, /**< --keep-top */
 };
 
 typedef struct train_config {

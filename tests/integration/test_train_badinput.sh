@@ -33,6 +33,8 @@ expect_error "--lr-schedule" --store "$work/a" "${syn[@]}" --lr-schedule linear
 expect_error "--val-split 20000 leaves no training samples" --store "$work/a" "${syn[@]}" --val-split 20000
 expect_error "nothing to resume" --store "$work/a" --resume
 expect_error "cannot open data" --store "$work/a" --data "$work/no-such-dir"
+expect_error "device cuda is not supported" --store "$work/a" "${syn[@]}" --device cuda
+expect_error "unknown device 'tpu'" --store "$work/a" "${syn[@]}" --device tpu
 [ -e "$work/a" ] && fail "a store was created by bad input"
 
 # layer sizes that don't match the data (IDX directory with 2x3 images)

@@ -38,3 +38,13 @@ $TRAIN --store "$work/sgd-resumed" --resume best --epochs 5 --threads 2 --quiet 
 out=$($TRAIN --store "$work/sgd-resumed" --resume --epochs 5 --threads 2) || fail "no-op resume"
 grep -q "nothing to do" <<<"$out" || fail "no-op resume says: $out"
 echo "ok: resume from an epoch number, best, and a finished run"
+
+# retention changed on resume applies at once and is kept; the best survives it
+$TRAIN --store "$work/sgd-resumed" --resume --epochs 6 --keep-last 2 --quiet || fail "resume with --keep-last"
+info=$($CKPT info "$work/sgd-resumed")
+grep -q '^keep-last: 2$' <<<"$info" || fail "keep-last not stored: $info"
+n=$(sed -n 's/^checkpoints: //p' <<<"$info")
+[ "$n" -ge 2 ] && [ "$n" -le 3 ] || fail "retention left $n checkpoints"
+grep -q '^latest: epoch-0006$' <<<"$info" || fail "latest is not 6: $info"
+grep -q '^best: epoch-' <<<"$info" || fail "no best after retention"
+echo "ok: --keep-last on resume"
