@@ -460,7 +460,7 @@ int store_update_best(ckpt_store *s, MDB_txn *txn)
 }
 
 int store_apply_retention(ckpt_store *s, MDB_txn *txn, uint32_t keep_last, uint32_t keep_top,
-                          uint32_t *out_deleted)
+                          const uint64_t *keep_epoch, uint32_t *out_deleted)
 {
 	uint32_t deleted = 0;
 	if (out_deleted)
@@ -479,7 +479,7 @@ int store_apply_retention(ckpt_store *s, MDB_txn *txn, uint32_t keep_last, uint3
 		for (size_t j = 0; j < top && j < nr; j++)
 			if (r[j].epoch == e[i])
 				keep = true;
-		if (keep)
+		if (keep || (keep_epoch && *keep_epoch == e[i]))
 			continue;
 		rc = store_delete_checkpoint(s, txn, e[i]);
 		if (rc)
@@ -898,7 +898,7 @@ static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_
 	uint8_t buf[STORE_SETTINGS_LEN];
 	store_settings_encode(buf, &set);
 	if ((rc = put_meta(s, txn, "settings", buf, sizeof(buf))) ||
-	    (rc = store_apply_retention(s, txn, keep_last, keep_top, deleted))) {
+	    (rc = store_apply_retention(s, txn, keep_last, keep_top, NULL, deleted))) {
 		mdb_txn_abort(txn);
 		return rc;
 	}

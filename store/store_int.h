@@ -87,9 +87,10 @@ int store_delete_checkpoint(ckpt_store *s, MDB_txn *txn, uint64_t epoch);
 /** Recompute "best" from the index and store it in meta. */
 int store_update_best(ckpt_store *s, MDB_txn *txn);
 
-/** Apply retention (keep_last / keep_top / best) inside a write txn. */
+/** Apply retention (keep_last / keep_top / best) inside a write txn; @p keep_epoch (if not
+ *  NULL) is never deleted (the checkpoint a commit has just written). */
 int store_apply_retention(ckpt_store *s, MDB_txn *txn, uint32_t keep_last, uint32_t keep_top,
-                          uint32_t *out_deleted);
+                          const uint64_t *keep_epoch, uint32_t *out_deleted);
 
 /** Up to @p cap best epochs by the index inside @p txn. */
 int store_top_k(ckpt_store *s, MDB_txn *txn, uint64_t *out, size_t cap, size_t *out_count);

@@ -372,7 +372,7 @@ static int commit_once(ckpt_writer *w)
 	}
 	if ((rc = store_update_best(s, txn)) ||
 	    (rc = store_apply_retention(s, txn, s->settings.keep_last, s->settings.keep_top,
-	                                NULL)))
+	                                &w->epoch, NULL)))
 		goto fail;
 	free(rec);
 	free(infos);

@@ -559,6 +559,11 @@ START_TEST(test_retention_keeps_last_and_top_and_never_drops_the_best)
 	ck_assert_uint_eq(got[0], 8);
 	ck_assert_uint_eq(got[1], 11);
 	ck_assert_uint_eq(got[2], 14);
+	/* rewriting an old epoch keeps it (a commit never deletes what it just wrote) */
+	commit_simple(s, 3, 50, 3, "val_loss", 0.9);
+	list_epochs(s, got, &n);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_uint_eq(got[0], 3);
 	ckpt_store_close(s);
 	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
 	ck_assert_int_eq(ckpt_store_gc(s, 1, 1, NULL), -EROFS);
