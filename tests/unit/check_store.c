@@ -25,6 +25,7 @@
 
 #include "ckpt/store.h"
 #include "store/records.h"
+#include "store/store_int.h"
 
 static char tmpdir[256];
 static char storepath[512];
@@ -120,6 +121,81 @@ static ckpt_store_stats stats_of(ckpt_store *s)
 	OK(ckpt_snapshot_stats(&st, snap));
 	ckpt_snapshot_close(snap);
 	return st;
+}
+
+/* Whole-store invariants, read straight from LMDB: every blob's refcount equals the number of
+ * tensors referencing it, every blob has exactly its chunks, no chunk is orphaned, the index
+ * matches the checkpoints and "best" is what the index says. */
+static void check_invariants(ckpt_store *s)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	ck_assert_int_eq(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn), 0);
+	struct ref {
+		uint8_t hash[16];
+		uint64_t count;
+	} *refs = NULL;
+	size_t nrefs = 0, nckpt = 0;
+	ck_assert_int_eq(mdb_cursor_open(txn, s->db_ckpt, &cur), 0);
+	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		store_ckpt_rec *r;
+		ck_assert_int_eq(store_ckpt_decode(&r, v.mv_data, v.mv_size, NULL, 0), 0);
+		nckpt++;
+		for (size_t i = 0; i < r->ntensors; i++) {
+			size_t j = 0;
+			while (j < nrefs && memcmp(refs[j].hash, r->tensors[i].hash, 16) != 0)
+				j++;
+			if (j == nrefs) {
+				refs = realloc(refs, (nrefs + 1) * sizeof(*refs));
+				memcpy(refs[nrefs].hash, r->tensors[i].hash, 16);
+				refs[nrefs++].count = 0;
+			}
+			refs[j].count++;
+		}
+		store_ckpt_free(r);
+	}
+	mdb_cursor_close(cur);
+	MDB_stat st;
+	ck_assert_int_eq(mdb_stat(txn, s->db_index, &st), 0);
+	ck_assert_uint_eq(st.ms_entries, nckpt);
+	ck_assert_int_eq(mdb_stat(txn, s->db_blobs, &st), 0);
+	ck_assert_uint_eq(st.ms_entries, nrefs);
+	uint64_t chunks = 0;
+	for (size_t j = 0; j < nrefs; j++) {
+		MDB_val key = {16, refs[j].hash};
+		store_blob_rec b;
+		ck_assert_int_eq(mdb_get(txn, s->db_blobs, &key, &v), 0);
+		ck_assert_int_eq(store_blob_decode(&b, v.mv_data, v.mv_size, NULL, 0), 0);
+		ck_assert_uint_eq(b.refcount, refs[j].count);
+		for (uint32_t i = 0; i < b.nchunks; i++) {
+			uint8_t ck[STORE_CHUNK_KEY_LEN];
+			store_chunk_key(ck, refs[j].hash, i);
+			MDB_val ckey = {sizeof(ck), ck};
+			ck_assert_int_eq(mdb_get(txn, s->db_chunks, &ckey, &v), 0);
+			ck_assert_uint_eq(ckpt_crc32(0, v.mv_data, v.mv_size), store_blob_crc(&b, i));
+		}
+		chunks += b.nchunks;
+	}
+	ck_assert_int_eq(mdb_stat(txn, s->db_chunks, &st), 0);
+	ck_assert_uint_eq(st.ms_entries, chunks);
+	uint64_t best[1];
+	size_t nbest;
+	ck_assert_int_eq(store_top_k(s, txn, best, 1, &nbest), 0);
+	MDB_val bk = {4, "best"};
+	int rc = mdb_get(txn, s->db_meta, &bk, &v);
+	if (nbest == 0) {
+		ck_assert_int_eq(rc, MDB_NOTFOUND);
+	} else {
+		ck_assert_int_eq(rc, 0);
+		uint64_t stored = 0;
+		for (int i = 7; i >= 0; i--)
+			stored = (stored << 8) | ((const uint8_t *)v.mv_data)[i];
+		ck_assert_uint_eq(stored, best[0]);
+	}
+	free(refs);
+	mdb_txn_abort(txn);
 }
 
 /* ---- tensor helpers ---- */
@@ -524,6 +600,7 @@ START_TEST(test_retention_keeps_last_and_top_and_never_drops_the_best)
 	ckpt_store_stats st = stats_of(s);
 	ck_assert_uint_eq(st.chunks, 12);
 	ck_assert_uint_eq(st.stored_bytes, 600);
+	check_invariants(s);
 
 	/* gc with new settings persists them */
 	uint32_t deleted;
@@ -564,6 +641,7 @@ START_TEST(test_retention_keeps_last_and_top_and_never_drops_the_best)
 	list_epochs(s, got, &n);
 	ck_assert_uint_eq(n, 4);
 	ck_assert_uint_eq(got[0], 3);
+	check_invariants(s);
 	ckpt_store_close(s);
 	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
 	ck_assert_int_eq(ckpt_store_gc(s, 1, 1, NULL), -EROFS);
@@ -598,6 +676,7 @@ START_TEST(test_dedup_stores_identical_bytes_once_and_gc_frees_the_last_referenc
 	ck_assert_uint_eq(st.bytes, 9 * 640);
 	ck_assert_uint_eq(st.stored_bytes, 4 * 640);
 	ck_assert_uint_eq(st.chunks, 4 * 10);
+	check_invariants(s);
 	OK(ckpt_store_gc(s, 1, 0, NULL)); /* keeps 1 (best) and 3 (last) */
 	st = stats_of(s);
 	ck_assert_uint_eq(st.checkpoints, 2);
@@ -630,6 +709,7 @@ START_TEST(test_dedup_stores_identical_bytes_once_and_gc_frees_the_last_referenc
 	ck_assert_uint_eq(st.checkpoints, 1);
 	ck_assert_uint_eq(st.stored_bytes, 32);
 	ck_assert_uint_eq(st.chunks, 1);
+	check_invariants(s);
 	ckpt_store_close(s);
 }
 END_TEST
@@ -882,6 +962,7 @@ START_TEST(test_threads_share_a_store_handle_while_it_commits_and_grows)
 	ckpt_store_stats st = stats_of(s);
 	ck_assert_uint_eq(st.checkpoints, 20);
 	ck_assert_uint_gt(st.map_size, 256 << 10);
+	check_invariants(s);
 	free(buf);
 	ckpt_store_close(s);
 }
@@ -959,6 +1040,7 @@ START_TEST(test_commit_is_atomic_under_sigkill)
 		ck_assert_mem_eq(got, want, sizeof(got));
 		free(epochs);
 		ckpt_snapshot_close(snap);
+		check_invariants(s);
 		ckpt_store_close(s);
 	}
 }
