@@ -649,6 +649,138 @@ START_TEST(test_retention_keeps_last_and_top_and_never_drops_the_best)
 }
 END_TEST
 
+/* a random mix of commits (replacing epochs, sharing contents, NaN and missing metrics) and
+ * gc calls, checked after every step against a simple model of retention and best */
+typedef struct model_ckpt {
+	bool present, has_value;
+	double value;
+	int pattern[3];
+	int ntensors;
+} model_ckpt;
+
+static bool model_better(const model_ckpt *m, int a, int b)
+{
+	return m[a].value < m[b].value || (m[a].value == m[b].value && a < b);
+}
+
+static void model_retain(model_ckpt *m, int nepochs, uint32_t keep_last, uint32_t keep_top,
+                         int protect)
+{
+	if (keep_last == 0)
+		return;
+	int ranked[64], nr = 0, present[64], np = 0;
+	for (int e = 1; e <= nepochs; e++) {
+		if (!m[e].present)
+			continue;
+		present[np++] = e;
+		if (m[e].has_value) {
+			int j = nr++;
+			while (j > 0 && model_better(m, e, ranked[j - 1])) {
+				ranked[j] = ranked[j - 1];
+				j--;
+			}
+			ranked[j] = e;
+		}
+	}
+	int top = keep_top ? (int)keep_top : 1;
+	for (int i = 0; i + (int)keep_last < np; i++) {
+		int e = present[i];
+		bool keep = e == protect;
+		for (int j = 0; j < top && j < nr; j++)
+			keep = keep || ranked[j] == e;
+		if (!keep)
+			m[e].present = false;
+	}
+}
+
+START_TEST(test_random_commits_and_gc_match_a_model_of_retention_and_best)
+{
+	ckpt_store *s = make_store(64, 3, 1, CKPT_MODE_MIN);
+	enum { NEPOCHS = 12, NPATTERNS = 6 };
+	model_ckpt m[NEPOCHS + 1];
+	memset(m, 0, sizeof(m));
+	uint32_t keep_last = 3, keep_top = 1;
+	static float patterns[NPATTERNS][80];
+	static const size_t plen[NPATTERNS] = {0, 1, 16, 17, 64, 80};
+	for (int p = 0; p < NPATTERNS; p++)
+		fill(patterns[p], sizeof(patterns[p]), (uint32_t)(1000 + p));
+	srand(20261122);
+	for (int step = 0; step < 150; step++) {
+		if (rand() % 10 == 0) {
+			keep_last = (uint32_t)(rand() % 5);
+			keep_top = (uint32_t)(rand() % 4);
+			OK(ckpt_store_gc(s, keep_last, keep_top, NULL));
+			model_retain(m, NEPOCHS, keep_last, keep_top, -1);
+		} else {
+			int e = 1 + rand() % NEPOCHS;
+			model_ckpt c = {.present = true, .ntensors = 1 + rand() % 3};
+			int kind = rand() % 10;
+			c.has_value = kind >= 2;
+			c.value = (double)(rand() % 8) / 8.0;
+			ckpt_writer *w;
+			OK(ckpt_writer_begin(&w, s, (uint64_t)e));
+			for (int t = 0; t < c.ntensors; t++) {
+				char name[16];
+				c.pattern[t] = rand() % NPATTERNS;
+				snprintf(name, sizeof(name), "t%d", t);
+				uint64_t shape[1] = {plen[c.pattern[t]]};
+				OK(ckpt_writer_put_tensor(w, name, 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
+				                          patterns[c.pattern[t]], shape[0] * 4));
+			}
+			if (kind == 0)
+				OK(ckpt_writer_set_metric(w, "val_loss", NAN));
+			else if (c.has_value)
+				OK(ckpt_writer_set_metric(w, "val_loss", c.value));
+			OK(ckpt_writer_commit(w));
+			m[e] = c;
+			model_retain(m, NEPOCHS, keep_last, keep_top, e);
+		}
+		/* compare */
+		uint64_t got[NEPOCHS + 1];
+		size_t n, k = 0;
+		list_epochs(s, got, &n);
+		int best = 0;
+		for (int e = 1; e <= NEPOCHS; e++) {
+			if (!m[e].present)
+				continue;
+			ck_assert_msg(k < n && got[k] == (uint64_t)e, "step %d: epoch %d missing", step,
+			              e);
+			k++;
+			if (m[e].has_value && (!best || model_better(m, e, best)))
+				best = e;
+		}
+		ck_assert_msg(k == n, "step %d: store has %zu epochs, model %zu", step, n, k);
+		int rc;
+		uint64_t b = best_of(s, &rc);
+		if (best)
+			ck_assert_msg(rc == 0 && b == (uint64_t)best, "step %d: best %llu, model %d",
+			              step, (unsigned long long)b, best);
+		else
+			ck_assert_int_eq(rc, -ENOENT);
+		check_invariants(s);
+	}
+	/* and every stored tensor reads back as its pattern */
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	for (int e = 1; e <= NEPOCHS; e++) {
+		if (!m[e].present)
+			continue;
+		const ckpt_checkpoint *c;
+		OK(ckpt_snapshot_checkpoint(&c, snap, (uint64_t)e));
+		ck_assert_uint_eq(ckpt_checkpoint_tensor_count(c), (size_t)m[e].ntensors);
+		for (int t = 0; t < m[e].ntensors; t++) {
+			const ckpt_tensor_info *ti = ckpt_checkpoint_tensor_at(c, (size_t)t);
+			float back[80];
+			ck_assert_uint_eq(ti->nbytes, plen[m[e].pattern[t]] * 4);
+			OK(ckpt_tensor_read(back, snap, ti, 0, ti->nbytes));
+			ck_assert_mem_eq(back, patterns[m[e].pattern[t]], ti->nbytes);
+		}
+	}
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
 /* ---- dedup ---- */
 
 START_TEST(test_dedup_stores_identical_bytes_once_and_gc_frees_the_last_reference)
@@ -1346,6 +1478,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_best_tracks_min_and_max_and_ignores_nan);
 	tcase_add_test(tc, test_retention_keeps_last_and_top_and_never_drops_the_best);
 	tcase_add_test(tc, test_dedup_stores_identical_bytes_once_and_gc_frees_the_last_reference);
+	tcase_add_test(tc, test_random_commits_and_gc_match_a_model_of_retention_and_best);
 	tcase_add_test(tc, test_map_grows_from_a_tiny_initial_map);
 	tcase_add_test(tc, test_map_full_is_retried_after_growing_and_waits_for_open_snapshots);
 	tcase_add_test(tc, test_reader_snapshot_stays_consistent_while_a_writer_commits);
