@@ -6,6 +6,7 @@
  * (LMDB remaps it and borrowed pointers would dangle). Read-only handles map a large virtual
  * size so that writers in other processes can grow the file under them.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -197,11 +198,16 @@ int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t
 		int rc = store_blob_decode(&b, val.mv_data, val.mv_size, why, sizeof(why));
 		if (rc)
 			return store_error(rc, "store %s: blob record: %s", s->path, why);
-		if (b.nbytes != nbytes || b.chunk_size != s->settings.chunk_size)
+		bool same = b.nbytes == nbytes && b.chunk_size == s->settings.chunk_size &&
+		            b.nchunks == nchunks;
+		for (uint32_t i = 0; same && i < nchunks; i++)
+			same = store_blob_crc(&b, i) == chunk_crcs[i];
+		if (!same)
 			return store_error(CKPT_ECORRUPT,
-			                   "store %s: blob of the same hash has %llu bytes, not %llu "
-			                   "(damaged record or hash collision)", s->path,
-			                   (unsigned long long)b.nbytes, (unsigned long long)nbytes);
+			                   "store %s: stored bytes of the same hash differ (%llu bytes, "
+			                   "not %llu, or other CRC-32s): damaged blob record or hash "
+			                   "collision", s->path, (unsigned long long)b.nbytes,
+			                   (unsigned long long)nbytes);
 		size_t len = val.mv_size;
 		uint8_t *copy = malloc(len);
 		if (!copy)
@@ -860,6 +866,8 @@ fail:
 
 void ckpt_store_close(ckpt_store *store)
 {
+	/* LMDB would unmap under the snapshots' pointers */
+	assert(!store || store->open_snapshots == 0);
 	store_free(store);
 }
 

@@ -1391,6 +1391,29 @@ START_TEST(test_corrupt_records_give_errors_with_context)
 		ck_assert(rc == 0 || rc == CKPT_ECORRUPT);
 		store_ckpt_free(r);
 	}
+	/* random bytes of random lengths through every decoder */
+	for (int i = 0; i < 4000; i++) {
+		uint8_t junk[256];
+		size_t jl = (size_t)rand() % sizeof(junk);
+		for (size_t b = 0; b < jl; b++)
+			junk[b] = (uint8_t)rand();
+		if (i % 3 == 0 && jl >= 8) /* often a plausible version field */
+			junk[0] = 1, junk[1] = 0;
+		char why[200];
+		store_run_rec run;
+		store_blob_rec blob;
+		store_index_rec idx;
+		store_settings_rec set;
+		store_ckpt_rec *r = NULL;
+		if (store_run_decode(&run, junk, jl, why, sizeof(why)) == 0)
+			store_run_free(&run);
+		if (store_blob_decode(&blob, junk, jl, why, sizeof(why)) == 0)
+			ck_assert_uint_eq(jl, STORE_BLOB_HEADER_LEN + 4 * (size_t)blob.nchunks);
+		(void)store_index_decode(&idx, junk, jl, why, sizeof(why));
+		(void)store_settings_decode(&set, junk, jl, why, sizeof(why));
+		if (store_ckpt_decode(&r, junk, jl, why, sizeof(why)) == 0)
+			store_ckpt_free(r);
+	}
 	raw_put("ckpt", key, 8, rec, len / 2);
 	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
 	ckpt_snapshot *snap;
