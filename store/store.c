@@ -627,6 +627,34 @@ static void remove_env_files(const char *path, bool remove_dir)
 		rmdir(path);
 }
 
+/* A create killed before its first commit leaves a data.mdb that is empty or holds no
+ * database at all: no store, nothing to lose, so a new create may start over in its place. */
+static bool is_abandoned_env(const char *path)
+{
+	char file[4096];
+	struct stat st;
+	snprintf(file, sizeof(file), "%s/data.mdb", path);
+	if (stat(file, &st) != 0 || !S_ISREG(st.st_mode))
+		return false;
+	if (st.st_size == 0)
+		return true;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat ms;
+	bool abandoned = false;
+	if (mdb_env_create(&env))
+		return false;
+	if (!mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS, 0644) &&
+	    !mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
+		if (!mdb_dbi_open(txn, NULL, 0, &dbi) && !mdb_stat(txn, dbi, &ms))
+			abandoned = ms.ms_entries == 0;
+		mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+	return abandoned;
+}
+
 int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
                       const ckpt_store_options *opts)
 {
@@ -661,15 +689,21 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 			return store_error(-errno, "%s: cannot read directory (%s)", path,
 			                   strerror(errno));
 		struct dirent *de;
-		bool has_store = false, empty = true;
+		bool has_store = false, empty = true, only_env = true;
 		while ((de = readdir(d))) {
 			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 				continue;
 			empty = false;
 			if (strcmp(de->d_name, "data.mdb") == 0)
 				has_store = true;
+			else if (strcmp(de->d_name, "lock.mdb") != 0)
+				only_env = false;
 		}
 		closedir(d);
+		if (has_store && only_env && is_abandoned_env(path)) {
+			remove_env_files(path, false);
+			empty = true;
+		}
 		if (!empty)
 			return store_error(-EEXIST, "%s: %s", path,
 			                   has_store ? "already holds a store"

@@ -75,8 +75,15 @@ check_store() {
 		[ "$printed" -eq 0 ] || { trial_fail "store vanished after epoch $printed"; return 1; }
 		return 0
 	fi
-	"$BIN/ckpt" verify "$store" >"$TMP/verify.log" 2>&1 ||
-		{ trial_fail "ckpt verify: $(cat "$TMP/verify.log")"; return 1; }
+	if ! "$BIN/ckpt" verify "$store" >"$TMP/verify.log" 2>&1; then
+		# killed inside ckpt_store_create: an environment without a store, which the same
+		# command replaces (libckpt starts over in an abandoned environment)
+		if [ "$printed" -eq 0 ] && grep -q "not a ckpt store" "$TMP/verify.log"; then
+			return 0
+		fi
+		trial_fail "ckpt verify: $(cat "$TMP/verify.log")"
+		return 1
+	fi
 	"$BIN/ckpt" info "$store" >"$TMP/info.log" 2>&1 ||
 		{ trial_fail "ckpt info: $(cat "$TMP/info.log")"; return 1; }
 	epochs_listed=$("$BIN/ckpt" log "$store" 2>&1 | awk 'NR > 1 { sub(/^epoch-0*/, "", $1); print $1 }' | tr '\n' ' ')
