@@ -4,9 +4,9 @@
 #
 # Both sides: --layers 784,256,128,10, batch 128, SGD (lr 0.1, momentum 0.9), Fashion-MNIST
 # (55000 training, 5000 validation, 10000 test samples), the same thread count, validation and
-# test passes included in the epoch time; runs alternate (ckpt-train, torch, ckpt-train, ...)
-# and medians are compared. The GEMM limit is the epoch's sgemm calls timed alone
-# (build/tests/tools/train_gemm) in this same run. Environment: BENCH_RUNS (default 3),
+# test passes included in the epoch time; runs alternate (GEMM limit, ckpt-train, torch, GEMM
+# limit, ...) and medians are compared. The GEMM limit is the epoch's sgemm calls timed alone
+# (build/tests/tools/train_gemm, best of 3) in this same run. Environment: BENCH_RUNS (default 3),
 # BENCH_THREADS (default 2), BENCH_ACC_EPOCHS (default 15), TORCH_PYTHON (/usr/bin/python3).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,8 +34,10 @@ core=$(sed -n 's/.* core \([A-Za-z0-9]*\).*/\1/p' <<<"$gemm")
 have_torch=1
 "$PY" -c 'import torch' 2>/dev/null || have_torch=0
 
-ours=() theirs=()
+ours=() theirs=() limits=()
 for r in $(seq 1 "$RUNS"); do
+	g=$(build/tests/tools/train_gemm $LAYERS 128 55000 15000 "$THREADS") || exit 1
+	limits+=("$(awk '{ print $4 }' <<<"$g")")
 	out=$($TRAIN --store "$work/run$r" --layers $LAYERS --batch-size 128 --optimizer sgd --lr 0.1 \
 		--momentum 0.9 --epochs 1 --threads "$THREADS" --seed "$r") || exit 1
 	ours+=("$(sed -n 's/^epoch 1\/1 .*  \([0-9.]*\)s  .*/\1/p' <<<"$out")")
@@ -46,14 +48,16 @@ for r in $(seq 1 "$RUNS"); do
 		theirs+=("$(sed -n 's/^epoch_seconds \([0-9.]*\).*/\1/p' <<<"$t")")
 	fi
 	if [ $have_torch = 1 ]; then
-		echo "run $r: ckpt-train ${ours[-1]} s, pytorch ${theirs[-1]} s"
+		echo "run $r: GEMM limit ${limits[-1]} s, ckpt-train ${ours[-1]} s, pytorch ${theirs[-1]} s"
 	else
-		echo "run $r: ckpt-train ${ours[-1]} s"
+		echo "run $r: GEMM limit ${limits[-1]} s, ckpt-train ${ours[-1]} s"
 	fi
 done
 ours_med=$(printf '%s\n' "${ours[@]}" | median)
-read -r _ flops _ limit _ gflops _ <<<"$gemm"
-echo "threads: $THREADS   BLAS kernels: $core   sgemm over the epoch's shapes: $gflops GFLOP/s"
+read -r _ flops _ _ _ _ _ <<<"$gemm"
+limit=$(printf '%s\n' "${limits[@]}" | median)
+gflops=$(awk -v f="$flops" -v s="$limit" 'BEGIN { printf "%.1f", f / s / 1e9 }')
+echo "threads: $THREADS   BLAS kernels: $core   sgemm over the epoch's shapes (median): $gflops GFLOP/s"
 echo "epoch GEMM work: $(awk -v f="$flops" 'BEGIN { printf "%.1f", f / 1e9 }') GFLOP -> GEMM-bound limit $limit s"
 echo "ckpt-train epoch (median of $RUNS): $ours_med s = $(awk -v a="$ours_med" -v b="$limit" 'BEGIN { printf "%.2f", a / b }')x the GEMM limit"
 if [ $have_torch = 1 ]; then
