@@ -35,7 +35,7 @@ static void usage(FILE *to)
 	        "  --layers L             layer sizes, input first (default 784,256,128,10)\n"
 	        "  --val-split N          last N training samples validate (default 5000)\n"
 	        "training:\n"
-	        "  --epochs N             total epochs to reach, also when resuming (default 10)\n"
+	        "  --epochs N             total epochs to reach (default 10; on --resume the run's)\n"
 	        "  --batch-size N         (default 128)\n"
 	        "  --optimizer NAME       sgd (default), adam or adamw\n"
 	        "  --lr X                 learning rate (default 0.1 for sgd, 0.001 for adam/adamw)\n"
@@ -206,6 +206,7 @@ int main(int argc, char **argv)
 		case OPT_EPOCHS:
 			if (parse_u32(&cfg.epochs, optarg, "--epochs", 1))
 				return 2;
+			cfg.explicit_set |= TRAIN_SET_EPOCHS;
 			break;
 		case OPT_BATCH:
 			if (parse_u32(&cfg.batch_size, optarg, "--batch-size", 1))

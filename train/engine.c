@@ -140,7 +140,7 @@ static char *config_json(const train_config *c)
 {
 	json_t *o = json_pack(
 	    "{s:s, s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:b, s:f, s:f, s:f, s:f, s:i, s:I, s:f, s:I, "
-	    "s:I, s:s}",
+	    "s:I, s:s, s:I}",
 	    "data", c->data, "layers", c->layers, "optimizer", train_opt_name(c->opt.kind),
 	    "batch_size", (json_int_t)c->batch_size, "val_split", (json_int_t)c->val_split, "lr",
 	    c->opt.lr, "momentum", c->opt.momentum, "dampening", c->opt.dampening, "nesterov",
@@ -148,7 +148,7 @@ static char *config_json(const train_config *c)
 	    "beta2", c->opt.beta2, "eps", c->opt.eps, "schedule", (int)c->schedule,
 	    "schedule_every", (json_int_t)c->schedule_every, "schedule_gamma", c->schedule_gamma,
 	    "schedule_t_max", (json_int_t)c->schedule_t_max, "seed", (json_int_t)c->seed, "monitor",
-	    c->monitor);
+	    c->monitor, "epochs", (json_int_t)c->epochs);
 	if (!o)
 		return NULL;
 	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
@@ -164,18 +164,19 @@ static int config_from_json(train_config *c, const char *text, size_t len, uint6
 		return train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.config is not JSON (%s)",
 		                  epoch, jerr.text);
 	const char *data, *layers, *optimizer, *monitor;
-	json_int_t batch, val_split, every, t_max, seed;
+	json_int_t batch, val_split, every, t_max, seed, epochs = 0;
 	int nesterov, schedule;
 	double lr, momentum, dampening, wd, beta1, beta2, eps, gamma;
 	int rc = json_unpack_ex(o, &jerr, 0,
 	                        "{s:s, s:s, s:s, s:I, s:I, s:F, s:F, s:F, s:b, s:F, s:F, s:F, s:F, "
-	                        "s:i, s:I, s:F, s:I, s:I, s:s}",
+	                        "s:i, s:I, s:F, s:I, s:I, s:s, s?I}",
 	                        "data", &data, "layers", &layers, "optimizer", &optimizer,
 	                        "batch_size", &batch, "val_split", &val_split, "lr", &lr, "momentum",
 	                        &momentum, "dampening", &dampening, "nesterov", &nesterov,
 	                        "weight_decay", &wd, "beta1", &beta1, "beta2", &beta2, "eps", &eps,
 	                        "schedule", &schedule, "schedule_every", &every, "schedule_gamma",
-	                        &gamma, "schedule_t_max", &t_max, "seed", &seed, "monitor", &monitor);
+	                        &gamma, "schedule_t_max", &t_max, "seed", &seed, "monitor", &monitor,
+	                        "epochs", &epochs);
 	if (rc) {
 		rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.config is damaged (%s)",
 		                epoch, jerr.text);
@@ -193,7 +194,7 @@ static int config_from_json(train_config *c, const char *text, size_t len, uint6
 	}
 	if (batch <= 0 || batch > UINT32_MAX || val_split < 0 || val_split > UINT32_MAX ||
 	    schedule < 0 || schedule > TRAIN_SCHED_COSINE || every < 0 || every > UINT32_MAX ||
-	    t_max < 0 || t_max > UINT32_MAX) {
+	    t_max < 0 || t_max > UINT32_MAX || epochs < 0 || epochs > UINT32_MAX) {
 		rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.config out of range",
 		                epoch);
 		goto out;
@@ -213,6 +214,8 @@ static int config_from_json(train_config *c, const char *text, size_t len, uint6
 	c->schedule_gamma = gamma;
 	c->schedule_t_max = (uint32_t)t_max;
 	c->seed = (uint64_t)seed;
+	if (epochs > 0)
+		c->epochs = (uint32_t)epochs;
 	snprintf(c->monitor, sizeof(c->monitor), "%s", monitor);
 out:
 	json_decref(o);
@@ -278,7 +281,8 @@ static int config_merge_resumed(train_config *cli, const train_config *run)
 	/* take the run's settings; keep what belongs to this invocation */
 	train_config merged = *run;
 	merged.store_path = cli->store_path;
-	merged.epochs = cli->epochs;
+	if (cli->explicit_set & TRAIN_SET_EPOCHS)
+		merged.epochs = cli->epochs; /* else: the target of the run being resumed */
 	merged.keep_last = cli->keep_last;
 	merged.keep_top = cli->keep_top;
 	merged.threads = cli->threads;

@@ -54,6 +54,7 @@ enum {
 	TRAIN_SET_MONITOR = 1u << 14,
 	TRAIN_SET_KEEP = 1u << 15,     /**< --keep-last */
 	TRAIN_SET_KEEP_TOP = 1u << 16, /**< --keep-top */
+	TRAIN_SET_EPOCHS = 1u << 17,
 };
 
 typedef struct train_config {
@@ -62,7 +63,7 @@ typedef struct train_config {
 	char layers[512];  /**< "784,256,128,10" */
 	uint32_t sizes[TRAIN_MAX_LAYERS + 1];
 	uint32_t nsizes;
-	uint32_t epochs;   /**< total to reach */
+	uint32_t epochs;   /**< total to reach (on resume without --epochs: the run's target) */
 	uint32_t batch_size;
 	uint32_t val_split;
 	train_opt_config opt;

@@ -504,6 +504,7 @@ static void check_resume_is_bit_exact(const char *optimizer, const char *schedul
 	r.store_path = resumed;
 	r.resume = true;
 	r.epochs = 2;
+	r.explicit_set = TRAIN_SET_EPOCHS;
 	r.threads = 1;
 	r.quiet = true;
 	r.no_sync = true;
@@ -529,6 +530,28 @@ END_TEST
 START_TEST(test_resume_is_bit_exact_for_adamw)
 {
 	check_resume_is_bit_exact("adamw", "step:1:0.7");
+}
+END_TEST
+
+START_TEST(test_resume_without_epochs_goes_to_the_runs_target)
+{
+	char store_path[512];
+	path_in(store_path, sizeof(store_path), "target");
+	train_config c;
+	train_result res;
+	small_config(&c, store_path, "sgd", 3);
+	run_ok(&c);
+	train_config r;
+	train_config_defaults(&r);
+	r.store_path = store_path;
+	r.resume = true;
+	snprintf(r.resume_from, sizeof(r.resume_from), "1");
+	r.quiet = true;
+	r.no_sync = true;
+	ck_assert_int_eq(train_run(&r, &res), 0);
+	ck_assert_uint_eq(res.last_epoch, 3);
+	ck_assert_uint_eq(r.epochs, 3);
+	ck_assert_int_eq(r.threads, 1); /* the run's thread count, not the default */
 }
 END_TEST
 
@@ -773,6 +796,7 @@ static Suite *train_suite(void)
 	tcase_add_test(runs, test_resume_is_bit_exact_for_sgd);
 	tcase_add_test(runs, test_resume_is_bit_exact_for_adam);
 	tcase_add_test(runs, test_resume_is_bit_exact_for_adamw);
+	tcase_add_test(runs, test_resume_without_epochs_goes_to_the_runs_target);
 	tcase_add_test(runs, test_best_follows_val_loss_min);
 	tcase_add_test(runs, test_best_follows_val_acc_max);
 	tcase_add_test(runs, test_checkpoint_holds_torch_named_state);
