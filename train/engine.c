@@ -773,12 +773,25 @@ static uint32_t resolve_epoch(ckpt_snapshot *snap, const char *spec, int *rc)
 	return (uint32_t)e;
 }
 
+/* A data directory or CSV file is recorded as an absolute path, so a resume from another
+ * working directory finds it; names that do not resolve are kept for the loader to report. */
+static void absolute_data_path(train_config *c)
+{
+	if (strcmp(c->data, "fashion-mnist") == 0 || strcmp(c->data, "synthetic") == 0)
+		return;
+	char *abs = realpath(c->data, NULL);
+	if (abs && strlen(abs) < sizeof(c->data))
+		memcpy(c->data, abs, strlen(abs) + 1);
+	free(abs);
+}
+
 int train_run(train_config *cfg, train_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->last_test_acc = NAN;
 	train_clear_error();
 	stop_signal = 0;
+	absolute_data_path(cfg);
 
 	ckpt_store *store = NULL;
 	ckpt_snapshot *snap = NULL;

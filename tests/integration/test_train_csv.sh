@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# tests/integration/test_train_csv.sh - training from CSV files: a header line, label first,
+# pixels 0..255; the test set is the sibling file named with "test" for "train".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+TRAIN=build/bin/ckpt-train CKPT=build/bin/ckpt
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+# three separable classes: the label decides which third of the 9 pixels is bright
+awk -v seed=1 'BEGIN {
+	srand(seed)
+	for (f = 0; f < 2; f++) {
+		out = f ? "'"$work"'/blobs_test.csv" : "'"$work"'/blobs_train.csv"
+		print "label,p1,p2,p3,p4,p5,p6,p7,p8,p9" > out
+		for (i = 0; i < (f ? 150 : 900); i++) {
+			y = i % 3
+			line = y
+			for (j = 0; j < 9; j++)
+				line = line "," int((int(j / 3) == y ? 150 : 20) + rand() * 100)
+			print line > out
+		}
+	}
+}'
+$TRAIN --store "$work/s" --data "$work/blobs_train.csv" --layers 9,8,3 --val-split 150 \
+	--batch-size 32 --epochs 3 --threads 1 --no-sync >"$work/out" || fail "training on CSV"
+cat "$work/out"
+acc=$(sed -n 's/^epoch 3\/3 .*test_acc \([0-9.]*\).*/\1/p' "$work/out")
+[ -n "$acc" ] || fail "no test_acc from the sibling test file"
+awk -v a="$acc" 'BEGIN { exit !(a > 0.9) }' || fail "test accuracy $acc on separable data"
+$CKPT info "$work/s" | grep -q "^dataset: .*blobs_train.csv$" || fail "dataset not recorded"
+# without a sibling there is no test set, and no test_acc
+mv "$work/blobs_test.csv" "$work/other.csv"
+$TRAIN --store "$work/t" --data "$work/blobs_train.csv" --layers 9,8,3 --val-split 150 \
+	--epochs 1 --threads 1 --no-sync >"$work/out" || fail "training without a test file"
+grep -q test_acc "$work/out" && fail "test_acc without a test set"
+echo "ok: CSV training with and without a test file (test_acc $acc)"
