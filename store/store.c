@@ -700,7 +700,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 				only_env = false;
 		}
 		closedir(d);
-		if (has_store && only_env && is_abandoned_env(path)) {
+		/* a lock.mdb alone (killed before data.mdb was written) is a remnant as well */
+		if (!empty && only_env && (!has_store || is_abandoned_env(path))) {
 			remove_env_files(path, false);
 			empty = true;
 		}
@@ -786,6 +787,14 @@ fail:
 	return rc == STORE_EMAPFULL ? -ENOSPC : rc;
 }
 
+static bool has_file(const char *dir, const char *name)
+{
+	char file[4096];
+	struct stat st;
+	snprintf(file, sizeof(file), "%s/%s", dir, name);
+	return stat(file, &st) == 0;
+}
+
 /* refuse anything that is not an LMDB data file before LMDB may create files */
 static int check_data_file(const char *path)
 {
@@ -794,7 +803,11 @@ static int check_data_file(const char *path)
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
-			return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (no data.mdb)", path);
+			return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (no data.mdb%s)", path,
+			                   has_file(path, "lock.mdb")
+			                       ? "; a lock.mdb left by an interrupted create, which "
+			                         "creating the store again replaces"
+			                       : "");
 		return store_error(-errno, "%s: cannot read data.mdb (%s)", path, strerror(errno));
 	}
 	uint8_t hdr[24];

@@ -1300,6 +1300,20 @@ START_TEST(test_non_store_paths_give_clear_errors_and_change_nothing)
 	ckpt_store_close(s);
 	ck_assert_int_eq(ckpt_store_create(&s, storepath, &m, NULL), -EEXIST);
 	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "already holds a store"));
+	/* remnants of a create killed early are replaced by a new create: a lock.mdb alone, or
+	 * an environment without any database */
+	snprintf(p, sizeof(p), "%s/killed", tmpdir);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	snprintf(f, sizeof(f), "%s/killed/lock.mdb", tmpdir);
+	fp = fopen(f, "w");
+	ck_assert_ptr_nonnull(fp);
+	fclose(fp);
+	ck_assert_int_eq(ckpt_store_open(&s, p, 0), CKPT_ENOTSTORE);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "interrupted create"));
+	OK(ckpt_store_create(&s, p, &m, NULL));
+	ckpt_store_close(s);
+	OK(ckpt_store_open(&s, p, CKPT_OPEN_READONLY));
+	ckpt_store_close(s);
 	/* an LMDB environment that is not a store */
 	snprintf(p, sizeof(p), "%s/plainlmdb", tmpdir);
 	ck_assert_int_eq(mkdir(p, 0755), 0);
