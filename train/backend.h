@@ -25,8 +25,8 @@ typedef struct train_sgd_params {
  *  in double, as torch 1.13 does on the host (step_size = lr / (1 - beta1^step)). */
 typedef struct train_adam_params {
 	double lr, beta1, beta2, eps, weight_decay;
-	bool decoupled; /**< AdamW: decay the parameter, not the gradient */
-	double step_size;          /**< lr / (1 - beta1^step) */
+	bool decoupled;               /**< AdamW: decay the parameter, not the gradient */
+	double step_size;             /**< lr / (1 - beta1^step) */
 	double bias_correction2_sqrt; /**< sqrt(1 - beta2^step) */
 } train_adam_params;
 
@@ -37,7 +37,8 @@ struct train_backend {
 	const char *device; /**< device string recorded with tensors: "cpu", "cuda:0" */
 	void *priv;
 
-	/** Zero-filled buffer of @p numel floats (or int32 when used for labels); NULL on ENOMEM. */
+	/** Zero-filled buffer of @p numel floats (or int32 when used for labels); NULL on ENOMEM.
+	 */
 	void *(*alloc)(train_backend *be, size_t nbytes);
 	void (*free)(train_backend *be, void *buf);
 	void (*upload)(train_backend *be, void *dst, const void *src_host, size_t nbytes);
@@ -46,7 +47,8 @@ struct train_backend {
 	void (*sync)(train_backend *be);
 
 	/** Make host data (the data set) readable by the gather ops for the whole run: the CPU
-	 *  returns @p host itself, a GPU copies it once. Release with unmap_host. NULL on ENOMEM. */
+	 *  returns @p host itself, a GPU copies it once. Release with unmap_host. NULL on ENOMEM.
+	 */
 	const void *(*map_host)(train_backend *be, const void *host, size_t nbytes);
 	void (*unmap_host)(train_backend *be, const void *mapped);
 
@@ -56,8 +58,9 @@ struct train_backend {
 	void (*gather_labels)(train_backend *be, int32_t *dst, const int32_t *src,
 	                      const uint32_t *idx, uint32_t rows);
 	/** Row-major C[m,n] = alpha * op(A) op(B) + beta * C. */
-	void (*gemm)(train_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-	             const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+	void (*gemm)(train_backend *be, bool trans_a, bool trans_b, int m, int n, int k,
+	             float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+	             float *c, int ldc);
 	/** z[r,:] += bias, then ReLU if @p relu. */
 	void (*bias_act)(train_backend *be, float *z, const float *bias, int rows, int cols,
 	                 bool relu);
@@ -66,9 +69,9 @@ struct train_backend {
 	/** db[c] = sum over rows of dz[r,c], rows summed in order. */
 	void (*bias_grad)(train_backend *be, float *db, const float *dz, int rows, int cols);
 	/**
-	 * Mean cross-entropy over @p rows of logits via a stable log-softmax. Writes d(loss)/d(logits)
-	 * into @p dlogits (may be NULL for evaluation); adds the loss sum to *loss_sum and the
-	 * number of argmax hits to *correct.
+	 * Mean cross-entropy over @p rows of logits via a stable log-softmax. Writes
+	 * d(loss)/d(logits) into @p dlogits (may be NULL for evaluation); adds the loss sum to
+	 * *loss_sum and the number of argmax hits to *correct.
 	 */
 	void (*softmax_xent)(train_backend *be, float *dlogits, const float *logits,
 	                     const int32_t *labels, int rows, int cols, double *loss_sum,

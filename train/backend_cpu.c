@@ -97,8 +97,8 @@ static void cpu_gemm(train_backend *be, bool trans_a, bool trans_b, int m, int n
 	            ldc);
 }
 
-HOT_LOOP static void cpu_bias_act(train_backend *be, float *restrict z,
-                                  const float *restrict bias, int rows, int cols, bool relu)
+HOT_LOOP static void cpu_bias_act(train_backend *be, float *restrict z, const float *restrict bias,
+                                  int rows, int cols, bool relu)
 {
 	(void)be;
 	for (int r = 0; r < rows; r++) {
@@ -123,8 +123,8 @@ HOT_LOOP static void cpu_relu_backward(train_backend *be, float *restrict dz,
 		dz[i] = a[i] > 0.0f ? dz[i] : 0.0f;
 }
 
-HOT_LOOP static void cpu_bias_grad(train_backend *be, float *restrict db,
-                                   const float *restrict dz, int rows, int cols)
+HOT_LOOP static void cpu_bias_grad(train_backend *be, float *restrict db, const float *restrict dz,
+                                   int rows, int cols)
 {
 	(void)be;
 	memset(db, 0, (size_t)cols * sizeof(float));
@@ -206,8 +206,7 @@ HOT_LOOP static void cpu_sgd_step(train_backend *be, float *restrict param,
 
 HOT_LOOP static void cpu_adam_step(train_backend *be, float *restrict param,
                                    const float *restrict grad, float *restrict exp_avg,
-                                   float *restrict exp_avg_sq, size_t n,
-                                   const train_adam_params *p)
+                                   float *restrict exp_avg_sq, size_t n, const train_adam_params *p)
 {
 	(void)be;
 	const float b1 = (float)p->beta1, b2 = (float)p->beta2;
@@ -265,10 +264,11 @@ int train_backend_create(train_backend **out, const char *device, int threads)
 	*out = NULL;
 	if (strcmp(device, "cpu") != 0) {
 		if (strncmp(device, "cuda", 4) == 0)
-			return train_fail(-ENODEV,
-			                  "device %s is not supported by this build (CPU only; the CUDA "
-			                  "backend is not built)",
-			                  device);
+			return train_fail(
+			    -ENODEV,
+			    "device %s is not supported by this build (CPU only; the CUDA "
+			    "backend is not built)",
+			    device);
 		return train_fail(-EINVAL, "unknown device '%s' (expected cpu)", device);
 	}
 	train_backend *be = calloc(1, sizeof(*be));

@@ -21,45 +21,48 @@
 
 static void usage(FILE *to)
 {
-	fprintf(to,
-	        "usage: ckpt-train --store DIR [options]\n"
-	        "\n"
-	        "Train an MLP and write every epoch's full state (model, optimizer, RNG, metrics)\n"
-	        "into the checkpoint store DIR; --resume continues a run bit-exactly.\n"
-	        "\n"
-	        "data and model:\n"
-	        "  --data SPEC            fashion-mnist (default; %s), synthetic,\n"
-	        "                         DIR (IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz])\n"
-	        "                         or FILE.csv (label,pixels 0..255; test set: the sibling file\n"
-	        "                         with 'train' replaced by 'test' in its name, if present)\n"
-	        "  --layers L             layer sizes, input first (default 784,256,128,10)\n"
-	        "  --val-split N          last N training samples validate (default 5000)\n"
-	        "training:\n"
-	        "  --epochs N             total epochs to reach (default 10; on --resume the run's)\n"
-	        "  --batch-size N         (default 128)\n"
-	        "  --optimizer NAME       sgd (default), adam or adamw\n"
-	        "  --lr X                 learning rate (default 0.1 for sgd, 0.001 for adam/adamw)\n"
-	        "  --momentum X           sgd (default 0.9)\n"
-	        "  --dampening X          sgd (default 0)\n"
-	        "  --nesterov             sgd: Nesterov momentum\n"
-	        "  --weight-decay X       (default 0; 0.01 for adamw, as torch)\n"
-	        "  --betas B1,B2          adam/adamw (default 0.9,0.999)\n"
-	        "  --eps X                adam/adamw (default 1e-8)\n"
-	        "  --lr-schedule S        none (default), step:EVERY:GAMMA or cosine (over --epochs)\n"
-	        "  --seed N               initialization and shuffling (default 0)\n"
-	        "checkpoints:\n"
-	        "  --store DIR            the store (created if missing)\n"
-	        "  --monitor M            val_loss (default, lower is better) or val_acc (higher)\n"
-	        "  --keep-last N          keep only the newest N checkpoints (default all)\n"
-	        "  --keep-top K           also keep the best K (the best is always kept)\n"
-	        "  --resume [WHICH]       continue from latest (default), best or an epoch number\n"
-	        "other:\n"
-	        "  --threads N            BLAS threads (default: online CPUs; on --resume the run's);\n"
-	        "                         results are bit-identical only for the same count\n"
-	        "  --device D             cpu\n"
-	        "  --quiet                no progress or per-epoch lines\n"
-	        "  --help, --version\n",
-	        TRAIN_FASHION_MNIST_DIR);
+	fprintf(
+	    to,
+	    "usage: ckpt-train --store DIR [options]\n"
+	    "\n"
+	    "Train an MLP and write every epoch's full state (model, optimizer, RNG, metrics)\n"
+	    "into the checkpoint store DIR; --resume continues a run bit-exactly.\n"
+	    "\n"
+	    "data and model:\n"
+	    "  --data SPEC            fashion-mnist (default; %s), synthetic,\n"
+	    "                         DIR (IDX files "
+	    "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz])\n"
+	    "                         or FILE.csv (label,pixels 0..255; test set: the sibling "
+	    "file\n"
+	    "                         with 'train' replaced by 'test' in its name, if present)\n"
+	    "  --layers L             layer sizes, input first (default 784,256,128,10)\n"
+	    "  --val-split N          last N training samples validate (default 5000)\n"
+	    "training:\n"
+	    "  --epochs N             total epochs to reach (default 10; on --resume the run's)\n"
+	    "  --batch-size N         (default 128)\n"
+	    "  --optimizer NAME       sgd (default), adam or adamw\n"
+	    "  --lr X                 learning rate (default 0.1 for sgd, 0.001 for adam/adamw)\n"
+	    "  --momentum X           sgd (default 0.9)\n"
+	    "  --dampening X          sgd (default 0)\n"
+	    "  --nesterov             sgd: Nesterov momentum\n"
+	    "  --weight-decay X       (default 0; 0.01 for adamw, as torch)\n"
+	    "  --betas B1,B2          adam/adamw (default 0.9,0.999)\n"
+	    "  --eps X                adam/adamw (default 1e-8)\n"
+	    "  --lr-schedule S        none (default), step:EVERY:GAMMA or cosine (over --epochs)\n"
+	    "  --seed N               initialization and shuffling (default 0)\n"
+	    "checkpoints:\n"
+	    "  --store DIR            the store (created if missing)\n"
+	    "  --monitor M            val_loss (default, lower is better) or val_acc (higher)\n"
+	    "  --keep-last N          keep only the newest N checkpoints (default all)\n"
+	    "  --keep-top K           also keep the best K (the best is always kept)\n"
+	    "  --resume [WHICH]       continue from latest (default), best or an epoch number\n"
+	    "other:\n"
+	    "  --threads N            BLAS threads (default: online CPUs; on --resume the run's);\n"
+	    "                         results are bit-identical only for the same count\n"
+	    "  --device D             cpu\n"
+	    "  --quiet                no progress or per-epoch lines\n"
+	    "  --help, --version\n",
+	    TRAIN_FASHION_MNIST_DIR);
 }
 
 static void error_line(const char *fmt, const char *arg)
@@ -75,8 +78,8 @@ static int parse_u32(uint32_t *out, const char *text, const char *opt, uint32_t 
 	errno = 0;
 	unsigned long long v = strtoull(text, &end, 10);
 	if (errno || end == text || *end || text[0] == '-' || v < min || v > UINT32_MAX) {
-		fprintf(stderr, "ckpt-train: error: invalid %s '%s' (expected an integer >= %u)\n", opt,
-		        text, min);
+		fprintf(stderr, "ckpt-train: error: invalid %s '%s' (expected an integer >= %u)\n",
+		        opt, text, min);
 		return -1;
 	}
 	*out = (uint32_t)v;
@@ -89,7 +92,8 @@ static int parse_double(double *out, const char *text, const char *opt)
 	errno = 0;
 	double v = strtod(text, &end);
 	if (errno || end == text || *end || !isfinite(v)) {
-		fprintf(stderr, "ckpt-train: error: invalid %s '%s' (expected a number)\n", opt, text);
+		fprintf(stderr, "ckpt-train: error: invalid %s '%s' (expected a number)\n", opt,
+		        text);
 		return -1;
 	}
 	*out = v;
@@ -180,7 +184,8 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("ckpt-train %s (store schema %d)\n", CKPT_VERSION, CKPT_SCHEMA_VERSION);
+			printf("ckpt-train %s (store schema %d)\n", CKPT_VERSION,
+			       CKPT_SCHEMA_VERSION);
 			return 0;
 		case OPT_STORE:
 			cfg.store_path = optarg;
@@ -197,7 +202,8 @@ int main(int argc, char **argv)
 			if (strlen(optarg) >= sizeof(cfg.layers) ||
 			    train_parse_layers(cfg.sizes, &cfg.nsizes, optarg)) {
 				fprintf(stderr, "ckpt-train: error: %s\n",
-				        *train_last_error() ? train_last_error() : "--layers is too long");
+				        *train_last_error() ? train_last_error()
+				                            : "--layers is too long");
 				return 2;
 			}
 			snprintf(cfg.layers, sizeof(cfg.layers), "%s", optarg);
@@ -212,7 +218,8 @@ int main(int argc, char **argv)
 			if (parse_u32(&cfg.batch_size, optarg, "--batch-size", 1))
 				return 2;
 			if (cfg.batch_size > (1u << 20)) {
-				error_line("--batch-size %s is too large (at most 1048576)", optarg);
+				error_line("--batch-size %s is too large (at most 1048576)",
+				           optarg);
 				return 2;
 			}
 			cfg.explicit_set |= TRAIN_SET_BATCH;
@@ -228,7 +235,8 @@ int main(int argc, char **argv)
 			if (parse_double(&cfg.opt.lr, optarg, "--lr"))
 				return 2;
 			if (!(cfg.opt.lr > 0)) {
-				error_line("invalid --lr %s (the learning rate must be positive)", optarg);
+				error_line("invalid --lr %s (the learning rate must be positive)",
+				           optarg);
 				return 2;
 			}
 			lr_set = true;
@@ -292,7 +300,8 @@ int main(int argc, char **argv)
 			errno = 0;
 			unsigned long long v = strtoull(optarg, &end, 10);
 			if (errno || end == optarg || *end || optarg[0] == '-' || v > INT64_MAX) {
-				error_line("invalid --seed '%s' (expected an integer in 0..2^63-1)", optarg);
+				error_line("invalid --seed '%s' (expected an integer in 0..2^63-1)",
+				           optarg);
 				return 2;
 			}
 			cfg.seed = v;
@@ -301,7 +310,8 @@ int main(int argc, char **argv)
 		}
 		case OPT_MONITOR:
 			if (strcmp(optarg, "val_loss") != 0 && strcmp(optarg, "val_acc") != 0) {
-				error_line("invalid --monitor '%s' (expected val_loss or val_acc)", optarg);
+				error_line("invalid --monitor '%s' (expected val_loss or val_acc)",
+				           optarg);
 				return 2;
 			}
 			snprintf(cfg.monitor, sizeof(cfg.monitor), "%s", optarg);
@@ -360,12 +370,14 @@ int main(int argc, char **argv)
 		    strlen(argv[optind]) < sizeof(cfg.resume_from)) {
 			snprintf(cfg.resume_from, sizeof(cfg.resume_from), "%s", argv[optind]);
 		} else {
-			error_line("unexpected argument '%s' (try 'ckpt-train --help')", argv[optind]);
+			error_line("unexpected argument '%s' (try 'ckpt-train --help')",
+			           argv[optind]);
 			return 2;
 		}
 	}
 	if (!cfg.store_path) {
-		fprintf(stderr, "ckpt-train: error: --store DIR is required (try 'ckpt-train --help')\n");
+		fprintf(stderr,
+		        "ckpt-train: error: --store DIR is required (try 'ckpt-train --help')\n");
 		return 2;
 	}
 	if (cfg.opt.kind != TRAIN_OPT_SGD && !lr_set)

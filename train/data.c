@@ -61,8 +61,9 @@ static int idx_read(gzFile f, const char *path, void *buf, size_t len, const cha
 			return train_fail(-EIO, "cannot read %s (%s)", path, msg);
 		}
 		if (n == 0)
-			return train_fail(-EINVAL, "%s is truncated (%s: expected %zu bytes, got %zu)",
-			                  path, what, len, done);
+			return train_fail(-EINVAL,
+			                  "%s is truncated (%s: expected %zu bytes, got %zu)", path,
+			                  what, len, done);
 		done += (size_t)n;
 	}
 	return 0;
@@ -99,10 +100,12 @@ int train_idx_load_images(train_dataset *out, const char *path)
 	rc = idx_read(f, path, hdr, sizeof(hdr), "header");
 	if (rc)
 		goto out;
-	uint32_t magic = be32(hdr), count = be32(hdr + 4), rows = be32(hdr + 8), cols = be32(hdr + 12);
+	uint32_t magic = be32(hdr), count = be32(hdr + 4), rows = be32(hdr + 8),
+	         cols = be32(hdr + 12);
 	if (magic != IDX_MAGIC_IMAGES) {
-		rc = train_fail(-EINVAL, "%s is not an IDX image file (magic 0x%08x, expected 0x%08x)",
-		                path, magic, IDX_MAGIC_IMAGES);
+		rc = train_fail(-EINVAL,
+		                "%s is not an IDX image file (magic 0x%08x, expected 0x%08x)", path,
+		                magic, IDX_MAGIC_IMAGES);
 		goto out;
 	}
 	if (count == 0 || rows == 0 || cols == 0 || (uint64_t)rows * cols > 1u << 24 ||
@@ -115,7 +118,8 @@ int train_idx_load_images(train_dataset *out, const char *path)
 	raw = malloc(total);
 	x = malloc(total * sizeof(float));
 	if (!raw || !x) {
-		rc = train_fail(-ENOMEM, "out of memory loading %s (%zu samples)", path, (size_t)count);
+		rc = train_fail(-ENOMEM, "out of memory loading %s (%zu samples)", path,
+		                (size_t)count);
 		goto out;
 	}
 	rc = idx_read(f, path, raw, total, "pixels");
@@ -156,8 +160,9 @@ int train_idx_load_labels(int32_t **out, uint32_t *out_count, const char *path, 
 		goto out;
 	uint32_t magic = be32(hdr), count = be32(hdr + 4);
 	if (magic != IDX_MAGIC_LABELS) {
-		rc = train_fail(-EINVAL, "%s is not an IDX label file (magic 0x%08x, expected 0x%08x)",
-		                path, magic, IDX_MAGIC_LABELS);
+		rc = train_fail(-EINVAL,
+		                "%s is not an IDX label file (magic 0x%08x, expected 0x%08x)", path,
+		                magic, IDX_MAGIC_LABELS);
 		goto out;
 	}
 	if (count == 0 || count > (1u << 30)) {
@@ -242,8 +247,8 @@ static int idx_load_split(train_dataset *out, const char *dir, const char *prefi
 	if (rc)
 		goto fail;
 	if (ny != d.count) {
-		rc = train_fail(-EINVAL, "%s has %u labels but its images file has %u samples", path,
-		                ny, d.count);
+		rc = train_fail(-EINVAL, "%s has %u labels but its images file has %u samples",
+		                path, ny, d.count);
 		goto fail;
 	}
 	d.y = y;
@@ -319,25 +324,30 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 			char *end;
 			errno = 0;
 			double v = strtod(p, &end);
-			if (end == p || errno != 0 || (*end != ',' && *end != '\0') || !isfinite(v)) {
+			if (end == p || errno != 0 || (*end != ',' && *end != '\0') ||
+			    !isfinite(v)) {
 				size_t flen = strcspn(p, ",");
-				rc = train_fail(-EINVAL, "%s:%lu: field %u '%.*s' is not a number", path,
-				                lineno, field + 1, (int)(flen > 40 ? 40 : flen), p);
+				rc = train_fail(-EINVAL, "%s:%lu: field %u '%.*s' is not a number",
+				                path, lineno, field + 1,
+				                (int)(flen > 40 ? 40 : flen), p);
 				goto out;
 			}
 			if (field == 0) {
 				if (v < 0 || v != floor(v) || v >= classes) {
-					rc = train_fail(-EINVAL,
-					                "%s:%lu: label %g is not an integer in [0, %u) "
-					                "(the last --layers size)",
-					                path, lineno, v, classes);
+					rc = train_fail(
+					    -EINVAL,
+					    "%s:%lu: label %g is not an integer in [0, %u) "
+					    "(the last --layers size)",
+					    path, lineno, v, classes);
 					goto out;
 				}
 				y[rows] = (int32_t)v;
 			} else if (field <= features) {
 				if (v < 0 || v > 255) {
-					rc = train_fail(-EINVAL, "%s:%lu: field %u value %g is outside [0, 255]",
-					                path, lineno, field + 1, v);
+					rc = train_fail(
+					    -EINVAL,
+					    "%s:%lu: field %u value %g is outside [0, 255]", path,
+					    lineno, field + 1, v);
 					goto out;
 				}
 				x[rows * features + field - 1] = (float)(v / 255.0);
@@ -348,10 +358,11 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 			p = end + 1;
 		}
 		if (field != features + 1) {
-			rc = train_fail(-EINVAL,
-			                "%s:%lu: expected %u fields (label + %u features from --layers), "
-			                "got %u",
-			                path, lineno, features + 1, features, field);
+			rc = train_fail(
+			    -EINVAL,
+			    "%s:%lu: expected %u fields (label + %u features from --layers), "
+			    "got %u",
+			    path, lineno, features + 1, features, field);
 			goto out;
 		}
 		rows++;
@@ -472,14 +483,15 @@ int train_data_load(train_data *out, const char *spec, uint32_t features, uint32
 	if (stat(dir, &st) != 0) {
 		int e = errno;
 		if (dir != spec)
-			return train_fail(-e, "cannot open %s (%s; install the Debian package "
-			                      "dataset-fashion-mnist or run 'make deps')",
+			return train_fail(-e,
+			                  "cannot open %s (%s; install the Debian package "
+			                  "dataset-fashion-mnist or run 'make deps')",
 			                  dir, strerror(e));
 		return train_fail(-e, "cannot open data %s (%s)", dir, strerror(e));
 	}
 	if (!S_ISDIR(st.st_mode))
-		return train_fail(-EINVAL,
-		                  "data %s is neither a directory of IDX files nor a .csv file", spec);
+		return train_fail(
+		    -EINVAL, "data %s is neither a directory of IDX files nor a .csv file", spec);
 	rc = idx_load_split(&out->train, dir, "train", features, classes);
 	if (rc)
 		return rc;

@@ -81,7 +81,8 @@ double train_schedule_lr(const train_config *c, uint32_t epoch_index)
 {
 	switch (c->schedule) {
 	case TRAIN_SCHED_STEP:
-		return c->opt.lr * pow(c->schedule_gamma, (double)(epoch_index / c->schedule_every));
+		return c->opt.lr *
+		       pow(c->schedule_gamma, (double)(epoch_index / c->schedule_every));
 	case TRAIN_SCHED_COSINE: {
 		uint32_t t_max = c->schedule_t_max ? c->schedule_t_max : 1;
 		return c->opt.lr * (1.0 + cos(M_PI * (double)epoch_index / (double)t_max)) / 2.0;
@@ -121,7 +122,8 @@ static char *hyperparams_json(const train_config *c)
 		rc |= json_object_set_new(o, "dampening", json_real(c->opt.dampening));
 		rc |= json_object_set_new(o, "nesterov", json_boolean(c->opt.nesterov));
 	} else {
-		rc |= json_object_set_new(o, "betas", json_pack("[ff]", c->opt.beta1, c->opt.beta2));
+		rc |=
+		    json_object_set_new(o, "betas", json_pack("[ff]", c->opt.beta1, c->opt.beta2));
 		rc |= json_object_set_new(o, "eps", json_real(c->opt.eps));
 	}
 	rc |= json_object_set_new(o, "weight_decay", json_real(c->opt.weight_decay));
@@ -161,25 +163,26 @@ static int config_from_json(train_config *c, const char *text, size_t len, uint6
 	json_error_t jerr;
 	json_t *o = json_loadb(text, len, 0, &jerr);
 	if (!o)
-		return train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.config is not JSON (%s)",
-		                  epoch, jerr.text);
+		return train_fail(CKPT_ECORRUPT,
+		                  "checkpoint %" PRIu64 ": train.config is not JSON (%s)", epoch,
+		                  jerr.text);
 	const char *data, *layers, *optimizer, *monitor;
 	json_int_t batch, val_split, every, t_max, seed, epochs = 0;
 	int nesterov, schedule;
 	double lr, momentum, dampening, wd, beta1, beta2, eps, gamma;
-	int rc = json_unpack_ex(o, &jerr, 0,
-	                        "{s:s, s:s, s:s, s:I, s:I, s:F, s:F, s:F, s:b, s:F, s:F, s:F, s:F, "
-	                        "s:i, s:I, s:F, s:I, s:I, s:s, s?I}",
-	                        "data", &data, "layers", &layers, "optimizer", &optimizer,
-	                        "batch_size", &batch, "val_split", &val_split, "lr", &lr, "momentum",
-	                        &momentum, "dampening", &dampening, "nesterov", &nesterov,
-	                        "weight_decay", &wd, "beta1", &beta1, "beta2", &beta2, "eps", &eps,
-	                        "schedule", &schedule, "schedule_every", &every, "schedule_gamma",
-	                        &gamma, "schedule_t_max", &t_max, "seed", &seed, "monitor", &monitor,
-	                        "epochs", &epochs);
+	int rc = json_unpack_ex(
+	    o, &jerr, 0,
+	    "{s:s, s:s, s:s, s:I, s:I, s:F, s:F, s:F, s:b, s:F, s:F, s:F, s:F, "
+	    "s:i, s:I, s:F, s:I, s:I, s:s, s?I}",
+	    "data", &data, "layers", &layers, "optimizer", &optimizer, "batch_size", &batch,
+	    "val_split", &val_split, "lr", &lr, "momentum", &momentum, "dampening", &dampening,
+	    "nesterov", &nesterov, "weight_decay", &wd, "beta1", &beta1, "beta2", &beta2, "eps",
+	    &eps, "schedule", &schedule, "schedule_every", &every, "schedule_gamma", &gamma,
+	    "schedule_t_max", &t_max, "seed", &seed, "monitor", &monitor, "epochs", &epochs);
 	if (rc) {
-		rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.config is damaged (%s)",
-		                epoch, jerr.text);
+		rc = train_fail(CKPT_ECORRUPT,
+		                "checkpoint %" PRIu64 ": train.config is damaged (%s)", epoch,
+		                jerr.text);
 		goto out;
 	}
 	snprintf(c->data, sizeof(c->data), "%s", data);
@@ -227,15 +230,15 @@ static int config_merge_resumed(train_config *cli, const train_config *run)
 {
 	const unsigned set = cli->explicit_set;
 	char a[64], b[64];
-#define REFUSE(what, fmt, mine, theirs)                                                        \
+#define REFUSE(what, fmt, mine, theirs)                                                            \
 	return train_fail(-EINVAL,                                                                 \
-	                  "refusing to resume: " what " " fmt " differs from the run's " fmt        \
-	                  " (a resumed run keeps its settings)",                                    \
+	                  "refusing to resume: " what " " fmt " differs from the run's " fmt       \
+	                  " (a resumed run keeps its settings)",                                   \
 	                  mine, theirs)
 	if ((set & TRAIN_SET_LAYERS) && strcmp(cli->layers, run->layers) != 0)
-		return train_fail(-EINVAL,
-		                  "refusing to resume: the run's architecture is --layers %s, not %s",
-		                  run->layers, cli->layers);
+		return train_fail(
+		    -EINVAL, "refusing to resume: the run's architecture is --layers %s, not %s",
+		    run->layers, cli->layers);
 	if ((set & TRAIN_SET_OPTIMIZER) && cli->opt.kind != run->opt.kind)
 		return train_fail(-EINVAL, "refusing to resume: the run's optimizer is %s, not %s",
 		                  train_opt_name(run->opt.kind), train_opt_name(cli->opt.kind));
@@ -254,7 +257,8 @@ static int config_merge_resumed(train_config *cli, const train_config *run)
 	if ((set & TRAIN_SET_DAMPENING) && cli->opt.dampening != run->opt.dampening)
 		REFUSE("--dampening", "%g", cli->opt.dampening, run->opt.dampening);
 	if ((set & TRAIN_SET_NESTEROV) && cli->opt.nesterov != run->opt.nesterov)
-		return train_fail(-EINVAL, "refusing to resume: the run was trained without --nesterov");
+		return train_fail(-EINVAL,
+		                  "refusing to resume: the run was trained without --nesterov");
 	if ((set & TRAIN_SET_WEIGHT_DECAY) && cli->opt.weight_decay != run->opt.weight_decay)
 		REFUSE("--weight-decay", "%g", cli->opt.weight_decay, run->opt.weight_decay);
 	if ((set & TRAIN_SET_BETAS) &&
@@ -271,8 +275,9 @@ static int config_merge_resumed(train_config *cli, const train_config *run)
 		schedule_text(a, sizeof(a), cli);
 		schedule_text(b, sizeof(b), &tmp);
 		if (cli->schedule != run->schedule ||
-		    (cli->schedule == TRAIN_SCHED_STEP && (cli->schedule_every != run->schedule_every ||
-		                                           cli->schedule_gamma != run->schedule_gamma)))
+		    (cli->schedule == TRAIN_SCHED_STEP &&
+		     (cli->schedule_every != run->schedule_every ||
+		      cli->schedule_gamma != run->schedule_gamma)))
 			REFUSE("--lr-schedule", "%s", a, b);
 	}
 	if ((set & TRAIN_SET_MONITOR) && strcmp(cli->monitor, run->monitor) != 0)
@@ -428,14 +433,15 @@ static int snapshot_take(train_snapshot **out, train_mlp *model, train_optimizer
 		train_mlp_param_name(model, i, pname, sizeof(pname));
 		uint32_t ndim = train_mlp_param_shape(model, i, shape);
 		for (size_t j = 0; j < ns && !rc; j++) {
-			snprintf(name, sizeof(name), "%s.%s", pname, train_optimizer_state_name(opt, j));
+			snprintf(name, sizeof(name), "%s.%s", pname,
+			         train_optimizer_state_name(opt, j));
 			float *buf = train_optimizer_state_buffer(opt, i, j);
 			if (buf)
 				rc = snapshot_tensor(s, be, name, CKPT_GROUP_OPTIMIZER, ndim, shape,
 				                     train_mlp_param_numel(model, i), buf, 0);
 			else /* torch 1.13 keeps Adam's step as a 0-dim float32 tensor */
-				rc = snapshot_tensor(s, be, name, CKPT_GROUP_OPTIMIZER, 0, shape, 1, NULL,
-				                     (float)opt->steps);
+				rc = snapshot_tensor(s, be, name, CKPT_GROUP_OPTIMIZER, 0, shape, 1,
+				                     NULL, (float)opt->steps);
 		}
 	}
 	if (rc) {
@@ -456,12 +462,12 @@ static int snapshot_persist(ckpt_store *store, const train_snapshot *s)
 		                  ckpt_store_path(store), ckpt_last_error());
 	for (size_t i = 0; i < s->ntensors; i++) {
 		const snap_tensor *t = &s->tensors[i];
-		rc = ckpt_writer_put_tensor(w, t->name, t->group, CKPT_DTYPE_FLOAT32, t->ndim, t->shape,
-		                            s->device, t->data, t->numel * sizeof(float));
+		rc = ckpt_writer_put_tensor(w, t->name, t->group, CKPT_DTYPE_FLOAT32, t->ndim,
+		                            t->shape, s->device, t->data, t->numel * sizeof(float));
 		if (rc) {
 			ckpt_writer_abort(w);
-			return train_fail(rc, "cannot add tensor %s to epoch %u (%s)", t->name, s->epoch,
-			                  ckpt_last_error());
+			return train_fail(rc, "cannot add tensor %s to epoch %u (%s)", t->name,
+			                  s->epoch, ckpt_last_error());
 		}
 	}
 	ckpt_writer_set_step(w, s->step);
@@ -500,10 +506,12 @@ static int rng_from_json(train_rng *rng, const void *data, size_t len, uint64_t 
 	json_t *o = json_loadb(data, len, 0, &jerr);
 	const char *alg, *w[4];
 	int rc = 0;
-	if (!o || json_unpack(o, "{s:s, s:[s,s,s,s]}", "algorithm", &alg, "state", &w[0], &w[1],
-	                      &w[2], &w[3]) ||
+	if (!o ||
+	    json_unpack(o, "{s:s, s:[s,s,s,s]}", "algorithm", &alg, "state", &w[0], &w[1], &w[2],
+	                &w[3]) ||
 	    strcmp(alg, "xoshiro256**") != 0) {
-		rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.rng is damaged", epoch);
+		rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.rng is damaged",
+		                epoch);
 		goto out;
 	}
 	for (int i = 0; i < 4; i++) {
@@ -511,8 +519,8 @@ static int rng_from_json(train_rng *rng, const void *data, size_t len, uint64_t 
 		errno = 0;
 		unsigned long long v = strtoull(w[i], &end, 16);
 		if (errno || *end || end == w[i]) {
-			rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.rng is damaged",
-			                epoch);
+			rc = train_fail(CKPT_ECORRUPT,
+			                "checkpoint %" PRIu64 ": train.rng is damaged", epoch);
 			goto out;
 		}
 		rng->s[i] = v;
@@ -546,9 +554,9 @@ static char *scheduler_json(const train_config *c, uint32_t epochs_done, double 
 
 static char *state_json(uint32_t epoch, uint64_t step, int threads, const char *device)
 {
-	json_t *o = json_pack("{s:I, s:I, s:I, s:i, s:s}", "epoch", (json_int_t)epoch, "global_step",
-	                      (json_int_t)step, "optimizer_steps", (json_int_t)step, "threads",
-	                      threads, "device", device);
+	json_t *o = json_pack("{s:I, s:I, s:I, s:i, s:s}", "epoch", (json_int_t)epoch,
+	                      "global_step", (json_int_t)step, "optimizer_steps", (json_int_t)step,
+	                      "threads", threads, "device", device);
 	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(o);
 	return text;
@@ -565,14 +573,15 @@ static int restore_tensor(ckpt_snapshot *snap, const ckpt_checkpoint *c, train_b
 	int rc = ckpt_checkpoint_find_tensor(&t, c, group, name);
 	if (rc)
 		return train_fail(rc == -ENOENT ? -EINVAL : rc,
-		                  "cannot resume from epoch %" PRIu64 ": tensor %s is missing (%s)", epoch,
-		                  name, rc == -ENOENT ? "not stored" : ckpt_last_error());
+		                  "cannot resume from epoch %" PRIu64 ": tensor %s is missing (%s)",
+		                  epoch, name, rc == -ENOENT ? "not stored" : ckpt_last_error());
 	bool same = t->dtype == CKPT_DTYPE_FLOAT32 && t->ndim == ndim;
 	for (uint32_t d = 0; same && d < ndim; d++)
 		same = t->shape[d] == shape[d];
 	if (!same)
 		return train_fail(-EINVAL,
-		                  "cannot resume from epoch %" PRIu64 ": tensor %s has another dtype or "
+		                  "cannot resume from epoch %" PRIu64
+		                  ": tensor %s has another dtype or "
 		                  "shape than the model expects",
 		                  epoch, name);
 	size_t numel = 1;
@@ -584,8 +593,8 @@ static int restore_tensor(ckpt_snapshot *snap, const ckpt_checkpoint *c, train_b
 	rc = ckpt_tensor_read(host, snap, t, 0, numel * sizeof(float));
 	if (rc) {
 		free(host);
-		return train_fail(rc, "cannot read tensor %s of epoch %" PRIu64 " (%s)", name, epoch,
-		                  ckpt_last_error());
+		return train_fail(rc, "cannot read tensor %s of epoch %" PRIu64 " (%s)", name,
+		                  epoch, ckpt_last_error());
 	}
 	if (device_buf)
 		be->upload(be, device_buf, host, numel * sizeof(float));
@@ -604,7 +613,8 @@ static int restore_state(ckpt_snapshot *snap, const ckpt_checkpoint *c, train_ml
 	int rc = ckpt_checkpoint_extra(c, "train.rng", &data, &len);
 	if (rc)
 		return train_fail(rc == -ENOENT ? CKPT_ECORRUPT : rc,
-		                  "cannot resume from epoch %" PRIu64 ": no RNG state (train.rng)", epoch);
+		                  "cannot resume from epoch %" PRIu64 ": no RNG state (train.rng)",
+		                  epoch);
 	rc = rng_from_json(rng, data, len, epoch);
 	if (rc)
 		return rc;
@@ -619,16 +629,18 @@ static int restore_state(ckpt_snapshot *snap, const ckpt_checkpoint *c, train_ml
 		if (rc)
 			return rc;
 		for (size_t j = 0; j < train_optimizer_state_count(opt); j++) {
-			snprintf(name, sizeof(name), "%s.%s", pname, train_optimizer_state_name(opt, j));
+			snprintf(name, sizeof(name), "%s.%s", pname,
+			         train_optimizer_state_name(opt, j));
 			float *buf = train_optimizer_state_buffer(opt, i, j);
 			float step = 0;
-			rc = restore_tensor(snap, c, model->be, CKPT_GROUP_OPTIMIZER, name, buf ? ndim : 0,
-			                    shape, buf, &step);
+			rc = restore_tensor(snap, c, model->be, CKPT_GROUP_OPTIMIZER, name,
+			                    buf ? ndim : 0, shape, buf, &step);
 			if (rc)
 				return rc;
 			if (!buf && (uint64_t)step != opt->steps)
 				return train_fail(CKPT_ECORRUPT,
-				                  "cannot resume from epoch %" PRIu64 ": %s is %g but the "
+				                  "cannot resume from epoch %" PRIu64
+				                  ": %s is %g but the "
 				                  "checkpoint's step is %" PRIu64,
 				                  epoch, name, step, opt->steps);
 		}
@@ -672,15 +684,17 @@ static int stop_message(const train_config *c, uint32_t epoch, uint32_t batch, u
 {
 	const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
 	if (last_saved == 0)
-		return train_fail(TRAIN_EINTERRUPTED,
-		                  "interrupted by %s in epoch %u (batch %u/%u); nothing was saved, the "
-		                  "store has no checkpoint: run the same command again to start over",
-		                  name, epoch, batch, nbatches);
+		return train_fail(
+		    TRAIN_EINTERRUPTED,
+		    "interrupted by %s in epoch %u (batch %u/%u); nothing was saved, the "
+		    "store has no checkpoint: run the same command again to start over",
+		    name, epoch, batch, nbatches);
 	return train_fail(TRAIN_EINTERRUPTED,
 	                  "interrupted by %s in epoch %u (batch %u/%u); epoch %u was not saved, "
 	                  "the store ends at epoch %u: continue with 'ckpt-train --store %s "
 	                  "--resume --epochs %u'",
-	                  name, epoch, batch, nbatches, epoch, last_saved, c->store_path, c->epochs);
+	                  name, epoch, batch, nbatches, epoch, last_saved, c->store_path,
+	                  c->epochs);
 }
 
 static int open_or_create_store(ckpt_store **out, train_config *c)
@@ -709,8 +723,9 @@ static int open_or_create_store(ckpt_store **out, train_config *c)
 		ckpt_store *store;
 		int orc = ckpt_store_open(&store, c->store_path, 0);
 		if (orc) {
-			rc = train_fail(rc, "cannot create store %s (it exists and is not a usable store: %s)",
-			                c->store_path, ckpt_last_error());
+			rc = train_fail(
+			    rc, "cannot create store %s (it exists and is not a usable store: %s)",
+			    c->store_path, ckpt_last_error());
 			goto out;
 		}
 		ckpt_snapshot *snap = NULL;
@@ -721,10 +736,11 @@ static int open_or_create_store(ckpt_store **out, train_config *c)
 		ckpt_snapshot_close(snap);
 		const ckpt_run_meta *m = ckpt_store_meta(store);
 		if (orc != -ENOENT) {
-			rc = train_fail(-EEXIST,
-			                "store %s already holds a run (use --resume to continue it, or "
-			                "another --store)",
-			                c->store_path);
+			rc = train_fail(
+			    -EEXIST,
+			    "store %s already holds a run (use --resume to continue it, or "
+			    "another --store)",
+			    c->store_path);
 			ckpt_store_close(store);
 			goto out;
 		}
@@ -733,17 +749,20 @@ static int open_or_create_store(ckpt_store **out, train_config *c)
 		    strcmp(m->hyperparams ? m->hyperparams : "", hyper) != 0 ||
 		    strcmp(m->dataset ? m->dataset : "", c->data) != 0 || m->seed != c->seed ||
 		    strcmp(m->monitor ? m->monitor : "", c->monitor) != 0) {
-			rc = train_fail(-EEXIST,
-			                "store %s exists (with no checkpoint) for a run with other settings "
-			                "(layers %s, optimizer %s); use another --store",
-			                c->store_path, m->layers ? m->layers : "", m->optimizer ? m->optimizer : "");
+			rc = train_fail(
+			    -EEXIST,
+			    "store %s exists (with no checkpoint) for a run with other settings "
+			    "(layers %s, optimizer %s); use another --store",
+			    c->store_path, m->layers ? m->layers : "",
+			    m->optimizer ? m->optimizer : "");
 			ckpt_store_close(store);
 			goto out;
 		}
 		*out = store;
 		rc = 0;
 	} else if (rc) {
-		rc = train_fail(rc, "cannot create store %s (%s)", c->store_path, ckpt_last_error());
+		rc =
+		    train_fail(rc, "cannot create store %s (%s)", c->store_path, ckpt_last_error());
 	}
 out:
 	free(hyper);
@@ -809,40 +828,46 @@ int train_run(train_config *cfg, train_result *res)
 	if (cfg->resume) {
 		rc = ckpt_store_open(&store, cfg->store_path, 0);
 		if (rc == -ENOENT || rc == CKPT_ENOTSTORE) {
-			rc = train_fail(rc, "nothing to resume: %s is not a store (%s)", cfg->store_path,
-			                ckpt_last_error());
+			rc = train_fail(rc, "nothing to resume: %s is not a store (%s)",
+			                cfg->store_path, ckpt_last_error());
 			goto out;
 		}
 		if (rc) {
-			rc = train_fail(rc, "cannot open store %s (%s)", cfg->store_path, ckpt_last_error());
+			rc = train_fail(rc, "cannot open store %s (%s)", cfg->store_path,
+			                ckpt_last_error());
 			goto out;
 		}
 		const ckpt_run_meta *meta = ckpt_store_meta(store);
 		if (strcmp(meta->model ? meta->model : "", "mlp") != 0) {
-			rc = train_fail(-EINVAL, "refusing to resume: store %s holds a '%s' model, not mlp",
+			rc = train_fail(-EINVAL,
+			                "refusing to resume: store %s holds a '%s' model, not mlp",
 			                cfg->store_path, meta->model ? meta->model : "");
 			goto out;
 		}
 		rc = ckpt_snapshot_open(&snap, store);
 		if (rc) {
-			rc = train_fail(rc, "cannot read store %s (%s)", cfg->store_path, ckpt_last_error());
+			rc = train_fail(rc, "cannot read store %s (%s)", cfg->store_path,
+			                ckpt_last_error());
 			goto out;
 		}
 		uint32_t from = resolve_epoch(snap, cfg->resume_from, &rc);
 		if (rc == -EINVAL) {
-			rc = train_fail(rc, "invalid --resume '%s' (expected latest, best or an epoch number)",
-			                cfg->resume_from);
+			rc = train_fail(
+			    rc, "invalid --resume '%s' (expected latest, best or an epoch number)",
+			    cfg->resume_from);
 			goto out;
 		}
 		if (rc == -ENOENT) {
 			if (strcmp(cfg->resume_from, "latest") == 0)
-				rc = train_fail(rc,
-				                "nothing to resume: store %s has no checkpoint (run without "
-				                "--resume to start)",
-				                cfg->store_path);
+				rc = train_fail(
+				    rc,
+				    "nothing to resume: store %s has no checkpoint (run without "
+				    "--resume to start)",
+				    cfg->store_path);
 			else if (strcmp(cfg->resume_from, "best") == 0)
-				rc = train_fail(rc, "cannot resume from best: store %s has no best checkpoint",
-				                cfg->store_path);
+				rc = train_fail(
+				    rc, "cannot resume from best: store %s has no best checkpoint",
+				    cfg->store_path);
 			else
 				rc = train_fail(rc, "cannot resume from epoch %s: not in store %s",
 				                cfg->resume_from, cfg->store_path);
@@ -851,26 +876,30 @@ int train_run(train_config *cfg, train_result *res)
 		if (!rc)
 			rc = ckpt_snapshot_checkpoint(&resume_ckpt, snap, from);
 		if (rc) {
-			rc = train_fail(rc, "cannot read checkpoint %u of %s (%s)", from, cfg->store_path,
-			                ckpt_last_error());
+			rc = train_fail(rc, "cannot read checkpoint %u of %s (%s)", from,
+			                cfg->store_path, ckpt_last_error());
 			goto out;
 		}
 		const void *text;
 		size_t len;
 		if (ckpt_checkpoint_extra(resume_ckpt, "train.config", &text, &len)) {
-			rc = train_fail(CKPT_ECORRUPT,
-			                "cannot resume from epoch %u: it was not written by ckpt-train "
-			                "(no train.config)",
-			                from);
+			rc = train_fail(
+			    CKPT_ECORRUPT,
+			    "cannot resume from epoch %u: it was not written by ckpt-train "
+			    "(no train.config)",
+			    from);
 			goto out;
 		}
 		train_config run;
 		train_config_defaults(&run);
 		rc = config_from_json(&run, text, len, from);
-		if (!rc && (strcmp(run.layers, meta->layers ? meta->layers : "") != 0 ||
-		            strcmp(train_opt_name(run.opt.kind), meta->optimizer ? meta->optimizer : "")))
-			rc = train_fail(CKPT_ECORRUPT, "store %s: checkpoint %u disagrees with the run "
-			                "metadata (layers/optimizer)", cfg->store_path, from);
+		if (!rc &&
+		    (strcmp(run.layers, meta->layers ? meta->layers : "") != 0 ||
+		     strcmp(train_opt_name(run.opt.kind), meta->optimizer ? meta->optimizer : "")))
+			rc = train_fail(CKPT_ECORRUPT,
+			                "store %s: checkpoint %u disagrees with the run "
+			                "metadata (layers/optimizer)",
+			                cfg->store_path, from);
 		if (!rc)
 			rc = config_merge_resumed(cfg, &run);
 		if (rc)
@@ -889,7 +918,8 @@ int train_run(train_config *cfg, train_result *res)
 			cfg->threads = run_threads;
 		else if (run_threads > 0 && cfg->threads != run_threads)
 			fprintf(stderr,
-			        "ckpt-train: warning: --threads %d differs from the run's %d; the result "
+			        "ckpt-train: warning: --threads %d differs from the run's %d; the "
+			        "result "
 			        "will not be bit-identical to an uninterrupted run\n",
 			        cfg->threads, run_threads);
 		start_epoch = from;
@@ -948,10 +978,12 @@ int train_run(train_config *cfg, train_result *res)
 	}
 	for (uint32_t i = 0; i < seq_len; i++)
 		seq[i] = i;
-	train_x = be->map_host(be, data.train.x, (size_t)data.train.count * data.train.features * 4);
+	train_x =
+	    be->map_host(be, data.train.x, (size_t)data.train.count * data.train.features * 4);
 	train_y = be->map_host(be, data.train.y, (size_t)data.train.count * 4);
 	if (data.test.count) {
-		test_x = be->map_host(be, data.test.x, (size_t)data.test.count * data.test.features * 4);
+		test_x =
+		    be->map_host(be, data.test.x, (size_t)data.test.count * data.test.features * 4);
 		test_y = be->map_host(be, data.test.y, (size_t)data.test.count * 4);
 	}
 	if (!train_x || !train_y || (data.test.count && (!test_x || !test_y))) {
@@ -976,12 +1008,14 @@ int train_run(train_config *cfg, train_result *res)
 			if (kl != cfg->keep_last || kt != cfg->keep_top) {
 				rc = ckpt_store_gc(store, cfg->keep_last, cfg->keep_top, &deleted);
 				if (rc) {
-					rc = train_fail(rc, "cannot apply the new retention to %s (%s)",
+					rc = train_fail(rc,
+					                "cannot apply the new retention to %s (%s)",
 					                cfg->store_path, ckpt_last_error());
 					goto out;
 				}
 				if (!cfg->quiet && deleted)
-					printf("retention now keep-last %u keep-top %u: deleted %u checkpoints\n",
+					printf("retention now keep-last %u keep-top %u: deleted %u "
+					       "checkpoints\n",
 					       cfg->keep_last, cfg->keep_top, deleted);
 			}
 		}
@@ -989,7 +1023,8 @@ int train_run(train_config *cfg, train_result *res)
 			printf("resuming %s from epoch %u (step %" PRIu64 ") to epoch %u\n",
 			       cfg->store_path, start_epoch, opt->steps, cfg->epochs);
 		if (start_epoch >= cfg->epochs && !cfg->quiet)
-			printf("nothing to do: epoch %u already reached (raise --epochs)\n", start_epoch);
+			printf("nothing to do: epoch %u already reached (raise --epochs)\n",
+			       start_epoch);
 		uint64_t latest = 0;
 		ckpt_snapshot *check;
 		if (ckpt_snapshot_open(&check, store) == 0) {
@@ -1000,8 +1035,11 @@ int train_run(train_config *cfg, train_result *res)
 		if (latest > start_epoch && latest > cfg->epochs)
 			fprintf(stderr,
 			        "ckpt-train: warning: resuming from epoch %u; epochs %u..%" PRIu64
-			        " of the earlier run stay in the store (raise --epochs to replace them)\n",
-			        start_epoch, cfg->epochs + 1 > start_epoch + 1 ? cfg->epochs + 1 : start_epoch + 1,
+			        " of the earlier run stay in the store (raise --epochs to replace "
+			        "them)\n",
+			        start_epoch,
+			        cfg->epochs + 1 > start_epoch + 1 ? cfg->epochs + 1
+			                                          : start_epoch + 1,
 			        latest);
 	} else {
 		train_rng_seed(&rng, cfg->seed);
@@ -1025,21 +1063,24 @@ int train_run(train_config *cfg, train_result *res)
 		uint64_t correct = 0;
 		for (uint32_t b = 0; b < nbatches; b++) {
 			if (stop_signal) {
-				rc = stop_message(cfg, epoch, b, nbatches, res->last_epoch, stop_signal);
+				rc = stop_message(cfg, epoch, b, nbatches, res->last_epoch,
+				                  stop_signal);
 				res->signal = stop_signal;
 				goto out;
 			}
 			uint32_t off = b * cfg->batch_size;
-			uint32_t rows = n_fit - off < cfg->batch_size ? n_fit - off : cfg->batch_size;
+			uint32_t rows =
+			    n_fit - off < cfg->batch_size ? n_fit - off : cfg->batch_size;
 			double batch_loss = 0;
 			train_mlp_load_batch(model, train_x, train_y, perm + off, rows);
 			train_mlp_forward_backward(model, rows, &batch_loss, &correct);
 			if (!isfinite(batch_loss)) {
-				rc = train_fail(TRAIN_ENONFINITE,
-				                "training loss became %s in epoch %u, batch %u (try a lower "
-				                "--lr); epoch %u was not saved, the store ends at epoch %u",
-				                isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1, epoch,
-				                res->last_epoch);
+				rc = train_fail(
+				    TRAIN_ENONFINITE,
+				    "training loss became %s in epoch %u, batch %u (try a lower "
+				    "--lr); epoch %u was not saved, the store ends at epoch %u",
+				    isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1, epoch,
+				    res->last_epoch);
 				goto out;
 			}
 			loss_sum += batch_loss;
@@ -1049,11 +1090,13 @@ int train_run(train_config *cfg, train_result *res)
 				if (now - last_print >= 0.25 || b + 1 == nbatches) {
 					double rate = (double)(off + rows) / (now - t0);
 					char eta[32];
-					format_eta(eta, sizeof(eta), (double)(n_fit - off - rows) / rate);
+					format_eta(eta, sizeof(eta),
+					           (double)(n_fit - off - rows) / rate);
 					fprintf(stderr,
-					        "\repoch %u/%u  batch %u/%u  loss %.4f  %.0f samples/s  ETA %s   ",
-					        epoch, cfg->epochs, b + 1, nbatches, loss_sum / (off + rows), rate,
-					        eta);
+					        "\repoch %u/%u  batch %u/%u  loss %.4f  %.0f "
+					        "samples/s  ETA %s   ",
+					        epoch, cfg->epochs, b + 1, nbatches,
+					        loss_sum / (off + rows), rate, eta);
 					fflush(stderr);
 					last_print = now;
 				}
@@ -1062,14 +1105,17 @@ int train_run(train_config *cfg, train_result *res)
 		const double t_train = now_seconds() - t0;
 		double val_loss = NAN, val_acc = NAN, test_loss = NAN, test_acc = NAN;
 		if (cfg->val_split)
-			evaluate(model, train_x, train_y, seq, n_fit, data.train.count, &val_loss, &val_acc);
+			evaluate(model, train_x, train_y, seq, n_fit, data.train.count, &val_loss,
+			         &val_acc);
 		if (data.test.count)
-			evaluate(model, test_x, test_y, seq, 0, data.test.count, &test_loss, &test_acc);
+			evaluate(model, test_x, test_y, seq, 0, data.test.count, &test_loss,
+			         &test_acc);
 		const double t_epoch = now_seconds() - t0;
 		if (tty)
 			fprintf(stderr, "\r\033[K");
 		if (stop_signal) {
-			rc = stop_message(cfg, epoch, nbatches, nbatches, res->last_epoch, stop_signal);
+			rc = stop_message(cfg, epoch, nbatches, nbatches, res->last_epoch,
+			                  stop_signal);
 			res->signal = stop_signal;
 			goto out;
 		}
@@ -1096,17 +1142,20 @@ int train_run(train_config *cfg, train_result *res)
 		double initial_lr = cfg->schedule == TRAIN_SCHED_NONE ? 0 : cfg->opt.lr;
 		rc = snapshot_extra(s, "optimizer.name", strdup(train_opt_name(cfg->opt.kind)));
 		if (!rc)
-			rc = snapshot_extra(s, "optimizer.param_groups",
-			                    train_optimizer_param_groups_json(opt, next_lr, initial_lr));
+			rc = snapshot_extra(
+			    s, "optimizer.param_groups",
+			    train_optimizer_param_groups_json(opt, next_lr, initial_lr));
 		if (!rc)
 			rc = snapshot_extra(s, "train.config", config_json(cfg));
 		if (!rc)
-			rc = snapshot_extra(s, "train.state",
-			                    state_json(epoch, opt->steps, cfg->threads, be->device));
+			rc =
+			    snapshot_extra(s, "train.state",
+			                   state_json(epoch, opt->steps, cfg->threads, be->device));
 		if (!rc)
 			rc = snapshot_extra(s, "train.rng", rng_json(&rng));
 		if (!rc)
-			rc = snapshot_extra(s, "train.lr_scheduler", scheduler_json(cfg, epoch, next_lr));
+			rc = snapshot_extra(s, "train.lr_scheduler",
+			                    scheduler_json(cfg, epoch, next_lr));
 		if (!rc)
 			rc = snapshot_persist(store, s);
 		snapshot_free(s);

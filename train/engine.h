@@ -59,28 +59,28 @@ enum {
 
 typedef struct train_config {
 	const char *store_path;
-	char data[4096];   /**< "fashion-mnist", "synthetic", DIR or FILE.csv */
-	char layers[512];  /**< "784,256,128,10" */
+	char data[4096];  /**< "fashion-mnist", "synthetic", DIR or FILE.csv */
+	char layers[512]; /**< "784,256,128,10" */
 	uint32_t sizes[TRAIN_MAX_LAYERS + 1];
 	uint32_t nsizes;
-	uint32_t epochs;   /**< total to reach (on resume without --epochs: the run's target) */
+	uint32_t epochs; /**< total to reach (on resume without --epochs: the run's target) */
 	uint32_t batch_size;
 	uint32_t val_split;
 	train_opt_config opt;
 	train_schedule_kind schedule;
-	uint32_t schedule_every;  /**< step: epochs per decay */
-	double schedule_gamma;    /**< step: factor */
-	uint32_t schedule_t_max;  /**< cosine: period in epochs (the first run's --epochs) */
+	uint32_t schedule_every; /**< step: epochs per decay */
+	double schedule_gamma;   /**< step: factor */
+	uint32_t schedule_t_max; /**< cosine: period in epochs (the first run's --epochs) */
 	uint64_t seed;
-	char monitor[16];         /**< "val_loss" or "val_acc" */
+	char monitor[16]; /**< "val_loss" or "val_acc" */
 	uint32_t keep_last, keep_top;
-	int threads;              /**< BLAS threads; 0 = online CPUs */
+	int threads; /**< BLAS threads; 0 = online CPUs */
 	char device[32];
 	bool resume;
-	char resume_from[32];     /**< "latest", "best" or an epoch number */
+	char resume_from[32]; /**< "latest", "best" or an epoch number */
 	bool quiet;
-	bool no_sync;             /**< store without fsync (tests) */
-	unsigned explicit_set;    /**< TRAIN_SET_* */
+	bool no_sync;          /**< store without fsync (tests) */
+	unsigned explicit_set; /**< TRAIN_SET_* */
 } train_config;
 
 /** Fill @p cfg with the defaults of ckpt-train (no store path). */
@@ -93,10 +93,10 @@ int train_parse_schedule(train_config *cfg, const char *text);
 double train_schedule_lr(const train_config *cfg, uint32_t epoch_index);
 
 typedef struct train_result {
-	uint32_t last_epoch;    /**< last epoch committed (0 if none) */
-	uint32_t best_epoch;    /**< the store's best after the run (0 if none) */
-	double last_test_acc;   /**< test_acc of the last epoch trained (NaN if none) */
-	int signal;             /**< SIGINT/SIGTERM that stopped the run, else 0 */
+	uint32_t last_epoch;  /**< last epoch committed (0 if none) */
+	uint32_t best_epoch;  /**< the store's best after the run (0 if none) */
+	double last_test_acc; /**< test_acc of the last epoch trained (NaN if none) */
+	int signal;           /**< SIGINT/SIGTERM that stopped the run, else 0 */
 } train_result;
 
 /**

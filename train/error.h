@@ -6,7 +6,8 @@
 #ifndef TRAIN_ERROR_H
 #define TRAIN_ERROR_H
 
-/** Set the message of this thread (printf-style). Always returns @p rc for `return train_fail(...)`. */
+/** Set the message of this thread (printf-style). Always returns @p rc for `return
+ * train_fail(...)`. */
 int train_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** The last message set on this thread ("" if none). Valid until the next train_fail(). */

@@ -18,20 +18,21 @@ int train_parse_layers(uint32_t *sizes, uint32_t *out_count, const char *text)
 	uint32_t n = 0;
 	const char *p = text;
 	if (!*p)
-		return train_fail(-EINVAL, "--layers is empty (expected sizes like 784,256,128,10)");
+		return train_fail(-EINVAL,
+		                  "--layers is empty (expected sizes like 784,256,128,10)");
 	for (;;) {
 		char *end;
 		errno = 0;
 		unsigned long v = strtoul(p, &end, 10);
 		if (end == p || errno || (*end != ',' && *end != '\0') || *p == '-' || *p == '+')
-			return train_fail(-EINVAL, "--layers '%s': '%.*s' is not a layer size", text,
-			                  (int)strcspn(p, ","), p);
+			return train_fail(-EINVAL, "--layers '%s': '%.*s' is not a layer size",
+			                  text, (int)strcspn(p, ","), p);
 		if (v == 0 || v > TRAIN_MAX_WIDTH)
-			return train_fail(-EINVAL, "--layers '%s': size %lu is outside 1..%u", text, v,
-			                  TRAIN_MAX_WIDTH);
+			return train_fail(-EINVAL, "--layers '%s': size %lu is outside 1..%u", text,
+			                  v, TRAIN_MAX_WIDTH);
 		if (n == TRAIN_MAX_LAYERS + 1)
-			return train_fail(-EINVAL, "--layers '%s': more than %u Linear layers", text,
-			                  TRAIN_MAX_LAYERS);
+			return train_fail(-EINVAL, "--layers '%s': more than %u Linear layers",
+			                  text, TRAIN_MAX_LAYERS);
 		sizes[n++] = (uint32_t)v;
 		if (*end == '\0')
 			break;
@@ -166,8 +167,8 @@ static void forward(train_mlp *m, uint32_t rows)
 	train_backend *be = m->be;
 	for (uint32_t l = 0; l < m->nlayers; l++) {
 		int in = (int)m->sizes[l], outw = (int)m->sizes[l + 1];
-		be->gemm(be, false, true, (int)rows, outw, in, 1.0f, m->act[l], in, m->weight[l], in,
-		         0.0f, m->act[l + 1], outw);
+		be->gemm(be, false, true, (int)rows, outw, in, 1.0f, m->act[l], in, m->weight[l],
+		         in, 0.0f, m->act[l + 1], outw);
 		be->bias_act(be, m->act[l + 1], m->bias[l], (int)rows, outw, l + 1 < m->nlayers);
 	}
 }
@@ -187,8 +188,8 @@ void train_mlp_forward_backward(train_mlp *m, uint32_t rows, double *loss_sum, u
 	                 (int)m->sizes[m->nlayers], loss_sum, correct);
 	for (uint32_t l = m->nlayers; l-- > 0;) {
 		int in = (int)m->sizes[l], outw = (int)m->sizes[l + 1];
-		be->gemm(be, true, false, outw, in, (int)rows, 1.0f, m->dact[l + 1], outw, m->act[l], in,
-		         0.0f, m->grad_weight[l], in);
+		be->gemm(be, true, false, outw, in, (int)rows, 1.0f, m->dact[l + 1], outw,
+		         m->act[l], in, 0.0f, m->grad_weight[l], in);
 		be->bias_grad(be, m->grad_bias[l], m->dact[l + 1], (int)rows, outw);
 		if (l > 0) {
 			be->gemm(be, false, false, (int)rows, in, outw, 1.0f, m->dact[l + 1], outw,

@@ -14,19 +14,19 @@
 #include "train/backend.h"
 #include "train/rng.h"
 
-#define TRAIN_MAX_LAYERS 16       /**< Linear layers at most */
+#define TRAIN_MAX_LAYERS 16        /**< Linear layers at most */
 #define TRAIN_MAX_WIDTH (1u << 16) /**< largest layer size */
 
 typedef struct train_mlp {
 	train_backend *be;
-	uint32_t nlayers;                      /**< Linear layers (sizes has nlayers + 1 entries) */
+	uint32_t nlayers; /**< Linear layers (sizes has nlayers + 1 entries) */
 	uint32_t sizes[TRAIN_MAX_LAYERS + 1];
-	uint32_t max_rows;                     /**< largest batch the activations hold */
+	uint32_t max_rows; /**< largest batch the activations hold */
 	float *weight[TRAIN_MAX_LAYERS], *bias[TRAIN_MAX_LAYERS];
 	float *grad_weight[TRAIN_MAX_LAYERS], *grad_bias[TRAIN_MAX_LAYERS];
-	float *act[TRAIN_MAX_LAYERS + 1];      /**< act[0] = input batch, act[l+1] = layer l output */
-	float *dact[TRAIN_MAX_LAYERS + 1];     /**< gradients of the loss wrt act */
-	int32_t *labels;                       /**< the batch's labels */
+	float *act[TRAIN_MAX_LAYERS + 1];  /**< act[0] = input batch, act[l+1] = layer l output */
+	float *dact[TRAIN_MAX_LAYERS + 1]; /**< gradients of the loss wrt act */
+	int32_t *labels;                   /**< the batch's labels */
 } train_mlp;
 
 /**

@@ -41,15 +41,18 @@ int train_opt_validate(const train_opt_config *c)
 	if (!(c->lr > 0) || !isfinite(c->lr))
 		return train_fail(-EINVAL, "invalid --lr %g (must be a positive number)", c->lr);
 	if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
-		return train_fail(-EINVAL, "invalid --weight-decay %g (must be >= 0)", c->weight_decay);
+		return train_fail(-EINVAL, "invalid --weight-decay %g (must be >= 0)",
+		                  c->weight_decay);
 	if (c->kind == TRAIN_OPT_SGD) {
 		if (!(c->momentum >= 0) || !isfinite(c->momentum))
-			return train_fail(-EINVAL, "invalid --momentum %g (must be >= 0)", c->momentum);
+			return train_fail(-EINVAL, "invalid --momentum %g (must be >= 0)",
+			                  c->momentum);
 		if (!isfinite(c->dampening))
 			return train_fail(-EINVAL, "invalid --dampening %g", c->dampening);
 		if (c->nesterov && (c->momentum <= 0 || c->dampening != 0))
-			return train_fail(-EINVAL,
-			                  "--nesterov requires --momentum > 0 and --dampening 0 (as torch)");
+			return train_fail(
+			    -EINVAL,
+			    "--nesterov requires --momentum > 0 and --dampening 0 (as torch)");
 	} else {
 		if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1))
 			return train_fail(-EINVAL, "invalid --betas %g,%g (each must be in [0, 1))",
@@ -122,8 +125,8 @@ void train_optimizer_step(train_optimizer *opt, train_mlp *model, double lr)
 		    .nesterov = c->nesterov,
 		};
 		for (size_t i = 0; i < opt->nparams; i++)
-			be->sgd_step(be, train_mlp_param(model, i), train_mlp_grad(model, i), opt->buf1[i],
-			             opt->numel[i], &p, opt->steps == 0);
+			be->sgd_step(be, train_mlp_param(model, i), train_mlp_grad(model, i),
+			             opt->buf1[i], opt->numel[i], &p, opt->steps == 0);
 	} else {
 		double step = (double)(float)(opt->steps + 1); /* torch keeps step as float32 */
 		train_adam_params p = {
@@ -137,8 +140,8 @@ void train_optimizer_step(train_optimizer *opt, train_mlp *model, double lr)
 		    .bias_correction2_sqrt = sqrt(1.0 - pow(c->beta2, step)),
 		};
 		for (size_t i = 0; i < opt->nparams; i++)
-			be->adam_step(be, train_mlp_param(model, i), train_mlp_grad(model, i), opt->buf1[i],
-			              opt->buf2[i], opt->numel[i], &p);
+			be->adam_step(be, train_mlp_param(model, i), train_mlp_grad(model, i),
+			              opt->buf1[i], opt->buf2[i], opt->numel[i], &p);
 	}
 	opt->steps++;
 }
@@ -229,8 +232,7 @@ char *train_optimizer_param_groups_json(const train_optimizer *opt, double lr, d
 		rc |= json_object_set_new(group, "foreach", json_null());
 		rc |= json_object_set_new(group, "differentiable", json_false());
 	} else {
-		rc |= json_object_set_new(group, "betas",
-		                          json_pack("[ff]", c->beta1, c->beta2));
+		rc |= json_object_set_new(group, "betas", json_pack("[ff]", c->beta1, c->beta2));
 		rc |= json_object_set_new(group, "eps", json_real(c->eps));
 		rc |= json_object_set_new(group, "weight_decay",
 		                          number(c->weight_decay, c->kind == TRAIN_OPT_ADAM));

@@ -28,7 +28,8 @@ static double now(void)
 int main(int argc, char **argv)
 {
 	if (argc != 6) {
-		fprintf(stderr, "usage: train_gemm LAYERS BATCH TRAIN_SAMPLES EVAL_SAMPLES THREADS\n");
+		fprintf(stderr,
+		        "usage: train_gemm LAYERS BATCH TRAIN_SAMPLES EVAL_SAMPLES THREADS\n");
 		return 2;
 	}
 	/* same kernels as ckpt-train (see select_blas_kernels there) */
@@ -65,18 +66,19 @@ int main(int argc, char **argv)
 			int rows = train - off < batch ? train - off : batch;
 			for (uint32_t l = 0; l < m->nlayers; l++) {
 				int in = (int)sizes[l], out = (int)sizes[l + 1];
-				be->gemm(be, false, true, rows, out, in, 1.0f, m->act[l], in, m->weight[l], in,
-				         0.0f, m->act[l + 1], out);
+				be->gemm(be, false, true, rows, out, in, 1.0f, m->act[l], in,
+				         m->weight[l], in, 0.0f, m->act[l + 1], out);
 				flops += 2.0 * rows * in * out;
 			}
 			for (uint32_t l = m->nlayers; l-- > 0;) {
 				int in = (int)sizes[l], out = (int)sizes[l + 1];
-				be->gemm(be, true, false, out, in, rows, 1.0f, m->dact[l + 1], out, m->act[l],
-				         in, 0.0f, m->grad_weight[l], in);
+				be->gemm(be, true, false, out, in, rows, 1.0f, m->dact[l + 1], out,
+				         m->act[l], in, 0.0f, m->grad_weight[l], in);
 				flops += 2.0 * rows * in * out;
 				if (l > 0) {
-					be->gemm(be, false, false, rows, in, out, 1.0f, m->dact[l + 1], out,
-					         m->weight[l], in, 0.0f, m->dact[l], in);
+					be->gemm(be, false, false, rows, in, out, 1.0f,
+					         m->dact[l + 1], out, m->weight[l], in, 0.0f,
+					         m->dact[l], in);
 					flops += 2.0 * rows * in * out;
 				}
 			}
@@ -85,8 +87,8 @@ int main(int argc, char **argv)
 			int rows = eval - off < (int)m->max_rows ? eval - off : (int)m->max_rows;
 			for (uint32_t l = 0; l < m->nlayers; l++) {
 				int in = (int)sizes[l], out = (int)sizes[l + 1];
-				be->gemm(be, false, true, rows, out, in, 1.0f, m->act[l], in, m->weight[l], in,
-				         0.0f, m->act[l + 1], out);
+				be->gemm(be, false, true, rows, out, in, 1.0f, m->act[l], in,
+				         m->weight[l], in, 0.0f, m->act[l + 1], out);
 				flops += 2.0 * rows * in * out;
 			}
 		}

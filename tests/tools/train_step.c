@@ -67,7 +67,8 @@ int main(int argc, char **argv)
 	train_backend *be;
 	train_mlp *model;
 	train_optimizer *opt;
-	if (train_backend_create(&be, "cpu", 1) || train_mlp_create(&model, be, sizes, nsizes, rows) ||
+	if (train_backend_create(&be, "cpu", 1) ||
+	    train_mlp_create(&model, be, sizes, nsizes, rows) ||
 	    train_optimizer_create(&opt, be, &cfg, model))
 		return fail("setup");
 	for (size_t i = 0; i < train_mlp_param_count(model); i++) {

@@ -111,7 +111,8 @@ START_TEST(test_gradients_match_finite_differences)
 			double numeric = (up - down) / (2.0 * (double)h);
 			double diff = fabs(numeric - grad[j]);
 			ck_assert_msg(diff <= 2e-3 + 2e-2 * fabs(numeric),
-			              "param %zu[%zu]: analytic %g numeric %g", i, j, grad[j], numeric);
+			              "param %zu[%zu]: analytic %g numeric %g", i, j, grad[j],
+			              numeric);
 			checked++;
 		}
 		free(grad);
@@ -162,8 +163,12 @@ START_TEST(test_sgd_and_adam_steps_follow_torch_formulas)
 	ck_assert_float_eq_tol(p, (float)(p1 - 0.1 * b2), 1e-6f);
 	/* Adam step 1 with weight decay: update is lr * sign-ish */
 	float w = 1.0f, m = 0, v = 0, gr = 0.2f;
-	train_adam_params ap = {.lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
-	                        .weight_decay = 0.1, .step_size = 0.01 / (1 - 0.9),
+	train_adam_params ap = {.lr = 0.01,
+	                        .beta1 = 0.9,
+	                        .beta2 = 0.999,
+	                        .eps = 1e-8,
+	                        .weight_decay = 0.1,
+	                        .step_size = 0.01 / (1 - 0.9),
 	                        .bias_correction2_sqrt = sqrt(1 - 0.999)};
 	be->adam_step(be, &w, &gr, &m, &v, 1, &ap);
 	double geff = 0.2 + 0.1, mm = 0.1 * geff, vv = 0.001 * geff * geff;
@@ -259,7 +264,8 @@ static void write_idx(const char *name, bool gz, uint32_t magic, uint32_t count,
 	unsigned char *buf = malloc(hlen + body);
 	memcpy(buf, hdr, hlen);
 	for (size_t i = 0; i < body; i++)
-		buf[hlen + i] = magic == 0x803 ? (unsigned char)(i * 37) : (unsigned char)(i % (label_max + 1u));
+		buf[hlen + i] = magic == 0x803 ? (unsigned char)(i * 37)
+		                               : (unsigned char)(i % (label_max + 1u));
 	size_t len = hlen + body - truncate_by;
 	if (gz) {
 		gzFile f = gzopen(path, "wb");
@@ -415,8 +421,7 @@ END_TEST
 
 /* ---- whole runs ----------------------------------------------------------------------------- */
 
-static void small_config(train_config *c, const char *store, const char *optimizer,
-                         uint32_t epochs)
+static void small_config(train_config *c, const char *store, const char *optimizer, uint32_t epochs)
 {
 	train_config_defaults(c);
 	c->store_path = store;
@@ -466,7 +471,8 @@ static void assert_same_checkpoint(const char *a_path, const char *b_path, uint6
 		ck_assert_msg(memcmp(ta->hash, tb->hash, 16) == 0 && ta->crc32 == tb->crc32,
 		              "tensor %s differs", ta->name);
 	}
-	static const char *const metrics[] = {"train_loss", "val_loss", "val_acc", "test_acc", "lr"};
+	static const char *const metrics[] = {"train_loss", "val_loss", "val_acc", "test_acc",
+	                                      "lr"};
 	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
 		double va, vb;
 		ck_assert_int_eq(ckpt_checkpoint_metric(ca, metrics[i], &va), 0);
@@ -628,7 +634,8 @@ START_TEST(test_checkpoint_holds_torch_named_state)
 	ck_assert_uint_eq(t->ndim, 2);
 	ck_assert_uint_eq(t->shape[0], 12);
 	ck_assert_uint_eq(t->shape[1], 16);
-	ck_assert_int_eq(ckpt_checkpoint_find_tensor(&t, ck, CKPT_GROUP_OPTIMIZER, "fc2.bias.step"), 0);
+	ck_assert_int_eq(ckpt_checkpoint_find_tensor(&t, ck, CKPT_GROUP_OPTIMIZER, "fc2.bias.step"),
+	                 0);
 	ck_assert_uint_eq(t->ndim, 0);
 	float step;
 	ck_assert_int_eq(ckpt_tensor_read(&step, snap, t, 0, 4), 0);
@@ -636,8 +643,9 @@ START_TEST(test_checkpoint_holds_torch_named_state)
 	ck_assert_uint_eq(ckpt_checkpoint_step(ck), (10000 - 2000 + 63) / 64);
 	ck_assert_int_eq(
 	    ckpt_checkpoint_find_tensor(&t, ck, CKPT_GROUP_OPTIMIZER, "fc1.weight.exp_avg_sq"), 0);
-	static const char *const metrics[] = {"train_loss", "val_loss", "val_acc", "test_acc",
-	                                      "lr", "epoch_seconds", "samples_per_second"};
+	static const char *const metrics[] = {"train_loss",        "val_loss", "val_acc",
+	                                      "test_acc",          "lr",       "epoch_seconds",
+	                                      "samples_per_second"};
 	for (size_t i = 0; i < 7; i++) {
 		double v;
 		ck_assert_msg(ckpt_checkpoint_metric(ck, metrics[i], &v) == 0, "%s", metrics[i]);
