@@ -21,6 +21,22 @@
 #include "store/store_int.h"
 
 #define LMDB_MAGIC 0xBEEFC0DEu
+/* offsets in an LMDB (0.9, 64-bit) meta page: page header 16 bytes, then MDB_meta */
+#define LMDB_META_PSIZE 40    /* mm_dbs[FREE_DBI].md_pad holds the page size */
+#define LMDB_META_LAST_PG 136 /* mm_last_pg */
+#define LMDB_META_TXNID 144   /* mm_txnid */
+#define LMDB_META_END 152
+
+static uint32_t load_u32le(const uint8_t *p)
+{
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+	       ((uint32_t)p[3] << 24);
+}
+
+static uint64_t load_u64le(const uint8_t *p)
+{
+	return (uint64_t)load_u32le(p) | ((uint64_t)load_u32le(p + 4) << 32);
+}
 #define STORE_MAX_READERS 1024
 
 int64_t store_now_ns(void)
@@ -655,6 +671,31 @@ static bool is_abandoned_env(const char *path)
 	return abandoned;
 }
 
+/* make the new files' directory entries (and a new directory's own) durable */
+static void sync_dirs(const char *path, bool made_dir)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	if (made_dir) {
+		char *parent = strdup(path);
+		if (!parent)
+			return;
+		char *slash = strrchr(parent, '/');
+		const char *dir = slash ? (slash == parent ? "/" : parent) : ".";
+		if (slash && slash != parent)
+			*slash = 0;
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			fsync(fd);
+			close(fd);
+		}
+		free(parent);
+	}
+}
+
 int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
                       const ckpt_store_options *opts)
 {
@@ -776,6 +817,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	txn = NULL;
 	if (rc)
 		goto fail;
+	if (!o.no_sync)
+		sync_dirs(path, made_dir);
 	*out = s;
 	return 0;
 fail:
@@ -810,16 +853,41 @@ static int check_data_file(const char *path)
 			                       : "");
 		return store_error(-errno, "%s: cannot read data.mdb (%s)", path, strerror(errno));
 	}
-	uint8_t hdr[24];
+	uint8_t hdr[LMDB_META_END];
 	ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
-	close(fd);
-	uint32_t magic = n == (ssize_t)sizeof(hdr)
-	                     ? (uint32_t)hdr[16] | ((uint32_t)hdr[17] << 8) |
-	                           ((uint32_t)hdr[18] << 16) | ((uint32_t)hdr[19] << 24)
-	                     : 0;
-	if (magic != LMDB_MAGIC)
+	uint32_t magic = n == (ssize_t)sizeof(hdr) ? load_u32le(hdr + 16) : 0;
+	if (magic != LMDB_MAGIC) {
+		close(fd);
 		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (data.mdb is not an LMDB "
 		                   "file)", path);
+	}
+	/* LMDB maps data.mdb and takes its pages on trust: pages past the end of a truncated
+	 * file would raise SIGBUS on first touch. The newer of the two meta pages names the last
+	 * page its commit uses; the file must reach it. */
+	uint32_t psize = load_u32le(hdr + LMDB_META_PSIZE);
+	uint64_t need = 0;
+	struct stat st;
+	int rc = fstat(fd, &st) ? -errno : 0;
+	if (!rc && psize >= 512 && psize <= 65536 && (psize & (psize - 1)) == 0) {
+		uint8_t hdr1[LMDB_META_END];
+		uint64_t last = load_u64le(hdr + LMDB_META_LAST_PG);
+		if (pread(fd, hdr1, sizeof(hdr1), psize) == (ssize_t)sizeof(hdr1) &&
+		    load_u32le(hdr1 + 16) == LMDB_MAGIC &&
+		    load_u64le(hdr1 + LMDB_META_TXNID) > load_u64le(hdr + LMDB_META_TXNID))
+			last = load_u64le(hdr1 + LMDB_META_LAST_PG);
+		need = last >= UINT64_MAX / psize ? UINT64_MAX : (last + 1) * psize;
+	} else if (!rc) {
+		need = UINT64_MAX;
+	}
+	close(fd);
+	if (rc)
+		return store_error(rc, "%s: cannot stat data.mdb (%s)", path, strerror(-rc));
+	if ((uint64_t)st.st_size < need)
+		return store_error(CKPT_ECORRUPT,
+		                   "%s: data.mdb is truncated or damaged (%llu bytes; its last commit "
+		                   "needs %llu)",
+		                   path, (unsigned long long)st.st_size,
+		                   need == UINT64_MAX ? 0ull : (unsigned long long)need);
 	return 0;
 }
 
