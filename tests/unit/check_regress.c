@@ -132,6 +132,43 @@ START_TEST(test_create_still_refuses_a_real_store_and_foreign_files)
 }
 END_TEST
 
+/* corruption.sh: a data.mdb cut short (a copy that ran out of space, a bad transfer) made
+ * every command die of SIGBUS when LMDB touched a page past the end of the file. */
+START_TEST(test_truncated_data_file_is_a_clear_error_not_sigbus)
+{
+	ckpt_store *s;
+	ckpt_store_options opts = {.no_sync = true, .chunk_size = 64};
+	OK(ckpt_store_create(&s, storepath, &test_meta, &opts));
+	static float big[4096];
+	for (int e = 1; e <= 3; e++) {
+		for (size_t i = 0; i < 4096; i++)
+			big[i] = (float)(i * (size_t)e);
+		ckpt_writer *w;
+		uint64_t shape[1] = {4096};
+		OK(ckpt_writer_begin(&w, s, (uint64_t)e));
+		OK(ckpt_writer_put_tensor(w, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
+		                          big, sizeof(big)));
+		OK(ckpt_writer_set_metric(w, "val_loss", 1.0 / e));
+		OK(ckpt_writer_commit(w));
+	}
+	ckpt_store_close(s);
+	char file[700];
+	snprintf(file, sizeof(file), "%s/data.mdb", storepath);
+	struct stat st;
+	ck_assert_int_eq(stat(file, &st), 0);
+	const off_t cuts[] = {st.st_size / 2, st.st_size - 4096, 8192, 4096 + 100};
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		ck_assert_int_eq(truncate(file, cuts[i]), 0);
+		int rc = ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY);
+		ck_assert_msg(rc == CKPT_ECORRUPT || rc == CKPT_ENOTSTORE, "cut at %lld: rc %d",
+		              (long long)cuts[i], rc);
+		ck_assert_ptr_null(s);
+		ck_assert_ptr_nonnull(strstr(ckpt_last_error(), storepath));
+		ck_assert_int_eq(ckpt_store_open(&s, storepath, 0), rc);
+	}
+}
+END_TEST
+
 static Suite *regress_suite(void)
 {
 	Suite *su = suite_create("regress");
@@ -140,6 +177,7 @@ static Suite *regress_suite(void)
 	tcase_add_test(tc, test_create_starts_over_in_an_environment_a_killed_create_left);
 	tcase_add_test(tc, test_create_starts_over_when_a_killed_create_left_an_empty_data_file);
 	tcase_add_test(tc, test_create_still_refuses_a_real_store_and_foreign_files);
+	tcase_add_test(tc, test_truncated_data_file_is_a_clear_error_not_sigbus);
 	suite_add_tcase(su, tc);
 	return su;
 }
