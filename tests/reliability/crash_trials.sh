@@ -36,6 +36,9 @@ NTENSORS=8 # 4 parameters + 4 momentum buffers
 TRAIN_ARGS=(--data synthetic --layers $LAYERS --val-split 1000 --batch-size 256 --threads 1)
 
 [ -x "$BIN/ckpt-train" ] && [ -x "$BIN/ckpt" ] || fail "build/bin/ckpt-train or ckpt missing (run make)"
+# private copies: a rebuild of build/bin during a long run must not fail trials
+mkdir -p "$TMP/bin" && cp "$BIN/ckpt" "$BIN/ckpt-train" "$BIN/ckptfs" "$TMP/bin/" || fail "copy binaries"
+BIN=$TMP/bin
 if [ $use_mount = 1 ] && ! { [ -c /dev/fuse ] && command -v fusermount3 >/dev/null &&
 	(exec 3<>/dev/fuse) 2>/dev/null; }; then
 	echo "crash_trials: no usable /dev/fuse: mount checks skipped"
