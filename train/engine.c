@@ -676,7 +676,10 @@ static void format_eta(char *buf, size_t len, double seconds)
 	if (!(seconds >= 0) || seconds > 1e7)
 		seconds = 0;
 	unsigned s = (unsigned)(seconds + 0.5);
-	snprintf(buf, len, "%u:%02u", s / 60, s % 60);
+	if (s >= 3600)
+		snprintf(buf, len, "%u:%02u:%02u", s / 3600, s / 60 % 60, s % 60);
+	else
+		snprintf(buf, len, "%u:%02u", s / 60, s % 60);
 }
 
 static int stop_message(const train_config *c, uint32_t epoch, uint32_t batch, uint32_t nbatches,
@@ -1090,8 +1093,10 @@ int train_run(train_config *cfg, train_result *res)
 				if (now - last_print >= 0.25 || b + 1 == nbatches) {
 					double rate = (double)(off + rows) / (now - t0);
 					char eta[32];
-					format_eta(eta, sizeof(eta),
-					           (double)(n_fit - off - rows) / rate);
+					/* this epoch's rest plus the epochs after it at this rate */
+					double left = (double)(n_fit - off - rows) +
+					              (double)(cfg->epochs - epoch) * n_fit;
+					format_eta(eta, sizeof(eta), left / rate);
 					fprintf(stderr,
 					        "\repoch %u/%u  batch %u/%u  loss %.4f  %.0f "
 					        "samples/s  ETA %s   ",
