@@ -86,69 +86,6 @@ static void usage(FILE *to)
 	        "    -o max_read=N          largest read request in bytes\n\n");
 }
 
-/* mountinfo escapes ' ', '\t', '\n' and '\\' as \ooo */
-static void mountinfo_escape(char *out, size_t cap, const char *path)
-{
-	size_t n = 0;
-	for (const char *p = path; *p && n + 5 < cap; p++) {
-		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\\')
-			n += (size_t)snprintf(out + n, cap - n, "\\%03o", (unsigned char)*p);
-		else
-			out[n++] = *p;
-	}
-	out[n] = '\0';
-}
-
-/* The last mount at @p path: its "maj:min" and file system type. @return true if found. */
-static bool find_mount(const char *path, char *majmin, size_t mcap, char *fstype, size_t fcap)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	if (!f)
-		return false;
-	char want[PATH_MAX * 4 + 1];
-	mountinfo_escape(want, sizeof(want), path);
-	char *line = NULL;
-	size_t cap = 0;
-	bool found = false;
-	while (getline(&line, &cap, f) > 0) {
-		/* id parent maj:min root mountpoint options [optional...] - fstype source super */
-		char *save, *fields[6] = {0};
-		char *tok = strtok_r(line, " ", &save);
-		for (int i = 0; tok && i < 5; i++) {
-			fields[i] = tok;
-			tok = strtok_r(NULL, " ", &save);
-		}
-		if (!fields[4] || strcmp(fields[4], want) != 0)
-			continue;
-		while (tok && strcmp(tok, "-") != 0)
-			tok = strtok_r(NULL, " ", &save);
-		tok = tok ? strtok_r(NULL, " ", &save) : NULL;
-		snprintf(majmin, mcap, "%s", fields[2]);
-		snprintf(fstype, fcap, "%s", tok ? tok : "");
-		found = true;
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
-/* Larger readahead gives 1 MiB requests and 2-3x the cold throughput; needs root. */
-static void tune_readahead(const char *mountpoint, unsigned kb)
-{
-	char majmin[64], fstype[64], path[128];
-	if (kb == 0 || !find_mount(mountpoint, majmin, sizeof(majmin), fstype, sizeof(fstype)))
-		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", majmin);
-	int fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return;
-	char value[32];
-	int len = snprintf(value, sizeof(value), "%u", kb);
-	if (write(fd, value, (size_t)len) != len)
-		say(LOG_INFO, "could not set %s (%s); reads stay smaller", path, strerror(errno));
-	close(fd);
-}
-
 static int check_mountpoint(const char *mountpoint, char *resolved)
 {
 	struct stat st;
@@ -170,7 +107,7 @@ static int check_mountpoint(const char *mountpoint, char *resolved)
 		return -1;
 	}
 	char majmin[64], fstype[64];
-	if (find_mount(resolved, majmin, sizeof(majmin), fstype, sizeof(fstype)) &&
+	if (ckptfs_find_mount(resolved, majmin, sizeof(majmin), fstype, sizeof(fstype)) &&
 	    strcmp(fstype, "fuse.ckptfs") == 0) {
 		say(LOG_ERR, "%s is already a ckptfs mount (unmount it with fusermount3 -u %s)",
 		    mountpoint, mountpoint);
@@ -289,6 +226,8 @@ int main(int argc, char **argv)
 	}
 
 	ctx.max_read = o.max_read;
+	ctx.mountpoint = mountpoint;
+	ctx.readahead_kb = o.readahead_kb;
 	se = fuse_session_new(&args, ckptfs_ops(), sizeof(*ckptfs_ops()), &ctx);
 	if (!se) {
 		say(LOG_ERR, "bad FUSE options (see above; try 'ckptfs --help')");
@@ -305,7 +244,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	mounted = true;
-	tune_readahead(mountpoint, o.readahead_kb);
 	if (!copts.foreground) {
 		openlog("ckptfs", LOG_PID, LOG_DAEMON);
 		log_to_syslog = true;
@@ -333,7 +271,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		fuse_loop_cfg_set_clone_fd(cfg, (unsigned)copts.clone_fd);
-		fuse_loop_cfg_set_idle_threads(cfg, copts.max_idle_threads);
+		if (copts.max_idle_threads <= 100000) /* UINT_MAX: not given */
+			fuse_loop_cfg_set_idle_threads(cfg, copts.max_idle_threads);
 		if (copts.max_threads > 0 && copts.max_threads <= 100000)
 			fuse_loop_cfg_set_max_threads(cfg, copts.max_threads);
 		rc = fuse_session_loop_mt(se, cfg);

@@ -16,7 +16,13 @@ typedef struct ckptfs_ctx {
 	uid_t uid;         /* owner of every node: the mounting user */
 	gid_t gid;
 	unsigned max_read; /* 0: libfuse's default */
+	const char *mountpoint; /* absolute; for readahead tuning after INIT */
+	unsigned readahead_kb;  /* 0: leave the kernel's default */
 } ckptfs_ctx;
+
+/** The last mount at absolute @p path in /proc/self/mountinfo: its "maj:min" and file system
+ *  type ("fuse.ckptfs"). @return true if there is one. */
+bool ckptfs_find_mount(const char *path, char *majmin, size_t mcap, char *fstype, size_t fcap);
 
 /** Seconds the kernel may cache entries/attributes of nodes that never change. */
 #define CKPTFS_IMMUTABLE_TIMEOUT 300.0
