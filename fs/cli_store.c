@@ -190,11 +190,10 @@ int cli_info(int argc, char **argv)
 		const ckpt_checkpoint *c;
 		double v;
 		epoch_name(name, sizeof(name), e);
+		printf("best: %s\n", name);
 		if (ckpt_snapshot_checkpoint(&c, snap, e) == 0 &&
 		    ckpt_checkpoint_metric(c, m->monitor, &v) == 0)
-			printf("best: %s (%s %.6g)\n", name, m->monitor, v);
-		else
-			printf("best: %s\n", name);
+			printf("best-value: %.10g\n", v);
 	} else {
 		printf("best: none\n");
 	}

@@ -60,7 +60,7 @@ done
 # ---- info ----
 run $CKPT info "$store"
 [ $rc -eq 0 ] || fail "info: exit $rc: $err"
-for line in 'checkpoints: 5' 'latest: epoch-0005' 'best: epoch-0002 (val_loss 0.5)' \
+for line in 'checkpoints: 5' 'latest: epoch-0005' 'best: epoch-0002' 'best-value: 0.5' \
 	'monitor: val_loss (min)' 'model: mlp' 'dataset: synthetic' 'seed: 7' 'chunk-size: 64'; do
 	grep -qxF "$line" <<<"$out" || fail "info lacks '$line': $out"
 done
