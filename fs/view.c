@@ -7,11 +7,30 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fs/view_int.h"
+
+/* Verify-ahead: a helper thread with a snapshot of its own checks the CRC-32 of the chunks
+ * after the one being read and publishes the address it checked. A reader that finds the
+ * address it is about to serve published there skips its own check: the bytes at that address
+ * in the shared map are exactly the ones verified (committed LMDB pages never change while a
+ * snapshot holds them). Anything else (no helper, a different address, a failed check) falls
+ * back to the reader verifying the chunk itself, so a bad chunk is always caught by the reader
+ * and reported by it. This moves the CRC pass off the thread that feeds the kernel. */
+#define VERIFY_AHEAD_MIN_BYTES (8u << 20)
+
+typedef struct verify_ahead {
+	pthread_t thread;
+	bool started;
+	bool stop;                 /* atomic */
+	size_t first_seg;
+	uint64_t first_chunk;
+	const void ***checked;     /* per segment, per chunk: verified address (atomic) or NULL */
+} verify_ahead;
 
 struct ckpt_view_file {
 	ckpt_view *view;
@@ -21,6 +40,8 @@ struct ckpt_view_file {
 	uint64_t epoch;
 	char path[VIEW_NAME_MAX + 64]; /* for messages: "epoch-0003/model/fc1.weight.npy" */
 	bool logged;   /* one log line per open file is enough */
+	bool ahead_tried;
+	verify_ahead ahead;
 };
 
 static void default_log(void *ctx, const char *line)
@@ -702,6 +723,82 @@ static size_t find_segment(const view_layout *l, uint64_t offset)
 }
 
 /* iovecs for a plain (not widened) tensor window; returns bytes covered (< n if out of cap) */
+static void *verify_ahead_main(void *arg)
+{
+	ckpt_view_file *f = arg;
+	view_layout *l = &f->layout;
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *c;
+	if (ckpt_snapshot_open(&snap, f->view->store) != 0)
+		return NULL;
+	if (ckpt_snapshot_checkpoint(&c, snap, f->epoch) != 0)
+		goto out;
+	for (size_t i = f->ahead.first_seg; i < l->nsegs; i++) {
+		const view_segment *seg = &l->segs[i];
+		if (seg->bytes || seg->widen_bf16 || !f->ahead.checked[i])
+			continue;
+		const ckpt_tensor_info *mine = seg->tensor, *t;
+		/* the same content in the helper's snapshot, or nothing to compare */
+		if (ckpt_checkpoint_find_tensor(&t, c, mine->group, mine->name) != 0 ||
+		    memcmp(t->hash, mine->hash, sizeof(t->hash)) != 0 || t->nchunks != mine->nchunks ||
+		    t->chunk_size != mine->chunk_size)
+			continue;
+		uint64_t start = i == f->ahead.first_seg ? f->ahead.first_chunk : 0;
+		for (uint64_t k = start; k < t->nchunks; k++) {
+			if (__atomic_load_n(&f->ahead.stop, __ATOMIC_ACQUIRE))
+				goto out;
+			if (__atomic_load_n(&l->verified[i][k], __ATOMIC_ACQUIRE))
+				continue;
+			const void *data;
+			size_t len;
+			if (ckpt_tensor_chunk(&data, &len, snap, t, (uint32_t)k, true) == 0)
+				__atomic_store_n(&f->ahead.checked[i][k], data, __ATOMIC_RELEASE);
+		}
+	}
+out:
+	ckpt_snapshot_close(snap);
+	return NULL;
+}
+
+/* Start the helper once per file, from chunk @p chunk + 1 of segment @p seg_index on. */
+static void start_verify_ahead(ckpt_view_file *f, size_t seg_index, uint64_t chunk)
+{
+	view_layout *l = &f->layout;
+	f->ahead_tried = true;
+	if (l->size < VERIFY_AHEAD_MIN_BYTES)
+		return;
+	f->ahead.checked = calloc(l->nsegs, sizeof(*f->ahead.checked));
+	if (!f->ahead.checked)
+		return;
+	for (size_t i = seg_index; i < l->nsegs; i++) {
+		const view_segment *seg = &l->segs[i];
+		if (seg->bytes || seg->widen_bf16 || seg->tensor->nchunks == 0)
+			continue;
+		if (!l->verified[i])
+			l->verified[i] = calloc(seg->tensor->nchunks, 1);
+		f->ahead.checked[i] = calloc(seg->tensor->nchunks, sizeof(void *));
+		if (!l->verified[i] || !f->ahead.checked[i])
+			return; /* the helper skips what it has no arrays for */
+	}
+	f->ahead.first_seg = seg_index;
+	f->ahead.first_chunk = chunk + 1;
+	f->ahead.started = pthread_create(&f->ahead.thread, NULL, verify_ahead_main, f) == 0;
+}
+
+static void stop_verify_ahead(ckpt_view_file *f)
+{
+	if (f->ahead.started) {
+		__atomic_store_n(&f->ahead.stop, true, __ATOMIC_RELEASE);
+		pthread_join(f->ahead.thread, NULL);
+	}
+	if (f->ahead.checked) {
+		for (size_t i = 0; i < f->layout.nsegs; i++)
+			free(f->ahead.checked[i]);
+		free(f->ahead.checked);
+	}
+}
+
+/* iovecs for a plain (not widened) tensor window; returns bytes covered (< n if out of cap) */
 static int tensor_iov(ckpt_view_file *f, size_t seg_index, uint64_t src_off, size_t n,
                       struct iovec *iov, size_t cap, size_t *count, size_t *covered)
 {
@@ -722,18 +819,25 @@ static int tensor_iov(ckpt_view_file *f, size_t seg_index, uint64_t src_off, siz
 			report_bad_tensor(f, t, CKPT_ECORRUPT);
 			return -EIO;
 		}
-		bool verify = !__atomic_load_n(&l->verified[seg_index][chunk], __ATOMIC_ACQUIRE);
+		bool verified = __atomic_load_n(&l->verified[seg_index][chunk], __ATOMIC_ACQUIRE);
 		const void *data;
 		size_t data_len;
-		int rc = ckpt_tensor_chunk(&data, &data_len, f->snap, t, (uint32_t)chunk, verify);
+		int rc = ckpt_tensor_chunk(&data, &data_len, f->snap, t, (uint32_t)chunk, false);
+		if (!rc && !verified && f->ahead.checked && f->ahead.checked[seg_index] &&
+		    __atomic_load_n(&f->ahead.checked[seg_index][chunk], __ATOMIC_ACQUIRE) == data)
+			verified = true;
+		if (!rc && !verified) {
+			if (!f->ahead_tried)
+				start_verify_ahead(f, seg_index, chunk);
+			rc = ckpt_tensor_chunk(&data, &data_len, f->snap, t, (uint32_t)chunk, true);
+		}
 		if (!rc && in_chunk >= data_len)
 			rc = CKPT_ECORRUPT;
 		if (rc) {
 			report_bad_tensor(f, t, rc);
 			return -EIO;
 		}
-		if (verify)
-			__atomic_store_n(&l->verified[seg_index][chunk], 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&l->verified[seg_index][chunk], 1, __ATOMIC_RELEASE);
 		size_t take = data_len - in_chunk;
 		if (take > n - *covered)
 			take = n - *covered;
@@ -831,6 +935,7 @@ void ckpt_view_file_close(ckpt_view_file *f)
 {
 	if (!f)
 		return;
+	stop_verify_ahead(f);
 	view_layout_free(&f->layout);
 	ckpt_snapshot_close(f->snap);
 	free(f);

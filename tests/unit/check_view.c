@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ckpt/store.h"
@@ -690,6 +691,95 @@ START_TEST(test_empty_store_has_no_links_and_an_empty_history)
 }
 END_TEST
 
+
+static uint8_t big_byte(size_t i)
+{
+	uint64_t z = (uint64_t)(i / 8) * 0x9e3779b97f4a7c15ull;
+	z ^= z >> 29;
+	return (uint8_t)(z >> (8 * (i % 8)));
+}
+
+START_TEST(test_verify_ahead_never_serves_a_corrupt_chunk)
+{
+	const size_t mib = 1 << 20, nbytes = 9 * mib;
+	vfixture f;
+	memset(&f, 0, sizeof(f));
+	snprintf(f.dir, sizeof(f.dir), "%s/check_view.XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(f.dir));
+	uint8_t *big = malloc(nbytes);
+	ck_assert_ptr_nonnull(big);
+	for (size_t i = 0; i < nbytes; i++)
+		big[i] = big_byte(i);
+	ckpt_run_meta meta = {.model = "mlp", .monitor = "val_loss"};
+	ckpt_store_options opts = {.chunk_size = mib, .no_sync = true};
+	ck_assert_int_eq(ckpt_store_create(&f.store, f.dir, &meta, &opts), 0);
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, f.store, 1), 0);
+	uint64_t shape[1] = {nbytes};
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "big", CKPT_GROUP_MODEL, CKPT_DTYPE_UINT8, 1,
+	                                        shape, NULL, big, nbytes), 0);
+	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	ckpt_store_close(f.store);
+	/* damage chunk 5 */
+	char path[300];
+	snprintf(path, sizeof(path), "%s/data.mdb", f.dir);
+	FILE *fp = fopen(path, "r+b");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(fseek(fp, 0, SEEK_END), 0);
+	long size = ftell(fp);
+	uint8_t *db = malloc((size_t)size);
+	ck_assert_ptr_nonnull(db);
+	rewind(fp);
+	ck_assert_uint_eq(fread(db, 1, (size_t)size, fp), (size_t)size);
+	int hits = 0;
+	for (uint8_t *p = db; (p = memmem(p, (size_t)size - (size_t)(p - db), big + 5 * mib, 4096));
+	     p += 4096) {
+		long pos = (long)(p - db) + 1000;
+		ck_assert_int_eq(fseek(fp, pos, SEEK_SET), 0);
+		ck_assert_int_eq(fputc(db[pos] ^ 0x55, fp), db[pos] ^ 0x55);
+		hits++;
+	}
+	ck_assert_int_ge(hits, 1);
+	ck_assert_int_eq(fclose(fp), 0);
+	free(db);
+	ck_assert_int_eq(ckpt_store_open(&f.store, f.dir, CKPT_OPEN_READONLY), 0);
+	open_view(&f);
+	ckpt_view_attr a;
+	ck_assert_int_eq(ckpt_view_resolve(&a, f.view, "epoch-0001/model/big.npy", true), 0);
+	ckpt_view_file *file;
+	ck_assert_int_eq(ckpt_view_open(&file, NULL, f.view, a.ino), 0);
+	const uint64_t header = a.size - nbytes;
+	uint8_t *buf = malloc(mib);
+	ck_assert_ptr_nonnull(buf);
+	for (size_t k = 0; k < 9; k++) {
+		struct iovec iov[8];
+		size_t count, got;
+		int rc = ckpt_view_file_iov(file, header + k * mib, mib, iov, 8, &count, buf, &got);
+		if (k == 5) {
+			ck_assert_int_eq(rc, -EIO);
+			continue;
+		}
+		ck_assert_int_eq(rc, 0);
+		ck_assert_uint_eq(got, mib);
+		size_t pos = 0;
+		for (size_t i = 0; i < count; i++) {
+			ck_assert_int_eq(memcmp(iov[i].iov_base, big + k * mib + pos, iov[i].iov_len), 0);
+			pos += iov[i].iov_len;
+		}
+		if (k == 0) {
+			struct timespec pause = {0, 200 * 1000 * 1000}; /* let the helper run ahead */
+			nanosleep(&pause, NULL);
+		}
+	}
+	ck_assert_int_eq(f.log_lines, 1);
+	ckpt_view_file_close(file);
+	free(buf);
+	free(big);
+	teardown_fixture(&f);
+}
+END_TEST
+
 static Suite *view_suite(void)
 {
 	Suite *s = suite_create("view");
@@ -707,6 +797,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_corrupted_tensor_bytes_read_as_eio_with_one_log_line);
 	tcase_add_test(tc, test_map_location_values_are_validated);
 	tcase_add_test(tc, test_empty_store_has_no_links_and_an_empty_history);
+	tcase_add_test(tc, test_verify_ahead_never_serves_a_corrupt_chunk);
 	suite_add_tcase(s, tc);
 	return s;
 }
