@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,7 +126,8 @@ static int adopt_map_size_locked(ckpt_store *s)
 	if (s->open_snapshots)
 		return store_error(-EAGAIN,
 		                   "store %s: another process grew the map while snapshots of this "
-		                   "process are open; close them and retry", s->path);
+		                   "process are open; close them and retry",
+		                   s->path);
 	int mrc = mdb_env_set_mapsize(s->env, 0);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: adopting the grown map", s->path);
@@ -140,8 +142,8 @@ static int begin_txn_locked(ckpt_store *s, MDB_txn **out, unsigned flags)
 		if (mrc == 0)
 			return 0;
 		if (mrc != MDB_MAP_RESIZED)
-			return store_lmdb_error(mrc, "store %s: beginning a %s transaction", s->path,
-			                        (flags & MDB_RDONLY) ? "read" : "write");
+			return store_lmdb_error(mrc, "store %s: beginning a %s transaction",
+			                        s->path, (flags & MDB_RDONLY) ? "read" : "write");
 		int rc = adopt_map_size_locked(s);
 		if (rc)
 			return rc;
@@ -219,11 +221,12 @@ int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t
 		for (uint32_t i = 0; same && i < nchunks; i++)
 			same = store_blob_crc(&b, i) == chunk_crcs[i];
 		if (!same)
-			return store_error(CKPT_ECORRUPT,
-			                   "store %s: stored bytes of the same hash differ (%llu bytes, "
-			                   "not %llu, or other CRC-32s): damaged blob record or hash "
-			                   "collision", s->path, (unsigned long long)b.nbytes,
-			                   (unsigned long long)nbytes);
+			return store_error(
+			    CKPT_ECORRUPT,
+			    "store %s: stored bytes of the same hash differ (%llu bytes, "
+			    "not %llu, or other CRC-32s): damaged blob record or hash "
+			    "collision",
+			    s->path, (unsigned long long)b.nbytes, (unsigned long long)nbytes);
 		size_t len = val.mv_size;
 		uint8_t *copy = malloc(len);
 		if (!copy)
@@ -322,7 +325,8 @@ int store_load_checkpoint(store_ckpt_rec **out, ckpt_store *s, MDB_txn *txn, uin
 		*out = NULL;
 		return store_error(CKPT_ECORRUPT,
 		                   "store %s: epoch %llu: corrupt checkpoint record: it says epoch "
-		                   "%llu", s->path, (unsigned long long)epoch, stored);
+		                   "%llu",
+		                   s->path, (unsigned long long)epoch, stored);
 	}
 	return 0;
 }
@@ -401,8 +405,8 @@ static int scan_index(ckpt_store *s, MDB_txn *txn, uint64_t **epochs, size_t *ne
 		}
 		rc = store_index_decode(&ir, val.mv_data, val.mv_size, why, sizeof(why));
 		if (rc) {
-			rc = store_error(rc, "store %s: epoch %llu: corrupt index record: %s", s->path,
-			                 (unsigned long long)epoch, why);
+			rc = store_error(rc, "store %s: epoch %llu: corrupt index record: %s",
+			                 s->path, (unsigned long long)epoch, why);
 			break;
 		}
 		e[ne++] = epoch;
@@ -422,9 +426,10 @@ static int scan_index(ckpt_store *s, MDB_txn *txn, uint64_t **epochs, size_t *ne
 		size_t j = i;
 		while (j > 0) {
 			const ranked *y = &r[j - 1];
-			bool before = store_metric_better(x.value, y->value, s->meta.monitor_mode) ||
-			              (!store_metric_better(y->value, x.value, s->meta.monitor_mode) &&
-			               x.epoch < y->epoch);
+			bool before =
+			    store_metric_better(x.value, y->value, s->meta.monitor_mode) ||
+			    (!store_metric_better(y->value, x.value, s->meta.monitor_mode) &&
+			     x.epoch < y->epoch);
 			if (!before)
 				break;
 			r[j] = r[j - 1];
@@ -536,15 +541,19 @@ static int open_dbis(ckpt_store *s, MDB_txn *txn, unsigned flags)
 		int mrc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
 		if (mrc == MDB_NOTFOUND)
 			return store_error(i == 0 ? CKPT_ENOTSTORE : CKPT_ECORRUPT,
-			                   i == 0 ? "%s: an LMDB environment but not a ckpt store (no "
-			                            "'%s' database)"
-			                          : "%s: ckpt store lacks its '%s' database",
+			                   i == 0
+			                       ? "%s: an LMDB environment but not a ckpt store (no "
+			                         "'%s' database)"
+			                       : "%s: ckpt store lacks its '%s' database",
 			                   s->path, names[i]);
 		if (mrc == MDB_INCOMPATIBLE)
-			return store_error(CKPT_ENOTSTORE, "%s: an LMDB environment but not a ckpt "
-			                   "store ('%s' is not a database)", s->path, names[i]);
+			return store_error(CKPT_ENOTSTORE,
+			                   "%s: an LMDB environment but not a ckpt "
+			                   "store ('%s' is not a database)",
+			                   s->path, names[i]);
 		if (mrc)
-			return store_lmdb_error(mrc, "%s: opening database '%s'", s->path, names[i]);
+			return store_lmdb_error(mrc, "%s: opening database '%s'", s->path,
+			                        names[i]);
 	}
 	return 0;
 }
@@ -597,7 +606,8 @@ static int load_meta(ckpt_store *s, MDB_txn *txn)
 	if (schema > CKPT_SCHEMA_VERSION)
 		return store_error(CKPT_ESCHEMA,
 		                   "%s: store schema version %u is newer than this library's %d "
-		                   "(upgrade ckpt)", s->path, schema, CKPT_SCHEMA_VERSION);
+		                   "(upgrade ckpt)",
+		                   s->path, schema, CKPT_SCHEMA_VERSION);
 	if (schema == 0)
 		return store_error(CKPT_ECORRUPT, "%s: corrupt schema version 0", s->path);
 	key = (MDB_val){3, "run"};
@@ -706,7 +716,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	if (!meta || !meta->monitor || !*meta->monitor)
 		return store_error(-EINVAL, "%s: run metadata needs a monitored metric", path);
 	if (meta->monitor_mode != CKPT_MODE_MIN && meta->monitor_mode != CKPT_MODE_MAX)
-		return store_error(-EINVAL, "%s: bad monitor mode %d", path, (int)meta->monitor_mode);
+		return store_error(-EINVAL, "%s: bad monitor mode %d", path,
+		                   (int)meta->monitor_mode);
 	if (!o.chunk_size)
 		o.chunk_size = STORE_DEFAULT_CHUNK_SIZE;
 	if (o.chunk_size > STORE_MAX_CHUNK_SIZE || o.chunk_size % 8)
@@ -802,6 +813,10 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 		goto fail;
 	mrc = mdb_txn_commit(txn);
 	txn = NULL;
+	struct statvfs vfs;
+	if (mrc == EIO && statvfs(path, &vfs) == 0 &&
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20))
+		mrc = ENOSPC; /* LMDB reports a short write (a full disk) as EIO */
 	if (mrc) {
 		rc = store_lmdb_error(mrc, "%s: writing the new store", path);
 		goto fail;
@@ -846,11 +861,12 @@ static int check_data_file(const char *path)
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
-			return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (no data.mdb%s)", path,
-			                   has_file(path, "lock.mdb")
-			                       ? "; a lock.mdb left by an interrupted create, which "
-			                         "creating the store again replaces"
-			                       : "");
+			return store_error(
+			    CKPT_ENOTSTORE, "%s: not a ckpt store (no data.mdb%s)", path,
+			    has_file(path, "lock.mdb")
+			        ? "; a lock.mdb left by an interrupted create, which "
+			          "creating the store again replaces"
+			        : "");
 		return store_error(-errno, "%s: cannot read data.mdb (%s)", path, strerror(errno));
 	}
 	uint8_t hdr[LMDB_META_END];
@@ -858,8 +874,10 @@ static int check_data_file(const char *path)
 	uint32_t magic = n == (ssize_t)sizeof(hdr) ? load_u32le(hdr + 16) : 0;
 	if (magic != LMDB_MAGIC) {
 		close(fd);
-		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (data.mdb is not an LMDB "
-		                   "file)", path);
+		return store_error(CKPT_ENOTSTORE,
+		                   "%s: not a ckpt store (data.mdb is not an LMDB "
+		                   "file)",
+		                   path);
 	}
 	/* LMDB maps data.mdb and takes its pages on trust: pages past the end of a truncated
 	 * file would raise SIGBUS on first touch. The newer of the two meta pages names the last
@@ -883,11 +901,12 @@ static int check_data_file(const char *path)
 	if (rc)
 		return store_error(rc, "%s: cannot stat data.mdb (%s)", path, strerror(-rc));
 	if ((uint64_t)st.st_size < need)
-		return store_error(CKPT_ECORRUPT,
-		                   "%s: data.mdb is truncated or damaged (%llu bytes; its last commit "
-		                   "needs %llu)",
-		                   path, (unsigned long long)st.st_size,
-		                   need == UINT64_MAX ? 0ull : (unsigned long long)need);
+		return store_error(
+		    CKPT_ECORRUPT,
+		    "%s: data.mdb is truncated or damaged (%llu bytes; its last commit "
+		    "needs %llu)",
+		    path, (unsigned long long)st.st_size,
+		    need == UINT64_MAX ? 0ull : (unsigned long long)need);
 	return 0;
 }
 
@@ -924,8 +943,10 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 	bool readonly = flags & CKPT_OPEN_READONLY;
 	if (!readonly && access(path, W_OK) != 0) {
 		int e = errno;
-		return store_error(-e, "%s: cannot open the store for writing (%s); open it "
-		                   "read-only", path, strerror(e));
+		return store_error(-e,
+		                   "%s: cannot open the store for writing (%s); open it "
+		                   "read-only",
+		                   path, strerror(e));
 	}
 	ckpt_store *s = store_alloc(path);
 	if (!s)
@@ -1032,8 +1053,7 @@ static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_
 	return 0;
 }
 
-int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top,
-                  uint32_t *out_deleted)
+int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint32_t *out_deleted)
 {
 	uint32_t deleted = 0;
 	if (out_deleted)
