@@ -121,8 +121,7 @@ static void epoch_name(char *buf, size_t len, uint64_t epoch)
 	snprintf(buf, len, "epoch-%04" PRIu64, epoch);
 }
 
-static int resolve_or_fail(uint64_t *out, ckpt_snapshot *snap, const char *store,
-                           const char *spec)
+static int resolve_or_fail(uint64_t *out, ckpt_snapshot *snap, const char *store, const char *spec)
 {
 	int rc = cli_resolve_epoch(out, snap, spec);
 	if (rc == -EINVAL) {

@@ -162,8 +162,9 @@ int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap)
 	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		store_index_rec ir;
 		if ((rc = store_index_decode(&ir, val.mv_data, val.mv_size, why, sizeof(why)))) {
-			rc = store_error(rc, "store %s: epoch %llu: corrupt index record: %s", s->path,
-			                 (unsigned long long)store_epoch_from_key(&key), why);
+			rc = store_error(rc, "store %s: epoch %llu: corrupt index record: %s",
+			                 s->path, (unsigned long long)store_epoch_from_key(&key),
+			                 why);
 			break;
 		}
 		out->checkpoints++;
@@ -258,8 +259,7 @@ size_t ckpt_checkpoint_metric_count(const ckpt_checkpoint *c)
 	return c->rec->nmetrics;
 }
 
-int ckpt_checkpoint_metric_at(const ckpt_checkpoint *c, size_t i, const char **name,
-                              double *value)
+int ckpt_checkpoint_metric_at(const ckpt_checkpoint *c, size_t i, const char **name, double *value)
 {
 	if (i >= c->rec->nmetrics)
 		return -ERANGE;
@@ -301,8 +301,7 @@ int ckpt_checkpoint_extra_at(const ckpt_checkpoint *c, size_t i, const char **ke
 	return 0;
 }
 
-int ckpt_checkpoint_extra(const ckpt_checkpoint *c, const char *key, const void **data,
-                          size_t *len)
+int ckpt_checkpoint_extra(const ckpt_checkpoint *c, const char *key, const void **data, size_t *len)
 {
 	for (size_t i = 0; i < c->rec->nextras; i++)
 		if (strcmp(c->rec->extras[i].key, key) == 0)
@@ -342,8 +341,9 @@ static int load_blob(store_blob_rec *out, ckpt_snapshot *snap, const ckpt_tensor
 	char why[200];
 	int mrc = mdb_get(snap->txn, s->db_blobs, &key, &val);
 	if (mrc == MDB_NOTFOUND)
-		return store_error(CKPT_ECORRUPT, "store %s: tensor %s: its stored bytes are missing",
-		                   s->path, t->name);
+		return store_error(CKPT_ECORRUPT,
+		                   "store %s: tensor %s: its stored bytes are missing", s->path,
+		                   t->name);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: tensor %s", s->path, t->name);
 	int rc = store_blob_decode(out, val.mv_data, val.mv_size, why, sizeof(why));
@@ -352,9 +352,10 @@ static int load_blob(store_blob_rec *out, ckpt_snapshot *snap, const ckpt_tensor
 		                   t->name, why);
 	if (out->nbytes != t->nbytes || out->nchunks != t->nchunks ||
 	    out->chunk_size != t->chunk_size)
-		return store_error(CKPT_ECORRUPT, "store %s: tensor %s: blob record does not match "
-		                   "the tensor (%llu bytes in %u chunks)", s->path, t->name,
-		                   (unsigned long long)out->nbytes, out->nchunks);
+		return store_error(CKPT_ECORRUPT,
+		                   "store %s: tensor %s: blob record does not match "
+		                   "the tensor (%llu bytes in %u chunks)",
+		                   s->path, t->name, (unsigned long long)out->nbytes, out->nchunks);
 	return 0;
 }
 
@@ -374,9 +375,10 @@ static int get_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
 	uint64_t off = (uint64_t)i * t->chunk_size;
 	uint64_t want = t->nbytes - off < t->chunk_size ? t->nbytes - off : t->chunk_size;
 	if (val.mv_size != want)
-		return store_error(CKPT_ECORRUPT, "store %s: tensor %s: chunk %u has %zu bytes, "
-		                   "expected %llu", s->path, t->name, i, val.mv_size,
-		                   (unsigned long long)want);
+		return store_error(CKPT_ECORRUPT,
+		                   "store %s: tensor %s: chunk %u has %zu bytes, "
+		                   "expected %llu",
+		                   s->path, t->name, i, val.mv_size, (unsigned long long)want);
 	*out = val.mv_data;
 	*out_len = val.mv_size;
 	return 0;
@@ -386,8 +388,8 @@ int ckpt_tensor_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
                       const ckpt_tensor_info *t, uint32_t chunk_index, bool verify)
 {
 	if (chunk_index >= t->nchunks)
-		return store_error(-ERANGE, "store %s: tensor %s: chunk %u of %u", snap->store->path,
-		                   t->name, chunk_index, t->nchunks);
+		return store_error(-ERANGE, "store %s: tensor %s: chunk %u of %u",
+		                   snap->store->path, t->name, chunk_index, t->nchunks);
 	int rc = get_chunk(out, out_len, snap, t, chunk_index);
 	if (rc || !verify)
 		return rc;
@@ -396,19 +398,23 @@ int ckpt_tensor_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
 		return rc;
 	uint32_t crc = ckpt_crc32(0, *out, *out_len);
 	if (crc != store_blob_crc(&b, chunk_index))
-		return store_error(CKPT_ECHECKSUM, "store %s: tensor %s: chunk %u fails its CRC-32 "
-		                   "(0x%08x, stored 0x%08x)", snap->store->path, t->name,
-		                   chunk_index, crc, store_blob_crc(&b, chunk_index));
+		return store_error(CKPT_ECHECKSUM,
+		                   "store %s: tensor %s: chunk %u fails its CRC-32 "
+		                   "(0x%08x, stored 0x%08x)",
+		                   snap->store->path, t->name, chunk_index, crc,
+		                   store_blob_crc(&b, chunk_index));
 	return 0;
 }
 
-int ckpt_tensor_read(void *buf, ckpt_snapshot *snap, const ckpt_tensor_info *t,
-                     uint64_t offset, size_t len)
+int ckpt_tensor_read(void *buf, ckpt_snapshot *snap, const ckpt_tensor_info *t, uint64_t offset,
+                     size_t len)
 {
 	if (offset > t->nbytes || len > t->nbytes - offset)
-		return store_error(-ERANGE, "store %s: tensor %s: read of %zu bytes at %llu past "
-		                   "its %llu bytes", snap->store->path, t->name, len,
-		                   (unsigned long long)offset, (unsigned long long)t->nbytes);
+		return store_error(-ERANGE,
+		                   "store %s: tensor %s: read of %zu bytes at %llu past "
+		                   "its %llu bytes",
+		                   snap->store->path, t->name, len, (unsigned long long)offset,
+		                   (unsigned long long)t->nbytes);
 	uint8_t *dst = buf;
 	while (len > 0) {
 		uint32_t i = (uint32_t)(offset / t->chunk_size);
@@ -446,8 +452,10 @@ int ckpt_tensor_verify(ckpt_snapshot *snap, const ckpt_tensor_info *t)
 			goto out;
 		uint32_t c = ckpt_crc32(0, data, len);
 		if (c != store_blob_crc(&b, i)) {
-			rc = store_error(CKPT_ECHECKSUM, "store %s: tensor %s: chunk %u fails its "
-			                 "CRC-32", s->path, t->name, i);
+			rc = store_error(CKPT_ECHECKSUM,
+			                 "store %s: tensor %s: chunk %u fails its "
+			                 "CRC-32",
+			                 s->path, t->name, i);
 			goto out;
 		}
 		crc = i == 0 ? c : (uint32_t)crc32_combine(crc, c, (z_off_t)len);
@@ -456,8 +464,10 @@ int ckpt_tensor_verify(ckpt_snapshot *snap, const ckpt_tensor_info *t)
 	XXH128_canonical_t canon;
 	XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(st));
 	if (crc != t->crc32 || memcmp(canon.digest, t->hash, 16) != 0)
-		rc = store_error(CKPT_ECHECKSUM, "store %s: tensor %s: bytes do not match the "
-		                 "stored CRC-32/hash", s->path, t->name);
+		rc = store_error(CKPT_ECHECKSUM,
+		                 "store %s: tensor %s: bytes do not match the "
+		                 "stored CRC-32/hash",
+		                 s->path, t->name);
 out:
 	XXH3_freeState(st);
 	return rc;

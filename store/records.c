@@ -227,7 +227,7 @@ static const char *nz(const char *s)
 int store_run_encode(uint8_t **out, size_t *out_len, const ckpt_run_meta *m)
 {
 	outbuf o = {0};
-	const char *strs[6] = {nz(m->model),   nz(m->layers),  nz(m->optimizer),
+	const char *strs[6] = {nz(m->model),       nz(m->layers),  nz(m->optimizer),
 	                       nz(m->hyperparams), nz(m->dataset), nz(m->monitor)};
 	out_u16(&o, STORE_REC_VERSION);
 	out_u8(&o, (uint8_t)m->monitor_mode);
@@ -351,8 +351,7 @@ void store_index_encode(uint8_t out[STORE_INDEX_LEN], const store_index_rec *r)
 	put_f64(out + 32, r->has_monitor ? r->monitor : 0.0);
 }
 
-int store_index_decode(store_index_rec *out, const void *buf, size_t len, char *why,
-                       size_t whylen)
+int store_index_decode(store_index_rec *out, const void *buf, size_t len, char *why, size_t whylen)
 {
 	const uint8_t *p = buf;
 	if (len != STORE_INDEX_LEN)
@@ -387,8 +386,7 @@ void store_blob_encode(uint8_t *out, const store_blob_rec *b, const uint32_t *cr
 		put_u32(out + STORE_BLOB_HEADER_LEN + 4 * (size_t)i, crcs[i]);
 }
 
-int store_blob_decode(store_blob_rec *out, const void *buf, size_t len, char *why,
-                      size_t whylen)
+int store_blob_decode(store_blob_rec *out, const void *buf, size_t len, char *why, size_t whylen)
 {
 	const uint8_t *p = buf;
 	if (len < STORE_BLOB_HEADER_LEN)
@@ -399,8 +397,7 @@ int store_blob_decode(store_blob_rec *out, const void *buf, size_t len, char *wh
 	out->refcount = get_u64(p + 8);
 	out->nbytes = get_u64(p + 16);
 	out->chunk_size = get_u64(p + 24);
-	if ((len - STORE_BLOB_HEADER_LEN) / 4 != out->nchunks ||
-	    (len - STORE_BLOB_HEADER_LEN) % 4)
+	if ((len - STORE_BLOB_HEADER_LEN) / 4 != out->nchunks || (len - STORE_BLOB_HEADER_LEN) % 4)
 		return corrupt(why, whylen, "blob record length %zu does not fit %u chunks", len,
 		               out->nchunks);
 	if (out->refcount == 0)
@@ -428,8 +425,7 @@ void store_blob_set_refcount(uint8_t *rec, uint64_t refcount)
 int store_ckpt_encode(uint8_t **out, size_t *out_len, const store_ckpt_rec *rec)
 {
 	outbuf o = {0};
-	if (rec->nmetrics > UINT32_MAX || rec->nextras > UINT32_MAX ||
-	    rec->ntensors > UINT32_MAX)
+	if (rec->nmetrics > UINT32_MAX || rec->nextras > UINT32_MAX || rec->ntensors > UINT32_MAX)
 		return -EINVAL;
 	out_u32(&o, CKPT_REC_MAGIC);
 	out_u16(&o, STORE_REC_VERSION);
@@ -502,8 +498,7 @@ static size_t align8(size_t n)
 	return (n + 7) & ~(size_t)7;
 }
 
-int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *why,
-                      size_t whylen)
+int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *why, size_t whylen)
 {
 	*out = NULL;
 	cursor c = {buf, len, false};
@@ -524,8 +519,10 @@ int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *w
 	 * by the record length before allocating anything */
 	size_t body = c.left;
 	if (nmetrics > body / 11 || nextras > body / 11 || ntensors > body / 48)
-		return corrupt(why, whylen, "checkpoint record counts (%u metrics, %u extras, "
-		               "%u tensors) exceed its %zu bytes", nmetrics, nextras, ntensors, len);
+		return corrupt(why, whylen,
+		               "checkpoint record counts (%u metrics, %u extras, "
+		               "%u tensors) exceed its %zu bytes",
+		               nmetrics, nextras, ntensors, len);
 	size_t tables = align8(sizeof(store_ckpt_rec)) + align8(nmetrics * sizeof(store_metric)) +
 	                align8(nextras * sizeof(store_extra)) +
 	                align8(ntensors * sizeof(ckpt_tensor_info));
@@ -572,12 +569,14 @@ int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *w
 		const uint8_t *key = take(&c, n);
 		uint64_t dlen = take_u64(&c);
 		if (c.bad || dlen > c.left) {
-			rc = corrupt(why, whylen, "extra entry %u overruns the checkpoint record", i);
+			rc = corrupt(why, whylen, "extra entry %u overruns the checkpoint record",
+			             i);
 			goto fail;
 		}
 		const uint8_t *data = take(&c, (size_t)dlen);
 		if (n == 0 || memchr(key, 0, n)) {
-			rc = corrupt(why, whylen, "extra entry %u has an empty or NUL-holding key", i);
+			rc = corrupt(why, whylen, "extra entry %u has an empty or NUL-holding key",
+			             i);
 			goto fail;
 		}
 		rec->extras[i].key = arena_str(&at, key, n);
@@ -591,7 +590,7 @@ int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *w
 		uint16_t n = take_u16(&c);
 		const uint8_t *name = take(&c, n);
 		uint8_t group = take_u8(&c), dtype = take_u8(&c), ndim = take_u8(&c),
-			devlen = take_u8(&c);
+		        devlen = take_u8(&c);
 		const uint8_t *dev = take(&c, devlen);
 		if (c.bad) {
 			rc = corrupt(why, whylen, "tensor %u overruns the checkpoint record", i);
@@ -604,8 +603,10 @@ int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *w
 		if (group > CKPT_GROUP_EXTRA || ckpt_dtype_itemsize((ckpt_dtype)dtype) == 0 ||
 		    ndim > CKPT_MAX_DIMS || devlen == 0 || devlen > CKPT_MAX_DEVICE ||
 		    memchr(dev, 0, devlen)) {
-			rc = corrupt(why, whylen, "tensor %u (%.*s) has a bad group, dtype, ndim or "
-			             "device", i, (int)n, (const char *)name);
+			rc = corrupt(why, whylen,
+			             "tensor %u (%.*s) has a bad group, dtype, ndim or "
+			             "device",
+			             i, (int)n, (const char *)name);
 			goto fail;
 		}
 		t->name = arena_str(&at, name, n);
@@ -622,8 +623,8 @@ int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *w
 		t->nchunks = take_u32(&c);
 		t->index = i;
 		if (c.bad) {
-			rc = corrupt(why, whylen, "tensor %u (%s) overruns the checkpoint record", i,
-			             t->name);
+			rc = corrupt(why, whylen, "tensor %u (%s) overruns the checkpoint record",
+			             i, t->name);
 			goto fail;
 		}
 		memcpy(t->hash, hash, 16);
@@ -631,15 +632,16 @@ int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *w
 		if (ckpt_shape_numel(&numel, t->ndim, t->shape) != 0 ||
 		    numel > UINT64_MAX / ckpt_dtype_itemsize(t->dtype) ||
 		    numel * ckpt_dtype_itemsize(t->dtype) != t->nbytes) {
-			rc = corrupt(why, whylen, "tensor %u (%s): shape does not match %llu bytes", i,
-			             t->name, (unsigned long long)t->nbytes);
+			rc = corrupt(why, whylen, "tensor %u (%s): shape does not match %llu bytes",
+			             i, t->name, (unsigned long long)t->nbytes);
 			goto fail;
 		}
 		if ((t->nbytes && (t->chunk_size == 0 || t->chunk_size % 8)) ||
 		    t->nchunks != store_nchunks(t->nbytes, t->chunk_size)) {
-			rc = corrupt(why, whylen, "tensor %u (%s): %u chunks of %llu bytes do not "
-			             "cover %llu bytes", i, t->name, t->nchunks,
-			             (unsigned long long)t->chunk_size,
+			rc = corrupt(why, whylen,
+			             "tensor %u (%s): %u chunks of %llu bytes do not "
+			             "cover %llu bytes",
+			             i, t->name, t->nchunks, (unsigned long long)t->chunk_size,
 			             (unsigned long long)t->nbytes);
 			goto fail;
 		}

@@ -43,8 +43,8 @@ int store_settings_decode(store_settings_rec *out, const void *buf, size_t len, 
 
 /* ---- per-epoch summary ("index"): fixed layout ---- */
 typedef struct store_index_rec {
-	bool has_monitor;  /* the monitored metric is present and finite */
-	double monitor;    /* its value when has_monitor */
+	bool has_monitor; /* the monitored metric is present and finite */
+	double monitor;   /* its value when has_monitor */
 	uint32_t ntensors;
 	uint64_t step;
 	int64_t time_ns;
@@ -53,8 +53,7 @@ typedef struct store_index_rec {
 
 #define STORE_INDEX_LEN 40
 void store_index_encode(uint8_t out[STORE_INDEX_LEN], const store_index_rec *r);
-int store_index_decode(store_index_rec *out, const void *buf, size_t len, char *why,
-                       size_t whylen);
+int store_index_decode(store_index_rec *out, const void *buf, size_t len, char *why, size_t whylen);
 
 /* ---- blob (content-addressed tensor bytes, "blobs"): header + u32 crc per chunk ---- */
 typedef struct store_blob_rec {
@@ -68,8 +67,7 @@ typedef struct store_blob_rec {
 #define STORE_BLOB_HEADER_LEN 32
 /** Encode into @p out which holds STORE_BLOB_HEADER_LEN + 4 * nchunks bytes. */
 void store_blob_encode(uint8_t *out, const store_blob_rec *b, const uint32_t *crcs);
-int store_blob_decode(store_blob_rec *out, const void *buf, size_t len, char *why,
-                      size_t whylen);
+int store_blob_decode(store_blob_rec *out, const void *buf, size_t len, char *why, size_t whylen);
 uint32_t store_blob_crc(const store_blob_rec *b, uint32_t i);
 /** Overwrite the refcount field of an encoded blob record in place. */
 void store_blob_set_refcount(uint8_t *rec, uint64_t refcount);
@@ -100,8 +98,7 @@ typedef struct store_ckpt_rec {
 /** Encode @p rec (tensors' index fields are ignored: position is the index). */
 int store_ckpt_encode(uint8_t **out, size_t *out_len, const store_ckpt_rec *rec);
 /** Decode into a malloc'd record independent of @p buf; free with store_ckpt_free(). */
-int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *why,
-                      size_t whylen);
+int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *why, size_t whylen);
 void store_ckpt_free(store_ckpt_rec *rec);
 
 /** Number of chunks for @p nbytes at @p chunk_size (0 for an empty tensor). */

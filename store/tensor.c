@@ -93,8 +93,8 @@ static uint32_t crc32_zlib(uint32_t crc, const unsigned char *p, size_t len)
 #ifdef STORE_HAVE_PCLMUL
 /* Folds @p len bytes (a multiple of 16, at least 64) into the bit-reflected, pre- and
  * post-inverted CRC state @p crc (the caller inverts). */
-__attribute__((target("pclmul,sse4.1"))) static uint32_t
-crc32_fold_pclmul(const unsigned char *buf, size_t len, uint32_t crc)
+__attribute__((target("pclmul,sse4.1"))) static uint32_t crc32_fold_pclmul(const unsigned char *buf,
+                                                                           size_t len, uint32_t crc)
 {
 	static const uint64_t k1k2[2] __attribute__((aligned(16))) = {0x0154442bd4, 0x01c6e41596};
 	static const uint64_t k3k4[2] __attribute__((aligned(16))) = {0x01751997d0, 0x00ccaa009e};

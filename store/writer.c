@@ -104,10 +104,11 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 	const char *path = w->store->path;
 	unsigned long long epoch = w->epoch;
 	if (!name || !*name || strlen(name) > CKPT_MAX_NAME)
-		return store_error(-EINVAL, "store %s: epoch %llu: tensor name is empty or longer "
-		                   "than %d bytes", path, epoch, CKPT_MAX_NAME);
-	if (group != CKPT_GROUP_MODEL && group != CKPT_GROUP_OPTIMIZER &&
-	    group != CKPT_GROUP_EXTRA)
+		return store_error(-EINVAL,
+		                   "store %s: epoch %llu: tensor name is empty or longer "
+		                   "than %d bytes",
+		                   path, epoch, CKPT_MAX_NAME);
+	if (group != CKPT_GROUP_MODEL && group != CKPT_GROUP_OPTIMIZER && group != CKPT_GROUP_EXTRA)
 		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: bad group %d", path,
 		                   epoch, name, (int)group);
 	size_t itemsize = ckpt_dtype_itemsize(dtype);
@@ -115,14 +116,17 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: bad dtype %d", path,
 		                   epoch, name, (int)dtype);
 	if (ndim > CKPT_MAX_DIMS || (ndim && !shape))
-		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: %u dimensions (at "
-		                   "most %d)", path, epoch, name, ndim, CKPT_MAX_DIMS);
+		return store_error(-EINVAL,
+		                   "store %s: epoch %llu: tensor %s: %u dimensions (at "
+		                   "most %d)",
+		                   path, epoch, name, ndim, CKPT_MAX_DIMS);
 	uint64_t numel;
 	if (ckpt_shape_numel(&numel, ndim, shape) != 0 || numel > UINT64_MAX / itemsize ||
 	    numel * itemsize != nbytes)
-		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: %llu bytes do not "
-		                   "match its shape and dtype", path, epoch, name,
-		                   (unsigned long long)nbytes);
+		return store_error(-EINVAL,
+		                   "store %s: epoch %llu: tensor %s: %llu bytes do not "
+		                   "match its shape and dtype",
+		                   path, epoch, name, (unsigned long long)nbytes);
 	if (!device)
 		device = "cpu";
 	if (!ckpt_device_is_valid(device))
@@ -140,7 +144,8 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 	uint64_t cs = w->store->settings.chunk_size;
 	uint32_t nchunks = store_nchunks(nbytes, cs);
 	if (nbytes && (nbytes - 1) / cs >= UINT32_MAX)
-		return store_error(-EINVAL, "store %s: tensor %s needs too many chunks", path, name);
+		return store_error(-EINVAL, "store %s: tensor %s needs too many chunks", path,
+		                   name);
 	if (w->ntensors == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 16;
 		pending_tensor *nt = realloc(w->tensors, cap * sizeof(*nt));
@@ -205,8 +210,10 @@ void ckpt_writer_set_step(ckpt_writer *w, uint64_t step)
 int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value)
 {
 	if (!name || !*name || strlen(name) > STORE_MAX_METRIC_NAME)
-		return store_error(-EINVAL, "store %s: epoch %llu: metric name is empty or longer "
-		                   "than %d bytes", w->store->path, (unsigned long long)w->epoch,
+		return store_error(-EINVAL,
+		                   "store %s: epoch %llu: metric name is empty or longer "
+		                   "than %d bytes",
+		                   w->store->path, (unsigned long long)w->epoch,
 		                   STORE_MAX_METRIC_NAME);
 	/* kept sorted by name: insert in place */
 	size_t i = 0;
@@ -234,8 +241,10 @@ int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value)
 int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, size_t len)
 {
 	if (!key || !*key || strlen(key) > STORE_MAX_EXTRA_KEY)
-		return store_error(-EINVAL, "store %s: epoch %llu: extra key is empty or longer "
-		                   "than %d bytes", w->store->path, (unsigned long long)w->epoch,
+		return store_error(-EINVAL,
+		                   "store %s: epoch %llu: extra key is empty or longer "
+		                   "than %d bytes",
+		                   w->store->path, (unsigned long long)w->epoch,
 		                   STORE_MAX_EXTRA_KEY);
 	if (len && !data)
 		return store_error(-EINVAL, "store %s: extra %s: no data", w->store->path, key);
@@ -343,8 +352,8 @@ static int commit_once(ckpt_writer *w)
 	};
 	rc = store_ckpt_encode(&rec, &rec_len, &r);
 	if (rc) {
-		rc = store_error(rc, "store %s: epoch %llu: encoding the checkpoint record", s->path,
-		                 (unsigned long long)w->epoch);
+		rc = store_error(rc, "store %s: epoch %llu: encoding the checkpoint record",
+		                 s->path, (unsigned long long)w->epoch);
 		goto fail;
 	}
 	val = (MDB_val){rec_len, rec};
@@ -353,7 +362,9 @@ static int commit_once(ckpt_writer *w)
 		                      s->path, (unsigned long long)w->epoch);
 		goto fail;
 	}
-	store_index_rec ir = {.step = w->step, .time_ns = r.time_ns, .nbytes = w->total_bytes,
+	store_index_rec ir = {.step = w->step,
+	                      .time_ns = r.time_ns,
+	                      .nbytes = w->total_bytes,
 	                      .ntensors = (uint32_t)w->ntensors};
 	for (size_t i = 0; i < w->nmetrics; i++) {
 		if (strcmp(w->metrics[i].name, s->meta.monitor) == 0 &&
@@ -435,8 +446,8 @@ int ckpt_writer_commit(ckpt_writer *w)
 		}
 	}
 	if (rc == STORE_EMAPFULL)
-		rc = store_error(-ENOSPC, "store %s: epoch %llu: the map keeps filling up",
-		                 s->path, (unsigned long long)w->epoch);
+		rc = store_error(-ENOSPC, "store %s: epoch %llu: the map keeps filling up", s->path,
+		                 (unsigned long long)w->epoch);
 out:
 	pthread_mutex_unlock(&s->write_lock);
 	ckpt_writer_abort(w);

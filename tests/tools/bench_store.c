@@ -49,7 +49,8 @@ static int commit(const char *dir, uint64_t mib, uint32_t ntensors, uint64_t run
 	per -= per % 4;
 	uint8_t *data = malloc(total);
 	if (!data) {
-		fprintf(stderr, "bench_store: out of memory for %llu MiB\n", (unsigned long long)mib);
+		fprintf(stderr, "bench_store: out of memory for %llu MiB\n",
+		        (unsigned long long)mib);
 		return 1;
 	}
 	/* fresh, incompressible bytes every run so that nothing deduplicates */

@@ -59,9 +59,11 @@ static int create(const char *dir, int epochs)
 		    ckpt_writer_put_tensor(w, "frozen", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1,
 		                           fshape, NULL, frozen, sizeof(frozen)) ||
 		    ckpt_writer_put_tensor(w, "fc1.weight.momentum_buffer", CKPT_GROUP_OPTIMIZER,
-		                           CKPT_DTYPE_FLOAT32, 2, wshape, "cuda:0", mom, sizeof(mom)) ||
+		                           CKPT_DTYPE_FLOAT32, 2, wshape, "cuda:0", mom,
+		                           sizeof(mom)) ||
 		    ckpt_writer_put_tensor(w, "fc1.weight.step", CKPT_GROUP_OPTIMIZER,
-		                           CKPT_DTYPE_FLOAT32, 0, NULL, NULL, &step, sizeof(step))) {
+		                           CKPT_DTYPE_FLOAT32, 0, NULL, NULL, &step,
+		                           sizeof(step))) {
 			ckpt_writer_abort(w);
 			return fail("put");
 		}

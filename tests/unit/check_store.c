@@ -52,10 +52,10 @@ static void teardown(void)
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-#define OK(expr)                                                                              \
-	do {                                                                                  \
-		int rc_ = (expr);                                                             \
-		ck_assert_msg(rc_ == 0, "%s -> %d (%s)", #expr, rc_, ckpt_last_error());       \
+#define OK(expr)                                                                                   \
+	do {                                                                                       \
+		int rc_ = (expr);                                                                  \
+		ck_assert_msg(rc_ == 0, "%s -> %d (%s)", #expr, rc_, ckpt_last_error());           \
 	} while (0)
 
 static ckpt_run_meta test_meta(const char *monitor, ckpt_metric_mode mode)
@@ -76,8 +76,8 @@ static ckpt_store *make_store(uint64_t chunk, uint32_t keep_last, uint32_t keep_
                               ckpt_metric_mode mode)
 {
 	ckpt_run_meta m = test_meta("val_loss", mode);
-	ckpt_store_options o = {.chunk_size = chunk, .keep_last = keep_last, .keep_top = keep_top,
-	                        .no_sync = true};
+	ckpt_store_options o = {
+	    .chunk_size = chunk, .keep_last = keep_last, .keep_top = keep_top, .no_sync = true};
 	ckpt_store *s = NULL;
 	OK(ckpt_store_create(&s, storepath, &m, &o));
 	return s;
@@ -104,8 +104,8 @@ static void commit_simple(ckpt_store *s, uint64_t epoch, size_t n, uint32_t seed
 	uint64_t shape[1] = {n};
 	ckpt_writer *wr;
 	OK(ckpt_writer_begin(&wr, s, epoch));
-	OK(ckpt_writer_put_tensor(wr, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape, "cpu",
-	                          w, n * sizeof(float)));
+	OK(ckpt_writer_put_tensor(wr, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape, "cpu", w,
+	                          n * sizeof(float)));
 	if (metric)
 		OK(ckpt_writer_set_metric(wr, metric, value));
 	ckpt_writer_set_step(wr, epoch * 10);
@@ -174,7 +174,8 @@ static void check_invariants(ckpt_store *s)
 			store_chunk_key(ck, refs[j].hash, i);
 			MDB_val ckey = {sizeof(ck), ck};
 			ck_assert_int_eq(mdb_get(txn, s->db_chunks, &ckey, &v), 0);
-			ck_assert_uint_eq(ckpt_crc32(0, v.mv_data, v.mv_size), store_blob_crc(&b, i));
+			ck_assert_uint_eq(ckpt_crc32(0, v.mv_data, v.mv_size),
+			                  store_blob_crc(&b, i));
 		}
 		chunks += b.nchunks;
 	}
@@ -268,11 +269,11 @@ START_TEST(test_every_dtype_round_trips_including_scalars_and_empty)
 {
 	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
 	uint8_t data[10][1000];
-	uint64_t shapes[10][3] = {{3, 5, 7}, {0}, {}, {4, 4}, {10}, {2, 0, 3}, {33}, {1000}, {999},
-	                          {17}};
+	uint64_t shapes[10][3] = {{3, 5, 7}, {0},  {},     {4, 4}, {10},
+	                          {2, 0, 3}, {33}, {1000}, {999},  {17}};
 	uint32_t ndims[10] = {3, 1, 0, 2, 1, 3, 1, 1, 1, 1};
-	const char *devs[10] = {"cpu", "cuda:0", NULL, "cuda:1", "cpu", "cpu", "cuda", "cpu",
-	                        "cpu", "cpu"};
+	const char *devs[10] = {"cpu", "cuda:0", NULL,  "cuda:1", "cpu",
+	                        "cpu", "cuda",   "cpu", "cpu",    "cpu"};
 	ckpt_writer *w;
 	OK(ckpt_writer_begin(&w, s, 1));
 	for (int d = 1; d <= 10; d++) {
@@ -444,27 +445,29 @@ START_TEST(test_bad_tensor_arguments_are_rejected)
 	uint64_t shape[2] = {2, 3}, nine[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
 	ckpt_writer *w;
 	OK(ckpt_writer_begin(&w, s, 1));
-	ck_assert_int_eq(ckpt_writer_put_tensor(w, "", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 24),
-	                 -EINVAL);
+	ck_assert_int_eq(
+	    ckpt_writer_put_tensor(w, "", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 24), -EINVAL);
 	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", 0, (ckpt_dtype)77, 2, shape, NULL, d, 24),
 	                 -EINVAL);
-	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 20),
-	                 -EINVAL);
+	ck_assert_int_eq(
+	    ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 20), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "a"));
 	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 9, nine, NULL, d, 4),
 	                 -EINVAL);
-	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, "gpu", d,
-	                                        24), -EINVAL);
+	ck_assert_int_eq(
+	    ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, "gpu", d, 24), -EINVAL);
 	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", (ckpt_tensor_group)5, CKPT_DTYPE_FLOAT32, 2,
-	                                        shape, NULL, d, 24), -EINVAL);
+	                                        shape, NULL, d, 24),
+	                 -EINVAL);
 	char longname[CKPT_MAX_NAME + 2];
 	memset(longname, 'x', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = 0;
-	ck_assert_int_eq(ckpt_writer_put_tensor(w, longname, 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL,
-	                                        d, 24), -EINVAL);
+	ck_assert_int_eq(
+	    ckpt_writer_put_tensor(w, longname, 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 24),
+	    -EINVAL);
 	OK(ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 24));
-	ck_assert_int_eq(ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 24),
-	                 -EEXIST);
+	ck_assert_int_eq(
+	    ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 24), -EEXIST);
 	OK(ckpt_writer_put_tensor(w, "a", CKPT_GROUP_OPTIMIZER, CKPT_DTYPE_FLOAT32, 2, shape, NULL,
 	                          d, 24));
 	ck_assert_int_eq(ckpt_writer_set_metric(w, "", 1.0), -EINVAL);
@@ -551,7 +554,8 @@ START_TEST(test_best_tracks_min_and_max_and_ignores_nan)
 		ck_assert_uint_eq(n, 4);
 		uint64_t want_min[] = {7, 9, 6, 8}, want_max[] = {8, 6, 7, 9};
 		for (size_t i = 0; i < n; i++)
-			ck_assert_uint_eq(top[i], mode == CKPT_MODE_MIN ? want_min[i] : want_max[i]);
+			ck_assert_uint_eq(top[i],
+			                  mode == CKPT_MODE_MIN ? want_min[i] : want_max[i]);
 		OK(ckpt_snapshot_top_k(top, 2, &n, snap));
 		ck_assert_uint_eq(n, 2);
 		const ckpt_checkpoint *c;
@@ -724,8 +728,9 @@ START_TEST(test_random_commits_and_gc_match_a_model_of_retention_and_best)
 				c.pattern[t] = rand() % NPATTERNS;
 				snprintf(name, sizeof(name), "t%d", t);
 				uint64_t shape[1] = {plen[c.pattern[t]]};
-				OK(ckpt_writer_put_tensor(w, name, 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
-				                          patterns[c.pattern[t]], shape[0] * 4));
+				OK(ckpt_writer_put_tensor(w, name, 0, CKPT_DTYPE_FLOAT32, 1, shape,
+				                          NULL, patterns[c.pattern[t]],
+				                          shape[0] * 4));
 			}
 			if (kind == 0)
 				OK(ckpt_writer_set_metric(w, "val_loss", NAN));
@@ -743,8 +748,8 @@ START_TEST(test_random_commits_and_gc_match_a_model_of_retention_and_best)
 		for (int e = 1; e <= NEPOCHS; e++) {
 			if (!m[e].present)
 				continue;
-			ck_assert_msg(k < n && got[k] == (uint64_t)e, "step %d: epoch %d missing", step,
-			              e);
+			ck_assert_msg(k < n && got[k] == (uint64_t)e, "step %d: epoch %d missing",
+			              step, e);
 			k++;
 			if (m[e].has_value && (!best || model_better(m, e, best)))
 				best = e;
@@ -753,8 +758,9 @@ START_TEST(test_random_commits_and_gc_match_a_model_of_retention_and_best)
 		int rc;
 		uint64_t b = best_of(s, &rc);
 		if (best)
-			ck_assert_msg(rc == 0 && b == (uint64_t)best, "step %d: best %llu, model %d",
-			              step, (unsigned long long)b, best);
+			ck_assert_msg(rc == 0 && b == (uint64_t)best,
+			              "step %d: best %llu, model %d", step, (unsigned long long)b,
+			              best);
 		else
 			ck_assert_int_eq(rc, -ENOENT);
 		check_invariants(s);
@@ -793,12 +799,12 @@ START_TEST(test_dedup_stores_identical_bytes_once_and_gc_frees_the_last_referenc
 		fill(moving, sizeof(moving), (uint32_t)(100 + e));
 		ckpt_writer *w;
 		OK(ckpt_writer_begin(&w, s, e));
-		OK(ckpt_writer_put_tensor(w, "frozen", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, frozen,
-		                          sizeof(frozen)));
+		OK(ckpt_writer_put_tensor(w, "frozen", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
+		                          frozen, sizeof(frozen)));
 		OK(ckpt_writer_put_tensor(w, "frozen_copy", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
 		                          frozen, sizeof(frozen)));
-		OK(ckpt_writer_put_tensor(w, "moving", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, moving,
-		                          sizeof(moving)));
+		OK(ckpt_writer_put_tensor(w, "moving", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
+		                          moving, sizeof(moving)));
 		OK(ckpt_writer_set_metric(w, "val_loss", (double)e));
 		OK(ckpt_writer_commit(w));
 	}
@@ -966,8 +972,8 @@ START_TEST(test_reader_snapshot_stays_consistent_while_a_writer_commits)
 			uint64_t shape[1] = {n};
 			ckpt_writer *w;
 			if (ckpt_writer_begin(&w, ws, ep) ||
-			    ckpt_writer_put_tensor(w, "w", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, buf,
-			                           n * 4) ||
+			    ckpt_writer_put_tensor(w, "w", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
+			                           buf, n * 4) ||
 			    ckpt_writer_commit(w))
 				_exit(4);
 			if (ep == 3 && write(pipefd[1], "x", 1) != 1)
@@ -1074,8 +1080,8 @@ START_TEST(test_threads_share_a_store_handle_while_it_commits_and_grows)
 		for (int attempt = 0;; attempt++) {
 			ckpt_writer *w;
 			OK(ckpt_writer_begin(&w, s, e));
-			OK(ckpt_writer_put_tensor(w, "w", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, buf,
-			                          n * 4));
+			OK(ckpt_writer_put_tensor(w, "w", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
+			                          buf, n * 4));
 			rc = ckpt_writer_commit(w);
 			if (rc != -EBUSY || attempt > 2000)
 				break;
@@ -1114,7 +1120,8 @@ START_TEST(test_commit_is_atomic_under_sigkill)
 		if (pid == 0) {
 			close(pipefd[0]);
 			ckpt_store *ws;
-			if (ckpt_store_open(&ws, storepath, 0)) /* synced commits: slower, wider window */
+			if (ckpt_store_open(&ws, storepath,
+			                    0)) /* synced commits: slower, wider window */
 				_exit(3);
 			size_t n = 4 << 20; /* 16 MiB per checkpoint, new bytes every time */
 			float *buf = malloc(n * 4);
@@ -1127,8 +1134,8 @@ START_TEST(test_commit_is_atomic_under_sigkill)
 				uint64_t shape[1] = {n};
 				ckpt_writer *w;
 				if (ckpt_writer_begin(&w, ws, 2 + ep % 3) ||
-				    ckpt_writer_put_tensor(w, "big", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL,
-				                           buf, n * 4))
+				    ckpt_writer_put_tensor(w, "big", 0, CKPT_DTYPE_FLOAT32, 1,
+				                           shape, NULL, buf, n * 4))
 					_exit(4);
 				/* tell the parent the (first) commit starts now */
 				if (ep == 2 && write(pipefd[1], "c", 1) != 1)
@@ -1205,7 +1212,8 @@ START_TEST(test_full_disk_is_enospc_and_keeps_earlier_checkpoints)
 		uint64_t shape[1] = {n};
 		ckpt_writer *w;
 		if (ckpt_writer_begin(&w, ws, 2) ||
-		    ckpt_writer_put_tensor(w, "w", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, buf, n * 4))
+		    ckpt_writer_put_tensor(w, "w", 0, CKPT_DTYPE_FLOAT32, 1, shape, NULL, buf,
+		                           n * 4))
 			_exit(6);
 		int rc = ckpt_writer_commit(w);
 		if (rc != -ENOSPC) {
@@ -1383,7 +1391,8 @@ START_TEST(test_corrupt_records_give_errors_with_context)
 	uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 3};
 	uint8_t rec[4096];
 	size_t len = raw_get("ckpt", key, 8, rec, sizeof(rec));
-	/* every truncation and many bit flips decode to an error or a valid record, never a crash */
+	/* every truncation and many bit flips decode to an error or a valid record, never a crash
+	 */
 	for (size_t cut = 0; cut < len; cut++) {
 		store_ckpt_rec *r = NULL;
 		char why[200];
