@@ -123,7 +123,7 @@ echo "  ratios: cold/ceiling $(ratio "$ck_cold" "$ce_cold") (goal >= 90%)," \
 rm -rf "$store"
 
 # ---- 2. 10,000 checkpoints
-many=$BENCH/store-10000
+many=$BENCH/store-10000-v2
 if [ ! -e "$many/data.mdb" ] || ! "$BIN/ckpt" info "$many" 2>/dev/null | grep -q '^checkpoints: 10000$'; then
 	rm -rf "$many"
 	t0=$(now)
@@ -131,6 +131,7 @@ if [ ! -e "$many/data.mdb" ] || ! "$BIN/ckpt" info "$many" 2>/dev/null | grep -q
 		{ echo "mkstore_many: $(cat "$TMP/many.log")" >&2; exit 1; }
 	echo "  wrote a 10,000-checkpoint store in $(secs "$t0" "$(now)") s (cached in build/bench)"
 fi
+mnt=$TMP/mnt-10000
 start "$mnt" "$BIN/ckptfs" "$many" "$mnt" -f
 t0=$(now)
 n=$(ls -l "$mnt" | grep -c ' epoch-[0-9]*$')
@@ -157,9 +158,10 @@ echo "  ls -l of a root with $n checkpoints: first ${first} s, then ${best_ls} s
 hundred=$TMP/store-100
 "$TOOLS/mkstore_many" "$hundred" --epochs 100 --params 16 >"$TMP/h.log" 2>&1 ||
 	{ echo "mkstore_many: $(cat "$TMP/h.log")" >&2; exit 1; }
+mnt=$TMP/mnt-100
 start "$mnt" "$BIN/ckptfs" "$hundred" "$mnt" -f
 t0=$(now)
-rsync -a "$mnt/" "$TMP/backup/" || exit 1
+rsync -a "$mnt/" "$TMP/backup/" 2>"$TMP/rsync.err" || { echo "rsync: $(tail -n 3 "$TMP/rsync.err")" >&2; exit 1; }
 r1=$(secs "$t0" "$(now)")
 t0=$(now)
 changes=$(rsync -a --itemize-changes "$mnt/" "$TMP/backup/" | wc -l)

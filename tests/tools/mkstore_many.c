@@ -83,7 +83,12 @@ int main(int argc, char **argv)
 	const char *groups = "[{\"lr\":0.1,\"momentum\":0.9,\"dampening\":0,\"weight_decay\":0,"
 	                     "\"nesterov\":false,\"maximize\":false,\"foreach\":null,"
 	                     "\"differentiable\":false,\"params\":[0,1]}]";
-	float w[64], m[64];
+	/* the writer borrows tensor bytes until commit: one buffer per tensor */
+	float *w = malloc(params * 64 * sizeof(float)), *m = malloc(params * 64 * sizeof(float));
+	if (!w || !m) {
+		fprintf(stderr, "mkstore_many: error: out of memory\n");
+		return 1;
+	}
 	uint64_t shape[2] = {8, 8};
 	for (unsigned long e = 1; e <= epochs; e++) {
 		ckpt_writer *wr;
@@ -92,18 +97,19 @@ int main(int argc, char **argv)
 			die("begin", rc);
 		for (unsigned long p = 0; p < params; p++) {
 			char name[64], buf_name[96];
+			float *pw = w + p * 64, *pm = m + p * 64;
 			for (int i = 0; i < 64; i++) {
-				w[i] = (float)e * 0.001f + (float)p + (float)i * 0.01f;
-				m[i] = -w[i];
+				pw[i] = (float)e * 0.001f + (float)p + (float)i * 0.01f;
+				pm[i] = -pw[i];
 			}
 			snprintf(name, sizeof(name), "fc%lu.weight", p + 1);
 			snprintf(buf_name, sizeof(buf_name), "%s.momentum_buffer", name);
 			rc = ckpt_writer_put_tensor(wr, name, CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 2,
-			                            shape, NULL, w, sizeof(w));
+			                            shape, NULL, pw, 64 * sizeof(float));
 			if (!rc)
 				rc = ckpt_writer_put_tensor(wr, buf_name, CKPT_GROUP_OPTIMIZER,
-				                            CKPT_DTYPE_FLOAT32, 2, shape, NULL, m,
-				                            sizeof(m));
+				                            CKPT_DTYPE_FLOAT32, 2, shape, NULL, pm,
+				                            64 * sizeof(float));
 			if (rc)
 				die("put tensor", rc);
 		}
@@ -125,5 +131,7 @@ int main(int argc, char **argv)
 		}
 	}
 	ckpt_store_close(store);
+	free(w);
+	free(m);
 	return 0;
 }
