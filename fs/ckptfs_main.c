@@ -27,6 +27,7 @@ typedef struct cli_options {
 	char *map_location;
 	unsigned max_read;
 	unsigned readahead_kb;
+	unsigned snapshot_idle;
 } cli_options;
 
 enum { KEY_HELP, KEY_VERSION };
@@ -36,6 +37,7 @@ static const struct fuse_opt option_spec[] = {
     {"max_read=%u", offsetof(cli_options, max_read), 0},
     FUSE_OPT_KEY("max_read=", FUSE_OPT_KEY_KEEP),
     {"readahead_kb=%u", offsetof(cli_options, readahead_kb), 0},
+    {"snapshot_idle=%u", offsetof(cli_options, snapshot_idle), 0},
     FUSE_OPT_END,
 };
 
@@ -83,7 +85,11 @@ static void usage(FILE *to)
 	        "ckptfs options:\n"
 	        "    -o map_location=cpu|keep|cuda:N  where .pt files put storages (default cpu)\n"
 	        "    -o readahead_kb=N      kernel readahead set after mounting as root (1024)\n"
-	        "    -o max_read=N          largest read request in bytes\n\n");
+	        "    -o max_read=N          largest read request in bytes\n"
+	        "    -o snapshot_idle=S     release an open file's snapshot after S idle seconds\n"
+	        "                           (%d; 0 never); reading it again needs unchanged\n"
+	        "                           content, else ESTALE\n\n",
+	        CKPTFS_SNAPSHOT_IDLE);
 }
 
 static int check_mountpoint(const char *mountpoint, char *resolved)
@@ -145,7 +151,7 @@ static int open_store(ckpt_store **out, const char *path)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	cli_options o = {.readahead_kb = 1024};
+	cli_options o = {.readahead_kb = 1024, .snapshot_idle = CKPTFS_SNAPSHOT_IDLE};
 	struct fuse_cmdline_opts copts;
 	memset(&copts, 0, sizeof(copts));
 	struct fuse_session *se = NULL;
@@ -260,6 +266,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ctx.view = view;
+	if (ckptfs_reaper_start(o.snapshot_idle) != 0)
+		say(LOG_WARNING, "cannot start the idle-snapshot thread; open files keep theirs");
 
 	int rc;
 	if (copts.singlethread) {
@@ -281,6 +289,8 @@ int main(int argc, char **argv)
 	/* a signal ends the loop with 0 or the signal number: a clean exit either way */
 	status = rc < 0 ? 1 : 0;
 out:
+	ckptfs_reaper_stop();
+	ckptfs_close_all_files();
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)

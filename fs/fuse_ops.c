@@ -23,9 +23,125 @@
 #define READ_IOV_CAP 256
 
 typedef struct open_file {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* one reader of the snapshot at a time */
 	ckpt_view_file *file;
+	int64_t last_use_ns;  /* CLOCK_MONOTONIC, under lock */
+	struct open_file *prev, *next; /* all open files, under files_lock (for the reaper) */
 } open_file;
+
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+static open_file *files_head;
+
+static int64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void files_add(open_file *of)
+{
+	pthread_mutex_lock(&files_lock);
+	of->prev = NULL;
+	of->next = files_head;
+	if (files_head)
+		files_head->prev = of;
+	files_head = of;
+	pthread_mutex_unlock(&files_lock);
+}
+
+static void files_remove(open_file *of)
+{
+	pthread_mutex_lock(&files_lock);
+	if (of->prev)
+		of->prev->next = of->next;
+	else
+		files_head = of->next;
+	if (of->next)
+		of->next->prev = of->prev;
+	pthread_mutex_unlock(&files_lock);
+}
+
+/* ---- the reaper: parks files idle longer than snapshot_idle_s (see ckpt_view_file_park) */
+static struct {
+	pthread_t thread;
+	bool running, stop;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	unsigned idle_s;
+} reaper = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static void park_idle_files(int64_t now, int64_t idle_ns)
+{
+	pthread_mutex_lock(&files_lock);
+	for (open_file *of = files_head; of; of = of->next) {
+		if (pthread_mutex_trylock(&of->lock) != 0)
+			continue; /* being read: not idle */
+		if (now - of->last_use_ns >= idle_ns && !ckpt_view_file_is_parked(of->file))
+			ckpt_view_file_park(of->file);
+		pthread_mutex_unlock(&of->lock);
+	}
+	pthread_mutex_unlock(&files_lock);
+}
+
+static void *reaper_main(void *arg)
+{
+	(void)arg;
+	int64_t idle_ns = (int64_t)reaper.idle_s * 1000000000;
+	int64_t period_ns = idle_ns / 4 < 250000000 ? 250000000 : idle_ns / 4;
+	if (period_ns > 5000000000)
+		period_ns = 5000000000;
+	pthread_mutex_lock(&reaper.lock);
+	while (!reaper.stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		int64_t ns = until.tv_nsec + period_ns;
+		until.tv_sec += ns / 1000000000;
+		until.tv_nsec = ns % 1000000000;
+		pthread_cond_timedwait(&reaper.wake, &reaper.lock, &until);
+		if (reaper.stop)
+			break;
+		pthread_mutex_unlock(&reaper.lock);
+		park_idle_files(monotonic_ns(), idle_ns);
+		pthread_mutex_lock(&reaper.lock);
+	}
+	pthread_mutex_unlock(&reaper.lock);
+	return NULL;
+}
+
+void ckptfs_close_all_files(void)
+{
+	pthread_mutex_lock(&files_lock);
+	for (open_file *of = files_head; of; of = of->next) {
+		ckpt_view_file_close(of->file);
+		of->file = NULL;
+	}
+	files_head = NULL; /* the structs leak on purpose: the kernel may still name them */
+	pthread_mutex_unlock(&files_lock);
+}
+
+int ckptfs_reaper_start(unsigned idle_s)
+{
+	if (idle_s == 0)
+		return 0;
+	reaper.idle_s = idle_s;
+	reaper.stop = false;
+	int rc = pthread_create(&reaper.thread, NULL, reaper_main, NULL);
+	reaper.running = rc == 0;
+	return -rc;
+}
+
+void ckptfs_reaper_stop(void)
+{
+	if (!reaper.running)
+		return;
+	pthread_mutex_lock(&reaper.lock);
+	reaper.stop = true;
+	pthread_cond_signal(&reaper.wake);
+	pthread_mutex_unlock(&reaper.lock);
+	pthread_join(reaper.thread, NULL);
+	reaper.running = false;
+}
 
 /* Last mtime seen at open per inode (a small direct-mapped table): keep_cache only when the
  * file is the same one the kernel may have cached (an epoch rewritten by a resumed run gets
@@ -349,6 +465,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	pthread_mutex_init(&of->lock, NULL);
+	of->last_use_ns = monotonic_ns();
+	files_add(of);
 	fi->fh = (uintptr_t)of;
 	if (a.immutable) {
 		fi->keep_cache = seen_unchanged(&a);
@@ -357,6 +475,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 	}
 	if (fuse_reply_open(req, fi) != 0) {
+		files_remove(of);
 		ckpt_view_file_close(of->file);
 		pthread_mutex_destroy(&of->lock);
 		free(of);
@@ -382,6 +501,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (size > fsize - (uint64_t)off)
 		size = (size_t)(fsize - (uint64_t)off);
 	pthread_mutex_lock(&of->lock);
+	of->last_use_ns = monotonic_ns();
 	int rc = ckpt_view_file_iov(of->file, (uint64_t)off, size, iov, READ_IOV_CAP, &count,
 	                            NULL, &got);
 	if (rc == 0 && got < size) {
@@ -405,6 +525,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	open_file *of = (open_file *)(uintptr_t)fi->fh;
+	files_remove(of);
 	ckpt_view_file_close(of->file);
 	pthread_mutex_destroy(&of->lock);
 	free(of);

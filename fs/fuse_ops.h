@@ -29,6 +29,21 @@ bool ckptfs_find_mount(const char *path, char *majmin, size_t mcap, char *fstype
 /** Seconds for what changes with each commit: the root, best, latest, history, metrics. */
 #define CKPTFS_LIVE_TIMEOUT 0.5
 
+/** Default seconds an open file may sit idle before its snapshot is released. */
+#define CKPTFS_SNAPSHOT_IDLE 300
+
+/**
+ * Start the thread that parks open files idle for @p idle_s seconds or more (0: never), so a
+ * forgotten open file does not hold an LMDB read transaction forever. @return 0 or -errno.
+ */
+int ckptfs_reaper_start(unsigned idle_s);
+
+/** Stop and join the reaper (no-op if not running). Call before the view is freed. */
+void ckptfs_reaper_stop(void);
+
+/** After the session loop: close every file still open (their snapshots) before the store. */
+void ckptfs_close_all_files(void);
+
 /** The operations table; userdata is a ckptfs_ctx. */
 const struct fuse_lowlevel_ops *ckptfs_ops(void);
 

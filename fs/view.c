@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "fs/view_int.h"
 
@@ -42,6 +43,9 @@ struct ckpt_view_file {
 	bool logged;   /* one log line per open file is enough */
 	bool ahead_tried;
 	verify_ahead ahead;
+	uint64_t size;        /* as rendered at open; kept while parked */
+	uint64_t fingerprint; /* of the layout: what re-acquiring must find again */
+	bool parked;          /* snapshot and layout released (ckpt_view_file_park) */
 };
 
 static void default_log(void *ctx, const char *line)
@@ -647,6 +651,94 @@ static void file_path(char *buf, size_t cap, const view_node *n)
 				snprintf(buf, cap, "%s/%s", epoch, epoch_entries[i].name);
 }
 
+/* Identity of a rendered file: synthesized bytes and, for tensor windows, the content hash. */
+static uint64_t layout_fingerprint(const view_layout *l)
+{
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return 0;
+	XXH3_64bits_reset(st);
+	for (size_t i = 0; i < l->nsegs; i++) {
+		const view_segment *seg = &l->segs[i];
+		XXH3_64bits_update(st, &seg->length, sizeof(seg->length));
+		if (seg->bytes) {
+			XXH3_64bits_update(st, seg->bytes, (size_t)seg->length);
+		} else {
+			XXH3_64bits_update(st, seg->tensor->hash, sizeof(seg->tensor->hash));
+			XXH3_64bits_update(st, &seg->tensor_offset, sizeof(seg->tensor_offset));
+			uint8_t widen = seg->widen_bf16;
+			XXH3_64bits_update(st, &widen, 1);
+		}
+	}
+	uint64_t h = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return h;
+}
+
+static void stop_verify_ahead(ckpt_view_file *f);
+
+/* Snapshot + layout of @p f's node as of now. */
+static int acquire(ckpt_view_file *f, view_node *n)
+{
+	int rc = open_snapshot(&f->snap, f->view);
+	if (rc)
+		return rc;
+	rc = decode_node(n, f->snap, f->ino);
+	if (!rc && n->kind != CKPT_VIEW_FILE) {
+		rc = n->kind == CKPT_VIEW_DIR ? -EISDIR : -EINVAL;
+		view_set_error("not a regular file (inode %" PRIu64 ")", f->ino);
+	}
+	if (!rc) {
+		f->epoch = n->epoch;
+		file_path(f->path, sizeof(f->path), n);
+		rc = render_node(&f->layout, f->view, f->snap, n);
+		if (rc)
+			view_set_error("cannot render %s: %s", f->path, ckpt_strerror(rc));
+	}
+	return rc;
+}
+
+static void release(ckpt_view_file *f)
+{
+	stop_verify_ahead(f);
+	memset(&f->ahead, 0, sizeof(f->ahead));
+	f->ahead_tried = false;
+	view_layout_free(&f->layout);
+	ckpt_snapshot_close(f->snap);
+	f->snap = NULL;
+}
+
+int ckpt_view_file_park(ckpt_view_file *f)
+{
+	if (!f->parked) {
+		release(f);
+		f->parked = true;
+	}
+	return 0;
+}
+
+bool ckpt_view_file_is_parked(const ckpt_view_file *f)
+{
+	return f->parked;
+}
+
+/* Take a new snapshot for a parked file: only the same bytes may be served again. */
+static int unpark(ckpt_view_file *f)
+{
+	view_node n;
+	int rc = acquire(f, &n);
+	if (!rc && (f->layout.size != f->size || layout_fingerprint(&f->layout) != f->fingerprint)) {
+		view_set_error("%s changed or was deleted while its file was idle", f->path);
+		rc = -ESTALE;
+	}
+	if (rc) {
+		release(f);
+		return rc == -ENOENT ? -ESTALE : rc;
+	}
+	f->parked = false;
+	return 0;
+}
+
 int ckpt_view_open(ckpt_view_file **out, ckpt_view_attr *out_attr, ckpt_view *view, uint64_t ino)
 {
 	*out = NULL;
@@ -656,25 +748,12 @@ int ckpt_view_open(ckpt_view_file **out, ckpt_view_attr *out_attr, ckpt_view *vi
 	f->view = view;
 	f->ino = ino;
 	view_layout_init(&f->layout);
-	int rc = open_snapshot(&f->snap, view);
-	if (rc)
-		goto fail;
 	view_node n;
-	rc = decode_node(&n, f->snap, ino);
+	int rc = acquire(f, &n);
 	if (rc)
 		goto fail;
-	if (n.kind != CKPT_VIEW_FILE) {
-		rc = n.kind == CKPT_VIEW_DIR ? -EISDIR : -EINVAL;
-		view_set_error("not a regular file (inode %" PRIu64 ")", ino);
-		goto fail;
-	}
-	f->epoch = n.epoch;
-	file_path(f->path, sizeof(f->path), &n);
-	rc = render_node(&f->layout, view, f->snap, &n);
-	if (rc) {
-		view_set_error("cannot render %s: %s", f->path, ckpt_strerror(rc));
-		goto fail;
-	}
+	f->size = f->layout.size;
+	f->fingerprint = layout_fingerprint(&f->layout);
 	if (out_attr) {
 		/* same snapshot: the size is exactly the rendered one */
 		rc = node_attr(out_attr, view, f->snap, &n);
@@ -691,7 +770,7 @@ fail:
 
 uint64_t ckpt_view_file_size(const ckpt_view_file *f)
 {
-	return f->layout.size;
+	return f->size;
 }
 
 static void report_bad_tensor(ckpt_view_file *f, const ckpt_tensor_info *t, int rc)
@@ -856,8 +935,13 @@ int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct io
 	view_layout *l = &f->layout;
 	*out_count = 0;
 	*out_read = 0;
-	if (offset >= l->size || len == 0 || cap == 0)
+	if (offset >= f->size || len == 0 || cap == 0)
 		return 0;
+	if (f->parked) {
+		int rc = unpark(f);
+		if (rc)
+			return rc;
+	}
 	if (len > l->size - offset)
 		len = (size_t)(l->size - offset);
 	size_t done = 0, count = 0;
@@ -935,8 +1019,6 @@ void ckpt_view_file_close(ckpt_view_file *f)
 {
 	if (!f)
 		return;
-	stop_verify_ahead(f);
-	view_layout_free(&f->layout);
-	ckpt_snapshot_close(f->snap);
+	release(f);
 	free(f);
 }

@@ -153,7 +153,8 @@ uint64_t ckpt_view_file_size(const ckpt_view_file *f);
 
 /**
  * Copy up to @p len bytes at @p offset into @p buf; *out_read is fewer only at end of file.
- * @return 0, -EIO if stored bytes fail their CRC-32 (logged once, naming the tensor).
+ * @return 0, -EIO if stored bytes fail their CRC-32 (logged once, naming the tensor), -ESTALE
+ *         for a parked file whose content is gone (see ckpt_view_file_park()).
  */
 int ckpt_view_file_read(ckpt_view_file *f, uint64_t offset, void *buf, size_t len,
                         size_t *out_read);
@@ -169,6 +170,17 @@ int ckpt_view_file_read(ckpt_view_file *f, uint64_t offset, void *buf, size_t le
  */
 int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct iovec *iov,
                        size_t cap, size_t *out_count, void *scratch, size_t *out_read);
+
+/**
+ * Release an idle open file's snapshot (long read transactions stop LMDB from reusing pages).
+ * The next read takes a new snapshot and continues only if the file renders to exactly the
+ * same bytes (same size, synthesized bytes and tensor contents); otherwise reads fail with
+ * -ESTALE (its epoch was deleted or rewritten while the file was parked). @return 0.
+ */
+int ckpt_view_file_park(ckpt_view_file *f);
+
+/** True while @p f is parked. */
+bool ckpt_view_file_is_parked(const ckpt_view_file *f);
 
 /** Close an open file and its snapshot. Accepts NULL. */
 void ckpt_view_file_close(ckpt_view_file *f);

@@ -29,6 +29,7 @@ cleanup() {
 		fi
 	done
 	for p in "${PIDS[@]+"${PIDS[@]}"}"; do
+		[ -n "$p" ] || continue
 		kill "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
@@ -77,6 +78,12 @@ make_store() {
 	fi
 }
 
+# track_mount MNT [PID]: a mount made some other way (daemonized), unmounted at exit
+track_mount() {
+	MOUNTS+=("$1")
+	PIDS+=("${2:-}")
+}
+
 # mount_store STORE MNT [ckptfs options...]: foreground daemon in the background; waits for it
 mount_store() {
 	local store=$1 mnt=$2
@@ -100,10 +107,12 @@ unmount_store() {
 	fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
 	for i in "${!MOUNTS[@]}"; do
 		if [ "${MOUNTS[$i]}" = "$mnt" ]; then
-			pid=${PIDS[$i]}
-			wait "$pid"
-			local rc=$?
-			[ $rc -eq 0 ] || fail "ckptfs for $mnt exited with $rc after unmount"
+			pid=${PIDS[$i]:-}
+			if [ -n "$pid" ]; then
+				wait "$pid"
+				local rc=$?
+				[ $rc -eq 0 ] || fail "ckptfs for $mnt exited with $rc after unmount"
+			fi
 			unset 'MOUNTS[i]' 'PIDS[i]'
 		fi
 	done

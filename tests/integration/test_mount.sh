@@ -86,10 +86,11 @@ kill -TERM "${PIDS[-1]}"
 for _ in $(seq 1 100); do is_mounted "$mnt" || break; sleep 0.05; done
 is_mounted "$mnt" && fail "SIGTERM did not unmount"
 wait "${PIDS[-1]}" || fail "ckptfs did not exit cleanly on SIGTERM"
+unset 'MOUNTS[-1]' 'PIDS[-1]'
 
 # ---- daemonized mount (the default), unmounted with fusermount3 -u
 "$BIN/ckptfs" "$store" "$mnt" 2>"$TMP/daemon.err" || fail "daemonized ckptfs: $(cat "$TMP/daemon.err")"
-MOUNTS+=("$mnt")
+track_mount "$mnt"
 is_mounted "$mnt" || fail "daemonized ckptfs returned without a mount"
 [ "$(readlink "$mnt/latest")" = epoch-0003 ] || fail "daemonized mount: latest"
 grep -q "^$store $mnt fuse.ckptfs ro," /proc/self/mounts || fail "mount entry: $(grep "$mnt" /proc/self/mounts)"
@@ -116,4 +117,10 @@ check_error "map_location" "$store" "$TMP/m2" -o map_location=tpu
 check_error "expected STORE and MOUNTPOINT" "$store"
 is_mounted "$TMP/m2" && fail "a failed ckptfs left a mount"
 fusermount3 -u "$mnt" || fail "fusermount3 -u of the daemonized mount"
+# ---- idle open files release their snapshot (-o snapshot_idle)
+store2=$TMP/store2
+make_store "$store2" 3
+mount_store "$store2" "$TMP/mnt2" -o snapshot_idle=1
+"$PY" "$(dirname "$0")/mount_idle.py" "$TMP/mnt2" "$store2" "$BIN/ckpt" 1 || fail "idle snapshots"
+unmount_store "$TMP/mnt2"
 echo "test_mount: ok"

@@ -780,6 +780,35 @@ START_TEST(test_verify_ahead_never_serves_a_corrupt_chunk)
 }
 END_TEST
 
+START_TEST(test_parked_file_reads_on_while_content_is_unchanged_else_estale)
+{
+	ckpt_view_attr a, b;
+	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "epoch-0001/model/fc1.weight.npy", true), 0);
+	ck_assert_int_eq(ckpt_view_resolve(&b, fx.view, "epoch-0003/model/fc1.weight.npy", true), 0);
+	ckpt_view_file *old, *kept;
+	ck_assert_int_eq(ckpt_view_open(&old, NULL, fx.view, a.ino), 0);
+	ck_assert_int_eq(ckpt_view_open(&kept, NULL, fx.view, b.ino), 0);
+	uint8_t first[256], again[256];
+	size_t got;
+	ck_assert_int_eq(ckpt_view_file_read(kept, 0, first, sizeof(first), &got), 0);
+	ck_assert_int_eq(ckpt_view_file_park(kept), 0);
+	ck_assert_int_eq(ckpt_view_file_park(old), 0);
+	ck_assert(ckpt_view_file_is_parked(kept));
+	ck_assert_uint_eq(ckpt_view_file_size(kept), b.size);
+	/* epoch 1 goes away while parked; epoch 3 stays */
+	uint32_t deleted;
+	ck_assert_int_eq(ckpt_store_gc(fx.store, 1, 0, &deleted), 0);
+	ck_assert_int_eq(ckpt_view_file_read(kept, 0, again, sizeof(again), &got), 0);
+	ck_assert_uint_eq(got, b.size);
+	ck_assert_int_eq(memcmp(first, again, got), 0);
+	ck_assert(!ckpt_view_file_is_parked(kept));
+	ck_assert_int_eq(ckpt_view_file_read(old, 0, again, sizeof(again), &got), -ESTALE);
+	ck_assert(ckpt_view_file_is_parked(old));
+	ckpt_view_file_close(old);
+	ckpt_view_file_close(kept);
+}
+END_TEST
+
 static Suite *view_suite(void)
 {
 	Suite *s = suite_create("view");
@@ -798,6 +827,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_map_location_values_are_validated);
 	tcase_add_test(tc, test_empty_store_has_no_links_and_an_empty_history);
 	tcase_add_test(tc, test_verify_ahead_never_serves_a_corrupt_chunk);
+	tcase_add_test(tc, test_parked_file_reads_on_while_content_is_unchanged_else_estale);
 	suite_add_tcase(s, tc);
 	return s;
 }
