@@ -69,6 +69,39 @@ static int idx_read(gzFile f, const char *path, void *buf, size_t len, const cha
 	return 0;
 }
 
+/* Read @p len bytes into a buffer that grows with the data actually read, so that a small
+ * or truncated file whose header claims gigabytes fails before gigabytes are allocated. */
+static int idx_read_alloc(gzFile f, const char *path, unsigned char **out, size_t len,
+                          const char *what)
+{
+	size_t cap = len < (16u << 20) ? len : (16u << 20), done = 0;
+	unsigned char *buf = malloc(cap);
+	if (!buf)
+		return train_fail(-ENOMEM, "out of memory loading %s", path);
+	for (;;) {
+		int rc = idx_read(f, path, buf + done, cap - done, what);
+		if (rc) {
+			free(buf);
+			if (rc == -EINVAL) /* say how much the header promised */
+				return train_fail(-EINVAL, "%s is truncated (%s: expected %zu bytes)", path,
+				                  what, len);
+			return rc;
+		}
+		done = cap;
+		if (done == len)
+			break;
+		cap = len - cap < cap ? len : cap * 2;
+		unsigned char *nb = realloc(buf, cap);
+		if (!nb) {
+			free(buf);
+			return train_fail(-ENOMEM, "out of memory loading %s", path);
+		}
+		buf = nb;
+	}
+	*out = buf;
+	return 0;
+}
+
 static uint32_t be32(const unsigned char *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -115,19 +148,18 @@ int train_idx_load_images(train_dataset *out, const char *path)
 		goto out;
 	}
 	size_t features = (size_t)rows * cols, total = (size_t)count * features;
-	raw = malloc(total);
-	x = malloc(total * sizeof(float));
-	if (!raw || !x) {
-		rc = train_fail(-ENOMEM, "out of memory loading %s (%zu samples)", path,
-		                (size_t)count);
-		goto out;
-	}
-	rc = idx_read(f, path, raw, total, "pixels");
+	rc = idx_read_alloc(f, path, &raw, total, "pixels");
 	if (rc)
 		goto out;
 	rc = idx_expect_end(f, path);
 	if (rc)
 		goto out;
+	x = malloc(total * sizeof(float));
+	if (!x) {
+		rc = train_fail(-ENOMEM, "out of memory loading %s (%zu samples)", path,
+		                (size_t)count);
+		goto out;
+	}
 	float scale[256];
 	for (int i = 0; i < 256; i++)
 		scale[i] = (float)i / 255.0f;
@@ -169,18 +201,17 @@ int train_idx_load_labels(int32_t **out, uint32_t *out_count, const char *path, 
 		rc = train_fail(-EINVAL, "%s has an implausible label count %u", path, count);
 		goto out;
 	}
-	raw = malloc(count);
-	y = malloc((size_t)count * sizeof(*y));
-	if (!raw || !y) {
-		rc = train_fail(-ENOMEM, "out of memory loading %s", path);
-		goto out;
-	}
-	rc = idx_read(f, path, raw, count, "labels");
+	rc = idx_read_alloc(f, path, &raw, count, "labels");
 	if (rc)
 		goto out;
 	rc = idx_expect_end(f, path);
 	if (rc)
 		goto out;
+	y = malloc((size_t)count * sizeof(*y));
+	if (!y) {
+		rc = train_fail(-ENOMEM, "out of memory loading %s", path);
+		goto out;
+	}
 	for (uint32_t i = 0; i < count; i++) {
 		if (raw[i] >= classes) {
 			rc = train_fail(-EINVAL,

@@ -6,6 +6,7 @@
  * Every test works in a fresh mkdtemp directory that it removes.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -19,6 +20,38 @@
 #include "ckpt/store.h"
 #include "ckpt/view.h"
 #include "store/records.h"
+#include "train/data.h"
+#include "train/error.h"
+
+/* the fuzz harnesses themselves, renamed, so their inputs replay here */
+#define LLVMFuzzerTestOneInput fuzz_records_one
+#include "../fuzz/fuzz_records.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_idx_one
+#include "../fuzz/fuzz_idx.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_csv_one
+#include "../fuzz/fuzz_csv.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_view_name_one
+#include "../fuzz/fuzz_view_name.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_view_path_one
+#define LLVMFuzzerInitialize fuzz_view_path_init
+#define rm_entry fuzz_rm_entry
+#define cleanup fuzz_cleanup
+#include "../fuzz/fuzz_view_path.c"
+#undef LLVMFuzzerTestOneInput
+#undef LLVMFuzzerInitialize
+#undef rm_entry
+#undef cleanup
+
+/* refuse allocations above 1 GiB (returning NULL) so a runaway allocation fails a test */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "max_allocation_size_mb=1024:allocator_may_return_null=1";
+}
 
 static char tmpdir[256];
 static char storepath[512];
@@ -72,10 +105,10 @@ static void make_empty_environment(const char *path)
 	mdb_env_close(env);
 }
 
-static void touch(const char *dir, const char *name)
+static void touch(const char *where, const char *name)
 {
 	char file[1024];
-	snprintf(file, sizeof(file), "%s/%s", dir, name);
+	snprintf(file, sizeof(file), "%s/%s", where, name);
 	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	ck_assert_int_ge(fd, 0);
 	close(fd);
@@ -169,6 +202,87 @@ START_TEST(test_truncated_data_file_is_a_clear_error_not_sigbus)
 }
 END_TEST
 
+/* fuzz_idx: a 16-byte IDX file whose header claims 65536 images of 512x512 made the loader
+ * allocate 16 GiB + 64 GiB before reading a byte (libFuzzer: out-of-memory). Now buffers grow
+ * with the data read, and the file fails as truncated. The allocator here refuses anything
+ * above 1 GiB (see __asan_default_options), so the old code failed this test with -ENOMEM. */
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_idx_header_claiming_gigabytes_fails_as_truncated_without_allocating_them)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/images-idx3-ubyte", tmpdir);
+	unsigned char img[16 + 100] = {0, 0, 8, 3, 0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 2, 0};
+	write_file(path, img, sizeof(img));
+	train_dataset d;
+	ck_assert_int_eq(train_idx_load_images(&d, path), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(train_last_error(), "truncated"));
+	ck_assert_ptr_nonnull(strstr(train_last_error(), path));
+	ck_assert_ptr_null(d.x);
+
+	snprintf(path, sizeof(path), "%s/labels-idx1-ubyte", tmpdir);
+	unsigned char lab[8 + 10] = {0, 0, 8, 1, 0x40, 0, 0, 0}; /* 2^30 labels */
+	write_file(path, lab, sizeof(lab));
+	int32_t *labels = NULL;
+	uint32_t count = 7;
+	ck_assert_int_eq(train_idx_load_labels(&labels, &count, path, 10), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(train_last_error(), "truncated"));
+	ck_assert_ptr_null(labels);
+	ck_assert_uint_eq(count, 0);
+}
+END_TEST
+
+/* Every input of the committed seed corpora (tests/fuzz/corpus/<harness>/), crash inputs
+ * included, replayed through the harness itself, under ASan and UBSan. */
+typedef int (*fuzz_one_fn)(const uint8_t *data, size_t size);
+
+static size_t replay_corpus(const char *harness, fuzz_one_fn one)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "tests/fuzz/corpus/%s", harness);
+	DIR *d = opendir(path);
+	ck_assert_msg(d != NULL, "cannot open %s (run the unit tests from the repository root)", path);
+	struct dirent *de;
+	size_t n = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char file[1400];
+		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+		FILE *f = fopen(file, "rb");
+		ck_assert_ptr_nonnull(f);
+		static uint8_t buf[1 << 16];
+		size_t len = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		uint8_t *copy = malloc(len ? len : 1); /* exact size: ASan sees overreads */
+		ck_assert_ptr_nonnull(copy);
+		memcpy(copy, buf, len);
+		one(copy, len);
+		free(copy);
+		n++;
+	}
+	closedir(d);
+	ck_assert_msg(n > 0, "%s is empty", path);
+	return n;
+}
+
+START_TEST(test_fuzz_corpora_replay_without_crashing)
+{
+	replay_corpus("fuzz_records", fuzz_records_one);
+	replay_corpus("fuzz_idx", fuzz_idx_one);
+	replay_corpus("fuzz_csv", fuzz_csv_one);
+	replay_corpus("fuzz_view_name", fuzz_view_name_one);
+	fuzz_view_path_init(NULL, NULL);
+	replay_corpus("fuzz_view_path", fuzz_view_path_one);
+}
+END_TEST
+
 static Suite *regress_suite(void)
 {
 	Suite *su = suite_create("regress");
@@ -178,6 +292,8 @@ static Suite *regress_suite(void)
 	tcase_add_test(tc, test_create_starts_over_when_a_killed_create_left_an_empty_data_file);
 	tcase_add_test(tc, test_create_still_refuses_a_real_store_and_foreign_files);
 	tcase_add_test(tc, test_truncated_data_file_is_a_clear_error_not_sigbus);
+	tcase_add_test(tc, test_idx_header_claiming_gigabytes_fails_as_truncated_without_allocating_them);
+	tcase_add_test(tc, test_fuzz_corpora_replay_without_crashing);
 	suite_add_tcase(su, tc);
 	return su;
 }
