@@ -134,7 +134,7 @@ fi
 mnt=$TMP/mnt-10000
 start "$mnt" "$BIN/ckptfs" "$many" "$mnt" -f
 t0=$(now)
-n=$(ls -l "$mnt" | grep -c ' epoch-[0-9]*$')
+n=$(ls -l "$mnt" | grep -c '^d.* epoch-[0-9]*$')
 first=$(secs "$t0" "$(now)")
 sleep 1 # past the live timeouts: a fresh listing like a user's next ls
 best_ls=""
