@@ -528,29 +528,80 @@ static int list_tensors(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap
 	return 0;
 }
 
-/* Root entries; epoch directories get their attributes without re-decoding anything twice. */
+static int listing_add_attr(listing_builder *b, const char *name, const ckpt_view_attr *attr)
+{
+	ckpt_view_listing *l = b->l;
+	if (l->count == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		ckpt_view_dirent *grown = realloc(l->entries, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		l->entries = grown;
+		b->cap = cap;
+	}
+	ckpt_view_dirent *d = &l->entries[l->count];
+	memset(d, 0, sizeof(*d));
+	d->name = strdup(name);
+	if (!d->name)
+		return -ENOMEM;
+	d->attr = *attr;
+	l->count++;
+	return 0;
+}
+
+/* Root entries. Each checkpoint is loaded once and serves both its directory's attributes and
+ * history.csv's size (10,000 epochs: one pass, not three). */
 static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 {
-	int rc = listing_add(b, "run.json", view, snap, VIEW_INO_RUN_JSON);
-	if (!rc)
-		rc = listing_add(b, "history.csv", view, snap, VIEW_INO_HISTORY);
+	uint64_t *epochs = NULL;
+	size_t count = 0;
+	const ckpt_checkpoint **ckpts = NULL;
+	view_layout history;
+	view_layout_init(&history);
+	int rc = ckpt_snapshot_list(&epochs, &count, snap);
+	if (rc)
+		goto out;
+	ckpts = calloc(count ? count : 1, sizeof(*ckpts));
+	if (!ckpts) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < count && !rc; i++)
+		rc = ckpt_snapshot_checkpoint(&ckpts[i], snap, epochs[i]);
+	if (rc)
+		goto out;
+	int64_t latest = count ? ckpt_checkpoint_time_ns(ckpts[count - 1])
+	                       : ckpt_store_meta(view->store)->created_ns;
+	rc = listing_add(b, "run.json", view, snap, VIEW_INO_RUN_JSON);
+	if (rc)
+		goto out;
+	ckpt_view_attr a = {.ino = VIEW_INO_HISTORY, .kind = CKPT_VIEW_FILE, .mode = 0444,
+	                    .nlink = 1, .mtime_ns = latest};
+	int hrc = view_render_history_of(&history, ckpts, count);
+	a.size = history.size;
+	rc = listing_add_attr(b, "history.csv", &a);
+	if (!rc && hrc)
+		b->l->entries[b->l->count - 1].attr_rc = hrc;
 	uint64_t e;
 	if (!rc && ckpt_snapshot_best(&e, snap) == 0)
 		rc = listing_add(b, "best", view, snap, VIEW_INO_BEST);
 	if (!rc && ckpt_snapshot_latest(&e, snap) == 0)
 		rc = listing_add(b, "latest", view, snap, VIEW_INO_LATEST);
-	if (rc)
-		return rc;
-	uint64_t *epochs = NULL;
-	size_t count = 0;
-	rc = ckpt_snapshot_list(&epochs, &count, snap);
 	for (size_t i = 0; !rc && i < count; i++) {
 		if (epochs[i] > VIEW_MAX_EPOCH)
 			continue;
 		char name[32];
 		view_epoch_name(name, sizeof(name), epochs[i]);
-		rc = listing_add(b, name, view, snap, view_epoch_ino(epochs[i], VIEW_ENT_DIR));
+		ckpt_view_attr d = {
+		    .ino = view_epoch_ino(epochs[i], VIEW_ENT_DIR), .kind = CKPT_VIEW_DIR,
+		    .mode = 0555, .nlink = 4, .mtime_ns = ckpt_checkpoint_time_ns(ckpts[i]),
+		    .immutable = true,
+		};
+		rc = listing_add_attr(b, name, &d);
 	}
+out:
+	view_layout_free(&history);
+	free(ckpts);
 	free(epochs);
 	return rc;
 }

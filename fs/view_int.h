@@ -73,6 +73,8 @@ int view_parse_epoch_name(uint64_t *out, const char *name);
 /* fs/view_text.c: text files rendered into a layout */
 int view_render_run_json(view_layout *out, ckpt_store *store);
 int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap);
+/** history.csv of checkpoints already loaded (ascending epochs). */
+int view_render_history_of(view_layout *out, const ckpt_checkpoint *const *ckpts, size_t count);
 int view_render_metrics(view_layout *out, ckpt_snapshot *snap, const ckpt_checkpoint *c);
 int view_render_param_groups(view_layout *out, const ckpt_checkpoint *c);
 /** ISO-8601 UTC with milliseconds ("2026-11-22T12:43:33.123Z") into buf (>= 32 bytes). */

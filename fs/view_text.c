@@ -318,9 +318,7 @@ int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap
 	uint64_t *epochs = NULL;
 	size_t count = 0;
 	const ckpt_checkpoint **ckpts = NULL;
-	const char **names = NULL;
-	size_t nnames = 0, names_cap = 0;
-	text t = {0};
+	(void)store;
 	int rc = ckpt_snapshot_list(&epochs, &count, snap);
 	if (rc)
 		goto out;
@@ -329,11 +327,24 @@ int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap
 		rc = -ENOMEM;
 		goto out;
 	}
+	for (size_t i = 0; i < count && !rc; i++)
+		rc = ckpt_snapshot_checkpoint(&ckpts[i], snap, epochs[i]);
+	if (!rc)
+		rc = view_render_history_of(out, ckpts, count);
+out:
+	free(ckpts);
+	free(epochs);
+	return rc;
+}
+
+int view_render_history_of(view_layout *out, const ckpt_checkpoint *const *ckpts, size_t count)
+{
+	const char **names = NULL;
+	size_t nnames = 0, names_cap = 0;
+	text t = {0};
+	int rc = 0;
 	/* the union of metric names, sorted */
 	for (size_t i = 0; i < count; i++) {
-		rc = ckpt_snapshot_checkpoint(&ckpts[i], snap, epochs[i]);
-		if (rc)
-			goto out;
 		size_t m = ckpt_checkpoint_metric_count(ckpts[i]);
 		for (size_t k = 0; k < m; k++) {
 			const char *name;
@@ -386,8 +397,5 @@ int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap
 out:
 	free(t.buf);
 	free(names);
-	free(ckpts);
-	free(epochs);
-	(void)store;
 	return rc;
 }
