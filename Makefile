@@ -138,3 +138,19 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- reliability, fuzzing, valgrind (tests/README.md) -----------------------------------------
+# 200 SIGKILL crash trials, readers under retention and map growth, corruption, full disk
+test-reliability: deps all $(TOOL_BINS)
+	@tests/reliability/run.sh
+
+# libFuzzer harnesses (clang, ASan+UBSan), FUZZ_SECONDS each
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/deps.sh extra
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+
+# memcheck: a short ckpt-train run, the ckpt commands, a ckptfs mount-read-unmount cycle
+test-valgrind: all
+	@scripts/deps.sh extra
+	@tests/valgrind/run.sh
