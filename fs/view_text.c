@@ -74,32 +74,83 @@ void view_format_double(char *buf, size_t cap, double v)
 	snprintf(buf, cap, "%.*g", shortest_precision(v), v);
 }
 
-/* Highest precision any real in @p j needs to read back exactly. */
-static int json_precision(const json_t *j)
+/* jansson prints every real of a document with one precision; we want each number as short as
+ * it can be and still read back exactly (0.1, not 0.10000000000000001). So reals are swapped
+ * for marker strings "\x01<index>" before dumping and their shortest text put back after. */
+typedef struct real_texts {
+	char (*text)[40];
+	size_t count, cap;
+} real_texts;
+
+static json_t *real_marker(real_texts *r, double v)
 {
-	int best = 1;
-	if (json_is_real(j)) {
-		best = shortest_precision(json_real_value(j));
-	} else if (json_is_object(j)) {
+	if (r->count == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		char(*grown)[40] = realloc(r->text, cap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		r->text = grown;
+		r->cap = cap;
+	}
+	char *t = r->text[r->count];
+	view_format_double(t, 40, v);
+	if (!strpbrk(t, ".e"))
+		strcat(t, ".0"); /* stays a float for JSON readers */
+	char marker[32];
+	snprintf(marker, sizeof(marker), "\x01%zu", r->count++);
+	return json_string(marker);
+}
+
+static int mark_reals(json_t *j, real_texts *r)
+{
+	if (json_is_object(j)) {
+		const char *key;
+		json_t *v;
+		void *tmp;
+		json_object_foreach_safe(j, tmp, key, v)
+		{
+			if (json_is_real(v)) {
+				json_t *m = real_marker(r, json_real_value(v));
+				if (!m || json_object_set_new(j, key, m) != 0)
+					return -ENOMEM;
+			} else if (mark_reals(v, r) != 0) {
+				return -ENOMEM;
+			}
+		}
+	} else if (json_is_array(j)) {
+		for (size_t i = 0; i < json_array_size(j); i++) {
+			json_t *v = json_array_get(j, i);
+			if (json_is_real(v)) {
+				json_t *m = real_marker(r, json_real_value(v));
+				if (!m || json_array_set_new(j, i, m) != 0)
+					return -ENOMEM;
+			} else if (mark_reals(v, r) != 0) {
+				return -ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
+/* True if a key or string in @p j holds a \x01 (could look like a marker). */
+static bool has_marker_byte(const json_t *j)
+{
+	if (json_is_string(j))
+		return memchr(json_string_value(j), 1, json_string_length(j)) != NULL;
+	if (json_is_object(j)) {
 		const char *key;
 		json_t *v;
 		json_object_foreach((json_t *)j, key, v)
 		{
-			int p = json_precision(v);
-			if (p > best)
-				best = p;
+			if (strchr(key, 1) || has_marker_byte(v))
+				return true;
 		}
 	} else if (json_is_array(j)) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(j, i, v)
-		{
-			int p = json_precision(v);
-			if (p > best)
-				best = p;
-		}
+		for (size_t i = 0; i < json_array_size(j); i++)
+			if (has_marker_byte(json_array_get(j, i)))
+				return true;
 	}
-	return best;
+	return false;
 }
 
 /* Dump @p j (stolen) pretty-printed with a trailing newline into the layout. */
@@ -107,16 +158,50 @@ static int add_json(view_layout *out, json_t *j)
 {
 	if (!j)
 		return -ENOMEM;
-	size_t flags = JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(json_precision(j));
-	char *text = json_dumps(j, flags);
+	real_texts reals = {0};
+	int rc = 0;
+	if (has_marker_byte(j)) {
+		/* hostile text: no markers, every real with 17 digits (still exact) */
+		char *plain = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+		json_decref(j);
+		if (!plain)
+			return -ENOMEM;
+		rc = view_layout_add_bytes(out, plain, strlen(plain));
+		if (!rc)
+			rc = view_layout_add_bytes(out, "\n", 1);
+		free(plain);
+		return rc;
+	}
+	rc = mark_reals(j, &reals);
+	char *text = rc ? NULL : json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
-	if (!text)
+	if (!text) {
+		free(reals.text);
 		return -ENOMEM;
-	size_t len = strlen(text);
-	int rc = view_layout_add_bytes(out, text, len);
+	}
+	static const char marker[] = "\"\\u0001"; /* how jansson writes "\x01 */
+	const size_t mlen = sizeof(marker) - 1;
+	const char *p = text;
+	for (const char *hit; !rc && (hit = strstr(p, marker));) {
+		char *end;
+		unsigned long long i = strtoull(hit + mlen, &end, 10);
+		rc = view_layout_add_bytes(out, p, (size_t)(hit - p));
+		if (rc)
+			break;
+		if (*end != '"' || i >= reals.count) { /* not ours: keep it as it is */
+			rc = view_layout_add_bytes(out, hit, mlen);
+			p = hit + mlen;
+			continue;
+		}
+		rc = view_layout_add_bytes(out, reals.text[i], strlen(reals.text[i]));
+		p = end + 1;
+	}
+	if (!rc)
+		rc = view_layout_add_bytes(out, p, strlen(p));
 	if (!rc)
 		rc = view_layout_add_bytes(out, "\n", 1);
 	free(text);
+	free(reals.text);
 	return rc;
 }
 
