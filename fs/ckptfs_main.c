@@ -78,18 +78,19 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 
 static void usage(FILE *to)
 {
-	fprintf(to,
-	        "usage: ckptfs STORE MOUNTPOINT [options]\n"
-	        "Mount a checkpoint store read-only: one directory per epoch, a .npy file per\n"
-	        "tensor, model.safetensors, model.pt, checkpoint.pt, metrics, best/latest links.\n\n"
-	        "ckptfs options:\n"
-	        "    -o map_location=cpu|keep|cuda:N  where .pt files put storages (default cpu)\n"
-	        "    -o readahead_kb=N      kernel readahead set after mounting as root (1024)\n"
-	        "    -o max_read=N          largest read request in bytes\n"
-	        "    -o snapshot_idle=S     release an open file's snapshot after S idle seconds\n"
-	        "                           (%d; 0 never); reading it again needs unchanged\n"
-	        "                           content, else ESTALE\n\n",
-	        CKPTFS_SNAPSHOT_IDLE);
+	fprintf(
+	    to,
+	    "usage: ckptfs STORE MOUNTPOINT [options]\n"
+	    "Mount a checkpoint store read-only: one directory per epoch, a .npy file per\n"
+	    "tensor, model.safetensors, model.pt, checkpoint.pt, metrics, best/latest links.\n\n"
+	    "ckptfs options:\n"
+	    "    -o map_location=cpu|keep|cuda:N  where .pt files put storages (default cpu)\n"
+	    "    -o readahead_kb=N      kernel readahead set after mounting as root (1024)\n"
+	    "    -o max_read=N          largest read request in bytes\n"
+	    "    -o snapshot_idle=S     release an open file's snapshot after S idle seconds\n"
+	    "                           (%d; 0 never); reading it again needs unchanged\n"
+	    "                           content, else ESTALE\n\n",
+	    CKPTFS_SNAPSHOT_IDLE);
 }
 
 static int check_mountpoint(const char *mountpoint, char *resolved)
@@ -128,7 +129,8 @@ static int check_fuse_device(void)
 	if (fd < 0) {
 		say(LOG_ERR, "cannot open /dev/fuse (%s): FUSE is not available here%s",
 		    strerror(errno),
-		    errno == EACCES || errno == EPERM ? " to this user" : " (load the fuse module)");
+		    errno == EACCES || errno == EPERM ? " to this user"
+		                                      : " (load the fuse module)");
 		return -1;
 	}
 	close(fd);
@@ -178,8 +180,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (copts.show_version) {
-		printf("ckptfs %s (store schema %d), libfuse %s\n", CKPT_VERSION, CKPT_SCHEMA_VERSION,
-		       fuse_pkgversion());
+		printf("ckptfs %s (store schema %d), libfuse %s\n", CKPT_VERSION,
+		       CKPT_SCHEMA_VERSION, fuse_pkgversion());
 		status = 0;
 		goto out;
 	}
@@ -206,7 +208,8 @@ int main(int argc, char **argv)
 	if (check_mountpoint(copts.mountpoint, mountpoint) != 0 || check_fuse_device() != 0)
 		goto out;
 
-	if (fuse_opt_add_arg(&args, "-oro") != 0 || fuse_opt_add_arg(&args, "-osubtype=ckptfs") != 0) {
+	if (fuse_opt_add_arg(&args, "-oro") != 0 ||
+	    fuse_opt_add_arg(&args, "-osubtype=ckptfs") != 0) {
 		say(LOG_ERR, "out of memory");
 		goto out;
 	}

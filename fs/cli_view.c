@@ -51,11 +51,12 @@ static void print_long(const ckpt_view_attr *a, int attr_rc, const char *name, c
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 	}
 	char type = a->kind == CKPT_VIEW_DIR ? 'd' : a->kind == CKPT_VIEW_SYMLINK ? 'l' : '-';
-	const char *perm = a->kind == CKPT_VIEW_DIR ? "r-xr-xr-x"
+	const char *perm = a->kind == CKPT_VIEW_DIR       ? "r-xr-xr-x"
 	                   : a->kind == CKPT_VIEW_SYMLINK ? "rwxrwxrwx"
 	                                                  : "r--r--r--";
 	if (attr_rc)
-		printf("%c%s %12s %19s %s (%s)\n", type, perm, "?", when, name, ckpt_strerror(attr_rc));
+		printf("%c%s %12s %19s %s (%s)\n", type, perm, "?", when, name,
+		       ckpt_strerror(attr_rc));
 	else
 		printf("%c%s %12" PRIu64 " %19s %s", type, perm, a->size, when, name);
 	if (!attr_rc && a->kind == CKPT_VIEW_SYMLINK) {
@@ -178,7 +179,8 @@ int cli_cat(int argc, char **argv)
 			       "Write file PATH of the view ckptfs mounts to standard output.\n");
 			return 0;
 		default:
-			fprintf(stderr, "usage: ckpt cat [--map-location cpu|keep|cuda:N] STORE PATH\n");
+			fprintf(stderr,
+			        "usage: ckpt cat [--map-location cpu|keep|cuda:N] STORE PATH\n");
 			return 2;
 		}
 	}
@@ -220,7 +222,8 @@ int cli_cat(int argc, char **argv)
 		size_t got;
 		rc = ckpt_view_file_read(f, off, buf, bufsize, &got);
 		if (rc) {
-			cli_error("cat: %s: %s (%s)", path, ckpt_strerror(rc), ckpt_view_last_error());
+			cli_error("cat: %s: %s (%s)", path, ckpt_strerror(rc),
+			          ckpt_view_last_error());
 			goto out;
 		}
 		if (got == 0)

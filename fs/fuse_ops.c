@@ -25,7 +25,7 @@
 typedef struct open_file {
 	pthread_mutex_t lock; /* one reader of the snapshot at a time */
 	ckpt_view_file *file;
-	int64_t last_use_ns;  /* CLOCK_MONOTONIC, under lock */
+	int64_t last_use_ns;           /* CLOCK_MONOTONIC, under lock */
 	struct open_file *prev, *next; /* all open files, under files_lock (for the reaper) */
 } open_file;
 
@@ -195,7 +195,8 @@ static void to_stat(struct stat *st, const ckpt_view_attr *a, const ckptfs_ctx *
 	st->st_size = (off_t)a->size;
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
-	struct timespec t = {.tv_sec = a->mtime_ns / 1000000000, .tv_nsec = a->mtime_ns % 1000000000};
+	struct timespec t = {.tv_sec = a->mtime_ns / 1000000000,
+	                     .tv_nsec = a->mtime_ns % 1000000000};
 	st->st_mtim = t;
 	st->st_ctim = t;
 	st->st_atim = t;
@@ -265,7 +266,8 @@ bool ckptfs_find_mount(const char *path, char *majmin, size_t mcap, char *fstype
 static void tune_readahead(const char *mountpoint, unsigned kb)
 {
 	char majmin[64], fstype[64], path[128];
-	if (kb == 0 || !ckptfs_find_mount(mountpoint, majmin, sizeof(majmin), fstype, sizeof(fstype)))
+	if (kb == 0 ||
+	    !ckptfs_find_mount(mountpoint, majmin, sizeof(majmin), fstype, sizeof(fstype)))
 		return;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", majmin);
 	int fd = open(path, O_WRONLY);
@@ -294,7 +296,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	ckptfs_ctx *ctx = userdata;
 	/* splice from memory measured 6-9x slower than a plain write here */
-	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	conn->want &=
+	    ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -502,8 +505,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		size = (size_t)(fsize - (uint64_t)off);
 	pthread_mutex_lock(&of->lock);
 	of->last_use_ns = monotonic_ns();
-	int rc = ckpt_view_file_iov(of->file, (uint64_t)off, size, iov, READ_IOV_CAP, &count,
-	                            NULL, &got);
+	int rc = ckpt_view_file_iov(of->file, (uint64_t)off, size, iov, READ_IOV_CAP, &count, NULL,
+	                            &got);
 	if (rc == 0 && got < size) {
 		/* widened bfloat16 or too many chunks for one iovec array: copy instead */
 		scratch = malloc(size);

@@ -12,10 +12,10 @@
 #include "ckpt/view.h"
 
 typedef struct ckptfs_ctx {
-	ckpt_view *view;   /* set before the session loop starts */
-	uid_t uid;         /* owner of every node: the mounting user */
+	ckpt_view *view; /* set before the session loop starts */
+	uid_t uid;       /* owner of every node: the mounting user */
 	gid_t gid;
-	unsigned max_read; /* 0: libfuse's default */
+	unsigned max_read;      /* 0: libfuse's default */
 	const char *mountpoint; /* absolute; for readahead tuning after INIT */
 	unsigned readahead_kb;  /* 0: leave the kernel's default */
 } ckptfs_ctx;

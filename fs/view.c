@@ -27,10 +27,10 @@
 typedef struct verify_ahead {
 	pthread_t thread;
 	bool started;
-	bool stop;                 /* atomic */
+	bool stop; /* atomic */
 	size_t first_seg;
 	uint64_t first_chunk;
-	const void ***checked;     /* per segment, per chunk: verified address (atomic) or NULL */
+	const void ***checked; /* per segment, per chunk: verified address (atomic) or NULL */
 } verify_ahead;
 
 struct ckpt_view_file {
@@ -40,7 +40,7 @@ struct ckpt_view_file {
 	uint64_t ino;
 	uint64_t epoch;
 	char path[VIEW_NAME_MAX + 64]; /* for messages: "epoch-0003/model/fc1.weight.npy" */
-	bool logged;   /* one log line per open file is enough */
+	bool logged;                   /* one log line per open file is enough */
 	bool ahead_tried;
 	verify_ahead ahead;
 	uint64_t size;        /* as rendered at open; kept while parked */
@@ -166,7 +166,8 @@ static int decode_node(view_node *out, ckpt_snapshot *snap, uint64_t ino)
 	}
 	if (out->entry < VIEW_ENT_TENSOR0)
 		return no_such(ino);
-	const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(out->ckpt, out->entry - VIEW_ENT_TENSOR0);
+	const ckpt_tensor_info *t =
+	    ckpt_checkpoint_tensor_at(out->ckpt, out->entry - VIEW_ENT_TENSOR0);
 	if (!t || (t->group != CKPT_GROUP_MODEL && t->group != CKPT_GROUP_OPTIMIZER))
 		return no_such(ino);
 	out->kind = CKPT_VIEW_FILE;
@@ -184,8 +185,7 @@ static int64_t latest_time(ckpt_view *view, ckpt_snapshot *snap)
 	return ckpt_store_meta(view->store)->created_ns;
 }
 
-static int render_node(view_layout *out, ckpt_view *view, ckpt_snapshot *snap,
-                       const view_node *n)
+static int render_node(view_layout *out, ckpt_view *view, ckpt_snapshot *snap, const view_node *n)
 {
 	const ckpt_store *store = view->store;
 	switch (n->ino) {
@@ -218,8 +218,7 @@ static void symlink_target(char *buf, size_t cap, const view_node *n)
 
 /* Attributes of a decoded node; @p root_count is the number of epochs for the root (or
  * SIZE_MAX to have it counted). */
-static int node_attr(ckpt_view_attr *out, ckpt_view *view, ckpt_snapshot *snap,
-                     const view_node *n)
+static int node_attr(ckpt_view_attr *out, ckpt_view *view, ckpt_snapshot *snap, const view_node *n)
 {
 	memset(out, 0, sizeof(*out));
 	out->ino = n->ino;
@@ -338,12 +337,9 @@ static const struct {
 	const char *name;
 	uint32_t entry;
 } epoch_entries[] = {
-    {"metrics.json", VIEW_ENT_METRICS},
-    {"model", VIEW_ENT_MODEL_DIR},
-    {"optimizer", VIEW_ENT_OPTIMIZER_DIR},
-    {"model.safetensors", VIEW_ENT_SAFETENSORS},
-    {"model.pt", VIEW_ENT_MODEL_PT},
-    {"checkpoint.pt", VIEW_ENT_CHECKPOINT_PT},
+    {"metrics.json", VIEW_ENT_METRICS},    {"model", VIEW_ENT_MODEL_DIR},
+    {"optimizer", VIEW_ENT_OPTIMIZER_DIR}, {"model.safetensors", VIEW_ENT_SAFETENSORS},
+    {"model.pt", VIEW_ENT_MODEL_PT},       {"checkpoint.pt", VIEW_ENT_CHECKPOINT_PT},
 };
 #define N_EPOCH_ENTRIES (sizeof(epoch_entries) / sizeof(epoch_entries[0]))
 
@@ -482,8 +478,8 @@ typedef struct listing_builder {
 	size_t cap;
 } listing_builder;
 
-static int listing_add(listing_builder *b, const char *name, ckpt_view *view,
-                       ckpt_snapshot *snap, uint64_t ino)
+static int listing_add(listing_builder *b, const char *name, ckpt_view *view, ckpt_snapshot *snap,
+                       uint64_t ino)
 {
 	ckpt_view_listing *l = b->l;
 	if (l->count == b->cap) {
@@ -520,8 +516,9 @@ static int list_tensors(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap
 		char name[VIEW_NAME_MAX + 8];
 		int rc = tensor_file_name(name, sizeof(name), t);
 		if (!rc)
-			rc = listing_add(b, name, view, snap,
-			                 view_epoch_ino(dir->epoch, VIEW_ENT_TENSOR0 + (uint32_t)i));
+			rc =
+			    listing_add(b, name, view, snap,
+			                view_epoch_ino(dir->epoch, VIEW_ENT_TENSOR0 + (uint32_t)i));
 		if (rc)
 			return rc;
 	}
@@ -575,8 +572,11 @@ static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 	rc = listing_add(b, "run.json", view, snap, VIEW_INO_RUN_JSON);
 	if (rc)
 		goto out;
-	ckpt_view_attr a = {.ino = VIEW_INO_HISTORY, .kind = CKPT_VIEW_FILE, .mode = 0444,
-	                    .nlink = 1, .mtime_ns = latest};
+	ckpt_view_attr a = {.ino = VIEW_INO_HISTORY,
+	                    .kind = CKPT_VIEW_FILE,
+	                    .mode = 0444,
+	                    .nlink = 1,
+	                    .mtime_ns = latest};
 	int hrc = view_render_history_of(&history, ckpts, count);
 	a.size = history.size;
 	rc = listing_add_attr(b, "history.csv", &a);
@@ -593,8 +593,11 @@ static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 		char name[32];
 		view_epoch_name(name, sizeof(name), epochs[i]);
 		ckpt_view_attr d = {
-		    .ino = view_epoch_ino(epochs[i], VIEW_ENT_DIR), .kind = CKPT_VIEW_DIR,
-		    .mode = 0555, .nlink = 4, .mtime_ns = ckpt_checkpoint_time_ns(ckpts[i]),
+		    .ino = view_epoch_ino(epochs[i], VIEW_ENT_DIR),
+		    .kind = CKPT_VIEW_DIR,
+		    .mode = 0555,
+		    .nlink = 4,
+		    .mtime_ns = ckpt_checkpoint_time_ns(ckpts[i]),
 		    .immutable = true,
 		};
 		rc = listing_add_attr(b, name, &d);
@@ -695,8 +698,7 @@ static void file_path(char *buf, size_t cap, const view_node *n)
 			snprintf(file, sizeof(file), "?");
 		snprintf(buf, cap, "%s/%s/%s", epoch,
 		         n->tensor->group == CKPT_GROUP_MODEL ? "model" : "optimizer", file);
-	}
-	else
+	} else
 		for (size_t i = 0; i < N_EPOCH_ENTRIES; i++)
 			if (epoch_entries[i].entry == n->entry)
 				snprintf(buf, cap, "%s/%s", epoch, epoch_entries[i].name);
@@ -778,7 +780,8 @@ static int unpark(ckpt_view_file *f)
 {
 	view_node n;
 	int rc = acquire(f, &n);
-	if (!rc && (f->layout.size != f->size || layout_fingerprint(&f->layout) != f->fingerprint)) {
+	if (!rc &&
+	    (f->layout.size != f->size || layout_fingerprint(&f->layout) != f->fingerprint)) {
 		view_set_error("%s changed or was deleted while its file was idle", f->path);
 		rc = -ESTALE;
 	}
@@ -826,7 +829,8 @@ uint64_t ckpt_view_file_size(const ckpt_view_file *f)
 
 static void report_bad_tensor(ckpt_view_file *f, const ckpt_tensor_info *t, int rc)
 {
-	view_set_error("tensor '%s' of epoch %" PRIu64 " fails its stored CRC-32 or is missing (%s)",
+	view_set_error("tensor '%s' of epoch %" PRIu64
+	               " fails its stored CRC-32 or is missing (%s)",
 	               t->name, f->epoch, ckpt_strerror(rc));
 	if (f->logged)
 		return;
@@ -870,8 +874,8 @@ static void *verify_ahead_main(void *arg)
 		const ckpt_tensor_info *mine = seg->tensor, *t;
 		/* the same content in the helper's snapshot, or nothing to compare */
 		if (ckpt_checkpoint_find_tensor(&t, c, mine->group, mine->name) != 0 ||
-		    memcmp(t->hash, mine->hash, sizeof(t->hash)) != 0 || t->nchunks != mine->nchunks ||
-		    t->chunk_size != mine->chunk_size)
+		    memcmp(t->hash, mine->hash, sizeof(t->hash)) != 0 ||
+		    t->nchunks != mine->nchunks || t->chunk_size != mine->chunk_size)
 			continue;
 		uint64_t start = i == f->ahead.first_seg ? f->ahead.first_chunk : 0;
 		for (uint64_t k = start; k < t->nchunks; k++) {
@@ -1039,8 +1043,7 @@ int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct io
 	return 0;
 }
 
-int ckpt_view_file_read(ckpt_view_file *f, uint64_t offset, void *buf, size_t len,
-                        size_t *out_read)
+int ckpt_view_file_read(ckpt_view_file *f, uint64_t offset, void *buf, size_t len, size_t *out_read)
 {
 	struct iovec iov[64];
 	uint8_t *dst = buf;
@@ -1048,8 +1051,8 @@ int ckpt_view_file_read(ckpt_view_file *f, uint64_t offset, void *buf, size_t le
 	*out_read = 0;
 	while (done < len) {
 		size_t count, got;
-		int rc = ckpt_view_file_iov(f, offset + done, len - done, iov, 64, &count, dst + done,
-		                            &got);
+		int rc = ckpt_view_file_iov(f, offset + done, len - done, iov, 64, &count,
+		                            dst + done, &got);
 		if (rc)
 			return rc;
 		if (got == 0)

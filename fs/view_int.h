@@ -53,10 +53,10 @@ struct ckpt_view {
 typedef struct view_node {
 	uint64_t ino;
 	ckpt_view_kind kind;
-	uint64_t epoch;                /* for epoch nodes */
-	uint32_t entry;                /* VIEW_ENT_* or VIEW_ENT_TENSOR0 + index */
-	const ckpt_checkpoint *ckpt;   /* for epoch nodes; owned by the snapshot */
-	const ckpt_tensor_info *tensor;/* for .npy files */
+	uint64_t epoch;                 /* for epoch nodes */
+	uint32_t entry;                 /* VIEW_ENT_* or VIEW_ENT_TENSOR0 + index */
+	const ckpt_checkpoint *ckpt;    /* for epoch nodes; owned by the snapshot */
+	const ckpt_tensor_info *tensor; /* for .npy files */
 } view_node;
 
 static inline uint64_t view_epoch_ino(uint64_t epoch, uint32_t entry)

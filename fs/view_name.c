@@ -70,7 +70,7 @@ int ckpt_view_escape_name(char *out, size_t cap, const char *name, size_t suffix
 		return -ERANGE;
 	size_t limit = VIEW_NAME_MAX - suffix_len; /* longest stem */
 	size_t hashed_limit = limit - 18;          /* prefix before "%~" + 16 hex */
-	size_t n = 0, cut = 0;                     /* cut: stem length at the last unit <= hashed_limit */
+	size_t n = 0, cut = 0; /* cut: stem length at the last unit <= hashed_limit */
 	bool overflow = false;
 	for (size_t i = 0; i < len;) {
 		const unsigned char *p = (const unsigned char *)name + i;
@@ -85,7 +85,8 @@ int ckpt_view_escape_name(char *out, size_t cap, const char *name, size_t suffix
 		} else {
 			consumed = 1;
 			if (p[0] >= 0xc0)
-				while (consumed < 4 && i + consumed < len && (p[consumed] & 0xc0) == 0x80)
+				while (consumed < 4 && i + consumed < len &&
+				       (p[consumed] & 0xc0) == 0x80)
 					consumed++;
 			memcpy(unit, p, consumed);
 			ulen = consumed;

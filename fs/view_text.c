@@ -162,7 +162,8 @@ static int add_json(view_layout *out, json_t *j)
 	int rc = 0;
 	if (has_marker_byte(j)) {
 		/* hostile text: no markers, every real with 17 digits (still exact) */
-		char *plain = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+		char *plain =
+		    json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
 		json_decref(j);
 		if (!plain)
 			return -ENOMEM;
@@ -234,19 +235,20 @@ int view_render_run_json(view_layout *out, ckpt_store *store)
 		hyper = json_loads(m->hyperparams, JSON_DECODE_ANY, NULL);
 	if (!hyper)
 		hyper = json_string_or_empty(m->hyperparams);
-	bool ok = set_new(j, "model", json_string_or_empty(m->model)) &&
-	          set_new(j, "layers", json_string_or_empty(m->layers)) &&
-	          set_new(j, "optimizer", json_string_or_empty(m->optimizer)) &&
-	          set_new(j, "hyperparams", hyper) &&
-	          set_new(j, "dataset", json_string_or_empty(m->dataset)) &&
-	          set_new(j, "seed", json_integer((json_int_t)m->seed)) &&
-	          set_new(j, "monitor", json_string_or_empty(m->monitor)) &&
-	          set_new(j, "monitor_mode",
-	                  json_string(m->monitor_mode == CKPT_MODE_MAX ? "max" : "min")) &&
-	          set_new(j, "created", json_string(created)) &&
-	          set_new(j, "created_ns", json_integer(m->created_ns)) &&
-	          set_new(j, "chunk_size", json_integer((json_int_t)ckpt_store_chunk_size(store))) &&
-	          set_new(j, "schema_version", json_integer(CKPT_SCHEMA_VERSION));
+	bool ok =
+	    set_new(j, "model", json_string_or_empty(m->model)) &&
+	    set_new(j, "layers", json_string_or_empty(m->layers)) &&
+	    set_new(j, "optimizer", json_string_or_empty(m->optimizer)) &&
+	    set_new(j, "hyperparams", hyper) &&
+	    set_new(j, "dataset", json_string_or_empty(m->dataset)) &&
+	    set_new(j, "seed", json_integer((json_int_t)m->seed)) &&
+	    set_new(j, "monitor", json_string_or_empty(m->monitor)) &&
+	    set_new(j, "monitor_mode",
+	            json_string(m->monitor_mode == CKPT_MODE_MAX ? "max" : "min")) &&
+	    set_new(j, "created", json_string(created)) &&
+	    set_new(j, "created_ns", json_integer(m->created_ns)) &&
+	    set_new(j, "chunk_size", json_integer((json_int_t)ckpt_store_chunk_size(store))) &&
+	    set_new(j, "schema_version", json_integer(CKPT_SCHEMA_VERSION));
 	if (!ok) {
 		json_decref(j);
 		return -ENOMEM;
@@ -311,8 +313,8 @@ int view_render_metrics(view_layout *out, ckpt_snapshot *snap, const ckpt_checkp
 	if (ok) {
 		ok = set_new(j, "epoch", json_integer((json_int_t)ckpt_checkpoint_epoch(c))) &&
 		     set_new(j, "step", json_integer((json_int_t)ckpt_checkpoint_step(c))) &&
-		     set_new(j, "time", json_string(when)) && set_new(j, "time_ns", json_integer(ns)) &&
-		     set_new(j, "metrics", metrics) &&
+		     set_new(j, "time", json_string(when)) &&
+		     set_new(j, "time_ns", json_integer(ns)) && set_new(j, "metrics", metrics) &&
 		     set_new(j, "device", json_string(device ? device : "cpu")) &&
 		     set_new(j, "devices", devices) &&
 		     set_new(j, "is_best", json_boolean(ckpt_checkpoint_is_best(c)));

@@ -62,11 +62,11 @@ typedef enum ckpt_view_kind {
 typedef struct ckpt_view_attr {
 	uint64_t ino;
 	ckpt_view_kind kind;
-	unsigned mode;     /**< permission bits: 0555 dirs and symlinks' 0777, 0444 files */
-	uint32_t nlink;    /**< 2 + subdirectories for dirs, 1 otherwise */
-	uint64_t size;     /**< exact byte length (link text length for symlinks, 0 for dirs) */
-	int64_t mtime_ns;  /**< commit time of the node's checkpoint (root: the latest commit) */
-	bool immutable;    /**< content never changes while the node exists: cache it long */
+	unsigned mode;    /**< permission bits: 0555 dirs and symlinks' 0777, 0444 files */
+	uint32_t nlink;   /**< 2 + subdirectories for dirs, 1 otherwise */
+	uint64_t size;    /**< exact byte length (link text length for symlinks, 0 for dirs) */
+	int64_t mtime_ns; /**< commit time of the node's checkpoint (root: the latest commit) */
+	bool immutable;   /**< content never changes while the node exists: cache it long */
 } ckpt_view_attr;
 
 /** Options for ckpt_view_new(); zero/NULL fields mean the default. */
@@ -113,15 +113,15 @@ int ckpt_view_resolve(ckpt_view_attr *out, ckpt_view *view, const char *path, bo
 
 /** One directory entry (with its attributes when they could be computed). */
 typedef struct ckpt_view_dirent {
-	char *name;           /**< owned by the listing */
-	ckpt_view_attr attr;  /**< attr.ino is always set; */
-	int attr_rc;          /**< 0, or why attr (other than ino and kind) is unknown */
+	char *name;          /**< owned by the listing */
+	ckpt_view_attr attr; /**< attr.ino is always set; */
+	int attr_rc;         /**< 0, or why attr (other than ino and kind) is unknown */
 } ckpt_view_dirent;
 
 typedef struct ckpt_view_listing {
 	ckpt_view_dirent *entries; /**< without "." and ".." */
 	size_t count;
-	ckpt_view_attr self;       /**< the directory's own attributes */
+	ckpt_view_attr self; /**< the directory's own attributes */
 } ckpt_view_listing;
 
 /**
@@ -145,8 +145,7 @@ int ckpt_view_readlink(char *buf, size_t cap, ckpt_view *view, uint64_t ino);
  * @param out_attr if not NULL, receives the attributes as of the snapshot (exact size).
  * @return 0, -ENOENT, -EISDIR, -EINVAL (a symlink), or the rendering error.
  */
-int ckpt_view_open(ckpt_view_file **out, ckpt_view_attr *out_attr, ckpt_view *view,
-                   uint64_t ino);
+int ckpt_view_open(ckpt_view_file **out, ckpt_view_attr *out_attr, ckpt_view *view, uint64_t ino);
 
 /** Size of an open file (as rendered at open). */
 uint64_t ckpt_view_file_size(const ckpt_view_file *f);

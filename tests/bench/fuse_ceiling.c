@@ -60,7 +60,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	pthread_t tid;
 	if (mount_path[0] && pthread_create(&tid, NULL, readahead_thread, NULL) == 0)
 		pthread_detach(tid);
-	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	conn->want &=
+	    ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -111,7 +112,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	const char *names[] = {".", "..", "data"};
 	for (off_t i = off; i < 3; i++) {
 		fill_stat(&st, i == 2 ? 2 : 1);
-		size_t n = fuse_add_direntry(req, buf + used, sizeof(buf) - used, names[i], &st, i + 1);
+		size_t n =
+		    fuse_add_direntry(req, buf + used, sizeof(buf) - used, names[i], &st, i + 1);
 		if (n > sizeof(buf) - used || n > size - used)
 			break;
 		used += n;
@@ -135,7 +137,8 @@ static void tune_readahead(const char *mnt)
 	char line[4096], majmin[64] = "";
 	while (f && fgets(line, sizeof(line), f)) {
 		char mm[64], point[2048];
-		if (sscanf(line, "%*s %*s %63s %*s %2047s", mm, point) == 2 && strcmp(point, mnt) == 0)
+		if (sscanf(line, "%*s %*s %63s %*s %2047s", mm, point) == 2 &&
+		    strcmp(point, mnt) == 0)
 			snprintf(majmin, sizeof(majmin), "%s", mm);
 	}
 	if (f)
@@ -187,7 +190,8 @@ int main(int argc, char **argv)
 	if (fuse_parse_cmdline(&args, &opts) != 0 || !opts.mountpoint)
 		return 2;
 	struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
-	if (!se || fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, opts.mountpoint) != 0)
+	if (!se || fuse_set_signal_handlers(se) != 0 ||
+	    fuse_session_mount(se, opts.mountpoint) != 0)
 		return 1;
 	if (!realpath(opts.mountpoint, mount_path))
 		mount_path[0] = '\0';

@@ -71,9 +71,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	ckpt_run_meta meta = {
-	    .model = "mlp", .layers = "8,8", .optimizer = "sgd",
-	    .hyperparams = "{\"lr\":0.1,\"momentum\":0.9}", .dataset = "synthetic-many",
-	    .monitor = "val_loss", .monitor_mode = CKPT_MODE_MIN,
+	    .model = "mlp",
+	    .layers = "8,8",
+	    .optimizer = "sgd",
+	    .hyperparams = "{\"lr\":0.1,\"momentum\":0.9}",
+	    .dataset = "synthetic-many",
+	    .monitor = "val_loss",
+	    .monitor_mode = CKPT_MODE_MIN,
 	};
 	ckpt_store_options opts = {.no_sync = true, .keep_last = (uint32_t)keep_last};
 	ckpt_store *store;
@@ -104,8 +108,8 @@ int main(int argc, char **argv)
 			}
 			snprintf(name, sizeof(name), "fc%lu.weight", p + 1);
 			snprintf(buf_name, sizeof(buf_name), "%s.momentum_buffer", name);
-			rc = ckpt_writer_put_tensor(wr, name, CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 2,
-			                            shape, NULL, pw, 64 * sizeof(float));
+			rc = ckpt_writer_put_tensor(wr, name, CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32,
+			                            2, shape, NULL, pw, 64 * sizeof(float));
 			if (!rc)
 				rc = ckpt_writer_put_tensor(wr, buf_name, CKPT_GROUP_OPTIMIZER,
 				                            CKPT_DTYPE_FLOAT32, 2, shape, NULL, pm,
@@ -118,7 +122,8 @@ int main(int argc, char **argv)
 		if ((rc = ckpt_writer_set_metric(wr, "val_loss", val_loss)) ||
 		    (rc = ckpt_writer_set_metric(wr, "train_loss", 1.5 / (double)e)) ||
 		    (rc = ckpt_writer_set_metric(wr, "val_acc", 1.0 - val_loss / 2)) ||
-		    (rc = ckpt_writer_set_extra(wr, "optimizer.param_groups", groups, strlen(groups))) ||
+		    (rc = ckpt_writer_set_extra(wr, "optimizer.param_groups", groups,
+		                                strlen(groups))) ||
 		    (rc = ckpt_writer_set_extra(wr, "optimizer.name", "sgd", 3)))
 			die("metrics", rc);
 		rc = ckpt_writer_commit(wr);

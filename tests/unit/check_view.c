@@ -65,9 +65,14 @@ static void fill_pattern(uint8_t *p)
 static void write_store(vfixture *f, uint64_t chunk_size)
 {
 	ckpt_run_meta meta = {
-	    .model = "mlp", .layers = "3,4", .optimizer = "sgd",
-	    .hyperparams = "{\"lr\": 0.1, \"momentum\": 0.9}", .dataset = "fixture", .seed = 7,
-	    .monitor = "val_loss", .monitor_mode = CKPT_MODE_MIN,
+	    .model = "mlp",
+	    .layers = "3,4",
+	    .optimizer = "sgd",
+	    .hyperparams = "{\"lr\": 0.1, \"momentum\": 0.9}",
+	    .dataset = "fixture",
+	    .seed = 7,
+	    .monitor = "val_loss",
+	    .monitor_mode = CKPT_MODE_MIN,
 	};
 	ckpt_store_options opts = {.chunk_size = chunk_size, .no_sync = true};
 	ck_assert_int_eq(ckpt_store_create(&f->store, f->dir, &meta, &opts), 0);
@@ -84,51 +89,62 @@ static void write_store(vfixture *f, uint64_t chunk_size)
 		}
 		for (size_t i = 0; i < 4; i++)
 			bias[i] = (float)i;
-		uint64_t shape_w[2] = {4, 3}, shape_b[1] = {4}, shape_bf[1] = {5}, shape_empty[2] = {0, 4};
+		uint64_t shape_w[2] = {4, 3}, shape_b[1] = {4}, shape_bf[1] = {5},
+		         shape_empty[2] = {0, 4};
 		uint64_t shape_p[1] = {PATTERN_BYTES};
 		static uint8_t patt[PATTERN_BYTES];
 		fill_pattern(patt);
 		ck_assert_int_eq(ckpt_writer_put_tensor(w, "fc1.weight", CKPT_GROUP_MODEL,
 		                                        CKPT_DTYPE_FLOAT32, 2, shape_w, "cuda:0",
-		                                        weight, sizeof(weight)), 0);
+		                                        weight, sizeof(weight)),
+		                 0);
 		ck_assert_int_eq(ckpt_writer_put_tensor(w, "fc1.bias", CKPT_GROUP_MODEL,
-		                                        CKPT_DTYPE_FLOAT32, 1, shape_b, "cuda:0", bias,
-		                                        sizeof(bias)), 0);
+		                                        CKPT_DTYPE_FLOAT32, 1, shape_b, "cuda:0",
+		                                        bias, sizeof(bias)),
+		                 0);
 		ck_assert_int_eq(ckpt_writer_put_tensor(w, "bf.weight", CKPT_GROUP_MODEL,
 		                                        CKPT_DTYPE_BFLOAT16, 1, shape_bf, NULL, bf,
-		                                        sizeof(bf)), 0);
+		                                        sizeof(bf)),
+		                 0);
 		ck_assert_int_eq(ckpt_writer_put_tensor(w, "scalar", CKPT_GROUP_MODEL,
 		                                        CKPT_DTYPE_FLOAT32, 0, NULL, NULL, &scalar,
-		                                        sizeof(scalar)), 0);
+		                                        sizeof(scalar)),
+		                 0);
 		ck_assert_int_eq(ckpt_writer_put_tensor(w, "empty", CKPT_GROUP_MODEL,
-		                                        CKPT_DTYPE_FLOAT32, 2, shape_empty, NULL, NULL,
-		                                        0), 0);
+		                                        CKPT_DTYPE_FLOAT32, 2, shape_empty, NULL,
+		                                        NULL, 0),
+		                 0);
 		if (e == 1)
 			ck_assert_int_eq(ckpt_writer_put_tensor(w, "pattern", CKPT_GROUP_MODEL,
-			                                        CKPT_DTYPE_UINT8, 1, shape_p, NULL, patt,
-			                                        sizeof(patt)), 0);
+			                                        CKPT_DTYPE_UINT8, 1, shape_p, NULL,
+			                                        patt, sizeof(patt)),
+			                 0);
 		for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++)
 			ck_assert_int_eq(ckpt_writer_put_tensor(w, hostile[i], CKPT_GROUP_MODEL,
-			                                        CKPT_DTYPE_FLOAT32, 1, shape_b, NULL,
-			                                        bias, sizeof(bias)), 0);
+			                                        CKPT_DTYPE_FLOAT32, 1, shape_b,
+			                                        NULL, bias, sizeof(bias)),
+			                 0);
 		ck_assert_int_eq(ckpt_writer_put_tensor(w, long_name, CKPT_GROUP_MODEL,
 		                                        CKPT_DTYPE_FLOAT32, 1, shape_b, NULL, bias,
-		                                        sizeof(bias)), 0);
+		                                        sizeof(bias)),
+		                 0);
 		ck_assert_int_eq(ckpt_writer_put_tensor(w, "fc1.weight.momentum_buffer",
 		                                        CKPT_GROUP_OPTIMIZER, CKPT_DTYPE_FLOAT32, 2,
-		                                        shape_w, "cuda:0", momentum, sizeof(momentum)),
+		                                        shape_w, "cuda:0", momentum,
+		                                        sizeof(momentum)),
 		                 0);
 		ck_assert_int_eq(ckpt_writer_put_tensor(w, "fc1.weight.step", CKPT_GROUP_OPTIMIZER,
-		                                        CKPT_DTYPE_FLOAT32, 0, NULL, "cuda:0", &step,
-		                                        sizeof(step)), 0);
+		                                        CKPT_DTYPE_FLOAT32, 0, NULL, "cuda:0",
+		                                        &step, sizeof(step)),
+		                 0);
 		ckpt_writer_set_step(w, e * 10);
 		ck_assert_int_eq(ckpt_writer_set_metric(w, "val_loss", val_loss[e - 1]), 0);
 		ck_assert_int_eq(ckpt_writer_set_metric(w, "train_loss", 0.1 * (double)e), 0);
 		if (e == 3)
 			ck_assert_int_eq(ckpt_writer_set_metric(w, "val_acc", 0.875), 0);
 		const char *groups = "[{\"lr\":0.1,\"momentum\":0.9,\"params\":[0,1]}]";
-		ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", groups,
-		                                       strlen(groups)), 0);
+		ck_assert_int_eq(
+		    ckpt_writer_set_extra(w, "optimizer.param_groups", groups, strlen(groups)), 0);
 		ck_assert_int_eq(ckpt_writer_commit(w), 0);
 	}
 }
@@ -209,8 +225,8 @@ START_TEST(test_root_lists_run_files_links_and_one_directory_per_epoch)
 	ckpt_view_listing l;
 	ck_assert_int_eq(ckpt_view_list(&l, fx.view, CKPT_VIEW_ROOT_INO), 0);
 	ck_assert_uint_eq(l.count, 4 + EPOCHS);
-	const char *names[] = {"run.json", "history.csv", "best", "latest",
-	                       "epoch-0001", "epoch-0002", "epoch-0003"};
+	const char *names[] = {"run.json",   "history.csv", "best",      "latest",
+	                       "epoch-0001", "epoch-0002",  "epoch-0003"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		ck_assert_msg(listing_has(&l, names[i], NULL), "missing %s", names[i]);
 	ck_assert_uint_eq(l.self.kind, CKPT_VIEW_DIR);
@@ -271,10 +287,10 @@ START_TEST(test_every_node_kind_has_exact_attributes)
 	ckpt_view *other;
 	ck_assert_int_eq(ckpt_view_new(&other, fx.store, NULL), 0);
 	ckpt_view_attr b;
-	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "epoch-0001/optimizer/fc1.weight.step.npy",
-	                                   true), 0);
-	ck_assert_int_eq(ckpt_view_resolve(&b, other, "epoch-0001/optimizer/fc1.weight.step.npy",
-	                                   true), 0);
+	ck_assert_int_eq(
+	    ckpt_view_resolve(&a, fx.view, "epoch-0001/optimizer/fc1.weight.step.npy", true), 0);
+	ck_assert_int_eq(
+	    ckpt_view_resolve(&b, other, "epoch-0001/optimizer/fc1.weight.step.npy", true), 0);
 	ck_assert_uint_eq(a.ino, b.ino);
 	ck_assert_int_eq(ckpt_view_getattr(&b, other, a.ino), 0);
 	ck_assert_uint_eq(b.size, a.size);
@@ -286,10 +302,18 @@ START_TEST(test_missing_and_noncanonical_names_are_enoent)
 {
 	ckpt_view_attr a;
 	const char *missing[] = {
-	    "nope", "epoch-1", "epoch-00001", "epoch-0009", "epoch-0001/nope",
-	    "epoch-0001/model/fc1.weight", "epoch-0001/model/%66c1.weight.npy",
-	    "epoch-0001/model/nope.npy", "epoch-0001/optimizer/fc1.bias.npy",
-	    "epoch-0001/model/fc1.weight.momentum_buffer.npy", "../etc", "epoch-0001/..",
+	    "nope",
+	    "epoch-1",
+	    "epoch-00001",
+	    "epoch-0009",
+	    "epoch-0001/nope",
+	    "epoch-0001/model/fc1.weight",
+	    "epoch-0001/model/%66c1.weight.npy",
+	    "epoch-0001/model/nope.npy",
+	    "epoch-0001/optimizer/fc1.bias.npy",
+	    "epoch-0001/model/fc1.weight.momentum_buffer.npy",
+	    "../etc",
+	    "epoch-0001/..",
 	};
 	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
 		ck_assert_msg(ckpt_view_resolve(&a, fx.view, missing[i], true) == -ENOENT, "%s",
@@ -510,12 +534,13 @@ static void check_ranges(vfixture *f, uint64_t ino, const char *name)
 		              "%s: range %zu+%zu", name, off, len);
 		struct iovec iov[3];
 		size_t count;
-		ck_assert_int_eq(
-		    ckpt_view_file_iov(file, off, want, iov, 3, &count, scratch, &got), 0);
+		ck_assert_int_eq(ckpt_view_file_iov(file, off, want, iov, 3, &count, scratch, &got),
+		                 0);
 		ck_assert(count <= 3 && got <= want && (got > 0 || want == 0));
 		size_t pos = 0;
 		for (size_t i = 0; i < count; i++) {
-			ck_assert_int_eq(memcmp(iov[i].iov_base, whole + off + pos, iov[i].iov_len), 0);
+			ck_assert_int_eq(memcmp(iov[i].iov_base, whole + off + pos, iov[i].iov_len),
+			                 0);
 			pos += iov[i].iov_len;
 		}
 		ck_assert_uint_eq(pos, got);
@@ -562,7 +587,8 @@ END_TEST
 START_TEST(test_open_file_keeps_its_snapshot_after_its_epoch_is_deleted)
 {
 	ckpt_view_attr a;
-	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "epoch-0001/model/fc1.weight.npy", true), 0);
+	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "epoch-0001/model/fc1.weight.npy", true),
+	                 0);
 	ckpt_view_file *file;
 	ck_assert_int_eq(ckpt_view_open(&file, NULL, fx.view, a.ino), 0);
 	uint32_t deleted = 0;
@@ -691,7 +717,6 @@ START_TEST(test_empty_store_has_no_links_and_an_empty_history)
 }
 END_TEST
 
-
 static uint8_t big_byte(size_t i)
 {
 	uint64_t z = (uint64_t)(i / 8) * 0x9e3779b97f4a7c15ull;
@@ -718,7 +743,8 @@ START_TEST(test_verify_ahead_never_serves_a_corrupt_chunk)
 	ck_assert_int_eq(ckpt_writer_begin(&w, f.store, 1), 0);
 	uint64_t shape[1] = {nbytes};
 	ck_assert_int_eq(ckpt_writer_put_tensor(w, "big", CKPT_GROUP_MODEL, CKPT_DTYPE_UINT8, 1,
-	                                        shape, NULL, big, nbytes), 0);
+	                                        shape, NULL, big, nbytes),
+	                 0);
 	ck_assert_int_eq(ckpt_writer_commit(w), 0);
 	ckpt_store_close(f.store);
 	/* damage chunk 5 */
@@ -764,11 +790,13 @@ START_TEST(test_verify_ahead_never_serves_a_corrupt_chunk)
 		ck_assert_uint_eq(got, mib);
 		size_t pos = 0;
 		for (size_t i = 0; i < count; i++) {
-			ck_assert_int_eq(memcmp(iov[i].iov_base, big + k * mib + pos, iov[i].iov_len), 0);
+			ck_assert_int_eq(
+			    memcmp(iov[i].iov_base, big + k * mib + pos, iov[i].iov_len), 0);
 			pos += iov[i].iov_len;
 		}
 		if (k == 0) {
-			struct timespec pause = {0, 200 * 1000 * 1000}; /* let the helper run ahead */
+			struct timespec pause = {0,
+			                         200 * 1000 * 1000}; /* let the helper run ahead */
 			nanosleep(&pause, NULL);
 		}
 	}
@@ -783,8 +811,10 @@ END_TEST
 START_TEST(test_parked_file_reads_on_while_content_is_unchanged_else_estale)
 {
 	ckpt_view_attr a, b;
-	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "epoch-0001/model/fc1.weight.npy", true), 0);
-	ck_assert_int_eq(ckpt_view_resolve(&b, fx.view, "epoch-0003/model/fc1.weight.npy", true), 0);
+	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "epoch-0001/model/fc1.weight.npy", true),
+	                 0);
+	ck_assert_int_eq(ckpt_view_resolve(&b, fx.view, "epoch-0003/model/fc1.weight.npy", true),
+	                 0);
 	ckpt_view_file *old, *kept;
 	ck_assert_int_eq(ckpt_view_open(&old, NULL, fx.view, a.ino), 0);
 	ck_assert_int_eq(ckpt_view_open(&kept, NULL, fx.view, b.ino), 0);
