@@ -5,7 +5,7 @@
  *
  *   /best -> epoch-NNNN       relative symlink to the best checkpoint (absent without one)
  *   /latest -> epoch-NNNN     relative symlink to the newest checkpoint (absent when empty)
- *   /run.json                 run metadata
+ *   /run.json                 run metadata (and "npy_bfloat16": "<f4", how .npy shows bfloat16)
  *   /history.csv              epoch,step,time,<metrics sorted>,best: one row per checkpoint
  *   /epoch-NNNN/              "epoch-%04llu": one per stored checkpoint
  *       metrics.json          epoch, step, time, time_ns, metrics, device(s), is_best

@@ -478,6 +478,7 @@ START_TEST(test_metrics_run_and_param_groups_are_json_and_history_is_csv)
 	ck_assert_str_eq(json_string_value(json_object_get(j, "monitor")), "val_loss");
 	ck_assert_str_eq(json_string_value(json_object_get(j, "monitor_mode")), "min");
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "seed")), 7);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "npy_bfloat16")), "<f4");
 	ck_assert_double_eq(
 	    json_real_value(json_object_get(json_object_get(j, "hyperparams"), "lr")), 0.1);
 	json_decref(j);
