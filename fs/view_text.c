@@ -248,7 +248,9 @@ int view_render_run_json(view_layout *out, ckpt_store *store)
 	    set_new(j, "created", json_string(created)) &&
 	    set_new(j, "created_ns", json_integer(m->created_ns)) &&
 	    set_new(j, "chunk_size", json_integer((json_int_t)ckpt_store_chunk_size(store))) &&
-	    set_new(j, "schema_version", json_integer(CKPT_SCHEMA_VERSION));
+	    set_new(j, "schema_version", json_integer(CKPT_SCHEMA_VERSION)) &&
+	    /* numpy has no bfloat16: .npy files widen it to float32, exactly */
+	    set_new(j, "npy_bfloat16", json_string("<f4"));
 	if (!ok) {
 		json_decref(j);
 		return -ENOMEM;
