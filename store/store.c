@@ -857,8 +857,18 @@ static bool has_file(const char *dir, const char *name)
 static int check_data_file(const char *path)
 {
 	char file[4096];
+	/* LMDB follows symlinks and would read, and when writing ftruncate and overwrite,
+	 * whatever data.mdb or lock.mdb point at: a store's files must be its own */
+	struct stat lst;
+	snprintf(file, sizeof(file), "%s/lock.mdb", path);
+	if (lstat(file, &lst) == 0 && !S_ISREG(lst.st_mode))
+		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (lock.mdb is a %s, not a "
+		                   "regular file)", path, S_ISLNK(lst.st_mode) ? "symbolic link" : "special file");
 	snprintf(file, sizeof(file), "%s/data.mdb", path);
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (lstat(file, &lst) == 0 && !S_ISREG(lst.st_mode))
+		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (data.mdb is a %s, not a "
+		                   "regular file)", path, S_ISLNK(lst.st_mode) ? "symbolic link" : "special file");
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return store_error(

@@ -93,6 +93,14 @@ static const ckpt_run_meta test_meta = {
     .monitor_mode = CKPT_MODE_MIN,
 };
 
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
 /* What ckpt_store_create leaves when SIGKILL lands after mdb_env_open, before its first
  * commit: an LMDB environment holding no database. */
 static void make_empty_environment(const char *path)
@@ -202,18 +210,43 @@ START_TEST(test_truncated_data_file_is_a_clear_error_not_sigbus)
 }
 END_TEST
 
+/* hostile stores: LMDB followed a symlinked lock.mdb and, as the first opener, ftruncated
+ * and rewrote its target (any file the user can write); a symlinked data.mdb was read (and
+ * by a writer written) wherever it pointed. Both are refused now, the targets untouched. */
+START_TEST(test_symlinked_store_files_are_refused_and_their_targets_untouched)
+{
+	ckpt_store *s;
+	ckpt_store_options opts = {.no_sync = true};
+	OK(ckpt_store_create(&s, storepath, &test_meta, &opts));
+	ckpt_store_close(s);
+	char victim[600], lock[700], data[700], evil[600], evil_data[700];
+	snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+	write_file(victim, "precious\n", 9);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", storepath);
+	ck_assert_int_eq(unlink(lock), 0);
+	ck_assert_int_eq(symlink(victim, lock), 0);
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY), CKPT_ENOTSTORE);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "lock.mdb is a symbolic link"));
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, 0), CKPT_ENOTSTORE);
+	struct stat st;
+	ck_assert_int_eq(stat(victim, &st), 0);
+	ck_assert_int_eq(st.st_size, 9);
+
+	/* a store whose data.mdb points at another store's */
+	snprintf(evil, sizeof(evil), "%s/evil", tmpdir);
+	ck_assert_int_eq(mkdir(evil, 0755), 0);
+	snprintf(data, sizeof(data), "%s/data.mdb", storepath);
+	snprintf(evil_data, sizeof(evil_data), "%s/data.mdb", evil);
+	ck_assert_int_eq(symlink(data, evil_data), 0);
+	ck_assert_int_eq(ckpt_store_open(&s, evil, 0), CKPT_ENOTSTORE);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "data.mdb is a symbolic link"));
+}
+END_TEST
+
 /* fuzz_idx: a 16-byte IDX file whose header claims 65536 images of 512x512 made the loader
  * allocate 16 GiB + 64 GiB before reading a byte (libFuzzer: out-of-memory). Now buffers grow
  * with the data read, and the file fails as truncated. The allocator here refuses anything
  * above 1 GiB (see __asan_default_options), so the old code failed this test with -ENOMEM. */
-static void write_file(const char *path, const void *data, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-	ck_assert_int_eq(fclose(f), 0);
-}
-
 START_TEST(test_idx_header_claiming_gigabytes_fails_as_truncated_without_allocating_them)
 {
 	char path[600];
@@ -292,6 +325,7 @@ static Suite *regress_suite(void)
 	tcase_add_test(tc, test_create_starts_over_when_a_killed_create_left_an_empty_data_file);
 	tcase_add_test(tc, test_create_still_refuses_a_real_store_and_foreign_files);
 	tcase_add_test(tc, test_truncated_data_file_is_a_clear_error_not_sigbus);
+	tcase_add_test(tc, test_symlinked_store_files_are_refused_and_their_targets_untouched);
 	tcase_add_test(tc, test_idx_header_claiming_gigabytes_fails_as_truncated_without_allocating_them);
 	tcase_add_test(tc, test_fuzz_corpora_replay_without_crashing);
 	suite_add_tcase(su, tc);
