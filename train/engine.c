@@ -584,6 +584,13 @@ static int restore_tensor(ckpt_snapshot *snap, const ckpt_checkpoint *c, train_b
 		                  ": tensor %s has another dtype or "
 		                  "shape than the model expects",
 		                  epoch, name);
+	/* never go on training from damaged bytes: check the stored CRC-32 and hash first */
+	rc = ckpt_tensor_verify(snap, t);
+	if (rc)
+		return train_fail(rc,
+		                  "cannot resume from epoch %" PRIu64 ": tensor %s is damaged (%s); "
+		                  "resume from an earlier epoch (--resume N)",
+		                  epoch, name, ckpt_last_error());
 	size_t numel = 1;
 	for (uint32_t d = 0; d < ndim; d++)
 		numel *= shape[d];
