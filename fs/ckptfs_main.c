@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -58,6 +59,34 @@ static void say(int priority, const char *fmt, ...)
 		fputc('\n', stderr);
 	}
 	va_end(ap);
+}
+
+/* libfuse's own errors ("fuse: unknown option(s): ...", printed in pieces) as one line of
+ * ours; its debug output (-d) goes to stderr as usual. */
+static void fuse_log_line(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static char pending[1024];
+	static size_t used;
+	if (level > FUSE_LOG_ERR) {
+		if (log_to_syslog)
+			vsyslog(LOG_DEBUG, fmt, ap);
+		else
+			vfprintf(stderr, fmt, ap);
+		return;
+	}
+	pthread_mutex_lock(&lock);
+	vsnprintf(pending + used, sizeof(pending) - used, fmt, ap);
+	used = strlen(pending);
+	if (used > 0 && (pending[used - 1] == '\n' || used + 1 >= sizeof(pending))) {
+		while (used > 0 && pending[used - 1] == '\n')
+			pending[--used] = '\0';
+		if (used > 0)
+			say(LOG_ERR, "%s", pending);
+		used = 0;
+		pending[0] = '\0';
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 static void view_log(void *ctx, const char *line)
@@ -164,6 +193,7 @@ int main(int argc, char **argv)
 	int status = 1;
 	bool mounted = false, handlers = false;
 
+	fuse_set_log_func(fuse_log_line);
 	if (fuse_opt_parse(&args, &o, option_spec, option_proc) != 0) {
 		say(LOG_ERR, "bad command line (try 'ckptfs --help')");
 		goto out;
@@ -238,10 +268,8 @@ int main(int argc, char **argv)
 	ctx.mountpoint = mountpoint;
 	ctx.readahead_kb = o.readahead_kb;
 	se = fuse_session_new(&args, ckptfs_ops(), sizeof(*ckptfs_ops()), &ctx);
-	if (!se) {
-		say(LOG_ERR, "bad FUSE options (see above; try 'ckptfs --help')");
-		goto out;
-	}
+	if (!se)
+		goto out; /* libfuse said why, through fuse_log_line() */
 	if (fuse_set_signal_handlers(se) != 0) {
 		say(LOG_ERR, "cannot install signal handlers");
 		goto out;

@@ -115,6 +115,7 @@ check_error "does not exist\|No such file" "$store" "$TMP/m3"
 check_error "not a directory" "$store" "$TMP/file"
 check_error "map_location" "$store" "$TMP/m2" -o map_location=tpu
 check_error "expected STORE and MOUNTPOINT" "$store"
+check_error "unknown option" "$store" "$TMP/m2" -o no_such_option
 is_mounted "$TMP/m2" && fail "a failed ckptfs left a mount"
 fusermount3 -u "$mnt" || fail "fusermount3 -u of the daemonized mount"
 # ---- idle open files release their snapshot (-o snapshot_idle)
