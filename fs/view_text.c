@@ -41,8 +41,16 @@ static int shortest_precision(double v)
 	char buf[512]; /* %.17g of DBL_MAX is 23 bytes; sized for what the compiler assumes */
 	if (!isfinite(v))
 		return 1;
-	/* if k digits read back, so do k + 1: binary search the fewest */
+	/* if k digits read back, so do k + 1. Computed metrics mostly need 16 or 17 digits, so
+	 * settle those with two tries; binary search below 16 otherwise */
 	int lo = 1, hi = 17;
+	snprintf(buf, sizeof(buf), "%.15g", v);
+	if (strtod(buf, NULL) == v) {
+		hi = 15;
+	} else {
+		snprintf(buf, sizeof(buf), "%.16g", v);
+		lo = hi = strtod(buf, NULL) == v ? 16 : 17;
+	}
 	while (lo < hi) {
 		int mid = (lo + hi) / 2;
 		snprintf(buf, sizeof(buf), "%.*g", mid, v);
