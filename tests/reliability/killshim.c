@@ -12,7 +12,9 @@
  * Built by tests/reliability/crash_trials.sh with `cc -shared -fPIC ... -ldl`; not part of
  * any library.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
