@@ -297,6 +297,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ctx.view = view;
+	if (ckptfs_watcher_start(se, view) != 0)
+		say(LOG_WARNING,
+		    "cannot start the watcher thread; deleted epochs linger in the cache");
 	if (ckptfs_reaper_start(o.snapshot_idle) != 0)
 		say(LOG_WARNING, "cannot start the idle-snapshot thread; open files keep theirs");
 
@@ -320,6 +323,7 @@ int main(int argc, char **argv)
 	/* a signal ends the loop with 0 or the signal number: a clean exit either way */
 	status = rc < 0 ? 1 : 0;
 out:
+	ckptfs_watcher_stop();
 	ckptfs_reaper_stop();
 	ckptfs_close_all_files();
 	if (mounted)

@@ -109,6 +109,119 @@ static void *reaper_main(void *arg)
 	return NULL;
 }
 
+/* ---- the watcher: epochs deleted by retention leave the kernel's dentry cache at once.
+ * Epoch directories are cached for CKPTFS_IMMUTABLE_TIMEOUT; without this a deleted epoch
+ * would still stat for minutes. notify_inval_entry must come from a thread of its own, never
+ * from a request handler (it can deadlock). */
+static struct {
+	pthread_t thread;
+	bool running, stop;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct fuse_session *se;
+	ckpt_view *view;
+} watcher = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static void invalidate_epoch(uint64_t epoch)
+{
+	char name[32];
+	int len = snprintf(name, sizeof(name), "epoch-%04llu", (unsigned long long)epoch);
+	/* -ENOENT: the kernel had no dentry for it; nothing to do */
+	fuse_lowlevel_notify_inval_entry(watcher.se, CKPT_VIEW_ROOT_INO, name, (size_t)len);
+}
+
+static bool contains(const uint64_t *sorted, size_t n, uint64_t e)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (sorted[mid] < e)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && sorted[lo] == e;
+}
+
+/* Epochs gone since the last poll, and epochs that came and went between two polls (numbers
+ * above the highest seen before that are absent now): the kernel may hold a dentry for any. */
+static void invalidate_removed(const uint64_t *before, size_t nbefore, const uint64_t *now,
+                               size_t nnow, uint64_t *seen_max)
+{
+	for (size_t i = 0; i < nbefore; i++)
+		if (!contains(now, nnow, before[i]))
+			invalidate_epoch(before[i]);
+	if (nnow == 0)
+		return;
+	uint64_t top = now[nnow - 1];
+	uint64_t from = *seen_max + 1;
+	if (top > from + 100000)
+		from = top - 100000; /* a huge gap: bound the work */
+	for (uint64_t e = from; e < top; e++)
+		if (!contains(now, nnow, e))
+			invalidate_epoch(e);
+	if (top > *seen_max)
+		*seen_max = top;
+}
+
+static void *watcher_main(void *arg)
+{
+	(void)arg;
+	uint64_t *before = NULL;
+	size_t nbefore = 0;
+	uint64_t seen_max = 0;
+	if (ckpt_view_epochs(&before, &nbefore, watcher.view) != 0)
+		nbefore = 0;
+	if (nbefore)
+		seen_max = before[nbefore - 1];
+	pthread_mutex_lock(&watcher.lock);
+	while (!watcher.stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		long ns = until.tv_nsec + 500L * 1000 * 1000;
+		until.tv_sec += ns / 1000000000;
+		until.tv_nsec = ns % 1000000000;
+		pthread_cond_timedwait(&watcher.wake, &watcher.lock, &until);
+		if (watcher.stop)
+			break;
+		pthread_mutex_unlock(&watcher.lock);
+		uint64_t *now = NULL;
+		size_t nnow = 0;
+		if (ckpt_view_epochs(&now, &nnow, watcher.view) == 0) {
+			invalidate_removed(before, nbefore, now, nnow, &seen_max);
+			free(before);
+			before = now;
+			nbefore = nnow;
+		}
+		pthread_mutex_lock(&watcher.lock);
+	}
+	pthread_mutex_unlock(&watcher.lock);
+	free(before);
+	return NULL;
+}
+
+int ckptfs_watcher_start(struct fuse_session *se, ckpt_view *view)
+{
+	watcher.se = se;
+	watcher.view = view;
+	watcher.stop = false;
+	int rc = pthread_create(&watcher.thread, NULL, watcher_main, NULL);
+	watcher.running = rc == 0;
+	return -rc;
+}
+
+void ckptfs_watcher_stop(void)
+{
+	if (!watcher.running)
+		return;
+	pthread_mutex_lock(&watcher.lock);
+	watcher.stop = true;
+	pthread_cond_signal(&watcher.wake);
+	pthread_mutex_unlock(&watcher.lock);
+	pthread_join(watcher.thread, NULL);
+	watcher.running = false;
+}
+
 void ckptfs_close_all_files(void)
 {
 	pthread_mutex_lock(&files_lock);

@@ -41,6 +41,15 @@ int ckptfs_reaper_start(unsigned idle_s);
 /** Stop and join the reaper (no-op if not running). Call before the view is freed. */
 void ckptfs_reaper_stop(void);
 
+/**
+ * Start the thread that tells the kernel (notify_inval_entry) when retention deletes an epoch
+ * directory, twice a second. @return 0 or -errno.
+ */
+int ckptfs_watcher_start(struct fuse_session *se, ckpt_view *view);
+
+/** Stop and join the watcher (no-op if not running). Call before unmounting. */
+void ckptfs_watcher_stop(void);
+
 /** After the session loop: close every file still open (their snapshots) before the store. */
 void ckptfs_close_all_files(void);
 

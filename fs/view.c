@@ -649,6 +649,26 @@ out:
 	return rc;
 }
 
+int ckpt_view_epochs(uint64_t **out, size_t *out_count, ckpt_view *view)
+{
+	*out = NULL;
+	*out_count = 0;
+	ckpt_snapshot *snap;
+	int rc = open_snapshot(&snap, view);
+	if (rc)
+		return rc;
+	rc = ckpt_snapshot_list(out, out_count, snap);
+	ckpt_snapshot_close(snap);
+	if (rc)
+		return rc;
+	size_t n = 0;
+	for (size_t i = 0; i < *out_count; i++)
+		if ((*out)[i] <= VIEW_MAX_EPOCH)
+			(*out)[n++] = (*out)[i];
+	*out_count = n;
+	return 0;
+}
+
 void ckpt_view_listing_free(ckpt_view_listing *listing)
 {
 	if (!listing)

@@ -130,6 +130,13 @@ typedef struct ckpt_view_listing {
  */
 int ckpt_view_list(ckpt_view_listing *out, ckpt_view *view, uint64_t ino);
 
+/**
+ * Epochs shown at the root right now, ascending (cheap: no checkpoint is decoded).
+ * @param out receives a malloc'd array the caller frees (NULL when *out_count is 0).
+ * @return 0, -ENOMEM, -EIO.
+ */
+int ckpt_view_epochs(uint64_t **out, size_t *out_count, ckpt_view *view);
+
 /** Free a listing's entries (the struct itself is the caller's). Accepts NULL. */
 void ckpt_view_listing_free(ckpt_view_listing *listing);
 
