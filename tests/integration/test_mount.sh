@@ -118,6 +118,16 @@ check_error "expected STORE and MOUNTPOINT" "$store"
 check_error "unknown option" "$store" "$TMP/m2" -o no_such_option
 is_mounted "$TMP/m2" && fail "a failed ckptfs left a mount"
 fusermount3 -u "$mnt" || fail "fusermount3 -u of the daemonized mount"
+# ---- mount(8) through mount.fuse3, source first (as /etc/fstab does); needs root
+if [ "$(id -u)" = 0 ] && command -v mount.fuse3 >/dev/null; then
+	mount -t fuse "$BIN/ckptfs#$store" "$mnt" -o ro,map_location=cpu 2>"$TMP/mount.err" ||
+		fail "mount -t fuse ckptfs#STORE: $(cat "$TMP/mount.err")"
+	track_mount "$mnt"
+	grep -q "^$store $mnt fuse.ckptfs " /proc/self/mounts || fail "mount(8) did not mount ckptfs"
+	[ "$(readlink "$mnt/best")" = "$best_info" ] || fail "mount(8): best"
+	fusermount3 -u "$mnt" || fail "fusermount3 -u after mount(8)"
+fi
+
 # ---- idle open files release their snapshot (-o snapshot_idle)
 store2=$TMP/store2
 make_store "$store2" 3
