@@ -48,6 +48,17 @@ best_info=$("$BIN/ckpt" info "$store" | sed -n 's/^best: \(epoch-[0-9]*\).*/\1/p
 [ "$("$BIN/ckpt" cat "$store" best/model/fc1.weight.npy | sha256sum)" = "$(sha256sum <"$mnt/best/model/fc1.weight.npy")" ] ||
 	fail "ckpt cat and the mount disagree"
 
+# ---- ckpt ls / ckpt cat serve the same view without a mount
+for d in "" best best/model epoch-0001/optimizer; do
+	[ "$("$BIN/ckpt" ls "$store" "$d" | sort)" = "$(ls -A "$mnt/$d" | sort)" ] || fail "ckpt ls $d differs from ls"
+done
+"$BIN/ckpt" ls -l "$store" | grep -q "^lrwxrwxrwx .* best -> $(readlink "$mnt/best")\$" || fail "ckpt ls -l: best"
+cmp -s <("$BIN/ckpt" cat "$store" history.csv) "$mnt/history.csv" || fail "ckpt cat history.csv differs"
+out=$("$BIN/ckpt" cat "$store" epoch-0001/nope 2>&1) && fail "ckpt cat of a missing path succeeded"
+[ "$(wc -l <<<"$out")" -eq 1 ] && grep -q "No such file" <<<"$out" || fail "ckpt cat missing path: $out"
+"$BIN/ckpt" ls >/dev/null 2>&1
+[ $? -eq 2 ] || fail "ckpt ls without a store should exit 2"
+
 # ---- cp, rsync, tar
 mkdir "$TMP/out"
 cp -r "$mnt/best/" "$TMP/out/" 2>"$TMP/cp.err" || fail "cp -r: $(cat "$TMP/cp.err")"
