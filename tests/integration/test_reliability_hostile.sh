@@ -12,6 +12,8 @@ README=$HERE/../README.md
 [ -r "$README" ] || fail "tests/README.md is missing"
 FIX=$TOOLS/store_fixture
 [ -x "$FIX" ] || fail "build/tests/tools/store_fixture is missing"
+# CKPT_BIN_DIR: test other builds of the programs (e.g. sanitized ones)
+BIN=${CKPT_BIN_DIR:-$BIN}
 mkdir -p "$TMP/bin" && cp "$BIN/ckpt" "$BIN/ckpt-train" "$BIN/ckptfs" "$TMP/bin/" || fail "copy binaries"
 PATH=$TMP/bin:$PATH
 

@@ -30,6 +30,8 @@ done
 RANDOM=$seed
 require_fuse
 # private copies: other people may be relinking build/bin meanwhile
+# CKPT_BIN_DIR: test other builds of the programs (e.g. sanitized ones)
+BIN=${CKPT_BIN_DIR:-$BIN}
 mkdir -p "$TMP/bin" && cp "$BIN/ckpt" "$BIN/ckpt-train" "$BIN/ckptfs" "$TMP/bin/" || fail "copy binaries"
 BIN=$TMP/bin
 FIX=$TOOLS/store_fixture

@@ -37,6 +37,8 @@ TRAIN_ARGS=(--data synthetic --layers $LAYERS --val-split 1000 --batch-size 256 
 
 [ -x "$BIN/ckpt-train" ] && [ -x "$BIN/ckpt" ] || fail "build/bin/ckpt-train or ckpt missing (run make)"
 # private copies: a rebuild of build/bin during a long run must not fail trials
+# CKPT_BIN_DIR: test other builds of the programs (e.g. sanitized ones)
+BIN=${CKPT_BIN_DIR:-$BIN}
 mkdir -p "$TMP/bin" && cp "$BIN/ckpt" "$BIN/ckpt-train" "$BIN/ckptfs" "$TMP/bin/" || fail "copy binaries"
 BIN=$TMP/bin
 if [ $use_mount = 1 ] && ! { [ -c /dev/fuse ] && command -v fusermount3 >/dev/null &&

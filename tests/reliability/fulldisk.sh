@@ -27,6 +27,8 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 77
 fi
 require_fuse
+# CKPT_BIN_DIR: test other builds of the programs (e.g. sanitized ones)
+BIN=${CKPT_BIN_DIR:-$BIN}
 mkdir -p "$TMP/bin" && cp "$BIN/ckpt" "$BIN/ckpt-train" "$BIN/ckptfs" "$TMP/bin/" || fail "copy binaries"
 BIN=$TMP/bin
 TMPFS=()

@@ -3,18 +3,20 @@
 # and retention deletes old ones.
 #
 # usage: readers.sh [--readers N] [--epochs E] [--keep-last K] [--layers L] [--seed S]
+#                   [--min-mib M]
 #
 # ckpt-train writes E epochs with --keep-last K; the store is mounted as soon as it exists and
 # N reader processes (tests/reliability/reader.py) loop over best/, latest/, random epochs and
 # `ckpt cat` until training ends, checking every file against the stored CRC-32s. Then the
 # final state is checked (latest, K epochs left, ckpt verify). --keep-last 0 keeps everything;
-# with big --layers the store outgrows its initial 64 MiB map while the readers read. Prints
+# with big --layers the store outgrows its initial 64 MiB map while the readers read
+# (--min-mib 70 checks that data.mdb did grow past it). Prints
 # "FIGURES trials=.. faults=.. reads=.. mismatches=.. failures=..". Exit 0 if all passed.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../integration/mount_lib.sh"
 
-readers=4 epochs=30 keep=2 layers=784,128,10 seed=$(date +%s)
+readers=4 epochs=30 keep=2 layers=784,128,10 seed=$(date +%s) min_mib=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--readers) readers=$2; shift 2 ;;
@@ -22,10 +24,13 @@ while [ $# -gt 0 ]; do
 	--keep-last) keep=$2; shift 2 ;;
 	--seed) seed=$2; shift 2 ;;
 	--layers) layers=$2; shift 2 ;;
+	--min-mib) min_mib=$2; shift 2 ;;
 	*) echo "readers.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
 require_fuse
+# CKPT_BIN_DIR: test other builds of the programs (e.g. sanitized ones)
+BIN=${CKPT_BIN_DIR:-$BIN}
 mkdir -p "$TMP/bin" && cp "$BIN/ckpt" "$BIN/ckpt-train" "$BIN/ckptfs" "$TMP/bin/" || fail "copy binaries"
 BIN=$TMP/bin
 store=$TMP/store mnt=$TMP/mnt
@@ -73,12 +78,14 @@ left=$("$BIN/ckpt" info "$store" | sed -n 's/^checkpoints: //p')
 [ "$(readlink "$mnt/latest")" = "$(printf 'epoch-%04d' "$epochs")" ] ||
 	{ failures=$((failures + 1)); echo "FAIL: latest -> $(readlink "$mnt/latest")"; }
 size=$("$BIN/ckpt" info "$store" | sed -n 's/^file-size: //p')
+[ $((size / 1048576)) -ge "$min_mib" ] ||
+	{ failures=$((failures + 1)); echo "FAIL: data.mdb is $((size / 1048576)) MiB, expected >= $min_mib"; }
 "$BIN/ckpt" verify "$store" >/dev/null 2>"$TMP/verify.err" ||
 	{ failures=$((failures + 1)); echo "FAIL: ckpt verify: $(cat "$TMP/verify.err")"; }
 unmount_store "$mnt"
 [ "$reads" -gt 0 ] || { failures=$((failures + 1)); echo "FAIL: the readers read nothing"; }
 echo "readers: $readers readers, $loops loops over $epochs epochs (keep-last $keep): $reads files" \
 	"read ($((bytes / 1048576)) MiB), $unverified without CRCs (epoch gone before ckpt show)," \
-	"$enoent ENOENT (retention), $errors other errors, $mismatches mismatches; data.mdb $((size / 1048576)) MiB"
+	"$enoent ENOENT (epoch removed by retention, or best/latest before the first commit), $errors other errors, $mismatches mismatches; data.mdb $((size / 1048576)) MiB"
 echo "FIGURES trials=1 faults=0 reads=$reads mismatches=$mismatches failures=$failures"
 [ "$failures" -eq 0 ]

@@ -2,7 +2,8 @@
 # tests/reliability/run.sh - the long reliability suite (make test-reliability)
 #
 # usage: tests/reliability/run.sh [--quick]
-# env:   RELIABILITY_SEED (default: the time), CRASH_TRIALS (200), CORRUPT_ROUNDS (100)
+# env:   RELIABILITY_SEED (default: the time), CRASH_TRIALS (200), CORRUPT_ROUNDS (100),
+#        CKPT_BIN_DIR (default build/bin: the programs under test)
 #
 # Runs crash_trials.sh (200 SIGKILL trials), readers.sh twice (retention; then a store that
 # outgrows its 64 MiB initial map while 4 readers read), corruption.sh (100 rounds of random
@@ -12,7 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 seed=${RELIABILITY_SEED:-$(date +%s)}
-trials=${CRASH_TRIALS:-200} rounds=${CORRUPT_ROUNDS:-100} readers_epochs=60 growth_epochs=10 disks=5
+trials=${CRASH_TRIALS:-200} rounds=${CORRUPT_ROUNDS:-100} readers_epochs=60 growth_epochs=14 disks=5
 if [ "${1:-}" = --quick ]; then
 	trials=10 rounds=6 readers_epochs=30 growth_epochs=0 disks=2
 fi
@@ -25,7 +26,7 @@ suites=(
 	"fulldisk|tests/reliability/fulldisk.sh --rounds $disks"
 )
 [ $growth_epochs -gt 0 ] && suites+=(
-	"map-growth|tests/reliability/readers.sh --readers 4 --epochs $growth_epochs --keep-last 0 --layers 784,1024,10 --seed $seed")
+	"map-growth|tests/reliability/readers.sh --readers 4 --epochs $growth_epochs --keep-last 0 --layers 784,1024,10 --min-mib 70 --seed $seed")
 echo "reliability: seed $seed (rerun with RELIABILITY_SEED=$seed)"
 T=0 F=0 R=0 M=0 failed=()
 for s in "${suites[@]}"; do
