@@ -25,7 +25,9 @@
 typedef struct open_file {
 	pthread_mutex_t lock; /* one reader of the snapshot at a time */
 	ckpt_view_file *file;
-	int64_t last_use_ns;           /* CLOCK_MONOTONIC, under lock */
+	int64_t last_use_ns; /* CLOCK_MONOTONIC, under lock */
+	int busy;            /* replies in flight that point into the file (iovecs), under lock */
+	int refs;            /* atomic: the open itself plus each read in progress */
 	struct open_file *prev, *next; /* all open files, under files_lock (for the reaper) */
 } open_file;
 
@@ -62,6 +64,18 @@ static void files_remove(open_file *of)
 	pthread_mutex_unlock(&files_lock);
 }
 
+/* Drop a reference; the last one closes the file. A reply's iovecs point into the file's
+ * snapshot and layout, so they must outlive fuse_reply_iov() even if RELEASE is handled on
+ * another thread as soon as the kernel has the bytes. */
+static void open_file_put(open_file *of)
+{
+	if (__atomic_sub_fetch(&of->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	ckpt_view_file_close(of->file);
+	pthread_mutex_destroy(&of->lock);
+	free(of);
+}
+
 /* ---- the reaper: parks files idle longer than snapshot_idle_s (see ckpt_view_file_park) */
 static struct {
 	pthread_t thread;
@@ -77,7 +91,8 @@ static void park_idle_files(int64_t now, int64_t idle_ns)
 	for (open_file *of = files_head; of; of = of->next) {
 		if (pthread_mutex_trylock(&of->lock) != 0)
 			continue; /* being read: not idle */
-		if (now - of->last_use_ns >= idle_ns && !ckpt_view_file_is_parked(of->file))
+		if (of->busy == 0 && now - of->last_use_ns >= idle_ns &&
+		    !ckpt_view_file_is_parked(of->file))
 			ckpt_view_file_park(of->file);
 		pthread_mutex_unlock(&of->lock);
 	}
@@ -224,13 +239,18 @@ void ckptfs_watcher_stop(void)
 
 void ckptfs_close_all_files(void)
 {
+	/* the session loop is over: no request can name these any more */
 	pthread_mutex_lock(&files_lock);
-	for (open_file *of = files_head; of; of = of->next) {
-		ckpt_view_file_close(of->file);
-		of->file = NULL;
-	}
-	files_head = NULL; /* the structs leak on purpose: the kernel may still name them */
+	open_file *of = files_head;
+	files_head = NULL;
 	pthread_mutex_unlock(&files_lock);
+	while (of) {
+		open_file *next = of->next;
+		ckpt_view_file_close(of->file);
+		pthread_mutex_destroy(&of->lock);
+		free(of);
+		of = next;
+	}
 }
 
 int ckptfs_reaper_start(unsigned idle_s)
@@ -581,6 +601,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	pthread_mutex_init(&of->lock, NULL);
+	of->refs = 1;
 	of->last_use_ns = monotonic_ns();
 	files_add(of);
 	fi->fh = (uintptr_t)of;
@@ -616,7 +637,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > fsize - (uint64_t)off)
 		size = (size_t)(fsize - (uint64_t)off);
+	__atomic_add_fetch(&of->refs, 1, __ATOMIC_ACQ_REL);
 	pthread_mutex_lock(&of->lock);
+	of->busy++;
 	of->last_use_ns = monotonic_ns();
 	int rc = ckpt_view_file_iov(of->file, (uint64_t)off, size, iov, READ_IOV_CAP, &count, NULL,
 	                            &got);
@@ -636,15 +659,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_iov(req, iov, (int)count);
 	free(scratch);
+	pthread_mutex_lock(&of->lock);
+	of->busy--;
+	pthread_mutex_unlock(&of->lock);
+	open_file_put(of);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	open_file *of = (open_file *)(uintptr_t)fi->fh;
 	files_remove(of);
-	ckpt_view_file_close(of->file);
-	pthread_mutex_destroy(&of->lock);
-	free(of);
+	open_file_put(of);
 	fuse_reply_err(req, 0);
 }
 
