@@ -198,14 +198,28 @@ int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap)
 	return 0;
 }
 
+/* Index of the first cached record whose epoch is >= @p epoch (the cache is sorted by epoch,
+ * so listing every checkpoint of a large store stays O(n log n)). */
+static size_t cache_lower_bound(const ckpt_snapshot *snap, uint64_t epoch)
+{
+	size_t lo = 0, hi = snap->ncache;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (snap->cache[mid]->rec->epoch < epoch)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, uint64_t epoch)
 {
 	*out = NULL;
-	for (size_t i = 0; i < snap->ncache; i++) {
-		if (snap->cache[i]->rec->epoch == epoch) {
-			*out = snap->cache[i];
-			return 0;
-		}
+	size_t at = cache_lower_bound(snap, epoch);
+	if (at < snap->ncache && snap->cache[at]->rec->epoch == epoch) {
+		*out = snap->cache[at];
+		return 0;
 	}
 	if (snap->ncache == snap->cache_cap) {
 		size_t cap = snap->cache_cap ? snap->cache_cap * 2 : 8;
@@ -224,7 +238,9 @@ int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, u
 		return rc;
 	}
 	c->is_best = snap->has_best && snap->best == epoch;
-	snap->cache[snap->ncache++] = c;
+	memmove(&snap->cache[at + 1], &snap->cache[at], (snap->ncache - at) * sizeof(*snap->cache));
+	snap->cache[at] = c;
+	snap->ncache++;
 	*out = c;
 	return 0;
 }

@@ -1508,6 +1508,38 @@ START_TEST(test_read_only_store_refuses_writes_and_opens_in_a_read_only_director
 }
 END_TEST
 
+START_TEST(test_checkpoints_load_in_any_order_and_repeat_lookups_return_the_same_record)
+{
+	ckpt_store *s = make_store(0, 0, 0, CKPT_MODE_MIN);
+	for (uint64_t e = 1; e <= 9; e++)
+		commit_simple(s, e, 4, (uint32_t)e, "val_loss", (double)e);
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	static const uint64_t order[] = {5, 1, 9, 3, 7, 2, 8, 4, 6};
+	const ckpt_checkpoint *first[10] = {0};
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		const ckpt_checkpoint *c;
+		OK(ckpt_snapshot_checkpoint(&c, snap, order[i]));
+		ck_assert_uint_eq(ckpt_checkpoint_epoch(c), order[i]);
+		ck_assert_uint_eq(ckpt_checkpoint_step(c), order[i] * 10);
+		first[order[i]] = c;
+	}
+	for (uint64_t e = 1; e <= 9; e++) {
+		const ckpt_checkpoint *c;
+		OK(ckpt_snapshot_checkpoint(&c, snap, e));
+		ck_assert_ptr_eq(c, first[e]);
+		double v;
+		OK(ckpt_checkpoint_metric(c, "val_loss", &v));
+		ck_assert_double_eq(v, (double)e);
+	}
+	const ckpt_checkpoint *missing = NULL;
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&missing, snap, 10), -ENOENT);
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&missing, snap, 0), -ENOENT);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *su = suite_create("store");
@@ -1521,6 +1553,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_abort_leaves_nothing);
 	tcase_add_test(tc, test_bad_tensor_arguments_are_rejected);
 	tcase_add_test(tc, test_many_tensors_keep_their_names_devices_and_order);
+	tcase_add_test(tc, test_checkpoints_load_in_any_order_and_repeat_lookups_return_the_same_record);
 	tcase_add_test(tc, test_best_tracks_min_and_max_and_ignores_nan);
 	tcase_add_test(tc, test_retention_keeps_last_and_top_and_never_drops_the_best);
 	tcase_add_test(tc, test_dedup_stores_identical_bytes_once_and_gc_frees_the_last_reference);
