@@ -478,8 +478,8 @@ typedef struct listing_builder {
 	size_t cap;
 } listing_builder;
 
-static int listing_add(listing_builder *b, const char *name, ckpt_view *view, ckpt_snapshot *snap,
-                       uint64_t ino)
+/* Append a zeroed entry named @p name; on error the listing is unchanged. */
+static int listing_push(ckpt_view_dirent **out, listing_builder *b, const char *name)
 {
 	ckpt_view_listing *l = b->l;
 	if (l->count == b->cap) {
@@ -496,6 +496,17 @@ static int listing_add(listing_builder *b, const char *name, ckpt_view *view, ck
 	if (!d->name)
 		return -ENOMEM;
 	l->count++;
+	*out = d;
+	return 0;
+}
+
+static int listing_add(listing_builder *b, const char *name, ckpt_view *view, ckpt_snapshot *snap,
+                       uint64_t ino)
+{
+	ckpt_view_dirent *d;
+	int rc = listing_push(&d, b, name);
+	if (rc)
+		return rc;
 	view_node n;
 	d->attr_rc = decode_node(&n, snap, ino);
 	if (!d->attr_rc)
@@ -527,23 +538,11 @@ static int list_tensors(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap
 
 static int listing_add_attr(listing_builder *b, const char *name, const ckpt_view_attr *attr)
 {
-	ckpt_view_listing *l = b->l;
-	if (l->count == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 16;
-		ckpt_view_dirent *grown = realloc(l->entries, cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		l->entries = grown;
-		b->cap = cap;
-	}
-	ckpt_view_dirent *d = &l->entries[l->count];
-	memset(d, 0, sizeof(*d));
-	d->name = strdup(name);
-	if (!d->name)
-		return -ENOMEM;
-	d->attr = *attr;
-	l->count++;
-	return 0;
+	ckpt_view_dirent *d;
+	int rc = listing_push(&d, b, name);
+	if (!rc)
+		d->attr = *attr;
+	return rc;
 }
 
 /* Root entries. Each checkpoint is loaded once and serves both its directory's attributes and
