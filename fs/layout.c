@@ -97,7 +97,7 @@ int view_layout_add_tensor(view_layout *l, const ckpt_tensor_info *t, bool widen
 	return push_segment(l, &seg);
 }
 
-static size_t find_segment(const view_layout *l, uint64_t offset)
+size_t view_layout_find_segment(const view_layout *l, uint64_t offset)
 {
 	size_t lo = 0, hi = l->nsegs;
 	while (hi - lo > 1) {
@@ -203,7 +203,7 @@ int view_layout_read(view_layout *l, ckpt_snapshot *snap, uint64_t offset, void 
 		len = (size_t)(l->size - offset);
 	uint8_t *dst = buf;
 	size_t done = 0;
-	for (size_t i = find_segment(l, offset); i < l->nsegs && done < len; i++) {
+	for (size_t i = view_layout_find_segment(l, offset); i < l->nsegs && done < len; i++) {
 		const view_segment *seg = &l->segs[i];
 		uint64_t seg_off = offset + done - seg->file_offset;
 		size_t n = seg->length - seg_off;

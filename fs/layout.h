@@ -62,6 +62,12 @@ int view_layout_add_tensor(view_layout *l, const ckpt_tensor_info *t, bool widen
 int view_layout_read(view_layout *l, ckpt_snapshot *snap, uint64_t offset, void *buf,
                      size_t len, size_t *out_read);
 
+/**
+ * Index of the segment holding file byte @p offset: the last one starting at or before it
+ * (0 for an empty layout; the last segment for offsets at or past the end).
+ */
+size_t view_layout_find_segment(const view_layout *l, uint64_t offset);
+
 /** Release everything the layout owns; the struct can be reused after view_layout_init(). */
 void view_layout_free(view_layout *l);
 

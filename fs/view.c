@@ -862,20 +862,6 @@ static void report_bad_tensor(ckpt_view_file *f, const ckpt_tensor_info *t, int 
 	f->view->log(f->view->log_ctx, line);
 }
 
-static size_t find_segment(const view_layout *l, uint64_t offset)
-{
-	size_t lo = 0, hi = l->nsegs;
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (l->segs[mid].file_offset <= offset)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* iovecs for a plain (not widened) tensor window; returns bytes covered (< n if out of cap) */
 static void *verify_ahead_main(void *arg)
 {
 	ckpt_view_file *f = arg;
@@ -1019,7 +1005,8 @@ int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct io
 	if (len > l->size - offset)
 		len = (size_t)(l->size - offset);
 	size_t done = 0, count = 0;
-	for (size_t i = find_segment(l, offset); i < l->nsegs && done < len && count < cap; i++) {
+	size_t first = view_layout_find_segment(l, offset);
+	for (size_t i = first; i < l->nsegs && done < len && count < cap; i++) {
 		const view_segment *seg = &l->segs[i];
 		uint64_t seg_off = offset + done - seg->file_offset;
 		size_t n = (size_t)(seg->length - seg_off);
