@@ -554,16 +554,7 @@ static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 	const ckpt_checkpoint **ckpts = NULL;
 	view_layout history;
 	view_layout_init(&history);
-	int rc = ckpt_snapshot_list(&epochs, &count, snap);
-	if (rc)
-		goto out;
-	ckpts = calloc(count ? count : 1, sizeof(*ckpts));
-	if (!ckpts) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < count && !rc; i++)
-		rc = ckpt_snapshot_checkpoint(&ckpts[i], snap, epochs[i]);
+	int rc = view_load_checkpoints(&epochs, &ckpts, &count, snap);
 	if (rc)
 		goto out;
 	int64_t latest = count ? ckpt_checkpoint_time_ns(ckpts[count - 1])

@@ -72,6 +72,13 @@ int view_parse_epoch_name(uint64_t *out, const char *name);
 
 /* fs/view_text.c: text files rendered into a layout */
 int view_render_run_json(view_layout *out, ckpt_store *store);
+/**
+ * Every checkpoint of @p snap, ascending: *out_epochs and *out_ckpts (both to free(); the
+ * checkpoints are owned by the snapshot), *out_count of each. @return 0 or a negative error
+ * code (outputs NULL/0).
+ */
+int view_load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
+                          size_t *out_count, ckpt_snapshot *snap);
 int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap);
 /** history.csv of checkpoints already loaded (ascending epochs). */
 int view_render_history_of(view_layout *out, const ckpt_checkpoint *const *ckpts, size_t count);

@@ -410,25 +410,46 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap)
+int view_load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
+                          size_t *out_count, ckpt_snapshot *snap)
 {
 	uint64_t *epochs = NULL;
 	size_t count = 0;
 	const ckpt_checkpoint **ckpts = NULL;
-	(void)store;
+	*out_epochs = NULL;
+	*out_ckpts = NULL;
+	*out_count = 0;
 	int rc = ckpt_snapshot_list(&epochs, &count, snap);
 	if (rc)
-		goto out;
+		return rc;
 	ckpts = calloc(count ? count : 1, sizeof(*ckpts));
 	if (!ckpts) {
-		rc = -ENOMEM;
-		goto out;
+		free(epochs);
+		return -ENOMEM;
 	}
 	for (size_t i = 0; i < count && !rc; i++)
 		rc = ckpt_snapshot_checkpoint(&ckpts[i], snap, epochs[i]);
-	if (!rc)
-		rc = view_render_history_of(out, ckpts, count);
-out:
+	if (rc) {
+		free(ckpts);
+		free(epochs);
+		return rc;
+	}
+	*out_epochs = epochs;
+	*out_ckpts = ckpts;
+	*out_count = count;
+	return 0;
+}
+
+int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap)
+{
+	uint64_t *epochs;
+	const ckpt_checkpoint **ckpts;
+	size_t count;
+	(void)store;
+	int rc = view_load_checkpoints(&epochs, &ckpts, &count, snap);
+	if (rc)
+		return rc;
+	rc = view_render_history_of(out, ckpts, count);
 	free(ckpts);
 	free(epochs);
 	return rc;
