@@ -94,6 +94,31 @@ static int open_snapshot(ckpt_snapshot **out, ckpt_store *s)
 	return 0;
 }
 
+/* Open @p path read-only and list its checkpoints in one snapshot (cli_log, cli_verify).
+ * Returns 0, or 1 after one error line with everything released. */
+static int open_listing(ckpt_store **out_store, ckpt_snapshot **out_snap, uint64_t **out_epochs,
+                        size_t *out_count, const char *path)
+{
+	*out_snap = NULL;
+	*out_epochs = NULL;
+	*out_count = 0;
+	if (open_store(out_store, path, CKPT_OPEN_READONLY))
+		return 1;
+	if (open_snapshot(out_snap, *out_store))
+		goto fail;
+	if (ckpt_snapshot_list(out_epochs, out_count, *out_snap)) {
+		cli_error("cannot list %s (%s)", path, ckpt_last_error());
+		goto fail;
+	}
+	return 0;
+fail:
+	ckpt_snapshot_close(*out_snap);
+	*out_snap = NULL;
+	ckpt_store_close(*out_store);
+	*out_store = NULL;
+	return 1;
+}
+
 /* Parse only --help for commands without options; returns -1 to go on, else exit code. */
 static int simple_options(int argc, char **argv, const char *usage, int npos)
 {
@@ -231,14 +256,8 @@ int cli_log(int argc, char **argv)
 	const char **names = NULL;
 	size_t n = 0, nnames = 0, cap = 0;
 	int status = 1;
-	if (open_store(&s, path, CKPT_OPEN_READONLY))
+	if (open_listing(&s, &snap, &epochs, &n, path))
 		return 1;
-	if (open_snapshot(&snap, s))
-		goto out;
-	if (ckpt_snapshot_list(&epochs, &n, snap)) {
-		cli_error("cannot list %s (%s)", path, ckpt_last_error());
-		goto out;
-	}
 	/* columns: the union of metric names, sorted */
 	for (size_t i = 0; i < n; i++) {
 		const ckpt_checkpoint *c;
@@ -248,7 +267,8 @@ int cli_log(int argc, char **argv)
 		}
 		for (size_t k = 0; k < ckpt_checkpoint_metric_count(c); k++) {
 			const char *mn;
-			ckpt_checkpoint_metric_at(c, k, &mn, NULL);
+			if (ckpt_checkpoint_metric_at(c, k, &mn, NULL))
+				continue;
 			bool seen = false;
 			for (size_t j = 0; j < nnames && !seen; j++)
 				seen = strcmp(names[j], mn) == 0;
@@ -274,7 +294,10 @@ int cli_log(int argc, char **argv)
 	printf(" best\n");
 	for (size_t i = 0; i < n; i++) {
 		const ckpt_checkpoint *c;
-		ckpt_snapshot_checkpoint(&c, snap, epochs[i]); /* cached above */
+		if (ckpt_snapshot_checkpoint(&c, snap, epochs[i])) { /* cached above: cannot fail */
+			cli_error("%s", ckpt_last_error());
+			goto out;
+		}
 		char en[32];
 		epoch_name(en, sizeof(en), epochs[i]);
 		printf("%-10s %10" PRIu64, en, ckpt_checkpoint_step(c));
@@ -364,14 +387,8 @@ int cli_verify(int argc, char **argv)
 	size_t n = 0, bad = 0, tensors = 0;
 	uint64_t bytes = 0;
 	int status = 1;
-	if (open_store(&s, path, CKPT_OPEN_READONLY))
+	if (open_listing(&s, &snap, &epochs, &n, path))
 		return 1;
-	if (open_snapshot(&snap, s))
-		goto out;
-	if (ckpt_snapshot_list(&epochs, &n, snap)) {
-		cli_error("cannot list %s (%s)", path, ckpt_last_error());
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++) {
 		char en[32];
 		epoch_name(en, sizeof(en), epochs[i]);
