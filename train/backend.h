@@ -84,12 +84,34 @@ struct train_backend {
 	void (*adam_step)(train_backend *be, float *param, const float *grad, float *exp_avg,
 	                  float *exp_avg_sq, size_t n, const train_adam_params *p);
 	void (*destroy)(train_backend *be);
+
+	/* ---- checkpoint staging: snapshot (device -> host) then persist on another thread ----
+	 * Two staging slots (0, 1) exist so a snapshot can be taken while the other slot is still
+	 * being persisted. */
+	/** Host memory for staging a checkpoint (pinned on CUDA, so copies run asynchronously);
+	 *  NULL on ENOMEM. Release with host_free. */
+	void *(*host_alloc)(train_backend *be, size_t nbytes);
+	void (*host_free)(train_backend *be, void *host);
+	/** Start a snapshot into @p slot: the copies below see every op queued so far. */
+	void (*snapshot_begin)(train_backend *be, int slot);
+	/** Queue a copy of @p nbytes device bytes into host staging memory (CPU: memcpy). */
+	void (*snapshot_copy)(train_backend *be, int slot, void *dst_host, const void *src,
+	                      size_t nbytes);
+	/** End the snapshot: ops queued after this call wait for the copies (never the host). */
+	void (*snapshot_end)(train_backend *be, int slot);
+	/** Block until the copies of @p slot have landed; callable from another thread. */
+	void (*snapshot_wait)(train_backend *be, int slot);
+	/** One line on the last failure inside the backend (e.g. which allocation of how many
+	 *  bytes failed on which device); "" if none. */
+	const char *(*last_error)(train_backend *be);
 };
 
 /**
- * Create the backend for @p device ("cpu"). @p threads: BLAS threads (fixed, for
- * determinism); 0 means the number of online CPUs.
- * @return 0, -ENODEV for a device this build does not support, -ENOMEM.
+ * Create the backend for @p device ("cpu", "cuda", "cuda:N"). @p threads: BLAS threads (fixed,
+ * for determinism); 0 means the number of online CPUs. CUDA devices are served by the plug-in
+ * ckpt-train-cuda.so (train/cuda/), loaded at run time (train/backend_cuda_loader.c).
+ * @return 0, -EINVAL for a malformed device name, -ENODEV for no such device or a build
+ *         without CUDA, -ENOMEM.
  */
 int train_backend_create(train_backend **out, const char *device, int threads);
 
@@ -104,6 +126,20 @@ const char *train_cpu_blas_better_core(void);
 
 /** Name of the OpenBLAS kernel set in use ("Haswell", "Prescott", ...). */
 const char *train_cpu_blas_core(void);
+
+/**
+ * Parse "cuda" (index 0) or "cuda:N" into @p out_index.
+ * @return 0, or -EINVAL (message set) for anything else.
+ */
+int train_cuda_parse_device(int *out_index, const char *device);
+
+/**
+ * Create the CUDA backend for @p device by loading the plug-in (train_backend_create calls
+ * this for "cuda..." devices).
+ * @return 0, -EINVAL (malformed name), -ENODEV (plug-in or CUDA runtime missing, no CUDA
+ *         device, index out of range), -ENOMEM; the message names the device.
+ */
+int train_cuda_backend_create(train_backend **out, const char *device);
 
 /** Destroy a backend; accepts NULL. */
 void train_backend_destroy(train_backend *be);

@@ -231,6 +231,31 @@ HOT_LOOP static void cpu_adam_step(train_backend *be, float *restrict param,
 	}
 }
 
+static void *cpu_host_alloc(train_backend *be, size_t nbytes)
+{
+	return cpu_alloc(be, nbytes);
+}
+
+static void cpu_snapshot_mark(train_backend *be, int slot)
+{
+	(void)be;
+	(void)slot;
+}
+
+/* The CPU's snapshot is a plain copy: the next op starts only after it returns. */
+static void cpu_snapshot_copy(train_backend *be, int slot, void *dst_host, const void *src,
+                              size_t nbytes)
+{
+	(void)slot;
+	cpu_copy(be, dst_host, src, nbytes);
+}
+
+static const char *cpu_last_error(train_backend *be)
+{
+	(void)be;
+	return "";
+}
+
 static void cpu_destroy(train_backend *be)
 {
 	free(be);
@@ -264,12 +289,9 @@ int train_backend_create(train_backend **out, const char *device, int threads)
 	*out = NULL;
 	if (strcmp(device, "cpu") != 0) {
 		if (strncmp(device, "cuda", 4) == 0)
-			return train_fail(
-			    -ENODEV,
-			    "device %s is not supported by this build (CPU only; the CUDA "
-			    "backend is not built)",
-			    device);
-		return train_fail(-EINVAL, "unknown device '%s' (expected cpu)", device);
+			return train_cuda_backend_create(out, device);
+		return train_fail(-EINVAL, "unknown device '%s' (expected cpu, cuda or cuda:N)",
+		                  device);
 	}
 	train_backend *be = calloc(1, sizeof(*be));
 	if (!be)
@@ -298,6 +320,13 @@ int train_backend_create(train_backend **out, const char *device, int threads)
 	be->sgd_step = cpu_sgd_step;
 	be->adam_step = cpu_adam_step;
 	be->destroy = cpu_destroy;
+	be->host_alloc = cpu_host_alloc;
+	be->host_free = cpu_free;
+	be->snapshot_begin = cpu_snapshot_mark;
+	be->snapshot_copy = cpu_snapshot_copy;
+	be->snapshot_end = cpu_snapshot_mark;
+	be->snapshot_wait = cpu_snapshot_mark;
+	be->last_error = cpu_last_error;
 	*out = be;
 	return 0;
 }
