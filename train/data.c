@@ -36,7 +36,7 @@ void train_data_free(train_data *d)
 	train_dataset_free(&d->test);
 }
 
-/* open path, or path + ".gz" if path is missing */
+/* open path (gzipped or plain; idx_path picks path or path.gz) */
 static int idx_open(gzFile *out, const char *path)
 {
 	gzFile f = gzopen(path, "rb");
@@ -66,6 +66,32 @@ static int idx_read(gzFile f, const char *path, void *buf, size_t len, const cha
 			                  what, len, done);
 		done += (size_t)n;
 	}
+	return 0;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Open an IDX file and read its @p hdr_len-byte header, which must start with @p magic
+ * (@p kind names the file in messages: "image", "label"). On error nothing stays open. */
+static int idx_open_header(gzFile *out, const char *path, unsigned char *hdr, size_t hdr_len,
+                           uint32_t magic, const char *kind)
+{
+	gzFile f = NULL;
+	int rc = idx_open(&f, path);
+	if (rc)
+		return rc;
+	rc = idx_read(f, path, hdr, hdr_len, "header");
+	if (!rc && be32(hdr) != magic)
+		rc = train_fail(-EINVAL, "%s is not an IDX %s file (magic 0x%08x, expected 0x%08x)",
+		                path, kind, be32(hdr), magic);
+	if (rc) {
+		gzclose(f);
+		return rc;
+	}
+	*out = f;
 	return 0;
 }
 
@@ -102,11 +128,6 @@ static int idx_read_alloc(gzFile f, const char *path, unsigned char **out, size_
 	return 0;
 }
 
-static uint32_t be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static int idx_expect_end(gzFile f, const char *path)
 {
 	char c;
@@ -124,23 +145,13 @@ int train_idx_load_images(train_dataset *out, const char *path)
 {
 	memset(out, 0, sizeof(*out));
 	gzFile f;
-	int rc = idx_open(&f, path);
+	unsigned char hdr[16];
+	int rc = idx_open_header(&f, path, hdr, sizeof(hdr), IDX_MAGIC_IMAGES, "image");
 	if (rc)
 		return rc;
-	unsigned char hdr[16];
 	unsigned char *raw = NULL;
 	float *x = NULL;
-	rc = idx_read(f, path, hdr, sizeof(hdr), "header");
-	if (rc)
-		goto out;
-	uint32_t magic = be32(hdr), count = be32(hdr + 4), rows = be32(hdr + 8),
-	         cols = be32(hdr + 12);
-	if (magic != IDX_MAGIC_IMAGES) {
-		rc = train_fail(-EINVAL,
-		                "%s is not an IDX image file (magic 0x%08x, expected 0x%08x)", path,
-		                magic, IDX_MAGIC_IMAGES);
-		goto out;
-	}
+	uint32_t count = be32(hdr + 4), rows = be32(hdr + 8), cols = be32(hdr + 12);
 	if (count == 0 || rows == 0 || cols == 0 || (uint64_t)rows * cols > 1u << 24 ||
 	    (uint64_t)count * rows * cols > (uint64_t)1 << 34) {
 		rc = train_fail(-EINVAL, "%s has implausible dimensions %u x %u x %u", path, count,
@@ -181,22 +192,13 @@ int train_idx_load_labels(int32_t **out, uint32_t *out_count, const char *path, 
 	*out = NULL;
 	*out_count = 0;
 	gzFile f;
-	int rc = idx_open(&f, path);
+	unsigned char hdr[8];
+	int rc = idx_open_header(&f, path, hdr, sizeof(hdr), IDX_MAGIC_LABELS, "label");
 	if (rc)
 		return rc;
-	unsigned char hdr[8];
 	unsigned char *raw = NULL;
 	int32_t *y = NULL;
-	rc = idx_read(f, path, hdr, sizeof(hdr), "header");
-	if (rc)
-		goto out;
-	uint32_t magic = be32(hdr), count = be32(hdr + 4);
-	if (magic != IDX_MAGIC_LABELS) {
-		rc = train_fail(-EINVAL,
-		                "%s is not an IDX label file (magic 0x%08x, expected 0x%08x)", path,
-		                magic, IDX_MAGIC_LABELS);
-		goto out;
-	}
+	uint32_t count = be32(hdr + 4);
 	if (count == 0 || count > (1u << 30)) {
 		rc = train_fail(-EINVAL, "%s has an implausible label count %u", path, count);
 		goto out;
