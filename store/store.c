@@ -205,6 +205,24 @@ static int delete_chunks(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16])
 	return 0;
 }
 
+/* Rewrite the blob record @p val (as read in @p txn) with @p refcount. The record is copied
+ * first: mdb_put may move the page @p val points into. */
+static int put_refcount(ckpt_store *s, MDB_txn *txn, MDB_val *key, const MDB_val *val,
+                        uint64_t refcount)
+{
+	uint8_t *copy = malloc(val->mv_size);
+	if (!copy)
+		return store_error(-ENOMEM, "out of memory");
+	memcpy(copy, val->mv_data, val->mv_size);
+	store_blob_set_refcount(copy, refcount);
+	MDB_val nv = {val->mv_size, copy};
+	int mrc = mdb_put(txn, s->db_blobs, key, &nv, 0);
+	free(copy);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: updating a blob refcount", s->path);
+	return 0;
+}
+
 int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t nbytes,
                    const void *data, const uint32_t *chunk_crcs, uint32_t nchunks)
 {
@@ -227,18 +245,10 @@ int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t
 			    "not %llu, or other CRC-32s): damaged blob record or hash "
 			    "collision",
 			    s->path, (unsigned long long)b.nbytes, (unsigned long long)nbytes);
-		size_t len = val.mv_size;
-		uint8_t *copy = malloc(len);
-		if (!copy)
-			return store_error(-ENOMEM, "out of memory");
-		memcpy(copy, val.mv_data, len);
-		store_blob_set_refcount(copy, b.refcount + 1);
-		MDB_val nv = {len, copy};
-		mrc = mdb_put(txn, s->db_blobs, &key, &nv, 0);
-		free(copy);
-		if (mrc)
-			return store_lmdb_error(mrc, "store %s: updating a blob refcount", s->path);
-		return 0;
+		if (b.refcount == UINT64_MAX)
+			return store_error(CKPT_ECORRUPT, "store %s: blob refcount overflows",
+			                   s->path);
+		return put_refcount(s, txn, &key, &val, b.refcount + 1);
 	}
 	if (mrc != MDB_NOTFOUND)
 		return store_lmdb_error(mrc, "store %s: looking up a blob", s->path);
@@ -277,18 +287,7 @@ int store_blob_unref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16])
 	store_blob_rec b;
 	int rc = store_blob_decode(&b, val.mv_data, val.mv_size, why, sizeof(why));
 	if (rc == 0 && b.refcount > 1) {
-		size_t len = val.mv_size;
-		uint8_t *copy = malloc(len);
-		if (!copy)
-			return store_error(-ENOMEM, "out of memory");
-		memcpy(copy, val.mv_data, len);
-		store_blob_set_refcount(copy, b.refcount - 1);
-		MDB_val nv = {len, copy};
-		mrc = mdb_put(txn, s->db_blobs, &key, &nv, 0);
-		free(copy);
-		if (mrc)
-			return store_lmdb_error(mrc, "store %s: updating a blob refcount", s->path);
-		return 0;
+		return put_refcount(s, txn, &key, &val, b.refcount - 1);
 	}
 	/* last reference (or an undecodable record): free the blob and its chunks */
 	mrc = mdb_del(txn, s->db_blobs, &key, NULL);
