@@ -97,6 +97,41 @@ const char *render_safetensors_dtype(ckpt_dtype dtype)
 	return NULL;
 }
 
+/* Fewest %g digits that read back as @p v; like Python's repr, values in [1e-4, 1e16) get
+ * enough digits to be printed without an exponent (1000, not 1e+03). */
+static int shortest_precision(double v)
+{
+	char buf[512]; /* %.17g of DBL_MAX is 23 bytes; sized for what the compiler assumes */
+	if (!isfinite(v))
+		return 1;
+	/* if k digits read back, so do k + 1. Computed metrics mostly need 16 or 17 digits, so
+	 * settle those with two tries; binary search below 16 otherwise */
+	int lo = 1, hi = 17;
+	snprintf(buf, sizeof(buf), "%.15g", v);
+	if (strtod(buf, NULL) == v) {
+		hi = 15;
+	} else {
+		snprintf(buf, sizeof(buf), "%.16g", v);
+		lo = hi = strtod(buf, NULL) == v ? 16 : 17;
+	}
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		snprintf(buf, sizeof(buf), "%.*g", mid, v);
+		if (strtod(buf, NULL) == v)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	int p = lo;
+	double mag = fabs(v);
+	if (isfinite(v) && mag >= 1e-4 && mag < 1e16) {
+		int exp10 = (int)floor(log10(mag));
+		if (p < exp10 + 1)
+			p = exp10 + 1;
+	}
+	return p;
+}
+
 void render_format_double(char *buf, size_t cap, double v)
 {
 	if (isnan(v)) {
@@ -104,12 +139,8 @@ void render_format_double(char *buf, size_t cap, double v)
 		return;
 	}
 	if (isinf(v)) {
-		snprintf(buf, cap, v < 0 ? "-inf" : "inf");
+		snprintf(buf, cap, v > 0 ? "inf" : "-inf");
 		return;
 	}
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(buf, cap, "%.*g", prec, v);
-		if (strtod(buf, NULL) == v)
-			return;
-	}
+	snprintf(buf, cap, "%.*g", shortest_precision(v), v);
 }

@@ -30,7 +30,10 @@ const char *render_torch_storage(ckpt_dtype dtype);
 /** safetensors dtype ("F32", "BF16", "BOOL", ...) or NULL if none. */
 const char *render_safetensors_dtype(ckpt_dtype dtype);
 
-/** Shortest decimal text that reads back as @p v ("0.1", "1e-08", "nan", "inf"). */
+/**
+ * Shortest decimal text that reads back as @p v ("0.1", "1e-08", "nan", "inf") into buf
+ * (>= 32 bytes); like Python's repr, values in [1e-4, 1e16) have no exponent ("1000").
+ */
 void render_format_double(char *buf, size_t cap, double v);
 
 #endif

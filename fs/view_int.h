@@ -86,8 +86,6 @@ int view_render_metrics(view_layout *out, ckpt_snapshot *snap, const ckpt_checkp
 int view_render_param_groups(view_layout *out, const ckpt_checkpoint *c);
 /** ISO-8601 UTC with milliseconds ("2026-11-22T12:43:33.123Z") into buf (>= 32 bytes). */
 void view_format_time(char *buf, size_t cap, int64_t ns);
-/** Shortest text that reads back as @p v ("0.1", "nan", "inf") into buf (>= 32 bytes). */
-void view_format_double(char *buf, size_t cap, double v);
 
 /** Set the message ckpt_view_last_error() returns on this thread. */
 void view_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fs/render_util.h"
 #include "fs/view_int.h"
 
 void view_format_time(char *buf, size_t cap, int64_t ns)
@@ -32,54 +33,6 @@ void view_format_time(char *buf, size_t cap, int64_t ns)
 	char date[24];
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf, cap, "%s.%03dZ", date, (int)(rem / 1000000));
-}
-
-/* Fewest %g digits that read back as @p v; like Python's repr, values in [1e-4, 1e16) get
- * enough digits to be printed without an exponent (1000, not 1e+03). */
-static int shortest_precision(double v)
-{
-	char buf[512]; /* %.17g of DBL_MAX is 23 bytes; sized for what the compiler assumes */
-	if (!isfinite(v))
-		return 1;
-	/* if k digits read back, so do k + 1. Computed metrics mostly need 16 or 17 digits, so
-	 * settle those with two tries; binary search below 16 otherwise */
-	int lo = 1, hi = 17;
-	snprintf(buf, sizeof(buf), "%.15g", v);
-	if (strtod(buf, NULL) == v) {
-		hi = 15;
-	} else {
-		snprintf(buf, sizeof(buf), "%.16g", v);
-		lo = hi = strtod(buf, NULL) == v ? 16 : 17;
-	}
-	while (lo < hi) {
-		int mid = (lo + hi) / 2;
-		snprintf(buf, sizeof(buf), "%.*g", mid, v);
-		if (strtod(buf, NULL) == v)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	int p = lo;
-	double mag = fabs(v);
-	if (isfinite(v) && mag >= 1e-4 && mag < 1e16) {
-		int exp10 = (int)floor(log10(mag));
-		if (p < exp10 + 1)
-			p = exp10 + 1;
-	}
-	return p;
-}
-
-void view_format_double(char *buf, size_t cap, double v)
-{
-	if (isnan(v)) {
-		snprintf(buf, cap, "nan");
-		return;
-	}
-	if (isinf(v)) {
-		snprintf(buf, cap, v > 0 ? "inf" : "-inf");
-		return;
-	}
-	snprintf(buf, cap, "%.*g", shortest_precision(v), v);
 }
 
 /* jansson prints every real of a document with one precision; we want each number as short as
@@ -101,7 +54,7 @@ static json_t *real_marker(real_texts *r, double v)
 		r->cap = cap;
 	}
 	char *t = r->text[r->count];
-	view_format_double(t, 40, v);
+	render_format_double(t, 40, v);
 	if (!strpbrk(t, ".e"))
 		strcat(t, ".0"); /* stays a float for JSON readers */
 	char marker[32];
@@ -503,7 +456,7 @@ int view_render_history_of(view_layout *out, const ckpt_checkpoint *const *ckpts
 			double value;
 			text_add(&t, ",", 1);
 			if (ckpt_checkpoint_metric(c, names[k], &value) == 0) {
-				view_format_double(field, sizeof(field), value);
+				render_format_double(field, sizeof(field), value);
 				text_str(&t, field);
 			}
 		}

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -740,6 +741,34 @@ START_TEST(test_zip64_extras_appear_for_sizes_and_offsets_past_4gib)
 }
 END_TEST
 
+/* safetensors metadata and the view's JSON/CSV print numbers alike (one formatter) */
+START_TEST(test_doubles_print_shortest_without_exponent_like_python_repr)
+{
+	static const struct {
+		double v;
+		const char *text;
+	} cases[] = {
+	    {0.1, "0.1"},
+	    {1000, "1000"},
+	    {0.25, "0.25"},
+	    {1e-08, "1e-08"},
+	    {1e16, "1e+16"},
+	    {123456.5, "123456.5"},
+	    {-2.5, "-2.5"},
+	    {1.0 / 3, "0.3333333333333333"},
+	};
+	char buf[64];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		render_format_double(buf, sizeof(buf), cases[i].v);
+		ck_assert_str_eq(buf, cases[i].text);
+	}
+	render_format_double(buf, sizeof(buf), NAN);
+	ck_assert_str_eq(buf, "nan");
+	render_format_double(buf, sizeof(buf), -INFINITY);
+	ck_assert_str_eq(buf, "-inf");
+}
+END_TEST
+
 static Suite *render_suite(void)
 {
 	Suite *s = suite_create("render");
@@ -757,6 +786,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_hostile_but_valid_names_are_escaped_in_safetensors_json);
 	tcase_add_test(tc, test_random_range_reads_equal_the_whole_file);
 	tcase_add_test(tc, test_zip64_extras_appear_for_sizes_and_offsets_past_4gib);
+	tcase_add_test(tc, test_doubles_print_shortest_without_exponent_like_python_repr);
 	suite_add_tcase(s, tc);
 	return s;
 }
