@@ -78,15 +78,16 @@ int train_cuda_backend_create(train_backend **out, const char *device)
 			path = candidates[i];
 	if (!path)
 		return train_fail(-ENODEV,
-		                  "--device %s: this build has no CUDA backend (%s not found%s%s; "
-		                  "build with nvcc installed, or make CUDA=1)",
+		                  "device %s is not supported by this build (no CUDA backend: %s "
+		                  "not found%s%s; build with nvcc installed, or make CUDA=1)",
 		                  device, TRAIN_CUDA_PLUGIN_NAME, ncand ? " at " : "",
 		                  ncand ? candidates[0] : "");
 	void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!lib)
 		return train_fail(-ENODEV,
-		                  "--device %s: cannot load the CUDA backend (%s); is the CUDA "
-		                  "runtime (libcudart, libcublas) installed?",
+		                  "device %s is not supported on this machine: cannot load the CUDA "
+		                  "backend (%s); is the CUDA runtime (libcudart, libcublas) "
+		                  "installed?",
 		                  device, dlerror());
 	train_cuda_plugin_abi_fn abi;
 	train_cuda_plugin_create_fn create;
@@ -95,8 +96,8 @@ int train_cuda_backend_create(train_backend **out, const char *device)
 	if (!abi || !create || abi() != TRAIN_CUDA_PLUGIN_ABI) {
 		dlclose(lib);
 		return train_fail(-ENODEV,
-		                  "--device %s: %s is not a CUDA backend of this ckpt-train "
-		                  "(missing symbols or ABI %d expected)",
+		                  "device %s is not supported: %s is not a CUDA backend of this "
+		                  "ckpt-train (missing symbols, or not ABI %d)",
 		                  device, path, TRAIN_CUDA_PLUGIN_ABI);
 	}
 	char msg[512] = "";

@@ -11,7 +11,9 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,34 +334,60 @@ typedef struct snap_tensor {
 	uint32_t ndim;
 	uint64_t shape[2];
 	size_t numel;
-	float *data; /* host copy */
+	float *data; /* into the slot's staging buffer */
 } snap_tensor;
 
-/* Everything one checkpoint commits, on the host, independent of the device's buffers. */
+/* Everything one checkpoint commits, on the host, independent of the device's buffers. The
+ * tensor table is laid out once; each epoch refills the staging bytes, metrics and extras. */
 typedef struct train_snapshot {
+	int slot;
 	uint32_t epoch;
 	uint64_t step;
+	double test_acc;
 	const char *device;
 	size_t ntensors;
 	snap_tensor *tensors;
+	float *staging; /* backend host memory (pinned on CUDA) */
+	size_t capacity, used; /* floats */
 	size_t nmetrics;
 	const char *metric_names[SNAP_MAX_METRICS];
 	double metric_values[SNAP_MAX_METRICS];
 	size_t nextras;
 	const char *extra_keys[SNAP_MAX_EXTRAS];
 	char *extra_values[SNAP_MAX_EXTRAS];
+	char line[512]; /* the epoch's log line, printed once the commit is durable */
 } train_snapshot;
 
-static void snapshot_free(train_snapshot *s)
+/*
+ * The background persist: at most one commit in flight, on its own thread, from one of two
+ * staging slots; the training loop fills the other slot and waits only when the previous
+ * commit is still running at the end of the next epoch. The thread owns the store while it
+ * runs (the loop does not touch the store until it joins).
+ */
+typedef struct train_persister {
+	train_backend *be;
+	ckpt_store *store;
+	bool quiet;
+	unsigned delay_ms; /* CKPT_TRAIN_TEST_PERSIST_DELAY_MS: widen the window for tests */
+	train_snapshot slots[2];
+	int next; /* slot the next snapshot fills */
+	pthread_t thread;
+	bool running;
+	atomic_int done;
+	train_snapshot *inflight;
+	int rc;
+	char msg[1024];
+	uint32_t committed_epoch;
+	double committed_test_acc;
+} train_persister;
+
+static void snapshot_reset(train_snapshot *s)
 {
-	if (!s)
-		return;
-	for (size_t i = 0; i < s->ntensors; i++)
-		free(s->tensors[i].data);
-	free(s->tensors);
 	for (size_t i = 0; i < s->nextras; i++)
 		free(s->extra_values[i]);
-	free(s);
+	s->nextras = 0;
+	s->nmetrics = 0;
+	s->line[0] = '\0';
 }
 
 static void snapshot_metric(train_snapshot *s, const char *name, double value)
@@ -382,78 +410,143 @@ static int snapshot_extra(train_snapshot *s, const char *key, char *value)
 	return 0;
 }
 
-static int snapshot_tensor(train_snapshot *s, train_backend *be, const char *name,
-                           ckpt_tensor_group group, uint32_t ndim, const uint64_t *shape,
-                           size_t numel, const float *device_buf, float scalar)
+static void persister_free(train_persister *p)
 {
-	snap_tensor *t = &s->tensors[s->ntensors];
-	snprintf(t->name, sizeof(t->name), "%s", name);
-	t->group = group;
-	t->ndim = ndim;
-	for (uint32_t d = 0; d < ndim; d++)
-		t->shape[d] = shape[d];
-	t->numel = numel;
-	t->data = malloc((numel ? numel : 1) * sizeof(float));
-	if (!t->data)
-		return train_fail(-ENOMEM, "out of memory snapshotting %s", name);
-	if (device_buf)
-		be->download(be, t->data, device_buf, numel * sizeof(float));
-	else
-		t->data[0] = scalar;
-	s->ntensors++;
+	for (int k = 0; k < 2; k++) {
+		train_snapshot *s = &p->slots[k];
+		snapshot_reset(s);
+		if (s->staging)
+			p->be->host_free(p->be, s->staging);
+		free(s->tensors);
+		s->staging = NULL;
+		s->tensors = NULL;
+	}
+}
+
+/* Optimizer state tensors per parameter once the optimizer has stepped (before its first
+ * step train_optimizer_state_count() is 0): an upper bound for sizing the staging slots. */
+static size_t eventual_state_count(const train_optimizer *opt)
+{
+	if (opt->cfg.kind == TRAIN_OPT_SGD)
+		return opt->cfg.momentum != 0 ? 1 : 0;
+	return 3;
+}
+
+/* Allocate both slots: a tensor table and a staging buffer each, big enough for every
+ * parameter and optimizer state buffer. Done before the store is created, so a lack of
+ * (pinned) memory refuses the run with the store untouched. */
+static int persister_init(train_persister *p, train_backend *be, train_mlp *model,
+                          train_optimizer *opt, bool quiet)
+{
+	memset(p, 0, sizeof(*p));
+	p->be = be;
+	p->quiet = quiet;
+	atomic_init(&p->done, 0);
+	const char *delay = getenv("CKPT_TRAIN_TEST_PERSIST_DELAY_MS");
+	if (delay && *delay)
+		p->delay_ms = (unsigned)strtoul(delay, NULL, 10);
+	size_t np = train_mlp_param_count(model), ns = eventual_state_count(opt);
+	size_t total = 0;
+	for (size_t i = 0; i < np; i++)
+		total += train_mlp_param_numel(model, i) * (1 + ns);
+	for (int k = 0; k < 2; k++) {
+		train_snapshot *s = &p->slots[k];
+		s->slot = k;
+		s->device = be->device;
+		s->capacity = total;
+		s->tensors = calloc(np * (1 + ns), sizeof(snap_tensor));
+		s->staging = be->host_alloc(be, total * sizeof(float));
+		if (!s->tensors || !s->staging) {
+			const char *why = be->last_error(be);
+			persister_free(p);
+			return train_fail(-ENOMEM,
+			                  "out of memory for the checkpoint staging buffers (2 x %zu "
+			                  "bytes of %shost memory)%s%s",
+			                  total * sizeof(float),
+			                  strcmp(be->name, "cpu") ? "pinned " : "", why[0] ? ": " : "",
+			                  why);
+		}
+	}
 	return 0;
 }
 
-/* Copy parameters and optimizer state to host buffers (the device may go on training). */
-static int snapshot_take(train_snapshot **out, train_mlp *model, train_optimizer *opt,
-                         uint32_t epoch)
+/* Next table entry of @p s, its data in staging; NULL if the slot is too small. */
+static snap_tensor *snapshot_add(train_snapshot *s, size_t numel)
 {
-	train_backend *be = model->be;
-	train_snapshot *s = calloc(1, sizeof(*s));
-	size_t np = train_mlp_param_count(model), ns = train_optimizer_state_count(opt);
-	if (!s || !(s->tensors = calloc(np * (1 + ns), sizeof(snap_tensor)))) {
-		free(s);
-		return train_fail(-ENOMEM, "out of memory snapshotting epoch %u", epoch);
-	}
+	if (s->used + numel > s->capacity)
+		return NULL;
+	snap_tensor *t = &s->tensors[s->ntensors++];
+	t->numel = numel;
+	t->data = s->staging + s->used;
+	s->used += numel;
+	return t;
+}
+
+/* Copy parameters and optimizer state into the next free slot's staging buffer: queued on
+ * the device's copy stream, so the next epoch's kernels may start at once (they wait on the
+ * device, not the host, for the copies). */
+static int snapshot_take(train_snapshot **out, train_persister *p, train_mlp *model,
+                         train_optimizer *opt, uint32_t epoch)
+{
+	train_backend *be = p->be;
+	train_snapshot *s = &p->slots[p->next];
+	snapshot_reset(s);
 	s->epoch = epoch;
 	s->step = opt->steps;
-	s->device = be->device;
-	be->sync(be);
-	int rc = 0;
-	char name[96];
+	s->test_acc = NAN;
+	s->ntensors = 0;
+	s->used = 0;
+	size_t np = train_mlp_param_count(model), ns = train_optimizer_state_count(opt);
+	char pname[64];
 	uint64_t shape[2];
-	for (size_t i = 0; i < np && !rc; i++) {
-		train_mlp_param_name(model, i, name, sizeof(name));
-		uint32_t ndim = train_mlp_param_shape(model, i, shape);
-		rc = snapshot_tensor(s, be, name, CKPT_GROUP_MODEL, ndim, shape,
-		                     train_mlp_param_numel(model, i), train_mlp_param(model, i), 0);
+	be->snapshot_begin(be, s->slot);
+	for (size_t i = 0; i < np; i++) {
+		snap_tensor *t = snapshot_add(s, train_mlp_param_numel(model, i));
+		if (!t)
+			goto too_small;
+		train_mlp_param_name(model, i, t->name, sizeof(t->name));
+		t->group = CKPT_GROUP_MODEL;
+		t->ndim = train_mlp_param_shape(model, i, t->shape);
+		be->snapshot_copy(be, s->slot, t->data, train_mlp_param(model, i),
+		                  t->numel * sizeof(float));
 	}
-	for (size_t i = 0; i < np && !rc; i++) {
-		char pname[64];
+	for (size_t i = 0; i < np; i++) {
 		train_mlp_param_name(model, i, pname, sizeof(pname));
 		uint32_t ndim = train_mlp_param_shape(model, i, shape);
-		for (size_t j = 0; j < ns && !rc; j++) {
-			snprintf(name, sizeof(name), "%s.%s", pname,
+		for (size_t j = 0; j < ns; j++) {
+			const float *buf = train_optimizer_state_buffer(opt, i, j);
+			snap_tensor *t = snapshot_add(s, buf ? train_mlp_param_numel(model, i) : 1);
+			if (!t)
+				goto too_small;
+			snprintf(t->name, sizeof(t->name), "%s.%s", pname,
 			         train_optimizer_state_name(opt, j));
-			float *buf = train_optimizer_state_buffer(opt, i, j);
-			if (buf)
-				rc = snapshot_tensor(s, be, name, CKPT_GROUP_OPTIMIZER, ndim, shape,
-				                     train_mlp_param_numel(model, i), buf, 0);
-			else /* torch 1.13 keeps Adam's step as a 0-dim float32 tensor */
-				rc = snapshot_tensor(s, be, name, CKPT_GROUP_OPTIMIZER, 0, shape, 1,
-				                     NULL, (float)opt->steps);
+			t->group = CKPT_GROUP_OPTIMIZER;
+			t->shape[0] = shape[0];
+			t->shape[1] = shape[1];
+			if (buf) {
+				t->ndim = ndim;
+				be->snapshot_copy(be, s->slot, t->data, buf,
+				                  t->numel * sizeof(float));
+			} else { /* torch 1.13 keeps Adam's step as a 0-dim float32 tensor */
+				t->ndim = 0;
+				t->data[0] = (float)opt->steps;
+			}
 		}
 	}
-	if (rc) {
-		snapshot_free(s);
-		return rc;
-	}
+	be->snapshot_end(be, s->slot);
 	*out = s;
 	return 0;
+too_small:
+	be->snapshot_end(be, s->slot);
+	be->snapshot_wait(be, s->slot);
+	return train_fail(-EOVERFLOW,
+	                  "internal error: the checkpoint of epoch %u does not fit its staging "
+	                  "buffer (%zu floats)",
+	                  epoch, s->capacity);
 }
 
 /* One store commit holding everything in @p s. */
-static int snapshot_persist(ckpt_store *store, const train_snapshot *s)
+static int snapshot_persist(ckpt_store *store, const train_snapshot *s, unsigned delay_ms)
 {
 	ckpt_writer *w;
 	int rc = ckpt_writer_begin(&w, store, s->epoch);
@@ -481,10 +574,98 @@ static int snapshot_persist(ckpt_store *store, const train_snapshot *s)
 		return train_fail(rc, "cannot record the state of epoch %u (%s)", s->epoch,
 		                  ckpt_last_error());
 	}
+	if (delay_ms) { /* tests: a commit that is still open when a signal or a kill lands */
+		struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+	}
 	rc = ckpt_writer_commit(w);
 	if (rc)
 		return train_fail(rc, "cannot commit epoch %u to %s (%s)", s->epoch,
 		                  ckpt_store_path(store), ckpt_last_error());
+	return 0;
+}
+
+static void *persist_thread(void *arg)
+{
+	train_persister *p = arg;
+	train_snapshot *s = p->inflight;
+	p->be->snapshot_wait(p->be, s->slot);
+	int rc = snapshot_persist(p->store, s, p->delay_ms);
+	if (rc) {
+		snprintf(p->msg, sizeof(p->msg), "%s", train_last_error());
+	} else if (!p->quiet) {
+		bool is_best = false;
+		ckpt_snapshot *check;
+		if (ckpt_snapshot_open(&check, p->store) == 0) {
+			uint64_t best;
+			if (ckpt_snapshot_best(&best, check) == 0)
+				is_best = best == s->epoch;
+			ckpt_snapshot_close(check);
+		}
+		/* printed once the epoch is committed: a line on stdout means a durable epoch */
+		printf("%s%s\n", s->line, is_best ? "  *best" : "");
+		fflush(stdout);
+	}
+	p->rc = rc;
+	atomic_store(&p->done, 1);
+	return NULL;
+}
+
+/* Wait for the commit in flight, if any; its failure becomes this thread's error. */
+static int persister_wait(train_persister *p)
+{
+	if (!p->running)
+		return 0;
+	pthread_join(p->thread, NULL);
+	p->running = false;
+	if (p->rc)
+		return train_fail(p->rc, "%s", p->msg);
+	p->committed_epoch = p->inflight->epoch;
+	p->committed_test_acc = p->inflight->test_acc;
+	return 0;
+}
+
+/* True if the commit in flight has failed (the loop stops at the next batch). */
+static bool persister_failed(train_persister *p)
+{
+	return p->running && atomic_load(&p->done) && p->rc;
+}
+
+/* Wait for the commit in flight and account for it in @p res. */
+static int persist_settle(train_persister *p, train_result *res)
+{
+	int rc = persister_wait(p);
+	if (p->committed_epoch > res->last_epoch) {
+		res->last_epoch = p->committed_epoch;
+		res->last_test_acc = p->committed_test_acc;
+	}
+	return rc;
+}
+
+/* Commit @p s on the background thread, after the previous commit has finished. */
+static int persister_start(train_persister *p, train_snapshot *s)
+{
+	int rc = persister_wait(p);
+	if (rc)
+		return rc;
+	p->inflight = s;
+	p->rc = 0;
+	p->msg[0] = '\0';
+	atomic_store(&p->done, 0);
+	/* signals stay with the training thread, which decides when to stop */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	rc = pthread_create(&p->thread, NULL, persist_thread, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return train_fail(-rc, "cannot start the checkpoint thread for epoch %u (%s)",
+		                  s->epoch, strerror(rc));
+	p->running = true;
+	p->next ^= 1;
 	return 0;
 }
 
@@ -833,7 +1014,10 @@ int train_run(train_config *cfg, train_result *res)
 	const void *train_x = NULL, *train_y = NULL, *test_x = NULL, *test_y = NULL;
 	uint32_t start_epoch = 0;
 	train_rng rng;
+	train_persister pers;
+	bool pers_ready = false;
 	int rc = 0;
+	memset(&pers, 0, sizeof(pers));
 
 	if (cfg->resume) {
 		rc = ckpt_store_open(&store, cfg->store_path, 0);
@@ -967,10 +1151,21 @@ int train_run(train_config *cfg, train_result *res)
 		cfg->threads = ncpu > 0 ? (int)ncpu : 1;
 	}
 	rc = train_backend_create(&be, cfg->device, cfg->threads);
-	if (!rc)
-		rc = train_mlp_create(&model, be, cfg->sizes, cfg->nsizes, max_rows);
+	if (rc)
+		goto out;
+	rc = train_mlp_create(&model, be, cfg->sizes, cfg->nsizes, max_rows);
 	if (!rc)
 		rc = train_optimizer_create(&opt, be, &cfg->opt, model);
+	if (rc == -ENOMEM && be->last_error(be)[0]) {
+		/* the backend knows which device and how many bytes */
+		rc = train_fail(rc, "%s (--layers %s, batches of up to %u rows)", be->last_error(be),
+		                cfg->layers, max_rows);
+		goto out;
+	}
+	if (!rc) {
+		rc = persister_init(&pers, be, model, opt, cfg->quiet);
+		pers_ready = rc == 0;
+	}
 	if (rc)
 		goto out;
 	/* last: everything that can refuse the run has been checked */
@@ -979,6 +1174,7 @@ int train_run(train_config *cfg, train_result *res)
 		if (rc)
 			goto out;
 	}
+	pers.store = store;
 	uint32_t seq_len = data.train.count > data.test.count ? data.train.count : data.test.count;
 	perm = malloc((size_t)n_fit * sizeof(uint32_t));
 	seq = malloc((size_t)seq_len * sizeof(uint32_t));
@@ -997,7 +1193,12 @@ int train_run(train_config *cfg, train_result *res)
 		test_y = be->map_host(be, data.test.y, (size_t)data.test.count * 4);
 	}
 	if (!train_x || !train_y || (data.test.count && (!test_x || !test_y))) {
-		rc = train_fail(-ENOMEM, "out of device memory for the data set");
+		rc = train_fail(-ENOMEM, "out of %s memory for the data set (%zu bytes)%s%s",
+		                be->device,
+		                ((size_t)data.train.count * (data.train.features + 1) +
+		                 (size_t)data.test.count * (data.test.features + 1)) *
+		                    4,
+		                be->last_error(be)[0] ? ": " : "", be->last_error(be));
 		goto out;
 	}
 
@@ -1073,9 +1274,17 @@ int train_run(train_config *cfg, train_result *res)
 		uint64_t correct = 0;
 		for (uint32_t b = 0; b < nbatches; b++) {
 			if (stop_signal) {
-				rc = stop_message(cfg, epoch, b, nbatches, res->last_epoch,
-				                  stop_signal);
-				res->signal = stop_signal;
+				/* the commit in flight finishes first: no committed epoch is lost */
+				int sig = stop_signal;
+				rc = persist_settle(&pers, res);
+				if (!rc)
+					rc = stop_message(cfg, epoch, b, nbatches, res->last_epoch,
+					                  sig);
+				res->signal = sig;
+				goto out;
+			}
+			if (persister_failed(&pers)) {
+				rc = persist_settle(&pers, res);
 				goto out;
 			}
 			uint32_t off = b * cfg->batch_size;
@@ -1085,6 +1294,9 @@ int train_run(train_config *cfg, train_result *res)
 			train_mlp_load_batch(model, train_x, train_y, perm + off, rows);
 			train_mlp_forward_backward(model, rows, &batch_loss, &correct);
 			if (!isfinite(batch_loss)) {
+				rc = persist_settle(&pers, res);
+				if (rc)
+					goto out;
 				rc = train_fail(
 				    TRAIN_ENONFINITE,
 				    "training loss became %s in epoch %u, batch %u (try a lower "
@@ -1126,16 +1338,22 @@ int train_run(train_config *cfg, train_result *res)
 		if (tty)
 			fprintf(stderr, "\r\033[K");
 		if (stop_signal) {
-			rc = stop_message(cfg, epoch, nbatches, nbatches, res->last_epoch,
-			                  stop_signal);
-			res->signal = stop_signal;
+			int sig = stop_signal;
+			rc = persist_settle(&pers, res);
+			if (!rc)
+				rc = stop_message(cfg, epoch, nbatches, nbatches, res->last_epoch,
+				                  sig);
+			res->signal = sig;
 			goto out;
 		}
 
+		/* snapshot now; the commit runs on the persist thread while the next epoch trains
+		 */
 		train_snapshot *s = NULL;
-		rc = snapshot_take(&s, model, opt, epoch);
+		rc = snapshot_take(&s, &pers, model, opt, epoch);
 		if (rc)
 			goto out;
+		s->test_acc = test_acc;
 		const double train_loss = loss_sum / n_fit;
 		snapshot_metric(s, "train_loss", train_loss);
 		snapshot_metric(s, "train_acc", (double)correct / n_fit);
@@ -1168,34 +1386,33 @@ int train_run(train_config *cfg, train_result *res)
 		if (!rc)
 			rc = snapshot_extra(s, "train.lr_scheduler",
 			                    scheduler_json(cfg, epoch, next_lr));
-		if (!rc)
-			rc = snapshot_persist(store, s);
-		snapshot_free(s);
 		if (rc)
 			goto out;
-		res->last_epoch = epoch;
-		res->last_test_acc = test_acc;
-
-		bool is_best = false;
-		ckpt_snapshot *check;
-		if (ckpt_snapshot_open(&check, store) == 0) {
-			uint64_t best;
-			if (ckpt_snapshot_best(&best, check) == 0)
-				is_best = best == epoch;
-			ckpt_snapshot_close(check);
+		{
+			size_t n = 0, len = sizeof(s->line);
+			n += (size_t)snprintf(s->line + n, len - n,
+			                      "epoch %u/%u  step %" PRIu64 "  train_loss %.4f", epoch,
+			                      cfg->epochs, opt->steps, train_loss);
+			if (cfg->val_split && n < len)
+				n += (size_t)snprintf(s->line + n, len - n,
+				                      "  val_loss %.4f  val_acc %.4f", val_loss,
+				                      val_acc);
+			if (data.test.count && n < len)
+				n += (size_t)snprintf(s->line + n, len - n, "  test_acc %.4f",
+				                      test_acc);
+			if (n < len)
+				snprintf(s->line + n, len - n, "  lr %.6g  %.3fs  %.0f samples/s", lr,
+				         t_epoch, n_fit / t_train);
 		}
-		if (!cfg->quiet) {
-			printf("epoch %u/%u  step %" PRIu64 "  train_loss %.4f", epoch, cfg->epochs,
-			       opt->steps, train_loss);
-			if (cfg->val_split)
-				printf("  val_loss %.4f  val_acc %.4f", val_loss, val_acc);
-			if (data.test.count)
-				printf("  test_acc %.4f", test_acc);
-			printf("  lr %.6g  %.3fs  %.0f samples/s%s\n", lr, t_epoch, n_fit / t_train,
-			       is_best ? "  *best" : "");
-			fflush(stdout);
+		rc = persister_start(&pers, s);
+		if (rc) {
+			persist_settle(&pers, res);
+			goto out;
 		}
 	}
+	rc = persist_settle(&pers, res);
+	if (rc)
+		goto out;
 	{
 		ckpt_snapshot *check;
 		if (ckpt_snapshot_open(&check, store) == 0) {
@@ -1207,6 +1424,15 @@ int train_run(train_config *cfg, train_result *res)
 	}
 	rc = 0;
 out:
+	if (pers.running) {
+		if (rc == 0)
+			rc = persist_settle(&pers, res);
+		else
+			pthread_join(pers.thread, NULL);
+		pers.running = false;
+	}
+	if (pers_ready)
+		persister_free(&pers);
 	if (be) {
 		if (train_x)
 			be->unmap_host(be, train_x);
