@@ -29,6 +29,9 @@ int cli_export(int argc, char **argv);
 /** Print "ckpt: error: " + printf-style message + newline to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/** write(2) all of @p buf, retrying on EINTR and short writes. @return 0 or -errno. */
+int cli_write_all(int fd, const void *buf, size_t len);
+
 /**
  * Resolve an epoch argument as the CLI accepts it everywhere: "4", "epoch-0004", "best",
  * "latest". @return 0, -EINVAL for a malformed spec, -ENOENT if no such checkpoint is stored

@@ -62,22 +62,6 @@ static int parse_map_location(view_render_options *opts, const char *value)
 	return -EINVAL;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Stream the layout to @fd. On error a message naming @what is printed. */
 static int copy_layout(view_layout *l, ckpt_snapshot *snap, int fd, const char *what,
                        const char *dest)
@@ -99,7 +83,7 @@ static int copy_layout(view_layout *l, ckpt_snapshot *snap, int fd, const char *
 			          what, off, strerror(-rc));
 			break;
 		}
-		rc = write_all(fd, buf, got);
+		rc = cli_write_all(fd, buf, got);
 		if (rc) {
 			cli_error("export: writing '%s' failed (%s)", dest, strerror(-rc));
 			break;

@@ -145,21 +145,6 @@ out:
 	return status;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int cli_cat(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -228,7 +213,7 @@ int cli_cat(int argc, char **argv)
 		}
 		if (got == 0)
 			break;
-		rc = write_all(STDOUT_FILENO, buf, got);
+		rc = cli_write_all(STDOUT_FILENO, buf, got);
 		if (rc) {
 			cli_error("cat: cannot write to standard output (%s)", strerror(-rc));
 			goto out;
