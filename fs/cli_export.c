@@ -41,27 +41,6 @@ static void export_usage(FILE *to)
 	        "                  device (keep), or one device (cuda:N)\n");
 }
 
-/* Parse a map_location value as the mount option takes it. @return 0 or -EINVAL. */
-static int parse_map_location(view_render_options *opts, const char *value)
-{
-	memset(opts, 0, sizeof(*opts));
-	if (strcmp(value, "cpu") == 0) {
-		opts->map_location = VIEW_MAP_CPU;
-		return 0;
-	}
-	if (strcmp(value, "keep") == 0) {
-		opts->map_location = VIEW_MAP_KEEP;
-		return 0;
-	}
-	if (strncmp(value, "cuda", 4) == 0 && strlen(value) <= CKPT_MAX_DEVICE &&
-	    ckpt_device_is_valid(value)) {
-		opts->map_location = VIEW_MAP_DEVICE;
-		strcpy(opts->map_device, value);
-		return 0;
-	}
-	return -EINVAL;
-}
-
 /* Stream the layout to @fd. On error a message naming @what is printed. */
 static int copy_layout(view_layout *l, ckpt_snapshot *snap, int fd, const char *what,
                        const char *dest)
@@ -201,7 +180,7 @@ int cli_export(int argc, char **argv)
 			break;
 		case 'o': output = optarg; break;
 		case 'm':
-			if (parse_map_location(&opts, optarg) != 0) {
+			if (render_parse_map_location(&opts, optarg) != 0) {
 				cli_error("export: bad --map-location '%s' (use cpu, keep or cuda:N)",
 				          optarg);
 				return 2;

@@ -23,6 +23,13 @@ typedef struct view_render_options {
 	char map_device[CKPT_MAX_DEVICE + 1]; /* for VIEW_MAP_DEVICE */
 } view_render_options;
 
+/**
+ * Parse a map_location value as the mount option, `ckpt cat` and `ckpt export` take it: NULL or
+ * "cpu", "keep", "cuda" or "cuda:N". fs/render_util.c
+ * @return 0, or -EINVAL (and @p out is the default, cpu).
+ */
+int render_parse_map_location(view_render_options *out, const char *value);
+
 /** .npy v1.0 of one tensor (bfloat16 widened to <f4). fs/render_npy.c */
 int render_npy(view_layout *out, const ckpt_tensor_info *t);
 

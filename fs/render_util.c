@@ -4,12 +4,15 @@
  */
 #include "fs/render_util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "fs/render.h"
 
 static _Thread_local char last_error[512];
 
@@ -61,6 +64,24 @@ bool render_utf8_valid(const char *str)
 		s += extra + 1;
 	}
 	return true;
+}
+
+int render_parse_map_location(view_render_options *out, const char *value)
+{
+	memset(out, 0, sizeof(*out));
+	if (!value || strcmp(value, "cpu") == 0)
+		return 0;
+	if (strcmp(value, "keep") == 0) {
+		out->map_location = VIEW_MAP_KEEP;
+		return 0;
+	}
+	if (strncmp(value, "cuda", 4) == 0 && strlen(value) < sizeof(out->map_device) &&
+	    ckpt_device_is_valid(value)) {
+		out->map_location = VIEW_MAP_DEVICE;
+		memcpy(out->map_device, value, strlen(value) + 1);
+		return 0;
+	}
+	return -EINVAL;
 }
 
 const char *render_torch_storage(ckpt_dtype dtype)

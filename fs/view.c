@@ -56,9 +56,8 @@ static void default_log(void *ctx, const char *line)
 
 int ckpt_view_check_map_location(const char *value)
 {
-	if (!value || strcmp(value, "cpu") == 0 || strcmp(value, "keep") == 0)
-		return 0;
-	if (strncmp(value, "cuda", 4) == 0 && ckpt_device_is_valid(value))
+	view_render_options opts;
+	if (render_parse_map_location(&opts, value) == 0)
 		return 0;
 	view_set_error("bad map_location '%s' (expected cpu, keep, cuda or cuda:N)", value);
 	return -EINVAL;
@@ -77,14 +76,7 @@ int ckpt_view_new(ckpt_view **out, ckpt_store *store, const ckpt_view_options *o
 	v->store = store;
 	v->log = opts && opts->log ? opts->log : default_log;
 	v->log_ctx = opts ? opts->log_ctx : NULL;
-	if (!ml || strcmp(ml, "cpu") == 0) {
-		v->render.map_location = VIEW_MAP_CPU;
-	} else if (strcmp(ml, "keep") == 0) {
-		v->render.map_location = VIEW_MAP_KEEP;
-	} else {
-		v->render.map_location = VIEW_MAP_DEVICE;
-		snprintf(v->render.map_device, sizeof(v->render.map_device), "%s", ml);
-	}
+	render_parse_map_location(&v->render, ml); /* checked above */
 	*out = v;
 	return 0;
 }
