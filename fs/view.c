@@ -276,6 +276,16 @@ int ckpt_view_getattr(ckpt_view_attr *out, ckpt_view *view, uint64_t ino)
 	return rc;
 }
 
+/* A checkpoint with more tensors than the entry space holds (16.7 million: only a hostile or
+ * absurd store) shows files for the first ones only, never inode numbers that spill into the
+ * next epoch's; model.safetensors and the .pt files still hold every tensor. */
+#ifdef CKPT_TESTING
+size_t view_test_max_tensor_files = VIEW_MAX_TENSOR_FILES;
+#define MAX_TENSOR_FILES view_test_max_tensor_files
+#else
+#define MAX_TENSOR_FILES VIEW_MAX_TENSOR_FILES
+#endif
+
 /* File name of tensor @p t (escaped + ".npy") into buf (>= 256 bytes). */
 static int tensor_file_name(char *buf, size_t cap, const ckpt_tensor_info *t)
 {
@@ -307,13 +317,14 @@ static int find_tensor_file(uint64_t *out, const ckpt_checkpoint *c, uint64_t ep
 		    ckpt_checkpoint_find_tensor(&t, c, group, decoded) != 0)
 			return -ENOENT;
 		/* only the canonical spelling names the file */
-		if (tensor_file_name(file, sizeof(file), t) != 0 || strcmp(file, name) != 0)
+		if (t->index >= MAX_TENSOR_FILES ||
+		    tensor_file_name(file, sizeof(file), t) != 0 || strcmp(file, name) != 0)
 			return -ENOENT;
 		*out = view_epoch_ino(epoch, VIEW_ENT_TENSOR0 + t->index);
 		return 0;
 	}
 	size_t n = ckpt_checkpoint_tensor_count(c);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && i < MAX_TENSOR_FILES; i++) {
 		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, i);
 		if (!t || t->group != group)
 			continue;
@@ -512,7 +523,7 @@ static int list_tensors(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap
                         const view_node *dir, ckpt_tensor_group group)
 {
 	size_t n = ckpt_checkpoint_tensor_count(dir->ckpt);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && i < MAX_TENSOR_FILES; i++) {
 		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(dir->ckpt, i);
 		if (!t || t->group != group)
 			continue;

@@ -38,6 +38,8 @@ enum {
 #define VIEW_ENTRY_MASK ((UINT64_C(1) << VIEW_ENTRY_BITS) - 1)
 #define VIEW_MAX_EPOCH ((UINT64_C(1) << 39) - 1)
 #define VIEW_NAME_MAX 255
+/* Tensor files are entries VIEW_ENT_TENSOR0 + index in their epoch's entry space. */
+#define VIEW_MAX_TENSOR_FILES ((size_t)(VIEW_ENTRY_MASK + 1 - VIEW_ENT_TENSOR0))
 
 /* Extra key holding torch's param_groups JSON text. */
 #define VIEW_PARAM_GROUPS_KEY "optimizer.param_groups"

@@ -843,6 +843,32 @@ START_TEST(test_parked_file_reads_on_while_content_is_unchanged_else_estale)
 }
 END_TEST
 
+/* fs/view.c, CKPT_TESTING builds: how many tensors get a file (2^24 - 16 in production) */
+extern size_t view_test_max_tensor_files;
+
+START_TEST(test_tensors_past_the_inode_space_get_no_file_not_another_epochs_inode)
+{
+	size_t saved = view_test_max_tensor_files;
+	view_test_max_tensor_files = 2; /* fc1.weight, fc1.bias: the rest is "past the space" */
+	ckpt_view_attr dir, a;
+	ck_assert_int_eq(ckpt_view_resolve(&dir, fx.view, "epoch-0001/model", true), 0);
+	ckpt_view_listing l;
+	int rc = ckpt_view_list(&l, fx.view, dir.ino);
+	int rc_fc1 = ckpt_view_resolve(&a, fx.view, "epoch-0001/model/fc1.bias.npy", true);
+	int rc_bf = ckpt_view_resolve(&a, fx.view, "epoch-0001/model/bf.weight.npy", true);
+	view_test_max_tensor_files = saved;
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(l.count, 2);
+	for (size_t i = 0; i < l.count; i++)
+		ck_assert_uint_eq(l.entries[i].attr.ino >> 24, dir.ino >> 24);
+	ckpt_view_listing_free(&l);
+	ck_assert_int_eq(rc_fc1, 0);
+	ck_assert_int_eq(rc_bf, -ENOENT);
+	/* with the real limit the file is there */
+	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "epoch-0001/model/bf.weight.npy", true), 0);
+}
+END_TEST
+
 static Suite *view_suite(void)
 {
 	Suite *s = suite_create("view");
@@ -862,6 +888,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_empty_store_has_no_links_and_an_empty_history);
 	tcase_add_test(tc, test_verify_ahead_never_serves_a_corrupt_chunk);
 	tcase_add_test(tc, test_parked_file_reads_on_while_content_is_unchanged_else_estale);
+	tcase_add_test(tc, test_tensors_past_the_inode_space_get_no_file_not_another_epochs_inode);
 	suite_add_tcase(s, tc);
 	return s;
 }
