@@ -208,8 +208,7 @@ static void symlink_target(char *buf, size_t cap, const view_node *n)
 	view_epoch_name(buf, cap, n->epoch);
 }
 
-/* Attributes of a decoded node; @p root_count is the number of epochs for the root (or
- * SIZE_MAX to have it counted). */
+/* Attributes of a decoded node; a file's size is that of its layout, rendered here. */
 static int node_attr(ckpt_view_attr *out, ckpt_view *view, ckpt_snapshot *snap, const view_node *n)
 {
 	memset(out, 0, sizeof(*out));
