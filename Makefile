@@ -39,6 +39,35 @@ TRAIN_OBJ := $(call obj,$(TRAIN_SRC))
 MODULE_ASAN_OBJ := $(call asanobj,$(MODULE_SRC))
 
 BINS := $(BUILD)/bin/ckpt $(BUILD)/bin/ckptfs $(BUILD)/bin/ckpt-train
+
+# The CUDA backend is a plug-in, build/lib/ckpt-train-cuda.so, that ckpt-train dlopens for
+# --device cuda[:N] (train/cuda/backend_cuda.h): ckpt-train itself never links CUDA, so it
+# starts on machines without the CUDA libraries. CUDA=auto builds the plug-in when nvcc is
+# found (PATH or $(CUDA_HOME)/bin/nvcc), CUDA=0 never, CUDA=1 fails without nvcc.
+CUDA ?= auto
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc))
+ifeq ($(CUDA),0)
+CUDA_BUILD :=
+else ifneq ($(NVCC),)
+CUDA_BUILD := 1
+else ifeq ($(CUDA),1)
+$(error CUDA=1 but nvcc was found neither in PATH nor at $(CUDA_HOME)/bin/nvcc)
+endif
+CUDA_SRC := $(sort $(wildcard train/cuda/*.cu))
+CUDA_PLUGIN := $(BUILD)/lib/ckpt-train-cuda.so
+CUDA_LIB_DIR ?= $(abspath $(dir $(NVCC))../lib64)
+# Ampere and Hopper code plus PTX that later GPUs compile at load time
+NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+	-gencode arch=compute_90,code=compute_90
+NVCC_WARN := -Xcompiler -Wall,-Wextra,-Wno-unused-parameter
+ifeq ($(CI),true)
+NVCC_WARN += -Xcompiler -Werror
+endif
+# -fmad=false: no FMA contraction, the CPU backend's float arithmetic op for op
+NVCCFLAGS ?= -O2 -g
+NVCCFLAGS_ALL = -std=c++17 $(NVCCFLAGS) -fmad=false $(NVCC_ARCH) $(NVCC_WARN) \
+	-Xcompiler -fPIC,-fvisibility=hidden -Iinclude -I.
 LIBRARIES := $(BUILD)/lib/libckpt.a $(BUILD)/lib/libckpt.so
 
 UNIT_SRC := $(sort $(wildcard tests/unit/check_*.c))
@@ -52,7 +81,7 @@ TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 .PHONY: all deps deps-build demo test test-unit test-integration bench install clean fuzz \
 	test-reliability test-large test-valgrind format
 
-all: $(BINS) $(LIBRARIES)
+all: $(BINS) $(LIBRARIES) $(if $(CUDA_BUILD),$(CUDA_PLUGIN))
 
 deps:
 	@scripts/deps.sh test
@@ -88,6 +117,11 @@ $(BUILD)/bin/ckptfs: $(BUILD)/obj/fs/ckptfs_main.o $(FS_OBJ) $(STORE_OBJ)
 $(BUILD)/bin/ckpt-train: $(BUILD)/obj/train/ckpt_train_main.o $(TRAIN_OBJ) $(STORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LIBS) $(LDFLAGS)
+
+$(CUDA_PLUGIN): $(CUDA_SRC) train/cuda/backend_cuda.h train/backend.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS_ALL) -shared -o $@ $(CUDA_SRC) -L$(CUDA_LIB_DIR) -lcublas \
+		-Xlinker -rpath,'$$ORIGIN:$(CUDA_LIB_DIR)'
 
 # ---- tests ---------------------------------------------------------------------------------
 $(BUILD)/asan/tests/%: tests/unit/%.c $(MODULE_ASAN_OBJ) $(UNIT_HELPER_OBJ)
@@ -128,6 +162,7 @@ install: all
 	install -m 0755 $(BUILD)/lib/libckpt.so $(DESTDIR)$(PREFIX)/lib/libckpt.so.0
 	ln -sf libckpt.so.0 $(DESTDIR)$(PREFIX)/lib/libckpt.so
 	install -m 0644 include/ckpt/*.h $(DESTDIR)$(PREFIX)/include/ckpt/
+	$(if $(CUDA_BUILD),install -m 0755 $(CUDA_PLUGIN) $(DESTDIR)$(PREFIX)/lib/)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define CKPT_VERSION "\(.*\)"/\1/p' include/ckpt/store.h)|' \
 		ckpt.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ckpt.pc
 

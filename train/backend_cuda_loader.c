@@ -104,7 +104,11 @@ int train_cuda_backend_create(train_backend **out, const char *device)
 	rc = create(out, index, msg, sizeof(msg));
 	if (rc) {
 		/* the library stays loaded: CUDA's runtime may have registered exit handlers */
-		return train_fail(rc, "%s", msg[0] ? msg : "cannot create the CUDA backend");
+		if (rc == -ENODEV)
+			return train_fail(rc, "device %s is not supported on this machine: %s",
+			                  device, msg[0] ? msg : "no CUDA device");
+		return train_fail(rc, "--device %s: %s", device,
+		                  msg[0] ? msg : "cannot create the CUDA backend");
 	}
 	return 0;
 }

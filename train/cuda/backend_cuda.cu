@@ -1,0 +1,621 @@
+/* train/cuda/backend_cuda.cu - the CUDA backend: cuBLAS GEMMs, kernels for everything else
+ *
+ * Built by nvcc into the plug-in ckpt-train-cuda.so (train/cuda/backend_cuda.h says why a
+ * plug-in). All training work runs in order on one compute stream; checkpoint snapshots copy
+ * device buffers into pinned host staging memory on a second (copy) stream, fenced by events
+ * so that the copies see the finished epoch and the next epoch's updates wait for the copies
+ * on the device, never on the host.
+ *
+ * Numerics follow train/backend_cpu.c op for op: float32 element-wise math with FMA
+ * contraction off (nvcc -fmad=false), IEEE sqrt and division, log-softmax in double, column
+ * sums over rows in row order, loss and hit counts summed on the host in row order. Only the
+ * GEMMs differ in summation order from OpenBLAS, so a cuda run agrees with a cpu run from the
+ * same seed to float tolerance, and is bit-reproducible on the same GPU and build.
+ */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "train/cuda/backend_cuda.h"
+
+namespace {
+
+struct cuda_priv {
+	int index;
+	char device[16];
+	char error[512];
+	cudaStream_t compute, copy;
+	cudaEvent_t ready[2], copied[2];
+	cublasHandle_t blas;
+	uint32_t *idx;        /* the batch's sample indices, uploaded per batch */
+	size_t idx_cap;       /* entries */
+	const uint32_t *idx_host;
+	uint32_t idx_rows;
+	double *row_loss;     /* per-row loss of softmax_xent */
+	int *row_hit;
+	double *host_loss;    /* pinned mirrors */
+	int *host_hit;
+	size_t rows_cap;
+};
+
+cuda_priv *priv_of(train_backend *be)
+{
+	return static_cast<cuda_priv *>(be->priv);
+}
+
+/* A CUDA failure in the middle of training (a lost device, a kernel fault) cannot be
+ * reported through the ops' void returns: say what and where in one line and leave. The
+ * store stays consistent: a commit is one transaction. */
+[[noreturn]] void fatal(const cuda_priv *p, const char *what, cudaError_t e)
+{
+	fprintf(stderr, "ckpt-train: error: CUDA %s failed on %s (%s)\n", what, p->device,
+	        cudaGetErrorString(e));
+	fflush(stderr);
+	_exit(1);
+}
+
+void check(const cuda_priv *p, const char *what, cudaError_t e)
+{
+	if (e != cudaSuccess)
+		fatal(p, what, e);
+}
+
+void check_launch(const cuda_priv *p, const char *kernel)
+{
+	cudaError_t e = cudaGetLastError();
+	if (e != cudaSuccess)
+		fatal(p, kernel, e);
+}
+
+unsigned blocks_for(size_t n)
+{
+	size_t b = (n + 255) / 256;
+	if (b == 0)
+		b = 1;
+	return b > 65535 ? 65535u : (unsigned)b;
+}
+
+/* ---- kernels --------------------------------------------------------------------------- */
+
+__global__ void k_gather_rows(float *dst, const float *src, const uint32_t *idx, uint32_t rows,
+                              uint32_t cols)
+{
+	size_t n = (size_t)rows * cols;
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		size_t r = i / cols, c = i % cols;
+		dst[i] = src[(size_t)idx[r] * cols + c];
+	}
+}
+
+__global__ void k_gather_labels(int32_t *dst, const int32_t *src, const uint32_t *idx,
+                                uint32_t rows)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < rows;
+	     i += (size_t)gridDim.x * blockDim.x)
+		dst[i] = src[idx[i]];
+}
+
+__global__ void k_bias_act(float *z, const float *bias, int rows, int cols, bool relu)
+{
+	size_t n = (size_t)rows * cols;
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		float v = z[i] + bias[i % cols];
+		z[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+	}
+}
+
+__global__ void k_relu_backward(float *dz, const float *a, size_t n)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x)
+		dz[i] = a[i] > 0.0f ? dz[i] : 0.0f;
+}
+
+/* one thread per column, rows summed in order: the CPU's order, bit for bit */
+__global__ void k_bias_grad(float *db, const float *dz, int rows, int cols)
+{
+	for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += gridDim.x * blockDim.x) {
+		float s = 0.0f;
+		for (int r = 0; r < rows; r++)
+			s += dz[(size_t)r * cols + c];
+		db[c] = s;
+	}
+}
+
+__global__ void k_softmax_xent(float *dlogits, const float *logits, const int32_t *labels,
+                               int rows, int cols, double *row_loss, int *row_hit)
+{
+	float inv_rows = 1.0f / (float)rows;
+	for (int r = blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += gridDim.x * blockDim.x) {
+		const float *z = logits + (size_t)r * cols;
+		int best = 0;
+		float zmax = z[0];
+		for (int c = 1; c < cols; c++) {
+			if (z[c] > zmax) {
+				zmax = z[c];
+				best = c;
+			}
+		}
+		double sum = 0.0;
+		for (int c = 0; c < cols; c++)
+			sum += exp((double)z[c] - (double)zmax);
+		double log_sum = log(sum);
+		int32_t y = labels[r];
+		row_loss[r] = log_sum - ((double)z[y] - (double)zmax);
+		row_hit[r] = best == y;
+		if (dlogits) {
+			float *d = dlogits + (size_t)r * cols;
+			for (int c = 0; c < cols; c++) {
+				float pr = (float)exp((double)z[c] - (double)zmax - log_sum);
+				d[c] = (pr - (c == y ? 1.0f : 0.0f)) * inv_rows;
+			}
+		}
+	}
+}
+
+__global__ void k_sgd(float *param, const float *grad, float *buf, size_t n, float wd, float m,
+                      float one_minus_damp, float neg_lr, bool nesterov, bool first)
+{
+	const bool decay = wd != 0.0f;
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		float d = decay ? grad[i] + wd * param[i] : grad[i];
+		if (!buf) {
+			param[i] = param[i] + neg_lr * d;
+		} else if (first) {
+			buf[i] = d;
+			param[i] = param[i] + neg_lr * (nesterov ? d + m * d : d);
+		} else {
+			float b = buf[i] * m + one_minus_damp * d;
+			buf[i] = b;
+			param[i] = param[i] + neg_lr * (nesterov ? d + m * b : b);
+		}
+	}
+}
+
+__global__ void k_adam(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                       size_t n, float b1, float b2, float one_minus_b1, float one_minus_b2,
+                       float bc2_sqrt, float eps, float neg_step, float wd, float decay,
+                       bool decoupled)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		float g = grad[i], w = param[i];
+		if (decoupled)
+			w = w * decay;
+		else if (wd != 0.0f)
+			g = g + wd * w;
+		float m = exp_avg[i] * b1 + one_minus_b1 * g;
+		float v = exp_avg_sq[i] * b2 + one_minus_b2 * (g * g);
+		exp_avg[i] = m;
+		exp_avg_sq[i] = v;
+		float denom = sqrtf(v) / bc2_sqrt + eps;
+		param[i] = w + neg_step * (m / denom);
+	}
+}
+
+/* ---- ops ------------------------------------------------------------------------------- */
+
+void note_oom(cuda_priv *p, const char *what, size_t nbytes, cudaError_t e)
+{
+	size_t free_b = 0, total_b = 0;
+	cudaGetLastError(); /* clear the sticky-free allocation error */
+	if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+		cudaGetLastError();
+		free_b = total_b = 0;
+	}
+	snprintf(p->error, sizeof(p->error),
+	         "out of %s memory on %s: cannot allocate %zu bytes (%.1f MiB; %.1f MiB free of "
+	         "%.1f MiB; %s)",
+	         what, p->device, nbytes, nbytes / 1048576.0, free_b / 1048576.0,
+	         total_b / 1048576.0, cudaGetErrorString(e));
+}
+
+void *cu_alloc(train_backend *be, size_t nbytes)
+{
+	cuda_priv *p = priv_of(be);
+	void *ptr = NULL;
+	if (nbytes == 0)
+		nbytes = 64;
+	cudaError_t e = cudaMalloc(&ptr, nbytes);
+	if (e != cudaSuccess) {
+		note_oom(p, "GPU", nbytes, e);
+		return NULL;
+	}
+	check(p, "cudaMemsetAsync", cudaMemsetAsync(ptr, 0, nbytes, p->compute));
+	check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
+	return ptr;
+}
+
+void cu_free(train_backend *be, void *buf)
+{
+	(void)be;
+	if (buf)
+		cudaFree(buf);
+}
+
+void cu_upload(train_backend *be, void *dst, const void *src_host, size_t nbytes)
+{
+	cuda_priv *p = priv_of(be);
+	if (!nbytes)
+		return;
+	check(p, "upload", cudaMemcpyAsync(dst, src_host, nbytes, cudaMemcpyHostToDevice,
+	                                   p->compute));
+	check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
+}
+
+void cu_download(train_backend *be, void *dst_host, const void *src, size_t nbytes)
+{
+	cuda_priv *p = priv_of(be);
+	if (!nbytes)
+		return;
+	check(p, "download", cudaMemcpyAsync(dst_host, src, nbytes, cudaMemcpyDeviceToHost,
+	                                     p->compute));
+	check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
+}
+
+void cu_sync(train_backend *be)
+{
+	cuda_priv *p = priv_of(be);
+	check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
+}
+
+const void *cu_map_host(train_backend *be, const void *host, size_t nbytes)
+{
+	void *dev = cu_alloc(be, nbytes);
+	if (dev)
+		cu_upload(be, dev, host, nbytes);
+	return dev;
+}
+
+void cu_unmap_host(train_backend *be, const void *mapped)
+{
+	cu_free(be, const_cast<void *>(mapped));
+}
+
+/* The indices live on the host (the shuffled permutation): upload them once per batch,
+ * for gather_rows and the gather_labels that follows it. */
+const uint32_t *batch_indices(cuda_priv *p, const uint32_t *idx, uint32_t rows, bool reuse)
+{
+	if (reuse && p->idx_host == idx && p->idx_rows == rows) {
+		p->idx_host = NULL;
+		return p->idx;
+	}
+	if (rows > p->idx_cap) {
+		cudaFree(p->idx);
+		p->idx = NULL;
+		p->idx_cap = 0;
+		check(p, "cudaMalloc (batch indices)", cudaMalloc(&p->idx, rows * sizeof(uint32_t)));
+		p->idx_cap = rows;
+	}
+	check(p, "upload (batch indices)",
+	      cudaMemcpyAsync(p->idx, idx, rows * sizeof(uint32_t), cudaMemcpyHostToDevice,
+	                      p->compute));
+	p->idx_host = reuse ? NULL : idx;
+	p->idx_rows = rows;
+	return p->idx;
+}
+
+void cu_gather_rows(train_backend *be, float *dst, const float *src, const uint32_t *idx,
+                    uint32_t rows, uint32_t cols)
+{
+	cuda_priv *p = priv_of(be);
+	const uint32_t *d_idx = batch_indices(p, idx, rows, false);
+	k_gather_rows<<<blocks_for((size_t)rows * cols), 256, 0, p->compute>>>(dst, src, d_idx,
+	                                                                        rows, cols);
+	check_launch(p, "gather_rows");
+}
+
+void cu_gather_labels(train_backend *be, int32_t *dst, const int32_t *src, const uint32_t *idx,
+                      uint32_t rows)
+{
+	cuda_priv *p = priv_of(be);
+	const uint32_t *d_idx = batch_indices(p, idx, rows, true);
+	k_gather_labels<<<blocks_for(rows), 256, 0, p->compute>>>(dst, src, d_idx, rows);
+	check_launch(p, "gather_labels");
+}
+
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. */
+void cu_gemm(train_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+             const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+	cuda_priv *p = priv_of(be);
+	cublasStatus_t st =
+	    cublasSgemm(p->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+	                trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a, lda, &beta,
+	                c, ldc);
+	if (st != CUBLAS_STATUS_SUCCESS) {
+		fprintf(stderr, "ckpt-train: error: cublasSgemm failed on %s (%s)\n", p->device,
+		        cublasGetStatusString(st));
+		_exit(1);
+	}
+}
+
+void cu_bias_act(train_backend *be, float *z, const float *bias, int rows, int cols, bool relu)
+{
+	cuda_priv *p = priv_of(be);
+	k_bias_act<<<blocks_for((size_t)rows * cols), 256, 0, p->compute>>>(z, bias, rows, cols,
+	                                                                     relu);
+	check_launch(p, "bias_act");
+}
+
+void cu_relu_backward(train_backend *be, float *dz, const float *a, size_t n)
+{
+	cuda_priv *p = priv_of(be);
+	k_relu_backward<<<blocks_for(n), 256, 0, p->compute>>>(dz, a, n);
+	check_launch(p, "relu_backward");
+}
+
+void cu_bias_grad(train_backend *be, float *db, const float *dz, int rows, int cols)
+{
+	cuda_priv *p = priv_of(be);
+	k_bias_grad<<<(unsigned)((cols + 127) / 128), 128, 0, p->compute>>>(db, dz, rows, cols);
+	check_launch(p, "bias_grad");
+}
+
+void cu_softmax_xent(train_backend *be, float *dlogits, const float *logits,
+                     const int32_t *labels, int rows, int cols, double *loss_sum,
+                     uint64_t *correct)
+{
+	cuda_priv *p = priv_of(be);
+	if ((size_t)rows > p->rows_cap) {
+		cudaFree(p->row_loss);
+		cudaFree(p->row_hit);
+		cudaFreeHost(p->host_loss);
+		cudaFreeHost(p->host_hit);
+		p->row_loss = NULL;
+		p->row_hit = NULL;
+		p->host_loss = NULL;
+		p->host_hit = NULL;
+		p->rows_cap = 0;
+		check(p, "cudaMalloc (loss rows)", cudaMalloc(&p->row_loss, rows * sizeof(double)));
+		check(p, "cudaMalloc (hit rows)", cudaMalloc(&p->row_hit, rows * sizeof(int)));
+		check(p, "cudaHostAlloc (loss rows)",
+		      cudaHostAlloc(&p->host_loss, rows * sizeof(double), cudaHostAllocDefault));
+		check(p, "cudaHostAlloc (hit rows)",
+		      cudaHostAlloc(&p->host_hit, rows * sizeof(int), cudaHostAllocDefault));
+		p->rows_cap = (size_t)rows;
+	}
+	k_softmax_xent<<<blocks_for((size_t)rows), 256, 0, p->compute>>>(
+	    dlogits, logits, labels, rows, cols, p->row_loss, p->row_hit);
+	check_launch(p, "softmax_xent");
+	check(p, "download (loss)",
+	      cudaMemcpyAsync(p->host_loss, p->row_loss, rows * sizeof(double),
+	                      cudaMemcpyDeviceToHost, p->compute));
+	check(p, "download (hits)",
+	      cudaMemcpyAsync(p->host_hit, p->row_hit, rows * sizeof(int), cudaMemcpyDeviceToHost,
+	                      p->compute));
+	check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
+	double total = 0.0;
+	uint64_t hits = 0;
+	for (int r = 0; r < rows; r++) {
+		total += p->host_loss[r];
+		hits += (uint64_t)p->host_hit[r];
+	}
+	*loss_sum += total;
+	*correct += hits;
+}
+
+void cu_sgd_step(train_backend *be, float *param, const float *grad, float *buf, size_t n,
+                 const train_sgd_params *sp, bool first)
+{
+	cuda_priv *p = priv_of(be);
+	k_sgd<<<blocks_for(n), 256, 0, p->compute>>>(
+	    param, grad, buf, n, (float)sp->weight_decay, (float)sp->momentum,
+	    (float)(1.0 - sp->dampening), (float)-sp->lr, sp->nesterov, first);
+	check_launch(p, "sgd_step");
+}
+
+void cu_adam_step(train_backend *be, float *param, const float *grad, float *exp_avg,
+                  float *exp_avg_sq, size_t n, const train_adam_params *ap)
+{
+	cuda_priv *p = priv_of(be);
+	k_adam<<<blocks_for(n), 256, 0, p->compute>>>(
+	    param, grad, exp_avg, exp_avg_sq, n, (float)ap->beta1, (float)ap->beta2,
+	    (float)(1.0 - ap->beta1), (float)(1.0 - ap->beta2), (float)ap->bias_correction2_sqrt,
+	    (float)ap->eps, (float)-ap->step_size, (float)ap->weight_decay,
+	    (float)(1.0 - ap->lr * ap->weight_decay), ap->decoupled);
+	check_launch(p, "adam_step");
+}
+
+void *cu_host_alloc(train_backend *be, size_t nbytes)
+{
+	cuda_priv *p = priv_of(be);
+	void *ptr = NULL;
+	if (nbytes == 0)
+		nbytes = 64;
+	cudaError_t e = cudaHostAlloc(&ptr, nbytes, cudaHostAllocDefault);
+	if (e != cudaSuccess) {
+		note_oom(p, "pinned host", nbytes, e);
+		return NULL;
+	}
+	return ptr;
+}
+
+void cu_host_free(train_backend *be, void *host)
+{
+	(void)be;
+	if (host)
+		cudaFreeHost(host);
+}
+
+void cu_snapshot_begin(train_backend *be, int slot)
+{
+	cuda_priv *p = priv_of(be);
+	check(p, "cudaEventRecord", cudaEventRecord(p->ready[slot], p->compute));
+	check(p, "cudaStreamWaitEvent", cudaStreamWaitEvent(p->copy, p->ready[slot], 0));
+}
+
+void cu_snapshot_copy(train_backend *be, int slot, void *dst_host, const void *src,
+                      size_t nbytes)
+{
+	(void)slot;
+	cuda_priv *p = priv_of(be);
+	if (nbytes)
+		check(p, "snapshot copy",
+		      cudaMemcpyAsync(dst_host, src, nbytes, cudaMemcpyDeviceToHost, p->copy));
+}
+
+void cu_snapshot_end(train_backend *be, int slot)
+{
+	cuda_priv *p = priv_of(be);
+	check(p, "cudaEventRecord", cudaEventRecord(p->copied[slot], p->copy));
+	check(p, "cudaStreamWaitEvent", cudaStreamWaitEvent(p->compute, p->copied[slot], 0));
+}
+
+void cu_snapshot_wait(train_backend *be, int slot)
+{
+	cuda_priv *p = priv_of(be);
+	check(p, "cudaEventSynchronize", cudaEventSynchronize(p->copied[slot]));
+}
+
+const char *cu_last_error(train_backend *be)
+{
+	return priv_of(be)->error;
+}
+
+void cu_destroy(train_backend *be)
+{
+	if (!be)
+		return;
+	cuda_priv *p = priv_of(be);
+	if (p) {
+		if (p->compute)
+			cudaStreamSynchronize(p->compute);
+		if (p->copy)
+			cudaStreamSynchronize(p->copy);
+		cudaFree(p->idx);
+		cudaFree(p->row_loss);
+		cudaFree(p->row_hit);
+		cudaFreeHost(p->host_loss);
+		cudaFreeHost(p->host_hit);
+		if (p->blas)
+			cublasDestroy(p->blas);
+		for (int k = 0; k < 2; k++) {
+			if (p->ready[k])
+				cudaEventDestroy(p->ready[k]);
+			if (p->copied[k])
+				cudaEventDestroy(p->copied[k]);
+		}
+		if (p->compute)
+			cudaStreamDestroy(p->compute);
+		if (p->copy)
+			cudaStreamDestroy(p->copy);
+		free(p);
+	}
+	free(be);
+}
+
+} // namespace
+
+extern "C" __attribute__((visibility("default"))) int train_cuda_plugin_abi(void)
+{
+	return TRAIN_CUDA_PLUGIN_ABI;
+}
+
+extern "C" __attribute__((visibility("default"))) int
+train_cuda_plugin_create(train_backend **out, int index, char *msg, size_t msglen)
+{
+	*out = NULL;
+	int count = 0;
+	cudaError_t e = cudaGetDeviceCount(&count);
+	if (e != cudaSuccess || count == 0) {
+		snprintf(msg, msglen, "no CUDA device (%s)",
+		         e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports 0 devices");
+		return -ENODEV;
+	}
+	if (index < 0 || index >= count) {
+		snprintf(msg, msglen,
+		         "no CUDA device cuda:%d: index out of range (this machine has %d: cuda:0%s%s)",
+		         index, count, count > 1 ? "..cuda:" : "",
+		         count > 1 ? std::to_string(count - 1).c_str() : "");
+		return -ENODEV;
+	}
+	train_backend *be = static_cast<train_backend *>(calloc(1, sizeof(*be)));
+	cuda_priv *p = static_cast<cuda_priv *>(calloc(1, sizeof(*p)));
+	if (!be || !p) {
+		free(be);
+		free(p);
+		snprintf(msg, msglen, "out of memory creating the CUDA backend");
+		return -ENOMEM;
+	}
+	p->index = index;
+	snprintf(p->device, sizeof(p->device), "cuda:%d", index);
+	be->priv = p;
+	be->name = "cuda";
+	be->device = p->device;
+	be->destroy = cu_destroy;
+	int rc = 0;
+	const char *step = "cudaSetDevice";
+	e = cudaSetDevice(index);
+	if (e == cudaSuccess) {
+		step = "cudaStreamCreate";
+		e = cudaStreamCreateWithFlags(&p->compute, cudaStreamNonBlocking);
+	}
+	if (e == cudaSuccess)
+		e = cudaStreamCreateWithFlags(&p->copy, cudaStreamNonBlocking);
+	for (int k = 0; k < 2 && e == cudaSuccess; k++) {
+		step = "cudaEventCreate";
+		e = cudaEventCreateWithFlags(&p->ready[k], cudaEventDisableTiming);
+		if (e == cudaSuccess)
+			e = cudaEventCreateWithFlags(&p->copied[k], cudaEventDisableTiming);
+	}
+	if (e != cudaSuccess) {
+		snprintf(msg, msglen, "cannot start CUDA on cuda:%d: %s failed (%s)", index, step,
+		         cudaGetErrorString(e));
+		rc = e == cudaErrorMemoryAllocation ? -ENOMEM : -EIO;
+		goto fail;
+	}
+	{
+		cublasStatus_t st = cublasCreate(&p->blas);
+		if (st == CUBLAS_STATUS_SUCCESS)
+			st = cublasSetStream(p->blas, p->compute);
+		/* no TF32 tensor-op shortcuts: float32 GEMMs as the CPU computes them */
+		if (st == CUBLAS_STATUS_SUCCESS)
+			st = cublasSetMathMode(p->blas, CUBLAS_PEDANTIC_MATH);
+		if (st != CUBLAS_STATUS_SUCCESS) {
+			snprintf(msg, msglen, "cannot start cuBLAS on cuda:%d (%s)", index,
+			         cublasGetStatusString(st));
+			rc = st == CUBLAS_STATUS_ALLOC_FAILED ? -ENOMEM : -EIO;
+			goto fail;
+		}
+	}
+	be->alloc = cu_alloc;
+	be->free = cu_free;
+	be->upload = cu_upload;
+	be->download = cu_download;
+	be->sync = cu_sync;
+	be->map_host = cu_map_host;
+	be->unmap_host = cu_unmap_host;
+	be->gather_rows = cu_gather_rows;
+	be->gather_labels = cu_gather_labels;
+	be->gemm = cu_gemm;
+	be->bias_act = cu_bias_act;
+	be->relu_backward = cu_relu_backward;
+	be->bias_grad = cu_bias_grad;
+	be->softmax_xent = cu_softmax_xent;
+	be->sgd_step = cu_sgd_step;
+	be->adam_step = cu_adam_step;
+	be->host_alloc = cu_host_alloc;
+	be->host_free = cu_host_free;
+	be->snapshot_begin = cu_snapshot_begin;
+	be->snapshot_copy = cu_snapshot_copy;
+	be->snapshot_end = cu_snapshot_end;
+	be->snapshot_wait = cu_snapshot_wait;
+	be->last_error = cu_last_error;
+	*out = be;
+	return 0;
+fail:
+	cu_destroy(be);
+	return rc;
+}
