@@ -217,6 +217,17 @@ uint32_t store_nchunks(uint64_t nbytes, uint64_t chunk_size)
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
+/* Whether exactly @p nchunks chunks of @p chunk_size hold @p nbytes. store_nchunks saturates,
+ * so a record claiming UINT32_MAX chunks for more bytes than that many hold is refused here:
+ * readers index chunks with 32 bits. */
+static bool chunks_cover(uint64_t nbytes, uint64_t chunk_size, uint32_t nchunks)
+{
+	if (nbytes == 0)
+		return nchunks == 0;
+	return chunk_size != 0 && (nbytes - 1) / chunk_size < UINT32_MAX &&
+	       nchunks == store_nchunks(nbytes, chunk_size);
+}
+
 /* ---- run metadata ---- */
 
 static const char *nz(const char *s)
@@ -402,7 +413,7 @@ int store_blob_decode(store_blob_rec *out, const void *buf, size_t len, char *wh
 		               out->nchunks);
 	if (out->refcount == 0)
 		return corrupt(why, whylen, "blob record has refcount 0");
-	if (out->chunk_size == 0 || out->nchunks != store_nchunks(out->nbytes, out->chunk_size))
+	if (out->chunk_size == 0 || !chunks_cover(out->nbytes, out->chunk_size, out->nchunks))
 		return corrupt(why, whylen, "blob record: %u chunks of %llu bytes for %llu bytes",
 		               out->nchunks, (unsigned long long)out->chunk_size,
 		               (unsigned long long)out->nbytes);
@@ -636,8 +647,8 @@ int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *w
 			             i, t->name, (unsigned long long)t->nbytes);
 			goto fail;
 		}
-		if ((t->nbytes && (t->chunk_size == 0 || t->chunk_size % 8)) ||
-		    t->nchunks != store_nchunks(t->nbytes, t->chunk_size)) {
+		if ((t->nbytes && t->chunk_size % 8) ||
+		    !chunks_cover(t->nbytes, t->chunk_size, t->nchunks)) {
 			rc = corrupt(why, whylen,
 			             "tensor %u (%s): %u chunks of %llu bytes do not "
 			             "cover %llu bytes",

@@ -1481,6 +1481,48 @@ START_TEST(test_corrupt_records_give_errors_with_context)
 }
 END_TEST
 
+/* Readers index chunks with 32 bits: a record claiming the saturated UINT32_MAX chunks for
+ * more bytes than that many chunks hold is corrupt, not a tensor of 2^62 bytes. */
+START_TEST(test_tensor_records_needing_more_than_2_32_chunks_are_corrupt)
+{
+	const uint64_t cs = 64;
+	struct {
+		uint64_t nbytes;
+		int rc;
+	} cases[] = {
+	    {(uint64_t)UINT32_MAX * cs, 0},                   /* exactly UINT32_MAX chunks */
+	    {(uint64_t)UINT32_MAX * cs + 1, CKPT_ECORRUPT},   /* one more chunk needed */
+	    {(uint64_t)1 << 62, CKPT_ECORRUPT},               /* far more */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ckpt_tensor_info t = {
+		    .name = "huge",
+		    .group = CKPT_GROUP_MODEL,
+		    .dtype = CKPT_DTYPE_UINT8,
+		    .ndim = 1,
+		    .shape = {cases[i].nbytes},
+		    .device = "cpu",
+		    .nbytes = cases[i].nbytes,
+		    .chunk_size = cs,
+		    .nchunks = store_nchunks(cases[i].nbytes, cs), /* saturates at UINT32_MAX */
+		};
+		ck_assert_uint_eq(t.nchunks, UINT32_MAX);
+		store_ckpt_rec rec = {.epoch = 1, .ntensors = 1, .tensors = &t};
+		uint8_t *buf;
+		size_t len;
+		OK(store_ckpt_encode(&buf, &len, &rec));
+		store_ckpt_rec *r = NULL;
+		char why[200] = "";
+		int rc = store_ckpt_decode(&r, buf, len, why, sizeof(why));
+		free(buf);
+		ck_assert_msg(rc == cases[i].rc, "case %zu: rc %d (%s)", i, rc, why);
+		if (rc)
+			ck_assert_ptr_nonnull(strstr(why, "chunks"));
+		store_ckpt_free(r);
+	}
+}
+END_TEST
+
 START_TEST(test_read_only_store_refuses_writes_and_opens_in_a_read_only_directory)
 {
 	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
@@ -1567,6 +1609,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_non_store_paths_give_clear_errors_and_change_nothing);
 	tcase_add_test(tc, test_newer_schema_is_refused);
 	tcase_add_test(tc, test_corrupt_records_give_errors_with_context);
+	tcase_add_test(tc, test_tensor_records_needing_more_than_2_32_chunks_are_corrupt);
 	tcase_add_test(tc, test_read_only_store_refuses_writes_and_opens_in_a_read_only_directory);
 	suite_add_tcase(su, tc);
 	return su;
