@@ -17,6 +17,8 @@ void view_layout_init(view_layout *l)
 
 static int push_segment(view_layout *l, const view_segment *seg)
 {
+	if (seg->length > VIEW_LAYOUT_MAX_SIZE - l->size)
+		return -EFBIG; /* sizes from a hostile store: offsets must not wrap */
 	if (l->nsegs == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 8;
 		view_segment *segs = realloc(l->segs, cap * sizeof(*segs));
@@ -89,6 +91,8 @@ int view_layout_add_tensor(view_layout *l, const ckpt_tensor_info *t, bool widen
 		return -EINVAL;
 	if (t->nbytes == 0)
 		return 0;
+	if (widen_bf16 && t->nbytes > VIEW_LAYOUT_MAX_SIZE / 2)
+		return -EFBIG;
 	view_segment seg = {
 	    .length = widen_bf16 ? t->nbytes * 2 : t->nbytes,
 	    .tensor = t,

@@ -18,6 +18,9 @@
 
 #include "ckpt/store.h"
 
+/* Largest file a layout describes: st_size is a signed off_t. */
+#define VIEW_LAYOUT_MAX_SIZE ((uint64_t)INT64_MAX)
+
 typedef struct view_segment {
 	uint64_t file_offset;            /* where the segment starts in the file */
 	uint64_t length;                 /* bytes it contributes to the file */
@@ -40,16 +43,17 @@ typedef struct view_layout {
 /** Initialize an empty layout (no allocation). */
 void view_layout_init(view_layout *l);
 
-/** Append a copy of @p len bytes (len 0 is a no-op). @return 0 or -ENOMEM. */
+/** Append a copy of @p len bytes (len 0 is a no-op). @return 0, -ENOMEM or -EFBIG. */
 int view_layout_add_bytes(view_layout *l, const void *bytes, size_t len);
 
-/** Append @p len zero bytes (padding). @return 0 or -ENOMEM. */
+/** Append @p len zero bytes (padding). @return 0, -ENOMEM or -EFBIG. */
 int view_layout_add_zeros(view_layout *l, size_t len);
 
 /**
  * Append all bytes of tensor @p t (borrowed). With @p widen_bf16 (only for bfloat16 tensors)
  * the file shows each 2-byte element as a 4-byte float32 (00 00 b0 b1).
- * @return 0, -ENOMEM, -EINVAL if widen_bf16 is set for another dtype.
+ * @return 0, -ENOMEM, -EINVAL if widen_bf16 is set for another dtype, -EFBIG if the file
+ * would grow past VIEW_LAYOUT_MAX_SIZE (only sizes from a hostile store get there).
  */
 int view_layout_add_tensor(view_layout *l, const ckpt_tensor_info *t, bool widen_bf16);
 

@@ -741,6 +741,43 @@ START_TEST(test_zip64_extras_appear_for_sizes_and_offsets_past_4gib)
 }
 END_TEST
 
+/* sizes come from the store: a hostile one must not make file offsets wrap or st_size
+ * negative */
+START_TEST(test_layouts_refuse_to_grow_past_the_largest_file_size)
+{
+	ckpt_tensor_info big = {
+	    .name = "big",
+	    .dtype = CKPT_DTYPE_UINT8,
+	    .ndim = 1,
+	    .shape = {UINT64_C(1) << 62},
+	    .nbytes = UINT64_C(1) << 62,
+	    .chunk_size = UINT64_C(1) << 30,
+	    .nchunks = UINT32_MAX,
+	};
+	ckpt_tensor_info bf = big;
+	bf.dtype = CKPT_DTYPE_BFLOAT16;
+	bf.shape[0] = big.nbytes / 2;
+	view_layout l;
+	view_layout_init(&l);
+	ck_assert_int_eq(view_layout_add_bytes(&l, "header", 6), 0);
+	ck_assert_int_eq(view_layout_add_tensor(&l, &big, false), 0);
+	ck_assert_int_eq(view_layout_add_tensor(&l, &big, false), -EFBIG);
+	ck_assert_int_eq(view_layout_add_tensor(&l, &bf, true), -EFBIG);
+	ck_assert_uint_eq(l.size, 6 + big.nbytes);
+	ck_assert_uint_eq(l.nsegs, 2);
+	view_layout_free(&l);
+	view_layout_init(&l);
+	ck_assert_int_eq(view_layout_add_tensor(&l, &bf, true), -EFBIG); /* 2^63 > INT64_MAX */
+	bf.nbytes -= 2;
+	bf.shape[0] -= 1;
+	ck_assert_int_eq(view_layout_add_tensor(&l, &bf, true), 0);
+	ck_assert_uint_eq(l.size, 2 * bf.nbytes);
+	ck_assert_int_eq(view_layout_add_bytes(&l, "x", 1), 0);
+	ck_assert_int_eq(view_layout_add_zeros(&l, 8), -EFBIG);
+	view_layout_free(&l);
+}
+END_TEST
+
 /* safetensors metadata and the view's JSON/CSV print numbers alike (one formatter) */
 START_TEST(test_doubles_print_shortest_without_exponent_like_python_repr)
 {
@@ -787,6 +824,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_random_range_reads_equal_the_whole_file);
 	tcase_add_test(tc, test_zip64_extras_appear_for_sizes_and_offsets_past_4gib);
 	tcase_add_test(tc, test_doubles_print_shortest_without_exponent_like_python_repr);
+	tcase_add_test(tc, test_layouts_refuse_to_grow_past_the_largest_file_size);
 	suite_add_tcase(s, tc);
 	return s;
 }
