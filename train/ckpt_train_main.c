@@ -59,7 +59,8 @@ static void usage(FILE *to)
 	    "other:\n"
 	    "  --threads N            BLAS threads (default: online CPUs; on --resume the run's);\n"
 	    "                         results are bit-identical only for the same count\n"
-	    "  --device D             cpu\n"
+	    "  --device D             cpu (default), cuda or cuda:N (a GPU; needs the CUDA plug-in\n"
+	    "                         ckpt-train-cuda.so, built when nvcc is installed)\n"
 	    "  --quiet                no progress or per-epoch lines\n"
 	    "  --help, --version\n",
 	    TRAIN_FASHION_MNIST_DIR);
