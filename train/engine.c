@@ -1262,8 +1262,6 @@ int train_run(train_config *cfg, train_result *res)
 
 	const bool tty = !cfg->quiet && isatty(STDERR_FILENO);
 	const uint32_t nbatches = (n_fit + cfg->batch_size - 1) / cfg->batch_size;
-	const double flops_per_sample = train_mlp_flops_per_sample(model);
-	(void)flops_per_sample;
 	for (uint32_t epoch = start_epoch + 1; epoch <= cfg->epochs; epoch++) {
 		const double lr = train_schedule_lr(cfg, epoch - 1);
 		const double t0 = now_seconds();

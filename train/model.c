@@ -198,13 +198,3 @@ void train_mlp_forward_backward(train_mlp *m, uint32_t rows, double *loss_sum, u
 		}
 	}
 }
-
-double train_mlp_flops_per_sample(const train_mlp *m)
-{
-	double flops = 0;
-	for (uint32_t l = 0; l < m->nlayers; l++) {
-		double mac = (double)m->sizes[l] * m->sizes[l + 1];
-		flops += 2 * mac /* forward */ + 2 * mac /* dW */ + (l > 0 ? 2 * mac : 0) /* dX */;
-	}
-	return flops;
-}

@@ -67,7 +67,4 @@ void train_mlp_forward_eval(train_mlp *m, uint32_t rows, double *loss_sum, uint6
 void train_mlp_load_batch(train_mlp *m, const float *x, const int32_t *y, const uint32_t *idx,
                           uint32_t rows);
 
-/** Floating-point operations of forward + backward of one sample (for the GEMM limit). */
-double train_mlp_flops_per_sample(const train_mlp *m);
-
 #endif
