@@ -3,18 +3,14 @@
 # and their handling of bad arguments (one line on stderr, exit 1 or 2, nothing changed).
 # Stores are written through libckpt by build/tests/tools/store_fixture.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-CKPT=build/bin/ckpt
-FIX=build/tests/tools/store_fixture
+. "$(dirname "$0")/lib.sh"
+FIX=$TOOLS/store_fixture
 for b in "$CKPT" "$FIX"; do
-	if [ ! -x "$b" ]; then
-		echo "missing $b: run make test" >&2
-		exit 1
-	fi
+	[ -x "$b" ] || fail "missing $b: run make test"
 done
 
-tmp=$(mktemp -d)
-trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+tmp=$WORK
+trap 'chmod -R u+w "$tmp" 2>/dev/null; lib_cleanup' EXIT
 fails=0
 fail() {
 	echo "FAIL: $*" >&2

@@ -6,26 +6,18 @@
 # (cpu by default, keep / cuda:N fail as PyTorch does on a CPU-only machine), SGD and Adam
 # optimizer state, and the bad-input paths (nothing half-written). Exit 0 pass, 77 skip.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$(pwd)
-ckpt=${CKPT_BIN:-$root/build/bin/ckpt}
-mkstore=${MKSTORE_BIN:-$root/build/tests/tools/mkstore}
-stcheck=$root/../shared/tools/safetensors-check
-for tool in "$ckpt" "$mkstore"; do
-	[ -x "$tool" ] || { echo "SKIP: $tool not built"; exit 77; }
-done
-py=
-for cand in "${PYTHON:-}" python3 /usr/bin/python3; do
-	if [ -n "$cand" ] && "$cand" -c 'import torch, numpy' 2>/dev/null; then py=$cand; break; fi
-done
-[ -n "$py" ] || { echo "SKIP: no python3 with torch and numpy"; exit 77; }
-command -v unzip >/dev/null || { echo "SKIP: unzip missing"; exit 77; }
+. "$(dirname "$0")/lib.sh"
+root=$ROOT
+ckpt=$CKPT
+mkstore=${MKSTORE_BIN:-$TOOLS/mkstore}
+stcheck=$ROOT/../shared/tools/safetensors-check
+need_built "$ckpt" "$mkstore"
+need_torch
+py=$PY
+command -v unzip >/dev/null || skip "unzip missing"
 check=(
 	"$py" "$root/tests/integration/pt_check.py")
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+tmp=$WORK
 
 # cat every model/*.npy of an epoch into a directory
 npy_dir() { # STORE EPOCHDIR OUT

@@ -5,24 +5,19 @@
 # map_location mount option (cpu default, keep and cuda:N fail as PyTorch does for GPU files on
 # a CPU-only machine, a bad value refuses to mount). Always unmounts. Exit 0 pass, 77 skip.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$(pwd)
-ckpt=${CKPT_BIN:-$root/build/bin/ckpt}
-ckptfs=${CKPTFS_BIN:-$root/build/bin/ckptfs}
-mkstore=${MKSTORE_BIN:-$root/build/tests/tools/mkstore}
-stcheck=$root/../shared/tools/safetensors-check
-for tool in "$ckpt" "$ckptfs" "$mkstore"; do
-	[ -x "$tool" ] || { echo "SKIP: $tool not built"; exit 77; }
-done
-[ -r /dev/fuse ] && [ -w /dev/fuse ] || { echo "SKIP: /dev/fuse not usable"; exit 77; }
-command -v fusermount3 >/dev/null || { echo "SKIP: fusermount3 missing"; exit 77; }
-py=
-for cand in "${PYTHON:-}" python3 /usr/bin/python3; do
-	if [ -n "$cand" ] && "$cand" -c 'import torch, numpy' 2>/dev/null; then py=$cand; break; fi
-done
-[ -n "$py" ] || { echo "SKIP: no python3 with torch and numpy"; exit 77; }
+. "$(dirname "$0")/lib.sh"
+root=$ROOT
+ckpt=$CKPT
+ckptfs=$CKPTFS
+mkstore=${MKSTORE_BIN:-$TOOLS/mkstore}
+stcheck=$ROOT/../shared/tools/safetensors-check
+need_built "$ckpt" "$ckptfs" "$mkstore"
+[ -r /dev/fuse ] && [ -w /dev/fuse ] || skip "/dev/fuse not usable"
+command -v fusermount3 >/dev/null || skip "fusermount3 missing"
+need_torch
+py=$PY
 
-tmp=$(mktemp -d)
+tmp=$WORK
 pids=()
 mounts=()
 cleanup() {
@@ -33,10 +28,9 @@ cleanup() {
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
-	rm -rf "$tmp"
+	lib_cleanup
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 mount_store() { # STORE MNT [OPTIONS]
 	mkdir -p "$2"

@@ -6,22 +6,14 @@
 # the same batch within 1e-5. The data set is a small generated CSV with one batch per epoch,
 # so "one more epoch" is exactly one optimizer step. Exit 0 pass, 77 skip.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$(pwd)
-ckpt=${CKPT_BIN:-$root/build/bin/ckpt}
-train=${TRAIN_BIN:-$root/build/bin/ckpt-train}
-for tool in "$ckpt" "$train"; do
-	[ -x "$tool" ] || { echo "SKIP: $tool not built"; exit 77; }
-done
-py=
-for cand in "${PYTHON:-}" python3 /usr/bin/python3; do
-	if [ -n "$cand" ] && "$cand" -c 'import torch, numpy' 2>/dev/null; then py=$cand; break; fi
-done
-[ -n "$py" ] || { echo "SKIP: no python3 with torch and numpy"; exit 77; }
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+root=$ROOT
+ckpt=$CKPT
+train=$TRAIN
+need_built "$ckpt" "$train"
+need_torch
+py=$PY
+tmp=$WORK
 
 # 400 rows, 16 features (0..255), 4 classes around random centres
 "$py" - "$tmp/train.csv" <<'PY'

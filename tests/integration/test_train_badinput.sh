@@ -2,11 +2,8 @@
 # tests/integration/test_train_badinput.sh - every bad input gives one "ckpt-train: error:"
 # line on stderr, a non-zero exit, and leaves the store untouched (or never created).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-TRAIN=build/bin/ckpt-train CKPT=build/bin/ckpt
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 syn=(--data synthetic --layers 16,8,4 --val-split 2000 --threads 1 --quiet --no-sync)
 
 # expect_error NEEDLE ARGS...: fails cleanly with NEEDLE in its single stderr line

@@ -2,11 +2,8 @@
 # tests/integration/test_train_csv.sh - training from CSV files: a header line, label first,
 # pixels 0..255; the test set is the sibling file named with "test" for "train".
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-TRAIN=build/bin/ckpt-train CKPT=build/bin/ckpt
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 # three separable classes: the label decides which third of the 9 pixels is bright
 awk -v seed=1 'BEGIN {
 	srand(seed)

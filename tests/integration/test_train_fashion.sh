@@ -2,16 +2,12 @@
 # tests/integration/test_train_fashion.sh - two epochs on Fashion-MNIST (Debian's
 # dataset-fashion-mnist) reach a test accuracy above 0.80; the run's best is recorded.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-TRAIN=build/bin/ckpt-train CKPT=build/bin/ckpt
+. "$(dirname "$0")/lib.sh"
 DATA=/usr/share/datasets/fashion-mnist
 if [ ! -e "$DATA/train-images-idx3-ubyte.gz" ] && [ ! -e "$DATA/train-images-idx3-ubyte" ]; then
-	echo "SKIP: $DATA not installed (Debian package dataset-fashion-mnist)"
-	exit 77
+	skip "$DATA not installed (Debian package dataset-fashion-mnist)"
 fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+work=$WORK
 $TRAIN --store "$work/s" --layers 784,128,10 --epochs 2 --threads 2 --no-sync >"$work/out" ||
 	fail "training failed"
 cat "$work/out"

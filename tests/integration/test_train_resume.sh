@@ -3,11 +3,8 @@
 # byte-identical checkpoints (`ckpt show` of the last epoch) for SGD and Adam; --resume best /
 # EPOCH continue from the named checkpoint; a finished run resumed to the same --epochs is a no-op.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-TRAIN=build/bin/ckpt-train CKPT=build/bin/ckpt
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 common=(--data synthetic --layers 24,16,4 --val-split 2000 --batch-size 50 --threads 2 --quiet --no-sync)
 
 for opt in sgd adam; do

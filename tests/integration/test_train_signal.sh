@@ -3,16 +3,14 @@
 # boundary: exit 143/130, a message saying where to resume, no partial epoch, a store that
 # verifies, and a resume that goes on from the last finished epoch.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-TRAIN=build/bin/ckpt-train CKPT=build/bin/ckpt
-work=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 pid=
 cleanup() {
 	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-	rm -rf "$work"
+	lib_cleanup
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 for sig in TERM INT; do
 	store="$work/store-$sig"

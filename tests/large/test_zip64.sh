@@ -5,26 +5,19 @@
 # model.safetensors passes safetensors-check. BIG_MIB sets the big tensor's size (default
 # 4200 MiB). Exit 0 pass, 77 skip (tools or space missing).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$(pwd)
-ckpt=${CKPT_BIN:-$root/build/bin/ckpt}
-mkstore=${MKSTORE_BIN:-$root/build/tests/tools/mkstore}
-stcheck=$root/../shared/tools/safetensors-check
+. "$(dirname "$0")/../integration/lib.sh"
+root=$ROOT
+ckpt=$CKPT
+mkstore=${MKSTORE_BIN:-$TOOLS/mkstore}
+stcheck=$ROOT/../shared/tools/safetensors-check
 big_mib=${BIG_MIB:-4200}
-for tool in "$ckpt" "$mkstore"; do
-	[ -x "$tool" ] || { echo "SKIP: $tool not built"; exit 77; }
-done
-py=
-for cand in "${PYTHON:-}" python3 /usr/bin/python3; do
-	if [ -n "$cand" ] && "$cand" -c 'import torch, numpy' 2>/dev/null; then py=$cand; break; fi
-done
-[ -n "$py" ] || { echo "SKIP: no python3 with torch and numpy"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+need_built "$ckpt" "$mkstore"
+need_torch
+py=$PY
+tmp=$WORK
 need_kib=$((big_mib * 1024 * 3 + 1048576))
 avail_kib=$(df -Pk "$tmp" | awk 'NR == 2 {print $4}')
-[ "$avail_kib" -ge "$need_kib" ] || { echo "SKIP: $((need_kib / 1048576)) GiB free needed"; exit 77; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+[ "$avail_kib" -ge "$need_kib" ] || skip "$((need_kib / 1048576)) GiB free needed"
 
 S=$tmp/store
 start=$(date +%s)

@@ -1,0 +1,56 @@
+# tests/integration/lib.sh - the preamble the integration tests share (sourced, not run)
+#
+# Sourcing it changes to the repository root and sets
+#   ROOT, BIN, TOOLS      the repository root, build/bin, build/tests/tools
+#   CKPT, CKPTFS, TRAIN   the programs under test (CKPT_BIN, CKPTFS_BIN, TRAIN_BIN override them)
+#   WORK                  a fresh mktemp -d directory, removed at exit (a test that sets its own
+#                         EXIT trap calls lib_cleanup from it)
+# and defines
+#   fail MSG...           one "FAIL: MSG" line on stderr, exit 1
+#   skip MSG...           one "SKIP: MSG" line, exit 77
+#   need_built PROG...    skip unless each program is built
+#   need_torch            PY: a python3 that imports torch and numpy ($TORCH_PYTHON or $PYTHON
+#                         first), else skip
+# Mount tests use mount_lib.sh instead (it also unmounts and kills the daemons it started).
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT" || exit 1
+BIN=$ROOT/build/bin
+TOOLS=$ROOT/build/tests/tools
+CKPT=${CKPT_BIN:-$BIN/ckpt}
+CKPTFS=${CKPTFS_BIN:-$BIN/ckptfs}
+TRAIN=${TRAIN_BIN:-$BIN/ckpt-train}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-test.XXXXXX") || exit 1
+
+lib_cleanup() {
+	rm -rf "$WORK"
+}
+trap lib_cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+need_built() {
+	local prog
+	for prog in "$@"; do
+		[ -x "$prog" ] || skip "$prog not built (run make)"
+	done
+}
+
+need_torch() {
+	local cand
+	for cand in "${TORCH_PYTHON:-}" "${PYTHON:-}" python3 /usr/bin/python3; do
+		if [ -n "$cand" ] && "$cand" -c 'import torch, numpy' 2>/dev/null; then
+			PY=$cand
+			return 0
+		fi
+	done
+	skip "no python3 with torch and numpy"
+}
