@@ -1168,13 +1168,6 @@ int train_run(train_config *cfg, train_result *res)
 	}
 	if (rc)
 		goto out;
-	/* last: everything that can refuse the run has been checked */
-	if (!cfg->resume) {
-		rc = open_or_create_store(&store, cfg);
-		if (rc)
-			goto out;
-	}
-	pers.store = store;
 	uint32_t seq_len = data.train.count > data.test.count ? data.train.count : data.test.count;
 	perm = malloc((size_t)n_fit * sizeof(uint32_t));
 	seq = malloc((size_t)seq_len * sizeof(uint32_t));
@@ -1201,6 +1194,14 @@ int train_run(train_config *cfg, train_result *res)
 		                be->last_error(be)[0] ? ": " : "", be->last_error(be));
 		goto out;
 	}
+	/* last: everything that can refuse the run (the device's memory included) has been checked
+	 */
+	if (!cfg->resume) {
+		rc = open_or_create_store(&store, cfg);
+		if (rc)
+			goto out;
+	}
+	pers.store = store;
 
 	if (cfg->resume) {
 		rc = restore_state(snap, resume_ckpt, model, opt, &rng);
