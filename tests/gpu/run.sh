@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh - the GPU checks of ckpt-train's CUDA backend (issue 5, item 4)
+#
+# Run on a machine with an NVIDIA GPU and driver. Uses prebuilt binaries when they are there
+# (build/bin/ckpt-train, build/bin/ckpt, build/bin/ckptfs, build/lib/ckpt-train-cuda.so, or the
+# directory named by CKPT_BIN_DIR with the plug-in beside the programs or in ../lib), else
+# builds with `make CUDA=1` from what the machine has. Checks:
+#   1. --device cuda trains a few epochs; tensors are recorded as cuda:0; the GPU unit suite
+#      (check_train_cuda, CUDA ops vs CPU ops) passes when it is built
+#   2. bad input: --device cuda:N past the last GPU, and layers too big for GPU memory: one
+#      error line naming the device (and the size), exit 1, no store
+#   3. the mount (or `ckpt cat` of the same view, where /dev/fuse is missing): model.pt and
+#      checkpoint.pt load with torch.load with the GPU hidden (CUDA_VISIBLE_DEVICES=) and no
+#      map_location; with -o map_location=keep they load straight onto the GPU
+#   4. model.safetensors loads with the real safetensors package, equal to model.pt
+#   5. cpu and cuda runs from the same seed agree (max difference printed); two cuda runs are
+#      bit-identical; k epochs + --resume on cuda equal the straight run
+# Exits 77 with a SKIP line when there is no GPU or driver; lines "SKIP: <check>: <why>" name
+# checks that could not run (a Python package missing); exit 0 only if every check that ran
+# passed. Environment: PYTHON (default python3), GPU_EPOCHS (default 3).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+PY=${PYTHON:-python3}
+EPOCHS=${GPU_EPOCHS:-3}
+work=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-gpu.XXXXXX")
+mounts=() pids=()
+cleanup() {
+	local m p
+	for m in "${mounts[@]+"${mounts[@]}"}"; do
+		fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
+	done
+	for p in "${pids[@]+"${pids[@]}"}"; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+failures=0 skips=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+die() { echo "FAIL: $*"; exit 1; }
+skip() { echo "SKIP: $*"; skips=$((skips + 1)); }
+ok() { echo "ok: $*"; }
+
+# ---- a GPU and a driver? --------------------------------------------------------------------
+if ! command -v nvidia-smi >/dev/null 2>&1 && [ ! -e /dev/nvidia0 ] && [ ! -e /dev/nvidiactl ]; then
+	echo "SKIP: tests/gpu/run.sh: no GPU/driver (no nvidia-smi, no /dev/nvidia*)"
+	exit 77
+fi
+if command -v nvidia-smi >/dev/null 2>&1; then
+	gpus=$(nvidia-smi -L 2>&1) || {
+		echo "SKIP: tests/gpu/run.sh: no GPU/driver (nvidia-smi: $(head -n 1 <<<"$gpus"))"
+		exit 77
+	}
+	echo "GPU: $(head -n 1 <<<"$gpus")"
+	ngpu=$(grep -c '^GPU ' <<<"$gpus")
+else
+	ngpu=1
+fi
+
+# ---- binaries: prebuilt or built here --------------------------------------------------------
+BIN=${CKPT_BIN_DIR:-$ROOT/build/bin}
+plugin_of() {
+	local d=$1
+	for f in "$d/ckpt-train-cuda.so" "$d/../lib/ckpt-train-cuda.so"; do
+		[ -e "$f" ] && { echo "$f"; return 0; }
+	done
+	return 1
+}
+if [ ! -x "$BIN/ckpt-train" ] || ! plugin_of "$BIN" >/dev/null; then
+	[ -z "${CKPT_BIN_DIR:-}" ] || die "CKPT_BIN_DIR=$CKPT_BIN_DIR lacks ckpt-train or ckpt-train-cuda.so"
+	echo "building: make -j$(nproc) CUDA=1 all"
+	make -j"$(nproc)" CUDA=1 all >"$work/build.log" 2>&1 || {
+		tail -n 20 "$work/build.log"
+		die "make CUDA=1 failed (copy binaries built elsewhere into build/, or set CKPT_BIN_DIR)"
+	}
+fi
+PLUGIN=$(plugin_of "$BIN") || die "no ckpt-train-cuda.so beside $BIN"
+TRAIN=$BIN/ckpt-train CKPT=$BIN/ckpt CKPTFS=$BIN/ckptfs
+missing=$(ldd "$PLUGIN" 2>/dev/null | grep "not found")
+[ -z "$missing" ] || die "the CUDA plug-in lacks libraries (copy them beside it; it has rpath \$ORIGIN): $missing"
+
+DATA=synthetic
+[ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && DATA=fashion-mnist
+common=(--data "$DATA" --layers 784,256,128,10 --batch-size 128 --seed 1 --quiet --no-sync)
+
+# ---- 1. training on cuda ----------------------------------------------------------------------
+S=$work/cuda
+t0=$(date +%s%N)
+"$TRAIN" --store "$S" --device cuda --epochs "$EPOCHS" "${common[@]}" 2>"$work/err" ||
+	die "training on cuda: $(cat "$work/err")"
+ok "trained $EPOCHS epochs on cuda ($DATA) in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+last=$(printf 'epoch-%04d' "$EPOCHS")
+"$CKPT" verify "$S" >/dev/null || fail "ckpt verify of the cuda store"
+show=$("$CKPT" show "$S" "$EPOCHS") || die "ckpt show"
+grep -q 'fc1.weight.*cuda:0' <<<"$show" || fail "fc1.weight is not recorded as cuda:0: $(head -n 3 <<<"$show")"
+grep -q 'momentum_buffer.*cuda:0' <<<"$show" || fail "optimizer state is not recorded as cuda:0"
+if [ -x build/asan/tests/check_train_cuda ]; then
+	# ASan reserves the address range CUDA wants unless told not to
+	out=$(ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=0 build/asan/tests/check_train_cuda 2>&1)
+	if grep -q '^SKIP: ' <<<"$out"; then
+		skip "check_train_cuda: $(grep '^SKIP: ' <<<"$out" | head -n 1)"
+	elif grep -q 'Failures: 0, Errors: 0' <<<"$out"; then
+		ok "check_train_cuda: $(grep 'cuda vs cpu' <<<"$out")"
+	else
+		fail "check_train_cuda: $out"
+	fi
+fi
+
+# ---- 2. bad input -----------------------------------------------------------------------------
+"$TRAIN" --store "$work/bad" --device "cuda:$ngpu" "${common[@]}" --epochs 1 2>"$work/err"
+rc=$?
+if [ $rc -eq 1 ] && [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "cuda:$ngpu.*out of range" "$work/err" &&
+	[ ! -e "$work/bad" ]; then
+	ok "cuda:$ngpu refused: $(cat "$work/err")"
+else
+	fail "cuda:$ngpu (past the last GPU): exit $rc: $(cat "$work/err")"
+fi
+"$TRAIN" --store "$work/bad" --device cuda --layers 784,65536,65536,65536,10 --data synthetic \
+	--epochs 1 --quiet 2>"$work/err"
+rc=$?
+if [ $rc -eq 1 ] && [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "out of GPU memory on cuda:0.*bytes" "$work/err" &&
+	[ ! -e "$work/bad" ]; then
+	ok "too big for the GPU refused: $(cat "$work/err")"
+else
+	fail "layers too big for GPU memory: exit $rc: $(cat "$work/err")"
+fi
+
+# ---- 3, 4. the files: torch.load without map_location, map_location=keep, safetensors ------------
+have_torch=0 have_cuda_torch=0 have_st=0
+"$PY" -c 'import torch' 2>/dev/null && have_torch=1
+[ $have_torch = 1 ] && "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null &&
+	have_cuda_torch=1
+"$PY" -c 'import safetensors.torch' 2>/dev/null && have_st=1
+
+# files of the view: through a mount, or `ckpt cat` (the same renderer) without /dev/fuse
+use_mount=0
+if [ -c /dev/fuse ] && command -v fusermount3 >/dev/null && (exec 3<>/dev/fuse) 2>/dev/null; then
+	use_mount=1
+fi
+# view DIR [ckptfs -o option]: DIR holds $last's model.pt, checkpoint.pt, model.safetensors
+view() {
+	local dir=$1 opt=${2:-}
+	if [ $use_mount = 1 ]; then
+		mkdir -p "$dir"
+		"$CKPTFS" "$S" "$dir" -f ${opt:+-o "$opt"} 2>>"$work/ckptfs.log" &
+		pids+=($!)
+		mounts+=("$dir")
+		for _ in $(seq 1 100); do
+			awk -v m="$dir" '$2 == m {f = 1} END {exit !f}' /proc/self/mounts && break
+			sleep 0.05
+		done
+		VIEW=$dir/$last
+	else
+		[ -z "$opt" ] || return 1
+		mkdir -p "$dir/$last"
+		for f in model.pt checkpoint.pt model.safetensors; do
+			"$CKPT" cat "$S" "$last/$f" >"$dir/$last/$f" || return 1
+		done
+		VIEW=$dir/$last
+	fi
+}
+[ $use_mount = 1 ] || skip "mount: /dev/fuse unusable here; files come from 'ckpt cat' (the same view)"
+
+if [ $have_torch = 0 ]; then
+	skip "torch.load checks: $PY has no torch"
+else
+	view "$work/mnt" || die "cannot present the store's files"
+	CUDA_VISIBLE_DEVICES= "$PY" - "$VIEW" <<'PY' && ok "torch.load with the GPU hidden and no map_location" || fail "torch.load with CUDA_VISIBLE_DEVICES="
+import sys, torch
+d = sys.argv[1]
+assert not torch.cuda.is_available()
+sd = torch.load(f"{d}/model.pt")
+assert sd and all(t.device.type == "cpu" for t in sd.values()), {k: t.device for k, t in sd.items()}
+try:
+    ck = torch.load(f"{d}/checkpoint.pt", weights_only=False)
+except TypeError:  # torch < 1.13 has no weights_only
+    ck = torch.load(f"{d}/checkpoint.pt")
+assert all(t.device.type == "cpu" for t in ck["model"].values())
+for st in ck["optimizer"]["state"].values():
+    assert all(v.device.type == "cpu" for v in st.values() if torch.is_tensor(v))
+sizes = [784, 256, 128, 10]
+m = torch.nn.Module()
+for i in range(3):
+    setattr(m, f"fc{i+1}", torch.nn.Linear(sizes[i], sizes[i + 1]))
+m.load_state_dict(sd, strict=True)
+print("  model.pt:", len(sd), "tensors on cpu; checkpoint.pt epoch", ck.get("epoch"))
+PY
+	if [ $have_cuda_torch = 0 ]; then
+		skip "map_location=keep: $PY's torch has no CUDA"
+	elif [ $use_mount = 0 ]; then
+		skip "map_location=keep: needs a mount (no /dev/fuse)"
+	else
+		view "$work/keep" map_location=keep || die "mount with map_location=keep"
+		"$PY" - "$VIEW" <<'PY' && ok "map_location=keep loads straight onto the GPU" || fail "map_location=keep"
+import sys, torch
+sd = torch.load(f"{sys.argv[1]}/model.pt")
+assert all(t.is_cuda and t.device.index == 0 for t in sd.values()), {k: t.device for k, t in sd.items()}
+cpu = torch.load(f"{sys.argv[1]}/model.pt", map_location="cpu")
+assert all(torch.equal(cpu[k], sd[k].cpu()) for k in sd)
+PY
+	fi
+	if [ $have_st = 0 ]; then
+		skip "safetensors: $PY has no safetensors package"
+	else
+		"$PY" - "$VIEW" <<'PY' && ok "model.safetensors loads with the safetensors package" || fail "safetensors"
+import sys, torch
+from safetensors.torch import load_file
+st = load_file(f"{sys.argv[1]}/model.safetensors")
+pt = torch.load(f"{sys.argv[1]}/model.pt", map_location="cpu")
+assert sorted(st) == sorted(pt), (sorted(st), sorted(pt))
+assert all(torch.equal(st[k], pt[k]) for k in st)
+PY
+	fi
+fi
+
+# ---- 5. cpu vs cuda, reproducibility, resume ---------------------------------------------------
+"$TRAIN" --store "$work/cpu1" --device cpu --epochs 1 "${common[@]}" || die "cpu run"
+"$TRAIN" --store "$work/cuda1" --device cuda --epochs 1 "${common[@]}" || die "cuda run"
+"$TRAIN" --store "$work/cuda1b" --device cuda --epochs 1 "${common[@]}" || die "cuda run 2"
+"$PY" - "$CKPT" "$work/cpu1" "$work/cuda1" <<'PY' && ok "cpu and cuda agree" || fail "cpu and cuda disagree"
+import io, subprocess, sys
+import numpy as np
+ckpt, a, b = sys.argv[1:]
+def load(store, group, name):
+    raw = subprocess.run([ckpt, "cat", store, f"epoch-0001/{group}/{name}.npy"], check=True,
+                         capture_output=True).stdout
+    return np.load(io.BytesIO(raw))
+worst = 0.0
+for l in (1, 2, 3):
+    for p in ("weight", "bias"):
+        worst = max(worst, float(np.abs(load(a, "model", f"fc{l}.{p}") - load(b, "model", f"fc{l}.{p}")).max()))
+print(f"  cuda vs cpu after 1 epoch: max |difference| of parameters {worst:.3g}")
+sys.exit(0 if worst < 1e-3 else 1)
+PY
+if [ "$("$CKPT" show "$work/cuda1" 1)" = "$("$CKPT" show "$work/cuda1b" 1)" ]; then
+	ok "two cuda runs are bit-identical"
+else
+	fail "two cuda runs from the same seed differ"
+fi
+"$TRAIN" --store "$work/res" --device cuda --epochs 1 "${common[@]}" || die "cuda part 1"
+"$TRAIN" --store "$work/res" --device cuda --resume --epochs 2 --quiet || die "cuda resume"
+"$TRAIN" --store "$work/straight" --device cuda --epochs 2 "${common[@]}" || die "cuda straight"
+if [ "$("$CKPT" show "$work/res" 2)" = "$("$CKPT" show "$work/straight" 2)" ]; then
+	ok "cuda resume is bit-exact"
+else
+	fail "cuda: 1 epoch + resume differs from 2 straight"
+fi
+
+echo "gpu checks: $failures failed, $skips skipped"
+[ $failures -eq 0 ]
