@@ -84,11 +84,12 @@ int train_cuda_backend_create(train_backend **out, const char *device)
 		                  ncand ? candidates[0] : "");
 	void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!lib)
-		return train_fail(-ENODEV,
-		                  "device %s is not supported on this machine: cannot load the CUDA "
-		                  "backend (%s); is the CUDA runtime (libcudart, libcublas) "
-		                  "installed?",
-		                  device, dlerror());
+		return train_fail(
+		    -ENODEV,
+		    "device %s is not supported on this machine: cannot load the CUDA "
+		    "backend (%s); is the CUDA runtime (libcudart, libcublas) "
+		    "installed?",
+		    device, dlerror());
 	train_cuda_plugin_abi_fn abi;
 	train_cuda_plugin_create_fn create;
 	*(void **)&abi = dlsym(lib, TRAIN_CUDA_PLUGIN_ABI_SYMBOL);

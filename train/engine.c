@@ -347,7 +347,7 @@ typedef struct train_snapshot {
 	const char *device;
 	size_t ntensors;
 	snap_tensor *tensors;
-	float *staging; /* backend host memory (pinned on CUDA) */
+	float *staging;        /* backend host memory (pinned on CUDA) */
 	size_t capacity, used; /* floats */
 	size_t nmetrics;
 	const char *metric_names[SNAP_MAX_METRICS];
@@ -459,12 +459,12 @@ static int persister_init(train_persister *p, train_backend *be, train_mlp *mode
 		if (!s->tensors || !s->staging) {
 			const char *why = be->last_error(be);
 			persister_free(p);
-			return train_fail(-ENOMEM,
-			                  "out of memory for the checkpoint staging buffers (2 x %zu "
-			                  "bytes of %shost memory)%s%s",
-			                  total * sizeof(float),
-			                  strcmp(be->name, "cpu") ? "pinned " : "", why[0] ? ": " : "",
-			                  why);
+			return train_fail(
+			    -ENOMEM,
+			    "out of memory for the checkpoint staging buffers (2 x %zu "
+			    "bytes of %shost memory)%s%s",
+			    total * sizeof(float), strcmp(be->name, "cpu") ? "pinned " : "",
+			    why[0] ? ": " : "", why);
 		}
 	}
 	return 0;
@@ -769,7 +769,8 @@ static int restore_tensor(ckpt_snapshot *snap, const ckpt_checkpoint *c, train_b
 	rc = ckpt_tensor_verify(snap, t);
 	if (rc)
 		return train_fail(rc,
-		                  "cannot resume from epoch %" PRIu64 ": tensor %s is damaged (%s); "
+		                  "cannot resume from epoch %" PRIu64
+		                  ": tensor %s is damaged (%s); "
 		                  "resume from an earlier epoch (--resume N)",
 		                  epoch, name, ckpt_last_error());
 	size_t numel = 1;
@@ -1158,8 +1159,8 @@ int train_run(train_config *cfg, train_result *res)
 		rc = train_optimizer_create(&opt, be, &cfg->opt, model);
 	if (rc == -ENOMEM && be->last_error(be)[0]) {
 		/* the backend knows which device and how many bytes */
-		rc = train_fail(rc, "%s (--layers %s, batches of up to %u rows)", be->last_error(be),
-		                cfg->layers, max_rows);
+		rc = train_fail(rc, "%s (--layers %s, batches of up to %u rows)",
+		                be->last_error(be), cfg->layers, max_rows);
 		goto out;
 	}
 	if (!rc) {
@@ -1273,7 +1274,8 @@ int train_run(train_config *cfg, train_result *res)
 		uint64_t correct = 0;
 		for (uint32_t b = 0; b < nbatches; b++) {
 			if (stop_signal) {
-				/* the commit in flight finishes first: no committed epoch is lost */
+				/* the commit in flight finishes first: no committed epoch is lost
+				 */
 				int sig = stop_signal;
 				rc = persist_settle(&pers, res);
 				if (!rc)
@@ -1311,7 +1313,8 @@ int train_run(train_config *cfg, train_result *res)
 				if (now - last_print >= 0.25 || b + 1 == nbatches) {
 					double rate = (double)(off + rows) / (now - t0);
 					char eta[32];
-					/* this epoch's rest plus the epochs after it at this rate */
+					/* this epoch's rest plus the epochs after it at this rate
+					 */
 					double left = (double)(n_fit - off - rows) +
 					              (double)(cfg->epochs - epoch) * n_fit;
 					format_eta(eta, sizeof(eta), left / rate);
@@ -1390,8 +1393,8 @@ int train_run(train_config *cfg, train_result *res)
 		{
 			size_t n = 0, len = sizeof(s->line);
 			n += (size_t)snprintf(s->line + n, len - n,
-			                      "epoch %u/%u  step %" PRIu64 "  train_loss %.4f", epoch,
-			                      cfg->epochs, opt->steps, train_loss);
+			                      "epoch %u/%u  step %" PRIu64 "  train_loss %.4f",
+			                      epoch, cfg->epochs, opt->steps, train_loss);
 			if (cfg->val_split && n < len)
 				n += (size_t)snprintf(s->line + n, len - n,
 				                      "  val_loss %.4f  val_acc %.4f", val_loss,
@@ -1400,8 +1403,8 @@ int train_run(train_config *cfg, train_result *res)
 				n += (size_t)snprintf(s->line + n, len - n, "  test_acc %.4f",
 				                      test_acc);
 			if (n < len)
-				snprintf(s->line + n, len - n, "  lr %.6g  %.3fs  %.0f samples/s", lr,
-				         t_epoch, n_fit / t_train);
+				snprintf(s->line + n, len - n, "  lr %.6g  %.3fs  %.0f samples/s",
+				         lr, t_epoch, n_fit / t_train);
 		}
 		rc = persister_start(&pers, s);
 		if (rc) {

@@ -89,8 +89,8 @@ START_TEST(test_device_names_parse)
 	ck_assert_int_eq(index, 0);
 	ck_assert_int_eq(train_cuda_parse_device(&index, "cuda:3"), 0);
 	ck_assert_int_eq(index, 3);
-	const char *bad[] = {"cuda:", "cuda:x", "cuda:-1", "cudax", "cuda:1x", "cuda: 1",
-	                     "cuda:99999", "CUDA"};
+	const char *bad[] = {"cuda:",   "cuda:x",  "cuda:-1",    "cudax",
+	                     "cuda:1x", "cuda: 1", "cuda:99999", "CUDA"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_int_eq(train_cuda_parse_device(&index, bad[i]), -EINVAL);
 		ck_assert_ptr_nonnull(strstr(train_last_error(), bad[i]));
@@ -245,8 +245,8 @@ START_TEST(test_cuda_ops_match_cpu)
 	gpu->softmax_xent(gpu, dd, dc, dl, M, N, &loss_gpu, &hit_gpu);
 	gpu->download(gpu, d_gpu, dd, sizeof(d_gpu));
 	ck_assert_uint_eq(hit_cpu, hit_gpu);
-	ck_assert_msg(fabs(loss_cpu - loss_gpu) < 1e-9 * fmax(1, fabs(loss_cpu)), "loss %.17g vs %.17g",
-	              loss_cpu, loss_gpu);
+	ck_assert_msg(fabs(loss_cpu - loss_gpu) < 1e-9 * fmax(1, fabs(loss_cpu)),
+	              "loss %.17g vs %.17g", loss_cpu, loss_gpu);
 	ck_assert(max_rel_diff(d_cpu, d_gpu, M * N) < 1e-6);
 	/* optimizer steps: SGD with Nesterov momentum, AdamW */
 	enum { P = 1000 };
@@ -261,16 +261,20 @@ START_TEST(test_cuda_ops_match_cpu)
 	gpu->upload(gpu, dw, w, sizeof(w));
 	gpu->upload(gpu, dgr, gr, sizeof(gr));
 	gpu->upload(gpu, dm, m, sizeof(m));
-	train_sgd_params sp = {.lr = 0.1, .momentum = 0.9, .dampening = 0, .weight_decay = 1e-3,
-	                       .nesterov = true};
+	train_sgd_params sp = {
+	    .lr = 0.1, .momentum = 0.9, .dampening = 0, .weight_decay = 1e-3, .nesterov = true};
 	cpu->sgd_step(cpu, w, gr, m, P, &sp, false);
 	gpu->sgd_step(gpu, dw, dgr, dm, P, &sp, false);
 	gpu->download(gpu, w2, dw, sizeof(w2));
 	gpu->download(gpu, m2, dm, sizeof(m2));
 	ck_assert(memcmp(w, w2, sizeof(w)) == 0 && memcmp(m, m2, sizeof(m)) == 0);
 	gpu->upload(gpu, dv, v, sizeof(v));
-	train_adam_params ap = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
-	                        .weight_decay = 1e-2, .decoupled = true,
+	train_adam_params ap = {.lr = 1e-3,
+	                        .beta1 = 0.9,
+	                        .beta2 = 0.999,
+	                        .eps = 1e-8,
+	                        .weight_decay = 1e-2,
+	                        .decoupled = true,
 	                        .step_size = 1e-3 / (1 - 0.9 * 0.9),
 	                        .bias_correction2_sqrt = sqrt(1 - 0.999 * 0.999)};
 	cpu->adam_step(cpu, w, gr, m, v, P, &ap);
@@ -327,8 +331,10 @@ START_TEST(test_cuda_training_matches_cpu)
 	double worst = 0;
 	for (size_t i = 0; i < 4; i++) {
 		const ckpt_tensor_info *ta, *tb;
-		ck_assert_int_eq(ckpt_checkpoint_find_tensor(&ta, ca, CKPT_GROUP_MODEL, names[i]), 0);
-		ck_assert_int_eq(ckpt_checkpoint_find_tensor(&tb, cb, CKPT_GROUP_MODEL, names[i]), 0);
+		ck_assert_int_eq(ckpt_checkpoint_find_tensor(&ta, ca, CKPT_GROUP_MODEL, names[i]),
+		                 0);
+		ck_assert_int_eq(ckpt_checkpoint_find_tensor(&tb, cb, CKPT_GROUP_MODEL, names[i]),
+		                 0);
 		ck_assert_str_eq(tb->device, "cuda:0");
 		ck_assert_uint_eq(ta->nbytes, tb->nbytes);
 		float *x = malloc(ta->nbytes), *y = malloc(tb->nbytes);
