@@ -369,6 +369,7 @@ typedef struct train_persister {
 	ckpt_store *store;
 	bool quiet;
 	unsigned delay_ms; /* CKPT_TRAIN_TEST_PERSIST_DELAY_MS: widen the window for tests */
+	bool disabled;     /* CKPT_TRAIN_BENCH_NO_CHECKPOINT: the baseline of bench_gpu.sh */
 	train_snapshot slots[2];
 	int next; /* slot the next snapshot fills */
 	pthread_t thread;
@@ -445,6 +446,8 @@ static int persister_init(train_persister *p, train_backend *be, train_mlp *mode
 	const char *delay = getenv("CKPT_TRAIN_TEST_PERSIST_DELAY_MS");
 	if (delay && *delay)
 		p->delay_ms = (unsigned)strtoul(delay, NULL, 10);
+	const char *off = getenv("CKPT_TRAIN_BENCH_NO_CHECKPOINT");
+	p->disabled = off && strcmp(off, "1") == 0;
 	size_t np = train_mlp_param_count(model), ns = eventual_state_count(opt);
 	size_t total = 0;
 	for (size_t i = 0; i < np; i++)
@@ -1349,6 +1352,15 @@ int train_run(train_config *cfg, train_result *res)
 			goto out;
 		}
 
+		if (pers.disabled) { /* benchmarks only: the same loop without any checkpoint */
+			if (!cfg->quiet) {
+				printf("epoch %u/%u  %.3fs  (not checkpointed: "
+				       "CKPT_TRAIN_BENCH_NO_CHECKPOINT=1)\n",
+				       epoch, cfg->epochs, t_epoch);
+				fflush(stdout);
+			}
+			continue;
+		}
 		/* snapshot now; the commit runs on the persist thread while the next epoch trains
 		 */
 		train_snapshot *s = NULL;
