@@ -25,6 +25,7 @@
 
 #include "ckpt/store.h"
 #include "fs/cli.h"
+#include "fs/view_int.h"
 
 void cli_error(const char *fmt, ...)
 {
@@ -110,7 +111,7 @@ static int open_snapshot(ckpt_snapshot **out, ckpt_store *s)
 	return 0;
 }
 
-/* Open @p path read-only and list its checkpoints in one snapshot (cli_log, cli_verify).
+/* Open @p path read-only and list its checkpoints in one snapshot (cli_verify).
  * Returns 0, or 1 after one error line with everything released. */
 static int open_listing(ckpt_store **out_store, ckpt_snapshot **out_snap, uint64_t **out_epochs,
                         size_t *out_count, const char *path)
@@ -255,11 +256,6 @@ out:
 
 /* ---- log ---- */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 int cli_log(int argc, char **argv)
 {
 	int rc = simple_options(argc, argv, "log STORE", 1);
@@ -269,51 +265,29 @@ int cli_log(int argc, char **argv)
 	ckpt_store *s;
 	ckpt_snapshot *snap = NULL;
 	uint64_t *epochs = NULL;
+	const ckpt_checkpoint **ckpts = NULL;
 	const char **names = NULL;
-	size_t n = 0, nnames = 0, cap = 0;
+	size_t n = 0, nnames = 0;
 	int status = 1;
-	if (open_listing(&s, &snap, &epochs, &n, path))
+	if (open_store(&s, path, CKPT_OPEN_READONLY))
 		return 1;
-	/* columns: the union of metric names, sorted */
-	for (size_t i = 0; i < n; i++) {
-		const ckpt_checkpoint *c;
-		if (ckpt_snapshot_checkpoint(&c, snap, epochs[i])) {
-			cli_error("%s", ckpt_last_error());
-			goto out;
-		}
-		for (size_t k = 0; k < ckpt_checkpoint_metric_count(c); k++) {
-			const char *mn;
-			if (ckpt_checkpoint_metric_at(c, k, &mn, NULL))
-				continue;
-			bool seen = false;
-			for (size_t j = 0; j < nnames && !seen; j++)
-				seen = strcmp(names[j], mn) == 0;
-			if (seen)
-				continue;
-			if (nnames == cap) {
-				cap = cap ? cap * 2 : 8;
-				const char **nn = realloc(names, cap * sizeof(*nn));
-				if (!nn) {
-					cli_error("out of memory");
-					goto out;
-				}
-				names = nn;
-			}
-			names[nnames++] = mn;
-		}
+	if (open_snapshot(&snap, s))
+		goto out;
+	if (view_load_checkpoints(&epochs, &ckpts, &n, snap)) {
+		cli_error("cannot list %s (%s)", path, ckpt_last_error());
+		goto out;
 	}
-	if (nnames)
-		qsort(names, nnames, sizeof(*names), cmp_str);
+	/* columns: the union of metric names, sorted (history.csv's columns) */
+	if (view_metric_names(&names, &nnames, ckpts, n)) {
+		cli_error("out of memory");
+		goto out;
+	}
 	printf("%-10s %10s", "epoch", "step");
 	for (size_t j = 0; j < nnames; j++)
 		printf(" %12s", names[j]);
 	printf(" best\n");
 	for (size_t i = 0; i < n; i++) {
-		const ckpt_checkpoint *c;
-		if (ckpt_snapshot_checkpoint(&c, snap, epochs[i])) { /* cached above: cannot fail */
-			cli_error("%s", ckpt_last_error());
-			goto out;
-		}
+		const ckpt_checkpoint *c = ckpts[i];
 		char en[32];
 		epoch_name(en, sizeof(en), epochs[i]);
 		printf("%-10s %10" PRIu64, en, ckpt_checkpoint_step(c));
@@ -330,6 +304,7 @@ int cli_log(int argc, char **argv)
 	status = 0;
 out:
 	free(names);
+	free(ckpts);
 	free(epochs);
 	ckpt_snapshot_close(snap);
 	ckpt_store_close(s);

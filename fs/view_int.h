@@ -82,6 +82,12 @@ int view_render_run_json(view_layout *out, ckpt_store *store);
 int view_load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
                           size_t *out_count, ckpt_snapshot *snap);
 int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap);
+/**
+ * The union of the metric names of @p ckpts, sorted bytewise: *out is a malloc'd array (free()
+ * it) of names borrowed from the checkpoints. @return 0 or -ENOMEM.
+ */
+int view_metric_names(const char ***out, size_t *out_count, const ckpt_checkpoint *const *ckpts,
+                      size_t count);
 /** history.csv of checkpoints already loaded (ascending epochs). */
 int view_render_history_of(view_layout *out, const ckpt_checkpoint *const *ckpts, size_t count);
 int view_render_metrics(view_layout *out, ckpt_snapshot *snap, const ckpt_checkpoint *c);

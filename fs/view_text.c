@@ -358,11 +358,6 @@ static void text_csv_field(text *t, const char *s)
 	text_add(t, "\"", 1);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 int view_load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
                           size_t *out_count, ckpt_snapshot *snap)
 {
@@ -408,36 +403,56 @@ int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap
 	return rc;
 }
 
-int view_render_history_of(view_layout *out, const ckpt_checkpoint *const *ckpts, size_t count)
+int view_metric_names(const char ***out, size_t *out_count, const ckpt_checkpoint *const *ckpts,
+                      size_t count)
 {
 	const char **names = NULL;
-	size_t nnames = 0, names_cap = 0;
-	text t = {0};
-	int rc = 0;
-	/* the union of metric names, sorted */
+	size_t nnames = 0, cap = 0;
+	*out = NULL;
+	*out_count = 0;
 	for (size_t i = 0; i < count; i++) {
 		size_t m = ckpt_checkpoint_metric_count(ckpts[i]);
 		for (size_t k = 0; k < m; k++) {
 			const char *name;
-			double value;
-			if (ckpt_checkpoint_metric_at(ckpts[i], k, &name, &value) != 0)
+			if (ckpt_checkpoint_metric_at(ckpts[i], k, &name, NULL) != 0)
 				continue;
-			if (nnames && bsearch(&name, names, nnames, sizeof(*names), cmp_str))
+			size_t at = 0, hi = nnames; /* insertion point: names stay sorted */
+			while (at < hi) {
+				size_t mid = at + (hi - at) / 2;
+				if (strcmp(names[mid], name) < 0)
+					at = mid + 1;
+				else
+					hi = mid;
+			}
+			if (at < nnames && strcmp(names[at], name) == 0)
 				continue;
-			if (nnames == names_cap) {
-				size_t cap = names_cap ? names_cap * 2 : 16;
+			if (nnames == cap) {
+				cap = cap ? cap * 2 : 16;
 				const char **grown = realloc(names, cap * sizeof(*names));
 				if (!grown) {
-					rc = -ENOMEM;
-					goto out;
+					free(names);
+					return -ENOMEM;
 				}
 				names = grown;
-				names_cap = cap;
 			}
-			names[nnames++] = name;
-			qsort(names, nnames, sizeof(*names), cmp_str);
+			memmove(&names[at + 1], &names[at], (nnames - at) * sizeof(*names));
+			names[at] = name;
+			nnames++;
 		}
 	}
+	*out = names;
+	*out_count = nnames;
+	return 0;
+}
+
+int view_render_history_of(view_layout *out, const ckpt_checkpoint *const *ckpts, size_t count)
+{
+	const char **names;
+	size_t nnames;
+	text t = {0};
+	int rc = view_metric_names(&names, &nnames, ckpts, count);
+	if (rc)
+		return rc;
 	text_str(&t, "epoch,step,time");
 	for (size_t k = 0; k < nnames; k++) {
 		text_add(&t, ",", 1);
@@ -465,7 +480,6 @@ int view_render_history_of(view_layout *out, const ckpt_checkpoint *const *ckpts
 	rc = t.rc;
 	if (!rc)
 		rc = view_layout_add_bytes(out, t.buf, t.len);
-out:
 	free(t.buf);
 	free(names);
 	return rc;
