@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# tests/bench/bench_gpu.sh - ckpt-train on the GPU: the cost of checkpointing every epoch (stall
+# ratio, goal <= 1.02) and epochs/s against PyTorch on the same GPU doing the same training with
+# torch.save of model + optimizer every epoch (goal: not slower). Skips without a GPU.
+#
+# ckpt-train's steady epoch time is (T(1 + E epochs) - T(1 epoch)) / E of whole runs, so start-up
+# (data loading, CUDA and cuBLAS initialization) and the first epoch's warm-up cancel out; the
+# baseline is the same loop with CKPT_TRAIN_BENCH_NO_CHECKPOINT=1 (no snapshot, no commit).
+# Stores are written with fsync, as PyTorch's checkpoints (flush + fsync). PyTorch's figure is
+# the median epoch time of epochs 2..E of tests/bench/train_torch_gpu_peer.py. Two models: the
+# default MLP (784,256,128,10, batch 128) and a wide one (784,4096,4096,10, batch 512: a 160 MB
+# checkpoint per epoch, parameters + momentum). Medians of BENCH_RUNS (default 3) alternating
+# runs. Environment: BENCH_RUNS, BENCH_GPU_EPOCHS (default 10), TORCH_PYTHON (python3),
+# CKPT_BIN_DIR (prebuilt programs, default build/bin).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${BENCH_RUNS:-3}
+E=${BENCH_GPU_EPOCHS:-10}
+PY=${TORCH_PYTHON:-python3}
+BIN=${CKPT_BIN_DIR:-build/bin}
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -n 1) || [ -z "$gpu" ]; then
+	echo "bench_gpu: skipped (no GPU/driver: nvidia-smi finds no GPU)"
+	exit 0
+fi
+if [ -z "${CKPT_BIN_DIR:-}" ]; then
+	make -s --no-print-directory CUDA=1 all || exit 1
+fi
+DATA=/usr/share/datasets/fashion-mnist
+data_arg=fashion-mnist
+[ -e "$DATA/train-images-idx3-ubyte.gz" ] || [ -e "$DATA/train-images-idx3-ubyte" ] || {
+	DATA=synthetic
+	data_arg=synthetic
+}
+have_torch=0
+"$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && have_torch=1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# seconds of one whole ckpt-train run: run_train EPOCHS LAYERS BATCH [env...]
+run_train() {
+	local epochs=$1 layers=$2 batch=$3
+	shift 3
+	rm -rf "$work/store"
+	local t0 t1
+	t0=$(date +%s%N)
+	env "$@" "$BIN/ckpt-train" --store "$work/store" --device cuda --data "$data_arg" \
+		--layers "$layers" --batch-size "$batch" --optimizer sgd --lr 0.1 --momentum 0.9 \
+		--epochs "$epochs" --quiet || return 1
+	t1=$(date +%s%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", (b - a) / 1e9 }'
+}
+
+echo "machine: $gpu; $(nproc) CPUs; $(uname -r)"
+echo "data: $DATA; $E steady epochs per run; $RUNS runs; stores and .pt files in $(df -P "$work" | awk 'NR == 2 { print $1 }') with fsync"
+for cfg in "784,256,128,10 128" "784,4096,4096,10 512"; do
+	read -r layers batch <<<"$cfg"
+	ck=() no=() tsave=() tnosave=()
+	for r in $(seq 1 "$RUNS"); do
+		a1=$(run_train 1 "$layers" "$batch") || exit 1
+		aN=$(run_train $((E + 1)) "$layers" "$batch") || exit 1
+		b1=$(run_train 1 "$layers" "$batch" CKPT_TRAIN_BENCH_NO_CHECKPOINT=1) || exit 1
+		bN=$(run_train $((E + 1)) "$layers" "$batch" CKPT_TRAIN_BENCH_NO_CHECKPOINT=1) || exit 1
+		ck+=("$(awk -v a="$a1" -v b="$aN" -v e="$E" 'BEGIN { printf "%.5f", (b - a) / e }')")
+		no+=("$(awk -v a="$b1" -v b="$bN" -v e="$E" 'BEGIN { printf "%.5f", (b - a) / e }')")
+		line="run $r ($layers, batch $batch): ckpt-train ${ck[-1]} s/epoch checkpointed, ${no[-1]} s without"
+		if [ $have_torch = 1 ]; then
+			mkdir -p "$work/pt" && rm -f "$work/pt"/*
+			t=$("$PY" tests/bench/train_torch_gpu_peer.py "$DATA" "$layers" "$batch" $((E + 1)) "$work/pt") || exit 1
+			tsave+=("$(sed -n 's/^steady_epoch_seconds //p' <<<"$t")")
+			rm -f "$work/pt"/*
+			t=$("$PY" tests/bench/train_torch_gpu_peer.py "$DATA" "$layers" "$batch" $((E + 1)) "$work/pt" --no-save) || exit 1
+			tnosave+=("$(sed -n 's/^steady_epoch_seconds //p' <<<"$t")")
+			line+="; pytorch ${tsave[-1]} s with torch.save, ${tnosave[-1]} s without"
+		fi
+		echo "$line"
+	done
+	c=$(printf '%s\n' "${ck[@]}" | median)
+	n=$(printf '%s\n' "${no[@]}" | median)
+	echo "RESULT $layers batch $batch: ckpt-train $c s/epoch checkpointing every epoch, $n s without: stall ratio $(awk -v a="$c" -v b="$n" 'BEGIN { printf "%.3f", a / b }') (goal <= 1.02); $(awk -v a="$c" 'BEGIN { printf "%.2f", 1 / a }') epochs/s"
+	if [ $have_torch = 1 ]; then
+		s=$(printf '%s\n' "${tsave[@]}" | median)
+		u=$(printf '%s\n' "${tnosave[@]}" | median)
+		echo "RESULT $layers batch $batch: pytorch $("$PY" -c 'import torch; print(torch.__version__)') $s s/epoch with torch.save every epoch, $u s without (ratio $(awk -v a="$s" -v b="$u" 'BEGIN { printf "%.3f", a / b }')); ckpt-train epochs/s / pytorch epochs/s: $(awk -v a="$s" -v b="$c" 'BEGIN { printf "%.2f", a / b }')x (goal >= 1)"
+	else
+		echo "RESULT pytorch: not measured ($PY has no torch with CUDA)"
+	fi
+done

@@ -1,0 +1,95 @@
+"""tests/bench/train_torch_gpu_peer.py - the PyTorch peer of bench_gpu.sh
+
+The same MLP (nn.Linear fc1..fcN, ReLU, cross-entropy), SGD (lr 0.1, momentum 0.9), batch size
+and data as ckpt-train on the GPU: the data set resident on the device, batches gathered by index
+(no DataLoader), a validation and a test pass per epoch, and, unless --no-save, torch.save of
+{'model': state_dict, 'optimizer': state_dict, 'epoch': n} into DIR/checkpoint-N.pt every epoch,
+flushed to disk (fsync), as the PyTorch tutorial's checkpoint loop does. Data: Fashion-MNIST IDX
+files, or a synthetic set of the same size when DATA is "synthetic".
+usage: python3 train_torch_gpu_peer.py DATA LAYERS BATCH EPOCHS DIR [--no-save]
+prints one line per epoch: "epoch N seconds S" and at the end "steady_epoch_seconds S" (median of
+epochs 2..N: the first pays CUDA's and cuBLAS's warm-up)
+"""
+import gzip
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def idx(path):
+    if not os.path.exists(path):
+        path += ".gz"
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def main():
+    data, layers, batch, epochs, out_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    save = "--no-save" not in sys.argv[6:]
+    dev = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = False  # float32 GEMMs, as ckpt-train computes them
+    sizes = [int(s) for s in layers.split(",")]
+    if data == "synthetic":
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(60000, sizes[0], generator=g)
+        y = torch.randint(0, sizes[-1], (60000,), generator=g)
+        tx, ty = x[:10000].clone(), y[:10000].clone()
+    else:
+        x = torch.from_numpy(idx(data + "/train-images-idx3-ubyte").reshape(-1, sizes[0]).astype(np.float32) / 255.0)
+        y = torch.from_numpy(idx(data + "/train-labels-idx1-ubyte").astype(np.int64))
+        tx = torch.from_numpy(idx(data + "/t10k-images-idx3-ubyte").reshape(-1, sizes[0]).astype(np.float32) / 255.0)
+        ty = torch.from_numpy(idx(data + "/t10k-labels-idx1-ubyte").astype(np.int64))
+    x, y, tx, ty = x.to(dev), y.to(dev), tx.to(dev), ty.to(dev)
+    val = 5000
+    n_fit = x.shape[0] - val
+    mods = []
+    for i in range(len(sizes) - 1):
+        mods.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        if i + 2 < len(sizes):
+            mods.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*mods).to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    torch.manual_seed(0)
+    times = []
+    for epoch in range(1, epochs + 1):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        perm = torch.randperm(n_fit, device=dev)
+        loss_sum = 0.0
+        for off in range(0, n_fit, batch):
+            i = perm[off:off + batch]
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x[i]), y[i])
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item()  # ckpt-train checks every batch's loss too
+        with torch.no_grad():
+            for xs, ys in ((x[n_fit:], y[n_fit:]), (tx, ty)):
+                correct = 0
+                for off in range(0, xs.shape[0], 1024):
+                    o = model(xs[off:off + 1024])
+                    F.cross_entropy(o, ys[off:off + 1024])
+                    correct += int((o.argmax(1) == ys[off:off + 1024]).sum())
+        if save:
+            path = os.path.join(out_dir, "checkpoint-%d.pt" % epoch)
+            with open(path, "wb") as f:
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch}, f)
+                f.flush()
+                os.fsync(f.fileno())
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+        print("epoch %d seconds %.4f" % (epoch, times[-1]), flush=True)
+    steady = statistics.median(times[1:]) if len(times) > 1 else times[0]
+    print("steady_epoch_seconds %.4f" % steady)
+
+
+main()
