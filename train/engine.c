@@ -3,9 +3,13 @@
  * Invariants: the store sees exactly one commit per finished epoch (ckpt_writer_commit), never
  * a partial one; bad input is detected before the store is created or touched; a resumed run
  * restores everything the next epoch reads (parameters, optimizer state, steps, RNG), so k
- * epochs + resume to N is byte-identical to N straight. The checkpoint is taken in two steps,
- * snapshot (device -> host copies) then persist (store commit), so a later backend can persist
- * in the background while the next epoch trains.
+ * epochs + resume to N is byte-identical to N straight. The checkpoint is taken in two steps:
+ * snapshot (device -> host copies into one of two staging slots, pinned memory and a copy
+ * stream on CUDA, a memcpy on the CPU) then persist (the store commit) on a background thread
+ * while the next epoch trains. At most one commit is in flight; the loop waits only when the
+ * previous one still runs at the end of the next epoch. A failed commit stops training at the
+ * next batch; SIGINT/SIGTERM, errors and the end of the run wait for the commit in flight, so
+ * no finished epoch is lost and the epoch line on stdout appears only once it is committed.
  */
 #include <errno.h>
 #include <inttypes.h>

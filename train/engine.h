@@ -2,6 +2,13 @@
  *
  * One run = one store. Every epoch ends in ONE store commit (parameters, optimizer state,
  * counters, schedule, RNG, metrics); nothing is written for an epoch that did not finish.
+ * The commit of epoch N runs on a background thread while epoch N+1 trains (train/engine.c).
+ *
+ * Environment knobs for tests and benchmarks only:
+ *   CKPT_TRAIN_TEST_PERSIST_DELAY_MS=N  hold each commit open N ms before committing
+ *   CKPT_TRAIN_BENCH_NO_CHECKPOINT=1    train without snapshots or commits (the baseline of
+ *                                       tests/bench/bench_gpu.sh; the store stays empty)
+ *   CKPT_TRAIN_CUDA_PLUGIN=PATH         the CUDA plug-in to load for --device cuda[:N]
  *
  * What a checkpoint holds besides tensors (extra-state keys, all JSON text except none):
  *   optimizer.name          "sgd" | "adam" | "adamw"

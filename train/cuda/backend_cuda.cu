@@ -580,9 +580,10 @@ train_cuda_plugin_create(train_backend **out, int index, char *msg, size_t msgle
 		cublasStatus_t st = cublasCreate(&p->blas);
 		if (st == CUBLAS_STATUS_SUCCESS)
 			st = cublasSetStream(p->blas, p->compute);
-		/* no TF32 tensor-op shortcuts: float32 GEMMs as the CPU computes them */
+		/* float32 GEMMs as the CPU computes them: no TF32 tensor ops (the default math
+		 * mode allows them only when asked, e.g. NVIDIA_TF32_OVERRIDE; say so here) */
 		if (st == CUBLAS_STATUS_SUCCESS)
-			st = cublasSetMathMode(p->blas, CUBLAS_PEDANTIC_MATH);
+			st = cublasSetMathMode(p->blas, CUBLAS_DEFAULT_MATH);
 		if (st != CUBLAS_STATUS_SUCCESS) {
 			snprintf(msg, msglen, "cannot start cuBLAS on cuda:%d (%s)", index,
 			         cublasGetStatusString(st));
