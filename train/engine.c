@@ -878,9 +878,17 @@ static void format_eta(char *buf, size_t len, double seconds)
 		snprintf(buf, len, "%u:%02u", s / 60, s % 60);
 }
 
-static int stop_message(const train_config *c, uint32_t epoch, uint32_t batch, uint32_t nbatches,
-                        uint32_t last_saved, int sig)
+/* A stop signal arrived: let the commit in flight finish (no committed epoch is lost), then
+ * say where the store ends. @return the error ckpt-train exits with. */
+static int stop_on_signal(train_persister *p, train_result *res, const train_config *c,
+                          uint32_t epoch, uint32_t batch, uint32_t nbatches)
 {
+	int sig = stop_signal;
+	res->signal = sig;
+	int rc = persist_settle(p, res);
+	if (rc)
+		return rc;
+	uint32_t last_saved = res->last_epoch;
 	const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
 	if (last_saved == 0)
 		return train_fail(
@@ -1281,14 +1289,7 @@ int train_run(train_config *cfg, train_result *res)
 		uint64_t correct = 0;
 		for (uint32_t b = 0; b < nbatches; b++) {
 			if (stop_signal) {
-				/* the commit in flight finishes first: no committed epoch is lost
-				 */
-				int sig = stop_signal;
-				rc = persist_settle(&pers, res);
-				if (!rc)
-					rc = stop_message(cfg, epoch, b, nbatches, res->last_epoch,
-					                  sig);
-				res->signal = sig;
+				rc = stop_on_signal(&pers, res, cfg, epoch, b, nbatches);
 				goto out;
 			}
 			if (persister_failed(&pers)) {
@@ -1347,12 +1348,7 @@ int train_run(train_config *cfg, train_result *res)
 		if (tty)
 			fprintf(stderr, "\r\033[K");
 		if (stop_signal) {
-			int sig = stop_signal;
-			rc = persist_settle(&pers, res);
-			if (!rc)
-				rc = stop_message(cfg, epoch, nbatches, nbatches, res->last_epoch,
-				                  sig);
-			res->signal = sig;
+			rc = stop_on_signal(&pers, res, cfg, epoch, nbatches, nbatches);
 			goto out;
 		}
 
