@@ -509,6 +509,36 @@ static size_t align8(size_t n)
 	return (n + 7) & ~(size_t)7;
 }
 
+static int cmp_tensor_key(const void *a, const void *b)
+{
+	const ckpt_tensor_info *x = *(const ckpt_tensor_info *const *)a;
+	const ckpt_tensor_info *y = *(const ckpt_tensor_info *const *)b;
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* The writer refuses a name given twice in one group; a record holding one anyway would show
+ * two files of one name in a directory of the view. */
+static int check_unique_names(const store_ckpt_rec *rec, char *why, size_t whylen)
+{
+	if (rec->ntensors < 2)
+		return 0;
+	const ckpt_tensor_info **v = malloc(rec->ntensors * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < rec->ntensors; i++)
+		v[i] = &rec->tensors[i];
+	qsort(v, rec->ntensors, sizeof(*v), cmp_tensor_key);
+	int rc = 0;
+	for (size_t i = 1; i < rec->ntensors && !rc; i++)
+		if (cmp_tensor_key(&v[i - 1], &v[i]) == 0)
+			rc = corrupt(why, whylen, "tensor name %s appears twice in group %d",
+			             v[i]->name, (int)v[i]->group);
+	free(v);
+	return rc;
+}
+
 int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *why, size_t whylen)
 {
 	*out = NULL;
@@ -666,6 +696,8 @@ int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *w
 		rc = corrupt(why, whylen, "checkpoint record has %zu trailing bytes", c.left);
 		goto fail;
 	}
+	if ((rc = check_unique_names(rec, why, whylen)))
+		goto fail;
 	rec->nbytes = sum;
 	*out = rec;
 	return 0;

@@ -1523,6 +1523,50 @@ START_TEST(test_tensor_records_needing_more_than_2_32_chunks_are_corrupt)
 }
 END_TEST
 
+/* two files of one name in a view directory: a record the writer would never produce */
+START_TEST(test_tensor_records_with_a_name_twice_in_one_group_are_corrupt)
+{
+	float v[2] = {1, 2};
+	uint64_t shape[1] = {2};
+	ckpt_tensor_info t[3];
+	const char *names[3] = {"w", "b", "w"};
+	ckpt_tensor_group groups[3] = {CKPT_GROUP_MODEL, CKPT_GROUP_MODEL, CKPT_GROUP_OPTIMIZER};
+	for (int round = 0; round < 2; round++) {
+		if (round == 1)
+			groups[2] = CKPT_GROUP_MODEL; /* now "w" is twice in the model group */
+		for (int i = 0; i < 3; i++) {
+			t[i] = (ckpt_tensor_info){
+			    .name = names[i],
+			    .group = groups[i],
+			    .dtype = CKPT_DTYPE_FLOAT32,
+			    .ndim = 1,
+			    .shape = {shape[0]},
+			    .device = "cpu",
+			    .nbytes = sizeof(v),
+			    .chunk_size = 64,
+			    .nchunks = 1,
+			};
+		}
+		store_ckpt_rec rec = {.epoch = 1, .ntensors = 3, .tensors = t};
+		uint8_t *buf;
+		size_t len;
+		OK(store_ckpt_encode(&buf, &len, &rec));
+		store_ckpt_rec *r = NULL;
+		char why[200] = "";
+		int rc = store_ckpt_decode(&r, buf, len, why, sizeof(why));
+		free(buf);
+		if (round == 0) {
+			ck_assert_msg(rc == 0, "same name in two groups: %s", why);
+			ck_assert_uint_eq(r->ntensors, 3);
+		} else {
+			ck_assert_int_eq(rc, CKPT_ECORRUPT);
+			ck_assert_ptr_nonnull(strstr(why, "twice"));
+		}
+		store_ckpt_free(r);
+	}
+}
+END_TEST
+
 START_TEST(test_read_only_store_refuses_writes_and_opens_in_a_read_only_directory)
 {
 	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
@@ -1610,6 +1654,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_newer_schema_is_refused);
 	tcase_add_test(tc, test_corrupt_records_give_errors_with_context);
 	tcase_add_test(tc, test_tensor_records_needing_more_than_2_32_chunks_are_corrupt);
+	tcase_add_test(tc, test_tensor_records_with_a_name_twice_in_one_group_are_corrupt);
 	tcase_add_test(tc, test_read_only_store_refuses_writes_and_opens_in_a_read_only_directory);
 	suite_add_tcase(su, tc);
 	return su;
