@@ -173,7 +173,7 @@ int render_safetensors(view_layout *out, const ckpt_store *store, const ckpt_che
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = view_layout_add_tensor(out, tensors[i], false);
 	if (rc)
-		render_fail(rc, "epoch %" PRIu64 ": model.safetensors: out of memory", epoch);
+		render_fail(rc, "epoch %" PRIu64 ": model.safetensors: %s", epoch, strerror(-rc));
 out:
 	free(h.data);
 	free(tensors);
