@@ -117,7 +117,8 @@ if [ $rc -eq 1 ] && [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "cuda:$ngpu.*ou
 else
 	fail "cuda:$ngpu (past the last GPU): exit $rc: $(cat "$work/err")"
 fi
-"$TRAIN" --store "$work/bad" --device cuda --layers 784,65536,65536,65536,10 --data synthetic \
+# five 65536 x 65536 layers: 80 GiB of weights, 240 GiB with gradients and momentum
+"$TRAIN" --store "$work/bad" --device cuda --layers 784,65536,65536,65536,65536,65536,65536,10 --data synthetic \
 	--epochs 1 --quiet 2>"$work/err"
 rc=$?
 if [ $rc -eq 1 ] && [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "out of GPU memory on cuda:0.*bytes" "$work/err" &&

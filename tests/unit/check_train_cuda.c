@@ -23,6 +23,20 @@
 #include "train/error.h"
 #include "train/rng.h"
 
+/* Only for this sanitized test binary: CUDA's driver maps memory where ASan keeps its shadow
+ * gap, and allocates for the life of the process. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "protect_shadow_gap=0";
+}
+
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:libcuda.so\nleak:libcudart\nleak:libcublas\nleak:ckpt-train-cuda.so\n";
+}
+
 static char tmpdir[256];
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
