@@ -158,11 +158,6 @@ static int simple_options(int argc, char **argv, const char *usage, int npos)
 	return -1;
 }
 
-static void epoch_name(char *buf, size_t len, uint64_t epoch)
-{
-	snprintf(buf, len, "epoch-%04" PRIu64, epoch);
-}
-
 static int resolve_or_fail(uint64_t *out, ckpt_snapshot *snap, const char *store, const char *spec)
 {
 	int rc = cli_resolve_epoch(out, snap, spec);
@@ -222,7 +217,7 @@ int cli_info(int argc, char **argv)
 	char name[32];
 	uint64_t e;
 	if (ckpt_snapshot_latest(&e, snap) == 0) {
-		epoch_name(name, sizeof(name), e);
+		view_epoch_name(name, sizeof(name), e);
 		printf("latest: %s\n", name);
 	} else {
 		printf("latest: none\n");
@@ -230,7 +225,7 @@ int cli_info(int argc, char **argv)
 	if (ckpt_snapshot_best(&e, snap) == 0) {
 		const ckpt_checkpoint *c;
 		double v;
-		epoch_name(name, sizeof(name), e);
+		view_epoch_name(name, sizeof(name), e);
 		printf("best: %s\n", name);
 		if (ckpt_snapshot_checkpoint(&c, snap, e) == 0 &&
 		    ckpt_checkpoint_metric(c, m->monitor, &v) == 0)
@@ -289,7 +284,7 @@ int cli_log(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		const ckpt_checkpoint *c = ckpts[i];
 		char en[32];
-		epoch_name(en, sizeof(en), epochs[i]);
+		view_epoch_name(en, sizeof(en), epochs[i]);
 		printf("%-10s %10" PRIu64, en, ckpt_checkpoint_step(c));
 		for (size_t j = 0; j < nnames; j++) {
 			double v;
@@ -382,7 +377,7 @@ int cli_verify(int argc, char **argv)
 		return 1;
 	for (size_t i = 0; i < n; i++) {
 		char en[32];
-		epoch_name(en, sizeof(en), epochs[i]);
+		view_epoch_name(en, sizeof(en), epochs[i]);
 		const ckpt_checkpoint *c;
 		if (ckpt_snapshot_checkpoint(&c, snap, epochs[i])) {
 			cli_error("%s: bad checkpoint record (%s)", en, ckpt_last_error());
