@@ -378,7 +378,7 @@ typedef struct train_persister {
 	int next; /* slot the next snapshot fills */
 	pthread_t thread;
 	bool running;
-	atomic_int done;
+	atomic_int failed; /* set by the thread when its commit failed; read once per batch */
 	train_snapshot *inflight;
 	int rc;
 	char msg[1024];
@@ -446,7 +446,7 @@ static int persister_init(train_persister *p, train_backend *be, train_mlp *mode
 	memset(p, 0, sizeof(*p));
 	p->be = be;
 	p->quiet = quiet;
-	atomic_init(&p->done, 0);
+	atomic_init(&p->failed, 0);
 	const char *delay = getenv("CKPT_TRAIN_TEST_PERSIST_DELAY_MS");
 	if (delay && *delay)
 		p->delay_ms = (unsigned)strtoul(delay, NULL, 10);
@@ -615,7 +615,7 @@ static void *persist_thread(void *arg)
 		fflush(stdout);
 	}
 	p->rc = rc;
-	atomic_store(&p->done, 1);
+	atomic_store(&p->failed, rc != 0);
 	return NULL;
 }
 
@@ -636,7 +636,7 @@ static int persister_wait(train_persister *p)
 /* True if the commit in flight has failed (the loop stops at the next batch). */
 static bool persister_failed(train_persister *p)
 {
-	return p->running && atomic_load(&p->done) && p->rc;
+	return p->running && atomic_load(&p->failed);
 }
 
 /* Wait for the commit in flight and account for it in @p res. */
@@ -659,7 +659,7 @@ static int persister_start(train_persister *p, train_snapshot *s)
 	p->inflight = s;
 	p->rc = 0;
 	p->msg[0] = '\0';
-	atomic_store(&p->done, 0);
+	atomic_store(&p->failed, 0);
 	/* signals stay with the training thread, which decides when to stop */
 	sigset_t block, old;
 	sigemptyset(&block);
