@@ -372,6 +372,7 @@ typedef struct train_persister {
 	train_backend *be;
 	ckpt_store *store;
 	bool quiet;
+	bool tty; /* progress is drawn on stderr: clear it before an epoch line */
 	unsigned delay_ms; /* CKPT_TRAIN_TEST_PERSIST_DELAY_MS: widen the window for tests */
 	bool disabled;     /* CKPT_TRAIN_BENCH_NO_CHECKPOINT: the baseline of bench_gpu.sh */
 	train_snapshot slots[2];
@@ -611,6 +612,8 @@ static void *persist_thread(void *arg)
 			ckpt_snapshot_close(check);
 		}
 		/* printed once the epoch is committed: a line on stdout means a durable epoch */
+		if (p->tty)
+			fprintf(stderr, "\r\033[K");
 		printf("%s%s\n", s->line, is_best ? "  *best" : "");
 		fflush(stdout);
 	}
@@ -1278,6 +1281,7 @@ int train_run(train_config *cfg, train_result *res)
 	res->last_epoch = start_epoch;
 
 	const bool tty = !cfg->quiet && isatty(STDERR_FILENO);
+	pers.tty = tty;
 	const uint32_t nbatches = (n_fit + cfg->batch_size - 1) / cfg->batch_size;
 	for (uint32_t epoch = start_epoch + 1; epoch <= cfg->epochs; epoch++) {
 		const double lr = train_schedule_lr(cfg, epoch - 1);
