@@ -372,7 +372,7 @@ typedef struct train_persister {
 	train_backend *be;
 	ckpt_store *store;
 	bool quiet;
-	bool tty; /* progress is drawn on stderr: clear it before an epoch line */
+	bool tty;          /* progress is drawn on stderr: clear it before an epoch line */
 	unsigned delay_ms; /* CKPT_TRAIN_TEST_PERSIST_DELAY_MS: widen the window for tests */
 	bool disabled;     /* CKPT_TRAIN_BENCH_NO_CHECKPOINT: the baseline of bench_gpu.sh */
 	train_snapshot slots[2];
