@@ -11,19 +11,24 @@
 # default MLP (784,256,128,10, batch 128) and a wide one (784,4096,4096,10, batch 512: a 160 MB
 # checkpoint per epoch, parameters + momentum). Medians of BENCH_RUNS (default 3) alternating
 # runs. Environment: BENCH_RUNS, BENCH_GPU_EPOCHS (default 10), TORCH_PYTHON (python3),
-# CKPT_BIN_DIR (prebuilt programs, default build/bin).
+# CKPT_BIN_DIR (prebuilt programs, default build/bin), BENCH_MODELS ("LAYERS BATCH;..." to
+# replace the two models), BENCH_DEVICE=cpu (the same stall measurement of the CPU backend,
+# without the PyTorch GPU peer; runs without a GPU).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${BENCH_RUNS:-3}
 E=${BENCH_GPU_EPOCHS:-10}
 PY=${TORCH_PYTHON:-python3}
 BIN=${CKPT_BIN_DIR:-build/bin}
-if ! command -v nvidia-smi >/dev/null 2>&1 || ! gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -n 1) || [ -z "$gpu" ]; then
+DEVICE=${BENCH_DEVICE:-cuda}
+if [ "$DEVICE" = cpu ]; then
+	gpu="no GPU: --device cpu, $(grep -m 1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+elif ! command -v nvidia-smi >/dev/null 2>&1 || ! gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -n 1) || [ -z "$gpu" ]; then
 	echo "bench_gpu: skipped (no GPU/driver: nvidia-smi finds no GPU)"
 	exit 0
 fi
 if [ -z "${CKPT_BIN_DIR:-}" ]; then
-	make -s --no-print-directory CUDA=1 all || exit 1
+	make -s --no-print-directory $([ "$DEVICE" = cpu ] || echo CUDA=1) all || exit 1
 fi
 DATA=/usr/share/datasets/fashion-mnist
 data_arg=fashion-mnist
@@ -32,7 +37,10 @@ data_arg=fashion-mnist
 	data_arg=synthetic
 }
 have_torch=0
-"$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && have_torch=1
+if [ "$DEVICE" != cpu ] &&
+	"$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+	have_torch=1
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -44,7 +52,7 @@ run_train() {
 	rm -rf "$work/store"
 	local t0 t1
 	t0=$(date +%s%N)
-	env "$@" "$BIN/ckpt-train" --store "$work/store" --device cuda --data "$data_arg" \
+	env "$@" "$BIN/ckpt-train" --store "$work/store" --device "$DEVICE" --data "$data_arg" \
 		--layers "$layers" --batch-size "$batch" --optimizer sgd --lr 0.1 --momentum 0.9 \
 		--epochs "$epochs" --quiet || return 1
 	t1=$(date +%s%N)
@@ -53,7 +61,8 @@ run_train() {
 
 echo "machine: $gpu; $(nproc) CPUs; $(uname -r)"
 echo "data: $DATA; $E steady epochs per run; $RUNS runs; stores and .pt files in $(df -P "$work" | awk 'NR == 2 { print $1 }') with fsync"
-for cfg in "784,256,128,10 128" "784,4096,4096,10 512"; do
+IFS=';' read -r -a models <<<"${BENCH_MODELS:-784,256,128,10 128;784,4096,4096,10 512}"
+for cfg in "${models[@]}"; do
 	read -r layers batch <<<"$cfg"
 	ck=() no=() tsave=() tnosave=()
 	for r in $(seq 1 "$RUNS"); do
@@ -83,6 +92,6 @@ for cfg in "784,256,128,10 128" "784,4096,4096,10 512"; do
 		u=$(printf '%s\n' "${tnosave[@]}" | median)
 		echo "RESULT $layers batch $batch: pytorch $("$PY" -c 'import torch; print(torch.__version__)') $s s/epoch with torch.save every epoch, $u s without (ratio $(awk -v a="$s" -v b="$u" 'BEGIN { printf "%.3f", a / b }')); ckpt-train epochs/s / pytorch epochs/s: $(awk -v a="$s" -v b="$c" 'BEGIN { printf "%.2f", a / b }')x (goal >= 1)"
 	else
-		echo "RESULT pytorch: not measured ($PY has no torch with CUDA)"
+		echo "RESULT pytorch: not measured ($([ "$DEVICE" = cpu ] && echo "BENCH_DEVICE=cpu" || echo "$PY has no torch with CUDA"))"
 	fi
 done
