@@ -473,9 +473,11 @@ void cu_snapshot_end(train_backend *be, int slot)
 	check(p, "cudaStreamWaitEvent", cudaStreamWaitEvent(p->compute, p->copied[slot], 0));
 }
 
+/* Called on the persist thread: make this thread's current device ours first. */
 void cu_snapshot_wait(train_backend *be, int slot)
 {
 	cuda_priv *p = priv_of(be);
+	check(p, "cudaSetDevice", cudaSetDevice(p->index));
 	check(p, "cudaEventSynchronize", cudaEventSynchronize(p->copied[slot]));
 }
 
