@@ -4,7 +4,8 @@
  * 8, then the tensors back to back. Tensors are ordered as the reference writer orders them:
  * by dtype alignment (itemsize) descending, then name bytewise, so the data buffer needs no
  * holes. __metadata__ holds "format":"pt", the epoch and the monitored metric, as strings.
- * Names that are not valid UTF-8 are refused (-EILSEQ): JSON cannot carry them faithfully.
+ * Names that are not valid UTF-8 are refused (-EILSEQ): JSON cannot carry them faithfully; a
+ * tensor named "__metadata__" is refused (-ENOTSUP): readers would take it for the metadata.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -121,6 +122,13 @@ int render_safetensors(view_layout *out, const ckpt_store *store, const ckpt_che
 			rc = render_fail(-EILSEQ,
 			                 "epoch %" PRIu64 ": a model tensor name is not valid UTF-8 "
 			                 "(safetensors names must be UTF-8)",
+			                 epoch);
+			goto out;
+		}
+		if (strcmp(t->name, "__metadata__") == 0) {
+			rc = render_fail(-ENOTSUP,
+			                 "epoch %" PRIu64 ": a model tensor is named '__metadata__', "
+			                 "the key safetensors reserves for its metadata",
 			                 epoch);
 			goto out;
 		}

@@ -610,6 +610,25 @@ START_TEST(test_hostile_but_valid_names_are_escaped_in_safetensors_json)
 }
 END_TEST
 
+/* A model tensor named "__metadata__" would be a second "__metadata__" key in the header, which
+ * safetensors readers reject (or take for the metadata): refused with a message. model.pt can
+ * hold the name. */
+START_TEST(test_safetensors_refuses_a_tensor_named_metadata)
+{
+	fixture f;
+	fixture_spec spec = {.device = "cpu", .bad_name = "__metadata__"};
+	fixture_open(&f, &spec);
+	view_layout l;
+	view_layout_init(&l);
+	ck_assert_int_eq(render_safetensors(&l, f.store, f.ck), -ENOTSUP);
+	ck_assert_ptr_nonnull(strstr(render_last_error(), "__metadata__"));
+	view_layout_free(&l);
+	ck_assert_int_eq(render_model_pt(&l, f.store, f.ck, NULL), 0);
+	view_layout_free(&l);
+	fixture_close(&f);
+}
+END_TEST
+
 /* Any byte range equals the same range of the whole file, across segment and chunk edges. */
 static void check_ranges(view_layout *l, ckpt_snapshot *snap)
 {
@@ -821,6 +840,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_gpu_tensors_are_written_cpu_unless_told_to_keep_or_map);
 	tcase_add_test(tc, test_names_that_are_not_utf8_are_refused_with_a_message);
 	tcase_add_test(tc, test_hostile_but_valid_names_are_escaped_in_safetensors_json);
+	tcase_add_test(tc, test_safetensors_refuses_a_tensor_named_metadata);
 	tcase_add_test(tc, test_random_range_reads_equal_the_whole_file);
 	tcase_add_test(tc, test_zip64_extras_appear_for_sizes_and_offsets_past_4gib);
 	tcase_add_test(tc, test_doubles_print_shortest_without_exponent_like_python_repr);
