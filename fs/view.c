@@ -468,6 +468,11 @@ int ckpt_view_resolve(ckpt_view_attr *out, ckpt_view *view, const char *path, bo
 				rc = lookup_in(out, view, snap, VIEW_INO_ROOT,
 				               (symlink_target(name, sizeof(name), &link), name));
 		}
+		if (!rc && *p == '/' && out->kind == CKPT_VIEW_FILE) {
+			/* "run.json/": a trailing slash names a directory, as in the kernel */
+			view_set_error("not a directory: %s", path);
+			rc = -ENOTDIR;
+		}
 	}
 	ckpt_snapshot_close(snap);
 	return rc;

@@ -319,6 +319,12 @@ START_TEST(test_missing_and_noncanonical_names_are_enoent)
 		ck_assert_msg(ckpt_view_resolve(&a, fx.view, missing[i], true) == -ENOENT, "%s",
 		              missing[i]);
 	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "run.json/x", true), -ENOTDIR);
+	/* a trailing slash after a file is ENOTDIR, as `cat mnt/run.json/` says */
+	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "run.json/", true), -ENOTDIR);
+	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "best/model/fc1.weight.npy//", false),
+	                 -ENOTDIR);
+	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "best/", false), 0);
+	ck_assert_int_eq(a.kind, CKPT_VIEW_DIR);
 	ck_assert_int_eq(ckpt_view_lookup(&a, fx.view, 2, "x"), -ENOTDIR);
 	ck_assert_int_eq(ckpt_view_getattr(&a, fx.view, 999), -ENOENT);
 	ck_assert_int_eq(ckpt_view_getattr(&a, fx.view, (UINT64_C(100) << 24)), -ENOENT);
