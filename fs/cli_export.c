@@ -4,7 +4,7 @@
  * The bytes are exactly those the mount shows (same renderers, same layout reads). The output
  * is written to a temporary file beside FILE, fsynced and renamed over FILE, and the directory
  * is fsynced: FILE either keeps its old content or holds the whole new one. "-o -" streams to
- * stdout instead.
+ * stdout instead; an existing device or FIFO is written into, a symlink's target is replaced.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -148,6 +148,46 @@ out:
 	return rc;
 }
 
+/* Write the layout to @path as cp and torch.save would: an existing device or FIFO
+ * (/dev/null, a named pipe) is written into, never renamed over (that would replace the device
+ * node); a symlink keeps pointing where it did and its target is replaced atomically; a
+ * directory is refused. Anything else goes through write_file_atomically(). */
+static int export_to_path(view_layout *l, ckpt_snapshot *snap, const char *what,
+                          const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		cli_error("export: '%s' is a directory (give a file name)", path);
+		return -EISDIR;
+	}
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0) {
+			int rc = -errno;
+			cli_error("export: cannot open '%s' for writing (%s)", path, strerror(-rc));
+			return rc;
+		}
+		int rc = copy_layout(l, snap, fd, what, path);
+		if (close(fd) != 0 && !rc) {
+			rc = -errno;
+			cli_error("export: writing '%s' failed (%s)", path, strerror(-rc));
+		}
+		return rc;
+	}
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+		char *real = realpath(path, NULL);
+		if (!real) {
+			int rc = -errno;
+			cli_error("export: cannot follow the symlink '%s' (%s)", path, strerror(-rc));
+			return rc;
+		}
+		int rc = write_file_atomically(l, snap, what, real);
+		free(real);
+		return rc;
+	}
+	return write_file_atomically(l, snap, what, path);
+}
+
 int cli_export(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -254,7 +294,7 @@ int cli_export(int argc, char **argv)
 	if (strcmp(output, "-") == 0)
 		rc = copy_layout(&layout, snap, STDOUT_FILENO, label, "stdout");
 	else
-		rc = write_file_atomically(&layout, snap, label, output);
+		rc = export_to_path(&layout, snap, label, output);
 	if (!rc)
 		status = 0;
 out:

@@ -105,4 +105,28 @@ if [ "$(id -u)" -ne 0 ]; then
 	expect_fail 1 "out_dir" "$ckpt" export "$A" 1 --format pt -o "$tmp/out_dir/new.pt"
 	chmod 0755 "$tmp/out_dir"
 fi
+
+# --- -o names something that is not a plain file: write into it as cp does ------------------
+# a FIFO (like /dev/null or a pipe) is written into, not renamed over
+fifo=$tmp/fifo
+mkfifo "$fifo"
+cat "$fifo" >"$tmp/fifo.out" &
+reader=$!
+rc=0
+timeout 60 "$ckpt" export "$A" 1 --format pt -o "$fifo" 2>"$tmp/err" || rc=$?
+if [ ! -p "$fifo" ]; then
+	kill "$reader" 2>/dev/null || true
+	wait "$reader" 2>/dev/null || true
+	fail "export -o FIFO replaced the FIFO with a file"
+fi
+wait "$reader" || fail "reader of the FIFO failed"
+[ "$rc" -eq 0 ] || fail "export -o FIFO exited $rc: $(cat "$tmp/err")"
+cmp -s "$tmp/fifo.out" "$tmp/a1/model.pt" || fail "export -o FIFO: bytes differ from model.pt"
+# a symlink keeps pointing at its target, which gets the new bytes
+echo old >"$tmp/target.pt"
+ln -s target.pt "$tmp/link.pt"
+"$ckpt" export "$A" 1 --format pt -o "$tmp/link.pt"
+[ -L "$tmp/link.pt" ] || fail "export -o SYMLINK replaced the symlink"
+cmp -s "$tmp/target.pt" "$tmp/a1/model.pt" || fail "export -o SYMLINK: target not written"
+expect_fail 1 "directory" "$ckpt" export "$A" 1 --format pt -o "$tmp/out_dir"
 echo "export: every dtype, hostile names, cuda:0 remapping and bad input checked"
