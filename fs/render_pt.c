@@ -51,8 +51,9 @@ static int check_options(const view_render_options *opts)
 	case VIEW_MAP_CPU:
 	case VIEW_MAP_KEEP: return 0;
 	case VIEW_MAP_DEVICE:
+		char canon[CKPT_MAX_DEVICE + 1];
 		if (memchr(opts->map_device, '\0', sizeof(opts->map_device)) &&
-		    ckpt_device_is_valid(opts->map_device))
+		    render_torch_location(canon, opts->map_device) == 0)
 			return 0;
 		return render_fail(-EINVAL, "map_location '%.*s' is not cpu, keep or cuda:N",
 		                   (int)sizeof(opts->map_device), opts->map_device);
@@ -75,11 +76,11 @@ static int emit_tensor(pt_ctx *ctx, const ckpt_tensor_info *t)
 		return render_fail(-EIO, "epoch %" PRIu64 ": tensor '%s': %" PRIu64
 		                   " bytes do not fit its dtype and shape",
 		                   ctx->epoch, t->name, t->nbytes);
-	const char *location = storage_location(ctx, t);
-	if (!ckpt_device_is_valid(location))
+	char location[CKPT_MAX_DEVICE + 1];
+	if (render_torch_location(location, storage_location(ctx, t)) != 0)
 		return render_fail(-EIO, "epoch %" PRIu64 ": tensor '%s': recorded device '%s' is "
-		                   "not a torch device",
-		                   ctx->epoch, t->name, location);
+		                   "not a torch device (cpu, cuda or cuda:N, N <= 127)",
+		                   ctx->epoch, t->name, storage_location(ctx, t));
 	if (ctx->nstorages == ctx->cap) {
 		size_t cap = ctx->cap ? ctx->cap * 2 : 16;
 		const ckpt_tensor_info **s = realloc(ctx->storages, cap * sizeof(*s));

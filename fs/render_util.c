@@ -75,13 +75,30 @@ int render_parse_map_location(view_render_options *out, const char *value)
 		out->map_location = VIEW_MAP_KEEP;
 		return 0;
 	}
-	if (strncmp(value, "cuda", 4) == 0 && strlen(value) < sizeof(out->map_device) &&
-	    ckpt_device_is_valid(value)) {
+	char canon[CKPT_MAX_DEVICE + 1];
+	/* only the spelling torch itself accepts: not "cuda:01", not an index past int8 */
+	if (strncmp(value, "cuda", 4) == 0 && render_torch_location(canon, value) == 0 &&
+	    strcmp(canon, value) == 0 && strlen(value) < sizeof(out->map_device)) {
 		out->map_location = VIEW_MAP_DEVICE;
 		memcpy(out->map_device, value, strlen(value) + 1);
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int render_torch_location(char *out, const char *device)
+{
+	if (!ckpt_device_is_valid(device))
+		return -EINVAL;
+	if (strncmp(device, "cuda:", 5) != 0) {
+		snprintf(out, CKPT_MAX_DEVICE + 1, "%s", device);
+		return 0;
+	}
+	unsigned long index = strtoul(device + 5, NULL, 10); /* 1 to 3 digits: checked above */
+	if (index > 127)
+		return -EINVAL;
+	snprintf(out, CKPT_MAX_DEVICE + 1, "cuda:%lu", index);
+	return 0;
 }
 
 const char *render_torch_storage(ckpt_dtype dtype)

@@ -24,6 +24,14 @@ void render_clear_error(void);
 /** True if @p s (NUL-terminated) is well-formed UTF-8 (no overlongs, surrogates, > U+10FFFF). */
 bool render_utf8_valid(const char *s);
 
+/**
+ * The location string torch accepts for @p device ("cpu", "cuda", "cuda:N") into @p out
+ * (CKPT_MAX_DEVICE + 1 bytes), written canonically ("cuda:01" -> "cuda:1"): torch 1.13 rejects
+ * leading zeros and keeps device indices in an int8, so "cuda:255" would load as the current
+ * device. @return 0, or -EINVAL if @p device is not one torch reads back as itself (N > 127).
+ */
+int render_torch_location(char *out, const char *device);
+
 /** torch storage class name ("FloatStorage", "BFloat16Storage", ...) or NULL if none. */
 const char *render_torch_storage(ckpt_dtype dtype);
 

@@ -562,6 +562,53 @@ START_TEST(test_gpu_tensors_are_written_cpu_unless_told_to_keep_or_map)
 }
 END_TEST
 
+/* Only device strings torch reads back as themselves: torch 1.13 rejects "cuda:01" and keeps
+ * the index in an int8, so "cuda:255" loads onto the current device and "cuda:200" as -56. */
+START_TEST(test_map_location_takes_only_devices_torch_reads_back)
+{
+	view_render_options o;
+	ck_assert_int_eq(render_parse_map_location(&o, "cuda:127"), 0);
+	ck_assert_int_eq(o.map_location, VIEW_MAP_DEVICE);
+	ck_assert_str_eq(o.map_device, "cuda:127");
+	ck_assert_int_eq(render_parse_map_location(&o, "cuda"), 0);
+	ck_assert_int_eq(render_parse_map_location(&o, "cuda:0"), 0);
+	ck_assert_int_eq(render_parse_map_location(&o, "cuda:128"), -EINVAL);
+	ck_assert_int_eq(render_parse_map_location(&o, "cuda:255"), -EINVAL);
+	ck_assert_int_eq(render_parse_map_location(&o, "cuda:01"), -EINVAL);
+	ck_assert_int_eq(render_parse_map_location(&o, "cuda:00"), -EINVAL);
+	ck_assert_int_eq(o.map_location, VIEW_MAP_CPU);
+
+	char loc[CKPT_MAX_DEVICE + 1];
+	ck_assert_int_eq(render_torch_location(loc, "cuda:007"), 0);
+	ck_assert_str_eq(loc, "cuda:7");
+	ck_assert_int_eq(render_torch_location(loc, "cpu"), 0);
+	ck_assert_str_eq(loc, "cpu");
+	ck_assert_int_eq(render_torch_location(loc, "cuda:200"), -EINVAL);
+
+	/* a store recorded on "cuda:01": keep writes the spelling torch reads */
+	fixture f;
+	fixture_spec spec = {.device = "cuda:01"};
+	fixture_open(&f, &spec);
+	view_render_options keep = {.map_location = VIEW_MAP_KEEP};
+	char *s = model_pt_strings(&f, &keep, 0);
+	ck_assert_ptr_nonnull(strstr(s, "fc1.weight|storage|0|cuda:1|"));
+	ck_assert_ptr_null(strstr(s, "cuda:01"));
+	free(s);
+	view_render_options dev = {.map_location = VIEW_MAP_DEVICE, .map_device = "cuda:255"};
+	ck_assert_ptr_null(model_pt_strings(&f, &dev, -EINVAL));
+	fixture_close(&f);
+	/* recorded on "cuda:200": keep refuses rather than name another device */
+	spec.device = "cuda:200";
+	fixture_open(&f, &spec);
+	ck_assert_ptr_null(model_pt_strings(&f, &keep, -EIO));
+	ck_assert_ptr_nonnull(strstr(render_last_error(), "cuda:200"));
+	s = model_pt_strings(&f, NULL, 0);
+	ck_assert_ptr_nonnull(strstr(s, "|cpu|"));
+	free(s);
+	fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_names_that_are_not_utf8_are_refused_with_a_message)
 {
 	fixture f;
@@ -838,6 +885,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_checkpoint_pt_keys_optimizer_state_by_parameter_index);
 	tcase_add_test(tc, test_sgd_without_momentum_keeps_a_none_buffer_per_parameter);
 	tcase_add_test(tc, test_gpu_tensors_are_written_cpu_unless_told_to_keep_or_map);
+	tcase_add_test(tc, test_map_location_takes_only_devices_torch_reads_back);
 	tcase_add_test(tc, test_names_that_are_not_utf8_are_refused_with_a_message);
 	tcase_add_test(tc, test_hostile_but_valid_names_are_escaped_in_safetensors_json);
 	tcase_add_test(tc, test_safetensors_refuses_a_tensor_named_metadata);
