@@ -12,6 +12,7 @@
  * no finished epoch is lost and the epoch line on stdout appears only once it is committed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -979,6 +981,31 @@ out:
 	return rc;
 }
 
+/* One ckpt-train writes a store at a time: an exclusive flock(2) on the store's data.mdb
+ * (LMDB itself uses fcntl locks on lock.mdb only), held until the process exits. Readers, the
+ * mount and `ckpt gc` are not affected. @return 0 with *fd set, or the error ckpt-train exits
+ * with. */
+static int lock_store(int *fd, const char *store_path)
+{
+	char path[4200];
+	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", store_path) >= sizeof(path))
+		return train_fail(-ENAMETOOLONG, "store path %s is too long", store_path);
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return train_fail(-errno, "cannot open %s (%s)", path, strerror(errno));
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	int err = errno;
+	close(*fd);
+	*fd = -1;
+	if (err == EWOULDBLOCK)
+		return train_fail(-EBUSY,
+		                  "store %s is in use by another ckpt-train (one run writes a store "
+		                  "at a time; wait for it or use another --store)",
+		                  store_path);
+	return train_fail(-err, "cannot lock %s (%s)", path, strerror(err));
+}
+
 static uint32_t resolve_epoch(ckpt_snapshot *snap, const char *spec, int *rc)
 {
 	uint64_t e = 0;
@@ -1035,6 +1062,7 @@ int train_run(train_config *cfg, train_result *res)
 	train_rng rng;
 	train_persister pers;
 	bool pers_ready = false;
+	int lock_fd = -1;
 	int rc = 0;
 	memset(&pers, 0, sizeof(pers));
 
@@ -1050,6 +1078,10 @@ int train_run(train_config *cfg, train_result *res)
 			                ckpt_last_error());
 			goto out;
 		}
+		/* before the resume point is read: another run may still be committing */
+		rc = lock_store(&lock_fd, cfg->store_path);
+		if (rc)
+			goto out;
 		const ckpt_run_meta *meta = ckpt_store_meta(store);
 		if (strcmp(meta->model ? meta->model : "", "mlp") != 0) {
 			rc = train_fail(-EINVAL,
@@ -1221,6 +1253,11 @@ int train_run(train_config *cfg, train_result *res)
 			goto out;
 	}
 	pers.store = store;
+	if (lock_fd < 0) {
+		rc = lock_store(&lock_fd, cfg->store_path);
+		if (rc)
+			goto out;
+	}
 
 	if (cfg->resume) {
 		rc = restore_state(snap, resume_ckpt, model, opt, &rng);
@@ -1469,5 +1506,7 @@ out:
 	train_data_free(&data);
 	ckpt_snapshot_close(snap);
 	ckpt_store_close(store);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	return rc;
 }
