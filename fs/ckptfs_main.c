@@ -29,16 +29,18 @@ typedef struct cli_options {
 	unsigned max_read;
 	unsigned readahead_kb;
 	unsigned snapshot_idle;
+	bool mountpoint_seen;
+	bool failed; /* option_proc said why in one line */
 } cli_options;
 
-enum { KEY_HELP, KEY_VERSION };
+enum { KEY_MAX_READ = 100, KEY_READAHEAD_KB, KEY_SNAPSHOT_IDLE };
 
+/* The numeric options are parsed here, not with "%u": sscanf's %u takes "-1" as 4294967295. */
 static const struct fuse_opt option_spec[] = {
     {"map_location=%s", offsetof(cli_options, map_location), 0},
-    {"max_read=%u", offsetof(cli_options, max_read), 0},
-    FUSE_OPT_KEY("max_read=", FUSE_OPT_KEY_KEEP),
-    {"readahead_kb=%u", offsetof(cli_options, readahead_kb), 0},
-    {"snapshot_idle=%u", offsetof(cli_options, snapshot_idle), 0},
+    FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
+    FUSE_OPT_KEY("readahead_kb=", KEY_READAHEAD_KB),
+    FUSE_OPT_KEY("snapshot_idle=", KEY_SNAPSHOT_IDLE),
     FUSE_OPT_END,
 };
 
@@ -95,12 +97,58 @@ static void view_log(void *ctx, const char *line)
 	say(LOG_ERR, "%s", line);
 }
 
+static void say_mountpoint_error(const char *mountpoint, int err)
+{
+	if (err == ENOTCONN)
+		say(LOG_ERR, "mountpoint %s: %s (a dead mount is still there: fusermount3 -u %s)",
+		    mountpoint, strerror(err), mountpoint);
+	else
+		say(LOG_ERR, "mountpoint %s: %s", mountpoint, strerror(err));
+}
+
+/* "name=N" with N a decimal in 0..UINT_MAX, nothing else. */
+static int parse_unsigned_opt(unsigned *out, const char *arg)
+{
+	const char *v = strchr(arg, '=');
+	if (!v || v[1] < '0' || v[1] > '9')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v + 1, &end, 10);
+	if (errno || *end || x > UINT_MAX)
+		return -1;
+	*out = (unsigned)x;
+	return 0;
+}
+
 static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	cli_options *o = data;
+	unsigned *field = key == KEY_MAX_READ        ? &o->max_read
+	                  : key == KEY_READAHEAD_KB  ? &o->readahead_kb
+	                  : key == KEY_SNAPSHOT_IDLE ? &o->snapshot_idle
+	                                             : NULL;
+	if (field) {
+		if (parse_unsigned_opt(field, arg) != 0) {
+			say(LOG_ERR, "-o %s: expected a whole number from 0 to %u", arg, UINT_MAX);
+			o->failed = true;
+			return -1;
+		}
+		return key == KEY_MAX_READ ? 1 : 0; /* libfuse needs max_read too */
+	}
 	if (key == FUSE_OPT_KEY_NONOPT && !o->store) {
 		o->store = strdup(arg);
 		return o->store ? 0 : -1;
+	}
+	if (key == FUSE_OPT_KEY_NONOPT && !o->mountpoint_seen) {
+		/* said here in our words: libfuse's "bad mount point" would end as a usage error */
+		o->mountpoint_seen = true;
+		struct stat st;
+		if (stat(arg, &st) != 0) {
+			say_mountpoint_error(arg, errno);
+			o->failed = true;
+			return -1;
+		}
 	}
 	return 1;
 }
@@ -126,12 +174,7 @@ static int check_mountpoint(const char *mountpoint, char *resolved)
 {
 	struct stat st;
 	if (stat(mountpoint, &st) != 0) {
-		if (errno == ENOTCONN)
-			say(LOG_ERR,
-			    "mountpoint %s: %s (a dead mount is still there: fusermount3 -u %s)",
-			    mountpoint, strerror(errno), mountpoint);
-		else
-			say(LOG_ERR, "mountpoint %s: %s", mountpoint, strerror(errno));
+		say_mountpoint_error(mountpoint, errno);
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -195,7 +238,8 @@ int main(int argc, char **argv)
 
 	fuse_set_log_func(fuse_log_line);
 	if (fuse_opt_parse(&args, &o, option_spec, option_proc) != 0) {
-		say(LOG_ERR, "bad command line (try 'ckptfs --help')");
+		if (!o.failed)
+			say(LOG_ERR, "bad command line (try 'ckptfs --help')");
 		goto out;
 	}
 	if (fuse_parse_cmdline(&args, &copts) != 0) {

@@ -127,6 +127,14 @@ check_error "not a directory" "$store" "$TMP/file"
 check_error "map_location" "$store" "$TMP/m2" -o map_location=tpu
 check_error "expected STORE and MOUNTPOINT" "$store"
 check_error "unknown option" "$store" "$TMP/m2" -o no_such_option
+# numeric options: "-1" is not 4294967295, garbage is refused
+check_error "snapshot_idle=-1: expected a whole number" "$store" "$TMP/m2" -o snapshot_idle=-1
+check_error "readahead_kb=-1: expected a whole number" "$store" "$TMP/m2" -o readahead_kb=-1
+check_error "max_read=1x: expected a whole number" "$store" "$TMP/m2" -o max_read=1x
+# a missing mountpoint is an error like the others (exit 1, README), not a usage error (2)
+rc=0
+"$BIN/ckptfs" "$store" "$TMP/m3" 2>/dev/null || rc=$?
+[ "$rc" -eq 1 ] || fail "ckptfs with a missing mountpoint: exit $rc, expected 1"
 is_mounted "$TMP/m2" && fail "a failed ckptfs left a mount"
 fusermount3 -u "$mnt" || fail "fusermount3 -u of the daemonized mount"
 # ---- mount(8) through mount.fuse3, source first (as /etc/fstab does); needs root
