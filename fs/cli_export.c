@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,57 @@ static int copy_layout(view_layout *l, ckpt_snapshot *snap, int fd, const char *
 	return rc;
 }
 
+/* The temporary file a signal must not leave behind: SIGINT, SIGTERM or SIGHUP during an
+ * export unlinks it, then ends the process as the signal would have. */
+static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
+static char *volatile cleanup_path;
+static struct sigaction cleanup_old[sizeof(cleanup_signals) / sizeof(cleanup_signals[0])];
+
+static void unlink_and_reraise(int sig)
+{
+	char *p = cleanup_path;
+	if (p)
+		unlink(p);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void block_cleanup_signals(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++)
+		sigaddset(&set, cleanup_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+/* Called with the signals blocked. A signal ignored by the caller (nohup) stays ignored. */
+static void guard_temp_file(char *tmp)
+{
+	cleanup_path = tmp;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = unlink_and_reraise;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++) {
+		sigaction(cleanup_signals[i], NULL, &cleanup_old[i]);
+		if (cleanup_old[i].sa_handler != SIG_IGN)
+			sigaction(cleanup_signals[i], &sa, NULL);
+	}
+}
+
+static void unguard_temp_file(void)
+{
+	sigset_t old;
+	block_cleanup_signals(&old);
+	if (cleanup_path) {
+		for (size_t i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++)
+			sigaction(cleanup_signals[i], &cleanup_old[i], NULL);
+		cleanup_path = NULL;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 /* Write the layout to @path atomically: temp file in the same directory, fsync, rename. */
 static int write_file_atomically(view_layout *l, ckpt_snapshot *snap, const char *what,
                                  const char *path)
@@ -91,15 +143,20 @@ static int write_file_atomically(view_layout *l, ckpt_snapshot *snap, const char
 		rc = -ENOMEM;
 		goto out;
 	}
+	sigset_t oldmask;
+	block_cleanup_signals(&oldmask);
 	fd = mkstemp(tmp);
 	if (fd < 0) {
 		rc = -errno;
+		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 		cli_error("export: cannot create a file in '%s' for '%s' (%s)", dir, path,
 		          strerror(-rc));
 		free(tmp);
 		tmp = NULL;
 		goto out;
 	}
+	guard_temp_file(tmp);
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	mode_t mask = umask(0);
 	umask(mask);
 	if (fchmod(fd, 0666 & ~mask) != 0) {
@@ -122,11 +179,15 @@ static int write_file_atomically(view_layout *l, ckpt_snapshot *snap, const char
 		goto out;
 	}
 	fd = -1;
+	block_cleanup_signals(&oldmask);
 	if (rename(tmp, path) != 0) {
 		rc = -errno;
+		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 		cli_error("export: cannot rename into '%s' (%s)", path, strerror(-rc));
 		goto out;
 	}
+	unguard_temp_file();
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	free(tmp);
 	tmp = NULL; /* renamed: nothing to clean up */
 	dfd = open(dir, O_RDONLY | O_DIRECTORY);
@@ -141,6 +202,7 @@ out:
 		close(dfd);
 	if (tmp) {
 		unlink(tmp);
+		unguard_temp_file();
 		free(tmp);
 	}
 	free(dcopy);
@@ -291,6 +353,9 @@ int cli_export(int argc, char **argv)
 	}
 	char label[64];
 	snprintf(label, sizeof(label), "epoch %" PRIu64 " %s", epoch, what);
+	/* past a file size limit (ulimit -f) a write fails with EFBIG and is reported, instead of
+	 * SIGXFSZ killing the process with the temporary file left behind */
+	signal(SIGXFSZ, SIG_IGN);
 	if (strcmp(output, "-") == 0)
 		rc = copy_layout(&layout, snap, STDOUT_FILENO, label, "stdout");
 	else

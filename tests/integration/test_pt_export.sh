@@ -129,4 +129,41 @@ ln -s target.pt "$tmp/link.pt"
 [ -L "$tmp/link.pt" ] || fail "export -o SYMLINK replaced the symlink"
 cmp -s "$tmp/target.pt" "$tmp/a1/model.pt" || fail "export -o SYMLINK: target not written"
 expect_fail 1 "directory" "$ckpt" export "$A" 1 --format pt -o "$tmp/out_dir"
+
+# --- an export that cannot finish leaves nothing behind ---------------------------------------
+# past the file size limit: one error line (EFBIG), not SIGXFSZ with the temporary file left
+[ "$(stat -c %s "$tmp/a1/model.pt")" -gt 4096 ] || fail "model.pt too small for the ulimit test"
+mkdir "$tmp/lim"
+expect_fail 1 "too large" bash -c 'ulimit -f 4; exec "$@"' sh \
+	"$ckpt" export "$A" 1 --format pt -o "$tmp/lim/model.pt"
+[ -z "$(ls -A "$tmp/lim")" ] || fail "export past ulimit -f left: $(ls -A "$tmp/lim")"
+# SIGTERM while the temporary file is being written: it is removed, the exit is the signal's
+B=$tmp/big
+"$mkstore" "$B" --epochs 1 --layers 8,4 --big-mib 192 --no-sync >/dev/null
+mkdir "$tmp/sig"
+caught=0
+for _ in 1 2 3 4 5; do
+	"$ckpt" export "$B" 1 --format pt -o "$tmp/sig/model.pt" &
+	exporter=$!
+	for _ in $(seq 2000); do
+		compgen -G "$tmp/sig/.model.pt.tmp.*" >/dev/null && break
+		kill -0 "$exporter" 2>/dev/null || break
+	done
+	if compgen -G "$tmp/sig/.model.pt.tmp.*" >/dev/null; then
+		kill -TERM "$exporter" 2>/dev/null || true
+		rc=0
+		wait "$exporter" || rc=$?
+		if [ "$rc" -eq 143 ]; then
+			caught=1
+			[ -z "$(ls -A "$tmp/sig")" ] ||
+				fail "SIGTERM during export left: $(ls -A "$tmp/sig")"
+			break
+		fi
+	else
+		wait "$exporter" || fail "export of the big store failed"
+	fi
+	rm -f "$tmp/sig/model.pt"
+done
+[ "$caught" -eq 1 ] || echo "note: export finished before SIGTERM could land, 5 times"
+rm -rf "$B"
 echo "export: every dtype, hostile names, cuda:0 remapping and bad input checked"
