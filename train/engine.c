@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -898,8 +899,8 @@ static int stop_on_signal(train_persister *p, train_result *res, const train_con
 	if (last_saved == 0)
 		return train_fail(
 		    TRAIN_EINTERRUPTED,
-		    "interrupted by %s in epoch %u (batch %u/%u); nothing was saved, the "
-		    "store has no checkpoint: run the same command again to start over",
+		    "interrupted by %s in epoch %u (batch %u/%u); nothing was saved: run the "
+		    "same command again to start over",
 		    name, epoch, batch, nbatches);
 	return train_fail(TRAIN_EINTERRUPTED,
 	                  "interrupted by %s in epoch %u (batch %u/%u); epoch %u was not saved, "
@@ -909,8 +910,15 @@ static int stop_on_signal(train_persister *p, train_result *res, const train_con
 	                  c->epochs);
 }
 
-static int open_or_create_store(ckpt_store **out, train_config *c)
+/* How open_or_create_store() found the store: 0 reused, 1 created in an existing (empty)
+ * directory, 2 created with its directory. */
+enum { STORE_REUSED = 0, STORE_CREATED = 1, STORE_CREATED_DIR = 2 };
+
+static int open_or_create_store(ckpt_store **out, train_config *c, int *how)
 {
+	struct stat st;
+	bool dir_existed = stat(c->store_path, &st) == 0;
+	*how = STORE_REUSED;
 	char *hyper = hyperparams_json(c);
 	if (!hyper)
 		return train_fail(-ENOMEM, "out of memory describing the run");
@@ -930,6 +938,8 @@ static int open_or_create_store(ckpt_store **out, train_config *c)
 	    .no_sync = c->no_sync,
 	};
 	int rc = ckpt_store_create(out, c->store_path, &meta, &opts);
+	if (rc == 0)
+		*how = dir_existed ? STORE_CREATED : STORE_CREATED_DIR;
 	if (rc == -EEXIST) {
 		/* an existing store may be reused only if it holds no checkpoint of the same run */
 		ckpt_store *store;
@@ -1006,6 +1016,28 @@ static int lock_store(int *fd, const char *store_path)
 	return train_fail(-err, "cannot lock %s (%s)", path, strerror(err));
 }
 
+/* A run that created its store and fails before any checkpoint is committed (bad settings
+ * found late, a NaN loss, a signal, a full disk) removes that store again, so the same --store
+ * can be used with other settings: nothing half-written stays behind. Closes @p store. */
+static void drop_empty_store(ckpt_store *store, const char *path, int how)
+{
+	ckpt_snapshot *snap = NULL;
+	uint64_t latest;
+	bool empty = ckpt_snapshot_open(&snap, store) == 0 &&
+	             ckpt_snapshot_latest(&latest, snap) == -ENOENT;
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(store);
+	if (!empty)
+		return;
+	char f[4200];
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if ((size_t)snprintf(f, sizeof(f), "%s/%s", path, files[i]) < sizeof(f))
+			(void)unlink(f);
+	if (how == STORE_CREATED_DIR)
+		(void)rmdir(path);
+}
+
 static uint32_t resolve_epoch(ckpt_snapshot *snap, const char *spec, int *rc)
 {
 	uint64_t e = 0;
@@ -1063,6 +1095,7 @@ int train_run(train_config *cfg, train_result *res)
 	train_persister pers;
 	bool pers_ready = false;
 	int lock_fd = -1;
+	int store_how = STORE_REUSED;
 	int rc = 0;
 	memset(&pers, 0, sizeof(pers));
 
@@ -1248,7 +1281,7 @@ int train_run(train_config *cfg, train_result *res)
 	/* last: everything that can refuse the run (the device's memory included) has been checked
 	 */
 	if (!cfg->resume) {
-		rc = open_or_create_store(&store, cfg);
+		rc = open_or_create_store(&store, cfg, &store_how);
 		if (rc)
 			goto out;
 	}
@@ -1347,12 +1380,20 @@ int train_run(train_config *cfg, train_result *res)
 				rc = persist_settle(&pers, res);
 				if (rc)
 					goto out;
-				rc = train_fail(
-				    TRAIN_ENONFINITE,
-				    "training loss became %s in epoch %u, batch %u (try a lower "
-				    "--lr); epoch %u was not saved, the store ends at epoch %u",
-				    isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1, epoch,
-				    res->last_epoch);
+				if (res->last_epoch == 0)
+					rc = train_fail(TRAIN_ENONFINITE,
+					                "training loss became %s in epoch %u, batch %u "
+					                "(try a lower --lr); nothing was saved",
+					                isnan(batch_loss) ? "NaN" : "infinite", epoch,
+					                b + 1);
+				else
+					rc = train_fail(
+					    TRAIN_ENONFINITE,
+					    "training loss became %s in epoch %u, batch %u (try a "
+					    "lower --lr); epoch %u was not saved, the store ends at "
+					    "epoch %u",
+					    isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1, epoch,
+					    res->last_epoch);
 				goto out;
 			}
 			loss_sum += batch_loss;
@@ -1505,7 +1546,10 @@ out:
 	train_backend_destroy(be);
 	train_data_free(&data);
 	ckpt_snapshot_close(snap);
-	ckpt_store_close(store);
+	if (rc && store && store_how != STORE_REUSED)
+		drop_empty_store(store, cfg->store_path, store_how);
+	else
+		ckpt_store_close(store);
 	if (lock_fd >= 0)
 		close(lock_fd);
 	return rc;

@@ -67,8 +67,8 @@ expect_error "cannot resume from epoch 7" --store "$work/c" --resume 7 --epochs 
 [ "$($CKPT show "$work/c" latest)" = "$before" ] || fail "store changed by refused resume"
 $CKPT info "$work/c" | grep -q '^checkpoints: 1$' || fail "checkpoint count changed"
 
-# a non-finite loss stops with a message and writes nothing
+# a non-finite loss stops with a message and writes nothing (the store it created is removed)
 expect_error "training loss became" --store "$work/d" "${syn[@]}" --epochs 2 --lr 1e30
-$CKPT info "$work/d" | grep -q '^checkpoints: 0$' || fail "a diverged epoch was saved"
+[ ! -e "$work/d" ] || fail "a diverged run left a store behind"
 expect_error "has no checkpoint" --store "$work/d" --resume
 echo "ok: bad input is refused with one line and no store change"

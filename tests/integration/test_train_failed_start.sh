@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# tests/integration/test_train_failed_start.sh - a run that fails before its first checkpoint
+# (here: the loss becomes NaN) leaves no store behind: the --store directory it created is
+# removed again (an empty directory given as --store stays, empty), so the same command with a
+# corrected setting (a lower --lr, as the message suggests) starts the run instead of being
+# refused for "a run with other settings". A failure after checkpoints exist keeps them.
+. "$(dirname "$0")/lib.sh"
+need_built "$TRAIN" "$CKPT"
+common=(--data synthetic --layers 24,16,4 --val-split 2000 --batch-size 50 --threads 1 --no-sync --quiet)
+
+store="$WORK/new store"
+$TRAIN --store "$store" --epochs 2 --lr 1e30 "${common[@]}" 2>"$WORK/err"
+rc=$?
+[ "$rc" -eq 1 ] || fail "NaN loss: exit $rc, want 1"
+[ "$(wc -l <"$WORK/err")" -eq 1 ] || fail "not one error line: $(cat "$WORK/err")"
+grep -q "training loss became NaN in epoch 1.*nothing was saved" "$WORK/err" ||
+	fail "unclear message: $(cat "$WORK/err")"
+[ ! -e "$store" ] || fail "the failed run left $store behind: $(ls -la "$store")"
+$TRAIN --store "$store" --epochs 2 --lr 0.1 "${common[@]}" ||
+	fail "the same --store with a lower --lr was refused"
+[ "$($CKPT info "$store" | sed -n 's/^checkpoints: //p')" = 2 ] || fail "rerun did not write 2 epochs"
+
+mkdir "$WORK/empty"
+$TRAIN --store "$WORK/empty" --epochs 2 --lr 1e30 "${common[@]}" 2>/dev/null &&
+	fail "NaN loss in an empty directory: exit 0"
+[ -d "$WORK/empty" ] || fail "the empty --store directory given was removed"
+[ -z "$(ls -A "$WORK/empty")" ] || fail "files left in the empty --store: $(ls -A "$WORK/empty")"
+
+# a store with checkpoints is never removed, even if the failure comes before a new commit
+before=$($CKPT show "$store" latest) || fail "ckpt show"
+$TRAIN --store "$store" --epochs 5 --lr 1e30 "${common[@]}" 2>/dev/null &&
+	fail "reusing a store with checkpoints: exit 0"
+[ "$($CKPT show "$store" latest)" = "$before" ] || fail "the existing store changed"
+echo "ok: a run that saved nothing leaves no store; existing stores stay"
