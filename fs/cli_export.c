@@ -250,6 +250,15 @@ static int export_to_path(view_layout *l, ckpt_snapshot *snap, const char *what,
 	return write_file_atomically(l, snap, what, path);
 }
 
+/* The digits of the first argument that reads as a negative epoch ("-1"), for the message. */
+static const char *negative_epoch(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (argv[i][0] == '-' && argv[i][1] >= '0' && argv[i][1] <= '9')
+			return argv[i] + 1;
+	return "?";
+}
+
 int cli_export(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -264,7 +273,8 @@ int cli_export(int argc, char **argv)
 	view_render_options opts;
 	memset(&opts, 0, sizeof(opts));
 	int c;
-	while ((c = getopt_long(argc, argv, "f:o:m:h", options, NULL)) != -1) {
+	opterr = 0; /* unknown options are reported below, as one error line */
+	while ((c = getopt_long(argc, argv, ":f:o:m:h", options, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			if (strcmp(optarg, "safetensors") == 0) {
@@ -289,7 +299,20 @@ int cli_export(int argc, char **argv)
 			}
 			break;
 		case 'h': export_usage(stdout); return 0;
-		default: export_usage(stderr); return 2;
+		case ':':
+			cli_error("export: %s needs a value", argv[optind - 1]);
+			return 2;
+		default:
+			if (optopt >= '0' && optopt <= '9')
+				cli_error("export: bad epoch '-%s' (expected a number, epoch-NNNN, best "
+				          "or latest)",
+				          negative_epoch(argc, argv));
+			else if (optopt)
+				cli_error("export: unknown option '-%c' (see ckpt export --help)", optopt);
+			else
+				cli_error("export: unknown option '%s' (see ckpt export --help)",
+				          argv[optind - 1]);
+			return 2;
 		}
 	}
 	if (argc - optind != 2 || format == FORMAT_NONE || !output || !output[0]) {

@@ -96,6 +96,10 @@ expect_fail 2 "map-location" "$ckpt" export "$A" 1 --format pt --map-location gp
 expect_fail 2 "format" "$ckpt" export "$A" 1 --format onnx -o "$tmp/out_dir/keep.pt"
 expect_fail 2 "format" "$ckpt" export "$A" 1 -o "$tmp/out_dir/keep.pt"
 expect_fail 1 "99" "$ckpt" export "$A" 99 --format pt -o "$tmp/out_dir/keep.pt"
+expect_fail 2 "bad epoch '-1'" "$ckpt" export "$A" -1 --format pt -o "$tmp/out_dir/keep.pt"
+expect_fail 2 "unknown option '--bogus'" "$ckpt" export "$A" 1 --bogus --format pt \
+	-o "$tmp/out_dir/keep.pt"
+expect_fail 2 "needs a value" "$ckpt" export "$A" 1 -o "$tmp/out_dir/keep.pt" --format
 expect_fail 1 "nostore" "$ckpt" export "$tmp/nostore" 1 --format pt -o "$tmp/out_dir/keep.pt"
 expect_fail 1 "missing_dir" "$ckpt" export "$A" 1 --format pt -o "$tmp/missing_dir/x.pt"
 [ "$(cat "$tmp/out_dir/keep.pt")" = old ] || fail "a failed export changed the target file"
