@@ -70,5 +70,13 @@ $CKPT info "$work/c" | grep -q '^checkpoints: 1$' || fail "checkpoint count chan
 # a non-finite loss stops with a message and writes nothing (the store it created is removed)
 expect_error "training loss became" --store "$work/d" "${syn[@]}" --epochs 2 --lr 1e30
 [ ! -e "$work/d" ] || fail "a diverged run left a store behind"
-expect_error "has no checkpoint" --store "$work/d" --resume
+# an empty store (a run killed before its first commit): --resume says so
+CKPT_TRAIN_TEST_PERSIST_DELAY_MS=10000 $TRAIN --store "$work/e" "${syn[@]}" --epochs 1 --quiet &
+kpid=$!
+for _ in $(seq 100); do [ -e "$work/e/data.mdb" ] && break; sleep 0.05; done
+sleep 0.2
+kill -KILL $kpid
+wait $kpid 2>/dev/null
+$CKPT info "$work/e" | grep -q '^checkpoints: 0$' || fail "no empty store to resume"
+expect_error "has no checkpoint" --store "$work/e" --resume
 echo "ok: bad input is refused with one line and no store change"
