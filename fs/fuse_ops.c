@@ -179,6 +179,28 @@ static void invalidate_removed(const uint64_t *before, size_t nbefore, const uin
 		*seen_max = top;
 }
 
+/* Epochs committed again: a run resumed from an earlier checkpoint replaces the epochs after
+ * it under the same names and inode numbers. Their dentries go, so the next lookup brings the
+ * new sizes and times; otherwise the kernel kept e.g. a model.safetensors's old size for
+ * CKPTFS_IMMUTABLE_TIMEOUT and served the new file cut short. */
+static void invalidate_rewritten(const uint64_t *be, const int64_t *bt, size_t nb,
+                                 const uint64_t *ne, const int64_t *nt, size_t nn)
+{
+	size_t i = 0, j = 0;
+	while (i < nb && j < nn) {
+		if (be[i] < ne[j]) {
+			i++;
+		} else if (be[i] > ne[j]) {
+			j++;
+		} else {
+			if (bt[i] != nt[j])
+				invalidate_epoch(ne[j]);
+			i++;
+			j++;
+		}
+	}
+}
+
 static void *watcher_main(void *arg)
 {
 	(void)arg;
@@ -189,6 +211,13 @@ static void *watcher_main(void *arg)
 		nbefore = 0;
 	if (nbefore)
 		seen_max = before[nbefore - 1];
+	/* commit times, rescanned at most every 20 times a scan's own duration (a scan decodes
+	 * every record: 10,000 epochs take tens of milliseconds) */
+	uint64_t *timed = NULL;
+	int64_t *times = NULL;
+	size_t ntimed = 0;
+	bool have_times = ckpt_view_epoch_times(&timed, &times, &ntimed, watcher.view) == 0;
+	int64_t next_scan_ns = 0;
 	pthread_mutex_lock(&watcher.lock);
 	while (!watcher.stop) {
 		struct timespec until;
@@ -208,10 +237,29 @@ static void *watcher_main(void *arg)
 			before = now;
 			nbefore = nnow;
 		}
+		int64_t t0 = monotonic_ns();
+		if (t0 >= next_scan_ns) {
+			uint64_t *e2 = NULL;
+			int64_t *t2 = NULL;
+			size_t n2 = 0;
+			if (ckpt_view_epoch_times(&e2, &t2, &n2, watcher.view) == 0) {
+				if (have_times)
+					invalidate_rewritten(timed, times, ntimed, e2, t2, n2);
+				free(timed);
+				free(times);
+				timed = e2;
+				times = t2;
+				ntimed = n2;
+				have_times = true;
+			}
+			next_scan_ns = t0 + 20 * (monotonic_ns() - t0);
+		}
 		pthread_mutex_lock(&watcher.lock);
 	}
 	pthread_mutex_unlock(&watcher.lock);
 	free(before);
+	free(timed);
+	free(times);
 	return NULL;
 }
 

@@ -666,6 +666,44 @@ int ckpt_view_epochs(uint64_t **out, size_t *out_count, ckpt_view *view)
 	return 0;
 }
 
+int ckpt_view_epoch_times(uint64_t **out_epochs, int64_t **out_times, size_t *out_count,
+                          ckpt_view *view)
+{
+	*out_epochs = NULL;
+	*out_times = NULL;
+	*out_count = 0;
+	ckpt_snapshot *snap;
+	int rc = open_snapshot(&snap, view);
+	if (rc)
+		return rc;
+	uint64_t *epochs = NULL;
+	size_t count = 0;
+	int64_t *times = NULL;
+	rc = ckpt_snapshot_list(&epochs, &count, snap);
+	if (!rc && count > 0 && !(times = malloc(count * sizeof(*times))))
+		rc = -ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; !rc && i < count; i++) {
+		if (epochs[i] > VIEW_MAX_EPOCH)
+			continue;
+		const ckpt_checkpoint *c;
+		epochs[n] = epochs[i];
+		times[n++] = ckpt_snapshot_checkpoint(&c, snap, epochs[i]) == 0
+		                 ? ckpt_checkpoint_time_ns(c)
+		                 : -1;
+	}
+	ckpt_snapshot_close(snap);
+	if (rc || n == 0) {
+		free(times);
+		free(epochs);
+		return rc;
+	}
+	*out_epochs = epochs;
+	*out_times = times;
+	*out_count = n;
+	return 0;
+}
+
 void ckpt_view_listing_free(ckpt_view_listing *listing)
 {
 	if (!listing)

@@ -137,6 +137,18 @@ int ckpt_view_list(ckpt_view_listing *out, ckpt_view *view, uint64_t ino);
  */
 int ckpt_view_epochs(uint64_t **out, size_t *out_count, ckpt_view *view);
 
+/**
+ * Epochs shown at the root right now, ascending, each with its commit time (ns; -1 when its
+ * record cannot be read). A changed time means the epoch was committed again (a run resumed
+ * from an earlier checkpoint replaces the epochs after it): its files changed. Decodes every
+ * checkpoint record, so it costs about what listing the root does.
+ * @param out_epochs, out_times receive malloc'd arrays the caller frees (NULL when
+ *        *out_count is 0).
+ * @return 0, -ENOMEM, -EIO.
+ */
+int ckpt_view_epoch_times(uint64_t **out_epochs, int64_t **out_times, size_t *out_count,
+                          ckpt_view *view);
+
 /** Free a listing's entries (the struct itself is the caller's). Accepts NULL. */
 void ckpt_view_listing_free(ckpt_view_listing *listing);
 
