@@ -743,14 +743,10 @@ START_TEST(test_non_finite_loss_stops_without_checkpoint)
 	ck_assert_int_eq(train_run(&c, &r), TRAIN_ENONFINITE);
 	ck_assert_ptr_nonnull(strstr(train_last_error(), "training loss became"));
 	ck_assert_uint_eq(r.last_epoch, 0);
-	ckpt_store *s;
-	ckpt_snapshot *snap;
-	uint64_t latest;
-	ck_assert_int_eq(ckpt_store_open(&s, store_path, CKPT_OPEN_READONLY), 0);
-	ck_assert_int_eq(ckpt_snapshot_open(&snap, s), 0);
-	ck_assert_int_eq(ckpt_snapshot_latest(&latest, snap), -ENOENT);
-	ckpt_snapshot_close(snap);
-	ckpt_store_close(s);
+	/* the store this run created holds nothing, so it is removed again */
+	struct stat st;
+	ck_assert_int_eq(stat(store_path, &st), -1);
+	ck_assert_int_eq(errno, ENOENT);
 }
 END_TEST
 
