@@ -211,7 +211,7 @@ static void *watcher_main(void *arg)
 		nbefore = 0;
 	if (nbefore)
 		seen_max = before[nbefore - 1];
-	/* commit times, rescanned at most every 20 times a scan's own duration (a scan decodes
+	/* commit times, rescanned at most every 50 times a scan's own duration (a scan decodes
 	 * every record: 10,000 epochs take tens of milliseconds) */
 	uint64_t *timed = NULL;
 	int64_t *times = NULL;
@@ -252,7 +252,7 @@ static void *watcher_main(void *arg)
 				ntimed = n2;
 				have_times = true;
 			}
-			next_scan_ns = t0 + 20 * (monotonic_ns() - t0);
+			next_scan_ns = t0 + 50 * (monotonic_ns() - t0);
 		}
 		pthread_mutex_lock(&watcher.lock);
 	}
