@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +251,27 @@ static int export_to_path(view_layout *l, ckpt_snapshot *snap, const char *what,
 	return write_file_atomically(l, snap, what, path);
 }
 
+/* True if @output is the store's own data.mdb or lock.mdb (renaming over it would destroy the
+ * store the export reads). */
+static bool is_store_file(const char *store_path, const char *output)
+{
+	struct stat out_st, st;
+	if (stat(output, &out_st) != 0)
+		return false;
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char *path = NULL;
+		if (asprintf(&path, "%s/%s", store_path, files[i]) < 0)
+			return false;
+		bool same = stat(path, &st) == 0 && st.st_dev == out_st.st_dev &&
+		            st.st_ino == out_st.st_ino;
+		free(path);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
 /* The digits of the first argument that reads as a negative epoch ("-1"), for the message. */
 static const char *negative_epoch(int argc, char **argv)
 {
@@ -326,6 +348,12 @@ int cli_export(int argc, char **argv)
 		return 2;
 	}
 	const char *store_path = argv[optind], *spec = argv[optind + 1];
+	if (strcmp(output, "-") != 0 && is_store_file(store_path, output)) {
+		cli_error("export: '%s' is a file of the store '%s' (writing it would destroy the "
+		          "store)",
+		          output, store_path);
+		return 1;
+	}
 	const char *what = format == FORMAT_SAFETENSORS ? "model.safetensors" :
 	                   format == FORMAT_PT          ? "model.pt" :
 	                                                  "checkpoint.pt";

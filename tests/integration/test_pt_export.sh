@@ -99,6 +99,9 @@ expect_fail 1 "99" "$ckpt" export "$A" 99 --format pt -o "$tmp/out_dir/keep.pt"
 expect_fail 2 "bad epoch '-1'" "$ckpt" export "$A" -1 --format pt -o "$tmp/out_dir/keep.pt"
 expect_fail 2 "unknown option '--bogus'" "$ckpt" export "$A" 1 --bogus --format pt \
 	-o "$tmp/out_dir/keep.pt"
+cp -a "$A/data.mdb" "$tmp/data.before"
+expect_fail 1 "destroy the store" "$ckpt" export "$A" 1 --format pt -o "$A/data.mdb"
+cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o STORE/data.mdb changed the store"
 expect_fail 2 "needs a value" "$ckpt" export "$A" 1 -o "$tmp/out_dir/keep.pt" --format
 expect_fail 1 "nostore" "$ckpt" export "$tmp/nostore" 1 --format pt -o "$tmp/out_dir/keep.pt"
 expect_fail 1 "missing_dir" "$ckpt" export "$A" 1 --format pt -o "$tmp/missing_dir/x.pt"
