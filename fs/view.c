@@ -117,13 +117,14 @@ static int decode_node(view_node *out, ckpt_snapshot *snap, uint64_t ino)
 		return 0;
 	case VIEW_INO_BEST:
 		out->kind = CKPT_VIEW_SYMLINK;
-		if (ckpt_snapshot_best(&e, snap) != 0)
+		/* an epoch past VIEW_MAX_EPOCH has no directory: no link dangling to it */
+		if (ckpt_snapshot_best(&e, snap) != 0 || e > VIEW_MAX_EPOCH)
 			return no_such(ino);
 		out->epoch = e;
 		return 0;
 	case VIEW_INO_LATEST:
 		out->kind = CKPT_VIEW_SYMLINK;
-		if (ckpt_snapshot_latest(&e, snap) != 0)
+		if (ckpt_snapshot_latest(&e, snap) != 0 || e > VIEW_MAX_EPOCH)
 			return no_such(ino);
 		out->epoch = e;
 		return 0;
@@ -229,10 +230,13 @@ static int node_attr(ckpt_view_attr *out, ckpt_view *view, ckpt_snapshot *snap, 
 		uint64_t *epochs = NULL;
 		size_t count = 0;
 		int rc = ckpt_snapshot_list(&epochs, &count, snap);
+		size_t shown = 0;
+		for (size_t i = 0; i < count; i++)
+			shown += epochs[i] <= VIEW_MAX_EPOCH;
 		free(epochs);
 		if (rc)
 			return rc;
-		out->nlink = (uint32_t)(2 + count);
+		out->nlink = (uint32_t)(2 + shown);
 	} else if (n->ckpt && n->entry == VIEW_ENT_DIR) {
 		out->nlink = 4;
 	}
@@ -580,9 +584,9 @@ static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 	if (!rc && hrc)
 		b->l->entries[b->l->count - 1].attr_rc = hrc;
 	uint64_t e;
-	if (!rc && ckpt_snapshot_best(&e, snap) == 0)
+	if (!rc && ckpt_snapshot_best(&e, snap) == 0 && e <= VIEW_MAX_EPOCH)
 		rc = listing_add(b, "best", view, snap, VIEW_INO_BEST);
-	if (!rc && ckpt_snapshot_latest(&e, snap) == 0)
+	if (!rc && ckpt_snapshot_latest(&e, snap) == 0 && e <= VIEW_MAX_EPOCH)
 		rc = listing_add(b, "latest", view, snap, VIEW_INO_LATEST);
 	for (size_t i = 0; !rc && i < count; i++) {
 		if (epochs[i] > VIEW_MAX_EPOCH)

@@ -727,6 +727,48 @@ START_TEST(test_empty_store_has_no_links_and_an_empty_history)
 }
 END_TEST
 
+/* Epochs past the view's inode space have no directory, so best/latest naming one would
+ * dangle: they are absent instead, and the root's link count counts shown epochs only. */
+START_TEST(test_links_to_epochs_past_the_inode_space_are_absent_not_dangling)
+{
+	vfixture f;
+	memset(&f, 0, sizeof(f));
+	snprintf(f.dir, sizeof(f.dir), "%s/check_view.XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(f.dir));
+	ckpt_run_meta meta = {.model = "mlp", .monitor = "val_loss"};
+	ckpt_store_options so = {.no_sync = true};
+	ck_assert_int_eq(ckpt_store_create(&f.store, f.dir, &meta, &so), 0);
+	const uint64_t epochs[] = {3, UINT64_MAX};
+	const double loss[] = {0.5, 0.1};
+	for (size_t i = 0; i < 2; i++) {
+		ckpt_writer *w;
+		float x[2] = {1, 2};
+		uint64_t shape[1] = {2};
+		ck_assert_int_eq(ckpt_writer_begin(&w, f.store, epochs[i]), 0);
+		ck_assert_int_eq(ckpt_writer_put_tensor(w, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1,
+		                                        shape, NULL, x, sizeof(x)),
+		                 0);
+		ck_assert_int_eq(ckpt_writer_set_metric(w, "val_loss", loss[i]), 0);
+		ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	}
+	open_view(&f);
+	ckpt_view_attr a;
+	ck_assert_int_eq(ckpt_view_resolve(&a, f.view, "best", false), -ENOENT);
+	ck_assert_int_eq(ckpt_view_resolve(&a, f.view, "latest", false), -ENOENT);
+	ck_assert_int_eq(ckpt_view_resolve(&a, f.view, "epoch-0003", false), 0);
+	ck_assert_int_eq(ckpt_view_getattr(&a, f.view, CKPT_VIEW_ROOT_INO), 0);
+	ck_assert_uint_eq(a.nlink, 3);
+	ckpt_view_listing l;
+	ck_assert_int_eq(ckpt_view_list(&l, f.view, CKPT_VIEW_ROOT_INO), 0);
+	ck_assert_uint_eq(l.count, 3); /* run.json, history.csv, epoch-0003 */
+	for (size_t i = 0; i < l.count; i++)
+		ck_assert_int_ne(l.entries[i].attr.kind, CKPT_VIEW_SYMLINK);
+	ckpt_view_listing_free(&l);
+	teardown_fixture(&f);
+}
+END_TEST
+
 static uint8_t big_byte(size_t i)
 {
 	uint64_t z = (uint64_t)(i / 8) * 0x9e3779b97f4a7c15ull;
@@ -892,6 +934,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_corrupted_tensor_bytes_read_as_eio_with_one_log_line);
 	tcase_add_test(tc, test_map_location_values_are_validated);
 	tcase_add_test(tc, test_empty_store_has_no_links_and_an_empty_history);
+	tcase_add_test(tc, test_links_to_epochs_past_the_inode_space_are_absent_not_dangling);
 	tcase_add_test(tc, test_verify_ahead_never_serves_a_corrupt_chunk);
 	tcase_add_test(tc, test_parked_file_reads_on_while_content_is_unchanged_else_estale);
 	tcase_add_test(tc, test_tensors_past_the_inode_space_get_no_file_not_another_epochs_inode);
