@@ -158,9 +158,15 @@ static int write_file_atomically(view_layout *l, ckpt_snapshot *snap, const char
 	}
 	guard_temp_file(tmp);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	/* a new file gets 0666 less the umask, as open(2) would give it; a file being replaced
+	 * keeps its permission bits, as when cp or torch.save overwrite it */
 	mode_t mask = umask(0);
 	umask(mask);
-	if (fchmod(fd, 0666 & ~mask) != 0) {
+	mode_t mode = 0666 & ~mask;
+	struct stat old_st;
+	if (stat(path, &old_st) == 0 && S_ISREG(old_st.st_mode))
+		mode = old_st.st_mode & 07777;
+	if (fchmod(fd, mode) != 0) {
 		rc = -errno;
 		cli_error("export: chmod of '%s' failed (%s)", tmp, strerror(-rc));
 		goto out;

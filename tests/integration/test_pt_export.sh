@@ -137,6 +137,14 @@ ln -s target.pt "$tmp/link.pt"
 cmp -s "$tmp/target.pt" "$tmp/a1/model.pt" || fail "export -o SYMLINK: target not written"
 expect_fail 1 "directory" "$ckpt" export "$A" 1 --format pt -o "$tmp/out_dir"
 
+# a file being replaced keeps its permission bits (a private 0600 model stays private)
+echo old >"$tmp/private.pt"
+chmod 0600 "$tmp/private.pt"
+"$ckpt" export "$A" 1 --format pt -o "$tmp/private.pt"
+[ "$(stat -c %a "$tmp/private.pt")" = 600 ] ||
+	fail "export over a 0600 file left mode $(stat -c %a "$tmp/private.pt")"
+cmp -s "$tmp/private.pt" "$tmp/a1/model.pt" || fail "export over a 0600 file: bytes differ"
+
 # --- an export that cannot finish leaves nothing behind ---------------------------------------
 # past the file size limit: one error line (EFBIG), not SIGXFSZ with the temporary file left
 [ "$(stat -c %s "$tmp/a1/model.pt")" -gt 4096 ] || fail "model.pt too small for the ulimit test"
