@@ -136,19 +136,43 @@ fail:
 	return 1;
 }
 
+/* One error line for what getopt_long (run with opterr = 0 and a leading ':' in its
+ * optstring) returned as '?' (unknown option) or ':' (missing value). @return 2. */
+static int bad_option(int c, char **argv, const char *usage)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	if (strncmp(arg, "--", 2) == 0) {
+		int len = (int)strcspn(arg, "=");
+		if (c == ':')
+			cli_error("%s: option '%.*s' needs a value (usage: ckpt %s)", argv[0], len,
+			          arg, usage);
+		else if (arg[len] == '=' && optopt != 0)
+			cli_error("%s: option '%.*s' takes no value (usage: ckpt %s)", argv[0], len,
+			          arg, usage);
+		else
+			cli_error("%s: unknown or ambiguous option '%.*s' (usage: ckpt %s)",
+			          argv[0], len, arg, usage);
+	} else if (c == ':') {
+		cli_error("%s: option '-%c' needs a value (usage: ckpt %s)", argv[0], optopt, usage);
+	} else {
+		cli_error("%s: unknown option '-%c' (usage: ckpt %s)", argv[0], optopt, usage);
+	}
+	return 2;
+}
+
 /* Parse only --help for commands without options; returns -1 to go on, else exit code. */
 static int simple_options(int argc, char **argv, const char *usage, int npos)
 {
 	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	int c;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			printf("usage: ckpt %s\n", usage);
 			return 0;
 		}
-		fprintf(stderr, "usage: ckpt %s\n", usage);
-		return 2;
+		return bad_option(c, argv, usage);
 	}
 	if (argc - optind != npos) {
 		cli_error("%s: expected %d argument%s (usage: ckpt %s)", argv[0], npos,
@@ -426,7 +450,8 @@ int cli_gc(int argc, char **argv)
 	bool have_last = false, have_top = false;
 	int c;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "hl:t:", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hl:t:", opts, NULL)) != -1) {
 		uint64_t v;
 		switch (c) {
 		case 'h':
@@ -450,8 +475,7 @@ int cli_gc(int argc, char **argv)
 			}
 			break;
 		default:
-			fprintf(stderr, "usage: ckpt %s\n", usage);
-			return 2;
+			return bad_option(c, argv, usage);
 		}
 	}
 	if (argc - optind != 1) {

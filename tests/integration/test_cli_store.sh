@@ -121,6 +121,15 @@ expect_error 2 "keep-last" $CKPT gc "$store" --keep-last abc
 expect_error 2 "keep-top" $CKPT gc "$store" --keep-top -3
 expect_error 2 "keep-last" $CKPT gc "$store" --keep-last 99999999999
 expect_error 2 "unknown command" $CKPT frobnicate "$store"
+# options getopt refuses: still one "ckpt: error:" line naming the option
+expect_error 2 "gc: unknown or ambiguous option '--bogus'" $CKPT gc "$store" --bogus
+expect_error 2 "gc: unknown or ambiguous option '--keep'" $CKPT gc --keep 2 "$store"
+expect_error 2 "gc: option '--keep-last' needs a value" $CKPT gc "$store" --keep-last
+expect_error 2 "gc: option '-t' needs a value" $CKPT gc "$store" -t
+expect_error 2 "log: unknown option '-z'" $CKPT log -z "$store"
+expect_error 2 "verify: unknown or ambiguous option '--bogus'" $CKPT verify --bogus "$store"
+expect_error 2 "show: option '--help' takes no value" $CKPT show --help=1 "$store" 1
+expect_error 2 "info: unknown option '-x'" $CKPT info -x "$store"
 run $CKPT info --bogus "$store"
 [ $rc -eq 2 ] || fail "unknown option: exit $rc"
 
