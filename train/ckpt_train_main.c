@@ -179,7 +179,8 @@ int main(int argc, char **argv)
 	bool lr_set = false, wd_set = false;
 	int c;
 	uint32_t u;
-	while ((c = getopt_long(argc, argv, "hV", options, NULL)) != -1) {
+	opterr = 0; /* one error line of our own for a bad option (below) */
+	while ((c = getopt_long(argc, argv, ":hV", options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -360,9 +361,19 @@ int main(int argc, char **argv)
 		case OPT_NO_SYNC:
 			cfg.no_sync = true;
 			break;
-		default:
-			fprintf(stderr, "ckpt-train: error: bad usage (try 'ckpt-train --help')\n");
+		default: {
+			const char *arg = optind > 0 ? argv[optind - 1] : "";
+			char shortopt[3] = {'-', (char)optopt, 0};
+			if (strncmp(arg, "--", 2) != 0)
+				arg = shortopt;
+			int len = (int)strcspn(arg, "=");
+			fprintf(stderr, "ckpt-train: error: %s '%.*s' (try 'ckpt-train --help')\n",
+			        c == ':'                            ? "option needs a value:"
+			        : arg[len] == '=' && optopt != 0 ? "option takes no value:"
+			                                           : "unknown or ambiguous option",
+			        len, arg);
 			return 2;
+		}
 		}
 	}
 	if (optind < argc) {

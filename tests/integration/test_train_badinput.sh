@@ -32,6 +32,9 @@ expect_error "nothing to resume" --store "$work/a" --resume
 expect_error "cannot open data" --store "$work/a" --data "$work/no-such-dir"
 expect_error "device cuda is not supported" --store "$work/a" "${syn[@]}" --device cuda
 expect_error "unknown device 'tpu'" --store "$work/a" "${syn[@]}" --device tpu
+expect_error "unknown or ambiguous option '--bogus'" --store "$work/a" "${syn[@]}" --bogus
+expect_error "option needs a value: '--epochs'" --store "$work/a" "${syn[@]}" --epochs
+expect_error "option takes no value: '--quiet'" --store "$work/a" "${syn[@]}" --quiet=yes
 [ -e "$work/a" ] && fail "a store was created by bad input"
 
 # layer sizes that don't match the data (IDX directory with 2x3 images)
