@@ -50,13 +50,14 @@ static int check_options(const view_render_options *opts)
 	switch (opts->map_location) {
 	case VIEW_MAP_CPU:
 	case VIEW_MAP_KEEP: return 0;
-	case VIEW_MAP_DEVICE:
+	case VIEW_MAP_DEVICE: {
 		char canon[CKPT_MAX_DEVICE + 1];
 		if (memchr(opts->map_device, '\0', sizeof(opts->map_device)) &&
 		    render_torch_location(canon, opts->map_device) == 0)
 			return 0;
 		return render_fail(-EINVAL, "map_location '%.*s' is not cpu, keep or cuda:N",
 		                   (int)sizeof(opts->map_device), opts->map_device);
+	}
 	}
 	return render_fail(-EINVAL, "map_location mode %d is not cpu, keep or a device",
 	                   (int)opts->map_location);
