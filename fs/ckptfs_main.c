@@ -195,6 +195,15 @@ static int check_mountpoint(const char *mountpoint, char *resolved)
 	return 0;
 }
 
+/* @p path equals @p dir or lies below it (both resolved by realpath). */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	if (n == 1 && dir[0] == '/')
+		return true;
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 static int check_fuse_device(void)
 {
 	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
@@ -281,6 +290,12 @@ int main(int argc, char **argv)
 	store = NULL;
 	if (check_mountpoint(copts.mountpoint, mountpoint) != 0 || check_fuse_device() != 0)
 		goto out;
+	if (path_within(store_path, mountpoint)) {
+		/* the daemon opens the store after mounting: through its own mount, a deadlock */
+		say(LOG_ERR, "mountpoint %s would hide the store %s under the mount; mount it elsewhere",
+		    copts.mountpoint, store_path);
+		goto out;
+	}
 
 	if (fuse_opt_add_arg(&args, "-oro") != 0 ||
 	    fuse_opt_add_arg(&args, "-osubtype=ckptfs") != 0) {

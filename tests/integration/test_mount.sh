@@ -131,6 +131,13 @@ check_error "unknown option" "$store" "$TMP/m2" -o no_such_option
 check_error "snapshot_idle=-1: expected a whole number" "$store" "$TMP/m2" -o snapshot_idle=-1
 check_error "readahead_kb=-1: expected a whole number" "$store" "$TMP/m2" -o readahead_kb=-1
 check_error "max_read=1x: expected a whole number" "$store" "$TMP/m2" -o max_read=1x
+# a mountpoint at or above the store would hide it from the daemon (a deadlock: it opens the
+# store through its own mount after mounting); tracked so that a failure still unmounts them
+track_mount "$store"
+track_mount "$(dirname "$store")"
+check_error "would hide the store" "$store" "$store"
+check_error "would hide the store" "$store" "$(dirname "$store")"
+is_mounted "$store" && fail "ckptfs mounted over its own store"
 # a missing mountpoint is an error like the others (exit 1, README), not a usage error (2)
 rc=0
 "$BIN/ckptfs" "$store" "$TMP/m3" 2>/dev/null || rc=$?
