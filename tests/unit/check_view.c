@@ -769,6 +769,44 @@ START_TEST(test_links_to_epochs_past_the_inode_space_are_absent_not_dangling)
 }
 END_TEST
 
+/* The mount's watcher finds epochs committed again by their commit times. */
+START_TEST(test_epoch_times_change_when_an_epoch_is_committed_again)
+{
+	uint64_t *e1, *e2;
+	int64_t *t1, *t2;
+	size_t n1, n2;
+	ck_assert_int_eq(ckpt_view_epoch_times(&e1, &t1, &n1, fx.view), 0);
+	ck_assert_uint_eq(n1, EPOCHS);
+	ckpt_view_attr a;
+	for (size_t i = 0; i < n1; i++) {
+		ck_assert_uint_eq(e1[i], i + 1);
+		char path[32];
+		snprintf(path, sizeof(path), "epoch-%04zu", i + 1);
+		ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, path, false), 0);
+		ck_assert_int_eq(t1[i], a.mtime_ns);
+	}
+	struct timespec pause = {0, 2000000};
+	nanosleep(&pause, NULL);
+	ckpt_writer *w;
+	float x = 1;
+	uint64_t shape[1] = {1};
+	ck_assert_int_eq(ckpt_writer_begin(&w, fx.store, 2), 0);
+	ck_assert_int_eq(
+	    ckpt_writer_put_tensor(w, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape, NULL, &x, 4),
+	    0);
+	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	ck_assert_int_eq(ckpt_view_epoch_times(&e2, &t2, &n2, fx.view), 0);
+	ck_assert_uint_eq(n2, EPOCHS);
+	ck_assert_int_eq(t2[0], t1[0]);
+	ck_assert_int_gt(t2[1], t1[1]);
+	ck_assert_int_eq(t2[2], t1[2]);
+	free(e1);
+	free(t1);
+	free(e2);
+	free(t2);
+}
+END_TEST
+
 static uint8_t big_byte(size_t i)
 {
 	uint64_t z = (uint64_t)(i / 8) * 0x9e3779b97f4a7c15ull;
@@ -935,6 +973,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_map_location_values_are_validated);
 	tcase_add_test(tc, test_empty_store_has_no_links_and_an_empty_history);
 	tcase_add_test(tc, test_links_to_epochs_past_the_inode_space_are_absent_not_dangling);
+	tcase_add_test(tc, test_epoch_times_change_when_an_epoch_is_committed_again);
 	tcase_add_test(tc, test_verify_ahead_never_serves_a_corrupt_chunk);
 	tcase_add_test(tc, test_parked_file_reads_on_while_content_is_unchanged_else_estale);
 	tcase_add_test(tc, test_tensors_past_the_inode_space_get_no_file_not_another_epochs_inode);
