@@ -1049,8 +1049,11 @@ static uint32_t resolve_epoch(ckpt_snapshot *snap, const char *spec, int *rc)
 	} else {
 		char *end;
 		errno = 0;
+		if (strncmp(spec, "epoch-", 6) == 0) /* a directory name of the mount, as `ckpt` */
+			spec += 6;
 		unsigned long long v = strtoull(spec, &end, 10);
-		if (errno || *end || end == spec || spec[0] == '-' || v == 0 || v > UINT32_MAX) {
+		if (errno || *end || end == spec || spec[0] < '0' || spec[0] > '9' || v == 0 ||
+		    v > UINT32_MAX) {
 			*rc = -EINVAL;
 			return 0;
 		}
@@ -1131,7 +1134,8 @@ int train_run(train_config *cfg, train_result *res)
 		uint32_t from = resolve_epoch(snap, cfg->resume_from, &rc);
 		if (rc == -EINVAL) {
 			rc = train_fail(
-			    rc, "invalid --resume '%s' (expected latest, best or an epoch number)",
+			    rc,
+			    "invalid --resume '%s' (expected latest, best or an epoch: 4 or epoch-0004)",
 			    cfg->resume_from);
 			goto out;
 		}
@@ -1148,7 +1152,9 @@ int train_run(train_config *cfg, train_result *res)
 				    cfg->store_path);
 			else
 				rc = train_fail(rc, "cannot resume from epoch %s: not in store %s",
-				                cfg->resume_from, cfg->store_path);
+				                cfg->resume_from +
+				                    (strncmp(cfg->resume_from, "epoch-", 6) ? 0 : 6),
+				                cfg->store_path);
 			goto out;
 		}
 		if (!rc)

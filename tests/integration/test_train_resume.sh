@@ -31,6 +31,19 @@ done
 $TRAIN --store "$work/sgd-resumed" --resume 2 --epochs 5 --threads 2 --quiet || fail "resume 2"
 [ "$($CKPT show "$work/sgd-resumed" 5)" = "$($CKPT show "$work/sgd-straight" 5)" ] ||
 	fail "resume from epoch 2 differs"
+# the mount's directory name works as well (as for `ckpt show`); junk is refused
+$TRAIN --store "$work/sgd-resumed" --resume epoch-0003 --epochs 5 --threads 2 --quiet ||
+	fail "resume epoch-0003"
+[ "$($CKPT show "$work/sgd-resumed" 5)" = "$($CKPT show "$work/sgd-straight" 5)" ] ||
+	fail "resume from epoch-0003 differs"
+for bad in " 3" +3 epoch- epoch-x 3x; do
+	$TRAIN --store "$work/sgd-resumed" --resume "$bad" --epochs 5 --quiet 2>"$work/err" &&
+		fail "--resume '$bad' accepted"
+	grep -q "invalid --resume" "$work/err" || fail "--resume '$bad': $(cat "$work/err")"
+done
+$TRAIN --store "$work/sgd-resumed" --resume epoch-0009 --epochs 10 --quiet 2>"$work/err" &&
+	fail "--resume epoch-0009 accepted"
+grep -q "cannot resume from epoch 0009: not in store" "$work/err" || fail "epoch-0009: $(cat "$work/err")"
 $TRAIN --store "$work/sgd-resumed" --resume best --epochs 5 --threads 2 --quiet || fail "resume best"
 out=$($TRAIN --store "$work/sgd-resumed" --resume --epochs 5 --threads 2) || fail "no-op resume"
 grep -q "nothing to do" <<<"$out" || fail "no-op resume says: $out"
