@@ -2,6 +2,7 @@
  *
  * Dispatches to the subcommands of fs/cli.h. Exit status: 0 ok, 1 failure, 2 usage.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,20 @@ static const struct {
 	 "export STORE EPOCH|best|latest --format safetensors|pt|checkpoint -o FILE"},
 };
 
+/* Output that could not be written (a full disk, a closed pipe without SIGPIPE) is an error,
+ * as for coreutils: one line and exit status 1 (a command that failed has said why already). */
+static int finish_stdout(int status)
+{
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return status;
+	if (status)
+		return status;
+	cli_error("cannot write the output to stdout (%s)",
+	          errno ? strerror(errno) : "write error");
+	return 1;
+}
+
 static void usage(FILE *to)
 {
 	fprintf(to, "usage: ckpt [--help] [--version] COMMAND ARGS...\n\ncommands:\n");
@@ -47,10 +62,10 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'h':
 			usage(stdout);
-			return 0;
+			return finish_stdout(0);
 		case 'V':
 			printf("ckpt %s (store schema %d)\n", CKPT_VERSION, CKPT_SCHEMA_VERSION);
-			return 0;
+			return finish_stdout(0);
 		default:
 			usage(stderr);
 			return 2;
@@ -65,7 +80,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(name, commands[i].name) == 0) {
 			optind = 0; /* the subcommand runs getopt_long afresh on its own argv */
-			return commands[i].run(argc - first, argv + first);
+			return finish_stdout(commands[i].run(argc - first, argv + first));
 		}
 	}
 	cli_error("unknown command '%s' (try 'ckpt --help')", name);

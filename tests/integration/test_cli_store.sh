@@ -130,6 +130,17 @@ expect_error 2 "log: unknown option '-z'" $CKPT log -z "$store"
 expect_error 2 "verify: unknown or ambiguous option '--bogus'" $CKPT verify --bogus "$store"
 expect_error 2 "show: option '--help' takes no value" $CKPT show --help=1 "$store" 1
 expect_error 2 "info: unknown option '-x'" $CKPT info -x "$store"
+# output that cannot be written (a full disk) is an error, not a silent exit 0
+if [ -w /dev/full ]; then
+	for args in "info $store" "log $store" "show $store latest" "verify $store" "--version"; do
+		# shellcheck disable=SC2086
+		$CKPT $args >/dev/full 2>"$tmp/err"
+		rc=$?
+		[ $rc -eq 1 ] || fail "ckpt $args >/dev/full: exit $rc, expected 1"
+		[ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "^ckpt: error: cannot write the output" "$tmp/err" ||
+			fail "ckpt $args >/dev/full: $(cat "$tmp/err")"
+	done
+fi
 run $CKPT info --bogus "$store"
 [ $rc -eq 2 ] || fail "unknown option: exit $rc"
 
