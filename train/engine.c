@@ -993,8 +993,8 @@ out:
 
 /* One ckpt-train writes a store at a time: an exclusive flock(2) on the store's data.mdb
  * (LMDB itself uses fcntl locks on lock.mdb only), held until the process exits. Readers, the
- * mount and `ckpt gc` are not affected. @return 0 with *fd set, or the error ckpt-train exits
- * with. */
+ * mount and `ckpt gc` are not affected. @return 0 with *fd set (-1 where the file system
+ * has no flock), or the error ckpt-train exits with. */
 static int lock_store(int *fd, const char *store_path)
 {
 	char path[4200];
@@ -1013,7 +1013,7 @@ static int lock_store(int *fd, const char *store_path)
 		                  "store %s is in use by another ckpt-train (one run writes a store "
 		                  "at a time; wait for it or use another --store)",
 		                  store_path);
-	return train_fail(-err, "cannot lock %s (%s)", path, strerror(err));
+	return 0; /* a file system without flock (ENOLCK, EOPNOTSUPP): go on unguarded */
 }
 
 /* A run that created its store and fails before any checkpoint is committed (bad settings
