@@ -7,6 +7,7 @@
  * checkpoint, so unchanged bytes are never rewritten.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,18 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 		                   "store %s: epoch %llu: tensor %s: %llu bytes do not "
 		                   "match its shape and dtype",
 		                   path, epoch, name, (unsigned long long)nbytes);
+	/* torch and numpy index with int64: the extent of every dimension (strides included, so
+	 * zero-sized dimensions count as 1) must stay below 2^63 bytes, even for an empty tensor */
+	uint64_t extent = itemsize;
+	for (uint32_t k = 0; k < ndim; k++) {
+		uint64_t d = shape[k] ? shape[k] : 1;
+		if (d > (uint64_t)INT64_MAX / extent)
+			return store_error(-EINVAL,
+			                   "store %s: epoch %llu: tensor %s: dimension %u of size "
+			                   "%llu is too large (strides past 2^63 bytes)",
+			                   path, epoch, name, k, (unsigned long long)shape[k]);
+		extent *= d;
+	}
 	if (!device)
 		device = "cpu";
 	if (!ckpt_device_is_valid(device))

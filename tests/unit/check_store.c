@@ -470,6 +470,15 @@ START_TEST(test_bad_tensor_arguments_are_rejected)
 	    ckpt_writer_put_tensor(w, "a", 0, CKPT_DTYPE_FLOAT32, 2, shape, NULL, d, 24), -EEXIST);
 	OK(ckpt_writer_put_tensor(w, "a", CKPT_GROUP_OPTIMIZER, CKPT_DTYPE_FLOAT32, 2, shape, NULL,
 	                          d, 24));
+	/* empty, but no client could load it: dims past int64, strides past 2^63 bytes */
+	uint64_t huge[2] = {0, (uint64_t)1 << 63}, wide[3] = {0, (uint64_t)1 << 61, 4};
+	ck_assert_int_eq(
+	    ckpt_writer_put_tensor(w, "h", 0, CKPT_DTYPE_FLOAT32, 2, huge, NULL, NULL, 0), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "too large"));
+	ck_assert_int_eq(
+	    ckpt_writer_put_tensor(w, "h", 0, CKPT_DTYPE_FLOAT32, 3, wide, NULL, NULL, 0), -EINVAL);
+	uint64_t ok_empty[2] = {0, (uint64_t)1 << 40};
+	OK(ckpt_writer_put_tensor(w, "h", 0, CKPT_DTYPE_FLOAT32, 2, ok_empty, NULL, NULL, 0));
 	ck_assert_int_eq(ckpt_writer_set_metric(w, "", 1.0), -EINVAL);
 	ck_assert_int_eq(ckpt_writer_set_extra(w, "", "x", 1), -EINVAL);
 	OK(ckpt_writer_commit(w));
