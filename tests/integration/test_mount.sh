@@ -56,6 +56,16 @@ done
 cmp -s <("$BIN/ckpt" cat "$store" history.csv) "$mnt/history.csv" || fail "ckpt cat history.csv differs"
 out=$("$BIN/ckpt" cat "$store" epoch-0001/nope 2>&1) && fail "ckpt cat of a missing path succeeded"
 [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q "No such file" <<<"$out" || fail "ckpt cat missing path: $out"
+# a trailing slash after a file is ENOTDIR, as through the mount
+out=$("$BIN/ckpt" cat "$store" run.json/ 2>&1) && fail "ckpt cat run.json/ succeeded"
+grep -q "Not a directory" <<<"$out" || fail "ckpt cat run.json/: $out"
+# bad options: one 'ckpt: error:' line, exit 2 (was getopt's line plus a usage line)
+for args in "ls -x $store" "ls --bogus $store" "cat -q $store run.json" "cat $store run.json --map-location"; do
+	rc=0
+	out=$("$BIN/ckpt" $args 2>&1 >/dev/null) || rc=$?
+	[ "$rc" -eq 2 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q "^ckpt: error: " <<<"$out" ||
+		fail "ckpt $args: exit $rc, stderr: $out"
+done
 "$BIN/ckpt" ls >/dev/null 2>&1
 [ $? -eq 2 ] || fail "ckpt ls without a store should exit 2"
 
