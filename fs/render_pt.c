@@ -279,6 +279,36 @@ static int by_param_then_order(const void *a, const void *b)
 	return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* A model tensor name and its index among the model tensors, sorted by name. */
+typedef struct named_param {
+	const char *name;
+	size_t index;
+} named_param;
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const named_param *)a)->name, ((const named_param *)b)->name);
+}
+
+/* Index of the parameter named exactly the first @len bytes of @name, or SIZE_MAX. */
+static size_t find_param(const named_param *v, size_t n, const char *name, size_t len)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strncmp(v[mid].name, name, len);
+		if (cmp == 0 && v[mid].name[len] != '\0')
+			cmp = 1; /* longer than the prefix: sorts after it */
+		if (cmp == 0)
+			return v[mid].index;
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return SIZE_MAX;
+}
+
 static const char *extra_text(const ckpt_checkpoint *c, const char *key, size_t *len)
 {
 	const void *data;
@@ -376,6 +406,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	pickle_buf *pk = &ctx.pk;
 	opt_entry *opt = NULL;
 	const ckpt_tensor_info **model = NULL, **loose = NULL;
+	named_param *sorted = NULL;
 	json_t *groups = NULL;
 	bool *in_group = NULL;
 	size_t count = ckpt_checkpoint_tensor_count(c);
@@ -400,7 +431,16 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 		if (t->group == CKPT_GROUP_MODEL)
 			model[nmodel++] = t;
 	}
-	/* match optimizer tensors to parameters: the longest parameter name that is a prefix */
+	/* match optimizer tensors to parameters: the longest parameter name that is a prefix
+	 * (binary search among the sorted names, so large models do not take quadratic time) */
+	sorted = calloc(nmodel ? nmodel : 1, sizeof(*sorted));
+	if (!sorted) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t m = 0; m < nmodel; m++)
+		sorted[m] = (named_param){.name = model[m]->name, .index = m};
+	qsort(sorted, nmodel, sizeof(*sorted), by_name);
 	for (size_t i = 0; i < count; i++) {
 		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, i);
 		if (t->group == CKPT_GROUP_MODEL)
@@ -412,13 +452,12 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 			goto out;
 		size_t best = SIZE_MAX, best_len = 0;
 		if (t->group == CKPT_GROUP_OPTIMIZER) {
-			for (size_t m = 0; m < nmodel; m++) {
-				size_t len = strlen(model[m]->name);
-				if (len > best_len && strncmp(t->name, model[m]->name, len) == 0 &&
-				    t->name[len] == '.' && t->name[len + 1] != '\0') {
-					best = m;
-					best_len = len;
-				}
+			/* each '.' from the last: the first prefix that is a parameter is the longest */
+			for (size_t len = strlen(t->name); best == SIZE_MAX && len-- > 1;) {
+				if (t->name[len] != '.' || t->name[len + 1] == '\0')
+					continue;
+				best = find_param(sorted, nmodel, t->name, len);
+				best_len = len;
 			}
 		}
 		if (best == SIZE_MAX) {
@@ -598,6 +637,7 @@ out:
 		render_fail(rc, "epoch %" PRIu64 ": checkpoint.pt: out of memory", ctx.epoch);
 	json_decref(groups);
 	free(in_group);
+	free(sorted);
 	free(opt);
 	free(loose);
 	free(model);

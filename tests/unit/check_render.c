@@ -487,6 +487,78 @@ START_TEST(test_checkpoint_pt_keys_optimizer_state_by_parameter_index)
 }
 END_TEST
 
+/* Optimizer tensors go to the parameter whose name is their longest prefix before a '.':
+ * with parameters "enc", "enc.w" and "enc.w.x", "enc.w.x.exp_avg" is param 2's exp_avg,
+ * "enc.w.exp_avg" param 1's, "enc.q.exp_avg" param 0's "q.exp_avg"; a name with no parameter
+ * prefix ("zz.exp_avg", "enc" + "." + nothing) is an extra tensor. Many parameters are
+ * matched by binary search (checked here in both directions of the sorted order). */
+START_TEST(test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter_prefix)
+{
+	fixture f;
+	const char *tmpdir = getenv("TMPDIR");
+	if (!tmpdir || !tmpdir[0] || strlen(tmpdir) > 200)
+		tmpdir = P_tmpdir;
+	snprintf(f.dir, sizeof(f.dir), "%s/check_render.XXXXXX", tmpdir);
+	ck_assert_ptr_nonnull(mkdtemp(f.dir));
+	char path[300];
+	snprintf(path, sizeof(path), "%s/store", f.dir);
+	ckpt_run_meta meta = {.model = "m", .optimizer = "adam", .hyperparams = "{\"lr\":0.1}",
+	                      .monitor = "val_loss"};
+	ckpt_store_options opts = {.no_sync = true};
+	ck_assert_int_eq(ckpt_store_create(&f.store, path, &meta, &opts), 0);
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, f.store, 1), 0);
+	static const float v[1] = {1};
+	static const uint64_t shape[1] = {1};
+	/* model: "zeta" first so insertion order differs from name order */
+	static const char *const params[] = {"zeta", "enc", "enc.w", "enc.w.x", "a"};
+	for (size_t i = 0; i < 5; i++)
+		ck_assert_int_eq(ckpt_writer_put_tensor(w, params[i], CKPT_GROUP_MODEL,
+		                                        CKPT_DTYPE_FLOAT32, 1, shape, NULL, v, 4),
+		                 0);
+	static const char *const opt[] = {"enc.w.x.exp_avg", "enc.w.exp_avg", "enc.q.exp_avg",
+	                                  "zz.exp_avg",      "enc.",          "a.exp_avg",
+	                                  "zeta.exp_avg"};
+	for (size_t i = 0; i < 7; i++)
+		ck_assert_int_eq(ckpt_writer_put_tensor(w, opt[i], CKPT_GROUP_OPTIMIZER,
+		                                        CKPT_DTYPE_FLOAT32, 1, shape, NULL, v, 4),
+		                 0);
+	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	ck_assert_int_eq(ckpt_snapshot_open(&f.snap, f.store), 0);
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&f.ck, f.snap, 1), 0);
+
+	view_layout l;
+	view_layout_init(&l);
+	ck_assert_int_eq(render_checkpoint_pt(&l, f.store, f.ck, NULL), 0);
+	uint8_t *file = read_whole(&l, f.snap);
+	zip_member m[64];
+	parse_zip(file, l.size, m, 64);
+	const uint8_t *pk = file + m[0].offset;
+	/* state: K idx } ( X len buffer */
+	static const uint8_t p0[] = "K\x00}(X\x07\x00\x00\x00" "exp_avg";
+	static const uint8_t p1[] = "K\x01}(X\x09\x00\x00\x00q.exp_avg";
+	static const uint8_t p2[] = "K\x02}(X\x07\x00\x00\x00" "exp_avg";
+	static const uint8_t p3[] = "K\x03}(X\x07\x00\x00\x00" "exp_avg";
+	static const uint8_t p4[] = "K\x04}(X\x07\x00\x00\x00" "exp_avg";
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, p0, sizeof(p0) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, p1, sizeof(p1) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, p2, sizeof(p2) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, p3, sizeof(p3) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, p4, sizeof(p4) - 1));
+	char *strings = pickle_strings(pk, m[0].size);
+	/* "enc.w.x.exp_avg" is not param 1's "x.exp_avg", "enc.w.exp_avg" not param 1's "w..." */
+	ck_assert_ptr_null(strstr(strings, "|x.exp_avg|"));
+	ck_assert_ptr_null(strstr(strings, "|w.exp_avg|"));
+	ck_assert_ptr_null(strstr(strings, "|w.x.exp_avg|"));
+	ck_assert_ptr_nonnull(strstr(strings, "|extra_tensors|zz.exp_avg|storage|"));
+	ck_assert_ptr_nonnull(strstr(strings, "|enc.|storage|"));
+	free(strings);
+	free(file);
+	view_layout_free(&l);
+	fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_sgd_without_momentum_keeps_a_none_buffer_per_parameter)
 {
 	fixture f;
@@ -883,6 +955,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_every_dtype_has_a_storage_class_and_safetensors_name);
 	tcase_add_test(tc, test_model_pt_is_an_aligned_zip_with_correct_crcs_and_tensor_payloads);
 	tcase_add_test(tc, test_checkpoint_pt_keys_optimizer_state_by_parameter_index);
+	tcase_add_test(tc, test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter_prefix);
 	tcase_add_test(tc, test_sgd_without_momentum_keeps_a_none_buffer_per_parameter);
 	tcase_add_test(tc, test_gpu_tensors_are_written_cpu_unless_told_to_keep_or_map);
 	tcase_add_test(tc, test_map_location_takes_only_devices_torch_reads_back);
