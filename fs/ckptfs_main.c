@@ -292,7 +292,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (path_within(store_path, mountpoint)) {
 		/* the daemon opens the store after mounting: through its own mount, a deadlock */
-		say(LOG_ERR, "mountpoint %s would hide the store %s under the mount; mount it elsewhere",
+		say(LOG_ERR,
+		    "mountpoint %s would hide the store %s under the mount; mount it elsewhere",
 		    copts.mountpoint, store_path);
 		goto out;
 	}

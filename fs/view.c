@@ -320,8 +320,8 @@ static int find_tensor_file(uint64_t *out, const ckpt_checkpoint *c, uint64_t ep
 		    ckpt_checkpoint_find_tensor(&t, c, group, decoded) != 0)
 			return -ENOENT;
 		/* only the canonical spelling names the file */
-		if (t->index >= MAX_TENSOR_FILES ||
-		    tensor_file_name(file, sizeof(file), t) != 0 || strcmp(file, name) != 0)
+		if (t->index >= MAX_TENSOR_FILES || tensor_file_name(file, sizeof(file), t) != 0 ||
+		    strcmp(file, name) != 0)
 			return -ENOENT;
 		*out = view_epoch_ino(epoch, VIEW_ENT_TENSOR0 + t->index);
 		return 0;

@@ -746,8 +746,9 @@ START_TEST(test_links_to_epochs_past_the_inode_space_are_absent_not_dangling)
 		float x[2] = {1, 2};
 		uint64_t shape[1] = {2};
 		ck_assert_int_eq(ckpt_writer_begin(&w, f.store, epochs[i]), 0);
-		ck_assert_int_eq(ckpt_writer_put_tensor(w, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1,
-		                                        shape, NULL, x, sizeof(x)),
+		ck_assert_int_eq(ckpt_writer_put_tensor(w, "w", CKPT_GROUP_MODEL,
+		                                        CKPT_DTYPE_FLOAT32, 1, shape, NULL, x,
+		                                        sizeof(x)),
 		                 0);
 		ck_assert_int_eq(ckpt_writer_set_metric(w, "val_loss", loss[i]), 0);
 		ck_assert_int_eq(ckpt_writer_commit(w), 0);
@@ -791,9 +792,9 @@ START_TEST(test_epoch_times_change_when_an_epoch_is_committed_again)
 	float x = 1;
 	uint64_t shape[1] = {1};
 	ck_assert_int_eq(ckpt_writer_begin(&w, fx.store, 2), 0);
-	ck_assert_int_eq(
-	    ckpt_writer_put_tensor(w, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape, NULL, &x, 4),
-	    0);
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1,
+	                                        shape, NULL, &x, 4),
+	                 0);
 	ck_assert_int_eq(ckpt_writer_commit(w), 0);
 	ck_assert_int_eq(ckpt_view_epoch_times(&e2, &t2, &n2, fx.view), 0);
 	ck_assert_uint_eq(n2, EPOCHS);
