@@ -127,10 +127,12 @@ static int check_name(pt_ctx *ctx, const char *what, const char *name)
 {
 	if (render_utf8_valid(name))
 		return 0;
+	char printable[128];
+	render_printable_name(printable, sizeof(printable), name);
 	return render_fail(-EILSEQ,
-	                   "epoch %" PRIu64 ": a %s name is not valid UTF-8 (torch state_dict "
-	                   "keys are str)",
-	                   ctx->epoch, what);
+	                   "epoch %" PRIu64 ": %s name is not valid UTF-8: '%s' (torch "
+	                   "state_dict keys are str)",
+	                   ctx->epoch, what, printable);
 }
 
 /* OrderedDict of the model tensors in insertion order. */
@@ -149,7 +151,7 @@ static int emit_state_dict(pt_ctx *ctx, const ckpt_checkpoint *c)
 			                   ctx->epoch, i, count);
 		if (t->group != CKPT_GROUP_MODEL)
 			continue;
-		int rc = check_name(ctx, "model tensor", t->name);
+		int rc = check_name(ctx, "a model tensor", t->name);
 		if (rc)
 			return rc;
 		pickle_str(pk, t->name);
@@ -445,8 +447,8 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, i);
 		if (t->group == CKPT_GROUP_MODEL)
 			continue;
-		rc = check_name(&ctx, t->group == CKPT_GROUP_OPTIMIZER ? "optimizer tensor" :
-		                                                        "extra tensor",
+		rc = check_name(&ctx, t->group == CKPT_GROUP_OPTIMIZER ? "an optimizer tensor" :
+		                                                        "an extra tensor",
 		                t->name);
 		if (rc)
 			goto out;

@@ -119,10 +119,12 @@ int render_safetensors(view_layout *out, const ckpt_store *store, const ckpt_che
 			goto out;
 		}
 		if (!render_utf8_valid(t->name)) {
+			char printable[128];
+			render_printable_name(printable, sizeof(printable), t->name);
 			rc = render_fail(-EILSEQ,
-			                 "epoch %" PRIu64 ": a model tensor name is not valid UTF-8 "
-			                 "(safetensors names must be UTF-8)",
-			                 epoch);
+			                 "epoch %" PRIu64 ": a model tensor name is not valid UTF-8: "
+			                 "'%s' (safetensors names must be UTF-8)",
+			                 epoch, printable);
 			goto out;
 		}
 		if (strcmp(t->name, "__metadata__") == 0) {

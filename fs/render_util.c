@@ -66,6 +66,27 @@ bool render_utf8_valid(const char *str)
 	return true;
 }
 
+void render_printable_name(char *buf, size_t cap, const char *name)
+{
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		char one[5];
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+			one[0] = (char)*p, one[1] = '\0';
+		else
+			snprintf(one, sizeof(one), "\\x%02x", *p);
+		size_t len = strlen(one);
+		/* keep room for "..." unless this is the last piece and fits */
+		if (n + len + 4 > cap && (p[1] != '\0' || n + len + 1 > cap)) {
+			memcpy(buf + n, "...", 4);
+			return;
+		}
+		memcpy(buf + n, one, len + 1);
+		n += len;
+	}
+	buf[n] = '\0';
+}
+
 int render_parse_map_location(view_render_options *out, const char *value)
 {
 	memset(out, 0, sizeof(*out));

@@ -32,6 +32,12 @@ bool render_utf8_valid(const char *s);
  */
 int render_torch_location(char *out, const char *device);
 
+/**
+ * @p name printable for a message into @p buf: bytes outside printable ASCII as \xNN, cut
+ * with "..." to fit @p cap (>= 8).
+ */
+void render_printable_name(char *buf, size_t cap, const char *name);
+
 /** torch storage class name ("FloatStorage", "BFloat16Storage", ...) or NULL if none. */
 const char *render_torch_storage(ckpt_dtype dtype);
 

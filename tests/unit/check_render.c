@@ -690,14 +690,23 @@ START_TEST(test_names_that_are_not_utf8_are_refused_with_a_message)
 	view_layout_init(&l);
 	ck_assert_int_eq(render_safetensors(&l, f.store, f.ck), -EILSEQ);
 	ck_assert_ptr_nonnull(strstr(render_last_error(), "UTF-8"));
+	ck_assert_ptr_nonnull(strstr(render_last_error(), "'bad\\xff\\xfename'"));
 	view_layout_free(&l);
 	ck_assert_int_eq(render_model_pt(&l, f.store, f.ck, NULL), -EILSEQ);
 	ck_assert_ptr_nonnull(strstr(render_last_error(), "UTF-8"));
+	ck_assert_ptr_nonnull(strstr(render_last_error(), "a model tensor name"));
+	ck_assert_ptr_nonnull(strstr(render_last_error(), "'bad\\xff\\xfename'"));
 	view_layout_free(&l);
 	ck_assert_int_eq(render_checkpoint_pt(&l, f.store, f.ck, NULL), -EILSEQ);
 	view_layout_free(&l);
 	fixture_close(&f);
 
+	char buf[16];
+	render_printable_name(buf, sizeof(buf), "a\\b\x01\xff");
+	ck_assert_str_eq(buf, "a\\x5cb\\x01\\xff");
+	render_printable_name(buf, sizeof(buf), "0123456789abcdefghij");
+	ck_assert_str_eq(buf, "0123456789ab...");
+	ck_assert_uint_eq(strlen(buf), 15);
 	ck_assert(render_utf8_valid("fc1.weight"));
 	ck_assert(render_utf8_valid("caf\xc3\xa9 \xf0\x9f\x98\x80"));
 	ck_assert(!render_utf8_valid("\xc0\xaf"));         /* overlong '/' */
