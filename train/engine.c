@@ -884,6 +884,29 @@ static void format_eta(char *buf, size_t len, double seconds)
 		snprintf(buf, len, "%u:%02u", s / 60, s % 60);
 }
 
+/* @p s as one shell word (single-quoted unless it is plain), for a command to copy and paste */
+static const char *shell_word(char *buf, size_t len, const char *s)
+{
+	if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	                    "._/-+:@,%=") == strlen(s))
+		return s;
+	size_t o = 0;
+	if (o + 1 < len)
+		buf[o++] = '\'';
+	for (; *s && o + 5 < len; s++) {
+		if (*s == '\'') {
+			memcpy(buf + o, "'\\''", 4);
+			o += 4;
+		} else {
+			buf[o++] = *s;
+		}
+	}
+	if (o + 1 < len)
+		buf[o++] = '\'';
+	buf[o] = 0;
+	return buf;
+}
+
 /* A stop signal arrived: let the commit in flight finish (no committed epoch is lost), then
  * say where the store ends. @return the error ckpt-train exits with. */
 static int stop_on_signal(train_persister *p, train_result *res, const train_config *c,
@@ -902,12 +925,13 @@ static int stop_on_signal(train_persister *p, train_result *res, const train_con
 		    "interrupted by %s in epoch %u (batch %u/%u); nothing was saved: run the "
 		    "same command again to start over",
 		    name, epoch, batch, nbatches);
+	char quoted[4 * 4096 + 3]; /* a PATH_MAX path, every byte a quote at worst */
 	return train_fail(TRAIN_EINTERRUPTED,
 	                  "interrupted by %s in epoch %u (batch %u/%u); epoch %u was not saved, "
-	                  "the store ends at epoch %u: continue with 'ckpt-train --store %s "
-	                  "--resume --epochs %u'",
-	                  name, epoch, batch, nbatches, epoch, last_saved, c->store_path,
-	                  c->epochs);
+	                  "the store ends at epoch %u: continue with: ckpt-train --store %s "
+	                  "--resume --epochs %u",
+	                  name, epoch, batch, nbatches, epoch, last_saved,
+	                  shell_word(quoted, sizeof(quoted), c->store_path), c->epochs);
 }
 
 /* How open_or_create_store() found the store: 0 reused, 1 created in an existing (empty)

@@ -13,7 +13,7 @@ cleanup() {
 trap cleanup EXIT
 
 for sig in TERM INT; do
-	store="$work/store-$sig"
+	store="$work/store $sig it's" # the printed command quotes it for the shell
 	$TRAIN --store "$store" --data synthetic --layers 784,256,128,10 --val-split 1000 \
 		--batch-size 32 --epochs 1000 --threads 1 >"$work/out" 2>"$work/err" &
 	pid=$!
@@ -39,8 +39,11 @@ for sig in TERM INT; do
 	info=$($CKPT info "$store") || fail "ckpt info"
 	grep -q "^checkpoints: $last\$" <<<"$info" || fail "store has not exactly $last checkpoints: $info"
 	grep -q "^latest: epoch-$(printf %04d "$last")\$" <<<"$info" || fail "latest is not $last: $info"
-	$TRAIN --store "$store" --resume --epochs $((last + 1)) --threads 1 --quiet ||
-		fail "resume after SIG$sig"
+	# the command the message prints works when pasted into a shell (a later --epochs wins)
+	cmd=$(sed -n 's/.*continue with: //p' "$work/err")
+	[[ $cmd == "ckpt-train --store "*" --resume --epochs 1000" ]] || fail "no command: $(cat "$work/err")"
+	ckpt-train() { "$TRAIN" "$@"; }
+	eval "$cmd --epochs $((last + 1)) --threads 1 --quiet" || fail "resume after SIG$sig: $cmd"
 	$CKPT info "$store" | grep -q "^latest: epoch-$(printf %04d $((last + 1)))\$" ||
 		fail "resume did not add epoch $((last + 1))"
 	echo "ok: SIG$sig after $last epochs leaves a consistent store"
