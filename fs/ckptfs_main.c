@@ -45,6 +45,7 @@ static const struct fuse_opt option_spec[] = {
 };
 
 static bool log_to_syslog;
+static bool fuse_said_error; /* libfuse printed an error line (fuse_log_line) */
 
 static void say(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(int priority, const char *fmt, ...)
@@ -83,8 +84,10 @@ static void fuse_log_line(enum fuse_log_level level, const char *fmt, va_list ap
 	if (used > 0 && (pending[used - 1] == '\n' || used + 1 >= sizeof(pending))) {
 		while (used > 0 && pending[used - 1] == '\n')
 			pending[--used] = '\0';
-		if (used > 0)
+		if (used > 0) {
 			say(LOG_ERR, "%s", pending);
+			fuse_said_error = true;
+		}
 		used = 0;
 		pending[0] = '\0';
 	}
@@ -247,7 +250,7 @@ int main(int argc, char **argv)
 
 	fuse_set_log_func(fuse_log_line);
 	if (fuse_opt_parse(&args, &o, option_spec, option_proc) != 0) {
-		if (!o.failed)
+		if (!o.failed && !fuse_said_error) /* else that line said it */
 			say(LOG_ERR, "bad command line (try 'ckptfs --help')");
 		goto out;
 	}

@@ -141,6 +141,7 @@ check_error "unknown option" "$store" "$TMP/m2" -o no_such_option
 check_error "snapshot_idle=-1: expected a whole number" "$store" "$TMP/m2" -o snapshot_idle=-1
 check_error "readahead_kb=-1: expected a whole number" "$store" "$TMP/m2" -o readahead_kb=-1
 check_error "max_read=1x: expected a whole number" "$store" "$TMP/m2" -o max_read=1x
+check_error "missing argument after" "$store" "$TMP/m2" -o
 # a mountpoint at or above the store would hide it from the daemon (a deadlock: it opens the
 # store through its own mount after mounting); tracked so that a failure still unmounts them
 track_mount "$store"
