@@ -322,6 +322,11 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 		lineno++;
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			line[--n] = '\0';
+		if (lineno == 1 && n >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+			/* a UTF-8 byte order mark (spreadsheet exports) is not part of the data */
+			memmove(line, line + 3, (size_t)n - 2);
+			n -= 3;
+		}
 		if (n == 0)
 			continue;
 		if (lineno == 1) {

@@ -377,6 +377,18 @@ START_TEST(test_csv_loads_header_rows_and_test_sibling)
 	ck_assert_int_eq(train_data_load(&d, path, 3, 3), 0);
 	ck_assert_uint_eq(d.test.count, 0);
 	train_data_free(&d);
+	/* a UTF-8 byte order mark (spreadsheet exports) does not turn row 1 into a header */
+	write_text("bom.csv", "\xef\xbb\xbf" "1,0,255,51\n2,1,2,3\n");
+	path_in(path, sizeof(path), "bom.csv");
+	ck_assert_msg(train_data_load(&d, path, 3, 3) == 0, "%s", train_last_error());
+	ck_assert_uint_eq(d.train.count, 2);
+	ck_assert_int_eq(d.train.y[0], 1);
+	train_data_free(&d);
+	write_text("bomhdr.csv", "\xef\xbb\xbf" "label,a,b,c\n1,0,255,51\n");
+	path_in(path, sizeof(path), "bomhdr.csv");
+	ck_assert_msg(train_data_load(&d, path, 3, 3) == 0, "%s", train_last_error());
+	ck_assert_uint_eq(d.train.count, 1);
+	train_data_free(&d);
 }
 END_TEST
 
