@@ -410,5 +410,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
 		return 1;
 	}
+	errno = 0;
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		/* the checkpoints are committed; only the log lines were lost */
+		fprintf(stderr,
+		        "ckpt-train: error: cannot write the epoch lines to stdout (%s); the "
+		        "checkpoints are saved in %s\n",
+		        errno ? strerror(errno) : "write error", cfg.store_path);
+		return 1;
+	}
 	return 0;
 }

@@ -35,6 +35,16 @@ expect_error "unknown device 'tpu'" --store "$work/a" "${syn[@]}" --device tpu
 expect_error "unknown or ambiguous option '--bogus'" --store "$work/a" "${syn[@]}" --bogus
 expect_error "option needs a value: '--epochs'" --store "$work/a" "${syn[@]}" --epochs
 expect_error "option takes no value: '--quiet'" --store "$work/a" "${syn[@]}" --quiet=yes
+# epoch lines that cannot be written (stdout on a full disk) are an error, not a silent exit 0
+if [ -w /dev/full ]; then
+	"$TRAIN" --store "$work/full" --data synthetic --layers 16,8,4 --val-split 2000 --threads 1 \
+		--no-sync --epochs 2 >/dev/full 2>"$work/err"
+	rc=$?
+	[ $rc -eq 1 ] || fail "stdout on /dev/full: exit $rc, want 1"
+	[ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "cannot write the epoch lines" "$work/err" ||
+		fail "stdout on /dev/full: $(cat "$work/err")"
+	$CKPT info "$work/full" | grep -q '^checkpoints: 2$' || fail "stdout on /dev/full: epochs not saved"
+fi
 [ -e "$work/a" ] && fail "a store was created by bad input"
 
 # layer sizes that don't match the data (IDX directory with 2x3 images)
