@@ -13,6 +13,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "fs/render_util.h"
 #include "fs/view_int.h"
 
 /* Verify-ahead: a helper thread with a snapshot of its own checks the CRC-32 of the chunks
@@ -178,7 +179,8 @@ static int64_t latest_time(ckpt_view *view, ckpt_snapshot *snap)
 	return ckpt_store_meta(view->store)->created_ns;
 }
 
-static int render_node(view_layout *out, ckpt_view *view, ckpt_snapshot *snap, const view_node *n)
+static int render_node_layout(view_layout *out, ckpt_view *view, ckpt_snapshot *snap,
+                              const view_node *n)
 {
 	const ckpt_store *store = view->store;
 	switch (n->ino) {
@@ -202,6 +204,16 @@ static int render_node(view_layout *out, ckpt_view *view, ckpt_snapshot *snap, c
 		return render_checkpoint_pt(out, store, n->ckpt, &view->render);
 	}
 	return -EINVAL;
+}
+
+/* The renderers' reason (e.g. a tensor name that is not UTF-8) becomes the view's error. */
+static int render_node(view_layout *out, ckpt_view *view, ckpt_snapshot *snap, const view_node *n)
+{
+	render_clear_error();
+	int rc = render_node_layout(out, view, snap, n);
+	if (rc && *render_last_error())
+		view_set_error("%s", render_last_error());
+	return rc;
 }
 
 static void symlink_target(char *buf, size_t cap, const view_node *n)

@@ -770,6 +770,38 @@ START_TEST(test_links_to_epochs_past_the_inode_space_are_absent_not_dangling)
 }
 END_TEST
 
+/* A whole-checkpoint file that cannot be rendered says why (ckpt cat printed an empty "()"). */
+START_TEST(test_render_failure_reason_reaches_the_view_error)
+{
+	vfixture f;
+	memset(&f, 0, sizeof(f));
+	snprintf(f.dir, sizeof(f.dir), "%s/check_view.XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(f.dir));
+	ckpt_run_meta meta = {.model = "mlp", .monitor = "val_loss"};
+	ckpt_store_options so = {.no_sync = true};
+	ck_assert_int_eq(ckpt_store_create(&f.store, f.dir, &meta, &so), 0);
+	ckpt_writer *w;
+	float x[2] = {1, 2};
+	uint64_t shape[1] = {2};
+	ck_assert_int_eq(ckpt_writer_begin(&w, f.store, 1), 0);
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "bad\xff\xfename", CKPT_GROUP_MODEL,
+	                                        CKPT_DTYPE_FLOAT32, 1, shape, NULL, x, sizeof(x)),
+	                 0);
+	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	open_view(&f);
+	const char *files[] = {"epoch-0001/model.pt", "epoch-0001/model.safetensors",
+	                       "epoch-0001/checkpoint.pt"};
+	for (size_t i = 0; i < 3; i++) {
+		ckpt_view_attr a;
+		ck_assert_int_eq(ckpt_view_resolve(&a, f.view, files[i], true), -EILSEQ);
+		ck_assert_msg(strstr(ckpt_view_last_error(), "not valid UTF-8") != NULL, "%s: '%s'",
+		              files[i], ckpt_view_last_error());
+	}
+	teardown_fixture(&f);
+}
+END_TEST
+
 /* The mount's watcher finds epochs committed again by their commit times. */
 START_TEST(test_epoch_times_change_when_an_epoch_is_committed_again)
 {
@@ -975,6 +1007,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_empty_store_has_no_links_and_an_empty_history);
 	tcase_add_test(tc, test_links_to_epochs_past_the_inode_space_are_absent_not_dangling);
 	tcase_add_test(tc, test_epoch_times_change_when_an_epoch_is_committed_again);
+	tcase_add_test(tc, test_render_failure_reason_reaches_the_view_error);
 	tcase_add_test(tc, test_verify_ahead_never_serves_a_corrupt_chunk);
 	tcase_add_test(tc, test_parked_file_reads_on_while_content_is_unchanged_else_estale);
 	tcase_add_test(tc, test_tensors_past_the_inode_space_get_no_file_not_another_epochs_inode);
