@@ -58,7 +58,8 @@ int main(int argc, char **argv)
 	};
 	int c;
 	/* "+" stops at the first non-option: the subcommand parses the rest */
-	while ((c = getopt_long(argc, argv, "+hV", options, NULL)) != -1) {
+	opterr = 0; /* one error line of our own for a bad option (below) */
+	while ((c = getopt_long(argc, argv, "+:hV", options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -67,7 +68,11 @@ int main(int argc, char **argv)
 			printf("ckpt %s (store schema %d)\n", CKPT_VERSION, CKPT_SCHEMA_VERSION);
 			return finish_stdout(0);
 		default:
-			usage(stderr);
+			if (optind > 0 && strncmp(argv[optind - 1], "--", 2) == 0)
+				cli_error("unknown option '%.*s' (try 'ckpt --help')",
+				          (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
+			else
+				cli_error("unknown option '-%c' (try 'ckpt --help')", optopt);
 			return 2;
 		}
 	}

@@ -130,6 +130,7 @@ expect_error 2 "log: unknown option '-z'" $CKPT log -z "$store"
 expect_error 2 "verify: unknown or ambiguous option '--bogus'" $CKPT verify --bogus "$store"
 expect_error 2 "show: option '--help' takes no value" $CKPT show --help=1 "$store" 1
 expect_error 2 "info: unknown option '-x'" $CKPT info -x "$store"
+expect_error 2 "unknown option '--bogus'" $CKPT --bogus info "$store"
 # output that cannot be written (a full disk) is an error, not a silent exit 0
 if [ -w /dev/full ]; then
 	for args in "info $store" "log $store" "show $store latest" "verify $store" "--version"; do
