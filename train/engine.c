@@ -990,17 +990,27 @@ static int open_or_create_store(ckpt_store **out, train_config *c, int *how)
 			ckpt_store_close(store);
 			goto out;
 		}
-		if (strcmp(m->layers ? m->layers : "", c->layers) != 0 ||
-		    strcmp(m->optimizer ? m->optimizer : "", meta.optimizer) != 0 ||
-		    strcmp(m->hyperparams ? m->hyperparams : "", hyper) != 0 ||
-		    strcmp(m->dataset ? m->dataset : "", c->data) != 0 || m->seed != c->seed ||
-		    strcmp(m->monitor ? m->monitor : "", c->monitor) != 0) {
-			rc = train_fail(
-			    -EEXIST,
-			    "store %s exists (with no checkpoint) for a run with other settings "
-			    "(layers %s, optimizer %s); use another --store",
-			    c->store_path, m->layers ? m->layers : "",
-			    m->optimizer ? m->optimizer : "");
+		/* name the first setting that differs, with the store's value */
+		const char *what = NULL, *was = NULL;
+		char seed[32];
+		snprintf(seed, sizeof(seed), "%llu", (unsigned long long)m->seed);
+		if (strcmp(m->layers ? m->layers : "", c->layers) != 0)
+			what = "--layers", was = m->layers ? m->layers : "";
+		else if (strcmp(m->optimizer ? m->optimizer : "", meta.optimizer) != 0)
+			what = "--optimizer", was = m->optimizer ? m->optimizer : "";
+		else if (strcmp(m->dataset ? m->dataset : "", c->data) != 0)
+			what = "--data", was = m->dataset ? m->dataset : "";
+		else if (m->seed != c->seed)
+			what = "--seed", was = seed;
+		else if (strcmp(m->monitor ? m->monitor : "", c->monitor) != 0)
+			what = "--monitor", was = m->monitor ? m->monitor : "";
+		else if (strcmp(m->hyperparams ? m->hyperparams : "", hyper) != 0)
+			what = "hyper-parameters", was = m->hyperparams ? m->hyperparams : "";
+		if (what) {
+			rc = train_fail(-EEXIST,
+			                "store %s holds no checkpoint but was created for a run with "
+			                "other %s (%s); remove it or use another --store",
+			                c->store_path, what, was);
 			ckpt_store_close(store);
 			goto out;
 		}

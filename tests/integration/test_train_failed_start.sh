@@ -31,4 +31,16 @@ before=$($CKPT show "$store" latest) || fail "ckpt show"
 $TRAIN --store "$store" --epochs 5 --lr 1e30 "${common[@]}" 2>/dev/null &&
 	fail "reusing a store with checkpoints: exit 0"
 [ "$($CKPT show "$store" latest)" = "$before" ] || fail "the existing store changed"
+# a store left empty by a killed run: other settings are refused naming the setting, the
+# same settings reuse it
+CKPT_TRAIN_TEST_PERSIST_DELAY_MS=10000 $TRAIN --store "$WORK/killed" --epochs 1 "${common[@]}" &
+kpid=$!
+for _ in $(seq 100); do [ -e "$WORK/killed/data.mdb" ] && break; sleep 0.05; done
+sleep 0.2
+kill -KILL $kpid
+wait $kpid 2>/dev/null
+$TRAIN --store "$WORK/killed" --epochs 1 --seed 7 "${common[@]}" 2>"$WORK/err" &&
+	fail "an empty store of another --seed was reused"
+grep -q "was created for a run with other --seed (0)" "$WORK/err" || fail "message: $(cat "$WORK/err")"
+$TRAIN --store "$WORK/killed" --epochs 1 "${common[@]}" || fail "same settings on the empty store"
 echo "ok: a run that saved nothing leaves no store; existing stores stay"
