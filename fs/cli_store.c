@@ -153,7 +153,8 @@ static int bad_option(int c, char **argv, const char *usage)
 			cli_error("%s: unknown or ambiguous option '%.*s' (usage: ckpt %s)",
 			          argv[0], len, arg, usage);
 	} else if (c == ':') {
-		cli_error("%s: option '-%c' needs a value (usage: ckpt %s)", argv[0], optopt, usage);
+		cli_error("%s: option '-%c' needs a value (usage: ckpt %s)", argv[0], optopt,
+		          usage);
 	} else {
 		cli_error("%s: unknown option '-%c' (usage: ckpt %s)", argv[0], optopt, usage);
 	}

@@ -7,8 +7,8 @@
  * checkpoint, so unchanged bytes are never rewritten.
  */
 #include <errno.h>
-#include <stdint.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -369,9 +369,9 @@ int main(int argc, char **argv)
 				arg = shortopt;
 			int len = (int)strcspn(arg, "=");
 			fprintf(stderr, "ckpt-train: error: %s '%.*s' (try 'ckpt-train --help')\n",
-			        c == ':'                            ? "option needs a value:"
+			        c == ':'                         ? "option needs a value:"
 			        : arg[len] == '=' && optopt != 0 ? "option takes no value:"
-			                                           : "unknown or ambiguous option",
+			                                         : "unknown or ambiguous option",
 			        len, arg);
 			return 2;
 		}

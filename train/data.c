@@ -109,7 +109,8 @@ static int idx_read_alloc(gzFile f, const char *path, unsigned char **out, size_
 		if (rc) {
 			free(buf);
 			if (rc == -EINVAL) /* say how much the header promised */
-				return train_fail(-EINVAL, "%s is truncated (%s: expected %zu bytes)", path,
+				return train_fail(-EINVAL,
+				                  "%s is truncated (%s: expected %zu bytes)", path,
 				                  what, len);
 			return rc;
 		}

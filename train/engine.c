@@ -1007,10 +1007,11 @@ static int open_or_create_store(ckpt_store **out, train_config *c, int *how)
 		else if (strcmp(m->hyperparams ? m->hyperparams : "", hyper) != 0)
 			what = "hyper-parameters", was = m->hyperparams ? m->hyperparams : "";
 		if (what) {
-			rc = train_fail(-EEXIST,
-			                "store %s holds no checkpoint but was created for a run with "
-			                "other %s (%s); remove it or use another --store",
-			                c->store_path, what, was);
+			rc = train_fail(
+			    -EEXIST,
+			    "store %s holds no checkpoint but was created for a run with "
+			    "other %s (%s); remove it or use another --store",
+			    c->store_path, what, was);
 			ckpt_store_close(store);
 			goto out;
 		}
@@ -1043,10 +1044,11 @@ static int lock_store(int *fd, const char *store_path)
 	close(*fd);
 	*fd = -1;
 	if (err == EWOULDBLOCK)
-		return train_fail(-EBUSY,
-		                  "store %s is in use by another ckpt-train (one run writes a store "
-		                  "at a time; wait for it or use another --store)",
-		                  store_path);
+		return train_fail(
+		    -EBUSY,
+		    "store %s is in use by another ckpt-train (one run writes a store "
+		    "at a time; wait for it or use another --store)",
+		    store_path);
 	return 0; /* a file system without flock (ENOLCK, EOPNOTSUPP): go on unguarded */
 }
 
@@ -1057,8 +1059,8 @@ static void drop_empty_store(ckpt_store *store, const char *path, int how)
 {
 	ckpt_snapshot *snap = NULL;
 	uint64_t latest;
-	bool empty = ckpt_snapshot_open(&snap, store) == 0 &&
-	             ckpt_snapshot_latest(&latest, snap) == -ENOENT;
+	bool empty =
+	    ckpt_snapshot_open(&snap, store) == 0 && ckpt_snapshot_latest(&latest, snap) == -ENOENT;
 	ckpt_snapshot_close(snap);
 	ckpt_store_close(store);
 	if (!empty)
@@ -1167,10 +1169,10 @@ int train_run(train_config *cfg, train_result *res)
 		}
 		uint32_t from = resolve_epoch(snap, cfg->resume_from, &rc);
 		if (rc == -EINVAL) {
-			rc = train_fail(
-			    rc,
-			    "invalid --resume '%s' (expected latest, best or an epoch: 4 or epoch-0004)",
-			    cfg->resume_from);
+			rc = train_fail(rc,
+			                "invalid --resume '%s' (expected latest, best or an epoch: "
+			                "4 or epoch-0004)",
+			                cfg->resume_from);
 			goto out;
 		}
 		if (rc == -ENOENT) {
@@ -1185,10 +1187,11 @@ int train_run(train_config *cfg, train_result *res)
 				    rc, "cannot resume from best: store %s has no best checkpoint",
 				    cfg->store_path);
 			else
-				rc = train_fail(rc, "cannot resume from epoch %s: not in store %s",
-				                cfg->resume_from +
-				                    (strncmp(cfg->resume_from, "epoch-", 6) ? 0 : 6),
-				                cfg->store_path);
+				rc =
+				    train_fail(rc, "cannot resume from epoch %s: not in store %s",
+				               cfg->resume_from +
+				                   (strncmp(cfg->resume_from, "epoch-", 6) ? 0 : 6),
+				               cfg->store_path);
 			goto out;
 		}
 		if (!rc)
@@ -1421,19 +1424,20 @@ int train_run(train_config *cfg, train_result *res)
 				if (rc)
 					goto out;
 				if (res->last_epoch == 0)
-					rc = train_fail(TRAIN_ENONFINITE,
-					                "training loss became %s in epoch %u, batch %u "
-					                "(try a lower --lr); nothing was saved",
-					                isnan(batch_loss) ? "NaN" : "infinite", epoch,
-					                b + 1);
+					rc = train_fail(
+					    TRAIN_ENONFINITE,
+					    "training loss became %s in epoch %u, batch %u "
+					    "(try a lower --lr); nothing was saved",
+					    isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1);
 				else
 					rc = train_fail(
 					    TRAIN_ENONFINITE,
 					    "training loss became %s in epoch %u, batch %u (try a "
-					    "lower --lr); epoch %u was not saved, the store ends at "
+					    "lower --lr); epoch %u was not saved, the store ends "
+					    "at "
 					    "epoch %u",
-					    isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1, epoch,
-					    res->last_epoch);
+					    isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1,
+					    epoch, res->last_epoch);
 				goto out;
 			}
 			loss_sum += batch_loss;
