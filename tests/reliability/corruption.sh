@@ -55,8 +55,8 @@ mapfile -t npys < <(cd "$TMP/ref" && find . -name '*.npy' | sed 's|^\./||' | sor
 echo "corruption: seed $seed, ${#npys[@]} tensors in 3 epochs"
 
 fresh_copy() {
-	rm -rf "$TMP/work"
-	cp -r "$pristine" "$TMP/work"
+	rm -rf "$TMP/damaged"
+	cp -r "$pristine" "$TMP/damaged"
 }
 
 # run_cmd NAME CMD...: a command on a damaged store: exit status < 128 and no sanitizer report;
@@ -85,7 +85,7 @@ try_mount() {
 	local mnt=$TMP/mnt pid
 	mkdir -p "$mnt"
 	: >"$TMP/ckptfs.err"
-	"$BIN/ckptfs" "$TMP/work" "$mnt" -f 2>"$TMP/ckptfs.err" &
+	"$BIN/ckptfs" "$TMP/damaged" "$mnt" -f 2>"$TMP/ckptfs.err" &
 	pid=$!
 	for _ in $(seq 1 100); do
 		if is_mounted "$mnt"; then
@@ -113,7 +113,7 @@ for round in 1 2; do
 	for _ in 1 2 3; do
 		rel=${npys[$((RANDOM % ${#npys[@]}))]}
 		case " ${damaged[*]} " in *" $rel "*) continue ;; esac
-		python3 "$HERE/corrupt.py" tensor "$TMP/work/data.mdb" "$TMP/ref/$rel" $RANDOM >/dev/null ||
+		python3 "$HERE/corrupt.py" tensor "$TMP/damaged/data.mdb" "$TMP/ref/$rel" $RANDOM >/dev/null ||
 			{ problem "corrupt.py could not find $rel"; continue; }
 		faults=$((faults + 1))
 		damaged+=("$rel")
@@ -121,7 +121,7 @@ for round in 1 2; do
 		expect+=("$rel" "$ep/checkpoint.pt")
 		[[ $rel == */model/* ]] && expect+=("$ep/model.safetensors" "$ep/model.pt")
 	done
-	run_cmd "ckpt verify" "$BIN/ckpt" verify "$TMP/work"
+	run_cmd "ckpt verify" "$BIN/ckpt" verify "$TMP/damaged"
 	[ $cmd_rc -ne 0 ] || problem "ckpt verify passed with ${#damaged[@]} damaged tensors"
 	for rel in "${damaged[@]}"; do
 		stem=$(basename "$rel" .npy)
@@ -148,12 +148,12 @@ for round in $(seq 1 "$rounds"); do
 	trials=$((trials + 1))
 	fresh_copy
 	n=$((1 + RANDOM % 4))
-	python3 "$HERE/corrupt.py" random "$TMP/work/data.mdb" $n $RANDOM >"$TMP/offsets" || fail "corrupt.py"
+	python3 "$HERE/corrupt.py" random "$TMP/damaged/data.mdb" $n $RANDOM >"$TMP/offsets" || fail "corrupt.py"
 	faults=$((faults + n))
-	run_cmd "ckpt verify (flips at $(cat "$TMP/offsets"))" "$BIN/ckpt" verify "$TMP/work"
+	run_cmd "ckpt verify (flips at $(cat "$TMP/offsets"))" "$BIN/ckpt" verify "$TMP/damaged"
 	verify_rc=$cmd_rc
-	run_cmd "ckpt info" "$BIN/ckpt" info "$TMP/work"
-	run_cmd "ckpt log" "$BIN/ckpt" log "$TMP/work"
+	run_cmd "ckpt info" "$BIN/ckpt" info "$TMP/damaged"
+	run_cmd "ckpt log" "$BIN/ckpt" log "$TMP/damaged"
 	if try_mount; then
 		python3 "$HERE/check_tree.py" "$TMP/mnt" "$TMP/ref" --lenient-metadata >"$TMP/check.log"
 		rc=$?
@@ -182,12 +182,12 @@ done
 damage_file() {
 	fresh_copy
 	case $1 in
-	truncate-*) python3 "$HERE/corrupt.py" truncate "$TMP/work/data.mdb" "${1#truncate-}" >/dev/null ;;
-	truncate4096) truncate -s 4096 "$TMP/work/data.mdb" ;;
-	garbage) python3 "$HERE/corrupt.py" garbage "$TMP/work/data.mdb" $RANDOM >/dev/null ;;
-	no-lock) rm -f "$TMP/work/lock.mdb" ;;
-	no-data) rm -f "$TMP/work/data.mdb" ;;
-	schema) "$FIX" schema "$TMP/work" 2 >/dev/null ;;
+	truncate-*) python3 "$HERE/corrupt.py" truncate "$TMP/damaged/data.mdb" "${1#truncate-}" >/dev/null ;;
+	truncate4096) truncate -s 4096 "$TMP/damaged/data.mdb" ;;
+	garbage) python3 "$HERE/corrupt.py" garbage "$TMP/damaged/data.mdb" $RANDOM >/dev/null ;;
+	no-lock) rm -f "$TMP/damaged/lock.mdb" ;;
+	no-data) rm -f "$TMP/damaged/data.mdb" ;;
+	schema) "$FIX" schema "$TMP/damaged" 2 >/dev/null ;;
 	esac
 }
 for kind in truncate-0 truncate4096 truncate-0.1 truncate-0.5 garbage no-lock no-data schema; do
@@ -196,20 +196,20 @@ for kind in truncate-0 truncate4096 truncate-0.1 truncate-0.5 garbage no-lock no
 	summary=""
 	for cmd in info log verify "show latest" "ls epoch-0001" "cat epoch-0001/model.pt"; do
 		if [ "${cmd#* }" != "$cmd" ]; then # ckpt COMMAND STORE ARG
-			run_cmd "$kind: ckpt $cmd" "$BIN/ckpt" ${cmd%% *} "$TMP/work" ${cmd#* }
+			run_cmd "$kind: ckpt $cmd" "$BIN/ckpt" ${cmd%% *} "$TMP/damaged" ${cmd#* }
 		else
-			run_cmd "$kind: ckpt $cmd" "$BIN/ckpt" $cmd "$TMP/work"
+			run_cmd "$kind: ckpt $cmd" "$BIN/ckpt" $cmd "$TMP/damaged"
 		fi
 		summary+=" ${cmd%% *}=$cmd_rc"
 		if [ $kind = no-lock ]; then
 			[ $cmd_rc -eq 0 ] || problem "no lock.mdb: ckpt $cmd failed: $(cat "$TMP/cmd.err")"
 		elif [ $cmd_rc -eq 0 ]; then
 			problem "$kind: ckpt $cmd succeeded on a damaged store"
-		elif ! grep -q "$TMP/work\|newer\|schema" "$TMP/cmd.err"; then
+		elif ! grep -q "$TMP/damaged\|newer\|schema" "$TMP/cmd.err"; then
 			problem "$kind: ckpt $cmd error does not name the store: $(cat "$TMP/cmd.err")"
 		fi
 	done
-	run_cmd "$kind: ckpt-train --resume" "$BIN/ckpt-train" --store "$TMP/work" --resume --epochs 4 --quiet
+	run_cmd "$kind: ckpt-train --resume" "$BIN/ckpt-train" --store "$TMP/damaged" --resume --epochs 4 --quiet
 	summary+=" train-resume=$cmd_rc"
 	[ $kind = no-lock ] || [ $cmd_rc -ne 0 ] || problem "$kind: ckpt-train --resume succeeded"
 	if try_mount; then
