@@ -26,6 +26,13 @@ int cli_cat(int argc, char **argv);
 /* whole-checkpoint export: fs/cli_export.c */
 int cli_export(int argc, char **argv);
 
+/**
+ * One error line for what getopt_long (run with opterr = 0 and a leading ':' in its optstring)
+ * returned as '?' (unknown option) or ':' (missing value), naming the option and @p usage.
+ * @return 2, the exit status for bad usage.
+ */
+int cli_bad_option(int c, char **argv, const char *usage);
+
 /** Print "ckpt: error: " + printf-style message + newline to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -136,9 +136,7 @@ fail:
 	return 1;
 }
 
-/* One error line for what getopt_long (run with opterr = 0 and a leading ':' in its
- * optstring) returned as '?' (unknown option) or ':' (missing value). @return 2. */
-static int bad_option(int c, char **argv, const char *usage)
+int cli_bad_option(int c, char **argv, const char *usage)
 {
 	const char *arg = optind > 0 ? argv[optind - 1] : "";
 	if (strncmp(arg, "--", 2) == 0) {
@@ -173,7 +171,7 @@ static int simple_options(int argc, char **argv, const char *usage, int npos)
 			printf("usage: ckpt %s\n", usage);
 			return 0;
 		}
-		return bad_option(c, argv, usage);
+		return cli_bad_option(c, argv, usage);
 	}
 	if (argc - optind != npos) {
 		cli_error("%s: expected %d argument%s (usage: ckpt %s)", argv[0], npos,
@@ -476,7 +474,7 @@ int cli_gc(int argc, char **argv)
 			}
 			break;
 		default:
-			return bad_option(c, argv, usage);
+			return cli_bad_option(c, argv, usage);
 		}
 	}
 	if (argc - optind != 1) {

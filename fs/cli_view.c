@@ -19,31 +19,6 @@
 #define LS_USAGE "ls [-l] STORE [PATH]"
 #define CAT_USAGE "cat [--map-location cpu|keep|cuda:N] STORE PATH"
 
-/* One error line for what getopt_long (opterr = 0, optstring starting with ':') returned as
- * '?' (unknown option) or ':' (missing value), as the other ckpt commands say it. @return 2 */
-static int bad_option(int c, char **argv, const char *usage)
-{
-	const char *arg = optind > 0 ? argv[optind - 1] : "";
-	if (strncmp(arg, "--", 2) == 0) {
-		int len = (int)strcspn(arg, "=");
-		if (c == ':')
-			cli_error("%s: option '%.*s' needs a value (usage: ckpt %s)", argv[0], len,
-			          arg, usage);
-		else if (arg[len] == '=' && optopt != 0)
-			cli_error("%s: option '%.*s' takes no value (usage: ckpt %s)", argv[0], len,
-			          arg, usage);
-		else
-			cli_error("%s: unknown or ambiguous option '%.*s' (usage: ckpt %s)",
-			          argv[0], len, arg, usage);
-	} else if (c == ':') {
-		cli_error("%s: option '-%c' needs a value (usage: ckpt %s)", argv[0], optopt,
-		          usage);
-	} else {
-		cli_error("%s: unknown option '-%c' (usage: ckpt %s)", argv[0], optopt, usage);
-	}
-	return 2;
-}
-
 static void quiet_log(void *ctx, const char *line)
 {
 	(void)ctx, (void)line;
@@ -117,7 +92,7 @@ int cli_ls(int argc, char **argv)
 			       "  -l, --long   type, permissions, size, modification time\n");
 			return 0;
 		default:
-			return bad_option(c, argv, LS_USAGE);
+			return cli_bad_option(c, argv, LS_USAGE);
 		}
 	}
 	if (optind >= argc || argc - optind > 2) {
@@ -193,7 +168,7 @@ int cli_cat(int argc, char **argv)
 			       "Write file PATH of the view ckptfs mounts to standard output.\n");
 			return 0;
 		default:
-			return bad_option(c, argv, CAT_USAGE);
+			return cli_bad_option(c, argv, CAT_USAGE);
 		}
 	}
 	if (argc - optind != 2) {
