@@ -34,6 +34,10 @@ struct ckpt_writer {
 	uint64_t epoch, step;
 	pending_tensor *tensors;
 	size_t ntensors, cap;
+	/* open-addressing index of (group, name) -> tensor index + 1 (0: empty slot); a power of
+	 * two at least twice the tensor count, so duplicate names are found in O(1) */
+	size_t *name_slots;
+	size_t nslots;
 	store_metric *metrics; /* names owned */
 	size_t nmetrics;
 	store_extra *extras; /* keys and data owned */
@@ -57,6 +61,51 @@ static void *hash_main(void *arg)
 	XXH128_canonicalFromHash(&canon, XXH3_128bits(job->data, job->len));
 	memcpy(job->digest, canon.digest, 16);
 	return NULL;
+}
+
+static size_t name_slot(const ckpt_writer *w, ckpt_tensor_group group, const char *name)
+{
+	return (size_t)XXH3_64bits_withSeed(name, strlen(name), (XXH64_hash_t)group) &
+	       (w->nslots - 1);
+}
+
+/* True if a tensor of @p group named @p name was already put. */
+static bool name_taken(const ckpt_writer *w, ckpt_tensor_group group, const char *name)
+{
+	if (w->nslots == 0)
+		return false;
+	for (size_t i = name_slot(w, group, name); w->name_slots[i]; i = (i + 1) & (w->nslots - 1)) {
+		const pending_tensor *t = &w->tensors[w->name_slots[i] - 1];
+		if (t->info.group == group && strcmp(t->name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void name_insert(ckpt_writer *w, size_t index)
+{
+	const pending_tensor *t = &w->tensors[index];
+	size_t i = name_slot(w, t->info.group, t->name);
+	while (w->name_slots[i])
+		i = (i + 1) & (w->nslots - 1);
+	w->name_slots[i] = index + 1;
+}
+
+/* Make room in the name index for one more tensor, so that name_insert cannot fail. */
+static int name_reserve(ckpt_writer *w)
+{
+	if ((w->ntensors + 1) * 2 <= w->nslots)
+		return 0;
+	size_t nslots = w->nslots ? w->nslots * 2 : 64;
+	size_t *slots = calloc(nslots, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	free(w->name_slots);
+	w->name_slots = slots;
+	w->nslots = nslots;
+	for (size_t i = 0; i < w->ntensors; i++)
+		name_insert(w, i);
+	return 0;
 }
 
 int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch)
@@ -87,6 +136,7 @@ void ckpt_writer_abort(ckpt_writer *w)
 	for (size_t i = 0; i < w->ntensors; i++)
 		pending_free(&w->tensors[i]);
 	free(w->tensors);
+	free(w->name_slots);
 	for (size_t i = 0; i < w->nmetrics; i++)
 		free((char *)w->metrics[i].name);
 	free(w->metrics);
@@ -150,10 +200,11 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 		                   name);
 	if (nbytes > SIZE_MAX)
 		return store_error(-EINVAL, "store %s: tensor %s too large", path, name);
-	for (size_t i = 0; i < w->ntensors; i++)
-		if (w->tensors[i].info.group == group && strcmp(w->tensors[i].name, name) == 0)
-			return store_error(-EEXIST, "store %s: epoch %llu: tensor %s given twice",
-			                   path, epoch, name);
+	if (name_taken(w, group, name))
+		return store_error(-EEXIST, "store %s: epoch %llu: tensor %s given twice", path,
+		                   epoch, name);
+	if (name_reserve(w))
+		return store_error(-ENOMEM, "out of memory");
 	uint64_t cs = w->store->settings.chunk_size;
 	uint32_t nchunks = store_nchunks(nbytes, cs);
 	if (nbytes && (nbytes - 1) / cs >= UINT32_MAX)
@@ -210,6 +261,7 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 	info->index = (uint32_t)w->ntensors;
 	info->nchunks = nchunks;
 	info->chunk_size = cs;
+	name_insert(w, w->ntensors);
 	w->ntensors++;
 	w->total_bytes += nbytes;
 	return 0;

@@ -1635,6 +1635,43 @@ START_TEST(test_checkpoints_load_in_any_order_and_repeat_lookups_return_the_same
 }
 END_TEST
 
+START_TEST(test_duplicate_names_are_refused_per_group_among_many_tensors)
+{
+	ckpt_store *s = make_store(0, 0, 0, CKPT_MODE_MIN);
+	ckpt_writer *w;
+	OK(ckpt_writer_begin(&w, s, 1));
+	static const float value = 1.5f;
+	const uint64_t shape[1] = {1};
+	char name[32];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "t%d", i);
+		OK(ckpt_writer_put_tensor(w, name, CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape,
+		                          NULL, &value, sizeof(value)));
+	}
+	/* after the name index has grown several times, first, middle and last still clash */
+	static const char *const again[] = {"t0", "t500", "t999"};
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_int_eq(ckpt_writer_put_tensor(w, again[i], CKPT_GROUP_MODEL,
+		                                        CKPT_DTYPE_FLOAT32, 1, shape, NULL, &value,
+		                                        sizeof(value)),
+		                 -EEXIST);
+		OK(ckpt_writer_put_tensor(w, again[i], CKPT_GROUP_OPTIMIZER, CKPT_DTYPE_FLOAT32, 1,
+		                          shape, NULL, &value, sizeof(value)));
+	}
+	OK(ckpt_writer_commit(w));
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	ck_assert_uint_eq(ckpt_checkpoint_tensor_count(c), 1003);
+	const ckpt_tensor_info *t;
+	OK(ckpt_checkpoint_find_tensor(&t, c, CKPT_GROUP_OPTIMIZER, "t500"));
+	ck_assert_uint_eq(t->index, 1001);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *su = suite_create("store");
@@ -1648,6 +1685,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_abort_leaves_nothing);
 	tcase_add_test(tc, test_bad_tensor_arguments_are_rejected);
 	tcase_add_test(tc, test_many_tensors_keep_their_names_devices_and_order);
+	tcase_add_test(tc, test_duplicate_names_are_refused_per_group_among_many_tensors);
 	tcase_add_test(tc, test_checkpoints_load_in_any_order_and_repeat_lookups_return_the_same_record);
 	tcase_add_test(tc, test_best_tracks_min_and_max_and_ignores_nan);
 	tcase_add_test(tc, test_retention_keeps_last_and_top_and_never_drops_the_best);
