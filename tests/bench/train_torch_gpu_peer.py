@@ -10,26 +10,16 @@ usage: python3 train_torch_gpu_peer.py DATA LAYERS BATCH EPOCHS DIR [--no-save]
 prints one line per epoch: "epoch N seconds S" and at the end "steady_epoch_seconds S" (median of
 epochs 2..N: the first pays CUDA's and cuBLAS's warm-up)
 """
-import gzip
 import os
 import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def idx(path):
-    if not os.path.exists(path):
-        path += ".gz"
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ckpt_torch import MLP, load_idx_split  # noqa: E402
 
 
 def main():
@@ -44,19 +34,12 @@ def main():
         y = torch.randint(0, sizes[-1], (60000,), generator=g)
         tx, ty = x[:10000].clone(), y[:10000].clone()
     else:
-        x = torch.from_numpy(idx(data + "/train-images-idx3-ubyte").reshape(-1, sizes[0]).astype(np.float32) / 255.0)
-        y = torch.from_numpy(idx(data + "/train-labels-idx1-ubyte").astype(np.int64))
-        tx = torch.from_numpy(idx(data + "/t10k-images-idx3-ubyte").reshape(-1, sizes[0]).astype(np.float32) / 255.0)
-        ty = torch.from_numpy(idx(data + "/t10k-labels-idx1-ubyte").astype(np.int64))
+        x, y = load_idx_split(data, "train")
+        tx, ty = load_idx_split(data, "t10k")
     x, y, tx, ty = x.to(dev), y.to(dev), tx.to(dev), ty.to(dev)
     val = 5000
     n_fit = x.shape[0] - val
-    mods = []
-    for i in range(len(sizes) - 1):
-        mods.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-        if i + 2 < len(sizes):
-            mods.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*mods).to(dev)
+    model = MLP(sizes).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     torch.manual_seed(0)
     times = []

@@ -8,42 +8,25 @@ workers), which is the fastest plain-PyTorch loop.
 usage: python3 train_torch_peer.py DATA_DIR LAYERS BATCH THREADS VAL
 prints: "epoch_seconds S test_acc A"
 """
-import gzip
 import os
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def idx(path):
-    if not os.path.exists(path):
-        path += ".gz"
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ckpt_torch import MLP, load_idx_split  # noqa: E402
 
 
 def main():
     data_dir, layers, batch, threads, val = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     torch.set_num_threads(threads)
     sizes = [int(s) for s in layers.split(",")]
-    x = torch.from_numpy(idx(data_dir + "/train-images-idx3-ubyte").reshape(-1, sizes[0]).astype(np.float32) / 255.0)
-    y = torch.from_numpy(idx(data_dir + "/train-labels-idx1-ubyte").astype(np.int64))
-    tx = torch.from_numpy(idx(data_dir + "/t10k-images-idx3-ubyte").reshape(-1, sizes[0]).astype(np.float32) / 255.0)
-    ty = torch.from_numpy(idx(data_dir + "/t10k-labels-idx1-ubyte").astype(np.int64))
+    x, y = load_idx_split(data_dir, "train")
+    tx, ty = load_idx_split(data_dir, "t10k")
     n_fit = x.shape[0] - val
-    layers_ = []
-    for i in range(len(sizes) - 1):
-        layers_.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-        if i + 2 < len(sizes):
-            layers_.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers_)
+    model = MLP(sizes)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     torch.manual_seed(0)
     t0 = time.perf_counter()

@@ -24,6 +24,9 @@ import urllib.parse
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ckpt_torch import MLP, load_idx_split  # noqa: E402
+
 
 def fail(msg):
     print('pt_check: FAIL: ' + msg, file=sys.stderr)
@@ -131,23 +134,7 @@ def cmd_cuda_error(pt):
 
 
 def mlp(layers):
-    sizes = [int(x) for x in layers.split(',')]
-
-    class MLP(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            for i in range(len(sizes) - 1):
-                setattr(self, 'fc%d' % (i + 1), torch.nn.Linear(sizes[i], sizes[i + 1]))
-            self.relu = torch.nn.ReLU()
-            self.n = len(sizes) - 1
-
-        def forward(self, x):
-            for i in range(1, self.n + 1):
-                x = getattr(self, 'fc%d' % i)(x)
-                if i < self.n:
-                    x = self.relu(x)
-            return x
-    return MLP()
+    return MLP([int(x) for x in layers.split(',')])
 
 
 def cmd_checkpoint(ck, opt_name):
@@ -189,22 +176,10 @@ def read_csv(path):
 
 def read_idx(directory):
     """Fashion-MNIST training images (flattened, /255) and labels from IDX files."""
-    import gzip
-
-    def load(stem):
-        for name in (stem, stem + '.gz'):
-            path = os.path.join(directory, name)
-            if os.path.exists(path):
-                with (gzip.open if name.endswith('.gz') else open)(path, 'rb') as f:
-                    return f.read()
-        fail('%s: no %s' % (directory, stem))
-    images = load('train-images-idx3-ubyte')
-    labels = load('train-labels-idx1-ubyte')
-    n, rows, cols = (int.from_bytes(images[4 + 4 * i:8 + 4 * i], 'big') for i in range(3))
-    x = np.frombuffer(images, dtype=np.uint8, offset=16).reshape(n, rows * cols)
-    y = np.frombuffer(labels, dtype=np.uint8, offset=8)
-    return (torch.from_numpy(x.astype(np.float32) / np.float32(255.0)),
-            torch.from_numpy(y.astype(np.int64)))
+    try:
+        return load_idx_split(directory, 'train')
+    except FileNotFoundError as e:
+        fail('%s: no IDX file %s' % (directory, e))
 
 
 def cmd_val_acc(pt, ck, data, val_split, layers):

@@ -5,32 +5,21 @@ checkpointing tutorial does: model.load_state_dict(strict=True), optimizer.load_
 then checks the optimizer state and hyper-parameters and that one more step runs.
 usage: python3 train_torch_load.py CHECKPOINT.pt LAYERS OPTIMIZER EPOCH
 """
+import os
 import sys
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ckpt_torch import MLP  # noqa: E402
+
 path, layers, name, epoch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 sizes = [int(s) for s in layers.split(",")]
 
 
-class MLP(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.n = len(sizes) - 1
-        for i in range(self.n):
-            setattr(self, "fc%d" % (i + 1), torch.nn.Linear(sizes[i], sizes[i + 1]))
-
-    def forward(self, x):
-        for i in range(self.n):
-            x = getattr(self, "fc%d" % (i + 1))(x)
-            if i + 1 < self.n:
-                x = torch.relu(x)
-        return x
-
-
 ck = torch.load(path, map_location="cpu")
-model = MLP()
+model = MLP(sizes)
 model.load_state_dict(ck["model"], strict=True)
 cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
 opt = cls(model.parameters(), lr=0.5)
@@ -38,7 +27,7 @@ opt.load_state_dict(ck["optimizer"])
 assert ck["epoch"] == epoch, ck["epoch"]
 group = opt.param_groups[0]
 assert group["lr"] != 0.5, "param_groups were not restored"
-assert set(group.keys()) >= set(cls(MLP().parameters(), lr=0.1).param_groups[0].keys()), group.keys()
+assert set(group.keys()) >= set(cls(MLP(sizes).parameters(), lr=0.1).param_groups[0].keys()), group.keys()
 state = opt.state_dict()["state"]
 assert len(state) == 2 * (len(sizes) - 1), state.keys()
 if name == "sgd":

@@ -5,6 +5,7 @@ three optimizer steps on that batch in torch and in the engine (build/tests/tool
 the first loss, the parameters and every optimizer state buffer must agree within 1e-5.
 usage: python3 train_torch_step.py TOOL WORKDIR
 """
+import os
 import struct
 import subprocess
 import sys
@@ -12,6 +13,9 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ckpt_torch import MLP  # noqa: E402
 
 TOOL, WORK = sys.argv[1], sys.argv[2]
 SIZES = [20, 16, 12, 5]
@@ -25,21 +29,6 @@ CONFIGS = [
     ("adam", dict(lr=0.003, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01)),
     ("adamw", dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)),
 ]
-
-
-class MLP(torch.nn.Module):
-    def __init__(self, sizes):
-        super().__init__()
-        self.n = len(sizes) - 1
-        for i in range(self.n):
-            setattr(self, "fc%d" % (i + 1), torch.nn.Linear(sizes[i], sizes[i + 1]))
-
-    def forward(self, x):
-        for i in range(self.n):
-            x = getattr(self, "fc%d" % (i + 1))(x)
-            if i + 1 < self.n:
-                x = torch.relu(x)
-        return x
 
 
 def main():
