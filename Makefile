@@ -118,7 +118,7 @@ $(BUILD)/bin/ckpt-train: $(BUILD)/obj/train/ckpt_train_main.o $(TRAIN_OBJ) $(STO
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LIBS) $(LDFLAGS)
 
-$(CUDA_PLUGIN): $(CUDA_SRC) train/cuda/backend_cuda.h train/backend.h
+$(CUDA_PLUGIN): $(CUDA_SRC) train/cuda/backend_cuda.h train/backend.h train/xent_row.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS_ALL) -shared -o $@ $(CUDA_SRC) -L$(CUDA_LIB_DIR) -lcublas \
 		-Xlinker -rpath,'$$ORIGIN:$(CUDA_LIB_DIR)'

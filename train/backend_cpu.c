@@ -27,6 +27,7 @@
 
 #include "train/backend.h"
 #include "train/error.h"
+#include "train/xent_row.h"
 
 static void *cpu_alloc(train_backend *be, size_t nbytes)
 {
@@ -144,30 +145,10 @@ static void cpu_softmax_xent(train_backend *be, float *dlogits, const float *log
 	uint64_t hits = 0;
 	float inv_rows = 1.0f / (float)rows;
 	for (int r = 0; r < rows; r++) {
-		const float *z = logits + (size_t)r * cols;
-		int best = 0;
-		float zmax = z[0];
-		for (int c = 1; c < cols; c++) {
-			if (z[c] > zmax) {
-				zmax = z[c];
-				best = c;
-			}
-		}
-		double sum = 0.0;
-		for (int c = 0; c < cols; c++)
-			sum += exp((double)z[c] - (double)zmax);
-		double log_sum = log(sum);
-		int32_t y = labels[r];
-		/* -log_softmax[y] = log(sum exp(z - max)) - (z[y] - max) */
-		total += log_sum - ((double)z[y] - (double)zmax);
-		hits += best == y;
-		if (dlogits) {
-			float *d = dlogits + (size_t)r * cols;
-			for (int c = 0; c < cols; c++) {
-				float p = (float)exp((double)z[c] - (double)zmax - log_sum);
-				d[c] = (p - (c == y ? 1.0f : 0.0f)) * inv_rows;
-			}
-		}
+		int hit;
+		total += train_xent_row(dlogits ? dlogits + (size_t)r * cols : NULL,
+		                        logits + (size_t)r * cols, labels[r], cols, inv_rows, &hit);
+		hits += (uint64_t)hit;
 	}
 	*loss_sum += total;
 	*correct += hits;

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "train/cuda/backend_cuda.h"
+#include "train/xent_row.h"
 
 namespace {
 
@@ -136,31 +137,10 @@ __global__ void k_softmax_xent(float *dlogits, const float *logits, const int32_
                                int rows, int cols, double *row_loss, int *row_hit)
 {
 	float inv_rows = 1.0f / (float)rows;
-	for (int r = blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += gridDim.x * blockDim.x) {
-		const float *z = logits + (size_t)r * cols;
-		int best = 0;
-		float zmax = z[0];
-		for (int c = 1; c < cols; c++) {
-			if (z[c] > zmax) {
-				zmax = z[c];
-				best = c;
-			}
-		}
-		double sum = 0.0;
-		for (int c = 0; c < cols; c++)
-			sum += exp((double)z[c] - (double)zmax);
-		double log_sum = log(sum);
-		int32_t y = labels[r];
-		row_loss[r] = log_sum - ((double)z[y] - (double)zmax);
-		row_hit[r] = best == y;
-		if (dlogits) {
-			float *d = dlogits + (size_t)r * cols;
-			for (int c = 0; c < cols; c++) {
-				float pr = (float)exp((double)z[c] - (double)zmax - log_sum);
-				d[c] = (pr - (c == y ? 1.0f : 0.0f)) * inv_rows;
-			}
-		}
-	}
+	for (int r = blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += gridDim.x * blockDim.x)
+		row_loss[r] = train_xent_row(dlogits ? dlogits + (size_t)r * cols : NULL,
+		                             logits + (size_t)r * cols, labels[r], cols, inv_rows,
+		                             &row_hit[r]);
 }
 
 __global__ void k_sgd(float *param, const float *grad, float *buf, size_t n, float wd, float m,
