@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,12 +37,11 @@
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_view_path_one
 #define LLVMFuzzerInitialize fuzz_view_path_init
-#define rm_entry fuzz_rm_entry
 #define cleanup fuzz_cleanup
 #include "../fuzz/fuzz_view_path.c"
+#include "test_dir.h"
 #undef LLVMFuzzerTestOneInput
 #undef LLVMFuzzerInitialize
-#undef rm_entry
 #undef cleanup
 
 /* refuse allocations above 1 GiB (returning NULL) so a runaway allocation fails a test */
@@ -56,25 +54,15 @@ const char *__asan_default_options(void)
 static char tmpdir[256];
 static char storepath[512];
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
-	const char *base = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/check_regress.XXXXXX", base && *base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	test_dir_make(tmpdir, sizeof(tmpdir), "check_regress");
 	snprintf(storepath, sizeof(storepath), "%s/store", tmpdir);
 }
 
 static void teardown(void)
 {
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(tmpdir);
 }
 
 #define OK(expr)                                                                              \

@@ -8,7 +8,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 #include "fs/render.h"
 #include "fs/render_util.h"
 #include "fs/zip.h"
+#include "test_dir.h"
 
 /* ---- fixture ---------------------------------------------------------------------------- */
 
@@ -31,12 +31,6 @@ typedef struct fixture {
 	ckpt_snapshot *snap;
 	const ckpt_checkpoint *ck;
 } fixture;
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
 
 static const char *const dtype_tensor_names[] = {
     [CKPT_DTYPE_FLOAT32] = "dtypes.float32", [CKPT_DTYPE_FLOAT64] = "dtypes.float64",
@@ -59,11 +53,7 @@ static void fixture_open(fixture *f, const fixture_spec *spec)
 {
 	for (size_t i = 0; i < sizeof(pattern); i++)
 		pattern[i] = (uint8_t)(i * 37 + 11);
-	const char *tmpdir = getenv("TMPDIR");
-	if (!tmpdir || !tmpdir[0] || strlen(tmpdir) > 200)
-		tmpdir = P_tmpdir;
-	snprintf(f->dir, sizeof(f->dir), "%s/check_render.XXXXXX", tmpdir);
-	ck_assert_ptr_nonnull(mkdtemp(f->dir));
+	test_dir_make(f->dir, sizeof(f->dir), "check_render");
 	char path[300];
 	snprintf(path, sizeof(path), "%s/store", f->dir);
 	ckpt_run_meta meta = {
@@ -166,7 +156,7 @@ static void fixture_close(fixture *f)
 {
 	ckpt_snapshot_close(f->snap);
 	ckpt_store_close(f->store);
-	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(f->dir);
 }
 
 static const fixture_spec plain = {.device = "cpu"};
@@ -495,11 +485,7 @@ END_TEST
 START_TEST(test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter_prefix)
 {
 	fixture f;
-	const char *tmpdir = getenv("TMPDIR");
-	if (!tmpdir || !tmpdir[0] || strlen(tmpdir) > 200)
-		tmpdir = P_tmpdir;
-	snprintf(f.dir, sizeof(f.dir), "%s/check_render.XXXXXX", tmpdir);
-	ck_assert_ptr_nonnull(mkdtemp(f.dir));
+	test_dir_make(f.dir, sizeof(f.dir), "check_render");
 	char path[300];
 	snprintf(path, sizeof(path), "%s/store", f.dir);
 	ckpt_run_meta meta = {.model = "m", .optimizer = "adam", .hyperparams = "{\"lr\":0.1}",

@@ -8,7 +8,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <lmdb.h>
 #include <math.h>
 #include <pthread.h>
@@ -26,30 +25,21 @@
 #include "ckpt/store.h"
 #include "store/records.h"
 #include "store/store_int.h"
+#include "test_dir.h"
 
 static char tmpdir[256];
 static char storepath[512];
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
-	const char *base = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/check_store.XXXXXX", base && *base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	test_dir_make(tmpdir, sizeof(tmpdir), "check_store");
 	snprintf(storepath, sizeof(storepath), "%s/store", tmpdir);
 }
 
 static void teardown(void)
 {
 	chmod(tmpdir, 0700);
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(tmpdir);
 }
 
 #define OK(expr)                                                                                   \

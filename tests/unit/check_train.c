@@ -6,7 +6,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,27 +22,20 @@
 #include "train/model.h"
 #include "train/optim.h"
 #include "train/rng.h"
+#include "test_dir.h"
 
 /* ---- temp dirs -------------------------------------------------------------------------- */
 
 static char tmpdir[256];
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "%s/check_train.XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	test_dir_make(tmpdir, sizeof(tmpdir), "check_train");
 }
 
 static void teardown(void)
 {
-	nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(tmpdir);
 }
 
 static void path_in(char *buf, size_t len, const char *name)

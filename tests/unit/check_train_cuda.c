@@ -9,7 +9,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include "train/engine.h"
 #include "train/error.h"
 #include "train/rng.h"
+#include "test_dir.h"
 
 /* Only for this sanitized test binary: CUDA's driver maps memory where ASan keeps its shadow
  * gap, and allocates for the life of the process. */
@@ -39,12 +39,6 @@ const char *__lsan_default_suppressions(void)
 
 static char tmpdir[256];
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static void use_built_plugin(void)
 {
 	if (!getenv("CKPT_TRAIN_CUDA_PLUGIN") && access("build/lib/ckpt-train-cuda.so", F_OK) == 0)
@@ -54,14 +48,12 @@ static void use_built_plugin(void)
 static void setup(void)
 {
 	use_built_plugin();
-	snprintf(tmpdir, sizeof(tmpdir), "%s/check_train_cuda.XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	test_dir_make(tmpdir, sizeof(tmpdir), "check_train_cuda");
 }
 
 static void teardown(void)
 {
-	nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(tmpdir);
 }
 
 /* The CUDA backend on cuda:0, or NULL after printing the SKIP line for @p test. */

@@ -8,7 +8,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 
 #include "ckpt/store.h"
 #include "ckpt/view.h"
+#include "test_dir.h"
 
 #define EPOCHS 3
 #define PATTERN_BYTES 4096
@@ -36,12 +36,6 @@ static const char *const hostile[] = {
 };
 
 static char long_name[301];
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
 
 static void capture_log(void *ctx, const char *line)
 {
@@ -160,9 +154,7 @@ static void setup_fixture(vfixture *f, uint64_t chunk_size)
 	memset(f, 0, sizeof(*f));
 	memset(long_name, 'L', 300);
 	long_name[300] = '\0';
-	snprintf(f->dir, sizeof(f->dir), "%s/check_view.XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(f->dir));
+	test_dir_make(f->dir, sizeof(f->dir), "check_view");
 	write_store(f, chunk_size);
 	open_view(f);
 }
@@ -171,7 +163,7 @@ static void teardown_fixture(vfixture *f)
 {
 	ckpt_view_free(f->view);
 	ckpt_store_close(f->store);
-	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_dir_remove(f->dir);
 }
 
 /* Whole file by path, malloc'd; size in *len. */
@@ -703,9 +695,7 @@ START_TEST(test_empty_store_has_no_links_and_an_empty_history)
 {
 	vfixture f;
 	memset(&f, 0, sizeof(f));
-	snprintf(f.dir, sizeof(f.dir), "%s/check_view.XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(f.dir));
+	test_dir_make(f.dir, sizeof(f.dir), "check_view");
 	ckpt_run_meta meta = {.model = "mlp", .monitor = "val_acc", .monitor_mode = CKPT_MODE_MAX};
 	ck_assert_int_eq(ckpt_store_create(&f.store, f.dir, &meta, NULL), 0);
 	open_view(&f);
@@ -733,9 +723,7 @@ START_TEST(test_links_to_epochs_past_the_inode_space_are_absent_not_dangling)
 {
 	vfixture f;
 	memset(&f, 0, sizeof(f));
-	snprintf(f.dir, sizeof(f.dir), "%s/check_view.XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(f.dir));
+	test_dir_make(f.dir, sizeof(f.dir), "check_view");
 	ckpt_run_meta meta = {.model = "mlp", .monitor = "val_loss"};
 	ckpt_store_options so = {.no_sync = true};
 	ck_assert_int_eq(ckpt_store_create(&f.store, f.dir, &meta, &so), 0);
@@ -775,9 +763,7 @@ START_TEST(test_render_failure_reason_reaches_the_view_error)
 {
 	vfixture f;
 	memset(&f, 0, sizeof(f));
-	snprintf(f.dir, sizeof(f.dir), "%s/check_view.XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(f.dir));
+	test_dir_make(f.dir, sizeof(f.dir), "check_view");
 	ckpt_run_meta meta = {.model = "mlp", .monitor = "val_loss"};
 	ckpt_store_options so = {.no_sync = true};
 	ck_assert_int_eq(ckpt_store_create(&f.store, f.dir, &meta, &so), 0);
@@ -852,9 +838,7 @@ START_TEST(test_verify_ahead_never_serves_a_corrupt_chunk)
 	const size_t mib = 1 << 20, nbytes = 9 * mib;
 	vfixture f;
 	memset(&f, 0, sizeof(f));
-	snprintf(f.dir, sizeof(f.dir), "%s/check_view.XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(f.dir));
+	test_dir_make(f.dir, sizeof(f.dir), "check_view");
 	uint8_t *big = malloc(nbytes);
 	ck_assert_ptr_nonnull(big);
 	for (size_t i = 0; i < nbytes; i++)

@@ -1,0 +1,30 @@
+/* tests/unit/test_dir.c - a fresh temporary directory per unit test, removed afterwards */
+#include "test_dir.h"
+
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void test_dir_make(char *out, size_t cap, const char *suite)
+{
+	const char *base = getenv("TMPDIR");
+	if (!base || !*base || strlen(base) > 200)
+		base = "/tmp";
+	int n = snprintf(out, cap, "%s/%s.XXXXXX", base, suite);
+	ck_assert_msg(n > 0 && (size_t)n < cap, "temporary directory name too long");
+	ck_assert_msg(mkdtemp(out) != NULL, "mkdtemp %s failed", out);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+void test_dir_remove(const char *dir)
+{
+	if (dir && *dir)
+		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
