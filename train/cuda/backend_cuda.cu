@@ -1,10 +1,13 @@
 /* train/cuda/backend_cuda.cu - the CUDA backend: cuBLAS GEMMs, kernels for everything else
  *
  * Built by nvcc into the plug-in ckpt-train-cuda.so (train/cuda/backend_cuda.h says why a
- * plug-in). All training work runs in order on one compute stream; checkpoint snapshots copy
- * device buffers into pinned host staging memory on a second (copy) stream, fenced by events
- * so that the copies see the finished epoch and the next epoch's updates wait for the copies
- * on the device, never on the host.
+ * plug-in). All training work runs in order on one compute stream. A checkpoint snapshot
+ * copies the parameters and optimizer state device to device into a shadow buffer on the
+ * compute stream (a fraction of a millisecond), then from the shadow into pinned host staging
+ * memory on a second (copy) stream while the next epoch trains; events fence the copies so
+ * they see the finished epoch and the shadow is not refilled before it has been read. Nothing
+ * waits on the host but the persist thread. Without room for the shadow the copy stream reads
+ * the live buffers and the next epoch's updates wait for it on the device.
  *
  * Numerics follow train/backend_cpu.c op for op: float32 element-wise math with FMA
  * contraction off (nvcc -fmad=false), IEEE sqrt and division, log-softmax in double, column
@@ -45,6 +48,23 @@ struct cuda_priv {
 	double *host_loss;    /* pinned mirrors */
 	int *host_hit;
 	size_t rows_cap;
+	/* Checkpoint snapshots go device -> shadow (device to device, on the compute stream,
+	 * fast) -> pinned staging (on the copy stream, while the next epoch trains), so the
+	 * next epoch's updates wait only for the device-to-device copies. Without a shadow (no
+	 * room on the GPU, or CKPT_TRAIN_CUDA_SNAPSHOT=direct) the copy stream reads the live
+	 * buffers and the compute stream waits for those copies instead. */
+	bool direct;          /* CKPT_TRAIN_CUDA_SNAPSHOT=direct */
+	bool shadow_tried;
+	char *shadow;
+	size_t shadow_cap, shadow_want, shadow_used; /* bytes; want: the largest staging buffer */
+	int shadow_slot;                             /* slot whose copies last read the shadow */
+	bool snap_shadow;                            /* this snapshot goes through the shadow */
+	bool snap_direct;                            /* ... and read live buffers directly */
+	struct pending_copy {
+		void *dst_host;
+		size_t off, nbytes;
+	} *pending; /* device-to-host copies out of the shadow, queued at snapshot_end */
+	size_t npending, pending_cap;
 };
 
 cuda_priv *priv_of(train_backend *be)
@@ -217,11 +237,21 @@ void *cu_alloc(train_backend *be, size_t nbytes)
 	return ptr;
 }
 
+/* Wait for both streams: a buffer (device or pinned) may be freed on an error path while a
+ * kernel or a snapshot copy still reads or writes it, and whether cudaFree/cudaFreeHost wait
+ * for a non-blocking stream is not something to rely on. */
+void quiesce(cuda_priv *p)
+{
+	check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
+	check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->copy));
+}
+
 void cu_free(train_backend *be, void *buf)
 {
-	(void)be;
-	if (buf)
+	if (buf) {
+		quiesce(priv_of(be));
 		cudaFree(buf);
+	}
 }
 
 void cu_upload(train_backend *be, void *dst, const void *src_host, size_t nbytes)
@@ -272,6 +302,8 @@ const uint32_t *batch_indices(cuda_priv *p, const uint32_t *idx, uint32_t rows, 
 		return p->idx;
 	}
 	if (rows > p->idx_cap) {
+		/* the previous batch's gathers may still read the old buffer */
+		check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
 		cudaFree(p->idx);
 		p->idx = NULL;
 		p->idx_cap = 0;
@@ -419,21 +451,72 @@ void *cu_host_alloc(train_backend *be, size_t nbytes)
 		note_oom(p, "pinned host", nbytes, e);
 		return NULL;
 	}
+	if (nbytes > p->shadow_want)
+		p->shadow_want = nbytes; /* a snapshot never holds more than its staging buffer */
 	return ptr;
 }
 
 void cu_host_free(train_backend *be, void *host)
 {
-	(void)be;
-	if (host)
+	if (host) {
+		quiesce(priv_of(be)); /* snapshot copies into it may be in flight */
 		cudaFreeHost(host);
+	}
+}
+
+/* The shadow, allocated at the first snapshot (the run's buffers all exist by then) when the
+ * GPU has room for it and headroom beside: max(256 MiB, 5 %) of its memory stays free. */
+void shadow_try_alloc(cuda_priv *p)
+{
+	p->shadow_tried = true;
+	size_t free_b = 0, total_b = 0;
+	if (p->direct || p->shadow_want == 0 ||
+	    cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+		cudaGetLastError();
+		return;
+	}
+	size_t headroom = total_b / 20 > ((size_t)256 << 20) ? total_b / 20 : (size_t)256 << 20;
+	if (free_b < headroom || free_b - headroom < p->shadow_want)
+		return;
+	void *ptr = NULL;
+	if (cudaMalloc(&ptr, p->shadow_want) != cudaSuccess) {
+		cudaGetLastError(); /* not sticky; training goes on with direct copies */
+		return;
+	}
+	p->shadow = static_cast<char *>(ptr);
+	p->shadow_cap = p->shadow_want;
 }
 
 void cu_snapshot_begin(train_backend *be, int slot)
 {
 	cuda_priv *p = priv_of(be);
+	if (!p->shadow_tried)
+		shadow_try_alloc(p);
+	p->snap_shadow = p->shadow != NULL;
+	p->snap_direct = false;
+	p->shadow_used = 0;
+	p->npending = 0;
+	/* the previous snapshot's copies out of the shadow must be done before it is refilled */
+	if (p->snap_shadow && p->shadow_slot >= 0)
+		check(p, "cudaStreamWaitEvent",
+		      cudaStreamWaitEvent(p->compute, p->copied[p->shadow_slot], 0));
+	/* direct copies (no shadow, or one that does not fit) see every op queued so far */
 	check(p, "cudaEventRecord", cudaEventRecord(p->ready[slot], p->compute));
 	check(p, "cudaStreamWaitEvent", cudaStreamWaitEvent(p->copy, p->ready[slot], 0));
+}
+
+bool pending_add(cuda_priv *p, void *dst_host, size_t off, size_t nbytes)
+{
+	if (p->npending == p->pending_cap) {
+		size_t cap = p->pending_cap ? 2 * p->pending_cap : 64;
+		void *grown = realloc(p->pending, cap * sizeof(*p->pending));
+		if (!grown)
+			return false;
+		p->pending = static_cast<cuda_priv::pending_copy *>(grown);
+		p->pending_cap = cap;
+	}
+	p->pending[p->npending++] = {dst_host, off, nbytes};
+	return true;
 }
 
 void cu_snapshot_copy(train_backend *be, int slot, void *dst_host, const void *src,
@@ -441,16 +524,39 @@ void cu_snapshot_copy(train_backend *be, int slot, void *dst_host, const void *s
 {
 	(void)slot;
 	cuda_priv *p = priv_of(be);
-	if (nbytes)
-		check(p, "snapshot copy",
-		      cudaMemcpyAsync(dst_host, src, nbytes, cudaMemcpyDeviceToHost, p->copy));
+	if (!nbytes)
+		return;
+	if (p->snap_shadow && nbytes <= p->shadow_cap - p->shadow_used &&
+	    pending_add(p, dst_host, p->shadow_used, nbytes)) {
+		check(p, "snapshot copy (device to device)",
+		      cudaMemcpyAsync(p->shadow + p->shadow_used, src, nbytes,
+		                      cudaMemcpyDeviceToDevice, p->compute));
+		p->shadow_used += nbytes;
+		return;
+	}
+	p->snap_direct = true;
+	check(p, "snapshot copy",
+	      cudaMemcpyAsync(dst_host, src, nbytes, cudaMemcpyDeviceToHost, p->copy));
 }
 
 void cu_snapshot_end(train_backend *be, int slot)
 {
 	cuda_priv *p = priv_of(be);
+	if (p->npending) {
+		/* the copies out of the shadow start after the device-to-device copies */
+		check(p, "cudaEventRecord", cudaEventRecord(p->ready[slot], p->compute));
+		check(p, "cudaStreamWaitEvent", cudaStreamWaitEvent(p->copy, p->ready[slot], 0));
+		for (size_t i = 0; i < p->npending; i++)
+			check(p, "snapshot copy",
+			      cudaMemcpyAsync(p->pending[i].dst_host, p->shadow + p->pending[i].off,
+			                      p->pending[i].nbytes, cudaMemcpyDeviceToHost, p->copy));
+		p->npending = 0;
+		p->shadow_slot = slot;
+	}
 	check(p, "cudaEventRecord", cudaEventRecord(p->copied[slot], p->copy));
-	check(p, "cudaStreamWaitEvent", cudaStreamWaitEvent(p->compute, p->copied[slot], 0));
+	/* copies that read live buffers: the next updates wait for them (on the device) */
+	if (p->snap_direct)
+		check(p, "cudaStreamWaitEvent", cudaStreamWaitEvent(p->compute, p->copied[slot], 0));
 }
 
 /* Called on the persist thread: make this thread's current device ours first. */
@@ -477,6 +583,8 @@ void cu_destroy(train_backend *be)
 		if (p->copy)
 			cudaStreamSynchronize(p->copy);
 		cudaFree(p->idx);
+		cudaFree(p->shadow);
+		free(p->pending);
 		cudaFree(p->row_loss);
 		cudaFree(p->row_hit);
 		cudaFreeHost(p->host_loss);
@@ -532,6 +640,11 @@ train_cuda_plugin_create(train_backend **out, int index, char *msg, size_t msgle
 		return -ENOMEM;
 	}
 	p->index = index;
+	p->shadow_slot = -1;
+	{
+		const char *how = getenv("CKPT_TRAIN_CUDA_SNAPSHOT");
+		p->direct = how && strcmp(how, "direct") == 0;
+	}
 	snprintf(p->device, sizeof(p->device), "cuda:%d", index);
 	be->priv = p;
 	be->name = "cuda";
