@@ -79,7 +79,7 @@ TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
 .PHONY: all deps deps-build demo test test-unit test-integration bench install clean fuzz \
-	test-reliability test-large test-valgrind format
+	test-reliability test-large test-valgrind format gpu-bundle
 
 all: $(BINS) $(LIBRARIES) $(if $(CUDA_BUILD),$(CUDA_PLUGIN))
 
@@ -189,3 +189,7 @@ fuzz:
 test-valgrind: all
 	@scripts/deps.sh extra
 	@tests/valgrind/run.sh
+
+# build/gpu-bundle.tar.xz: programs, CUDA plug-in and libraries for a GPU machine (tests/gpu/README.md)
+gpu-bundle: deps
+	@PKGS="$(PKGS)" MODULE_SRC="$(MODULE_SRC)" tests/gpu/bundle.sh
