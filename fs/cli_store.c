@@ -407,6 +407,10 @@ int cli_verify(int argc, char **argv)
 			bad++;
 			continue;
 		}
+		if (ckpt_snapshot_check_records(snap, epochs[i])) {
+			cli_error("%s: bad index record (%s)", en, ckpt_last_error());
+			bad++;
+		}
 		for (size_t k = 0; k < ckpt_checkpoint_tensor_count(c); k++) {
 			const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, k);
 			tensors++;
@@ -420,6 +424,11 @@ int cli_verify(int argc, char **argv)
 				bad++;
 			}
 		}
+	}
+	uint64_t best;
+	if (ckpt_snapshot_best(&best, snap) == CKPT_ECORRUPT) {
+		cli_error("bad best record (%s)", ckpt_last_error());
+		bad++;
 	}
 	if (bad) {
 		printf("verify: %zu problem(s) in %zu checkpoints, %zu tensors\n", bad, n, tensors);

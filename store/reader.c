@@ -6,6 +6,7 @@
  * content hash, chunk size and count), so a caller's copy of an info works as well.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -23,6 +24,8 @@ struct ckpt_snapshot {
 	MDB_txn *txn;
 	bool has_best;
 	uint64_t best;
+	int best_rc;          /* CKPT_ECORRUPT when the best record is damaged */
+	char best_why[200];   /* then the reason */
 	ckpt_checkpoint **cache;
 	size_t ncache, cache_cap;
 };
@@ -41,12 +44,29 @@ int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store)
 	}
 	MDB_val key = {4, "best"}, val;
 	int mrc = mdb_get(snap->txn, store->db_meta, &key, &val);
-	if (mrc == 0 && val.mv_size == 8) {
-		const uint8_t *p = val.mv_data;
-		for (int i = 7; i >= 0; i--)
-			snap->best = (snap->best << 8) | p[i];
-		snap->has_best = true;
-	} else if (mrc != 0 && mrc != MDB_NOTFOUND) {
+	store_best_rec best;
+	if (mrc == 0) {
+		/* a damaged best record fails only the questions about the best checkpoint */
+		snap->best_rc = store_best_decode(&best, val.mv_data, val.mv_size, snap->best_why,
+		                                  sizeof(snap->best_why));
+		if (snap->best_rc == 0) {
+			/* a version 1 best record has no CRC-32, but must name a stored epoch */
+			uint8_t k[8];
+			store_epoch_key(k, best.epoch);
+			MDB_val ekey = {8, k}, eval;
+			mrc = mdb_get(snap->txn, store->db_index, &ekey, &eval);
+			if (mrc == MDB_NOTFOUND) {
+				snap->best_rc = CKPT_ECORRUPT;
+				snprintf(snap->best_why, sizeof(snap->best_why),
+				         "it names epoch %llu, which is not stored",
+				         (unsigned long long)best.epoch);
+				mrc = 0;
+			}
+		}
+		snap->has_best = snap->best_rc == 0;
+		snap->best = snap->has_best ? best.epoch : 0;
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
 		mdb_txn_abort(snap->txn);
 		store_snapshot_done(store);
 		free(snap);
@@ -134,6 +154,9 @@ int ckpt_snapshot_latest(uint64_t *out, ckpt_snapshot *snap)
 
 int ckpt_snapshot_best(uint64_t *out, ckpt_snapshot *snap)
 {
+	if (snap->best_rc)
+		return store_error(snap->best_rc, "store %s: corrupt best record: %s",
+		                   snap->store->path, snap->best_why);
 	if (!snap->has_best)
 		return store_error(-ENOENT, "store %s: no checkpoint has a finite '%s'",
 		                   snap->store->path, snap->store->meta.monitor);
@@ -161,12 +184,8 @@ int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap)
 	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
 	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		store_index_rec ir;
-		if ((rc = store_index_decode(&ir, val.mv_data, val.mv_size, why, sizeof(why)))) {
-			rc = store_error(rc, "store %s: epoch %llu: corrupt index record: %s",
-			                 s->path, (unsigned long long)store_epoch_from_key(&key),
-			                 why);
+		if ((rc = store_index_read(&ir, s, snap->txn, &key, &val)))
 			break;
-		}
 		out->checkpoints++;
 		out->tensors += ir.ntensors;
 		out->bytes += ir.nbytes;
@@ -242,6 +261,39 @@ int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, u
 	snap->cache[at] = c;
 	snap->ncache++;
 	*out = c;
+	return 0;
+}
+
+int ckpt_snapshot_check_records(ckpt_snapshot *snap, uint64_t epoch)
+{
+	ckpt_store *s = snap->store;
+	const ckpt_checkpoint *c;
+	int rc = ckpt_snapshot_checkpoint(&c, snap, epoch);
+	if (rc)
+		return rc;
+	uint8_t k[8];
+	store_epoch_key(k, epoch);
+	MDB_val key = {8, k}, val;
+	int mrc = mdb_get(snap->txn, s->db_index, &key, &val);
+	if (mrc == MDB_NOTFOUND)
+		return store_error(CKPT_ECORRUPT, "store %s: epoch %llu: index record missing",
+		                   s->path, (unsigned long long)epoch);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: epoch %llu: reading the index", s->path,
+		                        (unsigned long long)epoch);
+	store_index_rec ir;
+	char why[200];
+	if ((rc = store_index_decode(&ir, val.mv_data, val.mv_size, why, sizeof(why))))
+		return store_error(rc, "store %s: epoch %llu: corrupt index record: %s", s->path,
+		                   (unsigned long long)epoch, why);
+	store_index_rec want = store_index_of_checkpoint(s, c->rec);
+	if (ir.has_monitor != want.has_monitor || (ir.has_monitor && ir.monitor != want.monitor) ||
+	    ir.step != want.step || ir.time_ns != want.time_ns || ir.nbytes != want.nbytes ||
+	    ir.ntensors != want.ntensors)
+		return store_error(CKPT_ECORRUPT,
+		                   "store %s: epoch %llu: index record does not match the "
+		                   "checkpoint record",
+		                   s->path, (unsigned long long)epoch);
 	return 0;
 }
 

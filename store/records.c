@@ -1,8 +1,10 @@
 /* store/records.c - encoders and decoders of stored records (see store/records.h)
  *
- * Invariants: every read goes through a bounds-checked cursor; a decoder either returns a
- * complete record or CKPT_ECORRUPT with a reason, never reads outside its buffer, never
- * allocates more than a small multiple of the buffer length, and rejects trailing bytes.
+ * Invariants: a version 2 record's CRC-32 trailer is checked before any other field than the
+ * version (and the checkpoint record's magic) is looked at; every read goes through a
+ * bounds-checked cursor; a decoder either returns a complete record or CKPT_ECORRUPT with a
+ * reason, never reads outside its buffer, never allocates more than a small multiple of the
+ * buffer length, and rejects trailing bytes.
  */
 #include "store/records.h"
 
@@ -16,8 +18,12 @@
 #define CKPT_REC_MAGIC 0x54504b43u /* "CKPT" little-endian */
 #define CKPT_REC_HEADER_LEN 48
 
-_Static_assert(STORE_SETTINGS_LEN == 2 + 2 + 4 + 4 + 4 + 8, "settings layout");
-_Static_assert(STORE_INDEX_LEN == 2 + 1 + 1 + 4 + 8 + 8 + 8 + 8, "index layout");
+#define SETTINGS_V1_LEN (STORE_SETTINGS_LEN - STORE_REC_CRC_LEN)
+#define INDEX_V1_LEN (STORE_INDEX_LEN - STORE_REC_CRC_LEN)
+
+_Static_assert(STORE_SETTINGS_LEN == 2 + 2 + 4 + 4 + 4 + 8 + 4, "settings layout");
+_Static_assert(STORE_INDEX_LEN == 2 + 1 + 1 + 4 + 8 + 8 + 8 + 8 + 4, "index layout");
+_Static_assert(STORE_BEST_LEN == 2 + 2 + 8 + 4, "best layout");
 _Static_assert(STORE_BLOB_HEADER_LEN == 2 + 2 + 4 + 8 + 8 + 8, "blob header layout");
 _Static_assert(CKPT_REC_HEADER_LEN == 4 + 2 + 2 + 8 + 8 + 8 + 4 + 4 + 4 + 4, "ckpt header");
 _Static_assert(sizeof(double) == 8, "IEEE double");
@@ -88,6 +94,66 @@ static int corrupt(char *why, size_t whylen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return CKPT_ECORRUPT;
+}
+
+/* ---- the CRC-32 trailer ---- */
+
+/* Write the trailer of the record in the first @p len bytes of @p rec (the last 4 of them). */
+static void seal(uint8_t *rec, size_t len)
+{
+	put_u32(rec + len - STORE_REC_CRC_LEN, ckpt_crc32(0, rec, len - STORE_REC_CRC_LEN));
+}
+
+/* Check the record in @p rec (@p len bytes) whose version field reads @p version: a version 2
+ * record must be at least @p min_len bytes plus its trailer, and the trailer must be the CRC-32
+ * of the bytes before it. *body gets the length without the trailer (all of a version 1
+ * record). @p what names the record in the reason. */
+static int unseal(size_t *body, const uint8_t *rec, size_t len, uint16_t version, size_t min_len,
+                  const char *what, char *why, size_t whylen)
+{
+	if (version == STORE_REC_VERSION_UNCHECKED) {
+		*body = len;
+		return 0;
+	}
+	if (version != STORE_REC_VERSION)
+		return corrupt(why, whylen,
+		               "%s record version %u unsupported (damaged, or written by a newer "
+		               "ckpt)",
+		               what, version);
+	if (len < min_len + STORE_REC_CRC_LEN)
+		return corrupt(why, whylen, "%s record truncated (%zu bytes)", what, len);
+	uint32_t stored = get_u32(rec + len - STORE_REC_CRC_LEN);
+	uint32_t actual = ckpt_crc32(0, rec, len - STORE_REC_CRC_LEN);
+	if (stored != actual)
+		return corrupt(why, whylen,
+		               "%s record is damaged (CRC-32 0x%08x, stored 0x%08x, over %zu "
+		               "bytes)",
+		               what, actual, stored, len);
+	*body = len - STORE_REC_CRC_LEN;
+	return 0;
+}
+
+/* unseal() for a record whose version is its first field */
+static int unseal_versioned(size_t *body, const uint8_t *rec, size_t len, size_t min_len,
+                            const char *what, char *why, size_t whylen)
+{
+	if (len < 2)
+		return corrupt(why, whylen, "%s record truncated (%zu bytes)", what, len);
+	return unseal(body, rec, len, get_u16(rec), min_len, what, why, whylen);
+}
+
+/* unseal_versioned() for a record of @p body_len bytes before its trailer */
+static int unseal_fixed(const uint8_t *rec, size_t len, size_t body_len, const char *what,
+                        char *why, size_t whylen)
+{
+	size_t body;
+	int rc = unseal_versioned(&body, rec, len, body_len, what, why, whylen);
+	if (rc)
+		return rc;
+	if (body != body_len)
+		return corrupt(why, whylen, "%s record has %zu bytes, expected %zu", what, len,
+		               body_len + (get_u16(rec) == STORE_REC_VERSION ? STORE_REC_CRC_LEN : 0));
+	return 0;
 }
 
 /* ---- bounds-checked cursor ---- */
@@ -198,12 +264,14 @@ static void out_bytes(outbuf *o, const void *b, size_t n)
 		memcpy(p, b, n);
 }
 
+/* Append the trailer and hand the record over. */
 static int outbuf_finish(outbuf *o, uint8_t **out, size_t *out_len)
 {
-	if (o->oom) {
+	if (!grow(o, STORE_REC_CRC_LEN)) {
 		free(o->p);
 		return -ENOMEM;
 	}
+	seal(o->p, o->len);
 	*out = o->p;
 	*out_len = o->len;
 	return 0;
@@ -260,19 +328,22 @@ int store_run_encode(uint8_t **out, size_t *out_len, const ckpt_run_meta *m)
 int store_run_decode(store_run_rec *out, const void *buf, size_t len, char *why, size_t whylen)
 {
 	memset(out, 0, sizeof(*out));
-	cursor c = {buf, len, false};
-	uint16_t version = take_u16(&c);
+	size_t body;
+	int rc = unseal_versioned(&body, buf, len, 20, "run", why, whylen);
+	if (rc)
+		return rc;
+	uint16_t version = get_u16(buf);
+	cursor c = {buf, body, false};
+	take_u16(&c);
 	uint8_t mode = take_u8(&c);
 	take_u8(&c);
 	uint64_t seed = take_u64(&c);
 	uint64_t created = take_u64(&c);
 	if (c.bad)
 		return corrupt(why, whylen, "run record truncated (%zu bytes)", len);
-	if (version != STORE_REC_VERSION)
-		return corrupt(why, whylen, "run record version %u unsupported", version);
 	if (mode > CKPT_MODE_MAX)
 		return corrupt(why, whylen, "run record has bad monitor mode %u", mode);
-	char *block = malloc(len + 6);
+	char *block = malloc(body + 6);
 	if (!block)
 		return -ENOMEM;
 	char *strs[6];
@@ -306,6 +377,7 @@ int store_run_decode(store_run_rec *out, const void *buf, size_t len, char *why,
 	out->seed = seed;
 	out->mode = (ckpt_metric_mode)mode;
 	out->created_ns = (int64_t)created;
+	out->version = version;
 	out->block = block;
 	return 0;
 }
@@ -328,17 +400,17 @@ void store_settings_encode(uint8_t out[STORE_SETTINGS_LEN], const store_settings
 	put_u32(out + 8, s->keep_top);
 	put_u32(out + 12, 0);
 	put_u64(out + 16, s->chunk_size);
+	seal(out, STORE_SETTINGS_LEN);
 }
 
 int store_settings_decode(store_settings_rec *out, const void *buf, size_t len, char *why,
                           size_t whylen)
 {
 	const uint8_t *p = buf;
-	if (len != STORE_SETTINGS_LEN)
-		return corrupt(why, whylen, "settings record has %zu bytes, expected %d", len,
-		               STORE_SETTINGS_LEN);
-	if (get_u16(p) != STORE_REC_VERSION)
-		return corrupt(why, whylen, "settings record version %u unsupported", get_u16(p));
+	int rc = unseal_fixed(p, len, SETTINGS_V1_LEN, "settings", why, whylen);
+	if (rc)
+		return rc;
+	out->version = get_u16(p);
 	out->keep_last = get_u32(p + 4);
 	out->keep_top = get_u32(p + 8);
 	out->chunk_size = get_u64(p + 16);
@@ -360,16 +432,16 @@ void store_index_encode(uint8_t out[STORE_INDEX_LEN], const store_index_rec *r)
 	put_u64(out + 16, (uint64_t)r->time_ns);
 	put_u64(out + 24, r->nbytes);
 	put_f64(out + 32, r->has_monitor ? r->monitor : 0.0);
+	seal(out, STORE_INDEX_LEN);
 }
 
 int store_index_decode(store_index_rec *out, const void *buf, size_t len, char *why, size_t whylen)
 {
 	const uint8_t *p = buf;
-	if (len != STORE_INDEX_LEN)
-		return corrupt(why, whylen, "index record has %zu bytes, expected %d", len,
-		               STORE_INDEX_LEN);
-	if (get_u16(p) != STORE_REC_VERSION)
-		return corrupt(why, whylen, "index record version %u unsupported", get_u16(p));
+	int rc = unseal_fixed(p, len, INDEX_V1_LEN, "index", why, whylen);
+	if (rc)
+		return rc;
+	out->version = get_u16(p);
 	if (p[2] > 1)
 		return corrupt(why, whylen, "index record has bad flags 0x%x", p[2]);
 	out->has_monitor = p[2] == 1;
@@ -383,7 +455,41 @@ int store_index_decode(store_index_rec *out, const void *buf, size_t len, char *
 	return 0;
 }
 
+/* ---- best epoch ---- */
+
+void store_best_encode(uint8_t out[STORE_BEST_LEN], uint64_t epoch)
+{
+	put_u16(out, STORE_REC_VERSION);
+	put_u16(out + 2, 0);
+	put_u64(out + 4, epoch);
+	seal(out, STORE_BEST_LEN);
+}
+
+int store_best_decode(store_best_rec *out, const void *buf, size_t len, char *why, size_t whylen)
+{
+	const uint8_t *p = buf;
+	if (len == STORE_BEST_V1_LEN) { /* a bare u64le: written before records had trailers */
+		out->epoch = get_u64(p);
+		out->version = STORE_REC_VERSION_UNCHECKED;
+		return 0;
+	}
+	/* version 1 had no best record of this layout: unseal_fixed must not take one */
+	if (len >= 2 && get_u16(p) != STORE_REC_VERSION)
+		return corrupt(why, whylen, "best record version %u unsupported", get_u16(p));
+	int rc = unseal_fixed(p, len, STORE_BEST_LEN - STORE_REC_CRC_LEN, "best", why, whylen);
+	if (rc)
+		return rc;
+	out->epoch = get_u64(p + 4);
+	out->version = STORE_REC_VERSION;
+	return 0;
+}
+
 /* ---- blobs ---- */
+
+size_t store_blob_len(uint32_t nchunks)
+{
+	return STORE_BLOB_HEADER_LEN + 4 * (size_t)nchunks + STORE_REC_CRC_LEN;
+}
 
 void store_blob_encode(uint8_t *out, const store_blob_rec *b, const uint32_t *crcs)
 {
@@ -395,15 +501,20 @@ void store_blob_encode(uint8_t *out, const store_blob_rec *b, const uint32_t *cr
 	put_u64(out + 24, b->chunk_size);
 	for (uint32_t i = 0; i < b->nchunks; i++)
 		put_u32(out + STORE_BLOB_HEADER_LEN + 4 * (size_t)i, crcs[i]);
+	seal(out, store_blob_len(b->nchunks));
 }
 
 int store_blob_decode(store_blob_rec *out, const void *buf, size_t len, char *why, size_t whylen)
 {
 	const uint8_t *p = buf;
-	if (len < STORE_BLOB_HEADER_LEN)
+	size_t body;
+	int rc = unseal_versioned(&body, p, len, STORE_BLOB_HEADER_LEN, "blob", why, whylen);
+	if (rc)
+		return rc;
+	if (body < STORE_BLOB_HEADER_LEN)
 		return corrupt(why, whylen, "blob record truncated (%zu bytes)", len);
-	if (get_u16(p) != STORE_REC_VERSION)
-		return corrupt(why, whylen, "blob record version %u unsupported", get_u16(p));
+	len = body;
+	out->version = get_u16(p);
 	out->nchunks = get_u32(p + 4);
 	out->refcount = get_u64(p + 8);
 	out->nbytes = get_u64(p + 16);
@@ -426,9 +537,11 @@ uint32_t store_blob_crc(const store_blob_rec *b, uint32_t i)
 	return get_u32(b->crcs + 4 * (size_t)i);
 }
 
-void store_blob_set_refcount(uint8_t *rec, uint64_t refcount)
+void store_blob_set_refcount(uint8_t *rec, size_t len, uint64_t refcount)
 {
 	put_u64(rec + 8, refcount);
+	if (get_u16(rec) == STORE_REC_VERSION)
+		seal(rec, len);
 }
 
 /* ---- checkpoint record ---- */
@@ -542,20 +655,25 @@ static int check_unique_names(const store_ckpt_rec *rec, char *why, size_t whyle
 int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *why, size_t whylen)
 {
 	*out = NULL;
-	cursor c = {buf, len, false};
-	uint32_t magic = take_u32(&c);
-	uint16_t version = take_u16(&c);
+	const uint8_t *p = buf;
+	if (len < 6)
+		return corrupt(why, whylen, "checkpoint record truncated (%zu bytes)", len);
+	uint32_t magic = get_u32(p);
+	uint16_t version = get_u16(p + 4);
+	if (magic != CKPT_REC_MAGIC)
+		return corrupt(why, whylen, "checkpoint record has a bad magic number 0x%08x",
+		               magic);
+	size_t sealed;
+	int rc = unseal(&sealed, p, len, version, CKPT_REC_HEADER_LEN, "checkpoint", why, whylen);
+	if (rc)
+		return rc;
+	cursor c = {p + 6, sealed - 6, false};
 	take_u16(&c);
 	uint64_t epoch = take_u64(&c), step = take_u64(&c), time_ns = take_u64(&c);
 	uint32_t nmetrics = take_u32(&c), nextras = take_u32(&c), ntensors = take_u32(&c);
 	take_u32(&c);
 	if (c.bad)
 		return corrupt(why, whylen, "checkpoint record truncated (%zu bytes)", len);
-	if (magic != CKPT_REC_MAGIC)
-		return corrupt(why, whylen, "checkpoint record has a bad magic number 0x%08x",
-		               magic);
-	if (version != STORE_REC_VERSION)
-		return corrupt(why, whylen, "checkpoint record version %u unsupported", version);
 	/* each metric takes >= 11 bytes, each extra >= 11, each tensor >= 48: bound the counts
 	 * by the record length before allocating anything */
 	size_t body = c.left;
@@ -588,7 +706,7 @@ int store_ckpt_decode(store_ckpt_rec **out, const void *buf, size_t len, char *w
 	rec->nmetrics = nmetrics;
 	rec->nextras = nextras;
 	rec->ntensors = ntensors;
-	int rc = 0;
+	rec->version = version;
 
 	for (uint32_t i = 0; i < nmetrics; i++) {
 		uint16_t n = take_u16(&c);

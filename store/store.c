@@ -214,7 +214,7 @@ static int put_refcount(ckpt_store *s, MDB_txn *txn, MDB_val *key, const MDB_val
 	if (!copy)
 		return store_error(-ENOMEM, "out of memory");
 	memcpy(copy, val->mv_data, val->mv_size);
-	store_blob_set_refcount(copy, refcount);
+	store_blob_set_refcount(copy, val->mv_size, refcount);
 	MDB_val nv = {val->mv_size, copy};
 	int mrc = mdb_put(txn, s->db_blobs, key, &nv, 0);
 	free(copy);
@@ -265,7 +265,7 @@ int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t
 			return store_lmdb_error(mrc, "store %s: writing chunk %u", s->path, i);
 		memcpy(cv.mv_data, bytes + off, (size_t)len);
 	}
-	size_t rlen = STORE_BLOB_HEADER_LEN + 4 * (size_t)nchunks;
+	size_t rlen = store_blob_len(nchunks);
 	MDB_val rv = {rlen, NULL};
 	mrc = mdb_put(txn, s->db_blobs, &key, &rv, MDB_RESERVE);
 	if (mrc)
@@ -380,6 +380,44 @@ static int rank_cmp(const void *a, const void *b, void *mode)
 	return x->epoch < y->epoch ? -1 : x->epoch > y->epoch;
 }
 
+store_index_rec store_index_of_checkpoint(const ckpt_store *s, const store_ckpt_rec *rec)
+{
+	store_index_rec ir = {.step = rec->step,
+	                      .time_ns = rec->time_ns,
+	                      .nbytes = rec->nbytes,
+	                      .ntensors = (uint32_t)rec->ntensors};
+	for (size_t i = 0; i < rec->nmetrics; i++) {
+		if (strcmp(rec->metrics[i].name, s->meta.monitor) == 0 &&
+		    isfinite(rec->metrics[i].value)) {
+			ir.has_monitor = true;
+			ir.monitor = rec->metrics[i].value;
+		}
+	}
+	return ir;
+}
+
+int store_index_read(store_index_rec *out, ckpt_store *s, MDB_txn *txn, const MDB_val *key,
+                     const MDB_val *val)
+{
+	char why[200];
+	uint64_t epoch = store_epoch_from_key(key);
+	if (key->mv_size != 8)
+		return store_error(CKPT_ECORRUPT, "store %s: index key of %zu bytes", s->path,
+		                   key->mv_size);
+	int rc = store_index_decode(out, val->mv_data, val->mv_size, why, sizeof(why));
+	if (rc != CKPT_ECORRUPT)
+		return rc;
+	/* the index only summarizes the checkpoint record, which has a CRC-32 of its own */
+	store_ckpt_rec *rec;
+	if (store_load_checkpoint(&rec, s, txn, epoch) == 0) {
+		*out = store_index_of_checkpoint(s, rec);
+		store_ckpt_free(rec);
+		return 0;
+	}
+	return store_error(rc, "store %s: epoch %llu: corrupt index record: %s", s->path,
+	                   (unsigned long long)epoch, why);
+}
+
 /* all epochs (ascending) and the ranked ones (best first) from the index */
 static int scan_index(ckpt_store *s, MDB_txn *txn, uint64_t **epochs, size_t *nepochs,
                       ranked **rank, size_t *nrank)
@@ -409,18 +447,8 @@ static int scan_index(ckpt_store *s, MDB_txn *txn, uint64_t **epochs, size_t *ne
 	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		uint64_t epoch = store_epoch_from_key(&key);
 		store_index_rec ir;
-		char why[200];
-		if (key.mv_size != 8) {
-			rc = store_error(CKPT_ECORRUPT, "store %s: index key of %zu bytes", s->path,
-			                 key.mv_size);
+		if ((rc = store_index_read(&ir, s, txn, &key, &val)))
 			break;
-		}
-		rc = store_index_decode(&ir, val.mv_data, val.mv_size, why, sizeof(why));
-		if (rc) {
-			rc = store_error(rc, "store %s: epoch %llu: corrupt index record: %s",
-			                 s->path, (unsigned long long)epoch, why);
-			break;
-		}
 		e[ne++] = epoch;
 		if (ir.has_monitor)
 			r[nr++] = (ranked){epoch, ir.monitor};
@@ -474,10 +502,9 @@ int store_update_best(ckpt_store *s, MDB_txn *txn)
 		if (mrc == MDB_NOTFOUND)
 			mrc = 0;
 	} else {
-		uint8_t v[8];
-		for (int i = 0; i < 8; i++)
-			v[i] = (uint8_t)(best >> (8 * i));
-		MDB_val val = {8, v};
+		uint8_t v[STORE_BEST_LEN];
+		store_best_encode(v, best);
+		MDB_val val = {sizeof(v), v};
 		mrc = mdb_put(txn, s->db_meta, &key, &val, 0);
 	}
 	if (mrc)
@@ -803,7 +830,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 		goto fail;
 	}
 	uint8_t schema[4] = {CKPT_SCHEMA_VERSION, 0, 0, 0};
-	store_settings_rec set = {o.chunk_size, o.keep_last, o.keep_top};
+	store_settings_rec set = {
+	    .chunk_size = o.chunk_size, .keep_last = o.keep_last, .keep_top = o.keep_top};
 	uint8_t setbuf[STORE_SETTINGS_LEN];
 	store_settings_encode(setbuf, &set);
 	if ((rc = put_meta(s, txn, "schema", schema, 4)) ||

@@ -2,13 +2,14 @@
  *
  * The LMDB schema (named databases inside one environment):
  *   meta  : "schema" -> u32le schema version; "run" -> run meta record; "settings" -> settings
- *           record (chunk size, retention); "best" -> u64le best epoch (absent: no best).
+ *           record (chunk size, retention); "best" -> best record (absent: no best).
  *   ckpt  : u64 big-endian epoch -> checkpoint record (metrics, extras, tensor list).
  *   index : u64 big-endian epoch -> summary record (step, time, monitored value, sizes).
  *   blobs : 16-byte XXH3-128 of a tensor's bytes -> blob record (refcount, nbytes, chunk size,
  *           per-chunk CRC-32). Identical tensor bytes are stored once and reference-counted.
  *   chunks: blob hash + u32 big-endian chunk index -> raw chunk bytes.
- * Every record is encoded/decoded by store/records.c. A blob whose refcount drops to 0 is
+ * Every record is encoded/decoded by store/records.c and ends in a CRC-32 of itself (records
+ * written before version 2 have none and are still read). A blob whose refcount drops to 0 is
  * deleted with its chunks in the same write transaction.
  */
 #ifndef STORE_STORE_INT_H
@@ -80,6 +81,13 @@ int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t
                    const void *data, const uint32_t *chunk_crcs, uint32_t nchunks);
 /** Drop one reference; deletes the blob and its chunks when it was the last. */
 int store_blob_unref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16]);
+
+/** The index record summarizing checkpoint record @p rec (monitored value, sizes). */
+store_index_rec store_index_of_checkpoint(const ckpt_store *s, const store_ckpt_rec *rec);
+/** Decode the index entry @p key/@p val of @p txn; a damaged index record is rebuilt from its
+ *  checkpoint record (the index only summarizes it). CKPT_ECORRUPT when both are damaged. */
+int store_index_read(store_index_rec *out, ckpt_store *s, MDB_txn *txn, const MDB_val *key,
+                     const MDB_val *val);
 
 /** Delete checkpoint @p epoch (record, index, blob references) inside a write txn. */
 int store_delete_checkpoint(ckpt_store *s, MDB_txn *txn, uint64_t epoch);

@@ -427,17 +427,8 @@ static int commit_once(ckpt_writer *w)
 		                      s->path, (unsigned long long)w->epoch);
 		goto fail;
 	}
-	store_index_rec ir = {.step = w->step,
-	                      .time_ns = r.time_ns,
-	                      .nbytes = w->total_bytes,
-	                      .ntensors = (uint32_t)w->ntensors};
-	for (size_t i = 0; i < w->nmetrics; i++) {
-		if (strcmp(w->metrics[i].name, s->meta.monitor) == 0 &&
-		    isfinite(w->metrics[i].value)) {
-			ir.has_monitor = true;
-			ir.monitor = w->metrics[i].value;
-		}
-	}
+	r.nbytes = w->total_bytes;
+	store_index_rec ir = store_index_of_checkpoint(s, &r);
 	uint8_t ibuf[STORE_INDEX_LEN];
 	store_index_encode(ibuf, &ir);
 	val = (MDB_val){sizeof(ibuf), ibuf};

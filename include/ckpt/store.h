@@ -31,7 +31,7 @@ extern "C" {
 /* Error codes of our own, beside negative errno values. */
 #define CKPT_ENOTSTORE (-20001) /**< path exists but is not a ckpt store (not LMDB / no meta) */
 #define CKPT_ESCHEMA (-20002)   /**< store written by a newer schema version */
-#define CKPT_ECORRUPT (-20003)  /**< a stored record fails to decode (length, version, bounds) */
+#define CKPT_ECORRUPT (-20003)  /**< a stored record is damaged (CRC-32, length, version, bounds) */
 #define CKPT_ECHECKSUM (-20004) /**< tensor bytes do not match their stored CRC-32/hash */
 
 /** Message describing the last error on this thread ("" if none). Valid until the next call
@@ -239,6 +239,15 @@ int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap);
  * @return 0, -ENOENT if the epoch is not stored, CKPT_ECORRUPT if the record is damaged.
  */
 int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, uint64_t epoch);
+
+/**
+ * Check every stored record of checkpoint @p epoch but its tensors' bytes and blob records
+ * (ckpt_tensor_verify() checks those): its checkpoint record and its index record (the summary
+ * that best/top-k, retention and stats read) must decode and pass their CRC-32s. Readers
+ * rebuild a damaged index record from the checkpoint record, so only this reports it.
+ * @return 0, -ENOENT if the epoch is not stored, CKPT_ECORRUPT naming the epoch and record.
+ */
+int ckpt_snapshot_check_records(ckpt_snapshot *snap, uint64_t epoch);
 
 uint64_t ckpt_checkpoint_epoch(const ckpt_checkpoint *c);
 uint64_t ckpt_checkpoint_step(const ckpt_checkpoint *c);

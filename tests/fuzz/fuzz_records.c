@@ -1,7 +1,7 @@
 /* tests/fuzz/fuzz_records.c - libFuzzer harness for libckpt's record decoders (store/records.h)
  *
- * The first input byte picks the decoder (run, settings, index, blob, checkpoint), the rest is
- * the record. A decoder must return 0 or CKPT_ECORRUPT with a reason, never read out of
+ * The first input byte picks the decoder (run, settings, index, blob, checkpoint, best), the
+ * rest is the record. A decoder must return 0 or CKPT_ECORRUPT with a reason, never read out of
  * bounds. A record that decodes must encode back and decode again to the same fields (blob
  * and checkpoint), so decoders accept nothing the encoders could not have written.
  */
@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = size - 1;
 	char why[256];
 	int rc;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0: {
 		store_run_rec r;
 		memset(&r, 0, sizeof(r));
@@ -76,6 +76,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			(void)sum;
 			assert(r.nchunks == store_nchunks(r.nbytes, r.chunk_size));
 		}
+		break;
+	}
+	case 5: {
+		store_best_rec r;
+		rc = store_best_decode(&r, rec, len, why, sizeof(why));
+		assert(rc == 0 || rc == CKPT_ECORRUPT);
 		break;
 	}
 	default: {

@@ -57,8 +57,11 @@ int main(int argc, char **argv)
 	store_index_encode(idx, &(store_index_rec){.has_monitor = true, .monitor = 0.25, .ntensors = 2,
 	                                           .step = 100, .time_ns = 1, .nbytes = 48});
 	put("fuzz_records", "index", 2, idx, sizeof(idx));
+	uint8_t best[STORE_BEST_LEN];
+	store_best_encode(best, 4);
+	put("fuzz_records", "best", 5, best, sizeof(best));
 	uint32_t crcs[3] = {1, 2, 3};
-	uint8_t blob[STORE_BLOB_HEADER_LEN + 12];
+	uint8_t blob[STORE_BLOB_HEADER_LEN + 12 + STORE_REC_CRC_LEN];
 	store_blob_encode(blob, &(store_blob_rec){.refcount = 2, .nbytes = 150, .chunk_size = 64, .nchunks = 3}, crcs);
 	put("fuzz_records", "blob", 3, blob, sizeof(blob));
 	store_metric metrics[2] = {{"val_acc", 0.9}, {"val_loss", 0.3}};

@@ -180,13 +180,33 @@ static void check_invariants(ckpt_store *s)
 		ck_assert_int_eq(rc, MDB_NOTFOUND);
 	} else {
 		ck_assert_int_eq(rc, 0);
-		uint64_t stored = 0;
-		for (int i = 7; i >= 0; i--)
-			stored = (stored << 8) | ((const uint8_t *)v.mv_data)[i];
-		ck_assert_uint_eq(stored, best[0]);
+		store_best_rec stored;
+		ck_assert_int_eq(store_best_decode(&stored, v.mv_data, v.mv_size, NULL, 0), 0);
+		ck_assert_uint_eq(stored.version, STORE_REC_VERSION);
+		ck_assert_uint_eq(stored.epoch, best[0]);
 	}
 	free(refs);
 	mdb_txn_abort(txn);
+}
+
+/* Check every record and every tensor of every checkpoint in @p snap, the first of which must
+ * be @p first_epoch; returns how many checkpoints there are. */
+static size_t verify_every_checkpoint(ckpt_snapshot *snap, uint64_t first_epoch)
+{
+	uint64_t *epochs;
+	size_t n;
+	OK(ckpt_snapshot_list(&epochs, &n, snap));
+	ck_assert_uint_ge(n, 1);
+	ck_assert_uint_eq(epochs[0], first_epoch);
+	for (size_t i = 0; i < n; i++) {
+		const ckpt_checkpoint *c;
+		OK(ckpt_snapshot_checkpoint(&c, snap, epochs[i]));
+		OK(ckpt_snapshot_check_records(snap, epochs[i]));
+		for (size_t k = 0; k < ckpt_checkpoint_tensor_count(c); k++)
+			OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, k)));
+	}
+	free(epochs);
+	return n;
 }
 
 /* ---- tensor helpers ---- */
@@ -1159,24 +1179,13 @@ START_TEST(test_commit_is_atomic_under_sigkill)
 		OK(ckpt_store_open(&s, storepath, 0));
 		ckpt_snapshot *snap;
 		OK(ckpt_snapshot_open(&snap, s));
-		uint64_t *epochs;
-		size_t n;
-		OK(ckpt_snapshot_list(&epochs, &n, snap));
-		ck_assert_uint_ge(n, 1);
-		ck_assert_uint_eq(epochs[0], 1);
-		for (size_t i = 0; i < n; i++) {
-			const ckpt_checkpoint *c;
-			OK(ckpt_snapshot_checkpoint(&c, snap, epochs[i]));
-			for (size_t k = 0; k < ckpt_checkpoint_tensor_count(c); k++)
-				OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, k)));
-		}
+		ck_assert_uint_ge(verify_every_checkpoint(snap, 1), 1);
 		const ckpt_checkpoint *c;
 		OK(ckpt_snapshot_checkpoint(&c, snap, 1));
 		float want[1000], got[1000];
 		fill(want, sizeof(want), 1);
 		OK(ckpt_tensor_read(got, snap, ckpt_checkpoint_tensor_at(c, 0), 0, sizeof(got)));
 		ck_assert_mem_eq(got, want, sizeof(got));
-		free(epochs);
 		ckpt_snapshot_close(snap);
 		check_invariants(s);
 		ckpt_store_close(s);
@@ -1430,7 +1439,8 @@ START_TEST(test_corrupt_records_give_errors_with_context)
 		if (store_run_decode(&run, junk, jl, why, sizeof(why)) == 0)
 			store_run_free(&run);
 		if (store_blob_decode(&blob, junk, jl, why, sizeof(why)) == 0)
-			ck_assert_uint_eq(jl, STORE_BLOB_HEADER_LEN + 4 * (size_t)blob.nchunks);
+			ck_assert_uint_eq(jl, store_blob_len(blob.nchunks) -
+			                          (blob.version == STORE_REC_VERSION ? 0 : STORE_REC_CRC_LEN));
 		(void)store_index_decode(&idx, junk, jl, why, sizeof(why));
 		(void)store_settings_decode(&set, junk, jl, why, sizeof(why));
 		if (store_ckpt_decode(&r, junk, jl, why, sizeof(why)) == 0)
@@ -1477,6 +1487,375 @@ START_TEST(test_corrupt_records_give_errors_with_context)
 	OK(ckpt_tensor_chunk(&p, &plen, snap, t, 1, true));
 	ckpt_snapshot_close(snap);
 	ckpt_store_close(s);
+}
+END_TEST
+
+/* ---- record checksums ---- */
+
+/* one encoded record of each type (version 2), as the store writes them */
+typedef struct sample_records {
+	uint8_t *run, *ckpt;
+	size_t run_len, ckpt_len;
+	uint8_t settings[STORE_SETTINGS_LEN], index[STORE_INDEX_LEN], best[STORE_BEST_LEN];
+	uint8_t blob[STORE_BLOB_HEADER_LEN + 3 * 4 + STORE_REC_CRC_LEN];
+} sample_records;
+
+static void sample_records_make(sample_records *r)
+{
+	ckpt_run_meta meta = test_meta("val_acc", CKPT_MODE_MAX);
+	OK(store_run_encode(&r->run, &r->run_len, &meta));
+	store_settings_encode(r->settings,
+	                      &(store_settings_rec){.chunk_size = 64, .keep_last = 3, .keep_top = 1});
+	store_index_encode(r->index, &(store_index_rec){.has_monitor = true, .monitor = 0.25,
+	                                                .ntensors = 2, .step = 100, .time_ns = 1,
+	                                                .nbytes = 28});
+	store_best_encode(r->best, 7);
+	uint32_t crcs[3] = {0x11111111, 0x22222222, 0x33333333};
+	ck_assert_uint_eq(sizeof(r->blob), store_blob_len(3));
+	store_blob_encode(r->blob,
+	                  &(store_blob_rec){.refcount = 2, .nbytes = 150, .chunk_size = 64,
+	                                    .nchunks = 3},
+	                  crcs);
+	store_metric metrics[2] = {{"val_acc", 0.9}, {"val_loss", 0.3}};
+	store_extra extras[1] = {{"optimizer.param_groups", "[{\"lr\":0.1}]", 12}};
+	ckpt_tensor_info t[2] = {
+	    {.name = "fc1.weight", .group = CKPT_GROUP_MODEL, .dtype = CKPT_DTYPE_FLOAT32,
+	     .ndim = 2, .shape = {2, 3}, .device = "cuda:0", .nbytes = 24, .crc32 = 7,
+	     .nchunks = 1, .chunk_size = 64},
+	    {.name = "fc1.weight.step", .group = CKPT_GROUP_OPTIMIZER, .dtype = CKPT_DTYPE_FLOAT32,
+	     .ndim = 0, .device = "cpu", .nbytes = 4, .crc32 = 9, .nchunks = 1, .chunk_size = 64},
+	};
+	store_ckpt_rec rec = {.epoch = 4, .step = 400, .time_ns = 123456789, .nmetrics = 2,
+	                      .nextras = 1, .ntensors = 2, .metrics = metrics, .extras = extras,
+	                      .tensors = t};
+	OK(store_ckpt_encode(&r->ckpt, &r->ckpt_len, &rec));
+}
+
+static void sample_records_free(sample_records *r)
+{
+	free(r->run);
+	free(r->ckpt);
+}
+
+/* decode @p buf as record type @p type (0 run, 1 settings, 2 index, 3 best, 4 blob, 5 ckpt);
+ * the decoded version in *version */
+static int decode_any(int type, const uint8_t *buf, size_t len, uint16_t *version, char *why,
+                      size_t whylen)
+{
+	int rc;
+	switch (type) {
+	case 0: {
+		store_run_rec r;
+		rc = store_run_decode(&r, buf, len, why, whylen);
+		*version = r.version;
+		store_run_free(&r);
+		return rc;
+	}
+/* a record type whose decoder fills a struct with a version field */
+#define DECODE_INTO(rec_type, decoder)                                                             \
+	{                                                                                          \
+		rec_type r;                                                                        \
+		rc = decoder(&r, buf, len, why, whylen);                                           \
+		*version = rc ? 0 : r.version;                                                     \
+		return rc;                                                                         \
+	}
+	case 1:
+		DECODE_INTO(store_settings_rec, store_settings_decode)
+	case 2:
+		DECODE_INTO(store_index_rec, store_index_decode)
+	case 3:
+		DECODE_INTO(store_best_rec, store_best_decode)
+	case 4:
+		DECODE_INTO(store_blob_rec, store_blob_decode)
+#undef DECODE_INTO
+	default: {
+		store_ckpt_rec *r = NULL;
+		rc = store_ckpt_decode(&r, buf, len, why, whylen);
+		*version = rc ? 0 : r->version;
+		store_ckpt_free(r);
+		return rc;
+	}
+	}
+}
+
+START_TEST(test_every_changed_byte_of_every_record_type_is_detected)
+{
+	static const char *names[] = {"run", "settings", "index", "best", "blob", "checkpoint"};
+	sample_records r;
+	sample_records_make(&r);
+	const uint8_t *recs[6] = {r.run, r.settings, r.index, r.best, r.blob, r.ckpt};
+	size_t lens[6] = {r.run_len, sizeof(r.settings), sizeof(r.index), sizeof(r.best),
+	                  sizeof(r.blob), r.ckpt_len};
+	size_t tried = 0;
+	for (int type = 0; type < 6; type++) {
+		uint16_t version;
+		char why[256] = "";
+		uint8_t *copy = malloc(lens[type]);
+		memcpy(copy, recs[type], lens[type]);
+		OK(decode_any(type, copy, lens[type], &version, why, sizeof(why)));
+		ck_assert_uint_eq(version, STORE_REC_VERSION);
+		/* every position, every other value: always an error, never a record */
+		for (size_t at = 0; at < lens[type]; at++) {
+			for (unsigned x = 1; x < 256; x++) {
+				copy[at] ^= (uint8_t)x;
+				int rc = decode_any(type, copy, lens[type], &version, why, sizeof(why));
+				ck_assert_msg(rc == CKPT_ECORRUPT,
+				              "%s record with byte %zu ^ 0x%02x decodes (rc %d)",
+				              names[type], at, x, rc);
+				copy[at] ^= (uint8_t)x;
+				tried++;
+			}
+		}
+		/* the CRC-32 is what catches it: the reason says so for a metric's byte */
+		copy[lens[type] / 2] ^= 0x01;
+		ck_assert_int_eq(decode_any(type, copy, lens[type], &version, why, sizeof(why)),
+		                 CKPT_ECORRUPT);
+		ck_assert_msg(strstr(why, "damaged") != NULL, "%s: %s", names[type], why);
+		ck_assert_ptr_nonnull(strstr(why, names[type]));
+		/* and every truncation (but the first 8 bytes of a best record, which are a
+		 * version 1 best record of an epoch past 2^32: readers find it is not stored) */
+		copy[lens[type] / 2] ^= 0x01;
+		for (size_t cut = 0; cut < lens[type]; cut++)
+			if (type != 3 || cut != STORE_BEST_V1_LEN)
+				ck_assert_int_eq(
+				    decode_any(type, copy, cut, &version, why, sizeof(why)),
+				    CKPT_ECORRUPT);
+		free(copy);
+	}
+	ck_assert_uint_gt(tried, 100000);
+	sample_records_free(&r);
+}
+END_TEST
+
+/* Rewrite a version 2 record in @p buf (@p *len bytes) as the version 1 encoders wrote it:
+ * version field 1, no trailer; the best record as a bare u64le. */
+static void to_version_1(int type, uint8_t *buf, size_t *len)
+{
+	if (type == 3) {
+		uint8_t epoch[8];
+		memcpy(epoch, buf + 4, 8);
+		memcpy(buf, epoch, 8);
+		*len = 8;
+		return;
+	}
+	size_t at = type == 5 ? 4 : 0;
+	buf[at] = 1;
+	buf[at + 1] = 0;
+	*len -= STORE_REC_CRC_LEN;
+}
+
+START_TEST(test_version_1_records_without_checksums_still_decode)
+{
+	sample_records r;
+	sample_records_make(&r);
+	const uint8_t *recs[6] = {r.run, r.settings, r.index, r.best, r.blob, r.ckpt};
+	size_t lens[6] = {r.run_len, sizeof(r.settings), sizeof(r.index), sizeof(r.best),
+	                  sizeof(r.blob), r.ckpt_len};
+	for (int type = 0; type < 6; type++) {
+		uint8_t *v1 = malloc(lens[type]);
+		size_t len = lens[type];
+		memcpy(v1, recs[type], len);
+		to_version_1(type, v1, &len);
+		uint16_t version;
+		char why[256] = "";
+		OK(decode_any(type, v1, len, &version, why, sizeof(why)));
+		ck_assert_uint_eq(version, STORE_REC_VERSION_UNCHECKED);
+		/* a version 2 record whose version field reads 1 keeps its trailer: too long */
+		memcpy(v1, recs[type], lens[type]);
+		v1[type == 5 ? 4 : 0] = 1;
+		ck_assert_int_eq(decode_any(type, v1, lens[type], &version, why, sizeof(why)),
+		                 CKPT_ECORRUPT);
+		free(v1);
+	}
+	/* the fields read back the same from either version */
+	uint8_t v1[512];
+	size_t len = r.ckpt_len;
+	ck_assert_uint_le(len, sizeof(v1));
+	memcpy(v1, r.ckpt, len);
+	to_version_1(5, v1, &len);
+	store_ckpt_rec *a, *b;
+	OK(store_ckpt_decode(&a, r.ckpt, r.ckpt_len, NULL, 0));
+	OK(store_ckpt_decode(&b, v1, len, NULL, 0));
+	ck_assert_uint_eq(a->epoch, b->epoch);
+	ck_assert_uint_eq(a->nmetrics, b->nmetrics);
+	ck_assert_double_eq(a->metrics[1].value, b->metrics[1].value);
+	ck_assert_str_eq(a->tensors[1].name, b->tensors[1].name);
+	ck_assert_uint_eq(a->tensors[0].shape[1], b->tensors[0].shape[1]);
+	store_ckpt_free(a);
+	store_ckpt_free(b);
+	sample_records_free(&r);
+}
+END_TEST
+
+/* rewrite every record of the (closed) store as version 1 code wrote it */
+static void downgrade_store_to_version_1(void)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, storepath, 0, 0644), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	static const struct {
+		const char *db;
+		int type; /* -1: by key in meta */
+	} dbs[] = {{"meta", -1}, {"ckpt", 5}, {"index", 2}, {"blobs", 4}};
+	for (size_t d = 0; d < sizeof(dbs) / sizeof(dbs[0]); d++) {
+		MDB_dbi dbi;
+		MDB_cursor *cur;
+		MDB_val k, v;
+		struct {
+			uint8_t key[32], *val;
+			size_t klen, vlen;
+		} put[64];
+		size_t nput = 0;
+		ck_assert_int_eq(mdb_dbi_open(txn, dbs[d].db, 0, &dbi), 0);
+		ck_assert_int_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			int type = dbs[d].type;
+			if (type < 0) {
+				if (k.mv_size == 3 && memcmp(k.mv_data, "run", 3) == 0)
+					type = 0;
+				else if (k.mv_size == 8 && memcmp(k.mv_data, "settings", 8) == 0)
+					type = 1;
+				else if (k.mv_size == 4 && memcmp(k.mv_data, "best", 4) == 0)
+					type = 3;
+				else
+					continue;
+			}
+			ck_assert_uint_lt(nput, 64);
+			ck_assert_uint_le(k.mv_size, 32);
+			memcpy(put[nput].key, k.mv_data, k.mv_size);
+			put[nput].klen = k.mv_size;
+			put[nput].vlen = v.mv_size;
+			put[nput].val = malloc(v.mv_size);
+			memcpy(put[nput].val, v.mv_data, v.mv_size);
+			to_version_1(type, put[nput].val, &put[nput].vlen);
+			nput++;
+		}
+		mdb_cursor_close(cur);
+		for (size_t i = 0; i < nput; i++) {
+			MDB_val nk = {put[i].klen, put[i].key}, nv = {put[i].vlen, put[i].val};
+			ck_assert_int_eq(mdb_put(txn, dbi, &nk, &nv, 0), 0);
+			free(put[i].val);
+		}
+	}
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+START_TEST(test_a_store_of_version_1_records_reads_and_takes_new_checkpoints)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	commit_simple(s, 1, 100, 1, "val_loss", 0.5);
+	commit_simple(s, 2, 100, 2, "val_loss", 0.7);
+	commit_simple(s, 3, 100, 1, "val_loss", 0.9); /* the same bytes as epoch 1: a shared blob */
+	ckpt_store_close(s);
+	downgrade_store_to_version_1();
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	uint64_t best;
+	OK(ckpt_snapshot_best(&best, snap));
+	ck_assert_uint_eq(best, 1);
+	for (uint64_t e = 1; e <= 3; e++) {
+		const ckpt_checkpoint *c;
+		OK(ckpt_snapshot_checkpoint(&c, snap, e));
+		OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)));
+	}
+	ckpt_store_stats st;
+	OK(ckpt_snapshot_stats(&st, snap));
+	ck_assert_uint_eq(st.checkpoints, 3);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	/* a writer adds version 2 records beside them, drops a reference to a version 1 blob */
+	OK(ckpt_store_open(&s, storepath, 0));
+	commit_simple(s, 4, 100, 1, "val_loss", 0.2);
+	OK(ckpt_store_gc(s, 2, 1, NULL));
+	check_invariants(s);
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_best(&best, snap));
+	ck_assert_uint_eq(best, 4);
+	ck_assert_uint_eq(verify_every_checkpoint(snap, 3), 2);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* flip one bit in the middle of the record under @p key of database @p db */
+static void damage_record(const char *db, const void *key, size_t klen)
+{
+	uint8_t rec[4096];
+	size_t len = raw_get(db, key, klen, rec, sizeof(rec));
+	rec[len / 2] ^= 0x04;
+	raw_put(db, key, klen, rec, len);
+}
+
+START_TEST(test_damaged_metadata_records_fail_their_epoch_and_spare_the_others)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	for (uint64_t e = 1; e <= 4; e++)
+		commit_simple(s, e, 50, (uint32_t)e, "val_loss", 1.0 / (double)e);
+	ckpt_store_close(s);
+	uint8_t k2[8] = {0, 0, 0, 0, 0, 0, 0, 2}, k3[8] = {0, 0, 0, 0, 0, 0, 0, 3};
+	damage_record("ckpt", k2, 8);  /* epoch 2's checkpoint record */
+	damage_record("index", k3, 8); /* epoch 3's summary: rebuilt from its checkpoint record */
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	const ckpt_checkpoint *c;
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&c, snap, 2), CKPT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "epoch 2"));
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "damaged"));
+	ck_assert_int_eq(ckpt_snapshot_check_records(snap, 3), CKPT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "epoch 3: corrupt index record"));
+	OK(ckpt_snapshot_check_records(snap, 4));
+	for (uint64_t e = 1; e <= 4; e += 1 + (e == 1)) {
+		OK(ckpt_snapshot_checkpoint(&c, snap, e));
+		double v;
+		OK(ckpt_checkpoint_metric(c, "val_loss", &v));
+		ck_assert_double_eq(v, 1.0 / (double)e);
+	}
+	uint64_t top[4];
+	size_t n;
+	OK(ckpt_snapshot_top_k(top, 4, &n, snap));
+	ck_assert_uint_eq(n, 4);
+	ck_assert_uint_eq(top[0], 4);
+	ck_assert_uint_eq(top[1], 3);
+	ckpt_store_stats st;
+	OK(ckpt_snapshot_stats(&st, snap));
+	ck_assert_uint_eq(st.checkpoints, 4);
+	ck_assert_uint_eq(st.bytes, 4 * 50 * sizeof(float));
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	/* index and checkpoint record both damaged: top-k names the epoch */
+	damage_record("index", k2, 8);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	OK(ckpt_snapshot_open(&snap, s));
+	ck_assert_int_eq(ckpt_snapshot_top_k(top, 4, &n, snap), CKPT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "epoch 2: corrupt index record"));
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	/* a damaged best record: the best is unknown, with the reason; the rest reads */
+	damage_record("meta", "best", 4);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	OK(ckpt_snapshot_open(&snap, s));
+	uint64_t best;
+	ck_assert_int_eq(ckpt_snapshot_best(&best, snap), CKPT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "corrupt best record"));
+	OK(ckpt_snapshot_checkpoint(&c, snap, 4));
+	ck_assert(!ckpt_checkpoint_is_best(c));
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	/* damaged run metadata or settings: the store does not open, and says why */
+	damage_record("meta", "run", 3);
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY), CKPT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "corrupt run metadata"));
+	damage_record("meta", "run", 3); /* flipped back */
+	damage_record("meta", "settings", 8);
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY), CKPT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "corrupt store settings"));
 }
 END_TEST
 
@@ -1690,6 +2069,10 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_non_store_paths_give_clear_errors_and_change_nothing);
 	tcase_add_test(tc, test_newer_schema_is_refused);
 	tcase_add_test(tc, test_corrupt_records_give_errors_with_context);
+	tcase_add_test(tc, test_every_changed_byte_of_every_record_type_is_detected);
+	tcase_add_test(tc, test_version_1_records_without_checksums_still_decode);
+	tcase_add_test(tc, test_a_store_of_version_1_records_reads_and_takes_new_checkpoints);
+	tcase_add_test(tc, test_damaged_metadata_records_fail_their_epoch_and_spare_the_others);
 	tcase_add_test(tc, test_tensor_records_needing_more_than_2_32_chunks_are_corrupt);
 	tcase_add_test(tc, test_tensor_records_with_a_name_twice_in_one_group_are_corrupt);
 	tcase_add_test(tc, test_read_only_store_refuses_writes_and_opens_in_a_read_only_directory);
