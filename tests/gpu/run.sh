@@ -1,28 +1,34 @@
 #!/usr/bin/env bash
 # tests/gpu/run.sh - the GPU checks of ckpt-train's CUDA backend (issue 5, item 4)
 #
-# Run on a machine with an NVIDIA GPU and driver. Uses prebuilt binaries when they are there
-# (build/bin/ckpt-train, build/bin/ckpt, build/bin/ckptfs, build/lib/ckpt-train-cuda.so, or the
-# directory named by CKPT_BIN_DIR with the plug-in beside the programs or in ../lib), else
-# builds with `make CUDA=1` from what the machine has. Checks:
+# Run on a machine with an NVIDIA GPU and driver. The programs come from, in order: the GPU
+# bundle named by CKPT_GPU_BUNDLE (build/gpu-bundle.tar.xz from `make gpu-bundle`, or its unpacked
+# directory: for a machine without ckptfs's build dependencies), the directory CKPT_BIN_DIR (the
+# plug-in beside the programs or in ../lib), build/ when it holds them, else `make CUDA=1`. Checks:
 #   1. --device cuda trains a few epochs; tensors are recorded as cuda:0; the GPU unit suite
-#      (check_train_cuda, CUDA ops vs CPU ops) passes when it is built
+#      (check_train_cuda, CUDA ops vs CPU ops) passes when it is built (the bundle has one)
 #   2. bad input: --device cuda:N past the last GPU, and layers too big for GPU memory: one
 #      error line naming the device (and the size), exit 1, no store
 #   3. the mount (or `ckpt cat` of the same view, where /dev/fuse is missing): model.pt and
-#      checkpoint.pt load with torch.load with the GPU hidden (CUDA_VISIBLE_DEVICES=) and no
-#      map_location; with -o map_location=keep they load straight onto the GPU
+#      checkpoint.pt load with a plain torch.load (torch >= 2.6: weights_only=True) with the GPU
+#      hidden (CUDA_VISIBLE_DEVICES=) and no map_location; with -o map_location=keep they load
+#      straight onto the GPU
 #   4. model.safetensors loads with the real safetensors package, equal to model.pt
 #   5. cpu and cuda runs from the same seed agree (max difference printed); two cuda runs are
-#      bit-identical; k epochs + --resume on cuda equal the straight run
+#      bit-identical; k epochs + --resume on cuda equal the straight run; snapshots through the
+#      device-side shadow equal direct ones (CKPT_TRAIN_CUDA_SNAPSHOT=direct)
 # Exits 77 with a SKIP line when there is no GPU or driver; lines "SKIP: <check>: <why>" name
 # checks that could not run (a Python package missing); exit 0 only if every check that ran
-# passed. Environment: PYTHON (default python3), GPU_EPOCHS (default 3).
+# passed. Environment: PYTHON (default python3), GPU_EPOCHS (default 3), CKPT_GPU_BUNDLE,
+# CKPT_BIN_DIR, GPU_STEP_TIMEOUT (seconds one program may run, default 180).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
+. tests/gpu/bundle_env.sh
 PY=${PYTHON:-python3}
 EPOCHS=${GPU_EPOCHS:-3}
+# a hung GPU call must not eat the whole run: every program gets a time limit
+T=(timeout -k 5 "${GPU_STEP_TIMEOUT:-180}")
 work=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-gpu.XXXXXX")
 mounts=() pids=()
 cleanup() {
@@ -59,7 +65,10 @@ else
 	ngpu=1
 fi
 
-# ---- binaries: prebuilt or built here --------------------------------------------------------
+# ---- binaries: a bundle, prebuilt or built here ------------------------------------------------
+if [ -n "${CKPT_GPU_BUNDLE:-}" ]; then
+	gpu_bundle_use "$CKPT_GPU_BUNDLE" "$work" || exit 1
+fi
 BIN=${CKPT_BIN_DIR:-$ROOT/build/bin}
 plugin_of() {
 	local d=$1
@@ -77,7 +86,9 @@ if [ ! -x "$BIN/ckpt-train" ] || ! plugin_of "$BIN" >/dev/null; then
 	}
 fi
 PLUGIN=$(plugin_of "$BIN") || die "no ckpt-train-cuda.so beside $BIN"
-TRAIN=$BIN/ckpt-train CKPT=$BIN/ckpt CKPTFS=$BIN/ckptfs
+PLUGIN=$(readlink -f "$PLUGIN")
+TRAIN=("${T[@]}" "$BIN/ckpt-train") CKPT=$BIN/ckpt CKPTFS=$BIN/ckptfs
+echo "python: $("$PY" -c 'import sys, numpy; print(sys.version.split()[0], "numpy", numpy.__version__)' 2>&1 | tail -n 1); torch: $("$PY" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' 2>&1 | tail -n 1)"
 missing=$(ldd "$PLUGIN" 2>/dev/null | grep "not found")
 [ -z "$missing" ] || die "the CUDA plug-in lacks libraries (copy them beside it; it has rpath \$ORIGIN): $missing"
 
@@ -88,7 +99,7 @@ common=(--data "$DATA" --layers 784,256,128,10 --batch-size 128 --seed 1 --quiet
 # ---- 1. training on cuda ----------------------------------------------------------------------
 S=$work/cuda
 t0=$(date +%s%N)
-"$TRAIN" --store "$S" --device cuda --epochs "$EPOCHS" "${common[@]}" 2>"$work/err" ||
+"${TRAIN[@]}" --store "$S" --device cuda --epochs "$EPOCHS" "${common[@]}" 2>"$work/err" ||
 	die "training on cuda: $(cat "$work/err")"
 ok "trained $EPOCHS epochs on cuda ($DATA) in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 last=$(printf 'epoch-%04d' "$EPOCHS")
@@ -96,9 +107,17 @@ last=$(printf 'epoch-%04d' "$EPOCHS")
 show=$("$CKPT" show "$S" "$EPOCHS") || die "ckpt show"
 grep -q 'fc1.weight.*cuda:0' <<<"$show" || fail "fc1.weight is not recorded as cuda:0: $(head -n 3 <<<"$show")"
 grep -q 'momentum_buffer.*cuda:0' <<<"$show" || fail "optimizer state is not recorded as cuda:0"
-if [ -x build/asan/tests/check_train_cuda ]; then
-	# ASan reserves the address range CUDA wants unless told not to
-	out=$(ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=0 build/asan/tests/check_train_cuda 2>&1)
+# the unit suite: the bundle's (no sanitizers), else the ASan build's, told to leave CUDA the
+# address range it wants
+unit=()
+if [ -n "${GPU_BUNDLE:-}" ] && [ -x "$GPU_BUNDLE/bin/check_train_cuda" ]; then
+	unit=(env CKPT_TRAIN_CUDA_PLUGIN="$PLUGIN" "$GPU_BUNDLE/bin/check_train_cuda")
+elif [ -x build/asan/tests/check_train_cuda ]; then
+	unit=(env CKPT_TRAIN_CUDA_PLUGIN="$PLUGIN" ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=0
+		"$ROOT/build/asan/tests/check_train_cuda")
+fi
+if [ ${#unit[@]} -gt 0 ]; then
+	out=$(cd "$work" && CK_DEFAULT_TIMEOUT=300 "${T[@]}" "${unit[@]}" 2>&1)
 	if grep -q '^SKIP: ' <<<"$out"; then
 		skip "check_train_cuda: $(grep '^SKIP: ' <<<"$out" | head -n 1)"
 	elif grep -q 'Failures: 0, Errors: 0' <<<"$out"; then
@@ -109,7 +128,7 @@ if [ -x build/asan/tests/check_train_cuda ]; then
 fi
 
 # ---- 2. bad input -----------------------------------------------------------------------------
-"$TRAIN" --store "$work/bad" --device "cuda:$ngpu" "${common[@]}" --epochs 1 2>"$work/err"
+"${TRAIN[@]}" --store "$work/bad" --device "cuda:$ngpu" "${common[@]}" --epochs 1 2>"$work/err"
 rc=$?
 if [ $rc -eq 1 ] && [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "cuda:$ngpu.*out of range" "$work/err" &&
 	[ ! -e "$work/bad" ]; then
@@ -118,7 +137,7 @@ else
 	fail "cuda:$ngpu (past the last GPU): exit $rc: $(cat "$work/err")"
 fi
 # five 65536 x 65536 layers: 80 GiB of weights, 240 GiB with gradients and momentum
-"$TRAIN" --store "$work/bad" --device cuda --layers 784,65536,65536,65536,65536,65536,65536,10 --data synthetic \
+"${TRAIN[@]}" --store "$work/bad" --device cuda --layers 784,65536,65536,65536,65536,65536,65536,10 --data synthetic \
 	--epochs 1 --quiet 2>"$work/err"
 rc=$?
 if [ $rc -eq 1 ] && [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "out of GPU memory on cuda:0.*bytes" "$work/err" &&
@@ -168,16 +187,17 @@ if [ $have_torch = 0 ]; then
 	skip "torch.load checks: $PY has no torch"
 else
 	view "$work/mnt" || die "cannot present the store's files"
-	CUDA_VISIBLE_DEVICES= "$PY" - "$VIEW" <<'PY' && ok "torch.load with the GPU hidden and no map_location" || fail "torch.load with CUDA_VISIBLE_DEVICES="
+	CUDA_VISIBLE_DEVICES= "$PY" - "$VIEW" <<'PY' && ok "plain torch.load (the version's default weights_only) with the GPU hidden and no map_location" || fail "torch.load with CUDA_VISIBLE_DEVICES="
 import sys, torch
 d = sys.argv[1]
 assert not torch.cuda.is_available()
+# torch.load's defaults: weights_only=True from torch 2.6 on, False before
 sd = torch.load(f"{d}/model.pt")
 assert sd and all(t.device.type == "cpu" for t in sd.values()), {k: t.device for k, t in sd.items()}
-try:
-    ck = torch.load(f"{d}/checkpoint.pt", weights_only=False)
-except TypeError:  # torch < 1.13 has no weights_only
-    ck = torch.load(f"{d}/checkpoint.pt")
+ck = torch.load(f"{d}/checkpoint.pt")
+if int(torch.__version__.split(".")[0]) >= 2:  # 1.13's weights-only unpickler lacks BINFLOAT
+    for f in ("model.pt", "checkpoint.pt"):
+        torch.load(f"{d}/{f}", weights_only=True)
 assert all(t.device.type == "cpu" for t in ck["model"].values())
 for st in ck["optimizer"]["state"].values():
     assert all(v.device.type == "cpu" for v in st.values() if torch.is_tensor(v))
@@ -186,7 +206,7 @@ m = torch.nn.Module()
 for i in range(3):
     setattr(m, f"fc{i+1}", torch.nn.Linear(sizes[i], sizes[i + 1]))
 m.load_state_dict(sd, strict=True)
-print("  model.pt:", len(sd), "tensors on cpu; checkpoint.pt epoch", ck.get("epoch"))
+print("  torch", torch.__version__, "model.pt:", len(sd), "tensors on cpu; checkpoint.pt epoch", ck.get("epoch"))
 PY
 	if [ $have_cuda_torch = 0 ]; then
 		skip "map_location=keep: $PY's torch has no CUDA"
@@ -217,10 +237,11 @@ PY
 fi
 
 # ---- 5. cpu vs cuda, reproducibility, resume ---------------------------------------------------
-"$TRAIN" --store "$work/cpu1" --device cpu --epochs 1 "${common[@]}" || die "cpu run"
-"$TRAIN" --store "$work/cuda1" --device cuda --epochs 1 "${common[@]}" || die "cuda run"
-"$TRAIN" --store "$work/cuda1b" --device cuda --epochs 1 "${common[@]}" || die "cuda run 2"
-"$PY" - "$CKPT" "$work/cpu1" "$work/cuda1" <<'PY' && ok "cpu and cuda agree" || fail "cpu and cuda disagree"
+"${TRAIN[@]}" --store "$work/cpu1" --device cpu --epochs 1 "${common[@]}" || die "cpu run"
+"${TRAIN[@]}" --store "$work/cuda1" --device cuda --epochs 1 "${common[@]}" || die "cuda run"
+"${TRAIN[@]}" --store "$work/cuda1b" --device cuda --epochs 1 "${common[@]}" || die "cuda run 2"
+diff=$("$PY" - "$CKPT" "$work/cpu1" "$work/cuda1" <<'PY'
+
 import io, subprocess, sys
 import numpy as np
 ckpt, a, b = sys.argv[1:]
@@ -232,21 +253,41 @@ worst = 0.0
 for l in (1, 2, 3):
     for p in ("weight", "bias"):
         worst = max(worst, float(np.abs(load(a, "model", f"fc{l}.{p}") - load(b, "model", f"fc{l}.{p}")).max()))
-print(f"  cuda vs cpu after 1 epoch: max |difference| of parameters {worst:.3g}")
+print(f"cuda vs cpu after 1 epoch: max |difference| of parameters {worst:.3g}")
 sys.exit(0 if worst < 1e-3 else 1)
 PY
-if [ "$("$CKPT" show "$work/cuda1" 1)" = "$("$CKPT" show "$work/cuda1b" 1)" ]; then
+) && ok "cpu and cuda agree: $diff" || fail "cpu and cuda disagree: $diff"
+# same_ckpt STORE_A STORE_B EPOCH...: the epochs hold the same tensors, CRC for CRC
+same_ckpt() {
+	local a=$1 b=$2 e x y
+	shift 2
+	for e in "$@"; do
+		x=$("$CKPT" show "$a" "$e") && y=$("$CKPT" show "$b" "$e") && [ -n "$x" ] && [ "$x" = "$y" ] ||
+			return 1
+	done
+}
+if same_ckpt "$work/cuda1" "$work/cuda1b" 1; then
 	ok "two cuda runs are bit-identical"
 else
 	fail "two cuda runs from the same seed differ"
 fi
-"$TRAIN" --store "$work/res" --device cuda --epochs 1 "${common[@]}" || die "cuda part 1"
-"$TRAIN" --store "$work/res" --device cuda --resume --epochs 2 --quiet || die "cuda resume"
-"$TRAIN" --store "$work/straight" --device cuda --epochs 2 "${common[@]}" || die "cuda straight"
-if [ "$("$CKPT" show "$work/res" 2)" = "$("$CKPT" show "$work/straight" 2)" ]; then
+"${TRAIN[@]}" --store "$work/res" --device cuda --epochs 1 "${common[@]}" || die "cuda part 1"
+"${TRAIN[@]}" --store "$work/res" --device cuda --resume --epochs 2 --quiet || die "cuda resume"
+"${TRAIN[@]}" --store "$work/straight" --device cuda --epochs 2 "${common[@]}" || die "cuda straight"
+if same_ckpt "$work/res" "$work/straight" 2; then
 	ok "cuda resume is bit-exact"
 else
 	fail "cuda: 1 epoch + resume differs from 2 straight"
+fi
+# Adam (its step tensors are written into the staging buffer on the host, beside the copies)
+"${TRAIN[@]}" --store "$work/adam" --device cuda --epochs 2 --optimizer adam --lr 0.001 "${common[@]}" ||
+	die "cuda run with --optimizer adam"
+CKPT_TRAIN_CUDA_SNAPSHOT=direct "${TRAIN[@]}" --store "$work/adam-direct" --device cuda --epochs 2 \
+	--optimizer adam --lr 0.001 "${common[@]}" || die "cuda run with CKPT_TRAIN_CUDA_SNAPSHOT=direct"
+if same_ckpt "$work/adam" "$work/adam-direct" 1 2; then
+	ok "snapshots through the device-side shadow equal direct ones (adam, epochs 1 and 2)"
+else
+	fail "the shadow and the direct snapshot paths recorded different checkpoints (adam)"
 fi
 
 echo "gpu checks: $failures failed, $skips skipped"
