@@ -10,12 +10,17 @@
 # the median epoch time of epochs 2..E of tests/bench/train_torch_gpu_peer.py. Two models: the
 # default MLP (784,256,128,10, batch 128) and a wide one (784,4096,4096,10, batch 512: a 160 MB
 # checkpoint per epoch, parameters + momentum). Medians of BENCH_RUNS (default 3) alternating
-# runs. Environment: BENCH_RUNS, BENCH_GPU_EPOCHS (default 10), TORCH_PYTHON (python3),
-# CKPT_BIN_DIR (prebuilt programs, default build/bin), BENCH_MODELS ("LAYERS BATCH;..." to
-# replace the two models), BENCH_DEVICE=cpu (the same stall measurement of the CPU backend,
-# without the PyTorch GPU peer; runs without a GPU).
+# runs. On cuda the checkpointed runs are also timed with CKPT_TRAIN_CUDA_SNAPSHOT=direct (the
+# snapshot read straight from the live buffers over PCIe, no device-side shadow): "direct".
+# Environment: BENCH_RUNS, BENCH_GPU_EPOCHS (default 10), TORCH_PYTHON (python3), CKPT_GPU_BUNDLE
+# (build/gpu-bundle.tar.xz or its directory: programs for a machine without the build
+# dependencies, tests/gpu/bundle_env.sh), CKPT_BIN_DIR (prebuilt programs, default build/bin),
+# BENCH_MODELS ("LAYERS BATCH;..." to replace the two models), BENCH_DEVICE=cpu (the same stall
+# measurement of the CPU backend, without the PyTorch GPU peer; runs without a GPU),
+# BENCH_STEP_TIMEOUT (seconds one program may run, default 300).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+. tests/gpu/bundle_env.sh
 RUNS=${BENCH_RUNS:-3}
 E=${BENCH_GPU_EPOCHS:-10}
 PY=${TORCH_PYTHON:-python3}
@@ -27,6 +32,12 @@ elif ! command -v nvidia-smi >/dev/null 2>&1 || ! gpu=$(nvidia-smi --query-gpu=n
 	echo "bench_gpu: skipped (no GPU/driver: nvidia-smi finds no GPU)"
 	exit 0
 fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if [ -n "${CKPT_GPU_BUNDLE:-}" ]; then
+	gpu_bundle_use "$CKPT_GPU_BUNDLE" "$work" || exit 1
+fi
+T=(timeout -k 5 "${BENCH_STEP_TIMEOUT:-300}")
 if [ -z "${CKPT_BIN_DIR:-}" ]; then
 	make -s --no-print-directory $([ "$DEVICE" = cpu ] || echo CUDA=1) all || exit 1
 fi
@@ -41,8 +52,6 @@ if [ "$DEVICE" != cpu ] &&
 	"$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
 	have_torch=1
 fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # seconds of one whole ckpt-train run: run_train EPOCHS LAYERS BATCH [env...]
@@ -52,7 +61,7 @@ run_train() {
 	rm -rf "$work/store"
 	local t0 t1
 	t0=$(date +%s%N)
-	env "$@" "$BIN/ckpt-train" --store "$work/store" --device "$DEVICE" --data "$data_arg" \
+	"${T[@]}" env "$@" "$BIN/ckpt-train" --store "$work/store" --device "$DEVICE" --data "$data_arg" \
 		--layers "$layers" --batch-size "$batch" --optimizer sgd --lr 0.1 --momentum 0.9 \
 		--epochs "$epochs" --quiet || return 1
 	t1=$(date +%s%N)
@@ -64,21 +73,27 @@ echo "data: $DATA; $E steady epochs per run; $RUNS runs; stores and .pt files in
 IFS=';' read -r -a models <<<"${BENCH_MODELS:-784,256,128,10 128;784,4096,4096,10 512}"
 for cfg in "${models[@]}"; do
 	read -r layers batch <<<"$cfg"
-	ck=() no=() tsave=() tnosave=()
+	ck=() no=() dr=() tsave=() tnosave=()
 	for r in $(seq 1 "$RUNS"); do
 		a1=$(run_train 1 "$layers" "$batch") || exit 1
 		aN=$(run_train $((E + 1)) "$layers" "$batch") || exit 1
+		if [ "$DEVICE" != cpu ]; then
+			d1=$(run_train 1 "$layers" "$batch" CKPT_TRAIN_CUDA_SNAPSHOT=direct) || exit 1
+			dN=$(run_train $((E + 1)) "$layers" "$batch" CKPT_TRAIN_CUDA_SNAPSHOT=direct) || exit 1
+			dr+=("$(awk -v a="$d1" -v b="$dN" -v e="$E" 'BEGIN { printf "%.5f", (b - a) / e }')")
+		fi
 		b1=$(run_train 1 "$layers" "$batch" CKPT_TRAIN_BENCH_NO_CHECKPOINT=1) || exit 1
 		bN=$(run_train $((E + 1)) "$layers" "$batch" CKPT_TRAIN_BENCH_NO_CHECKPOINT=1) || exit 1
 		ck+=("$(awk -v a="$a1" -v b="$aN" -v e="$E" 'BEGIN { printf "%.5f", (b - a) / e }')")
 		no+=("$(awk -v a="$b1" -v b="$bN" -v e="$E" 'BEGIN { printf "%.5f", (b - a) / e }')")
 		line="run $r ($layers, batch $batch): ckpt-train ${ck[-1]} s/epoch checkpointed, ${no[-1]} s without"
+		[ ${#dr[@]} -eq 0 ] || line+=", ${dr[-1]} s checkpointed direct"
 		if [ $have_torch = 1 ]; then
 			mkdir -p "$work/pt" && rm -f "$work/pt"/*
-			t=$("$PY" tests/bench/train_torch_gpu_peer.py "$DATA" "$layers" "$batch" $((E + 1)) "$work/pt") || exit 1
+			t=$("${T[@]}" "$PY" tests/bench/train_torch_gpu_peer.py "$DATA" "$layers" "$batch" $((E + 1)) "$work/pt") || exit 1
 			tsave+=("$(sed -n 's/^steady_epoch_seconds //p' <<<"$t")")
 			rm -f "$work/pt"/*
-			t=$("$PY" tests/bench/train_torch_gpu_peer.py "$DATA" "$layers" "$batch" $((E + 1)) "$work/pt" --no-save) || exit 1
+			t=$("${T[@]}" "$PY" tests/bench/train_torch_gpu_peer.py "$DATA" "$layers" "$batch" $((E + 1)) "$work/pt" --no-save) || exit 1
 			tnosave+=("$(sed -n 's/^steady_epoch_seconds //p' <<<"$t")")
 			line+="; pytorch ${tsave[-1]} s with torch.save, ${tnosave[-1]} s without"
 		fi
@@ -87,6 +102,10 @@ for cfg in "${models[@]}"; do
 	c=$(printf '%s\n' "${ck[@]}" | median)
 	n=$(printf '%s\n' "${no[@]}" | median)
 	echo "RESULT $layers batch $batch: ckpt-train $c s/epoch checkpointing every epoch, $n s without: stall ratio $(awk -v a="$c" -v b="$n" 'BEGIN { printf "%.3f", a / b }') (goal <= 1.02); $(awk -v a="$c" 'BEGIN { printf "%.2f", 1 / a }') epochs/s"
+	if [ ${#dr[@]} -gt 0 ]; then
+		d=$(printf '%s\n' "${dr[@]}" | median)
+		echo "RESULT $layers batch $batch: ckpt-train with CKPT_TRAIN_CUDA_SNAPSHOT=direct (no device-side shadow) $d s/epoch: stall ratio $(awk -v a="$d" -v b="$n" 'BEGIN { printf "%.3f", a / b }')"
+	fi
 	if [ $have_torch = 1 ]; then
 		s=$(printf '%s\n' "${tsave[@]}" | median)
 		u=$(printf '%s\n' "${tnosave[@]}" | median)
