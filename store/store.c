@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -596,6 +597,7 @@ static ckpt_store *store_alloc(const char *path)
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->write_lock, NULL);
+	s->reader_guard_fd = -1;
 	return s;
 }
 
@@ -605,6 +607,8 @@ static void store_free(ckpt_store *s)
 		return;
 	if (s->env)
 		mdb_env_close(s->env);
+	if (s->reader_guard_fd >= 0)
+		close(s->reader_guard_fd);
 	store_run_free(&s->run);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->write_lock);
@@ -962,6 +966,69 @@ static int env_open(ckpt_store *s, unsigned flags, size_t mapsize)
 	return mrc;
 }
 
+/* A reader without LMDB's lock file is invisible to writers, which may then reuse the pages it
+ * reads. ckpt-train holds an exclusive flock on data.mdb while it writes: take a shared one for
+ * as long as the handle is open, so that no ckpt-train writes meanwhile, and refuse if one is
+ * writing now. @p why_nolock says why there is no lock file, for the message. */
+static int guard_lockless_reader(ckpt_store *s, const char *why_nolock)
+{
+	char file[4096];
+	snprintf(file, sizeof(file), "%s/data.mdb", s->path);
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return store_error(-errno, "%s: cannot read data.mdb (%s)", s->path,
+		                   strerror(errno));
+	if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return store_error(-EBUSY,
+			                   "%s: ckpt-train is writing this store and %s, so reading "
+			                   "it now could return pages the writer reuses; wait for "
+			                   "the run to end",
+			                   s->path, why_nolock);
+		return 0; /* no flock on this file system: nothing to guard with */
+	}
+	s->reader_guard_fd = fd;
+	return 0;
+}
+
+/* Open the environment of a read-only handle. LMDB creates lock.mdb when it is missing and
+ * writes its reader table into it: a missing lock file is never created (a copied store, read-
+ * only media), and one this process cannot write is left alone; both are read with MDB_NOLOCK
+ * under guard_lockless_reader(). An existing, writable lock.mdb is used, as every LMDB reader
+ * does: registering there is what keeps a concurrent writer off the pages a snapshot reads. */
+static int open_readonly_env(ckpt_store *s)
+{
+	char lock[4096];
+	struct stat st;
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", s->path);
+	bool no_lock_file = lstat(lock, &st) != 0 && errno == ENOENT;
+	/* a big virtual map so writers elsewhere can grow the file under us */
+	size_t map = sizeof(size_t) >= 8 ? (size_t)1 << 40 : (size_t)1 << 30;
+	unsigned f = MDB_NOTLS | MDB_RDONLY | (no_lock_file ? MDB_NOLOCK : 0);
+	int mrc;
+	for (;;) {
+		mrc = env_open(s, f, map);
+		if ((mrc == EACCES || mrc == EROFS || mrc == EPERM) && !(f & MDB_NOLOCK)) {
+			f |= MDB_NOLOCK; /* lock.mdb exists but cannot be written */
+			continue;
+		}
+		/* address space limits (ulimit -v, valgrind) refuse huge maps */
+		if ((mrc == ENOMEM || mrc == EINVAL) && map > ((size_t)1 << 30)) {
+			map >>= 2;
+			continue;
+		}
+		break;
+	}
+	if (mrc)
+		return store_lmdb_error(mrc, "%s: opening the LMDB environment", s->path);
+	if (f & MDB_NOLOCK)
+		return guard_lockless_reader(s, no_lock_file ? "it has no lock.mdb"
+		                                             : "its lock.mdb cannot be written");
+	return 0;
+}
+
 int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 {
 	*out = NULL;
@@ -990,29 +1057,11 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 		return store_error(-ENOMEM, "out of memory");
 	s->readonly = readonly;
 	int mrc;
-	if (readonly) {
-		/* a big virtual map so writers elsewhere can grow the file under us */
-		size_t map = sizeof(size_t) >= 8 ? (size_t)1 << 40 : (size_t)1 << 30;
-		unsigned f = MDB_NOTLS | MDB_RDONLY;
-		for (;;) {
-			mrc = env_open(s, f, map);
-			if ((mrc == EACCES || mrc == EROFS || mrc == EPERM) && !(f & MDB_NOLOCK)) {
-				/* read-only directory or lock file: nobody can be writing */
-				f |= MDB_NOLOCK;
-				continue;
-			}
-			/* address space limits (ulimit -v, valgrind) refuse huge maps */
-			if ((mrc == ENOMEM || mrc == EINVAL) && map > ((size_t)1 << 30)) {
-				map >>= 2;
-				continue;
-			}
-			break;
-		}
-	} else {
-		mrc = env_open(s, MDB_NOTLS, 0);
-	}
 	MDB_txn *txn = NULL;
-	if (mrc) {
+	if (readonly) {
+		if ((rc = open_readonly_env(s)))
+			goto fail;
+	} else if ((mrc = env_open(s, MDB_NOTLS, 0))) {
 		rc = store_lmdb_error(mrc, "%s: opening the LMDB environment", path);
 		goto fail;
 	}

@@ -37,6 +37,10 @@ struct ckpt_store {
 	MDB_dbi db_meta, db_ckpt, db_index, db_blobs, db_chunks;
 	bool readonly;
 	bool no_sync;
+	/* read-only handles opened without LMDB's lock file (MDB_NOLOCK) hold a shared flock on
+	 * data.mdb here, so that ckpt-train (which takes it exclusively) cannot write meanwhile;
+	 * -1 otherwise */
+	int reader_guard_fd;
 	ckpt_run_meta meta;
 	store_run_rec run; /* owns the strings that meta points to */
 	store_settings_rec settings;

@@ -169,6 +169,48 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 chmod 0755 "$tmp/ro"
 
+# read-only commands create and change no file of the store: with no lock.mdb (a copy of
+# data.mdb alone) none appears; data.mdb and the directory keep their size and times
+state() { stat -c '%n %s %Y.%y %Z' "$1" "$1"/*; }
+readers=("info" "log" "verify" "show STORE latest" "show STORE best" "ls STORE epoch-0002"
+	"cat STORE epoch-0002/model.safetensors" "export STORE best --format pt -o -")
+cp -r "$store" "$tmp/nolock"
+rm -f "$tmp/nolock/lock.mdb"
+before=$(state "$tmp/nolock")
+for r in "${readers[@]}"; do
+	args=${r//STORE/$tmp/nolock}
+	[ "$args" = "$r" ] && args="$r $tmp/nolock"
+	# shellcheck disable=SC2086
+	$CKPT $args >/dev/null 2>"$tmp/err" || fail "ckpt $r on a store without lock.mdb: $(cat "$tmp/err")"
+done
+[ "$before" = "$(state "$tmp/nolock")" ] ||
+	fail "read-only commands changed the store: $(diff <(echo "$before") <(state "$tmp/nolock"))"
+
+# read-only media as a user who cannot write anything there (chmod -R a-w), with and without
+# lock.mdb: every read command works and nothing changes
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && id nobody >/dev/null 2>&1; then
+	as_user=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups)
+	media=$(mktemp -d /tmp/ckpt-romedia.XXXXXX)
+	chmod 0755 "$media"
+	cp -r "$store" "$media/withlock" && cp -r "$store" "$media/nolock" && rm -f "$media/nolock/lock.mdb"
+	chmod -R a-w "$media/withlock" "$media/nolock"
+	for d in withlock nolock; do
+		before=$(state "$media/$d")
+		for r in "${readers[@]}"; do
+			args=${r//STORE/$media/$d}
+			[ "$args" = "$r" ] && args="$r $media/$d"
+			# shellcheck disable=SC2086
+			"${as_user[@]}" $CKPT $args >/dev/null 2>"$tmp/err" ||
+				fail "ckpt $r as nobody on read-only media ($d): $(cat "$tmp/err")"
+		done
+		expect_error 1 "read-only|Permission denied" "${as_user[@]}" $CKPT gc "$media/$d" --keep-last 1
+		[ "$before" = "$(state "$media/$d")" ] || fail "reading read-only media ($d) changed it"
+	done
+	chmod -R u+w "$media" && rm -rf "$media"
+else
+	echo "test_cli_store: read-only media as another user skipped (needs root, setpriv, nobody)"
+fi
+
 # ---- gc ----
 before=$(cksum <"$store/data.mdb")
 run $CKPT gc "$store" --keep-last 1 --keep-top 1

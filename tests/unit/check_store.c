@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1964,11 +1965,79 @@ START_TEST(test_read_only_store_refuses_writes_and_opens_in_a_read_only_director
 	ck_assert_uint_eq(e, 1);
 	ckpt_snapshot_close(snap);
 	ckpt_store_close(s);
+	ck_assert(!exists(storepath, "lock.mdb"));
 	if (geteuid() != 0) {
 		ck_assert_int_eq(ckpt_store_open(&s, storepath, 0), -EACCES);
 		ck_assert_ptr_nonnull(strstr(ckpt_last_error(), storepath));
 	}
 	chmod(storepath, 0755);
+}
+END_TEST
+
+/* what a read-only opener could change: names, sizes and times of the store's files */
+static void store_files_state(char *out, size_t cap)
+{
+	size_t used = 0;
+	static const char *const names[] = {".", "data.mdb", "lock.mdb"};
+	for (size_t i = 0; i < 3; i++) {
+		char p[700];
+		struct stat st;
+		snprintf(p, sizeof(p), "%s/%s", storepath, names[i]);
+		if (stat(p, &st) != 0) {
+			used += (size_t)snprintf(out + used, cap - used, "%s: none\n", names[i]);
+			continue;
+		}
+		used += (size_t)snprintf(out + used, cap - used, "%s: %lld %lld.%09ld %lld.%09ld\n",
+		                         names[i], (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+		                         st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
+		                         st.st_ctim.tv_nsec);
+		ck_assert_uint_lt(used, cap);
+	}
+}
+
+START_TEST(test_read_only_opens_never_create_a_missing_lock_file_and_keep_writers_out)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	commit_simple(s, 1, 10, 1, "val_loss", 1.0);
+	ckpt_store_close(s);
+	char lock[700], data[700], before[1024], after[1024];
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", storepath);
+	snprintf(data, sizeof(data), "%s/data.mdb", storepath);
+	ck_assert_int_eq(unlink(lock), 0); /* a copy made with cp or rsync of data.mdb alone */
+	store_files_state(before, sizeof(before));
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)));
+	/* while this lockless reader is open, ckpt-train's exclusive flock is refused */
+	int fd = open(data, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), -1);
+	ck_assert_int_eq(errno, EWOULDBLOCK);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	store_files_state(after, sizeof(after));
+	ck_assert_str_eq(before, after);
+	/* and while ckpt-train writes (it holds that flock), a lockless open is refused */
+	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "no lock.mdb"));
+	close(fd);
+	/* a writer creates the lock file; read-only opens then use it (and leave data.mdb be) */
+	OK(ckpt_store_open(&s, storepath, 0));
+	ckpt_store_close(s);
+	ck_assert(exists(storepath, "lock.mdb"));
+	struct stat st0, st1;
+	ck_assert_int_eq(stat(data, &st0), 0);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	OK(ckpt_snapshot_open(&snap, s));
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	ck_assert_int_eq(stat(data, &st1), 0);
+	ck_assert_int_eq(st0.st_mtim.tv_nsec, st1.st_mtim.tv_nsec);
+	ck_assert_int_eq(st0.st_size, st1.st_size);
 }
 END_TEST
 
@@ -2076,6 +2145,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_tensor_records_needing_more_than_2_32_chunks_are_corrupt);
 	tcase_add_test(tc, test_tensor_records_with_a_name_twice_in_one_group_are_corrupt);
 	tcase_add_test(tc, test_read_only_store_refuses_writes_and_opens_in_a_read_only_directory);
+	tcase_add_test(tc, test_read_only_opens_never_create_a_missing_lock_file_and_keep_writers_out);
 	suite_add_tcase(su, tc);
 	return su;
 }
