@@ -1,8 +1,136 @@
 #!/usr/bin/env bash
-# tests/integration/test_reliability_corrupt.sh - damaged stores (short version of
-# tests/reliability/corruption.sh): damaged tensors named by ckpt verify and EIO through the
-# mount, 6 rounds of random bit flips, truncated/garbage data.mdb, no lock.mdb, newer schema.
+# tests/integration/test_reliability_corrupt.sh - damaged stores: the short version of
+# tests/reliability/corruption.sh (damaged tensors named by ckpt verify and EIO through the
+# mount, 6 rounds of random bit flips, truncated/garbage data.mdb, no lock.mdb, newer schema),
+# then damaged metadata records of a real store, found through LMDB (build/tests/tools/
+# record_offset): a byte changed in a checkpoint record fails that epoch, with one clear line,
+# in ckpt show/ls/cat/verify and the mount, while the other epochs read their exact bytes; a
+# damaged index record is rebuilt from its checkpoint record (readers see the right data, ckpt
+# verify reports it); a damaged best record leaves no best (verify reports it); damaged run
+# metadata refuses the store. A store without lock.mdb mounts without one appearing.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 seed=${CORRUPT_SEED:-$(date +%s)}
-exec bash tests/reliability/corruption.sh --rounds 6 --seed "$seed"
+bash tests/reliability/corruption.sh --rounds 6 --seed "$seed"
+random_rc=$?
+
+. tests/integration/mount_lib.sh
+require_fuse
+RANDOM=$seed
+OFF=$TOOLS/record_offset
+CKPT=$BIN/ckpt
+[ -x "$OFF" ] || fail "build/tests/tools/record_offset is missing (make test builds it)"
+failures=0
+problem() {
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+}
+
+pristine=$TMP/pristine
+make_store "$pristine" 3
+mkdir "$TMP/ref"
+for e in 1 2 3; do
+	"$CKPT" show "$pristine" $e >"$TMP/ref/show$e" || fail "ckpt show $e"
+	"$CKPT" cat "$pristine" epoch-000$e/model.safetensors >"$TMP/ref/st$e" || fail "ckpt cat $e"
+done
+
+# damage DB KEY WHERE: a fresh copy of the pristine store in $TMP/damaged with one byte of the
+# record changed: WHERE is first, last, middle or random; prints the record's offset and length
+damage() {
+	rm -rf "$TMP/damaged"
+	cp -r "$pristine" "$TMP/damaged"
+	local at len
+	read -r at len < <("$OFF" "$TMP/damaged" "$1" "$2") || fail "record_offset $1 $2"
+	case $3 in
+	first) ;;
+	last) at=$((at + len - 1)) ;;
+	middle) at=$((at + len / 2)) ;;
+	random) at=$((at + RANDOM % len)) ;;
+	esac
+	python3 - "$TMP/damaged/data.mdb" "$at" $((1 + RANDOM % 255)) <<'PY' || fail "flip"
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    b = f.read(1)[0]
+    f.seek(int(sys.argv[2]))
+    f.write(bytes([b ^ int(sys.argv[3])]))
+PY
+	echo "$1 $2 ($len bytes): byte $3 at $at"
+}
+
+# expect_fail PATTERN CMD...: exit 1, exactly one stderr line matching PATTERN
+expect_fail() {
+	local pat=$1
+	shift
+	"$@" >"$TMP/out" 2>"$TMP/err"
+	local rc=$?
+	if [ $rc -ne 1 ] || [ "$(wc -l <"$TMP/err")" -ne 1 ] || ! grep -qE -- "$pat" "$TMP/err"; then
+		problem "'${*#"$BIN/"}': exit $rc, stderr '$(head -c 300 "$TMP/err")', wanted one line matching '$pat'"
+	fi
+}
+
+# expect_same EPOCH: ckpt show and the safetensors bytes of EPOCH are the pristine ones
+expect_same() {
+	"$CKPT" show "$TMP/damaged" "$1" >"$TMP/out" 2>"$TMP/err" && cmp -s "$TMP/out" "$TMP/ref/show$1" ||
+		problem "ckpt show $1 differs or fails: $(head -c 300 "$TMP/err")"
+	"$CKPT" cat "$TMP/damaged" "epoch-000$1/model.safetensors" 2>"$TMP/err" | cmp -s - "$TMP/ref/st$1" ||
+		problem "ckpt cat epoch-000$1/model.safetensors differs or fails: $(head -c 300 "$TMP/err")"
+}
+
+# ---- a checkpoint record: first, last, middle and a random byte
+for where in first last middle random random; do
+	damage ckpt 2 $where
+	expect_fail "epoch 2: corrupt checkpoint record" "$CKPT" show "$TMP/damaged" 2
+	expect_fail "epoch 2: corrupt checkpoint record" "$CKPT" ls "$TMP/damaged" epoch-0002
+	expect_fail "epoch 2: corrupt checkpoint record" "$CKPT" cat "$TMP/damaged" epoch-0002/metrics.json
+	expect_same 1
+	expect_same 3
+	"$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt verify passed a damaged checkpoint record"
+	grep -q "^ckpt: error: epoch-0002: bad checkpoint record" "$TMP/err" || problem "ckpt verify: $(cat "$TMP/err")"
+	grep -qv "epoch-0002" "$TMP/err" && problem "ckpt verify blames other epochs: $(cat "$TMP/err")"
+	if [ $where = middle ]; then
+		mount_store "$TMP/damaged" "$TMP/mnt"
+		cat "$TMP/mnt/epoch-0002/metrics.json" >/dev/null 2>&1 && problem "the mount read a damaged epoch"
+		cmp -s "$TMP/mnt/epoch-0001/model.safetensors" "$TMP/ref/st1" || problem "mount: epoch 1 differs"
+		cmp -s "$TMP/mnt/epoch-0003/model.safetensors" "$TMP/ref/st3" || problem "mount: epoch 3 differs"
+		unmount_store "$TMP/mnt"
+	fi
+done
+
+# ---- an index record: readers rebuild it from the checkpoint record; verify reports it
+damage index 2 middle
+for e in 1 2 3; do expect_same $e; done
+"$CKPT" info "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" || problem "ckpt info with a damaged index record: $(cat "$TMP/err")"
+"$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt verify passed a damaged index record"
+grep -q "^ckpt: error: epoch-0002: bad index record" "$TMP/err" || problem "ckpt verify: $(cat "$TMP/err")"
+
+# ---- the best record: no best, said clearly; every epoch still reads
+damage meta best middle
+for e in 1 2 3; do expect_same $e; done
+expect_fail "corrupt best record" "$CKPT" show "$TMP/damaged" best
+"$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt verify passed a damaged best record"
+grep -q "^ckpt: error: bad best record" "$TMP/err" || problem "ckpt verify: $(cat "$TMP/err")"
+mount_store "$TMP/damaged" "$TMP/mnt"
+[ -e "$TMP/mnt/best" ] && problem "mount: a best symlink from a damaged best record"
+cmp -s "$TMP/mnt/epoch-0002/model.safetensors" "$TMP/ref/st2" || problem "mount: epoch 2 differs"
+unmount_store "$TMP/mnt"
+
+# ---- run metadata: the store is refused, by every command, in one line
+damage meta run random
+for cmd in info log verify "show 1"; do
+	# shellcheck disable=SC2086
+	expect_fail "corrupt run metadata" "$CKPT" ${cmd%% *} "$TMP/damaged" ${cmd#"${cmd%% *}"}
+done
+"$BIN/ckptfs" "$TMP/damaged" "$TMP/mnt" -f 2>"$TMP/err" && problem "ckptfs mounted damaged run metadata"
+grep -q "corrupt run metadata" "$TMP/err" || problem "ckptfs: $(cat "$TMP/err")"
+
+# ---- no lock.mdb: the mount reads, and creates none
+rm -rf "$TMP/damaged" && cp -r "$pristine" "$TMP/damaged" && rm "$TMP/damaged/lock.mdb"
+mount_store "$TMP/damaged" "$TMP/mnt"
+cmp -s "$TMP/mnt/epoch-0003/model.safetensors" "$TMP/ref/st3" || problem "mount without lock.mdb: epoch 3 differs"
+[ -e "$TMP/damaged/lock.mdb" ] && problem "the mount created lock.mdb"
+unmount_store "$TMP/mnt"
+[ -e "$TMP/damaged/lock.mdb" ] && problem "the mount left a lock.mdb"
+
+echo "metadata records: $failures failure(s)"
+[ $random_rc -eq 0 ] && [ $failures -eq 0 ]
