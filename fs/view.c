@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "fs/render_util.h"
@@ -22,7 +24,11 @@
  * in the shared map are exactly the ones verified (committed LMDB pages never change while a
  * snapshot holds them). Anything else (no helper, a different address, a failed check) falls
  * back to the reader verifying the chunk itself, so a bad chunk is always caught by the reader
- * and reported by it. This moves the CRC pass off the thread that feeds the kernel. */
+ * and reported by it. This moves the CRC pass off the thread that feeds the kernel.
+ *
+ * Cold stores: before a chunk is checked, the kernel is asked to read the next one into the
+ * page cache (MADV_WILLNEED on its pages of the map), so the disk reads ahead of the CRC
+ * pass with a deep queue instead of one read-around per page fault. */
 #define VERIFY_AHEAD_MIN_BYTES (8u << 20)
 
 typedef struct verify_ahead {
@@ -914,6 +920,53 @@ static void report_bad_tensor(ckpt_view_file *f, const ckpt_tensor_info *t, int 
 	f->view->log(f->view->log_ctx, line);
 }
 
+/* Start reading @p len bytes at @p data of the map into the page cache, without waiting: a
+ * hint, so a failure only costs the readahead. */
+static void prefetch_bytes(const void *data, size_t len)
+{
+	long page_size = sysconf(_SC_PAGESIZE);
+	size_t page = page_size > 0 ? (size_t)page_size : 4096;
+	uintptr_t start = (uintptr_t)data & ~(uintptr_t)(page - 1);
+	size_t span = (size_t)((uintptr_t)data - start) + len;
+	/* if the kernel refuses, the CRC pass faults the pages in as before */
+	if (len > 0)
+		(void)madvise((void *)start, span, MADV_WILLNEED);
+}
+
+/* Prefetch chunk @p k of @p t in @p snap (nothing if there is no such chunk). */
+static void prefetch_chunk(ckpt_snapshot *snap, const ckpt_tensor_info *t, uint64_t k)
+{
+	const void *data;
+	size_t len;
+	if (k < t->nchunks && ckpt_tensor_chunk(&data, &len, snap, t, (uint32_t)k, false) == 0)
+		prefetch_bytes(data, len);
+}
+
+/* The first tensor segment (not widened) of @p l after segment @p i, or nsegs. */
+static size_t next_tensor_segment(const view_layout *l, size_t i)
+{
+	for (i++; i < l->nsegs; i++)
+		if (!l->segs[i].bytes && !l->segs[i].widen_bf16)
+			return i;
+	return l->nsegs;
+}
+
+/* Prefetch the chunk the helper checks after chunk @p k of segment @p i (tensor @p t in the
+ * helper's snapshot @p snap, checkpoint @p c): the next chunk, or the next tensor's first. */
+static void prefetch_next(ckpt_snapshot *snap, const ckpt_checkpoint *c, const view_layout *l,
+                          size_t i, const ckpt_tensor_info *t, uint64_t k)
+{
+	if (k + 1 < t->nchunks) {
+		prefetch_chunk(snap, t, k + 1);
+		return;
+	}
+	size_t next = next_tensor_segment(l, i);
+	const ckpt_tensor_info *mine = next < l->nsegs ? l->segs[next].tensor : NULL, *u;
+	if (mine && ckpt_checkpoint_find_tensor(&u, c, mine->group, mine->name) == 0 &&
+	    memcmp(u->hash, mine->hash, sizeof(u->hash)) == 0)
+		prefetch_chunk(snap, u, 0);
+}
+
 static void *verify_ahead_main(void *arg)
 {
 	ckpt_view_file *f = arg;
@@ -924,6 +977,7 @@ static void *verify_ahead_main(void *arg)
 		return NULL;
 	if (ckpt_snapshot_checkpoint(&c, snap, f->epoch) != 0)
 		goto out;
+	bool first = true;
 	for (size_t i = f->ahead.first_seg; i < l->nsegs; i++) {
 		const view_segment *seg = &l->segs[i];
 		if (seg->bytes || seg->widen_bf16 || !f->ahead.checked[i])
@@ -940,6 +994,10 @@ static void *verify_ahead_main(void *arg)
 				goto out;
 			if (__atomic_load_n(&l->verified[i][k], __ATOMIC_ACQUIRE))
 				continue;
+			if (first)
+				prefetch_chunk(snap, t, k);
+			first = false;
+			prefetch_next(snap, c, l, i, t, k);
 			const void *data;
 			size_t len;
 			if (ckpt_tensor_chunk(&data, &len, snap, t, (uint32_t)k, true) == 0)
@@ -971,6 +1029,8 @@ static void start_verify_ahead(ckpt_view_file *f, size_t seg_index, uint64_t chu
 		if (!l->verified[i] || !f->ahead.checked[i])
 			return; /* the helper skips what it has no arrays for */
 	}
+	/* the reader checks this chunk itself now: the disk reads all of it at once */
+	prefetch_chunk(f->snap, l->segs[seg_index].tensor, chunk);
 	f->ahead.first_seg = seg_index;
 	f->ahead.first_chunk = chunk + 1;
 	f->ahead.started = pthread_create(&f->ahead.thread, NULL, verify_ahead_main, f) == 0;
