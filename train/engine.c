@@ -234,6 +234,32 @@ out:
 	return rc;
 }
 
+/* Options that only one kind of optimizer reads must not be given to another: they would be
+ * ignored without a word. @p kind is the optimizer the run uses (on resume: the stored one);
+ * @p whose says which run that is in the message ("the" or "the run's"). */
+static int check_optimizer_options(unsigned set, train_opt_kind kind, const char *whose)
+{
+	static const struct {
+		unsigned bit;
+		const char *option;
+		bool sgd;
+	} only[] = {
+	    {TRAIN_SET_MOMENTUM, "--momentum", true},  {TRAIN_SET_DAMPENING, "--dampening", true},
+	    {TRAIN_SET_NESTEROV, "--nesterov", true},  {TRAIN_SET_BETAS, "--betas", false},
+	    {TRAIN_SET_EPS, "--eps", false},
+	};
+	for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++) {
+		if (!(set & only[i].bit) || only[i].sgd == (kind == TRAIN_OPT_SGD))
+			continue;
+		return train_fail(-EINVAL,
+		                  "%s is an option of %s only, and %s optimizer is %s: it would "
+		                  "be ignored (drop it or use --optimizer %s)",
+		                  only[i].option, only[i].sgd ? "sgd" : "adam and adamw", whose,
+		                  train_opt_name(kind), only[i].sgd ? "sgd" : "adam");
+	}
+	return 0;
+}
+
 /* Explicit options must agree with the stored run; everything else is taken from it. */
 static int config_merge_resumed(train_config *cli, const train_config *run)
 {
@@ -251,6 +277,9 @@ static int config_merge_resumed(train_config *cli, const train_config *run)
 	if ((set & TRAIN_SET_OPTIMIZER) && cli->opt.kind != run->opt.kind)
 		return train_fail(-EINVAL, "refusing to resume: the run's optimizer is %s, not %s",
 		                  train_opt_name(run->opt.kind), train_opt_name(cli->opt.kind));
+	int rc = check_optimizer_options(set, run->opt.kind, "the run's");
+	if (rc)
+		return rc;
 	if ((set & TRAIN_SET_DATA) && strcmp(cli->data, run->data) != 0)
 		REFUSE("--data", "%s", cli->data, run->data);
 	if ((set & TRAIN_SET_BATCH) && cli->batch_size != run->batch_size)
@@ -1245,7 +1274,9 @@ int train_run(train_config *cfg, train_result *res)
 			        cfg->threads, run_threads);
 		start_epoch = from;
 	} else {
-		rc = train_opt_validate(&cfg->opt);
+		rc = check_optimizer_options(cfg->explicit_set, cfg->opt.kind, "the");
+		if (!rc)
+			rc = train_opt_validate(&cfg->opt);
 		if (rc)
 			goto out;
 		if (cfg->schedule == TRAIN_SCHED_COSINE)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # tests/integration/test_train_badinput.sh - every bad input gives one "ckpt-train: error:"
-# line on stderr, a non-zero exit, and leaves the store untouched (or never created).
+# line on stderr, a non-zero exit, and leaves the store untouched (or never created): hostile
+# numbers, repeated options, options the chosen optimizer would ignore, data sets whose parts
+# disagree, resumes that contradict the stored run.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 work=$WORK
@@ -16,6 +18,21 @@ expect_error() {
 	[ "$(wc -l <"$work/err")" -eq 1 ] || fail "stderr is not one line for: $* -> $(cat "$work/err")"
 	grep -q '^ckpt-train: error: ' "$work/err" || fail "no error prefix: $(cat "$work/err")"
 	grep -qF -- "$needle" "$work/err" || fail "message lacks '$needle': $(cat "$work/err")"
+	[ ! -e "$work/new" ] || fail "a store was created by: $*"
+}
+
+# store_sum DIR: the bytes of data.mdb and the names of the store's files
+store_sum() {
+	(cd "$1" && ls -A && cat data.mdb) | sha256sum
+}
+
+# expect_untouched STORE NEEDLE ARGS...: as expect_error, and STORE stays byte for byte
+expect_untouched() {
+	local store=$1 before
+	shift
+	before=$(store_sum "$store")
+	expect_error "$@"
+	[ "$(store_sum "$store")" = "$before" ] || fail "store $store changed by: ${*:2}"
 }
 
 $TRAIN --help | grep -q -- '--resume' || fail "--help"
@@ -92,4 +109,30 @@ kill -KILL $kpid
 wait $kpid 2>/dev/null
 $CKPT info "$work/e" | grep -q '^checkpoints: 0$' || fail "no empty store to resume"
 expect_error "has no checkpoint" --store "$work/e" --resume
+# options of one optimizer given to another would be ignored: refused
+expect_error "--momentum is an option of sgd only, and the optimizer is adam" \
+	--store "$work/new" "${syn[@]}" --optimizer adam --momentum 0.5
+expect_error "--momentum is an option of sgd only, and the optimizer is adamw" \
+	--store "$work/new" "${syn[@]}" --momentum 0.5 --optimizer adamw
+expect_error "--dampening is an option of sgd only" --store "$work/new" "${syn[@]}" \
+	--optimizer adam --dampening 0.1
+expect_error "--nesterov is an option of sgd only" --store "$work/new" "${syn[@]}" \
+	--optimizer adamw --nesterov
+expect_error "--betas is an option of adam and adamw only, and the optimizer is sgd" \
+	--store "$work/new" "${syn[@]}" --betas 0.9,0.99
+expect_error "--eps is an option of adam and adamw only" --store "$work/new" "${syn[@]}" \
+	--optimizer sgd --eps 1e-6
+# each optimizer's own options, and the defaults, still work
+$TRAIN --store "$work/adam" "${syn[@]}" --epochs 1 --optimizer adam --betas 0.8,0.99 --eps 1e-7 \
+	--weight-decay 0.01 || fail "adam with its options"
+$TRAIN --store "$work/sgd" "${syn[@]}" --epochs 1 --momentum 0.5 --dampening 0.1 \
+	--weight-decay 0.01 || fail "sgd with its options"
+# on resume, against the stored run's optimizer
+expect_untouched "$work/adam" "--momentum is an option of sgd only, and the run's optimizer is adam" \
+	--store "$work/adam" --resume --epochs 2 --momentum 0.9
+expect_untouched "$work/sgd" "--betas is an option of adam and adamw only, and the run's optimizer is sgd" \
+	--store "$work/sgd" --resume --epochs 2 --betas 0.9,0.999
+expect_untouched "$work/sgd" "--eps is an option of adam and adamw only" \
+	--store "$work/sgd" --resume --epochs 2 --optimizer sgd --eps 1e-8
+
 echo "ok: bad input is refused with one line and no store change"
