@@ -179,6 +179,8 @@ int train_idx_load_images(train_dataset *out, const char *path)
 		x[i] = scale[raw[i]];
 	out->count = count;
 	out->features = (uint32_t)features;
+	out->rows = rows;
+	out->cols = cols;
 	out->x = x;
 	x = NULL;
 out:
@@ -252,8 +254,11 @@ static int idx_path(char *buf, size_t len, const char *dir, const char *name)
 	return train_fail(-ENOENT, "missing data file %s/%s[.gz]", dir, name);
 }
 
+/* Load DIR/PREFIX-{images-idx3,labels-idx1}-ubyte[.gz]. The test split passes the training
+ * split as @p train (else NULL): its images must have the same rows x cols, not merely the same
+ * pixel count, or the model would be tested on pixels laid out otherwise than it learned. */
 static int idx_load_split(train_dataset *out, const char *dir, const char *prefix,
-                          uint32_t features, uint32_t classes)
+                          uint32_t features, uint32_t classes, const train_dataset *train)
 {
 	char path[4096], name[64];
 	train_dataset d;
@@ -266,6 +271,16 @@ static int idx_load_split(train_dataset *out, const char *dir, const char *prefi
 	rc = train_idx_load_images(&d, path);
 	if (rc)
 		return rc;
+	if (train && (d.rows != train->rows || d.cols != train->cols)) {
+		char train_path[4096];
+		rc = idx_path(train_path, sizeof(train_path), dir, "train-images-idx3-ubyte");
+		if (!rc)
+			rc = train_fail(-EINVAL,
+			                "the test and training images differ in shape: %s holds "
+			                "%u x %u images, %s holds %u x %u",
+			                path, d.rows, d.cols, train_path, train->rows, train->cols);
+		goto fail;
+	}
 	if (d.features != features) {
 		rc = train_fail(-EINVAL,
 		                "layer sizes don't match the data: %s has %u features per sample, "
@@ -531,10 +546,10 @@ int train_data_load(train_data *out, const char *spec, uint32_t features, uint32
 	if (!S_ISDIR(st.st_mode))
 		return train_fail(
 		    -EINVAL, "data %s is neither a directory of IDX files nor a .csv file", spec);
-	rc = idx_load_split(&out->train, dir, "train", features, classes);
+	rc = idx_load_split(&out->train, dir, "train", features, classes, NULL);
 	if (rc)
 		return rc;
-	rc = idx_load_split(&out->test, dir, "t10k", features, classes);
+	rc = idx_load_split(&out->test, dir, "t10k", features, classes, &out->train);
 	if (rc) {
 		train_data_free(out);
 		return rc;

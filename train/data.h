@@ -22,6 +22,8 @@
 typedef struct train_dataset {
 	uint32_t count;    /**< samples */
 	uint32_t features; /**< floats per sample */
+	uint32_t rows;     /**< IDX images: rows x cols = features; 0 for CSV and synthetic */
+	uint32_t cols;
 	float *x;          /**< count * features, row-major */
 	int32_t *y;        /**< count labels */
 } train_dataset;

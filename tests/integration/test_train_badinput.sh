@@ -109,6 +109,31 @@ kill -KILL $kpid
 wait $kpid 2>/dev/null
 $CKPT info "$work/e" | grep -q '^checkpoints: 0$' || fail "no empty store to resume"
 expect_error "has no checkpoint" --store "$work/e" --resume
+# IDX sets whose parts disagree: idx_set DIR TRAIN_SHAPE TEST_SHAPE [LABELS]; a shape is
+# COUNTxROWSxCOLS, labels are i % LABELS (default 4)
+idx_set() {
+	python3 - "$@" <<'PY'
+import os, struct, sys
+d, train, test = sys.argv[1:4]
+k = int(sys.argv[4]) if len(sys.argv) > 4 else 4
+os.makedirs(d)
+for prefix, shape in (("train", train), ("t10k", test)):
+    n, r, c = map(int, shape.split("x"))
+    with open("%s/%s-images-idx3-ubyte" % (d, prefix), "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, r, c) + bytes(i * 7 % 256 for i in range(n * r * c)))
+    with open("%s/%s-labels-idx1-ubyte" % (d, prefix), "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + bytes(i % k for i in range(n)))
+PY
+}
+idx_set "$work/ok" 40x2x3 8x2x3
+$TRAIN --store "$work/idxrun" --data "$work/ok" --layers 6,4 --val-split 8 --epochs 1 --quiet \
+	--no-sync || fail "a consistent IDX set"
+idx_set "$work/shape" 40x2x3 8x3x2
+expect_error "the test and training images differ in shape: $work/shape/t10k-images-idx3-ubyte holds 3 x 2 images, $work/shape/train-images-idx3-ubyte holds 2 x 3" \
+	--store "$work/new" --data "$work/shape" --layers 6,4 --val-split 8
+expect_untouched "$work/idxrun" "the test and training images differ in shape" \
+	--store "$work/idxrun" --data "$work/shape" --layers 6,4 --val-split 8
+
 # options of one optimizer given to another would be ignored: refused
 expect_error "--momentum is an option of sgd only, and the optimizer is adam" \
 	--store "$work/new" "${syn[@]}" --optimizer adam --momentum 0.5
