@@ -209,6 +209,12 @@ int main(int argc, char **argv)
 				                            : "--layers is too long");
 				return 2;
 			}
+			if (cfg.sizes[cfg.nsizes - 1] < 2) {
+				error_line("invalid --layers '%s': the last size is the number of "
+				           "classes and must be at least 2",
+				           optarg);
+				return 2;
+			}
 			snprintf(cfg.layers, sizeof(cfg.layers), "%s", optarg);
 			cfg.explicit_set |= TRAIN_SET_LAYERS;
 			break;

@@ -1141,6 +1141,26 @@ static void absolute_data_path(train_config *c)
 	free(abs);
 }
 
+/* The loaders refuse labels >= the last layer size; a model with more outputs than the data
+ * has classes is refused here (it would train outputs that no sample ever asks for). The
+ * classes are 0..the largest label of the training and test sets. */
+static int check_class_count(const train_data *data, const train_config *c)
+{
+	int32_t max_label = 0;
+	const train_dataset *sets[2] = {&data->train, &data->test};
+	for (int s = 0; s < 2; s++)
+		for (uint32_t i = 0; i < sets[s]->count; i++)
+			if (sets[s]->y[i] > max_label)
+				max_label = sets[s]->y[i];
+	uint32_t outputs = c->sizes[c->nsizes - 1];
+	if ((uint32_t)max_label + 1 == outputs)
+		return 0;
+	return train_fail(-EINVAL,
+	                  "layer sizes don't match the data: --layers ends with %u outputs, but "
+	                  "the labels of %s are 0..%d (%d classes)",
+	                  outputs, c->data, max_label, max_label + 1);
+}
+
 int train_run(train_config *cfg, train_result *res)
 {
 	memset(res, 0, sizeof(*res));
@@ -1295,6 +1315,12 @@ int train_run(train_config *cfg, train_result *res)
 	rc = train_data_load(&data, cfg->data, cfg->sizes[0], cfg->sizes[cfg->nsizes - 1]);
 	if (rc)
 		goto out;
+	if (!cfg->resume && strcmp(cfg->data, "synthetic") != 0) {
+		/* synthetic data has as many classes as --layers says; a stored run was checked */
+		rc = check_class_count(&data, cfg);
+		if (rc)
+			goto out;
+	}
 	if (cfg->val_split >= data.train.count) {
 		rc = train_fail(-EINVAL,
 		                "--val-split %u leaves no training samples (the data set has %u)",

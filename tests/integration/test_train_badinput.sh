@@ -134,6 +134,18 @@ expect_error "the test and training images differ in shape: $work/shape/t10k-ima
 expect_untouched "$work/idxrun" "the test and training images differ in shape" \
 	--store "$work/idxrun" --data "$work/shape" --layers 6,4 --val-split 8
 
+# a model with more outputs than the data has classes (labels 0..3), or a single class
+expect_error "--layers ends with 5 outputs, but the labels of $work/ok are 0..3 (4 classes)" \
+	--store "$work/new" --data "$work/ok" --layers 6,5 --val-split 8
+expect_error "the last size is the number of classes and must be at least 2" \
+	--store "$work/new" "${syn[@]}" --layers 16,8,1
+printf '0,1,2\n1,3,4\n' >"$work/two_train.csv"
+printf '2,1,2\n' >"$work/two_test.csv"
+expect_error "the labels of $work/two_train.csv are 0..2 (3 classes)" \
+	--store "$work/new" --data "$work/two_train.csv" --layers 2,4 --val-split 1
+$TRAIN --store "$work/csvrun" --data "$work/two_train.csv" --layers 2,3 --val-split 1 --epochs 1 \
+	--batch-size 1 --quiet --no-sync || fail "a class seen only in the test file"
+
 # options of one optimizer given to another would be ignored: refused
 expect_error "--momentum is an option of sgd only, and the optimizer is adam" \
 	--store "$work/new" "${syn[@]}" --optimizer adam --momentum 0.5
