@@ -74,32 +74,77 @@ static void error_line(const char *fmt, const char *arg)
 	fputc('\n', stderr);
 }
 
-static int parse_u32(uint32_t *out, const char *text, const char *opt, uint32_t min)
+/* strtoull/strtod skip leading white space and take a sign; a value is refused if it starts
+ * with anything but a digit (or, for reals, a sign or a point) */
+static bool starts_like_number(const char *text, bool real)
+{
+	unsigned char c = (unsigned char)text[0];
+	return (c >= '0' && c <= '9') || (real && (c == '-' || c == '+' || c == '.'));
+}
+
+static int parse_u32_max(uint32_t *out, const char *text, const char *opt, uint32_t min,
+                         uint32_t max)
 {
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(text, &end, 10);
-	if (errno || end == text || *end || text[0] == '-' || v < min || v > UINT32_MAX) {
-		fprintf(stderr, "ckpt-train: error: invalid %s '%s' (expected an integer >= %u)\n",
-		        opt, text, min);
+	if (errno || end == text || *end || !starts_like_number(text, false) || v < min ||
+	    v > max) {
+		if (max == UINT32_MAX)
+			fprintf(stderr,
+			        "ckpt-train: error: invalid %s '%s' (expected an integer >= %u)\n",
+			        opt, text, min);
+		else
+			fprintf(stderr,
+			        "ckpt-train: error: invalid %s '%s' (expected an integer in %u..%u)\n",
+			        opt, text, min, max);
 		return -1;
 	}
 	*out = (uint32_t)v;
 	return 0;
 }
 
-static int parse_double(double *out, const char *text, const char *opt)
+static int parse_u32(uint32_t *out, const char *text, const char *opt, uint32_t min)
+{
+	return parse_u32_max(out, text, opt, min, UINT32_MAX);
+}
+
+/* A finite real spanning all of @p text (no white space, no overflow or underflow). */
+static bool real_text(double *out, const char *text)
 {
 	char *end;
 	errno = 0;
 	double v = strtod(text, &end);
-	if (errno || end == text || *end || !isfinite(v)) {
-		fprintf(stderr, "ckpt-train: error: invalid %s '%s' (expected a number)\n", opt,
-		        text);
+	if (errno || end == text || *end || !starts_like_number(text, true) || !isfinite(v))
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_double(double *out, const char *text, const char *opt)
+{
+	if (!real_text(out, text)) {
+		fprintf(stderr, "ckpt-train: error: invalid %s '%s' (expected a finite number)\n",
+		        opt, text);
 		return -1;
 	}
-	*out = v;
 	return 0;
+}
+
+/* --betas B1,B2 */
+static int parse_betas(train_opt_config *opt, const char *text)
+{
+	char first[64];
+	const char *comma = strchr(text, ',');
+	size_t len = comma ? (size_t)(comma - text) : 0;
+	if (comma && len < sizeof(first)) {
+		memcpy(first, text, len);
+		first[len] = '\0';
+		if (real_text(&opt->beta1, first) && real_text(&opt->beta2, comma + 1))
+			return 0;
+	}
+	error_line("invalid --betas '%s' (expected B1,B2: two numbers)", text);
+	return -1;
 }
 
 enum {
@@ -219,7 +264,7 @@ int main(int argc, char **argv)
 			cfg.explicit_set |= TRAIN_SET_LAYERS;
 			break;
 		case OPT_EPOCHS:
-			if (parse_u32(&cfg.epochs, optarg, "--epochs", 1))
+			if (parse_u32_max(&cfg.epochs, optarg, "--epochs", 1, TRAIN_MAX_EPOCHS))
 				return 2;
 			cfg.explicit_set |= TRAIN_SET_EPOCHS;
 			break;
@@ -271,22 +316,11 @@ int main(int argc, char **argv)
 			wd_set = true;
 			cfg.explicit_set |= TRAIN_SET_WEIGHT_DECAY;
 			break;
-		case OPT_BETAS: {
-			char *end, *end2;
-			errno = 0;
-			cfg.opt.beta1 = strtod(optarg, &end);
-			if (errno || end == optarg || *end != ',') {
-				error_line("invalid --betas '%s' (expected B1,B2)", optarg);
+		case OPT_BETAS:
+			if (parse_betas(&cfg.opt, optarg))
 				return 2;
-			}
-			cfg.opt.beta2 = strtod(end + 1, &end2);
-			if (errno || end2 == end + 1 || *end2) {
-				error_line("invalid --betas '%s' (expected B1,B2)", optarg);
-				return 2;
-			}
 			cfg.explicit_set |= TRAIN_SET_BETAS;
 			break;
-		}
 		case OPT_EPS:
 			if (parse_double(&cfg.opt.eps, optarg, "--eps"))
 				return 2;
@@ -308,7 +342,8 @@ int main(int argc, char **argv)
 			char *end;
 			errno = 0;
 			unsigned long long v = strtoull(optarg, &end, 10);
-			if (errno || end == optarg || *end || optarg[0] == '-' || v > INT64_MAX) {
+			if (errno || end == optarg || *end || !starts_like_number(optarg, false) ||
+			    v > INT64_MAX) {
 				error_line("invalid --seed '%s' (expected an integer in 0..2^63-1)",
 				           optarg);
 				return 2;

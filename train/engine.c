@@ -70,15 +70,27 @@ int train_parse_schedule(train_config *cfg, const char *text)
 		cfg->schedule = TRAIN_SCHED_COSINE;
 		return 0;
 	}
-	unsigned every;
-	double gamma;
-	int used = 0;
-	if (sscanf(text, "step:%u:%lf%n", &every, &gamma, &used) == 2 && text[used] == '\0' &&
-	    every > 0 && gamma > 0 && isfinite(gamma)) {
-		cfg->schedule = TRAIN_SCHED_STEP;
-		cfg->schedule_every = every;
-		cfg->schedule_gamma = gamma;
-		return 0;
+	/* step:EVERY:GAMMA, digits only for EVERY (sscanf's %u would take "-1" and " 2") */
+	if (strncmp(text, "step:", 5) == 0 && text[5] >= '0' && text[5] <= '9') {
+		char *end, *gamma_end;
+		errno = 0;
+		unsigned long long every = strtoull(text + 5, &end, 10);
+		bool ok = errno == 0 && *end == ':' && every > 0 && every <= UINT32_MAX;
+		const char *g = end + 1;
+		double gamma = 0;
+		if (ok && ((*g >= '0' && *g <= '9') || *g == '.')) {
+			gamma = strtod(g, &gamma_end);
+			ok = errno == 0 && gamma_end != g && *gamma_end == '\0' && gamma > 0 &&
+			     isfinite(gamma);
+		} else {
+			ok = false;
+		}
+		if (ok) {
+			cfg->schedule = TRAIN_SCHED_STEP;
+			cfg->schedule_every = (uint32_t)every;
+			cfg->schedule_gamma = gamma;
+			return 0;
+		}
 	}
 	return train_fail(-EINVAL,
 	                  "invalid --lr-schedule '%s' (expected none, cosine or step:EVERY:GAMMA "
@@ -206,7 +218,7 @@ static int config_from_json(train_config *c, const char *text, size_t len, uint6
 	}
 	if (batch <= 0 || batch > UINT32_MAX || val_split < 0 || val_split > UINT32_MAX ||
 	    schedule < 0 || schedule > TRAIN_SCHED_COSINE || every < 0 || every > UINT32_MAX ||
-	    t_max < 0 || t_max > UINT32_MAX || epochs < 0 || epochs > UINT32_MAX) {
+	    t_max < 0 || t_max > UINT32_MAX || epochs < 0 || epochs > TRAIN_MAX_EPOCHS) {
 		rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.config out of range",
 		                epoch);
 		goto out;
@@ -1126,6 +1138,10 @@ static uint32_t resolve_epoch(ckpt_snapshot *snap, const char *spec, int *rc)
 		*rc = ckpt_snapshot_checkpoint(&c, snap, v);
 		e = v;
 	}
+	if (*rc == 0 && e > TRAIN_MAX_EPOCHS) { /* not written by ckpt-train */
+		*rc = -ERANGE;
+		return 0;
+	}
 	return (uint32_t)e;
 }
 
@@ -1241,6 +1257,13 @@ int train_run(train_config *cfg, train_result *res)
 				               cfg->resume_from +
 				                   (strncmp(cfg->resume_from, "epoch-", 6) ? 0 : 6),
 				               cfg->store_path);
+			goto out;
+		}
+		if (rc == -ERANGE) {
+			rc = train_fail(CKPT_ECORRUPT,
+			                "cannot resume %s from '%s': its epoch number is beyond the "
+			                "%u epochs ckpt-train writes",
+			                cfg->store_path, cfg->resume_from, TRAIN_MAX_EPOCHS);
 			goto out;
 		}
 		if (!rc)

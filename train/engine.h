@@ -30,6 +30,10 @@
 #include "train/model.h"
 #include "train/optim.h"
 
+/** The most epochs a run may reach (--epochs): far beyond any use, and far from wrapping the
+ *  loop's 32-bit epoch counter. */
+#define TRAIN_MAX_EPOCHS 1000000u
+
 /** Returned by train_run() when SIGINT/SIGTERM stopped it (see train_result.signal). */
 #define TRAIN_EINTERRUPTED (-30001)
 /** Returned by train_run() when the loss became NaN or infinite. */

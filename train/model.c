@@ -24,7 +24,7 @@ int train_parse_layers(uint32_t *sizes, uint32_t *out_count, const char *text)
 		char *end;
 		errno = 0;
 		unsigned long v = strtoul(p, &end, 10);
-		if (end == p || errno || (*end != ',' && *end != '\0') || *p == '-' || *p == '+')
+		if (end == p || errno || (*end != ',' && *end != '\0') || *p < '0' || *p > '9')
 			return train_fail(-EINVAL, "--layers '%s': '%.*s' is not a layer size",
 			                  text, (int)strcspn(p, ","), p);
 		if (v == 0 || v > TRAIN_MAX_WIDTH)

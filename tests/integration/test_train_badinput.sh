@@ -146,6 +146,40 @@ expect_error "the labels of $work/two_train.csv are 0..2 (3 classes)" \
 $TRAIN --store "$work/csvrun" --data "$work/two_train.csv" --layers 2,3 --val-split 1 --epochs 1 \
 	--batch-size 1 --quiet --no-sync || fail "a class seen only in the test file"
 
+# numbers: white space, signs, trailing text, out of range, not finite
+expect_error "invalid --epochs ' 3'" --store "$work/new" "${syn[@]}" --epochs " 3"
+expect_error "invalid --epochs '3x'" --store "$work/new" "${syn[@]}" --epochs 3x
+expect_error "invalid --epochs '1000001' (expected an integer in 1..1000000)" \
+	--store "$work/new" "${syn[@]}" --epochs 1000001
+expect_error "invalid --epochs '4294967295'" --store "$work/new" "${syn[@]}" --epochs 4294967295
+expect_error "invalid --batch-size '12 '" --store "$work/new" "${syn[@]}" --batch-size "12 "
+expect_error "invalid --val-split '-0'" --store "$work/new" "${syn[@]}" --val-split -0
+expect_error "invalid --seed ' 5'" --store "$work/new" "${syn[@]}" --seed " 5"
+expect_error "invalid --lr ' 0.1'" --store "$work/new" "${syn[@]}" --lr " 0.1"
+expect_error "invalid --lr '1e-400' (expected a finite number)" --store "$work/new" "${syn[@]}" \
+	--lr 1e-400
+expect_error "invalid --lr 'inf'" --store "$work/new" "${syn[@]}" --lr inf
+expect_error "invalid --weight-decay ''" --store "$work/new" "${syn[@]}" --weight-decay ""
+expect_error "invalid --betas '0.9, 0.99'" --store "$work/new" "${syn[@]}" --optimizer adam \
+	--betas "0.9, 0.99"
+expect_error "invalid --betas '0.9,nan'" --store "$work/new" "${syn[@]}" --optimizer adam \
+	--betas 0.9,nan
+expect_error "invalid --betas '0.9'" --store "$work/new" "${syn[@]}" --optimizer adam --betas 0.9
+expect_error "invalid --lr-schedule 'step:-1:0.5'" --store "$work/new" "${syn[@]}" \
+	--lr-schedule step:-1:0.5
+expect_error "invalid --lr-schedule 'step: 2:0.5'" --store "$work/new" "${syn[@]}" \
+	--lr-schedule "step: 2:0.5"
+expect_error "invalid --lr-schedule 'step:99999999999:0.5'" --store "$work/new" "${syn[@]}" \
+	--lr-schedule step:99999999999:0.5
+expect_error "invalid --lr-schedule 'step:2:0.5x'" --store "$work/new" "${syn[@]}" \
+	--lr-schedule step:2:0.5x
+expect_error "--layers ' 16,8,4': ' 16' is not a layer size" --store "$work/new" "${syn[@]}" \
+	--layers " 16,8,4"
+expect_error "--layers '16,+8,4': '+8' is not a layer size" --store "$work/new" "${syn[@]}" \
+	--layers 16,+8,4
+$TRAIN --store "$work/num" "${syn[@]}" --epochs 1 --lr +.05 --lr-schedule step:1:.5 \
+	--seed 007 || fail "numbers with a sign, a leading point, leading zeros"
+
 # options of one optimizer given to another would be ignored: refused
 expect_error "--momentum is an option of sgd only, and the optimizer is adam" \
 	--store "$work/new" "${syn[@]}" --optimizer adam --momentum 0.5
