@@ -489,13 +489,9 @@ int store_top_k(ckpt_store *s, MDB_txn *txn, uint64_t *out, size_t cap, size_t *
 	return 0;
 }
 
-int store_update_best(ckpt_store *s, MDB_txn *txn)
+/* store @p n (0 or 1) best epochs as the best record */
+static int put_best(ckpt_store *s, MDB_txn *txn, uint64_t best, size_t n)
 {
-	uint64_t best;
-	size_t n;
-	int rc = store_top_k(s, txn, &best, 1, &n);
-	if (rc)
-		return rc;
 	MDB_val key = {4, "best"};
 	int mrc;
 	if (n == 0) {
@@ -510,6 +506,44 @@ int store_update_best(ckpt_store *s, MDB_txn *txn)
 	}
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: recording the best epoch", s->path);
+	return 0;
+}
+
+int store_update_best(ckpt_store *s, MDB_txn *txn)
+{
+	uint64_t best;
+	size_t n;
+	int rc = store_top_k(s, txn, &best, 1, &n);
+	if (rc)
+		return rc;
+	return put_best(s, txn, best, n);
+}
+
+int store_update_best_for(ckpt_store *s, MDB_txn *txn, uint64_t epoch, const store_index_rec *ir)
+{
+	MDB_val key = {4, "best"}, val;
+	int mrc = mdb_get(txn, s->db_meta, &key, &val);
+	if (mrc == MDB_NOTFOUND) /* no epoch had a monitored value: only this one may */
+		return ir->has_monitor ? put_best(s, txn, epoch, 1) : 0;
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: reading the best epoch", s->path);
+	store_best_rec best;
+	char why[200];
+	if (store_best_decode(&best, val.mv_data, val.mv_size, why, sizeof(why)) != 0 ||
+	    best.epoch == epoch)
+		return store_update_best(s, txn); /* damaged, or the best was just replaced */
+	uint8_t k[8];
+	store_epoch_key(k, best.epoch);
+	MDB_val bkey = {8, k}, bval;
+	store_index_rec bir;
+	mrc = mdb_get(txn, s->db_index, &bkey, &bval);
+	if (mrc || store_index_read(&bir, s, txn, &bkey, &bval) != 0 || !bir.has_monitor)
+		return store_update_best(s, txn); /* a best record that names no ranked epoch */
+	/* rank_cmp's order: the better value, ties to the earlier epoch */
+	if (ir->has_monitor &&
+	    (store_metric_better(ir->monitor, bir.monitor, s->meta.monitor_mode) ||
+	     (ir->monitor == bir.monitor && epoch < best.epoch)))
+		return put_best(s, txn, epoch, 1);
 	return 0;
 }
 
@@ -546,7 +580,8 @@ int store_apply_retention(ckpt_store *s, MDB_txn *txn, uint32_t keep_last, uint3
 		return rc;
 	if (out_deleted)
 		*out_deleted = deleted;
-	return store_update_best(s, txn);
+	/* the best is never deleted; a scan bounded by keep_last + keep_top confirms it */
+	return deleted ? store_update_best(s, txn) : 0;
 }
 
 /* ---- create / open / close ---- */

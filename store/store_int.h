@@ -96,8 +96,12 @@ int store_index_read(store_index_rec *out, ckpt_store *s, MDB_txn *txn, const MD
 /** Delete checkpoint @p epoch (record, index, blob references) inside a write txn. */
 int store_delete_checkpoint(ckpt_store *s, MDB_txn *txn, uint64_t epoch);
 
-/** Recompute "best" from the index and store it in meta. */
+/** Recompute "best" from the whole index and store it in meta (O(n log n)). */
 int store_update_best(ckpt_store *s, MDB_txn *txn);
+/** Update "best" after checkpoint @p epoch, summarized by @p ir, was written in @p txn: O(log n)
+ *  (compares with the stored best), a full store_update_best() only when the best itself was
+ *  replaced or its record is damaged. */
+int store_update_best_for(ckpt_store *s, MDB_txn *txn, uint64_t epoch, const store_index_rec *ir);
 
 /** Apply retention (keep_last / keep_top / best) inside a write txn; @p keep_epoch (if not
  *  NULL) is never deleted (the checkpoint a commit has just written). */

@@ -437,7 +437,7 @@ static int commit_once(ckpt_writer *w)
 		                      (unsigned long long)w->epoch);
 		goto fail;
 	}
-	if ((rc = store_update_best(s, txn)) ||
+	if ((rc = store_update_best_for(s, txn, w->epoch, &ir)) ||
 	    (rc = store_apply_retention(s, txn, s->settings.keep_last, s->settings.keep_top,
 	                                &w->epoch, NULL)))
 		goto fail;

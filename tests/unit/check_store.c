@@ -607,6 +607,27 @@ static void list_epochs(ckpt_store *s, uint64_t *out, size_t *n)
 	ckpt_snapshot_close(snap);
 }
 
+/* Commits update the best incrementally (compare with the stored best); replacing the best
+ * epoch, ties, NaNs, both modes and retention must give what a full scan of the index gives. */
+START_TEST(test_incremental_best_matches_a_full_scan_through_replacements_and_ties)
+{
+	static const double values[] = {0.5, 0.25, 0.75, 0.25, NAN, 1.0};
+	for (int round = 0; round < 4; round++) {
+		ckpt_store *s = make_store(64, round >= 2 ? 3 : 0, round >= 2 ? 1 : 0,
+		                           round % 2 ? CKPT_MODE_MAX : CKPT_MODE_MIN);
+		srand(11 + (unsigned)round);
+		for (int i = 0; i < 60; i++) {
+			uint64_t epoch = 1 + (uint64_t)(rand() % 12); /* often an existing epoch */
+			double v = values[rand() % 6];
+			commit_simple(s, epoch, 4, (uint32_t)i, rand() % 7 ? "val_loss" : NULL, v);
+			check_invariants(s); /* the stored best equals the index's top 1 */
+		}
+		ckpt_store_close(s);
+		test_dir_remove(storepath);
+	}
+}
+END_TEST
+
 START_TEST(test_retention_keeps_last_and_top_and_never_drops_the_best)
 {
 	ckpt_store *s = make_store(64, 2, 0, CKPT_MODE_MIN);
@@ -2126,6 +2147,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_duplicate_names_are_refused_per_group_among_many_tensors);
 	tcase_add_test(tc, test_checkpoints_load_in_any_order_and_repeat_lookups_return_the_same_record);
 	tcase_add_test(tc, test_best_tracks_min_and_max_and_ignores_nan);
+	tcase_add_test(tc, test_incremental_best_matches_a_full_scan_through_replacements_and_ties);
 	tcase_add_test(tc, test_retention_keeps_last_and_top_and_never_drops_the_best);
 	tcase_add_test(tc, test_dedup_stores_identical_bytes_once_and_gc_frees_the_last_reference);
 	tcase_add_test(tc, test_random_commits_and_gc_match_a_model_of_retention_and_best);
