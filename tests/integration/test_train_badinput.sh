@@ -44,7 +44,7 @@ expect_error "invalid --lr" --store "$work/a" "${syn[@]}" --lr -0.1
 expect_error "unknown optimizer 'rmsprop'" --store "$work/a" "${syn[@]}" --optimizer rmsprop
 expect_error "--layers" --store "$work/a" --data synthetic --layers 16,0,4
 expect_error "--lr-schedule" --store "$work/a" "${syn[@]}" --lr-schedule linear
-expect_error "--val-split 20000 leaves no training samples" --store "$work/a" "${syn[@]}" --val-split 20000
+expect_error "--val-split 20000 leaves no training samples" --store "$work/a" --data synthetic --layers 16,8,4 --val-split 20000
 expect_error "nothing to resume" --store "$work/a" --resume
 expect_error "cannot open data" --store "$work/a" --data "$work/no-such-dir"
 expect_error "device cuda is not supported" --store "$work/a" "${syn[@]}" --device cuda
@@ -138,7 +138,7 @@ expect_untouched "$work/idxrun" "the test and training images differ in shape" \
 expect_error "--layers ends with 5 outputs, but the labels of $work/ok are 0..3 (4 classes)" \
 	--store "$work/new" --data "$work/ok" --layers 6,5 --val-split 8
 expect_error "the last size is the number of classes and must be at least 2" \
-	--store "$work/new" "${syn[@]}" --layers 16,8,1
+	--store "$work/new" --data synthetic --layers 16,8,1
 printf '0,1,2\n1,3,4\n' >"$work/two_train.csv"
 printf '2,1,2\n' >"$work/two_test.csv"
 expect_error "the labels of $work/two_train.csv are 0..2 (3 classes)" \
@@ -153,7 +153,7 @@ expect_error "invalid --epochs '1000001' (expected an integer in 1..1000000)" \
 	--store "$work/new" "${syn[@]}" --epochs 1000001
 expect_error "invalid --epochs '4294967295'" --store "$work/new" "${syn[@]}" --epochs 4294967295
 expect_error "invalid --batch-size '12 '" --store "$work/new" "${syn[@]}" --batch-size "12 "
-expect_error "invalid --val-split '-0'" --store "$work/new" "${syn[@]}" --val-split -0
+expect_error "invalid --val-split '-0'" --store "$work/new" --data synthetic --val-split -0
 expect_error "invalid --seed ' 5'" --store "$work/new" "${syn[@]}" --seed " 5"
 expect_error "invalid --lr ' 0.1'" --store "$work/new" "${syn[@]}" --lr " 0.1"
 expect_error "invalid --lr '1e-400' (expected a finite number)" --store "$work/new" "${syn[@]}" \
@@ -179,6 +179,19 @@ expect_error "--layers '16,+8,4': '+8' is not a layer size" --store "$work/new" 
 	--layers 16,+8,4
 $TRAIN --store "$work/num" "${syn[@]}" --epochs 1 --lr +.05 --lr-schedule step:1:.5 \
 	--seed 007 || fail "numbers with a sign, a leading point, leading zeros"
+
+# an option given twice with two values: which one was meant? (the same value twice is fine)
+expect_error "--layers given twice, as '16,8,4' and '16,4' (give it once)" \
+	--store "$work/new" "${syn[@]}" --layers 16,4
+expect_error "--store given twice, as '$work/new' and '$work/new2'" \
+	--store "$work/new" --store "$work/new2" "${syn[@]}"
+[ ! -e "$work/new2" ] || fail "a store was created by --store given twice"
+expect_error "--lr given twice, as '0.1' and '0.2'" --store "$work/new" "${syn[@]}" --lr 0.1 --lr 0.2
+expect_error "--resume given twice, as 'latest' and 'best'" --store "$work/num" --resume \
+	--resume=best --epochs 2
+$TRAIN --store "$work/twice" "${syn[@]}" --lr 0.1 --lr 0.1 --quiet --epochs 3 --epochs 1 ||
+	fail "the same value twice; a later --epochs"
+$CKPT info "$work/twice" | grep -q '^checkpoints: 1$' || fail "a later --epochs does not win"
 
 # options of one optimizer given to another would be ignored: refused
 expect_error "--momentum is an option of sgd only, and the optimizer is adam" \
