@@ -38,6 +38,13 @@ typedef struct verify_ahead {
 	size_t first_seg;
 	uint64_t first_chunk;
 	const void ***checked; /* per segment, per chunk: verified address (atomic) or NULL */
+	/* the chunk the helper is checking (under lock), so a reader that catches up waits for
+	 * that check instead of running the same CRC pass beside it */
+	pthread_mutex_t lock;
+	pthread_cond_t checked_one;
+	bool busy;
+	size_t busy_seg;
+	uint64_t busy_chunk;
 } verify_ahead;
 
 struct ckpt_view_file {
@@ -998,10 +1005,19 @@ static void *verify_ahead_main(void *arg)
 				prefetch_chunk(snap, t, k);
 			first = false;
 			prefetch_next(snap, c, l, i, t, k);
+			pthread_mutex_lock(&f->ahead.lock);
+			f->ahead.busy = true;
+			f->ahead.busy_seg = i;
+			f->ahead.busy_chunk = k;
+			pthread_mutex_unlock(&f->ahead.lock);
 			const void *data;
 			size_t len;
 			if (ckpt_tensor_chunk(&data, &len, snap, t, (uint32_t)k, true) == 0)
 				__atomic_store_n(&f->ahead.checked[i][k], data, __ATOMIC_RELEASE);
+			pthread_mutex_lock(&f->ahead.lock);
+			f->ahead.busy = false;
+			pthread_cond_broadcast(&f->ahead.checked_one);
+			pthread_mutex_unlock(&f->ahead.lock);
 		}
 	}
 out:
@@ -1033,7 +1049,17 @@ static void start_verify_ahead(ckpt_view_file *f, size_t seg_index, uint64_t chu
 	prefetch_chunk(f->snap, l->segs[seg_index].tensor, chunk);
 	f->ahead.first_seg = seg_index;
 	f->ahead.first_chunk = chunk + 1;
+	if (pthread_mutex_init(&f->ahead.lock, NULL) != 0)
+		return;
+	if (pthread_cond_init(&f->ahead.checked_one, NULL) != 0) {
+		pthread_mutex_destroy(&f->ahead.lock);
+		return;
+	}
 	f->ahead.started = pthread_create(&f->ahead.thread, NULL, verify_ahead_main, f) == 0;
+	if (!f->ahead.started) {
+		pthread_cond_destroy(&f->ahead.checked_one);
+		pthread_mutex_destroy(&f->ahead.lock);
+	}
 }
 
 static void stop_verify_ahead(ckpt_view_file *f)
@@ -1041,12 +1067,29 @@ static void stop_verify_ahead(ckpt_view_file *f)
 	if (f->ahead.started) {
 		__atomic_store_n(&f->ahead.stop, true, __ATOMIC_RELEASE);
 		pthread_join(f->ahead.thread, NULL);
+		pthread_cond_destroy(&f->ahead.checked_one);
+		pthread_mutex_destroy(&f->ahead.lock);
 	}
 	if (f->ahead.checked) {
 		for (size_t i = 0; i < f->layout.nsegs; i++)
 			free(f->ahead.checked[i]);
 		free(f->ahead.checked);
 	}
+}
+
+/* True if the helper verified chunk @p chunk of segment @p seg at address @p data; if it is
+ * checking that chunk now, wait for the outcome (its pass is as far as the reader's would be). */
+static bool checked_by_helper(ckpt_view_file *f, size_t seg, uint64_t chunk, const void *data)
+{
+	if (!f->ahead.checked || !f->ahead.checked[seg])
+		return false;
+	if (f->ahead.started) {
+		pthread_mutex_lock(&f->ahead.lock);
+		while (f->ahead.busy && f->ahead.busy_seg == seg && f->ahead.busy_chunk == chunk)
+			pthread_cond_wait(&f->ahead.checked_one, &f->ahead.lock);
+		pthread_mutex_unlock(&f->ahead.lock);
+	}
+	return __atomic_load_n(&f->ahead.checked[seg][chunk], __ATOMIC_ACQUIRE) == data;
 }
 
 /* iovecs for a plain (not widened) tensor window; returns bytes covered (< n if out of cap) */
@@ -1074,9 +1117,8 @@ static int tensor_iov(ckpt_view_file *f, size_t seg_index, uint64_t src_off, siz
 		const void *data;
 		size_t data_len;
 		int rc = ckpt_tensor_chunk(&data, &data_len, f->snap, t, (uint32_t)chunk, false);
-		if (!rc && !verified && f->ahead.checked && f->ahead.checked[seg_index] &&
-		    __atomic_load_n(&f->ahead.checked[seg_index][chunk], __ATOMIC_ACQUIRE) == data)
-			verified = true;
+		if (!rc && !verified)
+			verified = checked_by_helper(f, seg_index, chunk, data);
 		if (!rc && !verified) {
 			if (!f->ahead_tried)
 				start_verify_ahead(f, seg_index, chunk);
