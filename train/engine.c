@@ -1157,6 +1157,27 @@ static void absolute_data_path(train_config *c)
 	free(abs);
 }
 
+/* Retention and monitoring settings that could not act: a best checkpoint needs validation
+ * metrics, and keeping the best K matters only when the newest N are not all kept anyway.
+ * @p keep_last is the retention the run will have (on resume: the store's unless given). */
+static int check_retention(const train_config *c, uint32_t keep_last)
+{
+	const unsigned set = c->explicit_set;
+	if (c->val_split == 0 && ((set & TRAIN_SET_MONITOR) || c->keep_top > 0))
+		return train_fail(-EINVAL,
+		                  "%s%s needs validation samples, and %s--val-split 0 leaves none "
+		                  "(no checkpoint can be best)",
+		                  (set & TRAIN_SET_MONITOR) ? "--monitor " : "--keep-top",
+		                  (set & TRAIN_SET_MONITOR) ? c->monitor : "",
+		                  c->resume ? "the run's " : "");
+	if (c->keep_top > 0 && keep_last == 0)
+		return train_fail(-EINVAL,
+		                  "--keep-top %u has no effect without --keep-last N (every "
+		                  "checkpoint is kept)",
+		                  c->keep_top);
+	return 0;
+}
+
 /* The loaders refuse labels >= the last layer size; a model with more outputs than the data
  * has classes is refused here (it would train outputs that no sample ever asks for). The
  * classes are 0..the largest label of the training and test sets. */
@@ -1297,6 +1318,19 @@ int train_run(train_config *cfg, train_result *res)
 			rc = config_merge_resumed(cfg, &run);
 		if (rc)
 			goto out;
+		if (cfg->epochs < from) {
+			rc = train_fail(-EINVAL,
+			                "--epochs %u is below epoch %u, where the run resumes "
+			                "(--epochs is the total to reach, not a count to add)",
+			                cfg->epochs, from);
+			goto out;
+		}
+		uint32_t stored_keep_last, stored_keep_top;
+		ckpt_store_retention(store, &stored_keep_last, &stored_keep_top);
+		rc = check_retention(cfg, (cfg->explicit_set & TRAIN_SET_KEEP) ? cfg->keep_last
+		                                                               : stored_keep_last);
+		if (rc)
+			goto out;
 		/* BLAS results depend on the thread count: keep the run's unless told otherwise */
 		int run_threads = 0;
 		if (ckpt_checkpoint_extra(resume_ckpt, "train.state", &text, &len) == 0) {
@@ -1320,6 +1354,8 @@ int train_run(train_config *cfg, train_result *res)
 		rc = check_optimizer_options(cfg->explicit_set, cfg->opt.kind, "the");
 		if (!rc)
 			rc = train_opt_validate(&cfg->opt);
+		if (!rc)
+			rc = check_retention(cfg, cfg->keep_last);
 		if (rc)
 			goto out;
 		if (cfg->schedule == TRAIN_SCHED_COSINE)
@@ -1351,6 +1387,14 @@ int train_run(train_config *cfg, train_result *res)
 		goto out;
 	}
 	uint32_t n_fit = data.train.count - cfg->val_split;
+	if (!cfg->resume && cfg->batch_size > n_fit) {
+		/* a stored run was checked when it started (and its data has not changed since) */
+		rc = train_fail(-EINVAL,
+		                "--batch-size %u is larger than the %u training samples (%u in %s "
+		                "minus --val-split %u)",
+		                cfg->batch_size, n_fit, data.train.count, cfg->data, cfg->val_split);
+		goto out;
+	}
 
 	uint32_t max_rows = cfg->batch_size > 1024 ? cfg->batch_size : 1024;
 	if (cfg->threads <= 0) {

@@ -47,8 +47,14 @@ int train_opt_validate(const train_opt_config *c)
 		if (!(c->momentum >= 0) || !isfinite(c->momentum))
 			return train_fail(-EINVAL, "invalid --momentum %g (must be >= 0)",
 			                  c->momentum);
-		if (!isfinite(c->dampening))
-			return train_fail(-EINVAL, "invalid --dampening %g", c->dampening);
+		if (!(c->dampening >= 0 && c->dampening <= 1))
+			return train_fail(-EINVAL, "invalid --dampening %g (must be in [0, 1])",
+			                  c->dampening);
+		if (c->dampening != 0 && c->momentum == 0)
+			return train_fail(-EINVAL,
+			                  "--dampening %g has no effect with --momentum 0 (it damps "
+			                  "the momentum buffer)",
+			                  c->dampening);
 		if (c->nesterov && (c->momentum <= 0 || c->dampening != 0))
 			return train_fail(
 			    -EINVAL,

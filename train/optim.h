@@ -48,7 +48,9 @@ int train_opt_parse(train_opt_kind *out, const char *name);
 
 /**
  * Check hyper-parameters as torch.optim's constructors do (lr > 0 here, momentum >= 0,
- * 0 <= beta < 1, eps >= 0, weight_decay >= 0; nesterov needs momentum > 0 and dampening 0).
+ * 0 <= beta < 1, eps >= 0, weight_decay >= 0; nesterov needs momentum > 0 and dampening 0),
+ * and what torch lets pass but cannot mean anything: dampening outside [0, 1], or not 0
+ * without momentum.
  * @return 0 or -EINVAL with a message naming the option.
  */
 int train_opt_validate(const train_opt_config *cfg);

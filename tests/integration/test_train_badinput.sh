@@ -126,8 +126,8 @@ for prefix, shape in (("train", train), ("t10k", test)):
 PY
 }
 idx_set "$work/ok" 40x2x3 8x2x3
-$TRAIN --store "$work/idxrun" --data "$work/ok" --layers 6,4 --val-split 8 --epochs 1 --quiet \
-	--no-sync || fail "a consistent IDX set"
+$TRAIN --store "$work/idxrun" --data "$work/ok" --layers 6,4 --val-split 8 --batch-size 16 \
+	--epochs 1 --quiet --no-sync || fail "a consistent IDX set"
 idx_set "$work/shape" 40x2x3 8x3x2
 expect_error "the test and training images differ in shape: $work/shape/t10k-images-idx3-ubyte holds 3 x 2 images, $work/shape/train-images-idx3-ubyte holds 2 x 3" \
 	--store "$work/new" --data "$work/shape" --layers 6,4 --val-split 8
@@ -192,6 +192,33 @@ expect_error "--resume given twice, as 'latest' and 'best'" --store "$work/num" 
 $TRAIN --store "$work/twice" "${syn[@]}" --lr 0.1 --lr 0.1 --quiet --epochs 3 --epochs 1 ||
 	fail "the same value twice; a later --epochs"
 $CKPT info "$work/twice" | grep -q '^checkpoints: 1$' || fail "a later --epochs does not win"
+
+# settings that could not act: a batch larger than the training set, retention or a monitor
+# without validation samples, --keep-top without --keep-last, dampening without momentum
+expect_error "--batch-size 8001 is larger than the 8000 training samples (10000 in synthetic minus --val-split 2000)" \
+	--store "$work/new" "${syn[@]}" --batch-size 8001
+nval=(--data synthetic --layers 16,8,4 --val-split 0 --threads 1 --quiet --no-sync)
+expect_error "--monitor val_acc needs validation samples, and --val-split 0 leaves none" \
+	--store "$work/new" "${nval[@]}" --monitor val_acc
+expect_error "--keep-top needs validation samples" --store "$work/new" "${nval[@]}" --keep-last 2 \
+	--keep-top 1
+expect_error "--keep-top 2 has no effect without --keep-last N" --store "$work/new" "${syn[@]}" \
+	--keep-top 2
+expect_error "--dampening 0.5 has no effect with --momentum 0" --store "$work/new" "${syn[@]}" \
+	--momentum 0 --dampening 0.5
+expect_error "invalid --dampening 1.5 (must be in [0, 1])" --store "$work/new" "${syn[@]}" \
+	--dampening 1.5
+$TRAIN --store "$work/edge" "${syn[@]}" --batch-size 8000 --keep-last 2 --keep-top 1 \
+	--dampening 1 --epochs 2 || fail "a batch of the whole training set"
+$TRAIN --store "$work/noval" "${nval[@]}" --keep-last 1 --epochs 1 || fail "--val-split 0"
+# resumes that contradict the stored run
+expect_untouched "$work/edge" "--epochs 1 is below epoch 2, where the run resumes" \
+	--store "$work/edge" --resume --epochs 1 --threads 2
+expect_untouched "$work/edge" "--keep-top 1 has no effect without --keep-last N" \
+	--store "$work/edge" --resume --epochs 3 --keep-last 0 --keep-top 1
+expect_untouched "$work/noval" "--keep-top needs validation samples, and the run's --val-split 0" \
+	--store "$work/noval" --resume --epochs 3 --keep-top 1
+$TRAIN --store "$work/edge" --resume --epochs 2 --quiet || fail "resume to the epoch reached"
 
 # options of one optimizer given to another would be ignored: refused
 expect_error "--momentum is an option of sgd only, and the optimizer is adam" \
