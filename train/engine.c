@@ -984,6 +984,11 @@ static int open_or_create_store(ckpt_store **out, train_config *c, int *how)
 	struct stat st;
 	bool dir_existed = stat(c->store_path, &st) == 0;
 	*how = STORE_REUSED;
+	if (!dir_existed && lstat(c->store_path, &st) == 0 && S_ISLNK(st.st_mode))
+		return train_fail(-ENOENT,
+		                  "cannot create store %s: it is a symbolic link to a missing "
+		                  "target",
+		                  c->store_path);
 	char *hyper = hyperparams_json(c);
 	if (!hyper)
 		return train_fail(-ENOMEM, "out of memory describing the run");

@@ -8,11 +8,12 @@ set -uo pipefail
 work=$WORK
 syn=(--data synthetic --layers 16,8,4 --val-split 2000 --threads 1 --quiet --no-sync)
 
+run_as=() # a command that runs ckpt-train as another user, for expect_error
 # expect_error NEEDLE ARGS...: fails cleanly with NEEDLE in its single stderr line
 expect_error() {
 	local needle=$1
 	shift
-	"$TRAIN" "$@" >"$work/out" 2>"$work/err"
+	${run_as[@]+"${run_as[@]}"} "$TRAIN" "$@" >"$work/out" 2>"$work/err"
 	local rc=$?
 	[ $rc -ne 0 ] || fail "exit 0 for: $*"
 	[ "$(wc -l <"$work/err")" -eq 1 ] || fail "stderr is not one line for: $* -> $(cat "$work/err")"
@@ -219,6 +220,41 @@ expect_untouched "$work/edge" "--keep-top 1 has no effect without --keep-last N"
 expect_untouched "$work/noval" "--keep-top needs validation samples, and the run's --val-split 0" \
 	--store "$work/noval" --resume --epochs 3 --keep-top 1
 $TRAIN --store "$work/edge" --resume --epochs 2 --quiet || fail "resume to the epoch reached"
+
+# store paths that cannot hold a store; a data directory missing one file
+: >"$work/afile"
+expect_error "cannot create store $work/afile (it exists and is not a usable store" \
+	--store "$work/afile" "${syn[@]}"
+[ -f "$work/afile" ] && [ ! -s "$work/afile" ] || fail "the file given as --store changed"
+ln -s "$work/nothing" "$work/dangling"
+expect_error "cannot create store $work/dangling: it is a symbolic link to a missing target" \
+	--store "$work/dangling" "${syn[@]}"
+[ ! -e "$work/nothing" ] || fail "a dangling --store link was followed"
+mkdir "$work/notes" && echo hello >"$work/notes/notes.txt"
+expect_error "not a ckpt store (no data.mdb)" --store "$work/notes" "${syn[@]}"
+[ "$(ls -A "$work/notes")" = notes.txt ] || fail "a directory of other files was written into"
+idx_set "$work/miss" 40x2x3 8x2x3
+rm "$work/miss/t10k-labels-idx1-ubyte"
+expect_error "missing data file $work/miss/t10k-labels-idx1-ubyte[.gz]" --store "$work/new" \
+	--data "$work/miss" --layers 6,4 --val-split 8
+# read-only places, as a user other than root (root may write anyway)
+as_user=()
+[ "$(id -u)" -ne 0 ] || as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+chmod 755 "$work"
+if "${as_user[@]}" "$TRAIN" --version >/dev/null 2>&1; then
+	mkdir "$work/ro" && chmod 555 "$work/ro"
+	run_as=("${as_user[@]}")
+	expect_error "cannot create store $work/ro/s ($work/ro/s: cannot create the directory (Permission denied))" \
+		--store "$work/ro/s" "${syn[@]}"
+	$TRAIN --store "$work/rostore" "${syn[@]}" --epochs 1 || fail "training"
+	chmod -R a-w,a+rX "$work/rostore"
+	expect_untouched "$work/rostore" "cannot open store $work/rostore" \
+		--store "$work/rostore" --resume --epochs 2
+	run_as=()
+	chmod -R u+w "$work/rostore" "$work/ro"
+else
+	echo "note: read-only stores not tried (cannot run as another user)"
+fi
 
 # options of one optimizer given to another would be ignored: refused
 expect_error "--momentum is an option of sgd only, and the optimizer is adam" \
