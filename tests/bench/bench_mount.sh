@@ -2,9 +2,10 @@
 # tests/bench/bench_mount.sh - ckptfs throughput and latency against its peers, in one run
 #
 # 1. sequential read of a 1 GiB tensor file (.npy) through the mount, cold (first read after
-#    mounting, store pages in RAM) and warm (keep_cache), against: the FUSE ceiling (a minimal
-#    low-level server serving the same size from memory: tests/bench/fuse_ceiling.c), memcpy,
-#    the same bytes in a regular file on disk (O_DIRECT cold, page cache warm) and in /dev/shm;
+#    mounting, store pages in RAM) and warm (keep_cache, best of 3), against: the FUSE ceiling
+#    (a minimal low-level server serving the same size from memory: tests/bench/fuse_ceiling.c),
+#    memcpy, the same bytes in a regular file on disk (O_DIRECT cold, page cache warm) and in
+#    /dev/shm;
 # 2. `ls -l` of a root with 10,000 checkpoints and `readlink best` in it;
 # 3. `rsync -a` of a 100-epoch mount, first and second pass.
 # Needs FUSE (skips otherwise) and about 3 GiB of disk and memory. The 10,000-checkpoint store
@@ -73,6 +74,14 @@ rate() {
 	awk -v s="$size" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", s / (b - a) / 1e9 }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
+best_of() { # N FILE -> the best GB/s of N reads (warm: the page cache serves them all)
+	local best=0 r
+	for _ in $(seq "$1"); do
+		r=$(rate "$2")
+		best=$(awk -v a="$r" -v b="$best" 'BEGIN { print (a > b) ? a : b }')
+	done
+	echo "$best"
+}
 
 echo "bench_mount: $(nproc) CPUs, $(uname -r), libfuse $(pkg-config --modversion fuse3)"
 
@@ -88,15 +97,13 @@ start "$mnt" "$BIN/ckptfs" "$store" "$mnt" -f
 file=$mnt/epoch-0001/model/big.weight.npy
 size=$(stat -c %s "$file")
 ck_cold=$(rate "$file")
-ck_warm=$(rate "$file")
-ck_warm2=$(rate "$file")
-[ "$(awk -v a="$ck_warm2" -v b="$ck_warm" 'BEGIN { print (a > b) }')" = 1 ] && ck_warm=$ck_warm2
+ck_warm=$(best_of 3 "$file")
 stop "$mnt"
 
 cmnt=$TMP/ceiling
 start "$cmnt" "$BENCH/fuse_ceiling" "$cmnt" "$size" -f
 ce_cold=$(rate "$cmnt/data")
-ce_warm=$(rate "$cmnt/data")
+ce_warm=$(best_of 3 "$cmnt/data")
 stop "$cmnt"
 
 memcpy=$("$BENCH/fuse_ceiling" --memcpy "$size")
@@ -105,7 +112,7 @@ disk=$TMP/disk.npy
 sync "$disk"
 disk_cold=$(rate "$disk" iflag=direct)
 rate "$disk" >/dev/null
-disk_warm=$(rate "$disk")
+disk_warm=$(best_of 3 "$disk")
 SHM=$(mktemp -d /dev/shm/bench_mount.XXXXXX)
 cp "$disk" "$SHM/f"
 shm=$(rate "$SHM/f")
@@ -120,6 +127,11 @@ printf '    %-42s %6s\n' "ckptfs cold (first read, store in RAM)" "$ck_cold" \
 echo "  ratios: cold/ceiling $(ratio "$ck_cold" "$ce_cold") (goal >= 90%)," \
 	"warm/page-cache $(ratio "$ck_warm" "$disk_warm") (goal >= 90%)," \
 	"cold/memcpy $(ratio "$ck_cold" "$memcpy"), cold/disk $(ratio "$ck_cold" "$disk_cold")"
+# A warm read never reaches the daemon: the kernel serves it from the FUSE file's page cache,
+# which holds 4 KiB folios where ext4 uses large ones, so any FUSE server's warm read is the
+# limit for ckptfs's.
+echo "  warm/FUSE ceiling warm $(ratio "$ck_warm" "$ce_warm")" \
+	"(the kernel's page cache of a FUSE file; ceiling warm/page-cache $(ratio "$ce_warm" "$disk_warm"))"
 rm -rf "$store"
 
 # ---- 2. 10,000 checkpoints
