@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "ckpt/store.h"
 #include "train/data.h"
@@ -172,6 +173,14 @@ static char *config_json(const train_config *c)
 	    "schedule_every", (json_int_t)c->schedule_every, "schedule_gamma", c->schedule_gamma,
 	    "schedule_t_max", (json_int_t)c->schedule_t_max, "seed", (json_int_t)c->seed, "monitor",
 	    c->monitor, "epochs", (json_int_t)c->epochs);
+	if (o && c->data_known &&
+	    json_object_update_new(o, json_pack("{s:I, s:I, s:I}", "data_train_count",
+	                                        (json_int_t)c->data_train_count, "data_test_count",
+	                                        (json_int_t)c->data_test_count, "data_labels_crc32",
+	                                        (json_int_t)c->data_labels_crc32)) != 0) {
+		json_decref(o);
+		return NULL;
+	}
 	if (!o)
 		return NULL;
 	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
@@ -189,17 +198,20 @@ static int config_from_json(train_config *c, const char *text, size_t len, uint6
 		                  jerr.text);
 	const char *data, *layers, *optimizer, *monitor;
 	json_int_t batch, val_split, every, t_max, seed, epochs = 0;
+	json_int_t train_count = -1, test_count = -1, labels_crc = -1;
 	int nesterov, schedule;
 	double lr, momentum, dampening, wd, beta1, beta2, eps, gamma;
 	int rc = json_unpack_ex(
 	    o, &jerr, 0,
 	    "{s:s, s:s, s:s, s:I, s:I, s:F, s:F, s:F, s:b, s:F, s:F, s:F, s:F, "
-	    "s:i, s:I, s:F, s:I, s:I, s:s, s?I}",
+	    "s:i, s:I, s:F, s:I, s:I, s:s, s?I, s?I, s?I, s?I}",
 	    "data", &data, "layers", &layers, "optimizer", &optimizer, "batch_size", &batch,
 	    "val_split", &val_split, "lr", &lr, "momentum", &momentum, "dampening", &dampening,
 	    "nesterov", &nesterov, "weight_decay", &wd, "beta1", &beta1, "beta2", &beta2, "eps",
 	    &eps, "schedule", &schedule, "schedule_every", &every, "schedule_gamma", &gamma,
-	    "schedule_t_max", &t_max, "seed", &seed, "monitor", &monitor, "epochs", &epochs);
+	    "schedule_t_max", &t_max, "seed", &seed, "monitor", &monitor, "epochs", &epochs,
+	    "data_train_count", &train_count, "data_test_count", &test_count, "data_labels_crc32",
+	    &labels_crc);
 	if (rc) {
 		rc = train_fail(CKPT_ECORRUPT,
 		                "checkpoint %" PRIu64 ": train.config is damaged (%s)", epoch,
@@ -240,6 +252,13 @@ static int config_from_json(train_config *c, const char *text, size_t len, uint6
 	c->seed = (uint64_t)seed;
 	if (epochs > 0)
 		c->epochs = (uint32_t)epochs;
+	c->data_known = train_count >= 0 && train_count <= UINT32_MAX && test_count >= 0 &&
+	                test_count <= UINT32_MAX && labels_crc >= 0 && labels_crc <= UINT32_MAX;
+	if (c->data_known) {
+		c->data_train_count = (uint32_t)train_count;
+		c->data_test_count = (uint32_t)test_count;
+		c->data_labels_crc32 = (uint32_t)labels_crc;
+	}
 	snprintf(c->monitor, sizeof(c->monitor), "%s", monitor);
 out:
 	json_decref(o);
@@ -1183,6 +1202,41 @@ static int check_retention(const train_config *c, uint32_t keep_last)
 	return 0;
 }
 
+/* A resumed run must see the data set it started with: same sample counts, same labels. The
+ * first run records them (so do resumes of runs from before they were recorded). */
+static int check_data_unchanged(train_config *c, const train_data *data)
+{
+	uLong crc = crc32(0L, Z_NULL, 0);
+	const train_dataset *sets[2] = {&data->train, &data->test};
+	for (int s = 0; s < 2; s++) {
+		const unsigned char *p = (const unsigned char *)sets[s]->y;
+		size_t left = (size_t)sets[s]->count * sizeof(int32_t);
+		while (left > 0) {
+			uInt n = left > (1u << 30) ? (1u << 30) : (uInt)left;
+			crc = crc32(crc, p, n);
+			p += n;
+			left -= n;
+		}
+	}
+	if (c->resume && c->data_known &&
+	    (c->data_train_count != data->train.count || c->data_test_count != data->test.count ||
+	     c->data_labels_crc32 != (uint32_t)crc))
+		return train_fail(-EINVAL,
+		                  "refusing to resume: the data %s has changed since the run "
+		                  "started (%u training and %u test samples now, %u and %u then%s)",
+		                  c->data, data->train.count, data->test.count, c->data_train_count,
+		                  c->data_test_count,
+		                  c->data_train_count == data->train.count &&
+		                          c->data_test_count == data->test.count
+		                      ? "; other labels"
+		                      : "");
+	c->data_known = true;
+	c->data_train_count = data->train.count;
+	c->data_test_count = data->test.count;
+	c->data_labels_crc32 = (uint32_t)crc;
+	return 0;
+}
+
 /* The loaders refuse labels >= the last layer size; a model with more outputs than the data
  * has classes is refused here (it would train outputs that no sample ever asks for). The
  * classes are 0..the largest label of the training and test sets. */
@@ -1377,6 +1431,9 @@ int train_run(train_config *cfg, train_result *res)
 
 	/* data: every mismatch is found before the store is created */
 	rc = train_data_load(&data, cfg->data, cfg->sizes[0], cfg->sizes[cfg->nsizes - 1]);
+	if (rc)
+		goto out;
+	rc = check_data_unchanged(cfg, &data);
 	if (rc)
 		goto out;
 	if (!cfg->resume && strcmp(cfg->data, "synthetic") != 0) {

@@ -14,7 +14,8 @@
  *   optimizer.name          "sgd" | "adam" | "adamw"
  *   optimizer.param_groups  torch 1.13 optimizer.state_dict()['param_groups']
  *   train.config            the run's exact configuration (doubles at full precision): what a
- *                           resume restores and checks the command line against
+ *                           resume restores and checks the command line against; also the
+ *                           data set's sample counts and labels' CRC-32, checked on resume
  *   train.state             {"epoch", "global_step", "optimizer_steps", "threads", "device"}
  *   train.rng               {"algorithm":"xoshiro256**","state":[4 x "16 hex digits"]}: the
  *                           shuffling RNG after the epoch
@@ -90,7 +91,13 @@ typedef struct train_config {
 	bool resume;
 	char resume_from[32]; /**< "latest", "best" or an epoch number */
 	bool quiet;
-	bool no_sync;          /**< store without fsync (tests) */
+	bool no_sync; /**< store without fsync (tests) */
+	/* what the data set held when the run started (recorded, then compared on resume so a
+	 * changed data set is not trained on silently); data_known is false for stores written
+	 * before they were recorded */
+	bool data_known;
+	uint32_t data_train_count, data_test_count;
+	uint32_t data_labels_crc32; /**< CRC-32 of the training then the test labels (int32) */
 	unsigned explicit_set; /**< TRAIN_SET_* */
 } train_config;
 
