@@ -95,9 +95,10 @@ static int parse_u32_max(uint32_t *out, const char *text, const char *opt, uint3
 			        "ckpt-train: error: invalid %s '%s' (expected an integer >= %u)\n",
 			        opt, text, min);
 		else
-			fprintf(stderr,
-			        "ckpt-train: error: invalid %s '%s' (expected an integer in %u..%u)\n",
-			        opt, text, min, max);
+			fprintf(
+			    stderr,
+			    "ckpt-train: error: invalid %s '%s' (expected an integer in %u..%u)\n",
+			    opt, text, min, max);
 		return -1;
 	}
 	*out = (uint32_t)v;
@@ -430,10 +431,11 @@ int main(int argc, char **argv)
 				for (const struct option *o = options; o->name; o++)
 					if (o->val == c)
 						name = o->name;
-				fprintf(stderr,
-				        "ckpt-train: error: --%s given twice, as '%s' and '%s' (give "
-				        "it once)\n",
-				        name, *first, value);
+				fprintf(
+				    stderr,
+				    "ckpt-train: error: --%s given twice, as '%s' and '%s' (give "
+				    "it once)\n",
+				    name, *first, value);
 				return 2;
 			}
 			*first = value;

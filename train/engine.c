@@ -275,8 +275,8 @@ static int check_optimizer_options(unsigned set, train_opt_kind kind, const char
 		const char *option;
 		bool sgd;
 	} only[] = {
-	    {TRAIN_SET_MOMENTUM, "--momentum", true},  {TRAIN_SET_DAMPENING, "--dampening", true},
-	    {TRAIN_SET_NESTEROV, "--nesterov", true},  {TRAIN_SET_BETAS, "--betas", false},
+	    {TRAIN_SET_MOMENTUM, "--momentum", true}, {TRAIN_SET_DAMPENING, "--dampening", true},
+	    {TRAIN_SET_NESTEROV, "--nesterov", true}, {TRAIN_SET_BETAS, "--betas", false},
 	    {TRAIN_SET_EPS, "--eps", false},
 	};
 	for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++) {
@@ -1340,10 +1340,11 @@ int train_run(train_config *cfg, train_result *res)
 			goto out;
 		}
 		if (rc == -ERANGE) {
-			rc = train_fail(CKPT_ECORRUPT,
-			                "cannot resume %s from '%s': its epoch number is beyond the "
-			                "%u epochs ckpt-train writes",
-			                cfg->store_path, cfg->resume_from, TRAIN_MAX_EPOCHS);
+			rc =
+			    train_fail(CKPT_ECORRUPT,
+			               "cannot resume %s from '%s': its epoch number is beyond the "
+			               "%u epochs ckpt-train writes",
+			               cfg->store_path, cfg->resume_from, TRAIN_MAX_EPOCHS);
 			goto out;
 		}
 		if (!rc)
@@ -1451,10 +1452,11 @@ int train_run(train_config *cfg, train_result *res)
 	uint32_t n_fit = data.train.count - cfg->val_split;
 	if (!cfg->resume && cfg->batch_size > n_fit) {
 		/* a stored run was checked when it started (and its data has not changed since) */
-		rc = train_fail(-EINVAL,
-		                "--batch-size %u is larger than the %u training samples (%u in %s "
-		                "minus --val-split %u)",
-		                cfg->batch_size, n_fit, data.train.count, cfg->data, cfg->val_split);
+		rc =
+		    train_fail(-EINVAL,
+		               "--batch-size %u is larger than the %u training samples (%u in %s "
+		               "minus --val-split %u)",
+		               cfg->batch_size, n_fit, data.train.count, cfg->data, cfg->val_split);
 		goto out;
 	}
 

@@ -51,10 +51,11 @@ int train_opt_validate(const train_opt_config *c)
 			return train_fail(-EINVAL, "invalid --dampening %g (must be in [0, 1])",
 			                  c->dampening);
 		if (c->dampening != 0 && c->momentum == 0)
-			return train_fail(-EINVAL,
-			                  "--dampening %g has no effect with --momentum 0 (it damps "
-			                  "the momentum buffer)",
-			                  c->dampening);
+			return train_fail(
+			    -EINVAL,
+			    "--dampening %g has no effect with --momentum 0 (it damps "
+			    "the momentum buffer)",
+			    c->dampening);
 		if (c->nesterov && (c->momentum <= 0 || c->dampening != 0))
 			return train_fail(
 			    -EINVAL,
