@@ -1111,8 +1111,9 @@ static int lock_store(int *fd, const char *store_path)
 	if (err == EWOULDBLOCK)
 		return train_fail(
 		    -EBUSY,
-		    "store %s is in use by another ckpt-train (one run writes a store "
-		    "at a time; wait for it or use another --store)",
+		    "store %s is in use by another ckpt-train, or by a reader that opened it "
+		    "without lock.mdb (one run writes a store at a time, and never under a "
+		    "lockless reader; wait for it or use another --store)",
 		    store_path);
 	return 0; /* a file system without flock (ENOLCK, EOPNOTSUPP): go on unguarded */
 }
