@@ -225,7 +225,7 @@ for kind in truncate-0 truncate4096 truncate-0.1 truncate-0.5 garbage no-lock no
 done
 
 echo "corruption: $trials cases, $faults faults injected, $reads reads checked, $mismatches" \
-	"mismatches, $metadata silent metadata changes (records carry no checksum), $crashes crashes," \
+	"mismatches, $metadata silent metadata changes (every record carries a CRC-32: expected 0), $crashes crashes," \
 	"$failures failures"
 echo "FIGURES trials=$trials faults=$faults reads=$reads mismatches=$mismatches failures=$failures"
 [ "$failures" -eq 0 ]
