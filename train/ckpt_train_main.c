@@ -1,8 +1,8 @@
 /* train/ckpt_train_main.c - `ckpt-train`: train an MLP, checkpointing every epoch into a store
  *
  * Parses the command line into a train_config and hands it to train_run(). Exit status: 0 done,
- * 1 failure (message on stderr), 2 bad usage, 130/143 stopped by SIGINT/SIGTERM between
- * batches (the store keeps the last finished epoch).
+ * 1 failure (message on stderr), 2 bad usage, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP
+ * between batches (the store keeps the last finished epoch).
  */
 #include <errno.h>
 #include <getopt.h>

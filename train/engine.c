@@ -387,6 +387,13 @@ int train_install_signal_handlers(void)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL))
 		return train_fail(-errno, "cannot install signal handlers (%s)", strerror(errno));
+	/* SIGHUP: the terminal closed or the ssh connection dropped; stop as cleanly as on ^C,
+	 * unless it is ignored (nohup): then the run is meant to outlive the terminal */
+	struct sigaction hup;
+	if (sigaction(SIGHUP, NULL, &hup))
+		return train_fail(-errno, "cannot read the SIGHUP handler (%s)", strerror(errno));
+	if (hup.sa_handler != SIG_IGN && sigaction(SIGHUP, &sa, NULL))
+		return train_fail(-errno, "cannot install signal handlers (%s)", strerror(errno));
 	return 0;
 }
 
@@ -731,6 +738,7 @@ static int persister_start(train_persister *p, train_snapshot *s)
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	rc = pthread_create(&p->thread, NULL, persist_thread, p);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -978,7 +986,10 @@ static int stop_on_signal(train_persister *p, train_result *res, const train_con
 	if (rc)
 		return rc;
 	uint32_t last_saved = res->last_epoch;
-	const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+	const char *name = sig == SIGINT    ? "SIGINT"
+	                   : sig == SIGTERM ? "SIGTERM"
+	                   : sig == SIGHUP  ? "SIGHUP"
+	                                    : "a signal";
 	if (last_saved == 0)
 		return train_fail(
 		    TRAIN_EINTERRUPTED,

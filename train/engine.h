@@ -35,7 +35,7 @@
  *  loop's 32-bit epoch counter. */
 #define TRAIN_MAX_EPOCHS 1000000u
 
-/** Returned by train_run() when SIGINT/SIGTERM stopped it (see train_result.signal). */
+/** Returned by train_run() when SIGINT/SIGTERM/SIGHUP stopped it (see train_result.signal). */
 #define TRAIN_EINTERRUPTED (-30001)
 /** Returned by train_run() when the loss became NaN or infinite. */
 #define TRAIN_ENONFINITE (-30002)
@@ -114,7 +114,7 @@ typedef struct train_result {
 	uint32_t last_epoch;  /**< last epoch committed (0 if none) */
 	uint32_t best_epoch;  /**< the store's best after the run (0 if none) */
 	double last_test_acc; /**< test_acc of the last epoch trained (NaN if none) */
-	int signal;           /**< SIGINT/SIGTERM that stopped the run, else 0 */
+	int signal;           /**< SIGINT/SIGTERM/SIGHUP that stopped the run, else 0 */
 } train_result;
 
 /**
@@ -125,7 +125,8 @@ typedef struct train_result {
  */
 int train_run(train_config *cfg, train_result *result);
 
-/** Install SIGINT/SIGTERM handlers that make train_run() stop at the next batch boundary. */
+/** Install SIGINT/SIGTERM/SIGHUP handlers that make train_run() stop at the next batch
+ *  boundary (an ignored SIGHUP, as under nohup, stays ignored). */
 int train_install_signal_handlers(void);
 
 #endif

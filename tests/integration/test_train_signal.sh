@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/integration/test_train_signal.sh - SIGTERM/SIGINT during training stop at a batch
-# boundary: exit 143/130, a message saying where to resume, no partial epoch, a store that
+# tests/integration/test_train_signal.sh - SIGTERM/SIGINT/SIGHUP during training stop at a
+# batch boundary: exit 143/130/129, a message saying where to resume, no partial epoch, a store that
 # verifies, and a resume that goes on from the last finished epoch.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -12,7 +12,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for sig in TERM INT; do
+for sig in TERM INT HUP; do
 	store="$work/store $sig it's" # the printed command quotes it for the shell
 	$TRAIN --store "$store" --data synthetic --layers 784,256,128,10 --val-split 1000 \
 		--batch-size 32 --epochs 1000 --threads 1 >"$work/out" 2>"$work/err" &
@@ -27,7 +27,7 @@ for sig in TERM INT; do
 	wait "$pid"
 	rc=$?
 	pid=
-	want=$([ $sig = TERM ] && echo 143 || echo 130)
+	case $sig in TERM) want=143 ;; INT) want=130 ;; HUP) want=129 ;; esac
 	[ $rc -eq "$want" ] || { cat "$work/err"; fail "SIG$sig: exit $rc, expected $want"; }
 	grep -q "interrupted by SIG$sig" "$work/err" || fail "no interruption message: $(cat "$work/err")"
 	grep -q -- "--resume" "$work/err" || fail "message does not say how to resume"
@@ -48,3 +48,38 @@ for sig in TERM INT; do
 		fail "resume did not add epoch $((last + 1))"
 	echo "ok: SIG$sig after $last epochs leaves a consistent store"
 done
+
+# a signal before the first checkpoint (epoch 1 takes seconds at --batch-size 1; the store is
+# created just before it starts): the store the run created is removed again
+for sig in HUP INT; do
+	store="$work/early-$sig"
+	$TRAIN --store "$store" --data synthetic --layers 784,256,128,10 --val-split 1000 \
+		--batch-size 1 --epochs 2 --threads 1 --no-sync >"$work/out" 2>"$work/err" &
+	pid=$!
+	for _ in $(seq 1 200); do
+		[ -e "$store/data.mdb" ] && break
+		sleep 0.05
+	done
+	kill -$sig "$pid"
+	wait "$pid"
+	rc=$?
+	pid=
+	case $sig in INT) want=130 ;; HUP) want=129 ;; esac
+	[ $rc -eq "$want" ] || { cat "$work/err"; fail "early SIG$sig: exit $rc, expected $want"; }
+	grep -q "interrupted by SIG$sig in epoch 1 .*nothing was saved" "$work/err" ||
+		fail "early SIG$sig: $(cat "$work/err")"
+	[ ! -e "$store" ] || fail "early SIG$sig left the store behind: $(ls -A "$store")"
+done
+# nohup: an ignored SIGHUP stays ignored, the run goes on
+store="$work/nohup"
+(trap '' HUP; CKPT_TRAIN_TEST_PERSIST_DELAY_MS=700 exec $TRAIN --store "$store" --data synthetic --layers 24,16,4 --val-split 1000 \
+	--batch-size 50 --epochs 2 --threads 1 --no-sync --quiet 2>"$work/err") &
+pid=$!
+sleep 0.3
+kill -HUP "$pid" || fail "the nohup run ended before SIGHUP was sent"
+wait "$pid"
+rc=$?
+pid=
+[ $rc -eq 0 ] || fail "SIGHUP under nohup: exit $rc: $(cat "$work/err")"
+$CKPT info "$store" | grep -q '^latest: epoch-0002$' || fail "the nohup run did not finish"
+echo "ok: a signal before the first checkpoint removes the new store; nohup ignores SIGHUP"
