@@ -188,6 +188,17 @@ static void select_blas_kernels(char **argv)
 	unsetenv("OPENBLAS_CORETYPE");
 }
 
+/* 0 if everything printed to stdout reached it, else 1 with one line on stderr */
+static int stdout_written(const char *what)
+{
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	fprintf(stderr, "ckpt-train: error: cannot write %s to stdout (%s)\n", what,
+	        errno ? strerror(errno) : "write error");
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	select_blas_kernels(argv);
@@ -223,7 +234,7 @@ int main(int argc, char **argv)
 	};
 	train_config cfg;
 	train_config_defaults(&cfg);
-	bool lr_set = false, wd_set = false;
+	bool lr_set = false, wd_set = false, resume_arg = false;
 	int c;
 	uint32_t u;
 	/* the value each option was given first: the same option again with another value is
@@ -236,11 +247,11 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'h':
 			usage(stdout);
-			return 0;
+			return stdout_written("the help");
 		case 'V':
 			printf("ckpt-train %s (store schema %d)\n", CKPT_VERSION,
 			       CKPT_SCHEMA_VERSION);
-			return 0;
+			return stdout_written("the version");
 		case OPT_STORE:
 			cfg.store_path = optarg;
 			break;
@@ -395,6 +406,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_RESUME:
 			cfg.resume = true;
+			resume_arg = optarg != NULL;
 			if (optarg) {
 				if (strlen(optarg) >= sizeof(cfg.resume_from)) {
 					error_line("invalid --resume '%s'", optarg);
@@ -441,16 +453,18 @@ int main(int argc, char **argv)
 			*first = value;
 		}
 	}
-	if (optind < argc) {
-		/* "--resume best" with a space: take a lone word after --resume as its argument */
-		if (cfg.resume && optind + 1 == argc && strcmp(cfg.resume_from, "latest") == 0 &&
-		    strlen(argv[optind]) < sizeof(cfg.resume_from)) {
-			snprintf(cfg.resume_from, sizeof(cfg.resume_from), "%s", argv[optind]);
-		} else {
-			error_line("unexpected argument '%s' (try 'ckpt-train --help')",
-			           argv[optind]);
+	/* "--resume best" with a space: the first word left over is --resume's argument */
+	if (optind < argc && cfg.resume && !resume_arg) {
+		if (strlen(argv[optind]) >= sizeof(cfg.resume_from)) {
+			error_line("invalid --resume '%s'", argv[optind]);
 			return 2;
 		}
+		snprintf(cfg.resume_from, sizeof(cfg.resume_from), "%s", argv[optind]);
+		optind++;
+	}
+	if (optind < argc) {
+		error_line("unexpected argument '%s' (try 'ckpt-train --help')", argv[optind]);
+		return 2;
 	}
 	if (!cfg.store_path) {
 		fprintf(stderr,
@@ -461,6 +475,11 @@ int main(int argc, char **argv)
 		cfg.opt.lr = 1e-3;
 	if (cfg.opt.kind == TRAIN_OPT_ADAMW && !wd_set)
 		cfg.opt.weight_decay = 1e-2;
+	/* a closed stdout pipe is a write error (EPIPE) to report, not a silent death */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		fprintf(stderr, "ckpt-train: error: cannot ignore SIGPIPE (%s)\n", strerror(errno));
+		return 1;
+	}
 	if (train_install_signal_handlers()) {
 		fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
 		return 1;
@@ -475,6 +494,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
 		return 1;
 	}
+	if (train_stdout_failed())
+		return 1; /* said once as a warning when it happened; the checkpoints are saved */
 	errno = 0;
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		/* the checkpoints are committed; only the log lines were lost */

@@ -18,6 +18,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,6 +398,43 @@ int train_install_signal_handlers(void)
 	return 0;
 }
 
+/* ---- stdout ------------------------------------------------------------------------------- */
+
+/* The epoch lines are a report of what the store already holds: a stdout that cannot be
+ * written (a closed pipe, a full disk, a terminal that went away) must not stop or lose a
+ * checkpoint. The first failed write is reported once on stderr; training goes on, nothing
+ * more is written to stdout, and ckpt-train exits 1 at the end (train_stdout_failed()). */
+static atomic_int stdout_failed;
+static const char *stdout_store_path = "";
+
+bool train_stdout_failed(void)
+{
+	return atomic_load(&stdout_failed) != 0;
+}
+
+/* printf to stdout and flush; called from the training and the persist thread */
+static void __attribute__((format(printf, 1, 2))) out_line(const char *fmt, ...)
+{
+	if (atomic_load(&stdout_failed))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	errno = 0;
+	int n = vprintf(fmt, ap);
+	va_end(ap);
+	int err = errno;
+	if (n >= 0 && fflush(stdout) == 0 && !ferror(stdout))
+		return;
+	if (!err)
+		err = errno;
+	if (atomic_exchange(&stdout_failed, 1))
+		return;
+	fprintf(stderr,
+	        "ckpt-train: warning: cannot write to stdout (%s); training goes on and every "
+	        "epoch is still checkpointed (list them with: ckpt log %s)\n",
+	        err ? strerror(err) : "write error", stdout_store_path);
+}
+
 /* ---- snapshot and persist ----------------------------------------------------------------- */
 
 #define SNAP_MAX_METRICS 16
@@ -684,8 +722,7 @@ static void *persist_thread(void *arg)
 		/* printed once the epoch is committed: a line on stdout means a durable epoch */
 		if (p->tty)
 			fprintf(stderr, "\r\033[K");
-		printf("%s%s\n", s->line, is_best ? "  *best" : "");
-		fflush(stdout);
+		out_line("%s%s\n", s->line, is_best ? "  *best" : "");
 	}
 	p->rc = rc;
 	atomic_store(&p->failed, rc != 0);
@@ -1181,6 +1218,36 @@ static uint32_t resolve_epoch(ckpt_snapshot *snap, const char *spec, int *rc)
 	return (uint32_t)e;
 }
 
+/* --resume EPOCH names an epoch the store does not hold: say which it holds. */
+static int epoch_not_in_store(ckpt_snapshot *snap, const train_config *c)
+{
+	const char *spec = c->resume_from + (strncmp(c->resume_from, "epoch-", 6) ? 0 : 6);
+	uint64_t *epochs = NULL;
+	size_t n = 0;
+	char has[256];
+	int rc = ckpt_snapshot_list(&epochs, &n, snap);
+	if (rc)
+		snprintf(has, sizeof(has), "its list cannot be read: %s", ckpt_last_error());
+	else if (n == 0)
+		snprintf(has, sizeof(has), "it has no checkpoint");
+	else if (n == 1)
+		snprintf(has, sizeof(has), "it has epoch-%04" PRIu64 " only", epochs[0]);
+	else if (epochs[n - 1] - epochs[0] + 1 == n) /* ascending and distinct: no gap */
+		snprintf(has, sizeof(has), "it has epoch-%04" PRIu64 "..epoch-%04" PRIu64, epochs[0],
+		         epochs[n - 1]);
+	else {
+		size_t o = (size_t)snprintf(has, sizeof(has), "it has %zu checkpoints:", n);
+		for (size_t i = 0; i < n && i < 6 && o < sizeof(has); i++)
+			o += (size_t)snprintf(has + o, sizeof(has) - o, "%s epoch-%04" PRIu64,
+			                      i ? "," : "", epochs[i]);
+		if (n > 6 && o < sizeof(has))
+			snprintf(has + o, sizeof(has) - o, ", ... epoch-%04" PRIu64, epochs[n - 1]);
+	}
+	free(epochs);
+	return train_fail(-ENOENT, "cannot resume: epoch-%04lu is not in store %s (%s)",
+	                  strtoul(spec, NULL, 10), c->store_path, has);
+}
+
 /* A data directory or CSV file is recorded as an absolute path, so a resume from another
  * working directory finds it; names that do not resolve are kept for the loader to report. */
 static void absolute_data_path(train_config *c)
@@ -1275,6 +1342,7 @@ int train_run(train_config *cfg, train_result *res)
 	res->last_test_acc = NAN;
 	train_clear_error();
 	stop_signal = 0;
+	stdout_store_path = cfg->store_path;
 	absolute_data_path(cfg);
 
 	ckpt_store *store = NULL;
@@ -1344,11 +1412,7 @@ int train_run(train_config *cfg, train_result *res)
 				    rc, "cannot resume from best: store %s has no best checkpoint",
 				    cfg->store_path);
 			else
-				rc =
-				    train_fail(rc, "cannot resume from epoch %s: not in store %s",
-				               cfg->resume_from +
-				                   (strncmp(cfg->resume_from, "epoch-", 6) ? 0 : 6),
-				               cfg->store_path);
+				rc = epoch_not_in_store(snap, cfg);
 			goto out;
 		}
 		if (rc == -ERANGE) {
@@ -1558,16 +1622,16 @@ int train_run(train_config *cfg, train_result *res)
 					goto out;
 				}
 				if (!cfg->quiet && deleted)
-					printf("retention now keep-last %u keep-top %u: deleted %u "
+					out_line("retention now keep-last %u keep-top %u: deleted %u "
 					       "checkpoints\n",
 					       cfg->keep_last, cfg->keep_top, deleted);
 			}
 		}
 		if (!cfg->quiet)
-			printf("resuming %s from epoch %u (step %" PRIu64 ") to epoch %u\n",
+			out_line("resuming %s from epoch %u (step %" PRIu64 ") to epoch %u\n",
 			       cfg->store_path, start_epoch, opt->steps, cfg->epochs);
 		if (start_epoch >= cfg->epochs && !cfg->quiet)
-			printf("nothing to do: epoch %u already reached (raise --epochs)\n",
+			out_line("nothing to do: epoch %u already reached (raise --epochs)\n",
 			       start_epoch);
 		uint64_t latest = 0;
 		ckpt_snapshot *check;
@@ -1680,10 +1744,9 @@ int train_run(train_config *cfg, train_result *res)
 
 		if (pers.disabled) { /* benchmarks only: the same loop without any checkpoint */
 			if (!cfg->quiet) {
-				printf("epoch %u/%u  %.3fs  (not checkpointed: "
-				       "CKPT_TRAIN_BENCH_NO_CHECKPOINT=1)\n",
-				       epoch, cfg->epochs, t_epoch);
-				fflush(stdout);
+				out_line("epoch %u/%u  %.3fs  (not checkpointed: "
+				         "CKPT_TRAIN_BENCH_NO_CHECKPOINT=1)\n",
+				         epoch, cfg->epochs, t_epoch);
 			}
 			continue;
 		}

@@ -125,6 +125,10 @@ typedef struct train_result {
  */
 int train_run(train_config *cfg, train_result *result);
 
+/** True once a write to stdout failed during train_run() (reported once on stderr as a
+ *  warning; training went on without stdout). */
+bool train_stdout_failed(void);
+
 /** Install SIGINT/SIGTERM/SIGHUP handlers that make train_run() stop at the next batch
  *  boundary (an ignored SIGHUP, as under nohup, stays ignored). */
 int train_install_signal_handlers(void);

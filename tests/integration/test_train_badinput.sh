@@ -53,16 +53,35 @@ expect_error "unknown device 'tpu'" --store "$work/a" "${syn[@]}" --device tpu
 expect_error "unknown or ambiguous option '--bogus'" --store "$work/a" "${syn[@]}" --bogus
 expect_error "option needs a value: '--epochs'" --store "$work/a" "${syn[@]}" --epochs
 expect_error "option takes no value: '--quiet'" --store "$work/a" "${syn[@]}" --quiet=yes
-# epoch lines that cannot be written (stdout on a full disk) are an error, not a silent exit 0
+# epoch lines that cannot be written (stdout on a full disk, a closed pipe) are an error, not a
+# silent exit 0 nor a death by SIGPIPE: one warning when it happens, training goes on, every
+# epoch is committed, exit 1 at the end
 if [ -w /dev/full ]; then
 	"$TRAIN" --store "$work/full" --data synthetic --layers 16,8,4 --val-split 2000 --threads 1 \
 		--no-sync --epochs 2 >/dev/full 2>"$work/err"
 	rc=$?
 	[ $rc -eq 1 ] || fail "stdout on /dev/full: exit $rc, want 1"
-	[ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "cannot write the epoch lines" "$work/err" ||
+	[ "$(wc -l <"$work/err")" -eq 1 ] &&
+		grep -q "warning: cannot write to stdout (No space left on device); training goes on" "$work/err" ||
 		fail "stdout on /dev/full: $(cat "$work/err")"
 	$CKPT info "$work/full" | grep -q '^checkpoints: 2$' || fail "stdout on /dev/full: epochs not saved"
+	for opt in --help --version; do
+		"$TRAIN" $opt >/dev/full 2>"$work/err" && fail "$opt >/dev/full: exit 0"
+		grep -q "cannot write the ${opt#--} to stdout" "$work/err" || fail "$opt >/dev/full: $(cat "$work/err")"
+	done
 fi
+# a reader that goes away after the first line (head -1): the other epochs are still trained
+# and committed (a commit is held open so that the pipe is closed before the second line)
+CKPT_TRAIN_TEST_PERSIST_DELAY_MS=300 "$TRAIN" --store "$work/pipe" --data synthetic \
+	--layers 16,8,4 --val-split 2000 --threads 1 --no-sync --epochs 4 2>"$work/err" | head -1 >"$work/out"
+rcs=("${PIPESTATUS[@]}")
+[ "${rcs[0]}" -eq 1 ] || fail "stdout pipe closed: exit ${rcs[0]}, want 1: $(cat "$work/err")"
+grep -q '^epoch 1/4 ' "$work/out" || fail "stdout pipe closed: first line: $(cat "$work/out")"
+[ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "warning: cannot write to stdout (Broken pipe)" "$work/err" ||
+	fail "stdout pipe closed: $(cat "$work/err")"
+$CKPT info "$work/pipe" | grep -q '^checkpoints: 4$' || fail "stdout pipe closed: epochs not saved"
+# --resume takes one word; a second is an error, not ignored
+expect_error "unexpected argument 'extra'" --store "$work/pipe" --resume latest extra
 [ -e "$work/a" ] && fail "a store was created by bad input"
 
 # layer sizes that don't match the data (IDX directory with 2x3 images)
@@ -94,7 +113,7 @@ expect_error "architecture is --layers 16,8,4" --store "$work/c" --resume --laye
 expect_error "optimizer is sgd, not adam" --store "$work/c" --resume --optimizer adam --epochs 2
 expect_error "--batch-size 64 differs" --store "$work/c" --resume --batch-size 64 --epochs 2
 expect_error "already holds a run" --store "$work/c" "${syn[@]}" --epochs 2
-expect_error "cannot resume from epoch 7" --store "$work/c" --resume 7 --epochs 9
+expect_error "epoch-0007 is not in store" --store "$work/c" --resume 7 --epochs 9
 [ "$($CKPT show "$work/c" latest)" = "$before" ] || fail "store changed by refused resume"
 $CKPT info "$work/c" | grep -q '^checkpoints: 1$' || fail "checkpoint count changed"
 
