@@ -1233,8 +1233,8 @@ static int epoch_not_in_store(ckpt_snapshot *snap, const train_config *c)
 	else if (n == 1)
 		snprintf(has, sizeof(has), "it has epoch-%04" PRIu64 " only", epochs[0]);
 	else if (epochs[n - 1] - epochs[0] + 1 == n) /* ascending and distinct: no gap */
-		snprintf(has, sizeof(has), "it has epoch-%04" PRIu64 "..epoch-%04" PRIu64, epochs[0],
-		         epochs[n - 1]);
+		snprintf(has, sizeof(has), "it has epoch-%04" PRIu64 "..epoch-%04" PRIu64,
+		         epochs[0], epochs[n - 1]);
 	else {
 		size_t o = (size_t)snprintf(has, sizeof(has), "it has %zu checkpoints:", n);
 		for (size_t i = 0; i < n && i < 6 && o < sizeof(has); i++)
@@ -1622,17 +1622,18 @@ int train_run(train_config *cfg, train_result *res)
 					goto out;
 				}
 				if (!cfg->quiet && deleted)
-					out_line("retention now keep-last %u keep-top %u: deleted %u "
-					       "checkpoints\n",
-					       cfg->keep_last, cfg->keep_top, deleted);
+					out_line(
+					    "retention now keep-last %u keep-top %u: deleted %u "
+					    "checkpoints\n",
+					    cfg->keep_last, cfg->keep_top, deleted);
 			}
 		}
 		if (!cfg->quiet)
 			out_line("resuming %s from epoch %u (step %" PRIu64 ") to epoch %u\n",
-			       cfg->store_path, start_epoch, opt->steps, cfg->epochs);
+			         cfg->store_path, start_epoch, opt->steps, cfg->epochs);
 		if (start_epoch >= cfg->epochs && !cfg->quiet)
 			out_line("nothing to do: epoch %u already reached (raise --epochs)\n",
-			       start_epoch);
+			         start_epoch);
 		uint64_t latest = 0;
 		ckpt_snapshot *check;
 		if (ckpt_snapshot_open(&check, store) == 0) {
