@@ -736,7 +736,11 @@ static bool is_abandoned_env(const char *path)
 	bool abandoned = false;
 	if (mdb_env_create(&env))
 		return false;
-	if (!mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS, 0644) &&
+	/* a look must not create a lock.mdb (LMDB would, even read-only): the directory stays
+	 * as it was found when its data.mdb turns out to be no store at all */
+	snprintf(file, sizeof(file), "%s/lock.mdb", path);
+	unsigned nolock = stat(file, &st) == 0 ? 0 : MDB_NOLOCK;
+	if (!mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS | nolock, 0644) &&
 	    !mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
 		if (!mdb_dbi_open(txn, NULL, 0, &dbi) && !mdb_stat(txn, dbi, &ms))
 			abandoned = ms.ms_entries == 0;

@@ -83,6 +83,14 @@ $CKPT info "$work/pipe" | grep -q '^checkpoints: 4$' || fail "stdout pipe closed
 # --resume takes one word; a second is an error, not ignored
 expect_error "unexpected argument 'extra'" --store "$work/pipe" --resume latest extra
 [ -e "$work/a" ] && fail "a store was created by bad input"
+# a --store whose data.mdb is no LMDB file is refused, new run or resume, and the directory
+# stays as it was (no lock.mdb created by the look at it)
+mkdir "$work/garbage"
+printf garbage >"$work/garbage/data.mdb"
+expect_error "data.mdb is not an LMDB file" --store "$work/garbage" "${syn[@]}" --epochs 1
+expect_error "data.mdb is not an LMDB file" --store "$work/garbage" --resume
+[ "$(ls -A "$work/garbage")" = data.mdb ] || fail "files left in a refused store: $(ls -A "$work/garbage")"
+[ "$(cat "$work/garbage/data.mdb")" = garbage ] || fail "the refused data.mdb changed"
 
 # layer sizes that don't match the data (IDX directory with 2x3 images)
 mkdir "$work/idx"
