@@ -495,8 +495,7 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
-/* the test file beside a CSV: last "train" in the base name replaced by "test" */
-static bool csv_test_sibling(char *buf, size_t len, const char *path)
+bool train_csv_test_sibling(char *buf, size_t len, const char *path)
 {
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
@@ -506,10 +505,7 @@ static bool csv_test_sibling(char *buf, size_t len, const char *path)
 	if (!hit)
 		return false;
 	int n = snprintf(buf, len, "%.*stest%s", (int)(hit - path), path, hit + 5);
-	if (n < 0 || (size_t)n >= len)
-		return false;
-	struct stat st;
-	return stat(buf, &st) == 0;
+	return n >= 0 && (size_t)n < len;
 }
 
 int train_data_load(train_data *out, const char *spec, uint32_t features, uint32_t classes)
@@ -524,7 +520,8 @@ int train_data_load(train_data *out, const char *spec, uint32_t features, uint32
 		if (rc)
 			return rc;
 		char test[4096];
-		if (csv_test_sibling(test, sizeof(test), spec)) {
+		struct stat st;
+		if (train_csv_test_sibling(test, sizeof(test), spec) && stat(test, &st) == 0) {
 			rc = train_csv_load(&out->test, test, features, classes);
 			if (rc) {
 				train_data_free(out);

@@ -52,6 +52,11 @@ int train_idx_load_labels(int32_t **out, uint32_t *out_count, const char *path, 
 /** Read a CSV file: optional header line, then "label,f1,...,fN" rows of numbers in [0,255]. */
 int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint32_t classes);
 
+/** The name of the test file beside the training CSV @p path: the last "train" of its base
+ *  name replaced by "test" (whether that file exists is not checked).
+ *  @return false if the base name holds no "train" or the name does not fit @p len. */
+bool train_csv_test_sibling(char *buf, size_t len, const char *path);
+
 /** The built-in deterministic synthetic set (independent of --seed). */
 int train_synthetic_load(train_data *out, uint32_t features, uint32_t classes);
 

@@ -1336,6 +1336,23 @@ static int check_class_count(const train_data *data, const train_config *c)
 	                  outputs, c->data, max_label, max_label + 1);
 }
 
+/* A CSV without its test file trains without a test set: say so once, as it is easy to miss
+ * (the epoch lines and the checkpoints' metrics simply have no test_loss/test_acc). */
+static void note_no_test_set(const char *csv)
+{
+	char test[4096];
+	if (train_csv_test_sibling(test, sizeof(test), csv))
+		fprintf(stderr,
+		        "ckpt-train: note: no test set: %s not found; test_loss and test_acc are "
+		        "not recorded\n",
+		        test);
+	else
+		fprintf(stderr,
+		        "ckpt-train: note: no test set: the name of %s has no 'train' to replace "
+		        "with 'test' for a test file; test_loss and test_acc are not recorded\n",
+		        csv);
+}
+
 int train_run(train_config *cfg, train_result *res)
 {
 	memset(res, 0, sizeof(*res));
@@ -1658,6 +1675,8 @@ int train_run(train_config *cfg, train_result *res)
 	}
 	res->last_epoch = start_epoch;
 
+	if (!cfg->quiet && data.test.count == 0)
+		note_no_test_set(cfg->data);
 	const bool tty = !cfg->quiet && isatty(STDERR_FILENO);
 	pers.tty = tty;
 	const uint32_t nbatches = (n_fit + cfg->batch_size - 1) / cfg->batch_size;

@@ -26,9 +26,22 @@ acc=$(sed -n 's/^epoch 3\/3 .*test_acc \([0-9.]*\).*/\1/p' "$work/out")
 [ -n "$acc" ] || fail "no test_acc from the sibling test file"
 awk -v a="$acc" 'BEGIN { exit !(a > 0.9) }' || fail "test accuracy $acc on separable data"
 $CKPT info "$work/s" | grep -q "^dataset: .*blobs_train.csv$" || fail "dataset not recorded"
-# without a sibling there is no test set, and no test_acc
+# without a sibling there is no test set, and no test_acc: one note on stderr says so; the
+# recorded metrics (ckpt log) are the others
 mv "$work/blobs_test.csv" "$work/other.csv"
 $TRAIN --store "$work/t" --data "$work/blobs_train.csv" --layers 9,8,3 --val-split 150 \
-	--epochs 1 --threads 1 --no-sync >"$work/out" || fail "training without a test file"
+	--epochs 1 --threads 1 --no-sync >"$work/out" 2>"$work/err" || fail "training without a test file"
 grep -q test_acc "$work/out" && fail "test_acc without a test set"
+[ "$(wc -l <"$work/err")" -eq 1 ] &&
+	grep -qF "note: no test set: $work/blobs_test.csv not found; test_loss and test_acc are not recorded" "$work/err" ||
+	fail "no note on the missing test set: $(cat "$work/err")"
+log=$($CKPT log "$work/t") || fail "ckpt log of a run without a test set"
+grep -q "train_loss .*val_acc" <<<"$log" && ! grep -q test_ <<<"$log" || fail "metrics without a test set: $log"
+cp "$work/blobs_train.csv" "$work/blobs.csv"
+$TRAIN --store "$work/u" --data "$work/blobs.csv" --layers 9,8,3 --val-split 150 \
+	--epochs 1 --threads 1 --no-sync --quiet 2>"$work/err" || fail "training on blobs.csv"
+[ ! -s "$work/err" ] || fail "--quiet printed: $(cat "$work/err")"
+$TRAIN --store "$work/u" --data "$work/blobs.csv" --resume --epochs 2 --threads 1 >/dev/null 2>"$work/err" ||
+	fail "resume on blobs.csv"
+grep -q "note: no test set: the name of .*blobs.csv has no 'train'" "$work/err" || fail "note: $(cat "$work/err")"
 echo "ok: CSV training with and without a test file (test_acc $acc)"
