@@ -90,6 +90,10 @@ int ckpt_view_new(ckpt_view **out, ckpt_store *store, const ckpt_view_options *o
 	v->store = store;
 	v->log = opts && opts->log ? opts->log : default_log;
 	v->log_ctx = opts ? opts->log_ctx : NULL;
+	if (pthread_mutex_init(&v->damaged_lock, NULL) != 0) {
+		free(v);
+		return -ENOMEM;
+	}
 	render_parse_map_location(&v->render, ml); /* checked above */
 	*out = v;
 	return 0;
@@ -97,7 +101,38 @@ int ckpt_view_new(ckpt_view **out, ckpt_store *store, const ckpt_view_options *o
 
 void ckpt_view_free(ckpt_view *view)
 {
+	if (!view)
+		return;
+	pthread_mutex_destroy(&view->damaged_lock);
+	free(view->damaged);
 	free(view);
+}
+
+void view_report_damaged(ckpt_view *view, uint64_t epoch, int rc, const char *why)
+{
+	pthread_mutex_lock(&view->damaged_lock);
+	bool seen = false;
+	for (size_t i = 0; i < view->ndamaged && !seen; i++)
+		seen = view->damaged[i] == epoch;
+	if (!seen && view->ndamaged == view->damaged_cap) {
+		size_t cap = view->damaged_cap ? view->damaged_cap * 2 : 8;
+		uint64_t *grown = realloc(view->damaged, cap * sizeof(*grown));
+		if (grown) {
+			view->damaged = grown;
+			view->damaged_cap = cap;
+		}
+	}
+	/* without memory to remember it, the line comes again next time: better than never */
+	if (!seen && view->ndamaged < view->damaged_cap)
+		view->damaged[view->ndamaged++] = epoch;
+	pthread_mutex_unlock(&view->damaged_lock);
+	if (seen)
+		return;
+	char name[32], line[1200];
+	view_epoch_name(name, sizeof(name), epoch);
+	snprintf(line, sizeof(line), "EIO: %s cannot be shown: %s (%s)", name, ckpt_strerror(rc),
+	         why && *why ? why : "no details");
+	view->log(view->log_ctx, line);
 }
 
 /* ---- nodes ------------------------------------------------------------------------------ */
@@ -115,8 +150,10 @@ static int no_such(uint64_t ino)
 	return -ENOENT;
 }
 
-/* Decode @p ino within @p snap; -ENOENT if it does not exist there. */
-static int decode_node(view_node *out, ckpt_snapshot *snap, uint64_t ino)
+/* Decode @p ino within @p snap; -ENOENT if it does not exist there. An epoch node whose
+ * checkpoint record cannot be read fails with the store's error (EIO through FUSE), logged
+ * once per epoch. */
+static int decode_node(view_node *out, ckpt_view *view, ckpt_snapshot *snap, uint64_t ino)
 {
 	memset(out, 0, sizeof(*out));
 	out->ino = ino;
@@ -153,6 +190,8 @@ static int decode_node(view_node *out, ckpt_snapshot *snap, uint64_t ino)
 	if (rc) {
 		view_set_error("epoch %" PRIu64 ": %s (%s)", out->epoch, ckpt_strerror(rc),
 		               ckpt_last_error());
+		if (rc != -ENOMEM)
+			view_report_damaged(view, out->epoch, rc, ckpt_last_error());
 		return rc;
 	}
 	switch (out->entry) {
@@ -200,7 +239,7 @@ static int render_node_layout(view_layout *out, ckpt_view *view, ckpt_snapshot *
 	case VIEW_INO_RUN_JSON:
 		return view_render_run_json(out, view->store);
 	case VIEW_INO_HISTORY:
-		return view_render_history(out, view->store, snap);
+		return view_render_history(out, view, snap);
 	}
 	if (n->tensor)
 		return render_npy(out, n->tensor);
@@ -297,7 +336,7 @@ int ckpt_view_getattr(ckpt_view_attr *out, ckpt_view *view, uint64_t ino)
 	if (rc)
 		return rc;
 	view_node n;
-	rc = decode_node(&n, snap, ino);
+	rc = decode_node(&n, view, snap, ino);
 	if (!rc)
 		rc = node_attr(out, view, snap, &n);
 	ckpt_snapshot_close(snap);
@@ -421,7 +460,7 @@ static int lookup_in(ckpt_view_attr *out, ckpt_view *view, ckpt_snapshot *snap, 
 {
 	view_node dir, child;
 	uint64_t ino;
-	int rc = decode_node(&dir, snap, parent);
+	int rc = decode_node(&dir, view, snap, parent);
 	if (rc)
 		return rc;
 	rc = child_ino(&ino, &dir, name);
@@ -429,7 +468,7 @@ static int lookup_in(ckpt_view_attr *out, ckpt_view *view, ckpt_snapshot *snap, 
 		view_set_error("no such file: %s", name);
 	if (rc)
 		return rc;
-	rc = decode_node(&child, snap, ino);
+	rc = decode_node(&child, view, snap, ino);
 	if (rc == -ENOENT)
 		view_set_error("no such file: %s", name);
 	if (rc)
@@ -455,7 +494,7 @@ int ckpt_view_resolve(ckpt_view_attr *out, ckpt_view *view, const char *path, bo
 	if (rc)
 		return rc;
 	view_node root;
-	rc = decode_node(&root, snap, VIEW_INO_ROOT);
+	rc = decode_node(&root, view, snap, VIEW_INO_ROOT);
 	if (!rc)
 		rc = node_attr(out, view, snap, &root);
 	const char *p = path;
@@ -492,7 +531,7 @@ int ckpt_view_resolve(ckpt_view_attr *out, ckpt_view *view, const char *path, bo
 		if (!rc && out->kind == CKPT_VIEW_SYMLINK && (!last || follow || p[0] == '/')) {
 			/* best/latest -> an epoch directory at the root */
 			view_node link;
-			rc = decode_node(&link, snap, out->ino);
+			rc = decode_node(&link, view, snap, out->ino);
 			if (!rc)
 				rc = lookup_in(out, view, snap, VIEW_INO_ROOT,
 				               (symlink_target(name, sizeof(name), &link), name));
@@ -544,7 +583,7 @@ static int listing_add(listing_builder *b, const char *name, ckpt_view *view, ck
 	if (rc)
 		return rc;
 	view_node n;
-	d->attr_rc = decode_node(&n, snap, ino);
+	d->attr_rc = decode_node(&n, view, snap, ino);
 	if (!d->attr_rc)
 		d->attr_rc = node_attr(&d->attr, view, snap, &n);
 	d->attr.ino = ino;
@@ -582,7 +621,9 @@ static int listing_add_attr(listing_builder *b, const char *name, const ckpt_vie
 }
 
 /* Root entries. Each checkpoint is loaded once and serves both its directory's attributes and
- * history.csv's size (10,000 epochs: one pass, not three). */
+ * history.csv's size (10,000 epochs: one pass, not three). A damaged checkpoint record costs
+ * only its own epoch: its directory is listed without attributes (lookups of it fail) and
+ * history.csv keeps an empty row for it. */
 static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 {
 	uint64_t *epochs = NULL;
@@ -590,11 +631,9 @@ static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 	const ckpt_checkpoint **ckpts = NULL;
 	view_layout history;
 	view_layout_init(&history);
-	int rc = view_load_checkpoints(&epochs, &ckpts, &count, snap);
+	int rc = view_load_readable_checkpoints(&epochs, &ckpts, &count, view, snap);
 	if (rc)
 		goto out;
-	int64_t latest = count ? ckpt_checkpoint_time_ns(ckpts[count - 1])
-	                       : ckpt_store_meta(view->store)->created_ns;
 	rc = listing_add(b, "run.json", view, snap, VIEW_INO_RUN_JSON);
 	if (rc)
 		goto out;
@@ -602,8 +641,8 @@ static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 	                    .kind = CKPT_VIEW_FILE,
 	                    .mode = 0444,
 	                    .nlink = 1,
-	                    .mtime_ns = latest};
-	int hrc = view_render_history_of(&history, ckpts, count);
+	                    .mtime_ns = latest_time(view, snap)};
+	int hrc = view_render_history_of(&history, epochs, ckpts, count);
 	a.size = history.size;
 	rc = listing_add_attr(b, "history.csv", &a);
 	if (!rc && hrc)
@@ -623,10 +662,12 @@ static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 		    .kind = CKPT_VIEW_DIR,
 		    .mode = 0555,
 		    .nlink = 4,
-		    .mtime_ns = ckpt_checkpoint_time_ns(ckpts[i]),
+		    .mtime_ns = ckpts[i] ? ckpt_checkpoint_time_ns(ckpts[i]) : 0,
 		    .immutable = true,
 		};
 		rc = listing_add_attr(b, name, &d);
+		if (!rc && !ckpts[i])
+			b->l->entries[b->l->count - 1].attr_rc = CKPT_ECORRUPT;
 	}
 out:
 	view_layout_free(&history);
@@ -644,7 +685,7 @@ int ckpt_view_list(ckpt_view_listing *out, ckpt_view *view, uint64_t ino)
 		return rc;
 	listing_builder b = {.l = out};
 	view_node dir;
-	rc = decode_node(&dir, snap, ino);
+	rc = decode_node(&dir, view, snap, ino);
 	if (!rc)
 		rc = node_attr(&out->self, view, snap, &dir);
 	if (!rc && dir.kind != CKPT_VIEW_DIR) {
@@ -754,7 +795,7 @@ int ckpt_view_readlink(char *buf, size_t cap, ckpt_view *view, uint64_t ino)
 	if (rc)
 		return rc;
 	view_node n;
-	rc = decode_node(&n, snap, ino);
+	rc = decode_node(&n, view, snap, ino);
 	ckpt_snapshot_close(snap);
 	if (rc)
 		return rc;
@@ -820,7 +861,7 @@ static int acquire(ckpt_view_file *f, view_node *n)
 	int rc = open_snapshot(&f->snap, f->view);
 	if (rc)
 		return rc;
-	rc = decode_node(n, f->snap, f->ino);
+	rc = decode_node(n, f->view, f->snap, f->ino);
 	if (!rc && n->kind != CKPT_VIEW_FILE) {
 		rc = n->kind == CKPT_VIEW_DIR ? -EISDIR : -EINVAL;
 		view_set_error("not a regular file (inode %" PRIu64 ")", f->ino);

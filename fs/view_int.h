@@ -7,6 +7,7 @@
 #ifndef FS_VIEW_INT_H
 #define FS_VIEW_INT_H
 
+#include <pthread.h>
 #include <stdarg.h>
 
 #include "ckpt/view.h"
@@ -49,6 +50,11 @@ struct ckpt_view {
 	view_render_options render;
 	void (*log)(void *log_ctx, const char *line);
 	void *log_ctx;
+	/* epochs whose unreadable checkpoint record was logged: one line per epoch, however
+	 * often the kernel or a client asks again */
+	pthread_mutex_t damaged_lock;
+	uint64_t *damaged;
+	size_t ndamaged, damaged_cap;
 };
 
 /* A decoded node: what an inode designates within one snapshot. */
@@ -76,20 +82,37 @@ int view_parse_epoch_name(uint64_t *out, const char *name);
 int view_render_run_json(view_layout *out, ckpt_store *store);
 /**
  * Every checkpoint of @p snap, ascending: *out_epochs and *out_ckpts (both to free(); the
- * checkpoints are owned by the snapshot), *out_count of each. @return 0 or a negative error
- * code (outputs NULL/0).
+ * checkpoints are owned by the snapshot), *out_count of each. Any record that cannot be read
+ * fails the call. @return 0 or a negative error code (outputs NULL/0).
  */
 int view_load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
                           size_t *out_count, ckpt_snapshot *snap);
-int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap);
 /**
- * The union of the metric names of @p ckpts, sorted bytewise: *out is a malloc'd array (free()
- * it) of names borrowed from the checkpoints. @return 0 or -ENOMEM.
+ * As view_load_checkpoints(), but an epoch whose checkpoint record cannot be read (damaged)
+ * gets a NULL in *out_ckpts and is reported once through view_report_damaged(); only running
+ * out of memory or failing to list the epochs fails the call.
+ */
+int view_load_readable_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
+                                   size_t *out_count, ckpt_view *view, ckpt_snapshot *snap);
+/**
+ * Log (once per epoch for the life of @p view) that epoch @p epoch cannot be shown: @p rc and
+ * @p why (the store's message) say why. Its directory and files fail with EIO.
+ */
+void view_report_damaged(ckpt_view *view, uint64_t epoch, int rc, const char *why);
+/** history.csv of @p snap; a damaged epoch keeps its row with every field but the epoch empty. */
+int view_render_history(view_layout *out, ckpt_view *view, ckpt_snapshot *snap);
+/**
+ * The union of the metric names of @p ckpts (NULL entries skipped), sorted bytewise: *out is a
+ * malloc'd array (free() it) of names borrowed from the checkpoints. @return 0 or -ENOMEM.
  */
 int view_metric_names(const char ***out, size_t *out_count, const ckpt_checkpoint *const *ckpts,
                       size_t count);
-/** history.csv of checkpoints already loaded (ascending epochs). */
-int view_render_history_of(view_layout *out, const ckpt_checkpoint *const *ckpts, size_t count);
+/**
+ * history.csv of checkpoints already loaded (ascending @p epochs); a NULL checkpoint (a damaged
+ * record) gives the row "EPOCH,,,...," (every field but the epoch empty).
+ */
+int view_render_history_of(view_layout *out, const uint64_t *epochs,
+                           const ckpt_checkpoint *const *ckpts, size_t count);
 int view_render_metrics(view_layout *out, ckpt_snapshot *snap, const ckpt_checkpoint *c);
 int view_render_param_groups(view_layout *out, const ckpt_checkpoint *c);
 /** ISO-8601 UTC with milliseconds ("2026-11-22T12:43:33.123Z") into buf (>= 32 bytes). */

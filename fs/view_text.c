@@ -358,8 +358,9 @@ static void text_csv_field(text *t, const char *s)
 	text_add(t, "\"", 1);
 }
 
-int view_load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
-                          size_t *out_count, ckpt_snapshot *snap)
+/* Every checkpoint of @p snap; with @p view, damaged records become NULL and are reported. */
+static int load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
+                            size_t *out_count, ckpt_view *view, ckpt_snapshot *snap)
 {
 	uint64_t *epochs = NULL;
 	size_t count = 0;
@@ -375,8 +376,14 @@ int view_load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ck
 		free(epochs);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < count && !rc; i++)
+	for (size_t i = 0; i < count && !rc; i++) {
 		rc = ckpt_snapshot_checkpoint(&ckpts[i], snap, epochs[i]);
+		if (rc && view && rc != -ENOMEM) {
+			view_report_damaged(view, epochs[i], rc, ckpt_last_error());
+			ckpts[i] = NULL;
+			rc = 0;
+		}
+	}
 	if (rc) {
 		free(ckpts);
 		free(epochs);
@@ -388,16 +395,27 @@ int view_load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ck
 	return 0;
 }
 
-int view_render_history(view_layout *out, ckpt_store *store, ckpt_snapshot *snap)
+int view_load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
+                          size_t *out_count, ckpt_snapshot *snap)
+{
+	return load_checkpoints(out_epochs, out_ckpts, out_count, NULL, snap);
+}
+
+int view_load_readable_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
+                                   size_t *out_count, ckpt_view *view, ckpt_snapshot *snap)
+{
+	return load_checkpoints(out_epochs, out_ckpts, out_count, view, snap);
+}
+
+int view_render_history(view_layout *out, ckpt_view *view, ckpt_snapshot *snap)
 {
 	uint64_t *epochs;
 	const ckpt_checkpoint **ckpts;
 	size_t count;
-	(void)store;
-	int rc = view_load_checkpoints(&epochs, &ckpts, &count, snap);
+	int rc = view_load_readable_checkpoints(&epochs, &ckpts, &count, view, snap);
 	if (rc)
 		return rc;
-	rc = view_render_history_of(out, ckpts, count);
+	rc = view_render_history_of(out, epochs, ckpts, count);
 	free(ckpts);
 	free(epochs);
 	return rc;
@@ -411,6 +429,8 @@ int view_metric_names(const char ***out, size_t *out_count, const ckpt_checkpoin
 	*out = NULL;
 	*out_count = 0;
 	for (size_t i = 0; i < count; i++) {
+		if (!ckpts[i])
+			continue;
 		size_t m = ckpt_checkpoint_metric_count(ckpts[i]);
 		for (size_t k = 0; k < m; k++) {
 			const char *name;
@@ -445,7 +465,8 @@ int view_metric_names(const char ***out, size_t *out_count, const ckpt_checkpoin
 	return 0;
 }
 
-int view_render_history_of(view_layout *out, const ckpt_checkpoint *const *ckpts, size_t count)
+int view_render_history_of(view_layout *out, const uint64_t *epochs,
+                           const ckpt_checkpoint *const *ckpts, size_t count)
 {
 	const char **names;
 	size_t nnames;
@@ -462,6 +483,16 @@ int view_render_history_of(view_layout *out, const ckpt_checkpoint *const *ckpts
 	for (size_t i = 0; i < count; i++) {
 		char field[64];
 		const ckpt_checkpoint *c = ckpts[i];
+		if (!c) {
+			/* a damaged record: only its epoch is known; step, time, metrics and best
+			 * stay empty (a CSV reader's missing values) */
+			snprintf(field, sizeof(field), "%" PRIu64 ",,", epochs[i]);
+			text_str(&t, field);
+			for (size_t k = 0; k < nnames; k++)
+				text_add(&t, ",", 1);
+			text_str(&t, ",\n");
+			continue;
+		}
 		snprintf(field, sizeof(field), "%" PRIu64 ",%" PRIu64 ",", ckpt_checkpoint_epoch(c),
 		         ckpt_checkpoint_step(c));
 		text_str(&t, field);

@@ -4,7 +4,9 @@
 # mount, 6 rounds of random bit flips, truncated/garbage data.mdb, no lock.mdb, newer schema),
 # then damaged metadata records of a real store, found through LMDB (build/tests/tools/
 # record_offset): a byte changed in a checkpoint record fails that epoch, with one clear line,
-# in ckpt show/ls/cat/verify and the mount, while the other epochs read their exact bytes; a
+# in ckpt show/ls/cat/verify and the mount, while the other epochs read their exact bytes and
+# the root still works (ls, ls -l, history.csv with an empty row, best/latest, rsync copying
+# every other epoch and exiting 23, ckpt ls STORE); a
 # damaged index record is rebuilt from its checkpoint record (readers see the right data, ckpt
 # verify reports it); a damaged best record leaves no best (verify reports it); damaged run
 # metadata refuses the store. A store without lock.mdb mounts without one appearing.
@@ -77,6 +79,53 @@ expect_same() {
 		problem "ckpt cat epoch-000$1/model.safetensors differs or fails: $(head -c 300 "$TMP/err")"
 }
 
+# The root of a store with epoch 2's checkpoint record damaged, through the CLI: every entry
+# listed, history.csv readable with an empty row for epoch 2.
+check_damaged_root() {
+	"$CKPT" ls "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" || problem "ckpt ls STORE: $(cat "$TMP/err")"
+	[ "$(tr '\n' ' ' <"$TMP/out")" = "run.json history.csv best latest epoch-0001 epoch-0002 epoch-0003 " ] ||
+		problem "ckpt ls STORE listed: $(tr '\n' ' ' <"$TMP/out")"
+	"$CKPT" ls -l "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" || problem "ckpt ls -l STORE: $(cat "$TMP/err")"
+	grep -q "epoch-0002 (corrupt record)" "$TMP/out" && [ "$(grep -c " ? " "$TMP/out")" -eq 1 ] ||
+		problem "ckpt ls -l STORE: $(cat "$TMP/out")"
+	"$CKPT" cat "$TMP/damaged" history.csv >"$TMP/history.cli" 2>"$TMP/err" ||
+		problem "ckpt cat history.csv: $(cat "$TMP/err")"
+	local fields
+	fields=$(head -1 "$TMP/history.cli" | tr -cd , | wc -c)
+	grep -qx "2$(printf ',%.0s' $(seq 1 "$fields"))" "$TMP/history.cli" ||
+		problem "history.csv has no empty row for epoch 2: $(cat "$TMP/history.cli")"
+	[ "$(grep -c '^[13],[0-9]' "$TMP/history.cli")" -eq 2 ] || problem "history.csv lost epochs 1 and 3"
+}
+
+# The same store mounted on $TMP/mnt: only epoch 2 fails (EIO), the rest is there.
+check_damaged_mount() {
+	local m=$TMP/mnt
+	ls "$m" >"$TMP/out" 2>"$TMP/err" || problem "ls MOUNT: $(cat "$TMP/err")"
+	grep -qx epoch-0002 "$TMP/out" && [ "$(wc -l <"$TMP/out")" -eq 7 ] || problem "ls MOUNT: $(cat "$TMP/out")"
+	ls -l "$m" >"$TMP/out" 2>"$TMP/err"
+	[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "epoch-0002.*Input/output error" "$TMP/err" ||
+		problem "ls -l MOUNT, wanted one EIO line for epoch-0002: $(cat "$TMP/err")"
+	for f in history.csv run.json epoch-0001 epoch-0003 best latest; do
+		grep -q " $f" "$TMP/out" || problem "ls -l MOUNT misses $f: $(cat "$TMP/out")"
+	done
+	[ "$(stat -c %s "$m/history.csv" 2>/dev/null)" = "$(stat -c %s "$TMP/history.cli")" ] ||
+		problem "stat MOUNT/history.csv: not the size of the CLI's history.csv"
+	cmp -s "$m/history.csv" "$TMP/history.cli" || problem "cat MOUNT/history.csv differs from ckpt cat's"
+	[ "$(readlink "$m/latest")" = epoch-0003 ] || problem "readlink MOUNT/latest: $(readlink "$m/latest")"
+	[ "$(readlink "$m/best")" = epoch-0003 ] || problem "readlink MOUNT/best: $(readlink "$m/best")"
+	stat "$m/epoch-0002" >/dev/null 2>"$TMP/err" && problem "stat of the damaged epoch worked"
+	grep -q "Input/output error" "$TMP/err" || problem "stat of the damaged epoch: $(cat "$TMP/err")"
+	rm -rf "$TMP/copy"
+	rsync -a "$m/" "$TMP/copy/" >"$TMP/out" 2>"$TMP/err"
+	local rc=$?
+	[ $rc -eq 23 ] || problem "rsync of the mount: exit $rc, wanted 23: $(cat "$TMP/err")"
+	grep -q 'epoch-0002.*Input/output error' "$TMP/err" || problem "rsync did not name epoch-0002: $(cat "$TMP/err")"
+	[ -e "$TMP/copy/epoch-0002" ] && problem "rsync copied something of the damaged epoch"
+	diff -r "$m/epoch-0001" "$TMP/copy/epoch-0001" >/dev/null 2>&1 && diff -r "$m/epoch-0003" "$TMP/copy/epoch-0003" >/dev/null 2>&1 &&
+		cmp -s "$TMP/copy/history.csv" "$TMP/history.cli" && cmp -s "$m/run.json" "$TMP/copy/run.json" ||
+		problem "rsync's copy of the readable epochs differs"
+}
+
 # ---- a checkpoint record: first, last, middle and a random byte
 for where in first last middle random random; do
 	damage ckpt 2 $where
@@ -89,11 +138,18 @@ for where in first last middle random random; do
 	grep -q "^ckpt: error: epoch-0002: bad checkpoint record" "$TMP/err" || problem "ckpt verify: $(cat "$TMP/err")"
 	grep -qv "epoch-0002" "$TMP/err" && problem "ckpt verify blames other epochs: $(cat "$TMP/err")"
 	if [ $where = middle ]; then
+		check_damaged_root
+		touch "$TMP/ckptfs.log"
+		log_before=$(wc -l <"$TMP/ckptfs.log")
 		mount_store "$TMP/damaged" "$TMP/mnt"
 		cat "$TMP/mnt/epoch-0002/metrics.json" >/dev/null 2>&1 && problem "the mount read a damaged epoch"
 		cmp -s "$TMP/mnt/epoch-0001/model.safetensors" "$TMP/ref/st1" || problem "mount: epoch 1 differs"
 		cmp -s "$TMP/mnt/epoch-0003/model.safetensors" "$TMP/ref/st3" || problem "mount: epoch 3 differs"
+		check_damaged_mount
 		unmount_store "$TMP/mnt"
+		tail -n +$((log_before + 1)) "$TMP/ckptfs.log" >"$TMP/mlog"
+		[ "$(wc -l <"$TMP/mlog")" -eq 1 ] && grep -q "EIO: epoch-0002 cannot be shown: .*corrupt checkpoint record" "$TMP/mlog" ||
+			problem "ckptfs log, wanted one line naming epoch-0002: $(head -c 600 "$TMP/mlog")"
 	fi
 done
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,16 @@ static void setup_fixture(vfixture *f, uint64_t chunk_size)
 	test_dir_make(f->dir, sizeof(f->dir), "check_view");
 	write_store(f, chunk_size);
 	open_view(f);
+}
+
+/* A fixture whose store is closed again, so data.mdb can be changed behind it. */
+static void setup_closed_fixture(vfixture *f, uint64_t chunk_size)
+{
+	setup_fixture(f, chunk_size);
+	ckpt_view_free(f->view);
+	f->view = NULL;
+	ckpt_store_close(f->store);
+	f->store = NULL;
 }
 
 static void teardown_fixture(vfixture *f)
@@ -619,11 +630,7 @@ START_TEST(test_corrupted_tensor_bytes_read_as_eio_with_one_log_line)
 {
 	/* flip one byte of the unique pattern tensor inside data.mdb */
 	vfixture f;
-	setup_fixture(&f, 1024);
-	ckpt_view_free(f.view);
-	f.view = NULL;
-	ckpt_store_close(f.store);
-	f.store = NULL;
+	setup_closed_fixture(&f, 1024);
 	char path[300];
 	snprintf(path, sizeof(path), "%s/data.mdb", f.dir);
 	FILE *fp = fopen(path, "r+b");
@@ -669,6 +676,100 @@ START_TEST(test_corrupted_tensor_bytes_read_as_eio_with_one_log_line)
 	ck_assert_ptr_nonnull(strstr(f.log, "'pattern'"));
 	ck_assert_ptr_nonnull(strstr(f.log, "epoch 1"));
 	ckpt_view_file_close(file);
+	teardown_fixture(&f);
+}
+END_TEST
+
+/* Change one byte in the middle of epoch @p epoch's checkpoint record, through LMDB (the
+ * record's CRC-32 then fails); the store must be closed. */
+static void damage_checkpoint_record(const char *dir, uint64_t epoch)
+{
+	uint8_t k[8];
+	for (int i = 0; i < 8; i++)
+		k[i] = (uint8_t)(epoch >> (56 - 8 * i));
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val key = {sizeof(k), k}, val;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0644), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "ckpt", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_get(txn, dbi, &key, &val), 0);
+	uint8_t *copy = malloc(val.mv_size);
+	ck_assert_ptr_nonnull(copy);
+	memcpy(copy, val.mv_data, val.mv_size);
+	copy[val.mv_size / 2] ^= 0x5a;
+	MDB_val changed = {val.mv_size, copy};
+	ck_assert_int_eq(mdb_put(txn, dbi, &key, &changed, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	free(copy);
+	mdb_env_close(env);
+}
+
+START_TEST(test_damaged_checkpoint_record_fails_its_epoch_only_with_one_log_line)
+{
+	vfixture f;
+	setup_closed_fixture(&f, 1024);
+	damage_checkpoint_record(f.dir, 1);
+	ck_assert_int_eq(ckpt_store_open(&f.store, f.dir, CKPT_OPEN_READONLY), 0);
+	open_view(&f);
+
+	/* the root lists every entry; only epoch-0001 has no attributes */
+	ckpt_view_listing l;
+	ck_assert_int_eq(ckpt_view_list(&l, f.view, CKPT_VIEW_ROOT_INO), 0);
+	ck_assert_uint_eq(l.count, 4 + EPOCHS);
+	uint64_t history_size = 0, epoch1_ino = 0;
+	for (size_t i = 0; i < l.count; i++) {
+		const ckpt_view_dirent *d = &l.entries[i];
+		bool damaged = strcmp(d->name, "epoch-0001") == 0;
+		ck_assert_msg(damaged ? d->attr_rc != 0 : d->attr_rc == 0, "%s: attr_rc %d", d->name,
+		              d->attr_rc);
+		if (damaged)
+			epoch1_ino = d->attr.ino;
+		if (strcmp(d->name, "history.csv") == 0)
+			history_size = d->attr.size;
+	}
+	ckpt_view_listing_free(&l);
+	ck_assert_uint_ne(epoch1_ino, 0);
+	ckpt_view_attr a;
+	ck_assert_int_eq(ckpt_view_getattr(&a, f.view, CKPT_VIEW_ROOT_INO), 0);
+
+	/* history.csv: the same size in the listing, stat and the file; an empty row for epoch 1 */
+	ck_assert_int_eq(ckpt_view_resolve(&a, f.view, "history.csv", true), 0);
+	ck_assert_uint_eq(a.size, history_size);
+	size_t len;
+	char *csv = (char *)read_path(&f, "history.csv", &len);
+	ck_assert_uint_eq(len, history_size);
+	ck_assert_msg(strstr(csv, "\n1,,,,,,\n2,20,") != NULL, "history.csv:\n%s", csv);
+	ck_assert_ptr_nonnull(strstr(csv, "\n3,30,"));
+	free(csv);
+
+	/* the damaged epoch fails however it is reached; its neighbours and the links do not */
+	ck_assert_int_eq(ckpt_view_resolve(&a, f.view, "epoch-0001", true), CKPT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ckpt_view_last_error(), "epoch 1"));
+	ck_assert_int_eq(ckpt_view_resolve(&a, f.view, "epoch-0001/metrics.json", true),
+	                 CKPT_ECORRUPT);
+	ck_assert_int_eq(ckpt_view_getattr(&a, f.view, epoch1_ino), CKPT_ECORRUPT);
+	ck_assert_int_eq(ckpt_view_lookup(&a, f.view, CKPT_VIEW_ROOT_INO, "epoch-0001"),
+	                 CKPT_ECORRUPT);
+	ckpt_view_file *file;
+	ck_assert_int_ne(ckpt_view_open(&file, NULL, f.view, epoch1_ino + 1), 0);
+	char target[64];
+	ck_assert_int_eq(ckpt_view_readlink(target, sizeof(target), f.view, 4), 0);
+	ck_assert_str_eq(target, "epoch-0002");
+	ck_assert_int_eq(ckpt_view_readlink(target, sizeof(target), f.view, 5), 0);
+	ck_assert_str_eq(target, "epoch-0003");
+	char *json = (char *)read_path(&f, "best/metrics.json", &len);
+	ck_assert_ptr_nonnull(strstr(json, "\"is_best\": true"));
+	free(json);
+	free(read_path(&f, "epoch-0003/model/fc1.weight.npy", &len));
+
+	/* one line for all of that, naming the epoch and why */
+	ck_assert_int_eq(f.log_lines, 1);
+	ck_assert_msg(strstr(f.log, "epoch-0001") && strstr(f.log, "corrupt checkpoint record"),
+	              "log: %s", f.log);
 	teardown_fixture(&f);
 }
 END_TEST
@@ -987,6 +1088,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_random_range_reads_equal_whole_file_renders);
 	tcase_add_test(tc, test_open_file_keeps_its_snapshot_after_its_epoch_is_deleted);
 	tcase_add_test(tc, test_corrupted_tensor_bytes_read_as_eio_with_one_log_line);
+	tcase_add_test(tc, test_damaged_checkpoint_record_fails_its_epoch_only_with_one_log_line);
 	tcase_add_test(tc, test_map_location_values_are_validated);
 	tcase_add_test(tc, test_empty_store_has_no_links_and_an_empty_history);
 	tcase_add_test(tc, test_links_to_epochs_past_the_inode_space_are_absent_not_dangling);
