@@ -724,8 +724,8 @@ START_TEST(test_damaged_checkpoint_record_fails_its_epoch_only_with_one_log_line
 	for (size_t i = 0; i < l.count; i++) {
 		const ckpt_view_dirent *d = &l.entries[i];
 		bool damaged = strcmp(d->name, "epoch-0001") == 0;
-		ck_assert_msg(damaged ? d->attr_rc != 0 : d->attr_rc == 0, "%s: attr_rc %d", d->name,
-		              d->attr_rc);
+		ck_assert_msg(damaged ? d->attr_rc != 0 : d->attr_rc == 0, "%s: attr_rc %d",
+		              d->name, d->attr_rc);
 		if (damaged)
 			epoch1_ino = d->attr.ino;
 		if (strcmp(d->name, "history.csv") == 0)
