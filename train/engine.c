@@ -182,6 +182,14 @@ static char *config_json(const train_config *c)
 		json_decref(o);
 		return NULL;
 	}
+	if (o && c->data_pixels_known &&
+	    json_object_update_new(o, json_pack("{s:I, s:I, s:I}", "data_rows",
+	                                        (json_int_t)c->data_rows, "data_cols",
+	                                        (json_int_t)c->data_cols, "data_pixels_crc32",
+	                                        (json_int_t)c->data_pixels_crc32)) != 0) {
+		json_decref(o);
+		return NULL;
+	}
 	if (!o)
 		return NULL;
 	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
@@ -200,19 +208,20 @@ static int config_from_json(train_config *c, const char *text, size_t len, uint6
 	const char *data, *layers, *optimizer, *monitor;
 	json_int_t batch, val_split, every, t_max, seed, epochs = 0;
 	json_int_t train_count = -1, test_count = -1, labels_crc = -1;
+	json_int_t rows = -1, cols = -1, pixels_crc = -1;
 	int nesterov, schedule;
 	double lr, momentum, dampening, wd, beta1, beta2, eps, gamma;
 	int rc = json_unpack_ex(
 	    o, &jerr, 0,
 	    "{s:s, s:s, s:s, s:I, s:I, s:F, s:F, s:F, s:b, s:F, s:F, s:F, s:F, "
-	    "s:i, s:I, s:F, s:I, s:I, s:s, s?I, s?I, s?I, s?I}",
+	    "s:i, s:I, s:F, s:I, s:I, s:s, s?I, s?I, s?I, s?I, s?I, s?I, s?I}",
 	    "data", &data, "layers", &layers, "optimizer", &optimizer, "batch_size", &batch,
 	    "val_split", &val_split, "lr", &lr, "momentum", &momentum, "dampening", &dampening,
 	    "nesterov", &nesterov, "weight_decay", &wd, "beta1", &beta1, "beta2", &beta2, "eps",
 	    &eps, "schedule", &schedule, "schedule_every", &every, "schedule_gamma", &gamma,
 	    "schedule_t_max", &t_max, "seed", &seed, "monitor", &monitor, "epochs", &epochs,
 	    "data_train_count", &train_count, "data_test_count", &test_count, "data_labels_crc32",
-	    &labels_crc);
+	    &labels_crc, "data_rows", &rows, "data_cols", &cols, "data_pixels_crc32", &pixels_crc);
 	if (rc) {
 		rc = train_fail(CKPT_ECORRUPT,
 		                "checkpoint %" PRIu64 ": train.config is damaged (%s)", epoch,
@@ -260,6 +269,13 @@ static int config_from_json(train_config *c, const char *text, size_t len, uint6
 		c->data_test_count = (uint32_t)test_count;
 		c->data_labels_crc32 = (uint32_t)labels_crc;
 	}
+	c->data_pixels_known = c->data_known && rows >= 0 && rows <= UINT32_MAX && cols >= 0 &&
+	                       cols <= UINT32_MAX && pixels_crc >= 0 && pixels_crc <= UINT32_MAX;
+	if (c->data_pixels_known) {
+		c->data_rows = (uint32_t)rows;
+		c->data_cols = (uint32_t)cols;
+		c->data_pixels_crc32 = (uint32_t)pixels_crc;
+	}
 	snprintf(c->monitor, sizeof(c->monitor), "%s", monitor);
 out:
 	json_decref(o);
@@ -292,6 +308,27 @@ static int check_optimizer_options(unsigned set, train_opt_kind kind, const char
 	return 0;
 }
 
+/* @p data (a --data value) as a place: the built-in name is its directory; a path that
+ * resolves is its canonical path, one that does not is taken without trailing '/'. */
+static void data_place(char *buf, size_t len, const char *data)
+{
+	const char *path = strcmp(data, "fashion-mnist") == 0 ? TRAIN_FASHION_MNIST_DIR : data;
+	char *real = strcmp(data, "synthetic") == 0 ? NULL : realpath(path, NULL);
+	snprintf(buf, len, "%s", real ? real : path);
+	free(real);
+	for (size_t n = strlen(buf); n > 1 && buf[n - 1] == '/'; n--)
+		buf[n - 1] = '\0';
+}
+
+/* True if two --data values name the same place, however spelled. */
+static bool same_data_place(const char *a, const char *b)
+{
+	char pa[4096], pb[4096];
+	data_place(pa, sizeof(pa), a);
+	data_place(pb, sizeof(pb), b);
+	return strcmp(pa, pb) == 0;
+}
+
 /* Explicit options must agree with the stored run; everything else is taken from it. */
 static int config_merge_resumed(train_config *cli, const train_config *run)
 {
@@ -312,8 +349,19 @@ static int config_merge_resumed(train_config *cli, const train_config *run)
 	int rc = check_optimizer_options(set, run->opt.kind, "the run's");
 	if (rc)
 		return rc;
-	if ((set & TRAIN_SET_DATA) && strcmp(cli->data, run->data) != 0)
+	/* --data may name the run's data set where it is now: the same data, checked once it
+	 * is loaded (check_data_unchanged()); synthetic data has no place to move to */
+	bool data_elsewhere = (set & TRAIN_SET_DATA) && !same_data_place(cli->data, run->data);
+	if (data_elsewhere &&
+	    (strcmp(cli->data, "synthetic") == 0 || strcmp(run->data, "synthetic") == 0))
 		REFUSE("--data", "%s", cli->data, run->data);
+	if (data_elsewhere && !run->data_known)
+		return train_fail(
+		    -EINVAL,
+		    "refusing to resume: --data %s differs from the run's %s, and the "
+		    "run was started before ckpt-train recorded what its data holds, "
+		    "so it cannot be checked to be the same data set",
+		    cli->data, run->data);
 	if ((set & TRAIN_SET_BATCH) && cli->batch_size != run->batch_size)
 		REFUSE("--batch-size", "%u", cli->batch_size, run->batch_size);
 	if ((set & TRAIN_SET_VAL_SPLIT) && cli->val_split != run->val_split)
@@ -367,6 +415,10 @@ static int config_merge_resumed(train_config *cli, const train_config *run)
 	merged.quiet = cli->quiet;
 	merged.no_sync = cli->no_sync;
 	merged.explicit_set = cli->explicit_set;
+	if (data_elsewhere) { /* recorded from now on: later resumes find the data there */
+		memcpy(merged.data_before, run->data, sizeof(merged.data_before));
+		memcpy(merged.data, cli->data, sizeof(merged.data));
+	}
 	*cli = merged;
 	return 0;
 }
@@ -1281,38 +1333,76 @@ static int check_retention(const train_config *c, uint32_t keep_last)
 	return 0;
 }
 
-/* A resumed run must see the data set it started with: same sample counts, same labels. The
- * first run records them (so do resumes of runs from before they were recorded). */
+/* CRC-32 of the bytes of @p n elements of @p size at @p p, continuing @p crc */
+static uLong crc32_big(uLong crc, const void *p, size_t n, size_t size)
+{
+	const unsigned char *b = p;
+	size_t left = n * size;
+	while (left > 0) {
+		uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
+		crc = crc32(crc, b, chunk);
+		b += chunk;
+		left -= chunk;
+	}
+	return crc;
+}
+
+/* A resumed run must see the data set it started with: same sample counts, image shape,
+ * labels and pixels, wherever the data now lies (--data NEWPATH). The first run records them
+ * (so do resumes of runs from before they were recorded, for what was not). */
 static int check_data_unchanged(train_config *c, const train_data *data)
 {
-	uLong crc = crc32(0L, Z_NULL, 0);
+	uLong labels = crc32(0L, Z_NULL, 0), pixels = crc32(0L, Z_NULL, 0);
 	const train_dataset *sets[2] = {&data->train, &data->test};
 	for (int s = 0; s < 2; s++) {
-		const unsigned char *p = (const unsigned char *)sets[s]->y;
-		size_t left = (size_t)sets[s]->count * sizeof(int32_t);
-		while (left > 0) {
-			uInt n = left > (1u << 30) ? (1u << 30) : (uInt)left;
-			crc = crc32(crc, p, n);
-			p += n;
-			left -= n;
-		}
+		labels = crc32_big(labels, sets[s]->y, sets[s]->count, sizeof(int32_t));
+		pixels = crc32_big(pixels, sets[s]->x, (size_t)sets[s]->count * sets[s]->features,
+		                   sizeof(float));
 	}
-	if (c->resume && c->data_known &&
-	    (c->data_train_count != data->train.count || c->data_test_count != data->test.count ||
-	     c->data_labels_crc32 != (uint32_t)crc))
+	char diff[512] = "";
+	size_t n = 0;
+#define DIFFER(...)                                                                                \
+	do {                                                                                       \
+		if (n < sizeof(diff))                                                              \
+			n += (size_t)snprintf(diff + n, sizeof(diff) - n, "%s", n ? "; " : "");    \
+		if (n < sizeof(diff))                                                              \
+			n += (size_t)snprintf(diff + n, sizeof(diff) - n, __VA_ARGS__);            \
+	} while (0)
+	if (c->resume && c->data_known) {
+		if (c->data_train_count != data->train.count)
+			DIFFER("%u training samples, not %u", data->train.count,
+			       c->data_train_count);
+		if (c->data_test_count != data->test.count)
+			DIFFER("%u test samples, not %u", data->test.count, c->data_test_count);
+		if (c->data_pixels_known &&
+		    (c->data_rows != data->train.rows || c->data_cols != data->train.cols))
+			DIFFER("images of %u x %u, not %u x %u", data->train.rows, data->train.cols,
+			       c->data_rows, c->data_cols);
+		if (!n && c->data_labels_crc32 != (uint32_t)labels)
+			DIFFER("other labels");
+		if (!n && c->data_pixels_known && c->data_pixels_crc32 != (uint32_t)pixels)
+			DIFFER("other pixels");
+	}
+#undef DIFFER
+	if (n && c->data_before[0])
+		return train_fail(
+		    -EINVAL,
+		    "refusing to resume: --data %s is not the run's data set (%s): it "
+		    "has %s",
+		    c->data, c->data_before, diff);
+	if (n)
 		return train_fail(-EINVAL,
 		                  "refusing to resume: the data %s has changed since the run "
-		                  "started (%u training and %u test samples now, %u and %u then%s)",
-		                  c->data, data->train.count, data->test.count, c->data_train_count,
-		                  c->data_test_count,
-		                  c->data_train_count == data->train.count &&
-		                          c->data_test_count == data->test.count
-		                      ? "; other labels"
-		                      : "");
+		                  "started: it has %s",
+		                  c->data, diff);
 	c->data_known = true;
 	c->data_train_count = data->train.count;
 	c->data_test_count = data->test.count;
-	c->data_labels_crc32 = (uint32_t)crc;
+	c->data_labels_crc32 = (uint32_t)labels;
+	c->data_pixels_known = true;
+	c->data_rows = data->train.rows;
+	c->data_cols = data->train.cols;
+	c->data_pixels_crc32 = (uint32_t)pixels;
 	return 0;
 }
 
@@ -1525,6 +1615,12 @@ int train_run(train_config *cfg, train_result *res)
 
 	/* data: every mismatch is found before the store is created */
 	rc = train_data_load(&data, cfg->data, cfg->sizes[0], cfg->sizes[cfg->nsizes - 1]);
+	if (rc == -ENOENT && cfg->resume && !(cfg->explicit_set & TRAIN_SET_DATA)) {
+		char why[2048];
+		snprintf(why, sizeof(why), "%s", train_last_error());
+		rc = train_fail(rc, "%s; it is the run's data: if it moved, give --data NEWPATH",
+		                why);
+	}
 	if (rc)
 		goto out;
 	rc = check_data_unchanged(cfg, &data);

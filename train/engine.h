@@ -15,7 +15,9 @@
  *   optimizer.param_groups  torch 1.13 optimizer.state_dict()['param_groups']
  *   train.config            the run's exact configuration (doubles at full precision): what a
  *                           resume restores and checks the command line against; also the
- *                           data set's sample counts and labels' CRC-32, checked on resume
+ *                           data set's identity (sample counts, image shape, CRC-32s of the
+ *                           labels and the pixels), checked on resume: the same data set
+ *                           may move (--data NEWPATH), a changed one is refused
  *   train.state             {"epoch", "global_step", "optimizer_steps", "threads", "device"}
  *   train.rng               {"algorithm":"xoshiro256**","state":[4 x "16 hex digits"]}: the
  *                           shuffling RNG after the epoch
@@ -98,6 +100,14 @@ typedef struct train_config {
 	bool data_known;
 	uint32_t data_train_count, data_test_count;
 	uint32_t data_labels_crc32; /**< CRC-32 of the training then the test labels (int32) */
+	/* recorded since: the image shape (0 x 0 for CSV and synthetic data) and a CRC-32 of the
+	 * pixels (training then test features, as float32); false for older stores */
+	bool data_pixels_known;
+	uint32_t data_rows, data_cols;
+	uint32_t data_pixels_crc32;
+	/* on resume with --data naming another place than the run's data: the run's (the data
+	 * there must be the same data set); "" otherwise */
+	char data_before[4096];
 	unsigned explicit_set; /**< TRAIN_SET_* */
 } train_config;
 

@@ -283,16 +283,20 @@ else
 	echo "note: read-only stores not tried (cannot run as another user)"
 fi
 
-# a resume on a data set that changed since the run started (other labels, more samples)
+# a resume on a data set that changed since the run started (other pixels, other labels, more
+# samples)
 printf '0,1,2\n1,3,4\n2,5,6\n0,7,8\n1,9,10\n2,1,1\n' >"$work/d_train.csv"
 $TRAIN --store "$work/drun" --data "$work/d_train.csv" --layers 2,3 --val-split 2 --batch-size 2 \
 	--epochs 1 --quiet --no-sync || fail "training on d_train.csv"
 $TRAIN --store "$work/drun" --resume --epochs 2 --quiet --no-sync || fail "resume on the same data"
-sed -i 's/^2,1,1$/1,1,1/' "$work/d_train.csv"
-expect_untouched "$work/drun" "the data $work/d_train.csv has changed since the run started (6 training and 0 test samples now, 6 and 0 then; other labels)" \
+sed -i 's/^2,1,1$/2,1,2/' "$work/d_train.csv"
+expect_untouched "$work/drun" "the data $work/d_train.csv has changed since the run started: it has other pixels" \
+	--store "$work/drun" --resume --epochs 3
+sed -i 's/^2,1,2$/1,1,1/' "$work/d_train.csv"
+expect_untouched "$work/drun" "the data $work/d_train.csv has changed since the run started: it has other labels" \
 	--store "$work/drun" --resume --epochs 3
 echo "0,3,3" >>"$work/d_train.csv"
-expect_untouched "$work/drun" "(7 training and 0 test samples now, 6 and 0 then)" \
+expect_untouched "$work/drun" "it has 7 training samples, not 6" \
 	--store "$work/drun" --resume --epochs 3
 
 # options of one optimizer given to another would be ignored: refused

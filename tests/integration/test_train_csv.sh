@@ -45,3 +45,38 @@ $TRAIN --store "$work/u" --data "$work/blobs.csv" --resume --epochs 2 --threads 
 	fail "resume on blobs.csv"
 grep -q "note: no test set: the name of .*blobs.csv has no 'train'" "$work/err" || fail "note: $(cat "$work/err")"
 echo "ok: CSV training with and without a test file (test_acc $acc)"
+
+# data that moved: the run resumes from the data's new place (--data NEWPATH, any spelling),
+# which is recorded for later resumes; a data set that is not the same is refused, naming what
+# differs; the result is the same as a run that never moved
+mkdir "$work/a" "$work/b" "$work/c"
+mv "$work/blobs_train.csv" "$work/a/"
+mv "$work/other.csv" "$work/a/blobs_test.csv"
+opts=(--layers 9,8,3 --val-split 150 --batch-size 32 --threads 1 --no-sync --quiet)
+$TRAIN --store "$work/straight" --data "$work/a/blobs_train.csv" --epochs 3 "${opts[@]}" ||
+	fail "straight run"
+(cd "$work" && $TRAIN --store m --data a/blobs_train.csv --epochs 1 "${opts[@]}") || fail "first epoch"
+mv "$work/a/blobs_train.csv" "$work/a/blobs_test.csv" "$work/b/"
+before=$($CKPT show "$work/m" latest)
+$TRAIN --store "$work/m" --resume --epochs 2 2>"$work/err" && fail "resume with the data gone: exit 0"
+grep -qF "cannot open $work/a/blobs_train.csv (No such file or directory); it is the run's data: if it moved, give --data NEWPATH" "$work/err" ||
+	fail "data gone: $(cat "$work/err")"
+# only the training file moved: its test set is missing, so it is not the same data set
+cp "$work/b/blobs_train.csv" "$work/c/"
+$TRAIN --store "$work/m" --resume --epochs 2 --data "$work/c/blobs_train.csv" 2>"$work/err" &&
+	fail "resume on data without its test file: exit 0"
+grep -qF "refusing to resume: --data $work/c/blobs_train.csv is not the run's data set ($work/a/blobs_train.csv): it has 0 test samples, not 150" "$work/err" ||
+	fail "test file missing: $(cat "$work/err")"
+# the same counts, other pixels
+cp "$work/b/blobs_test.csv" "$work/c/"
+sed -i '2s/^\([0-9]*\),[0-9]*/\1,0/' "$work/c/blobs_train.csv"
+$TRAIN --store "$work/m" --resume --epochs 2 --data "$work/c/blobs_train.csv" 2>"$work/err" &&
+	fail "resume on other pixels: exit 0"
+grep -q "is not the run's data set .*: it has other pixels" "$work/err" || fail "other pixels: $(cat "$work/err")"
+[ "$($CKPT show "$work/m" latest)" = "$before" ] || fail "a refused resume changed the store"
+(cd "$work/b/" && $TRAIN --store ../m --resume --epochs 2 --data ./blobs_train.csv "${opts[@]}") ||
+	fail "resume with --data at the new place"
+$TRAIN --store "$work/m" --resume --epochs 3 "${opts[@]}" || fail "resume after the move without --data"
+[ "$($CKPT show "$work/m" 3)" = "$($CKPT show "$work/straight" 3)" ] ||
+	fail "the run that moved differs from the straight one"
+echo "ok: a run resumes on its data moved with its test file, and refuses other data"
