@@ -27,7 +27,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "ckpt/store.h"
 #include "train/data.h"
@@ -174,19 +173,22 @@ static char *config_json(const train_config *c)
 	    "schedule_every", (json_int_t)c->schedule_every, "schedule_gamma", c->schedule_gamma,
 	    "schedule_t_max", (json_int_t)c->schedule_t_max, "seed", (json_int_t)c->seed, "monitor",
 	    c->monitor, "epochs", (json_int_t)c->epochs);
-	if (o && c->data_known &&
-	    json_object_update_new(o, json_pack("{s:I, s:I, s:I}", "data_train_count",
-	                                        (json_int_t)c->data_train_count, "data_test_count",
-	                                        (json_int_t)c->data_test_count, "data_labels_crc32",
-	                                        (json_int_t)c->data_labels_crc32)) != 0) {
-		json_decref(o);
-		return NULL;
+	/* the data set's identity, as far as it is known */
+	json_t *data = NULL;
+	if (o && c->data_known)
+		data = json_pack("{s:I, s:I, s:I}", "data_train_count",
+		                 (json_int_t)c->data_train_count, "data_test_count",
+		                 (json_int_t)c->data_test_count, "data_labels_crc32",
+		                 (json_int_t)c->data_labels_crc32);
+	if (data && c->data_pixels_known &&
+	    json_object_update_new(data, json_pack("{s:I, s:I, s:I}", "data_rows",
+	                                           (json_int_t)c->data_rows, "data_cols",
+	                                           (json_int_t)c->data_cols, "data_pixels_crc32",
+	                                           (json_int_t)c->data_pixels_crc32)) != 0) {
+		json_decref(data);
+		data = NULL;
 	}
-	if (o && c->data_pixels_known &&
-	    json_object_update_new(o, json_pack("{s:I, s:I, s:I}", "data_rows",
-	                                        (json_int_t)c->data_rows, "data_cols",
-	                                        (json_int_t)c->data_cols, "data_pixels_crc32",
-	                                        (json_int_t)c->data_pixels_crc32)) != 0) {
+	if (c->data_known && (!data || json_object_update_new(o, data) != 0)) {
 		json_decref(o);
 		return NULL;
 	}
@@ -1333,31 +1335,17 @@ static int check_retention(const train_config *c, uint32_t keep_last)
 	return 0;
 }
 
-/* CRC-32 of the bytes of @p n elements of @p size at @p p, continuing @p crc */
-static uLong crc32_big(uLong crc, const void *p, size_t n, size_t size)
-{
-	const unsigned char *b = p;
-	size_t left = n * size;
-	while (left > 0) {
-		uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
-		crc = crc32(crc, b, chunk);
-		b += chunk;
-		left -= chunk;
-	}
-	return crc;
-}
-
 /* A resumed run must see the data set it started with: same sample counts, image shape,
  * labels and pixels, wherever the data now lies (--data NEWPATH). The first run records them
  * (so do resumes of runs from before they were recorded, for what was not). */
 static int check_data_unchanged(train_config *c, const train_data *data)
 {
-	uLong labels = crc32(0L, Z_NULL, 0), pixels = crc32(0L, Z_NULL, 0);
+	uint32_t labels = 0, pixels = 0; /* = zlib's crc32(), as older stores recorded */
 	const train_dataset *sets[2] = {&data->train, &data->test};
 	for (int s = 0; s < 2; s++) {
-		labels = crc32_big(labels, sets[s]->y, sets[s]->count, sizeof(int32_t));
-		pixels = crc32_big(pixels, sets[s]->x, (size_t)sets[s]->count * sets[s]->features,
-		                   sizeof(float));
+		labels = ckpt_crc32(labels, sets[s]->y, (size_t)sets[s]->count * sizeof(int32_t));
+		pixels = ckpt_crc32(pixels, sets[s]->x,
+		                    (size_t)sets[s]->count * sets[s]->features * sizeof(float));
 	}
 	char diff[512] = "";
 	size_t n = 0;
@@ -1378,9 +1366,9 @@ static int check_data_unchanged(train_config *c, const train_data *data)
 		    (c->data_rows != data->train.rows || c->data_cols != data->train.cols))
 			DIFFER("images of %u x %u, not %u x %u", data->train.rows, data->train.cols,
 			       c->data_rows, c->data_cols);
-		if (!n && c->data_labels_crc32 != (uint32_t)labels)
+		if (!n && c->data_labels_crc32 != labels)
 			DIFFER("other labels");
-		if (!n && c->data_pixels_known && c->data_pixels_crc32 != (uint32_t)pixels)
+		if (!n && c->data_pixels_known && c->data_pixels_crc32 != pixels)
 			DIFFER("other pixels");
 	}
 #undef DIFFER
@@ -1398,11 +1386,11 @@ static int check_data_unchanged(train_config *c, const train_data *data)
 	c->data_known = true;
 	c->data_train_count = data->train.count;
 	c->data_test_count = data->test.count;
-	c->data_labels_crc32 = (uint32_t)labels;
+	c->data_labels_crc32 = labels;
 	c->data_pixels_known = true;
 	c->data_rows = data->train.rows;
 	c->data_cols = data->train.cols;
-	c->data_pixels_crc32 = (uint32_t)pixels;
+	c->data_pixels_crc32 = pixels;
 	return 0;
 }
 
