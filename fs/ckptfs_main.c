@@ -4,7 +4,12 @@
  * reported in one line before the process daemonizes, and nothing is left mounted on error.
  * The LMDB environment is opened again after daemonizing (LMDB environments must not cross a
  * fork). mount.fuse3 calls us as `ckptfs STORE MNT -o opts`, so the source comes first.
- * The mount is always read-only (-o ro), fsname=STORE, subtype=ckptfs.
+ * The mount is always read-only, nosuid and nodev (added after the user's options, so that
+ * mount(8)'s "-o rw,dev,suid" loses), fsname=STORE, subtype=ckptfs.
+ *
+ * Exit status: 0; 2 for a usage error (missing or extra arguments, an unknown option, a bad
+ * option value: said before anything else is looked at); 1 for everything else (the store,
+ * the mountpoint, /dev/fuse, writing --help).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,11 +34,15 @@ typedef struct cli_options {
 	unsigned max_read;
 	unsigned readahead_kb;
 	unsigned snapshot_idle;
+	bool allow_other; /* allow_other or allow_root given */
 	bool mountpoint_seen;
-	bool failed; /* option_proc said why in one line */
+	int failed; /* option_proc said why in one line: the exit status (1 or 2), else 0 */
 } cli_options;
 
-enum { KEY_MAX_READ = 100, KEY_READAHEAD_KB, KEY_SNAPSHOT_IDLE };
+/* the kernel reads at least a page per request: a smaller max_read would silently be 4096 */
+#define MIN_MAX_READ 4096u
+
+enum { KEY_MAX_READ = 100, KEY_READAHEAD_KB, KEY_SNAPSHOT_IDLE, KEY_ALLOW_OTHER };
 
 /* The numeric options are parsed here, not with "%u": sscanf's %u takes "-1" as 4294967295. */
 static const struct fuse_opt option_spec[] = {
@@ -41,11 +50,14 @@ static const struct fuse_opt option_spec[] = {
     FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
     FUSE_OPT_KEY("readahead_kb=", KEY_READAHEAD_KB),
     FUSE_OPT_KEY("snapshot_idle=", KEY_SNAPSHOT_IDLE),
+    FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+    FUSE_OPT_KEY("allow_root", KEY_ALLOW_OTHER),
     FUSE_OPT_END,
 };
 
 static bool log_to_syslog;
 static bool fuse_said_error; /* libfuse printed an error line (fuse_log_line) */
+static bool fuse_said_no_memory; /* ... and it was about an allocation, not the command line */
 
 static void say(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(int priority, const char *fmt, ...)
@@ -87,6 +99,8 @@ static void fuse_log_line(enum fuse_log_level level, const char *fmt, va_list ap
 		if (used > 0) {
 			say(LOG_ERR, "%s", pending);
 			fuse_said_error = true;
+			/* libfuse's allocation failures say "failed to allocate"/"create" */
+			fuse_said_no_memory = fuse_said_no_memory || strstr(pending, "failed to");
 		}
 		used = 0;
 		pending[0] = '\0';
@@ -131,17 +145,32 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	                  : key == KEY_READAHEAD_KB  ? &o->readahead_kb
 	                  : key == KEY_SNAPSHOT_IDLE ? &o->snapshot_idle
 	                                             : NULL;
+	if (key == KEY_ALLOW_OTHER) {
+		o->allow_other = true;
+		return 1; /* libfuse's option */
+	}
 	if (field) {
 		if (parse_unsigned_opt(field, arg) != 0) {
 			say(LOG_ERR, "-o %s: expected a whole number from 0 to %u", arg, UINT_MAX);
-			o->failed = true;
+			o->failed = 2;
+			return -1;
+		}
+		if (key == KEY_MAX_READ && *field < MIN_MAX_READ) {
+			say(LOG_ERR, "-o %s: expected at least %u (the kernel reads whole pages)",
+			    arg, MIN_MAX_READ);
+			o->failed = 2;
 			return -1;
 		}
 		return key == KEY_MAX_READ ? 1 : 0; /* libfuse needs max_read too */
 	}
 	if (key == FUSE_OPT_KEY_NONOPT && !o->store) {
 		o->store = strdup(arg);
-		return o->store ? 0 : -1;
+		if (!o->store) {
+			say(LOG_ERR, "out of memory");
+			o->failed = 1;
+			return -1;
+		}
+		return 0;
 	}
 	if (key == FUSE_OPT_KEY_NONOPT && !o->mountpoint_seen) {
 		/* said here in our words: libfuse's "bad mount point" would end as a usage error */
@@ -149,7 +178,7 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 		struct stat st;
 		if (stat(arg, &st) != 0) {
 			say_mountpoint_error(arg, errno);
-			o->failed = true;
+			o->failed = 1;
 			return -1;
 		}
 	}
@@ -164,13 +193,17 @@ static void usage(FILE *to)
 	    "Mount a checkpoint store read-only: one directory per epoch, a .npy file per\n"
 	    "tensor, model.safetensors, model.pt, checkpoint.pt, metrics, best/latest links.\n\n"
 	    "ckptfs options:\n"
-	    "    -o map_location=cpu|keep|cuda:N  where .pt files put storages (default cpu)\n"
-	    "    -o readahead_kb=N      kernel readahead set after mounting as root (1024)\n"
-	    "    -o max_read=N          largest read request in bytes\n"
+	    "    -o map_location=cpu|keep|cuda|cuda:N  where .pt files put storages\n"
+	    "                           (default cpu)\n"
+	    "    -o readahead_kb=N      kernel readahead set after mounting as root (1024;\n"
+	    "                           0 leaves the kernel's)\n"
+	    "    -o max_read=N          largest read request in bytes (at least %u)\n"
 	    "    -o snapshot_idle=S     release an open file's snapshot after S idle seconds\n"
 	    "                           (%d; 0 never); reading it again needs unchanged\n"
-	    "                           content, else ESTALE\n\n",
-	    CKPTFS_SNAPSHOT_IDLE);
+	    "                           content, else ESTALE\n"
+	    "The mount is read-only, nosuid and nodev whatever -o says; with allow_other the\n"
+	    "kernel checks permissions (default_permissions): every file is 0444.\n\n",
+	    MIN_MAX_READ, CKPTFS_SNAPSHOT_IDLE);
 }
 
 static int check_mountpoint(const char *mountpoint, char *resolved)
@@ -234,6 +267,41 @@ static int open_store(ckpt_store **out, const char *path)
 	return rc;
 }
 
+/* Flush standard output (--help, --version): a write error is exit 1 with one line. */
+static int finish_stdout(void)
+{
+	int err = fflush(stdout) != 0 ? errno : ferror(stdout) ? EIO : 0;
+	if (!err)
+		return 0;
+	say(LOG_ERR, "cannot write to standard output (%s)", strerror(err));
+	return 1;
+}
+
+/* What every mount gets whatever the command line says, after it so that these win: read-only,
+ * nosuid, nodev (mount(8) hands mount.fuse3 "rw,dev,suid"), the subtype and the store as
+ * fsname; with allow_other the kernel checks file modes (default_permissions), since ckptfs
+ * itself checks none. @return 0 or -1 (out of memory). */
+static int add_forced_options(struct fuse_args *args, const char *store_path, bool allow_other)
+{
+	if (fuse_opt_add_arg(args, "-oro,nosuid,nodev,subtype=ckptfs") != 0 ||
+	    (allow_other && fuse_opt_add_arg(args, "-odefault_permissions") != 0))
+		return -1;
+	char *fsname = NULL;
+	if (fuse_opt_add_opt_escaped(&fsname, store_path) != 0)
+		return -1;
+	size_t optlen = strlen(fsname) + 16;
+	char *fsopt = malloc(optlen);
+	if (!fsopt) {
+		free(fsname);
+		return -1;
+	}
+	snprintf(fsopt, optlen, "-ofsname=%s", fsname);
+	free(fsname);
+	int rc = fuse_opt_add_arg(args, fsopt);
+	free(fsopt);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -252,6 +320,7 @@ int main(int argc, char **argv)
 	if (fuse_opt_parse(&args, &o, option_spec, option_proc) != 0) {
 		if (!o.failed && !fuse_said_error) /* else that line said it */
 			say(LOG_ERR, "bad command line (try 'ckptfs --help')");
+		status = o.failed ? o.failed : 2;
 		goto out;
 	}
 	if (fuse_parse_cmdline(&args, &copts) != 0) {
@@ -262,13 +331,13 @@ int main(int argc, char **argv)
 		usage(stdout);
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
-		status = 0;
+		status = finish_stdout();
 		goto out;
 	}
 	if (copts.show_version) {
 		printf("ckptfs %s (store schema %d), libfuse %s\n", CKPT_VERSION,
 		       CKPT_SCHEMA_VERSION, fuse_pkgversion());
-		status = 0;
+		status = finish_stdout();
 		goto out;
 	}
 	if (!o.store || !copts.mountpoint) {
@@ -282,8 +351,24 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
-	if (!realpath(o.store, store_path)) {
-		say(LOG_ERR, "cannot open store %s (%s)", o.store, strerror(errno));
+	/* said below, after libfuse has judged its options: usage errors come first */
+	bool store_found = realpath(o.store, store_path) != NULL;
+	int store_errno = errno;
+	if (add_forced_options(&args, store_found ? store_path : o.store, o.allow_other) != 0) {
+		say(LOG_ERR, "out of memory");
+		goto out;
+	}
+	/* libfuse checks its options (unknown ones, bad values) here; nothing is opened yet */
+	se = fuse_session_new(&args, ckptfs_ops(), sizeof(*ckptfs_ops()), &ctx);
+	if (!se) {
+		if (!fuse_said_error)
+			say(LOG_ERR, "bad command line (try 'ckptfs --help')");
+		/* libfuse said why, through fuse_log_line() */
+		status = fuse_said_no_memory ? 1 : 2;
+		goto out;
+	}
+	if (!store_found) {
+		say(LOG_ERR, "cannot open store %s (%s)", o.store, strerror(store_errno));
 		goto out;
 	}
 	/* validate the store now, reopen after daemonizing */
@@ -301,38 +386,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	if (fuse_opt_add_arg(&args, "-oro") != 0 ||
-	    fuse_opt_add_arg(&args, "-osubtype=ckptfs") != 0) {
-		say(LOG_ERR, "out of memory");
-		goto out;
-	}
-	char *fsname = NULL;
-	if (fuse_opt_add_opt_escaped(&fsname, store_path) != 0) {
-		say(LOG_ERR, "out of memory");
-		goto out;
-	}
-	size_t optlen = strlen(fsname) + 16;
-	char *fsopt = malloc(optlen);
-	if (!fsopt) {
-		free(fsname);
-		say(LOG_ERR, "out of memory");
-		goto out;
-	}
-	snprintf(fsopt, optlen, "-ofsname=%s", fsname);
-	free(fsname);
-	int add_rc = fuse_opt_add_arg(&args, fsopt);
-	free(fsopt);
-	if (add_rc != 0) {
-		say(LOG_ERR, "out of memory");
-		goto out;
-	}
-
 	ctx.max_read = o.max_read;
 	ctx.mountpoint = mountpoint;
 	ctx.readahead_kb = o.readahead_kb;
-	se = fuse_session_new(&args, ckptfs_ops(), sizeof(*ckptfs_ops()), &ctx);
-	if (!se)
-		goto out; /* libfuse said why, through fuse_log_line() */
 	if (fuse_set_signal_handlers(se) != 0) {
 		say(LOG_ERR, "cannot install signal handlers");
 		goto out;

@@ -763,6 +763,29 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	op_write_refused(req);
 }
 
+/* The mount is read-only, but root can remount it read-write (mount -i -o remount,rw): every
+ * call that would change something still fails, with EROFS rather than ENOSYS/EPERM. */
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	op_write_refused(req);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	op_write_refused(req);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+	op_write_refused(req);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	op_write_refused(req);
+}
+
 static const struct fuse_lowlevel_ops ops = {
     .init = op_init,
     .lookup = op_lookup,
@@ -777,6 +800,10 @@ static const struct fuse_lowlevel_ops ops = {
     .rmdir = op_unlink,
     .rename = op_rename,
     .create = op_create,
+    .symlink = op_symlink,
+    .link = op_link,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
     .open = op_open,
     .read = op_read,
     .release = op_release,

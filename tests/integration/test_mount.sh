@@ -4,7 +4,9 @@
 # ls -l of every level, readlink best vs `ckpt info`, numpy loads of every .npy (mount_check.py),
 # cp -r, rsync twice (the second transfers nothing), tar, sha256sum and inode numbers equal
 # across a remount, writes refused with EROFS, a daemonized mount with SIGTERM-free unmount,
-# and the errors ckptfs reports before daemonizing.
+# the errors ckptfs reports before daemonizing (exit 2 for usage errors, 1 for the rest),
+# mount(8)'s mounts read-only, nosuid and nodev, and (as root) allow_other with the kernel
+# checking modes and a mount remounted read-write that still refuses every write.
 set -uo pipefail
 . "$(dirname "$0")/mount_lib.sh"
 require_fuse
@@ -116,38 +118,62 @@ is_mounted "$mnt" || fail "daemonized ckptfs returned without a mount"
 [ "$(readlink "$mnt/latest")" = epoch-0003 ] || fail "daemonized mount: latest"
 grep -q "^$store $mnt fuse.ckptfs ro," /proc/self/mounts || fail "mount entry: $(grep "$mnt" /proc/self/mounts)"
 
-# ---- errors before daemonizing: one line, non-zero exit, nothing mounted
-check_error() { # expected-text args...
-	local want=$1
-	shift
+# ---- errors before daemonizing: one line, exit 2 for usage errors and 1 for the rest, nothing
+# mounted
+check_error() { # exit-status expected-text args...
+	local want_rc=$1 want=$2
+	shift 2
 	local out rc
 	out=$("$BIN/ckptfs" "$@" 2>&1)
 	rc=$?
-	[ $rc -ne 0 ] || fail "ckptfs $* succeeded"
+	[ $rc -eq "$want_rc" ] || fail "ckptfs $*: exit $rc, expected $want_rc: $out"
 	grep -q -- "$want" <<<"$out" || fail "ckptfs $*: expected '$want', got: $out"
 	[ "$(wc -l <<<"$out")" -eq 1 ] || fail "ckptfs $*: more than one line: $out"
+	[[ $out == "ckptfs: error: "* ]] || fail "ckptfs $*: not a 'ckptfs: error:' line: $out"
 }
 mkdir -p "$TMP/m2" "$TMP/notstore"
 touch "$TMP/file"
-check_error "already a ckptfs mount" "$store" "$mnt"
-check_error "cannot open store" "$TMP/missing" "$TMP/m2"
-check_error "not a checkpoint store" "$TMP/notstore" "$TMP/m2"
-check_error "does not exist\|No such file" "$store" "$TMP/m3"
-check_error "not a directory" "$store" "$TMP/file"
-check_error "map_location" "$store" "$TMP/m2" -o map_location=tpu
-check_error "expected STORE and MOUNTPOINT" "$store"
-check_error "unknown option" "$store" "$TMP/m2" -o no_such_option
+check_error 1 "already a ckptfs mount" "$store" "$mnt"
+check_error 1 "cannot open store" "$TMP/missing" "$TMP/m2"
+check_error 1 "not a checkpoint store" "$TMP/notstore" "$TMP/m2"
+check_error 1 "does not exist\|No such file" "$store" "$TMP/m3"
+check_error 1 "not a directory" "$store" "$TMP/file"
+check_error 2 "map_location" "$store" "$TMP/m2" -o map_location=tpu
+check_error 2 "bad map_location 'cuda:01'" "$store" "$TMP/m2" -o map_location=cuda:01
+check_error 2 "expected STORE and MOUNTPOINT" "$store"
+check_error 2 "expected STORE and MOUNTPOINT"
+check_error 2 "invalid argument .extra" "$store" "$TMP/m2" extra
+check_error 2 "unknown option" "$store" "$TMP/m2" -o no_such_option
+check_error 2 "unknown option" "$store" "$TMP/m2" -x
+check_error 2 "unknown option" "$store" "$TMP/m2" --bogus
+# a usage error is said before the store is looked at
+check_error 2 "unknown option" "$TMP/missing" "$TMP/m2" -o no_such_option
+check_error 2 "invalid parameter in option .max_threads=abc" "$store" "$TMP/m2" -o max_threads=abc
 # numeric options: "-1" is not 4294967295, garbage is refused
-check_error "snapshot_idle=-1: expected a whole number" "$store" "$TMP/m2" -o snapshot_idle=-1
-check_error "readahead_kb=-1: expected a whole number" "$store" "$TMP/m2" -o readahead_kb=-1
-check_error "max_read=1x: expected a whole number" "$store" "$TMP/m2" -o max_read=1x
-check_error "missing argument after" "$store" "$TMP/m2" -o
+check_error 2 "snapshot_idle=-1: expected a whole number" "$store" "$TMP/m2" -o snapshot_idle=-1
+check_error 2 "snapshot_idle=abc: expected a whole number" "$store" "$TMP/m2" -o snapshot_idle=abc
+check_error 2 "readahead_kb=-1: expected a whole number" "$store" "$TMP/m2" -o readahead_kb=-1
+check_error 2 "readahead_kb=: expected a whole number" "$store" "$TMP/m2" -o readahead_kb=
+check_error 2 "readahead_kb=99999999999: expected a whole number" "$store" "$TMP/m2" -o readahead_kb=99999999999
+check_error 2 "max_read=1x: expected a whole number" "$store" "$TMP/m2" -o max_read=1x
+# the kernel would read 4096 bytes anyway: a smaller max_read is refused, not silently raised
+check_error 2 "max_read=0: expected at least 4096" "$store" "$TMP/m2" -o max_read=0
+check_error 2 "max_read=4095: expected at least 4096" "$store" "$TMP/m2" -o max_read=4095
+check_error 2 "missing argument after" "$store" "$TMP/m2" -o
+# --help and --version: to standard output, a write error is one line and exit 1
+"$BIN/ckptfs" --help | grep -q "map_location=cpu|keep|cuda|cuda:N" || fail "--help does not list map_location=cuda"
+for opt in --help --version; do
+	"$BIN/ckptfs" $opt >/dev/full 2>"$TMP/err"
+	rc=$?
+	[ $rc -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "^ckptfs: error: cannot write to standard output" "$TMP/err" ||
+		fail "ckptfs $opt >/dev/full: exit $rc, stderr: $(cat "$TMP/err")"
+done
 # a mountpoint at or above the store would hide it from the daemon (a deadlock: it opens the
 # store through its own mount after mounting); tracked so that a failure still unmounts them
 track_mount "$store"
 track_mount "$(dirname "$store")"
-check_error "would hide the store" "$store" "$store"
-check_error "would hide the store" "$store" "$(dirname "$store")"
+check_error 1 "would hide the store" "$store" "$store"
+check_error 1 "would hide the store" "$store" "$(dirname "$store")"
 is_mounted "$store" && fail "ckptfs mounted over its own store"
 # a missing mountpoint is an error like the others (exit 1, README), not a usage error (2)
 rc=0
@@ -163,6 +189,37 @@ if [ "$(id -u)" = 0 ] && command -v mount.fuse3 >/dev/null; then
 	grep -q "^$store $mnt fuse.ckptfs " /proc/self/mounts || fail "mount(8) did not mount ckptfs"
 	[ "$(readlink "$mnt/best")" = "$best_info" ] || fail "mount(8): best"
 	fusermount3 -u "$mnt" || fail "fusermount3 -u after mount(8)"
+	# mount(8) hands mount.fuse3 "rw,dev,suid" by default: ckptfs still mounts ro,nosuid,nodev
+	mount -t fuse "$BIN/ckptfs#$store" "$mnt" 2>"$TMP/mount.err" || fail "mount -t fuse: $(cat "$TMP/mount.err")"
+	opts=$(awk -v m="$mnt" '$2 == m { print $4 }' /proc/self/mounts)
+	[[ ",$opts," == *,ro,* && ",$opts," == *,nosuid,* && ",$opts," == *,nodev,* ]] ||
+		fail "mount -t fuse without options: $opts (wanted ro,nosuid,nodev)"
+	fusermount3 -u "$mnt" || fail "fusermount3 -u after mount(8)"
+fi
+
+# ---- never writable: not with allow_other (the kernel checks modes), not after root remounts
+# the mount read-write behind ckptfs's back
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	mount_store "$store" "$mnt" -o allow_other
+	opts=$(awk -v m="$mnt" '$2 == m { print $4 }' /proc/self/mounts)
+	[[ ",$opts," == *,default_permissions,* && ",$opts," == *,allow_other,* ]] ||
+		fail "allow_other without default_permissions: $opts"
+	chmod 755 "$TMP"
+	setpriv --reuid=65534 --regid=65534 --clear-groups cat "$mnt/run.json" >/dev/null 2>"$TMP/err" ||
+		fail "allow_other: another user cannot read: $(cat "$TMP/err")"
+	setpriv --reuid=65534 --regid=65534 --clear-groups touch "$mnt/x" 2>/dev/null &&
+		fail "allow_other: another user could create a file"
+	chmod 700 "$TMP"
+	mount -i -o remount,rw "$mnt" || fail "remount rw"
+	for op in "touch $mnt/x" "mkdir $mnt/d" "rm -f $mnt/run.json" "chmod 777 $mnt/run.json" \
+		"ln -s x $mnt/y" "ln $mnt/run.json $mnt/z" "mv $mnt/run.json $mnt/r" "truncate -s 0 $mnt/run.json"; do
+		$op 2>"$TMP/err" && fail "'$op' succeeded on a mount remounted rw"
+		grep -q "Read-only file system" "$TMP/err" || fail "'$op' after remount rw: $(cat "$TMP/err")"
+	done
+	"$PY" -c 'import os, sys; os.setxattr(sys.argv[1], "user.x", b"1")' "$mnt/run.json" 2>"$TMP/err" &&
+		fail "setxattr succeeded"
+	grep -q "Read-only file system" "$TMP/err" || fail "setxattr after remount rw: $(tail -1 "$TMP/err")"
+	unmount_store "$mnt"
 fi
 
 # ---- idle open files release their snapshot (-o snapshot_idle)
