@@ -7,6 +7,13 @@
  * The mount is always read-only, nosuid and nodev (added after the user's options, so that
  * mount(8)'s "-o rw,dev,suid" loses), fsname=STORE, subtype=ckptfs.
  *
+ * Started as root, ckptfs keeps root's privileges for its life: on SIGTERM it unmounts itself,
+ * and a mount made by root can only be unmounted by root (after a drop to another uid the
+ * daemon would exit and leave a dead mount behind); it also raises the mount's readahead in
+ * /sys after INIT, which needs root. What it serves cannot be written whoever asks (read-only
+ * mount, EROFS for every changing call). To run it without root, mount as the user:
+ * fusermount3 does the privileged part.
+ *
  * Exit status: 0; 2 for a usage error (missing or extra arguments, an unknown option, a bad
  * option value: said before anything else is looked at); 1 for everything else (the store,
  * the mountpoint, /dev/fuse, writing --help).
