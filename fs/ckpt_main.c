@@ -13,17 +13,16 @@
 static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
-	const char *usage;
+	const char *usage, *what;
 } commands[] = {
-	{"info", cli_info, "info STORE                      run metadata, sizes, best and latest"},
-	{"log", cli_log, "log STORE                       one row per checkpoint, '*' on the best"},
-	{"show", cli_show, "show STORE EPOCH|best|latest    one line per tensor"},
-	{"verify", cli_verify, "verify STORE                    recompute every checksum"},
-	{"gc", cli_gc, "gc STORE --keep-last N --keep-top K   apply retention now"},
-	{"ls", cli_ls, "ls STORE [PATH]                 list a directory of the mount's view"},
-	{"cat", cli_cat, "cat STORE PATH                  write a file of the view to stdout"},
-	{"export", cli_export,
-	 "export STORE EPOCH|best|latest --format safetensors|pt|checkpoint -o FILE"},
+    {"info", cli_info, CLI_USAGE_INFO, "run metadata, sizes, best and latest"},
+    {"log", cli_log, CLI_USAGE_LOG, "one row per checkpoint, '*' on the best"},
+    {"show", cli_show, CLI_USAGE_SHOW, "one line per tensor"},
+    {"verify", cli_verify, CLI_USAGE_VERIFY, "recompute every checksum"},
+    {"gc", cli_gc, CLI_USAGE_GC, "apply retention now"},
+    {"ls", cli_ls, CLI_USAGE_LS, "list a directory of the mount's view"},
+    {"cat", cli_cat, CLI_USAGE_CAT, "write a file of the view to stdout"},
+    {"export", cli_export, CLI_USAGE_EXPORT, "write one checkpoint's file"},
 };
 
 /* Output that could not be written (a full disk, a closed pipe without SIGPIPE) is an error,
@@ -40,13 +39,18 @@ static int finish_stdout(int status)
 	return 1;
 }
 
-static void usage(FILE *to)
+static void usage(void)
 {
-	fprintf(to, "usage: ckpt [--help] [--version] COMMAND ARGS...\n\ncommands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(to, "  ckpt %s\n", commands[i].usage);
-	fprintf(to, "\nEPOCH is a number (4) or a directory name (epoch-0004).\n"
-	            "Run 'ckpt COMMAND --help' for a command's options.\n");
+	printf("usage: ckpt [--help] [--version] COMMAND ARGS...\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		/* a usage too long for the column puts its description on the next line */
+		if (strlen(commands[i].usage) <= 40)
+			printf("  ckpt %-40s %s\n", commands[i].usage, commands[i].what);
+		else
+			printf("  ckpt %s\n  %-45s %s\n", commands[i].usage, "", commands[i].what);
+	}
+	printf("\nEPOCH is a number (4) or a directory name (epoch-0004).\n"
+	       "Run 'ckpt COMMAND --help' for a command's options.\n");
 }
 
 int main(int argc, char **argv)
@@ -62,7 +66,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+:hV", options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
+			usage();
 			return finish_stdout(0);
 		case 'V':
 			printf("ckpt %s (store schema %d)\n", CKPT_VERSION, CKPT_SCHEMA_VERSION);

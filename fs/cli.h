@@ -8,6 +8,7 @@
 #ifndef FS_CLI_H
 #define FS_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
 
 #include "ckpt/store.h"
@@ -26,24 +27,62 @@ int cli_cat(int argc, char **argv);
 /* whole-checkpoint export: fs/cli_export.c */
 int cli_export(int argc, char **argv);
 
+/* Usage lines, shared by each command's errors and --help and by `ckpt --help`. */
+#define CLI_USAGE_INFO "info STORE"
+#define CLI_USAGE_LOG "log STORE"
+#define CLI_USAGE_SHOW "show STORE EPOCH|best|latest"
+#define CLI_USAGE_VERIFY "verify STORE"
+#define CLI_USAGE_GC "gc STORE [--keep-last N] [--keep-top K]"
+#define CLI_USAGE_LS "ls [-l] STORE [PATH]"
+#define CLI_USAGE_CAT "cat [--map-location cpu|keep|cuda:N] STORE PATH"
+#define CLI_USAGE_EXPORT                                                                           \
+	"export STORE EPOCH|best|latest --format safetensors|pt|checkpoint -o FILE "               \
+	"[--map-location cpu|keep|cuda:N]"
+
 /**
  * One error line for what getopt_long (run with opterr = 0 and a leading ':' in its optstring)
- * returned as '?' (unknown option) or ':' (missing value), naming the option and @p usage.
+ * returned as '?' (unknown or ambiguous option) or ':' (missing value), naming the option and
+ * @p usage; a negative number ("-1") where @p usage takes an EPOCH is reported as a bad epoch.
+ * @param options the table given to getopt_long, to tell an ambiguous abbreviation apart.
  * @return 2, the exit status for bad usage.
  */
-int cli_bad_option(int c, char **argv, const char *usage);
+int cli_bad_option(int c, char **argv, const struct option *options, const char *usage);
 
-/** Print "ckpt: error: " + printf-style message + newline to stderr. */
+/**
+ * Check the number of positional arguments: @p given must lie in [@p min, @p max].
+ * @return 0, or 2 after one error line naming the count and @p usage.
+ */
+int cli_check_arg_count(char **argv, int given, int min, int max, const char *usage);
+
+/** Print "ckpt: error: " + printf-style message + newline to stderr, control characters
+ * written as \xNN so that the message stays one line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /** write(2) all of @p buf, retrying on EINTR and short writes. @return 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);
 
+/** Strict unsigned decimal (no sign, space or junk). @return 0, -EINVAL, -ERANGE. */
+int cli_parse_u64(uint64_t *out, const char *s);
+
 /**
  * Resolve an epoch argument as the CLI accepts it everywhere: "4", "epoch-0004", "best",
- * "latest". @return 0, -EINVAL for a malformed spec, -ENOENT if no such checkpoint is stored
- * (a message naming the spec is left in ckpt_last_error()).
+ * "latest". @return 0, -EINVAL for a malformed spec, -ERANGE for a number above UINT64_MAX,
+ * -ENOENT if no such checkpoint is stored (a message naming the spec is left in
+ * ckpt_last_error()).
  */
 int cli_resolve_epoch(uint64_t *out, ckpt_snapshot *snap, const char *spec);
+
+/**
+ * cli_resolve_epoch() with the error line: "@p cmd: bad epoch ..." (returns 2) or "@p cmd: no
+ * checkpoint '@p spec' in @p store (...)" (returns 1). @return 0 with *out set, 1 or 2.
+ */
+int cli_find_epoch(uint64_t *out, ckpt_snapshot *snap, const char *cmd, const char *store,
+                   const char *spec);
+
+/**
+ * The store path as every command opens and prints it: trailing slashes removed in place
+ * ("run/" -> "run"; "/" stays). @return @p path.
+ */
+char *cli_trim_store_path(char *path);
 
 #endif

@@ -29,18 +29,15 @@
 
 enum export_format { FORMAT_NONE, FORMAT_SAFETENSORS, FORMAT_PT, FORMAT_CHECKPOINT };
 
-static void export_usage(FILE *to)
+static void export_usage(void)
 {
-	fprintf(to,
-	        "usage: ckpt export STORE EPOCH|best|latest --format safetensors|pt|checkpoint "
-	        "-o FILE\n"
-	        "                   [--map-location cpu|keep|cuda:N]\n"
-	        "  safetensors  model.safetensors (the model's state_dict)\n"
-	        "  pt           model.pt, as torch.save(model.state_dict()) writes it\n"
-	        "  checkpoint   checkpoint.pt: model, optimizer, epoch, step, metrics\n"
-	        "  -o -         write to stdout\n"
-	        "  --map-location  where .pt storages say they live: cpu (default), the recorded\n"
-	        "                  device (keep), or one device (cuda:N)\n");
+	printf("usage: ckpt " CLI_USAGE_EXPORT "\n"
+	       "  safetensors  model.safetensors (the model's state_dict)\n"
+	       "  pt           model.pt, as torch.save(model.state_dict()) writes it\n"
+	       "  checkpoint   checkpoint.pt: model, optimizer, epoch, step, metrics\n"
+	       "  -o -         write to stdout\n"
+	       "  --map-location  where .pt storages say they live: cpu (default), the recorded\n"
+	       "                  device (keep), or one device (cuda:N)\n");
 }
 
 /* Stream the layout to @fd. On error a message naming @what is printed. */
@@ -278,13 +275,13 @@ static bool is_store_file(const char *store_path, const char *output)
 	return false;
 }
 
-/* The digits of the first argument that reads as a negative epoch ("-1"), for the message. */
-static const char *negative_epoch(int argc, char **argv)
+/* An option given twice with different values: refused, as ckpt-train does (the last one
+ * would win silently). @return 2. */
+static int given_twice(const char *option, const char *first, const char *second)
 {
-	for (int i = 1; i < argc; i++)
-		if (argv[i][0] == '-' && argv[i][1] >= '0' && argv[i][1] <= '9')
-			return argv[i] + 1;
-	return "?";
+	cli_error("export: %s given twice, as '%s' and '%s' (give it once)", option, first,
+	          second);
+	return 2;
 }
 
 int cli_export(int argc, char **argv)
@@ -297,7 +294,7 @@ int cli_export(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	enum export_format format = FORMAT_NONE;
-	const char *output = NULL;
+	const char *output = NULL, *format_arg = NULL;
 	view_render_options opts;
 	memset(&opts, 0, sizeof(opts));
 	int c;
@@ -305,6 +302,9 @@ int cli_export(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":f:o:m:h", options, NULL)) != -1) {
 		switch (c) {
 		case 'f':
+			if (format_arg && strcmp(format_arg, optarg) != 0)
+				return given_twice("--format", format_arg, optarg);
+			format_arg = optarg;
 			if (strcmp(optarg, "safetensors") == 0) {
 				format = FORMAT_SAFETENSORS;
 			} else if (strcmp(optarg, "pt") == 0) {
@@ -318,7 +318,11 @@ int cli_export(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'o': output = optarg; break;
+		case 'o':
+			if (output && strcmp(output, optarg) != 0)
+				return given_twice("-o", output, optarg);
+			output = optarg;
+			break;
 		case 'm':
 			if (render_parse_map_location(&opts, optarg) != 0) {
 				cli_error("export: bad --map-location '%s' (use cpu, keep or cuda:N)",
@@ -326,34 +330,24 @@ int cli_export(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'h': export_usage(stdout); return 0;
-		case ':':
-			cli_error("export: %s needs a value", argv[optind - 1]);
-			return 2;
-		default:
-			if (optopt >= '0' && optopt <= '9')
-				cli_error("export: bad epoch '-%s' (expected a number, epoch-NNNN, best "
-				          "or latest)",
-				          negative_epoch(argc, argv));
-			else if (optopt)
-				cli_error("export: unknown option '-%c' (see ckpt export --help)", optopt);
-			else
-				cli_error("export: unknown option '%s' (see ckpt export --help)",
-				          argv[optind - 1]);
-			return 2;
+		case 'h': export_usage(); return 0;
+		default: return cli_bad_option(c, argv, options, CLI_USAGE_EXPORT);
 		}
 	}
-	if (argc - optind != 2 || format == FORMAT_NONE || !output || !output[0]) {
-		if (argc - optind != 2)
-			cli_error("export: expected STORE and EPOCH (got %d arguments)", argc - optind);
-		else if (format == FORMAT_NONE)
-			cli_error("export: --format is required (safetensors, pt or checkpoint)");
-		else
-			cli_error("export: -o FILE is required");
-		export_usage(stderr);
+	if (cli_check_arg_count(argv, argc - optind, 2, 2, CLI_USAGE_EXPORT))
+		return 2;
+	if (format == FORMAT_NONE) {
+		cli_error("export: --format is missing (safetensors, pt or checkpoint; usage: "
+		          "ckpt " CLI_USAGE_EXPORT ")");
 		return 2;
 	}
-	const char *store_path = argv[optind], *spec = argv[optind + 1];
+	if (!output || !output[0]) {
+		cli_error("export: %s (give a file, or - for stdout; usage: ckpt " CLI_USAGE_EXPORT
+		          ")",
+		          output ? "-o is an empty file name" : "-o FILE is missing");
+		return 2;
+	}
+	const char *store_path = cli_trim_store_path(argv[optind]), *spec = argv[optind + 1];
 	if (strcmp(output, "-") != 0 && is_store_file(store_path, output)) {
 		cli_error("export: '%s' is a file of the store '%s' (writing it would destroy the "
 		          "store)",
@@ -371,7 +365,7 @@ int cli_export(int argc, char **argv)
 	view_layout_init(&layout);
 	rc = ckpt_store_open(&store, store_path, CKPT_OPEN_READONLY);
 	if (rc) {
-		cli_error("export: cannot open store '%s' (%s)", store_path,
+		cli_error("cannot open store '%s' (%s)", store_path,
 		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
 		goto out;
 	}
@@ -382,14 +376,9 @@ int cli_export(int argc, char **argv)
 		goto out;
 	}
 	uint64_t epoch;
-	rc = cli_resolve_epoch(&epoch, snap, spec);
-	if (rc) {
-		cli_error("export: no checkpoint '%s' in '%s' (%s)", spec, store_path,
-		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
-		if (rc == -EINVAL)
-			status = 2;
+	if ((status = cli_find_epoch(&epoch, snap, "export", store_path, spec)))
 		goto out;
-	}
+	status = 1;
 	const ckpt_checkpoint *ck;
 	rc = ckpt_snapshot_checkpoint(&ck, snap, epoch);
 	if (rc) {

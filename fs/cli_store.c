@@ -15,7 +15,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,76 +27,14 @@
 #include "fs/cli.h"
 #include "fs/view_int.h"
 
-void cli_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("ckpt: error: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-int cli_write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* strict unsigned decimal; false on empty, sign, junk or overflow */
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	if (!s || *s < '0' || *s > '9')
-		return false;
-	uint64_t v = 0;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return false;
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
-
-int cli_resolve_epoch(uint64_t *out, ckpt_snapshot *snap, const char *spec)
-{
-	uint64_t e;
-	if (!spec)
-		return -EINVAL;
-	if (strcmp(spec, "best") == 0)
-		return ckpt_snapshot_best(out, snap);
-	if (strcmp(spec, "latest") == 0)
-		return ckpt_snapshot_latest(out, snap);
-	const char *num = strncmp(spec, "epoch-", 6) == 0 ? spec + 6 : spec;
-	if (!parse_u64(num, &e))
-		return -EINVAL;
-	const ckpt_checkpoint *c;
-	int rc = ckpt_snapshot_checkpoint(&c, snap, e);
-	if (rc)
-		return rc;
-	*out = e;
-	return 0;
-}
-
 /* ---- shared plumbing ---- */
 
 static int open_store(ckpt_store **out, const char *path, unsigned flags)
 {
 	int rc = ckpt_store_open(out, path, flags);
 	if (rc) {
-		cli_error("cannot open store %s (%s)", path, ckpt_last_error());
+		cli_error("cannot open store '%s' (%s)", path,
+		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
 		return 1;
 	}
 	return 0;
@@ -136,70 +74,33 @@ fail:
 	return 1;
 }
 
-int cli_bad_option(int c, char **argv, const char *usage)
-{
-	const char *arg = optind > 0 ? argv[optind - 1] : "";
-	if (strncmp(arg, "--", 2) == 0) {
-		int len = (int)strcspn(arg, "=");
-		if (c == ':')
-			cli_error("%s: option '%.*s' needs a value (usage: ckpt %s)", argv[0], len,
-			          arg, usage);
-		else if (arg[len] == '=' && optopt != 0)
-			cli_error("%s: option '%.*s' takes no value (usage: ckpt %s)", argv[0], len,
-			          arg, usage);
-		else
-			cli_error("%s: unknown or ambiguous option '%.*s' (usage: ckpt %s)",
-			          argv[0], len, arg, usage);
-	} else if (c == ':') {
-		cli_error("%s: option '-%c' needs a value (usage: ckpt %s)", argv[0], optopt,
-		          usage);
-	} else {
-		cli_error("%s: unknown option '-%c' (usage: ckpt %s)", argv[0], optopt, usage);
-	}
-	return 2;
-}
-
-/* Parse only --help for commands without options; returns -1 to go on, else exit code. */
+/* Parse only --help for commands without options, anywhere among the arguments ("--" ends
+ * the options); trims the store path (the first argument). Returns -1 to go on, else the exit
+ * status. */
 static int simple_options(int argc, char **argv, const char *usage, int npos)
 {
 	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	int c;
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			printf("usage: ckpt %s\n", usage);
 			return 0;
 		}
-		return cli_bad_option(c, argv, usage);
+		return cli_bad_option(c, argv, opts, usage);
 	}
-	if (argc - optind != npos) {
-		cli_error("%s: expected %d argument%s (usage: ckpt %s)", argv[0], npos,
-		          npos == 1 ? "" : "s", usage);
+	if (cli_check_arg_count(argv, argc - optind, npos, npos, usage))
 		return 2;
-	}
+	cli_trim_store_path(argv[optind]);
 	return -1;
-}
-
-static int resolve_or_fail(uint64_t *out, ckpt_snapshot *snap, const char *store, const char *spec)
-{
-	int rc = cli_resolve_epoch(out, snap, spec);
-	if (rc == -EINVAL) {
-		cli_error("bad epoch '%s' (expected a number, epoch-NNNN, best or latest)", spec);
-		return 2;
-	}
-	if (rc) {
-		cli_error("no checkpoint '%s' in %s (%s)", spec, store, ckpt_last_error());
-		return 1;
-	}
-	return 0;
 }
 
 /* ---- info ---- */
 
 int cli_info(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, "info STORE", 1);
+	int rc = simple_options(argc, argv, CLI_USAGE_INFO, 1);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind];
@@ -223,7 +124,11 @@ int cli_info(int argc, char **argv)
 	struct tm tm;
 	if (gmtime_r(&secs, &tm))
 		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	printf("store: %s\n", path);
+	/* one line whatever the path holds: control characters as \xNN */
+	printf("store: ");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		printf(*p < 0x20 || *p == 0x7f ? "\\x%02x" : "%c", *p);
+	putchar('\n');
 	printf("schema: %d\n", CKPT_SCHEMA_VERSION);
 	printf("model: %s\n", m->model);
 	printf("layers: %s\n", m->layers);
@@ -276,7 +181,7 @@ out:
 
 int cli_log(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, "log STORE", 1);
+	int rc = simple_options(argc, argv, CLI_USAGE_LOG, 1);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind];
@@ -343,7 +248,7 @@ static void print_name(const char *name)
 
 int cli_show(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, "show STORE EPOCH|best|latest", 2);
+	int rc = simple_options(argc, argv, CLI_USAGE_SHOW, 2);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind], *spec = argv[optind + 1];
@@ -355,7 +260,7 @@ int cli_show(int argc, char **argv)
 	if (open_snapshot(&snap, s))
 		goto out;
 	uint64_t epoch;
-	if ((status = resolve_or_fail(&epoch, snap, path, spec)))
+	if ((status = cli_find_epoch(&epoch, snap, "show", path, spec)))
 		goto out;
 	status = 1;
 	const ckpt_checkpoint *c;
@@ -386,7 +291,7 @@ out:
 
 int cli_verify(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, "verify STORE", 1);
+	int rc = simple_options(argc, argv, CLI_USAGE_VERIFY, 1);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind];
@@ -445,9 +350,44 @@ out:
 
 /* ---- gc ---- */
 
+/* Retention that ckpt-train would refuse (check_retention in train/engine.c): keeping the
+ * best K matters only when the newest N are not all kept anyway. */
+static int check_gc_retention(uint64_t keep_last, uint64_t keep_top, bool have_top)
+{
+	if (keep_top == 0 || keep_last != 0)
+		return 0;
+	if (have_top)
+		cli_error("gc: --keep-top %" PRIu64 " has no effect without --keep-last N (every "
+		          "checkpoint is kept)",
+		          keep_top);
+	else
+		cli_error("gc: keep-last 0 keeps every checkpoint, so the store's keep-top %" PRIu64
+		          " would have no effect (add --keep-top 0)",
+		          keep_top);
+	return 2;
+}
+
+/* --keep-last / --keep-top value: 0..UINT32_MAX; the same option again must agree. */
+static int parse_keep(uint64_t *value, bool *given, const char *name, const char *text)
+{
+	uint64_t v;
+	if (cli_parse_u64(&v, text) || v > UINT32_MAX) {
+		cli_error("gc: bad --%s value '%s' (expected a number 0..%u)", name, text,
+		          UINT32_MAX);
+		return 2;
+	}
+	if (*given && *value != v) {
+		cli_error("gc: --%s given twice, as %" PRIu64 " and %" PRIu64 " (give it once)",
+		          name, *value, v);
+		return 2;
+	}
+	*value = v;
+	*given = true;
+	return 0;
+}
+
 int cli_gc(int argc, char **argv)
 {
-	static const char usage[] = "gc STORE [--keep-last N] [--keep-top K]";
 	static const struct option opts[] = {
 	    {"keep-last", required_argument, NULL, 'l'},
 	    {"keep-top", required_argument, NULL, 't'},
@@ -460,37 +400,29 @@ int cli_gc(int argc, char **argv)
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hl:t:", opts, NULL)) != -1) {
-		uint64_t v;
 		switch (c) {
 		case 'h':
 			printf("usage: ckpt %s\n  0 means unlimited; a missing option keeps the "
-			       "store's current setting. The best checkpoint is never deleted.\n",
-			       usage);
+			       "store's current setting. The best checkpoint is never deleted.\n"
+			       "  --keep-top needs --keep-last N > 0.\n",
+			       CLI_USAGE_GC);
 			return 0;
 		case 'l':
 		case 't':
-			if (!parse_u64(optarg, &v) || v > UINT32_MAX) {
-				cli_error("bad --%s value '%s' (expected a number 0..%u)",
-				          c == 'l' ? "keep-last" : "keep-top", optarg, UINT32_MAX);
+			if (c == 'l' && parse_keep(&keep_last, &have_last, "keep-last", optarg))
 				return 2;
-			}
-			if (c == 'l') {
-				keep_last = v;
-				have_last = true;
-			} else {
-				keep_top = v;
-				have_top = true;
-			}
+			if (c == 't' && parse_keep(&keep_top, &have_top, "keep-top", optarg))
+				return 2;
 			break;
 		default:
-			return cli_bad_option(c, argv, usage);
+			return cli_bad_option(c, argv, opts, CLI_USAGE_GC);
 		}
 	}
-	if (argc - optind != 1) {
-		cli_error("gc: expected one STORE argument (usage: ckpt %s)", usage);
+	if (cli_check_arg_count(argv, argc - optind, 1, 1, CLI_USAGE_GC))
 		return 2;
-	}
-	const char *path = argv[optind];
+	if (have_last && have_top && check_gc_retention(keep_last, keep_top, true))
+		return 2;
+	const char *path = cli_trim_store_path(argv[optind]);
 	ckpt_store *s;
 	if (open_store(&s, path, 0))
 		return 1;
@@ -500,8 +432,10 @@ int cli_gc(int argc, char **argv)
 		keep_last = cur_last;
 	if (!have_top)
 		keep_top = cur_top;
-	int status = 0;
-	if (ckpt_store_gc(s, (uint32_t)keep_last, (uint32_t)keep_top, &deleted)) {
+	int status = check_gc_retention(keep_last, keep_top, have_top);
+	if (status) {
+		/* refused before writing */
+	} else if (ckpt_store_gc(s, (uint32_t)keep_last, (uint32_t)keep_top, &deleted)) {
 		cli_error("gc of %s failed (%s)", path, ckpt_last_error());
 		status = 1;
 	} else {

@@ -16,8 +16,6 @@
 #include "ckpt/view.h"
 #include "fs/cli.h"
 
-#define LS_USAGE "ls [-l] STORE [PATH]"
-#define CAT_USAGE "cat [--map-location cpu|keep|cuda:N] STORE PATH"
 
 static void quiet_log(void *ctx, const char *line)
 {
@@ -29,8 +27,8 @@ static int open_view(ckpt_store **store, ckpt_view **view, const char *path,
 {
 	int rc = ckpt_store_open(store, path, CKPT_OPEN_READONLY);
 	if (rc) {
-		cli_error("cannot open store %s (%s%s%s)", path, ckpt_strerror(rc),
-		          *ckpt_last_error() ? ": " : "", ckpt_last_error());
+		cli_error("cannot open store '%s' (%s)", path,
+		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
 		return rc;
 	}
 	/* errors reach the user through cli_error(): no separate log line */
@@ -87,19 +85,17 @@ int cli_ls(int argc, char **argv)
 			long_format = true;
 			break;
 		case 'h':
-			printf("usage: ckpt " LS_USAGE "\n"
+			printf("usage: ckpt " CLI_USAGE_LS "\n"
 			       "List PATH (default: the root) of the view ckptfs mounts.\n"
 			       "  -l, --long   type, permissions, size, modification time\n");
 			return 0;
 		default:
-			return cli_bad_option(c, argv, LS_USAGE);
+			return cli_bad_option(c, argv, options, CLI_USAGE_LS);
 		}
 	}
-	if (optind >= argc || argc - optind > 2) {
-		cli_error("ls: expected STORE [PATH] (try 'ckpt ls --help')");
+	if (cli_check_arg_count(argv, argc - optind, 1, 2, CLI_USAGE_LS))
 		return 2;
-	}
-	const char *store_path = argv[optind];
+	const char *store_path = cli_trim_store_path(argv[optind]);
 	const char *path = optind + 1 < argc ? argv[optind + 1] : "";
 	ckpt_store *store = NULL;
 	ckpt_view *view = NULL;
@@ -139,10 +135,7 @@ int cli_ls(int argc, char **argv)
 	ckpt_view_listing_free(&listing);
 	status = 0;
 out:
-	if (fflush(stdout) != 0 && status == 0) {
-		cli_error("ls: cannot write to standard output");
-		status = 1;
-	}
+	/* output that cannot be written is reported once, by main() */
 	ckpt_view_free(view);
 	ckpt_store_close(store);
 	return status;
@@ -164,17 +157,16 @@ int cli_cat(int argc, char **argv)
 			map_location = optarg;
 			break;
 		case 'h':
-			printf("usage: ckpt " CAT_USAGE "\n"
+			printf("usage: ckpt " CLI_USAGE_CAT "\n"
 			       "Write file PATH of the view ckptfs mounts to standard output.\n");
 			return 0;
 		default:
-			return cli_bad_option(c, argv, CAT_USAGE);
+			return cli_bad_option(c, argv, options, CLI_USAGE_CAT);
 		}
 	}
-	if (argc - optind != 2) {
-		cli_error("cat: expected STORE PATH (try 'ckpt cat --help')");
+	if (cli_check_arg_count(argv, argc - optind, 2, 2, CLI_USAGE_CAT))
 		return 2;
-	}
+	const char *store_path = cli_trim_store_path(argv[optind]);
 	const char *path = argv[optind + 1];
 	if (map_location && ckpt_view_check_map_location(map_location)) {
 		cli_error("cat: %s", ckpt_view_last_error());
@@ -182,20 +174,22 @@ int cli_cat(int argc, char **argv)
 	}
 	ckpt_store *store = NULL;
 	ckpt_view *view = NULL;
-	if (open_view(&store, &view, argv[optind], map_location))
+	if (open_view(&store, &view, store_path, map_location))
 		return 1;
 	int status = 1;
 	ckpt_view_file *f = NULL;
 	char *buf = NULL;
 	ckpt_view_attr attr;
 	int rc = ckpt_view_resolve(&attr, view, path, true);
-	if (!rc && attr.kind == CKPT_VIEW_DIR)
-		rc = -EISDIR;
+	if (!rc && attr.kind == CKPT_VIEW_DIR) {
+		cli_error("cat: %s is a directory (ckpt cat reads files; try 'ckpt ls %s%s%s')",
+		          *path ? path : "the root", store_path, *path ? " " : "", path);
+		goto out;
+	}
 	if (!rc)
 		rc = ckpt_view_open(&f, NULL, view, attr.ino);
 	if (rc) {
-		cli_error("cat: %s: %s (%s)", path, ckpt_strerror(rc),
-		          rc == -EISDIR ? "is a directory" : ckpt_view_last_error());
+		cli_error("cat: %s: %s (%s)", path, ckpt_strerror(rc), ckpt_view_last_error());
 		goto out;
 	}
 	const size_t bufsize = 1 << 20;

@@ -48,9 +48,14 @@ run $CKPT --version
 [ $rc -eq 0 ] && grep -q '^ckpt [0-9]' <<<"$out" || fail "--version: $out"
 run $CKPT --help
 [ $rc -eq 0 ] && grep -q 'info STORE' <<<"$out" || fail "--help"
-for c in info log show verify gc; do
+for c in info log show verify gc ls cat export; do
 	run $CKPT $c --help
-	[ $rc -eq 0 ] && grep -q "usage: ckpt $c" <<<"$out" || fail "$c --help: rc $rc $out $err"
+	[ $rc -eq 0 ] && [ -z "$err" ] && grep -q "usage: ckpt $c" <<<"$out" ||
+		fail "$c --help: rc $rc $out $err"
+	# the summary of ckpt --help shows each command's options, as its own --help does
+	usage=$(sed -n 's/^usage: ckpt //p' <<<"$out")
+	run $CKPT --help
+	grep -qF "ckpt $usage" <<<"$out" || fail "ckpt --help lacks 'ckpt $usage': $out"
 done
 
 # ---- info ----
@@ -122,23 +127,74 @@ expect_error 2 "keep-top" $CKPT gc "$store" --keep-top -3
 expect_error 2 "keep-last" $CKPT gc "$store" --keep-last 99999999999
 expect_error 2 "unknown command" $CKPT frobnicate "$store"
 # options getopt refuses: still one "ckpt: error:" line naming the option
-expect_error 2 "gc: unknown or ambiguous option '--bogus'" $CKPT gc "$store" --bogus
-expect_error 2 "gc: unknown or ambiguous option '--keep'" $CKPT gc --keep 2 "$store"
+expect_error 2 "gc: unknown option '--bogus'" $CKPT gc "$store" --bogus
+expect_error 2 "gc: ambiguous option '--keep'" $CKPT gc --keep 2 "$store"
 expect_error 2 "gc: option '--keep-last' needs a value" $CKPT gc "$store" --keep-last
 expect_error 2 "gc: option '-t' needs a value" $CKPT gc "$store" -t
 expect_error 2 "log: unknown option '-z'" $CKPT log -z "$store"
-expect_error 2 "verify: unknown or ambiguous option '--bogus'" $CKPT verify --bogus "$store"
+expect_error 2 "verify: unknown option '--bogus'" $CKPT verify --bogus "$store"
 expect_error 2 "show: option '--help' takes no value" $CKPT show --help=1 "$store" 1
 expect_error 2 "info: unknown option '-x'" $CKPT info -x "$store"
 expect_error 2 "unknown option '--bogus'" $CKPT --bogus info "$store"
-# output that cannot be written (a full disk) is an error, not a silent exit 0
+# every usage error of every command is one line, exit 2: an option after the arguments is
+# still an option, unknown options read "unknown option" everywhere
+expect_error 2 "log: unknown option '--x'" $CKPT log "$store" --x
+expect_error 2 "info: unknown option '--bogus'" $CKPT info "$store" --bogus
+expect_error 2 "show: unknown option '-q'" $CKPT show "$store" 1 -q
+expect_error 2 "ls: unknown option '--bogus'" $CKPT ls "$store" --bogus
+expect_error 2 "ls: unknown option '-x'" $CKPT ls -lx "$store"
+expect_error 2 "cat: unknown option '--bogus'" $CKPT cat "$store" run.json --bogus
+expect_error 2 "export: unknown option '--bogus'" $CKPT export "$store" 1 --bogus
+expect_error 2 "expected 1 to 2 arguments, got 3" $CKPT ls "$store" a b
+expect_error 2 "expected 2 arguments, got 1" $CKPT cat "$store"
+expect_error 2 "expected 2 arguments, got 1" $CKPT export "$store" --format pt -o -
+expect_error 2 "--format is missing" $CKPT export "$store" best -o "$tmp/x.pt"
+expect_error 2 "-o FILE is missing" $CKPT export "$store" best --format pt
+expect_error 2 "-o is an empty file name" $CKPT export "$store" best --format pt -o ''
+expect_error 2 "-o given twice" $CKPT export "$store" best --format pt -o "$tmp/a" -o "$tmp/b"
+expect_error 2 "--format given twice" $CKPT export "$store" best --format pt --format safetensors -o -
+expect_error 2 "bad epoch 'epoch-'" $CKPT export "$store" epoch- --format pt -o -
+expect_error 2 "bad epoch '-2'" $CKPT export "$store" -2 --format pt -o -
+expect_error 2 "too large" $CKPT show "$store" 99999999999999999999
+expect_error 2 "too large" $CKPT export "$store" epoch-99999999999999999999 --format pt -o -
+expect_error 1 "no checkpoint '18446744073709551615'" $CKPT show "$store" 18446744073709551615
+expect_error 2 "bad epoch ''" $CKPT show "$store" ''
+expect_error 1 "cannot open store '' \(store path is empty\)" $CKPT info ''
+expect_error 1 "cannot open store '-'" $CKPT log -- -
+expect_error 2 "unknown command ''" $CKPT ''
+[ ! -e "$tmp/x.pt" ] && [ ! -e "$tmp/a" ] && [ ! -e "$tmp/b" ] || fail "a refused export wrote a file"
+# a path with a newline cannot split the error line
+expect_error 1 'cannot open store .*a\\x0ab' $CKPT info "$tmp/a
+b"
+# cat of a directory says what to do instead
+expect_error 1 "cat: best is a directory \(ckpt cat reads files; try 'ckpt ls .* best'\)" \
+	$CKPT cat "$store" best
+expect_error 1 "cat: the root is a directory" $CKPT cat "$store" ''
+# a store path is printed as given less trailing slashes, whichever way it was given
+run $CKPT info "$store/"
+grep -qxF "store: $store" <<<"$out" || fail "info STORE/: $(head -1 <<<"$out")"
+run $CKPT info "$store//"
+grep -qxF "store: $store" <<<"$out" || fail "info STORE//: $(head -1 <<<"$out")"
+run $CKPT ls "$store/"
+[ $rc -eq 0 ] && grep -qx 'latest' <<<"$out" || fail "ls STORE/: $out $err"
+# gc follows ckpt-train's retention rules: --keep-top needs --keep-last N > 0; one value per
+# option; refused settings change nothing
+before=$(cksum <"$store/data.mdb")
+expect_error 2 "--keep-top 2 has no effect without --keep-last N" $CKPT gc "$store" --keep-top 2
+expect_error 2 "--keep-top 2 has no effect" $CKPT gc "$store" --keep-top 2 --keep-last 0
+expect_error 2 "--keep-last given twice, as 1 and 2" $CKPT gc "$store" --keep-last 1 --keep-last 2
+expect_error 2 "expected 1 argument, got 2" $CKPT gc "$store" "$store"
+[ "$before" = "$(cksum <"$store/data.mdb")" ] || fail "a refused gc changed the store"
+
 if [ -w /dev/full ]; then
-	for args in "info $store" "log $store" "show $store latest" "verify $store" "--version"; do
+	for args in "info $store" "log $store" "show $store latest" "verify $store" "--version" \
+		"--help" "info --help" "export --help" "ls $store" "cat $store run.json" \
+		"export $store best --format pt -o -"; do
 		# shellcheck disable=SC2086
 		$CKPT $args >/dev/full 2>"$tmp/err"
 		rc=$?
 		[ $rc -eq 1 ] || fail "ckpt $args >/dev/full: exit $rc, expected 1"
-		[ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "^ckpt: error: cannot write the output" "$tmp/err" ||
+		[ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "^ckpt: error: .*\(cannot \)\?writ.*No space left" "$tmp/err" ||
 			fail "ckpt $args >/dev/full: $(cat "$tmp/err")"
 	done
 fi

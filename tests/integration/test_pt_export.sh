@@ -87,7 +87,9 @@ expect_fail() { # STATUS PATTERN CMD...
 	"$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
 	[ "$rc" -eq "$want" ] || fail "$* exited $rc, expected $want: $(cat "$tmp/err")"
 	grep -q "$pattern" "$tmp/err" || fail "$*: message '$(cat "$tmp/err")' lacks '$pattern'"
-	[ "$(grep -c 'error' "$tmp/err")" -eq 1 ] || fail "$*: not one error line: $(cat "$tmp/err")"
+	# one line in all: no usage text after the error
+	[ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q '^ckpt: error: ' "$tmp/err" ||
+		fail "$*: not one error line: $(cat "$tmp/err")"
 }
 mkdir "$tmp/out_dir"
 echo old >"$tmp/out_dir/keep.pt"

@@ -1,0 +1,209 @@
+/* fs/cli_common.c - what every `ckpt` subcommand shares: the error line, option and argument
+ * checks, epoch specs, store path spelling
+ *
+ * Every error is exactly one line on stderr, "ckpt: error: <what> (<why>)": control characters
+ * that a path or a name may carry (a newline, a tab) are written as \xNN so that they cannot
+ * split it. Bad usage is exit status 2, a failure 1 (the callers return them).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt/store.h"
+#include "fs/cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fputs("ckpt: error: ", stderr);
+	for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			fprintf(stderr, "\\x%02x", *p);
+		else
+			fputc(*p, stderr);
+	}
+	fputc('\n', stderr);
+}
+
+int cli_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int cli_parse_u64(uint64_t *out, const char *s)
+{
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	uint64_t v = 0;
+	bool overflow = false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			overflow = true;
+		else
+			v = v * 10 + d;
+	}
+	if (overflow)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int cli_resolve_epoch(uint64_t *out, ckpt_snapshot *snap, const char *spec)
+{
+	uint64_t e;
+	if (!spec)
+		return -EINVAL;
+	if (strcmp(spec, "best") == 0)
+		return ckpt_snapshot_best(out, snap);
+	if (strcmp(spec, "latest") == 0)
+		return ckpt_snapshot_latest(out, snap);
+	const char *num = strncmp(spec, "epoch-", 6) == 0 ? spec + 6 : spec;
+	int rc = cli_parse_u64(&e, num);
+	if (rc)
+		return rc;
+	const ckpt_checkpoint *c;
+	rc = ckpt_snapshot_checkpoint(&c, snap, e);
+	if (rc)
+		return rc;
+	*out = e;
+	return 0;
+}
+
+int cli_find_epoch(uint64_t *out, ckpt_snapshot *snap, const char *cmd, const char *store,
+                   const char *spec)
+{
+	int rc = cli_resolve_epoch(out, snap, spec);
+	if (rc == -EINVAL) {
+		cli_error("%s: bad epoch '%s' (expected a number, epoch-NNNN, best or latest)", cmd,
+		          spec);
+		return 2;
+	}
+	if (rc == -ERANGE) {
+		cli_error("%s: bad epoch '%s' (too large: epochs go up to %" PRIu64 ")", cmd, spec,
+		          UINT64_MAX);
+		return 2;
+	}
+	if (rc) {
+		cli_error("%s: no checkpoint '%s' in %s (%s)", cmd, spec, store,
+		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
+
+/* The argument getopt_long refused: for a long option the element itself (optind has moved
+ * past it); for a short one the first element that holds it, as getopt may still be inside a
+ * cluster ("-lx"). */
+static const char *refused_argument(char **argv, int argc_hint)
+{
+	if (optind > 0 && strncmp(argv[optind - 1], "--", 2) == 0)
+		return argv[optind - 1];
+	for (int i = 1; i < argc_hint && argv[i]; i++)
+		if (argv[i][0] == '-' && argv[i][1] != '-' && strchr(argv[i] + 1, optopt))
+			return argv[i];
+	return NULL;
+}
+
+static int count_args(char **argv)
+{
+	int n = 0;
+	while (argv[n])
+		n++;
+	return n;
+}
+
+/* Options whose name starts with @p name (@p len bytes); *exact is set to the exact match. */
+static int prefix_matches(const struct option *options, const char *name, size_t len,
+                          const struct option **exact, const struct option **first)
+{
+	int n = 0;
+	*exact = *first = NULL;
+	for (const struct option *o = options; o->name; o++) {
+		if (strncmp(o->name, name, len) != 0)
+			continue;
+		if (strlen(o->name) == len)
+			*exact = o;
+		if (!*first)
+			*first = o;
+		n++;
+	}
+	return n;
+}
+
+int cli_bad_option(int c, char **argv, const struct option *options, const char *usage)
+{
+	const char *cmd = argv[0];
+	const char *arg = refused_argument(argv, count_args(argv));
+	if (arg && arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9' && strstr(usage, "EPOCH")) {
+		cli_error("%s: bad epoch '%s' (expected a number, epoch-NNNN, best or latest)", cmd,
+		          arg);
+		return 2;
+	}
+	if (!arg || arg[1] != '-') {
+		if (c == ':')
+			cli_error("%s: option '-%c' needs a value (usage: ckpt %s)", cmd, optopt,
+			          usage);
+		else
+			cli_error("%s: unknown option '-%c' (usage: ckpt %s)", cmd, optopt, usage);
+		return 2;
+	}
+	size_t len = strcspn(arg + 2, "=");
+	const struct option *exact, *first;
+	int n = prefix_matches(options, arg + 2, len, &exact, &first);
+	const struct option *o = exact ? exact : n == 1 ? first : NULL;
+	if (o && c == ':')
+		cli_error("%s: option '--%s' needs a value (usage: ckpt %s)", cmd, o->name, usage);
+	else if (o && arg[2 + len] == '=' && o->has_arg == no_argument)
+		cli_error("%s: option '--%s' takes no value (usage: ckpt %s)", cmd, o->name, usage);
+	else if (n > 1 && !exact)
+		cli_error("%s: ambiguous option '%.*s' (usage: ckpt %s)", cmd, (int)len + 2, arg,
+		          usage);
+	else
+		cli_error("%s: unknown option '%.*s' (usage: ckpt %s)", cmd, (int)len + 2, arg,
+		          usage);
+	return 2;
+}
+
+int cli_check_arg_count(char **argv, int given, int min, int max, const char *usage)
+{
+	if (given >= min && given <= max)
+		return 0;
+	if (min == max)
+		cli_error("%s: expected %d argument%s, got %d (usage: ckpt %s)", argv[0], min,
+		          min == 1 ? "" : "s", given, usage);
+	else
+		cli_error("%s: expected %d to %d arguments, got %d (usage: ckpt %s)", argv[0], min,
+		          max, given, usage);
+	return 2;
+}
+
+char *cli_trim_store_path(char *path)
+{
+	size_t len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		path[--len] = '\0';
+	return path;
+}
