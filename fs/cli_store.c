@@ -1,6 +1,7 @@
 /* fs/cli_store.c - the `ckpt` store commands: info, log, show, verify, gc
  *
- * They call libckpt directly (no view). Stores are opened read-only except by gc. Output
+ * They call libckpt directly (no view). Stores are opened read-only except by gc, which
+ * first takes ckpt-train's exclusive flock on data.mdb (refused while a run trains). Output
  * formats are stable (tests and scripts parse them):
  *   info   "key: value" lines
  *   log    a header "epoch step <metric>... best" then one row per checkpoint: epoch as
@@ -13,12 +14,14 @@
  * Exit status: 0 ok, 1 failure, 2 usage.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -350,6 +353,60 @@ out:
 
 /* ---- gc ---- */
 
+/* ckpt-train holds an exclusive flock on data.mdb for its whole run and applies its own
+ * retention at every commit; a lockless reader (no lock.mdb) holds a shared one, invisible to
+ * LMDB writers. gc takes ckpt-train's lock before it opens the store, so it neither writes
+ * under either of them nor lets a ckpt-train start meanwhile. Returns 0 with *out_fd set (-1
+ * when there is no data.mdb to lock, which opening the store then reports, or no flock on the
+ * file system), or 1 after one error line, nothing changed. */
+static int lock_store_for_writing(int *out_fd, const char *path)
+{
+	*out_fd = -1;
+	char *file = NULL;
+	if (asprintf(&file, "%s/data.mdb", path) < 0) {
+		cli_error("gc: out of memory");
+		return 1;
+	}
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		free(file);
+		return 0;
+	}
+	/* twice: a writer that just ended leaves nothing to wait for */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			free(file);
+			*out_fd = fd;
+			return 0;
+		}
+		if (errno != EWOULDBLOCK) {
+			free(file);
+			close(fd);
+			return 0; /* a file system without flock: nothing to guard with */
+		}
+		/* a shared lock is still granted while only lockless readers hold theirs */
+		int probe = open(file, O_RDONLY | O_CLOEXEC);
+		bool readers_only = probe >= 0 && flock(probe, LOCK_SH | LOCK_NB) == 0;
+		if (probe >= 0)
+			close(probe);
+		if (!readers_only) {
+			cli_error("store %s is being trained by ckpt-train; run gc when it stops, or "
+			          "ckpt-train --resume --keep-last N",
+			          path);
+			break;
+		}
+		if (attempt == 1)
+			cli_error("store %s is being read by a process that opened it without "
+			          "lock.mdb (a ckpt command or a ckptfs mount of a copy or of "
+			          "read-only media); gc could reuse the pages it reads: run gc when "
+			          "it is done",
+			          path);
+	}
+	free(file);
+	close(fd);
+	return 1;
+}
+
 /* Retention that ckpt-train would refuse (check_retention in train/engine.c): keeping the
  * best K matters only when the newest N are not all kept anyway. */
 static int check_gc_retention(uint64_t keep_last, uint64_t keep_top, bool have_top)
@@ -404,7 +461,8 @@ int cli_gc(int argc, char **argv)
 		case 'h':
 			printf("usage: ckpt %s\n  0 means unlimited; a missing option keeps the "
 			       "store's current setting. The best checkpoint is never deleted.\n"
-			       "  --keep-top needs --keep-last N > 0.\n",
+			       "  --keep-top needs --keep-last N > 0. Refused while ckpt-train "
+			       "trains the store.\n",
 			       CLI_USAGE_GC);
 			return 0;
 		case 'l':
@@ -423,9 +481,15 @@ int cli_gc(int argc, char **argv)
 	if (have_last && have_top && check_gc_retention(keep_last, keep_top, true))
 		return 2;
 	const char *path = cli_trim_store_path(argv[optind]);
-	ckpt_store *s;
-	if (open_store(&s, path, 0))
+	int lock_fd;
+	if (lock_store_for_writing(&lock_fd, path))
 		return 1;
+	ckpt_store *s;
+	if (open_store(&s, path, 0)) {
+		if (lock_fd >= 0)
+			close(lock_fd);
+		return 1;
+	}
 	uint32_t cur_last, cur_top, deleted = 0;
 	ckpt_store_retention(s, &cur_last, &cur_top);
 	if (!have_last)
@@ -444,5 +508,7 @@ int cli_gc(int argc, char **argv)
 		       deleted, keep_last, keep_top);
 	}
 	ckpt_store_close(s);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	return status;
 }
