@@ -32,6 +32,7 @@
 #include "train/data.h"
 #include "train/engine.h"
 #include "train/error.h"
+#include "train/memory.h"
 #include "train/rng.h"
 
 /* ---- configuration ------------------------------------------------------------------------ */
@@ -1431,6 +1432,71 @@ static void note_no_test_set(const char *csv)
 		        csv);
 }
 
+/* Linux overcommits: a model larger than the memory left is not refused by malloc but
+ * OOM-killed when its pages are first touched, without a word. So what the run still has to
+ * allocate is compared with what is available before anything large is (the data set is
+ * loaded already and counted by the kernel). On a GPU the model lives in device memory (the
+ * backend checks that); the host holds the staging buffers. */
+static int check_memory(const train_config *c, const train_data *data, uint32_t max_rows,
+                        uint32_t n_fit)
+{
+	const char *off = getenv("CKPT_TRAIN_TEST_NO_MEMORY_CHECK");
+	if (off && strcmp(off, "1") == 0)
+		return 0;
+	bool on_host = strcmp(c->device, "cpu") == 0;
+	double params = 0, largest = 0, activations = 0;
+	for (uint32_t l = 0; l + 1 < c->nsizes; l++) {
+		double n = (double)c->sizes[l] * c->sizes[l + 1];
+		params += n + c->sizes[l + 1];
+		largest = n > largest ? n : largest;
+	}
+	for (uint32_t l = 0; l < c->nsizes;
+	     l++) /* activations, and their gradients but the input's */
+		activations += (double)max_rows * c->sizes[l] * (l ? 2 : 1);
+	activations += max_rows; /* labels */
+	bool adam = c->opt.kind != TRAIN_OPT_SGD;
+	double states = adam ? 2 : c->opt.momentum != 0 ? 1 : 0;
+	double staged = adam ? 3 : states; /* as persister_init() sizes the slots */
+	const double f = sizeof(float);
+	double model = on_host ? (2 + states) * params * f + activations * f : 0;
+	double staging = 2 * params * (1 + staged) * f;
+	double other = largest * f /* one host copy of a layer: init, resume */ +
+	               ((double)n_fit + data->train.count + data->test.count) * 4 /* indices */ +
+	               (64 << 20) /* threads' stacks, BLAS buffers */;
+	double need = model + staging + other;
+	uint64_t avail;
+	char what[32];
+	train_memory_available(&avail, what, sizeof(what));
+	if (need <= (double)avail)
+		return 0;
+	char s_need[32], s_avail[32], s_params[32], s_states[32], s_act[32], s_staging[32],
+	    s_data[32];
+	train_memory_format(s_need, sizeof(s_need), need);
+	train_memory_format(s_avail, sizeof(s_avail), (double)avail);
+	train_memory_format(s_params, sizeof(s_params), params * f);
+	train_memory_format(s_states, sizeof(s_states), states * params * f);
+	train_memory_format(s_act, sizeof(s_act), activations * f);
+	train_memory_format(s_staging, sizeof(s_staging), staging);
+	train_memory_format(s_data, sizeof(s_data),
+	                    ((double)data->train.count * (data->train.features + 1) +
+	                     (double)data->test.count * (data->test.features + 1)) *
+	                        f);
+	if (on_host)
+		return train_fail(
+		    -ENOMEM,
+		    "not enough memory for this run: it needs %s more (parameters %s, "
+		    "gradients %s, optimizer state %s, activations %s, 2 checkpoint "
+		    "staging buffers %s; the data set's %s are loaded) and %s is "
+		    "available (%s) (--layers %s, batches of up to %u rows)",
+		    s_need, s_params, s_params, s_states, s_act, s_staging, s_data, s_avail, what,
+		    c->layers, max_rows);
+	return train_fail(-ENOMEM,
+	                  "not enough host memory for this run: it needs %s more (2 checkpoint "
+	                  "staging buffers %s; the data set's %s are loaded) and %s is available "
+	                  "(%s) (--layers %s)",
+	                  s_need, s_staging, s_data, s_avail, what, c->layers);
+}
+
 int train_run(train_config *cfg, train_result *res)
 {
 	memset(res, 0, sizeof(*res));
@@ -1642,16 +1708,23 @@ int train_run(train_config *cfg, train_result *res)
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		cfg->threads = ncpu > 0 ? (int)ncpu : 1;
 	}
+	/* before the first large allocation, and before the store is created */
+	rc = check_memory(cfg, &data, max_rows, n_fit);
+	if (rc)
+		goto out;
 	rc = train_backend_create(&be, cfg->device, cfg->threads);
 	if (rc)
 		goto out;
 	rc = train_mlp_create(&model, be, cfg->sizes, cfg->nsizes, max_rows);
 	if (!rc)
 		rc = train_optimizer_create(&opt, be, &cfg->opt, model);
-	if (rc == -ENOMEM && be->last_error(be)[0]) {
-		/* the backend knows which device and how many bytes */
-		rc = train_fail(rc, "%s (--layers %s, batches of up to %u rows)",
-		                be->last_error(be), cfg->layers, max_rows);
+	if (rc == -ENOMEM) {
+		/* the backend knows which device and how many bytes, if it says */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s",
+		         be->last_error(be)[0] ? be->last_error(be) : train_last_error());
+		rc = train_fail(rc, "%s (--layers %s, batches of up to %u rows)", why, cfg->layers,
+		                max_rows);
 		goto out;
 	}
 	if (!rc) {

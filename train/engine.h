@@ -9,6 +9,8 @@
  *   CKPT_TRAIN_BENCH_NO_CHECKPOINT=1    train without snapshots or commits (the baseline of
  *                                       tests/bench/bench_gpu.sh; the store stays empty)
  *   CKPT_TRAIN_CUDA_PLUGIN=PATH         the CUDA plug-in to load for --device cuda[:N]
+ *   CKPT_TRAIN_TEST_NO_MEMORY_CHECK=1   skip the check of the memory a run needs against what
+ *                                       is available (tests of the allocation failures)
  *
  * What a checkpoint holds besides tensors (extra-state keys, all JSON text except none):
  *   optimizer.name          "sgd" | "adam" | "adamw"

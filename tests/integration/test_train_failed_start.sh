@@ -3,7 +3,9 @@
 # (here: the loss becomes NaN) leaves no store behind: the --store directory it created is
 # removed again (an empty directory given as --store stays, empty), so the same command with a
 # corrected setting (a lower --lr, as the message suggests) starts the run instead of being
-# refused for "a run with other settings". A failure after checkpoints exist keeps them.
+# refused for "a run with other settings". A failure after checkpoints exist keeps them. A run
+# that needs more memory than is available is refused before it allocates; an allocation that
+# fails anyway is one error line and leaves no store.
 . "$(dirname "$0")/lib.sh"
 need_built "$TRAIN" "$CKPT"
 common=(--data synthetic --layers 24,16,4 --val-split 2000 --batch-size 50 --threads 1 --no-sync --quiet)
@@ -44,3 +46,38 @@ $TRAIN --store "$WORK/killed" --epochs 1 --seed 7 "${common[@]}" 2>"$WORK/err" &
 grep -q "was created for a run with other --seed (0)" "$WORK/err" || fail "message: $(cat "$WORK/err")"
 $TRAIN --store "$WORK/killed" --epochs 1 "${common[@]}" || fail "same settings on the empty store"
 echo "ok: a run that saved nothing leaves no store; existing stores stay"
+
+# a model larger than the memory available is refused before anything is allocated (not
+# OOM-killed), naming what it needs and what is available; each 65536 x 65536 layer needs
+# about 112 GiB with its gradients, momentum and staging buffers
+avail_kb=$(sed -n 's/^MemAvailable: *\([0-9]*\) kB/\1/p' /proc/meminfo)
+layers=16,65536
+for _ in $(seq 1 $((avail_kb / (100 << 20) + 1))); do layers=$layers,65536; done
+small=(--data synthetic --val-split 2000 --threads 1 --no-sync --quiet)
+start=$(date +%s%N)
+timeout 20 $TRAIN --store "$WORK/big" --layers "$layers,4" "${small[@]}" 2>"$WORK/err"
+rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+[ $rc -eq 1 ] || fail "a model above MemAvailable: exit $rc, want 1: $(cat "$WORK/err")"
+[ "$(wc -l <"$WORK/err")" -eq 1 ] &&
+	grep -q "error: not enough memory for this run: it needs .* GiB more (parameters .*) and .* is available (" "$WORK/err" ||
+	fail "a model above MemAvailable: $(cat "$WORK/err")"
+[ $ms -lt 5000 ] || fail "the refusal took $ms ms: it allocated first"
+[ ! -e "$WORK/big" ] || fail "a refused run left a store"
+# under ulimit -v: the check names the limit; past the check (the test knob), the allocation
+# that fails is one clean error line, and no store is left
+mid=(--layers 16,4096,4096,4 "${small[@]}")
+(ulimit -v 400000 && exec timeout 20 $TRAIN --store "$WORK/mid" "${mid[@]}") 2>"$WORK/err"
+rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
+	grep -q "not enough memory for this run: .* is available (ulimit -v) (--layers 16,4096,4096,4" "$WORK/err" ||
+	fail "ulimit -v: exit $rc: $(cat "$WORK/err")"
+for v in 300000 400000 500000; do
+	(ulimit -v $v && CKPT_TRAIN_TEST_NO_MEMORY_CHECK=1 exec timeout 20 $TRAIN --store "$WORK/mid" "${mid[@]}") 2>"$WORK/err"
+	rc=$?
+	[ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
+		grep -q "^ckpt-train: error: out of memory \(allocating \(the model's buffers\|optimizer state\) (--layers 16,4096,4096,4, batches of up to 1024 rows)\|for the checkpoint staging buffers (2 x [0-9]* bytes of host memory)\)$" "$WORK/err" ||
+		fail "ulimit -v $v past the check: exit $rc: $(cat "$WORK/err")"
+	[ ! -e "$WORK/mid" ] || fail "ulimit -v $v: a failed allocation left a store"
+done
+echo "ok: a run that cannot fit in memory is refused before it allocates, or fails cleanly"
