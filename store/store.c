@@ -28,6 +28,21 @@
 #define LMDB_META_LAST_PG 136 /* mm_last_pg */
 #define LMDB_META_TXNID 144   /* mm_txnid */
 #define LMDB_META_END 152
+#define LMDB_META_FREE_ROOT 80 /* mm_dbs[FREE_DBI].md_root */
+#define LMDB_META_MAIN_ROOT 128 /* mm_dbs[MAIN_DBI].md_root */
+/* page header: mp_pgno 8, mp_pad 2, mp_flags 2, mp_lower/mp_upper 2+2 (mp_pages 4) */
+#define LMDB_PAGEHDR 16
+#define LMDB_P_BRANCH 0x01
+#define LMDB_P_LEAF 0x02
+#define LMDB_P_OVERFLOW 0x04
+/* node: mn_lo 2, mn_hi 2, mn_flags 2, mn_ksize 2, then key and data */
+#define LMDB_NODEHDR 8
+#define LMDB_F_BIGDATA 0x01
+#define LMDB_F_SUBDATA 0x02
+#define LMDB_F_DUPDATA 0x04
+#define LMDB_DB_ROOT 40 /* md_root in an MDB_db record (48 bytes) */
+#define LMDB_DB_SIZE 48
+#define LMDB_MAX_DEPTH 64
 
 static uint32_t load_u32le(const uint8_t *p)
 {
@@ -924,6 +939,105 @@ static bool has_file(const char *dir, const char *name)
 }
 
 /* refuse anything that is not an LMDB data file before LMDB may create files */
+/* The exact check behind check_data_file's quick one: LMDB's last page counts pages that a
+ * write transaction allocated and freed again before they were written (a gc that deletes
+ * many epochs leaves such pages at the end), so a sound file may end before it. Walk every
+ * B-tree the newest commit references (the free list, the main DB and the named DBs in it)
+ * with pread, and find the highest page any of them uses, overflow pages included. A page
+ * past the end of the file, a page of the wrong kind or a tree deeper than LMDB builds makes
+ * the walk fail: the file is damaged. Sets *highest to the highest page referenced + 1. */
+struct page_walk {
+	int fd;
+	uint32_t psize;
+	uint64_t npages; /* pages in the file */
+	uint64_t highest;
+	uint64_t visited;
+	uint8_t *buf[LMDB_MAX_DEPTH];
+};
+
+static int walk_tree(struct page_walk *w, uint64_t pgno, int depth, bool named);
+
+static int walk_page_ref(struct page_walk *w, uint64_t pgno, uint64_t npages)
+{
+	if (pgno >= w->npages || npages > w->npages - pgno)
+		return -1;
+	if (pgno + npages > w->highest)
+		w->highest = pgno + npages;
+	return 0;
+}
+
+static int walk_tree(struct page_walk *w, uint64_t pgno, int depth, bool named)
+{
+	if (pgno == UINT64_MAX) /* P_INVALID: an empty tree */
+		return 0;
+	if (depth >= LMDB_MAX_DEPTH || ++w->visited > w->npages || walk_page_ref(w, pgno, 1))
+		return -1;
+	uint8_t *pg = w->buf[depth];
+	if (pread(w->fd, pg, w->psize, (off_t)(pgno * w->psize)) != (ssize_t)w->psize)
+		return -1;
+	uint16_t flags = (uint16_t)(pg[10] | pg[11] << 8);
+	uint16_t lower = (uint16_t)(pg[12] | pg[13] << 8);
+	if (load_u64le(pg) != pgno || !(flags & (LMDB_P_BRANCH | LMDB_P_LEAF)) ||
+	    lower < LMDB_PAGEHDR || lower > w->psize)
+		return -1;
+	unsigned n = (lower - LMDB_PAGEHDR) / 2;
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t off = (uint16_t)(pg[LMDB_PAGEHDR + 2 * i] | pg[LMDB_PAGEHDR + 2 * i + 1] << 8);
+		if (off < lower || (size_t)off + LMDB_NODEHDR > w->psize)
+			return -1;
+		const uint8_t *node = pg + off;
+		uint32_t lo = (uint32_t)(node[0] | node[1] << 8), hi = (uint32_t)(node[2] | node[3] << 8);
+		uint16_t nflags = (uint16_t)(node[4] | node[5] << 8);
+		uint16_t ksize = (uint16_t)(node[6] | node[7] << 8);
+		if (flags & LMDB_P_BRANCH) {
+			uint64_t child = lo | (uint64_t)hi << 16 | (uint64_t)nflags << 32;
+			if (walk_tree(w, child, depth + 1, named))
+				return -1;
+			continue;
+		}
+		size_t data = (size_t)off + LMDB_NODEHDR + ksize;
+		if (nflags & LMDB_F_BIGDATA) {
+			if (data + 8 > w->psize)
+				return -1;
+			uint64_t ov = load_u64le(node + LMDB_NODEHDR + ksize);
+			uint8_t head[LMDB_PAGEHDR];
+			if (walk_page_ref(w, ov, 1) ||
+			    pread(w->fd, head, sizeof(head), (off_t)(ov * w->psize)) != (ssize_t)sizeof(head) ||
+			    load_u64le(head) != ov || !((head[10] | head[11] << 8) & LMDB_P_OVERFLOW) ||
+			    walk_page_ref(w, ov, load_u32le(head + 12)))
+				return -1;
+		} else if (nflags & LMDB_F_SUBDATA) {
+			if (!named || data + LMDB_DB_SIZE > w->psize ||
+			    walk_tree(w, load_u64le(node + LMDB_NODEHDR + ksize + LMDB_DB_ROOT), depth + 1,
+			              false))
+				return -1;
+		} else if (nflags & LMDB_F_DUPDATA) {
+			return -1; /* no store DB is DUPSORT */
+		}
+	}
+	return 0;
+}
+
+static int data_file_highest_page(int fd, uint32_t psize, uint64_t size, const uint8_t *meta,
+                                  uint64_t *highest)
+{
+	struct page_walk w = {.fd = fd, .psize = psize, .npages = size / psize, .highest = 2};
+	int rc = 0;
+	for (int i = 0; i < LMDB_MAX_DEPTH && !rc; i++)
+		if (!(w.buf[i] = malloc(psize)))
+			rc = -ENOMEM;
+	/* the main DB's leaves name the named DBs; their own leaves name none */
+	if (!rc)
+		rc = walk_tree(&w, load_u64le(meta + LMDB_META_FREE_ROOT), 0, false) ||
+		             walk_tree(&w, load_u64le(meta + LMDB_META_MAIN_ROOT), 0, true)
+		         ? CKPT_ECORRUPT
+		         : 0;
+	for (int i = 0; i < LMDB_MAX_DEPTH; i++)
+		free(w.buf[i]);
+	*highest = w.highest;
+	return rc;
+}
+
 static int check_data_file(const char *path)
 {
 	char file[4096];
@@ -968,18 +1082,27 @@ static int check_data_file(const char *path)
 	int rc = fstat(fd, &st) ? -errno : 0;
 	if (!rc && psize >= 512 && psize <= 65536 && (psize & (psize - 1)) == 0) {
 		uint8_t hdr1[LMDB_META_END];
-		uint64_t last = load_u64le(hdr + LMDB_META_LAST_PG);
+		const uint8_t *meta = hdr;
 		if (pread(fd, hdr1, sizeof(hdr1), psize) == (ssize_t)sizeof(hdr1) &&
 		    load_u32le(hdr1 + 16) == LMDB_MAGIC &&
 		    load_u64le(hdr1 + LMDB_META_TXNID) > load_u64le(hdr + LMDB_META_TXNID))
-			last = load_u64le(hdr1 + LMDB_META_LAST_PG);
+			meta = hdr1;
+		uint64_t last = load_u64le(meta + LMDB_META_LAST_PG);
 		need = last >= UINT64_MAX / psize ? UINT64_MAX : (last + 1) * psize;
+		uint64_t highest;
+		if ((uint64_t)st.st_size < need && st.st_size >= 2 * (off_t)psize) {
+			int wrc = data_file_highest_page(fd, psize, (uint64_t)st.st_size, meta, &highest);
+			if (wrc == -ENOMEM)
+				rc = wrc;
+			else if (!wrc)
+				need = highest * psize; /* the pages past it were never written */
+		}
 	} else if (!rc) {
 		need = UINT64_MAX;
 	}
 	close(fd);
 	if (rc)
-		return store_error(rc, "%s: cannot stat data.mdb (%s)", path, strerror(-rc));
+		return store_error(rc, "%s: cannot check data.mdb (%s)", path, strerror(-rc));
 	if ((uint64_t)st.st_size < need)
 		return store_error(
 		    CKPT_ECORRUPT,
