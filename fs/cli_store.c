@@ -199,9 +199,30 @@ int cli_log(int argc, char **argv)
 		return 1;
 	if (open_snapshot(&snap, s))
 		goto out;
-	if (view_load_checkpoints(&epochs, &ckpts, &n, snap)) {
+	/* a damaged checkpoint record costs its row, not the log: it is named on stderr, listed
+	 * as damaged, and the exit status is 1 (as history.csv on the mount keeps an empty row) */
+	size_t damaged = 0;
+	if (ckpt_snapshot_list(&epochs, &n, snap)) {
 		cli_error("cannot list %s (%s)", path, ckpt_last_error());
 		goto out;
+	}
+	if (!(ckpts = calloc(n ? n : 1, sizeof(*ckpts)))) {
+		cli_error("out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int lrc = ckpt_snapshot_checkpoint(&ckpts[i], snap, epochs[i]);
+		if (lrc == -ENOMEM) {
+			cli_error("out of memory");
+			goto out;
+		}
+		if (lrc) {
+			char en[32];
+			view_epoch_name(en, sizeof(en), epochs[i]);
+			cli_error("%s: %s (%s)", path, en, ckpt_last_error());
+			ckpts[i] = NULL;
+			damaged++;
+		}
 	}
 	/* columns: the union of metric names, sorted (history.csv's columns) */
 	if (view_metric_names(&names, &nnames, ckpts, n)) {
@@ -216,6 +237,10 @@ int cli_log(int argc, char **argv)
 		const ckpt_checkpoint *c = ckpts[i];
 		char en[32];
 		view_epoch_name(en, sizeof(en), epochs[i]);
+		if (!c) {
+			printf("%-10s %10s damaged record\n", en, "-");
+			continue;
+		}
 		printf("%-10s %10" PRIu64, en, ckpt_checkpoint_step(c));
 		for (size_t j = 0; j < nnames; j++) {
 			double v;
@@ -227,7 +252,7 @@ int cli_log(int argc, char **argv)
 		}
 		printf("%s\n", ckpt_checkpoint_is_best(c) ? " *" : "");
 	}
-	status = 0;
+	status = damaged ? 1 : 0;
 out:
 	free(names);
 	free(ckpts);

@@ -82,15 +82,10 @@ int view_parse_epoch_name(uint64_t *out, const char *name);
 int view_render_run_json(view_layout *out, ckpt_store *store);
 /**
  * Every checkpoint of @p snap, ascending: *out_epochs and *out_ckpts (both to free(); the
- * checkpoints are owned by the snapshot), *out_count of each. Any record that cannot be read
- * fails the call. @return 0 or a negative error code (outputs NULL/0).
- */
-int view_load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
-                          size_t *out_count, ckpt_snapshot *snap);
-/**
- * As view_load_checkpoints(), but an epoch whose checkpoint record cannot be read (damaged)
- * gets a NULL in *out_ckpts and is reported once through view_report_damaged(); only running
- * out of memory or failing to list the epochs fails the call.
+ * checkpoints are owned by the snapshot), *out_count of each. An epoch whose checkpoint record
+ * cannot be read (damaged) gets a NULL in *out_ckpts and is reported once through
+ * view_report_damaged(); only running out of memory or failing to list the epochs fails the
+ * call. @return 0 or a negative error code (outputs NULL/0).
  */
 int view_load_readable_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
                                    size_t *out_count, ckpt_view *view, ckpt_snapshot *snap);

@@ -395,12 +395,6 @@ static int load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_
 	return 0;
 }
 
-int view_load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
-                          size_t *out_count, ckpt_snapshot *snap)
-{
-	return load_checkpoints(out_epochs, out_ckpts, out_count, NULL, snap);
-}
-
 int view_load_readable_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
                                    size_t *out_count, ckpt_view *view, ckpt_snapshot *snap)
 {

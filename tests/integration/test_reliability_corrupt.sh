@@ -137,6 +137,12 @@ for where in first last middle random random; do
 	"$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt verify passed a damaged checkpoint record"
 	grep -q "^ckpt: error: epoch-0002: bad checkpoint record" "$TMP/err" || problem "ckpt verify: $(cat "$TMP/err")"
 	grep -qv "epoch-0002" "$TMP/err" && problem "ckpt verify blames other epochs: $(cat "$TMP/err")"
+	# ckpt log: every other epoch listed, the damaged one named once on stderr, exit 1
+	"$CKPT" log "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt log passed a damaged checkpoint record"
+	[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "^ckpt: error: .*epoch-0002 (.*corrupt checkpoint record" "$TMP/err" ||
+		problem "ckpt log, wanted one line naming epoch-0002: $(cat "$TMP/err")"
+	grep -q "^epoch-0001 " "$TMP/out" && grep -q "^epoch-0003 " "$TMP/out" &&
+		grep -q "^epoch-0002 .*damaged record" "$TMP/out" || problem "ckpt log lost rows: $(cat "$TMP/out")"
 	if [ $where = middle ]; then
 		check_damaged_root
 		touch "$TMP/ckptfs.log"
