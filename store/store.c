@@ -1145,9 +1145,9 @@ static int guard_lockless_reader(ckpt_store *s, const char *why_nolock)
 		close(fd);
 		if (e == EWOULDBLOCK)
 			return store_error(-EBUSY,
-			                   "%s: ckpt-train is writing this store and %s, so reading "
-			                   "it now could return pages the writer reuses; wait for "
-			                   "the run to end",
+			                   "%s: a writer (ckpt-train or ckpt gc) holds this store and "
+			                   "%s, so reading it now could return pages the writer reuses; "
+			                   "wait for it to end",
 			                   s->path, why_nolock);
 		return 0; /* no flock on this file system: nothing to guard with */
 	}
