@@ -44,6 +44,19 @@ need_built() {
 	done
 }
 
+# The reference safetensors checker: $SAFETENSORS_CHECK, or the shared tools beside the
+# checkout. Sets STCHECK; without one the test is skipped, by name.
+need_safetensors_check() {
+	local cand
+	for cand in "${SAFETENSORS_CHECK:-}" "$ROOT/../shared/tools/safetensors-check"; do
+		if [ -n "$cand" ] && [ -x "$cand" ]; then
+			STCHECK=$cand
+			return 0
+		fi
+	done
+	skip "safetensors-check not found (set SAFETENSORS_CHECK=PATH)"
+}
+
 need_torch() {
 	local cand
 	for cand in "${TORCH_PYTHON:-}" "${PYTHON:-}" python3 /usr/bin/python3; do

@@ -10,7 +10,8 @@ set -euo pipefail
 root=$ROOT
 ckpt=$CKPT
 mkstore=${MKSTORE_BIN:-$TOOLS/mkstore}
-stcheck=$ROOT/../shared/tools/safetensors-check
+need_safetensors_check
+stcheck=$STCHECK
 need_built "$ckpt" "$mkstore"
 need_torch
 py=$PY

@@ -10,7 +10,8 @@ root=$ROOT
 ckpt=$CKPT
 ckptfs=$CKPTFS
 mkstore=${MKSTORE_BIN:-$TOOLS/mkstore}
-stcheck=$ROOT/../shared/tools/safetensors-check
+need_safetensors_check
+stcheck=$STCHECK
 need_built "$ckpt" "$ckptfs" "$mkstore"
 [ -r /dev/fuse ] && [ -w /dev/fuse ] || skip "/dev/fuse not usable"
 command -v fusermount3 >/dev/null || skip "fusermount3 missing"

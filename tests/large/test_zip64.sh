@@ -9,7 +9,8 @@ set -euo pipefail
 root=$ROOT
 ckpt=$CKPT
 mkstore=${MKSTORE_BIN:-$TOOLS/mkstore}
-stcheck=$ROOT/../shared/tools/safetensors-check
+need_safetensors_check
+stcheck=$STCHECK
 big_mib=${BIG_MIB:-4200}
 need_built "$ckpt" "$mkstore"
 need_torch
