@@ -34,10 +34,10 @@ int cli_export(int argc, char **argv);
 #define CLI_USAGE_VERIFY "verify STORE"
 #define CLI_USAGE_GC "gc STORE [--keep-last N] [--keep-top K]"
 #define CLI_USAGE_LS "ls [-l] STORE [PATH]"
-#define CLI_USAGE_CAT "cat [--map-location cpu|keep|cuda:N] STORE PATH"
+#define CLI_USAGE_CAT "cat [--map-location cpu|keep|cuda|cuda:N] STORE PATH"
 #define CLI_USAGE_EXPORT                                                                           \
 	"export STORE EPOCH|best|latest --format safetensors|pt|checkpoint -o FILE "               \
-	"[--map-location cpu|keep|cuda:N]"
+	"[--map-location cpu|keep|cuda|cuda:N]"
 
 /**
  * One error line for what getopt_long (run with opterr = 0 and a leading ':' in its optstring)

@@ -44,6 +44,7 @@ vg "ckpt verify" 0 "$BIN/ckpt" verify "$store"
 vg "ckpt ls" 0 "$BIN/ckpt" ls "$store" epoch-0001/model
 vg "ckpt cat" 0 "$BIN/ckpt" cat "$store" epoch-0002/checkpoint.pt
 vg "ckpt export" 0 "$BIN/ckpt" export "$store" best --format safetensors -o "$TMP/best.safetensors"
+vg "ckpt gc" 0 "$BIN/ckpt" gc "$store" --keep-last 2
 vg "ckpt info (missing store)" 1 "$BIN/ckpt" info "$TMP/nothing"
 
 # ckptfs: mount under valgrind (slow start: wait up to 30 s), read everything, unmount
