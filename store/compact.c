@@ -34,9 +34,9 @@
 typedef struct compact_job {
 	const char *path;
 	char *data_path, *lock_path, *copy_path;
-	int data_fd;  /* the old data.mdb: holds the flock */
-	int lock_fd;  /* lock.mdb: holds the exclusive fcntl lock */
-	int copy_fd;  /* data.mdb.compact while it is written */
+	int data_fd; /* the old data.mdb: holds the flock */
+	int lock_fd; /* lock.mdb: holds the exclusive fcntl lock */
+	int copy_fd; /* data.mdb.compact while it is written */
 	bool lock_created, copy_created, renamed;
 	MDB_env *env; /* the old data.mdb, opened without lock.mdb */
 } compact_job;
@@ -227,7 +227,8 @@ static int continue_txnids(compact_job *j, uint32_t psize, uint64_t txnid)
 		memcpy(page, meta[newest], sizeof(page));
 		memcpy(page, meta[i], 16); /* the page header: its own page number */
 		put_u64le(page + LMDB_META_TXNID, (uint64_t)i == (txnid & 1) ? txnid : txnid - 1);
-		if (pwrite(j->copy_fd, page, sizeof(page), (off_t)i * psize) != (ssize_t)sizeof(page))
+		if (pwrite(j->copy_fd, page, sizeof(page), (off_t)i * psize) !=
+		    (ssize_t)sizeof(page))
 			return store_error(errno == ENOSPC ? -ENOSPC : -EIO,
 			                   "store %s: cannot write %s (%s)", j->path, COMPACT_COPY,
 			                   strerror(errno));
@@ -277,16 +278,15 @@ static int write_copy(compact_job *j, const struct stat *old, uint64_t *size_aft
 	mdb_env_close(copy);
 	if (mrc || after.txnid != before.txnid || after.dbs != before.dbs ||
 	    after.entries != before.entries)
-		return store_error(CKPT_ECORRUPT,
-		                   "store %s: the compacted copy does not read back as the store "
-		                   "(%llu databases, %llu entries, commit %llu; the store has %llu, "
-		                   "%llu, %llu)%s%s",
-		                   j->path, (unsigned long long)after.dbs,
-		                   (unsigned long long)after.entries,
-		                   (unsigned long long)after.txnid, (unsigned long long)before.dbs,
-		                   (unsigned long long)before.entries,
-		                   (unsigned long long)before.txnid, mrc ? ": " : "",
-		                   mrc ? mdb_strerror(mrc) : "");
+		return store_error(
+		    CKPT_ECORRUPT,
+		    "store %s: the compacted copy does not read back as the store "
+		    "(%llu databases, %llu entries, commit %llu; the store has %llu, "
+		    "%llu, %llu)%s%s",
+		    j->path, (unsigned long long)after.dbs, (unsigned long long)after.entries,
+		    (unsigned long long)after.txnid, (unsigned long long)before.dbs,
+		    (unsigned long long)before.entries, (unsigned long long)before.txnid,
+		    mrc ? ": " : "", mrc ? mdb_strerror(mrc) : "");
 	if (fsync(j->copy_fd) != 0 || fstat(j->copy_fd, &st) != 0)
 		return store_error(errno == ENOSPC || errno == EDQUOT ? -ENOSPC : -EIO,
 		                   "store %s: cannot write %s to disk (%s)", j->path, COMPACT_COPY,
@@ -317,8 +317,10 @@ static int swap_in(compact_job *j)
 	int rc = fsync(dir) == 0 ? 0 : -errno;
 	close(dir);
 	if (rc && rc != -EINVAL) /* some file systems cannot sync a directory */
-		return store_error(rc, "store %s: data.mdb is compacted but the directory did not "
-		                   "reach the disk (%s)", j->path, strerror(-rc));
+		return store_error(rc,
+		                   "store %s: data.mdb is compacted but the directory did not "
+		                   "reach the disk (%s)",
+		                   j->path, strerror(-rc));
 	return 0;
 }
 
@@ -336,8 +338,10 @@ static int retire_old_file(compact_job *j)
 	MDB_env *env;
 	int mrc = open_env(&env, j->path, MDB_RDONLY | MDB_NOTLS);
 	if (mrc)
-		return store_lmdb_error(mrc, "store %s: data.mdb is compacted but opening it "
-		                        "again failed", j->path);
+		return store_lmdb_error(mrc,
+		                        "store %s: data.mdb is compacted but opening it "
+		                        "again failed",
+		                        j->path);
 	mdb_env_close(env); /* releases this process's locks on lock.mdb */
 	return 0;
 }
