@@ -32,7 +32,7 @@ int cli_export(int argc, char **argv);
 #define CLI_USAGE_LOG "log STORE"
 #define CLI_USAGE_SHOW "show STORE EPOCH|best|latest"
 #define CLI_USAGE_VERIFY "verify STORE"
-#define CLI_USAGE_GC "gc STORE [--keep-last N] [--keep-top K]"
+#define CLI_USAGE_GC "gc STORE [--keep-last N] [--keep-top K] [--compact]"
 #define CLI_USAGE_LS "ls [-l] STORE [PATH]"
 #define CLI_USAGE_CAT "cat [--map-location cpu|keep|cuda|cuda:N] STORE PATH"
 #define CLI_USAGE_EXPORT                                                                           \

@@ -1,8 +1,9 @@
 /* fs/cli_store.c - the `ckpt` store commands: info, log, show, verify, gc
  *
  * They call libckpt directly (no view). Stores are opened read-only except by gc, which
- * first takes ckpt-train's exclusive flock on data.mdb (refused while a run trains). Output
- * formats are stable (tests and scripts parse them):
+ * first takes ckpt-train's exclusive flock on data.mdb (refused while a run trains); gc
+ * --compact then shrinks data.mdb with ckpt_store_compact(), which takes its own locks.
+ * Output formats are stable (tests and scripts parse them):
  *   info   "key: value" lines
  *   log    a header "epoch step <metric>... best" then one row per checkpoint: epoch as
  *          epoch-NNNN, step, metrics (columns sorted by name) as "%.6g" ("-" when missing),
@@ -11,6 +12,8 @@
  *          "fc1.weight float32 [256,784] cpu 802816 0x1a2b3c4d"; optimizer and extra tensors
  *          are prefixed "optimizer/" and "extra/"; bytes outside printable ASCII, spaces and
  *          backslashes in names are written as \xNN
+ *   gc     "gc: deleted N checkpoint(s); keep-last N, keep-top K", and with --compact
+ *          "compact: data.mdb BEFORE -> AFTER bytes (FREED freed)"
  * Exit status: 0 ok, 1 failure, 2 usage.
  */
 #include <errno.h>
@@ -468,16 +471,31 @@ static int parse_keep(uint64_t *value, bool *given, const char *name, const char
 	return 0;
 }
 
+/* gc --compact: shrink data.mdb; prints the sizes. Returns 0, or 1 after one error line. */
+static int compact_store(const char *path)
+{
+	ckpt_store_compact_stats st;
+	if (ckpt_store_compact(&st, path)) {
+		cli_error("gc: compacting %s failed (%s)", path, ckpt_last_error());
+		return 1;
+	}
+	printf("compact: data.mdb %" PRIu64 " -> %" PRIu64 " bytes (%" PRIu64 " freed)\n",
+	       st.size_before, st.size_after,
+	       st.size_before > st.size_after ? st.size_before - st.size_after : 0);
+	return 0;
+}
+
 int cli_gc(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"keep-last", required_argument, NULL, 'l'},
 	    {"keep-top", required_argument, NULL, 't'},
+	    {"compact", no_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	uint64_t keep_last = 0, keep_top = 0;
-	bool have_last = false, have_top = false;
+	bool have_last = false, have_top = false, compact = false;
 	int c;
 	optind = 0;
 	opterr = 0;
@@ -487,9 +505,15 @@ int cli_gc(int argc, char **argv)
 			printf("usage: ckpt %s\n  0 means unlimited; a missing option keeps the "
 			       "store's current setting. The best checkpoint is never deleted.\n"
 			       "  --keep-top needs --keep-last N > 0. Refused while ckpt-train "
-			       "trains the store.\n",
+			       "trains the store.\n"
+			       "  --compact then gives the freed space back to the file system "
+			       "(rewrites data.mdb);\n  refused while any process has the store "
+			       "open (unmount ckptfs first).\n",
 			       CLI_USAGE_GC);
 			return 0;
+		case 'c':
+			compact = true;
+			break;
 		case 'l':
 		case 't':
 			if (c == 'l' && parse_keep(&keep_last, &have_last, "keep-last", optarg))
@@ -535,5 +559,9 @@ int cli_gc(int argc, char **argv)
 	ckpt_store_close(s);
 	if (lock_fd >= 0)
 		close(lock_fd);
+	/* compaction takes the locks itself (a flock of this process would refuse it), and
+	 * refuses if a trainer or a reader came in between */
+	if (status == 0 && compact)
+		status = compact_store(path);
 	return status;
 }

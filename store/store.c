@@ -22,12 +22,6 @@
 
 #include "store/store_int.h"
 
-#define LMDB_MAGIC 0xBEEFC0DEu
-/* offsets in an LMDB (0.9, 64-bit) meta page: page header 16 bytes, then MDB_meta */
-#define LMDB_META_PSIZE 40    /* mm_dbs[FREE_DBI].md_pad holds the page size */
-#define LMDB_META_LAST_PG 136 /* mm_last_pg */
-#define LMDB_META_TXNID 144   /* mm_txnid */
-#define LMDB_META_END 152
 #define LMDB_META_FREE_ROOT 80 /* mm_dbs[FREE_DBI].md_root */
 #define LMDB_META_MAIN_ROOT 128 /* mm_dbs[MAIN_DBI].md_root */
 /* page header: mp_pgno 8, mp_pad 2, mp_flags 2, mp_lower/mp_upper 2+2 (mp_pages 4) */
@@ -54,7 +48,6 @@ static uint64_t load_u64le(const uint8_t *p)
 {
 	return (uint64_t)load_u32le(p) | ((uint64_t)load_u32le(p + 4) << 32);
 }
-#define STORE_MAX_READERS 1024
 
 int64_t store_now_ns(void)
 {
@@ -939,7 +932,7 @@ static bool has_file(const char *dir, const char *name)
 }
 
 /* refuse anything that is not an LMDB data file before LMDB may create files */
-/* The exact check behind check_data_file's quick one: LMDB's last page counts pages that a
+/* The exact check behind store_check_data_file's quick one: LMDB's last page counts pages that a
  * write transaction allocated and freed again before they were written (a gc that deletes
  * many epochs leaves such pages at the end), so a sound file may end before it. Walk every
  * B-tree the newest commit references (the free list, the main DB and the named DBs in it)
@@ -1038,7 +1031,7 @@ static int data_file_highest_page(int fd, uint32_t psize, uint64_t size, const u
 	return rc;
 }
 
-static int check_data_file(const char *path)
+int store_check_data_file(const char *path)
 {
 	char file[4096];
 	/* LMDB follows symlinks and would read, and when writing ftruncate and overwrite,
@@ -1203,7 +1196,7 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 	}
 	if (!S_ISDIR(st.st_mode))
 		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (not a directory)", path);
-	int rc = check_data_file(path);
+	int rc = store_check_data_file(path);
 	if (rc)
 		return rc;
 	bool readonly = flags & CKPT_OPEN_READONLY;

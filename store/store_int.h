@@ -28,6 +28,14 @@
 #define STORE_MAX_METRIC_NAME 255
 #define STORE_MAX_EXTRA_KEY 255
 #define STORE_CHUNK_KEY_LEN 20
+#define STORE_MAX_READERS 1024
+
+#define LMDB_MAGIC 0xBEEFC0DEu /* mm_magic, at byte 16 of both meta pages */
+/* offsets in an LMDB (0.9, 64-bit) meta page: page header 16 bytes, then MDB_meta */
+#define LMDB_META_PSIZE 40    /* mm_dbs[FREE_DBI].md_pad holds the page size */
+#define LMDB_META_LAST_PG 136 /* mm_last_pg */
+#define LMDB_META_TXNID 144   /* mm_txnid */
+#define LMDB_META_END 152
 /* internal only: MDB_MAP_FULL, retried after growing the map; -ENOSPC if it escapes */
 #define STORE_EMAPFULL (-20100)
 
@@ -75,6 +83,9 @@ int store_write_txn(ckpt_store *s, MDB_txn **out);
 int store_grow_map(ckpt_store *s, uint64_t min_size);
 /** Bytes of the map in use and current map size. */
 void store_map_usage(ckpt_store *s, uint64_t *used, uint64_t *size);
+/** Refuse anything in @p path that is not a sound LMDB data file (not regular, not LMDB, or
+ *  ending before the last page its newest commit uses) before LMDB maps it. */
+int store_check_data_file(const char *path);
 
 /** Read the decoded checkpoint record of @p epoch inside @p txn. ckpt freed by caller. */
 int store_load_checkpoint(store_ckpt_rec **out, ckpt_store *s, MDB_txn *txn, uint64_t epoch);

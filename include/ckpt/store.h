@@ -124,6 +124,34 @@ void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t
 int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top,
                   uint32_t *out_deleted);
 
+/** Sizes of data.mdb around ckpt_store_compact(). */
+typedef struct ckpt_store_compact_stats {
+	uint64_t size_before; /**< bytes of data.mdb before */
+	uint64_t size_after;  /**< bytes of the compacted data.mdb */
+} ckpt_store_compact_stats;
+
+/**
+ * Give the pages that gc freed back to the file system: LMDB reuses free pages but never
+ * shrinks data.mdb. Writes a compacted copy of the newest commit to data.mdb.compact in the
+ * store directory, checks it (every entry of every database is there), fsyncs it, renames it
+ * over data.mdb and fsyncs the directory. A crash at any instant leaves the old or the new
+ * data.mdb, whole; a data.mdb.compact left behind is removed by the next compaction.
+ *
+ * It runs alone: it takes ckpt-train's exclusive flock on data.mdb and LMDB's exclusive lock
+ * on lock.mdb (creating lock.mdb when it is missing), and refuses when any other process has
+ * the store open, even an idle one: a process that keeps an environment open keeps mapping
+ * the old file and would never see the commits made to the new one. Processes that open the
+ * store meanwhile wait in LMDB until it is done. No handle of @p path may be open in this
+ * process (LMDB's locks are per process).
+ * @param out if not NULL, receives the sizes (only on success).
+ * @return 0, -EBUSY if ckpt-train, ckpt gc, a reader without lock.mdb or any process with
+ *         the store open holds it, -ENOSPC if the disk fills during the copy (the store is as
+ *         it was and the copy is removed), -EACCES/-EROFS if the directory cannot be written,
+ *         -ENOENT, CKPT_ENOTSTORE, CKPT_ECORRUPT (a damaged store, or a copy that does not
+ *         read back), -EIO.
+ */
+int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path);
+
 /* ------------------------------------------------------------------------------------------
  * Writing a checkpoint
  * ---------------------------------------------------------------------------------------- */

@@ -1,9 +1,10 @@
 /* tests/reliability/killshim.c - LD_PRELOAD fault injector: SIGKILL at the Nth store write
  *
- * Counts the calls that write to or sync a store file (data.mdb, lock.mdb) and kills the
- * process with SIGKILL right before (or right after) the Nth one, so a crash lands inside a
- * commit at a chosen point: between page writes, before or after the meta page, before or
- * after fdatasync. Without CKPT_KILL_AT it only counts.
+ * Counts the calls that write to or sync a store file (data.mdb, lock.mdb, and the copy
+ * data.mdb.compact that `ckpt gc --compact` renames over data.mdb, the rename included) and
+ * kills the process with SIGKILL right before (or right after) the Nth one, so a crash lands
+ * inside a commit at a chosen point: between page writes, before or after the meta page,
+ * before or after fdatasync. Without CKPT_KILL_AT it only counts.
  *
  *   CKPT_KILL_AT=N         kill at the Nth store I/O call (1-based); unset: never
  *   CKPT_KILL_AFTER=1      let the Nth call complete first (default: kill before it)
@@ -49,6 +50,18 @@ __attribute__((destructor)) static void shim_fini(void)
 	}
 }
 
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static int is_store_path(const char *path)
+{
+	return ends_with(path, "/data.mdb") || ends_with(path, "/lock.mdb") ||
+	       ends_with(path, "/data.mdb.compact");
+}
+
 static int is_store_fd(int fd)
 {
 	char link[64], target[4096];
@@ -57,9 +70,7 @@ static int is_store_fd(int fd)
 	if (n <= 0)
 		return 0;
 	target[n] = '\0';
-	size_t len = (size_t)n;
-	return (len >= 9 && strcmp(target + len - 9, "/data.mdb") == 0) ||
-	       (len >= 9 && strcmp(target + len - 9, "/lock.mdb") == 0);
+	return is_store_path(target);
 }
 
 /* Called around every store I/O call: before == 1 before it runs, 0 after. */
@@ -97,6 +108,20 @@ WRAP_FD(ssize_t, pwritev, (int fd, const struct iovec *iov, int cnt, off_t off),
 WRAP_FD(int, fdatasync, (int fd), (fd))
 WRAP_FD(int, fsync, (int fd), (fd))
 WRAP_FD(int, ftruncate, (int fd, off_t len), (fd, len))
+
+int rename(const char *from, const char *to)
+{
+	static __typeof__(&rename) real;
+	if (!real)
+		real = REAL(rename);
+	int store = is_store_path(to);
+	if (store)
+		tick(1);
+	int r = real(from, to);
+	if (store)
+		tick(0);
+	return r;
+}
 
 int msync(void *addr, size_t len, int flags)
 {

@@ -2131,6 +2131,230 @@ START_TEST(test_duplicate_names_are_refused_per_group_among_many_tensors)
 }
 END_TEST
 
+/* ---- compaction ---- */
+
+static off_t data_file_size(void)
+{
+	char data[700];
+	struct stat st;
+	snprintf(data, sizeof(data), "%s/data.mdb", storepath);
+	ck_assert_int_eq(stat(data, &st), 0);
+	return st.st_size;
+}
+
+/* Both meta pages of data.mdb: their transaction ids and their database records. */
+static void read_metas(uint64_t txnid[2], uint8_t dbs[2][112])
+{
+	char data[700];
+	uint8_t page[LMDB_META_END];
+	snprintf(data, sizeof(data), "%s/data.mdb", storepath);
+	int fd = open(data, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	uint32_t psize = 0;
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(pread(fd, page, sizeof(page), (off_t)i * psize), sizeof(page));
+		memcpy(&psize, page + LMDB_META_PSIZE, 4);
+		txnid[i] = 0;
+		for (int k = 7; k >= 0; k--)
+			txnid[i] = txnid[i] << 8 | page[LMDB_META_TXNID + k];
+		memcpy(dbs[i], page + 24, 112); /* mm_dbs and mm_last_pg */
+	}
+	close(fd);
+}
+
+START_TEST(test_compact_gives_back_what_gc_freed_and_every_checkpoint_reads_the_same)
+{
+	ckpt_store *s = make_store(1 << 16, 0, 0, CKPT_MODE_MIN);
+	for (uint64_t e = 1; e <= 8; e++)
+		commit_simple(s, e, 20000, (uint32_t)e, "val_loss", 1.0 / (double)e);
+	uint32_t deleted;
+	OK(ckpt_store_gc(s, 2, 0, &deleted));
+	ck_assert_uint_eq(deleted, 6);
+	ckpt_store_stats st0 = stats_of(s);
+	ckpt_store_close(s);
+	/* a copy left by a compaction that was killed is never the store's */
+	char leftover[700];
+	snprintf(leftover, sizeof(leftover), "%s/data.mdb.compact", storepath);
+	FILE *f = fopen(leftover, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("left by a killed compaction", f);
+	fclose(f);
+	uint64_t txnid[2];
+	uint8_t dbs[2][112];
+	for (int round = 0; round < 2; round++) { /* T odd and even: the other meta page first */
+		read_metas(txnid, dbs);
+		uint64_t t = txnid[0] > txnid[1] ? txnid[0] : txnid[1];
+		off_t before = data_file_size();
+		ckpt_store_compact_stats cs;
+		OK(ckpt_store_compact(&cs, storepath));
+		ck_assert_uint_eq(cs.size_before, (uint64_t)before);
+		ck_assert_uint_eq(cs.size_after, (uint64_t)data_file_size());
+		ck_assert_uint_le(cs.size_after, round ? cs.size_before : cs.size_before / 3);
+		ck_assert(!exists(storepath, "data.mdb.compact"));
+		/* the copy goes on from the old transaction id, in both meta pages, so whichever id
+		 * lock.mdb holds names the compacted commit */
+		read_metas(txnid, dbs);
+		ck_assert_uint_eq(txnid[t & 1], t);
+		ck_assert_uint_eq(txnid[!(t & 1)], t - 1);
+		ck_assert_int_eq(memcmp(dbs[0], dbs[1], sizeof(dbs[0])), 0);
+		OK(ckpt_store_open(&s, storepath, 0));
+		check_invariants(s);
+		ckpt_store_stats st = stats_of(s);
+		ck_assert_uint_eq(st.checkpoints, st0.checkpoints);
+		ck_assert_uint_eq(st.stored_bytes, st0.stored_bytes);
+		ck_assert_uint_eq(st.chunks, st0.chunks);
+		ckpt_snapshot *snap;
+		OK(ckpt_snapshot_open(&snap, s));
+		ck_assert_uint_eq(verify_every_checkpoint(snap, 7 + round), 2);
+		ckpt_snapshot_close(snap);
+		/* and writers go on in the compacted file */
+		commit_simple(s, 9 + round, 20000, 9 + round, "val_loss", 0.01 / (round + 1));
+		st0 = stats_of(s);
+		ckpt_store_close(s);
+	}
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_snapshot *snap;
+	uint64_t latest;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_latest(&latest, snap));
+	ck_assert_uint_eq(latest, 10);
+	ck_assert_uint_eq(verify_every_checkpoint(snap, 9), 2);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_compact_is_refused_while_a_writer_holds_the_store_or_another_process_has_it_open)
+{
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	commit_simple(s, 1, 1000, 1, "val_loss", 1.0);
+	commit_simple(s, 2, 1000, 2, "val_loss", 0.5);
+	ckpt_store_close(s);
+	char data[700], files[1024], now[1024];
+	snprintf(data, sizeof(data), "%s/data.mdb", storepath);
+	/* ckpt-train (or ckpt gc) holds its exclusive flock; a lockless reader a shared one */
+	int fd = open(data, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+	ck_assert_int_eq(ckpt_store_compact(NULL, storepath), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "being written by ckpt-train or ckpt gc"));
+	ck_assert_int_eq(flock(fd, LOCK_SH), 0);
+	ck_assert_int_eq(ckpt_store_compact(NULL, storepath), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "opened it without lock.mdb"));
+	close(fd);
+	/* another process with the store open, even without a snapshot, would keep mapping the
+	 * old file */
+	int ready[2], done[2];
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(done), 0);
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		ckpt_store *rs;
+		char c = 0;
+		if (ckpt_store_open(&rs, storepath, CKPT_OPEN_READONLY))
+			_exit(3);
+		if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) != 1)
+			_exit(4);
+		ckpt_store_close(rs);
+		_exit(0);
+	}
+	char c;
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	store_files_state(files, sizeof(files));
+	ck_assert_int_eq(ckpt_store_compact(NULL, storepath), -EBUSY);
+	char who[64];
+	snprintf(who, sizeof(who), "is open in process %ld", (long)pid);
+	ck_assert_msg(strstr(ckpt_last_error(), who), "%s", ckpt_last_error());
+	store_files_state(now, sizeof(now));
+	ck_assert_str_eq(files, now);
+	ck_assert_int_eq(write(done[1], &c, 1), 1);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	for (int i = 0; i < 2; i++) {
+		close(ready[i]);
+		close(done[i]);
+	}
+	OK(ckpt_store_compact(NULL, storepath));
+}
+END_TEST
+
+START_TEST(test_compact_that_cannot_write_its_copy_leaves_the_store_as_it_was)
+{
+	ckpt_store *s = make_store(1 << 16, 0, 0, CKPT_MODE_MIN);
+	for (uint64_t e = 1; e <= 4; e++)
+		commit_simple(s, e, 20000, (uint32_t)e, "val_loss", 1.0 / (double)e);
+	OK(ckpt_store_gc(s, 1, 0, NULL));
+	ckpt_store_close(s);
+	char data[700];
+	snprintf(data, sizeof(data), "%s/data.mdb", storepath);
+	size_t len = (size_t)data_file_size();
+	uint8_t *before = malloc(len), *after = malloc(len);
+	ck_assert_ptr_nonnull(before);
+	ck_assert_ptr_nonnull(after);
+	FILE *f = fopen(data, "rb");
+	ck_assert_uint_eq(fread(before, 1, len, f), len);
+	fclose(f);
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		/* a file size limit stands in for a full disk: writes past it fail with EFBIG */
+		signal(SIGXFSZ, SIG_IGN);
+		struct rlimit rl = {16384, 16384};
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(3);
+		int rc = ckpt_store_compact(NULL, storepath);
+		if (rc != -ENOSPC || !strstr(ckpt_last_error(), "no space left")) {
+			fprintf(stderr, "compact under a file size limit: %d (%s)\n", rc,
+			        ckpt_last_error());
+			_exit(4);
+		}
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_uint_eq((size_t)data_file_size(), len);
+	f = fopen(data, "rb");
+	ck_assert_uint_eq(fread(after, 1, len, f), len);
+	fclose(f);
+	ck_assert_int_eq(memcmp(before, after, len), 0);
+	ck_assert(!exists(storepath, "data.mdb.compact"));
+	free(before);
+	free(after);
+	/* with room, and without a lock.mdb (a copied store): compacted, lock.mdb made ready */
+	char lock[700];
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", storepath);
+	ck_assert_int_eq(unlink(lock), 0);
+	ckpt_store_compact_stats cs;
+	OK(ckpt_store_compact(&cs, storepath));
+	ck_assert_uint_lt(cs.size_after, len);
+	struct stat st;
+	ck_assert_int_eq(stat(lock, &st), 0);
+	ck_assert_int_gt(st.st_size, 0);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	ck_assert_uint_eq(verify_every_checkpoint(snap, 4), 1);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_compact_of_what_is_not_a_store_is_a_clear_error)
+{
+	char p[600];
+	ck_assert_int_eq(ckpt_store_compact(NULL, ""), -EINVAL);
+	snprintf(p, sizeof(p), "%s/missing", tmpdir);
+	ck_assert_int_eq(ckpt_store_compact(NULL, p), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), p));
+	ck_assert_int_eq(ckpt_store_compact(NULL, tmpdir), CKPT_ENOTSTORE);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "no data.mdb"));
+	ck_assert(!exists(tmpdir, "lock.mdb") && !exists(tmpdir, "data.mdb.compact"));
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *su = suite_create("store");
@@ -2168,6 +2392,10 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_tensor_records_with_a_name_twice_in_one_group_are_corrupt);
 	tcase_add_test(tc, test_read_only_store_refuses_writes_and_opens_in_a_read_only_directory);
 	tcase_add_test(tc, test_read_only_opens_never_create_a_missing_lock_file_and_keep_writers_out);
+	tcase_add_test(tc, test_compact_gives_back_what_gc_freed_and_every_checkpoint_reads_the_same);
+	tcase_add_test(tc, test_compact_is_refused_while_a_writer_holds_the_store_or_another_process_has_it_open);
+	tcase_add_test(tc, test_compact_that_cannot_write_its_copy_leaves_the_store_as_it_was);
+	tcase_add_test(tc, test_compact_of_what_is_not_a_store_is_a_clear_error);
 	suite_add_tcase(su, tc);
 	return su;
 }
