@@ -42,7 +42,7 @@ for sig in TERM INT; do
 	CKPT_TRAIN_TEST_PERSIST_DELAY_MS=1500 $TRAIN --store "$store" --epochs 1000 \
 		"${common[@]}" >"$work/out" 2>"$work/err" &
 	pid=$!
-	for _ in $(seq 1 200); do
+	for _ in $(seq 1 600); do # up to 30 s on a loaded machine
 		grep -q '^epoch 1/' "$work/out" && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
@@ -71,7 +71,7 @@ store="$work/kill"
 CKPT_TRAIN_TEST_PERSIST_DELAY_MS=3000 $TRAIN --store "$store" --epochs 1000 "${common[@]}" \
 	>"$work/out" 2>"$work/err" &
 pid=$!
-for _ in $(seq 1 200); do
+for _ in $(seq 1 600); do # up to 30 s on a loaded machine
 	grep -q '^epoch 1/' "$work/out" && break
 	kill -0 "$pid" 2>/dev/null || break
 	sleep 0.05
