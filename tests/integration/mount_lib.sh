@@ -93,7 +93,7 @@ mount_store() {
 	local pid=$!
 	PIDS+=("$pid")
 	MOUNTS+=("$mnt")
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 400); do
 		is_mounted "$mnt" && return 0
 		kill -0 "$pid" 2>/dev/null || fail "ckptfs exited before mounting $mnt"
 		sleep 0.05

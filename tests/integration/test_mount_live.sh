@@ -20,7 +20,7 @@ else
 fi
 wpid=$!
 PIDS+=("$wpid")
-for _ in $(seq 1 100); do
+for _ in $(seq 1 400); do
 	[ -e "$store/data.mdb" ] && "$BIN/ckpt" info "$store" >/dev/null 2>&1 && break
 	kill -0 "$wpid" 2>/dev/null || fail "$writer exited early: $(tail -n 3 "$TMP/train.log")"
 	sleep 0.05

@@ -29,7 +29,7 @@ time_ns=$("$BIN/ckpt" cat "$store" epoch-0003/metrics.json |
 	fail "ckpt cat epoch-0003/metrics.json"
 want=$((time_ns / 1000000000))
 # the mount's watcher polls twice a second: within a second normally, 5 s on a loaded box
-for _ in $(seq 1 50); do
+for _ in $(seq 1 200); do
 	[ "$(stat -c %Y "$mnt/epoch-0003/model.pt")" = "$want" ] && break
 	sleep 0.1
 done

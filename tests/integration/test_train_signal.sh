@@ -56,7 +56,7 @@ for sig in HUP INT; do
 	$TRAIN --store "$store" --data synthetic --layers 784,256,128,10 --val-split 1000 \
 		--batch-size 1 --epochs 2 --threads 1 --no-sync >"$work/out" 2>"$work/err" &
 	pid=$!
-	for _ in $(seq 1 200); do
+	for _ in $(seq 1 400); do
 		[ -e "$store/data.mdb" ] && break
 		sleep 0.05
 	done
