@@ -1223,16 +1223,14 @@ static int lock_store(int *fd, const char *store_path)
 
 /* A run that created its store and fails before any checkpoint is committed (bad settings
  * found late, a NaN loss, a signal, a full disk) removes that store again, so the same --store
- * can be used with other settings: nothing half-written stays behind. Closes @p store. */
-static void drop_empty_store(ckpt_store *store, const char *path, int how)
+ * can be used with other settings: nothing half-written stays behind. @p committed is the
+ * number of epochs this run committed, as the engine counted them: the store is not asked,
+ * since after a failed map resize its environment must not be touched again. Closes @p store.
+ */
+static void drop_empty_store(ckpt_store *store, const char *path, int how, uint32_t committed)
 {
-	ckpt_snapshot *snap = NULL;
-	uint64_t latest;
-	bool empty =
-	    ckpt_snapshot_open(&snap, store) == 0 && ckpt_snapshot_latest(&latest, snap) == -ENOENT;
-	ckpt_snapshot_close(snap);
 	ckpt_store_close(store);
-	if (!empty)
+	if (committed)
 		return;
 	char f[4200];
 	static const char *const files[] = {"data.mdb", "lock.mdb"};
@@ -1437,8 +1435,37 @@ static void note_no_test_set(const char *csv)
  * allocate is compared with what is available before anything large is (the data set is
  * loaded already and counted by the kernel). On a GPU the model lives in device memory (the
  * backend checks that); the host holds the staging buffers. */
+/* The store's LMDB map is address space too: under RLIMIT_AS (ulimit -v) a map that cannot
+ * grow fails a commit mid-run. The map holds the checkpoints the store keeps (every epoch's,
+ * or keep-last + keep-top + the one being written) and grows by doubling, so it may reach
+ * twice their size. @p need is the memory the run allocates; @p ckpt_bytes one checkpoint. */
+static int check_map_room(const train_config *c, uint32_t start_epoch, double need,
+                          double ckpt_bytes)
+{
+	uint64_t room;
+	if (!train_memory_address_space(&room))
+		return 0;
+	double held = c->epochs > start_epoch ? c->epochs - start_epoch : 0;
+	if (c->keep_last && (double)c->keep_last + c->keep_top + 1 < held)
+		held = (double)c->keep_last + c->keep_top + 1;
+	double map = 2 * held * ckpt_bytes;
+	if (need + map <= (double)room)
+		return 0;
+	char s_need[32], s_map[32], s_ckpt[32], s_room[32];
+	train_memory_format(s_need, sizeof(s_need), need);
+	train_memory_format(s_map, sizeof(s_map), map);
+	train_memory_format(s_ckpt, sizeof(s_ckpt), ckpt_bytes);
+	train_memory_format(s_room, sizeof(s_room), (double)room);
+	return train_fail(-ENOMEM,
+	                  "not enough address space for this run under ulimit -v: it needs %s "
+	                  "for training and up to %s for the store's map (%.0f checkpoints of "
+	                  "%s, the map grows by doubling) and %s is left; raise ulimit -v, or "
+	                  "keep fewer checkpoints (--keep-last) (--layers %s)",
+	                  s_need, s_map, held, s_ckpt, s_room, c->layers);
+}
+
 static int check_memory(const train_config *c, const train_data *data, uint32_t max_rows,
-                        uint32_t n_fit)
+                        uint32_t n_fit, uint32_t start_epoch)
 {
 	const char *off = getenv("CKPT_TRAIN_TEST_NO_MEMORY_CHECK");
 	if (off && strcmp(off, "1") == 0)
@@ -1468,7 +1495,7 @@ static int check_memory(const train_config *c, const train_data *data, uint32_t 
 	char what[32];
 	train_memory_available(&avail, what, sizeof(what));
 	if (need <= (double)avail)
-		return 0;
+		return check_map_room(c, start_epoch, need, (1 + states) * params * f);
 	char s_need[32], s_avail[32], s_params[32], s_states[32], s_act[32], s_staging[32],
 	    s_data[32];
 	train_memory_format(s_need, sizeof(s_need), need);
@@ -1709,7 +1736,7 @@ int train_run(train_config *cfg, train_result *res)
 		cfg->threads = ncpu > 0 ? (int)ncpu : 1;
 	}
 	/* before the first large allocation, and before the store is created */
-	rc = check_memory(cfg, &data, max_rows, n_fit);
+	rc = check_memory(cfg, &data, max_rows, n_fit, start_epoch);
 	if (rc)
 		goto out;
 	rc = train_backend_create(&be, cfg->device, cfg->threads);
@@ -2031,7 +2058,7 @@ out:
 	train_data_free(&data);
 	ckpt_snapshot_close(snap);
 	if (rc && store && store_how != STORE_REUSED)
-		drop_empty_store(store, cfg->store_path, store_how);
+		drop_empty_store(store, cfg->store_path, store_how, res->last_epoch);
 	else
 		ckpt_store_close(store);
 	if (lock_fd >= 0)

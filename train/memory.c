@@ -103,6 +103,17 @@ void train_memory_available(uint64_t *out, char *what, size_t what_len)
 	*out = least;
 }
 
+bool train_memory_address_space(uint64_t *out)
+{
+	struct rlimit rl;
+	uint64_t used;
+	if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    !proc_kb("/proc/self/status", "VmSize", &used))
+		return false;
+	*out = rl.rlim_cur > used ? rl.rlim_cur - used : 0;
+	return true;
+}
+
 void train_memory_format(char *buf, size_t len, double bytes)
 {
 	static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};

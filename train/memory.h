@@ -7,6 +7,7 @@
 #ifndef TRAIN_MEMORY_H
 #define TRAIN_MEMORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,13 @@
  *              "ulimit -v", "ulimit -d", "cgroup memory.max"); "" when none
  */
 void train_memory_available(uint64_t *out, char *what, size_t what_len);
+
+/**
+ * The address space this process may still map under RLIMIT_AS (ulimit -v): the limit less
+ * VmSize. A store's LMDB map counts here (it is file-backed, so not against MemAvailable).
+ * @return false, with @p out untouched, when there is no such limit or it cannot be read
+ */
+bool train_memory_address_space(uint64_t *out);
 
 /** @p bytes as people read them: "512 MiB", "17.2 GiB". */
 void train_memory_format(char *buf, size_t len, double bytes);

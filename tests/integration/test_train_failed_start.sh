@@ -80,4 +80,21 @@ for v in 300000 400000 500000; do
 		fail "ulimit -v $v past the check: exit $rc: $(cat "$WORK/err")"
 	[ ! -e "$WORK/mid" ] || fail "ulimit -v $v: a failed allocation left a store"
 done
+# the store's map is address space too: a first commit whose map cannot grow under ulimit -v
+# is one error line and leaves no store (it used to crash inside LMDB, exit 139); the check
+# refuses such a run before training
+map=(--layers 16,8192,3072,4 --epochs 1 --data synthetic --val-split 9900 --batch-size 100
+	--threads 1 --no-sync --quiet)
+(ulimit -v 1200000 && CKPT_TRAIN_TEST_NO_MEMORY_CHECK=1 exec timeout 20 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
+rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
+	grep -q "^ckpt-train: error: cannot commit epoch 1 to .*growing the map to [0-9]* bytes: Cannot allocate memory)$" "$WORK/err" ||
+	fail "a map that cannot grow: exit $rc, want 1: $(cat "$WORK/err")"
+[ ! -e "$WORK/map" ] || fail "a run that committed nothing left a store"
+(ulimit -v 1200000 && exec timeout 20 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
+rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
+	grep -q "error: not enough address space for this run under ulimit -v: .* for the store's map (1 checkpoints of" "$WORK/err" ||
+	fail "the map under ulimit -v was not checked: exit $rc: $(cat "$WORK/err")"
+[ ! -e "$WORK/map" ] || fail "a refused run left a store"
 echo "ok: a run that cannot fit in memory is refused before it allocates, or fails cleanly"
