@@ -1393,26 +1393,6 @@ static int check_data_unchanged(train_config *c, const train_data *data)
 	return 0;
 }
 
-/* The loaders refuse labels >= the last layer size; a model with more outputs than the data
- * has classes is refused here (it would train outputs that no sample ever asks for). The
- * classes are 0..the largest label of the training and test sets. */
-static int check_class_count(const train_data *data, const train_config *c)
-{
-	int32_t max_label = 0;
-	const train_dataset *sets[2] = {&data->train, &data->test};
-	for (int s = 0; s < 2; s++)
-		for (uint32_t i = 0; i < sets[s]->count; i++)
-			if (sets[s]->y[i] > max_label)
-				max_label = sets[s]->y[i];
-	uint32_t outputs = c->sizes[c->nsizes - 1];
-	if ((uint32_t)max_label + 1 == outputs)
-		return 0;
-	return train_fail(-EINVAL,
-	                  "layer sizes don't match the data: --layers ends with %u outputs, but "
-	                  "the labels of %s are 0..%d (%d classes)",
-	                  outputs, c->data, max_label, max_label + 1);
-}
-
 /* A CSV without its test file trains without a test set: say so once, as it is easy to miss
  * (the epoch lines and the checkpoints' metrics simply have no test_loss/test_acc). */
 static void note_no_test_set(const char *csv)
@@ -1707,12 +1687,8 @@ int train_run(train_config *cfg, train_result *res)
 	rc = check_data_unchanged(cfg, &data);
 	if (rc)
 		goto out;
-	if (!cfg->resume && strcmp(cfg->data, "synthetic") != 0) {
-		/* synthetic data has as many classes as --layers says; a stored run was checked */
-		rc = check_class_count(&data, cfg);
-		if (rc)
-			goto out;
-	}
+	/* a label beyond the last layer was refused by train_data_load(); more outputs than
+	 * classes train, as nn.Linear(..., 10) on labels 0..8 does */
 	if (cfg->val_split >= data.train.count) {
 		rc = train_fail(-EINVAL,
 		                "--val-split %u leaves no training samples (the data set has %u)",
@@ -1720,17 +1696,10 @@ int train_run(train_config *cfg, train_result *res)
 		goto out;
 	}
 	uint32_t n_fit = data.train.count - cfg->val_split;
-	if (!cfg->resume && cfg->batch_size > n_fit) {
-		/* a stored run was checked when it started (and its data has not changed since) */
-		rc =
-		    train_fail(-EINVAL,
-		               "--batch-size %u is larger than the %u training samples (%u in %s "
-		               "minus --val-split %u)",
-		               cfg->batch_size, n_fit, data.train.count, cfg->data, cfg->val_split);
-		goto out;
-	}
+	/* a batch larger than the training samples is one partial batch per epoch */
 
-	uint32_t max_rows = cfg->batch_size > 1024 ? cfg->batch_size : 1024;
+	uint32_t batch_rows = cfg->batch_size < n_fit ? cfg->batch_size : n_fit;
+	uint32_t max_rows = batch_rows > 1024 ? batch_rows : 1024;
 	if (cfg->threads <= 0) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		cfg->threads = ncpu > 0 ? (int)ncpu : 1;

@@ -162,15 +162,18 @@ expect_error "the test and training images differ in shape: $work/shape/t10k-ima
 expect_untouched "$work/idxrun" "the test and training images differ in shape" \
 	--store "$work/idxrun" --data "$work/shape" --layers 6,4 --val-split 8
 
-# a model with more outputs than the data has classes (labels 0..3), or a single class
-expect_error "--layers ends with 5 outputs, but the labels of $work/ok are 0..3 (4 classes)" \
-	--store "$work/new" --data "$work/ok" --layers 6,5 --val-split 8
+# a model with fewer outputs than the data has classes (labels 0..3), or a single class; more
+# outputs than classes train, as nn.Linear(..., 10) on labels 0..8 does
+expect_error "label 3 of sample 3 is out of range for 3 classes (the last --layers size)" \
+	--store "$work/new" --data "$work/ok" --layers 6,3 --val-split 8
+$TRAIN --store "$work/wide" --data "$work/ok" --layers 6,5 --val-split 8 --epochs 1 --quiet \
+	--no-sync || fail "a model with more outputs than classes was refused"
 expect_error "the last size is the number of classes and must be at least 2" \
 	--store "$work/new" --data synthetic --layers 16,8,1
 printf '0,1,2\n1,3,4\n' >"$work/two_train.csv"
 printf '2,1,2\n' >"$work/two_test.csv"
-expect_error "the labels of $work/two_train.csv are 0..2 (3 classes)" \
-	--store "$work/new" --data "$work/two_train.csv" --layers 2,4 --val-split 1
+expect_error "$work/two_test.csv:1: label 2 is not an integer in [0, 2) (the last --layers size)" \
+	--store "$work/new" --data "$work/two_train.csv" --layers 2,2 --val-split 1
 $TRAIN --store "$work/csvrun" --data "$work/two_train.csv" --layers 2,3 --val-split 1 --epochs 1 \
 	--batch-size 1 --quiet --no-sync || fail "a class seen only in the test file"
 
@@ -223,8 +226,12 @@ $CKPT info "$work/twice" | grep -q '^checkpoints: 1$' || fail "a later --epochs 
 
 # settings that could not act: a batch larger than the training set, retention or a monitor
 # without validation samples, --keep-top without --keep-last, dampening without momentum
-expect_error "--batch-size 8001 is larger than the 8000 training samples (10000 in synthetic minus --val-split 2000)" \
-	--store "$work/new" "${syn[@]}" --batch-size 8001
+# a batch larger than the training samples is one partial batch per epoch, the default 128
+# on a tiny data set too
+printf '0,1,2\n1,3,4\n2,5,6\n0,1,3\n1,4,4\n2,6,5\n' >"$work/tiny_train.csv"
+$TRAIN --store "$work/tiny" --data "$work/tiny_train.csv" --layers 2,3 --val-split 2 --epochs 2 \
+	--quiet --no-sync 2>"$work/err" || fail "the default batch on 4 training samples: $(cat "$work/err")"
+$CKPT info "$work/tiny" | grep -q '^checkpoints: 2$' || fail "a partial batch did not train 2 epochs"
 nval=(--data synthetic --layers 16,8,4 --val-split 0 --threads 1 --quiet --no-sync)
 expect_error "--monitor val_acc needs validation samples, and --val-split 0 leaves none" \
 	--store "$work/new" "${nval[@]}" --monitor val_acc
