@@ -275,15 +275,6 @@ static bool is_store_file(const char *store_path, const char *output)
 	return false;
 }
 
-/* An option given twice with different values: refused, as ckpt-train does (the last one
- * would win silently). @return 2. */
-static int given_twice(const char *option, const char *first, const char *second)
-{
-	cli_error("export: %s given twice, as '%s' and '%s' (give it once)", option, first,
-	          second);
-	return 2;
-}
-
 int cli_export(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -294,7 +285,7 @@ int cli_export(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	enum export_format format = FORMAT_NONE;
-	const char *output = NULL, *format_arg = NULL;
+	const char *output = NULL;
 	view_render_options opts;
 	memset(&opts, 0, sizeof(opts));
 	int c;
@@ -302,9 +293,6 @@ int cli_export(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":f:o:m:h", options, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			if (format_arg && strcmp(format_arg, optarg) != 0)
-				return given_twice("--format", format_arg, optarg);
-			format_arg = optarg;
 			if (strcmp(optarg, "safetensors") == 0) {
 				format = FORMAT_SAFETENSORS;
 			} else if (strcmp(optarg, "pt") == 0) {
@@ -319,8 +307,6 @@ int cli_export(int argc, char **argv)
 			}
 			break;
 		case 'o':
-			if (output && strcmp(output, optarg) != 0)
-				return given_twice("-o", output, optarg);
 			output = optarg;
 			break;
 		case 'm':

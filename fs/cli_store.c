@@ -452,18 +452,13 @@ static int check_gc_retention(uint64_t keep_last, uint64_t keep_top, bool have_t
 	return 2;
 }
 
-/* --keep-last / --keep-top value: 0..UINT32_MAX; the same option again must agree. */
+/* --keep-last / --keep-top value: 0..UINT32_MAX; given again, the later value wins. */
 static int parse_keep(uint64_t *value, bool *given, const char *name, const char *text)
 {
 	uint64_t v;
 	if (cli_parse_u64(&v, text) || v > UINT32_MAX) {
 		cli_error("gc: bad --%s value '%s' (expected a number 0..%u)", name, text,
 		          UINT32_MAX);
-		return 2;
-	}
-	if (*given && *value != v) {
-		cli_error("gc: --%s given twice, as %" PRIu64 " and %" PRIu64 " (give it once)",
-		          name, *value, v);
 		return 2;
 	}
 	*value = v;

@@ -237,11 +237,8 @@ int main(int argc, char **argv)
 	bool lr_set = false, wd_set = false, resume_arg = false;
 	int c;
 	uint32_t u;
-	/* the value each option was given first: the same option again with another value is
-	 * a contradiction (which one was meant?), not "the last one wins". Except --epochs: the
-	 * command printed after an interruption ends in "--resume --epochs N" so that a later
-	 * --epochs may change the target. */
-	const char *given[OPT_NO_SYNC - OPT_STORE + 1] = {0};
+	/* an option given again: the later value wins, as with argparse and most Unix tools (a
+	 * wrapper's defaults first, then the user's own) */
 	opterr = 0; /* one error line of our own for a bad option (below) */
 	while ((c = getopt_long(argc, argv, ":hV", options, NULL)) != -1) {
 		switch (c) {
@@ -434,23 +431,6 @@ int main(int argc, char **argv)
 			        len, arg);
 			return 2;
 		}
-		}
-		if (c >= OPT_STORE && c <= OPT_NO_SYNC && c != OPT_EPOCHS) {
-			const char *value = optarg ? optarg : c == OPT_RESUME ? "latest" : "";
-			const char **first = &given[c - OPT_STORE];
-			if (*first && strcmp(*first, value) != 0) {
-				const char *name = "?";
-				for (const struct option *o = options; o->name; o++)
-					if (o->val == c)
-						name = o->name;
-				fprintf(
-				    stderr,
-				    "ckpt-train: error: --%s given twice, as '%s' and '%s' (give "
-				    "it once)\n",
-				    name, *first, value);
-				return 2;
-			}
-			*first = value;
 		}
 	}
 	/* "--resume best" with a space: the first word left over is --resume's argument */

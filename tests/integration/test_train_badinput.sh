@@ -211,15 +211,12 @@ expect_error "--layers '16,+8,4': '+8' is not a layer size" --store "$work/new" 
 $TRAIN --store "$work/num" "${syn[@]}" --epochs 1 --lr +.05 --lr-schedule step:1:.5 \
 	--seed 007 || fail "numbers with a sign, a leading point, leading zeros"
 
-# an option given twice with two values: which one was meant? (the same value twice is fine)
-expect_error "--layers given twice, as '16,8,4' and '16,4' (give it once)" \
-	--store "$work/new" "${syn[@]}" --layers 16,4
-expect_error "--store given twice, as '$work/new' and '$work/new2'" \
-	--store "$work/new" --store "$work/new2" "${syn[@]}"
-[ ! -e "$work/new2" ] || fail "a store was created by --store given twice"
-expect_error "--lr given twice, as '0.1' and '0.2'" --store "$work/new" "${syn[@]}" --lr 0.1 --lr 0.2
-expect_error "--resume given twice, as 'latest' and 'best'" --store "$work/num" --resume \
-	--resume=best --epochs 2
+# an option given again: the later value wins, as with argparse (wrapper defaults, then the
+# user's own)
+$TRAIN --store "$work/later" "${syn[@]}" --layers 16,4 --lr 0.1 --lr 0.05 --epochs 1 --quiet ||
+	fail "options given twice were refused"
+$CKPT info "$work/later" | grep -q '16,4' || fail "a later --layers does not win"
+$CKPT cat "$work/later" latest/metrics.json | grep -q '"lr": 0.05,' || fail "a later --lr does not win"
 $TRAIN --store "$work/twice" "${syn[@]}" --lr 0.1 --lr 0.1 --quiet --epochs 3 --epochs 1 ||
 	fail "the same value twice; a later --epochs"
 $CKPT info "$work/twice" | grep -q '^checkpoints: 1$' || fail "a later --epochs does not win"
