@@ -472,7 +472,7 @@ int main(int argc, char **argv)
 	}
 	if (rc) {
 		fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
-		return 1;
+		return rc == TRAIN_EUSAGE ? 2 : 1;
 	}
 	if (train_stdout_failed())
 		return 1; /* said once as a warning when it happened; the checkpoints are saved */

@@ -1660,8 +1660,10 @@ int train_run(train_config *cfg, train_result *res)
 			rc = train_opt_validate(&cfg->opt);
 		if (!rc)
 			rc = check_retention(cfg, cfg->keep_last);
-		if (rc)
+		if (rc) { /* found in the options alone: a usage error (the message is kept) */
+			rc = TRAIN_EUSAGE;
 			goto out;
+		}
 		if (cfg->schedule == TRAIN_SCHED_COSINE)
 			cfg->schedule_t_max = cfg->epochs;
 	}

@@ -43,6 +43,9 @@
 #define TRAIN_EINTERRUPTED (-30001)
 /** Returned by train_run() when the loss became NaN or infinite. */
 #define TRAIN_ENONFINITE (-30002)
+/** Returned by train_run() when the command line alone is wrong (an option value out of
+ * range, options that contradict each other whatever the data and store): exit status 2. */
+#define TRAIN_EUSAGE (-30003)
 
 typedef enum train_schedule_kind {
 	TRAIN_SCHED_NONE = 0,

@@ -240,6 +240,15 @@ expect_error "--dampening 0.5 has no effect with --momentum 0" --store "$work/ne
 	--momentum 0 --dampening 0.5
 expect_error "invalid --dampening 1.5 (must be in [0, 1])" --store "$work/new" "${syn[@]}" \
 	--dampening 1.5
+# the exit status: 2 when the command line alone is wrong (a value out of range, options that
+# contradict each other), 1 when the data, the store or the machine refuse the run
+for bad in "--optimizer adam --betas 0.9,1.5" "--keep-top 2" "--lr -0.1" "--dampening 1.5" \
+	"--optimizer adam --momentum 0.5" "--val-split 0 --monitor val_acc"; do
+	# shellcheck disable=SC2086 # the words of each case are separate options
+	"$TRAIN" --store "$work/new" "${syn[@]}" $bad 2>/dev/null
+	rc=$?
+	[ $rc -eq 2 ] || fail "exit $rc, want 2 (usage) for: $bad"
+done
 $TRAIN --store "$work/edge" "${syn[@]}" --batch-size 8000 --keep-last 2 --keep-top 1 \
 	--dampening 1 --epochs 2 || fail "a batch of the whole training set"
 $TRAIN --store "$work/noval" "${nval[@]}" --keep-last 1 --epochs 1 || fail "--val-split 0"
@@ -248,6 +257,9 @@ expect_untouched "$work/edge" "--epochs 1 is below epoch 2, where the run resume
 	--store "$work/edge" --resume --epochs 1 --threads 2
 expect_untouched "$work/edge" "--keep-top 1 has no effect without --keep-last N" \
 	--store "$work/edge" --resume --epochs 3 --keep-last 0 --keep-top 1
+$TRAIN --store "$work/edge" --resume --epochs 3 --keep-last 0 --keep-top 1 2>/dev/null
+rc=$?
+[ $rc -eq 1 ] || fail "a resume refused for the stored run's settings: exit $rc, want 1"
 expect_untouched "$work/noval" "--keep-top needs validation samples, and the run's --val-split 0" \
 	--store "$work/noval" --resume --epochs 3 --keep-top 1
 $TRAIN --store "$work/edge" --resume --epochs 2 --quiet || fail "resume to the epoch reached"
