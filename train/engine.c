@@ -1241,6 +1241,24 @@ static void drop_empty_store(ckpt_store *store, const char *path, int how, uint3
 		(void)rmdir(path);
 }
 
+/* A refused --resume leaves the store as it found it: a lock.mdb that this attempt's open
+ * created goes again. Only when no other process has the environment open: every LMDB
+ * process holds a shared fcntl lock on the file's first byte while it has the environment
+ * open, so an exclusive lock that is granted means nobody else uses the file. */
+static void drop_created_lock_file(const char *store_path)
+{
+	char path[4200];
+	if ((size_t)snprintf(path, sizeof(path), "%s/lock.mdb", store_path) >= sizeof(path))
+		return;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	if (fcntl(fd, F_SETLK, &fl) == 0)
+		(void)unlink(path);
+	close(fd); /* releases the lock */
+}
+
 static uint32_t resolve_epoch(ckpt_snapshot *snap, const char *spec, int *rc)
 {
 	uint64_t e = 0;
@@ -1531,7 +1549,14 @@ int train_run(train_config *cfg, train_result *res)
 	int rc = 0;
 	memset(&pers, 0, sizeof(pers));
 
+	bool lock_file_created = false;
 	if (cfg->resume) {
+		char lock_file[4200];
+		struct stat lock_st;
+		lock_file_created =
+		    (size_t)snprintf(lock_file, sizeof(lock_file), "%s/lock.mdb",
+		                     cfg->store_path) < sizeof(lock_file) &&
+		    lstat(lock_file, &lock_st) != 0 && errno == ENOENT;
 		rc = ckpt_store_open(&store, cfg->store_path, 0);
 		if (rc == -ENOENT || rc == CKPT_ENOTSTORE) {
 			rc = train_fail(rc, "nothing to resume: %s is not a store (%s)",
@@ -2032,6 +2057,8 @@ out:
 		drop_empty_store(store, cfg->store_path, store_how, res->last_epoch);
 	else
 		ckpt_store_close(store);
+	if (rc && lock_file_created && res->last_epoch == start_epoch)
+		drop_created_lock_file(cfg->store_path);
 	if (lock_fd >= 0)
 		close(lock_fd);
 	return rc;

@@ -97,4 +97,13 @@ rc=$?
 	grep -q "error: not enough address space for this run under ulimit -v: .* for the store's map (1 checkpoints of" "$WORK/err" ||
 	fail "the map under ulimit -v was not checked: exit $rc: $(cat "$WORK/err")"
 [ ! -e "$WORK/map" ] || fail "a refused run left a store"
+# a refused --resume leaves the store as it found it: no lock.mdb where there was none
+$TRAIN --store "$WORK/nlsrc" --data synthetic --layers 16,8,4 --val-split 9000 --epochs 1 \
+	--threads 1 --quiet --no-sync || fail "the run to copy"
+mkdir "$WORK/nl" && cp "$WORK/nlsrc/data.mdb" "$WORK/nl/" || fail "cannot copy the store"
+$TRAIN --store "$WORK/nl" --resume --lr 0.5 2>"$WORK/err"
+rc=$?
+[ $rc -eq 1 ] && grep -q "refusing to resume: --lr 0.5 differs" "$WORK/err" ||
+	fail "resume with other settings: exit $rc: $(cat "$WORK/err")"
+[ ! -e "$WORK/nl/lock.mdb" ] || fail "a refused resume created lock.mdb"
 echo "ok: a run that cannot fit in memory is refused before it allocates, or fails cleanly"
