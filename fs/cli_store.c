@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckpt/holders.h"
 #include "ckpt/store.h"
 #include "fs/cli.h"
 #include "fs/view_int.h"
@@ -423,12 +424,14 @@ static int lock_store_for_writing(int *out_fd, const char *path)
 			          path);
 			break;
 		}
+		char who[512];
+		bool named = attempt == 1 && ckpt_flock_holders(who, sizeof(who), file) > 0;
 		if (attempt == 1)
-			cli_error("store %s is being read by a process that opened it without "
-			          "lock.mdb (a ckpt command or a ckptfs mount of a copy or of "
-			          "read-only media); gc could reuse the pages it reads: run gc when "
-			          "it is done",
-			          path);
+			cli_error("store %s is being read by %s without lock.mdb (a ckpt command or "
+			          "a ckptfs mount of a copy or of read-only media); gc could reuse "
+			          "the pages it reads: stop that reader, or give the reader a "
+			          "writable lock.mdb",
+			          path, named ? who : "a process");
 	}
 	free(file);
 	close(fd);

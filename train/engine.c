@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckpt/holders.h"
 #include "ckpt/store.h"
 #include "train/data.h"
 #include "train/engine.h"
@@ -1211,14 +1212,25 @@ static int lock_store(int *fd, const char *store_path)
 	int err = errno;
 	close(*fd);
 	*fd = -1;
-	if (err == EWOULDBLOCK)
-		return train_fail(
-		    -EBUSY,
-		    "store %s is in use by another ckpt-train, or by a reader that opened it "
-		    "without lock.mdb (one run writes a store at a time, and never under a "
-		    "lockless reader; wait for it or use another --store)",
-		    store_path);
-	return 0; /* a file system without flock (ENOLCK, EOPNOTSUPP): go on unguarded */
+	if (err != EWOULDBLOCK)
+		return 0; /* a file system without flock (ENOLCK, EOPNOTSUPP): go on unguarded */
+	/* a shared lock is still granted while only lockless readers hold theirs */
+	int probe = open(path, O_RDONLY | O_CLOEXEC);
+	bool readers_only = probe >= 0 && flock(probe, LOCK_SH | LOCK_NB) == 0;
+	if (probe >= 0)
+		close(probe);
+	char who[512];
+	bool named = ckpt_flock_holders(who, sizeof(who), path) > 0;
+	if (readers_only)
+		return train_fail(-EBUSY,
+		                  "store %s is being read by %s without lock.mdb; a trainer cannot "
+		                  "write under it: stop that reader, or give the reader a writable "
+		                  "lock.mdb",
+		                  store_path, named ? who : "a process");
+	return train_fail(-EBUSY,
+	                  "store %s is in use by another ckpt-train%s%s%s (one run writes a "
+	                  "store at a time; wait for it or use another --store)",
+	                  store_path, named ? " (" : "", named ? who : "", named ? ")" : "");
 }
 
 /* A run that created its store and fails before any checkpoint is committed (bad settings

@@ -52,7 +52,7 @@ rc=$?
 kill "$holder" 2>/dev/null
 wait "$holder" 2>/dev/null
 [ "$rc" -eq 1 ] && [ "$(wc -l <"$WORK/gc.err")" -eq 1 ] &&
-	grep -q "is being read by a process that opened it without lock.mdb" "$WORK/gc.err" ||
+	grep -q "is being read by pid $holder (flock) without lock.mdb" "$WORK/gc.err" ||
 	fail "gc under a lockless reader: exit $rc: $(cat "$WORK/gc.err")"
 [ "$(ls "$WORK/copy")" = data.mdb ] || fail "a refused gc created files: $(ls "$WORK/copy")"
 

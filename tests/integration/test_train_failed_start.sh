@@ -106,4 +106,25 @@ rc=$?
 [ $rc -eq 1 ] && grep -q "refusing to resume: --lr 0.5 differs" "$WORK/err" ||
 	fail "resume with other settings: exit $rc: $(cat "$WORK/err")"
 [ ! -e "$WORK/nl/lock.mdb" ] || fail "a refused resume created lock.mdb"
+# a reader without lock.mdb (a copy of the store) keeps a trainer out for as long as it reads:
+# the refusal names it by pid and command, from /proc/locks
+$TRAIN --store "$WORK/rdsrc" --data synthetic --layers 16,4096,4 --val-split 9000 --epochs 1 \
+	--threads 1 --quiet --no-sync || fail "the run to copy"
+mkdir "$WORK/rd" && cp "$WORK/rdsrc/data.mdb" "$WORK/rd/" || fail "cannot copy the store"
+"$CKPT" cat "$WORK/rd" latest/checkpoint.pt 2>/dev/null | (sleep 3; cat >/dev/null) &
+reader_pipe=$!
+reader=
+for _ in $(seq 1 100); do
+	reader=$(pgrep -P $$ -x ckpt) && break
+	sleep 0.05
+done
+[ -n "$reader" ] || fail "the slowed reader did not start"
+sleep 0.3
+$TRAIN --store "$WORK/rd" --resume --epochs 2 2>"$WORK/err"
+rc=$?
+wait "$reader_pipe"
+[ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
+	grep -q "store $WORK/rd is being read by pid $reader (ckpt) without lock.mdb; a trainer cannot write under it" "$WORK/err" ||
+	fail "a trainer under a lockless reader: exit $rc: $(cat "$WORK/err")"
+[ "$(ls "$WORK/rd")" = data.mdb ] || fail "a refused resume left files: $(ls "$WORK/rd")"
 echo "ok: a run that cannot fit in memory is refused before it allocates, or fails cleanly"
