@@ -1184,6 +1184,25 @@ static int open_readonly_env(ckpt_store *s)
 	return 0;
 }
 
+/* A writer needs data.mdb and lock.mdb writable, and the directory too where lock.mdb is
+ * still to be created: name the first that is not, so that the user knows what to fix. */
+static int check_writable(const char *path)
+{
+	char data[4200], lock[4200];
+	struct stat st;
+	if ((size_t)snprintf(data, sizeof(data), "%s/data.mdb", path) >= sizeof(data) ||
+	    (size_t)snprintf(lock, sizeof(lock), "%s/lock.mdb", path) >= sizeof(lock))
+		return store_error(-ENAMETOOLONG, "%s: path too long", path);
+	/* no lock.mdb: LMDB creates it, so the directory must be writable */
+	const char *need[2] = {data, stat(lock, &st) == 0 ? lock : path};
+	for (size_t i = 0; i < 2; i++)
+		if (access(need[i], W_OK) != 0) {
+			int e = errno;
+			return store_error(-e, "%s is not writable (%s)", need[i], strerror(e));
+		}
+	return 0;
+}
+
 int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 {
 	*out = NULL;
@@ -1200,13 +1219,8 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 	if (rc)
 		return rc;
 	bool readonly = flags & CKPT_OPEN_READONLY;
-	if (!readonly && access(path, W_OK) != 0) {
-		int e = errno;
-		return store_error(-e,
-		                   "%s: cannot open the store for writing (%s); open it "
-		                   "read-only",
-		                   path, strerror(e));
-	}
+	if (!readonly && (rc = check_writable(path)))
+		return rc;
 	ckpt_store *s = store_alloc(path);
 	if (!s)
 		return store_error(-ENOMEM, "out of memory");

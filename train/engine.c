@@ -1575,6 +1575,12 @@ int train_run(train_config *cfg, train_result *res)
 			                cfg->store_path, ckpt_last_error());
 			goto out;
 		}
+		if (rc == -EACCES || rc == -EPERM || rc == -EROFS) {
+			rc = train_fail(rc, "cannot train into store %s: %s; training needs write "
+			                "access to the store",
+			                cfg->store_path, ckpt_last_error());
+			goto out;
+		}
 		if (rc) {
 			rc = train_fail(rc, "cannot open store %s (%s)", cfg->store_path,
 			                ckpt_last_error());

@@ -127,4 +127,22 @@ wait "$reader_pipe"
 	grep -q "store $WORK/rd is being read by pid $reader (ckpt) without lock.mdb; a trainer cannot write under it" "$WORK/err" ||
 	fail "a trainer under a lockless reader: exit $rc: $(cat "$WORK/err")"
 [ "$(ls "$WORK/rd")" = data.mdb ] || fail "a refused resume left files: $(ls "$WORK/rd")"
+# a writer on a store it cannot write names the file (root writes anything: run as nobody)
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	chmod a+rx "$WORK" && chmod -R a-w "$WORK/rd" || fail "cannot make the store read-only"
+	nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
+	"${nobody[@]}" $TRAIN --store "$WORK/rd" --resume --epochs 2 2>"$WORK/err"
+	rc=$?
+	[ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
+		grep -qxF "ckpt-train: error: cannot train into store $WORK/rd: $WORK/rd/data.mdb is not writable (Permission denied); training needs write access to the store" "$WORK/err" ||
+		fail "a trainer on a store it cannot write: exit $rc: $(cat "$WORK/err")"
+	"${nobody[@]}" "$CKPT" gc "$WORK/rd" --keep-last 1 2>"$WORK/err"
+	rc=$?
+	[ $rc -eq 1 ] && grep -qF "$WORK/rd/data.mdb is not writable (Permission denied)" "$WORK/err" ||
+		fail "gc on a store it cannot write: exit $rc: $(cat "$WORK/err")"
+	[ "$(ls "$WORK/rd")" = data.mdb ] || fail "a refused writer left files: $(ls "$WORK/rd")"
+	chmod -R u+w "$WORK/rd"
+else
+	echo "skip: a store nobody can write (needs root and setpriv)"
+fi
 echo "ok: a run that cannot fit in memory is refused before it allocates, or fails cleanly"
