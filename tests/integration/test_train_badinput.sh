@@ -291,7 +291,7 @@ if "${as_user[@]}" "$TRAIN" --version >/dev/null 2>&1; then
 		--store "$work/ro/s" "${syn[@]}"
 	$TRAIN --store "$work/rostore" "${syn[@]}" --epochs 1 || fail "training"
 	chmod -R a-w,a+rX "$work/rostore"
-	expect_untouched "$work/rostore" "cannot open store $work/rostore" \
+	expect_untouched "$work/rostore" "cannot train into store $work/rostore: $work/rostore/data.mdb is not writable" \
 		--store "$work/rostore" --resume --epochs 2
 	run_as=()
 	chmod -R u+w "$work/rostore" "$work/ro"
