@@ -390,51 +390,23 @@ out:
  * file system), or 1 after one error line, nothing changed. */
 static int lock_store_for_writing(int *out_fd, const char *path)
 {
-	*out_fd = -1;
-	char *file = NULL;
-	if (asprintf(&file, "%s/data.mdb", path) < 0) {
+	char who[512];
+	int state = ckpt_writer_lock(path, out_fd, who, sizeof(who));
+	if (state == -ENOMEM) {
 		cli_error("gc: out of memory");
 		return 1;
 	}
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		free(file);
-		return 0;
-	}
-	/* twice: a writer that just ended leaves nothing to wait for */
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			free(file);
-			*out_fd = fd;
-			return 0;
-		}
-		if (errno != EWOULDBLOCK) {
-			free(file);
-			close(fd);
-			return 0; /* a file system without flock: nothing to guard with */
-		}
-		/* a shared lock is still granted while only lockless readers hold theirs */
-		int probe = open(file, O_RDONLY | O_CLOEXEC);
-		bool readers_only = probe >= 0 && flock(probe, LOCK_SH | LOCK_NB) == 0;
-		if (probe >= 0)
-			close(probe);
-		if (!readers_only) {
-			cli_error("store %s is being trained by ckpt-train; run gc when it stops, or "
-			          "ckpt-train --resume --keep-last N",
-			          path);
-			break;
-		}
-		char who[512];
-		bool named = attempt == 1 && ckpt_flock_holders(who, sizeof(who), file) > 0;
-		if (attempt == 1)
-			cli_error("store %s is being read by %s without lock.mdb (a ckpt command or "
-			          "a ckptfs mount of a copy or of read-only media); gc could reuse "
-			          "the pages it reads: stop that reader, or give the reader a "
-			          "writable lock.mdb",
-			          path, named ? who : "a process");
-	}
-	free(file);
-	close(fd);
+	if (state < 0 || state == CKPT_WRITER_LOCKED)
+		return 0; /* no data.mdb: opening the store says what is wrong */
+	if (state == CKPT_WRITER_BUSY)
+		cli_error("store %s is being trained by ckpt-train; run gc when it stops, or "
+		          "ckpt-train --resume --keep-last N",
+		          path);
+	else
+		cli_error("store %s is being read by %s without lock.mdb (a ckpt command or a ckptfs "
+		          "mount of a copy or of read-only media); gc could reuse the pages it reads: "
+		          "stop that reader, or give the reader a writable lock.mdb",
+		          path, who[0] ? who : "a process");
 	return 1;
 }
 

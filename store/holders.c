@@ -3,8 +3,13 @@
  * Read-only and best effort: a missing /proc or a holder that exits meanwhile yields a shorter
  * list, never an error, as the list only makes a refusal's message more useful.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -72,4 +77,43 @@ int ckpt_flock_holders(char *out, size_t len, const char *file)
 	}
 	fclose(f);
 	return n;
+}
+
+int ckpt_writer_lock(const char *store_path, int *out_fd, char *who, size_t wholen)
+{
+	*out_fd = -1;
+	if (wholen)
+		who[0] = '\0';
+	char *file = NULL;
+	if (asprintf(&file, "%s/data.mdb", store_path) < 0)
+		return -ENOMEM;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = -errno;
+		free(file);
+		return e;
+	}
+	int state = CKPT_WRITER_LOCKED;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			*out_fd = fd;
+			free(file);
+			return CKPT_WRITER_LOCKED;
+		}
+		if (errno != EWOULDBLOCK) { /* ENOLCK, EOPNOTSUPP: a file system without flock */
+			state = CKPT_WRITER_LOCKED;
+			break;
+		}
+		/* a shared lock is still granted while only lockless readers hold theirs */
+		int probe = open(file, O_RDONLY | O_CLOEXEC);
+		bool readers_only = probe >= 0 && flock(probe, LOCK_SH | LOCK_NB) == 0;
+		if (probe >= 0)
+			close(probe);
+		state = readers_only ? CKPT_WRITER_READERS : CKPT_WRITER_BUSY;
+	}
+	if (state != CKPT_WRITER_LOCKED)
+		ckpt_flock_holders(who, wholen, file);
+	close(fd);
+	free(file);
+	return state;
 }

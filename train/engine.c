@@ -1201,36 +1201,22 @@ out:
  * has no flock), or the error ckpt-train exits with. */
 static int lock_store(int *fd, const char *store_path)
 {
-	char path[4200];
-	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", store_path) >= sizeof(path))
-		return train_fail(-ENAMETOOLONG, "store path %s is too long", store_path);
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
-		return train_fail(-errno, "cannot open %s (%s)", path, strerror(errno));
-	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
-		return 0;
-	int err = errno;
-	close(*fd);
-	*fd = -1;
-	if (err != EWOULDBLOCK)
-		return 0; /* a file system without flock (ENOLCK, EOPNOTSUPP): go on unguarded */
-	/* a shared lock is still granted while only lockless readers hold theirs */
-	int probe = open(path, O_RDONLY | O_CLOEXEC);
-	bool readers_only = probe >= 0 && flock(probe, LOCK_SH | LOCK_NB) == 0;
-	if (probe >= 0)
-		close(probe);
 	char who[512];
-	bool named = ckpt_flock_holders(who, sizeof(who), path) > 0;
-	if (readers_only)
+	int state = ckpt_writer_lock(store_path, fd, who, sizeof(who));
+	if (state < 0)
+		return train_fail(state, "cannot open %s/data.mdb (%s)", store_path, strerror(-state));
+	if (state == CKPT_WRITER_READERS)
 		return train_fail(-EBUSY,
 		                  "store %s is being read by %s without lock.mdb; a trainer cannot "
 		                  "write under it: stop that reader, or give the reader a writable "
 		                  "lock.mdb",
-		                  store_path, named ? who : "a process");
-	return train_fail(-EBUSY,
-	                  "store %s is in use by another ckpt-train%s%s%s (one run writes a "
-	                  "store at a time; wait for it or use another --store)",
-	                  store_path, named ? " (" : "", named ? who : "", named ? ")" : "");
+		                  store_path, who[0] ? who : "a process");
+	if (state == CKPT_WRITER_BUSY)
+		return train_fail(-EBUSY,
+		                  "store %s is in use by another ckpt-train%s%s%s (one run writes a "
+		                  "store at a time; wait for it or use another --store)",
+		                  store_path, who[0] ? " (" : "", who, who[0] ? ")" : "");
+	return 0;
 }
 
 /* A run that created its store and fails before any checkpoint is committed (bad settings

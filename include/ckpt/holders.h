@@ -20,4 +20,24 @@
  */
 int ckpt_flock_holders(char *out, size_t len, const char *file);
 
+/** What ckpt_writer_lock() found. */
+enum ckpt_writer_lock_state {
+	CKPT_WRITER_LOCKED = 0,   /**< the lock is ours (or the file system has no flock) */
+	CKPT_WRITER_BUSY = 1,     /**< another writer (ckpt-train, ckpt gc) holds it */
+	CKPT_WRITER_READERS = 2,  /**< only readers without lock.mdb hold theirs (shared) */
+};
+
+/**
+ * Take the writers' lock of the store at @p store_path: an exclusive, non-blocking flock on its
+ * data.mdb, which ckpt-train holds for its whole run and ckpt gc for its transaction, and which
+ * read-only openers of a store without a writable lock.mdb hold shared. Tried twice, so a
+ * writer that has just ended leaves nothing to wait for.
+ * @param out_fd  receives the locked descriptor to close() when done, or -1 (not locked, or a
+ *                file system without flock, where there is nothing to guard with)
+ * @param who     receives the holders when busy (ckpt_flock_holders()), "" if unknown
+ * @param wholen  size of @p who
+ * @return a ckpt_writer_lock_state, or a negative errno when data.mdb cannot be opened
+ */
+int ckpt_writer_lock(const char *store_path, int *out_fd, char *who, size_t wholen);
+
 #endif
