@@ -1864,6 +1864,8 @@ int train_run(train_config *cfg, train_result *res)
 	const bool tty = !cfg->quiet && isatty(STDERR_FILENO);
 	pers.tty = tty;
 	const uint32_t nbatches = (n_fit + cfg->batch_size - 1) / cfg->batch_size;
+	const char *eval_delay = getenv("CKPT_TRAIN_TEST_EVAL_DELAY_MS");
+	const unsigned long eval_delay_ms = eval_delay ? strtoul(eval_delay, NULL, 10) : 0;
 	for (uint32_t epoch = start_epoch + 1; epoch <= cfg->epochs; epoch++) {
 		const double lr = train_schedule_lr(cfg, epoch - 1);
 		const double t0 = now_seconds();
@@ -1931,6 +1933,10 @@ int train_run(train_config *cfg, train_result *res)
 			}
 		}
 		const double t_train = now_seconds() - t0;
+		if (eval_delay_ms) /* CKPT_TRAIN_TEST_EVAL_DELAY_MS: a window after the last batch */
+			nanosleep(&(struct timespec){eval_delay_ms / 1000,
+			                             (long)(eval_delay_ms % 1000) * 1000000L},
+			          NULL);
 		double val_loss = NAN, val_acc = NAN, test_loss = NAN, test_acc = NAN;
 		if (cfg->val_split)
 			evaluate(model, train_x, train_y, seq, n_fit, data.train.count, &val_loss,
@@ -1941,10 +1947,9 @@ int train_run(train_config *cfg, train_result *res)
 		const double t_epoch = now_seconds() - t0;
 		if (tty)
 			fprintf(stderr, "\r\033[K");
-		if (stop_signal) {
-			rc = stop_on_signal(&pers, res, cfg, epoch, nbatches, nbatches);
-			goto out;
-		}
+		/* a stop signal that arrived after the last batch does not cost this epoch: every
+		 * batch ran and it is evaluated, so it is committed like any other, and the run
+		 * stops at the next batch boundary (or ends, after the last epoch) */
 
 		if (pers.disabled) { /* benchmarks only: the same loop without any checkpoint */
 			if (!cfg->quiet) {

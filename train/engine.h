@@ -11,6 +11,8 @@
  *   CKPT_TRAIN_CUDA_PLUGIN=PATH         the CUDA plug-in to load for --device cuda[:N]
  *   CKPT_TRAIN_TEST_NO_MEMORY_CHECK=1   skip the check of the memory a run needs against what
  *                                       is available (tests of the allocation failures)
+ *   CKPT_TRAIN_TEST_EVAL_DELAY_MS=N     sleep N ms after each epoch's last batch, before it is
+ *                                       evaluated (tests of a signal arriving then)
  *
  * What a checkpoint holds besides tensors (extra-state keys, all JSON text except none):
  *   optimizer.name          "sgd" | "adam" | "adamw"

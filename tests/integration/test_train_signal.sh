@@ -83,3 +83,21 @@ pid=
 [ $rc -eq 0 ] || fail "SIGHUP under nohup: exit $rc: $(cat "$work/err")"
 $CKPT info "$store" | grep -q '^latest: epoch-0002$' || fail "the nohup run did not finish"
 echo "ok: a signal before the first checkpoint removes the new store; nohup ignores SIGHUP"
+
+# a signal after an epoch's last batch (while it is evaluated; the test knob holds that window
+# open 3 s) costs nothing: the epoch is committed and the run stops before the next one
+store="$work/after-last-batch"
+CKPT_TRAIN_TEST_EVAL_DELAY_MS=3000 $TRAIN --store "$store" --data synthetic --layers 784,16,10 \
+	--val-split 1000 --epochs 3 --threads 1 >"$work/out" 2>"$work/err" &
+pid=$!
+sleep 1.5
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+pid=
+[ $rc -eq 130 ] || fail "SIGINT after the last batch: exit $rc: $(cat "$work/err")"
+grep -q "interrupted by SIGINT in epoch 2 (batch 0/.*the store ends at epoch 1" "$work/err" ||
+	fail "SIGINT after the last batch of epoch 1: $(cat "$work/err")"
+grep -q '^epoch 1/3' "$work/out" || fail "no line for the committed epoch 1: $(cat "$work/out")"
+$CKPT verify "$store" >/dev/null || fail "ckpt verify after SIGINT after the last batch"
+echo "ok: a signal after an epoch's last batch commits that epoch, then stops"
