@@ -9,6 +9,10 @@
 #   fail MSG...           one "FAIL: MSG" line on stderr, exit 1
 #   skip MSG...           one "SKIP: MSG" line, exit 77
 #   need_built PROG...    skip unless each program is built
+#   wait_until S PID CMD...  run CMD every 50 ms until it succeeds, process PID ends (PID ""
+#                         for none) or S seconds pass; returns CMD's last status. Timeouts are
+#                         generous: the loop ends as soon as CMD holds, and a loaded 2-core CI
+#                         machine is slow
 #   need_torch            PY: a python3 that imports torch and numpy ($TORCH_PYTHON or $PYTHON
 #                         first), else skip
 # Mount tests use mount_lib.sh instead (it also unmounts and kills the daemons it started).
@@ -30,6 +34,17 @@ trap lib_cleanup EXIT
 fail() {
 	echo "FAIL: $*" >&2
 	exit 1
+}
+
+wait_until() {
+	local secs=$1 pid=$2 i
+	shift 2
+	for ((i = 0; i < secs * 20; i++)); do
+		"$@" && return 0
+		[ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	"$@"
 }
 
 skip() {

@@ -12,11 +12,8 @@ store="$WORK/run with space"
 $TRAIN --store "$store" --data synthetic --layers 24,16,4 --val-split 2000 --batch-size 50 \
 	--threads 1 --no-sync --epochs 100000 --quiet 2>"$WORK/train.err" &
 pid=$!
-for _ in $(seq 200); do
-	[ "$($CKPT log "$store" 2>/dev/null | wc -l)" -ge 4 ] && break
-	sleep 0.05
-done
-[ "$($CKPT log "$store" 2>/dev/null | wc -l)" -ge 4 ] || fail "the run wrote no epochs: $(cat "$WORK/train.err")"
+logged_epochs() { [ "$($CKPT log "$store" 2>/dev/null | wc -l)" -gt "$1" ]; } # + a header line
+wait_until 30 "$pid" logged_epochs 3 || fail "the run wrote no epochs: $(cat "$WORK/train.err")"
 
 for args in "--keep-last 1" "--keep-last 1 --keep-top 1" ""; do
 	# shellcheck disable=SC2086

@@ -131,7 +131,7 @@ expect_error "training loss became" --store "$work/d" "${syn[@]}" --epochs 2 --l
 # an empty store (a run killed before its first commit): --resume says so
 CKPT_TRAIN_TEST_PERSIST_DELAY_MS=10000 $TRAIN --store "$work/e" "${syn[@]}" --epochs 1 --quiet &
 kpid=$!
-for _ in $(seq 100); do [ -e "$work/e/data.mdb" ] && break; sleep 0.05; done
+wait_until 20 $kpid test -e "$work/e/data.mdb"
 sleep 0.2
 kill -KILL $kpid
 wait $kpid 2>/dev/null

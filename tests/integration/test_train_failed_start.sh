@@ -37,7 +37,7 @@ $TRAIN --store "$store" --epochs 5 --lr 1e30 "${common[@]}" 2>/dev/null &&
 # same settings reuse it
 CKPT_TRAIN_TEST_PERSIST_DELAY_MS=10000 $TRAIN --store "$WORK/killed" --epochs 1 "${common[@]}" &
 kpid=$!
-for _ in $(seq 100); do [ -e "$WORK/killed/data.mdb" ] && break; sleep 0.05; done
+wait_until 20 $kpid test -e "$WORK/killed/data.mdb"
 sleep 0.2
 kill -KILL $kpid
 wait $kpid 2>/dev/null
@@ -113,12 +113,8 @@ $TRAIN --store "$WORK/rdsrc" --data synthetic --layers 16,4096,4 --val-split 900
 mkdir "$WORK/rd" && cp "$WORK/rdsrc/data.mdb" "$WORK/rd/" || fail "cannot copy the store"
 "$CKPT" cat "$WORK/rd" latest/checkpoint.pt 2>/dev/null | (sleep 3; cat >/dev/null) &
 reader_pipe=$!
-reader=
-for _ in $(seq 1 100); do
-	reader=$(pgrep -P $$ -x ckpt) && break
-	sleep 0.05
-done
-[ -n "$reader" ] || fail "the slowed reader did not start"
+wait_until 20 "" pgrep -P $$ -x ckpt >/dev/null || fail "the slowed reader did not start"
+reader=$(pgrep -P $$ -x ckpt)
 sleep 0.3
 $TRAIN --store "$WORK/rd" --resume --epochs 2 2>"$WORK/err"
 rc=$?

@@ -16,11 +16,8 @@ store="$WORK/run with space"
 
 $TRAIN --store "$store" --epochs 100000 --quiet "${common[@]}" 2>"$WORK/a.err" &
 pid=$!
-for _ in $(seq 200); do
-	[ "$($CKPT log "$store" 2>/dev/null | wc -l)" -ge 3 ] && break
-	sleep 0.05
-done
-[ "$($CKPT log "$store" 2>/dev/null | wc -l)" -ge 3 ] || fail "first run wrote no epoch: $(cat "$WORK/a.err")"
+logged_epochs() { [ "$($CKPT log "$store" 2>/dev/null | wc -l)" -gt "$1" ]; } # + a header line
+wait_until 30 "$pid" logged_epochs 2 || fail "first run wrote no epoch: $(cat "$WORK/a.err")"
 
 for args in "--resume --epochs 2" "--resume best --epochs 100000" "--epochs 5 ${common[*]}"; do
 	# shellcheck disable=SC2086

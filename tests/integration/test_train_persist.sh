@@ -8,16 +8,15 @@
 # an open commit loses at most that epoch; a commit that fails (file size limit: EFBIG) stops
 # training with one error line naming the epoch, exit 1, earlier epochs intact.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-TRAIN=build/bin/ckpt-train CKPT=build/bin/ckpt
-work=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
+work=$WORK
 pid=
 cleanup() {
 	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-	rm -rf "$work"
+	lib_cleanup
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+committed_epoch_1() { grep -q '^epoch 1/' "$work/out"; }
 common=(--data synthetic --layers 24,16,4 --val-split 2000 --batch-size 50 --threads 1 --no-sync)
 
 # -- overlapping commits change nothing; resume stays bit-exact ----------------------------
@@ -42,12 +41,7 @@ for sig in TERM INT; do
 	CKPT_TRAIN_TEST_PERSIST_DELAY_MS=1500 $TRAIN --store "$store" --epochs 1000 \
 		"${common[@]}" >"$work/out" 2>"$work/err" &
 	pid=$!
-	for _ in $(seq 1 600); do # up to 30 s on a loaded machine
-		grep -q '^epoch 1/' "$work/out" && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	grep -q '^epoch 1/' "$work/out" || { cat "$work/err"; fail "epoch 1 was not committed"; }
+	wait_until 30 "$pid" committed_epoch_1 || { cat "$work/err"; fail "epoch 1 was not committed"; }
 	# epoch 2 trains in well under a second, then its commit sleeps 1.5 s before committing
 	sleep 0.7
 	kill -$sig "$pid"
@@ -71,12 +65,7 @@ store="$work/kill"
 CKPT_TRAIN_TEST_PERSIST_DELAY_MS=3000 $TRAIN --store "$store" --epochs 1000 "${common[@]}" \
 	>"$work/out" 2>"$work/err" &
 pid=$!
-for _ in $(seq 1 600); do # up to 30 s on a loaded machine
-	grep -q '^epoch 1/' "$work/out" && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.05
-done
-grep -q '^epoch 1/' "$work/out" || { cat "$work/err"; fail "kill run: epoch 1 not committed"; }
+wait_until 30 "$pid" committed_epoch_1 || { cat "$work/err"; fail "kill run: epoch 1 not committed"; }
 sleep 0.7
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null

@@ -17,12 +17,8 @@ for sig in TERM INT HUP; do
 	$TRAIN --store "$store" --data synthetic --layers 784,256,128,10 --val-split 1000 \
 		--batch-size 32 --epochs 1000 --threads 1 >"$work/out" 2>"$work/err" &
 	pid=$!
-	for _ in $(seq 1 600); do
-		grep -q '^epoch 2/' "$work/out" && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	grep -q '^epoch 2/' "$work/out" || { cat "$work/err"; fail "training did not reach epoch 2"; }
+	wait_until 30 "$pid" grep -q '^epoch 2/' "$work/out" ||
+		{ cat "$work/err"; fail "training did not reach epoch 2"; }
 	kill -$sig "$pid"
 	wait "$pid"
 	rc=$?
@@ -56,10 +52,7 @@ for sig in HUP INT; do
 	$TRAIN --store "$store" --data synthetic --layers 784,256,128,10 --val-split 1000 \
 		--batch-size 1 --epochs 2 --threads 1 --no-sync >"$work/out" 2>"$work/err" &
 	pid=$!
-	for _ in $(seq 1 400); do
-		[ -e "$store/data.mdb" ] && break
-		sleep 0.05
-	done
+	wait_until 20 "$pid" test -e "$store/data.mdb"
 	kill -$sig "$pid"
 	wait "$pid"
 	rc=$?
