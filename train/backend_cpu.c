@@ -27,6 +27,7 @@
 
 #include "train/backend.h"
 #include "train/error.h"
+#include "train/optim_elem.h"
 #include "train/xent_row.h"
 
 static void *cpu_alloc(train_backend *be, size_t nbytes)
@@ -159,28 +160,23 @@ HOT_LOOP static void cpu_sgd_step(train_backend *be, float *restrict param,
                                   const train_sgd_params *p, bool first)
 {
 	(void)be;
-	/* torch casts each Python-float scalar (computed in double) to float for the kernel */
-	const float wd = (float)p->weight_decay, m = (float)p->momentum;
-	const float one_minus_damp = (float)(1.0 - p->dampening);
-	const float neg_lr = (float)-p->lr;
-	const bool decay = wd != 0.0f, nesterov = p->nesterov;
+	const train_sgd_k k = train_sgd_k_of(p);
+	/* one loop per case, so each one vectorizes without a branch inside */
 	if (!buf) {
-		for (size_t i = 0; i < n; i++) {
-			float d = decay ? grad[i] + wd * param[i] : grad[i];
-			param[i] = param[i] + neg_lr * d;
-		}
+		for (size_t i = 0; i < n; i++)
+			param[i] = train_sgd_plain(param[i], train_sgd_dir(grad[i], param[i], &k), &k);
 	} else if (first) {
 		for (size_t i = 0; i < n; i++) {
-			float d = decay ? grad[i] + wd * param[i] : grad[i];
+			float d = train_sgd_dir(grad[i], param[i], &k);
 			buf[i] = d;
-			param[i] = param[i] + neg_lr * (nesterov ? d + m * d : d);
+			param[i] = train_sgd_apply(param[i], d, d, &k);
 		}
 	} else {
 		for (size_t i = 0; i < n; i++) {
-			float d = decay ? grad[i] + wd * param[i] : grad[i];
-			float b = buf[i] * m + one_minus_damp * d;
+			float d = train_sgd_dir(grad[i], param[i], &k);
+			float b = train_sgd_buf(buf[i], d, &k);
 			buf[i] = b;
-			param[i] = param[i] + neg_lr * (nesterov ? d + m * b : b);
+			param[i] = train_sgd_apply(param[i], d, b, &k);
 		}
 	}
 }
@@ -190,26 +186,9 @@ HOT_LOOP static void cpu_adam_step(train_backend *be, float *restrict param,
                                    float *restrict exp_avg_sq, size_t n, const train_adam_params *p)
 {
 	(void)be;
-	const float b1 = (float)p->beta1, b2 = (float)p->beta2;
-	const float one_minus_b1 = (float)(1.0 - p->beta1);
-	const float one_minus_b2 = (float)(1.0 - p->beta2);
-	const float bc2_sqrt = (float)p->bias_correction2_sqrt, eps = (float)p->eps;
-	const float neg_step = (float)-p->step_size;
-	const float wd = (float)p->weight_decay;
-	const float decay = (float)(1.0 - p->lr * p->weight_decay);
-	for (size_t i = 0; i < n; i++) {
-		float g = grad[i], w = param[i];
-		if (p->decoupled)
-			w = w * decay;
-		else if (wd != 0.0f)
-			g = g + wd * w;
-		float m = exp_avg[i] * b1 + one_minus_b1 * g;
-		float v = exp_avg_sq[i] * b2 + one_minus_b2 * (g * g);
-		exp_avg[i] = m;
-		exp_avg_sq[i] = v;
-		float denom = sqrtf(v) / bc2_sqrt + eps;
-		param[i] = w + neg_step * (m / denom);
-	}
+	const train_adam_k k = train_adam_k_of(p);
+	for (size_t i = 0; i < n; i++)
+		train_adam_elem(&param[i], grad[i], &exp_avg[i], &exp_avg_sq[i], &k);
 }
 
 static void *cpu_host_alloc(train_backend *be, size_t nbytes)

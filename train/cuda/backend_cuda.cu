@@ -28,6 +28,7 @@
 #include <string>
 
 #include "train/cuda/backend_cuda.h"
+#include "train/optim_elem.h"
 #include "train/xent_row.h"
 
 namespace {
@@ -163,45 +164,31 @@ __global__ void k_softmax_xent(float *dlogits, const float *logits, const int32_
 		                             &row_hit[r]);
 }
 
-__global__ void k_sgd(float *param, const float *grad, float *buf, size_t n, float wd, float m,
-                      float one_minus_damp, float neg_lr, bool nesterov, bool first)
+__global__ void k_sgd(float *param, const float *grad, float *buf, size_t n, train_sgd_k k,
+                      bool first)
 {
-	const bool decay = wd != 0.0f;
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
 	     i += (size_t)gridDim.x * blockDim.x) {
-		float d = decay ? grad[i] + wd * param[i] : grad[i];
+		float d = train_sgd_dir(grad[i], param[i], &k);
 		if (!buf) {
-			param[i] = param[i] + neg_lr * d;
+			param[i] = train_sgd_plain(param[i], d, &k);
 		} else if (first) {
 			buf[i] = d;
-			param[i] = param[i] + neg_lr * (nesterov ? d + m * d : d);
+			param[i] = train_sgd_apply(param[i], d, d, &k);
 		} else {
-			float b = buf[i] * m + one_minus_damp * d;
+			float b = train_sgd_buf(buf[i], d, &k);
 			buf[i] = b;
-			param[i] = param[i] + neg_lr * (nesterov ? d + m * b : b);
+			param[i] = train_sgd_apply(param[i], d, b, &k);
 		}
 	}
 }
 
 __global__ void k_adam(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-                       size_t n, float b1, float b2, float one_minus_b1, float one_minus_b2,
-                       float bc2_sqrt, float eps, float neg_step, float wd, float decay,
-                       bool decoupled)
+                       size_t n, train_adam_k k)
 {
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-	     i += (size_t)gridDim.x * blockDim.x) {
-		float g = grad[i], w = param[i];
-		if (decoupled)
-			w = w * decay;
-		else if (wd != 0.0f)
-			g = g + wd * w;
-		float m = exp_avg[i] * b1 + one_minus_b1 * g;
-		float v = exp_avg_sq[i] * b2 + one_minus_b2 * (g * g);
-		exp_avg[i] = m;
-		exp_avg_sq[i] = v;
-		float denom = sqrtf(v) / bc2_sqrt + eps;
-		param[i] = w + neg_step * (m / denom);
-	}
+	     i += (size_t)gridDim.x * blockDim.x)
+		train_adam_elem(&param[i], grad[i], &exp_avg[i], &exp_avg_sq[i], &k);
 }
 
 /* ---- ops ------------------------------------------------------------------------------- */
@@ -422,9 +409,8 @@ void cu_sgd_step(train_backend *be, float *param, const float *grad, float *buf,
                  const train_sgd_params *sp, bool first)
 {
 	cuda_priv *p = priv_of(be);
-	k_sgd<<<blocks_for(n), 256, 0, p->compute>>>(
-	    param, grad, buf, n, (float)sp->weight_decay, (float)sp->momentum,
-	    (float)(1.0 - sp->dampening), (float)-sp->lr, sp->nesterov, first);
+	k_sgd<<<blocks_for(n), 256, 0, p->compute>>>(param, grad, buf, n, train_sgd_k_of(sp),
+	                                               first);
 	check_launch(p, "sgd_step");
 }
 
@@ -432,11 +418,8 @@ void cu_adam_step(train_backend *be, float *param, const float *grad, float *exp
                   float *exp_avg_sq, size_t n, const train_adam_params *ap)
 {
 	cuda_priv *p = priv_of(be);
-	k_adam<<<blocks_for(n), 256, 0, p->compute>>>(
-	    param, grad, exp_avg, exp_avg_sq, n, (float)ap->beta1, (float)ap->beta2,
-	    (float)(1.0 - ap->beta1), (float)(1.0 - ap->beta2), (float)ap->bias_correction2_sqrt,
-	    (float)ap->eps, (float)-ap->step_size, (float)ap->weight_decay,
-	    (float)(1.0 - ap->lr * ap->weight_decay), ap->decoupled);
+	k_adam<<<blocks_for(n), 256, 0, p->compute>>>(param, grad, exp_avg, exp_avg_sq, n,
+	                                                train_adam_k_of(ap));
 	check_launch(p, "adam_step");
 }
 
