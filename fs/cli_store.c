@@ -186,6 +186,20 @@ out:
 
 /* ---- log ---- */
 
+struct log_damage {
+	const char *path;
+	size_t count;
+};
+
+static void log_damaged(void *arg, uint64_t epoch, int rc, const char *why)
+{
+	struct log_damage *d = arg;
+	char en[32];
+	view_epoch_name(en, sizeof(en), epoch);
+	cli_error("%s: %s (%s)", d->path, en, why);
+	d->count++;
+}
+
 int cli_log(int argc, char **argv)
 {
 	int rc = simple_options(argc, argv, CLI_USAGE_LOG, 1);
@@ -205,29 +219,12 @@ int cli_log(int argc, char **argv)
 		goto out;
 	/* a damaged checkpoint record costs its row, not the log: it is named on stderr, listed
 	 * as damaged, and the exit status is 1 (as history.csv on the mount keeps an empty row) */
-	size_t damaged = 0;
-	if (ckpt_snapshot_list(&epochs, &n, snap)) {
+	struct log_damage damage = {path, 0};
+	if (view_load_checkpoints_reporting(&epochs, &ckpts, &n, snap, log_damaged, &damage)) {
 		cli_error("cannot list %s (%s)", path, ckpt_last_error());
 		goto out;
 	}
-	if (!(ckpts = calloc(n ? n : 1, sizeof(*ckpts)))) {
-		cli_error("out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		int lrc = ckpt_snapshot_checkpoint(&ckpts[i], snap, epochs[i]);
-		if (lrc == -ENOMEM) {
-			cli_error("out of memory");
-			goto out;
-		}
-		if (lrc) {
-			char en[32];
-			view_epoch_name(en, sizeof(en), epochs[i]);
-			cli_error("%s: %s (%s)", path, en, ckpt_last_error());
-			ckpts[i] = NULL;
-			damaged++;
-		}
-	}
+	size_t damaged = damage.count;
 	/* columns: the union of metric names, sorted (history.csv's columns) */
 	if (view_metric_names(&names, &nnames, ckpts, n)) {
 		cli_error("out of memory");

@@ -89,6 +89,12 @@ int view_render_run_json(view_layout *out, ckpt_store *store);
  */
 int view_load_readable_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
                                    size_t *out_count, ckpt_view *view, ckpt_snapshot *snap);
+/** Called once per damaged checkpoint record with the store's error and message. */
+typedef void (*view_damage_report)(void *arg, uint64_t epoch, int rc, const char *why);
+/** As view_load_readable_checkpoints(), reporting damaged records to @p report (ckpt log). */
+int view_load_checkpoints_reporting(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
+                                    size_t *out_count, ckpt_snapshot *snap,
+                                    view_damage_report report, void *arg);
 /**
  * Log (once per epoch for the life of @p view) that epoch @p epoch cannot be shown: @p rc and
  * @p why (the store's message) say why. Its directory and files fail with EIO.

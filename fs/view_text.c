@@ -358,9 +358,9 @@ static void text_csv_field(text *t, const char *s)
 	text_add(t, "\"", 1);
 }
 
-/* Every checkpoint of @p snap; with @p view, damaged records become NULL and are reported. */
-static int load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
-                            size_t *out_count, ckpt_view *view, ckpt_snapshot *snap)
+int view_load_checkpoints_reporting(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
+                                    size_t *out_count, ckpt_snapshot *snap,
+                                    view_damage_report report, void *arg)
 {
 	uint64_t *epochs = NULL;
 	size_t count = 0;
@@ -378,8 +378,8 @@ static int load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_
 	}
 	for (size_t i = 0; i < count && !rc; i++) {
 		rc = ckpt_snapshot_checkpoint(&ckpts[i], snap, epochs[i]);
-		if (rc && view && rc != -ENOMEM) {
-			view_report_damaged(view, epochs[i], rc, ckpt_last_error());
+		if (rc && rc != -ENOMEM) {
+			report(arg, epochs[i], rc, ckpt_last_error());
 			ckpts[i] = NULL;
 			rc = 0;
 		}
@@ -395,10 +395,16 @@ static int load_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_
 	return 0;
 }
 
+static void report_to_view(void *view, uint64_t epoch, int rc, const char *why)
+{
+	view_report_damaged(view, epoch, rc, why);
+}
+
 int view_load_readable_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint ***out_ckpts,
                                    size_t *out_count, ckpt_view *view, ckpt_snapshot *snap)
 {
-	return load_checkpoints(out_epochs, out_ckpts, out_count, view, snap);
+	return view_load_checkpoints_reporting(out_epochs, out_ckpts, out_count, snap,
+	                                       report_to_view, view);
 }
 
 int view_render_history(view_layout *out, ckpt_view *view, ckpt_snapshot *snap)
