@@ -78,12 +78,13 @@ $CKPT info "$store" | grep -q '^latest: epoch-0002$' || fail "the nohup run did 
 echo "ok: a signal before the first checkpoint removes the new store; nohup ignores SIGHUP"
 
 # a signal after an epoch's last batch (while it is evaluated; the test knob holds that window
-# open 3 s) costs nothing: the epoch is committed and the run stops before the next one
+# open 5 s, and epoch 1 takes about 0.5 s) costs nothing: the epoch is committed and the run
+# stops before the next one
 store="$work/after-last-batch"
-CKPT_TRAIN_TEST_EVAL_DELAY_MS=3000 $TRAIN --store "$store" --data synthetic --layers 784,16,10 \
+CKPT_TRAIN_TEST_EVAL_DELAY_MS=5000 $TRAIN --store "$store" --data synthetic --layers 784,16,10 \
 	--val-split 1000 --epochs 3 --threads 1 >"$work/out" 2>"$work/err" &
 pid=$!
-sleep 1.5
+sleep 2.5
 kill -INT "$pid"
 wait "$pid"
 rc=$?
