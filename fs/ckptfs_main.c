@@ -63,7 +63,7 @@ static const struct fuse_opt option_spec[] = {
 };
 
 static bool log_to_syslog;
-static bool fuse_said_error; /* libfuse printed an error line (fuse_log_line) */
+static bool fuse_said_error;     /* libfuse printed an error line (fuse_log_line) */
 static bool fuse_said_no_memory; /* ... and it was about an allocation, not the command line */
 
 static void say(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -206,8 +206,8 @@ static void usage(FILE *to)
 	    "                           0 leaves the kernel's)\n"
 	    "    -o max_read=N          largest read request in bytes (at least %u)\n"
 	    "    -o snapshot_idle=S     release an open file's snapshot after S idle seconds\n"
-	    "                           (%d; 0 never); reading it again needs unchanged\n"
-	    "                           content, else ESTALE\n"
+	    "                           (%d; 0 never) while the store still has its content;\n"
+	    "                           if that is deleted later, reading it gives ESTALE\n"
 	    "The mount is read-only, nosuid and nodev whatever -o says; with allow_other the\n"
 	    "kernel checks permissions (default_permissions): every file is 0444.\n\n",
 	    MIN_MAX_READ, CKPTFS_SNAPSHOT_IDLE);

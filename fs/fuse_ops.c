@@ -4,8 +4,9 @@
  * is a no-op. Immutable nodes get long timeouts and keep_cache; live ones (root, best, latest,
  * history.csv, metrics.json) short timeouts, and their files direct_io, since their size can
  * change between stat and open. Reads reply with iovecs pointing into the LMDB map (no copy,
- * no splice). Each open file has its own snapshot (fi->fh) and a mutex: a snapshot is used by
- * one thread at a time.
+ * no splice). Each open file (fi->fh) reads the snapshot it was opened on (the view shares one
+ * snapshot among the files opened at the same commit) and has a mutex: one request at a time
+ * uses its layout and verification state.
  */
 #include "fs/fuse_ops.h"
 

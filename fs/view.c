@@ -60,6 +60,7 @@ struct ckpt_view_file {
 	uint64_t size;        /* as rendered at open; kept while parked */
 	uint64_t fingerprint; /* of the layout: what re-acquiring must find again */
 	bool parked;          /* snapshot and layout released (ckpt_view_file_park) */
+	bool pinned;          /* content gone from the store since open: never parked */
 };
 
 static void default_log(void *ctx, const char *line)
@@ -94,6 +95,11 @@ int ckpt_view_new(ckpt_view **out, ckpt_store *store, const ckpt_view_options *o
 		free(v);
 		return -ENOMEM;
 	}
+	if (pthread_mutex_init(&v->snaps_lock, NULL) != 0) {
+		pthread_mutex_destroy(&v->damaged_lock);
+		free(v);
+		return -ENOMEM;
+	}
 	render_parse_map_location(&v->render, ml); /* checked above */
 	*out = v;
 	return 0;
@@ -104,6 +110,7 @@ void ckpt_view_free(ckpt_view *view)
 	if (!view)
 		return;
 	pthread_mutex_destroy(&view->damaged_lock);
+	pthread_mutex_destroy(&view->snaps_lock);
 	free(view->damaged);
 	free(view);
 }
@@ -320,13 +327,97 @@ static int node_attr(ckpt_view_attr *out, ckpt_view *view, ckpt_snapshot *snap, 
 	return 0;
 }
 
-static int open_snapshot(ckpt_snapshot **out, ckpt_view *view)
+/* Read snapshots are shared: every request and open file that needs one while the store is at
+ * the same generation (nothing committed in between) gets the same snapshot, counted. So a
+ * thousand open files of a mount hold one LMDB reader slot, not a thousand (the lock file has
+ * 1024, and the trainer, `ckpt` and every other reader need one too), and decoded checkpoint
+ * records are decoded once. Each file still reads the commit it was opened on: a file opened
+ * after a commit gets a snapshot of the new generation. */
+typedef struct view_snap {
+	ckpt_snapshot *snap;
+	uint64_t generation;
+	unsigned refs; /* under the view's snaps_lock */
+	struct view_snap *next;
+} view_snap;
+
+/* A snapshot of the store as of now, shared; give it back with view_snap_put(). */
+static int view_snap_get(ckpt_snapshot **out, ckpt_view *view)
 {
-	int rc = ckpt_snapshot_open(out, view->store);
-	if (rc)
+	uint64_t now;
+	bool known = ckpt_store_generation(&now, view->store) == 0;
+	pthread_mutex_lock(&view->snaps_lock);
+	for (view_snap *vs = view->snaps; known && vs; vs = vs->next)
+		if (vs->generation == now) {
+			vs->refs++;
+			*out = vs->snap;
+			pthread_mutex_unlock(&view->snaps_lock);
+			return 0;
+		}
+	pthread_mutex_unlock(&view->snaps_lock);
+	view_snap *fresh = calloc(1, sizeof(*fresh));
+	if (!fresh) {
+		view_set_error("out of memory");
+		return -ENOMEM;
+	}
+	int rc = ckpt_snapshot_open(&fresh->snap, view->store);
+	if (rc) {
 		view_set_error("cannot open a read snapshot of %s: %s (%s)",
 		               ckpt_store_path(view->store), ckpt_strerror(rc), ckpt_last_error());
-	return rc;
+		free(fresh);
+		return rc;
+	}
+	fresh->generation = ckpt_snapshot_generation(fresh->snap);
+	fresh->refs = 1;
+	pthread_mutex_lock(&view->snaps_lock);
+	for (view_snap *vs = view->snaps; vs; vs = vs->next)
+		if (vs->generation == fresh->generation) {
+			/* another thread opened this generation meanwhile: share theirs */
+			vs->refs++;
+			*out = vs->snap;
+			pthread_mutex_unlock(&view->snaps_lock);
+			ckpt_snapshot_close(fresh->snap);
+			free(fresh);
+			return 0;
+		}
+	fresh->next = view->snaps;
+	view->snaps = fresh;
+	*out = fresh->snap;
+	pthread_mutex_unlock(&view->snaps_lock);
+	return 0;
+}
+
+/* Give back a snapshot from view_snap_get(); the last user closes it. Accepts NULL. */
+static void view_snap_put(ckpt_view *view, ckpt_snapshot *snap)
+{
+	if (!snap)
+		return;
+	pthread_mutex_lock(&view->snaps_lock);
+	view_snap **at = &view->snaps;
+	while (*at && (*at)->snap != snap)
+		at = &(*at)->next;
+	view_snap *vs = *at;
+	if (vs && --vs->refs == 0)
+		*at = vs->next;
+	else
+		vs = NULL;
+	pthread_mutex_unlock(&view->snaps_lock);
+	if (vs) {
+		ckpt_snapshot_close(vs->snap);
+		free(vs);
+	}
+}
+
+/* True while @p snap still sees the store's latest commit. */
+static bool snap_is_current(ckpt_view *view, ckpt_snapshot *snap)
+{
+	uint64_t now;
+	return ckpt_store_generation(&now, view->store) == 0 &&
+	       now == ckpt_snapshot_generation(snap);
+}
+
+static int open_snapshot(ckpt_snapshot **out, ckpt_view *view)
+{
+	return view_snap_get(out, view);
 }
 
 int ckpt_view_getattr(ckpt_view_attr *out, ckpt_view *view, uint64_t ino)
@@ -339,7 +430,7 @@ int ckpt_view_getattr(ckpt_view_attr *out, ckpt_view *view, uint64_t ino)
 	rc = decode_node(&n, view, snap, ino);
 	if (!rc)
 		rc = node_attr(out, view, snap, &n);
-	ckpt_snapshot_close(snap);
+	view_snap_put(view, snap);
 	return rc;
 }
 
@@ -483,7 +574,7 @@ int ckpt_view_lookup(ckpt_view_attr *out, ckpt_view *view, uint64_t parent, cons
 	if (rc)
 		return rc;
 	rc = lookup_in(out, view, snap, parent, name);
-	ckpt_snapshot_close(snap);
+	view_snap_put(view, snap);
 	return rc;
 }
 
@@ -542,7 +633,7 @@ int ckpt_view_resolve(ckpt_view_attr *out, ckpt_view *view, const char *path, bo
 			rc = -ENOTDIR;
 		}
 	}
-	ckpt_snapshot_close(snap);
+	view_snap_put(view, snap);
 	return rc;
 }
 
@@ -710,7 +801,7 @@ int ckpt_view_list(ckpt_view_listing *out, ckpt_view *view, uint64_t ino)
 			rc = list_tensors(&b, view, snap, &dir, CKPT_GROUP_OPTIMIZER);
 	}
 out:
-	ckpt_snapshot_close(snap);
+	view_snap_put(view, snap);
 	if (rc)
 		ckpt_view_listing_free(out);
 	return rc;
@@ -725,7 +816,7 @@ int ckpt_view_epochs(uint64_t **out, size_t *out_count, ckpt_view *view)
 	if (rc)
 		return rc;
 	rc = ckpt_snapshot_list(out, out_count, snap);
-	ckpt_snapshot_close(snap);
+	view_snap_put(view, snap);
 	if (rc)
 		return rc;
 	size_t n = 0;
@@ -762,7 +853,7 @@ int ckpt_view_epoch_times(uint64_t **out_epochs, int64_t **out_times, size_t *ou
 		                 ? ckpt_checkpoint_time_ns(c)
 		                 : -1;
 	}
-	ckpt_snapshot_close(snap);
+	view_snap_put(view, snap);
 	if (rc || n == 0) {
 		free(times);
 		free(epochs);
@@ -796,7 +887,7 @@ int ckpt_view_readlink(char *buf, size_t cap, ckpt_view *view, uint64_t ino)
 		return rc;
 	view_node n;
 	rc = decode_node(&n, view, snap, ino);
-	ckpt_snapshot_close(snap);
+	view_snap_put(view, snap);
 	if (rc)
 		return rc;
 	char target[32];
@@ -882,16 +973,36 @@ static void release(ckpt_view_file *f)
 	memset(&f->ahead, 0, sizeof(f->ahead));
 	f->ahead_tried = false;
 	view_layout_free(&f->layout);
-	ckpt_snapshot_close(f->snap);
+	view_snap_put(f->view, f->snap);
 	f->snap = NULL;
+}
+
+/* True if a snapshot taken now renders @p f to the same bytes, so that parking it loses
+ * nothing: false once its epoch was deleted or rewritten since it was opened. */
+static bool still_in_store(ckpt_view_file *f)
+{
+	if (snap_is_current(f->view, f->snap))
+		return true;
+	ckpt_view_file probe = {.view = f->view, .ino = f->ino};
+	view_layout_init(&probe.layout);
+	view_node n;
+	bool same = acquire(&probe, &n) == 0 && probe.layout.size == f->size &&
+	            layout_fingerprint(&probe.layout) == f->fingerprint;
+	release(&probe);
+	return same;
 }
 
 int ckpt_view_file_park(ckpt_view_file *f)
 {
-	if (!f->parked) {
-		release(f);
-		f->parked = true;
+	if (f->parked || f->pinned)
+		return 0;
+	if (!still_in_store(f)) {
+		/* an open file reads what it was opened on: this one only from its snapshot */
+		f->pinned = true;
+		return 0;
 	}
+	release(f);
+	f->parked = true;
 	return 0;
 }
 
@@ -1019,12 +1130,12 @@ static void *verify_ahead_main(void *arg)
 {
 	ckpt_view_file *f = arg;
 	view_layout *l = &f->layout;
-	ckpt_snapshot *snap;
+	/* the file's own snapshot (snapshots may be used by several threads at once); the file
+	 * joins this thread before it gives the snapshot back */
+	ckpt_snapshot *snap = f->snap;
 	const ckpt_checkpoint *c;
-	if (ckpt_snapshot_open(&snap, f->view->store) != 0)
-		return NULL;
 	if (ckpt_snapshot_checkpoint(&c, snap, f->epoch) != 0)
-		goto out;
+		return NULL;
 	bool first = true;
 	for (size_t i = f->ahead.first_seg; i < l->nsegs; i++) {
 		const view_segment *seg = &l->segs[i];
@@ -1039,7 +1150,7 @@ static void *verify_ahead_main(void *arg)
 		uint64_t start = i == f->ahead.first_seg ? f->ahead.first_chunk : 0;
 		for (uint64_t k = start; k < t->nchunks; k++) {
 			if (__atomic_load_n(&f->ahead.stop, __ATOMIC_ACQUIRE))
-				goto out;
+				return NULL;
 			if (__atomic_load_n(&l->verified[i][k], __ATOMIC_ACQUIRE))
 				continue;
 			if (first)
@@ -1061,8 +1172,6 @@ static void *verify_ahead_main(void *arg)
 			pthread_mutex_unlock(&f->ahead.lock);
 		}
 	}
-out:
-	ckpt_snapshot_close(snap);
 	return NULL;
 }
 

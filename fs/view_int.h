@@ -55,6 +55,9 @@ struct ckpt_view {
 	pthread_mutex_t damaged_lock;
 	uint64_t *damaged;
 	size_t ndamaged, damaged_cap;
+	/* read snapshots in use, one per store generation (see view_snap_get in view.c) */
+	pthread_mutex_t snaps_lock;
+	struct view_snap *snaps;
 };
 
 /* A decoded node: what an inode designates within one snapshot. */

@@ -4,6 +4,9 @@
  * in the snapshot and freed with it; tensor bytes are returned as pointers into the LMDB map
  * (valid until the snapshot closes). Chunk lookups need only the public ckpt_tensor_info (its
  * content hash, chunk size and count), so a caller's copy of an info works as well.
+ * A snapshot may be used by several threads at once: every use of its LMDB transaction and of
+ * its record cache is under its own mutex, which is never held while bytes are CRC-checked or
+ * copied, so readers of different tensors of one snapshot run in parallel.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,11 +24,12 @@ struct ckpt_checkpoint {
 
 struct ckpt_snapshot {
 	ckpt_store *store;
+	pthread_mutex_t lock; /* the transaction and the cache */
 	MDB_txn *txn;
 	bool has_best;
 	uint64_t best;
-	int best_rc;          /* CKPT_ECORRUPT when the best record is damaged */
-	char best_why[200];   /* then the reason */
+	int best_rc;        /* CKPT_ECORRUPT when the best record is damaged */
+	char best_why[200]; /* then the reason */
 	ckpt_checkpoint **cache;
 	size_t ncache, cache_cap;
 };
@@ -37,8 +41,13 @@ int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store)
 	if (!snap)
 		return store_error(-ENOMEM, "out of memory");
 	snap->store = store;
+	if (pthread_mutex_init(&snap->lock, NULL) != 0) {
+		free(snap);
+		return store_error(-ENOMEM, "out of memory");
+	}
 	int rc = store_snapshot_txn(store, &snap->txn);
 	if (rc) {
+		pthread_mutex_destroy(&snap->lock);
 		free(snap);
 		return rc;
 	}
@@ -69,6 +78,7 @@ int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store)
 	if (mrc != 0 && mrc != MDB_NOTFOUND) {
 		mdb_txn_abort(snap->txn);
 		store_snapshot_done(store);
+		pthread_mutex_destroy(&snap->lock);
 		free(snap);
 		return store_lmdb_error(mrc, "store %s: reading the best epoch", store->path);
 	}
@@ -87,10 +97,26 @@ void ckpt_snapshot_close(ckpt_snapshot *snap)
 	free(snap->cache);
 	mdb_txn_abort(snap->txn);
 	store_snapshot_done(snap->store);
+	pthread_mutex_destroy(&snap->lock);
 	free(snap);
 }
 
-int ckpt_snapshot_list(uint64_t **out, size_t *out_count, ckpt_snapshot *snap)
+uint64_t ckpt_snapshot_generation(const ckpt_snapshot *snap)
+{
+	return (uint64_t)mdb_txn_id(snap->txn);
+}
+
+int ckpt_store_generation(uint64_t *out, ckpt_store *store)
+{
+	MDB_envinfo info;
+	int mrc = mdb_env_info(store->env, &info);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: reading its latest commit", store->path);
+	*out = (uint64_t)info.me_last_txnid;
+	return 0;
+}
+
+static int list_locked(uint64_t **out, size_t *out_count, ckpt_snapshot *snap)
 {
 	ckpt_store *s = snap->store;
 	*out = NULL;
@@ -131,7 +157,15 @@ int ckpt_snapshot_list(uint64_t **out, size_t *out_count, ckpt_snapshot *snap)
 	return 0;
 }
 
-int ckpt_snapshot_latest(uint64_t *out, ckpt_snapshot *snap)
+int ckpt_snapshot_list(uint64_t **out, size_t *out_count, ckpt_snapshot *snap)
+{
+	pthread_mutex_lock(&snap->lock);
+	int rc = list_locked(out, out_count, snap);
+	pthread_mutex_unlock(&snap->lock);
+	return rc;
+}
+
+static int latest_locked(uint64_t *out, ckpt_snapshot *snap)
 {
 	ckpt_store *s = snap->store;
 	MDB_cursor *cur;
@@ -152,6 +186,14 @@ int ckpt_snapshot_latest(uint64_t *out, ckpt_snapshot *snap)
 	return 0;
 }
 
+int ckpt_snapshot_latest(uint64_t *out, ckpt_snapshot *snap)
+{
+	pthread_mutex_lock(&snap->lock);
+	int rc = latest_locked(out, snap);
+	pthread_mutex_unlock(&snap->lock);
+	return rc;
+}
+
 int ckpt_snapshot_best(uint64_t *out, ckpt_snapshot *snap)
 {
 	if (snap->best_rc)
@@ -167,10 +209,13 @@ int ckpt_snapshot_best(uint64_t *out, ckpt_snapshot *snap)
 int ckpt_snapshot_top_k(uint64_t *out, size_t cap, size_t *out_count, ckpt_snapshot *snap)
 {
 	*out_count = 0;
-	return store_top_k(snap->store, snap->txn, out, cap, out_count);
+	pthread_mutex_lock(&snap->lock);
+	int rc = store_top_k(snap->store, snap->txn, out, cap, out_count);
+	pthread_mutex_unlock(&snap->lock);
+	return rc;
 }
 
-int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap)
+static int stats_locked(ckpt_store_stats *out, ckpt_snapshot *snap)
 {
 	ckpt_store *s = snap->store;
 	memset(out, 0, sizeof(*out));
@@ -217,6 +262,14 @@ int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap)
 	return 0;
 }
 
+int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap)
+{
+	pthread_mutex_lock(&snap->lock);
+	int rc = stats_locked(out, snap);
+	pthread_mutex_unlock(&snap->lock);
+	return rc;
+}
+
 /* Index of the first cached record whose epoch is >= @p epoch (the cache is sorted by epoch,
  * so listing every checkpoint of a large store stays O(n log n)). */
 static size_t cache_lower_bound(const ckpt_snapshot *snap, uint64_t epoch)
@@ -232,7 +285,7 @@ static size_t cache_lower_bound(const ckpt_snapshot *snap, uint64_t epoch)
 	return lo;
 }
 
-int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, uint64_t epoch)
+static int checkpoint_locked(const ckpt_checkpoint **out, ckpt_snapshot *snap, uint64_t epoch)
 {
 	*out = NULL;
 	size_t at = cache_lower_bound(snap, epoch);
@@ -264,6 +317,14 @@ int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, u
 	return 0;
 }
 
+int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, uint64_t epoch)
+{
+	pthread_mutex_lock(&snap->lock);
+	int rc = checkpoint_locked(out, snap, epoch);
+	pthread_mutex_unlock(&snap->lock);
+	return rc;
+}
+
 int ckpt_snapshot_check_records(ckpt_snapshot *snap, uint64_t epoch)
 {
 	ckpt_store *s = snap->store;
@@ -274,7 +335,9 @@ int ckpt_snapshot_check_records(ckpt_snapshot *snap, uint64_t epoch)
 	uint8_t k[8];
 	store_epoch_key(k, epoch);
 	MDB_val key = {8, k}, val;
+	pthread_mutex_lock(&snap->lock);
 	int mrc = mdb_get(snap->txn, s->db_index, &key, &val);
+	pthread_mutex_unlock(&snap->lock);
 	if (mrc == MDB_NOTFOUND)
 		return store_error(CKPT_ECORRUPT, "store %s: epoch %llu: index record missing",
 		                   s->path, (unsigned long long)epoch);
@@ -407,7 +470,9 @@ static int load_blob(store_blob_rec *out, ckpt_snapshot *snap, const ckpt_tensor
 	ckpt_store *s = snap->store;
 	MDB_val key = {16, (void *)t->hash}, val;
 	char why[200];
+	pthread_mutex_lock(&snap->lock);
 	int mrc = mdb_get(snap->txn, s->db_blobs, &key, &val);
+	pthread_mutex_unlock(&snap->lock);
 	if (mrc == MDB_NOTFOUND)
 		return store_error(CKPT_ECORRUPT,
 		                   "store %s: tensor %s: its stored bytes are missing", s->path,
@@ -434,7 +499,9 @@ static int get_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
 	uint8_t k[STORE_CHUNK_KEY_LEN];
 	store_chunk_key(k, t->hash, i);
 	MDB_val key = {sizeof(k), k}, val;
+	pthread_mutex_lock(&snap->lock);
 	int mrc = mdb_get(snap->txn, s->db_chunks, &key, &val);
+	pthread_mutex_unlock(&snap->lock);
 	if (mrc == MDB_NOTFOUND)
 		return store_error(CKPT_ECORRUPT, "store %s: tensor %s: chunk %u is missing",
 		                   s->path, t->name, i);

@@ -217,11 +217,24 @@ typedef struct ckpt_checkpoint ckpt_checkpoint;
 /**
  * Open a consistent read snapshot (an LMDB read transaction) of the store as of now. It never
  * changes, whatever writers commit meanwhile; keep it short-lived, since an open snapshot stops
- * LMDB from reusing pages freed after it began. Snapshots may be used from any thread, one
- * thread at a time.
+ * LMDB from reusing pages freed after it began. A snapshot may be used from any thread, and
+ * from several threads at once.
  * @return 0, -ENOMEM, -EIO.
  */
 int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store);
+
+/**
+ * The commit a snapshot sees: its LMDB transaction id. Two snapshots with the same generation
+ * see the same store.
+ */
+uint64_t ckpt_snapshot_generation(const ckpt_snapshot *snap);
+
+/**
+ * The store's latest commit as of now (what a snapshot opened now would see), without opening
+ * a snapshot: a cheap way to tell whether anything was committed since a snapshot was opened.
+ * @return 0 or -EIO.
+ */
+int ckpt_store_generation(uint64_t *out, ckpt_store *store);
 
 /** End a snapshot; every pointer obtained through it becomes invalid. Accepts NULL. */
 void ckpt_snapshot_close(ckpt_snapshot *snap);

@@ -193,7 +193,9 @@ int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct io
  * Release an idle open file's snapshot (long read transactions stop LMDB from reusing pages).
  * The next read takes a new snapshot and continues only if the file renders to exactly the
  * same bytes (same size, synthesized bytes and tensor contents); otherwise reads fail with
- * -ESTALE (its epoch was deleted or rewritten while the file was parked). @return 0.
+ * -ESTALE (its epoch was deleted or rewritten while the file was parked). A file whose
+ * content is already gone from the store (its epoch deleted or rewritten since it was opened)
+ * is never parked: it keeps reading its snapshot until closed. @return 0.
  */
 int ckpt_view_file_park(ckpt_view_file *f);
 

@@ -3,10 +3,12 @@
 
 usage: mount_idle.py MNT STORE CKPT_BINARY IDLE_SECONDS
 
-Opens epoch-0001's and epoch-0003's fc1.weight.npy, reads a little, waits past the idle limit
-(the daemon parks both), runs `ckpt gc --keep-last 1` (epoch 1 goes, 3 stays), drops the page
-cache of both files, and reads on: epoch 3's file gives the same bytes as a fresh read,
-epoch 1's fails with ESTALE instead of showing other bytes.
+The store has epochs 1-4. Opens epoch 1's, 2's and 4's fc1.weight.npy and reads a little;
+`ckpt gc --keep-last 3` deletes epoch 1 at once. After the idle limit the daemon parks the
+files of epochs 2 and 4, but not epoch 1's: its content is gone from the store, so it keeps
+its snapshot. `ckpt gc --keep-last 1` then deletes epochs 2 and 3; the page cache of the files
+is dropped and reads go on: epoch 1's and 4's files give the bytes they had, epoch 2's (parked,
+then deleted) fails with ESTALE instead of showing other bytes.
 """
 import errno
 import os
@@ -17,27 +19,31 @@ import time
 
 def main():
     mnt, store, ckpt, idle = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-    paths = [os.path.join(mnt, e, "model", "fc1.weight.npy") for e in ("epoch-0001", "epoch-0003")]
-    expect3 = open(paths[1], "rb").read()
+    paths = [os.path.join(mnt, e, "model", "fc1.weight.npy")
+             for e in ("epoch-0001", "epoch-0002", "epoch-0004")]
+    expect = [open(p, "rb").read() for p in paths]
     fds = [os.open(p, os.O_RDONLY) for p in paths]
     for fd in fds:
         assert len(os.pread(fd, 64, 0)) == 64
+    gc = [ckpt, "gc", store, "--keep-top", "0", "--keep-last"]
+    subprocess.run(gc + ["3"], check=True, stdout=subprocess.DEVNULL)
     time.sleep(idle * 2.5)
-    subprocess.run([ckpt, "gc", store, "--keep-last", "1", "--keep-top", "0"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(gc + ["1"], check=True, stdout=subprocess.DEVNULL)
     for fd in fds:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    got3 = os.pread(fds[1], len(expect3) + 10, 0)
-    assert got3 == expect3, "epoch 3's parked file reads other bytes"
+    for i in (0, 2):
+        got = os.pread(fds[i], len(expect[i]) + 10, 0)
+        assert got == expect[i], f"{paths[i]}: open file reads other bytes after idling"
     try:
-        os.pread(fds[0], 4096, 4096)
+        os.pread(fds[1], 4096, 4096)
     except OSError as e:
-        assert e.errno == errno.ESTALE, f"epoch 1: expected ESTALE, got {e}"
+        assert e.errno == errno.ESTALE, f"epoch 2: expected ESTALE, got {e}"
     else:
-        raise AssertionError("epoch 1's parked file still reads after its epoch was deleted")
+        raise AssertionError("epoch 2's parked file still reads after its epoch was deleted")
     for fd in fds:
         os.close(fd)
-    print("mount_idle: parked files resume when unchanged, ESTALE when deleted")
+    print("mount_idle: a deleted epoch's open file keeps reading; parked files resume when "
+          "unchanged, ESTALE when deleted while parked")
 
 
 if __name__ == "__main__":

@@ -224,8 +224,15 @@ fi
 
 # ---- idle open files release their snapshot (-o snapshot_idle)
 store2=$TMP/store2
-make_store "$store2" 3
+make_store "$store2" 4
 mount_store "$store2" "$TMP/mnt2" -o snapshot_idle=1
 "$PY" "$(dirname "$0")/mount_idle.py" "$TMP/mnt2" "$store2" "$BIN/ckpt" 1 || fail "idle snapshots"
 unmount_store "$TMP/mnt2"
+
+# ---- more open files than the store has reader slots (1024): they share snapshots
+store3=$TMP/store3
+make_store "$store3" 2
+mount_store "$store3" "$TMP/mnt3"
+"$PY" "$(dirname "$0")/mount_many.py" "$TMP/mnt3" "$store3" "$BIN" 2500 || fail "many open files"
+unmount_store "$TMP/mnt3"
 echo "test_mount: ok"

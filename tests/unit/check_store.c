@@ -2094,6 +2094,99 @@ START_TEST(test_checkpoints_load_in_any_order_and_repeat_lookups_return_the_same
 }
 END_TEST
 
+/* one thread of the shared-snapshot test: every epoch's record, tensor chunks CRC-checked,
+ * the listing and the stats, many times over, against what one thread read before */
+typedef struct shared_reader {
+	ckpt_snapshot *snap;
+	unsigned seed;
+	const ckpt_checkpoint *seen[33]; /* the record each epoch gave this thread */
+	int failures;
+} shared_reader;
+
+static void *shared_reader_main(void *p)
+{
+	shared_reader *r = p;
+	unsigned x = r->seed;
+	for (int round = 0; round < 400; round++) {
+		x = x * 1103515245u + 12345u;
+		uint64_t e = 1 + (x >> 8) % 32;
+		const ckpt_checkpoint *c;
+		if (ckpt_snapshot_checkpoint(&c, r->snap, e) != 0 ||
+		    ckpt_checkpoint_epoch(c) != e || ckpt_checkpoint_step(c) != e * 10 ||
+		    (r->seen[e] && r->seen[e] != c)) {
+			r->failures++;
+			continue;
+		}
+		r->seen[e] = c;
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, 0);
+		for (uint32_t k = 0; t && k < t->nchunks; k++) {
+			const void *data;
+			size_t len;
+			if (ckpt_tensor_chunk(&data, &len, r->snap, t, k, true) != 0)
+				r->failures++;
+		}
+		if (round % 50 == 0) {
+			uint64_t *epochs;
+			size_t n;
+			ckpt_store_stats st;
+			if (ckpt_snapshot_list(&epochs, &n, r->snap) != 0 || n != 32 ||
+			    ckpt_snapshot_stats(&st, r->snap) != 0 || st.checkpoints != 32)
+				r->failures++;
+			free(epochs);
+		}
+	}
+	return NULL;
+}
+
+START_TEST(test_one_snapshot_serves_many_threads_at_once_and_generations_tell_commits_apart)
+{
+	ckpt_store *s = make_store(256, 0, 0, CKPT_MODE_MIN);
+	for (uint64_t e = 1; e <= 32; e++)
+		commit_simple(s, e, 1000, (uint32_t)e, "val_loss", (double)e);
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	uint64_t gen, now;
+	gen = ckpt_snapshot_generation(snap);
+	OK(ckpt_store_generation(&now, s));
+	ck_assert_uint_eq(gen, now);
+	/* a second snapshot of the same commit has the same generation */
+	ckpt_snapshot *again;
+	OK(ckpt_snapshot_open(&again, s));
+	ck_assert_uint_eq(ckpt_snapshot_generation(again), gen);
+	ckpt_snapshot_close(again);
+
+	/* the records are decoded by the threads themselves, concurrently, on first use */
+	shared_reader readers[8];
+	pthread_t threads[8];
+	memset(readers, 0, sizeof(readers));
+	for (int i = 0; i < 8; i++) {
+		readers[i].snap = snap;
+		readers[i].seed = (unsigned)i * 7919u + 1;
+	}
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(pthread_create(&threads[i], NULL, shared_reader_main, &readers[i]),
+		                 0);
+	/* a commit meanwhile moves the store's generation, not the snapshot's */
+	commit_simple(s, 33, 1000, 33, "val_loss", 33.0);
+	for (int i = 0; i < 8; i++) {
+		pthread_join(threads[i], NULL);
+		ck_assert_int_eq(readers[i].failures, 0);
+	}
+	/* one decoded record per epoch, whichever thread decoded it */
+	for (uint64_t e = 1; e <= 32; e++) {
+		const ckpt_checkpoint *c;
+		OK(ckpt_snapshot_checkpoint(&c, snap, e));
+		for (int i = 0; i < 8; i++)
+			ck_assert(readers[i].seen[e] == NULL || readers[i].seen[e] == c);
+	}
+	ck_assert_uint_eq(ckpt_snapshot_generation(snap), gen);
+	OK(ckpt_store_generation(&now, s));
+	ck_assert_uint_gt(now, gen);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
 START_TEST(test_duplicate_names_are_refused_per_group_among_many_tensors)
 {
 	ckpt_store *s = make_store(0, 0, 0, CKPT_MODE_MIN);
@@ -2369,6 +2462,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_bad_tensor_arguments_are_rejected);
 	tcase_add_test(tc, test_many_tensors_keep_their_names_devices_and_order);
 	tcase_add_test(tc, test_duplicate_names_are_refused_per_group_among_many_tensors);
+	tcase_add_test(
+	    tc, test_one_snapshot_serves_many_threads_at_once_and_generations_tell_commits_apart);
 	tcase_add_test(tc, test_checkpoints_load_in_any_order_and_repeat_lookups_return_the_same_record);
 	tcase_add_test(tc, test_best_tracks_min_and_max_and_ignores_nan);
 	tcase_add_test(tc, test_incremental_best_matches_a_full_scan_through_replacements_and_ties);
