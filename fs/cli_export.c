@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -214,6 +215,53 @@ out:
 	return rc;
 }
 
+/* Where a chain of symlinks starting at @p path ends, as a path (malloc'd into *out): the first
+ * name that is not a symlink, existing or not, so that a dangling link gets its target created,
+ * as `cp` and a shell's `>` do. A relative link target is taken from the link's directory.
+ * @return 0, -ELOOP (more than 40 links), -ENOMEM, or the errno of lstat/readlink. */
+static int link_target(char **out, const char *path)
+{
+	char *cur = strdup(path);
+	if (!cur)
+		return -ENOMEM;
+	for (int hops = 0; hops <= 40; hops++) {
+		struct stat st;
+		if (lstat(cur, &st) != 0) {
+			if (errno == ENOENT) {
+				*out = cur;
+				return 0;
+			}
+			int rc = -errno;
+			free(cur);
+			return rc;
+		}
+		if (!S_ISLNK(st.st_mode)) {
+			*out = cur;
+			return 0;
+		}
+		char target[PATH_MAX];
+		ssize_t n = readlink(cur, target, sizeof(target) - 1);
+		if (n < 0) {
+			int rc = -errno;
+			free(cur);
+			return rc;
+		}
+		target[n] = '\0';
+		char *next;
+		const char *slash = strrchr(cur, '/');
+		if (target[0] == '/' || !slash)
+			next = strdup(target);
+		else if (asprintf(&next, "%.*s/%s", (int)(slash - cur), cur, target) < 0)
+			next = NULL;
+		free(cur);
+		if (!next)
+			return -ENOMEM;
+		cur = next;
+	}
+	free(cur);
+	return -ELOOP;
+}
+
 /* Write the layout to @path as cp and torch.save would: an existing device or FIFO
  * (/dev/null, a named pipe) is written into, never renamed over (that would replace the device
  * node); a symlink keeps pointing where it did and its target is replaced atomically; a
@@ -241,13 +289,13 @@ static int export_to_path(view_layout *l, ckpt_snapshot *snap, const char *what,
 		return rc;
 	}
 	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-		char *real = realpath(path, NULL);
-		if (!real) {
-			int rc = -errno;
+		char *real;
+		int rc = link_target(&real, path);
+		if (rc) {
 			cli_error("export: cannot follow the symlink '%s' (%s)", path, strerror(-rc));
 			return rc;
 		}
-		int rc = write_file_atomically(l, snap, what, real);
+		rc = write_file_atomically(l, snap, what, real);
 		free(real);
 		return rc;
 	}

@@ -138,6 +138,17 @@ ln -s target.pt "$tmp/link.pt"
 "$ckpt" export "$A" 1 --format pt -o "$tmp/link.pt"
 [ -L "$tmp/link.pt" ] || fail "export -o SYMLINK replaced the symlink"
 cmp -s "$tmp/target.pt" "$tmp/a1/model.pt" || fail "export -o SYMLINK: target not written"
+# a dangling symlink (through a second link, relative) gets its target created, as cp does
+mkdir -p "$tmp/sub"
+ln -s sub/hop.pt "$tmp/dangling.pt"
+ln -s new.pt "$tmp/sub/hop.pt"
+"$ckpt" export "$A" 1 --format pt -o "$tmp/dangling.pt" 2>"$tmp/err" ||
+	fail "export -o DANGLING-SYMLINK: $(cat "$tmp/err")"
+[ -L "$tmp/dangling.pt" ] && [ -L "$tmp/sub/hop.pt" ] || fail "export replaced a dangling symlink"
+cmp -s "$tmp/sub/new.pt" "$tmp/a1/model.pt" || fail "export -o DANGLING-SYMLINK: target not written"
+ln -s loop2.pt "$tmp/loop1.pt"
+ln -s loop1.pt "$tmp/loop2.pt"
+expect_fail 1 "symlink" "$ckpt" export "$A" 1 --format pt -o "$tmp/loop1.pt"
 expect_fail 1 "directory" "$ckpt" export "$A" 1 --format pt -o "$tmp/out_dir"
 
 # a file being replaced keeps its permission bits (a private 0600 model stays private)
