@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,6 +61,9 @@ int main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
+	/* past a file size limit (ulimit -f) a write fails with EFBIG and is reported, instead of
+	 * SIGXFSZ killing the process without a word (gc writes the store, export a file) */
+	signal(SIGXFSZ, SIG_IGN);
 	int c;
 	/* "+" stops at the first non-option: the subcommand parses the rest */
 	opterr = 0; /* one error line of our own for a bad option (below) */

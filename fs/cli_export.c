@@ -433,9 +433,6 @@ int cli_export(int argc, char **argv)
 	}
 	char label[64];
 	snprintf(label, sizeof(label), "epoch %" PRIu64 " %s", epoch, what);
-	/* past a file size limit (ulimit -f) a write fails with EFBIG and is reported, instead of
-	 * SIGXFSZ killing the process with the temporary file left behind */
-	signal(SIGXFSZ, SIG_IGN);
 	if (strcmp(output, "-") == 0)
 		rc = copy_layout(&layout, snap, STDOUT_FILENO, label, "stdout");
 	else

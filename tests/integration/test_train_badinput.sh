@@ -341,4 +341,16 @@ expect_untouched "$work/sgd" "--betas is an option of adam and adamw only, and t
 expect_untouched "$work/sgd" "--eps is an option of adam and adamw only" \
 	--store "$work/sgd" --resume --epochs 2 --optimizer sgd --eps 1e-8
 
+# a file size limit (ulimit -f) below the store's size: one error line and exit 1, not a
+# silent death by SIGXFSZ (exit 153); the store keeps its checkpoints
+$TRAIN --store "$work/fsize" "${syn[@]}" --epochs 2 || fail "training for the ulimit -f case"
+for cmd in "$TRAIN --store $work/fsize --resume --epochs 4" "$BIN/ckpt gc $work/fsize --keep-last 1"; do
+	rc=0
+	(ulimit -f 64 && exec $cmd) >/dev/null 2>"$work/err" || rc=$?
+	[ "$rc" -eq 1 ] || fail "'$cmd' under ulimit -f 64 exited $rc: $(cat "$work/err")"
+	[ "$(wc -l <"$work/err")" -eq 1 ] || fail "'$cmd' under ulimit -f: not one line: $(cat "$work/err")"
+	grep -qi "file too large\|file size limit" "$work/err" || fail "'$cmd' under ulimit -f: $(cat "$work/err")"
+done
+"$BIN/ckpt" verify "$work/fsize" >/dev/null || fail "the store was damaged under ulimit -f"
+
 echo "ok: bad input is refused with one line and no store change"
