@@ -10,7 +10,8 @@
  * Started as root, ckptfs keeps root's privileges for its life: on SIGTERM it unmounts itself,
  * and a mount made by root can only be unmounted by root (after a drop to another uid the
  * daemon would exit and leave a dead mount behind); it also raises the mount's readahead in
- * /sys after INIT, which needs root. What it serves cannot be written whoever asks (read-only
+ * /sys after INIT (answered before daemonizing, so the mount is ready when ckptfs returns),
+ * which needs root. What it serves cannot be written whoever asks (read-only
  * mount, EROFS for every changing call). To run it without root, mount as the user:
  * fusermount3 does the privileged part.
  *
@@ -407,6 +408,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	mounted = true;
+	int irc = ckptfs_session_init(se, &ctx);
+	if (irc != 0) {
+		say(LOG_ERR, "cannot initialize the mount of %s on %s (%s)", store_path, mountpoint,
+		    strerror(-irc));
+		goto out;
+	}
 	if (!copts.foreground) {
 		openlog("ckptfs", LOG_PID, LOG_DAEMON);
 		log_to_syslog = true;

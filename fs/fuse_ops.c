@@ -462,16 +462,31 @@ static void tune_readahead(const char *mountpoint, unsigned kb)
 	(void)written; /* not root, or an old kernel: reads just stay smaller */
 }
 
-/* The kernel caps readahead with the INIT reply's max_readahead (what it offered: 128 KiB),
- * so raising it must wait until INIT is done: a thread does it shortly after init. Larger
- * readahead gives 1 MiB requests and 2-3x the cold throughput; it needs root. */
-static void *readahead_thread(void *arg)
+int ckptfs_session_init(struct fuse_session *se, ckptfs_ctx *ctx)
 {
-	ckptfs_ctx *ctx = arg;
-	struct timespec pause = {0, 100 * 1000 * 1000};
-	nanosleep(&pause, NULL);
-	tune_readahead(ctx->mountpoint, ctx->readahead_kb);
-	return NULL;
+	struct fuse_buf buf;
+	memset(&buf, 0, sizeof(buf));
+	int n = fuse_session_receive_buf(se, &buf);
+	if (n <= 0) {
+		free(buf.mem);
+		return n < 0 ? n : -EIO;
+	}
+	/* struct fuse_in_header: len, opcode (FUSE_INIT = 26), ... */
+	uint32_t opcode = 0;
+	if (!(buf.flags & FUSE_BUF_IS_FD) && buf.size >= 8)
+		memcpy(&opcode, (const char *)buf.mem + 4, sizeof(opcode));
+	if (opcode != 26) {
+		free(buf.mem);
+		return -EPROTO;
+	}
+	fuse_session_process_buf(se, &buf);
+	free(buf.mem);
+	/* the INIT reply capped readahead at its max_readahead (what the kernel offered, 128
+	 * KiB): raise it now. Larger readahead gives 1 MiB requests and 2-3x the cold
+	 * throughput; it needs root (otherwise reads just stay smaller). */
+	if (ctx->mountpoint)
+		tune_readahead(ctx->mountpoint, ctx->readahead_kb);
+	return 0;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -486,10 +501,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	if (ctx->max_read)
 		conn->max_read = ctx->max_read; /* libfuse 3.14: -o max_read alone is not enough */
-	pthread_t tid;
-	if (ctx->mountpoint && ctx->readahead_kb &&
-	    pthread_create(&tid, NULL, readahead_thread, ctx) == 0)
-		pthread_detach(tid);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -53,6 +53,14 @@ void ckptfs_watcher_stop(void);
 /** After the session loop: close every file still open (their snapshots) before the store. */
 void ckptfs_close_all_files(void);
 
+/**
+ * Answer the kernel's INIT request, the first a new mount sends (no other request can come
+ * before it is answered), then raise the mount's readahead to ctx->readahead_kb. Called once
+ * after mounting and before daemonizing, so that when ckptfs returns the mount is initialized
+ * and tuned. @return 0, -EPROTO if the first request is not INIT, or the receive error.
+ */
+int ckptfs_session_init(struct fuse_session *se, ckptfs_ctx *ctx);
+
 /** The operations table; userdata is a ckptfs_ctx. */
 const struct fuse_lowlevel_ops *ckptfs_ops(void);
 

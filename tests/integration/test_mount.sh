@@ -115,6 +115,11 @@ unset 'MOUNTS[-1]' 'PIDS[-1]'
 "$BIN/ckptfs" "$store" "$mnt" 2>"$TMP/daemon.err" || fail "daemonized ckptfs: $(cat "$TMP/daemon.err")"
 track_mount "$mnt"
 is_mounted "$mnt" || fail "daemonized ckptfs returned without a mount"
+# INIT is answered and the readahead raised (as root) before ckptfs returns
+if [ "$(id -u)" = 0 ]; then
+	ra=$(cat "/sys/class/bdi/$(mountpoint -d "$mnt")/read_ahead_kb")
+	[ "$ra" = 1024 ] || fail "read_ahead_kb right after ckptfs returned: $ra, expected 1024"
+fi
 [ "$(readlink "$mnt/latest")" = epoch-0003 ] || fail "daemonized mount: latest"
 grep -q "^$store $mnt fuse.ckptfs ro," /proc/self/mounts || fail "mount entry: $(grep "$mnt" /proc/self/mounts)"
 
