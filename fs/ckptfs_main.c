@@ -32,6 +32,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "ckpt/message.h"
 #include "ckpt/store.h"
 #include "ckpt/view.h"
 #include "fs/fuse_ops.h"
@@ -75,11 +76,8 @@ static void say(int priority, const char *fmt, ...)
 	if (log_to_syslog) {
 		vsyslog(priority, fmt, ap);
 	} else {
-		fputs("ckptfs: ", stderr);
-		if (priority <= LOG_ERR)
-			fputs("error: ", stderr);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
+		ckpt_vprint_line(stderr, priority <= LOG_ERR ? "ckptfs: error: " : "ckptfs: ", fmt,
+		                 ap);
 	}
 	va_end(ap);
 }

@@ -15,24 +15,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ckpt/message.h"
 #include "ckpt/store.h"
 #include "fs/cli.h"
 
 void cli_error(const char *fmt, ...)
 {
-	char line[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	ckpt_vprint_line(stderr, "ckpt: error: ", fmt, ap);
 	va_end(ap);
-	fputs("ckpt: error: ", stderr);
-	for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			fprintf(stderr, "\\x%02x", *p);
-		else
-			fputc(*p, stderr);
-	}
-	fputc('\n', stderr);
 }
 
 int cli_write_all(int fd, const void *buf, size_t len)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ckpt/message.h"
 #include "ckpt/store.h"
 #include "train/backend.h"
 #include "train/data.h"
@@ -67,11 +68,10 @@ static void usage(FILE *to)
 	    TRAIN_FASHION_MNIST_DIR);
 }
 
+static void error_line(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
 static void error_line(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "ckpt-train: error: ");
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
+	ckpt_print_line(stderr, "ckpt-train: error: ", fmt, arg);
 }
 
 /* strtoull/strtod skip leading white space and take a sign; a value is refused if it starts
@@ -91,9 +91,9 @@ static int parse_u32_max(uint32_t *out, const char *text, const char *opt, uint3
 	if (errno || end == text || *end || !starts_like_number(text, false) || v < min ||
 	    v > max) {
 		if (max == UINT32_MAX)
-			fprintf(stderr,
-			        "ckpt-train: error: invalid %s '%s' (expected an integer >= %u)\n",
-			        opt, text, min);
+			ckpt_print_line(stderr, "ckpt-train: error: ",
+			                "invalid %s '%s' (expected an integer >= %u)", opt, text,
+			                min);
 		else
 			fprintf(
 			    stderr,
@@ -125,8 +125,9 @@ static bool real_text(double *out, const char *text)
 static int parse_double(double *out, const char *text, const char *opt)
 {
 	if (!real_text(out, text)) {
-		fprintf(stderr, "ckpt-train: error: invalid %s '%s' (expected a finite number)\n",
-		        opt, text);
+		ckpt_print_line(stderr,
+		                "ckpt-train: error: ", "invalid %s '%s' (expected a finite number)",
+		                opt, text);
 		return -1;
 	}
 	return 0;
@@ -194,8 +195,8 @@ static int stdout_written(const char *what)
 	errno = 0;
 	if (fflush(stdout) == 0 && !ferror(stdout))
 		return 0;
-	fprintf(stderr, "ckpt-train: error: cannot write %s to stdout (%s)\n", what,
-	        errno ? strerror(errno) : "write error");
+	ckpt_print_line(stderr, "ckpt-train: error: ", "cannot write %s to stdout (%s)", what,
+	                errno ? strerror(errno) : "write error");
 	return 1;
 }
 
@@ -266,9 +267,9 @@ int main(int argc, char **argv)
 		case OPT_LAYERS:
 			if (strlen(optarg) >= sizeof(cfg.layers) ||
 			    train_parse_layers(cfg.sizes, &cfg.nsizes, optarg)) {
-				fprintf(stderr, "ckpt-train: error: %s\n",
-				        *train_last_error() ? train_last_error()
-				                            : "--layers is too long");
+				ckpt_print_line(stderr, "ckpt-train: error: ", "%s",
+				                *train_last_error() ? train_last_error()
+				                                    : "--layers is too long");
 				return 2;
 			}
 			if (cfg.sizes[cfg.nsizes - 1] < 2) {
@@ -297,7 +298,8 @@ int main(int argc, char **argv)
 			break;
 		case OPT_OPTIMIZER:
 			if (train_opt_parse(&cfg.opt.kind, optarg)) {
-				fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
+				ckpt_print_line(stderr, "ckpt-train: error: ", "%s",
+				                train_last_error());
 				return 2;
 			}
 			cfg.explicit_set |= TRAIN_SET_OPTIMIZER;
@@ -345,7 +347,8 @@ int main(int argc, char **argv)
 			break;
 		case OPT_SCHEDULE:
 			if (train_parse_schedule(&cfg, optarg)) {
-				fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
+				ckpt_print_line(stderr, "ckpt-train: error: ", "%s",
+				                train_last_error());
 				return 2;
 			}
 			cfg.explicit_set |= TRAIN_SET_SCHEDULE;
@@ -427,11 +430,12 @@ int main(int argc, char **argv)
 			if (strncmp(arg, "--", 2) != 0)
 				arg = shortopt;
 			int len = (int)strcspn(arg, "=");
-			fprintf(stderr, "ckpt-train: error: %s '%.*s' (try 'ckpt-train --help')\n",
-			        c == ':'                         ? "option needs a value:"
-			        : arg[len] == '=' && optopt != 0 ? "option takes no value:"
-			                                         : "unknown or ambiguous option",
-			        len, arg);
+			ckpt_print_line(
+			    stderr, "ckpt-train: error: ", "%s '%.*s' (try 'ckpt-train --help')",
+			    c == ':'                         ? "option needs a value:"
+			    : arg[len] == '=' && optopt != 0 ? "option takes no value:"
+			                                     : "unknown or ambiguous option",
+			    len, arg);
 			return 2;
 		}
 		}
@@ -450,8 +454,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!cfg.store_path) {
-		fprintf(stderr,
-		        "ckpt-train: error: --store DIR is required (try 'ckpt-train --help')\n");
+		ckpt_print_line(stderr, "ckpt-train: error: ",
+		                "--store DIR is required (try 'ckpt-train --help')");
 		return 2;
 	}
 	if (cfg.opt.kind != TRAIN_OPT_SGD && !lr_set)
@@ -460,21 +464,22 @@ int main(int argc, char **argv)
 		cfg.opt.weight_decay = 1e-2;
 	/* a closed stdout pipe is a write error (EPIPE) to report, not a silent death */
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
-		fprintf(stderr, "ckpt-train: error: cannot ignore SIGPIPE (%s)\n", strerror(errno));
+		ckpt_print_line(stderr, "ckpt-train: error: ", "cannot ignore SIGPIPE (%s)",
+		                strerror(errno));
 		return 1;
 	}
 	if (train_install_signal_handlers()) {
-		fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
+		ckpt_print_line(stderr, "ckpt-train: error: ", "%s", train_last_error());
 		return 1;
 	}
 	train_result res;
 	int rc = train_run(&cfg, &res);
 	if (rc == TRAIN_EINTERRUPTED) {
-		fprintf(stderr, "ckpt-train: %s\n", train_last_error());
+		ckpt_print_line(stderr, "ckpt-train: ", "%s", train_last_error());
 		return 128 + res.signal;
 	}
 	if (rc) {
-		fprintf(stderr, "ckpt-train: error: %s\n", train_last_error());
+		ckpt_print_line(stderr, "ckpt-train: error: ", "%s", train_last_error());
 		return rc == TRAIN_EUSAGE ? 2 : 1;
 	}
 	if (train_stdout_failed())
@@ -482,10 +487,10 @@ int main(int argc, char **argv)
 	errno = 0;
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		/* the checkpoints are committed; only the log lines were lost */
-		fprintf(stderr,
-		        "ckpt-train: error: cannot write the epoch lines to stdout (%s); the "
-		        "checkpoints are saved in %s\n",
-		        errno ? strerror(errno) : "write error", cfg.store_path);
+		ckpt_print_line(stderr, "ckpt-train: error: ",
+		                "cannot write the epoch lines to stdout (%s); the "
+		                "checkpoints are saved in %s",
+		                errno ? strerror(errno) : "write error", cfg.store_path);
 		return 1;
 	}
 	return 0;

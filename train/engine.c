@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "ckpt/holders.h"
+#include "ckpt/message.h"
 #include "ckpt/store.h"
 #include "train/data.h"
 #include "train/engine.h"
@@ -485,10 +486,10 @@ static void __attribute__((format(printf, 1, 2))) out_line(const char *fmt, ...)
 		err = errno;
 	if (atomic_exchange(&stdout_failed, 1))
 		return;
-	fprintf(stderr,
-	        "ckpt-train: warning: cannot write to stdout (%s); training goes on and every "
-	        "epoch is still checkpointed (list them with: ckpt log %s)\n",
-	        err ? strerror(err) : "write error", stdout_store_path);
+	ckpt_print_line(stderr, "ckpt-train: warning: ",
+	                "cannot write to stdout (%s); training goes on and every "
+	                "epoch is still checkpointed (list them with: ckpt log %s)",
+	                err ? strerror(err) : "write error", stdout_store_path);
 }
 
 /* ---- snapshot and persist ----------------------------------------------------------------- */
@@ -1045,21 +1046,33 @@ static void format_eta(char *buf, size_t len, double seconds)
 		snprintf(buf, len, "%u:%02u", s / 60, s % 60);
 }
 
-/* @p s as one shell word (single-quoted unless it is plain), for a command to copy and paste */
+/* @p s as one shell word, for a command to copy and paste: as is when plain, single-quoted
+ * otherwise, and as bash's $'...' when it holds control characters (a newline would split the
+ * one line the command is printed on) */
 static const char *shell_word(char *buf, size_t len, const char *s)
 {
 	if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 	                    "._/-+:@,%=") == strlen(s))
 		return s;
+	bool control = false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		control |= *p < 0x20 || *p == 0x7f;
 	size_t o = 0;
+	if (control && o + 1 < len)
+		buf[o++] = '$';
 	if (o + 1 < len)
 		buf[o++] = '\'';
-	for (; *s && o + 5 < len; s++) {
-		if (*s == '\'') {
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 6 < len; p++) {
+		if (control && (*p < 0x20 || *p == 0x7f)) {
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+		} else if (control && (*p == '\'' || *p == '\\')) {
+			buf[o++] = '\\';
+			buf[o++] = (char)*p;
+		} else if (*p == '\'') {
 			memcpy(buf + o, "'\\''", 4);
 			o += 4;
 		} else {
-			buf[o++] = *s;
+			buf[o++] = (char)*p;
 		}
 	}
 	if (o + 1 < len)
@@ -1415,15 +1428,16 @@ static void note_no_test_set(const char *csv)
 {
 	char test[4096];
 	if (train_csv_test_sibling(test, sizeof(test), csv))
-		fprintf(stderr,
-		        "ckpt-train: note: no test set: %s not found; test_loss and test_acc are "
-		        "not recorded\n",
-		        test);
+		ckpt_print_line(stderr, "ckpt-train: note: ",
+		                "no test set: %s not found; test_loss and test_acc are "
+		                "not recorded",
+		                test);
 	else
-		fprintf(stderr,
-		        "ckpt-train: note: no test set: the name of %s has no 'train' to replace "
-		        "with 'test' for a test file; test_loss and test_acc are not recorded\n",
-		        csv);
+		ckpt_print_line(
+		    stderr, "ckpt-train: note: ",
+		    "no test set: the name of %s has no 'train' to replace "
+		    "with 'test' for a test file; test_loss and test_acc are not recorded",
+		    csv);
 }
 
 /* Linux overcommits: a model larger than the memory left is not refused by malloc but
@@ -1677,11 +1691,11 @@ int train_run(train_config *cfg, train_result *res)
 		if (cfg->threads <= 0 && run_threads > 0)
 			cfg->threads = run_threads;
 		else if (run_threads > 0 && cfg->threads != run_threads)
-			fprintf(stderr,
-			        "ckpt-train: warning: --threads %d differs from the run's %d; the "
-			        "result "
-			        "will not be bit-identical to an uninterrupted run\n",
-			        cfg->threads, run_threads);
+			ckpt_print_line(stderr, "ckpt-train: warning: ",
+			                "--threads %d differs from the run's %d; the "
+			                "result "
+			                "will not be bit-identical to an uninterrupted run",
+			                cfg->threads, run_threads);
 		start_epoch = from;
 	} else {
 		rc = check_optimizer_options(cfg->explicit_set, cfg->opt.kind, "the");
@@ -1843,14 +1857,14 @@ int train_run(train_config *cfg, train_result *res)
 			ckpt_snapshot_close(check);
 		}
 		if (latest > start_epoch && latest > cfg->epochs)
-			fprintf(stderr,
-			        "ckpt-train: warning: resuming from epoch %u; epochs %u..%" PRIu64
-			        " of the earlier run stay in the store (raise --epochs to replace "
-			        "them)\n",
-			        start_epoch,
-			        cfg->epochs + 1 > start_epoch + 1 ? cfg->epochs + 1
-			                                          : start_epoch + 1,
-			        latest);
+			ckpt_print_line(
+			    stderr, "ckpt-train: warning: ",
+			    "resuming from epoch %u; epochs %u..%" PRIu64
+			    " of the earlier run stay in the store (raise --epochs to replace "
+			    "them)",
+			    start_epoch,
+			    cfg->epochs + 1 > start_epoch + 1 ? cfg->epochs + 1 : start_epoch + 1,
+			    latest);
 	} else {
 		train_rng_seed(&rng, cfg->seed);
 		rc = train_mlp_init(model, &rng);

@@ -7,7 +7,8 @@
 
 #include "train/error.h"
 
-static _Thread_local char train_error_message[1024];
+/* room for a message naming a few PATH_MAX paths: never cut off before its reason */
+static _Thread_local char train_error_message[16384];
 
 int train_fail(int rc, const char *fmt, ...)
 {

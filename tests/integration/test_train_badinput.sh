@@ -341,6 +341,11 @@ expect_untouched "$work/sgd" "--betas is an option of adam and adamw only, and t
 expect_untouched "$work/sgd" "--eps is an option of adam and adamw only" \
 	--store "$work/sgd" --resume --epochs 2 --optimizer sgd --eps 1e-8
 
+# control characters in a path are written as \xNN: the error stays one line
+$TRAIN --store "$work/no"$'\n'"such" --resume 2>"$work/err" && fail "resume of a missing store succeeded"
+[ "$(wc -l <"$work/err")" -eq 1 ] && grep -q 'no\\x0asuch' "$work/err" ||
+	fail "a newline in the store path split the error: $(cat "$work/err")"
+
 # a file size limit (ulimit -f) below the store's size: one error line and exit 1, not a
 # silent death by SIGXFSZ (exit 153); the store keeps its checkpoints
 $TRAIN --store "$work/fsize" "${syn[@]}" --epochs 2 || fail "training for the ulimit -f case"

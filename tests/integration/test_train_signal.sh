@@ -14,6 +14,8 @@ trap cleanup EXIT
 
 for sig in TERM INT HUP; do
 	store="$work/store $sig it's" # the printed command quotes it for the shell
+	# a newline in the path: the message stays one line, the command uses $'...' quoting
+	[ $sig = HUP ] && store+=$'\nnext line'
 	$TRAIN --store "$store" --data synthetic --layers 784,256,128,10 --val-split 1000 \
 		--batch-size 32 --epochs 1000 --threads 1 >"$work/out" 2>"$work/err" &
 	pid=$!

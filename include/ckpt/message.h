@@ -1,0 +1,24 @@
+/* include/ckpt/message.h - one-line error messages for programs built on libckpt
+ *
+ * Errors name paths and tensor names, which may hold any byte: a newline in a store path must
+ * not split the one line a script reads from stderr. These print a message whole (no fixed
+ * buffer cuts a long path off) with control characters written as \xNN.
+ */
+#ifndef CKPT_MESSAGE_H
+#define CKPT_MESSAGE_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+/**
+ * Write "@p prefix<message>\n" to @p f as one line: the message formatted from @p fmt, its
+ * control characters (below 0x20, and 0x7f) as \xNN. @p prefix is written as is.
+ */
+void ckpt_vprint_line(FILE *f, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+/** ckpt_vprint_line() with variable arguments. */
+void ckpt_print_line(FILE *f, const char *prefix, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
