@@ -161,7 +161,7 @@ install: all
 	install -m 0644 $(BUILD)/lib/libckpt.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 0755 $(BUILD)/lib/libckpt.so $(DESTDIR)$(PREFIX)/lib/libckpt.so.0
 	ln -sf libckpt.so.0 $(DESTDIR)$(PREFIX)/lib/libckpt.so
-	install -m 0644 include/ckpt/store.h include/ckpt/tensor.h include/ckpt/holders.h $(DESTDIR)$(PREFIX)/include/ckpt/
+	install -m 0644 include/ckpt/store.h include/ckpt/tensor.h include/ckpt/holders.h include/ckpt/message.h $(DESTDIR)$(PREFIX)/include/ckpt/
 	$(if $(CUDA_BUILD),install -m 0755 $(CUDA_PLUGIN) $(DESTDIR)$(PREFIX)/lib/)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define CKPT_VERSION "\(.*\)"/\1/p' include/ckpt/store.h)|' \
 		ckpt.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ckpt.pc
