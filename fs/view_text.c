@@ -465,6 +465,42 @@ int view_metric_names(const char ***out, size_t *out_count, const ckpt_checkpoin
 	return 0;
 }
 
+static bool is_history_column(const char *name, const char *const *names, size_t nnames)
+{
+	static const char *const fixed[] = {"epoch", "step", "time", "best"};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcmp(name, fixed[i]) == 0)
+			return true;
+	for (size_t i = 0; i < nnames; i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The header of metric @p name's column (malloc'd): the name itself, or, for a metric named
+ * like one of the fixed columns (epoch, step, time, best), "metric:" before it, as often as
+ * it takes to be unlike every other column, so that CSV readers keyed by header (pandas,
+ * csv.DictReader) keep every column. */
+static char *csv_metric_column(const char *name, const char *const *names, size_t nnames)
+{
+	char *column = strdup(name);
+	while (column && is_history_column(column, NULL, 0)) {
+		char *longer;
+		if (asprintf(&longer, "metric:%s", column) < 0)
+			longer = NULL;
+		free(column);
+		column = longer;
+		/* a renamed column must not meet a metric that has its new name */
+		while (column && is_history_column(column, names, nnames)) {
+			if (asprintf(&longer, "metric:%s", column) < 0)
+				longer = NULL;
+			free(column);
+			column = longer;
+		}
+	}
+	return column;
+}
+
 int view_render_history_of(view_layout *out, const uint64_t *epochs,
                            const ckpt_checkpoint *const *ckpts, size_t count)
 {
@@ -475,9 +511,15 @@ int view_render_history_of(view_layout *out, const uint64_t *epochs,
 	if (rc)
 		return rc;
 	text_str(&t, "epoch,step,time");
-	for (size_t k = 0; k < nnames; k++) {
+	for (size_t k = 0; k < nnames && !t.rc; k++) {
 		text_add(&t, ",", 1);
-		text_csv_field(&t, names[k]);
+		char *column = csv_metric_column(names[k], names, nnames);
+		if (!column) {
+			t.rc = -ENOMEM;
+			break;
+		}
+		text_csv_field(&t, column);
+		free(column);
 	}
 	text_str(&t, ",best\n");
 	for (size_t i = 0; i < count; i++) {

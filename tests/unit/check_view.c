@@ -520,6 +520,48 @@ START_TEST(test_metrics_run_and_param_groups_are_json_and_history_is_csv)
 }
 END_TEST
 
+/* Metrics named like history.csv's own columns get "metric:" before their header, so every
+ * header is unique (pandas and csv.DictReader key columns by header). */
+START_TEST(test_history_headers_stay_unique_when_metrics_are_named_like_its_columns)
+{
+	vfixture f;
+	memset(&f, 0, sizeof(f));
+	test_dir_make(f.dir, sizeof(f.dir), "check_view_hist");
+	ckpt_run_meta meta = {.model = "mlp", .layers = "1", .optimizer = "sgd",
+	                      .hyperparams = "{}", .dataset = "x", .monitor = "val_loss",
+	                      .monitor_mode = CKPT_MODE_MIN};
+	ckpt_store_options opts = {.no_sync = true};
+	ck_assert_int_eq(ckpt_store_create(&f.store, f.dir, &meta, &opts), 0);
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, f.store, 1), 0);
+	float v = 1.0f;
+	uint64_t shape[1] = {1};
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1,
+	                                        shape, "cpu", &v, sizeof(v)),
+	                 0);
+	static const struct {
+		const char *name;
+		double value;
+	} metrics[] = {{"epoch", 11}, {"best", 12}, {"metric:epoch", 13}, {"time", 14},
+	               {"val_loss", 15}};
+	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
+		ck_assert_int_eq(ckpt_writer_set_metric(w, metrics[i].name, metrics[i].value), 0);
+	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	open_view(&f);
+	size_t len;
+	char *csv = (char *)read_path(&f, "history.csv", &len);
+	ck_assert_msg(strncmp(csv,
+	                      "epoch,step,time,metric:best,metric:metric:epoch,metric:epoch,"
+	                      "metric:time,val_loss,best\n1,0,",
+	                      strlen("epoch,step,time,metric:best,metric:metric:epoch,"
+	                             "metric:epoch,metric:time,val_loss,best\n1,0,")) == 0,
+	              "%s", csv);
+	ck_assert_ptr_nonnull(strstr(csv, ",12,11,13,14,15,1\n"));
+	free(csv);
+	teardown_fixture(&f);
+}
+END_TEST
+
 /* Every file of the tree: random ranges equal the whole-file render, by copy and by iovecs. */
 static void check_ranges(vfixture *f, uint64_t ino, const char *name)
 {
@@ -1085,6 +1127,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_hostile_names_stay_single_safe_components_and_decode_back);
 	tcase_add_test(tc, test_npy_files_have_numpy_headers_and_the_stored_bytes);
 	tcase_add_test(tc, test_metrics_run_and_param_groups_are_json_and_history_is_csv);
+	tcase_add_test(tc, test_history_headers_stay_unique_when_metrics_are_named_like_its_columns);
 	tcase_add_test(tc, test_random_range_reads_equal_whole_file_renders);
 	tcase_add_test(tc, test_open_file_keeps_its_snapshot_after_its_epoch_is_deleted);
 	tcase_add_test(tc, test_corrupted_tensor_bytes_read_as_eio_with_one_log_line);
