@@ -1,9 +1,10 @@
 /* fs/render_safetensors.c - model.safetensors of a checkpoint's model tensors
  *
  * u64le header length N, N bytes of compact JSON padded with spaces so 8 + N is a multiple of
- * 8, then the tensors back to back. Tensors are ordered as the reference writer orders them:
- * by dtype alignment (itemsize) descending, then name bytewise, so the data buffer needs no
- * holes. __metadata__ holds "format":"pt", the epoch and the monitored metric, as strings.
+ * 8, then the tensors back to back. Tensors are ordered as the reference writer orders them
+ * (safetensors' prepare(): its Dtype enum descending, then name bytewise): I64, F64, F32, I32,
+ * BF16, F16, I16, I8, U8, BOOL. That is alignment descending, so the data buffer needs no
+ * holes, and the same file as safetensors.torch.save_file() writes for the same tensors. __metadata__ holds "format":"pt", the epoch and the monitored metric, as strings.
  * Names that are not valid UTF-8 are refused (-EILSEQ): JSON cannot carry them faithfully; a
  * tensor named "__metadata__" is refused (-ENOTSUP): readers would take it for the metadata.
  */
@@ -82,13 +83,42 @@ static void sb_json_string(strbuf *b, const char *s)
 	sb_put(b, "\"", 1);
 }
 
-static int by_alignment_then_name(const void *a, const void *b)
+/* Position of a dtype in the reference writer's Dtype enum (BOOL < U8 < I8 < I16 < F16 < BF16
+ * < I32 < F32 < F64 < I64 among ours; types we do not store lie between, in the same order). */
+int render_safetensors_dtype_rank(ckpt_dtype dtype)
+{
+	switch (dtype) {
+	case CKPT_DTYPE_BOOL:
+		return 1;
+	case CKPT_DTYPE_UINT8:
+		return 2;
+	case CKPT_DTYPE_INT8:
+		return 3;
+	case CKPT_DTYPE_INT16:
+		return 4;
+	case CKPT_DTYPE_FLOAT16:
+		return 5;
+	case CKPT_DTYPE_BFLOAT16:
+		return 6;
+	case CKPT_DTYPE_INT32:
+		return 7;
+	case CKPT_DTYPE_FLOAT32:
+		return 8;
+	case CKPT_DTYPE_FLOAT64:
+		return 9;
+	case CKPT_DTYPE_INT64:
+		return 10;
+	}
+	return 0;
+}
+
+static int by_dtype_then_name(const void *a, const void *b)
 {
 	const ckpt_tensor_info *x = *(const ckpt_tensor_info *const *)a;
 	const ckpt_tensor_info *y = *(const ckpt_tensor_info *const *)b;
-	size_t ax = ckpt_dtype_itemsize(x->dtype), ay = ckpt_dtype_itemsize(y->dtype);
-	if (ax != ay)
-		return ax > ay ? -1 : 1;
+	int rx = render_safetensors_dtype_rank(x->dtype), ry = render_safetensors_dtype_rank(y->dtype);
+	if (rx != ry)
+		return rx > ry ? -1 : 1;
 	return strcmp(x->name, y->name); /* strcmp compares as unsigned char: bytewise */
 }
 
@@ -136,7 +166,7 @@ int render_safetensors(view_layout *out, const ckpt_store *store, const ckpt_che
 		}
 		tensors[n++] = t;
 	}
-	qsort(tensors, n, sizeof(*tensors), by_alignment_then_name);
+	qsort(tensors, n, sizeof(*tensors), by_dtype_then_name);
 
 	sb_puts(&h, "{\"__metadata__\":{\"format\":\"pt\",\"epoch\":");
 	sb_printf(&h, "\"%" PRIu64 "\"", epoch);

@@ -44,6 +44,11 @@ const char *render_torch_storage(ckpt_dtype dtype);
 /** safetensors dtype ("F32", "BF16", "BOOL", ...) or NULL if none. */
 const char *render_safetensors_dtype(ckpt_dtype dtype);
 
+/** Rank of @p dtype in the order model.safetensors stores tensors (higher first, then name):
+ *  the reference writer's Dtype enum order (I64 > F64 > F32 > I32 > BF16 > F16 > I16 > I8 > U8
+ *  > BOOL). */
+int render_safetensors_dtype_rank(ckpt_dtype dtype);
+
 /**
  * Shortest decimal text that reads back as @p v ("0.1", "1e-08", "nan", "inf") into buf
  * (>= 32 bytes); like Python's repr, values in [1e-4, 1e16) have no exponent ("1000").

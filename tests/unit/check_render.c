@@ -328,12 +328,15 @@ START_TEST(test_safetensors_header_is_padded_sorted_and_covers_the_file)
 	ck_assert_str_eq(json_string_value(json_object_get(meta, "format")), "pt");
 	ck_assert_str_eq(json_string_value(json_object_get(meta, "epoch")), "5");
 	ck_assert_str_eq(json_string_value(json_object_get(meta, "val_loss")), "0.25");
-	/* every model tensor, in (itemsize desc, name) order, back to back */
+	/* every model tensor, in the reference writer's order (dtype: I64 F64 F32 I32 BF16 F16 I16
+	 * I8 U8 BOOL, then name), back to back */
+	static const char *const dtype_order[] = {"I64", "F64", "F32", "I32", "BF16",
+	                                          "F16", "I16", "I8",  "U8",  "BOOL"};
 	ck_assert_uint_eq(json_object_size(h), 1 + 4 + 10 + 2);
 	const char *key, *prev = NULL;
 	json_t *v;
 	uint64_t expect = 0;
-	size_t prev_item = 99;
+	size_t prev_rank = 0;
 	json_object_foreach(h, key, v)
 	{
 		if (strcmp(key, "__metadata__") == 0)
@@ -343,11 +346,14 @@ START_TEST(test_safetensors_header_is_padded_sorted_and_covers_the_file)
 			if (strcmp(ckpt_checkpoint_tensor_at(f.ck, i)->name, key) == 0)
 				t = ckpt_checkpoint_tensor_at(f.ck, i);
 		ck_assert_ptr_nonnull(t);
-		size_t item = ckpt_dtype_itemsize(t->dtype);
-		ck_assert_uint_le(item, prev_item);
-		if (item == prev_item)
+		size_t rank = 0;
+		while (rank < 10 && strcmp(dtype_order[rank], render_safetensors_dtype(t->dtype)) != 0)
+			rank++;
+		ck_assert_uint_lt(rank, 10);
+		ck_assert_uint_ge(rank, prev_rank);
+		if (prev && rank == prev_rank)
 			ck_assert_int_lt(strcmp(prev, key), 0);
-		prev_item = item;
+		prev_rank = rank;
 		prev = key;
 		ck_assert_str_eq(json_string_value(json_object_get(v, "dtype")),
 		                 render_safetensors_dtype(t->dtype));
