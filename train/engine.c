@@ -1455,6 +1455,18 @@ static int check_map_room(const train_config *c, uint32_t start_epoch, double ne
 	uint64_t room;
 	if (!train_memory_address_space(&room))
 		return 0;
+	/* Address space that is not memory yet: OpenBLAS gives every thread that runs a GEMM a
+	 * 128 MiB buffer, and retries its allocation forever (at full CPU, deaf to signals) when
+	 * the limit refuses it; every thread also reserves an 8 MiB stack, and the checkpoint
+	 * thread's malloc a 64 MiB arena. @p need counted 64 MiB for these. Only the CPU backend
+	 * runs BLAS on the host. */
+	if (strcmp(c->device, "cpu") == 0) {
+		long online = sysconf(_SC_NPROCESSORS_ONLN);
+		double threads = c->threads > 0 ? c->threads : online > 0 ? (double)online : 1;
+		double reserved = threads * (128 << 20) + (threads + 2) * (8 << 20) + (64 << 20);
+		if (reserved > (64 << 20))
+			need += reserved - (64 << 20);
+	}
 	double held = c->epochs > start_epoch ? c->epochs - start_epoch : 0;
 	if (c->keep_last && (double)c->keep_last + c->keep_top + 1 < held)
 		held = (double)c->keep_last + c->keep_top + 1;
