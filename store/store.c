@@ -143,13 +143,46 @@ static int adopt_map_size_locked(ckpt_store *s)
 	return 0;
 }
 
-/* begin a txn; s->lock held, so no map resize can happen meanwhile */
+/* A process that dies with a snapshot open (kill -9, or `ckpt cat | head` ended by SIGPIPE)
+ * leaves its slot in lock.mdb's reader table. LMDB then keeps every page freed after that
+ * snapshot for it, so a writer with retention never reuses a page and data.mdb grows without
+ * bound; enough such slots also fill the table (MDB_READERS_FULL). LMDB frees the slots of
+ * processes that no longer hold their lock on lock.mdb: one pass over at most STORE_MAX_READERS
+ * slots and a lock probe per distinct pid, cheap beside a commit. A handle without lock.mdb
+ * (MDB_NOLOCK) has no table: nothing to do. */
+static int clear_dead_readers(ckpt_store *s)
+{
+	int dead = 0;
+	int mrc = mdb_reader_check(s->env, &dead);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: clearing the reader slots of ended processes",
+		                        s->path);
+	return 0;
+}
+
+/* begin a txn; s->lock held, so no map resize can happen meanwhile. A write txn first frees
+ * the reader slots of ended processes, so that the pages they held are reused by this one. */
 static int begin_txn_locked(ckpt_store *s, MDB_txn **out, unsigned flags)
 {
+	bool cleared = false;
+	if (!(flags & MDB_RDONLY)) {
+		int rc = clear_dead_readers(s);
+		if (rc)
+			return rc;
+		cleared = true;
+	}
 	for (int attempt = 0; attempt < 3; attempt++) {
 		int mrc = mdb_txn_begin(s->env, NULL, flags, out);
 		if (mrc == 0)
 			return 0;
+		if (mrc == MDB_READERS_FULL && !cleared) {
+			int rc = clear_dead_readers(s);
+			if (rc)
+				return rc;
+			cleared = true;
+			attempt--;
+			continue;
+		}
 		if (mrc != MDB_MAP_RESIZED)
 			return store_lmdb_error(mrc, "store %s: beginning a %s transaction",
 			                        s->path, (flags & MDB_RDONLY) ? "read" : "write");
@@ -1234,6 +1267,9 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 		rc = store_lmdb_error(mrc, "%s: opening the LMDB environment", path);
 		goto fail;
 	}
+	/* slots left by readers that ended, before this open takes one of its own */
+	if ((rc = clear_dead_readers(s)))
+		goto fail;
 	if ((mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))) {
 		rc = store_lmdb_error(mrc, "%s: reading the store", path);
 		goto fail;

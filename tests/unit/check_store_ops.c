@@ -1,0 +1,167 @@
+/* tests/unit/check_store_ops.c - Check suite for libckpt under operating conditions: readers
+ * that die, space that gc frees, file size limits
+ *
+ * Each test works in a fresh mkdtemp directory that it removes; no_sync stands wherever
+ * durability is not under test. A second process on the store is a fork that opens its own
+ * handle (LMDB forbids opening one environment twice in a process).
+ */
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ckpt/store.h"
+#include "test_dir.h"
+
+/* one float32 tensor of this many elements per checkpoint: 64 KiB */
+#define TENSOR_FLOATS 16384
+#define TENSOR_BYTES (TENSOR_FLOATS * sizeof(float))
+
+static char tmpdir[256];
+static char storepath[512];
+
+static void setup(void)
+{
+	test_dir_make(tmpdir, sizeof(tmpdir), "check_store_ops");
+	snprintf(storepath, sizeof(storepath), "%s/store", tmpdir);
+}
+
+static void teardown(void)
+{
+	test_dir_remove(tmpdir);
+}
+
+#define OK(expr)                                                                                   \
+	do {                                                                                       \
+		int rc_ = (expr);                                                                  \
+		ck_assert_msg(rc_ == 0, "%s -> %d (%s)", #expr, rc_, ckpt_last_error());           \
+	} while (0)
+
+static ckpt_store *make_store(uint32_t keep_last)
+{
+	ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss", .monitor_mode = CKPT_MODE_MIN};
+	ckpt_store_options o = {.chunk_size = 1 << 16, .keep_last = keep_last, .no_sync = true};
+	ckpt_store *s = NULL;
+	OK(ckpt_store_create(&s, storepath, &m, &o));
+	return s;
+}
+
+/* commit @p epoch holding one tensor whose bytes differ from every other epoch's (no dedup) */
+static int try_commit(ckpt_store *s, uint64_t epoch)
+{
+	static float w[TENSOR_FLOATS];
+	for (size_t i = 0; i < TENSOR_FLOATS; i++)
+		w[i] = (float)(epoch * TENSOR_FLOATS + i);
+	uint64_t shape[1] = {TENSOR_FLOATS};
+	ckpt_writer *wr;
+	int rc = ckpt_writer_begin(&wr, s, epoch);
+	if (rc)
+		return rc;
+	rc = ckpt_writer_put_tensor(wr, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape, "cpu",
+	                            w, TENSOR_BYTES);
+	if (rc) {
+		ckpt_writer_abort(wr);
+		return rc;
+	}
+	return ckpt_writer_commit(wr);
+}
+
+static off_t data_file_size(void)
+{
+	char data[700];
+	struct stat st;
+	snprintf(data, sizeof(data), "%s/data.mdb", storepath);
+	ck_assert_int_eq(stat(data, &st), 0);
+	return st.st_size;
+}
+
+/* Fork a process that opens the store read-only and @p nsnapshots snapshots of it (as many as
+ * it can for 0), then SIGKILL it: its reader slots stay behind in lock.mdb. */
+static void kill_a_reader_with_snapshots_open(unsigned nsnapshots)
+{
+	int ready[2];
+	ck_assert_int_eq(pipe(ready), 0);
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		ckpt_store *rs;
+		ckpt_snapshot *snap;
+		unsigned opened = 0;
+		char c = 1;
+		if (ckpt_store_open(&rs, storepath, CKPT_OPEN_READONLY))
+			_exit(3);
+		while ((nsnapshots == 0 || opened < nsnapshots) && ckpt_snapshot_open(&snap, rs) == 0)
+			opened++;
+		if (!opened || write(ready[1], &c, 1) != 1)
+			_exit(4);
+		pause();
+		_exit(0);
+	}
+	char c;
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	close(ready[0]);
+	close(ready[1]);
+}
+
+START_TEST(test_a_reader_killed_with_a_snapshot_open_does_not_stop_page_reuse)
+{
+	ckpt_store *s = make_store(2);
+	OK(try_commit(s, 1));
+	OK(try_commit(s, 2));
+	kill_a_reader_with_snapshots_open(1);
+	off_t before = data_file_size();
+	for (uint64_t e = 3; e <= 42; e++)
+		OK(try_commit(s, e));
+	/* keep-last 2: two kept, one being written, one freed by the commit before: a dead reader's
+	 * snapshot pinning every freed page made this 40 checkpoints more */
+	off_t after = data_file_size();
+	ck_assert_msg(after <= before + 6 * (off_t)TENSOR_BYTES,
+	              "data.mdb grew from %lld to %lld bytes", (long long)before, (long long)after);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_reader_slots_of_killed_processes_are_reused)
+{
+	ckpt_store *s = make_store(0);
+	OK(try_commit(s, 1));
+	kill_a_reader_with_snapshots_open(0); /* every slot of lock.mdb's table */
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	ckpt_snapshot_close(snap);
+	ckpt_store *ro;
+	OK(ckpt_store_open(&ro, storepath, CKPT_OPEN_READONLY));
+	ckpt_store_close(ro);
+	ckpt_store_close(s);
+}
+END_TEST
+
+static Suite *store_ops_suite(void)
+{
+	Suite *su = suite_create("store_ops");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_a_reader_killed_with_a_snapshot_open_does_not_stop_page_reuse);
+	tcase_add_test(tc, test_reader_slots_of_killed_processes_are_reused);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_ops_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
