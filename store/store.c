@@ -1344,6 +1344,33 @@ static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_
 	return 0;
 }
 
+/* LMDB reuses a page freed by transaction T only from T+2 on: until T+1 has replaced it, the
+ * meta page of T-1, whose tree still holds that page, stays valid. A commit right after a gc
+ * that deleted checkpoints would find none of their pages reusable and, on a full disk, fail
+ * with ENOSPC. One more small commit (the settings record written again, unchanged) lets the
+ * next one reuse them. A crash before it commits loses nothing but that reuse, for one commit.
+ * Its cost: one small commit (and its fsync) per gc that deleted anything. */
+static int release_freed_pages(ckpt_store *s, uint32_t deleted)
+{
+	MDB_txn *txn;
+	int rc = store_write_txn(s, &txn);
+	if (rc)
+		return rc;
+	uint8_t buf[STORE_SETTINGS_LEN];
+	store_settings_encode(buf, &s->settings);
+	if ((rc = put_meta(s, txn, "settings", buf, sizeof(buf)))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	int mrc = mdb_txn_commit(txn);
+	if (mrc)
+		return store_lmdb_error(mrc,
+		                        "store %s: gc deleted %u checkpoint(s), but the commit that "
+		                        "makes their pages reusable failed",
+		                        s->path, deleted);
+	return 0;
+}
+
 int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint32_t *out_deleted)
 {
 	uint32_t deleted = 0;
@@ -1353,8 +1380,14 @@ int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint
 		return store_error(-EROFS, "store %s: opened read-only", store->path);
 	int rc = -ENOSPC;
 	pthread_mutex_lock(&store->write_lock);
+	bool collected = false;
 	for (int attempt = 0; attempt < 6; attempt++) {
-		rc = gc_once(store, keep_last, keep_top, &deleted);
+		if (!collected) {
+			rc = gc_once(store, keep_last, keep_top, &deleted);
+			collected = rc == 0;
+		}
+		if (collected && deleted)
+			rc = release_freed_pages(store, deleted);
 		if (rc != STORE_EMAPFULL)
 			break;
 		uint64_t used, size;

@@ -117,7 +117,9 @@ void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t
 /**
  * Persist new retention settings and apply them at once (one write transaction): delete every
  * checkpoint that is neither among the newest @p keep_last nor the best @p keep_top nor the
- * best, and free chunks no longer referenced. 0 means unlimited for either.
+ * best, and free chunks no longer referenced. 0 means unlimited for either. When checkpoints
+ * were deleted, one more small write transaction follows, so that the next commit can reuse
+ * their pages (LMDB reuses a page only two transactions after the one that freed it).
  * @param out_deleted if not NULL, receives the number of checkpoints deleted.
  * @return 0, -EROFS for a read-only store, -ENOSPC if the disk is full.
  */

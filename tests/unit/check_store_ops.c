@@ -145,6 +145,25 @@ START_TEST(test_reader_slots_of_killed_processes_are_reused)
 }
 END_TEST
 
+/* LMDB reuses a page freed by transaction T from T+2 on: a commit right after the gc's own
+ * transaction found none of the pages gc freed, and on a full disk failed with ENOSPC */
+START_TEST(test_pages_freed_by_gc_are_reused_by_the_next_commit)
+{
+	ckpt_store *s = make_store(0);
+	for (uint64_t e = 1; e <= 6; e++)
+		OK(try_commit(s, e));
+	uint32_t deleted;
+	OK(ckpt_store_gc(s, 2, 0, &deleted));
+	ck_assert_uint_eq(deleted, 4);
+	off_t before = data_file_size();
+	OK(try_commit(s, 7));
+	off_t after = data_file_size();
+	ck_assert_msg(after == before, "data.mdb grew from %lld to %lld bytes after gc freed 4 checkpoints",
+	              (long long)before, (long long)after);
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -153,6 +172,7 @@ static Suite *store_ops_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_a_reader_killed_with_a_snapshot_open_does_not_stop_page_reuse);
 	tcase_add_test(tc, test_reader_slots_of_killed_processes_are_reused);
+	tcase_add_test(tc, test_pages_freed_by_gc_are_reused_by_the_next_commit);
 	suite_add_tcase(su, tc);
 	return su;
 }
