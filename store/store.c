@@ -16,7 +16,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -898,7 +897,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	    (mrc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS)) ||
 	    (mrc = mdb_env_set_mapsize(s->env, (size_t)o.initial_map_size)) ||
 	    (mrc = mdb_env_open(s->env, path, MDB_NOTLS | (o.no_sync ? MDB_NOSYNC : 0), 0644))) {
-		rc = store_lmdb_error(mrc, "%s: creating the LMDB environment", path);
+		rc = store_lmdb_error(store_write_errno(path, mrc, 0),
+		                      "%s: creating the LMDB environment", path);
 		goto fail;
 	}
 	if ((mrc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
@@ -922,12 +922,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	    (rc = put_meta(s, txn, "run", run, run_len)) ||
 	    (rc = put_meta(s, txn, "settings", setbuf, sizeof(setbuf))))
 		goto fail;
-	mrc = mdb_txn_commit(txn);
+	mrc = store_write_errno(path, mdb_txn_commit(txn), 0);
 	txn = NULL;
-	struct statvfs vfs;
-	if (mrc == EIO && statvfs(path, &vfs) == 0 &&
-	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20))
-		mrc = ENOSPC; /* LMDB reports a short write (a full disk) as EIO */
 	if (mrc) {
 		rc = store_lmdb_error(mrc, "%s: writing the new store", path);
 		goto fail;
@@ -1337,7 +1333,7 @@ static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	int mrc = mdb_txn_commit(txn);
+	int mrc = store_write_errno(s->path, mdb_txn_commit(txn), 0);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: committing gc", s->path);
 	s->settings = set;
@@ -1362,7 +1358,7 @@ static int release_freed_pages(ckpt_store *s, uint32_t deleted)
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	int mrc = mdb_txn_commit(txn);
+	int mrc = store_write_errno(s->path, mdb_txn_commit(txn), 0);
 	if (mrc)
 		return store_lmdb_error(mrc,
 		                        "store %s: gc deleted %u checkpoint(s), but the commit that "

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -164,6 +165,52 @@ START_TEST(test_pages_freed_by_gc_are_reused_by_the_next_commit)
 }
 END_TEST
 
+static void set_file_size_limit(rlim_t limit)
+{
+	struct rlimit rl;
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+	rl.rlim_cur = limit;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+static void ck_file_too_large(int rc, rlim_t limit)
+{
+	char want[128];
+	snprintf(want, sizeof(want), "file too large: the file size limit (ulimit -f) is %llu bytes",
+	         (unsigned long long)limit);
+	ck_assert_msg(rc == -EFBIG && strstr(ckpt_last_error(), want), "%d (%s)", rc,
+	              ckpt_last_error());
+}
+
+/* under a file size limit smaller than the store (SIGXFSZ ignored: writes past it fail with
+ * EFBIG or are cut short), commits and creates said "no space left on device" */
+START_TEST(test_writes_past_the_file_size_limit_say_file_too_large)
+{
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit unlimited;
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &unlimited), 0);
+	ckpt_store *s = make_store(0);
+	OK(try_commit(s, 1));
+	/* at the end of data.mdb, and inside the pages of the next checkpoint */
+	rlim_t limits[2] = {(rlim_t)data_file_size(), (rlim_t)data_file_size() + TENSOR_BYTES / 2};
+	for (int i = 0; i < 2; i++) {
+		set_file_size_limit(limits[i]);
+		ck_file_too_large(try_commit(s, 2), limits[i]);
+	}
+	set_file_size_limit(unlimited.rlim_cur);
+	OK(try_commit(s, 2)); /* nothing of the failed commits is in the way */
+	ckpt_store_close(s);
+
+	char other[600];
+	snprintf(other, sizeof(other), "%s/other", tmpdir);
+	ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss"};
+	set_file_size_limit(4096);
+	ck_file_too_large(ckpt_store_create(&s, other, &m, NULL), 4096);
+	set_file_size_limit(unlimited.rlim_cur);
+	ck_assert_int_eq(access(other, F_OK), -1); /* a failed create leaves nothing */
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -173,6 +220,7 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_a_reader_killed_with_a_snapshot_open_does_not_stop_page_reuse);
 	tcase_add_test(tc, test_reader_slots_of_killed_processes_are_reused);
 	tcase_add_test(tc, test_pages_freed_by_gc_are_reused_by_the_next_commit);
+	tcase_add_test(tc, test_writes_past_the_file_size_limit_say_file_too_large);
 	suite_add_tcase(su, tc);
 	return su;
 }
