@@ -4,7 +4,8 @@
  * file (data.mdb's header is checked before LMDB touches anything); a failed create removes
  * what it created; the map is only resized while no read snapshot of this process is open
  * (LMDB remaps it and borrowed pointers would dangle). Read-only handles map a large virtual
- * size so that writers in other processes can grow the file under them.
+ * size so that writers in other processes can grow the file under them (under an address space
+ * limit less, down to the size of data.mdb).
  */
 #include <assert.h>
 #include <dirent.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1188,8 +1190,22 @@ static int open_readonly_env(ckpt_store *s)
 	struct stat st;
 	snprintf(lock, sizeof(lock), "%s/lock.mdb", s->path);
 	bool no_lock_file = lstat(lock, &st) != 0 && errno == ENOENT;
+	/* the least map that serves: data.mdb, whole, in MiB (LMDB also raises a map below the
+	 * last page its newest commit uses to that) */
+	char data[4096];
+	snprintf(data, sizeof(data), "%s/data.mdb", s->path);
+	if (stat(data, &st) != 0)
+		return store_error(-errno, "%s: cannot read data.mdb (%s)", s->path, strerror(errno));
+	uint64_t least = ((uint64_t)st.st_size + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+	if (least == 0)
+		least = 1u << 20;
+	if (least > SIZE_MAX)
+		return store_error(-ENOMEM, "%s: data.mdb (%llu bytes) is larger than the address space",
+		                   s->path, (unsigned long long)st.st_size);
 	/* a big virtual map so writers elsewhere can grow the file under us */
 	size_t map = sizeof(size_t) >= 8 ? (size_t)1 << 40 : (size_t)1 << 30;
+	if (map < least)
+		map = (size_t)least;
 	unsigned f = MDB_NOTLS | MDB_RDONLY | (no_lock_file ? MDB_NOLOCK : 0);
 	int mrc;
 	for (;;) {
@@ -1198,13 +1214,25 @@ static int open_readonly_env(ckpt_store *s)
 			f |= MDB_NOLOCK; /* lock.mdb exists but cannot be written */
 			continue;
 		}
-		/* address space limits (ulimit -v, valgrind) refuse huge maps */
-		if ((mrc == ENOMEM || mrc == EINVAL) && map > ((size_t)1 << 30)) {
-			map >>= 2;
+		/* address space limits (ulimit -v, valgrind) refuse huge maps: a quarter each time,
+		 * down to the least (a writer that outgrows it makes the next snapshot remap) */
+		if ((mrc == ENOMEM || mrc == EINVAL) && map > least) {
+			map = map / 4 > least ? map / 4 : (size_t)least;
 			continue;
 		}
 		break;
 	}
+	struct rlimit rl;
+	if (mrc == ENOMEM && getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		return store_error(-ENOMEM,
+		                   "%s: not enough address space to map data.mdb: it needs %llu "
+		                   "bytes, and ulimit -v is %llu KiB in all; raise ulimit -v",
+		                   s->path, (unsigned long long)map,
+		                   (unsigned long long)(rl.rlim_cur / 1024));
+	if (mrc == ENOMEM)
+		return store_error(-ENOMEM,
+		                   "%s: not enough address space to map data.mdb: it needs %llu bytes",
+		                   s->path, (unsigned long long)map);
 	if (mrc)
 		return store_lmdb_error(mrc, "%s: opening the LMDB environment", s->path);
 	if (f & MDB_NOLOCK)

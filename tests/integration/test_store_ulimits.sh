@@ -2,7 +2,8 @@
 # tests/integration/test_store_ulimits.sh - process limits smaller than a store give one clear
 # line naming the limit, never a wrong cause: under ulimit -f (SIGXFSZ ignored) a commit and a
 # create say "file too large" and the limit, not "no space left on device", and the epochs
-# before stay intact.
+# before stay intact; under ulimit -v the read-only commands map no more than data.mdb (they
+# needed 1 GiB), and where even that is refused they say how much they need.
 . "$(dirname "$0")/lib.sh"
 need_built "$TRAIN" "$CKPT"
 trap '' XFSZ # the writes past the limit then fail with EFBIG instead of killing the process
@@ -26,4 +27,21 @@ rc=$?
 [ "$rc" -eq 1 ] || fail "ckpt-train under ulimit -f 4: exit $rc, want 1"
 one_line_with "$WORK/g.err" "creating the LMDB environment: file too large: the file size limit (ulimit -f) is 4096 bytes"
 [ ! -e "$WORK/g" ] || fail "a refused create left $(ls -la "$WORK/g")"
-echo "ok: ulimit -f is named as the cause"
+
+# ---- ulimit -v: a 500 MB address space reads a small store
+store=$WORK/v
+$TRAIN --store "$store" --data synthetic --layers 784,16,10 --epochs 2 --no-sync --quiet || fail "training"
+for cmd in info log verify cat; do
+	path=()
+	[ "$cmd" = cat ] && path=(latest/model.pt)
+	(ulimit -v 500000 && exec $CKPT "$cmd" "$store" "${path[@]}") >/dev/null 2>"$WORK/v.err" ||
+		fail "ckpt $cmd under ulimit -v 500000: $(cat "$WORK/v.err")"
+done
+# a data.mdb of 256 MiB (a sparse tail) in 100 MB: one line with what it needs
+truncate -s 256M "$store/data.mdb" || fail "truncate"
+(ulimit -v 100000 && exec $CKPT info "$store") >/dev/null 2>"$WORK/v.err"
+rc=$?
+[ "$rc" -eq 1 ] && [ "$(wc -l <"$WORK/v.err")" -eq 1 ] &&
+	grep -qF "not enough address space to map data.mdb: it needs 268435456 bytes, and ulimit -v is 100000 KiB" "$WORK/v.err" ||
+	fail "ckpt info of a 256 MiB store under ulimit -v 100000: exit $rc: $(cat "$WORK/v.err")"
+echo "ok: ulimit -f is named as the cause; ulimit -v 500000 reads a small store, and a store too big says so"
