@@ -7,6 +7,9 @@
 #include <lmdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "store/store_int.h"
 
@@ -76,7 +79,6 @@ int store_lmdb_rc(int mdb_rc)
 	case MDB_PANIC:
 	case MDB_BAD_TXN:
 		return -EIO;
-	case EFBIG:
 	case EDQUOT:
 		return -ENOSPC;
 	default:
@@ -95,10 +97,36 @@ int store_lmdb_error(int mdb_rc, const char *fmt, ...)
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	int rc = store_lmdb_rc(mdb_rc);
-	if (rc == -ENOSPC && mdb_rc != MDB_MAP_FULL)
+	struct rlimit rl;
+	if (rc == -EFBIG && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		snprintf(last_error, sizeof(last_error),
+		         "%s: file too large: the file size limit (ulimit -f) is %llu bytes", what,
+		         (unsigned long long)rl.rlim_cur);
+	else if (rc == -EFBIG)
+		snprintf(last_error, sizeof(last_error), "%s: file too large (%s)", what,
+		         mdb_strerror(mdb_rc));
+	else if (rc == -ENOSPC && mdb_rc != MDB_MAP_FULL)
 		snprintf(last_error, sizeof(last_error), "%s: no space left on device (%s)", what,
 		         mdb_strerror(mdb_rc));
 	else
 		snprintf(last_error, sizeof(last_error), "%s: %s", what, mdb_strerror(mdb_rc));
 	return rc;
+}
+
+int store_write_errno(const char *dir, int mdb_rc, uint64_t need)
+{
+	if (mdb_rc != EIO && mdb_rc != ENOSPC)
+		return mdb_rc;
+	char data[4096];
+	struct stat st;
+	struct rlimit rl;
+	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	if (stat(data, &st) == 0 && getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && (uint64_t)st.st_size + need >= (uint64_t)rl.rlim_cur)
+		return EFBIG;
+	struct statvfs vfs;
+	if (mdb_rc == EIO && statvfs(dir, &vfs) == 0 &&
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < need + (1u << 20))
+		return ENOSPC;
+	return mdb_rc;
 }

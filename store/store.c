@@ -4,7 +4,8 @@
  * file (data.mdb's header is checked before LMDB touches anything); a failed create removes
  * what it created; the map is only resized while no read snapshot of this process is open
  * (LMDB remaps it and borrowed pointers would dangle). Read-only handles map a large virtual
- * size so that writers in other processes can grow the file under them.
+ * size so that writers in other processes can grow the file under them (under an address space
+ * limit less, down to the size of data.mdb).
  */
 #include <assert.h>
 #include <dirent.h>
@@ -15,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,13 +144,46 @@ static int adopt_map_size_locked(ckpt_store *s)
 	return 0;
 }
 
-/* begin a txn; s->lock held, so no map resize can happen meanwhile */
+/* A process that dies with a snapshot open (kill -9, or `ckpt cat | head` ended by SIGPIPE)
+ * leaves its slot in lock.mdb's reader table. LMDB then keeps every page freed after that
+ * snapshot for it, so a writer with retention never reuses a page and data.mdb grows without
+ * bound; enough such slots also fill the table (MDB_READERS_FULL). LMDB frees the slots of
+ * processes that no longer hold their lock on lock.mdb: one pass over at most STORE_MAX_READERS
+ * slots and a lock probe per distinct pid, cheap beside a commit. A handle without lock.mdb
+ * (MDB_NOLOCK) has no table: nothing to do. */
+static int clear_dead_readers(ckpt_store *s)
+{
+	int dead = 0;
+	int mrc = mdb_reader_check(s->env, &dead);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: clearing the reader slots of ended processes",
+		                        s->path);
+	return 0;
+}
+
+/* begin a txn; s->lock held, so no map resize can happen meanwhile. A write txn first frees
+ * the reader slots of ended processes, so that the pages they held are reused by this one. */
 static int begin_txn_locked(ckpt_store *s, MDB_txn **out, unsigned flags)
 {
+	bool cleared = false;
+	if (!(flags & MDB_RDONLY)) {
+		int rc = clear_dead_readers(s);
+		if (rc)
+			return rc;
+		cleared = true;
+	}
 	for (int attempt = 0; attempt < 3; attempt++) {
 		int mrc = mdb_txn_begin(s->env, NULL, flags, out);
 		if (mrc == 0)
 			return 0;
+		if (mrc == MDB_READERS_FULL && !cleared) {
+			int rc = clear_dead_readers(s);
+			if (rc)
+				return rc;
+			cleared = true;
+			attempt--;
+			continue;
+		}
 		if (mrc != MDB_MAP_RESIZED)
 			return store_lmdb_error(mrc, "store %s: beginning a %s transaction",
 			                        s->path, (flags & MDB_RDONLY) ? "read" : "write");
@@ -865,7 +899,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	    (mrc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS)) ||
 	    (mrc = mdb_env_set_mapsize(s->env, (size_t)o.initial_map_size)) ||
 	    (mrc = mdb_env_open(s->env, path, MDB_NOTLS | (o.no_sync ? MDB_NOSYNC : 0), 0644))) {
-		rc = store_lmdb_error(mrc, "%s: creating the LMDB environment", path);
+		rc = store_lmdb_error(store_write_errno(path, mrc, 0),
+		                      "%s: creating the LMDB environment", path);
 		goto fail;
 	}
 	if ((mrc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
@@ -889,12 +924,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	    (rc = put_meta(s, txn, "run", run, run_len)) ||
 	    (rc = put_meta(s, txn, "settings", setbuf, sizeof(setbuf))))
 		goto fail;
-	mrc = mdb_txn_commit(txn);
+	mrc = store_write_errno(path, mdb_txn_commit(txn), 0);
 	txn = NULL;
-	struct statvfs vfs;
-	if (mrc == EIO && statvfs(path, &vfs) == 0 &&
-	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20))
-		mrc = ENOSPC; /* LMDB reports a short write (a full disk) as EIO */
 	if (mrc) {
 		rc = store_lmdb_error(mrc, "%s: writing the new store", path);
 		goto fail;
@@ -1159,8 +1190,22 @@ static int open_readonly_env(ckpt_store *s)
 	struct stat st;
 	snprintf(lock, sizeof(lock), "%s/lock.mdb", s->path);
 	bool no_lock_file = lstat(lock, &st) != 0 && errno == ENOENT;
+	/* the least map that serves: data.mdb, whole, in MiB (LMDB also raises a map below the
+	 * last page its newest commit uses to that) */
+	char data[4096];
+	snprintf(data, sizeof(data), "%s/data.mdb", s->path);
+	if (stat(data, &st) != 0)
+		return store_error(-errno, "%s: cannot read data.mdb (%s)", s->path, strerror(errno));
+	uint64_t least = ((uint64_t)st.st_size + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+	if (least == 0)
+		least = 1u << 20;
+	if (least > SIZE_MAX)
+		return store_error(-ENOMEM, "%s: data.mdb (%llu bytes) is larger than the address space",
+		                   s->path, (unsigned long long)st.st_size);
 	/* a big virtual map so writers elsewhere can grow the file under us */
 	size_t map = sizeof(size_t) >= 8 ? (size_t)1 << 40 : (size_t)1 << 30;
+	if (map < least)
+		map = (size_t)least;
 	unsigned f = MDB_NOTLS | MDB_RDONLY | (no_lock_file ? MDB_NOLOCK : 0);
 	int mrc;
 	for (;;) {
@@ -1169,13 +1214,25 @@ static int open_readonly_env(ckpt_store *s)
 			f |= MDB_NOLOCK; /* lock.mdb exists but cannot be written */
 			continue;
 		}
-		/* address space limits (ulimit -v, valgrind) refuse huge maps */
-		if ((mrc == ENOMEM || mrc == EINVAL) && map > ((size_t)1 << 30)) {
-			map >>= 2;
+		/* address space limits (ulimit -v, valgrind) refuse huge maps: a quarter each time,
+		 * down to the least (a writer that outgrows it makes the next snapshot remap) */
+		if ((mrc == ENOMEM || mrc == EINVAL) && map > least) {
+			map = map / 4 > least ? map / 4 : (size_t)least;
 			continue;
 		}
 		break;
 	}
+	struct rlimit rl;
+	if (mrc == ENOMEM && getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		return store_error(-ENOMEM,
+		                   "%s: not enough address space to map data.mdb: it needs %llu "
+		                   "bytes, and ulimit -v is %llu KiB in all; raise ulimit -v",
+		                   s->path, (unsigned long long)map,
+		                   (unsigned long long)(rl.rlim_cur / 1024));
+	if (mrc == ENOMEM)
+		return store_error(-ENOMEM,
+		                   "%s: not enough address space to map data.mdb: it needs %llu bytes",
+		                   s->path, (unsigned long long)map);
 	if (mrc)
 		return store_lmdb_error(mrc, "%s: opening the LMDB environment", s->path);
 	if (f & MDB_NOLOCK)
@@ -1234,6 +1291,9 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 		rc = store_lmdb_error(mrc, "%s: opening the LMDB environment", path);
 		goto fail;
 	}
+	/* slots left by readers that ended, before this open takes one of its own */
+	if ((rc = clear_dead_readers(s)))
+		goto fail;
 	if ((mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))) {
 		rc = store_lmdb_error(mrc, "%s: reading the store", path);
 		goto fail;
@@ -1301,10 +1361,37 @@ static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	int mrc = mdb_txn_commit(txn);
+	int mrc = store_write_errno(s->path, mdb_txn_commit(txn), 0);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: committing gc", s->path);
 	s->settings = set;
+	return 0;
+}
+
+/* LMDB reuses a page freed by transaction T only from T+2 on: until T+1 has replaced it, the
+ * meta page of T-1, whose tree still holds that page, stays valid. A commit right after a gc
+ * that deleted checkpoints would find none of their pages reusable and, on a full disk, fail
+ * with ENOSPC. One more small commit (the settings record written again, unchanged) lets the
+ * next one reuse them. A crash before it commits loses nothing but that reuse, for one commit.
+ * Its cost: one small commit (and its fsync) per gc that deleted anything. */
+static int release_freed_pages(ckpt_store *s, uint32_t deleted)
+{
+	MDB_txn *txn;
+	int rc = store_write_txn(s, &txn);
+	if (rc)
+		return rc;
+	uint8_t buf[STORE_SETTINGS_LEN];
+	store_settings_encode(buf, &s->settings);
+	if ((rc = put_meta(s, txn, "settings", buf, sizeof(buf)))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	int mrc = store_write_errno(s->path, mdb_txn_commit(txn), 0);
+	if (mrc)
+		return store_lmdb_error(mrc,
+		                        "store %s: gc deleted %u checkpoint(s), but the commit that "
+		                        "makes their pages reusable failed",
+		                        s->path, deleted);
 	return 0;
 }
 
@@ -1317,8 +1404,14 @@ int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint
 		return store_error(-EROFS, "store %s: opened read-only", store->path);
 	int rc = -ENOSPC;
 	pthread_mutex_lock(&store->write_lock);
+	bool collected = false;
 	for (int attempt = 0; attempt < 6; attempt++) {
-		rc = gc_once(store, keep_last, keep_top, &deleted);
+		if (!collected) {
+			rc = gc_once(store, keep_last, keep_top, &deleted);
+			collected = rc == 0;
+		}
+		if (collected && deleted)
+			rc = release_freed_pages(store, deleted);
 		if (rc != STORE_EMAPFULL)
 			break;
 		uint64_t used, size;

@@ -66,6 +66,11 @@ int store_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3
 int store_lmdb_rc(int mdb_rc);
 /** store_error() with a translated LMDB code; message "<what>: <mdb_strerror>" */
 int store_lmdb_error(int mdb_rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** What a failed write to @p dir/data.mdb of about @p need more bytes met. LMDB reports a write
+ *  cut short as EIO (a commit) or ENOSPC (a new environment's meta pages), whatever cut it:
+ *  EFBIG when the file size limit (ulimit -f) explains it, ENOSPC for EIO on a (nearly) full
+ *  disk, else @p mdb_rc unchanged (also for every other code). */
+int store_write_errno(const char *dir, int mdb_rc, uint64_t need);
 
 /* ---- helpers ---- */
 

@@ -12,9 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <xxhash.h>
 #include <zlib.h>
 
@@ -343,26 +340,6 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 	return 0;
 }
 
-/* whether a failed write of about @p need bytes is explained by a full disk or a file size
- * limit (pwrite then writes short, and LMDB turns that into EIO) */
-static bool out_of_space(ckpt_store *s, uint64_t need)
-{
-	char data[4096];
-	struct stat st;
-	struct statvfs vfs;
-	struct rlimit rl;
-	snprintf(data, sizeof(data), "%s/data.mdb", s->path);
-	if (stat(data, &st) != 0)
-		return false;
-	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    (uint64_t)st.st_size + need >= (uint64_t)rl.rlim_cur)
-		return true;
-	if (statvfs(s->path, &vfs) == 0 &&
-	    (uint64_t)vfs.f_bavail * vfs.f_frsize < need + (1u << 20))
-		return true;
-	return false;
-}
-
 static int commit_once(ckpt_writer *w)
 {
 	ckpt_store *s = w->store;
@@ -443,9 +420,7 @@ static int commit_once(ckpt_writer *w)
 		goto fail;
 	free(rec);
 	free(infos);
-	mrc = mdb_txn_commit(txn);
-	if (mrc == EIO && out_of_space(s, w->total_bytes))
-		mrc = ENOSPC; /* LMDB reports a short write (a full disk) as EIO */
+	mrc = store_write_errno(s->path, mdb_txn_commit(txn), w->total_bytes);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: epoch %llu: committing", s->path,
 		                        (unsigned long long)w->epoch);

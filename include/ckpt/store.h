@@ -86,7 +86,8 @@ typedef struct ckpt_store_options {
  * Create a new store at @p path (a directory that does not exist or is empty; it is created
  * if missing) and write its run metadata.
  * @return 0, -EEXIST if @p path already holds a store or other files, -EACCES/-EROFS if it
- *         cannot be written, -EINVAL for bad options (monitor empty, chunk_size too large).
+ *         cannot be written, -EINVAL for bad options (monitor empty, chunk_size too large),
+ *         -ENOSPC if the disk is full, -EFBIG past the file size limit (ulimit -f).
  */
 int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
                       const ckpt_store_options *opts);
@@ -117,9 +118,12 @@ void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t
 /**
  * Persist new retention settings and apply them at once (one write transaction): delete every
  * checkpoint that is neither among the newest @p keep_last nor the best @p keep_top nor the
- * best, and free chunks no longer referenced. 0 means unlimited for either.
+ * best, and free chunks no longer referenced. 0 means unlimited for either. When checkpoints
+ * were deleted, one more small write transaction follows, so that the next commit can reuse
+ * their pages (LMDB reuses a page only two transactions after the one that freed it).
  * @param out_deleted if not NULL, receives the number of checkpoints deleted.
- * @return 0, -EROFS for a read-only store, -ENOSPC if the disk is full.
+ * @return 0, -EROFS for a read-only store, -ENOSPC if the disk is full, -EFBIG past the file
+ *         size limit (ulimit -f).
  */
 int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top,
                   uint32_t *out_deleted);
@@ -146,7 +150,7 @@ typedef struct ckpt_store_compact_stats {
  * @param out if not NULL, receives the sizes (only on success).
  * @return 0, -EBUSY if ckpt-train, ckpt gc, a reader without lock.mdb or any process with
  *         the store open holds it, -ENOSPC if the disk fills during the copy (the store is as
- *         it was and the copy is removed), -EACCES/-EROFS if the directory cannot be written,
+ *         it was and the copy is removed; -EFBIG likewise past the file size limit), -EACCES/-EROFS if the directory cannot be written,
  *         -ENOENT, CKPT_ENOTSTORE, CKPT_ECORRUPT (a damaged store, or a copy that does not
  *         read back), -EIO.
  */
@@ -200,7 +204,7 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
  * checkpoint record, best/top-k bookkeeping and retention (with garbage collection). On
  * MDB_MAP_FULL the map is grown and the transaction retried. Frees @p w in every case.
  * @return 0, -ENOSPC if the disk is full (nothing of this checkpoint is stored, earlier ones
- *         are intact), -EIO.
+ *         are intact), -EFBIG likewise past the file size limit (ulimit -f), -EIO.
  */
 int ckpt_writer_commit(ckpt_writer *w);
 

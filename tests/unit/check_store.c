@@ -1215,7 +1215,7 @@ START_TEST(test_commit_is_atomic_under_sigkill)
 }
 END_TEST
 
-START_TEST(test_full_disk_is_enospc_and_keeps_earlier_checkpoints)
+START_TEST(test_a_commit_past_the_file_size_limit_is_efbig_and_keeps_earlier_checkpoints)
 {
 	ckpt_store *s = make_store(1 << 16, 0, 0, CKPT_MODE_MIN);
 	commit_simple(s, 1, 1000, 1, "val_loss", 1.0);
@@ -1223,7 +1223,8 @@ START_TEST(test_full_disk_is_enospc_and_keeps_earlier_checkpoints)
 	pid_t pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
-		/* a file size limit stands in for a full disk: writes past it fail with EFBIG */
+		/* a file size limit stands in for a full disk: writes past it fail with EFBIG,
+		 * reported as such */
 		signal(SIGXFSZ, SIG_IGN);
 		struct stat st;
 		char data[600];
@@ -1246,7 +1247,7 @@ START_TEST(test_full_disk_is_enospc_and_keeps_earlier_checkpoints)
 		                           n * 4))
 			_exit(6);
 		int rc = ckpt_writer_commit(w);
-		if (rc != -ENOSPC) {
+		if (rc != -EFBIG) {
 			fprintf(stderr, "commit under a file size limit: %d (%s)\n", rc,
 			        ckpt_last_error());
 			_exit(7);
@@ -2398,7 +2399,7 @@ START_TEST(test_compact_that_cannot_write_its_copy_leaves_the_store_as_it_was)
 		if (setrlimit(RLIMIT_FSIZE, &rl))
 			_exit(3);
 		int rc = ckpt_store_compact(NULL, storepath);
-		if (rc != -ENOSPC || !strstr(ckpt_last_error(), "no space left")) {
+		if (rc != -EFBIG || !strstr(ckpt_last_error(), "the file size limit (ulimit -f) is")) {
 			fprintf(stderr, "compact under a file size limit: %d (%s)\n", rc,
 			        ckpt_last_error());
 			_exit(4);
@@ -2475,7 +2476,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_reader_snapshot_stays_consistent_while_a_writer_commits);
 	tcase_add_test(tc, test_threads_share_a_store_handle_while_it_commits_and_grows);
 	tcase_add_test(tc, test_commit_is_atomic_under_sigkill);
-	tcase_add_test(tc, test_full_disk_is_enospc_and_keeps_earlier_checkpoints);
+	tcase_add_test(tc, test_a_commit_past_the_file_size_limit_is_efbig_and_keeps_earlier_checkpoints);
 	tcase_add_test(tc, test_non_store_paths_give_clear_errors_and_change_nothing);
 	tcase_add_test(tc, test_newer_schema_is_refused);
 	tcase_add_test(tc, test_corrupt_records_give_errors_with_context);

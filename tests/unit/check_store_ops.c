@@ -1,0 +1,235 @@
+/* tests/unit/check_store_ops.c - Check suite for libckpt under operating conditions: readers
+ * that die, space that gc frees, file size limits
+ *
+ * Each test works in a fresh mkdtemp directory that it removes; no_sync stands wherever
+ * durability is not under test. A second process on the store is a fork that opens its own
+ * handle (LMDB forbids opening one environment twice in a process).
+ */
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ckpt/store.h"
+#include "test_dir.h"
+
+/* one float32 tensor of this many elements per checkpoint: 64 KiB */
+#define TENSOR_FLOATS 16384
+#define TENSOR_BYTES (TENSOR_FLOATS * sizeof(float))
+
+static char tmpdir[256];
+static char storepath[512];
+
+static void setup(void)
+{
+	test_dir_make(tmpdir, sizeof(tmpdir), "check_store_ops");
+	snprintf(storepath, sizeof(storepath), "%s/store", tmpdir);
+}
+
+static void teardown(void)
+{
+	test_dir_remove(tmpdir);
+}
+
+#define OK(expr)                                                                                   \
+	do {                                                                                       \
+		int rc_ = (expr);                                                                  \
+		ck_assert_msg(rc_ == 0, "%s -> %d (%s)", #expr, rc_, ckpt_last_error());           \
+	} while (0)
+
+static ckpt_store *make_store(uint32_t keep_last)
+{
+	ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss", .monitor_mode = CKPT_MODE_MIN};
+	ckpt_store_options o = {.chunk_size = 1 << 16, .keep_last = keep_last, .no_sync = true};
+	ckpt_store *s = NULL;
+	OK(ckpt_store_create(&s, storepath, &m, &o));
+	return s;
+}
+
+/* commit @p epoch holding one tensor whose bytes differ from every other epoch's (no dedup) */
+static int try_commit(ckpt_store *s, uint64_t epoch)
+{
+	static float w[TENSOR_FLOATS];
+	for (size_t i = 0; i < TENSOR_FLOATS; i++)
+		w[i] = (float)(epoch * TENSOR_FLOATS + i);
+	uint64_t shape[1] = {TENSOR_FLOATS};
+	ckpt_writer *wr;
+	int rc = ckpt_writer_begin(&wr, s, epoch);
+	if (rc)
+		return rc;
+	rc = ckpt_writer_put_tensor(wr, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape, "cpu",
+	                            w, TENSOR_BYTES);
+	if (rc) {
+		ckpt_writer_abort(wr);
+		return rc;
+	}
+	return ckpt_writer_commit(wr);
+}
+
+static off_t data_file_size(void)
+{
+	char data[700];
+	struct stat st;
+	snprintf(data, sizeof(data), "%s/data.mdb", storepath);
+	ck_assert_int_eq(stat(data, &st), 0);
+	return st.st_size;
+}
+
+/* Fork a process that opens the store read-only and @p nsnapshots snapshots of it (as many as
+ * it can for 0), then SIGKILL it: its reader slots stay behind in lock.mdb. */
+static void kill_a_reader_with_snapshots_open(unsigned nsnapshots)
+{
+	int ready[2];
+	ck_assert_int_eq(pipe(ready), 0);
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		ckpt_store *rs;
+		ckpt_snapshot *snap;
+		unsigned opened = 0;
+		char c = 1;
+		if (ckpt_store_open(&rs, storepath, CKPT_OPEN_READONLY))
+			_exit(3);
+		while ((nsnapshots == 0 || opened < nsnapshots) && ckpt_snapshot_open(&snap, rs) == 0)
+			opened++;
+		if (!opened || write(ready[1], &c, 1) != 1)
+			_exit(4);
+		pause();
+		_exit(0);
+	}
+	char c;
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	close(ready[0]);
+	close(ready[1]);
+}
+
+START_TEST(test_a_reader_killed_with_a_snapshot_open_does_not_stop_page_reuse)
+{
+	ckpt_store *s = make_store(2);
+	OK(try_commit(s, 1));
+	OK(try_commit(s, 2));
+	kill_a_reader_with_snapshots_open(1);
+	off_t before = data_file_size();
+	for (uint64_t e = 3; e <= 42; e++)
+		OK(try_commit(s, e));
+	/* keep-last 2: two kept, one being written, one freed by the commit before: a dead reader's
+	 * snapshot pinning every freed page made this 40 checkpoints more */
+	off_t after = data_file_size();
+	ck_assert_msg(after <= before + 6 * (off_t)TENSOR_BYTES,
+	              "data.mdb grew from %lld to %lld bytes", (long long)before, (long long)after);
+	ckpt_store_close(s);
+}
+END_TEST
+
+START_TEST(test_reader_slots_of_killed_processes_are_reused)
+{
+	ckpt_store *s = make_store(0);
+	OK(try_commit(s, 1));
+	kill_a_reader_with_snapshots_open(0); /* every slot of lock.mdb's table */
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	ckpt_snapshot_close(snap);
+	ckpt_store *ro;
+	OK(ckpt_store_open(&ro, storepath, CKPT_OPEN_READONLY));
+	ckpt_store_close(ro);
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* LMDB reuses a page freed by transaction T from T+2 on: a commit right after the gc's own
+ * transaction found none of the pages gc freed, and on a full disk failed with ENOSPC */
+START_TEST(test_pages_freed_by_gc_are_reused_by_the_next_commit)
+{
+	ckpt_store *s = make_store(0);
+	for (uint64_t e = 1; e <= 6; e++)
+		OK(try_commit(s, e));
+	uint32_t deleted;
+	OK(ckpt_store_gc(s, 2, 0, &deleted));
+	ck_assert_uint_eq(deleted, 4);
+	off_t before = data_file_size();
+	OK(try_commit(s, 7));
+	off_t after = data_file_size();
+	ck_assert_msg(after == before, "data.mdb grew from %lld to %lld bytes after gc freed 4 checkpoints",
+	              (long long)before, (long long)after);
+	ckpt_store_close(s);
+}
+END_TEST
+
+static void set_file_size_limit(rlim_t limit)
+{
+	struct rlimit rl;
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+	rl.rlim_cur = limit;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+static void ck_file_too_large(int rc, rlim_t limit)
+{
+	char want[128];
+	snprintf(want, sizeof(want), "file too large: the file size limit (ulimit -f) is %llu bytes",
+	         (unsigned long long)limit);
+	ck_assert_msg(rc == -EFBIG && strstr(ckpt_last_error(), want), "%d (%s)", rc,
+	              ckpt_last_error());
+}
+
+/* under a file size limit smaller than the store (SIGXFSZ ignored: writes past it fail with
+ * EFBIG or are cut short), commits and creates said "no space left on device" */
+START_TEST(test_writes_past_the_file_size_limit_say_file_too_large)
+{
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit unlimited;
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &unlimited), 0);
+	ckpt_store *s = make_store(0);
+	OK(try_commit(s, 1));
+	/* at the end of data.mdb, and inside the pages of the next checkpoint */
+	rlim_t limits[2] = {(rlim_t)data_file_size(), (rlim_t)data_file_size() + TENSOR_BYTES / 2};
+	for (int i = 0; i < 2; i++) {
+		set_file_size_limit(limits[i]);
+		ck_file_too_large(try_commit(s, 2), limits[i]);
+	}
+	set_file_size_limit(unlimited.rlim_cur);
+	OK(try_commit(s, 2)); /* nothing of the failed commits is in the way */
+	ckpt_store_close(s);
+
+	char other[600];
+	snprintf(other, sizeof(other), "%s/other", tmpdir);
+	ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss"};
+	set_file_size_limit(4096);
+	ck_file_too_large(ckpt_store_create(&s, other, &m, NULL), 4096);
+	set_file_size_limit(unlimited.rlim_cur);
+	ck_assert_int_eq(access(other, F_OK), -1); /* a failed create leaves nothing */
+}
+END_TEST
+
+static Suite *store_ops_suite(void)
+{
+	Suite *su = suite_create("store_ops");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_a_reader_killed_with_a_snapshot_open_does_not_stop_page_reuse);
+	tcase_add_test(tc, test_reader_slots_of_killed_processes_are_reused);
+	tcase_add_test(tc, test_pages_freed_by_gc_are_reused_by_the_next_commit);
+	tcase_add_test(tc, test_writes_past_the_file_size_limit_say_file_too_large);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_ops_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
