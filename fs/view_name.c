@@ -15,7 +15,7 @@
 
 #include "fs/view_int.h"
 
-static _Thread_local char view_error[512];
+static _Thread_local char view_error[16384]; /* long paths keep their reason */
 
 void view_set_error(const char *fmt, ...)
 {

@@ -13,7 +13,8 @@
 
 #include "store/store_int.h"
 
-static __thread char last_error[1024];
+/* room for a message naming a few PATH_MAX paths: never cut off before its reason */
+static __thread char last_error[16384];
 
 const char *ckpt_last_error(void)
 {

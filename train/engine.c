@@ -547,7 +547,7 @@ typedef struct train_persister {
 	atomic_int failed; /* set by the thread when its commit failed; read once per batch */
 	train_snapshot *inflight;
 	int rc;
-	char msg[1024];
+	char msg[16384];
 	uint32_t committed_epoch;
 	double committed_test_acc;
 } train_persister;
@@ -1734,7 +1734,7 @@ int train_run(train_config *cfg, train_result *res)
 	/* data: every mismatch is found before the store is created */
 	rc = train_data_load(&data, cfg->data, cfg->sizes[0], cfg->sizes[cfg->nsizes - 1]);
 	if (rc == -ENOENT && cfg->resume && !(cfg->explicit_set & TRAIN_SET_DATA)) {
-		char why[2048];
+		char why[16384];
 		snprintf(why, sizeof(why), "%s", train_last_error());
 		rc = train_fail(rc, "%s; it is the run's data: if it moved, give --data NEWPATH",
 		                why);

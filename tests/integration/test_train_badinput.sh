@@ -346,6 +346,14 @@ $TRAIN --store "$work/no"$'\n'"such" --resume 2>"$work/err" && fail "resume of a
 [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q 'no\\x0asuch' "$work/err" ||
 	fail "a newline in the store path split the error: $(cat "$work/err")"
 
+# a long path (1,400 bytes, well under PATH_MAX) does not cut the reason off the error line
+long=$(printf 'x%.0s' $(seq 200))
+long="$work/$long/$long/$long/$long/$long/$long/$long/nothing"
+$TRAIN --store "$long/s" --resume 2>"$work/err" && fail "resume of a missing long path succeeded"
+grep -q "No such file or directory)\$" "$work/err" || fail "long path: reason cut off: $(tail -c 200 "$work/err")"
+"$BIN/ckpt" info "$long" 2>"$work/err" && fail "ckpt info of a missing long path succeeded"
+grep -q "No such file or directory)\$" "$work/err" || fail "ckpt info, long path: $(tail -c 200 "$work/err")"
+
 # a file size limit (ulimit -f) below the store's size: one error line and exit 1, not a
 # silent death by SIGXFSZ (exit 153); the store keeps its checkpoints
 $TRAIN --store "$work/fsize" "${syn[@]}" --epochs 2 || fail "training for the ulimit -f case"
