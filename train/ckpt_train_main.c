@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "ckpt/message.h"
@@ -185,6 +186,14 @@ static void select_blas_kernels(char **argv)
 		return;
 	if (setenv("OPENBLAS_CORETYPE", core, 1) || setenv("CKPT_TRAIN_BLAS_REEXEC", "1", 1))
 		return;
+	/* the binary's own path, so that the process keeps its name (comm: what ps, pgrep and
+	 * top show) instead of "exe"; /proc/self/exe if the path is gone */
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		execv(self, argv);
+	}
 	execv("/proc/self/exe", argv);
 	unsetenv("OPENBLAS_CORETYPE");
 }

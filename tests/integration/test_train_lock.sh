@@ -18,6 +18,9 @@ $TRAIN --store "$store" --epochs 100000 --quiet "${common[@]}" 2>"$WORK/a.err" &
 pid=$!
 logged_epochs() { [ "$($CKPT log "$store" 2>/dev/null | wc -l)" -gt "$1" ]; } # + a header line
 wait_until 30 "$pid" logged_epochs 2 || fail "first run wrote no epoch: $(cat "$WORK/a.err")"
+# the process keeps its name (ps, pgrep -x ckpt-train), also after choosing BLAS kernels by
+# re-executing itself
+[ "$(cat "/proc/$pid/comm")" = ckpt-train ] || fail "process name: $(cat "/proc/$pid/comm")"
 
 for args in "--resume --epochs 2" "--resume best --epochs 100000" "--epochs 5 ${common[*]}"; do
 	# shellcheck disable=SC2086
