@@ -467,6 +467,22 @@ int main(int argc, char **argv)
 		                "--store DIR is required (try 'ckpt-train --help')");
 		return 2;
 	}
+	/* values whose form alone is wrong are usage errors, found before any store is looked at */
+	if (!*cfg.store_path) {
+		error_line("invalid --store '%s' (expected a directory path)", cfg.store_path);
+		return 2;
+	}
+	uint64_t resume_epoch;
+	if (cfg.resume && train_parse_resume_spec(&resume_epoch, cfg.resume_from) != 0) {
+		error_line("invalid --resume '%s' (expected latest, best or an epoch: 4 or epoch-0004)",
+		           cfg.resume_from);
+		return 2;
+	}
+	int device_index;
+	if (strcmp(cfg.device, "cpu") != 0 && train_cuda_parse_device(&device_index, cfg.device)) {
+		error_line("%s", train_last_error());
+		return 2;
+	}
 	if (cfg.opt.kind != TRAIN_OPT_SGD && !lr_set)
 		cfg.opt.lr = 1e-3;
 	if (cfg.opt.kind == TRAIN_OPT_ADAMW && !wd_set)

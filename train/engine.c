@@ -1270,6 +1270,23 @@ static void drop_created_lock_file(const char *store_path)
 	close(fd); /* releases the lock */
 }
 
+int train_parse_resume_spec(uint64_t *out_epoch, const char *spec)
+{
+	*out_epoch = 0;
+	if (strcmp(spec, "latest") == 0 || strcmp(spec, "best") == 0)
+		return 0;
+	char *end;
+	errno = 0;
+	if (strncmp(spec, "epoch-", 6) == 0) /* a directory name of the mount, as `ckpt` */
+		spec += 6;
+	unsigned long long v = strtoull(spec, &end, 10);
+	if (errno || *end || end == spec || spec[0] < '0' || spec[0] > '9' || v == 0 ||
+	    v > UINT32_MAX)
+		return -EINVAL;
+	*out_epoch = v;
+	return 0;
+}
+
 static uint32_t resolve_epoch(ckpt_snapshot *snap, const char *spec, int *rc)
 {
 	uint64_t e = 0;
@@ -1279,16 +1296,9 @@ static uint32_t resolve_epoch(ckpt_snapshot *snap, const char *spec, int *rc)
 	} else if (strcmp(spec, "best") == 0) {
 		*rc = ckpt_snapshot_best(&e, snap);
 	} else {
-		char *end;
-		errno = 0;
-		if (strncmp(spec, "epoch-", 6) == 0) /* a directory name of the mount, as `ckpt` */
-			spec += 6;
-		unsigned long long v = strtoull(spec, &end, 10);
-		if (errno || *end || end == spec || spec[0] < '0' || spec[0] > '9' || v == 0 ||
-		    v > UINT32_MAX) {
-			*rc = -EINVAL;
+		uint64_t v;
+		if ((*rc = train_parse_resume_spec(&v, spec)) != 0)
 			return 0;
-		}
 		const ckpt_checkpoint *c;
 		*rc = ckpt_snapshot_checkpoint(&c, snap, v);
 		e = v;

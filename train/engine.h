@@ -142,6 +142,13 @@ typedef struct train_result {
  */
 int train_run(train_config *cfg, train_result *result);
 
+/**
+ * Parse a --resume value: "latest", "best", an epoch number N >= 1 or "epoch-N" (a directory
+ * name of the mount). @p out_epoch receives N, or 0 for latest/best.
+ * @return 0, or -EINVAL for anything else.
+ */
+int train_parse_resume_spec(uint64_t *out_epoch, const char *spec);
+
 /** True once a write to stdout failed during train_run() (reported once on stderr as a
  *  warning; training went on without stdout). */
 bool train_stdout_failed(void);

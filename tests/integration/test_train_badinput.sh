@@ -341,6 +341,17 @@ expect_untouched "$work/sgd" "--betas is an option of adam and adamw only, and t
 expect_untouched "$work/sgd" "--eps is an option of adam and adamw only" \
 	--store "$work/sgd" --resume --epochs 2 --optimizer sgd --eps 1e-8
 
+# values whose form alone is wrong are usage errors (exit 2), found before the store is looked at
+for bad in "--resume abc" "--resume 0" "--resume 1.5" "--device gpu" "--device cuda:x"; do
+	# shellcheck disable=SC2086
+	$TRAIN --store "$work/nonexistent" $bad 2>"$work/err"
+	rc=$?
+	[ $rc -eq 2 ] && [ "$(wc -l <"$work/err")" -eq 1 ] || fail "$bad: exit $rc: $(cat "$work/err")"
+	grep -q "invalid --resume\|unknown device" "$work/err" || fail "$bad: $(cat "$work/err")"
+done
+$TRAIN --store "" --data synthetic 2>"$work/err"
+[ $? -eq 2 ] && grep -q "invalid --store ''" "$work/err" || fail "--store '': $(cat "$work/err")"
+
 # control characters in a path are written as \xNN: the error stays one line
 $TRAIN --store "$work/no"$'\n'"such" --resume 2>"$work/err" && fail "resume of a missing store succeeded"
 [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q 'no\\x0asuch' "$work/err" ||
