@@ -41,6 +41,27 @@ static void export_usage(void)
 	       "                  device (keep), or one device (cuda:N)\n");
 }
 
+/* A read of [@p off, @p off + @p len) of the layout failed with @p rc: name the tensor whose
+ * stored bytes are damaged (the first in that range that fails its check), as `ckpt cat` and
+ * `ckpt verify` do, and where its bytes start in the file. */
+static void report_read_error(const view_layout *l, ckpt_snapshot *snap, uint64_t off,
+                              size_t len, const char *what, int rc)
+{
+	for (size_t i = view_layout_find_segment(l, off);
+	     i < l->nsegs && l->segs[i].file_offset < off + len; i++) {
+		const view_segment *seg = &l->segs[i];
+		if (seg->bytes || ckpt_tensor_verify(snap, seg->tensor) == 0)
+			continue;
+		cli_error("export: %s: tensor '%s' (bytes %" PRIu64 "..%" PRIu64
+		          " of the file) fails its stored CRC-32 or is missing (%s)",
+		          what, seg->tensor->name, seg->file_offset, seg->file_offset + seg->length,
+		          ckpt_last_error());
+		return;
+	}
+	cli_error("export: %s: reading bytes %" PRIu64 "..%" PRIu64 " failed (%s)", what, off,
+	          off + len, strerror(-rc));
+}
+
 /* Stream the layout to @fd. On error a message naming @what is printed. */
 static int copy_layout(view_layout *l, ckpt_snapshot *snap, int fd, const char *what,
                        const char *dest)
@@ -57,9 +78,7 @@ static int copy_layout(view_layout *l, ckpt_snapshot *snap, int fd, const char *
 		if (rc || got == 0) {
 			if (!rc)
 				rc = -EIO;
-			cli_error("export: %s: reading byte %" PRIu64 " failed (%s: stored tensor bytes "
-			          "missing or failing their checksum)",
-			          what, off, strerror(-rc));
+			report_read_error(l, snap, off, EXPORT_BUF, what, rc);
 			break;
 		}
 		rc = cli_write_all(fd, buf, got);
