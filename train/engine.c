@@ -1562,6 +1562,7 @@ int train_run(train_config *cfg, train_result *res)
 	res->last_test_acc = NAN;
 	train_clear_error();
 	stop_signal = 0;
+	bool progress_shown = false; /* a progress line is on the terminal: clear it before leaving */
 	stdout_store_path = cfg->store_path;
 	absolute_data_path(cfg);
 
@@ -1965,6 +1966,7 @@ int train_run(train_config *cfg, train_result *res)
 					        loss_sum / (off + rows), rate, eta);
 					fflush(stderr);
 					last_print = now;
+					progress_shown = true;
 				}
 			}
 		}
@@ -1983,6 +1985,7 @@ int train_run(train_config *cfg, train_result *res)
 		const double t_epoch = now_seconds() - t0;
 		if (tty)
 			fprintf(stderr, "\r\033[K");
+		progress_shown = false;
 		/* a stop signal that arrived after the last batch does not cost this epoch: every
 		 * batch ran and it is evaluated, so it is committed like any other, and the run
 		 * stops at the next batch boundary (or ends, after the last epoch) */
@@ -2072,6 +2075,9 @@ int train_run(train_config *cfg, train_result *res)
 	}
 	rc = 0;
 out:
+	/* an error or a stop signal mid-epoch: its message must not land after the progress */
+	if (progress_shown)
+		fprintf(stderr, "\r\033[K");
 	if (pers.running) {
 		if (rc == 0)
 			rc = persist_settle(&pers, res);

@@ -47,6 +47,33 @@ for sig in TERM INT HUP; do
 	echo "ok: SIG$sig after $last epochs leaves a consistent store"
 done
 
+# on a terminal, the stop message starts on a cleared line, not after the progress line
+python3 - "$TRAIN" "$work/tty" <<'PYEOF' || fail "SIGINT on a terminal"
+import os, pty, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "--store", sys.argv[2], "--data", "synthetic",
+                           "--layers", "784,256,128,10", "--val-split", "1000",
+                           "--batch-size", "1", "--epochs", "1000", "--threads", "1",
+                           "--no-sync"])  # batches of 1: the signal lands mid-epoch
+out, start = b"", time.time()
+while b"batch " not in out and time.time() - start < 30:
+    out += os.read(fd, 4096)
+os.kill(pid, signal.SIGINT)
+while True:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+os.waitpid(pid, 0)
+at = out.find(b"ckpt-train: interrupted by SIGINT")
+assert at > 0, out[-300:]
+assert out[:at].endswith(b"\r\x1b[K"), out[max(0, at - 120):at + 40]
+PYEOF
+
 # a signal before the first checkpoint (epoch 1 takes seconds at --batch-size 1; the store is
 # created just before it starts): the store the run created is removed again
 for sig in HUP INT; do
