@@ -378,7 +378,14 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 			char *end;
 			errno = 0;
 			double v = strtod(p, &end);
-			if (end == p || errno != 0 || (*end != ',' && *end != '\0') ||
+			/* blanks around a value are allowed on both sides, as numpy.loadtxt does;
+			 * hexadecimal (which strtod also reads) is not a CSV number */
+			bool hex = false;
+			for (const char *q = p; q < end && !hex; q++)
+				hex = *q == 'x' || *q == 'X';
+			while (end != p && (*end == ' ' || *end == '\t'))
+				end++;
+			if (end == p || errno != 0 || hex || (*end != ',' && *end != '\0') ||
 			    !isfinite(v)) {
 				size_t flen = strcspn(p, ",");
 				rc = train_fail(-EINVAL, "%s:%lu: field %u '%.*s' is not a number",

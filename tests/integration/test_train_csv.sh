@@ -80,3 +80,21 @@ $TRAIN --store "$work/m" --resume --epochs 3 "${opts[@]}" || fail "resume after 
 [ "$($CKPT show "$work/m" 3)" = "$($CKPT show "$work/straight" 3)" ] ||
 	fail "the run that moved differs from the straight one"
 echo "ok: a run resumes on its data moved with its test file, and refuses other data"
+
+# blanks around a value are allowed on both sides (numpy.loadtxt reads such files); the values
+# are the same as without them. Hexadecimal is not a CSV number.
+mkdir -p "$work/ws" "$work/plain"
+printf '0,1,2,3\n1,2,3,4\n2,3,4,5\n0,9,8,7\n' >"$work/plain/p_train.csv"
+printf '0 , 1 ,2, 3\n1,2 ,3 ,4 \n2,\t3\t,4,5\n 0,9 , 8,7\t\n' >"$work/ws/p_train.csv"
+for d in plain ws; do
+	$TRAIN --store "$work/$d/s" --data "$work/$d/p_train.csv" --layers 3,3 --val-split 0 \
+		--batch-size 2 --epochs 1 --threads 1 --no-sync --quiet 2>"$work/err" ||
+		fail "CSV ($d): $(cat "$work/err")"
+done
+[ "$($CKPT show "$work/ws/s" 1)" = "$($CKPT show "$work/plain/s" 1)" ] ||
+	fail "blanks around CSV values changed the training"
+printf '0,0x10,2,3\n' >"$work/ws/h_train.csv"
+$TRAIN --store "$work/ws/h" --data "$work/ws/h_train.csv" --layers 3,3 --val-split 0 \
+	--quiet 2>"$work/err" && fail "a hexadecimal CSV value was accepted"
+grep -q "field 2 '0x10' is not a number" "$work/err" || fail "hex: $(cat "$work/err")"
+echo "ok: blanks around CSV values are allowed, hexadecimal is refused"
