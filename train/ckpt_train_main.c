@@ -267,7 +267,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_DATA:
 			if (!*optarg || strlen(optarg) >= sizeof(cfg.data)) {
-				error_line("invalid --data '%s'", optarg);
+				error_line("invalid --data '%s' (expected an IDX directory, a CSV file, fashion-mnist or synthetic)", optarg);
 				return 2;
 			}
 			snprintf(cfg.data, sizeof(cfg.data), "%s", optarg);
