@@ -8,6 +8,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /**
  * Describe the processes other than this one that hold a FLOCK lock on @p file, as listed in
  * /proc/locks by the file's device and inode: "pid 1234 (ckptfs), pid 99" (the command name
@@ -39,5 +43,9 @@ enum ckpt_writer_lock_state {
  * @return a ckpt_writer_lock_state, or a negative errno when data.mdb cannot be opened
  */
 int ckpt_writer_lock(const char *store_path, int *out_fd, char *who, size_t wholen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /**
  * Write "@p prefix<message>\n" to @p f as one line: the message formatted from @p fmt, its
  * control characters (below 0x20, and 0x7f) as \xNN. @p prefix is written as is.
@@ -20,5 +24,9 @@ void ckpt_vprint_line(FILE *f, const char *prefix, const char *fmt, va_list ap)
 /** ckpt_vprint_line() with variable arguments. */
 void ckpt_print_line(FILE *f, const char *prefix, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
