@@ -2,7 +2,8 @@
  *
  * They call libckpt directly (no view). Stores are opened read-only except by gc, which
  * first takes ckpt-train's exclusive flock on data.mdb (refused while a run trains); gc
- * --compact then shrinks data.mdb with ckpt_store_compact(), which takes its own locks.
+ * --compact shrinks data.mdb with ckpt_store_compact_with(), which takes its own locks and
+ * applies --keep-last/--keep-top on the copy it compacts, so a refusal changes nothing.
  * Output formats are stable (tests and scripts parse them):
  *   info   "key: value" lines
  *   log    a header "epoch step <metric>... best" then one row per checkpoint: epoch as
@@ -438,14 +439,64 @@ static int parse_keep(uint64_t *value, bool *given, const char *name, const char
 	return 0;
 }
 
-/* gc --compact: shrink data.mdb; prints the sizes. Returns 0, or 1 after one error line. */
-static int compact_store(const char *path)
+/* What one gc applies: the options given, the store's own settings for the others. */
+typedef struct gc_request {
+	const char *path;
+	uint64_t keep_last, keep_top;
+	bool have_last, have_top;
+	uint32_t deleted; /* set by apply_retention() */
+} gc_request;
+
+/* Persist and apply @p req's retention in @p s (open for writing). Returns 0, or 1 or 2 (the
+ * exit status) after one error line. */
+static int apply_retention(ckpt_store *s, gc_request *req)
+{
+	uint32_t cur_last, cur_top;
+	ckpt_store_retention(s, &cur_last, &cur_top);
+	if (!req->have_last)
+		req->keep_last = cur_last;
+	if (!req->have_top)
+		req->keep_top = cur_top;
+	int status = check_gc_retention(req->keep_last, req->keep_top, req->have_top);
+	if (status)
+		return status; /* refused before writing */
+	if (ckpt_store_gc(s, (uint32_t)req->keep_last, (uint32_t)req->keep_top, &req->deleted)) {
+		cli_error("gc of %s failed (%s)", req->path, ckpt_last_error());
+		return 1;
+	}
+	return 0;
+}
+
+static void print_gc(const gc_request *req)
+{
+	printf("gc: deleted %" PRIu32 " checkpoint(s); keep-last %" PRIu64 ", keep-top %" PRIu64
+	       "\n",
+	       req->deleted, req->keep_last, req->keep_top);
+}
+
+/* ckpt_store_compact_with()'s work: the retention, on the copy that becomes the store. Its
+ * exit status (1 or 2, reported) is what the compaction returns. */
+static int retention_before_compact(ckpt_store *s, void *arg)
+{
+	return apply_retention(s, arg);
+}
+
+/* gc --compact: shrink data.mdb, after applying @p req's retention in the same step when @p req
+ * is not NULL; prints what gc deleted and the sizes once all is done. Returns 0, or the exit
+ * status after one error line, with the store as it was. */
+static int compact_store(const char *path, gc_request *req)
 {
 	ckpt_store_compact_stats st;
-	if (ckpt_store_compact(&st, path)) {
+	int rc = req ? ckpt_store_compact_with(&st, path, retention_before_compact, req)
+	             : ckpt_store_compact(&st, path);
+	if (rc > 0)
+		return rc; /* the retention's own, already reported */
+	if (rc) {
 		cli_error("gc: compacting %s failed (%s)", path, ckpt_last_error());
 		return 1;
 	}
+	if (req)
+		print_gc(req);
 	printf("compact: data.mdb %" PRIu64 " -> %" PRIu64 " bytes (%" PRIu64 " freed)\n",
 	       st.size_before, st.size_after,
 	       st.size_before > st.size_after ? st.size_before - st.size_after : 0);
@@ -461,8 +512,8 @@ int cli_gc(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	uint64_t keep_last = 0, keep_top = 0;
-	bool have_last = false, have_top = false, compact = false;
+	gc_request req = {0};
+	bool compact = false;
 	int c;
 	optind = 0;
 	opterr = 0;
@@ -473,9 +524,10 @@ int cli_gc(int argc, char **argv)
 			       "store's current setting. The best checkpoint is never deleted.\n"
 			       "  --keep-top needs --keep-last N > 0. Refused while ckpt-train "
 			       "trains the store.\n"
-			       "  --compact then gives the freed space back to the file system "
-			       "(rewrites data.mdb);\n  refused while any process has the store "
-			       "open (unmount ckptfs first).\n",
+			       "  --compact gives the freed space back to the file system (rewrites "
+			       "data.mdb), in one\n  step with the retention of --keep-last/--keep-top "
+			       "if given; refused while any\n  process has the store open (unmount "
+			       "ckptfs first).\n",
 			       CLI_USAGE_GC);
 			return 0;
 		case 'c':
@@ -483,9 +535,10 @@ int cli_gc(int argc, char **argv)
 			break;
 		case 'l':
 		case 't':
-			if (c == 'l' && parse_keep(&keep_last, &have_last, "keep-last", optarg))
+			if (c == 'l' &&
+			    parse_keep(&req.keep_last, &req.have_last, "keep-last", optarg))
 				return 2;
-			if (c == 't' && parse_keep(&keep_top, &have_top, "keep-top", optarg))
+			if (c == 't' && parse_keep(&req.keep_top, &req.have_top, "keep-top", optarg))
 				return 2;
 			break;
 		default:
@@ -494,41 +547,27 @@ int cli_gc(int argc, char **argv)
 	}
 	if (cli_check_arg_count(argv, argc - optind, 1, 1, CLI_USAGE_GC))
 		return 2;
-	if (have_last && have_top && check_gc_retention(keep_last, keep_top, true))
+	if (req.have_last && req.have_top &&
+	    check_gc_retention(req.keep_last, req.keep_top, true))
 		return 2;
 	const char *path = cli_trim_store_path(argv[optind]);
+	req.path = path;
+	/* compaction takes the locks itself (a flock of this process would refuse it) and checks
+	 * everything before it changes anything; without --keep-* options it only compacts */
+	if (compact)
+		return compact_store(path, req.have_last || req.have_top ? &req : NULL);
 	int lock_fd;
 	if (lock_store_for_writing(&lock_fd, path))
 		return 1;
 	ckpt_store *s;
-	if (open_store(&s, path, 0)) {
-		if (lock_fd >= 0)
-			close(lock_fd);
-		return 1;
+	int status = open_store(&s, path, 0);
+	if (status == 0) {
+		status = apply_retention(s, &req);
+		if (status == 0)
+			print_gc(&req);
+		ckpt_store_close(s);
 	}
-	uint32_t cur_last, cur_top, deleted = 0;
-	ckpt_store_retention(s, &cur_last, &cur_top);
-	if (!have_last)
-		keep_last = cur_last;
-	if (!have_top)
-		keep_top = cur_top;
-	int status = check_gc_retention(keep_last, keep_top, have_top);
-	if (status) {
-		/* refused before writing */
-	} else if (ckpt_store_gc(s, (uint32_t)keep_last, (uint32_t)keep_top, &deleted)) {
-		cli_error("gc of %s failed (%s)", path, ckpt_last_error());
-		status = 1;
-	} else {
-		printf("gc: deleted %" PRIu32 " checkpoint(s); keep-last %" PRIu64
-		       ", keep-top %" PRIu64 "\n",
-		       deleted, keep_last, keep_top);
-	}
-	ckpt_store_close(s);
 	if (lock_fd >= 0)
 		close(lock_fd);
-	/* compaction takes the locks itself (a flock of this process would refuse it), and
-	 * refuses if a trainer or a reader came in between */
-	if (status == 0 && compact)
-		status = compact_store(path);
 	return status;
 }

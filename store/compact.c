@@ -17,6 +17,12 @@
  * file as its first user before the lock is released. A read-only opener that opened the old
  * data.mdb just before the rename and waited for the lock would map the old, unlinked file:
  * its header is cleared once the new one is in place, so that open fails instead.
+ *
+ * ckpt_store_compact_with() changes nothing of the store before the rename either: its work
+ * (ckpt gc's retention) is done, after every lock is taken and every check made, on a compacted
+ * scratch copy in data.mdb.gc/ with a lock.mdb of its own, and that copy is what is compacted
+ * into data.mdb. The store's own environment is never opened for writing, since LMDB would
+ * share the lock on lock.mdb at that open and let waiting openers map the old file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,15 +36,16 @@
 #include "store/store_int.h"
 
 #define COMPACT_COPY "data.mdb.compact"
+#define COMPACT_SCRATCH "data.mdb.gc" /* the directory ckpt_store_compact_with() works in */
 
 typedef struct compact_job {
 	const char *path;
-	char *data_path, *lock_path, *copy_path;
+	char *data_path, *lock_path, *copy_path, *scratch_path, *scratch_data;
 	int data_fd; /* the old data.mdb: holds the flock */
 	int lock_fd; /* lock.mdb: holds the exclusive fcntl lock */
 	int copy_fd; /* data.mdb.compact while it is written */
-	bool lock_created, copy_created, renamed;
-	MDB_env *env; /* the old data.mdb, opened without lock.mdb */
+	bool lock_created, copy_created, scratch_created, renamed;
+	MDB_env *env; /* what is copied: the old data.mdb or the scratch copy, without lock.mdb */
 } compact_job;
 
 /* What a copy must hold again: the named databases and their entries. */
@@ -236,22 +243,28 @@ static int continue_txnids(compact_job *j, uint32_t psize, uint64_t txnid)
 	return 0;
 }
 
-/* Write, check and fsync the copy. */
-static int write_copy(compact_job *j, const struct stat *old, uint64_t *size_after)
+/* CKPT_ECORRUPT unless @p got (a copy) holds the databases and entries of @p want */
+static int check_copy(const compact_job *j, const char *what, const env_census *got,
+                      uint64_t got_txnid, const env_census *want, uint64_t want_txnid, int mrc)
 {
-	env_census before, after;
-	int mrc = open_env(&j->env, j->path, MDB_NOLOCK | MDB_RDONLY | MDB_NOTLS);
-	if (mrc)
-		return store_lmdb_error(mrc, "store %s: opening the LMDB environment", j->path);
-	if ((mrc = take_census(&before, j->env, false)))
-		return store_lmdb_error(mrc, "store %s: reading the store", j->path);
-	if (!before.has_meta || before.txnid == 0)
-		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (no meta database)",
-		                   j->path);
-	/* left by a compaction that was killed: never renamed, so never the store's */
-	if (unlink(j->copy_path) != 0 && errno != ENOENT)
-		return store_error(-errno, "store %s: cannot remove an old %s (%s)", j->path,
-		                   COMPACT_COPY, strerror(errno));
+	if (!mrc && got->dbs == want->dbs && got->entries == want->entries &&
+	    got_txnid == want_txnid)
+		return 0;
+	return store_error(CKPT_ECORRUPT,
+	                   "store %s: %s does not read back as the store (%llu databases, "
+	                   "%llu entries, commit %llu; the store has %llu, %llu, %llu)%s%s",
+	                   j->path, what, (unsigned long long)got->dbs,
+	                   (unsigned long long)got->entries, (unsigned long long)got_txnid,
+	                   (unsigned long long)want->dbs, (unsigned long long)want->entries,
+	                   (unsigned long long)want_txnid, mrc ? ": " : "",
+	                   mrc ? mdb_strerror(mrc) : "");
+}
+
+/* Write j->env's newest commit compacted into data.mdb.compact, with the store's transaction
+ * id @p txnid, check it against @p source (j->env's census) and fsync it. */
+static int write_copy(compact_job *j, const struct stat *old, const env_census *source,
+                      uint64_t txnid, uint64_t *size_after)
+{
 	j->copy_fd = open(j->copy_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 	                  old->st_mode & 07777);
 	if (j->copy_fd < 0)
@@ -265,28 +278,21 @@ static int write_copy(compact_job *j, const struct stat *old, uint64_t *size_aft
 		return store_error(-errno,
 		                   "store %s: cannot give %s data.mdb's mode and owner (%s)",
 		                   j->path, COMPACT_COPY, strerror(errno));
-	if ((mrc = mdb_env_copyfd2(j->env, j->copy_fd, MDB_CP_COMPACT)))
+	int mrc = mdb_env_copyfd2(j->env, j->copy_fd, MDB_CP_COMPACT);
+	if (mrc)
 		return store_lmdb_error(mrc, "store %s: writing the compacted copy %s", j->path,
 		                        COMPACT_COPY);
-	int rc = continue_txnids(j, before.psize, before.txnid);
+	int rc = continue_txnids(j, source->psize, txnid);
 	if (rc)
 		return rc;
 	MDB_env *copy;
+	env_census after;
 	if ((mrc = open_env(&copy, j->copy_path, MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY)))
 		return store_lmdb_error(mrc, "store %s: opening the compacted copy", j->path);
 	mrc = take_census(&after, copy, true);
 	mdb_env_close(copy);
-	if (mrc || after.txnid != before.txnid || after.dbs != before.dbs ||
-	    after.entries != before.entries)
-		return store_error(
-		    CKPT_ECORRUPT,
-		    "store %s: the compacted copy does not read back as the store "
-		    "(%llu databases, %llu entries, commit %llu; the store has %llu, "
-		    "%llu, %llu)%s%s",
-		    j->path, (unsigned long long)after.dbs, (unsigned long long)after.entries,
-		    (unsigned long long)after.txnid, (unsigned long long)before.dbs,
-		    (unsigned long long)before.entries, (unsigned long long)before.txnid,
-		    mrc ? ": " : "", mrc ? mdb_strerror(mrc) : "");
+	if ((rc = check_copy(j, "the compacted copy", &after, after.txnid, source, txnid, mrc)))
+		return rc;
 	if (fsync(j->copy_fd) != 0 || fstat(j->copy_fd, &st) != 0)
 		return store_error(errno == ENOSPC || errno == EDQUOT ? -ENOSPC : -EIO,
 		                   "store %s: cannot write %s to disk (%s)", j->path, COMPACT_COPY,
@@ -297,6 +303,71 @@ static int write_copy(compact_job *j, const struct stat *old, uint64_t *size_aft
 	if (close(fd) != 0)
 		return store_error(-EIO, "store %s: cannot close %s (%s)", j->path, COMPACT_COPY,
 		                   strerror(errno));
+	return 0;
+}
+
+/* The scratch directory: its two files and itself, never what a symlink in its place points
+ * at. Left by a compaction that was killed, it is never the store's. */
+static int remove_scratch(const compact_job *j)
+{
+	int dir = open(j->scratch_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir < 0 && (errno == ENOTDIR || errno == ELOOP) && unlink(j->scratch_path) == 0)
+		return 0;
+	if (dir < 0)
+		return errno == ENOENT ? 0
+		                       : store_error(-errno, "store %s: cannot remove an old %s (%s)",
+		                                     j->path, COMPACT_SCRATCH, strerror(errno));
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		(void)unlinkat(dir, files[i], 0); /* what is missing is checked by rmdir */
+	close(dir);
+	if (rmdir(j->scratch_path) != 0 && errno != ENOENT)
+		return store_error(-errno, "store %s: cannot remove %s (%s)", j->path,
+		                   COMPACT_SCRATCH, strerror(errno));
+	return 0;
+}
+
+/* ckpt_store_compact_with()'s work: @p before on a compacted scratch copy of j->env (whose
+ * census is @p store), which then becomes j->env, with its census in @p out. */
+static int run_before(compact_job *j, const env_census *store, ckpt_store_compact_fn before,
+                      void *arg, env_census *out)
+{
+	if (mkdir(j->scratch_path, 0700) != 0)
+		return store_error(-errno, "store %s: cannot create %s (%s)", j->path,
+		                   COMPACT_SCRATCH, strerror(errno));
+	j->scratch_created = true;
+	int fd = open(j->scratch_data, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return store_error(-errno, "store %s: cannot create %s/data.mdb (%s)", j->path,
+		                   COMPACT_SCRATCH, strerror(errno));
+	int mrc = mdb_env_copyfd2(j->env, fd, MDB_CP_COMPACT);
+	if (close(fd) != 0 && !mrc)
+		mrc = errno;
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: writing the scratch copy %s/data.mdb",
+		                        j->path, COMPACT_SCRATCH);
+	mdb_env_close(j->env);
+	j->env = NULL;
+	/* what @p before gets must be the whole store */
+	env_census copy;
+	if ((mrc = open_env(&j->env, j->scratch_data,
+	                    MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY | MDB_NOTLS)))
+		return store_lmdb_error(mrc, "store %s: opening the scratch copy", j->path);
+	mrc = take_census(&copy, j->env, true);
+	mdb_env_close(j->env);
+	j->env = NULL;
+	int rc = check_copy(j, "the scratch copy", &copy, 0, store, 0, mrc);
+	ckpt_store *s;
+	if (rc || (rc = ckpt_store_open(&s, j->scratch_path, 0)))
+		return rc;
+	rc = before(s, arg);
+	ckpt_store_close(s);
+	if (rc)
+		return rc;
+	if ((mrc = open_env(&j->env, j->scratch_data,
+	                    MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY | MDB_NOTLS)) ||
+	    (mrc = take_census(out, j->env, false)))
+		return store_lmdb_error(mrc, "store %s: reading the scratch copy", j->path);
 	return 0;
 }
 
@@ -354,6 +425,8 @@ static void job_free(compact_job *j, bool failed)
 		close(j->copy_fd);
 	if (failed && j->copy_created && !j->renamed)
 		(void)unlink(j->copy_path);
+	if (j->scratch_created)
+		(void)remove_scratch(j);
 	if (failed && j->lock_created && !j->renamed)
 		(void)unlink(j->lock_path);
 	if (j->lock_fd >= 0)
@@ -363,14 +436,18 @@ static void job_free(compact_job *j, bool failed)
 	free(j->data_path);
 	free(j->lock_path);
 	free(j->copy_path);
+	free(j->scratch_path);
+	free(j->scratch_data);
 }
 
-int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path)
+int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
+                            ckpt_store_compact_fn before, void *arg)
 {
 	compact_job j = {.path = path, .data_fd = -1, .lock_fd = -1, .copy_fd = -1};
 	struct stat old;
+	env_census store, source;
 	uint64_t size_after = 0;
-	int rc;
+	int rc, mrc;
 	if (!path || !*path)
 		return store_error(-EINVAL, "store path is empty");
 	if (stat(path, &old) != 0)
@@ -381,7 +458,9 @@ int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path)
 		return rc;
 	if (asprintf(&j.data_path, "%s/data.mdb", path) < 0 ||
 	    asprintf(&j.lock_path, "%s/lock.mdb", path) < 0 ||
-	    asprintf(&j.copy_path, "%s/%s", path, COMPACT_COPY) < 0) {
+	    asprintf(&j.copy_path, "%s/%s", path, COMPACT_COPY) < 0 ||
+	    asprintf(&j.scratch_path, "%s/%s", path, COMPACT_SCRATCH) < 0 ||
+	    asprintf(&j.scratch_data, "%s/data.mdb", j.scratch_path) < 0) {
 		rc = store_error(-ENOMEM, "out of memory");
 		goto out;
 	}
@@ -392,10 +471,32 @@ int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path)
 		                 strerror(errno));
 		goto out;
 	}
-	if ((rc = write_copy(&j, &old, &size_after)))
+	if ((mrc = open_env(&j.env, path, MDB_NOLOCK | MDB_RDONLY | MDB_NOTLS)) ||
+	    (mrc = take_census(&store, j.env, false))) {
+		rc = store_lmdb_error(mrc, "store %s: reading the store", path);
+		goto out;
+	}
+	if (!store.has_meta || store.txnid == 0) {
+		rc = store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (no meta database)", path);
+		goto out;
+	}
+	/* left by a compaction that was killed: never renamed, so never the store's */
+	if (unlink(j.copy_path) != 0 && errno != ENOENT) {
+		rc = store_error(-errno, "store %s: cannot remove an old %s (%s)", path,
+		                 COMPACT_COPY, strerror(errno));
+		goto out;
+	}
+	if ((rc = remove_scratch(&j)))
+		goto out;
+	source = store;
+	if (before && (rc = run_before(&j, &store, before, arg, &source)))
+		goto out;
+	if ((rc = write_copy(&j, &old, &source, store.txnid, &size_after)))
 		goto out;
 	mdb_env_close(j.env);
 	j.env = NULL;
+	if (j.scratch_created && remove_scratch(&j) == 0) /* else job_free tries again */
+		j.scratch_created = false;
 	if ((rc = swap_in(&j)) || (rc = retire_old_file(&j)))
 		goto out;
 	if (out)
@@ -404,4 +505,9 @@ int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path)
 out:
 	job_free(&j, rc != 0);
 	return rc;
+}
+
+int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path)
+{
+	return ckpt_store_compact_with(out, path, NULL, NULL);
 }

@@ -156,6 +156,26 @@ typedef struct ckpt_store_compact_stats {
  */
 int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path);
 
+/** Work done by ckpt_store_compact_with() on @p store before the compaction; 0 or an error. */
+typedef int (*ckpt_store_compact_fn)(ckpt_store *store, void *arg);
+
+/**
+ * ckpt_store_compact() that first lets @p before change the store (ckpt gc --keep-last N
+ * --compact applies retention there), as one step with the compaction: it takes every lock and
+ * makes every check of ckpt_store_compact() first, so a refusal changes nothing, and then calls
+ * @p before on a compacted scratch copy of the store opened for writing (in the directory
+ * data.mdb.gc of the store, removed afterwards), and compacts that copy into data.mdb. Until
+ * the rename nothing of the store changes: a failure or a crash at any instant leaves the store
+ * as it was before @p before, or as @p before and the compaction left it. Needs free space for
+ * that scratch copy too (the store's live pages before @p before runs).
+ * @param before  called once with the scratch copy's handle, which it must not close; NULL:
+ *                just ckpt_store_compact()
+ * @return what ckpt_store_compact() returns, or the non-zero return of @p before as it is (the
+ *         store as it was)
+ */
+int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
+                            ckpt_store_compact_fn before, void *arg);
+
 /* ------------------------------------------------------------------------------------------
  * Writing a checkpoint
  * ---------------------------------------------------------------------------------------- */

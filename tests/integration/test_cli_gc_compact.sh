@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # tests/integration/test_cli_gc_compact.sh - `ckpt gc --compact` gives the pages gc freed back
 # to the file system: data.mdb shrinks, every checkpoint reads back the same, training resumes
-# into the compacted file. It is refused in one line while a mount has the store open (that
-# mount would keep reading the old file); SIGKILL at every store write, sync and the rename
-# leaves the old or the new data.mdb, whole, even for a process that reads lock.mdb as it was
-# left (a shared lock on it stands in for an LMDB user that kept it open); a full disk (tmpfs,
-# root only) leaves the store as it was and no copy behind.
+# into the compacted file; without --keep-* options it only compacts. It is refused in one line
+# while a mount has the store open (that mount would keep reading the old file), before its
+# retention deletes anything; with --keep-last it is one step with the retention: SIGKILL at
+# any point leaves the store as it was or retained and compacted. SIGKILL at every store write,
+# sync and the rename leaves the old or the new data.mdb, whole, even for a process that reads
+# lock.mdb as it was left (a shared lock on it stands in for an LMDB user that kept it open); a
+# full disk (tmpfs, root only) leaves the store as it was and no copy behind.
 set -uo pipefail
 . "$(dirname "$0")/mount_lib.sh"
 CKPT=$BIN/ckpt
@@ -28,6 +30,8 @@ fingerprint() {
 
 store=$TMP/store
 train "$store" 8
+cp -r "$store" "$TMP/full" # 8 checkpoints, for gc --keep-last 1 --compact
+fingerprint "$TMP/full" >"$TMP/want-full" || fail "reading the store before gc"
 "$CKPT" gc "$store" --keep-last 1 >/dev/null || fail "gc --keep-last 1"
 fingerprint "$store" >"$TMP/want" || fail "reading the store before compaction"
 cp -r "$store" "$TMP/pristine"
@@ -36,26 +40,41 @@ cp -r "$store" "$TMP/pristine-odd"
 "$CKPT" gc "$TMP/pristine-odd" >/dev/null || fail "gc without options"
 before=$(size_of "$store")
 
-# ---- refused while a mount holds the store open; nothing changes
+# ---- refused while a mount holds the store open, before anything changes: the retention too
 require_fuse
-mount_store "$store" "$TMP/mnt"
+mount_store "$TMP/full" "$TMP/mnt"
 ls "$TMP/mnt/latest/" >/dev/null || fail "mount does not read"
-"$CKPT" gc "$store" --compact >"$TMP/out" 2>"$TMP/err"
+md5_full=$(md5sum <"$TMP/full/data.mdb")
+"$CKPT" gc "$TMP/full" --keep-last 1 --compact >"$TMP/out" 2>"$TMP/err"
 rc=$?
 [ "$rc" -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] ||
 	fail "gc --compact under a mount: exit $rc, want 1 and one line: $(cat "$TMP/err")"
-grep -q "^ckpt: error: gc: compacting $store failed (store $store is open in process [0-9]* (a ckptfs mount, .*unmount a mount)" "$TMP/err" ||
+grep -q "^ckpt: error: gc: compacting $TMP/full failed (store $TMP/full is open in process [0-9]* (.*unmount a mount)" "$TMP/err" ||
 	fail "gc --compact under a mount: unclear message: $(cat "$TMP/err")"
-grep -q '^gc: deleted 0 checkpoint' "$TMP/out" && ! grep -q '^compact:' "$TMP/out" ||
-	fail "gc --compact under a mount printed: $(cat "$TMP/out")"
-[ "$(size_of "$store")" -eq "$before" ] && [ ! -e "$store/data.mdb.compact" ] ||
-	fail "a refused compaction changed the store: $(ls -l "$store")"
+[ ! -s "$TMP/out" ] || fail "gc --compact under a mount printed: $(cat "$TMP/out")"
+[ "$(md5sum <"$TMP/full/data.mdb")" = "$md5_full" ] && [ "$(ls "$TMP/full")" = "data.mdb
+lock.mdb" ] || fail "a refused gc --keep-last 1 --compact changed the store: $(ls -l "$TMP/full")"
+fingerprint "$TMP/full" >"$TMP/got" && cmp -s "$TMP/want-full" "$TMP/got" ||
+	fail "a refused gc --keep-last 1 --compact deleted checkpoints: $(diff "$TMP/want-full" "$TMP/got")"
 unmount_store "$TMP/mnt"
+
+# ---- gc --keep-last 1 --compact: the retention and the compaction in one step
+cp -r "$TMP/full" "$TMP/full-kill"
+out=$("$CKPT" gc "$TMP/full" --keep-last 1 --compact) || fail "gc --keep-last 1 --compact: exit $?"
+grep -qx 'gc: deleted [1-9][0-9]* checkpoint(s); keep-last 1, keep-top 0' <<<"$out" &&
+	grep -qx "compact: data.mdb [0-9]* -> $(size_of "$TMP/full") bytes ([0-9]* freed)" <<<"$out" ||
+	fail "gc --keep-last 1 --compact printed: $out"
+fingerprint "$TMP/full" >"$TMP/got" && cmp -s "$TMP/want" "$TMP/got" ||
+	fail "gc --keep-last 1 --compact kept other checkpoints than gc --keep-last 1: $(diff "$TMP/want" "$TMP/got")"
+[ "$(ls "$TMP/full")" = "data.mdb
+lock.mdb" ] || fail "gc --keep-last 1 --compact left files behind: $(ls "$TMP/full")"
+"$CKPT" info "$TMP/full" | grep -qx 'keep-last: 1' || fail "gc --keep-last 1 --compact did not persist keep-last"
 
 # ---- compaction: smaller, the same content, and ckpt-train goes on in the new file
 out=$("$CKPT" gc "$store" --compact) || fail "gc --compact: exit $?"
 after=$(size_of "$store")
-grep -qx "compact: data.mdb [0-9]* -> $after bytes ([0-9]* freed)" <<<"$out" || fail "gc --compact printed: $out"
+grep -qx "compact: data.mdb [0-9]* -> $after bytes ([0-9]* freed)" <<<"$out" && [ "$(wc -l <<<"$out")" -eq 1 ] ||
+	fail "gc --compact (no retention: it only compacts) printed: $out"
 [ "$after" -lt $((before / 3)) ] || fail "data.mdb went from $before to $after bytes only"
 fingerprint "$store" >"$TMP/got" && cmp -s "$TMP/want" "$TMP/got" ||
 	fail "the compacted store reads differently: $(diff "$TMP/want" "$TMP/got")"
@@ -84,46 +103,66 @@ total_odd=$(cat "$TMP/count-odd.n")
 holder=
 trap '[ -n "$holder" ] && kill "$holder" 2>/dev/null; cleanup' EXIT
 trials=0 old=0 new=0
+# kill_trial FROM AT AFTER OLD SMALL [GC-OPTION...]: `ckpt gc COPY [GC-OPTION...] --compact` on a
+# copy of $TMP/FROM, killed at its AT-th store I/O call (after it when AFTER is 1). The copy
+# must then read as before (the fingerprint file OLD, data.mdb as large as FROM's) or as the
+# finished job ($TMP/want, SMALL bytes), and the same command run again must finish the job.
+kill_trial() {
+	local from=$1 at=$2 after_call=$3 want_old=$4 small=$5 s=$TMP/trial size what
+	shift 5
+	what="kill at $at/$after_call of gc $from $* --compact"
+	rm -rf "$s" && cp -r "$TMP/$from" "$s"
+	{ # the group's redirection also takes bash's "Killed" notice
+		CKPT_KILL_AT=$at CKPT_KILL_AFTER=$after_call LD_PRELOAD=$SHIM "$CKPT" gc "$s" "$@" \
+			--compact >/dev/null
+	} 2>/dev/null
+	rc=$?
+	[ "$rc" -eq 137 ] || fail "$what: exit $rc, want 137 (SIGKILL)"
+	# an LMDB user that kept lock.mdb open: no reader re-initializes it from data.mdb
+	"$PY" -c 'import fcntl, sys, time
+f = open(sys.argv[1], "r+b"); fcntl.lockf(f, fcntl.LOCK_SH, 1, 0, 0); print(flush=True); time.sleep(60)' \
+		"$s/lock.mdb" >"$TMP/holder.out" &
+	holder=$!
+	for _ in $(seq 100); do [ -s "$TMP/holder.out" ] && break; sleep 0.02; done
+	[ -s "$TMP/holder.out" ] || fail "$what: could not lock lock.mdb"
+	size=$(size_of "$s")
+	if [ "$size" -eq "$small" ]; then
+		new=$((new + 1))
+		want_old=$TMP/want
+	elif [ "$size" -ge "$(size_of "$TMP/$from")" ]; then
+		old=$((old + 1))
+	else
+		fail "$what: data.mdb has $size bytes, neither old ($(size_of "$TMP/$from")+) nor new ($small)"
+	fi
+	fingerprint "$s" >"$TMP/got" 2>"$TMP/err" && cmp -s "$want_old" "$TMP/got" ||
+		fail "$what ($size bytes): the store reads differently: $(cat "$TMP/err"; diff "$want_old" "$TMP/got")"
+	"$CKPT" verify "$s" >/dev/null 2>"$TMP/err" || fail "$what: verify: $(cat "$TMP/err")"
+	kill "$holder" && wait "$holder" 2>/dev/null
+	holder=
+	# the next compaction finishes the job and removes what was left behind
+	"$CKPT" gc "$s" "$@" --compact >/dev/null 2>"$TMP/err" || fail "$what: compacting again: $(cat "$TMP/err")"
+	[ "$(ls "$s")" = "data.mdb
+lock.mdb" ] && [ "$(size_of "$s")" -eq "$small" ] || fail "$what: compacting again left $(ls -l "$s")"
+	fingerprint "$s" >"$TMP/got" && cmp -s "$TMP/want" "$TMP/got" || fail "$what: compacting again: $(diff "$TMP/want" "$TMP/got")"
+	trials=$((trials + 1))
+}
 # every kill point on one store; the kills around the rename on the other parity too
 for trial in $(seq 1 "$total" | sed 's/^/pristine:/') "pristine-odd:$((total_odd - 1))" "pristine-odd:$total_odd"; do
 	for after_call in 0 1; do
-		from=${trial%:*} at=${trial#*:}
-		s=$TMP/trial
-		rm -rf "$s" && cp -r "$TMP/$from" "$s"
-		{ # the group's redirection also takes bash's "Killed" notice
-			CKPT_KILL_AT=$at CKPT_KILL_AFTER=$after_call LD_PRELOAD=$SHIM "$CKPT" gc "$s" \
-				--compact >/dev/null
-		} 2>/dev/null
-		rc=$?
-		[ "$rc" -eq 137 ] || fail "kill at $at/$after_call of $from: exit $rc, want 137 (SIGKILL)"
-		# an LMDB user that kept lock.mdb open: no reader re-initializes it from data.mdb
-		"$PY" -c 'import fcntl, sys, time
-f = open(sys.argv[1], "r+b"); fcntl.lockf(f, fcntl.LOCK_SH, 1, 0, 0); print(flush=True); time.sleep(60)' \
-			"$s/lock.mdb" >"$TMP/holder.out" &
-		holder=$!
-		for _ in $(seq 100); do [ -s "$TMP/holder.out" ] && break; sleep 0.02; done
-		[ -s "$TMP/holder.out" ] || fail "kill at $at/$after_call of $from: could not lock lock.mdb"
-		size=$(size_of "$s")
-		if [ "$size" -eq "$small" ]; then
-			new=$((new + 1))
-		elif [ "$size" -ge "$before" ]; then
-			old=$((old + 1))
-		else
-			fail "kill at $at/$after_call of $from: data.mdb has $size bytes, neither old ($before+) nor new ($small)"
-		fi
-		fingerprint "$s" >"$TMP/got" 2>"$TMP/err" && cmp -s "$TMP/want" "$TMP/got" ||
-			fail "kill at $at/$after_call of $from ($size bytes): the store reads differently: $(cat "$TMP/err"; diff "$TMP/want" "$TMP/got")"
-		"$CKPT" verify "$s" >/dev/null 2>"$TMP/err" || fail "kill at $at/$after_call of $from: verify: $(cat "$TMP/err")"
-		kill "$holder" && wait "$holder" 2>/dev/null
-		holder=
-		# the next compaction finishes the job and removes a copy left behind
-		"$CKPT" gc "$s" --compact >/dev/null 2>"$TMP/err" || fail "kill at $at/$after_call of $from: compacting again: $(cat "$TMP/err")"
-		[ ! -e "$s/data.mdb.compact" ] && [ "$(size_of "$s")" -eq "$small" ] ||
-			fail "kill at $at/$after_call of $from: compacting again left $(ls -l "$s")"
-		trials=$((trials + 1))
+		kill_trial "${trial%:*}" "${trial#*:}" "$after_call" "$TMP/want" "$small"
 	done
 done
 [ "$old" -gt 0 ] && [ "$new" -gt 0 ] || fail "the kills never landed on both sides of the rename ($old old, $new new)"
+# retention and compaction in one step: every kill point leaves all 8 checkpoints or the result
+rm -rf "$TMP/count" && cp -r "$TMP/full-kill" "$TMP/count"
+CKPT_IO_COUNT_FILE=$TMP/count.n LD_PRELOAD=$SHIM "$CKPT" gc "$TMP/count" --keep-last 1 --compact >"$TMP/out" ||
+	fail "gc --keep-last 1 --compact under the shim"
+total=$(cat "$TMP/count.n")
+old=0 new=0
+for trial in $(seq 1 "$total" | sed 's/$/:0/') "$total:1"; do # the last one is the rename
+	kill_trial full-kill "${trial%:*}" "${trial#*:}" "$TMP/want-full" "$(size_of "$TMP/count")" --keep-last 1
+done
+[ "$old" -gt 0 ] && [ "$new" -gt 0 ] || fail "gc --keep-last 1 --compact: the kills never landed on both sides of the rename ($old old, $new new)"
 
 # ---- a full disk during the copy: the store as it was, no copy left (root: a small tmpfs)
 disk=$TMP/disk
@@ -149,4 +188,4 @@ lock.mdb" ] || fail "a compaction that ran out of disk left: $(ls "$disk/s")"
 else
 	fulldisk="full disk: not root, covered by check_store only"
 fi
-echo "ok: gc --compact shrank data.mdb $before -> $after bytes; refused under a mount; $trials kills ($old old, $new new file) all read back the same; $fulldisk"
+echo "ok: gc --compact shrank data.mdb $before -> $after bytes; refused under a mount before any retention; $trials kills (plain and with --keep-last 1) all read back as before or as compacted; $fulldisk"
