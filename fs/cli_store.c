@@ -382,20 +382,20 @@ out:
 
 /* ckpt-train holds an exclusive flock on data.mdb for its whole run and applies its own
  * retention at every commit; a lockless reader (no lock.mdb) holds a shared one, invisible to
- * LMDB writers. gc takes ckpt-train's lock before it opens the store, so it neither writes
- * under either of them nor lets a ckpt-train start meanwhile. Returns 0 with *out_fd set (-1
- * when there is no data.mdb to lock, which opening the store then reports, or no flock on the
- * file system), or 1 after one error line, nothing changed. */
-static int lock_store_for_writing(int *out_fd, const char *path)
+ * LMDB writers. gc takes ckpt gc's locks (ckpt_gc_lock(): after another gc or compaction, then
+ * ckpt-train's flock) before it opens the store, so it neither writes under either of them nor
+ * lets a ckpt-train start meanwhile. Returns 0 with *out set, or 1 after one error line,
+ * nothing changed; without data.mdb it returns 0 and opening the store says what is wrong. */
+static int lock_store_for_writing(ckpt_gc_lock_fds *out, const char *path)
 {
 	char who[512];
-	int state = ckpt_writer_lock(path, out_fd, who, sizeof(who));
+	int state = ckpt_gc_lock(out, path, who, sizeof(who));
 	if (state == -ENOMEM) {
 		cli_error("gc: out of memory");
 		return 1;
 	}
 	if (state < 0 || state == CKPT_WRITER_LOCKED)
-		return 0; /* no data.mdb: opening the store says what is wrong */
+		return 0;
 	if (state == CKPT_WRITER_BUSY)
 		cli_error("store %s is being trained by ckpt-train; run gc when it stops, or "
 		          "ckpt-train --resume --keep-last N",
@@ -556,8 +556,8 @@ int cli_gc(int argc, char **argv)
 	 * everything before it changes anything; without --keep-* options it only compacts */
 	if (compact)
 		return compact_store(path, req.have_last || req.have_top ? &req : NULL);
-	int lock_fd;
-	if (lock_store_for_writing(&lock_fd, path))
+	ckpt_gc_lock_fds lock;
+	if (lock_store_for_writing(&lock, path))
 		return 1;
 	ckpt_store *s;
 	int status = open_store(&s, path, 0);
@@ -567,7 +567,6 @@ int cli_gc(int argc, char **argv)
 			print_gc(&req);
 		ckpt_store_close(s);
 	}
-	if (lock_fd >= 0)
-		close(lock_fd);
+	ckpt_gc_unlock(&lock);
 	return status;
 }

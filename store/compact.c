@@ -3,10 +3,12 @@
  * Invariants: data.mdb is only ever replaced by rename(2) of a complete copy that has been
  * read back and fsynced, and the directory is fsynced after, so a crash leaves the old or the
  * new file; a failed compaction removes its copy (and a lock.mdb it created). Nothing else
- * runs meanwhile: the exclusive flock on data.mdb keeps ckpt-train, ckpt gc and readers
- * without lock.mdb out, and the exclusive fcntl lock on byte 0 of lock.mdb (the lock LMDB's
- * mdb_env_open takes to learn whether it is the environment's first user) proves that no
- * other process has the environment open and makes any that opens it now wait in LMDB.
+ * runs meanwhile: ckpt gc's locks (store/holders.c) make another gc wait and keep ckpt-train
+ * and readers without lock.mdb out, the exclusive flock on the store directory makes writers
+ * that start meanwhile wait and then lock the new data.mdb, and the exclusive fcntl lock on
+ * byte 0 of lock.mdb (the lock LMDB's mdb_env_open takes to learn whether it is the
+ * environment's first user) proves that no other process has the environment open and makes
+ * any that opens it now wait in LMDB.
  *
  * Why processes holding the store open are refused rather than left on the old file: LMDB's
  * readers and writers choose the meta page by the parity of the transaction id kept in
@@ -33,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt/holders.h"
 #include "store/store_int.h"
 
 #define COMPACT_COPY "data.mdb.compact"
@@ -41,7 +44,7 @@
 typedef struct compact_job {
 	const char *path;
 	char *data_path, *lock_path, *copy_path, *scratch_path, *scratch_data;
-	int data_fd; /* the old data.mdb: holds the flock */
+	ckpt_gc_lock_fds gc; /* the directory's flock, and the old data.mdb's */
 	int lock_fd; /* lock.mdb: holds the exclusive fcntl lock */
 	int copy_fd; /* data.mdb.compact while it is written */
 	bool lock_created, copy_created, scratch_created, renamed;
@@ -151,34 +154,26 @@ out:
 	return mrc;
 }
 
-/* ckpt-train's exclusive flock on data.mdb (see train/engine.c and the read-only guard in
- * store/store.c). */
+/* ckpt gc's locks (ckpt_gc_lock()): after another gc or compaction, if one runs now; refused
+ * while ckpt-train trains or a reader without lock.mdb reads. */
 static int take_writer_lock(compact_job *j)
 {
-	/* writable, to clear the old file's header after the rename; a read-only data.mdb in a
-	 * writable directory is compacted too, without that */
-	j->data_fd = open(j->data_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (j->data_fd < 0 && errno == EACCES)
-		j->data_fd = open(j->data_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (j->data_fd < 0)
-		return store_error(-errno, "store %s: cannot open data.mdb (%s)", j->path,
-		                   strerror(errno));
-	if (flock(j->data_fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK)
-		return 0; /* taken, or a file system without flock: nothing to guard with */
-	/* a shared lock is still granted while only lockless readers hold theirs */
-	int probe = open(j->data_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	bool readers_only = probe >= 0 && flock(probe, LOCK_SH | LOCK_NB) == 0;
-	if (probe >= 0)
-		close(probe);
-	if (readers_only)
+	char who[512];
+	int state = ckpt_gc_lock(&j->gc, j->path, who, sizeof(who));
+	if (state < 0)
+		return store_error(state, "store %s: cannot open data.mdb (%s)", j->path,
+		                   strerror(-state));
+	if (state == CKPT_WRITER_READERS)
 		return store_error(-EBUSY,
 		                   "store %s is being read by a process that opened it without "
 		                   "lock.mdb; compact it when that process is done",
 		                   j->path);
-	return store_error(-EBUSY,
-	                   "store %s is being written by ckpt-train or ckpt gc; compact it when "
-	                   "that ends",
-	                   j->path);
+	if (state == CKPT_WRITER_BUSY)
+		return store_error(-EBUSY,
+		                   "store %s is being written by ckpt-train or ckpt gc; compact it "
+		                   "when that ends",
+		                   j->path);
+	return 0;
 }
 
 /* LMDB's exclusive lock on lock.mdb: granted only while no other process has the environment
@@ -371,6 +366,20 @@ static int run_before(compact_job *j, const env_census *store, ckpt_store_compac
 	return 0;
 }
 
+/* CKPT_COMPACT_TEST_PAUSE=FILE, for tests: with the copy ready and every lock held, create
+ * FILE and wait until it is removed (a minute at most), so that a test can start commands
+ * during a compaction. */
+static void test_pause(void)
+{
+	const char *file = getenv("CKPT_COMPACT_TEST_PAUSE");
+	int fd = file && *file ? open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) : -1;
+	if (fd < 0)
+		return;
+	close(fd);
+	for (int i = 0; i < 6000 && access(file, F_OK) == 0; i++)
+		usleep(10000);
+}
+
 /* Put the copy in place; from the rename on, the store is the compacted one. */
 static int swap_in(compact_job *j)
 {
@@ -403,9 +412,9 @@ static int retire_old_file(compact_job *j)
 {
 	struct stat st;
 	static const uint8_t zero[4];
-	if (fstat(j->data_fd, &st) == 0 && st.st_nlink == 0 &&
-	    (fcntl(j->data_fd, F_GETFL) & O_ACCMODE) == O_RDWR)
-		(void)!pwrite(j->data_fd, zero, sizeof(zero), 16); /* best effort: it is unlinked */
+	if (fstat(j->gc.data_fd, &st) == 0 && st.st_nlink == 0 &&
+	    (fcntl(j->gc.data_fd, F_GETFL) & O_ACCMODE) == O_RDWR)
+		(void)!pwrite(j->gc.data_fd, zero, sizeof(zero), 16); /* best effort: it is unlinked */
 	MDB_env *env;
 	int mrc = open_env(&env, j->path, MDB_RDONLY | MDB_NOTLS);
 	if (mrc)
@@ -431,8 +440,7 @@ static void job_free(compact_job *j, bool failed)
 		(void)unlink(j->lock_path);
 	if (j->lock_fd >= 0)
 		close(j->lock_fd);
-	if (j->data_fd >= 0)
-		close(j->data_fd);
+	ckpt_gc_unlock(&j->gc); /* last: writers waiting for the directory's then go on */
 	free(j->data_path);
 	free(j->lock_path);
 	free(j->copy_path);
@@ -443,7 +451,7 @@ static void job_free(compact_job *j, bool failed)
 int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
                             ckpt_store_compact_fn before, void *arg)
 {
-	compact_job j = {.path = path, .data_fd = -1, .lock_fd = -1, .copy_fd = -1};
+	compact_job j = {.path = path, .gc = {-1, -1}, .lock_fd = -1, .copy_fd = -1};
 	struct stat old;
 	env_census store, source;
 	uint64_t size_after = 0;
@@ -466,7 +474,7 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 	}
 	if ((rc = take_writer_lock(&j)) || (rc = take_env_lock(&j)))
 		goto out;
-	if (fstat(j.data_fd, &old) != 0) {
+	if (fstat(j.gc.data_fd, &old) != 0) {
 		rc = store_error(-errno, "store %s: cannot stat data.mdb (%s)", path,
 		                 strerror(errno));
 		goto out;
@@ -497,6 +505,7 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 	j.env = NULL;
 	if (j.scratch_created && remove_scratch(&j) == 0) /* else job_free tries again */
 		j.scratch_created = false;
+	test_pause();
 	if ((rc = swap_in(&j)) || (rc = retire_old_file(&j)))
 		goto out;
 	if (out)

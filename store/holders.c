@@ -1,7 +1,11 @@
-/* store/holders.c - the processes holding a flock(2) on a file, from /proc/locks
+/* store/holders.c - the store's flocks, and the processes holding them (from /proc/locks)
  *
- * Read-only and best effort: a missing /proc or a holder that exits meanwhile yields a shorter
- * list, never an error, as the list only makes a refusal's message more useful.
+ * Two flocks: data.mdb's, the writers' lock (ckpt-train for its whole run, ckpt gc, readers
+ * without lock.mdb shared), and the store directory's, which ckpt gc holds exclusively for as
+ * long as it runs, so that writers wait for a gc or a compaction instead of being refused and
+ * open the data.mdb it leaves. The directory's is always taken first and released last.
+ * The holders list is read-only and best effort: a missing /proc or a holder that exits
+ * meanwhile yields a shorter list, never an error, as it only makes a refusal clearer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -79,7 +83,27 @@ int ckpt_flock_holders(char *out, size_t len, const char *file)
 	return n;
 }
 
-int ckpt_writer_lock(const char *store_path, int *out_fd, char *who, size_t wholen)
+/* The store directory's flock, taken @p how (LOCK_SH or LOCK_EX), waiting for it: ckpt gc
+ * holds it exclusively for as long as it runs. -1 where the directory cannot be opened or its
+ * file system has no flock, where there is nothing to wait for. */
+static int lock_store_dir(const char *store_path, int how)
+{
+	int fd = open(store_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	while (flock(fd, how) != 0) {
+		if (errno != EINTR) { /* ENOLCK, EOPNOTSUPP, ... */
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+/* The writers' flock on data.mdb (ckpt_writer_lock()'s contract), data.mdb opened for writing
+ * when @p writable and the file can be written. */
+static int lock_data_file(const char *store_path, bool writable, int *out_fd, char *who,
+                          size_t wholen)
 {
 	*out_fd = -1;
 	if (wholen)
@@ -87,7 +111,9 @@ int ckpt_writer_lock(const char *store_path, int *out_fd, char *who, size_t whol
 	char *file = NULL;
 	if (asprintf(&file, "%s/data.mdb", store_path) < 0)
 		return -ENOMEM;
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	int fd = writable ? open(file, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
+	if (fd < 0 && (!writable || errno == EACCES || errno == EROFS))
+		fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		int e = -errno;
 		free(file);
@@ -95,14 +121,11 @@ int ckpt_writer_lock(const char *store_path, int *out_fd, char *who, size_t whol
 	}
 	int state = CKPT_WRITER_LOCKED;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		/* ENOLCK, EOPNOTSUPP: a file system without flock, nothing to guard with */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK) {
 			*out_fd = fd;
 			free(file);
 			return CKPT_WRITER_LOCKED;
-		}
-		if (errno != EWOULDBLOCK) { /* ENOLCK, EOPNOTSUPP: a file system without flock */
-			state = CKPT_WRITER_LOCKED;
-			break;
 		}
 		/* a shared lock is still granted while only lockless readers hold theirs */
 		int probe = open(file, O_RDONLY | O_CLOEXEC);
@@ -111,9 +134,37 @@ int ckpt_writer_lock(const char *store_path, int *out_fd, char *who, size_t whol
 			close(probe);
 		state = readers_only ? CKPT_WRITER_READERS : CKPT_WRITER_BUSY;
 	}
-	if (state != CKPT_WRITER_LOCKED)
-		ckpt_flock_holders(who, wholen, file);
+	ckpt_flock_holders(who, wholen, file);
 	close(fd);
 	free(file);
 	return state;
+}
+
+int ckpt_writer_lock(const char *store_path, int *out_fd, char *who, size_t wholen)
+{
+	/* a gc that runs now holds data.mdb's flock too, and a compaction replaces data.mdb:
+	 * wait for them, then lock the data.mdb they leave */
+	int dir = lock_store_dir(store_path, LOCK_SH);
+	int state = lock_data_file(store_path, false, out_fd, who, wholen);
+	if (dir >= 0)
+		close(dir);
+	return state;
+}
+
+int ckpt_gc_lock(ckpt_gc_lock_fds *out, const char *store_path, char *who, size_t wholen)
+{
+	out->dir_fd = lock_store_dir(store_path, LOCK_EX);
+	int state = lock_data_file(store_path, true, &out->data_fd, who, wholen);
+	if (state != CKPT_WRITER_LOCKED)
+		ckpt_gc_unlock(out);
+	return state;
+}
+
+void ckpt_gc_unlock(ckpt_gc_lock_fds *lock)
+{
+	if (lock->data_fd >= 0)
+		close(lock->data_fd);
+	if (lock->dir_fd >= 0) /* last: until then writers wait */
+		close(lock->dir_fd);
+	lock->data_fd = lock->dir_fd = -1;
 }

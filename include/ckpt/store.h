@@ -141,16 +141,18 @@ typedef struct ckpt_store_compact_stats {
  * over data.mdb and fsyncs the directory. A crash at any instant leaves the old or the new
  * data.mdb, whole; a data.mdb.compact left behind is removed by the next compaction.
  *
- * It runs alone: it takes ckpt-train's exclusive flock on data.mdb and LMDB's exclusive lock
- * on lock.mdb (creating lock.mdb when it is missing), and refuses when any other process has
- * the store open, even an idle one: a process that keeps an environment open keeps mapping
- * the old file and would never see the commits made to the new one. Processes that open the
- * store meanwhile wait in LMDB until it is done. No handle of @p path may be open in this
- * process (LMDB's locks are per process).
+ * It runs alone: it takes ckpt gc's locks (ckpt_gc_lock() in ckpt/holders.h: it waits for a
+ * gc or compaction that runs, and writers that start meanwhile wait for it) and LMDB's
+ * exclusive lock on lock.mdb (creating lock.mdb when it is missing), and refuses when any
+ * other process has the store open, even an idle one: a process that keeps an environment
+ * open keeps mapping the old file and would never see the commits made to the new one.
+ * Processes that open the store meanwhile wait in LMDB until it is done. No handle of @p path
+ * may be open in this process (LMDB's locks are per process).
  * @param out if not NULL, receives the sizes (only on success).
- * @return 0, -EBUSY if ckpt-train, ckpt gc, a reader without lock.mdb or any process with
- *         the store open holds it, -ENOSPC if the disk fills during the copy (the store is as
- *         it was and the copy is removed; -EFBIG likewise past the file size limit), -EACCES/-EROFS if the directory cannot be written,
+ * @return 0, -EBUSY if ckpt-train, a reader without lock.mdb or any process with the store
+ *         open holds it (the message names the process), -ENOSPC if the disk fills during
+ *         the copy (the store is as it was and the copy is removed; -EFBIG likewise past the
+ *         file size limit), -EACCES/-EROFS if the directory cannot be written,
  *         -ENOENT, CKPT_ENOTSTORE, CKPT_ECORRUPT (a damaged store, or a copy that does not
  *         read back), -EIO.
  */
