@@ -396,10 +396,10 @@ static int lock_store_for_writing(ckpt_gc_lock_fds *out, const char *path)
 	}
 	if (state < 0 || state == CKPT_WRITER_LOCKED)
 		return 0;
-	if (state == CKPT_WRITER_BUSY)
-		cli_error("store %s is being trained by ckpt-train; run gc when it stops, or "
-		          "ckpt-train --resume --keep-last N",
-		          path);
+	if (state == CKPT_WRITER_BUSY) /* another gc would have been waited for: a trainer */
+		cli_error("store %s is being written by %s; run gc when it stops, or ckpt-train "
+		          "--resume --keep-last N",
+		          path, who[0] ? who : "ckpt-train");
 	else
 		cli_error("store %s is being read by %s without lock.mdb (a ckpt command or a ckptfs "
 		          "mount of a copy or of read-only media); gc could reuse the pages it reads: "

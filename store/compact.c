@@ -165,14 +165,13 @@ static int take_writer_lock(compact_job *j)
 		                   strerror(-state));
 	if (state == CKPT_WRITER_READERS)
 		return store_error(-EBUSY,
-		                   "store %s is being read by a process that opened it without "
+		                   "store %s is being read by %s%sa process that opened it without "
 		                   "lock.mdb; compact it when that process is done",
-		                   j->path);
-	if (state == CKPT_WRITER_BUSY)
+		                   j->path, who, who[0] ? ", " : "");
+	if (state == CKPT_WRITER_BUSY) /* a gc would have been waited for: a trainer */
 		return store_error(-EBUSY,
-		                   "store %s is being written by ckpt-train or ckpt gc; compact it "
-		                   "when that ends",
-		                   j->path);
+		                   "store %s is being written by %s; compact it when that ends",
+		                   j->path, who[0] ? who : "ckpt-train or ckpt gc");
 	return 0;
 }
 
@@ -195,14 +194,16 @@ static int take_env_lock(compact_job *j)
 	int e = errno;
 	if (e != EAGAIN && e != EACCES)
 		return store_error(-e, "store %s: cannot lock lock.mdb (%s)", j->path, strerror(e));
-	char who[48] = "another process";
+	char who[96] = "another process (a ckptfs mount, a ckpt command or ckpt-train)", comm[64];
 	struct flock held = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-	if (fcntl(j->lock_fd, F_GETLK, &held) == 0 && held.l_type != F_UNLCK && held.l_pid > 0)
-		snprintf(who, sizeof(who), "process %ld", (long)held.l_pid);
+	if (fcntl(j->lock_fd, F_GETLK, &held) == 0 && held.l_type != F_UNLCK && held.l_pid > 0) {
+		ckpt_process_name(comm, sizeof(comm), (long)held.l_pid);
+		snprintf(who, sizeof(who), comm[0] ? "process %ld (%s)" : "process %ld",
+		         (long)held.l_pid, comm);
+	}
 	return store_error(-EBUSY,
-	                   "store %s is open in %s (a ckptfs mount, a ckpt command or "
-	                   "ckpt-train), which would go on reading the old data.mdb; compact it "
-	                   "when that has closed the store (unmount a mount)",
+	                   "store %s is open in %s, which would go on reading the old data.mdb; "
+	                   "compact it when that has closed the store (unmount a mount)",
 	                   j->path, who);
 }
 

@@ -20,18 +20,28 @@
 
 #include "ckpt/holders.h"
 
+void ckpt_process_name(char *out, size_t len, long pid)
+{
+	char path[64];
+	if (!len)
+		return;
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	FILE *f = fopen(path, "r");
+	if (!f || !fgets(out, (int)len, f))
+		out[0] = '\0';
+	if (f)
+		fclose(f);
+	out[strcspn(out, "\n")] = '\0';
+	for (char *p = out; *p; p++) /* one line, whatever a process calls itself */
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
 /* "pid N (comm)" or "pid N" into @p buf */
 static void describe_pid(char *buf, size_t len, long pid)
 {
-	char path[64], comm[64] = "";
-	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-	FILE *f = fopen(path, "r");
-	if (f) {
-		if (!fgets(comm, sizeof(comm), f))
-			comm[0] = '\0';
-		fclose(f);
-	}
-	comm[strcspn(comm, "\n")] = '\0';
+	char comm[64];
+	ckpt_process_name(comm, sizeof(comm), pid);
 	if (comm[0])
 		snprintf(buf, len, "pid %ld (%s)", pid, comm);
 	else

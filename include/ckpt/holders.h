@@ -27,6 +27,13 @@ extern "C" {
  */
 int ckpt_flock_holders(char *out, size_t len, const char *file);
 
+/**
+ * The command name of process @p pid ("ckptfs", "ckpt-train"), from /proc/PID/comm, into
+ * @p out (at most 15 characters and the NUL; control characters become '?'); "" when it
+ * cannot be read.
+ */
+void ckpt_process_name(char *out, size_t len, long pid);
+
 /** What ckpt_writer_lock() found. */
 enum ckpt_writer_lock_state {
 	CKPT_WRITER_LOCKED = 0,   /**< the lock is ours (or the file system has no flock) */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/integration/test_cli_gc_lock.sh - `ckpt gc` never writes a store that ckpt-train is
 # training (the trainer applies its own retention at each commit) nor one a lockless reader
-# holds: it is refused in one line, exit 1, retention and checkpoints unchanged; once the
-# trainer has stopped, the same gc works.
+# holds: it is refused in one line naming that process (pid and command), exit 1, retention
+# and checkpoints unchanged, with --compact too; once the trainer has stopped, the same gc
+# works.
 . "$(dirname "$0")/lib.sh"
 need_built "$TRAIN" "$CKPT"
 pid=
@@ -22,9 +23,14 @@ for args in "--keep-last 1" "--keep-last 1 --keep-top 1" ""; do
 	[ "$rc" -eq 1 ] || fail "gc $args while ckpt-train trains: exit $rc, want 1"
 	[ "$(wc -l <"$WORK/gc.err")" -eq 1 ] && [ ! -s "$WORK/gc.out" ] ||
 		fail "gc $args while training: not one error line: $(cat "$WORK/gc.out" "$WORK/gc.err")"
-	grep -qxF "ckpt: error: store $store is being trained by ckpt-train; run gc when it stops, or ckpt-train --resume --keep-last N" "$WORK/gc.err" ||
+	grep -qxF "ckpt: error: store $store is being written by pid $pid (ckpt-train); run gc when it stops, or ckpt-train --resume --keep-last N" "$WORK/gc.err" ||
 		fail "gc $args while training: unclear message: $(cat "$WORK/gc.err")"
 done
+$CKPT gc "$store" --keep-last 1 --compact >"$WORK/gc.out" 2>"$WORK/gc.err"
+rc=$?
+[ "$rc" -eq 1 ] && [ ! -s "$WORK/gc.out" ] &&
+	grep -qxF "ckpt: error: gc: compacting $store failed (store $store is being written by pid $pid (ckpt-train); compact it when that ends)" "$WORK/gc.err" ||
+	fail "gc --keep-last 1 --compact while training: exit $rc: $(cat "$WORK/gc.out" "$WORK/gc.err")"
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
