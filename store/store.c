@@ -1260,7 +1260,7 @@ static int check_writable(const char *path)
 	return 0;
 }
 
-int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
+static int open_once(ckpt_store **out, const char *path, unsigned flags)
 {
 	*out = NULL;
 	struct stat st;
@@ -1313,6 +1313,44 @@ fail:
 		mdb_txn_abort(txn);
 	store_free(s);
 	return rc;
+}
+
+/* The device and inode of @p path's data.mdb (by its name), or of the file @p s has mapped;
+ * false when they cannot be read. */
+static bool data_file_id(struct stat *out, const char *path, const ckpt_store *s)
+{
+	char file[4200];
+	int fd;
+	if (s)
+		return mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, out) == 0;
+	return (size_t)snprintf(file, sizeof(file), "%s/data.mdb", path) < sizeof(file) &&
+	       stat(file, out) == 0;
+}
+
+/* `ckpt gc --compact` renames a compacted copy over data.mdb (store/compact.c). A read-only
+ * open opens data.mdb before it waits in LMDB for the compaction's lock, so it may map the old
+ * file once that lock is released: the compaction clears the old file's header, which makes
+ * such an open fail, and a hard-linked old file would be mapped without an error. Either way
+ * data.mdb is another file by then: open that one, as if the open had started after the
+ * compaction. */
+int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
+{
+	for (int attempt = 0;; attempt++) {
+		struct stat before, mapped, now;
+		bool known = path && *path && data_file_id(&before, path, NULL);
+		int rc = open_once(out, path, flags);
+		bool replaced =
+		    known && data_file_id(&now, path, NULL) &&
+		    (rc ? now.st_ino != before.st_ino || now.st_dev != before.st_dev
+		        : data_file_id(&mapped, path, *out) &&
+		              (now.st_ino != mapped.st_ino || now.st_dev != mapped.st_dev));
+		if (!replaced || attempt == 8) /* 8 compactions in a row: give up */
+			return rc;
+		if (rc == 0) {
+			ckpt_store_close(*out);
+			*out = NULL;
+		}
+	}
 }
 
 void ckpt_store_close(ckpt_store *store)

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# tests/integration/test_cli_gc_compact_wait.sh - writers started while `ckpt gc --compact`
+# tests/integration/test_cli_gc_compact_wait.sh - commands started while `ckpt gc --compact`
 # runs wait for it, then work on the compacted store: a `ckpt gc`, another `ckpt gc --compact`
-# and `ckpt-train --resume` (they used to be refused, naming a trainer that did not exist). The
+# and `ckpt-train --resume` (they used to be refused, naming a trainer that did not exist),
+# `ckpt log` and a ckptfs mount (they opened the old data.mdb and failed with "File is not an
+# LMDB file"); the mount then shows what is committed to the new file. The
 # test knob CKPT_COMPACT_TEST_PAUSE=FILE holds the compaction, with every lock taken and its
 # copy written, until the test removes FILE, so each command surely starts during it;
 # /proc/locks shows the command waiting for a lock on the store.
 . "$(dirname "$0")/lib.sh"
 need_built "$TRAIN" "$CKPT"
 cpid= pid=
-store=$WORK/store
-trap '[ -n "$cpid" ] && kill "$cpid" 2>/dev/null; [ -n "$pid" ] && kill "$pid" 2>/dev/null; lib_cleanup' EXIT
+store=$WORK/store mnt=$WORK/mnt
+trap '[ -n "$cpid" ] && kill "$cpid" 2>/dev/null; mountpoint -q "$mnt" && fusermount3 -u "$mnt"
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null; lib_cleanup' EXIT
 pause=$WORK/paused
 
 $TRAIN --store "$store" --data synthetic --layers 784,16,10 --val-split 2000 --threads 1 \
@@ -65,6 +68,22 @@ log=$($CKPT log "$store") || fail "ckpt log after resuming"
 [ "$(sed -n '$s/ .*//p' <<<"$log")" = epoch-0008 ] || fail "no epoch 8 after resuming during a compaction: $log"
 $CKPT verify "$store" >/dev/null || fail "ckpt verify after resuming during a compaction"
 
+# readers open data.mdb before they wait in LMDB: they open the compacted file once it is there
+during $CKPT log "$store"
+$CKPT log "$store" | cmp -s - "$WORK/cmd.out" || fail "ckpt log during a compaction printed: $(cat "$WORK/cmd.out")"
+mounted="not run: /dev/fuse cannot be opened"
+if (exec 3<>/dev/fuse) 2>/dev/null && command -v fusermount3 >/dev/null; then
+	mkdir "$mnt"
+	start_during $CKPTFS "$store" "$mnt" -f
+	wait_until 30 "$pid" mountpoint -q "$mnt" || fail "ckptfs started during a compaction: $(cat "$WORK/cmd.err")"
+	# it maps the compacted file: what is committed to it shows
+	$TRAIN --store "$store" --resume --epochs 9 --quiet --no-sync || fail "ckpt-train --resume --epochs 9"
+	wait_until 30 "$pid" test -d "$mnt/epoch-0009" || fail "the mount started during a compaction does not show epoch 9: $(ls "$mnt")"
+	fusermount3 -u "$mnt" || fail "fusermount3 -u"
+	wait "$pid" || fail "ckptfs: exit $? after unmounting: $(cat "$WORK/cmd.err")"
+	pid=
+	mounted="ckptfs mounts the compacted store"
+fi
 [ "$(ls "$store")" = "data.mdb
 lock.mdb" ] || fail "files left in the store: $(ls "$store")"
-echo "ok: ckpt gc, ckpt gc --compact and ckpt-train --resume started during a compaction wait for it and then work"
+echo "ok: ckpt gc, ckpt gc --compact, ckpt-train --resume and ckpt log started during a compaction wait for it and then work; $mounted"
