@@ -366,10 +366,12 @@ int cli_verify(int argc, char **argv)
 		bad++;
 	}
 	if (bad) {
-		printf("verify: %zu problem(s) in %zu checkpoints, %zu tensors\n", bad, n, tensors);
+		printf("verify: %zu problem%s in %zu checkpoint%s, %zu tensor%s\n", bad,
+		       bad == 1 ? "" : "s", n, n == 1 ? "" : "s", tensors, tensors == 1 ? "" : "s");
 		goto out;
 	}
-	printf("verify: ok, %zu checkpoints, %zu tensors, %" PRIu64 " bytes\n", n, tensors, bytes);
+	printf("verify: ok, %zu checkpoint%s, %zu tensor%s, %" PRIu64 " bytes\n", n,
+	       n == 1 ? "" : "s", tensors, tensors == 1 ? "" : "s", bytes);
 	status = 0;
 out:
 	free(epochs);
