@@ -98,13 +98,20 @@ $(BUILD)/asan/obj/%.o: %.c
 	$(CC) $(CFLAGS_ASAN) -c $< -o $@
 
 # ---- libraries and programs ----------------------------------------------------------------
+# Both libraries export only the ckpt_* API: the .a holds one object whose other symbols are
+# made local, the .so a version script (an application's store_error() must not replace ours).
 $(BUILD)/lib/libckpt.a: $(STORE_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	rm -f $@ $(BUILD)/lib/libckpt.o
+	$(LD) -r -o $(BUILD)/lib/libckpt.o $^
+	objcopy -w --keep-global-symbol='ckpt_*' $(BUILD)/lib/libckpt.o
+	ar rcs $@ $(BUILD)/lib/libckpt.o
+	rm -f $(BUILD)/lib/libckpt.o
 
-$(BUILD)/lib/libckpt.so: $(STORE_OBJ)
+$(BUILD)/lib/libckpt.so: $(STORE_OBJ) store/libckpt.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libckpt.so.0 -o $@ $^ $(LIBS)
+	$(CC) -shared -Wl,-soname,libckpt.so.0 -Wl,--version-script=store/libckpt.map -o $@ \
+		$(STORE_OBJ) $(LIBS)
 
 $(BUILD)/bin/ckpt: $(BUILD)/obj/fs/ckpt_main.o $(FS_OBJ) $(STORE_OBJ)
 	@mkdir -p $(dir $@)

@@ -90,6 +90,40 @@ for kind in dynamic static; do
 	"$prefix/bin/ckpt" verify "$WORK/store-$kind" >/dev/null 2>"$WORK/err" ||
 		fail "the installed ckpt cannot verify the store: $(cat "$WORK/err")"
 done
+# only the ckpt_* API is exported: a program's own function named like an internal one
+# (store_error) neither replaces libckpt's nor clashes with it when linking statically
+exported=$(nm -D --defined-only "$prefix/lib/libckpt.so" | awk '$3 !~ /^ckpt_/ {print $3}')
+[ -z "$exported" ] || fail "libckpt.so exports internal symbols: $(echo $exported | head -c 200)"
+cat >"$WORK/clash.c" <<'CEOF'
+#include <ckpt/store.h>
+#include <stdio.h>
+int store_error(int code, const char *what);
+int store_error(int code, const char *what)
+{
+	(void)what;
+	printf("the program's store_error(%d) was called\n", code);
+	return 0;
+}
+int main(void)
+{
+	ckpt_store *s = NULL;
+	int rc = ckpt_store_open(&s, "/nonexistent/store", 0);
+	printf("open: %s\n", rc != 0 && s == NULL ? "refused" : "ACCEPTED");
+	return rc != 0 && s == NULL ? 0 : 1;
+}
+CEOF
+# shellcheck disable=SC2046
+cc -std=c11 "$WORK/clash.c" $(pkg-config --cflags --libs ckpt) -Wl,-rpath,"$prefix/lib" \
+	-o "$WORK/clash-dynamic" 2>"$WORK/cc.err" || fail "clash program: $(cat "$WORK/cc.err")"
+# shellcheck disable=SC2046
+cc -std=c11 "$WORK/clash.c" $(pkg-config --cflags ckpt) "$prefix/lib/libckpt.a" \
+	$(pkg-config --static --libs ckpt | sed 's/-lckpt//') -o "$WORK/clash-static" 2>"$WORK/cc.err" ||
+	fail "a program's store_error() clashes with libckpt.a: $(cat "$WORK/cc.err")"
+for kind in dynamic static; do
+	out=$("$WORK/clash-$kind" 2>&1)
+	[ "$out" = "open: refused" ] || fail "$kind: libckpt called the program's function: $out"
+done
+
 if command -v g++ >/dev/null; then
 	cp "$WORK/use.c" "$WORK/use.cpp"
 	# shellcheck disable=SC2046
