@@ -558,10 +558,15 @@ int cli_gc(int argc, char **argv)
 	 * everything before it changes anything; without --keep-* options it only compacts */
 	if (compact)
 		return compact_store(path, req.have_last || req.have_top ? &req : NULL);
+	/* what a read-only open refuses (a newer schema, a damaged store, not a store) is refused
+	 * before the writable open, which would create lock.mdb first */
+	ckpt_store *s;
+	if (open_store(&s, path, CKPT_OPEN_READONLY))
+		return 1;
+	ckpt_store_close(s);
 	ckpt_gc_lock_fds lock;
 	if (lock_store_for_writing(&lock, path))
 		return 1;
-	ckpt_store *s;
 	int status = open_store(&s, path, 0);
 	if (status == 0) {
 		status = apply_retention(s, &req);
