@@ -5,10 +5,12 @@
  * --compact shrinks data.mdb with ckpt_store_compact_with(), which takes its own locks and
  * applies --keep-last/--keep-top on the copy it compacts, so a refusal changes nothing.
  * Output formats are stable (tests and scripts parse them):
- *   info   "key: value" lines
+ *   info   "key: value" lines; control characters in the store's strings as \xNN
  *   log    a header "epoch step <metric>... best" then one row per checkpoint: epoch as
  *          epoch-NNNN, step, metrics (columns sorted by name) as "%.6g" ("-" when missing),
- *          and a final "*" on the best row only
+ *          and a final "*" on the best row only; metric names in the header are one word each
+ *          (control characters, spaces and backslashes as \xNN) and a metric named epoch,
+ *          step or best is headed metric:NAME
  *   show   "name dtype shape device nbytes crc32" per tensor in insertion order, e.g.
  *          "fc1.weight float32 [256,784] cpu 802816 0x1a2b3c4d"; optimizer and extra tensors
  *          are prefixed "optimizer/" and "extra/"; bytes outside printable ASCII, spaces and
@@ -106,6 +108,14 @@ static int simple_options(int argc, char **argv, const char *usage, int npos)
 
 /* ---- info ---- */
 
+/* "KEY: VALUE" with @p value escaped (cli_print_escaped) */
+static void info_line(const char *key, const char *value)
+{
+	printf("%s: ", key);
+	cli_print_escaped(value, 0);
+	putchar('\n');
+}
+
 int cli_info(int argc, char **argv)
 {
 	int rc = simple_options(argc, argv, CLI_USAGE_INFO, 1);
@@ -132,19 +142,19 @@ int cli_info(int argc, char **argv)
 	struct tm tm;
 	if (gmtime_r(&secs, &tm))
 		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	/* one line whatever the path holds: control characters as \xNN */
-	printf("store: ");
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-		printf(*p < 0x20 || *p == 0x7f ? "\\x%02x" : "%c", *p);
-	putchar('\n');
+	/* one line each whatever the path and the store's strings hold: control characters as
+	 * \xNN */
+	info_line("store", path);
 	printf("schema: %d\n", CKPT_SCHEMA_VERSION);
-	printf("model: %s\n", m->model);
-	printf("layers: %s\n", m->layers);
-	printf("optimizer: %s\n", m->optimizer);
-	printf("hyperparams: %s\n", m->hyperparams);
-	printf("dataset: %s\n", m->dataset);
+	info_line("model", m->model);
+	info_line("layers", m->layers);
+	info_line("optimizer", m->optimizer);
+	info_line("hyperparams", m->hyperparams);
+	info_line("dataset", m->dataset);
 	printf("seed: %" PRIu64 "\n", m->seed);
-	printf("monitor: %s (%s)\n", m->monitor, m->monitor_mode == CKPT_MODE_MAX ? "max" : "min");
+	printf("monitor: ");
+	cli_print_escaped(m->monitor, 0);
+	printf(" (%s)\n", m->monitor_mode == CKPT_MODE_MAX ? "max" : "min");
 	printf("created: %s\n", created);
 	printf("chunk-size: %" PRIu64 "\n", ckpt_store_chunk_size(s));
 	printf("keep-last: %" PRIu32 "\n", keep_last);
@@ -212,6 +222,7 @@ int cli_log(int argc, char **argv)
 	uint64_t *epochs = NULL;
 	const ckpt_checkpoint **ckpts = NULL;
 	const char **names = NULL;
+	int *widths = NULL;
 	size_t n = 0, nnames = 0;
 	int status = 1;
 	if (open_store(&s, path, CKPT_OPEN_READONLY))
@@ -231,9 +242,27 @@ int cli_log(int argc, char **argv)
 		cli_error("out of memory");
 		goto out;
 	}
+	/* each metric's column is as wide as its header, at least 12 */
+	if (!(widths = malloc((nnames ? nnames : 1) * sizeof(*widths)))) {
+		cli_error("out of memory");
+		goto out;
+	}
 	printf("%-10s %10s", "epoch", "step");
-	for (size_t j = 0; j < nnames; j++)
-		printf(" %12s", names[j]);
+	for (size_t j = 0; j < nnames; j++) {
+		/* one word whatever the name holds, unlike the fixed columns: spaces and control
+		 * characters as \xNN, "metric:" before a metric named epoch, step or best */
+		static const char *const fixed[] = {"epoch", "step", "best"};
+		char *column = view_metric_column(names[j], fixed, 3, names, nnames);
+		if (!column) {
+			cli_error("out of memory");
+			goto out;
+		}
+		size_t len = cli_escaped_len(column, CLI_ESC_SPACE);
+		widths[j] = len > 12 ? (int)len : 12;
+		printf(" %*s", widths[j] - (int)len, "");
+		cli_print_escaped(column, CLI_ESC_SPACE);
+		free(column);
+	}
 	printf(" best\n");
 	for (size_t i = 0; i < n; i++) {
 		const ckpt_checkpoint *c = ckpts[i];
@@ -246,16 +275,16 @@ int cli_log(int argc, char **argv)
 		printf("%-10s %10" PRIu64, en, ckpt_checkpoint_step(c));
 		for (size_t j = 0; j < nnames; j++) {
 			double v;
-			int w = (int)strlen(names[j]) > 12 ? (int)strlen(names[j]) : 12;
 			if (ckpt_checkpoint_metric(c, names[j], &v) == 0)
-				printf(" %*.6g", w, v);
+				printf(" %*.6g", widths[j], v);
 			else
-				printf(" %*s", w, "-");
+				printf(" %*s", widths[j], "-");
 		}
 		printf("%s\n", ckpt_checkpoint_is_best(c) ? " *" : "");
 	}
 	status = damaged ? 1 : 0;
 out:
+	free(widths);
 	free(names);
 	free(ckpts);
 	free(epochs);
@@ -265,16 +294,6 @@ out:
 }
 
 /* ---- show ---- */
-
-static void print_name(const char *name)
-{
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		if (*p <= 0x20 || *p >= 0x7f || *p == '\\')
-			printf("\\x%02x", *p);
-		else
-			putchar(*p);
-	}
-}
 
 int cli_show(int argc, char **argv)
 {
@@ -304,11 +323,13 @@ int cli_show(int argc, char **argv)
 			printf("optimizer/");
 		else if (t->group == CKPT_GROUP_EXTRA)
 			printf("extra/");
-		print_name(t->name);
+		cli_print_escaped(t->name, CLI_ESC_SPACE | CLI_ESC_NONASCII);
 		printf(" %s [", ckpt_dtype_name(t->dtype));
 		for (uint32_t k = 0; k < t->ndim; k++)
 			printf("%s%" PRIu64, k ? "," : "", t->shape[k]);
-		printf("] %s %" PRIu64 " 0x%08" PRIx32 "\n", t->device, t->nbytes, t->crc32);
+		printf("] ");
+		cli_print_escaped(t->device, CLI_ESC_SPACE);
+		printf(" %" PRIu64 " 0x%08" PRIx32 "\n", t->nbytes, t->crc32);
 	}
 	status = 0;
 out:

@@ -465,10 +465,10 @@ int view_metric_names(const char ***out, size_t *out_count, const ckpt_checkpoin
 	return 0;
 }
 
-static bool is_history_column(const char *name, const char *const *names, size_t nnames)
+static bool is_column(const char *name, const char *const *fixed, size_t nfixed,
+                      const char *const *names, size_t nnames)
 {
-	static const char *const fixed[] = {"epoch", "step", "time", "best"};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+	for (size_t i = 0; i < nfixed; i++)
 		if (strcmp(name, fixed[i]) == 0)
 			return true;
 	for (size_t i = 0; i < nnames; i++)
@@ -477,21 +477,18 @@ static bool is_history_column(const char *name, const char *const *names, size_t
 	return false;
 }
 
-/* The header of metric @p name's column (malloc'd): the name itself, or, for a metric named
- * like one of the fixed columns (epoch, step, time, best), "metric:" before it, as often as
- * it takes to be unlike every other column, so that CSV readers keyed by header (pandas,
- * csv.DictReader) keep every column. */
-static char *csv_metric_column(const char *name, const char *const *names, size_t nnames)
+char *view_metric_column(const char *name, const char *const *fixed, size_t nfixed,
+                         const char *const *names, size_t nnames)
 {
 	char *column = strdup(name);
-	while (column && is_history_column(column, NULL, 0)) {
+	while (column && is_column(column, fixed, nfixed, NULL, 0)) {
 		char *longer;
 		if (asprintf(&longer, "metric:%s", column) < 0)
 			longer = NULL;
 		free(column);
 		column = longer;
 		/* a renamed column must not meet a metric that has its new name */
-		while (column && is_history_column(column, names, nnames)) {
+		while (column && is_column(column, fixed, nfixed, names, nnames)) {
 			if (asprintf(&longer, "metric:%s", column) < 0)
 				longer = NULL;
 			free(column);
@@ -510,10 +507,11 @@ int view_render_history_of(view_layout *out, const uint64_t *epochs,
 	int rc = view_metric_names(&names, &nnames, ckpts, count);
 	if (rc)
 		return rc;
+	static const char *const fixed[] = {"epoch", "step", "time", "best"};
 	text_str(&t, "epoch,step,time");
 	for (size_t k = 0; k < nnames && !t.rc; k++) {
 		text_add(&t, ",", 1);
-		char *column = csv_metric_column(names[k], names, nnames);
+		char *column = view_metric_column(names[k], fixed, 4, names, nnames);
 		if (!column) {
 			t.rc = -ENOMEM;
 			break;
