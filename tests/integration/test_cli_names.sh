@@ -8,6 +8,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 NAMES=$TOOLS/store_names
 need_built "$CKPT" "$NAMES"
+command -v mdb_dump >/dev/null && command -v mdb_load >/dev/null || skip "mdb_dump/mdb_load missing (lmdb-utils)"
 store=$WORK/names
 "$NAMES" "$store" || fail "store_names"
 
@@ -34,4 +35,38 @@ row=$(sed -n 2p <<<"$out")
 # ---- show: a space in a tensor name stays inside its column
 out=$("$CKPT" show "$store" 1) || fail "show: exit $?"
 grep -qE '^w\\x201 float32 \[2\] cpu 8 0x[0-9a-f]{8}$' <<<"$out" || fail "show: $out"
+
+# ---- strings that are not UTF-8: metrics.json and run.json stay valid JSON, each bad byte
+# U+FFFD; history.csv's header likewise
+for f in epoch-0001/metrics.json run.json; do
+	"$CKPT" cat "$store" "$f" >"$WORK/json" 2>"$WORK/err" || fail "cat $f: exit $?: $(cat "$WORK/err")"
+	python3 -c 'import json, sys; json.load(open(sys.argv[1], encoding="utf-8", errors="strict"))' "$WORK/json" ||
+		fail "$f is not valid JSON: $(cat "$WORK/json")"
+done
+python3 - "$WORK/json" <<'PY' || fail "run.json: optimizer not 'sgd\ufffd': $(cat "$WORK/json")"
+import json, sys
+sys.exit(json.load(open(sys.argv[1]))["optimizer"] != "sgd\ufffd")
+PY
+"$CKPT" cat "$store" epoch-0001/metrics.json | python3 -c '
+import json, sys
+m = json.load(sys.stdin)["metrics"]
+sys.exit(m != {"a\nb": 9.0, "acc\ufffd": 1.0, "best": 7.0, "epoch": 8.0, "val loss": 0.5})' ||
+	fail "metrics.json: wrong metrics: $("$CKPT" cat "$store" epoch-0001/metrics.json)"
+"$CKPT" cat "$store" history.csv | head -1 | iconv -f UTF-8 -t UTF-8 >/dev/null ||
+	fail "history.csv's header is not UTF-8"
+out=$("$CKPT" ls -l "$store" epoch-0001 2>"$WORK/err") || fail "ls -l: exit $?: $(cat "$WORK/err")"
+grep -qE '^-r--r--r-- +[0-9]+ .* metrics\.json$' <<<"$out" || fail "ls -l: metrics.json: $out"
+
+# ---- ls -l: an entry that cannot be read is named on stderr (one line), exit 1, as ls does;
+# the others are listed. Epoch 2's checkpoint record damaged (a CRC byte changed):
+mdb_dump -s ckpt "$store" >"$WORK/ckpt.dump" || fail "mdb_dump"
+awk 'prev == " 0000000000000002" { $0 = substr($0, 1, length($0) - 1) (substr($0, length($0)) == "0" ? "1" : "0") }
+	!/^db_pagesize=/ { print } { prev = $0 }' "$WORK/ckpt.dump" >"$WORK/ckpt.bad"
+mdb_load -s ckpt -f "$WORK/ckpt.bad" "$store" || fail "mdb_load"
+"$CKPT" ls -l "$store" >"$WORK/out" 2>"$WORK/err"
+rc=$?
+[ "$rc" -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] && grep -qx 'ckpt: error: ls: epoch-0002: corrupt record' "$WORK/err" ||
+	fail "ls -l of a damaged epoch: exit $rc, stderr: $(cat "$WORK/err")"
+! grep -q '^d.* epoch-0002$' "$WORK/out" && grep -q ' epoch-0001$' "$WORK/out" && grep -q ' run\.json$' "$WORK/out" ||
+	fail "ls -l of a damaged epoch listed: $(cat "$WORK/out")"
 echo "test_cli_names: ok"

@@ -1,9 +1,10 @@
 /* tests/tools/store_names.c - writes a store whose strings are hostile, for CLI tests
  *
  *   store_names DIR    run metadata with a newline (dataset "synthetic\nbest: epoch-0042"),
- *                      a tab (model) and a space (monitor "val loss"); 2 epochs, epoch 1 the
- *                      best, each with metrics "val loss", "best", "epoch", "a\nb" and "acc\xff"
- *                      (not UTF-8, as old stores can hold) and one tensor "w 1" [2] float32
+ *                      a tab (model), a space (monitor "val loss") and a cut UTF-8 sequence
+ *                      (optimizer "sgd\xc3": not UTF-8, as old stores can hold); 2 epochs,
+ *                      epoch 1 the best, each with metrics "val loss", "best", "epoch", "a\nb"
+ *                      and "acc\xff" (not UTF-8) and one tensor "w 1" [2] float32
  * Exit 0 on success, 1 with a message on stderr otherwise.
  */
 #include <stdio.h>
@@ -23,8 +24,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* the other strings read as "" */
-	ckpt_run_meta meta = {.model = "mlp\tx", .dataset = "synthetic\nbest: epoch-0042",
-	                      .monitor = "val loss"};
+	ckpt_run_meta meta = {.model = "mlp\tx", .optimizer = "sgd\xc3",
+	                      .dataset = "synthetic\nbest: epoch-0042", .monitor = "val loss"};
 	ckpt_store_options opts = {.no_sync = true};
 	ckpt_store *s;
 	if (ckpt_store_create(&s, argv[1], &meta, &opts))
