@@ -84,10 +84,10 @@ fail:
 	return 1;
 }
 
-/* Parse only --help for commands without options, anywhere among the arguments ("--" ends
- * the options); trims the store path (the first argument). Returns -1 to go on, else the exit
- * status. */
-static int simple_options(int argc, char **argv, const char *usage, int npos)
+/* Parse only --help (which prints @p usage and @p help) for commands without options, anywhere
+ * among the arguments ("--" ends the options); trims the store path (the first argument).
+ * Returns -1 to go on, else the exit status. */
+static int simple_options(int argc, char **argv, const char *usage, const char *help, int npos)
 {
 	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	int c;
@@ -95,7 +95,7 @@ static int simple_options(int argc, char **argv, const char *usage, int npos)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (c == 'h') {
-			printf("usage: ckpt %s\n", usage);
+			printf("usage: ckpt %s\n%s", usage, help);
 			return 0;
 		}
 		return cli_bad_option(c, argv, opts, usage);
@@ -108,6 +108,15 @@ static int simple_options(int argc, char **argv, const char *usage, int npos)
 
 /* ---- info ---- */
 
+#define HELP_INFO                                                                                  \
+	"The run and the store, one \"key: value\" line each: store, schema, model, layers,\n"       \
+	"optimizer, hyperparams, dataset, seed, monitor (NAME (min|max)), created (UTC), chunk-size,\n" \
+	"keep-last, keep-top, checkpoints, latest and best (epoch-NNNN, or none), best-value (the\n"   \
+	"best checkpoint's monitored metric, %.10g), tensors, bytes (logical), stored-bytes (after\n" \
+	"deduplication), chunks, file-size (data.mdb). Control characters in the store's strings\n"   \
+	"are written as \\xNN.\n"                                                                   \
+	"Exit status: 0; 1 if the store cannot be read; 2 for bad usage.\n"
+
 /* "KEY: VALUE" with @p value escaped (cli_print_escaped) */
 static void info_line(const char *key, const char *value)
 {
@@ -118,7 +127,7 @@ static void info_line(const char *key, const char *value)
 
 int cli_info(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, CLI_USAGE_INFO, 1);
+	int rc = simple_options(argc, argv, CLI_USAGE_INFO, HELP_INFO, 1);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind];
@@ -197,6 +206,17 @@ out:
 
 /* ---- log ---- */
 
+#define HELP_LOG                                                                                   \
+	"One row per checkpoint, oldest first, under the header \"epoch step <metrics> best\":\n"     \
+	"  the epoch as epoch-NNNN, the step, each metric (one column per name, sorted by name)\n"   \
+	"  with 6 significant digits (%.6g: 0.8622, 97469.7, 1.5e-05, nan, inf), '-' where the\n"    \
+	"  checkpoint has no such metric, and '*' at the end of the best checkpoint's row only.\n"   \
+	"  A metric named epoch, step or best is headed metric:NAME; spaces, backslashes and\n"      \
+	"  control characters in metric names are written as \\xNN.\n"                              \
+	"  A checkpoint whose record is damaged keeps its row, \"epoch-NNNN - damaged record\", and\n" \
+	"  is named on stderr.\n"                                                                     \
+	"Exit status: 0; 1 if the store cannot be read or a record is damaged; 2 for bad usage.\n"
+
 struct log_damage {
 	const char *path;
 	size_t count;
@@ -213,7 +233,7 @@ static void log_damaged(void *arg, uint64_t epoch, int rc, const char *why)
 
 int cli_log(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, CLI_USAGE_LOG, 1);
+	int rc = simple_options(argc, argv, CLI_USAGE_LOG, HELP_LOG, 1);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind];
@@ -295,9 +315,20 @@ out:
 
 /* ---- show ---- */
 
+#define HELP_SHOW                                                                                  \
+	"One line per tensor of the checkpoint, in the order they were written:\n"                   \
+	"  NAME DTYPE [SHAPE] DEVICE NBYTES 0xCRC32\n"                                                \
+	"  e.g. \"fc1.weight float32 [256,784] cpu 802816 0x1a2b3c4d\"; [] is a 0-dim tensor, DEVICE\n" \
+	"  the one it was saved from, CRC32 that of its bytes. Optimizer state is prefixed\n"        \
+	"  optimizer/, extra tensors extra/; bytes outside printable ASCII, spaces and backslashes\n" \
+	"  in names are written as \\xNN.\n"                                                          \
+	"EPOCH is 4 or epoch-0004.\n"                                                                \
+	"Exit status: 0; 1 if the store or the checkpoint cannot be read; 2 for bad usage (a\n"      \
+	"malformed EPOCH included).\n"
+
 int cli_show(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, CLI_USAGE_SHOW, 2);
+	int rc = simple_options(argc, argv, CLI_USAGE_SHOW, HELP_SHOW, 2);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind], *spec = argv[optind + 1];
@@ -340,9 +371,20 @@ out:
 
 /* ---- verify ---- */
 
+#define HELP_VERIFY                                                                                \
+	"Reads every checkpoint record, index record and tensor byte and checks them against\n"     \
+	"their CRC-32s and content hashes. Each problem is one line on stderr:\n"                   \
+	"  \"epoch-NNNN: bad tensor NAME (...)\", \"epoch-NNNN: bad checkpoint record (...)\",\n"     \
+	"  \"epoch-NNNN: bad index record (...)\", \"bad best record (...)\"\n"                      \
+	"then one line on stdout sums up:\n"                                                          \
+	"  verify: ok, N checkpoints, T tensors, B bytes\n"                                          \
+	"  verify: P problems in N checkpoints, T tensors\n"                                         \
+	"Exit status: 0 when everything is intact; 1 when a problem is found or the store cannot\n" \
+	"be read; 2 for bad usage.\n"
+
 int cli_verify(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, CLI_USAGE_VERIFY, 1);
+	int rc = simple_options(argc, argv, CLI_USAGE_VERIFY, HELP_VERIFY, 1);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind];

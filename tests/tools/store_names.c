@@ -24,8 +24,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* the other strings read as "" */
-	ckpt_run_meta meta = {.model = "mlp\tx", .optimizer = "sgd\xc3",
-	                      .dataset = "synthetic\nbest: epoch-0042", .monitor = "val loss"};
+	ckpt_run_meta meta = {.model = "mlp\tx",
+	                      .optimizer = "sgd\xc3",
+	                      .dataset = "synthetic\nbest: epoch-0042",
+	                      .monitor = "val loss"};
 	ckpt_store_options opts = {.no_sync = true};
 	ckpt_store *s;
 	if (ckpt_store_create(&s, argv[1], &meta, &opts))
@@ -37,11 +39,13 @@ int main(int argc, char **argv)
 		if (ckpt_writer_begin(&wr, s, (uint64_t)e))
 			return fail("begin");
 		ckpt_writer_set_step(wr, (uint64_t)e * 10);
-		if (ckpt_writer_put_tensor(wr, "w 1", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape,
-		                           NULL, w, sizeof(w)) ||
+		if (ckpt_writer_put_tensor(wr, "w 1", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1,
+		                           shape, NULL, w, sizeof(w)) ||
 		    ckpt_writer_set_metric(wr, "val loss", 0.5 * e) ||
-		    ckpt_writer_set_metric(wr, "best", 7) || ckpt_writer_set_metric(wr, "epoch", 8) ||
-		    ckpt_writer_set_metric(wr, "a\nb", 9) || ckpt_writer_set_metric(wr, "acc\xff", 1)) {
+		    ckpt_writer_set_metric(wr, "best", 7) ||
+		    ckpt_writer_set_metric(wr, "epoch", 8) ||
+		    ckpt_writer_set_metric(wr, "a\nb", 9) ||
+		    ckpt_writer_set_metric(wr, "acc\xff", 1)) {
 			ckpt_writer_abort(wr);
 			return fail("epoch");
 		}
