@@ -58,6 +58,17 @@ int cli_check_arg_count(char **argv, int given, int min, int max, const char *us
  * written as \xNN so that the message stays one line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/** What cli_print_escaped() writes as \xNN besides bytes below 0x20 and 0x7f. */
+#define CLI_ESC_SPACE 0x1u    /**< ' ' and '\\': a name in whitespace-separated columns */
+#define CLI_ESC_NONASCII 0x2u /**< bytes 0x80-0xff too */
+
+/** Print store-provided @p s to stdout so that it cannot split or forge a line: bytes below 0x20
+ * and 0x7f (and those @p flags name) as \xNN. */
+void cli_print_escaped(const char *s, unsigned flags);
+
+/** The number of bytes cli_print_escaped(@p s, @p flags) prints. */
+size_t cli_escaped_len(const char *s, unsigned flags);
+
 /** write(2) all of @p buf, retrying on EINTR and short writes. @return 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);
 

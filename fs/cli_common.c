@@ -27,6 +27,26 @@ void cli_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+static bool escaped(unsigned char c, unsigned flags)
+{
+	return c < 0x20 || c == 0x7f || ((flags & CLI_ESC_SPACE) && (c == ' ' || c == '\\')) ||
+	       ((flags & CLI_ESC_NONASCII) && c >= 0x80);
+}
+
+size_t cli_escaped_len(const char *s, unsigned flags)
+{
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		n += escaped(*p, flags) ? 4 : 1;
+	return n;
+}
+
+void cli_print_escaped(const char *s, unsigned flags)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		printf(escaped(*p, flags) ? "\\x%02x" : "%c", *p);
+}
+
 int cli_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -5,10 +5,12 @@
  * --compact shrinks data.mdb with ckpt_store_compact_with(), which takes its own locks and
  * applies --keep-last/--keep-top on the copy it compacts, so a refusal changes nothing.
  * Output formats are stable (tests and scripts parse them):
- *   info   "key: value" lines
+ *   info   "key: value" lines; control characters in the store's strings as \xNN
  *   log    a header "epoch step <metric>... best" then one row per checkpoint: epoch as
  *          epoch-NNNN, step, metrics (columns sorted by name) as "%.6g" ("-" when missing),
- *          and a final "*" on the best row only
+ *          and a final "*" on the best row only; metric names in the header are one word each
+ *          (control characters, spaces and backslashes as \xNN) and a metric named epoch,
+ *          step or best is headed metric:NAME
  *   show   "name dtype shape device nbytes crc32" per tensor in insertion order, e.g.
  *          "fc1.weight float32 [256,784] cpu 802816 0x1a2b3c4d"; optimizer and extra tensors
  *          are prefixed "optimizer/" and "extra/"; bytes outside printable ASCII, spaces and
@@ -82,10 +84,10 @@ fail:
 	return 1;
 }
 
-/* Parse only --help for commands without options, anywhere among the arguments ("--" ends
- * the options); trims the store path (the first argument). Returns -1 to go on, else the exit
- * status. */
-static int simple_options(int argc, char **argv, const char *usage, int npos)
+/* Parse only --help (which prints @p usage and @p help) for commands without options, anywhere
+ * among the arguments ("--" ends the options); trims the store path (the first argument).
+ * Returns -1 to go on, else the exit status. */
+static int simple_options(int argc, char **argv, const char *usage, const char *help, int npos)
 {
 	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	int c;
@@ -93,7 +95,7 @@ static int simple_options(int argc, char **argv, const char *usage, int npos)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (c == 'h') {
-			printf("usage: ckpt %s\n", usage);
+			printf("usage: ckpt %s\n%s", usage, help);
 			return 0;
 		}
 		return cli_bad_option(c, argv, opts, usage);
@@ -106,9 +108,26 @@ static int simple_options(int argc, char **argv, const char *usage, int npos)
 
 /* ---- info ---- */
 
+#define HELP_INFO                                                                                  \
+	"The run and the store, one \"key: value\" line each: store, schema, model, layers,\n"       \
+	"optimizer, hyperparams, dataset, seed, monitor (NAME (min|max)), created (UTC), chunk-size,\n" \
+	"keep-last, keep-top, checkpoints, latest and best (epoch-NNNN, or none), best-value (the\n"   \
+	"best checkpoint's monitored metric, %.10g), tensors, bytes (logical), stored-bytes (after\n" \
+	"deduplication), chunks, file-size (data.mdb). Control characters in the store's strings\n"   \
+	"are written as \\xNN.\n"                                                                   \
+	"Exit status: 0; 1 if the store cannot be read; 2 for bad usage.\n"
+
+/* "KEY: VALUE" with @p value escaped (cli_print_escaped) */
+static void info_line(const char *key, const char *value)
+{
+	printf("%s: ", key);
+	cli_print_escaped(value, 0);
+	putchar('\n');
+}
+
 int cli_info(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, CLI_USAGE_INFO, 1);
+	int rc = simple_options(argc, argv, CLI_USAGE_INFO, HELP_INFO, 1);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind];
@@ -132,19 +151,19 @@ int cli_info(int argc, char **argv)
 	struct tm tm;
 	if (gmtime_r(&secs, &tm))
 		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	/* one line whatever the path holds: control characters as \xNN */
-	printf("store: ");
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-		printf(*p < 0x20 || *p == 0x7f ? "\\x%02x" : "%c", *p);
-	putchar('\n');
+	/* one line each whatever the path and the store's strings hold: control characters as
+	 * \xNN */
+	info_line("store", path);
 	printf("schema: %d\n", CKPT_SCHEMA_VERSION);
-	printf("model: %s\n", m->model);
-	printf("layers: %s\n", m->layers);
-	printf("optimizer: %s\n", m->optimizer);
-	printf("hyperparams: %s\n", m->hyperparams);
-	printf("dataset: %s\n", m->dataset);
+	info_line("model", m->model);
+	info_line("layers", m->layers);
+	info_line("optimizer", m->optimizer);
+	info_line("hyperparams", m->hyperparams);
+	info_line("dataset", m->dataset);
 	printf("seed: %" PRIu64 "\n", m->seed);
-	printf("monitor: %s (%s)\n", m->monitor, m->monitor_mode == CKPT_MODE_MAX ? "max" : "min");
+	printf("monitor: ");
+	cli_print_escaped(m->monitor, 0);
+	printf(" (%s)\n", m->monitor_mode == CKPT_MODE_MAX ? "max" : "min");
 	printf("created: %s\n", created);
 	printf("chunk-size: %" PRIu64 "\n", ckpt_store_chunk_size(s));
 	printf("keep-last: %" PRIu32 "\n", keep_last);
@@ -187,6 +206,17 @@ out:
 
 /* ---- log ---- */
 
+#define HELP_LOG                                                                                   \
+	"One row per checkpoint, oldest first, under the header \"epoch step <metrics> best\":\n"     \
+	"  the epoch as epoch-NNNN, the step, each metric (one column per name, sorted by name)\n"   \
+	"  with 6 significant digits (%.6g: 0.8622, 97469.7, 1.5e-05, nan, inf), '-' where the\n"    \
+	"  checkpoint has no such metric, and '*' at the end of the best checkpoint's row only.\n"   \
+	"  A metric named epoch, step or best is headed metric:NAME; spaces, backslashes and\n"      \
+	"  control characters in metric names are written as \\xNN.\n"                              \
+	"  A checkpoint whose record is damaged keeps its row, \"epoch-NNNN - damaged record\", and\n" \
+	"  is named on stderr.\n"                                                                     \
+	"Exit status: 0; 1 if the store cannot be read or a record is damaged; 2 for bad usage.\n"
+
 struct log_damage {
 	const char *path;
 	size_t count;
@@ -203,7 +233,7 @@ static void log_damaged(void *arg, uint64_t epoch, int rc, const char *why)
 
 int cli_log(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, CLI_USAGE_LOG, 1);
+	int rc = simple_options(argc, argv, CLI_USAGE_LOG, HELP_LOG, 1);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind];
@@ -212,6 +242,7 @@ int cli_log(int argc, char **argv)
 	uint64_t *epochs = NULL;
 	const ckpt_checkpoint **ckpts = NULL;
 	const char **names = NULL;
+	int *widths = NULL;
 	size_t n = 0, nnames = 0;
 	int status = 1;
 	if (open_store(&s, path, CKPT_OPEN_READONLY))
@@ -231,9 +262,27 @@ int cli_log(int argc, char **argv)
 		cli_error("out of memory");
 		goto out;
 	}
+	/* each metric's column is as wide as its header, at least 12 */
+	if (!(widths = malloc((nnames ? nnames : 1) * sizeof(*widths)))) {
+		cli_error("out of memory");
+		goto out;
+	}
 	printf("%-10s %10s", "epoch", "step");
-	for (size_t j = 0; j < nnames; j++)
-		printf(" %12s", names[j]);
+	for (size_t j = 0; j < nnames; j++) {
+		/* one word whatever the name holds, unlike the fixed columns: spaces and control
+		 * characters as \xNN, "metric:" before a metric named epoch, step or best */
+		static const char *const fixed[] = {"epoch", "step", "best"};
+		char *column = view_metric_column(names[j], fixed, 3, names, nnames);
+		if (!column) {
+			cli_error("out of memory");
+			goto out;
+		}
+		size_t len = cli_escaped_len(column, CLI_ESC_SPACE);
+		widths[j] = len > 12 ? (int)len : 12;
+		printf(" %*s", widths[j] - (int)len, "");
+		cli_print_escaped(column, CLI_ESC_SPACE);
+		free(column);
+	}
 	printf(" best\n");
 	for (size_t i = 0; i < n; i++) {
 		const ckpt_checkpoint *c = ckpts[i];
@@ -246,16 +295,16 @@ int cli_log(int argc, char **argv)
 		printf("%-10s %10" PRIu64, en, ckpt_checkpoint_step(c));
 		for (size_t j = 0; j < nnames; j++) {
 			double v;
-			int w = (int)strlen(names[j]) > 12 ? (int)strlen(names[j]) : 12;
 			if (ckpt_checkpoint_metric(c, names[j], &v) == 0)
-				printf(" %*.6g", w, v);
+				printf(" %*.6g", widths[j], v);
 			else
-				printf(" %*s", w, "-");
+				printf(" %*s", widths[j], "-");
 		}
 		printf("%s\n", ckpt_checkpoint_is_best(c) ? " *" : "");
 	}
 	status = damaged ? 1 : 0;
 out:
+	free(widths);
 	free(names);
 	free(ckpts);
 	free(epochs);
@@ -266,19 +315,20 @@ out:
 
 /* ---- show ---- */
 
-static void print_name(const char *name)
-{
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		if (*p <= 0x20 || *p >= 0x7f || *p == '\\')
-			printf("\\x%02x", *p);
-		else
-			putchar(*p);
-	}
-}
+#define HELP_SHOW                                                                                  \
+	"One line per tensor of the checkpoint, in the order they were written:\n"                   \
+	"  NAME DTYPE [SHAPE] DEVICE NBYTES 0xCRC32\n"                                                \
+	"  e.g. \"fc1.weight float32 [256,784] cpu 802816 0x1a2b3c4d\"; [] is a 0-dim tensor, DEVICE\n" \
+	"  the one it was saved from, CRC32 that of its bytes. Optimizer state is prefixed\n"        \
+	"  optimizer/, extra tensors extra/; bytes outside printable ASCII, spaces and backslashes\n" \
+	"  in names are written as \\xNN.\n"                                                          \
+	"EPOCH is 4 or epoch-0004.\n"                                                                \
+	"Exit status: 0; 1 if the store or the checkpoint cannot be read; 2 for bad usage (a\n"      \
+	"malformed EPOCH included).\n"
 
 int cli_show(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, CLI_USAGE_SHOW, 2);
+	int rc = simple_options(argc, argv, CLI_USAGE_SHOW, HELP_SHOW, 2);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind], *spec = argv[optind + 1];
@@ -304,11 +354,13 @@ int cli_show(int argc, char **argv)
 			printf("optimizer/");
 		else if (t->group == CKPT_GROUP_EXTRA)
 			printf("extra/");
-		print_name(t->name);
+		cli_print_escaped(t->name, CLI_ESC_SPACE | CLI_ESC_NONASCII);
 		printf(" %s [", ckpt_dtype_name(t->dtype));
 		for (uint32_t k = 0; k < t->ndim; k++)
 			printf("%s%" PRIu64, k ? "," : "", t->shape[k]);
-		printf("] %s %" PRIu64 " 0x%08" PRIx32 "\n", t->device, t->nbytes, t->crc32);
+		printf("] ");
+		cli_print_escaped(t->device, CLI_ESC_SPACE);
+		printf(" %" PRIu64 " 0x%08" PRIx32 "\n", t->nbytes, t->crc32);
 	}
 	status = 0;
 out:
@@ -319,9 +371,20 @@ out:
 
 /* ---- verify ---- */
 
+#define HELP_VERIFY                                                                                \
+	"Reads every checkpoint record, index record and tensor byte and checks them against\n"     \
+	"their CRC-32s and content hashes. Each problem is one line on stderr:\n"                   \
+	"  \"epoch-NNNN: bad tensor NAME (...)\", \"epoch-NNNN: bad checkpoint record (...)\",\n"     \
+	"  \"epoch-NNNN: bad index record (...)\", \"bad best record (...)\"\n"                      \
+	"then one line on stdout sums up:\n"                                                          \
+	"  verify: ok, N checkpoints, T tensors, B bytes\n"                                          \
+	"  verify: P problems in N checkpoints, T tensors\n"                                         \
+	"Exit status: 0 when everything is intact; 1 when a problem is found or the store cannot\n" \
+	"be read; 2 for bad usage.\n"
+
 int cli_verify(int argc, char **argv)
 {
-	int rc = simple_options(argc, argv, CLI_USAGE_VERIFY, 1);
+	int rc = simple_options(argc, argv, CLI_USAGE_VERIFY, HELP_VERIFY, 1);
 	if (rc >= 0)
 		return rc;
 	const char *path = argv[optind];
@@ -558,10 +621,15 @@ int cli_gc(int argc, char **argv)
 	 * everything before it changes anything; without --keep-* options it only compacts */
 	if (compact)
 		return compact_store(path, req.have_last || req.have_top ? &req : NULL);
+	/* what a read-only open refuses (a newer schema, a damaged store, not a store) is refused
+	 * before the writable open, which would create lock.mdb first */
+	ckpt_store *s;
+	if (open_store(&s, path, CKPT_OPEN_READONLY))
+		return 1;
+	ckpt_store_close(s);
 	ckpt_gc_lock_fds lock;
 	if (lock_store_for_writing(&lock, path))
 		return 1;
-	ckpt_store *s;
 	int status = open_store(&s, path, 0);
 	if (status == 0) {
 		status = apply_retention(s, &req);

@@ -42,31 +42,34 @@ static int open_view(ckpt_store **store, ckpt_view **view, const char *path,
 	return rc;
 }
 
-static void print_long(const ckpt_view_attr *a, int attr_rc, const char *name, ckpt_view *view)
+/* One "ls -l" line; an entry whose attributes cannot be read is reported on stderr instead, as
+ * ls does ("ls: DIR/NAME: why"), and makes the exit status 1. @return 0 or 1. */
+static int print_long(const ckpt_view_attr *a, int attr_rc, const char *dir, const char *name,
+                      ckpt_view *view)
 {
-	char when[32] = "?";
-	if (!attr_rc) {
-		time_t secs = (time_t)(a->mtime_ns / 1000000000);
-		struct tm tm;
-		if (localtime_r(&secs, &tm))
-			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	if (attr_rc) {
+		size_t len = strlen(dir);
+		cli_error("ls: %s%s%s: %s", dir, len && dir[len - 1] != '/' ? "/" : "", name,
+		          ckpt_strerror(attr_rc));
+		return 1;
 	}
+	char when[32] = "?";
+	time_t secs = (time_t)(a->mtime_ns / 1000000000);
+	struct tm tm;
+	if (localtime_r(&secs, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 	char type = a->kind == CKPT_VIEW_DIR ? 'd' : a->kind == CKPT_VIEW_SYMLINK ? 'l' : '-';
 	const char *perm = a->kind == CKPT_VIEW_DIR       ? "r-xr-xr-x"
 	                   : a->kind == CKPT_VIEW_SYMLINK ? "rwxrwxrwx"
 	                                                  : "r--r--r--";
-	if (attr_rc)
-		printf("%c%s %12s %19s %s (%s)\n", type, perm, "?", when, name,
-		       ckpt_strerror(attr_rc));
-	else
-		printf("%c%s %12" PRIu64 " %19s %s", type, perm, a->size, when, name);
-	if (!attr_rc && a->kind == CKPT_VIEW_SYMLINK) {
+	printf("%c%s %12" PRIu64 " %19s %s", type, perm, a->size, when, name);
+	if (a->kind == CKPT_VIEW_SYMLINK) {
 		char target[64];
 		if (ckpt_view_readlink(target, sizeof(target), view, a->ino) == 0)
 			printf(" -> %s", target);
 	}
-	if (!attr_rc)
-		putchar('\n');
+	putchar('\n');
+	return 0;
 }
 
 int cli_ls(int argc, char **argv)
@@ -113,7 +116,7 @@ int cli_ls(int argc, char **argv)
 		const char *base = strrchr(path, '/');
 		base = base ? base + 1 : path;
 		if (long_format)
-			print_long(&attr, 0, base, view);
+			(void)print_long(&attr, 0, "", base, view);
 		else
 			printf("%s\n", base);
 		status = 0;
@@ -125,15 +128,16 @@ int cli_ls(int argc, char **argv)
 		cli_error("ls: %s: %s (%s)", path, ckpt_strerror(rc), ckpt_view_last_error());
 		goto out;
 	}
+	/* like ls: an entry that cannot be read is named on stderr, the others are listed */
+	status = 0;
 	for (size_t i = 0; i < listing.count; i++) {
 		const ckpt_view_dirent *d = &listing.entries[i];
 		if (long_format)
-			print_long(&d->attr, d->attr_rc, d->name, view);
+			status |= print_long(&d->attr, d->attr_rc, path, d->name, view);
 		else
 			printf("%s\n", d->name);
 	}
 	ckpt_view_listing_free(&listing);
-	status = 0;
 out:
 	/* output that cannot be written is reported once, by main() */
 	ckpt_view_free(view);

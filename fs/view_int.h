@@ -112,6 +112,14 @@ int view_render_history(view_layout *out, ckpt_view *view, ckpt_snapshot *snap);
 int view_metric_names(const char ***out, size_t *out_count, const ckpt_checkpoint *const *ckpts,
                       size_t count);
 /**
+ * The header of metric @p name's column in a table whose other columns are @p fixed (malloc'd,
+ * NULL without memory): the name itself, or, for a metric named like a fixed column,
+ * "metric:" before it, as often as it takes to be unlike every other column (@p names: all
+ * the metrics), so that readers keyed by header (pandas, csv.DictReader) keep every column.
+ */
+char *view_metric_column(const char *name, const char *const *fixed, size_t nfixed,
+                         const char *const *names, size_t nnames);
+/**
  * history.csv of checkpoints already loaded (ascending @p epochs); a NULL checkpoint (a damaged
  * record) gives the row "EPOCH,,,...," (every field but the epoch empty).
  */

@@ -3,7 +3,9 @@
  * JSON goes through jansson (keys in a fixed order, 2-space indent, trailing newline). Doubles
  * are printed with the fewest digits that read back exactly; JSON has no NaN or infinity, so a
  * non-finite metric is null there and "nan"/"inf"/"-inf" in the CSV. Times are UTC ISO-8601
- * with milliseconds; *_ns fields keep the exact nanoseconds.
+ * with milliseconds; *_ns fields keep the exact nanoseconds. A store string that is not valid
+ * UTF-8 (metric names and run metadata of old stores) is written with U+FFFD for each byte that
+ * starts no UTF-8 sequence: JSON must be UTF-8, and CSV readers decode it as such.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -173,9 +175,73 @@ static bool set_new(json_t *obj, const char *key, json_t *value)
 	return value && json_object_set_new(obj, key, value) == 0;
 }
 
-static json_t *json_string_or_empty(const char *s)
+/* The length of the well-formed UTF-8 sequence at @p p (RFC 3629: no overlong form, surrogate
+ * or code point past U+10FFFF), 0 where none starts. Reads no byte past a NUL. */
+static size_t utf8_sequence(const unsigned char *p)
 {
-	return json_string(s ? s : "");
+	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+	size_t n;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* @p s as valid UTF-8 (malloc'd; NULL without memory): each byte that starts no well-formed
+ * sequence (old stores can hold such names) becomes U+FFFD, as Python's errors="replace" and
+ * most viewers show it; JSON must be UTF-8, so jansson refuses the raw bytes. */
+static char *utf8_valid(const char *s)
+{
+	size_t len = strlen(s);
+	char *out = malloc(3 * len + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = utf8_sequence(p);
+		if (n) {
+			memcpy(o, p, n);
+			o += n;
+			p += n;
+		} else {
+			memcpy(o, "\xef\xbf\xbd", 3); /* U+FFFD */
+			o += 3;
+			p++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* A JSON string of @p s (NULL reads as ""), invalid UTF-8 replaced (utf8_valid()). */
+static json_t *json_text(const char *s)
+{
+	char *valid = utf8_valid(s ? s : "");
+	json_t *j = valid ? json_string(valid) : NULL;
+	free(valid);
+	return j;
+}
+
+/* set_new() with @p key made valid UTF-8 (utf8_valid()); @p value is stolen either way. */
+static bool set_new_text_key(json_t *obj, const char *key, json_t *value)
+{
+	char *valid = utf8_valid(key);
+	bool ok = valid && set_new(obj, valid, value);
+	if (!valid)
+		json_decref(value);
+	free(valid);
+	return ok;
 }
 
 static json_t *json_number_or_null(double v)
@@ -195,15 +261,15 @@ int view_render_run_json(view_layout *out, ckpt_store *store)
 	if (m->hyperparams && *m->hyperparams)
 		hyper = json_loads(m->hyperparams, JSON_DECODE_ANY, NULL);
 	if (!hyper)
-		hyper = json_string_or_empty(m->hyperparams);
+		hyper = json_text(m->hyperparams);
 	bool ok =
-	    set_new(j, "model", json_string_or_empty(m->model)) &&
-	    set_new(j, "layers", json_string_or_empty(m->layers)) &&
-	    set_new(j, "optimizer", json_string_or_empty(m->optimizer)) &&
+	    set_new(j, "model", json_text(m->model)) &&
+	    set_new(j, "layers", json_text(m->layers)) &&
+	    set_new(j, "optimizer", json_text(m->optimizer)) &&
 	    set_new(j, "hyperparams", hyper) &&
-	    set_new(j, "dataset", json_string_or_empty(m->dataset)) &&
+	    set_new(j, "dataset", json_text(m->dataset)) &&
 	    set_new(j, "seed", json_integer((json_int_t)m->seed)) &&
-	    set_new(j, "monitor", json_string_or_empty(m->monitor)) &&
+	    set_new(j, "monitor", json_text(m->monitor)) &&
 	    set_new(j, "monitor_mode",
 	            json_string(m->monitor_mode == CKPT_MODE_MAX ? "max" : "min")) &&
 	    set_new(j, "created", json_string(created)) &&
@@ -231,9 +297,14 @@ static json_t *devices_of(const ckpt_checkpoint *c, const char **first_model_dev
 		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, i);
 		if (!t)
 			continue;
-		const char *dev = t->device && *t->device ? t->device : "cpu";
+		const char *raw = t->device && *t->device ? t->device : "cpu";
 		if (!*first_model_device && t->group == CKPT_GROUP_MODEL)
-			*first_model_device = dev;
+			*first_model_device = raw;
+		char *dev = utf8_valid(raw);
+		if (!dev) {
+			json_decref(arr);
+			return NULL;
+		}
 		size_t k, pos = json_array_size(arr);
 		json_t *v;
 		bool seen = false;
@@ -247,7 +318,9 @@ static json_t *devices_of(const ckpt_checkpoint *c, const char **first_model_dev
 			if (cmp > 0 && pos == json_array_size(arr))
 				pos = k;
 		}
-		if (!seen && json_array_insert_new(arr, pos, json_string(dev)) != 0) {
+		int rc = seen ? 0 : json_array_insert_new(arr, pos, json_string(dev));
+		free(dev);
+		if (rc != 0) {
 			json_decref(arr);
 			return NULL;
 		}
@@ -271,14 +344,14 @@ int view_render_metrics(view_layout *out, ckpt_snapshot *snap, const ckpt_checkp
 		double value;
 		if (ckpt_checkpoint_metric_at(c, i, &name, &value) != 0)
 			continue;
-		ok = set_new(metrics, name, json_number_or_null(value));
+		ok = set_new_text_key(metrics, name, json_number_or_null(value));
 	}
 	if (ok) {
 		ok = set_new(j, "epoch", json_integer((json_int_t)ckpt_checkpoint_epoch(c))) &&
 		     set_new(j, "step", json_integer((json_int_t)ckpt_checkpoint_step(c))) &&
 		     set_new(j, "time", json_string(when)) &&
 		     set_new(j, "time_ns", json_integer(ns)) && set_new(j, "metrics", metrics) &&
-		     set_new(j, "device", json_string(device ? device : "cpu")) &&
+		     set_new(j, "device", json_text(device ? device : "cpu")) &&
 		     set_new(j, "devices", devices) &&
 		     set_new(j, "is_best", json_boolean(ckpt_checkpoint_is_best(c)));
 		metrics = devices = NULL; /* owned by j now (or freed on failure) */
@@ -465,10 +538,10 @@ int view_metric_names(const char ***out, size_t *out_count, const ckpt_checkpoin
 	return 0;
 }
 
-static bool is_history_column(const char *name, const char *const *names, size_t nnames)
+static bool is_column(const char *name, const char *const *fixed, size_t nfixed,
+                      const char *const *names, size_t nnames)
 {
-	static const char *const fixed[] = {"epoch", "step", "time", "best"};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+	for (size_t i = 0; i < nfixed; i++)
 		if (strcmp(name, fixed[i]) == 0)
 			return true;
 	for (size_t i = 0; i < nnames; i++)
@@ -477,21 +550,18 @@ static bool is_history_column(const char *name, const char *const *names, size_t
 	return false;
 }
 
-/* The header of metric @p name's column (malloc'd): the name itself, or, for a metric named
- * like one of the fixed columns (epoch, step, time, best), "metric:" before it, as often as
- * it takes to be unlike every other column, so that CSV readers keyed by header (pandas,
- * csv.DictReader) keep every column. */
-static char *csv_metric_column(const char *name, const char *const *names, size_t nnames)
+char *view_metric_column(const char *name, const char *const *fixed, size_t nfixed,
+                         const char *const *names, size_t nnames)
 {
 	char *column = strdup(name);
-	while (column && is_history_column(column, NULL, 0)) {
+	while (column && is_column(column, fixed, nfixed, NULL, 0)) {
 		char *longer;
 		if (asprintf(&longer, "metric:%s", column) < 0)
 			longer = NULL;
 		free(column);
 		column = longer;
 		/* a renamed column must not meet a metric that has its new name */
-		while (column && is_history_column(column, names, nnames)) {
+		while (column && is_column(column, fixed, nfixed, names, nnames)) {
 			if (asprintf(&longer, "metric:%s", column) < 0)
 				longer = NULL;
 			free(column);
@@ -510,16 +580,20 @@ int view_render_history_of(view_layout *out, const uint64_t *epochs,
 	int rc = view_metric_names(&names, &nnames, ckpts, count);
 	if (rc)
 		return rc;
+	static const char *const fixed[] = {"epoch", "step", "time", "best"};
 	text_str(&t, "epoch,step,time");
 	for (size_t k = 0; k < nnames && !t.rc; k++) {
 		text_add(&t, ",", 1);
-		char *column = csv_metric_column(names[k], names, nnames);
-		if (!column) {
+		/* valid UTF-8, as CSV readers (pandas) decode it by default */
+		char *column = view_metric_column(names[k], fixed, 4, names, nnames);
+		char *valid = column ? utf8_valid(column) : NULL;
+		free(column);
+		if (!valid) {
 			t.rc = -ENOMEM;
 			break;
 		}
-		text_csv_field(&t, column);
-		free(column);
+		text_csv_field(&t, valid);
+		free(valid);
 	}
 	text_str(&t, ",best\n");
 	for (size_t i = 0; i < count; i++) {

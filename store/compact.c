@@ -154,6 +154,19 @@ out:
 	return mrc;
 }
 
+/* Refuse what ckpt_store_open() refuses (a newer schema, a damaged run record, a directory
+ * that is not a ckpt store) before any lock is taken or file created: a read-only open creates
+ * no lock.mdb and writes nothing. It must come before the locks: an LMDB open in this process
+ * would share, and its close release, the fcntl lock on lock.mdb the compaction holds. */
+static int check_store_opens(const char *path)
+{
+	ckpt_store *s;
+	int rc = ckpt_store_open(&s, path, CKPT_OPEN_READONLY);
+	if (rc == 0)
+		ckpt_store_close(s);
+	return rc;
+}
+
 /* ckpt gc's locks (ckpt_gc_lock()): after another gc or compaction, if one runs now; refused
  * while ckpt-train trains or a reader without lock.mdb reads. */
 static int take_writer_lock(compact_job *j)
@@ -463,7 +476,7 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 		return store_error(-errno, "%s: %s", path, strerror(errno));
 	if (!S_ISDIR(old.st_mode))
 		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (not a directory)", path);
-	if ((rc = store_check_data_file(path)))
+	if ((rc = store_check_data_file(path)) || (rc = check_store_opens(path)))
 		return rc;
 	if (asprintf(&j.data_path, "%s/data.mdb", path) < 0 ||
 	    asprintf(&j.lock_path, "%s/lock.mdb", path) < 0 ||

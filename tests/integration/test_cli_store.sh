@@ -58,6 +58,24 @@ for c in info log show verify gc ls cat export; do
 	grep -qF "ckpt $usage" <<<"$out" || fail "ckpt --help lacks 'ckpt $usage': $out"
 done
 
+# each command's --help describes its output and its exit status, not only its usage
+help_has() { # help_has CMD TEXT...: each TEXT is a fixed string of `ckpt CMD --help`
+	local c=$1 t
+	shift
+	run $CKPT "$c" --help
+	for t in "$@" "Exit status: 0"; do
+		grep -qF -- "$t" <<<"$out" || fail "$c --help lacks '$t': $out"
+	done
+}
+help_has info '"key: value"' 'latest and best (epoch-NNNN, or none)' 'best-value' 'stored-bytes' \
+	'\xNN' '1 if the store cannot be read'
+help_has log '"epoch step <metrics> best"' '%.6g' "'-' where the" "'*' at the end of the best" \
+	'damaged record' 'metric:NAME' '1 if the store cannot be read or a record is damaged'
+help_has show 'NAME DTYPE [SHAPE] DEVICE NBYTES 0xCRC32' 'optimizer/' 'extra/' '\xNN' \
+	'1 if the store or the checkpoint cannot be read'
+help_has verify 'verify: ok, N checkpoints, T tensors, B bytes' 'verify: P problems' \
+	'bad tensor NAME' '1 when a problem is found'
+
 # ---- info ----
 run $CKPT info "$store"
 [ $rc -eq 0 ] || fail "info: exit $rc: $err"

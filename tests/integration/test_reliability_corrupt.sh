@@ -85,8 +85,12 @@ check_damaged_root() {
 	"$CKPT" ls "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" || problem "ckpt ls STORE: $(cat "$TMP/err")"
 	[ "$(tr '\n' ' ' <"$TMP/out")" = "run.json history.csv best latest epoch-0001 epoch-0002 epoch-0003 " ] ||
 		problem "ckpt ls STORE listed: $(tr '\n' ' ' <"$TMP/out")"
-	"$CKPT" ls -l "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" || problem "ckpt ls -l STORE: $(cat "$TMP/err")"
-	grep -q "epoch-0002 (corrupt record)" "$TMP/out" && [ "$(grep -c " ? " "$TMP/out")" -eq 1 ] ||
+	# as ls: the damaged epoch named on stderr, exit 1, every other entry listed
+	"$CKPT" ls -l "$TMP/damaged" >"$TMP/out" 2>"$TMP/err"
+	local rc=$?
+	[ $rc -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "ls: epoch-0002: corrupt record" "$TMP/err" ||
+		problem "ckpt ls -l STORE: exit $rc, stderr: $(cat "$TMP/err")"
+	[ "$(wc -l <"$TMP/out")" -eq 6 ] && ! grep -q "^d.* epoch-0002$" "$TMP/out" ||
 		problem "ckpt ls -l STORE: $(cat "$TMP/out")"
 	"$CKPT" cat "$TMP/damaged" history.csv >"$TMP/history.cli" 2>"$TMP/err" ||
 		problem "ckpt cat history.csv: $(cat "$TMP/err")"
