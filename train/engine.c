@@ -1879,6 +1879,14 @@ int train_run(train_config *cfg, train_result *res)
 				latest = 0;
 			ckpt_snapshot_close(check);
 		}
+		/* the stored epochs after the resumed one that this run trains again: each is
+		 * replaced by its new checkpoint when that commits (until then the old one stays) */
+		uint64_t last_redone = latest < cfg->epochs ? latest : cfg->epochs;
+		if (latest > start_epoch && last_redone > start_epoch)
+			ckpt_print_line(stderr, "ckpt-train: note: ",
+			                "resuming from epoch %u: stored epochs %u..%" PRIu64
+			                " of the earlier run are replaced as they are trained again",
+			                start_epoch, start_epoch + 1, last_redone);
 		if (latest > start_epoch && latest > cfg->epochs)
 			ckpt_print_line(
 			    stderr, "ckpt-train: warning: ",

@@ -32,8 +32,10 @@ $TRAIN --store "$work/sgd-resumed" --resume 2 --epochs 5 --threads 2 --quiet || 
 [ "$($CKPT show "$work/sgd-resumed" 5)" = "$($CKPT show "$work/sgd-straight" 5)" ] ||
 	fail "resume from epoch 2 differs"
 # the mount's directory name works as well (as for `ckpt show`); junk is refused
-$TRAIN --store "$work/sgd-resumed" --resume epoch-0003 --epochs 5 --threads 2 --quiet ||
+$TRAIN --store "$work/sgd-resumed" --resume epoch-0003 --epochs 5 --threads 2 --quiet 2>"$work/err" ||
 	fail "resume epoch-0003"
+grep -q "note: resuming from epoch 3: stored epochs 4..5 of the earlier run are replaced as they are trained again" \
+	"$work/err" || fail "resume from an earlier epoch does not say what it replaces: $(cat "$work/err")"
 [ "$($CKPT show "$work/sgd-resumed" 5)" = "$($CKPT show "$work/sgd-straight" 5)" ] ||
 	fail "resume from epoch-0003 differs"
 for bad in " 3" +3 epoch- epoch-x 3x; do
