@@ -1488,12 +1488,18 @@ static int check_map_room(const train_config *c, uint32_t start_epoch, double ne
 	train_memory_format(s_map, sizeof(s_map), map);
 	train_memory_format(s_ckpt, sizeof(s_ckpt), ckpt_bytes);
 	train_memory_format(s_room, sizeof(s_room), (double)room);
+	if (need > (double)room) /* fewer checkpoints would not help */
+		return train_fail(-ENOMEM,
+		                  "not enough address space for this run under ulimit -v: training "
+		                  "alone needs %s (model, buffers, BLAS and thread reservations) and "
+		                  "%s is left; raise ulimit -v (--layers %s)",
+		                  s_need, s_room, c->layers);
 	return train_fail(-ENOMEM,
 	                  "not enough address space for this run under ulimit -v: it needs %s "
-	                  "for training and up to %s for the store's map (%.0f checkpoints of "
+	                  "for training and up to %s for the store's map (%.0f checkpoint%s of "
 	                  "%s, the map grows by doubling) and %s is left; raise ulimit -v, or "
 	                  "keep fewer checkpoints (--keep-last) (--layers %s)",
-	                  s_need, s_map, held, s_ckpt, s_room, c->layers);
+	                  s_need, s_map, held, held == 1 ? "" : "s", s_ckpt, s_room, c->layers);
 }
 
 static int check_memory(const train_config *c, const train_data *data, uint32_t max_rows,

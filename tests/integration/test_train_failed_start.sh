@@ -102,11 +102,19 @@ rc=$?
 	grep -q "^ckpt-train: error: cannot commit epoch 1 to .*growing the map to [0-9]* bytes: Cannot allocate memory)$" "$WORK/err" ||
 	fail "a map that cannot grow: exit $rc, want 1: $(cat "$WORK/err")"
 [ ! -e "$WORK/map" ] || fail "a run that committed nothing left a store"
-(ulimit -v 1200000 && exec timeout 20 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
+# (room for training, not for the map as well)
+(ulimit -v 1400000 && exec timeout 20 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
 rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
-	grep -q "error: not enough address space for this run under ulimit -v: .* for the store's map (1 checkpoints of" "$WORK/err" ||
+	grep -q "error: not enough address space for this run under ulimit -v: .* for the store's map (1 checkpoint of" "$WORK/err" ||
 	fail "the map under ulimit -v was not checked: exit $rc: $(cat "$WORK/err")"
+# no room even for training: the message does not suggest keeping fewer checkpoints
+(ulimit -v 1000000 && exec timeout 20 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
+rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
+	grep -q "error: not enough .* for this run.*; raise ulimit -v\|is available (ulimit -v)" "$WORK/err" &&
+	! grep -q -- "--keep-last" "$WORK/err" ||
+	fail "training alone above ulimit -v: exit $rc: $(cat "$WORK/err")"
 [ ! -e "$WORK/map" ] || fail "a refused run left a store"
 # a refused --resume leaves the store as it found it: no lock.mdb where there was none
 $TRAIN --store "$WORK/nlsrc" --data synthetic --layers 16,8,4 --val-split 9000 --epochs 1 \
