@@ -378,7 +378,7 @@ int cli_export(int argc, char **argv)
 			break;
 		case 'm':
 			if (render_parse_map_location(&opts, optarg) != 0) {
-				cli_error("export: bad --map-location '%s' (use cpu, keep or cuda:N)",
+				cli_error("export: bad --map-location '%s' (use cpu, keep, cuda or cuda:N, N 0-127)",
 				          optarg);
 				return 2;
 			}

@@ -74,7 +74,7 @@ int ckpt_view_check_map_location(const char *value)
 	view_render_options opts;
 	if (render_parse_map_location(&opts, value) == 0)
 		return 0;
-	view_set_error("bad map_location '%s' (expected cpu, keep, cuda or cuda:N)", value);
+	view_set_error("bad map_location '%s' (expected cpu, keep, cuda or cuda:N, N 0-127)", value);
 	return -EINVAL;
 }
 

@@ -27,12 +27,16 @@ int train_cuda_parse_device(int *out_index, const char *device)
 		char *end;
 		errno = 0;
 		long v = strtol(p, &end, 10);
-		if (*p >= '0' && *p <= '9' && !errno && *end == '\0' && v >= 0 && v <= 1023) {
+		/* as torch reads a device: no sign, no leading zero, and as the mount's map_location
+		 * and the store's device tags take it, at most 127 */
+		if (*p >= '0' && *p <= '9' && !(p[0] == '0' && p[1]) && !errno && *end == '\0' &&
+		    v >= 0 && v <= 127) {
 			*out_index = (int)v;
 			return 0;
 		}
 	}
-	return train_fail(-EINVAL, "unknown device '%s' (expected cpu, cuda or cuda:N)", device);
+	return train_fail(-EINVAL, "unknown device '%s' (expected cpu, cuda or cuda:N, N 0-127)",
+	                  device);
 }
 
 /* Directory of the running program, without the trailing slash; "" if unknown. */

@@ -13,7 +13,7 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 common=(--data synthetic --layers 24,16,4 --val-split 2000 --batch-size 50 --threads 1 --no-sync --quiet)
 
-for dev in cuda: cuda:x cuda:-1 gpu; do
+for dev in cuda: cuda:x cuda:-1 cuda:01 cuda:128 gpu; do
 	$TRAIN --store "$work/bad" --device "$dev" "${common[@]}" 2>"$work/err"
 	rc=$?
 	[ $rc -ne 0 ] || fail "--device $dev accepted"
