@@ -29,6 +29,7 @@ typedef struct open_file {
 	int64_t last_use_ns; /* CLOCK_MONOTONIC, under lock */
 	int busy;            /* replies in flight that point into the file (iovecs), under lock */
 	int refs;            /* atomic: the open itself plus each read in progress */
+	ckpt_view_attr attr; /* as of the file's snapshot: what fstat of it must say */
 	struct open_file *prev, *next; /* all open files, under files_lock (for the reaper) */
 } open_file;
 
@@ -527,18 +528,49 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
+/* The attributes of an open file of inode @p ino, as of its snapshot: the node may be gone from
+ * the store (its epoch deleted) while the file is still open and readable. */
+static bool open_file_attr(ckpt_view_attr *out, fuse_ino_t ino)
+{
+	bool found = false;
+	pthread_mutex_lock(&files_lock);
+	for (open_file *of = files_head; of && !found; of = of->next)
+		if (of->attr.ino == ino) {
+			*out = of->attr;
+			found = true;
+		}
+	pthread_mutex_unlock(&files_lock);
+	return found;
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	ckptfs_ctx *ctx = ctx_of(req);
 	ckpt_view_attr a;
-	int rc = ckpt_view_getattr(&a, ctx->view, ino);
+	int rc = 0;
+	double timeout;
+	if (fi && fi->fh) {
+		/* asked through an open file (FUSE_GETATTR_FH): that file's snapshot */
+		a = ((open_file *)(uintptr_t)fi->fh)->attr;
+		timeout = CKPTFS_LIVE_TIMEOUT;
+	} else {
+		rc = ckpt_view_getattr(&a, ctx->view, ino);
+		timeout = timeout_of(&a);
+		/* fstat of a file whose epoch retention deleted while it was open, or the kernel
+		 * revalidating such an inode when its attributes time out: the open file answers
+		 * (an ENOENT here would fail fstat, and every later read of the open file) */
+		if (rc == -ENOENT && open_file_attr(&a, ino)) {
+			rc = 0;
+			timeout = CKPTFS_LIVE_TIMEOUT;
+		}
+	}
 	if (rc) {
 		fuse_reply_err(req, errno_of(rc));
 		return;
 	}
 	struct stat st;
 	to_stat(&st, &a, ctx);
-	fuse_reply_attr(req, &st, timeout_of(&a));
+	fuse_reply_attr(req, &st, timeout);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -663,6 +695,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_init(&of->lock, NULL);
 	of->refs = 1;
 	of->last_use_ns = monotonic_ns();
+	of->attr = a;
 	files_add(of);
 	fi->fh = (uintptr_t)of;
 	if (a.immutable) {

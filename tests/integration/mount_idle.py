@@ -25,8 +25,19 @@ def main():
     fds = [os.open(p, os.O_RDONLY) for p in paths]
     for fd in fds:
         assert len(os.pread(fd, 64, 0)) == 64
+    metrics1 = os.path.join(mnt, "epoch-0001", "metrics.json")
+    expect_metrics1 = open(metrics1, "rb").read()
+    mfd = os.open(metrics1, os.O_RDONLY)
     gc = [ckpt, "gc", store, "--keep-top", "0", "--keep-last"]
     subprocess.run(gc + ["3"], check=True, stdout=subprocess.DEVNULL)
+    # epoch 1 is gone from the store: fstat of its open files still answers (metrics.json's
+    # attributes time out at once, so the kernel asks the daemon again)
+    time.sleep(1)
+    assert os.fstat(fds[0]).st_size == len(expect[0]), "fstat of an open file of a deleted epoch"
+    assert os.fstat(mfd).st_size == len(expect_metrics1), "fstat of a deleted epoch's metrics.json"
+    assert os.pread(mfd, len(expect_metrics1) + 10, 0) == expect_metrics1, "deleted metrics.json"
+    os.close(mfd)
+    assert not os.path.exists(metrics1), "a deleted epoch is still listed"
     time.sleep(idle * 2.5)
     subprocess.run(gc + ["1"], check=True, stdout=subprocess.DEVNULL)
     for fd in fds:
