@@ -662,6 +662,118 @@ static int open_dbis(ckpt_store *s, MDB_txn *txn, unsigned flags)
 	return 0;
 }
 
+/* LMDB must not have one environment open twice in a process: its locks on lock.mdb are fcntl
+ * locks, which belong to the process, so a second environment of the same files believes it is
+ * alone, resets the reader table and lets commits reuse pages that the first one's snapshots
+ * still read. Every handle claims its data.mdb (device and inode) here for as long as it is
+ * open, before LMDB opens anything; a second claim is refused. A child made by fork() holds no
+ * LMDB lock of its parent and may open the store itself: claims count in the process that made
+ * them only. */
+typedef struct open_store {
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	struct open_store *next;
+} open_store;
+
+static pthread_mutex_t open_stores_lock = PTHREAD_MUTEX_INITIALIZER;
+static open_store *open_stores;
+static pthread_once_t open_stores_once = PTHREAD_ONCE_INIT;
+
+/* a fork while another thread holds the lock must not leave it locked in the child */
+static void open_stores_lock_take(void)
+{
+	pthread_mutex_lock(&open_stores_lock);
+}
+
+static void open_stores_lock_give(void)
+{
+	pthread_mutex_unlock(&open_stores_lock);
+}
+
+static void open_stores_init(void)
+{
+	pthread_atfork(open_stores_lock_take, open_stores_lock_give, open_stores_lock_give);
+}
+
+static bool open_store_find_locked(dev_t dev, ino_t ino, pid_t pid)
+{
+	for (const open_store *o = open_stores; o; o = o->next)
+		if (o->dev == dev && o->ino == ino && o->pid == pid)
+			return true;
+	return false;
+}
+
+static int refuse_second_handle(const char *path)
+{
+	return store_error(-EBUSY,
+	                   "store %s is already open in this process (one handle per store per "
+	                   "process: share it)",
+	                   path);
+}
+
+/* Whether the data.mdb in @p path is held by a handle of this process (false if none). */
+static bool open_store_held(const char *path)
+{
+	char file[4200];
+	struct stat st;
+	if ((size_t)snprintf(file, sizeof(file), "%s/data.mdb", path) >= sizeof(file) ||
+	    stat(file, &st) != 0)
+		return false;
+	pthread_once(&open_stores_once, open_stores_init);
+	open_stores_lock_take();
+	bool held = open_store_find_locked(st.st_dev, st.st_ino, getpid());
+	open_stores_lock_give();
+	return held;
+}
+
+/* Claim @p s's data.mdb (the file in its directory now) for @p s, or -EBUSY. */
+static int open_store_claim(ckpt_store *s)
+{
+	char file[4200];
+	struct stat st;
+	if ((size_t)snprintf(file, sizeof(file), "%s/data.mdb", s->path) >= sizeof(file))
+		return store_error(-ENAMETOOLONG, "%s: path too long", s->path);
+	if (stat(file, &st) != 0)
+		return store_error(-errno, "%s: cannot read data.mdb (%s)", s->path, strerror(errno));
+	open_store *o = malloc(sizeof(*o));
+	if (!o)
+		return store_error(-ENOMEM, "out of memory");
+	pid_t self = getpid();
+	pthread_once(&open_stores_once, open_stores_init);
+	open_stores_lock_take();
+	bool held = open_store_find_locked(st.st_dev, st.st_ino, self);
+	if (!held) {
+		*o = (open_store){st.st_dev, st.st_ino, self, open_stores};
+		open_stores = o;
+	}
+	open_stores_lock_give();
+	if (held) {
+		free(o);
+		return refuse_second_handle(s->path);
+	}
+	s->claim = (open_store_id){true, st.st_dev, st.st_ino, self};
+	return 0;
+}
+
+static void open_store_release(ckpt_store *s)
+{
+	if (!s->claim.held)
+		return;
+	open_stores_lock_take();
+	for (open_store **o = &open_stores; *o; o = &(*o)->next) {
+		if ((*o)->dev == s->claim.dev && (*o)->ino == s->claim.ino &&
+		    (*o)->pid == s->claim.pid) {
+			open_store *gone = *o;
+			*o = gone->next;
+			free(gone);
+			break;
+		}
+	}
+	open_stores_lock_give();
+	s->claim.held = false;
+}
+
 static ckpt_store *store_alloc(const char *path)
 {
 	ckpt_store *s = calloc(1, sizeof(*s));
@@ -684,6 +796,7 @@ static void store_free(ckpt_store *s)
 		return;
 	if (s->env)
 		mdb_env_close(s->env);
+	open_store_release(s); /* after LMDB let go of the files */
 	if (s->reader_guard_fd >= 0)
 		close(s->reader_guard_fd);
 	store_run_free(&s->run);
@@ -842,6 +955,9 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	if (o.initial_map_size > SIZE_MAX)
 		return store_error(-EINVAL, "%s: initial map size too large", path);
 
+	/* looking at an abandoned data.mdb opens it in LMDB: not while this process has it open */
+	if (open_store_held(path))
+		return refuse_second_handle(path);
 	bool made_dir = false;
 	struct stat st;
 	if (stat(path, &st) == 0) {
@@ -902,6 +1018,11 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 		rc = store_lmdb_error(store_write_errno(path, mrc, 0),
 		                      "%s: creating the LMDB environment", path);
 		goto fail;
+	}
+	if ((rc = open_store_claim(s))) {
+		/* another thread's create or open has these files now: they are not ours to remove */
+		store_free(s);
+		return rc;
 	}
 	if ((mrc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
 		rc = store_lmdb_error(mrc, "%s: beginning the first transaction", path);
@@ -1284,6 +1405,8 @@ static int open_once(ckpt_store **out, const char *path, unsigned flags)
 	s->readonly = readonly;
 	int mrc;
 	MDB_txn *txn = NULL;
+	if ((rc = open_store_claim(s)))
+		goto fail;
 	if (readonly) {
 		if ((rc = open_readonly_env(s)))
 			goto fail;

@@ -18,6 +18,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <sys/types.h>
 
 #include "ckpt/store.h"
 #include "store/records.h"
@@ -39,6 +40,14 @@
 /* internal only: MDB_MAP_FULL, retried after growing the map; -ENOSPC if it escapes */
 #define STORE_EMAPFULL (-20100)
 
+/* a data.mdb claimed by a handle of process pid (store.c: one handle per store per process) */
+typedef struct open_store_id {
+	bool held;
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+} open_store_id;
+
 struct ckpt_store {
 	char *path;
 	MDB_env *env;
@@ -49,6 +58,7 @@ struct ckpt_store {
 	 * data.mdb here, so that ckpt-train (which takes it exclusively) cannot write meanwhile;
 	 * -1 otherwise */
 	int reader_guard_fd;
+	open_store_id claim; /* its data.mdb in the process's registry of open stores */
 	ckpt_run_meta meta;
 	store_run_rec run; /* owns the strings that meta points to */
 	store_settings_rec settings;

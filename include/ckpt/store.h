@@ -85,18 +85,24 @@ typedef struct ckpt_store_options {
 /**
  * Create a new store at @p path (a directory that does not exist or is empty; it is created
  * if missing) and write its run metadata.
- * @return 0, -EEXIST if @p path already holds a store or other files, -EACCES/-EROFS if it
- *         cannot be written, -EINVAL for bad options (monitor empty, chunk_size too large),
- *         -ENOSPC if the disk is full, -EFBIG past the file size limit (ulimit -f).
+ * @return 0, -EEXIST if @p path already holds a store or other files, -EBUSY if this process
+ *         has the store at @p path open, -EACCES/-EROFS if it cannot be written, -EINVAL for
+ *         bad options (monitor empty, chunk_size too large), -ENOSPC if the disk is full,
+ *         -EFBIG past the file size limit (ulimit -f).
  */
 int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
                       const ckpt_store_options *opts);
 
 /**
  * Open an existing store. Many processes may open a store; at most one writes at a time
- * (writers serialize on LMDB's lock).
+ * (writers serialize on LMDB's lock). One handle per store per process: LMDB's locks belong
+ * to the process, and a second handle of the same files would let commits through the first
+ * reuse pages that its snapshots still read, so a second open of a store (by any path, read-
+ * only or not) that this process holds open is refused; share the handle between threads
+ * instead. A child made by fork() may open the store itself.
  * @return 0, -ENOENT if @p path does not exist, CKPT_ENOTSTORE if it is not a store,
- *         CKPT_ESCHEMA if it was written by a newer schema, CKPT_ECORRUPT on damaged metadata.
+ *         CKPT_ESCHEMA if it was written by a newer schema, CKPT_ECORRUPT on damaged metadata,
+ *         -EBUSY if this process has the store open already.
  */
 int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags);
 

@@ -3,7 +3,7 @@
  *
  * Each test works in a fresh mkdtemp directory that it removes; no_sync stands wherever
  * durability is not under test. A second process on the store is a fork that opens its own
- * handle (LMDB forbids opening one environment twice in a process).
+ * handle (one handle per store per process: a second open is refused).
  */
 #include <check.h>
 #include <errno.h>
@@ -139,10 +139,10 @@ START_TEST(test_reader_slots_of_killed_processes_are_reused)
 	ckpt_snapshot *snap;
 	OK(ckpt_snapshot_open(&snap, s));
 	ckpt_snapshot_close(snap);
+	ckpt_store_close(s); /* one handle per store per process */
 	ckpt_store *ro;
 	OK(ckpt_store_open(&ro, storepath, CKPT_OPEN_READONLY));
 	ckpt_store_close(ro);
-	ckpt_store_close(s);
 }
 END_TEST
 
@@ -211,6 +211,39 @@ START_TEST(test_writes_past_the_file_size_limit_say_file_too_large)
 }
 END_TEST
 
+/* LMDB's locks belong to the process: a second handle of a store in the same process would
+ * reset the reader table, and commits through the first would reuse its snapshot's pages. */
+START_TEST(test_a_second_handle_in_one_process_is_refused_and_snapshots_stay_valid)
+{
+	ckpt_store *s = make_store(1);
+	OK(try_commit(s, 1));
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, 0);
+	ck_assert_ptr_nonnull(t);
+	unsigned flags[2] = {CKPT_OPEN_READONLY, 0};
+	for (size_t i = 0; i < 2; i++) {
+		ckpt_store *second = NULL;
+		ck_assert_int_eq(ckpt_store_open(&second, storepath, flags[i]), -EBUSY);
+		ck_assert_ptr_null(second);
+		ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "already open in this process"));
+	}
+	ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss"};
+	ckpt_store *created = NULL;
+	ck_assert_int_eq(ckpt_store_create(&created, storepath, &m, NULL), -EBUSY);
+	for (uint64_t e = 2; e <= 10; e++)
+		OK(try_commit(s, e));
+	OK(ckpt_tensor_verify(snap, t));
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	/* closing gives the store back: it opens again */
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -221,6 +254,7 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_reader_slots_of_killed_processes_are_reused);
 	tcase_add_test(tc, test_pages_freed_by_gc_are_reused_by_the_next_commit);
 	tcase_add_test(tc, test_writes_past_the_file_size_limit_say_file_too_large);
+	tcase_add_test(tc, test_a_second_handle_in_one_process_is_refused_and_snapshots_stay_valid);
 	suite_add_tcase(su, tc);
 	return su;
 }
