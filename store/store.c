@@ -806,6 +806,21 @@ static void store_free(ckpt_store *s)
 	free(s);
 }
 
+int store_read_settings(store_settings_rec *out, ckpt_store *s, MDB_txn *txn)
+{
+	MDB_val key = {8, "settings"}, val;
+	char why[256];
+	int mrc = mdb_get(txn, s->db_meta, &key, &val);
+	if (mrc)
+		return mrc == MDB_NOTFOUND
+		           ? store_error(CKPT_ECORRUPT, "%s: store settings missing", s->path)
+		           : store_lmdb_error(mrc, "%s: reading store settings", s->path);
+	int rc = store_settings_decode(out, val.mv_data, val.mv_size, why, sizeof(why));
+	if (rc)
+		return store_error(rc, "%s: corrupt store settings: %s", s->path, why);
+	return 0;
+}
+
 /* decode run meta and settings inside txn into s */
 static int load_meta(ckpt_store *s, MDB_txn *txn)
 {
@@ -839,15 +854,8 @@ static int load_meta(ckpt_store *s, MDB_txn *txn)
 	int rc = store_run_decode(&s->run, val.mv_data, val.mv_size, why, sizeof(why));
 	if (rc)
 		return store_error(rc, "%s: corrupt run metadata: %s", s->path, why);
-	key = (MDB_val){8, "settings"};
-	mrc = mdb_get(txn, s->db_meta, &key, &val);
-	if (mrc)
-		return mrc == MDB_NOTFOUND
-		           ? store_error(CKPT_ECORRUPT, "%s: store settings missing", s->path)
-		           : store_lmdb_error(mrc, "%s: reading store settings", s->path);
-	rc = store_settings_decode(&s->settings, val.mv_data, val.mv_size, why, sizeof(why));
-	if (rc)
-		return store_error(rc, "%s: corrupt store settings: %s", s->path, why);
+	if ((rc = store_read_settings(&s->settings, s, txn)))
+		return rc;
 	s->meta = (ckpt_run_meta){
 	    .model = s->run.model,
 	    .layers = s->run.layers,
@@ -1498,12 +1506,36 @@ uint64_t ckpt_store_chunk_size(const ckpt_store *store)
 	return store->settings.chunk_size;
 }
 
+void store_set_retention(ckpt_store *s, uint32_t keep_last, uint32_t keep_top)
+{
+	pthread_mutex_lock(&s->lock);
+	s->settings.keep_last = keep_last;
+	s->settings.keep_top = keep_top;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Another process (ckpt gc --keep-last N) may have persisted new settings since this handle
+ * read them: the stored record is the truth; the handle's copy only stands in where it cannot
+ * be read. */
 void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t *keep_top)
 {
+	ckpt_store *s = (ckpt_store *)store; /* its lock and a read txn; nothing it shows changes */
+	MDB_txn *txn;
+	pthread_mutex_lock(&s->lock);
+	store_settings_rec set = s->settings;
+	if (begin_txn_locked(s, &txn, MDB_RDONLY) == 0) {
+		store_settings_rec stored;
+		if (store_read_settings(&stored, s, txn) == 0) {
+			set.keep_last = stored.keep_last;
+			set.keep_top = stored.keep_top;
+		}
+		mdb_txn_abort(txn);
+	}
+	pthread_mutex_unlock(&s->lock);
 	if (keep_last)
-		*keep_last = store->settings.keep_last;
+		*keep_last = set.keep_last;
 	if (keep_top)
-		*keep_top = store->settings.keep_top;
+		*keep_top = set.keep_top;
 }
 
 static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_t *deleted)
@@ -1525,7 +1557,7 @@ static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_
 	int mrc = store_write_errno(s->path, mdb_txn_commit(txn), 0);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: committing gc", s->path);
-	s->settings = set;
+	store_set_retention(s, keep_last, keep_top);
 	return 0;
 }
 

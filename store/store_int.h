@@ -102,6 +102,12 @@ void store_map_usage(ckpt_store *s, uint64_t *used, uint64_t *size);
  *  ending before the last page its newest commit uses) before LMDB maps it. */
 int store_check_data_file(const char *path);
 
+/** Decode the settings record as stored in @p txn (another process may have changed the
+ *  retention since @p s was opened: ckpt gc --keep-last N persists it). */
+int store_read_settings(store_settings_rec *out, ckpt_store *s, MDB_txn *txn);
+/** Update the handle's copy of the retention settings (under s->lock). */
+void store_set_retention(ckpt_store *s, uint32_t keep_last, uint32_t keep_top);
+
 /** Read the decoded checkpoint record of @p epoch inside @p txn. ckpt freed by caller. */
 int store_load_checkpoint(store_ckpt_rec **out, ckpt_store *s, MDB_txn *txn, uint64_t epoch);
 

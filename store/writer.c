@@ -347,9 +347,14 @@ static int commit_once(ckpt_writer *w)
 	uint8_t *rec = NULL;
 	size_t rec_len = 0;
 	ckpt_tensor_info *infos = NULL;
+	store_settings_rec set;
 	int rc = store_write_txn(s, &txn);
 	if (rc)
 		return rc;
+	/* the retention in force is the stored one: ckpt gc --keep-last N may have changed it
+	 * since this handle was opened */
+	if ((rc = store_read_settings(&set, s, txn)))
+		goto fail;
 	for (size_t i = 0; i < w->ntensors; i++) {
 		pending_tensor *t = &w->tensors[i];
 		rc = store_blob_ref(s, txn, t->info.hash, t->info.nbytes, t->data, t->chunk_crcs,
@@ -415,8 +420,7 @@ static int commit_once(ckpt_writer *w)
 		goto fail;
 	}
 	if ((rc = store_update_best_for(s, txn, w->epoch, &ir)) ||
-	    (rc = store_apply_retention(s, txn, s->settings.keep_last, s->settings.keep_top,
-	                                &w->epoch, NULL)))
+	    (rc = store_apply_retention(s, txn, set.keep_last, set.keep_top, &w->epoch, NULL)))
 		goto fail;
 	free(rec);
 	free(infos);
@@ -424,6 +428,7 @@ static int commit_once(ckpt_writer *w)
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: epoch %llu: committing", s->path,
 		                        (unsigned long long)w->epoch);
+	store_set_retention(s, set.keep_last, set.keep_top);
 	return 0;
 fail:
 	free(rec);

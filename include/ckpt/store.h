@@ -118,7 +118,9 @@ const char *ckpt_store_path(const ckpt_store *store);
 /** Chunk size the store was created with. */
 uint64_t ckpt_store_chunk_size(const ckpt_store *store);
 
-/** Current retention settings (0 = unlimited). */
+/** The retention settings stored now (0 = unlimited): ckpt_store_gc() in any process, such as
+ *  `ckpt gc --keep-last N`, persists new ones, which every handle then reports and applies at
+ *  its next commit (the handle's last known ones where the store cannot be read). */
 void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t *keep_top);
 
 /**
@@ -229,7 +231,10 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 
 /**
  * Write everything in ONE LMDB write transaction: tensors (deduplicated by content), the
- * checkpoint record, best/top-k bookkeeping and retention (with garbage collection). On
+ * checkpoint record, best/top-k bookkeeping and retention (with garbage collection) by the
+ * settings stored at that moment (see ckpt_store_retention()). Retention never deletes the
+ * epoch just committed, even where it is neither among the newest nor the best (a commit
+ * again of an older epoch): the next commit's retention does. On
  * MDB_MAP_FULL the map is grown and the transaction retried. Frees @p w in every case.
  * @return 0, -ENOSPC if the disk is full (nothing of this checkpoint is stored, earlier ones
  *         are intact), -EFBIG likewise past the file size limit (ulimit -f), -EIO.

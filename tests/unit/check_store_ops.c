@@ -244,6 +244,47 @@ START_TEST(test_a_second_handle_in_one_process_is_refused_and_snapshots_stay_val
 }
 END_TEST
 
+/* ckpt gc --keep-last N persists the setting: a handle opened before it applies it at its next
+ * commit and reports it */
+START_TEST(test_retention_persisted_by_another_process_applies_to_open_writers)
+{
+	ckpt_store *s = make_store(0);
+	for (uint64_t e = 1; e <= 3; e++)
+		OK(try_commit(s, e));
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		ckpt_store *gs;
+		uint32_t deleted;
+		if (ckpt_store_open(&gs, storepath, 0) || ckpt_store_gc(gs, 2, 0, &deleted) ||
+		    deleted != 1)
+			_exit(3);
+		ckpt_store_close(gs);
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	uint32_t keep_last = 0, keep_top = 7;
+	ckpt_store_retention(s, &keep_last, &keep_top);
+	ck_assert_uint_eq(keep_last, 2);
+	ck_assert_uint_eq(keep_top, 0);
+	OK(try_commit(s, 4));
+	OK(try_commit(s, 5));
+	ckpt_snapshot *snap;
+	uint64_t *epochs;
+	size_t n;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_list(&epochs, &n, snap));
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(epochs[0], 4);
+	ck_assert_uint_eq(epochs[1], 5);
+	free(epochs);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -255,6 +296,7 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_pages_freed_by_gc_are_reused_by_the_next_commit);
 	tcase_add_test(tc, test_writes_past_the_file_size_limit_say_file_too_large);
 	tcase_add_test(tc, test_a_second_handle_in_one_process_is_refused_and_snapshots_stay_valid);
+	tcase_add_test(tc, test_retention_persisted_by_another_process_applies_to_open_writers);
 	suite_add_tcase(su, tc);
 	return su;
 }
