@@ -1370,6 +1370,20 @@ static int open_readonly_env(ckpt_store *s)
 	return 0;
 }
 
+int store_refuse_lockless_readers(const char *path)
+{
+	char file[4200], who[512];
+	if ((size_t)snprintf(file, sizeof(file), "%s/data.mdb", path) >= sizeof(file))
+		return store_error(-ENAMETOOLONG, "%s: path too long", path);
+	if (store_flock_readers(who, sizeof(who), file) == 0)
+		return 0;
+	return store_error(-EBUSY,
+	                   "store %s is being read by %s without lock.mdb, so writing now could "
+	                   "reuse pages it reads: wait for it to end, or give it a writable "
+	                   "lock.mdb",
+	                   path, who);
+}
+
 /* A writer needs data.mdb and lock.mdb writable, and the directory too where lock.mdb is
  * still to be created: name the first that is not, so that the user knows what to fix. */
 static int check_writable(const char *path)
@@ -1405,7 +1419,8 @@ static int open_once(ckpt_store **out, const char *path, unsigned flags)
 	if (rc)
 		return rc;
 	bool readonly = flags & CKPT_OPEN_READONLY;
-	if (!readonly && (rc = check_writable(path)))
+	/* before LMDB creates a lock.mdb that the refused open would leave behind */
+	if (!readonly && ((rc = check_writable(path)) || (rc = store_refuse_lockless_readers(path))))
 		return rc;
 	ckpt_store *s = store_alloc(path);
 	if (!s)
@@ -1549,7 +1564,8 @@ static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_
 	set.keep_top = keep_top;
 	uint8_t buf[STORE_SETTINGS_LEN];
 	store_settings_encode(buf, &set);
-	if ((rc = put_meta(s, txn, "settings", buf, sizeof(buf))) ||
+	if ((rc = store_refuse_lockless_readers(s->path)) ||
+	    (rc = put_meta(s, txn, "settings", buf, sizeof(buf))) ||
 	    (rc = store_apply_retention(s, txn, keep_last, keep_top, NULL, deleted))) {
 		mdb_txn_abort(txn);
 		return rc;

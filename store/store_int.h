@@ -102,6 +102,12 @@ void store_map_usage(ckpt_store *s, uint64_t *used, uint64_t *size);
  *  ending before the last page its newest commit uses) before LMDB maps it. */
 int store_check_data_file(const char *path);
 
+/** ckpt_flock_holders() of shared flocks only: the readers without lock.mdb (store/holders.c) */
+int store_flock_readers(char *out, size_t len, const char *file);
+/** -EBUSY naming them when other processes hold a shared flock on @p path's data.mdb: readers
+ *  without lock.mdb, which LMDB cannot see, so a write could reuse the pages they read. The
+ *  exclusive flock of ckpt-train and ckpt gc is theirs to check (ckpt_writer_lock()). */
+int store_refuse_lockless_readers(const char *path);
 /** Decode the settings record as stored in @p txn (another process may have changed the
  *  retention since @p s was opened: ckpt gc --keep-last N persists it). */
 int store_read_settings(store_settings_rec *out, ckpt_store *s, MDB_txn *txn);

@@ -353,7 +353,8 @@ static int commit_once(ckpt_writer *w)
 		return rc;
 	/* the retention in force is the stored one: ckpt gc --keep-last N may have changed it
 	 * since this handle was opened */
-	if ((rc = store_read_settings(&set, s, txn)))
+	if ((rc = store_refuse_lockless_readers(s->path)) ||
+	    (rc = store_read_settings(&set, s, txn)))
 		goto fail;
 	for (size_t i = 0; i < w->ntensors; i++) {
 		pending_tensor *t = &w->tensors[i];

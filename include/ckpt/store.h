@@ -80,7 +80,11 @@ typedef struct ckpt_store_options {
 } ckpt_store_options;
 
 /** Flags for ckpt_store_open(). */
-#define CKPT_OPEN_READONLY 0x1u /**< never write; works on read-only directories */
+/** Never write; works on read-only directories. A store without lock.mdb, or whose lock.mdb this
+ *  process cannot write, is read without LMDB's lock file: the handle then holds a shared flock
+ *  on data.mdb, and writers (ckpt-train, ckpt gc, libckpt writers of other processes) are
+ *  refused until it is closed. */
+#define CKPT_OPEN_READONLY 0x1u
 
 /**
  * Create a new store at @p path (a directory that does not exist or is empty; it is created
@@ -95,14 +99,18 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 
 /**
  * Open an existing store. Many processes may open a store; at most one writes at a time
- * (writers serialize on LMDB's lock). One handle per store per process: LMDB's locks belong
+ * (writers serialize on LMDB's lock). A read-write open, and each commit and gc, is refused
+ * while another process reads the store without lock.mdb (see CKPT_OPEN_READONLY): LMDB cannot
+ * see such a reader, and a write could reuse the pages it reads. A refused open creates no
+ * lock.mdb. One handle per store per process: LMDB's locks belong
  * to the process, and a second handle of the same files would let commits through the first
  * reuse pages that its snapshots still read, so a second open of a store (by any path, read-
  * only or not) that this process holds open is refused; share the handle between threads
  * instead. A child made by fork() may open the store itself.
  * @return 0, -ENOENT if @p path does not exist, CKPT_ENOTSTORE if it is not a store,
  *         CKPT_ESCHEMA if it was written by a newer schema, CKPT_ECORRUPT on damaged metadata,
- *         -EBUSY if this process has the store open already.
+ *         -EBUSY if this process has the store open already, or for a read-write open while
+ *         another process reads it without lock.mdb (the message names it by pid and command).
  */
 int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags);
 
@@ -131,7 +139,8 @@ void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t
  * their pages (LMDB reuses a page only two transactions after the one that freed it).
  * @param out_deleted if not NULL, receives the number of checkpoints deleted.
  * @return 0, -EROFS for a read-only store, -ENOSPC if the disk is full, -EFBIG past the file
- *         size limit (ulimit -f).
+ *         size limit (ulimit -f), -EBUSY while another process reads the store without
+ *         lock.mdb (nothing is deleted).
  */
 int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top,
                   uint32_t *out_deleted);
@@ -237,7 +246,8 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
  * again of an older epoch): the next commit's retention does. On
  * MDB_MAP_FULL the map is grown and the transaction retried. Frees @p w in every case.
  * @return 0, -ENOSPC if the disk is full (nothing of this checkpoint is stored, earlier ones
- *         are intact), -EFBIG likewise past the file size limit (ulimit -f), -EIO.
+ *         are intact), -EFBIG likewise past the file size limit (ulimit -f), -EIO, -EBUSY
+ *         while another process reads the store without lock.mdb (nothing is stored).
  */
 int ckpt_writer_commit(ckpt_writer *w);
 

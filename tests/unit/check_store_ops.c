@@ -82,11 +82,13 @@ static off_t data_file_size(void)
 }
 
 /* Fork a process that opens the store read-only and @p nsnapshots snapshots of it (as many as
- * it can for 0), then SIGKILL it: its reader slots stay behind in lock.mdb. */
-static void kill_a_reader_with_snapshots_open(unsigned nsnapshots)
+ * it can for 0) and keeps them open until the write end of its pipe, *@p release_fd, closes;
+ * returns when they are open. */
+static pid_t start_a_reader(unsigned nsnapshots, int *release_fd)
 {
-	int ready[2];
+	int ready[2], release[2];
 	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(release), 0);
 	pid_t pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
@@ -94,23 +96,36 @@ static void kill_a_reader_with_snapshots_open(unsigned nsnapshots)
 		ckpt_snapshot *snap;
 		unsigned opened = 0;
 		char c = 1;
+		close(release[1]);
 		if (ckpt_store_open(&rs, storepath, CKPT_OPEN_READONLY))
 			_exit(3);
 		while ((nsnapshots == 0 || opened < nsnapshots) && ckpt_snapshot_open(&snap, rs) == 0)
 			opened++;
 		if (!opened || write(ready[1], &c, 1) != 1)
 			_exit(4);
-		pause();
-		_exit(0);
+		if (read(release[0], &c, 1) < 0)
+			_exit(5);
+		_exit(0); /* the snapshots and the handle end with the process */
 	}
+	close(release[0]);
+	close(ready[1]);
 	char c;
 	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*release_fd = release[1];
+	return pid;
+}
+
+/* start_a_reader(), then SIGKILL it: its reader slots stay behind in lock.mdb. */
+static void kill_a_reader_with_snapshots_open(unsigned nsnapshots)
+{
+	int release;
+	pid_t pid = start_a_reader(nsnapshots, &release);
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);
 	int status;
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-	close(ready[0]);
-	close(ready[1]);
+	close(release);
 }
 
 START_TEST(test_a_reader_killed_with_a_snapshot_open_does_not_stop_page_reuse)
@@ -285,6 +300,52 @@ START_TEST(test_retention_persisted_by_another_process_applies_to_open_writers)
 }
 END_TEST
 
+/* start_a_reader() of one snapshot without lock.mdb: it holds a shared flock on data.mdb. */
+static pid_t start_a_lockless_reader(int *release_fd)
+{
+	char lock[600];
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", storepath);
+	ck_assert_int_eq(unlink(lock), 0);
+	return start_a_reader(1, release_fd);
+}
+
+static void end_reader(pid_t pid, int release_fd)
+{
+	int status;
+	close(release_fd);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A reader without lock.mdb is invisible to LMDB: a library writer must not open or commit
+ * under it (ckpt-train and ckpt gc are refused likewise), and a refused open leaves no
+ * lock.mdb behind. */
+START_TEST(test_writers_are_refused_while_a_reader_without_lock_file_reads)
+{
+	ckpt_store *s = make_store(1);
+	OK(try_commit(s, 1));
+	int release;
+	pid_t reader = start_a_lockless_reader(&release);
+	/* this handle's lock.mdb is gone from the directory: the reader cannot be seen by LMDB */
+	ck_assert_int_eq(try_commit(s, 2), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "pid"));
+	uint32_t deleted;
+	ck_assert_int_eq(ckpt_store_gc(s, 1, 0, &deleted), -EBUSY);
+	ckpt_store_close(s);
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, 0), -EBUSY);
+	char want[64];
+	snprintf(want, sizeof(want), "pid %ld", (long)reader);
+	ck_assert_msg(strstr(ckpt_last_error(), want) != NULL, "%s", ckpt_last_error());
+	char lock[600];
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", storepath);
+	ck_assert_int_eq(access(lock, F_OK), -1);
+	end_reader(reader, release);
+	OK(ckpt_store_open(&s, storepath, 0));
+	OK(try_commit(s, 2));
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -297,6 +358,7 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_writes_past_the_file_size_limit_say_file_too_large);
 	tcase_add_test(tc, test_a_second_handle_in_one_process_is_refused_and_snapshots_stay_valid);
 	tcase_add_test(tc, test_retention_persisted_by_another_process_applies_to_open_writers);
+	tcase_add_test(tc, test_writers_are_refused_while_a_reader_without_lock_file_reads);
 	suite_add_tcase(su, tc);
 	return su;
 }
