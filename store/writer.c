@@ -111,6 +111,10 @@ int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch)
 	if (store->readonly)
 		return store_error(-EROFS, "store %s: opened read-only, cannot write epoch %llu",
 		                   store->path, (unsigned long long)epoch);
+	if (epoch > CKPT_MAX_EPOCH)
+		return store_error(-EINVAL, "store %s: epoch %llu is above the highest epoch %llu",
+		                   store->path, (unsigned long long)epoch,
+		                   (unsigned long long)CKPT_MAX_EPOCH);
 	ckpt_writer *w = calloc(1, sizeof(*w));
 	if (!w)
 		return store_error(-ENOMEM, "out of memory");

@@ -201,11 +201,15 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 
 typedef struct ckpt_writer ckpt_writer;
 
+/** Highest epoch a checkpoint may have, 2^39 - 1: the mount's inode numbers hold an epoch in
+ *  39 bits. */
+#define CKPT_MAX_EPOCH ((UINT64_C(1) << 39) - 1)
+
 /**
  * Start a checkpoint for @p epoch. Nothing is visible to anyone until ckpt_writer_commit().
  * Committing an epoch that already exists replaces it (e.g. a run resumed from an earlier
  * checkpoint).
- * @return 0, -EROFS for a read-only store, -ENOMEM.
+ * @return 0, -EROFS for a read-only store, -EINVAL for an epoch above CKPT_MAX_EPOCH, -ENOMEM.
  */
 int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch);
 

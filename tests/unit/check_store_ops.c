@@ -346,6 +346,20 @@ START_TEST(test_writers_are_refused_while_a_reader_without_lock_file_reads)
 }
 END_TEST
 
+/* the mount names an epoch in 39 bits of an inode number: a larger one would vanish there */
+START_TEST(test_epochs_above_the_highest_are_refused)
+{
+	ckpt_store *s = make_store(0);
+	ckpt_writer *w = NULL;
+	ck_assert_int_eq(ckpt_writer_begin(&w, s, CKPT_MAX_EPOCH + 1), -EINVAL);
+	ck_assert_ptr_null(w);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "549755813888"));
+	ck_assert_int_eq(ckpt_writer_begin(&w, s, UINT64_MAX), -EINVAL);
+	OK(try_commit(s, CKPT_MAX_EPOCH));
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -359,6 +373,7 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_a_second_handle_in_one_process_is_refused_and_snapshots_stay_valid);
 	tcase_add_test(tc, test_retention_persisted_by_another_process_applies_to_open_writers);
 	tcase_add_test(tc, test_writers_are_refused_while_a_reader_without_lock_file_reads);
+	tcase_add_test(tc, test_epochs_above_the_highest_are_refused);
 	suite_add_tcase(su, tc);
 	return su;
 }
