@@ -950,6 +950,15 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	if (meta->monitor_mode != CKPT_MODE_MIN && meta->monitor_mode != CKPT_MODE_MAX)
 		return store_error(-EINVAL, "%s: bad monitor mode %d", path,
 		                   (int)meta->monitor_mode);
+	const struct {
+		const char *field, *text;
+	} strings[] = {{"model", meta->model},         {"layers", meta->layers},
+	               {"optimizer", meta->optimizer}, {"hyperparams", meta->hyperparams},
+	               {"dataset", meta->dataset},     {"monitor", meta->monitor}};
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+		if (strings[i].text && !store_utf8_valid(strings[i].text))
+			return store_error(-EINVAL, "%s: run metadata: %s is not valid UTF-8", path,
+			                   strings[i].field);
 	if (!o.chunk_size)
 		o.chunk_size = STORE_DEFAULT_CHUNK_SIZE;
 	if (o.chunk_size > STORE_MAX_CHUNK_SIZE || o.chunk_size % 8)

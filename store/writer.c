@@ -288,6 +288,9 @@ int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value)
 		                   "than %d bytes",
 		                   w->store->path, (unsigned long long)w->epoch,
 		                   STORE_MAX_METRIC_NAME);
+	if (!store_utf8_valid(name))
+		return store_error(-EINVAL, "store %s: epoch %llu: a metric name is not valid UTF-8",
+		                   w->store->path, (unsigned long long)w->epoch);
 	/* kept sorted by name: insert in place */
 	size_t i = 0;
 	while (i < w->nmetrics && strcmp(w->metrics[i].name, name) < 0)
@@ -319,6 +322,9 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 		                   "than %d bytes",
 		                   w->store->path, (unsigned long long)w->epoch,
 		                   STORE_MAX_EXTRA_KEY);
+	if (!store_utf8_valid(key))
+		return store_error(-EINVAL, "store %s: epoch %llu: an extra key is not valid UTF-8",
+		                   w->store->path, (unsigned long long)w->epoch);
 	if (len && !data)
 		return store_error(-EINVAL, "store %s: extra %s: no data", w->store->path, key);
 	void *copy = malloc(len ? len : 1);

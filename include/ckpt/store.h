@@ -91,7 +91,8 @@ typedef struct ckpt_store_options {
  * if missing) and write its run metadata.
  * @return 0, -EEXIST if @p path already holds a store or other files, -EBUSY if this process
  *         has the store at @p path open, -EACCES/-EROFS if it cannot be written, -EINVAL for
- *         bad options (monitor empty, chunk_size too large), -ENOSPC if the disk is full,
+ *         bad options (monitor empty, a string of @p meta that is not valid UTF-8,
+ *         chunk_size not a multiple of 8 or above 1 GiB), -ENOSPC if the disk is full,
  *         -EFBIG past the file size limit (ulimit -f).
  */
 int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
@@ -231,14 +232,16 @@ void ckpt_writer_set_step(ckpt_writer *w, uint64_t step);
 /**
  * Set a metric (e.g. "val_loss"). NaN and infinities are kept as they are but never make a
  * checkpoint the best. Setting a name twice keeps the last value.
- * @return 0, -EINVAL for an empty or over-long name, -ENOMEM.
+ * @return 0, -EINVAL for an empty name, one over 255 bytes or one that is not valid UTF-8,
+ *         -ENOMEM.
  */
 int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value);
 
 /**
  * Attach opaque state under @p key (copied): RNG state, schedule state, optimizer param groups
  * ("optimizer.param_groups" holds JSON text as torch's optimizer.state_dict() lays it out).
- * @return 0, -EINVAL for an empty or over-long key, -ENOMEM.
+ * @return 0, -EINVAL for an empty key, one over 255 bytes or one that is not valid UTF-8, or
+ *         NULL @p data with a non-zero @p len, -ENOMEM.
  */
 int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, size_t len);
 

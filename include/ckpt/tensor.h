@@ -49,7 +49,10 @@ typedef enum ckpt_tensor_group {
  * object it was obtained from (a checkpoint of a read snapshot) and valid as long as that is.
  */
 typedef struct ckpt_tensor_info {
-	const char *name;          /**< NUL-terminated UTF-8 name as given by the producer */
+	const char *name;          /**< NUL-terminated name as given by the producer, bytes
+	                                kept as they are: UTF-8 is expected but not checked (the
+	                                mount's .pt and safetensors files refuse a name that is
+	                                not UTF-8, the .npy files still serve it) */
 	ckpt_tensor_group group;   /**< model, optimizer or extra */
 	ckpt_dtype dtype;          /**< element type */
 	uint32_t ndim;             /**< 0 for a scalar */

@@ -360,6 +360,40 @@ START_TEST(test_epochs_above_the_highest_are_refused)
 }
 END_TEST
 
+/* metrics.json, run.json and the pickles carry these strings: they must be UTF-8 */
+START_TEST(test_names_and_run_metadata_that_are_not_utf8_are_refused)
+{
+	static const char *const bad[] = {"\xff", "a\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+	                                  "\xe2\x82"};
+	const char *fields[] = {"model", "layers", "optimizer", "hyperparams", "dataset", "monitor"};
+	for (size_t f = 0; f < 6; f++) {
+		ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss"};
+		const char **field[] = {&m.model, &m.layers, &m.optimizer, &m.hyperparams, &m.dataset,
+		                        &m.monitor};
+		*field[f] = bad[f % 5];
+		ckpt_store *s = NULL;
+		ck_assert_int_eq(ckpt_store_create(&s, storepath, &m, NULL), -EINVAL);
+		char want[64];
+		snprintf(want, sizeof(want), "%s is not valid UTF-8", fields[f]);
+		ck_assert_msg(strstr(ckpt_last_error(), want) != NULL, "%s", ckpt_last_error());
+		ck_assert_int_eq(access(storepath, F_OK), -1);
+	}
+	ckpt_store *s = make_store(0);
+	ckpt_writer *w;
+	OK(ckpt_writer_begin(&w, s, 1));
+	for (size_t i = 0; i < 5; i++) {
+		ck_assert_int_eq(ckpt_writer_set_metric(w, bad[i], 1.0), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "metric name is not valid UTF-8"));
+		ck_assert_int_eq(ckpt_writer_set_extra(w, bad[i], "x", 1), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "extra key is not valid UTF-8"));
+	}
+	OK(ckpt_writer_set_metric(w, "\xce\xbb_loss \xf0\x9f\x98\x80", 1.0));
+	OK(ckpt_writer_set_extra(w, "\xe2\x82\xac", "x", 1));
+	OK(ckpt_writer_commit(w));
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -374,6 +408,7 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_retention_persisted_by_another_process_applies_to_open_writers);
 	tcase_add_test(tc, test_writers_are_refused_while_a_reader_without_lock_file_reads);
 	tcase_add_test(tc, test_epochs_above_the_highest_are_refused);
+	tcase_add_test(tc, test_names_and_run_metadata_that_are_not_utf8_are_refused);
 	suite_add_tcase(su, tc);
 	return su;
 }
