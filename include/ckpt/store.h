@@ -218,9 +218,11 @@ int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch);
  * Add a tensor. Its CRC-32 and content hash are computed now. The bytes at @p data are
  * BORROWED: they must stay unchanged until ckpt_writer_commit() or ckpt_writer_abort()
  * returns (the commit may be retried after growing the map).
- * @param device "cpu", "cuda:N"; NULL means "cpu".
- * @return 0, -EINVAL (bad dtype, ndim > CKPT_MAX_DIMS, nbytes != numel*itemsize, bad device,
- *         empty or over-long name), -EEXIST if the name is already in this checkpoint.
+ * @param device "cpu", "cuda" or "cuda:N" (N < 1000, no leading zeros: torch.device refuses
+ *               "cuda:01"); NULL means "cpu".
+ * @return 0, -EINVAL (bad dtype, ndim > CKPT_MAX_DIMS, a NULL @p shape with @p ndim > 0, a
+ *         shape whose size overflows, nbytes != numel*itemsize, bad device, empty or
+ *         over-long name), -EEXIST if the name is already in this checkpoint.
  */
 int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group group,
                            ckpt_dtype dtype, uint32_t ndim, const uint64_t *shape,

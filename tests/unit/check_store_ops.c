@@ -394,6 +394,40 @@ START_TEST(test_names_and_run_metadata_that_are_not_utf8_are_refused)
 }
 END_TEST
 
+/* each refusal says what is wrong with the input, with the epoch */
+START_TEST(test_bad_tensor_input_messages_name_the_problem)
+{
+	ckpt_store *s = make_store(0);
+	ckpt_writer *w;
+	float x[2] = {1, 2};
+	OK(ckpt_writer_begin(&w, s, 7));
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "t", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1,
+	                                        NULL, "cpu", x, sizeof(x)),
+	                 -EINVAL);
+	ck_assert_msg(strstr(ckpt_last_error(), "no shape") != NULL, "%s", ckpt_last_error());
+	const uint64_t huge[3] = {0, 1ull << 63, 1ull << 63};
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "t", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 3,
+	                                        huge, "cpu", NULL, 0),
+	                 -EINVAL);
+	ck_assert_msg(strstr(ckpt_last_error(), "shape overflows") != NULL, "%s",
+	              ckpt_last_error());
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "k", NULL, 5), -EINVAL);
+	ck_assert_msg(strstr(ckpt_last_error(), "epoch 7: extra k: no data") != NULL, "%s",
+	              ckpt_last_error());
+	const uint64_t two[1] = {2};
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "t", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1,
+	                                        two, "cuda:01", x, sizeof(x)),
+	                 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "without leading zeros"));
+	const char *good[] = {"cuda:0", "cuda:10", "cuda:999", "cuda", "cpu", NULL};
+	for (size_t i = 0; i < 5; i++)
+		OK(ckpt_writer_put_tensor(w, good[i], CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, two,
+		                          good[i], x, sizeof(x)));
+	ckpt_writer_abort(w);
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -409,6 +443,7 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_writers_are_refused_while_a_reader_without_lock_file_reads);
 	tcase_add_test(tc, test_epochs_above_the_highest_are_refused);
 	tcase_add_test(tc, test_names_and_run_metadata_that_are_not_utf8_are_refused);
+	tcase_add_test(tc, test_bad_tensor_input_messages_name_the_problem);
 	suite_add_tcase(su, tc);
 	return su;
 }
