@@ -72,9 +72,12 @@ typedef struct ckpt_run_meta {
 
 /** Tunables for ckpt_store_create(); zero fields mean the default. */
 typedef struct ckpt_store_options {
-	uint64_t chunk_size;       /**< bytes per stored chunk; default 64 MiB; at most 1 GiB */
+	uint64_t chunk_size;       /**< bytes per stored chunk, a multiple of 8, at most 1 GiB;
+	                                default 64 MiB */
 	uint64_t initial_map_size; /**< initial LMDB map size; default 64 MiB; grows on demand */
-	uint32_t keep_last;        /**< retention: keep the newest N checkpoints (0 = all) */
+	uint32_t keep_last;        /**< retention: keep the newest N checkpoints (0 = all); a
+	                                commit also keeps the epoch it wrote (see
+	                                ckpt_writer_commit()) */
 	uint32_t keep_top;         /**< retention: also keep the best K (the best always stays) */
 	bool no_sync;              /**< skip fsync at commit (tests only: loses durability) */
 } ckpt_store_options;
@@ -135,13 +138,15 @@ void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t
 /**
  * Persist new retention settings and apply them at once (one write transaction): delete every
  * checkpoint that is neither among the newest @p keep_last nor the best @p keep_top nor the
- * best, and free chunks no longer referenced. 0 means unlimited for either. When checkpoints
+ * best (an epoch kept by the exception of ckpt_writer_commit() goes here too), and free chunks no longer referenced. 0 means unlimited for either. When checkpoints
  * were deleted, one more small write transaction follows, so that the next commit can reuse
  * their pages (LMDB reuses a page only two transactions after the one that freed it).
  * @param out_deleted if not NULL, receives the number of checkpoints deleted.
  * @return 0, -EROFS for a read-only store, -ENOSPC if the disk is full, -EFBIG past the file
  *         size limit (ulimit -f), -EBUSY while another process reads the store without
- *         lock.mdb (nothing is deleted).
+ *         lock.mdb (nothing is deleted) or when the map must grow while this process has
+ *         snapshots of the store open, -EAGAIN when another process grew the map while this
+ *         process has snapshots open (close them and retry).
  */
 int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top,
                   uint32_t *out_deleted);
@@ -232,7 +237,7 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 void ckpt_writer_set_step(ckpt_writer *w, uint64_t step);
 
 /**
- * Set a metric (e.g. "val_loss"). NaN and infinities are kept as they are but never make a
+ * Set a metric (e.g. "val_loss"); the name is UTF-8 of 1 to 255 bytes. NaN and infinities are kept as they are but never make a
  * checkpoint the best. Setting a name twice keeps the last value.
  * @return 0, -EINVAL for an empty name, one over 255 bytes or one that is not valid UTF-8,
  *         -ENOMEM.
@@ -240,7 +245,7 @@ void ckpt_writer_set_step(ckpt_writer *w, uint64_t step);
 int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value);
 
 /**
- * Attach opaque state under @p key (copied): RNG state, schedule state, optimizer param groups
+ * Attach opaque state under @p key (UTF-8 of 1 to 255 bytes; the data is copied): RNG state, schedule state, optimizer param groups
  * ("optimizer.param_groups" holds JSON text as torch's optimizer.state_dict() lays it out).
  * @return 0, -EINVAL for an empty key, one over 255 bytes or one that is not valid UTF-8, or
  *         NULL @p data with a non-zero @p len, -ENOMEM.
@@ -256,7 +261,10 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
  * MDB_MAP_FULL the map is grown and the transaction retried. Frees @p w in every case.
  * @return 0, -ENOSPC if the disk is full (nothing of this checkpoint is stored, earlier ones
  *         are intact), -EFBIG likewise past the file size limit (ulimit -f), -EIO, -EBUSY
- *         while another process reads the store without lock.mdb (nothing is stored).
+ *         while another process reads the store without lock.mdb, or when the map must grow
+ *         while this process has snapshots of the store open, -EAGAIN when another process
+ *         grew the map while this process has snapshots open (nothing is stored in any of
+ *         these cases: close the snapshots and commit again).
  */
 int ckpt_writer_commit(ckpt_writer *w);
 
@@ -275,13 +283,19 @@ typedef struct ckpt_checkpoint ckpt_checkpoint;
  * changes, whatever writers commit meanwhile; keep it short-lived, since an open snapshot stops
  * LMDB from reusing pages freed after it began. A snapshot may be used from any thread, and
  * from several threads at once.
- * @return 0, -ENOMEM, -EIO.
+ * @return 0, -ENOMEM, -EIO, -EAGAIN when another process grew the map while other snapshots of
+ *         this process are open (the map can only be remapped with none open: close them and
+ *         retry).
  */
 int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store);
 
 /**
- * The commit a snapshot sees: its LMDB transaction id. Two snapshots with the same generation
- * see the same store.
+ * The commit a snapshot sees: its LMDB transaction id. Two snapshots taken through one open
+ * handle with the same generation see the same store. Across handles that may not hold: a
+ * compaction runs only while no handle of the store is open anywhere, and the compacted
+ * data.mdb keeps the number of the newest commit, also where ckpt_store_compact_with()'s
+ * work changed the store (ckpt gc --keep-last N --compact): compare generations within one
+ * handle's lifetime only.
  */
 uint64_t ckpt_snapshot_generation(const ckpt_snapshot *snap);
 
