@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ckpt/holders.h"
+#include "store/store_int.h"
 
 void ckpt_process_name(char *out, size_t len, long pid)
 {
@@ -48,7 +49,9 @@ static void describe_pid(char *buf, size_t len, long pid)
 		snprintf(buf, len, "pid %ld", pid);
 }
 
-int ckpt_flock_holders(char *out, size_t len, const char *file)
+/* ckpt_flock_holders(), of the locks of mode @p only ("READ": shared, "WRITE": exclusive)
+ * when not NULL */
+static int flock_holders(char *out, size_t len, const char *file, const char *only)
 {
 	if (len)
 		out[0] = '\0';
@@ -72,7 +75,8 @@ int ckpt_flock_holders(char *out, size_t len, const char *file)
 		    sscanf(line, "%*[^:]: %15s %15s %15s %ld %x:%x:%llu", kind, type, mode, &pid,
 		           &maj, &min, &ino) != 7)
 			continue;
-		if (strcmp(kind, "FLOCK") != 0 || pid == self || ino != (unsigned long long)st.st_ino ||
+		if (strcmp(kind, "FLOCK") != 0 || (only && strcmp(mode, only) != 0) || pid == self ||
+		    ino != (unsigned long long)st.st_ino ||
 		    maj != major(st.st_dev) || min != minor(st.st_dev))
 			continue;
 		char who[128];
@@ -91,6 +95,16 @@ int ckpt_flock_holders(char *out, size_t len, const char *file)
 	}
 	fclose(f);
 	return n;
+}
+
+int ckpt_flock_holders(char *out, size_t len, const char *file)
+{
+	return flock_holders(out, len, file, NULL);
+}
+
+int store_flock_readers(char *out, size_t len, const char *file)
+{
+	return flock_holders(out, len, file, "READ");
 }
 
 /* The store directory's flock, taken @p how (LOCK_SH or LOCK_EX), waiting for it: ckpt gc

@@ -303,6 +303,31 @@ static const char *nz(const char *s)
 	return s ? s : "";
 }
 
+bool store_utf8_valid(const char *text)
+{
+	const unsigned char *p = (const unsigned char *)text;
+	while (*p) {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		/* C0, C1 and F5..FF never lead; the second byte's range rules out the overlong
+		 * forms (E0, F0), the surrogates (ED) and code points past U+10FFFF (F4) */
+		if (*p < 0xC2 || *p > 0xF4)
+			return false;
+		size_t len = *p >= 0xF0 ? 4 : *p >= 0xE0 ? 3 : 2;
+		unsigned char lo = *p == 0xE0 ? 0xA0 : *p == 0xF0 ? 0x90 : 0x80;
+		unsigned char hi = *p == 0xED ? 0x9F : *p == 0xF4 ? 0x8F : 0xBF;
+		if (p[1] < lo || p[1] > hi)
+			return false; /* also at the NUL */
+		for (size_t i = 2; i < len; i++)
+			if ((p[i] & 0xC0) != 0x80)
+				return false;
+		p += len;
+	}
+	return true;
+}
+
 int store_run_encode(uint8_t **out, size_t *out_len, const ckpt_run_meta *m)
 {
 	outbuf o = {0};

@@ -662,6 +662,118 @@ static int open_dbis(ckpt_store *s, MDB_txn *txn, unsigned flags)
 	return 0;
 }
 
+/* LMDB must not have one environment open twice in a process: its locks on lock.mdb are fcntl
+ * locks, which belong to the process, so a second environment of the same files believes it is
+ * alone, resets the reader table and lets commits reuse pages that the first one's snapshots
+ * still read. Every handle claims its data.mdb (device and inode) here for as long as it is
+ * open, before LMDB opens anything; a second claim is refused. A child made by fork() holds no
+ * LMDB lock of its parent and may open the store itself: claims count in the process that made
+ * them only. */
+typedef struct open_store {
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	struct open_store *next;
+} open_store;
+
+static pthread_mutex_t open_stores_lock = PTHREAD_MUTEX_INITIALIZER;
+static open_store *open_stores;
+static pthread_once_t open_stores_once = PTHREAD_ONCE_INIT;
+
+/* a fork while another thread holds the lock must not leave it locked in the child */
+static void open_stores_lock_take(void)
+{
+	pthread_mutex_lock(&open_stores_lock);
+}
+
+static void open_stores_lock_give(void)
+{
+	pthread_mutex_unlock(&open_stores_lock);
+}
+
+static void open_stores_init(void)
+{
+	pthread_atfork(open_stores_lock_take, open_stores_lock_give, open_stores_lock_give);
+}
+
+static bool open_store_find_locked(dev_t dev, ino_t ino, pid_t pid)
+{
+	for (const open_store *o = open_stores; o; o = o->next)
+		if (o->dev == dev && o->ino == ino && o->pid == pid)
+			return true;
+	return false;
+}
+
+static int refuse_second_handle(const char *path)
+{
+	return store_error(-EBUSY,
+	                   "store %s is already open in this process (one handle per store per "
+	                   "process: share it)",
+	                   path);
+}
+
+/* Whether the data.mdb in @p path is held by a handle of this process (false if none). */
+static bool open_store_held(const char *path)
+{
+	char file[4200];
+	struct stat st;
+	if ((size_t)snprintf(file, sizeof(file), "%s/data.mdb", path) >= sizeof(file) ||
+	    stat(file, &st) != 0)
+		return false;
+	pthread_once(&open_stores_once, open_stores_init);
+	open_stores_lock_take();
+	bool held = open_store_find_locked(st.st_dev, st.st_ino, getpid());
+	open_stores_lock_give();
+	return held;
+}
+
+/* Claim @p s's data.mdb (the file in its directory now) for @p s, or -EBUSY. */
+static int open_store_claim(ckpt_store *s)
+{
+	char file[4200];
+	struct stat st;
+	if ((size_t)snprintf(file, sizeof(file), "%s/data.mdb", s->path) >= sizeof(file))
+		return store_error(-ENAMETOOLONG, "%s: path too long", s->path);
+	if (stat(file, &st) != 0)
+		return store_error(-errno, "%s: cannot read data.mdb (%s)", s->path, strerror(errno));
+	open_store *o = malloc(sizeof(*o));
+	if (!o)
+		return store_error(-ENOMEM, "out of memory");
+	pid_t self = getpid();
+	pthread_once(&open_stores_once, open_stores_init);
+	open_stores_lock_take();
+	bool held = open_store_find_locked(st.st_dev, st.st_ino, self);
+	if (!held) {
+		*o = (open_store){st.st_dev, st.st_ino, self, open_stores};
+		open_stores = o;
+	}
+	open_stores_lock_give();
+	if (held) {
+		free(o);
+		return refuse_second_handle(s->path);
+	}
+	s->claim = (open_store_id){true, st.st_dev, st.st_ino, self};
+	return 0;
+}
+
+static void open_store_release(ckpt_store *s)
+{
+	if (!s->claim.held)
+		return;
+	open_stores_lock_take();
+	for (open_store **o = &open_stores; *o; o = &(*o)->next) {
+		if ((*o)->dev == s->claim.dev && (*o)->ino == s->claim.ino &&
+		    (*o)->pid == s->claim.pid) {
+			open_store *gone = *o;
+			*o = gone->next;
+			free(gone);
+			break;
+		}
+	}
+	open_stores_lock_give();
+	s->claim.held = false;
+}
+
 static ckpt_store *store_alloc(const char *path)
 {
 	ckpt_store *s = calloc(1, sizeof(*s));
@@ -684,6 +796,7 @@ static void store_free(ckpt_store *s)
 		return;
 	if (s->env)
 		mdb_env_close(s->env);
+	open_store_release(s); /* after LMDB let go of the files */
 	if (s->reader_guard_fd >= 0)
 		close(s->reader_guard_fd);
 	store_run_free(&s->run);
@@ -691,6 +804,21 @@ static void store_free(ckpt_store *s)
 	pthread_mutex_destroy(&s->write_lock);
 	free(s->path);
 	free(s);
+}
+
+int store_read_settings(store_settings_rec *out, ckpt_store *s, MDB_txn *txn)
+{
+	MDB_val key = {8, "settings"}, val;
+	char why[256];
+	int mrc = mdb_get(txn, s->db_meta, &key, &val);
+	if (mrc)
+		return mrc == MDB_NOTFOUND
+		           ? store_error(CKPT_ECORRUPT, "%s: store settings missing", s->path)
+		           : store_lmdb_error(mrc, "%s: reading store settings", s->path);
+	int rc = store_settings_decode(out, val.mv_data, val.mv_size, why, sizeof(why));
+	if (rc)
+		return store_error(rc, "%s: corrupt store settings: %s", s->path, why);
+	return 0;
 }
 
 /* decode run meta and settings inside txn into s */
@@ -726,15 +854,8 @@ static int load_meta(ckpt_store *s, MDB_txn *txn)
 	int rc = store_run_decode(&s->run, val.mv_data, val.mv_size, why, sizeof(why));
 	if (rc)
 		return store_error(rc, "%s: corrupt run metadata: %s", s->path, why);
-	key = (MDB_val){8, "settings"};
-	mrc = mdb_get(txn, s->db_meta, &key, &val);
-	if (mrc)
-		return mrc == MDB_NOTFOUND
-		           ? store_error(CKPT_ECORRUPT, "%s: store settings missing", s->path)
-		           : store_lmdb_error(mrc, "%s: reading store settings", s->path);
-	rc = store_settings_decode(&s->settings, val.mv_data, val.mv_size, why, sizeof(why));
-	if (rc)
-		return store_error(rc, "%s: corrupt store settings: %s", s->path, why);
+	if ((rc = store_read_settings(&s->settings, s, txn)))
+		return rc;
 	s->meta = (ckpt_run_meta){
 	    .model = s->run.model,
 	    .layers = s->run.layers,
@@ -829,6 +950,15 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	if (meta->monitor_mode != CKPT_MODE_MIN && meta->monitor_mode != CKPT_MODE_MAX)
 		return store_error(-EINVAL, "%s: bad monitor mode %d", path,
 		                   (int)meta->monitor_mode);
+	const struct {
+		const char *field, *text;
+	} strings[] = {{"model", meta->model},         {"layers", meta->layers},
+	               {"optimizer", meta->optimizer}, {"hyperparams", meta->hyperparams},
+	               {"dataset", meta->dataset},     {"monitor", meta->monitor}};
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+		if (strings[i].text && !store_utf8_valid(strings[i].text))
+			return store_error(-EINVAL, "%s: run metadata: %s is not valid UTF-8", path,
+			                   strings[i].field);
 	if (!o.chunk_size)
 		o.chunk_size = STORE_DEFAULT_CHUNK_SIZE;
 	if (o.chunk_size > STORE_MAX_CHUNK_SIZE || o.chunk_size % 8)
@@ -842,6 +972,9 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	if (o.initial_map_size > SIZE_MAX)
 		return store_error(-EINVAL, "%s: initial map size too large", path);
 
+	/* looking at an abandoned data.mdb opens it in LMDB: not while this process has it open */
+	if (open_store_held(path))
+		return refuse_second_handle(path);
 	bool made_dir = false;
 	struct stat st;
 	if (stat(path, &st) == 0) {
@@ -902,6 +1035,11 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 		rc = store_lmdb_error(store_write_errno(path, mrc, 0),
 		                      "%s: creating the LMDB environment", path);
 		goto fail;
+	}
+	if ((rc = open_store_claim(s))) {
+		/* another thread's create or open has these files now: they are not ours to remove */
+		store_free(s);
+		return rc;
 	}
 	if ((mrc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
 		rc = store_lmdb_error(mrc, "%s: beginning the first transaction", path);
@@ -1241,6 +1379,20 @@ static int open_readonly_env(ckpt_store *s)
 	return 0;
 }
 
+int store_refuse_lockless_readers(const char *path)
+{
+	char file[4200], who[512];
+	if ((size_t)snprintf(file, sizeof(file), "%s/data.mdb", path) >= sizeof(file))
+		return store_error(-ENAMETOOLONG, "%s: path too long", path);
+	if (store_flock_readers(who, sizeof(who), file) == 0)
+		return 0;
+	return store_error(-EBUSY,
+	                   "store %s is being read by %s without lock.mdb, so writing now could "
+	                   "reuse pages it reads: wait for it to end, or give it a writable "
+	                   "lock.mdb",
+	                   path, who);
+}
+
 /* A writer needs data.mdb and lock.mdb writable, and the directory too where lock.mdb is
  * still to be created: name the first that is not, so that the user knows what to fix. */
 static int check_writable(const char *path)
@@ -1276,7 +1428,8 @@ static int open_once(ckpt_store **out, const char *path, unsigned flags)
 	if (rc)
 		return rc;
 	bool readonly = flags & CKPT_OPEN_READONLY;
-	if (!readonly && (rc = check_writable(path)))
+	/* before LMDB creates a lock.mdb that the refused open would leave behind */
+	if (!readonly && ((rc = check_writable(path)) || (rc = store_refuse_lockless_readers(path))))
 		return rc;
 	ckpt_store *s = store_alloc(path);
 	if (!s)
@@ -1284,6 +1437,8 @@ static int open_once(ckpt_store **out, const char *path, unsigned flags)
 	s->readonly = readonly;
 	int mrc;
 	MDB_txn *txn = NULL;
+	if ((rc = open_store_claim(s)))
+		goto fail;
 	if (readonly) {
 		if ((rc = open_readonly_env(s)))
 			goto fail;
@@ -1375,12 +1530,36 @@ uint64_t ckpt_store_chunk_size(const ckpt_store *store)
 	return store->settings.chunk_size;
 }
 
+void store_set_retention(ckpt_store *s, uint32_t keep_last, uint32_t keep_top)
+{
+	pthread_mutex_lock(&s->lock);
+	s->settings.keep_last = keep_last;
+	s->settings.keep_top = keep_top;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Another process (ckpt gc --keep-last N) may have persisted new settings since this handle
+ * read them: the stored record is the truth; the handle's copy only stands in where it cannot
+ * be read. */
 void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t *keep_top)
 {
+	ckpt_store *s = (ckpt_store *)store; /* its lock and a read txn; nothing it shows changes */
+	MDB_txn *txn;
+	pthread_mutex_lock(&s->lock);
+	store_settings_rec set = s->settings;
+	if (begin_txn_locked(s, &txn, MDB_RDONLY) == 0) {
+		store_settings_rec stored;
+		if (store_read_settings(&stored, s, txn) == 0) {
+			set.keep_last = stored.keep_last;
+			set.keep_top = stored.keep_top;
+		}
+		mdb_txn_abort(txn);
+	}
+	pthread_mutex_unlock(&s->lock);
 	if (keep_last)
-		*keep_last = store->settings.keep_last;
+		*keep_last = set.keep_last;
 	if (keep_top)
-		*keep_top = store->settings.keep_top;
+		*keep_top = set.keep_top;
 }
 
 static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_t *deleted)
@@ -1394,7 +1573,8 @@ static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_
 	set.keep_top = keep_top;
 	uint8_t buf[STORE_SETTINGS_LEN];
 	store_settings_encode(buf, &set);
-	if ((rc = put_meta(s, txn, "settings", buf, sizeof(buf))) ||
+	if ((rc = store_refuse_lockless_readers(s->path)) ||
+	    (rc = put_meta(s, txn, "settings", buf, sizeof(buf))) ||
 	    (rc = store_apply_retention(s, txn, keep_last, keep_top, NULL, deleted))) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -1402,7 +1582,7 @@ static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_
 	int mrc = store_write_errno(s->path, mdb_txn_commit(txn), 0);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: committing gc", s->path);
-	s->settings = set;
+	store_set_retention(s, keep_last, keep_top);
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <sys/types.h>
 
 #include "ckpt/store.h"
 #include "store/records.h"
@@ -39,6 +40,14 @@
 /* internal only: MDB_MAP_FULL, retried after growing the map; -ENOSPC if it escapes */
 #define STORE_EMAPFULL (-20100)
 
+/* a data.mdb claimed by a handle of process pid (store.c: one handle per store per process) */
+typedef struct open_store_id {
+	bool held;
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+} open_store_id;
+
 struct ckpt_store {
 	char *path;
 	MDB_env *env;
@@ -49,6 +58,7 @@ struct ckpt_store {
 	 * data.mdb here, so that ckpt-train (which takes it exclusively) cannot write meanwhile;
 	 * -1 otherwise */
 	int reader_guard_fd;
+	open_store_id claim; /* its data.mdb in the process's registry of open stores */
 	ckpt_run_meta meta;
 	store_run_rec run; /* owns the strings that meta points to */
 	store_settings_rec settings;
@@ -91,6 +101,18 @@ void store_map_usage(ckpt_store *s, uint64_t *used, uint64_t *size);
 /** Refuse anything in @p path that is not a sound LMDB data file (not regular, not LMDB, or
  *  ending before the last page its newest commit uses) before LMDB maps it. */
 int store_check_data_file(const char *path);
+
+/** ckpt_flock_holders() of shared flocks only: the readers without lock.mdb (store/holders.c) */
+int store_flock_readers(char *out, size_t len, const char *file);
+/** -EBUSY naming them when other processes hold a shared flock on @p path's data.mdb: readers
+ *  without lock.mdb, which LMDB cannot see, so a write could reuse the pages they read. The
+ *  exclusive flock of ckpt-train and ckpt gc is theirs to check (ckpt_writer_lock()). */
+int store_refuse_lockless_readers(const char *path);
+/** Decode the settings record as stored in @p txn (another process may have changed the
+ *  retention since @p s was opened: ckpt gc --keep-last N persists it). */
+int store_read_settings(store_settings_rec *out, ckpt_store *s, MDB_txn *txn);
+/** Update the handle's copy of the retention settings (under s->lock). */
+void store_set_retention(ckpt_store *s, uint32_t keep_last, uint32_t keep_top);
 
 /** Read the decoded checkpoint record of @p epoch inside @p txn. ckpt freed by caller. */
 int store_load_checkpoint(store_ckpt_rec **out, ckpt_store *s, MDB_txn *txn, uint64_t epoch);

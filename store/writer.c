@@ -105,12 +105,24 @@ static int name_reserve(ckpt_writer *w)
 	return 0;
 }
 
+#ifdef CKPT_TESTING
+/* tests set this to write what earlier versions of this library accepted and stores may
+ * therefore hold: epochs above CKPT_MAX_EPOCH, devices spelled "cuda:01" */
+int store_test_old_input;
+#else
+static const int store_test_old_input = 0;
+#endif
+
 int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch)
 {
 	*out = NULL;
 	if (store->readonly)
 		return store_error(-EROFS, "store %s: opened read-only, cannot write epoch %llu",
 		                   store->path, (unsigned long long)epoch);
+	if (epoch > CKPT_MAX_EPOCH && !store_test_old_input)
+		return store_error(-EINVAL, "store %s: epoch %llu is above the highest epoch %llu",
+		                   store->path, (unsigned long long)epoch,
+		                   (unsigned long long)CKPT_MAX_EPOCH);
 	ckpt_writer *w = calloc(1, sizeof(*w));
 	if (!w)
 		return store_error(-ENOMEM, "out of memory");
@@ -163,14 +175,21 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 	if (!itemsize)
 		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: bad dtype %d", path,
 		                   epoch, name, (int)dtype);
-	if (ndim > CKPT_MAX_DIMS || (ndim && !shape))
+	if (ndim > CKPT_MAX_DIMS)
 		return store_error(-EINVAL,
 		                   "store %s: epoch %llu: tensor %s: %u dimensions (at "
 		                   "most %d)",
 		                   path, epoch, name, ndim, CKPT_MAX_DIMS);
+	if (ndim && !shape)
+		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: no shape for its %u "
+		                   "dimension(s)", path, epoch, name, ndim);
 	uint64_t numel;
-	if (ckpt_shape_numel(&numel, ndim, shape) != 0 || numel > UINT64_MAX / itemsize ||
-	    numel * itemsize != nbytes)
+	if (ckpt_shape_numel(&numel, ndim, shape) != 0 || numel > UINT64_MAX / itemsize)
+		return store_error(-EINVAL,
+		                   "store %s: epoch %llu: tensor %s: its shape overflows (its "
+		                   "dimensions times the item size exceed 2^64)",
+		                   path, epoch, name);
+	if (numel * itemsize != nbytes)
 		return store_error(-EINVAL,
 		                   "store %s: epoch %llu: tensor %s: %llu bytes do not "
 		                   "match its shape and dtype",
@@ -189,8 +208,12 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 	}
 	if (!device)
 		device = "cpu";
-	if (!ckpt_device_is_valid(device))
-		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: bad device '%s'",
+	/* stores may hold "cuda:01" (ckpt_device_is_valid() reads it), but torch.device refuses it */
+	if (!ckpt_device_is_valid(device) ||
+	    (strncmp(device, "cuda:0", 6) == 0 && device[6] && !store_test_old_input))
+		return store_error(-EINVAL,
+		                   "store %s: epoch %llu: tensor %s: bad device '%s' (cpu, cuda or "
+		                   "cuda:N, N < 1000 without leading zeros)",
 		                   path, epoch, name, device);
 	if (nbytes && !data)
 		return store_error(-EINVAL, "store %s: epoch %llu: tensor %s: no data", path, epoch,
@@ -277,6 +300,9 @@ int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value)
 		                   "than %d bytes",
 		                   w->store->path, (unsigned long long)w->epoch,
 		                   STORE_MAX_METRIC_NAME);
+	if (!store_utf8_valid(name))
+		return store_error(-EINVAL, "store %s: epoch %llu: a metric name is not valid UTF-8",
+		                   w->store->path, (unsigned long long)w->epoch);
 	/* kept sorted by name: insert in place */
 	size_t i = 0;
 	while (i < w->nmetrics && strcmp(w->metrics[i].name, name) < 0)
@@ -308,8 +334,12 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 		                   "than %d bytes",
 		                   w->store->path, (unsigned long long)w->epoch,
 		                   STORE_MAX_EXTRA_KEY);
+	if (!store_utf8_valid(key))
+		return store_error(-EINVAL, "store %s: epoch %llu: an extra key is not valid UTF-8",
+		                   w->store->path, (unsigned long long)w->epoch);
 	if (len && !data)
-		return store_error(-EINVAL, "store %s: extra %s: no data", w->store->path, key);
+		return store_error(-EINVAL, "store %s: epoch %llu: extra %s: no data for %zu bytes",
+		                   w->store->path, (unsigned long long)w->epoch, key, len);
 	void *copy = malloc(len ? len : 1);
 	if (!copy)
 		return store_error(-ENOMEM, "out of memory");
@@ -347,9 +377,15 @@ static int commit_once(ckpt_writer *w)
 	uint8_t *rec = NULL;
 	size_t rec_len = 0;
 	ckpt_tensor_info *infos = NULL;
+	store_settings_rec set;
 	int rc = store_write_txn(s, &txn);
 	if (rc)
 		return rc;
+	/* the retention in force is the stored one: ckpt gc --keep-last N may have changed it
+	 * since this handle was opened */
+	if ((rc = store_refuse_lockless_readers(s->path)) ||
+	    (rc = store_read_settings(&set, s, txn)))
+		goto fail;
 	for (size_t i = 0; i < w->ntensors; i++) {
 		pending_tensor *t = &w->tensors[i];
 		rc = store_blob_ref(s, txn, t->info.hash, t->info.nbytes, t->data, t->chunk_crcs,
@@ -415,8 +451,7 @@ static int commit_once(ckpt_writer *w)
 		goto fail;
 	}
 	if ((rc = store_update_best_for(s, txn, w->epoch, &ir)) ||
-	    (rc = store_apply_retention(s, txn, s->settings.keep_last, s->settings.keep_top,
-	                                &w->epoch, NULL)))
+	    (rc = store_apply_retention(s, txn, set.keep_last, set.keep_top, &w->epoch, NULL)))
 		goto fail;
 	free(rec);
 	free(infos);
@@ -424,6 +459,7 @@ static int commit_once(ckpt_writer *w)
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: epoch %llu: committing", s->path,
 		                        (unsigned long long)w->epoch);
+	store_set_retention(s, set.keep_last, set.keep_top);
 	return 0;
 fail:
 	free(rec);

@@ -72,31 +72,49 @@ typedef struct ckpt_run_meta {
 
 /** Tunables for ckpt_store_create(); zero fields mean the default. */
 typedef struct ckpt_store_options {
-	uint64_t chunk_size;       /**< bytes per stored chunk; default 64 MiB; at most 1 GiB */
+	uint64_t chunk_size;       /**< bytes per stored chunk, a multiple of 8, at most 1 GiB;
+	                                default 64 MiB */
 	uint64_t initial_map_size; /**< initial LMDB map size; default 64 MiB; grows on demand */
-	uint32_t keep_last;        /**< retention: keep the newest N checkpoints (0 = all) */
+	uint32_t keep_last;        /**< retention: keep the newest N checkpoints (0 = all); a
+	                                commit also keeps the epoch it wrote (see
+	                                ckpt_writer_commit()) */
 	uint32_t keep_top;         /**< retention: also keep the best K (the best always stays) */
 	bool no_sync;              /**< skip fsync at commit (tests only: loses durability) */
 } ckpt_store_options;
 
 /** Flags for ckpt_store_open(). */
-#define CKPT_OPEN_READONLY 0x1u /**< never write; works on read-only directories */
+/** Never write; works on read-only directories. A store without lock.mdb, or whose lock.mdb this
+ *  process cannot write, is read without LMDB's lock file: the handle then holds a shared flock
+ *  on data.mdb, and writers (ckpt-train, ckpt gc, libckpt writers of other processes) are
+ *  refused until it is closed. */
+#define CKPT_OPEN_READONLY 0x1u
 
 /**
  * Create a new store at @p path (a directory that does not exist or is empty; it is created
  * if missing) and write its run metadata.
- * @return 0, -EEXIST if @p path already holds a store or other files, -EACCES/-EROFS if it
- *         cannot be written, -EINVAL for bad options (monitor empty, chunk_size too large),
- *         -ENOSPC if the disk is full, -EFBIG past the file size limit (ulimit -f).
+ * @return 0, -EEXIST if @p path already holds a store or other files, -EBUSY if this process
+ *         has the store at @p path open, -EACCES/-EROFS if it cannot be written, -EINVAL for
+ *         bad options (monitor empty, a string of @p meta that is not valid UTF-8,
+ *         chunk_size not a multiple of 8 or above 1 GiB), -ENOSPC if the disk is full,
+ *         -EFBIG past the file size limit (ulimit -f).
  */
 int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
                       const ckpt_store_options *opts);
 
 /**
  * Open an existing store. Many processes may open a store; at most one writes at a time
- * (writers serialize on LMDB's lock).
+ * (writers serialize on LMDB's lock). A read-write open, and each commit and gc, is refused
+ * while another process reads the store without lock.mdb (see CKPT_OPEN_READONLY): LMDB cannot
+ * see such a reader, and a write could reuse the pages it reads. A refused open creates no
+ * lock.mdb. One handle per store per process: LMDB's locks belong
+ * to the process, and a second handle of the same files would let commits through the first
+ * reuse pages that its snapshots still read, so a second open of a store (by any path, read-
+ * only or not) that this process holds open is refused; share the handle between threads
+ * instead. A child made by fork() may open the store itself.
  * @return 0, -ENOENT if @p path does not exist, CKPT_ENOTSTORE if it is not a store,
- *         CKPT_ESCHEMA if it was written by a newer schema, CKPT_ECORRUPT on damaged metadata.
+ *         CKPT_ESCHEMA if it was written by a newer schema, CKPT_ECORRUPT on damaged metadata,
+ *         -EBUSY if this process has the store open already, or for a read-write open while
+ *         another process reads it without lock.mdb (the message names it by pid and command).
  */
 int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags);
 
@@ -112,18 +130,23 @@ const char *ckpt_store_path(const ckpt_store *store);
 /** Chunk size the store was created with. */
 uint64_t ckpt_store_chunk_size(const ckpt_store *store);
 
-/** Current retention settings (0 = unlimited). */
+/** The retention settings stored now (0 = unlimited): ckpt_store_gc() in any process, such as
+ *  `ckpt gc --keep-last N`, persists new ones, which every handle then reports and applies at
+ *  its next commit (the handle's last known ones where the store cannot be read). */
 void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t *keep_top);
 
 /**
  * Persist new retention settings and apply them at once (one write transaction): delete every
  * checkpoint that is neither among the newest @p keep_last nor the best @p keep_top nor the
- * best, and free chunks no longer referenced. 0 means unlimited for either. When checkpoints
+ * best (an epoch kept by the exception of ckpt_writer_commit() goes here too), and free chunks no longer referenced. 0 means unlimited for either. When checkpoints
  * were deleted, one more small write transaction follows, so that the next commit can reuse
  * their pages (LMDB reuses a page only two transactions after the one that freed it).
  * @param out_deleted if not NULL, receives the number of checkpoints deleted.
  * @return 0, -EROFS for a read-only store, -ENOSPC if the disk is full, -EFBIG past the file
- *         size limit (ulimit -f).
+ *         size limit (ulimit -f), -EBUSY while another process reads the store without
+ *         lock.mdb (nothing is deleted) or when the map must grow while this process has
+ *         snapshots of the store open, -EAGAIN when another process grew the map while this
+ *         process has snapshots open (close them and retry).
  */
 int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top,
                   uint32_t *out_deleted);
@@ -184,11 +207,15 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 
 typedef struct ckpt_writer ckpt_writer;
 
+/** Highest epoch a checkpoint may have, 2^39 - 1: the mount's inode numbers hold an epoch in
+ *  39 bits. */
+#define CKPT_MAX_EPOCH ((UINT64_C(1) << 39) - 1)
+
 /**
  * Start a checkpoint for @p epoch. Nothing is visible to anyone until ckpt_writer_commit().
  * Committing an epoch that already exists replaces it (e.g. a run resumed from an earlier
  * checkpoint).
- * @return 0, -EROFS for a read-only store, -ENOMEM.
+ * @return 0, -EROFS for a read-only store, -EINVAL for an epoch above CKPT_MAX_EPOCH, -ENOMEM.
  */
 int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch);
 
@@ -196,9 +223,11 @@ int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch);
  * Add a tensor. Its CRC-32 and content hash are computed now. The bytes at @p data are
  * BORROWED: they must stay unchanged until ckpt_writer_commit() or ckpt_writer_abort()
  * returns (the commit may be retried after growing the map).
- * @param device "cpu", "cuda:N"; NULL means "cpu".
- * @return 0, -EINVAL (bad dtype, ndim > CKPT_MAX_DIMS, nbytes != numel*itemsize, bad device,
- *         empty or over-long name), -EEXIST if the name is already in this checkpoint.
+ * @param device "cpu", "cuda" or "cuda:N" (N < 1000, no leading zeros: torch.device refuses
+ *               "cuda:01"); NULL means "cpu".
+ * @return 0, -EINVAL (bad dtype, ndim > CKPT_MAX_DIMS, a NULL @p shape with @p ndim > 0, a
+ *         shape whose size overflows, nbytes != numel*itemsize, bad device, empty or
+ *         over-long name), -EEXIST if the name is already in this checkpoint.
  */
 int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group group,
                            ckpt_dtype dtype, uint32_t ndim, const uint64_t *shape,
@@ -208,25 +237,34 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 void ckpt_writer_set_step(ckpt_writer *w, uint64_t step);
 
 /**
- * Set a metric (e.g. "val_loss"). NaN and infinities are kept as they are but never make a
+ * Set a metric (e.g. "val_loss"); the name is UTF-8 of 1 to 255 bytes. NaN and infinities are kept as they are but never make a
  * checkpoint the best. Setting a name twice keeps the last value.
- * @return 0, -EINVAL for an empty or over-long name, -ENOMEM.
+ * @return 0, -EINVAL for an empty name, one over 255 bytes or one that is not valid UTF-8,
+ *         -ENOMEM.
  */
 int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value);
 
 /**
- * Attach opaque state under @p key (copied): RNG state, schedule state, optimizer param groups
+ * Attach opaque state under @p key (UTF-8 of 1 to 255 bytes; the data is copied): RNG state, schedule state, optimizer param groups
  * ("optimizer.param_groups" holds JSON text as torch's optimizer.state_dict() lays it out).
- * @return 0, -EINVAL for an empty or over-long key, -ENOMEM.
+ * @return 0, -EINVAL for an empty key, one over 255 bytes or one that is not valid UTF-8, or
+ *         NULL @p data with a non-zero @p len, -ENOMEM.
  */
 int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, size_t len);
 
 /**
  * Write everything in ONE LMDB write transaction: tensors (deduplicated by content), the
- * checkpoint record, best/top-k bookkeeping and retention (with garbage collection). On
+ * checkpoint record, best/top-k bookkeeping and retention (with garbage collection) by the
+ * settings stored at that moment (see ckpt_store_retention()). Retention never deletes the
+ * epoch just committed, even where it is neither among the newest nor the best (a commit
+ * again of an older epoch): the next commit's retention does. On
  * MDB_MAP_FULL the map is grown and the transaction retried. Frees @p w in every case.
  * @return 0, -ENOSPC if the disk is full (nothing of this checkpoint is stored, earlier ones
- *         are intact), -EFBIG likewise past the file size limit (ulimit -f), -EIO.
+ *         are intact), -EFBIG likewise past the file size limit (ulimit -f), -EIO, -EBUSY
+ *         while another process reads the store without lock.mdb, or when the map must grow
+ *         while this process has snapshots of the store open, -EAGAIN when another process
+ *         grew the map while this process has snapshots open (nothing is stored in any of
+ *         these cases: close the snapshots and commit again).
  */
 int ckpt_writer_commit(ckpt_writer *w);
 
@@ -245,13 +283,19 @@ typedef struct ckpt_checkpoint ckpt_checkpoint;
  * changes, whatever writers commit meanwhile; keep it short-lived, since an open snapshot stops
  * LMDB from reusing pages freed after it began. A snapshot may be used from any thread, and
  * from several threads at once.
- * @return 0, -ENOMEM, -EIO.
+ * @return 0, -ENOMEM, -EIO, -EAGAIN when another process grew the map while other snapshots of
+ *         this process are open (the map can only be remapped with none open: close them and
+ *         retry).
  */
 int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store);
 
 /**
- * The commit a snapshot sees: its LMDB transaction id. Two snapshots with the same generation
- * see the same store.
+ * The commit a snapshot sees: its LMDB transaction id. Two snapshots taken through one open
+ * handle with the same generation see the same store. Across handles that may not hold: a
+ * compaction runs only while no handle of the store is open anywhere, and the compacted
+ * data.mdb keeps the number of the newest commit, also where ckpt_store_compact_with()'s
+ * work changed the store (ckpt gc --keep-last N --compact): compare generations within one
+ * handle's lifetime only.
  */
 uint64_t ckpt_snapshot_generation(const ckpt_snapshot *snap);
 

@@ -49,7 +49,10 @@ typedef enum ckpt_tensor_group {
  * object it was obtained from (a checkpoint of a read snapshot) and valid as long as that is.
  */
 typedef struct ckpt_tensor_info {
-	const char *name;          /**< NUL-terminated UTF-8 name as given by the producer */
+	const char *name;          /**< NUL-terminated name as given by the producer, bytes
+	                                kept as they are: UTF-8 is expected but not checked (the
+	                                mount's .pt and safetensors files refuse a name that is
+	                                not UTF-8, the .npy files still serve it) */
 	ckpt_tensor_group group;   /**< model, optimizer or extra */
 	ckpt_dtype dtype;          /**< element type */
 	uint32_t ndim;             /**< 0 for a scalar */
@@ -84,7 +87,9 @@ int ckpt_shape_numel(uint64_t *out, uint32_t ndim, const uint64_t *shape);
 /** CRC-32 (zip/zlib polynomial) continued from @p crc over @p len bytes; start with 0. */
 uint32_t ckpt_crc32(uint32_t crc, const void *data, size_t len);
 
-/** True if @p device is "cpu" or "cuda" or "cuda:N" (N a decimal integer < 1000). */
+/** True if @p device is "cpu" or "cuda" or "cuda:N" (N a decimal integer < 1000), as a store
+ *  may hold it: leading zeros ("cuda:01") included, which earlier versions wrote and which
+ *  torch.device refuses; ckpt_writer_put_tensor() refuses them now. */
 bool ckpt_device_is_valid(const char *device);
 
 #ifdef __cplusplus

@@ -995,8 +995,9 @@ START_TEST(test_reader_snapshot_stays_consistent_while_a_writer_commits)
 	ckpt_snapshot_close(old);
 	ckpt_store_close(s);
 
-	/* another process writes (and grows the map) while this one reads read-only; a
-	 * read-write handle of this process then adopts the grown map */
+	/* another process writes (and grows the map) while this one reads through a read-write
+	 * handle (one handle per store per process), whose snapshots and commit adopt the grown
+	 * map; a read-only handle opened afterwards sees it all */
 	int pipefd[2];
 	ck_assert_int_eq(pipe(pipefd), 0);
 	pid_t pid = fork();
@@ -1030,13 +1031,12 @@ START_TEST(test_reader_snapshot_stays_consistent_while_a_writer_commits)
 	close(pipefd[0]);
 	ckpt_store *rw;
 	OK(ckpt_store_open(&rw, storepath, 0));
-	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
 	int status;
 	bool done = false;
+	ckpt_snapshot *snap;
 	while (!done) {
 		done = waitpid(pid, &status, WNOHANG) == pid;
-		ckpt_snapshot *snap;
-		OK(ckpt_snapshot_open(&snap, s));
+		OK(ckpt_snapshot_open(&snap, rw));
 		uint64_t *epochs;
 		size_t n;
 		OK(ckpt_snapshot_list(&epochs, &n, snap));
@@ -1049,20 +1049,20 @@ START_TEST(test_reader_snapshot_stays_consistent_while_a_writer_commits)
 	}
 	ck_assert(WIFEXITED(status));
 	ck_assert_int_eq(WEXITSTATUS(status), 0);
-	ckpt_snapshot *snap;
-	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_open(&snap, rw));
 	OK(ckpt_snapshot_latest(&e, snap));
 	ck_assert_uint_eq(e, 12);
 	ckpt_snapshot_close(snap);
-	ckpt_store_close(s);
 	commit_simple(rw, 13, 1000, 13, "val_loss", 0.1);
-	OK(ckpt_snapshot_open(&snap, rw));
+	ckpt_store_close(rw);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	OK(ckpt_snapshot_open(&snap, s));
 	OK(ckpt_snapshot_latest(&e, snap));
 	ck_assert_uint_eq(e, 13);
 	OK(ckpt_snapshot_checkpoint(&c, snap, 12));
 	OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)));
 	ckpt_snapshot_close(snap);
-	ckpt_store_close(rw);
+	ckpt_store_close(s);
 }
 END_TEST
 

@@ -3,7 +3,7 @@
  *
  * Each test works in a fresh mkdtemp directory that it removes; no_sync stands wherever
  * durability is not under test. A second process on the store is a fork that opens its own
- * handle (LMDB forbids opening one environment twice in a process).
+ * handle (one handle per store per process: a second open is refused).
  */
 #include <check.h>
 #include <errno.h>
@@ -82,11 +82,13 @@ static off_t data_file_size(void)
 }
 
 /* Fork a process that opens the store read-only and @p nsnapshots snapshots of it (as many as
- * it can for 0), then SIGKILL it: its reader slots stay behind in lock.mdb. */
-static void kill_a_reader_with_snapshots_open(unsigned nsnapshots)
+ * it can for 0) and keeps them open until the write end of its pipe, *@p release_fd, closes;
+ * returns when they are open. */
+static pid_t start_a_reader(unsigned nsnapshots, int *release_fd)
 {
-	int ready[2];
+	int ready[2], release[2];
 	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(release), 0);
 	pid_t pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
@@ -94,23 +96,36 @@ static void kill_a_reader_with_snapshots_open(unsigned nsnapshots)
 		ckpt_snapshot *snap;
 		unsigned opened = 0;
 		char c = 1;
+		close(release[1]);
 		if (ckpt_store_open(&rs, storepath, CKPT_OPEN_READONLY))
 			_exit(3);
 		while ((nsnapshots == 0 || opened < nsnapshots) && ckpt_snapshot_open(&snap, rs) == 0)
 			opened++;
 		if (!opened || write(ready[1], &c, 1) != 1)
 			_exit(4);
-		pause();
-		_exit(0);
+		if (read(release[0], &c, 1) < 0)
+			_exit(5);
+		_exit(0); /* the snapshots and the handle end with the process */
 	}
+	close(release[0]);
+	close(ready[1]);
 	char c;
 	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*release_fd = release[1];
+	return pid;
+}
+
+/* start_a_reader(), then SIGKILL it: its reader slots stay behind in lock.mdb. */
+static void kill_a_reader_with_snapshots_open(unsigned nsnapshots)
+{
+	int release;
+	pid_t pid = start_a_reader(nsnapshots, &release);
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);
 	int status;
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-	close(ready[0]);
-	close(ready[1]);
+	close(release);
 }
 
 START_TEST(test_a_reader_killed_with_a_snapshot_open_does_not_stop_page_reuse)
@@ -139,10 +154,10 @@ START_TEST(test_reader_slots_of_killed_processes_are_reused)
 	ckpt_snapshot *snap;
 	OK(ckpt_snapshot_open(&snap, s));
 	ckpt_snapshot_close(snap);
+	ckpt_store_close(s); /* one handle per store per process */
 	ckpt_store *ro;
 	OK(ckpt_store_open(&ro, storepath, CKPT_OPEN_READONLY));
 	ckpt_store_close(ro);
-	ckpt_store_close(s);
 }
 END_TEST
 
@@ -211,6 +226,208 @@ START_TEST(test_writes_past_the_file_size_limit_say_file_too_large)
 }
 END_TEST
 
+/* LMDB's locks belong to the process: a second handle of a store in the same process would
+ * reset the reader table, and commits through the first would reuse its snapshot's pages. */
+START_TEST(test_a_second_handle_in_one_process_is_refused_and_snapshots_stay_valid)
+{
+	ckpt_store *s = make_store(1);
+	OK(try_commit(s, 1));
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, 0);
+	ck_assert_ptr_nonnull(t);
+	unsigned flags[2] = {CKPT_OPEN_READONLY, 0};
+	for (size_t i = 0; i < 2; i++) {
+		ckpt_store *second = NULL;
+		ck_assert_int_eq(ckpt_store_open(&second, storepath, flags[i]), -EBUSY);
+		ck_assert_ptr_null(second);
+		ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "already open in this process"));
+	}
+	ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss"};
+	ckpt_store *created = NULL;
+	ck_assert_int_eq(ckpt_store_create(&created, storepath, &m, NULL), -EBUSY);
+	for (uint64_t e = 2; e <= 10; e++)
+		OK(try_commit(s, e));
+	OK(ckpt_tensor_verify(snap, t));
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	/* closing gives the store back: it opens again */
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* ckpt gc --keep-last N persists the setting: a handle opened before it applies it at its next
+ * commit and reports it */
+START_TEST(test_retention_persisted_by_another_process_applies_to_open_writers)
+{
+	ckpt_store *s = make_store(0);
+	for (uint64_t e = 1; e <= 3; e++)
+		OK(try_commit(s, e));
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		ckpt_store *gs;
+		uint32_t deleted;
+		if (ckpt_store_open(&gs, storepath, 0) || ckpt_store_gc(gs, 2, 0, &deleted) ||
+		    deleted != 1)
+			_exit(3);
+		ckpt_store_close(gs);
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	uint32_t keep_last = 0, keep_top = 7;
+	ckpt_store_retention(s, &keep_last, &keep_top);
+	ck_assert_uint_eq(keep_last, 2);
+	ck_assert_uint_eq(keep_top, 0);
+	OK(try_commit(s, 4));
+	OK(try_commit(s, 5));
+	ckpt_snapshot *snap;
+	uint64_t *epochs;
+	size_t n;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_list(&epochs, &n, snap));
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(epochs[0], 4);
+	ck_assert_uint_eq(epochs[1], 5);
+	free(epochs);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* start_a_reader() of one snapshot without lock.mdb: it holds a shared flock on data.mdb. */
+static pid_t start_a_lockless_reader(int *release_fd)
+{
+	char lock[600];
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", storepath);
+	ck_assert_int_eq(unlink(lock), 0);
+	return start_a_reader(1, release_fd);
+}
+
+static void end_reader(pid_t pid, int release_fd)
+{
+	int status;
+	close(release_fd);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A reader without lock.mdb is invisible to LMDB: a library writer must not open or commit
+ * under it (ckpt-train and ckpt gc are refused likewise), and a refused open leaves no
+ * lock.mdb behind. */
+START_TEST(test_writers_are_refused_while_a_reader_without_lock_file_reads)
+{
+	ckpt_store *s = make_store(1);
+	OK(try_commit(s, 1));
+	int release;
+	pid_t reader = start_a_lockless_reader(&release);
+	/* this handle's lock.mdb is gone from the directory: the reader cannot be seen by LMDB */
+	ck_assert_int_eq(try_commit(s, 2), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "pid"));
+	uint32_t deleted;
+	ck_assert_int_eq(ckpt_store_gc(s, 1, 0, &deleted), -EBUSY);
+	ckpt_store_close(s);
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, 0), -EBUSY);
+	char want[64];
+	snprintf(want, sizeof(want), "pid %ld", (long)reader);
+	ck_assert_msg(strstr(ckpt_last_error(), want) != NULL, "%s", ckpt_last_error());
+	char lock[600];
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", storepath);
+	ck_assert_int_eq(access(lock, F_OK), -1);
+	end_reader(reader, release);
+	OK(ckpt_store_open(&s, storepath, 0));
+	OK(try_commit(s, 2));
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* the mount names an epoch in 39 bits of an inode number: a larger one would vanish there */
+START_TEST(test_epochs_above_the_highest_are_refused)
+{
+	ckpt_store *s = make_store(0);
+	ckpt_writer *w = NULL;
+	ck_assert_int_eq(ckpt_writer_begin(&w, s, CKPT_MAX_EPOCH + 1), -EINVAL);
+	ck_assert_ptr_null(w);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "549755813888"));
+	ck_assert_int_eq(ckpt_writer_begin(&w, s, UINT64_MAX), -EINVAL);
+	OK(try_commit(s, CKPT_MAX_EPOCH));
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* metrics.json, run.json and the pickles carry these strings: they must be UTF-8 */
+START_TEST(test_names_and_run_metadata_that_are_not_utf8_are_refused)
+{
+	static const char *const bad[] = {"\xff", "a\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+	                                  "\xe2\x82"};
+	const char *fields[] = {"model", "layers", "optimizer", "hyperparams", "dataset", "monitor"};
+	for (size_t f = 0; f < 6; f++) {
+		ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss"};
+		const char **field[] = {&m.model, &m.layers, &m.optimizer, &m.hyperparams, &m.dataset,
+		                        &m.monitor};
+		*field[f] = bad[f % 5];
+		ckpt_store *s = NULL;
+		ck_assert_int_eq(ckpt_store_create(&s, storepath, &m, NULL), -EINVAL);
+		char want[64];
+		snprintf(want, sizeof(want), "%s is not valid UTF-8", fields[f]);
+		ck_assert_msg(strstr(ckpt_last_error(), want) != NULL, "%s", ckpt_last_error());
+		ck_assert_int_eq(access(storepath, F_OK), -1);
+	}
+	ckpt_store *s = make_store(0);
+	ckpt_writer *w;
+	OK(ckpt_writer_begin(&w, s, 1));
+	for (size_t i = 0; i < 5; i++) {
+		ck_assert_int_eq(ckpt_writer_set_metric(w, bad[i], 1.0), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "metric name is not valid UTF-8"));
+		ck_assert_int_eq(ckpt_writer_set_extra(w, bad[i], "x", 1), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "extra key is not valid UTF-8"));
+	}
+	OK(ckpt_writer_set_metric(w, "\xce\xbb_loss \xf0\x9f\x98\x80", 1.0));
+	OK(ckpt_writer_set_extra(w, "\xe2\x82\xac", "x", 1));
+	OK(ckpt_writer_commit(w));
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* each refusal says what is wrong with the input, with the epoch */
+START_TEST(test_bad_tensor_input_messages_name_the_problem)
+{
+	ckpt_store *s = make_store(0);
+	ckpt_writer *w;
+	float x[2] = {1, 2};
+	OK(ckpt_writer_begin(&w, s, 7));
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "t", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1,
+	                                        NULL, "cpu", x, sizeof(x)),
+	                 -EINVAL);
+	ck_assert_msg(strstr(ckpt_last_error(), "no shape") != NULL, "%s", ckpt_last_error());
+	const uint64_t huge[3] = {0, 1ull << 63, 1ull << 63};
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "t", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 3,
+	                                        huge, "cpu", NULL, 0),
+	                 -EINVAL);
+	ck_assert_msg(strstr(ckpt_last_error(), "shape overflows") != NULL, "%s",
+	              ckpt_last_error());
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "k", NULL, 5), -EINVAL);
+	ck_assert_msg(strstr(ckpt_last_error(), "epoch 7: extra k: no data") != NULL, "%s",
+	              ckpt_last_error());
+	const uint64_t two[1] = {2};
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "t", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1,
+	                                        two, "cuda:01", x, sizeof(x)),
+	                 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "without leading zeros"));
+	const char *good[] = {"cuda:0", "cuda:10", "cuda:999", "cuda", "cpu", NULL};
+	for (size_t i = 0; i < 5; i++)
+		OK(ckpt_writer_put_tensor(w, good[i], CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, two,
+		                          good[i], x, sizeof(x)));
+	ckpt_writer_abort(w);
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -221,6 +438,12 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_reader_slots_of_killed_processes_are_reused);
 	tcase_add_test(tc, test_pages_freed_by_gc_are_reused_by_the_next_commit);
 	tcase_add_test(tc, test_writes_past_the_file_size_limit_say_file_too_large);
+	tcase_add_test(tc, test_a_second_handle_in_one_process_is_refused_and_snapshots_stay_valid);
+	tcase_add_test(tc, test_retention_persisted_by_another_process_applies_to_open_writers);
+	tcase_add_test(tc, test_writers_are_refused_while_a_reader_without_lock_file_reads);
+	tcase_add_test(tc, test_epochs_above_the_highest_are_refused);
+	tcase_add_test(tc, test_names_and_run_metadata_that_are_not_utf8_are_refused);
+	tcase_add_test(tc, test_bad_tensor_input_messages_name_the_problem);
 	suite_add_tcase(su, tc);
 	return su;
 }
