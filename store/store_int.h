@@ -154,4 +154,7 @@ bool store_metric_better(double a, double b, ckpt_metric_mode mode);
 
 int64_t store_now_ns(void);
 
+/** True where tests may write what earlier library versions accepted (see store/writer.c). */
+bool store_old_input_allowed(void);
+
 #endif

@@ -105,13 +105,23 @@ static int name_reserve(ckpt_writer *w)
 	return 0;
 }
 
+/* Tests write what earlier versions of this library accepted and stores may therefore hold
+ * (epochs above CKPT_MAX_EPOCH, devices spelled "cuda:01", names that are not UTF-8): unit
+ * tests set store_test_old_input, test programs the environment variable
+ * CKPT_STORE_TEST_OLD_INPUT=1. */
 #ifdef CKPT_TESTING
-/* tests set this to write what earlier versions of this library accepted and stores may
- * therefore hold: epochs above CKPT_MAX_EPOCH, devices spelled "cuda:01" */
 int store_test_old_input;
 #else
 static const int store_test_old_input = 0;
 #endif
+
+bool store_old_input_allowed(void)
+{
+	if (store_test_old_input)
+		return true;
+	const char *env = getenv("CKPT_STORE_TEST_OLD_INPUT");
+	return env && strcmp(env, "1") == 0;
+}
 
 int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch)
 {
@@ -119,7 +129,7 @@ int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch)
 	if (store->readonly)
 		return store_error(-EROFS, "store %s: opened read-only, cannot write epoch %llu",
 		                   store->path, (unsigned long long)epoch);
-	if (epoch > CKPT_MAX_EPOCH && !store_test_old_input)
+	if (epoch > CKPT_MAX_EPOCH && !store_old_input_allowed())
 		return store_error(-EINVAL, "store %s: epoch %llu is above the highest epoch %llu",
 		                   store->path, (unsigned long long)epoch,
 		                   (unsigned long long)CKPT_MAX_EPOCH);
@@ -210,7 +220,7 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 		device = "cpu";
 	/* stores may hold "cuda:01" (ckpt_device_is_valid() reads it), but torch.device refuses it */
 	if (!ckpt_device_is_valid(device) ||
-	    (strncmp(device, "cuda:0", 6) == 0 && device[6] && !store_test_old_input))
+	    (strncmp(device, "cuda:0", 6) == 0 && device[6] && !store_old_input_allowed()))
 		return store_error(-EINVAL,
 		                   "store %s: epoch %llu: tensor %s: bad device '%s' (cpu, cuda or "
 		                   "cuda:N, N < 1000 without leading zeros)",
@@ -300,7 +310,7 @@ int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value)
 		                   "than %d bytes",
 		                   w->store->path, (unsigned long long)w->epoch,
 		                   STORE_MAX_METRIC_NAME);
-	if (!store_utf8_valid(name))
+	if (!store_utf8_valid(name) && !store_old_input_allowed())
 		return store_error(-EINVAL, "store %s: epoch %llu: a metric name is not valid UTF-8",
 		                   w->store->path, (unsigned long long)w->epoch);
 	/* kept sorted by name: insert in place */
@@ -334,7 +344,7 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 		                   "than %d bytes",
 		                   w->store->path, (unsigned long long)w->epoch,
 		                   STORE_MAX_EXTRA_KEY);
-	if (!store_utf8_valid(key))
+	if (!store_utf8_valid(key) && !store_old_input_allowed())
 		return store_error(-EINVAL, "store %s: epoch %llu: an extra key is not valid UTF-8",
 		                   w->store->path, (unsigned long long)w->epoch);
 	if (len && !data)
