@@ -139,7 +139,7 @@ $TRAIN --store "$WORK/rd" --resume --epochs 2 2>"$WORK/err"
 rc=$?
 wait "$reader_pipe"
 [ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
-	grep -q "store $WORK/rd is being read by pid $reader (ckpt) without lock.mdb; a trainer cannot write under it" "$WORK/err" ||
+	grep -q "store $WORK/rd is being read by pid $reader (ckpt) without lock.mdb" "$WORK/err" ||
 	fail "a trainer under a lockless reader: exit $rc: $(cat "$WORK/err")"
 [ "$(ls "$WORK/rd")" = data.mdb ] || fail "a refused resume left files: $(ls "$WORK/rd")"
 # a writer on a store it cannot write names the file (root writes anything: run as nobody)

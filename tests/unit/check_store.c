@@ -1997,6 +1997,8 @@ START_TEST(test_read_only_store_refuses_writes_and_opens_in_a_read_only_director
 END_TEST
 
 /* what a read-only opener could change: names, sizes and times of the store's files */
+/* The store's files as a text: presence, size and times; lock.mdb's times are left out, as
+ * every reader that registers in it writes it, as LMDB intends (its presence and size count) */
 static void store_files_state(char *out, size_t cap)
 {
 	size_t used = 0;
@@ -2009,10 +2011,15 @@ static void store_files_state(char *out, size_t cap)
 			used += (size_t)snprintf(out + used, cap - used, "%s: none\n", names[i]);
 			continue;
 		}
-		used += (size_t)snprintf(out + used, cap - used, "%s: %lld %lld.%09ld %lld.%09ld\n",
-		                         names[i], (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-		                         st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
-		                         st.st_ctim.tv_nsec);
+		if (i == 2)
+			used += (size_t)snprintf(out + used, cap - used, "%s: %lld\n", names[i],
+			                         (long long)st.st_size);
+		else
+			used += (size_t)snprintf(out + used, cap - used,
+			                         "%s: %lld %lld.%09ld %lld.%09ld\n", names[i],
+			                         (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+			                         st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
+			                         st.st_ctim.tv_nsec);
 		ck_assert_uint_lt(used, cap);
 	}
 }
