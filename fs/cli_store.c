@@ -424,7 +424,8 @@ int cli_verify(int argc, char **argv)
 		}
 	}
 	uint64_t best;
-	if (ckpt_snapshot_best(&best, snap) == CKPT_ECORRUPT) {
+	if (ckpt_snapshot_check_best(snap) == CKPT_ECORRUPT ||
+	    ckpt_snapshot_best(&best, snap) == CKPT_ECORRUPT) {
 		cli_error("bad best record (%s)", ckpt_last_error());
 		bad++;
 	}

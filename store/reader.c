@@ -28,7 +28,8 @@ struct ckpt_snapshot {
 	MDB_txn *txn;
 	bool has_best;
 	uint64_t best;
-	int best_rc;        /* CKPT_ECORRUPT when the best record is damaged */
+	int best_rc;        /* CKPT_ECORRUPT when the best record is damaged and no rebuild worked */
+	bool best_damaged;  /* the best record is damaged (best then rebuilt from the index) */
 	char best_why[200]; /* then the reason */
 	ckpt_checkpoint **cache;
 	size_t ncache, cache_cap;
@@ -74,6 +75,18 @@ int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store)
 		}
 		snap->has_best = snap->best_rc == 0;
 		snap->best = snap->has_best ? best.epoch : 0;
+		if (snap->best_rc) {
+			/* rebuilt from the index records, as a commit would: the mount, ckpt info and
+			 * --resume best answer right; ckpt_snapshot_check_best() names the damage */
+			uint64_t e;
+			size_t n;
+			snap->best_damaged = true;
+			if (store_top_k(store, snap->txn, &e, 1, &n) == 0) {
+				snap->best_rc = 0;
+				snap->has_best = n > 0;
+				snap->best = n > 0 ? e : 0;
+			}
+		}
 	}
 	if (mrc != 0 && mrc != MDB_NOTFOUND) {
 		mdb_txn_abort(snap->txn);
@@ -203,6 +216,14 @@ int ckpt_snapshot_best(uint64_t *out, ckpt_snapshot *snap)
 		return store_error(-ENOENT, "store %s: no checkpoint has a finite '%s'",
 		                   snap->store->path, snap->store->meta.monitor);
 	*out = snap->best;
+	return 0;
+}
+
+int ckpt_snapshot_check_best(ckpt_snapshot *snap)
+{
+	if (snap->best_damaged)
+		return store_error(CKPT_ECORRUPT, "store %s: corrupt best record: %s",
+		                   snap->store->path, snap->best_why);
 	return 0;
 }
 

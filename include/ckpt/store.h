@@ -320,10 +320,20 @@ int ckpt_snapshot_latest(uint64_t *out, ckpt_snapshot *snap);
 
 /**
  * Best epoch by the monitored metric (ties: the earlier epoch). Checkpoints whose metric is
- * missing or not finite are never best.
- * @return 0 or -ENOENT if no checkpoint has a finite monitored metric.
+ * missing or not finite are never best. A damaged best record is rebuilt from the index
+ * records (see ckpt_snapshot_check_best()).
+ * @return 0, -ENOENT if no checkpoint has a finite monitored metric, CKPT_ECORRUPT if the
+ *         best record and the index are both damaged.
  */
 int ckpt_snapshot_best(uint64_t *out, ckpt_snapshot *snap);
+
+/**
+ * Whether the stored best record is whole. When it is damaged, ckpt_snapshot_best() and the
+ * checkpoints' is-best flags use the best rebuilt from the index records; this names the
+ * damage (ckpt verify reports it; the next commit or gc writes a new record).
+ * @return 0, or CKPT_ECORRUPT with the reason in ckpt_last_error().
+ */
+int ckpt_snapshot_check_best(ckpt_snapshot *snap);
 
 /**
  * Up to @p cap best epochs, best first (same rules as ckpt_snapshot_best()).
