@@ -1344,7 +1344,11 @@ static int open_readonly_env(ckpt_store *s)
 	size_t map = sizeof(size_t) >= 8 ? (size_t)1 << 40 : (size_t)1 << 30;
 	if (map < least)
 		map = (size_t)least;
-	unsigned f = MDB_NOTLS | MDB_RDONLY | (no_lock_file ? MDB_NOLOCK : 0);
+	/* LMDB itself, read-only, silently runs without locking when lock.mdb is on a read-only
+	 * file system (EROFS: a read-only bind mount, read-only media): no reader slot would then
+	 * keep a writer off our pages, so such a lock.mdb counts as one that cannot be written */
+	bool lock_unwritable = !no_lock_file && access(lock, W_OK) != 0;
+	unsigned f = MDB_NOTLS | MDB_RDONLY | (no_lock_file || lock_unwritable ? MDB_NOLOCK : 0);
 	int mrc;
 	for (;;) {
 		mrc = env_open(s, f, map);

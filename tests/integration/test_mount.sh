@@ -241,4 +241,24 @@ make_store "$store3" 2
 mount_store "$store3" "$TMP/mnt3"
 "$PY" "$(dirname "$0")/mount_many.py" "$TMP/mnt3" "$store3" "$BIN" 2500 || fail "many open files"
 unmount_store "$TMP/mnt3"
+# ---- a store on a read-only file system (bind mount): LMDB would run without locking there,
+# so the mount holds the lockless readers' shared lock and a trainer is refused, naming it
+if [ "$(id -u)" = 0 ]; then
+	store4=$TMP/store4
+	make_store "$store4" 2
+	mkdir -p "$TMP/ro4" "$TMP/mnt4"
+	if mount --bind "$store4" "$TMP/ro4" 2>/dev/null; then
+		if mount -o remount,ro,bind "$TMP/ro4" 2>/dev/null; then
+			mount_store "$TMP/ro4" "$TMP/mnt4"
+			why=
+			"$BIN/ckpt-train" --store "$store4" --resume --epochs 4 --quiet 2>"$TMP/err" &&
+				why="a trainer wrote under a mount of the store on a read-only file system"
+			[ -n "$why" ] || grep -q "is being read by pid [0-9]* (ckptfs) without lock.mdb" "$TMP/err" ||
+				why="read-only file system: $(cat "$TMP/err")"
+			unmount_store "$TMP/mnt4"
+		fi
+		umount "$TMP/ro4"
+		[ -z "${why:-}" ] || fail "$why"
+	fi
+fi
 echo "test_mount: ok"
