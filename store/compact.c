@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ckpt/holders.h"
@@ -202,9 +203,17 @@ static int take_env_lock(compact_job *j)
 		return store_error(-errno, "store %s: cannot open lock.mdb for writing (%s)",
 		                   j->path, strerror(errno));
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-	if (fcntl(j->lock_fd, F_SETLK, &fl) == 0)
-		return 0;
-	int e = errno;
+	/* a process that is closing the store (a mount just unmounted: its daemon is still
+	 * cleaning up when fusermount3 -u returns) lets go within moments: wait a second for it */
+	int e = 0;
+	for (int tries = 0; tries < 20; tries++) {
+		if (fcntl(j->lock_fd, F_SETLK, &fl) == 0)
+			return 0;
+		e = errno;
+		if (e != EAGAIN && e != EACCES)
+			break;
+		nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+	}
 	if (e != EAGAIN && e != EACCES)
 		return store_error(-e, "store %s: cannot lock lock.mdb (%s)", j->path, strerror(e));
 	char who[96] = "another process (a ckptfs mount, a ckpt command or ckpt-train)", comm[64];
