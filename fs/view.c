@@ -744,8 +744,14 @@ static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 	if (!rc && ckpt_snapshot_latest(&e, snap) == 0 && e <= VIEW_MAX_EPOCH)
 		rc = listing_add(b, "latest", view, snap, VIEW_INO_LATEST);
 	for (size_t i = 0; !rc && i < count; i++) {
-		if (epochs[i] > VIEW_MAX_EPOCH)
+		if (epochs[i] > VIEW_MAX_EPOCH) {
+			/* no library version writes these now: a damaged key (the real epoch is then
+			 * missing from the listing) or a store from an old one; said once, not hidden */
+			view_report_damaged(view, epochs[i], CKPT_ECORRUPT,
+			                    "its number is past the last epoch a store holds "
+			                    "(2^39 - 1): a damaged key, or written by an old version");
 			continue;
+		}
 		char name[32];
 		view_epoch_name(name, sizeof(name), epochs[i]);
 		ckpt_view_attr d = {

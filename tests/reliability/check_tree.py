@@ -36,7 +36,11 @@ def history_blanked(got, want):
         if gl == wl:
             continue
         epoch = wl.split(b",", 1)[0]
-        if gl != epoch + b"," * wl.count(b","):
+        # the row of a damaged record: its epoch and every other field empty; a damaged key
+        # gives that row another epoch number (the mount logs it, ckpt verify names it)
+        if gl != epoch + b"," * wl.count(b",") and not (
+                gl.split(b",", 1)[0].isdigit() and gl.endswith(b"," * wl.count(b","))
+                and gl.count(b",") == wl.count(b",")):
             return False
     return True
 
