@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +40,19 @@ static void export_usage(void)
 	       "  -o -         write to stdout\n"
 	       "  --map-location  where .pt storages say they live: cpu (default), the recorded\n"
 	       "                  device (keep), or one device (cuda:N)\n");
+}
+
+/* A write of @p path failed with @p rc; past a file size limit say which, as ckpt-train and
+ * ckpt gc do. */
+static void report_write_error(const char *path, int rc)
+{
+	struct rlimit rl;
+	if (rc == -EFBIG && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		cli_error("export: writing '%s' failed: file too large: the file size limit "
+		          "(ulimit -f) is %llu bytes",
+		          path, (unsigned long long)rl.rlim_cur);
+	else
+		cli_error("export: writing '%s' failed (%s)", path, strerror(-rc));
 }
 
 /* A read of [@p off, @p off + @p len) of the layout failed with @p rc: name the tensor whose
@@ -83,7 +97,7 @@ static int copy_layout(view_layout *l, ckpt_snapshot *snap, int fd, const char *
 		}
 		rc = cli_write_all(fd, buf, got);
 		if (rc) {
-			cli_error("export: writing '%s' failed (%s)", dest, strerror(-rc));
+			report_write_error(dest, rc);
 			break;
 		}
 		off += got;
@@ -199,7 +213,7 @@ static int write_file_atomically(view_layout *l, ckpt_snapshot *snap, const char
 	if (close(fd) != 0) {
 		fd = -1;
 		rc = -errno;
-		cli_error("export: writing '%s' failed (%s)", path, strerror(-rc));
+		report_write_error(path, rc);
 		goto out;
 	}
 	fd = -1;
@@ -303,7 +317,7 @@ static int export_to_path(view_layout *l, ckpt_snapshot *snap, const char *what,
 		int rc = copy_layout(l, snap, fd, what, path);
 		if (close(fd) != 0 && !rc) {
 			rc = -errno;
-			cli_error("export: writing '%s' failed (%s)", path, strerror(-rc));
+			report_write_error(path, rc);
 		}
 		return rc;
 	}

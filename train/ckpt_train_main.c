@@ -266,9 +266,13 @@ int main(int argc, char **argv)
 			cfg.store_path = optarg;
 			break;
 		case OPT_DATA:
-			if (!*optarg || strlen(optarg) >= sizeof(cfg.data)) {
+			if (!*optarg) {
 				error_line("invalid --data '%s' (expected an IDX directory, a CSV file, fashion-mnist or synthetic)", optarg);
 				return 2;
+			}
+			if (strlen(optarg) >= sizeof(cfg.data)) {
+				error_line("cannot open data %s (File name too long)", optarg);
+				return 1;
 			}
 			snprintf(cfg.data, sizeof(cfg.data), "%s", optarg);
 			cfg.explicit_set |= TRAIN_SET_DATA;

@@ -373,8 +373,14 @@ for cmd in "$TRAIN --store $work/fsize --resume --epochs 4" "$BIN/ckpt gc $work/
 	(ulimit -f 64 && exec $cmd) >/dev/null 2>"$work/err" || rc=$?
 	[ "$rc" -eq 1 ] || fail "'$cmd' under ulimit -f 64 exited $rc: $(cat "$work/err")"
 	[ "$(wc -l <"$work/err")" -eq 1 ] || fail "'$cmd' under ulimit -f: not one line: $(cat "$work/err")"
-	grep -qi "file too large\|file size limit" "$work/err" || fail "'$cmd' under ulimit -f: $(cat "$work/err")"
+	grep -q "file too large: the file size limit (ulimit -f) is" "$work/err" ||
+		fail "'$cmd' under ulimit -f: $(cat "$work/err")"
 done
 "$BIN/ckpt" verify "$work/fsize" >/dev/null || fail "the store was damaged under ulimit -f"
+(ulimit -f 1 && exec "$BIN/ckpt" export "$work/fsize" latest --format checkpoint -o "$work/fsize.pt") \
+	2>"$work/err" && fail "an export past ulimit -f succeeded"
+grep -q "file too large: the file size limit (ulimit -f) is 1024 bytes" "$work/err" ||
+	fail "export under ulimit -f: $(cat "$work/err")"
+[ ! -e "$work/fsize.pt" ] || fail "an export past ulimit -f left a file"
 
 echo "ok: bad input is refused with one line and no store change"
