@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ckpt/message.h"
@@ -68,11 +69,29 @@ static bool log_to_syslog;
 static bool fuse_said_error;     /* libfuse printed an error line (fuse_log_line) */
 static bool fuse_said_no_memory; /* ... and it was about an allocation, not the command line */
 
+/* Daemon start-up. The parent of the fork waits for the daemon's word: "0" once it serves, or
+ * "1" and the first error it said, after it has unmounted again. So an error after the fork (the
+ * store, threads refused under ulimit -v) is still one line on stderr and exit 1, never exit 0
+ * with nothing mounted. */
+static pthread_mutex_t ready_lock = PTHREAD_MUTEX_INITIALIZER;
+static int ready_fd = -1;        /* the daemon's end of the pipe until it has reported */
+static char startup_error[1024]; /* the first error said while ready_fd is open */
+
 static void say(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(int priority, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
+	if (priority <= LOG_ERR) {
+		pthread_mutex_lock(&ready_lock);
+		if (ready_fd >= 0 && !startup_error[0]) {
+			va_list copy;
+			va_copy(copy, ap);
+			vsnprintf(startup_error, sizeof(startup_error), fmt, copy);
+			va_end(copy);
+		}
+		pthread_mutex_unlock(&ready_lock);
+	}
 	if (log_to_syslog) {
 		vsyslog(priority, fmt, ap);
 	} else {
@@ -80,6 +99,84 @@ static void say(int priority, const char *fmt, ...)
 		                 ap);
 	}
 	va_end(ap);
+}
+
+/* Fork; the parent waits for the daemon's report and exits with it (never returns). The
+ * daemon (the child) gets a new session and "/" as its directory. @return 0 in the daemon. */
+static int daemon_start(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		char buf[1100];
+		size_t n = 0;
+		for (;;) {
+			ssize_t r = read(p[0], buf + n, sizeof(buf) - 1 - n);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0 || (n += (size_t)r) == sizeof(buf) - 1)
+				break;
+		}
+		buf[n] = '\0';
+		if (n > 0 && buf[0] == '0')
+			_exit(0);
+		ckpt_print_line(stderr, "ckptfs: error: ", "%s",
+		                n > 1 ? buf + 1 : "the daemon ended while starting (see the system log)");
+		_exit(1);
+	}
+	close(p[0]);
+	ready_fd = p[1];
+	if (setsid() < 0 || chdir("/") != 0)
+		return -errno;
+	return 0;
+}
+
+/* Report the daemon's start-up to the waiting parent, once: @p ok, or the first error said. */
+static void daemon_report(bool ok)
+{
+	pthread_mutex_lock(&ready_lock);
+	if (ready_fd >= 0) {
+		char msg[1100];
+		int n = ok ? snprintf(msg, sizeof(msg), "0")
+		           : snprintf(msg, sizeof(msg), "1%s",
+		                      startup_error[0] ? startup_error
+		                                       : "the daemon could not start serving");
+		if (n > 0 && write(ready_fd, msg, (size_t)n) < 0) {
+			/* the parent is gone: nobody to tell */
+		}
+		close(ready_fd);
+		ready_fd = -1;
+		if (ok) {
+			int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+			if (null >= 0) {
+				(void)dup2(null, STDIN_FILENO);
+				(void)dup2(null, STDOUT_FILENO);
+				(void)dup2(null, STDERR_FILENO);
+				if (null > STDERR_FILENO)
+					close(null);
+			}
+		}
+	}
+	pthread_mutex_unlock(&ready_lock);
+}
+
+/* The session loop fails at once if it cannot start (its first thread, under ulimit -v): the
+ * daemon reports ready when the loop has run a moment. */
+static void *ready_notifier(void *arg)
+{
+	(void)arg;
+	nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+	daemon_report(true);
+	return NULL;
 }
 
 /* libfuse's own errors ("fuse: unknown option(s): ...", printed in pieces) as one line of
@@ -416,9 +513,12 @@ int main(int argc, char **argv)
 		openlog("ckptfs", LOG_PID, LOG_DAEMON);
 		log_to_syslog = true;
 	}
-	if (fuse_daemonize(copts.foreground) != 0) {
-		say(LOG_ERR, "cannot daemonize");
-		goto out;
+	if (!copts.foreground) {
+		int drc = daemon_start();
+		if (drc != 0) {
+			say(LOG_ERR, "cannot daemonize (%s)", strerror(-drc));
+			goto out;
+		}
 	}
 	if (open_store(&store, store_path) != 0)
 		goto out;
@@ -435,6 +535,17 @@ int main(int argc, char **argv)
 		say(LOG_WARNING, "cannot start the idle-snapshot thread; open files keep theirs");
 
 	int rc;
+	pthread_t notifier;
+	if (!copts.foreground) {
+		int trc = pthread_create(&notifier, NULL, ready_notifier, NULL);
+		if (trc != 0) {
+			/* the session loop's threads would be refused the same way */
+			say(LOG_ERR, "cannot start a thread (%s)%s", strerror(trc),
+			    trc == EAGAIN ? ": not enough memory or address space (ulimit -v?)" : "");
+			goto out;
+		}
+		pthread_detach(notifier);
+	}
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
 	} else {
@@ -465,6 +576,8 @@ out:
 		fuse_session_destroy(se);
 	ckpt_view_free(view);
 	ckpt_store_close(store);
+	/* a daemon that never served: unmounted above, now tell the waiting parent why */
+	daemon_report(false);
 	free(copts.mountpoint);
 	free(o.store);
 	free(o.map_location);

@@ -241,6 +241,23 @@ make_store "$store3" 2
 mount_store "$store3" "$TMP/mnt3"
 "$PY" "$(dirname "$0")/mount_many.py" "$TMP/mnt3" "$store3" "$BIN" 2500 || fail "many open files"
 unmount_store "$TMP/mnt3"
+# ---- the daemon's start-up fails after the fork (threads refused under ulimit -v): exit 1 with
+# the reason and nothing mounted, never exit 0 without a mount
+mkdir -p "$TMP/mv"
+for v in 30000 60000 90000 120000 400000; do
+	(ulimit -v $v && exec "$BIN/ckptfs" "$store" "$TMP/mv") 2>"$TMP/err"
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		is_mounted "$TMP/mv" || fail "ulimit -v $v: ckptfs exited 0 and nothing is mounted"
+		track_mount "$TMP/mv"
+		unmount_store "$TMP/mv"
+	else
+		[ $rc -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] ||
+			fail "ulimit -v $v: exit $rc: $(cat "$TMP/err")"
+		is_mounted "$TMP/mv" && fail "ulimit -v $v: exit $rc with a mount left"
+	fi
+done
+
 # ---- a store on a read-only file system (bind mount): LMDB would run without locking there,
 # so the mount holds the lockless readers' shared lock and a trainer is refused, naming it
 if [ "$(id -u)" = 0 ]; then
