@@ -306,31 +306,29 @@ static size_t cache_lower_bound(const ckpt_snapshot *snap, uint64_t epoch)
 	return lo;
 }
 
-static int checkpoint_locked(const ckpt_checkpoint **out, ckpt_snapshot *snap, uint64_t epoch)
+/* Insert @p c at its place in the cache unless another thread did so meanwhile (then that
+ * record is used and @p c freed); under the lock. */
+static int cache_insert_locked(const ckpt_checkpoint **out, ckpt_snapshot *snap, ckpt_checkpoint *c)
 {
-	*out = NULL;
+	uint64_t epoch = c->rec->epoch;
 	size_t at = cache_lower_bound(snap, epoch);
 	if (at < snap->ncache && snap->cache[at]->rec->epoch == epoch) {
+		store_ckpt_free(c->rec);
+		free(c);
 		*out = snap->cache[at];
 		return 0;
 	}
 	if (snap->ncache == snap->cache_cap) {
 		size_t cap = snap->cache_cap ? snap->cache_cap * 2 : 8;
 		ckpt_checkpoint **nc = realloc(snap->cache, cap * sizeof(*nc));
-		if (!nc)
+		if (!nc) {
+			store_ckpt_free(c->rec);
+			free(c);
 			return store_error(-ENOMEM, "out of memory");
+		}
 		snap->cache = nc;
 		snap->cache_cap = cap;
 	}
-	ckpt_checkpoint *c = calloc(1, sizeof(*c));
-	if (!c)
-		return store_error(-ENOMEM, "out of memory");
-	int rc = store_load_checkpoint(&c->rec, snap->store, snap->txn, epoch);
-	if (rc) {
-		free(c);
-		return rc;
-	}
-	c->is_best = snap->has_best && snap->best == epoch;
 	memmove(&snap->cache[at + 1], &snap->cache[at], (snap->ncache - at) * sizeof(*snap->cache));
 	snap->cache[at] = c;
 	snap->ncache++;
@@ -338,10 +336,35 @@ static int checkpoint_locked(const ckpt_checkpoint **out, ckpt_snapshot *snap, u
 	return 0;
 }
 
+/* The lookup and the cache are under the snapshot's lock; decoding the record is not, so that
+ * threads sharing a snapshot (the mount's requests) decode different epochs in parallel. */
 int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, uint64_t epoch)
 {
+	*out = NULL;
 	pthread_mutex_lock(&snap->lock);
-	int rc = checkpoint_locked(out, snap, epoch);
+	size_t at = cache_lower_bound(snap, epoch);
+	if (at < snap->ncache && snap->cache[at]->rec->epoch == epoch) {
+		*out = snap->cache[at];
+		pthread_mutex_unlock(&snap->lock);
+		return 0;
+	}
+	const void *data;
+	size_t len;
+	int rc = store_get_checkpoint(&data, &len, snap->store, snap->txn, epoch);
+	pthread_mutex_unlock(&snap->lock);
+	if (rc)
+		return rc;
+	ckpt_checkpoint *c = calloc(1, sizeof(*c));
+	if (!c)
+		return store_error(-ENOMEM, "out of memory");
+	rc = store_decode_checkpoint(&c->rec, snap->store, epoch, data, len);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	c->is_best = snap->has_best && snap->best == epoch;
+	pthread_mutex_lock(&snap->lock);
+	rc = cache_insert_locked(out, snap, c);
 	pthread_mutex_unlock(&snap->lock);
 	return rc;
 }

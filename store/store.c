@@ -341,7 +341,8 @@ int store_blob_unref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16])
 
 /* ---- checkpoints ---- */
 
-int store_load_checkpoint(store_ckpt_rec **out, ckpt_store *s, MDB_txn *txn, uint64_t epoch)
+int store_get_checkpoint(const void **data, size_t *len, ckpt_store *s, MDB_txn *txn,
+                         uint64_t epoch)
 {
 	uint8_t k[8];
 	store_epoch_key(k, epoch);
@@ -353,6 +354,23 @@ int store_load_checkpoint(store_ckpt_rec **out, ckpt_store *s, MDB_txn *txn, uin
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: epoch %llu: reading the checkpoint",
 		                        s->path, (unsigned long long)epoch);
+	*data = val.mv_data;
+	*len = val.mv_size;
+	return 0;
+}
+
+int store_load_checkpoint(store_ckpt_rec **out, ckpt_store *s, MDB_txn *txn, uint64_t epoch)
+{
+	const void *data;
+	size_t len;
+	int rc = store_get_checkpoint(&data, &len, s, txn, epoch);
+	return rc ? rc : store_decode_checkpoint(out, s, epoch, data, len);
+}
+
+int store_decode_checkpoint(store_ckpt_rec **out, ckpt_store *s, uint64_t epoch,
+                            const void *data, size_t len)
+{
+	MDB_val val = {len, (void *)data};
 	char why[256];
 	int rc = store_ckpt_decode(out, val.mv_data, val.mv_size, why, sizeof(why));
 	if (rc == -ENOMEM)

@@ -116,6 +116,13 @@ void store_set_retention(ckpt_store *s, uint32_t keep_last, uint32_t keep_top);
 
 /** Read the decoded checkpoint record of @p epoch inside @p txn. ckpt freed by caller. */
 int store_load_checkpoint(store_ckpt_rec **out, ckpt_store *s, MDB_txn *txn, uint64_t epoch);
+/** The stored record of @p epoch (pointers into the map, valid with @p txn): the lookup half of
+ *  store_load_checkpoint(). */
+int store_get_checkpoint(const void **data, size_t *len, ckpt_store *s, MDB_txn *txn,
+                         uint64_t epoch);
+/** Decode and check the record store_get_checkpoint() found: its other half. */
+int store_decode_checkpoint(store_ckpt_rec **out, ckpt_store *s, uint64_t epoch,
+                            const void *data, size_t len);
 
 /** Take one reference to the blob of @p hash (write txn); creates it from chunk data when new.
  *  @p chunk_crcs has nchunks entries; @p data may be NULL only when the blob already exists. */
