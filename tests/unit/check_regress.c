@@ -56,20 +56,13 @@ static char storepath[512];
 
 static void setup(void)
 {
-	test_dir_make(tmpdir, sizeof(tmpdir), "check_regress");
-	snprintf(storepath, sizeof(storepath), "%s/store", tmpdir);
+	test_store_dir_make(tmpdir, sizeof(tmpdir), storepath, sizeof(storepath), "check_regress");
 }
 
 static void teardown(void)
 {
 	test_dir_remove(tmpdir);
 }
-
-#define OK(expr)                                                                              \
-	do {                                                                                  \
-		int rc_ = (expr);                                                             \
-		ck_assert_msg(rc_ == 0, "%s -> %d (%s)", #expr, rc_, ckpt_last_error());       \
-	} while (0)
 
 static const ckpt_run_meta test_meta = {
     .model = "mlp",

@@ -33,8 +33,7 @@ static char storepath[512];
 
 static void setup(void)
 {
-	test_dir_make(tmpdir, sizeof(tmpdir), "check_store");
-	snprintf(storepath, sizeof(storepath), "%s/store", tmpdir);
+	test_store_dir_make(tmpdir, sizeof(tmpdir), storepath, sizeof(storepath), "check_store");
 }
 
 static void teardown(void)
@@ -42,12 +41,6 @@ static void teardown(void)
 	chmod(tmpdir, 0700);
 	test_dir_remove(tmpdir);
 }
-
-#define OK(expr)                                                                                   \
-	do {                                                                                       \
-		int rc_ = (expr);                                                                  \
-		ck_assert_msg(rc_ == 0, "%s -> %d (%s)", #expr, rc_, ckpt_last_error());           \
-	} while (0)
 
 static ckpt_run_meta test_meta(const char *monitor, ckpt_metric_mode mode)
 {

@@ -28,3 +28,9 @@ void test_dir_remove(const char *dir)
 	if (dir && *dir)
 		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+void test_store_dir_make(char *dir, size_t dcap, char *store, size_t scap, const char *suite)
+{
+	test_dir_make(dir, dcap, suite);
+	ck_assert_uint_lt((size_t)snprintf(store, scap, "%s/store", dir), scap);
+}
