@@ -125,7 +125,7 @@ static int emit_tensor(pt_ctx *ctx, const ckpt_tensor_info *t)
 
 static int check_name(pt_ctx *ctx, const char *what, const char *name)
 {
-	if (render_utf8_valid(name))
+	if (ckpt_utf8_valid(name))
 		return 0;
 	char printable[128];
 	render_printable_name(printable, sizeof(printable), name);
@@ -484,7 +484,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	} else if (meta && meta->optimizer) {
 		snprintf(opt_name, sizeof(opt_name), "%s", meta->optimizer);
 	}
-	if (!render_utf8_valid(opt_name))
+	if (!ckpt_utf8_valid(opt_name))
 		opt_name[0] = '\0';
 	/* torch 1.13's SGD keeps {'momentum_buffer': None} for every stepped parameter when
 	 * momentum is 0; the store has no tensor for those */
@@ -550,7 +550,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	for (size_t i = 0; i < ckpt_checkpoint_metric_count(c); i++) {
 		const char *name;
 		double value;
-		if (ckpt_checkpoint_metric_at(c, i, &name, &value) != 0 || !render_utf8_valid(name))
+		if (ckpt_checkpoint_metric_at(c, i, &name, &value) != 0 || !ckpt_utf8_valid(name))
 			continue;
 		pickle_str(pk, name);
 		pickle_float(pk, value);
@@ -569,7 +569,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 		const char *values[] = {meta->model, meta->layers, meta->optimizer, meta->dataset,
 		                        meta->monitor};
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-			if (values[i] && !render_utf8_valid(values[i]))
+			if (values[i] && !ckpt_utf8_valid(values[i]))
 				continue;
 			pickle_str(pk, fields[i]);
 			emit_string_or_empty(pk, values[i]);
@@ -605,14 +605,14 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 			continue;
 		if (strcmp(key, "optimizer.param_groups") == 0 || strcmp(key, "optimizer.name") == 0)
 			continue;
-		if (!render_utf8_valid(key) || !looks_like_text(data, dlen))
+		if (!ckpt_utf8_valid(key) || !looks_like_text(data, dlen))
 			continue;
 		char *copy = strndup(data, dlen);
 		if (!copy) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		if (render_utf8_valid(copy)) {
+		if (ckpt_utf8_valid(copy)) {
 			pickle_str(pk, key);
 			pickle_str(pk, copy);
 		}

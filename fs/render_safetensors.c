@@ -148,7 +148,7 @@ int render_safetensors(view_layout *out, const ckpt_store *store, const ckpt_che
 			                 epoch, t->name, (int)t->dtype);
 			goto out;
 		}
-		if (!render_utf8_valid(t->name)) {
+		if (!ckpt_utf8_valid(t->name)) {
 			char printable[128];
 			render_printable_name(printable, sizeof(printable), t->name);
 			rc = render_fail(-EILSEQ,
@@ -173,7 +173,7 @@ int render_safetensors(view_layout *out, const ckpt_store *store, const ckpt_che
 	const ckpt_run_meta *meta = store ? ckpt_store_meta(store) : NULL;
 	double value;
 	if (meta && meta->monitor && meta->monitor[0] && strcmp(meta->monitor, "format") != 0 &&
-	    strcmp(meta->monitor, "epoch") != 0 && render_utf8_valid(meta->monitor) &&
+	    strcmp(meta->monitor, "epoch") != 0 && ckpt_utf8_valid(meta->monitor) &&
 	    ckpt_checkpoint_metric(c, meta->monitor, &value) == 0) {
 		char num[64];
 		render_format_double(num, sizeof(num), value);

@@ -35,37 +35,6 @@ int render_fail(int rc, const char *fmt, ...)
 	return rc;
 }
 
-bool render_utf8_valid(const char *str)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	while (*s) {
-		unsigned c = *s;
-		size_t extra;
-		uint32_t cp, min;
-		if (c < 0x80) {
-			s++;
-			continue;
-		} else if ((c & 0xE0) == 0xC0) {
-			extra = 1, cp = c & 0x1F, min = 0x80;
-		} else if ((c & 0xF0) == 0xE0) {
-			extra = 2, cp = c & 0x0F, min = 0x800;
-		} else if ((c & 0xF8) == 0xF0) {
-			extra = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		for (size_t i = 1; i <= extra; i++) {
-			if ((s[i] & 0xC0) != 0x80)
-				return false; /* also stops at the NUL */
-			cp = (cp << 6) | (s[i] & 0x3F);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		s += extra + 1;
-	}
-	return true;
-}
-
 void render_printable_name(char *buf, size_t cap, const char *name)
 {
 	size_t n = 0;

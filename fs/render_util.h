@@ -21,9 +21,6 @@ int render_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /** Clear the message (at the start of a render). */
 void render_clear_error(void);
 
-/** True if @p s (NUL-terminated) is well-formed UTF-8 (no overlongs, surrogates, > U+10FFFF). */
-bool render_utf8_valid(const char *s);
-
 /**
  * The location string torch accepts for @p device ("cpu", "cuda", "cuda:N") into @p out
  * (CKPT_MAX_DEVICE + 1 bytes), written canonically ("cuda:01" -> "cuda:1"): torch 1.13 rejects

@@ -175,30 +175,6 @@ static bool set_new(json_t *obj, const char *key, json_t *value)
 	return value && json_object_set_new(obj, key, value) == 0;
 }
 
-/* The length of the well-formed UTF-8 sequence at @p p (RFC 3629: no overlong form, surrogate
- * or code point past U+10FFFF), 0 where none starts. Reads no byte past a NUL. */
-static size_t utf8_sequence(const unsigned char *p)
-{
-	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
-	size_t n;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-	else
-		return 0;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
-
 /* @p s as valid UTF-8 (malloc'd; NULL without memory): each byte that starts no well-formed
  * sequence (old stores can hold such names) becomes U+FFFD, as Python's errors="replace" and
  * most viewers show it; JSON must be UTF-8, so jansson refuses the raw bytes. */
@@ -209,7 +185,7 @@ static char *utf8_valid(const char *s)
 	if (!out)
 		return NULL;
 	for (const unsigned char *p = (const unsigned char *)s; *p;) {
-		size_t n = utf8_sequence(p);
+		size_t n = ckpt_utf8_sequence((const char *)p);
 		if (n) {
 			memcpy(o, p, n);
 			o += n;

@@ -303,28 +303,36 @@ static const char *nz(const char *s)
 	return s ? s : "";
 }
 
-bool store_utf8_valid(const char *text)
+size_t ckpt_utf8_sequence(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)text;
-	while (*p) {
-		if (*p < 0x80) {
-			p++;
-			continue;
-		}
-		/* C0, C1 and F5..FF never lead; the second byte's range rules out the overlong
-		 * forms (E0, F0), the surrogates (ED) and code points past U+10FFFF (F4) */
-		if (*p < 0xC2 || *p > 0xF4)
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+	size_t n;
+	if (c < 0x80)
+		return c ? 1 : 0;
+	/* C0, C1 and F5..FF never lead; the second byte's range rules out the overlong forms
+	 * (E0, F0), the surrogates (ED) and code points past U+10FFFF (F4) */
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0; /* also at the NUL */
+	for (size_t i = 2; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+bool ckpt_utf8_valid(const char *s)
+{
+	for (size_t n; *s; s += n)
+		if (!(n = ckpt_utf8_sequence(s)))
 			return false;
-		size_t len = *p >= 0xF0 ? 4 : *p >= 0xE0 ? 3 : 2;
-		unsigned char lo = *p == 0xE0 ? 0xA0 : *p == 0xF0 ? 0x90 : 0x80;
-		unsigned char hi = *p == 0xED ? 0x9F : *p == 0xF4 ? 0x8F : 0xBF;
-		if (p[1] < lo || p[1] > hi)
-			return false; /* also at the NUL */
-		for (size_t i = 2; i < len; i++)
-			if ((p[i] & 0xC0) != 0x80)
-				return false;
-		p += len;
-	}
 	return true;
 }
 

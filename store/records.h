@@ -132,8 +132,5 @@ void store_ckpt_free(store_ckpt_rec *rec);
 /** Number of chunks for @p nbytes at @p chunk_size (0 for an empty tensor). */
 uint32_t store_nchunks(uint64_t nbytes, uint64_t chunk_size);
 
-/** True if @p text (NUL-terminated) is well-formed UTF-8: no overlong forms, no surrogates,
- *  nothing past U+10FFFF. Names and run metadata are UTF-8 because JSON and pickles carry them. */
-bool store_utf8_valid(const char *text);
 
 #endif

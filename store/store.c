@@ -974,7 +974,7 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	               {"optimizer", meta->optimizer}, {"hyperparams", meta->hyperparams},
 	               {"dataset", meta->dataset},     {"monitor", meta->monitor}};
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
-		if (strings[i].text && !store_utf8_valid(strings[i].text) && !store_old_input_allowed())
+		if (strings[i].text && !ckpt_utf8_valid(strings[i].text) && !store_old_input_allowed())
 			return store_error(-EINVAL, "%s: run metadata: %s is not valid UTF-8", path,
 			                   strings[i].field);
 	if (!o.chunk_size)

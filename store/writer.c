@@ -310,7 +310,7 @@ int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value)
 		                   "than %d bytes",
 		                   w->store->path, (unsigned long long)w->epoch,
 		                   STORE_MAX_METRIC_NAME);
-	if (!store_utf8_valid(name) && !store_old_input_allowed())
+	if (!ckpt_utf8_valid(name) && !store_old_input_allowed())
 		return store_error(-EINVAL, "store %s: epoch %llu: a metric name is not valid UTF-8",
 		                   w->store->path, (unsigned long long)w->epoch);
 	/* kept sorted by name: insert in place */
@@ -344,7 +344,7 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 		                   "than %d bytes",
 		                   w->store->path, (unsigned long long)w->epoch,
 		                   STORE_MAX_EXTRA_KEY);
-	if (!store_utf8_valid(key) && !store_old_input_allowed())
+	if (!ckpt_utf8_valid(key) && !store_old_input_allowed())
 		return store_error(-EINVAL, "store %s: epoch %llu: an extra key is not valid UTF-8",
 		                   w->store->path, (unsigned long long)w->epoch);
 	if (len && !data)

@@ -54,6 +54,15 @@ typedef enum ckpt_metric_mode {
 } ckpt_metric_mode;
 
 /**
+ * Length of the well-formed UTF-8 sequence starting at @p s (1 to 4; RFC 3629: no overlong
+ * form, surrogate or code point past U+10FFFF), 0 where none starts. Reads no byte past a NUL.
+ */
+size_t ckpt_utf8_sequence(const char *s);
+
+/** True if @p s (NUL-terminated) is well-formed UTF-8, as names and run metadata must be. */
+bool ckpt_utf8_valid(const char *s);
+
+/**
  * Run-level metadata, written once when a store is created. Strings are UTF-8; NULL reads as "".
  * When returned by ckpt_store_meta() every pointer is owned by the store and valid until
  * ckpt_store_close().

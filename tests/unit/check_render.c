@@ -705,12 +705,15 @@ START_TEST(test_names_that_are_not_utf8_are_refused_with_a_message)
 	render_printable_name(buf, sizeof(buf), "0123456789abcdefghij");
 	ck_assert_str_eq(buf, "0123456789ab...");
 	ck_assert_uint_eq(strlen(buf), 15);
-	ck_assert(render_utf8_valid("fc1.weight"));
-	ck_assert(render_utf8_valid("caf\xc3\xa9 \xf0\x9f\x98\x80"));
-	ck_assert(!render_utf8_valid("\xc0\xaf"));         /* overlong '/' */
-	ck_assert(!render_utf8_valid("\xed\xa0\x80"));     /* surrogate */
-	ck_assert(!render_utf8_valid("\xf4\x90\x80\x80")); /* > U+10FFFF */
-	ck_assert(!render_utf8_valid("\xe2\x82"));         /* truncated */
+	ck_assert(ckpt_utf8_valid("fc1.weight"));
+	ck_assert(ckpt_utf8_valid("caf\xc3\xa9 \xf0\x9f\x98\x80"));
+	ck_assert(!ckpt_utf8_valid("\xc0\xaf"));         /* overlong '/' */
+	ck_assert(!ckpt_utf8_valid("\xed\xa0\x80"));     /* surrogate */
+	ck_assert(!ckpt_utf8_valid("\xf4\x90\x80\x80")); /* > U+10FFFF */
+	ck_assert(!ckpt_utf8_valid("\xe2\x82"));         /* truncated */
+	ck_assert_uint_eq(ckpt_utf8_sequence("\xf0\x9f\x98\x80!"), 4);
+	ck_assert_uint_eq(ckpt_utf8_sequence("\xc3\xa9"), 2);
+	ck_assert_uint_eq(ckpt_utf8_sequence("\xff"), 0);
 }
 END_TEST
 
