@@ -391,8 +391,9 @@ static int commit_once(ckpt_writer *w)
 	int rc = store_write_txn(s, &txn);
 	if (rc)
 		return rc;
-	/* the retention in force is the stored one: ckpt gc --keep-last N may have changed it
-	 * since this handle was opened */
+	/* no reader without lock.mdb may be reading pages this commit could reuse; and the
+	 * retention in force is the stored one (ckpt gc --keep-last N may have changed it since
+	 * this handle was opened) */
 	if ((rc = store_refuse_lockless_readers(s->path)) ||
 	    (rc = store_read_settings(&set, s, txn)))
 		goto fail;
