@@ -15,7 +15,7 @@
  *          "fc1.weight float32 [256,784] cpu 802816 0x1a2b3c4d"; optimizer and extra tensors
  *          are prefixed "optimizer/" and "extra/"; bytes outside printable ASCII, spaces and
  *          backslashes in names are written as \xNN
- *   gc     "gc: deleted N checkpoint(s); keep-last N, keep-top K", and with --compact
+ *   gc     "gc: deleted N checkpoints; keep-last N, keep-top K", and with --compact
  *          "compact: data.mdb BEFORE -> AFTER bytes (FREED freed)"
  * Exit status: 0 ok, 1 failure, 2 usage.
  */
@@ -535,9 +535,8 @@ static int apply_retention(ckpt_store *s, gc_request *req)
 
 static void print_gc(const gc_request *req)
 {
-	printf("gc: deleted %" PRIu32 " checkpoint(s); keep-last %" PRIu64 ", keep-top %" PRIu64
-	       "\n",
-	       req->deleted, req->keep_last, req->keep_top);
+	printf("gc: deleted %" PRIu32 " checkpoint%s; keep-last %" PRIu64 ", keep-top %" PRIu64 "\n",
+	       req->deleted, req->deleted == 1 ? "" : "s", req->keep_last, req->keep_top);
 }
 
 /* ckpt_store_compact_with()'s work: the retention, on the copy that becomes the store. Its

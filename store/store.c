@@ -1629,9 +1629,9 @@ static int release_freed_pages(ckpt_store *s, uint32_t deleted)
 	int mrc = store_write_errno(s->path, mdb_txn_commit(txn), 0);
 	if (mrc)
 		return store_lmdb_error(mrc,
-		                        "store %s: gc deleted %u checkpoint(s), but the commit that "
+		                        "store %s: gc deleted %u checkpoint%s, but the commit that "
 		                        "makes their pages reusable failed",
-		                        s->path, deleted);
+		                        s->path, deleted, deleted == 1 ? "" : "s");
 	return 0;
 }
 

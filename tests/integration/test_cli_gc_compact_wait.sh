@@ -56,7 +56,7 @@ during() {
 }
 
 during $CKPT gc "$store" --keep-last 3
-grep -qx 'gc: deleted 0 checkpoint(s); keep-last 3, keep-top 0' "$WORK/cmd.out" ||
+grep -qx 'gc: deleted 0 checkpoints; keep-last 3, keep-top 0' "$WORK/cmd.out" ||
 	fail "gc during a compaction printed: $(cat "$WORK/cmd.out")"
 
 during $CKPT gc "$store" --compact

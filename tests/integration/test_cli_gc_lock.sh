@@ -63,7 +63,7 @@ wait "$holder" 2>/dev/null
 # but one leaves pages that LMDB counted but never wrote at the end of data.mdb: the store must
 # still open, verify and mount-read (libckpt walks the trees when the file ends early)
 out=$($CKPT gc "$store" --keep-last 1) || fail "gc after the run stopped: exit $?"
-grep -q "^gc: deleted [0-9]* checkpoint(s); keep-last 1, keep-top 0\$" <<<"$out" || fail "gc: $out"
+grep -q "^gc: deleted [0-9]* checkpoints\?; keep-last 1, keep-top 0\$" <<<"$out" || fail "gc: $out"
 info=$($CKPT info "$store" 2>"$WORK/info.err") || fail "ckpt info after gc: $(cat "$WORK/info.err")"
 grep -qxF "keep-last: 1" <<<"$info" || fail "gc did not persist keep-last: $info $(cat "$WORK/info.err")"
 n=$(sed -n 's/^checkpoints: //p' <<<"$info")
