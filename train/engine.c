@@ -1096,18 +1096,26 @@ static int stop_on_signal(train_persister *p, train_result *res, const train_con
 	                   : sig == SIGTERM ? "SIGTERM"
 	                   : sig == SIGHUP  ? "SIGHUP"
 	                                    : "a signal";
+	/* where the signal found the run: in an epoch, or before its first batch (while the data
+	 * loaded, or after the previous epoch's commit) */
+	char where[64];
+	if (batch == 0)
+		snprintf(where, sizeof(where), "before epoch %u began", epoch);
+	else
+		snprintf(where, sizeof(where), "in epoch %u (batch %u/%u)", epoch, batch, nbatches);
 	if (last_saved == 0)
-		return train_fail(
-		    TRAIN_EINTERRUPTED,
-		    "interrupted by %s in epoch %u (batch %u/%u); nothing was saved: run the "
-		    "same command again to start over",
-		    name, epoch, batch, nbatches);
+		return train_fail(TRAIN_EINTERRUPTED,
+		                  "interrupted by %s %s; nothing was saved: run the same command again "
+		                  "to start over",
+		                  name, where);
+	char lost[48] = "";
+	if (batch > 0)
+		snprintf(lost, sizeof(lost), "epoch %u was not saved, ", epoch);
 	char quoted[4 * 4096 + 3]; /* a PATH_MAX path, every byte a quote at worst */
 	return train_fail(TRAIN_EINTERRUPTED,
-	                  "interrupted by %s in epoch %u (batch %u/%u); epoch %u was not saved, "
-	                  "the store ends at epoch %u: continue with: ckpt-train --store %s "
-	                  "--resume --epochs %u",
-	                  name, epoch, batch, nbatches, epoch, last_saved,
+	                  "interrupted by %s %s; %sthe store ends at epoch %u: continue with: "
+	                  "ckpt-train --store %s --resume --epochs %u",
+	                  name, where, lost, last_saved,
 	                  shell_word(quoted, sizeof(quoted), c->store_path), c->epochs);
 }
 
