@@ -2,8 +2,8 @@
  *
  * Inodes are the view's (stable, computed), so lookup counts need no bookkeeping and forget
  * is a no-op. Immutable nodes get long timeouts and keep_cache; live ones (root, best, latest,
- * history.csv, metrics.json) short timeouts, and their files direct_io, since their size can
- * change between stat and open. Reads reply with iovecs pointing into the LMDB map (no copy,
+ * history.csv, metrics.json) short entry timeouts, attributes never cached (but the root's), and
+ * their files direct_io, since their size can change between stat and open. Reads reply with iovecs pointing into the LMDB map (no copy,
  * no splice). Each open file (fi->fh) reads the snapshot it was opened on (the view shares one
  * snapshot among the files opened at the same commit) and has a mutex: one request at a time
  * uses its layout and verification state.
@@ -390,13 +390,20 @@ static double timeout_of(const ckpt_view_attr *a)
 	return a->immutable ? CKPTFS_IMMUTABLE_TIMEOUT : CKPTFS_LIVE_TIMEOUT;
 }
 
+static double attr_timeout_of(const ckpt_view_attr *a)
+{
+	if (a->immutable)
+		return CKPTFS_IMMUTABLE_TIMEOUT;
+	return a->kind == CKPT_VIEW_DIR ? CKPTFS_LIVE_TIMEOUT : CKPTFS_LIVE_ATTR_TIMEOUT;
+}
+
 static void fill_entry(struct fuse_entry_param *e, const ckpt_view_attr *a, const ckptfs_ctx *ctx)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = a->ino;
 	e->generation = 1;
 	to_stat(&e->attr, a, ctx);
-	e->attr_timeout = timeout_of(a);
+	e->attr_timeout = attr_timeout_of(a);
 	e->entry_timeout = timeout_of(a);
 }
 
@@ -552,10 +559,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (fi && fi->fh) {
 		/* asked through an open file (FUSE_GETATTR_FH): that file's snapshot */
 		a = ((open_file *)(uintptr_t)fi->fh)->attr;
-		timeout = CKPTFS_LIVE_TIMEOUT;
+		timeout = CKPTFS_LIVE_ATTR_TIMEOUT; /* not the path's: a newer commit may differ */
 	} else {
 		rc = ckpt_view_getattr(&a, ctx->view, ino);
-		timeout = timeout_of(&a);
+		timeout = attr_timeout_of(&a);
 		/* fstat of a file whose epoch retention deleted while it was open, or the kernel
 		 * revalidating such an inode when its attributes time out: the open file answers
 		 * (an ENOENT here would fail fstat, and every later read of the open file) */

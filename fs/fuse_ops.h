@@ -26,8 +26,12 @@ bool ckptfs_find_mount(const char *path, char *majmin, size_t mcap, char *fstype
 
 /** Seconds the kernel may cache entries/attributes of nodes that never change. */
 #define CKPTFS_IMMUTABLE_TIMEOUT 300.0
-/** Seconds for what changes with each commit: the root, best, latest, history, metrics. */
+/** Seconds for what changes with each commit: the root, best, latest, history, metrics (their
+ *  names; and the root's attributes, which a permission check reads on every path walk). */
 #define CKPTFS_LIVE_TIMEOUT 0.5
+/** Seconds for the attributes of live files and symlinks: none, so that a stat always gives the
+ *  size a read of a new open returns (tail, wc -c and rsync trust st_size). */
+#define CKPTFS_LIVE_ATTR_TIMEOUT 0.0
 
 /** Default seconds an open file may sit idle before its snapshot is released. */
 #define CKPTFS_SNAPSHOT_IDLE 300

@@ -228,14 +228,38 @@ static int decode_node(view_node *out, ckpt_view *view, ckpt_snapshot *snap, uin
 	return 0;
 }
 
-/* Commit time of the newest checkpoint, or the store's creation time when there is none. */
+/* Time of the newest commit (which, after a run resumed from an earlier epoch, need not be the
+ * newest epoch's: a backup's quick check must see history.csv change), or the store's
+ * creation time when there is no checkpoint. */
 static int64_t latest_time(ckpt_view *view, ckpt_snapshot *snap)
 {
+	const uint64_t gen = ckpt_snapshot_generation(snap);
+	pthread_mutex_lock(&view->snaps_lock);
+	bool known = view->newest_known && view->newest_gen == gen;
+	int64_t t = view->newest_ns;
+	pthread_mutex_unlock(&view->snaps_lock);
+	if (known)
+		return t;
 	uint64_t e;
 	const ckpt_checkpoint *c;
-	if (ckpt_snapshot_latest(&e, snap) == 0 && ckpt_snapshot_checkpoint(&c, snap, e) == 0)
-		return ckpt_checkpoint_time_ns(c);
-	return ckpt_store_meta(view->store)->created_ns;
+	int rc = ckpt_snapshot_newest_time(&t, snap);
+	if (rc == -ENOENT) {
+		t = ckpt_store_meta(view->store)->created_ns;
+	} else if (rc) {
+		/* a damaged index and checkpoint record: the newest epoch's time, at least; not kept,
+		 * so that the next request scans again */
+		if (ckpt_snapshot_latest(&e, snap) == 0 && ckpt_snapshot_checkpoint(&c, snap, e) == 0)
+			return ckpt_checkpoint_time_ns(c);
+		return ckpt_store_meta(view->store)->created_ns;
+	}
+	pthread_mutex_lock(&view->snaps_lock);
+	if (!view->newest_known || gen >= view->newest_gen) {
+		view->newest_known = true;
+		view->newest_gen = gen;
+		view->newest_ns = t;
+	}
+	pthread_mutex_unlock(&view->snaps_lock);
+	return t;
 }
 
 static int render_node_layout(view_layout *out, ckpt_view *view, ckpt_snapshot *snap,

@@ -58,6 +58,11 @@ struct ckpt_view {
 	/* read snapshots in use, one per store generation (see view_snap_get in view.c) */
 	pthread_mutex_t snaps_lock;
 	struct view_snap *snaps;
+	/* the newest commit time (the root's, history.csv's, best's and latest's mtime) of store
+	 * generation newest_gen, under snaps_lock: one index scan per commit */
+	bool newest_known;
+	uint64_t newest_gen;
+	int64_t newest_ns;
 };
 
 /* A decoded node: what an inode designates within one snapshot. */

@@ -328,6 +328,14 @@ int ckpt_snapshot_list(uint64_t **out, size_t *out_count, ckpt_snapshot *snap);
 int ckpt_snapshot_latest(uint64_t *out, ckpt_snapshot *snap);
 
 /**
+ * Commit time (CLOCK_REALTIME ns) of the checkpoint committed last: the newest of all stored
+ * checkpoints' times. After a run resumed from an earlier epoch that is not the newest epoch's
+ * time (the epochs after the resume point may still hold older commits). Scans the index.
+ * @return 0 or -ENOENT if the store has no checkpoint.
+ */
+int ckpt_snapshot_newest_time(int64_t *out, ckpt_snapshot *snap);
+
+/**
  * Best epoch by the monitored metric (ties: the earlier epoch). Checkpoints whose metric is
  * missing or not finite are never best. A damaged best record is rebuilt from the index
  * records (see ckpt_snapshot_check_best()).

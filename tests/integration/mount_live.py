@@ -6,7 +6,9 @@ usage: mount_live.py MNT WRITER_PID SECONDS
 Polls the root listing and `best`/`latest` every 50 ms until the writer exits (or SECONDS pass).
 Meanwhile it opens epoch-0001/model/fc1.weight.npy as soon as it exists, reads half of it, and
 reads the rest after retention has deleted epoch-0001 (the open file keeps its snapshot).
-Asserts that new epochs and a moving `best` were seen while the writer ran.
+Asserts that new epochs and a moving `best` were seen while the writer ran, and that
+`history.csv`'s st_size always matched what a read of it returned (when two stats around the
+read agree: a commit in between changes the size; a cached stale size never does).
 """
 import os
 import sys
@@ -33,6 +35,7 @@ def main():
     counts, bests, latests = set(), set(), set()
     held = None  # (file, first half, total size)
     deleted_read = False
+    hist_checks, hist_stale = 0, []
     end = time.time() + limit
     while alive(pid) and time.time() < end:
         names = os.listdir(mnt)
@@ -42,6 +45,15 @@ def main():
             bests.add(os.readlink(os.path.join(mnt, "best")))
         if os.path.lexists(os.path.join(mnt, "latest")):
             latests.add(os.readlink(os.path.join(mnt, "latest")))
+        hist = os.path.join(mnt, "history.csv")
+        if os.path.exists(hist):
+            before = os.stat(hist).st_size
+            with open(hist, "rb") as h:
+                got = len(h.read())
+            if os.stat(hist).st_size == before:
+                hist_checks += 1
+                if got != before:
+                    hist_stale.append((before, got))
         path = os.path.join(mnt, "epoch-0001", "model", "fc1.weight.npy")
         if held is None and "epoch-0001" in epochs:
             f = open(path, "rb")
@@ -67,6 +79,9 @@ def main():
     assert len(latests) >= 3, f"latest did not move: {latests}"
     assert len(bests) >= 2, f"best did not move: {bests}"
     assert held is not None, "never saw epoch-0001"
+    assert hist_checks >= 10, f"history.csv checked only {hist_checks} times"
+    assert not hist_stale, (f"history.csv: st_size != bytes read in {len(hist_stale)} of "
+                            f"{hist_checks} checks (size, read): {hist_stale[:5]}")
     assert deleted_read, "epoch-0001 was never deleted by retention while held open"
 
 

@@ -44,5 +44,33 @@ for f in $files; do
 done
 got=$(stat -c %Y "$mnt/epoch-0003") || fail "stat epoch-0003"
 [ "$got" = "$want" ] || fail "epoch-0003/: st_mtime $got, committed again at $want"
+
+# a resume that rewrites epoch 2 but not epoch 3: the newest commit is epoch 2's. The root,
+# history.csv, best and latest carry its time (rsync's quick check of history.csv, whose row 2
+# changed, may keep the same size), and stat of history.csv gives the new size at once: live
+# files' attributes are never cached (tail, wc -c and rsync trust st_size)
+cat "$mnt/history.csv" >/dev/null && stat "$mnt/history.csv" "$mnt" "$mnt/latest" >/dev/null ||
+	fail "stat/read history.csv"
+sleep 1.1
+"$BIN/ckpt-train" --store "$store" --data synthetic --resume 1 --epochs 2 --quiet \
+	>"$TMP/resume2.log" 2>&1 || fail "ckpt-train --resume 1 --epochs 2: $(tail -n 3 "$TMP/resume2.log")"
+size=$(stat -c %s "$mnt/history.csv") && body=$(cat "$mnt/history.csv" | wc -c) ||
+	fail "history.csv after the second resume"
+[ "$size" = "$body" ] || fail "history.csv: st_size $size right after a commit, a read gives $body bytes"
+"$BIN/ckpt" cat "$store" history.csv | cmp -s - "$mnt/history.csv" ||
+	fail "history.csv differs from ckpt cat right after a commit"
+t2=$("$BIN/ckpt" cat "$store" epoch-0002/metrics.json |
+	"$PY" -c 'import json, sys; print(json.load(sys.stdin)["time_ns"] // 1000000000)') ||
+	fail "ckpt cat epoch-0002/metrics.json"
+[ "$t2" -gt "$want" ] || fail "epoch 2 was committed at $t2, not after epoch 3 ($want)"
+for _ in $(seq 1 50); do # the root's attributes are cached for 0.5 s
+	[ "$(stat -c %Y "$mnt")" = "$t2" ] && break
+	sleep 0.1
+done
+for f in "" /history.csv /latest /best; do
+	got=$(stat -c %Y "$mnt$f") || fail "stat mnt$f"
+	[ "$got" = "$t2" ] || fail "mnt$f: st_mtime $got, the newest commit (epoch 2, resumed) is $t2"
+done
+[ "$(readlink "$mnt/latest")" = epoch-0003 ] || fail "latest is $(readlink "$mnt/latest"), not epoch-0003"
 unmount_store "$mnt"
 echo "test_mount_rewrite: ok"

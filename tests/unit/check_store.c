@@ -2188,6 +2188,43 @@ START_TEST(test_one_snapshot_serves_many_threads_at_once_and_generations_tell_co
 }
 END_TEST
 
+static int64_t time_of(ckpt_snapshot *snap, uint64_t epoch)
+{
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_checkpoint(&c, snap, epoch));
+	return ckpt_checkpoint_time_ns(c);
+}
+
+START_TEST(test_newest_time_is_the_last_commit_even_when_it_rewrote_an_earlier_epoch)
+{
+	ckpt_store *s = make_store(256, 0, 0, CKPT_MODE_MIN);
+	ckpt_snapshot *snap;
+	int64_t t;
+	OK(ckpt_snapshot_open(&snap, s));
+	ck_assert_int_eq(ckpt_snapshot_newest_time(&t, snap), -ENOENT);
+	ckpt_snapshot_close(snap);
+	for (uint64_t e = 1; e <= 3; e++)
+		commit_simple(s, e, 100, (uint32_t)e, "val_loss", (double)e);
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_newest_time(&t, snap));
+	ck_assert_int_eq(t, time_of(snap, 3));
+	int64_t t3 = t;
+	ckpt_snapshot_close(snap);
+	struct timespec pause = {0, 2000000};
+	nanosleep(&pause, NULL);
+	commit_simple(s, 2, 100, 22, "val_loss", 2.5); /* a resume from epoch 1 rewrites epoch 2 */
+	OK(ckpt_snapshot_open(&snap, s));
+	uint64_t latest;
+	OK(ckpt_snapshot_latest(&latest, snap));
+	ck_assert_uint_eq(latest, 3);
+	OK(ckpt_snapshot_newest_time(&t, snap));
+	ck_assert_int_eq(t, time_of(snap, 2));
+	ck_assert_int_gt(t, t3);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+END_TEST
+
 START_TEST(test_duplicate_names_are_refused_per_group_among_many_tensors)
 {
 	ckpt_store *s = make_store(0, 0, 0, CKPT_MODE_MIN);
@@ -2492,6 +2529,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_compact_is_refused_while_a_writer_holds_the_store_or_another_process_has_it_open);
 	tcase_add_test(tc, test_compact_that_cannot_write_its_copy_leaves_the_store_as_it_was);
 	tcase_add_test(tc, test_compact_of_what_is_not_a_store_is_a_clear_error);
+	tcase_add_test(tc, test_newest_time_is_the_last_commit_even_when_it_rewrote_an_earlier_epoch);
 	suite_add_tcase(su, tc);
 	return su;
 }
