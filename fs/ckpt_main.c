@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ckpt/message.h"
 #include "ckpt/store.h"
 #include "fs/cli.h"
 
@@ -56,6 +57,14 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+	/* a closed stdout or stderr must not become the store's data.mdb, which printing (or an
+	 * export to /dev/stdout) then overwrites */
+	int fds_rc = ckpt_std_fds_open();
+	if (fds_rc != 0) {
+		cli_error("a standard stream is closed and /dev/null cannot be opened (%s)",
+		          strerror(-fds_rc));
+		return 1;
+	}
 	static const struct option options[] = {
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},

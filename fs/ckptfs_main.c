@@ -407,6 +407,13 @@ static int add_forced_options(struct fuse_args *args, const char *store_path, bo
 
 int main(int argc, char **argv)
 {
+	/* a closed stderr must not become the store's data.mdb, which an error line then writes */
+	int fds_rc = ckpt_std_fds_open();
+	if (fds_rc != 0) {
+		ckpt_print_line(stderr, "ckptfs: error: ", "a standard stream is closed and /dev/null "
+		                "cannot be opened (%s)", strerror(-fds_rc));
+		return 1;
+	}
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	cli_options o = {.readahead_kb = 1024, .snapshot_idle = CKPTFS_SNAPSHOT_IDLE};
 	struct fuse_cmdline_opts copts;

@@ -295,14 +295,49 @@ static int link_target(char **out, const char *path)
 	return -ELOOP;
 }
 
+/* True if @output is the store's own data.mdb or lock.mdb (renaming over it would destroy the
+ * store the export reads). */
+static bool is_store_file(const char *store_path, const char *output)
+{
+	struct stat out_st, st;
+	if (stat(output, &out_st) != 0)
+		return false;
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char *path = NULL;
+		if (asprintf(&path, "%s/%s", store_path, files[i]) < 0)
+			return false;
+		bool same = stat(path, &st) == 0 && st.st_dev == out_st.st_dev &&
+		            st.st_ino == out_st.st_ino;
+		free(path);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
+/* Refuse (one line) to write @output when it is a file of the store: checked before the store
+ * is opened, and again right before writing, when the store is open: /proc/self/fd/N, or
+ * /dev/stdout on a store file, may name it only then. */
+static bool refuse_store_file(const char *store_path, const char *output, const char *shown)
+{
+	if (!is_store_file(store_path, output))
+		return false;
+	cli_error("export: '%s' is a file of the store '%s' (writing it would destroy the store)",
+	          shown, store_path);
+	return true;
+}
+
 /* Write the layout to @path as cp and torch.save would: an existing device or FIFO
  * (/dev/null, a named pipe) is written into, never renamed over (that would replace the device
  * node); a symlink keeps pointing where it did and its target is replaced atomically; a
  * directory is refused. Anything else goes through write_file_atomically(). */
 static int export_to_path(view_layout *l, ckpt_snapshot *snap, const char *what,
-                          const char *path)
+                          const char *path, const char *store_path)
 {
 	struct stat st;
+	if (refuse_store_file(store_path, path, path))
+		return -EEXIST;
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
 		cli_error("export: '%s' is a directory (give a file name)", path);
 		return -EISDIR;
@@ -328,32 +363,15 @@ static int export_to_path(view_layout *l, ckpt_snapshot *snap, const char *what,
 			cli_error("export: cannot follow the symlink '%s' (%s)", path, strerror(-rc));
 			return rc;
 		}
+		if (refuse_store_file(store_path, real, path)) {
+			free(real);
+			return -EEXIST;
+		}
 		rc = write_file_atomically(l, snap, what, real);
 		free(real);
 		return rc;
 	}
 	return write_file_atomically(l, snap, what, path);
-}
-
-/* True if @output is the store's own data.mdb or lock.mdb (renaming over it would destroy the
- * store the export reads). */
-static bool is_store_file(const char *store_path, const char *output)
-{
-	struct stat out_st, st;
-	if (stat(output, &out_st) != 0)
-		return false;
-	static const char *const files[] = {"data.mdb", "lock.mdb"};
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		char *path = NULL;
-		if (asprintf(&path, "%s/%s", store_path, files[i]) < 0)
-			return false;
-		bool same = stat(path, &st) == 0 && st.st_dev == out_st.st_dev &&
-		            st.st_ino == out_st.st_ino;
-		free(path);
-		if (same)
-			return true;
-	}
-	return false;
 }
 
 int cli_export(int argc, char **argv)
@@ -415,12 +433,8 @@ int cli_export(int argc, char **argv)
 		return 2;
 	}
 	const char *store_path = cli_trim_store_path(argv[optind]), *spec = argv[optind + 1];
-	if (strcmp(output, "-") != 0 && is_store_file(store_path, output)) {
-		cli_error("export: '%s' is a file of the store '%s' (writing it would destroy the "
-		          "store)",
-		          output, store_path);
+	if (strcmp(output, "-") != 0 && refuse_store_file(store_path, output, output))
 		return 1;
-	}
 	const char *what = format == FORMAT_SAFETENSORS ? "model.safetensors" :
 	                   format == FORMAT_PT          ? "model.pt" :
 	                                                  "checkpoint.pt";
@@ -469,7 +483,7 @@ int cli_export(int argc, char **argv)
 	if (strcmp(output, "-") == 0)
 		rc = copy_layout(&layout, snap, STDOUT_FILENO, label, "stdout");
 	else
-		rc = export_to_path(&layout, snap, label, output);
+		rc = export_to_path(&layout, snap, label, output, store_path);
 	if (!rc)
 		status = 0;
 out:

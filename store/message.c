@@ -1,8 +1,30 @@
 /* store/message.c - one-line error messages (see include/ckpt/message.h) */
 #include "ckpt/message.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+int ckpt_std_fds_open(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		/* the lower ones are open: this open gets @p fd */
+		int null = open("/dev/null", O_RDONLY);
+		if (null < 0)
+			return -errno;
+		if (null != fd) {
+			int rc = dup2(null, fd) < 0 ? -errno : 0;
+			close(null);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
 
 void ckpt_vprint_line(FILE *f, const char *prefix, const char *fmt, va_list ap)
 {

@@ -211,6 +211,13 @@ static int stdout_written(const char *what)
 
 int main(int argc, char **argv)
 {
+	/* a closed stdout must not become the store's lock.mdb, which progress lines then fill */
+	int fds_rc = ckpt_std_fds_open();
+	if (fds_rc != 0) {
+		ckpt_print_line(stderr, "ckpt-train: error: ", "a standard stream is closed and "
+		                "/dev/null cannot be opened (%s)", strerror(-fds_rc));
+		return 1;
+	}
 	select_blas_kernels(argv);
 	/* past a file size limit (ulimit -f) the store's writes fail with EFBIG and the commit is
 	 * reported, instead of SIGXFSZ killing the run without a word */

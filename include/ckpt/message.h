@@ -25,6 +25,15 @@ void ckpt_vprint_line(FILE *f, const char *prefix, const char *fmt, va_list ap)
 void ckpt_print_line(FILE *f, const char *prefix, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/**
+ * Make sure file descriptors 0, 1 and 2 are open, before a program opens anything else: each
+ * closed one is opened on /dev/null, read-only. Otherwise a store's data.mdb or lock.mdb opened
+ * later could become stdout or stderr, and printing would write into it. A write to a closed
+ * stdout still fails (EBADF), as it would have. Call it first thing in main().
+ * @return 0, or -errno when one is closed and /dev/null cannot be opened (then exit).
+ */
+int ckpt_std_fds_open(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -105,6 +105,21 @@ expect_fail 2 "unknown option '--bogus'" "$ckpt" export "$A" 1 --bogus --format 
 cp -a "$A/data.mdb" "$tmp/data.before"
 expect_fail 1 "destroy the store" "$ckpt" export "$A" 1 --format pt -o "$A/data.mdb"
 cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o STORE/data.mdb changed the store"
+# the store's files named only once it is open: /proc/self/fd/N and /dev/fd/N, and
+# /dev/stdout or /dev/stderr with that stream closed (the store must not open as fd 1 or 2)
+refused=0
+for n in 3 4 5 6; do
+	for o in /proc/self/fd/$n /dev/fd/$n; do
+		"$ckpt" export "$A" 1 --format pt -o $o >/dev/null 2>"$tmp/err" ||
+			{ grep -q "is a file of the store .*destroy the store" "$tmp/err" && refused=$((refused + 1)); }
+		cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o $o changed the store: $(cat "$tmp/err")"
+	done
+done
+[ $refused -ge 2 ] || fail "export -o /proc/self/fd/N: the store's own file was never refused"
+"$ckpt" export "$A" 1 --format pt -o /dev/stdout >&- 2>"$tmp/err"
+cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o /dev/stdout >&- changed the store"
+"$ckpt" export "$A" 1 --format pt -o /dev/stderr 2>&- >/dev/null
+cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o /dev/stderr 2>&- changed the store"
 expect_fail 2 "needs a value" "$ckpt" export "$A" 1 -o "$tmp/out_dir/keep.pt" --format
 expect_fail 1 "nostore" "$ckpt" export "$tmp/nostore" 1 --format pt -o "$tmp/out_dir/keep.pt"
 expect_fail 1 "missing_dir" "$ckpt" export "$A" 1 --format pt -o "$tmp/missing_dir/x.pt"

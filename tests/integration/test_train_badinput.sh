@@ -80,6 +80,23 @@ grep -q '^epoch 1/4 ' "$work/out" || fail "stdout pipe closed: first line: $(cat
 [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "warning: cannot write to stdout (Broken pipe)" "$work/err" ||
 	fail "stdout pipe closed: $(cat "$work/err")"
 $CKPT info "$work/pipe" | grep -q '^checkpoints: 4$' || fail "stdout pipe closed: epochs not saved"
+# closed standard streams: the store opened next must not become stdout or stderr (epoch lines
+# and warnings were written into lock.mdb or data.mdb); a closed stdout is an unwritable one
+loud=(--data synthetic --layers 16,8,4 --val-split 2000 --threads 1 --no-sync --epochs 2)
+"$TRAIN" --store "$work/closed1" "${loud[@]}" >&- 2>"$work/err"
+rc=$?
+[ $rc -eq 1 ] && grep -q "warning: cannot write to stdout (Bad file descriptor)" "$work/err" ||
+	fail "stdout closed: exit $rc: $(cat "$work/err")"
+"$TRAIN" --store "$work/closed3" "${loud[@]}" <&- >&- 2>&-
+rc=$?
+[ $rc -eq 1 ] || fail "stdin, stdout and stderr closed: exit $rc, want 1"
+"$TRAIN" --store "$work/closed2" "${loud[@]}" 2>&- | true
+for s in closed1 closed2 closed3; do
+	grep -qa "epoch 1/\|ckpt-train" "$work/$s/data.mdb" "$work/$s/lock.mdb" &&
+		fail "$s: ckpt-train wrote its output into the store"
+	$CKPT verify "$work/$s" >/dev/null 2>&1 && $CKPT info "$work/$s" | grep -q '^checkpoints: 2$' ||
+		fail "$s: $($CKPT info "$work/$s" 2>&1)"
+done
 # --resume takes one word; a second is an error, not ignored
 expect_error "unexpected argument 'extra'" --store "$work/pipe" --resume latest extra
 [ -e "$work/a" ] && fail "a store was created by bad input"
