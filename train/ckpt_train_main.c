@@ -254,7 +254,7 @@ int main(int argc, char **argv)
 	};
 	train_config cfg;
 	train_config_defaults(&cfg);
-	bool lr_set = false, wd_set = false, resume_arg = false;
+	bool lr_set = false, wd_set = false;
 	int c;
 	uint32_t u;
 	/* an option given again: the later value wins, as with argparse and most Unix tools (a
@@ -427,17 +427,22 @@ int main(int argc, char **argv)
 			}
 			snprintf(cfg.device, sizeof(cfg.device), "%s", optarg);
 			break;
-		case OPT_RESUME:
+		case OPT_RESUME: {
+			/* "--resume best" with a space: the next word, unless it is an option, is the
+			 * value; a later --resume replaces an earlier one, a bare one means latest */
+			const char *which = optarg;
+			if (!which && optind < argc && argv[optind][0] != '-')
+				which = argv[optind++];
 			cfg.resume = true;
-			resume_arg = optarg != NULL;
-			if (optarg) {
-				if (strlen(optarg) >= sizeof(cfg.resume_from)) {
-					error_line("invalid --resume '%s'", optarg);
-					return 2;
-				}
-				snprintf(cfg.resume_from, sizeof(cfg.resume_from), "%s", optarg);
+			if (!which)
+				which = "latest";
+			if (strlen(which) >= sizeof(cfg.resume_from)) {
+				error_line("invalid --resume '%s'", which);
+				return 2;
 			}
+			snprintf(cfg.resume_from, sizeof(cfg.resume_from), "%s", which);
 			break;
+		}
 		case OPT_QUIET:
 			cfg.quiet = true;
 			break;
@@ -459,15 +464,6 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		}
-	}
-	/* "--resume best" with a space: the first word left over is --resume's argument */
-	if (optind < argc && cfg.resume && !resume_arg) {
-		if (strlen(argv[optind]) >= sizeof(cfg.resume_from)) {
-			error_line("invalid --resume '%s'", argv[optind]);
-			return 2;
-		}
-		snprintf(cfg.resume_from, sizeof(cfg.resume_from), "%s", argv[optind]);
-		optind++;
 	}
 	if (optind < argc) {
 		error_line("unexpected argument '%s' (try 'ckpt-train --help')", argv[optind]);

@@ -48,6 +48,13 @@ $TRAIN --store "$work/sgd-resumed" --resume epoch-0009 --epochs 10 --quiet 2>"$w
 grep -q "cannot resume: epoch-0009 is not in store .* (it has epoch-0001..epoch-0005)" "$work/err" ||
 	fail "epoch-0009: $(cat "$work/err")"
 $TRAIN --store "$work/sgd-resumed" --resume best --epochs 5 --threads 2 --quiet || fail "resume best"
+# --resume given twice: the last one counts, as with argparse (a bare one is latest)
+out=$($TRAIN --store "$work/sgd-resumed" --resume 2 --resume --epochs 5 --threads 2) ||
+	fail "--resume 2 --resume"
+grep -q "nothing to do" <<<"$out" || fail "--resume 2 --resume resumed from epoch 2: $out"
+$TRAIN --store "$work/sgd-resumed" --resume 1 --resume epoch-0003 --epochs 5 --threads 2 --quiet \
+	2>"$work/err" || fail "--resume 1 --resume epoch-0003: $(cat "$work/err")"
+grep -q "resuming from epoch 3:" "$work/err" || fail "--resume 1 --resume epoch-0003: $(cat "$work/err")"
 out=$($TRAIN --store "$work/sgd-resumed" --resume --epochs 5 --threads 2) || fail "no-op resume"
 grep -q "nothing to do" <<<"$out" || fail "no-op resume says: $out"
 echo "ok: resume from an epoch number, best, and a finished run"
