@@ -5,6 +5,7 @@
  * between batches (the store keeps the last finished epoch).
  */
 #include <errno.h>
+#include <float.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -111,13 +112,17 @@ static int parse_u32(uint32_t *out, const char *text, const char *opt, uint32_t 
 	return parse_u32_max(out, text, opt, min, UINT32_MAX);
 }
 
-/* A finite real spanning all of @p text (no white space, no overflow or underflow). */
+/* A finite decimal real spanning all of @p text (no white space, no overflow), as Python's
+ * float() reads one: hexadecimal (which strtod also takes) is refused, and a value too small
+ * for a double is what it rounds to (1e-400 is 0, 4.9e-324 the least subnormal). */
 static bool real_text(double *out, const char *text)
 {
 	char *end;
 	errno = 0;
 	double v = strtod(text, &end);
-	if (errno || end == text || *end || !starts_like_number(text, true) || !isfinite(v))
+	bool underflow = errno == ERANGE && fabs(v) <= DBL_MIN;
+	if ((errno && !underflow) || end == text || *end || !starts_like_number(text, true) ||
+	    strpbrk(text, "xX") || !isfinite(v))
 		return false;
 	*out = v;
 	return true;
@@ -127,7 +132,7 @@ static int parse_double(double *out, const char *text, const char *opt)
 {
 	if (!real_text(out, text)) {
 		ckpt_print_line(stderr,
-		                "ckpt-train: error: ", "invalid %s '%s' (expected a finite number)",
+		                "ckpt-train: error: ", "invalid %s '%s' (expected a finite decimal number)",
 		                opt, text);
 		return -1;
 	}

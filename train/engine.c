@@ -82,7 +82,7 @@ int train_parse_schedule(train_config *cfg, const char *text)
 		bool ok = errno == 0 && *end == ':' && every > 0 && every <= UINT32_MAX;
 		const char *g = end + 1;
 		double gamma = 0;
-		if (ok && ((*g >= '0' && *g <= '9') || *g == '.')) {
+		if (ok && ((*g >= '0' && *g <= '9') || *g == '.') && !strpbrk(g, "xX")) {
 			gamma = strtod(g, &gamma_end);
 			ok = errno == 0 && gamma_end != g && *gamma_end == '\0' && gamma > 0 &&
 			     isfinite(gamma);

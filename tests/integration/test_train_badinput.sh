@@ -45,6 +45,14 @@ expect_error "invalid --lr" --store "$work/a" "${syn[@]}" --lr -0.1
 expect_error "unknown optimizer 'rmsprop'" --store "$work/a" "${syn[@]}" --optimizer rmsprop
 expect_error "--layers" --store "$work/a" --data synthetic --layers 16,0,4
 expect_error "--lr-schedule" --store "$work/a" "${syn[@]}" --lr-schedule linear
+# decimal numbers only, as Python's float() reads them (strtod also takes hexadecimal)
+expect_error "invalid --lr '0x10' (expected a finite decimal number)" --store "$work/a" "${syn[@]}" --lr 0x10
+expect_error "invalid --betas" --store "$work/a" "${syn[@]}" --optimizer adam --betas 0x1p-1,0.5
+expect_error "invalid --lr-schedule" --store "$work/a" "${syn[@]}" --lr-schedule step:1:0x10
+expect_error "invalid --lr 1e-400 (the learning rate must be positive)" --store "$work/a" "${syn[@]}" --lr 1e-400
+# a positive value below the normal range is a number (it was called not finite)
+"$TRAIN" --store "$work/subnormal" "${syn[@]}" --epochs 1 --lr 4.9e-324 2>"$work/err" ||
+	fail "--lr 4.9e-324: $(cat "$work/err")"
 expect_error "--val-split 20000 leaves no training samples" --store "$work/a" --data synthetic --layers 16,8,4 --val-split 20000
 expect_error "nothing to resume" --store "$work/a" --resume
 expect_error "cannot open data" --store "$work/a" --data "$work/no-such-dir"
@@ -204,8 +212,8 @@ expect_error "invalid --batch-size '12 '" --store "$work/new" "${syn[@]}" --batc
 expect_error "invalid --val-split '-0'" --store "$work/new" --data synthetic --val-split -0
 expect_error "invalid --seed ' 5'" --store "$work/new" "${syn[@]}" --seed " 5"
 expect_error "invalid --lr ' 0.1'" --store "$work/new" "${syn[@]}" --lr " 0.1"
-expect_error "invalid --lr '1e-400' (expected a finite number)" --store "$work/new" "${syn[@]}" \
-	--lr 1e-400
+expect_error "invalid --lr '1e999' (expected a finite decimal number)" --store "$work/new" "${syn[@]}" \
+	--lr 1e999
 expect_error "invalid --lr 'inf'" --store "$work/new" "${syn[@]}" --lr inf
 expect_error "invalid --weight-decay ''" --store "$work/new" "${syn[@]}" --weight-decay ""
 expect_error "invalid --betas '0.9, 0.99'" --store "$work/new" "${syn[@]}" --optimizer adam \
