@@ -19,6 +19,7 @@
  * option value: said before anything else is looked at); 1 for everything else (the store,
  * the mountpoint, /dev/fuse, writing --help).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -222,6 +223,8 @@ static void say_mountpoint_error(const char *mountpoint, int err)
 	if (err == ENOTCONN)
 		say(LOG_ERR, "mountpoint %s: %s (a dead mount is still there: fusermount3 -u %s)",
 		    mountpoint, strerror(err), mountpoint);
+	else if (!*mountpoint)
+		say(LOG_ERR, "mountpoint '' (the path is empty)");
 	else
 		say(LOG_ERR, "mountpoint %s: %s", mountpoint, strerror(err));
 }
@@ -343,6 +346,31 @@ static bool path_within(const char *path, const char *dir)
 	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
+/* fusermount3 mounts for a user other than root with allow_other or allow_root only when
+ * /etc/fuse.conf says user_allow_other; said here, as one line, before it prints its own. */
+static int check_allow_other(bool allow_other)
+{
+	if (!allow_other || getuid() == 0)
+		return 0;
+	bool allowed = false;
+	FILE *f = fopen("/etc/fuse.conf", "re");
+	if (f) {
+		char line[512];
+		while (!allowed && fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "#\n")] = '\0'; /* fusermount3 drops comments too */
+			size_t n = strlen(line);
+			while (n > 0 && isspace((unsigned char)line[n - 1]))
+				line[--n] = '\0';
+			allowed = strcmp(line, "user_allow_other") == 0;
+		}
+		fclose(f);
+	}
+	if (!allowed)
+		say(LOG_ERR, "-o allow_other and allow_root need the line user_allow_other in "
+		             "/etc/fuse.conf when a user other than root mounts");
+	return allowed ? 0 : -1;
+}
+
 static int check_fuse_device(void)
 {
 	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
@@ -451,6 +479,18 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (!o.store || !copts.mountpoint) {
+		/* an unknown option (--version=1, -hx) is what is wrong first: libfuse judges */
+		if (args.argc > 1) {
+			se = fuse_session_new(&args, ckptfs_ops(), sizeof(*ckptfs_ops()), &ctx);
+			if (!se) {
+				if (!fuse_said_error)
+					say(LOG_ERR, "bad command line (try 'ckptfs --help')");
+				status = fuse_said_no_memory ? 1 : 2;
+				goto out;
+			}
+			fuse_session_destroy(se);
+			se = NULL;
+		}
 		say(LOG_ERR, "expected STORE and MOUNTPOINT (usage: ckptfs STORE MOUNTPOINT "
 		             "[-f] [-d] [-o opts]; try --help)");
 		status = 2;
@@ -478,7 +518,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (!store_found) {
-		say(LOG_ERR, "cannot open store %s (%s)", o.store, strerror(store_errno));
+		say(LOG_ERR, "cannot open store '%s' (%s)", o.store,
+		    *o.store ? strerror(store_errno) : "store path is empty");
 		goto out;
 	}
 	/* validate the store now, reopen after daemonizing */
@@ -486,7 +527,8 @@ int main(int argc, char **argv)
 		goto out;
 	ckpt_store_close(store);
 	store = NULL;
-	if (check_mountpoint(copts.mountpoint, mountpoint) != 0 || check_fuse_device() != 0)
+	if (check_mountpoint(copts.mountpoint, mountpoint) != 0 ||
+	    check_allow_other(o.allow_other) != 0 || check_fuse_device() != 0)
 		goto out;
 	if (path_within(store_path, mountpoint)) {
 		/* the daemon opens the store after mounting: through its own mount, a deadlock */

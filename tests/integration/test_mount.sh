@@ -215,6 +215,19 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 		fail "allow_other: another user cannot read: $(cat "$TMP/err")"
 	setpriv --reuid=65534 --regid=65534 --clear-groups touch "$mnt/x" 2>/dev/null &&
 		fail "allow_other: another user could create a file"
+	# a user other than root asking for allow_other without user_allow_other in /etc/fuse.conf:
+	# one line of ckptfs's (fusermount3 printed its own first), exit 1
+	if ! grep -qx '[[:space:]]*user_allow_other[[:space:]]*' /etc/fuse.conf 2>/dev/null &&
+		setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$BIN/ckptfs"; then
+		mkdir -p "$TMP/m4" && chmod 777 "$TMP/m4"
+		out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN/ckptfs" "$store" "$TMP/m4" \
+			-o allow_other 2>&1)
+		rc=$?
+		[ $rc -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] &&
+			grep -q "^ckptfs: error: -o allow_other and allow_root need the line user_allow_other in /etc/fuse.conf" <<<"$out" ||
+			fail "allow_other as another user without user_allow_other: exit $rc: $out"
+		is_mounted "$TMP/m4" && fail "a refused allow_other mounted"
+	fi
 	chmod 700 "$TMP"
 	mount -i -o remount,rw "$mnt" || fail "remount rw"
 	for op in "touch $mnt/x" "mkdir $mnt/d" "rm -f $mnt/run.json" "chmod 777 $mnt/run.json" \
