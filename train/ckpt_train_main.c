@@ -290,11 +290,15 @@ int main(int argc, char **argv)
 			cfg.explicit_set |= TRAIN_SET_DATA;
 			break;
 		case OPT_LAYERS:
-			if (strlen(optarg) >= sizeof(cfg.layers) ||
-			    train_parse_layers(cfg.sizes, &cfg.nsizes, optarg)) {
-				ckpt_print_line(stderr, "ckpt-train: error: ", "%s",
-				                *train_last_error() ? train_last_error()
-				                                    : "--layers is too long");
+			if (strlen(optarg) >= sizeof(cfg.layers)) {
+				ckpt_print_line(stderr, "ckpt-train: error: ",
+				                "invalid --layers: %zu characters, at most %zu (%d "
+				                "layers at most)",
+				                strlen(optarg), sizeof(cfg.layers) - 1, TRAIN_MAX_LAYERS);
+				return 2;
+			}
+			if (train_parse_layers(cfg.sizes, &cfg.nsizes, optarg)) {
+				ckpt_print_line(stderr, "ckpt-train: error: ", "%s", train_last_error());
 				return 2;
 			}
 			if (cfg.sizes[cfg.nsizes - 1] < 2) {

@@ -45,6 +45,8 @@ expect_error "invalid --lr" --store "$work/a" "${syn[@]}" --lr -0.1
 expect_error "unknown optimizer 'rmsprop'" --store "$work/a" "${syn[@]}" --optimizer rmsprop
 expect_error "--layers" --store "$work/a" --data synthetic --layers 16,0,4
 expect_error "--lr-schedule" --store "$work/a" "${syn[@]}" --lr-schedule linear
+expect_error "invalid --layers: 1999 characters, at most 511" --store "$work/a" --data synthetic \
+	--layers "$(printf '5,%.0s' $(seq 999))5"
 # decimal numbers only, as Python's float() reads them (strtod also takes hexadecimal)
 expect_error "invalid --lr '0x10' (expected a finite decimal number)" --store "$work/a" "${syn[@]}" --lr 0x10
 expect_error "invalid --betas" --store "$work/a" "${syn[@]}" --optimizer adam --betas 0x1p-1,0.5
