@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1981,11 +1982,19 @@ int train_run(train_config *cfg, train_result *res)
 					double left = (double)(n_fit - off - rows) +
 					              (double)(cfg->epochs - epoch) * n_fit;
 					format_eta(eta, sizeof(eta), left / rate);
-					fprintf(stderr,
-					        "\repoch %u/%u  batch %u/%u  loss %.4f  %.0f "
-					        "samples/s  ETA %s   ",
-					        epoch, cfg->epochs, b + 1, nbatches,
-					        loss_sum / (off + rows), rate, eta);
+					char line[256];
+					snprintf(line, sizeof(line),
+					         "epoch %u/%u  batch %u/%u  loss %.4f  %.0f "
+					         "samples/s  ETA %s",
+					         epoch, cfg->epochs, b + 1, nbatches,
+					         loss_sum / (off + rows), rate, eta);
+					/* never wider than the terminal: a wrapped line is not redrawn
+					 * in place, and the lines would pile up */
+					struct winsize ws;
+					if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 &&
+					    ws.ws_col <= sizeof(line))
+						line[ws.ws_col - 1] = '\0';
+					fprintf(stderr, "\r%s\033[K", line);
 					fflush(stderr);
 					last_print = now;
 					progress_shown = true;

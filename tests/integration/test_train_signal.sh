@@ -47,11 +47,14 @@ for sig in TERM INT HUP; do
 	echo "ok: SIG$sig after $last epochs leaves a consistent store"
 done
 
-# on a terminal, the stop message starts on a cleared line, not after the progress line
+# on a terminal, the stop message starts on a cleared line, not after the progress line, and
+# the progress line fits the terminal's width
 python3 - "$TRAIN" "$work/tty" <<'PYEOF' || fail "SIGINT on a terminal"
-import os, pty, signal, sys, time
+import fcntl, os, pty, signal, struct, sys, termios, time
 pid, fd = pty.fork()
 if pid == 0:
+    # a narrow terminal: the progress line is cut to fit (a wrapped one piles up)
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
     os.execv(sys.argv[1], [sys.argv[1], "--store", sys.argv[2], "--data", "synthetic",
                            "--layers", "784,256,128,10", "--val-split", "1000",
                            "--batch-size", "1", "--epochs", "1000", "--threads", "1",
@@ -72,6 +75,10 @@ os.waitpid(pid, 0)
 at = out.find(b"ckpt-train: interrupted by SIGINT")
 assert at > 0, out[-300:]
 assert out[:at].endswith(b"\r\x1b[K"), out[max(0, at - 120):at + 40]
+progress = [seg.replace(b"\x1b[K", b"") for seg in out[:at].split(b"\r")
+            if seg.startswith(b"epoch ") and b"batch " in seg]
+assert progress, out[:300]
+assert max(len(seg) for seg in progress) <= 39, [seg for seg in progress if len(seg) > 39][:3]
 PYEOF
 
 # a signal before the first checkpoint (epoch 1 takes seconds at --batch-size 1; the store is
