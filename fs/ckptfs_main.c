@@ -391,9 +391,13 @@ static int open_store(ckpt_store **out, const char *path)
 	if (rc) {
 		const char *why = rc == -ENOENT          ? "no such directory"
 		                  : rc == CKPT_ENOTSTORE ? "not a checkpoint store"
-		                                         : ckpt_strerror(rc);
-		say(LOG_ERR, "cannot open store %s (%s%s%s)", path, why,
-		    *ckpt_last_error() ? ": " : "", ckpt_last_error());
+		                                         : NULL;
+		if (why)
+			say(LOG_ERR, "cannot open store %s (%s%s%s)", path, why,
+			    *ckpt_last_error() ? ": " : "", ckpt_last_error());
+		else /* libckpt's reason ends in the errno's text: once is enough */
+			say(LOG_ERR, "cannot open store %s (%s)", path,
+			    *ckpt_last_error() ? ckpt_last_error() : ckpt_strerror(rc));
 	}
 	return rc;
 }
