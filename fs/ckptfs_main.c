@@ -563,15 +563,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (!copts.foreground) {
-		openlog("ckptfs", LOG_PID, LOG_DAEMON);
-		log_to_syslog = true;
-	}
-	if (!copts.foreground) {
 		int drc = daemon_start();
-		if (drc != 0) {
+		if (drc != 0) { /* still the process the caller waits for: said on stderr */
 			say(LOG_ERR, "cannot daemonize (%s)", strerror(-drc));
 			goto out;
 		}
+		openlog("ckptfs", LOG_PID, LOG_DAEMON);
+		log_to_syslog = true;
 	}
 	if (open_store(&store, store_path) != 0)
 		goto out;

@@ -186,6 +186,19 @@ rc=0
 "$BIN/ckptfs" "$store" "$TMP/m3" 2>/dev/null || rc=$?
 [ "$rc" -eq 1 ] || fail "ckptfs with a missing mountpoint: exit $rc, expected 1"
 is_mounted "$TMP/m2" && fail "a failed ckptfs left a mount"
+# few file descriptors (ulimit -n): whichever step runs out (the store, the daemon's pipe),
+# ckptfs says so in one line and leaves nothing mounted, or it mounts
+for n in 4 5 6 7 8; do
+	out=$(ulimit -n $n && "$BIN/ckptfs" "$store" "$TMP/m2" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		fusermount3 -u "$TMP/m2" || fail "ulimit -n $n: cannot unmount"
+	else
+		[ $rc -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && [[ $out == "ckptfs: error: "* ]] ||
+			fail "ckptfs under ulimit -n $n: exit $rc: '$out'"
+		is_mounted "$TMP/m2" && fail "ckptfs under ulimit -n $n failed but left a mount"
+	fi
+done
 fusermount3 -u "$mnt" || fail "fusermount3 -u of the daemonized mount"
 # ---- mount(8) through mount.fuse3, source first (as /etc/fstab does); needs root
 if [ "$(id -u)" = 0 ] && command -v mount.fuse3 >/dev/null; then
