@@ -419,6 +419,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			snprintf(cfg.device, sizeof(cfg.device), "%s", optarg);
+			cfg.explicit_set |= TRAIN_SET_DEVICE;
 			break;
 		case OPT_RESUME:
 			cfg.resume = true;
