@@ -77,6 +77,10 @@ UNIT_HELPER_OBJ := $(call asanobj,$(UNIT_HELPER_SRC))
 # small programs the integration tests use (e.g. to write stores through the API)
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
+# a stand-in for the CUDA plug-in (the CPU backend reporting cuda:N), for the engine's GPU path
+# in tests on machines without a GPU; never installed or bundled
+FAKE_CUDA_PLUGIN := $(BUILD)/tests/tools/fake-cuda/ckpt-train-cuda.so
+TOOL_BINS += $(FAKE_CUDA_PLUGIN)
 
 .PHONY: all deps deps-build demo test test-unit test-integration bench install clean fuzz \
 	test-reliability test-large test-valgrind format gpu-bundle
@@ -125,10 +129,12 @@ $(BUILD)/bin/ckpt-train: $(BUILD)/obj/train/ckpt_train_main.o $(TRAIN_OBJ) $(STO
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LIBS) $(LDFLAGS)
 
-$(CUDA_PLUGIN): $(CUDA_SRC) train/cuda/backend_cuda.h train/backend.h train/xent_row.h
+# the headers the .cu includes come from nvcc's own dependency file (build/lib/*.d, -MD), as
+# the C objects' do from -MMD
+$(CUDA_PLUGIN): $(CUDA_SRC)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS_ALL) -shared -o $@ $(CUDA_SRC) -L$(CUDA_LIB_DIR) -lcublas \
-		-Xlinker -rpath,'$$ORIGIN:$(CUDA_LIB_DIR)'
+	$(NVCC) $(NVCCFLAGS_ALL) -MD -MP -MF $(@:.so=.d) -MT $@ -shared -o $@ $(CUDA_SRC) \
+		-L$(CUDA_LIB_DIR) -lcublas -Xlinker -rpath,'$$ORIGIN:$(CUDA_LIB_DIR)'
 
 # ---- tests ---------------------------------------------------------------------------------
 $(BUILD)/asan/tests/%: tests/unit/%.c $(MODULE_ASAN_OBJ) $(UNIT_HELPER_OBJ)
@@ -139,6 +145,12 @@ $(BUILD)/asan/tests/%: tests/unit/%.c $(MODULE_ASAN_OBJ) $(UNIT_HELPER_OBJ)
 $(BUILD)/tests/tools/%: tests/tools/%.c $(FS_OBJ) $(TRAIN_OBJ) $(STORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter-out %.h,$^) $(LIBS) $(LDFLAGS)
+
+$(FAKE_CUDA_PLUGIN): tests/tools/fake_cuda/fake_cuda_plugin.c tests/tools/fake_cuda/plugin.map \
+		$(BUILD)/obj/train/backend_cpu.o $(BUILD)/obj/train/error.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -shared -Wl,--version-script=tests/tools/fake_cuda/plugin.map -o $@ \
+		$< $(BUILD)/obj/train/backend_cpu.o $(BUILD)/obj/train/error.o $(LIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(TOOL_BINS)

@@ -99,11 +99,24 @@ struct train_backend {
 	                      size_t nbytes);
 	/** End the snapshot: ops queued after this call wait for the copies (never the host). */
 	void (*snapshot_end)(train_backend *be, int slot);
-	/** Block until the copies of @p slot have landed; callable from another thread. */
-	void (*snapshot_wait)(train_backend *be, int slot);
+	/** Block until the copies of @p slot have landed; callable from another thread.
+	 *  @return 0, or -EIO with one line (naming the device) in @p msg: the copies failed. */
+	int (*snapshot_wait)(train_backend *be, int slot, char *msg, size_t msglen);
 	/** One line on the last failure inside the backend (e.g. which allocation of how many
 	 *  bytes failed on which device); "" if none. */
 	const char *(*last_error)(train_backend *be);
+
+	/** Device memory, for the check made before anything large is allocated: free and total
+	 *  bytes. @return 0, or -ENOTSUP when the buffers live in host memory (the CPU). */
+	int (*memory)(train_backend *be, uint64_t *free_bytes, uint64_t *total_bytes);
+	/** Allocate the per-batch buffers for batches of up to @p rows rows now, so that running
+	 *  out of device memory is found before the store is created. @return 0 or -ENOMEM
+	 *  (last_error names the device and the size). */
+	int (*reserve_rows)(train_backend *be, uint32_t rows);
+	/** The ops return nothing: a device failure (a lost GPU, a faulting kernel) is recorded
+	 *  and later ops do nothing. The engine asks once per batch and after each step that
+	 *  launches work. @return 0, or -EIO with last_error naming the device and the call. */
+	int (*status)(train_backend *be);
 };
 
 /**

@@ -210,10 +210,40 @@ static void cpu_snapshot_copy(train_backend *be, int slot, void *dst_host, const
 	cpu_copy(be, dst_host, src, nbytes);
 }
 
+static int cpu_snapshot_wait(train_backend *be, int slot, char *msg, size_t msglen)
+{
+	(void)be;
+	(void)slot;
+	(void)msg;
+	(void)msglen;
+	return 0;
+}
+
 static const char *cpu_last_error(train_backend *be)
 {
 	(void)be;
 	return "";
+}
+
+/* host memory is checked by the engine (check_memory) */
+static int cpu_memory(train_backend *be, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+	(void)be;
+	*free_bytes = *total_bytes = 0;
+	return -ENOTSUP;
+}
+
+static int cpu_reserve_rows(train_backend *be, uint32_t rows)
+{
+	(void)be;
+	(void)rows;
+	return 0;
+}
+
+static int cpu_status(train_backend *be)
+{
+	(void)be;
+	return 0;
 }
 
 static void cpu_destroy(train_backend *be)
@@ -285,8 +315,11 @@ int train_backend_create(train_backend **out, const char *device, int threads)
 	be->snapshot_begin = cpu_snapshot_mark;
 	be->snapshot_copy = cpu_snapshot_copy;
 	be->snapshot_end = cpu_snapshot_mark;
-	be->snapshot_wait = cpu_snapshot_mark;
+	be->snapshot_wait = cpu_snapshot_wait;
 	be->last_error = cpu_last_error;
+	be->memory = cpu_memory;
+	be->reserve_rows = cpu_reserve_rows;
+	be->status = cpu_status;
 	*out = be;
 	return 0;
 }

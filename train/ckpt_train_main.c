@@ -435,6 +435,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			snprintf(cfg.device, sizeof(cfg.device), "%s", optarg);
+			cfg.explicit_set |= TRAIN_SET_DEVICE;
 			break;
 		case OPT_RESUME: {
 			/* "--resume best" with a space: the next word, unless it is an option, is the

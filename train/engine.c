@@ -335,6 +335,13 @@ static bool same_data_place(const char *a, const char *b)
 	return strcmp(pa, pb) == 0;
 }
 
+/* @p device as the backend records it: "cuda" is "cuda:0". */
+static const char *device_name(char *buf, size_t len, const char *device)
+{
+	snprintf(buf, len, "%s", strcmp(device, "cuda") == 0 ? "cuda:0" : device);
+	return buf;
+}
+
 /* Explicit options must agree with the stored run; everything else is taken from it. */
 static int config_merge_resumed(train_config *cli, const train_config *run)
 {
@@ -595,13 +602,14 @@ static void persister_free(train_persister *p)
 	}
 }
 
-/* Optimizer state tensors per parameter once the optimizer has stepped (before its first
- * step train_optimizer_state_count() is 0): an upper bound for sizing the staging slots. */
-static size_t eventual_state_count(const train_optimizer *opt)
+/* Optimizer state per parameter once the optimizer has stepped (before its first step
+ * train_optimizer_state_count() is 0), for sizing the staging slots exactly: @p full tensors
+ * of the parameter's size (momentum_buffer; exp_avg, exp_avg_sq) and @p scalar ones of one
+ * float (Adam's step). */
+static void eventual_state_count(const train_opt_config *cfg, size_t *full, size_t *scalar)
 {
-	if (opt->cfg.kind == TRAIN_OPT_SGD)
-		return opt->cfg.momentum != 0 ? 1 : 0;
-	return 3;
+	*full = cfg->kind == TRAIN_OPT_SGD ? (cfg->momentum != 0 ? 1 : 0) : 2;
+	*scalar = cfg->kind == TRAIN_OPT_SGD ? 0 : 1;
 }
 
 /* Allocate both slots: a tensor table and a staging buffer each, big enough for every
@@ -619,16 +627,17 @@ static int persister_init(train_persister *p, train_backend *be, train_mlp *mode
 		p->delay_ms = (unsigned)strtoul(delay, NULL, 10);
 	const char *off = getenv("CKPT_TRAIN_BENCH_NO_CHECKPOINT");
 	p->disabled = off && strcmp(off, "1") == 0;
-	size_t np = train_mlp_param_count(model), ns = eventual_state_count(opt);
+	size_t np = train_mlp_param_count(model), full, scalar;
+	eventual_state_count(&opt->cfg, &full, &scalar);
 	size_t total = 0;
 	for (size_t i = 0; i < np; i++)
-		total += train_mlp_param_numel(model, i) * (1 + ns);
+		total += train_mlp_param_numel(model, i) * (1 + full) + scalar;
 	for (int k = 0; k < 2; k++) {
 		train_snapshot *s = &p->slots[k];
 		s->slot = k;
 		s->device = be->device;
 		s->capacity = total;
-		s->tensors = calloc(np * (1 + ns), sizeof(snap_tensor));
+		s->tensors = calloc(np * (1 + full + scalar), sizeof(snap_tensor));
 		s->staging = be->host_alloc(be, total * sizeof(float));
 		if (!s->tensors || !s->staging) {
 			const char *why = be->last_error(be);
@@ -712,7 +721,8 @@ static int snapshot_take(train_snapshot **out, train_persister *p, train_mlp *mo
 	return 0;
 too_small:
 	be->snapshot_end(be, s->slot);
-	be->snapshot_wait(be, s->slot);
+	char ignored[8];
+	(void)be->snapshot_wait(be, s->slot, ignored, sizeof(ignored));
 	return train_fail(-EOVERFLOW,
 	                  "internal error: the checkpoint of epoch %u does not fit its staging "
 	                  "buffer (%zu floats)",
@@ -764,8 +774,12 @@ static void *persist_thread(void *arg)
 {
 	train_persister *p = arg;
 	train_snapshot *s = p->inflight;
-	p->be->snapshot_wait(p->be, s->slot);
-	int rc = snapshot_persist(p->store, s, p->delay_ms);
+	char why[512] = "";
+	int rc = p->be->snapshot_wait(p->be, s->slot, why, sizeof(why));
+	if (rc) /* the copies off the device failed: nothing of this epoch is committed */
+		rc = train_fail(rc, "cannot checkpoint epoch %u: %s", s->epoch, why);
+	else
+		rc = snapshot_persist(p->store, s, p->delay_ms);
 	if (rc) {
 		snprintf(p->msg, sizeof(p->msg), "%s", train_last_error());
 	} else if (!p->quiet) {
@@ -1118,6 +1132,23 @@ static int stop_on_signal(train_persister *p, train_result *res, const train_con
 	                  "ckpt-train --store %s --resume --epochs %u",
 	                  name, where, lost, last_saved,
 	                  shell_word(quoted, sizeof(quoted), c->store_path), c->epochs);
+}
+
+/* A device failure the backend recorded (a lost GPU, a faulting kernel): stop as on any
+ * error, after the commit in flight, saying where the store ends. @p where: "in epoch 3
+ * (batch 7/430)" and the like. @return 0 if the device is fine. */
+static int check_device(train_backend *be, train_persister *p, train_result *res,
+                        const char *where)
+{
+	int rc = be->status(be);
+	if (!rc)
+		return 0;
+	char why[600];
+	snprintf(why, sizeof(why), "%s", be->last_error(be));
+	(void)persist_settle(p, res); /* the device's failure is the one to report */
+	if (res->last_epoch == 0)
+		return train_fail(rc, "%s %s; nothing was saved", why, where);
+	return train_fail(rc, "%s %s; the store ends at epoch %u", why, where, res->last_epoch);
 }
 
 /* How open_or_create_store() found the store: 0 reused, 1 created in an existing (empty)
@@ -1511,30 +1542,98 @@ static int check_map_room(const train_config *c, uint32_t start_epoch, double ne
 	                  s_need, s_map, held, held == 1 ? "" : "s", s_ckpt, s_room, c->layers);
 }
 
-static int check_memory(const train_config *c, const train_data *data, uint32_t max_rows,
-                        uint32_t n_fit, uint32_t start_epoch)
+/* What a run holds, in floats: parameters (and as many gradients), the largest layer,
+ * activations with their gradients for batches of up to max_rows rows, and the optimizer's
+ * full-size state tensors per parameter; then the bytes of the data set and of both staging
+ * slots as persister_init() sizes them (Adam's step is one float per parameter tensor). */
+typedef struct run_sizes {
+	double params, largest, activations, states, data_bytes, staging_bytes;
+} run_sizes;
+
+static void run_sizes_of(run_sizes *z, const train_config *c, const train_data *data,
+                         uint32_t max_rows)
 {
-	const char *off = getenv("CKPT_TRAIN_TEST_NO_MEMORY_CHECK");
-	if (off && strcmp(off, "1") == 0)
-		return 0;
-	bool on_host = strcmp(c->device, "cpu") == 0;
-	double params = 0, largest = 0, activations = 0;
+	memset(z, 0, sizeof(*z));
 	for (uint32_t l = 0; l + 1 < c->nsizes; l++) {
 		double n = (double)c->sizes[l] * c->sizes[l + 1];
-		params += n + c->sizes[l + 1];
-		largest = n > largest ? n : largest;
+		z->params += n + c->sizes[l + 1];
+		z->largest = n > z->largest ? n : z->largest;
 	}
 	for (uint32_t l = 0; l < c->nsizes;
 	     l++) /* activations, and their gradients but the input's */
-		activations += (double)max_rows * c->sizes[l] * (l ? 2 : 1);
-	activations += max_rows; /* labels */
-	bool adam = c->opt.kind != TRAIN_OPT_SGD;
-	double states = adam ? 2 : c->opt.momentum != 0 ? 1 : 0;
-	double staged = adam ? 3 : states; /* as persister_init() sizes the slots */
+		z->activations += (double)max_rows * c->sizes[l] * (l ? 2 : 1);
+	z->activations += max_rows; /* labels */
+	size_t full, scalar;
+	eventual_state_count(&c->opt, &full, &scalar);
+	z->states = (double)full;
+	const double f = sizeof(float);
+	double tensors = 2.0 * (c->nsizes - 1);
+	z->staging_bytes = 2 * (z->params * (1 + z->states) + tensors * scalar) * f;
+	z->data_bytes = ((double)data->train.count * (data->train.features + 1) +
+	                 (double)data->test.count * (data->test.features + 1)) *
+	                f;
+}
+
+static bool memory_check_disabled(void)
+{
+	const char *off = getenv("CKPT_TRAIN_TEST_NO_MEMORY_CHECK");
+	return off && strcmp(off, "1") == 0;
+}
+
+/* On a GPU the model, its gradients, optimizer state, activations and the data set live in
+ * device memory: checked against what the device has free before the host's memory (the
+ * host then holds only the staging slots), so a model too big for the GPU is refused naming
+ * the device and the sizes, whatever the host has. The CPU backend has no device memory. */
+static int check_device_memory(const train_config *c, train_backend *be, const train_data *data,
+                               uint32_t max_rows)
+{
+	uint64_t free_b, total_b;
+	if (memory_check_disabled())
+		return 0;
+	int rc = be->memory(be, &free_b, &total_b);
+	if (rc == -ENOTSUP)
+		return 0;
+	if (rc)
+		return train_fail(rc, "cannot read the memory of %s: %s", be->device,
+		                  be->last_error(be));
+	run_sizes z;
+	run_sizes_of(&z, c, data, max_rows);
+	const double f = sizeof(float);
+	double need = (2 + z.states) * z.params * f + z.activations * f + z.data_bytes +
+	              (double)max_rows * 16 /* per-row loss, hit, index */ +
+	              (64 << 20) /* cuBLAS's workspace and the runtime's own buffers */;
+	if (need <= (double)free_b)
+		return 0;
+	char s_need[32], s_free[32], s_total[32], s_params[32], s_states[32], s_act[32],
+	    s_data[32];
+	train_memory_format(s_need, sizeof(s_need), need);
+	train_memory_format(s_free, sizeof(s_free), (double)free_b);
+	train_memory_format(s_total, sizeof(s_total), (double)total_b);
+	train_memory_format(s_params, sizeof(s_params), z.params * f);
+	train_memory_format(s_states, sizeof(s_states), z.states * z.params * f);
+	train_memory_format(s_act, sizeof(s_act), z.activations * f);
+	train_memory_format(s_data, sizeof(s_data), z.data_bytes);
+	return train_fail(-ENOMEM,
+	                  "out of GPU memory on %s: this run needs %s there (parameters %s, "
+	                  "gradients %s, optimizer state %s, activations %s, the data set %s) and "
+	                  "%s has %s free of %s (--layers %s, batches of up to %u rows)",
+	                  be->device, s_need, s_params, s_params, s_states, s_act, s_data,
+	                  be->device, s_free, s_total, c->layers, max_rows);
+}
+
+static int check_memory(const train_config *c, const train_data *data, uint32_t max_rows,
+                        uint32_t n_fit, uint32_t start_epoch)
+{
+	if (memory_check_disabled())
+		return 0;
+	bool on_host = strcmp(c->device, "cpu") == 0;
+	run_sizes z;
+	run_sizes_of(&z, c, data, max_rows);
+	const double params = z.params, states = z.states, activations = z.activations;
 	const double f = sizeof(float);
 	double model = on_host ? (2 + states) * params * f + activations * f : 0;
-	double staging = 2 * params * (1 + staged) * f;
-	double other = largest * f /* one host copy of a layer: init, resume */ +
+	double staging = z.staging_bytes;
+	double other = z.largest * f /* one host copy of a layer: init, resume */ +
 	               ((double)n_fit + data->train.count + data->test.count) * 4 /* indices */ +
 	               (64 << 20) /* threads' stacks, BLAS buffers */;
 	double need = model + staging + other;
@@ -1551,10 +1650,7 @@ static int check_memory(const train_config *c, const train_data *data, uint32_t 
 	train_memory_format(s_states, sizeof(s_states), states * params * f);
 	train_memory_format(s_act, sizeof(s_act), activations * f);
 	train_memory_format(s_staging, sizeof(s_staging), staging);
-	train_memory_format(s_data, sizeof(s_data),
-	                    ((double)data->train.count * (data->train.features + 1) +
-	                     (double)data->test.count * (data->test.features + 1)) *
-	                        f);
+	train_memory_format(s_data, sizeof(s_data), z.data_bytes);
 	if (on_host)
 		return train_fail(
 		    -ENOMEM,
@@ -1565,10 +1661,10 @@ static int check_memory(const train_config *c, const train_data *data, uint32_t 
 		    s_need, s_params, s_params, s_states, s_act, s_staging, s_data, s_avail, what,
 		    c->layers, max_rows);
 	return train_fail(-ENOMEM,
-	                  "not enough host memory for this run: it needs %s more (2 checkpoint "
-	                  "staging buffers %s; the data set's %s are loaded) and %s is available "
-	                  "(%s) (--layers %s)",
-	                  s_need, s_staging, s_data, s_avail, what, c->layers);
+	                  "not enough host memory for this run on %s: it needs %s more of host "
+	                  "memory (2 pinned checkpoint staging buffers %s; the data set's %s are "
+	                  "loaded) and %s is available (%s) (--layers %s)",
+	                  c->device, s_need, s_staging, s_data, s_avail, what, c->layers);
 }
 
 int train_run(train_config *cfg, train_result *res)
@@ -1600,6 +1696,8 @@ int train_run(train_config *cfg, train_result *res)
 	memset(&pers, 0, sizeof(pers));
 
 	bool lock_file_created = false;
+	bool device_from_run = false; /* --resume without --device: the run's recorded device */
+	char moved_from[sizeof(cfg->device)] = ""; /* --resume --device D: the run's other device */
 	if (cfg->resume) {
 		char lock_file[4200];
 		struct stat lock_st;
@@ -1718,13 +1816,27 @@ int train_run(train_config *cfg, train_result *res)
 			goto out;
 		/* BLAS results depend on the thread count: keep the run's unless told otherwise */
 		int run_threads = 0;
+		char run_device[sizeof(cfg->device)] = "cpu";
 		if (ckpt_checkpoint_extra(resume_ckpt, "train.state", &text, &len) == 0) {
 			json_t *st = json_loadb(text, len, 0, NULL);
 			json_t *th = st ? json_object_get(st, "threads") : NULL;
+			json_t *dev = st ? json_object_get(st, "device") : NULL;
 			if (json_is_integer(th) && json_integer_value(th) > 0 &&
 			    json_integer_value(th) <= 1024)
 				run_threads = (int)json_integer_value(th);
+			if (json_is_string(dev) && json_string_length(dev) < sizeof(run_device))
+				memcpy(run_device, json_string_value(dev),
+				       json_string_length(dev) + 1);
 			json_decref(st);
+		}
+		/* a resumed run continues where it trained, as the run's tensors say; --device
+		 * moves it (GEMM summation order differs between devices) */
+		char given[sizeof(cfg->device)];
+		if (!(cfg->explicit_set & TRAIN_SET_DEVICE)) {
+			memcpy(cfg->device, run_device, sizeof(cfg->device));
+			device_from_run = strcmp(run_device, "cpu") != 0;
+		} else if (strcmp(device_name(given, sizeof(given), cfg->device), run_device) != 0) {
+			memcpy(moved_from, run_device, sizeof(moved_from)); /* noted once it works */
 		}
 		if (cfg->threads <= 0 && run_threads > 0)
 			cfg->threads = run_threads;
@@ -1787,14 +1899,32 @@ int train_run(train_config *cfg, train_result *res)
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		cfg->threads = ncpu > 0 ? (int)ncpu : 1;
 	}
-	/* before the first large allocation, and before the store is created */
-	rc = check_memory(cfg, &data, max_rows, n_fit, start_epoch);
-	if (rc)
-		goto out;
+	/* before the first large allocation, and before the store is created: the backend (no
+	 * large allocation), then the device's memory (a GPU's), then the host's */
 	rc = train_backend_create(&be, cfg->device, cfg->threads);
+	if (rc && device_from_run) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", train_last_error());
+		rc = train_fail(rc,
+		                "the run trained on %s, and this machine has no %s (%s); pass "
+		                "--device cpu to continue on the CPU",
+		                cfg->device, cfg->device, why);
+	}
 	if (rc)
 		goto out;
-	rc = train_mlp_create(&model, be, cfg->sizes, cfg->nsizes, max_rows);
+	if (moved_from[0])
+		ckpt_print_line(stderr, "ckpt-train: note: ",
+		                "--device %s differs from the run's %s; the result will not be "
+		                "bit-identical to an uninterrupted run",
+		                cfg->device, moved_from);
+	rc = check_device_memory(cfg, be, &data, max_rows);
+	if (!rc)
+		rc = check_memory(cfg, &data, max_rows, n_fit, start_epoch);
+	if (rc)
+		goto out;
+	rc = be->reserve_rows(be, max_rows);
+	if (!rc)
+		rc = train_mlp_create(&model, be, cfg->sizes, cfg->nsizes, max_rows);
 	if (!rc)
 		rc = train_optimizer_create(&opt, be, &cfg->opt, model);
 	if (rc == -ENOMEM) {
@@ -1854,6 +1984,8 @@ int train_run(train_config *cfg, train_result *res)
 
 	if (cfg->resume) {
 		rc = restore_state(snap, resume_ckpt, model, opt, &rng);
+		if (!rc)
+			rc = check_device(be, &pers, res, "restoring the run");
 		if (rc)
 			goto out;
 		ckpt_snapshot_close(snap);
@@ -1914,6 +2046,8 @@ int train_run(train_config *cfg, train_result *res)
 	} else {
 		train_rng_seed(&rng, cfg->seed);
 		rc = train_mlp_init(model, &rng);
+		if (!rc)
+			rc = check_device(be, &pers, res, "initializing the model");
 		if (rc)
 			goto out;
 	}
@@ -1949,6 +2083,13 @@ int train_run(train_config *cfg, train_result *res)
 			double batch_loss = 0;
 			train_mlp_load_batch(model, train_x, train_y, perm + off, rows);
 			train_mlp_forward_backward(model, rows, &batch_loss, &correct);
+			if (be->status(be)) {
+				char where[64];
+				snprintf(where, sizeof(where), "in epoch %u (batch %u/%u)", epoch,
+				         b + 1, nbatches);
+				rc = check_device(be, &pers, res, where);
+				goto out;
+			}
 			if (!isfinite(batch_loss)) {
 				rc = persist_settle(&pers, res);
 				if (rc)
@@ -2017,6 +2158,12 @@ int train_run(train_config *cfg, train_result *res)
 		if (tty)
 			fprintf(stderr, "\r\033[K");
 		progress_shown = false;
+		if (be->status(be)) {
+			char where[64];
+			snprintf(where, sizeof(where), "evaluating epoch %u", epoch);
+			rc = check_device(be, &pers, res, where);
+			goto out;
+		}
 		/* a stop signal that arrived after the last batch does not cost this epoch: every
 		 * batch ran and it is evaluated, so it is committed like any other, and the run
 		 * stops at the next batch boundary (or ends, after the last epoch) */
@@ -2033,6 +2180,11 @@ int train_run(train_config *cfg, train_result *res)
 		 */
 		train_snapshot *s = NULL;
 		rc = snapshot_take(&s, &pers, model, opt, epoch);
+		if (!rc && be->status(be)) {
+			char where[64];
+			snprintf(where, sizeof(where), "taking the checkpoint of epoch %u", epoch);
+			rc = check_device(be, &pers, res, where);
+		}
 		if (rc)
 			goto out;
 		s->test_acc = test_acc;

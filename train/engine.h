@@ -76,6 +76,7 @@ enum {
 	TRAIN_SET_KEEP = 1u << 15,     /**< --keep-last */
 	TRAIN_SET_KEEP_TOP = 1u << 16, /**< --keep-top */
 	TRAIN_SET_EPOCHS = 1u << 17,
+	TRAIN_SET_DEVICE = 1u << 18, /**< --device; a resume without it keeps the run's device */
 };
 
 typedef struct train_config {

@@ -18,6 +18,9 @@
 # BENCH_MODELS ("LAYERS BATCH;..." to replace the two models), BENCH_DEVICE=cpu (the same stall
 # measurement of the CPU backend, without the PyTorch GPU peer; runs without a GPU),
 # BENCH_STEP_TIMEOUT (seconds one program may run, default 300).
+# Data: Fashion-MNIST for both sides (the bundle's copy, GPU_DATA, else the machine's); without
+# it both train the same-sized synthetic set (ckpt-train's: 10000 training + 2000 test samples,
+# 1000 of them validating) and a note says the epochs are small.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tests/gpu/bundle_env.sh
@@ -41,12 +44,14 @@ T=(timeout -k 5 "${BENCH_STEP_TIMEOUT:-300}")
 if [ -z "${CKPT_BIN_DIR:-}" ]; then
 	make -s --no-print-directory $([ "$DEVICE" = cpu ] || echo CUDA=1) all || exit 1
 fi
-DATA=/usr/share/datasets/fashion-mnist
-data_arg=fashion-mnist
-[ -e "$DATA/train-images-idx3-ubyte.gz" ] || [ -e "$DATA/train-images-idx3-ubyte" ] || {
-	DATA=synthetic
-	data_arg=synthetic
-}
+# DATA for the PyTorch peer, data_arg for ckpt-train: the same samples, the same validation split
+DATA=/usr/share/datasets/fashion-mnist data_arg=fashion-mnist VAL=5000
+if [ -n "${GPU_DATA:-}" ]; then
+	DATA=$GPU_DATA data_arg=$GPU_DATA
+elif ! [ -e "$DATA/train-images-idx3-ubyte.gz" ] && ! [ -e "$DATA/train-images-idx3-ubyte" ]; then
+	DATA=synthetic data_arg=synthetic VAL=1000
+	echo "note: no Fashion-MNIST: both sides train the synthetic set (9000 samples per epoch, 1000 validating, 2000 test): small epochs, where a checkpoint weighs more than on real data"
+fi
 have_torch=0
 if [ "$DEVICE" != cpu ] &&
 	"$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
@@ -62,7 +67,7 @@ run_train() {
 	local t0 t1
 	t0=$(date +%s%N)
 	"${T[@]}" env "$@" "$BIN/ckpt-train" --store "$work/store" --device "$DEVICE" --data "$data_arg" \
-		--layers "$layers" --batch-size "$batch" --optimizer sgd --lr 0.1 --momentum 0.9 \
+		--layers "$layers" --batch-size "$batch" --val-split "$VAL" --optimizer sgd --lr 0.1 --momentum 0.9 \
 		--epochs "$epochs" --quiet || return 1
 	t1=$(date +%s%N)
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", (b - a) / 1e9 }'
@@ -90,10 +95,10 @@ for cfg in "${models[@]}"; do
 		[ ${#dr[@]} -eq 0 ] || line+=", ${dr[-1]} s checkpointed direct"
 		if [ $have_torch = 1 ]; then
 			mkdir -p "$work/pt" && rm -f "$work/pt"/*
-			t=$("${T[@]}" "$PY" tests/bench/train_torch_gpu_peer.py "$DATA" "$layers" "$batch" $((E + 1)) "$work/pt") || exit 1
+			t=$("${T[@]}" "$PY" tests/bench/train_torch_gpu_peer.py "$DATA" "$layers" "$batch" $((E + 1)) "$work/pt" --val-split "$VAL") || exit 1
 			tsave+=("$(sed -n 's/^steady_epoch_seconds //p' <<<"$t")")
 			rm -f "$work/pt"/*
-			t=$("${T[@]}" "$PY" tests/bench/train_torch_gpu_peer.py "$DATA" "$layers" "$batch" $((E + 1)) "$work/pt" --no-save) || exit 1
+			t=$("${T[@]}" "$PY" tests/bench/train_torch_gpu_peer.py "$DATA" "$layers" "$batch" $((E + 1)) "$work/pt" --val-split "$VAL" --no-save) || exit 1
 			tnosave+=("$(sed -n 's/^steady_epoch_seconds //p' <<<"$t")")
 			line+="; pytorch ${tsave[-1]} s with torch.save, ${tnosave[-1]} s without"
 		fi

@@ -5,8 +5,10 @@ and data as ckpt-train on the GPU: the data set resident on the device, batches 
 (no DataLoader), a validation and a test pass per epoch, and, unless --no-save, torch.save of
 {'model': state_dict, 'optimizer': state_dict, 'epoch': n} into DIR/checkpoint-N.pt every epoch,
 flushed to disk (fsync), as the PyTorch tutorial's checkpoint loop does. Data: Fashion-MNIST IDX
-files, or a synthetic set of the same size when DATA is "synthetic".
-usage: python3 train_torch_gpu_peer.py DATA LAYERS BATCH EPOCHS DIR [--no-save]
+files, or, when DATA is "synthetic", random data of the size of ckpt-train's synthetic set
+(train/data.h: 10000 training and 2000 test samples), so both sides do the same work.
+usage: python3 train_torch_gpu_peer.py DATA LAYERS BATCH EPOCHS DIR [--val-split N] [--no-save]
+(--val-split: the last N training samples validate, as ckpt-train's; default 5000)
 prints one line per epoch: "epoch N seconds S" and at the end "steady_epoch_seconds S" (median of
 epochs 2..N: the first pays CUDA's and cuBLAS's warm-up)
 """
@@ -25,19 +27,22 @@ from ckpt_torch import MLP, load_idx_split  # noqa: E402
 def main():
     data, layers, batch, epochs, out_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     save = "--no-save" not in sys.argv[6:]
+    val = 5000
+    if "--val-split" in sys.argv[6:]:
+        val = int(sys.argv[sys.argv.index("--val-split") + 1])
     dev = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = False  # float32 GEMMs, as ckpt-train computes them
     sizes = [int(s) for s in layers.split(",")]
     if data == "synthetic":
         g = torch.Generator().manual_seed(0)
-        x = torch.rand(60000, sizes[0], generator=g)
-        y = torch.randint(0, sizes[-1], (60000,), generator=g)
-        tx, ty = x[:10000].clone(), y[:10000].clone()
+        x = torch.rand(10000, sizes[0], generator=g)  # TRAIN_SYNTHETIC_TRAIN
+        y = torch.randint(0, sizes[-1], (10000,), generator=g)
+        tx = torch.rand(2000, sizes[0], generator=g)  # TRAIN_SYNTHETIC_TEST
+        ty = torch.randint(0, sizes[-1], (2000,), generator=g)
     else:
         x, y = load_idx_split(data, "train")
         tx, ty = load_idx_split(data, "t10k")
     x, y, tx, ty = x.to(dev), y.to(dev), tx.to(dev), ty.to(dev)
-    val = 5000
     n_fit = x.shape[0] - val
     model = MLP(sizes).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)

@@ -15,7 +15,11 @@
 #      resolves every library it needs from the bundle (with the system's copies hidden, when
 #      this runs as root and can unshare a mount namespace) and runs
 #   5. writes MANIFEST (commit, build machine, the newest glibc symbol version needed, files)
-# Environment: BUNDLE_MAX_MIB (default 40): fail if the archive is bigger.
+# It also carries Fashion-MNIST (data/fashion-mnist/*.gz, 30 MB, from train/data.h's
+# TRAIN_FASHION_MNIST_DIR), so the GPU checks and the benchmark train ckpt-train and PyTorch on
+# the same real data on a machine that has none; without it here the bundle has no data/ and
+# they fall back to the synthetic set (a note says so).
+# Environment: BUNDLE_MAX_MIB (default 48): fail if the archive is bigger.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -24,7 +28,9 @@ cd "$ROOT"
 B=build/gpu-bundle-build
 STAGE=build/gpu-bundle
 ARCHIVE=build/gpu-bundle.tar.xz
-MAX_MIB=${BUNDLE_MAX_MIB:-40}
+MAX_MIB=${BUNDLE_MAX_MIB:-48}
+FASHION=/usr/share/datasets/fashion-mnist
+FASHION_FILES="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"
 die() {
 	echo "gpu-bundle: $*" >&2
 	exit 1
@@ -77,6 +83,19 @@ for f in "${elves[@]}"; do
 	done < <(awk '$2 == "=>" && $3 ~ /^\// {print $1, $2, $3}' <<<"$deps")
 done
 chmod 0644 "$STAGE"/deps/*
+have_data=1
+for f in $FASHION_FILES; do
+	[ -f "$FASHION/$f" ] || have_data=0
+done
+if [ $have_data = 1 ]; then
+	mkdir -p "$STAGE/data/fashion-mnist"
+	for f in $FASHION_FILES; do
+		cp "$FASHION/$f" "$STAGE/data/fashion-mnist/"
+	done
+	chmod 0644 "$STAGE"/data/fashion-mnist/*
+else
+	echo "gpu-bundle: note: no Fashion-MNIST in $FASHION: the bundle carries no data; the GPU checks and the benchmark use the synthetic set" >&2
+fi
 
 # ---- 4. checks --------------------------------------------------------------------------------
 # the plug-in's fat binary: Hopper machine code and PTX for later GPUs (parsed from .nv_fatbin:
@@ -152,7 +171,8 @@ glibc=$(for f in "${elves[@]}" "$STAGE"/deps/*; do objdump -T "$f"; done |
 	echo "needs: $glibc or newer, libstdc++, libcublas.so.13 + libcublasLt.so.13, NVIDIA driver for CUDA 13"
 	echo "plug-in code: $archs"
 	echo "checked: every library resolves into the bundle$([ "$hidden" != 0 ] && echo "; ran with the system's $hidden copies hidden")"
-	(cd "$STAGE" && find bin lib deps -type f | sort | xargs sha256sum)
+	echo "data: $([ $have_data = 1 ] && echo "Fashion-MNIST in data/fashion-mnist" || echo "none (synthetic)")"
+	(cd "$STAGE" && find bin lib deps data -type f 2>/dev/null | sort | xargs sha256sum)
 } >"$STAGE/MANIFEST"
 tar -C build -cf - gpu-bundle | xz -9 -T0 >"$ARCHIVE" || die "cannot write $ARCHIVE"
 size=$(stat -c %s "$ARCHIVE")

@@ -7,7 +7,8 @@
 # $ORIGIN/../deps; cuBLAS from the CUDA toolkit: when the plug-in's rpath, /usr/local/cuda/lib64,
 # does not have it, the libcublas.so.13 found elsewhere (ldconfig, /usr/local/cuda*, a pip wheel)
 # is linked beside the plug-in, so nothing changes LD_LIBRARY_PATH for the Python clients).
-# Exports CKPT_BIN_DIR (the bundle's bin/) and GPU_BUNDLE (its directory) and appends bin/ to
+# Exports CKPT_BIN_DIR (the bundle's bin/), GPU_BUNDLE (its directory) and, when the bundle
+# carries Fashion-MNIST, GPU_DATA (its data/fashion-mnist, a --data DIR), and appends bin/ to
 # PATH (fusermount3 when the machine has none). Prints one "bundle:" line, or one "FAIL:" line
 # and returns 1.
 gpu_bundle_use() {
@@ -59,5 +60,9 @@ gpu_bundle_use() {
 		}
 	done
 	export CKPT_BIN_DIR=$dir/bin GPU_BUNDLE=$dir PATH=$PATH:$dir/bin
-	echo "bundle: $(head -n 1 "$dir/MANIFEST"); plug-in code $(sed -n 's/^plug-in code: //p' "$dir/MANIFEST")$([ -n "${cublas:-}" ] && echo "; cuBLAS from $(dirname "$cublas")")"
+	if [ -f "$dir/data/fashion-mnist/train-images-idx3-ubyte.gz" ] &&
+		[ -f "$dir/data/fashion-mnist/t10k-labels-idx1-ubyte.gz" ]; then
+		export GPU_DATA=$dir/data/fashion-mnist
+	fi
+	echo "bundle: $(head -n 1 "$dir/MANIFEST"); plug-in code $(sed -n 's/^plug-in code: //p' "$dir/MANIFEST")$([ -n "${cublas:-}" ] && echo "; cuBLAS from $(dirname "$cublas")"); data: $([ -n "${GPU_DATA:-}" ] && echo "Fashion-MNIST (bundled)" || echo "none bundled")"
 }

@@ -28,8 +28,14 @@ if $TRAIN --store "$work/probe" --device cuda --epochs 1 "${common[@]}" 2>"$work
 	gpu=1
 else
 	gpu=0
-	grep -q "no CUDA device\|not supported by this build" "$work/err" ||
+	grep -q "no CUDA device\|no CUDA driver found\|not supported by this build" "$work/err" ||
 		fail "no GPU, but the message does not say so: $(cat "$work/err")"
+	# the real plug-in on a machine without the NVIDIA driver names the driver, not cudart's
+	# "CUDA driver version is insufficient for CUDA runtime version"
+	if [ -e build/lib/ckpt-train-cuda.so ] && ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
+		grep -q "no CUDA driver found (libcuda.so.1 missing, or older than this build's CUDA [0-9.]* runtime)" "$work/err" ||
+			fail "no driver, but the message does not say so: $(cat "$work/err")"
+	fi
 	[ ! -e "$work/probe" ] || fail "--device cuda without a GPU created a store"
 	for dev in cuda cuda:0 cuda:3; do
 		$TRAIN --store "$work/none" --device $dev "${common[@]}" 2>"$work/err"
@@ -47,6 +53,7 @@ else
 	$TRAIN --store "$work/cpu" --resume --epochs 3 --device cuda --threads 1 --quiet \
 		2>"$work/err" && fail "--resume --device cuda without a GPU succeeded"
 	grep -q "device cuda is not supported" "$work/err" || fail "resume: $(cat "$work/err")"
+	[ "$(wc -l <"$work/err")" -eq 1 ] || fail "resume --device cuda: stderr is not one line: $(cat "$work/err")"
 	$TRAIN --store "$work/cpu" --epochs 3 --device cuda "${common[@]}" 2>/dev/null &&
 		fail "--device cuda on an existing store succeeded"
 	[ "$(sha256sum <"$work/cpu/data.mdb")" = "$before" ] || fail "the store changed"
@@ -55,10 +62,13 @@ else
 	exit 0
 fi
 
-# a GPU: same seed on cpu and cuda
-$TRAIN --store "$work/cpu" --epochs 1 "${common[@]}" || fail "cpu run"
+# a GPU: same seed on cpu and cuda, over 4 steps (9800 of the 10000 samples validate): GEMM
+# summation order differs between OpenBLAS and cuBLAS, and over a whole epoch such differences
+# grow (tests/gpu/README.md); after a few steps they stay at float rounding
 $CKPT show "$work/probe" 1 | grep -q "cuda:0" || fail "cuda run does not record cuda:0"
-python3 - "$work/cpu" "$work/probe" <<'PY' || fail "cpu and cuda disagree"
+$TRAIN --store "$work/cpu" --epochs 1 "${common[@]}" --val-split 9800 || fail "cpu run"
+$TRAIN --store "$work/cuda" --device cuda --epochs 1 "${common[@]}" --val-split 9800 || fail "cuda run"
+python3 - "$work/cpu" "$work/cuda" <<'PY' || fail "cpu and cuda disagree"
 import subprocess, sys, numpy as np, io
 def load(store, name):
     raw = subprocess.run(["build/bin/ckpt", "cat", store, f"epoch-0001/model/{name}.npy"],
@@ -66,7 +76,7 @@ def load(store, name):
     return np.load(io.BytesIO(raw))
 worst = max(float(np.abs(load(sys.argv[1], n) - load(sys.argv[2], n)).max())
             for n in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"))
-print(f"cuda vs cpu after 1 epoch: max |difference| {worst:.3g}")
-sys.exit(0 if worst < 1e-3 else 1)
+print(f"cuda vs cpu after 4 steps: max |difference| {worst:.3g}")
+sys.exit(0 if worst < 1e-5 else 1)
 PY
 echo "ok: cuda and cpu runs agree"

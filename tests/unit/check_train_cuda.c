@@ -142,8 +142,13 @@ START_TEST(test_cpu_staging_ops_copy_and_are_private)
 	be->snapshot_copy(be, 1, host, src, sizeof(src));
 	be->snapshot_end(be, 1);
 	src[0] = 42; /* training goes on: the snapshot keeps the old value */
-	be->snapshot_wait(be, 1);
+	char msg[256] = "";
+	ck_assert_int_eq(be->snapshot_wait(be, 1, msg, sizeof(msg)), 0);
 	ck_assert(host[0] == 1.0f && host[4] == 5.0f);
+	ck_assert_int_eq(be->status(be), 0);
+	ck_assert_int_eq(be->reserve_rows(be, 1024), 0);
+	uint64_t free_b, total_b;
+	ck_assert_int_eq(be->memory(be, &free_b, &total_b), -ENOTSUP);
 	ck_assert_str_eq(be->last_error(be), "");
 	be->host_free(be, host);
 	train_backend_destroy(be);
@@ -200,6 +205,10 @@ START_TEST(test_cuda_ops_match_cpu)
 	train_backend *cpu = NULL;
 	ck_assert_int_eq(train_backend_create(&cpu, "cpu", 1), 0);
 	ck_assert_str_eq(gpu->device, "cuda:0");
+	ck_assert_int_eq(gpu->reserve_rows(gpu, 64), 0);
+	uint64_t free_b = 0, total_b = 0;
+	ck_assert_int_eq(gpu->memory(gpu, &free_b, &total_b), 0);
+	ck_assert(total_b > 0 && free_b <= total_b);
 	train_rng rng;
 	train_rng_seed(&rng, 7);
 	enum { M = 37, N = 19, K = 53 };
@@ -294,8 +303,10 @@ START_TEST(test_cuda_ops_match_cpu)
 	gpu->snapshot_begin(gpu, 0);
 	gpu->snapshot_copy(gpu, 0, host, dw, sizeof(w));
 	gpu->snapshot_end(gpu, 0);
-	gpu->snapshot_wait(gpu, 0);
+	char msg[256] = "";
+	ck_assert_int_eq(gpu->snapshot_wait(gpu, 0, msg, sizeof(msg)), 0);
 	ck_assert(memcmp(host, w, sizeof(w)) == 0);
+	ck_assert_int_eq(gpu->status(gpu), 0);
 	gpu->host_free(gpu, host);
 	void *huge = gpu->alloc(gpu, (size_t)1 << 50);
 	ck_assert_ptr_null(huge);

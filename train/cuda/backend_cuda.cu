@@ -48,7 +48,8 @@ struct cuda_priv {
 	int *row_hit;
 	double *host_loss;    /* pinned mirrors */
 	int *host_hit;
-	size_t rows_cap;
+	size_t rows_cap;      /* rows of row_loss/row_hit/host_*, all allocated by reserve_rows */
+	bool failed;          /* a CUDA call failed: error[] says which; later ops do nothing */
 	/* Checkpoint snapshots go device -> shadow (device to device, on the compute stream,
 	 * fast) -> pinned staging (on the copy stream, while the next epoch trains), so the
 	 * next epoch's updates wait only for the device-to-device copies. Without a shadow (no
@@ -74,23 +75,35 @@ cuda_priv *priv_of(train_backend *be)
 }
 
 /* A CUDA failure in the middle of training (a lost device, a kernel fault) cannot be
- * reported through the ops' void returns: say what and where in one line and leave. The
- * store stays consistent: a commit is one transaction. */
-[[noreturn]] void fatal(const cuda_priv *p, const char *what, cudaError_t e)
+ * reported through the ops' void returns: the first one is recorded (what, where, why), every
+ * later op does nothing, and the engine, which asks status() once per batch and after each
+ * step that launches work, stops through its ordinary error path: the commit in flight is
+ * waited for, and a store this run created without committing an epoch is removed. */
+void fail_with(cuda_priv *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fail_with(cuda_priv *p, const char *fmt, ...)
 {
-	fprintf(stderr, "ckpt-train: error: CUDA %s failed on %s (%s)\n", what, p->device,
-	        cudaGetErrorString(e));
-	fflush(stderr);
-	_exit(1);
+	if (p->failed)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->error, sizeof(p->error), fmt, ap);
+	va_end(ap);
+	p->failed = true;
 }
 
-void check(const cuda_priv *p, const char *what, cudaError_t e)
+void fatal(cuda_priv *p, const char *what, cudaError_t e)
+{
+	fail_with(p, "CUDA %s failed on %s (%s)", what, p->device, cudaGetErrorString(e));
+}
+
+bool check(cuda_priv *p, const char *what, cudaError_t e)
 {
 	if (e != cudaSuccess)
 		fatal(p, what, e);
+	return e == cudaSuccess;
 }
 
-void check_launch(const cuda_priv *p, const char *kernel)
+void check_launch(cuda_priv *p, const char *kernel)
 {
 	cudaError_t e = cudaGetLastError();
 	if (e != cudaSuccess)
@@ -193,6 +206,7 @@ __global__ void k_adam(float *param, const float *grad, float *exp_avg, float *e
 
 /* ---- ops ------------------------------------------------------------------------------- */
 
+/* A failed cudaMalloc: the device, the size, and the device's free and total memory. */
 void note_oom(cuda_priv *p, const char *what, size_t nbytes, cudaError_t e)
 {
 	size_t free_b = 0, total_b = 0;
@@ -202,25 +216,40 @@ void note_oom(cuda_priv *p, const char *what, size_t nbytes, cudaError_t e)
 		free_b = total_b = 0;
 	}
 	snprintf(p->error, sizeof(p->error),
-	         "out of %s memory on %s: cannot allocate %zu bytes (%.1f MiB; %.1f MiB free of "
-	         "%.1f MiB; %s)",
-	         what, p->device, nbytes, nbytes / 1048576.0, free_b / 1048576.0,
+	         "out of GPU memory on %s: cannot allocate %zu bytes for %s (%.1f MiB; %.1f MiB "
+	         "free of %.1f MiB; %s)",
+	         p->device, nbytes, what, nbytes / 1048576.0, free_b / 1048576.0,
 	         total_b / 1048576.0, cudaGetErrorString(e));
+}
+
+/* A failed cudaHostAlloc: host memory, page-locked for the copies from the device. */
+void note_host_oom(cuda_priv *p, const char *what, size_t nbytes, cudaError_t e)
+{
+	cudaGetLastError();
+	snprintf(p->error, sizeof(p->error),
+	         "out of pinned host memory: cannot page-lock %zu bytes (%.1f MiB) of host memory "
+	         "for %s of %s (%s)",
+	         nbytes, nbytes / 1048576.0, what, p->device, cudaGetErrorString(e));
 }
 
 void *cu_alloc(train_backend *be, size_t nbytes)
 {
 	cuda_priv *p = priv_of(be);
 	void *ptr = NULL;
+	if (p->failed)
+		return NULL;
 	if (nbytes == 0)
 		nbytes = 64;
 	cudaError_t e = cudaMalloc(&ptr, nbytes);
 	if (e != cudaSuccess) {
-		note_oom(p, "GPU", nbytes, e);
+		note_oom(p, "a model buffer", nbytes, e);
 		return NULL;
 	}
-	check(p, "cudaMemsetAsync", cudaMemsetAsync(ptr, 0, nbytes, p->compute));
-	check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
+	if (!check(p, "cudaMemsetAsync", cudaMemsetAsync(ptr, 0, nbytes, p->compute)) ||
+	    !check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute))) {
+		cudaFree(ptr);
+		return NULL;
+	}
 	return ptr;
 }
 
@@ -244,7 +273,7 @@ void cu_free(train_backend *be, void *buf)
 void cu_upload(train_backend *be, void *dst, const void *src_host, size_t nbytes)
 {
 	cuda_priv *p = priv_of(be);
-	if (!nbytes)
+	if (!nbytes || p->failed)
 		return;
 	check(p, "upload", cudaMemcpyAsync(dst, src_host, nbytes, cudaMemcpyHostToDevice,
 	                                   p->compute));
@@ -256,6 +285,10 @@ void cu_download(train_backend *be, void *dst_host, const void *src, size_t nbyt
 	cuda_priv *p = priv_of(be);
 	if (!nbytes)
 		return;
+	if (p->failed) {
+		memset(dst_host, 0, nbytes);
+		return;
+	}
 	check(p, "download", cudaMemcpyAsync(dst_host, src, nbytes, cudaMemcpyDeviceToHost,
 	                                     p->compute));
 	check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
@@ -264,7 +297,8 @@ void cu_download(train_backend *be, void *dst_host, const void *src, size_t nbyt
 void cu_sync(train_backend *be)
 {
 	cuda_priv *p = priv_of(be);
-	check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
+	if (!p->failed)
+		check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
 }
 
 const void *cu_map_host(train_backend *be, const void *host, size_t nbytes)
@@ -281,25 +315,25 @@ void cu_unmap_host(train_backend *be, const void *mapped)
 }
 
 /* The indices live on the host (the shuffled permutation): upload them once per batch,
- * for gather_rows and the gather_labels that follows it. */
+ * for gather_rows and the gather_labels that follows it. NULL once failed. */
 const uint32_t *batch_indices(cuda_priv *p, const uint32_t *idx, uint32_t rows, bool reuse)
 {
+	if (p->failed)
+		return NULL;
 	if (reuse && p->idx_host == idx && p->idx_rows == rows) {
 		p->idx_host = NULL;
 		return p->idx;
 	}
-	if (rows > p->idx_cap) {
-		/* the previous batch's gathers may still read the old buffer */
-		check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
-		cudaFree(p->idx);
-		p->idx = NULL;
-		p->idx_cap = 0;
-		check(p, "cudaMalloc (batch indices)", cudaMalloc(&p->idx, rows * sizeof(uint32_t)));
-		p->idx_cap = rows;
+	if (rows > p->idx_cap) { /* reserve_rows sized it for the largest batch */
+		fail_with(p, "internal error on %s: a batch of %u rows, beyond the %zu reserved",
+		          p->device, rows, p->idx_cap);
+		return NULL;
 	}
-	check(p, "upload (batch indices)",
-	      cudaMemcpyAsync(p->idx, idx, rows * sizeof(uint32_t), cudaMemcpyHostToDevice,
-	                      p->compute));
+	/* the host indices are pageable: the copy is done (staged) when the call returns */
+	if (!check(p, "upload (batch indices)",
+	           cudaMemcpyAsync(p->idx, idx, rows * sizeof(uint32_t), cudaMemcpyHostToDevice,
+	                           p->compute)))
+		return NULL;
 	p->idx_host = reuse ? NULL : idx;
 	p->idx_rows = rows;
 	return p->idx;
@@ -310,6 +344,8 @@ void cu_gather_rows(train_backend *be, float *dst, const float *src, const uint3
 {
 	cuda_priv *p = priv_of(be);
 	const uint32_t *d_idx = batch_indices(p, idx, rows, false);
+	if (!d_idx)
+		return;
 	k_gather_rows<<<blocks_for((size_t)rows * cols), 256, 0, p->compute>>>(dst, src, d_idx,
 	                                                                        rows, cols);
 	check_launch(p, "gather_rows");
@@ -320,6 +356,8 @@ void cu_gather_labels(train_backend *be, int32_t *dst, const int32_t *src, const
 {
 	cuda_priv *p = priv_of(be);
 	const uint32_t *d_idx = batch_indices(p, idx, rows, true);
+	if (!d_idx)
+		return;
 	k_gather_labels<<<blocks_for(rows), 256, 0, p->compute>>>(dst, src, d_idx, rows);
 	check_launch(p, "gather_labels");
 }
@@ -329,20 +367,21 @@ void cu_gemm(train_backend *be, bool trans_a, bool trans_b, int m, int n, int k,
              const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
 	cuda_priv *p = priv_of(be);
+	if (p->failed)
+		return;
 	cublasStatus_t st =
 	    cublasSgemm(p->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
 	                trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a, lda, &beta,
 	                c, ldc);
-	if (st != CUBLAS_STATUS_SUCCESS) {
-		fprintf(stderr, "ckpt-train: error: cublasSgemm failed on %s (%s)\n", p->device,
-		        cublasGetStatusString(st));
-		_exit(1);
-	}
+	if (st != CUBLAS_STATUS_SUCCESS)
+		fail_with(p, "cublasSgemm failed on %s (%s)", p->device, cublasGetStatusString(st));
 }
 
 void cu_bias_act(train_backend *be, float *z, const float *bias, int rows, int cols, bool relu)
 {
 	cuda_priv *p = priv_of(be);
+	if (p->failed)
+		return;
 	k_bias_act<<<blocks_for((size_t)rows * cols), 256, 0, p->compute>>>(z, bias, rows, cols,
 	                                                                     relu);
 	check_launch(p, "bias_act");
@@ -351,6 +390,8 @@ void cu_bias_act(train_backend *be, float *z, const float *bias, int rows, int c
 void cu_relu_backward(train_backend *be, float *dz, const float *a, size_t n)
 {
 	cuda_priv *p = priv_of(be);
+	if (p->failed)
+		return;
 	k_relu_backward<<<blocks_for(n), 256, 0, p->compute>>>(dz, a, n);
 	check_launch(p, "relu_backward");
 }
@@ -358,6 +399,8 @@ void cu_relu_backward(train_backend *be, float *dz, const float *a, size_t n)
 void cu_bias_grad(train_backend *be, float *db, const float *dz, int rows, int cols)
 {
 	cuda_priv *p = priv_of(be);
+	if (p->failed)
+		return;
 	k_bias_grad<<<(unsigned)((cols + 127) / 128), 128, 0, p->compute>>>(db, dz, rows, cols);
 	check_launch(p, "bias_grad");
 }
@@ -367,23 +410,12 @@ void cu_softmax_xent(train_backend *be, float *dlogits, const float *logits,
                      uint64_t *correct)
 {
 	cuda_priv *p = priv_of(be);
-	if ((size_t)rows > p->rows_cap) {
-		cudaFree(p->row_loss);
-		cudaFree(p->row_hit);
-		cudaFreeHost(p->host_loss);
-		cudaFreeHost(p->host_hit);
-		p->row_loss = NULL;
-		p->row_hit = NULL;
-		p->host_loss = NULL;
-		p->host_hit = NULL;
-		p->rows_cap = 0;
-		check(p, "cudaMalloc (loss rows)", cudaMalloc(&p->row_loss, rows * sizeof(double)));
-		check(p, "cudaMalloc (hit rows)", cudaMalloc(&p->row_hit, rows * sizeof(int)));
-		check(p, "cudaHostAlloc (loss rows)",
-		      cudaHostAlloc(&p->host_loss, rows * sizeof(double), cudaHostAllocDefault));
-		check(p, "cudaHostAlloc (hit rows)",
-		      cudaHostAlloc(&p->host_hit, rows * sizeof(int), cudaHostAllocDefault));
-		p->rows_cap = (size_t)rows;
+	if (p->failed)
+		return;
+	if ((size_t)rows > p->rows_cap) { /* reserve_rows sized them for the largest batch */
+		fail_with(p, "internal error on %s: a batch of %d rows, beyond the %zu reserved",
+		          p->device, rows, p->rows_cap);
+		return;
 	}
 	k_softmax_xent<<<blocks_for((size_t)rows), 256, 0, p->compute>>>(
 	    dlogits, logits, labels, rows, cols, p->row_loss, p->row_hit);
@@ -394,7 +426,8 @@ void cu_softmax_xent(train_backend *be, float *dlogits, const float *logits,
 	check(p, "download (hits)",
 	      cudaMemcpyAsync(p->host_hit, p->row_hit, rows * sizeof(int), cudaMemcpyDeviceToHost,
 	                      p->compute));
-	check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute));
+	if (!check(p, "cudaStreamSynchronize", cudaStreamSynchronize(p->compute)))
+		return; /* no loss: status() stops the run before it is read */
 	double total = 0.0;
 	uint64_t hits = 0;
 	for (int r = 0; r < rows; r++) {
@@ -409,6 +442,8 @@ void cu_sgd_step(train_backend *be, float *param, const float *grad, float *buf,
                  const train_sgd_params *sp, bool first)
 {
 	cuda_priv *p = priv_of(be);
+	if (p->failed)
+		return;
 	k_sgd<<<blocks_for(n), 256, 0, p->compute>>>(param, grad, buf, n, train_sgd_k_of(sp),
 	                                               first);
 	check_launch(p, "sgd_step");
@@ -418,6 +453,8 @@ void cu_adam_step(train_backend *be, float *param, const float *grad, float *exp
                   float *exp_avg_sq, size_t n, const train_adam_params *ap)
 {
 	cuda_priv *p = priv_of(be);
+	if (p->failed)
+		return;
 	k_adam<<<blocks_for(n), 256, 0, p->compute>>>(param, grad, exp_avg, exp_avg_sq, n,
 	                                                train_adam_k_of(ap));
 	check_launch(p, "adam_step");
@@ -431,7 +468,7 @@ void *cu_host_alloc(train_backend *be, size_t nbytes)
 		nbytes = 64;
 	cudaError_t e = cudaHostAlloc(&ptr, nbytes, cudaHostAllocDefault);
 	if (e != cudaSuccess) {
-		note_oom(p, "pinned host", nbytes, e);
+		note_host_oom(p, "a checkpoint staging buffer", nbytes, e);
 		return NULL;
 	}
 	if (nbytes > p->shadow_want)
@@ -473,6 +510,8 @@ void shadow_try_alloc(cuda_priv *p)
 void cu_snapshot_begin(train_backend *be, int slot)
 {
 	cuda_priv *p = priv_of(be);
+	if (p->failed)
+		return;
 	if (!p->shadow_tried)
 		shadow_try_alloc(p);
 	p->snap_shadow = p->shadow != NULL;
@@ -507,7 +546,7 @@ void cu_snapshot_copy(train_backend *be, int slot, void *dst_host, const void *s
 {
 	(void)slot;
 	cuda_priv *p = priv_of(be);
-	if (!nbytes)
+	if (!nbytes || p->failed)
 		return;
 	if (p->snap_shadow && nbytes <= p->shadow_cap - p->shadow_used &&
 	    pending_add(p, dst_host, p->shadow_used, nbytes)) {
@@ -525,6 +564,8 @@ void cu_snapshot_copy(train_backend *be, int slot, void *dst_host, const void *s
 void cu_snapshot_end(train_backend *be, int slot)
 {
 	cuda_priv *p = priv_of(be);
+	if (p->failed)
+		return;
 	if (p->npending) {
 		/* the copies out of the shadow start after the device-to-device copies */
 		check(p, "cudaEventRecord", cudaEventRecord(p->ready[slot], p->compute));
@@ -542,17 +583,96 @@ void cu_snapshot_end(train_backend *be, int slot)
 		check(p, "cudaStreamWaitEvent", cudaStreamWaitEvent(p->compute, p->copied[slot], 0));
 }
 
-/* Called on the persist thread: make this thread's current device ours first. */
-void cu_snapshot_wait(train_backend *be, int slot)
+/* Called on the persist thread: make this thread's current device ours first. Touches
+ * nothing the training thread writes; a failure is reported through @p msg only. */
+int cu_snapshot_wait(train_backend *be, int slot, char *msg, size_t msglen)
 {
 	cuda_priv *p = priv_of(be);
-	check(p, "cudaSetDevice", cudaSetDevice(p->index));
-	check(p, "cudaEventSynchronize", cudaEventSynchronize(p->copied[slot]));
+	const char *what = "cudaSetDevice";
+	cudaError_t e = cudaSetDevice(p->index);
+	if (e == cudaSuccess) {
+		what = "cudaEventSynchronize";
+		e = cudaEventSynchronize(p->copied[slot]);
+	}
+	if (e == cudaSuccess)
+		return 0;
+	snprintf(msg, msglen, "CUDA %s failed on %s while copying the checkpoint to the host (%s)",
+	         what, p->device, cudaGetErrorString(e));
+	return -EIO;
 }
 
 const char *cu_last_error(train_backend *be)
 {
 	return priv_of(be)->error;
+}
+
+int cu_status(train_backend *be)
+{
+	return priv_of(be)->failed ? -EIO : 0;
+}
+
+int cu_memory(train_backend *be, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+	cuda_priv *p = priv_of(be);
+	size_t f = 0, t = 0;
+	cudaError_t e = cudaMemGetInfo(&f, &t);
+	if (e != cudaSuccess) {
+		fatal(p, "cudaMemGetInfo", e);
+		return -EIO;
+	}
+	*free_bytes = f;
+	*total_bytes = t;
+	return 0;
+}
+
+/* The per-batch buffers, for batches of up to @p rows rows: the batch's sample indices, the
+ * per-row loss and hit of softmax_xent and their pinned host mirrors. */
+int cu_reserve_rows(train_backend *be, uint32_t rows)
+{
+	cuda_priv *p = priv_of(be);
+	if (p->failed)
+		return -EIO;
+	if (rows <= p->idx_cap && rows <= p->rows_cap)
+		return 0;
+	cudaError_t e = cudaStreamSynchronize(p->compute); /* no op reads the old ones */
+	if (!check(p, "cudaStreamSynchronize", e))
+		return -EIO;
+	cudaFree(p->idx);
+	cudaFree(p->row_loss);
+	cudaFree(p->row_hit);
+	cudaFreeHost(p->host_loss);
+	cudaFreeHost(p->host_hit);
+	p->idx = NULL;
+	p->row_loss = NULL;
+	p->row_hit = NULL;
+	p->host_loss = NULL;
+	p->host_hit = NULL;
+	p->idx_cap = p->rows_cap = 0;
+	const size_t n = rows;
+	if ((e = cudaMalloc(&p->idx, n * sizeof(uint32_t))) != cudaSuccess) {
+		note_oom(p, "the batch's sample indices", n * sizeof(uint32_t), e);
+		return -ENOMEM;
+	}
+	if ((e = cudaMalloc(&p->row_loss, n * sizeof(double))) != cudaSuccess) {
+		note_oom(p, "the per-row losses", n * sizeof(double), e);
+		return -ENOMEM;
+	}
+	if ((e = cudaMalloc(&p->row_hit, n * sizeof(int))) != cudaSuccess) {
+		note_oom(p, "the per-row hits", n * sizeof(int), e);
+		return -ENOMEM;
+	}
+	if ((e = cudaHostAlloc(&p->host_loss, n * sizeof(double), cudaHostAllocDefault)) !=
+	    cudaSuccess) {
+		note_host_oom(p, "the per-row losses", n * sizeof(double), e);
+		return -ENOMEM;
+	}
+	if ((e = cudaHostAlloc(&p->host_hit, n * sizeof(int), cudaHostAllocDefault)) !=
+	    cudaSuccess) {
+		note_host_oom(p, "the per-row hits", n * sizeof(int), e);
+		return -ENOMEM;
+	}
+	p->idx_cap = p->rows_cap = n;
+	return 0;
 }
 
 void cu_destroy(train_backend *be)
@@ -602,9 +722,21 @@ train_cuda_plugin_create(train_backend **out, int index, char *msg, size_t msgle
 	*out = NULL;
 	int count = 0;
 	cudaError_t e = cudaGetDeviceCount(&count);
-	if (e != cudaSuccess || count == 0) {
-		snprintf(msg, msglen, "no CUDA device (%s)",
-		         e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports 0 devices");
+	if (e == cudaErrorInsufficientDriver) { /* cudart's wording for a missing libcuda too */
+		int rt = 0;
+		cudaRuntimeGetVersion(&rt);
+		snprintf(msg, msglen,
+		         "no CUDA driver found (libcuda.so.1 missing, or older than this build's CUDA "
+		         "%d.%d runtime)",
+		         rt / 1000, rt % 1000 / 10);
+		return -ENODEV;
+	}
+	if (e == cudaErrorNoDevice || (e == cudaSuccess && count == 0)) {
+		snprintf(msg, msglen, "no CUDA device (the NVIDIA driver is loaded but sees no GPU)");
+		return -ENODEV;
+	}
+	if (e != cudaSuccess) {
+		snprintf(msg, msglen, "no usable CUDA device (%s)", cudaGetErrorString(e));
 		return -ENODEV;
 	}
 	if (index < 0 || index >= count) {
@@ -692,6 +824,9 @@ train_cuda_plugin_create(train_backend **out, int index, char *msg, size_t msgle
 	be->snapshot_end = cu_snapshot_end;
 	be->snapshot_wait = cu_snapshot_wait;
 	be->last_error = cu_last_error;
+	be->memory = cu_memory;
+	be->reserve_rows = cu_reserve_rows;
+	be->status = cu_status;
 	*out = be;
 	return 0;
 fail:

@@ -16,7 +16,7 @@
 
 #include "train/backend.h"
 
-#define TRAIN_CUDA_PLUGIN_ABI 1
+#define TRAIN_CUDA_PLUGIN_ABI 2
 #define TRAIN_CUDA_PLUGIN_NAME "ckpt-train-cuda.so"
 #define TRAIN_CUDA_PLUGIN_ABI_SYMBOL "train_cuda_plugin_abi"
 #define TRAIN_CUDA_PLUGIN_CREATE_SYMBOL "train_cuda_plugin_create"
