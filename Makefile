@@ -52,7 +52,9 @@ CUDA_BUILD :=
 else ifneq ($(NVCC),)
 CUDA_BUILD := 1
 else ifeq ($(CUDA),1)
+ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
 $(error CUDA=1 but nvcc was found neither in PATH nor at $(CUDA_HOME)/bin/nvcc)
+endif
 endif
 CUDA_SRC := $(sort $(wildcard train/cuda/*.cu))
 CUDA_PLUGIN := $(BUILD)/lib/ckpt-train-cuda.so

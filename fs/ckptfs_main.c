@@ -389,15 +389,18 @@ static int open_store(ckpt_store **out, const char *path)
 {
 	int rc = ckpt_store_open(out, path, CKPT_OPEN_READONLY);
 	if (rc) {
+		/* an errno's text already ends libckpt's reason: said once */
+		bool errno_text = rc != -ENOENT && *ckpt_last_error() &&
+		                  strstr(ckpt_last_error(), strerror(-rc)) != NULL;
 		const char *why = rc == -ENOENT          ? "no such directory"
 		                  : rc == CKPT_ENOTSTORE ? "not a checkpoint store"
-		                                         : NULL;
+		                  : errno_text           ? NULL
+		                                         : ckpt_strerror(rc);
 		if (why)
 			say(LOG_ERR, "cannot open store %s (%s%s%s)", path, why,
 			    *ckpt_last_error() ? ": " : "", ckpt_last_error());
-		else /* libckpt's reason ends in the errno's text: once is enough */
-			say(LOG_ERR, "cannot open store %s (%s)", path,
-			    *ckpt_last_error() ? ckpt_last_error() : ckpt_strerror(rc));
+		else
+			say(LOG_ERR, "cannot open store %s (%s)", path, ckpt_last_error());
 	}
 	return rc;
 }

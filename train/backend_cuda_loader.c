@@ -83,9 +83,10 @@ int train_cuda_backend_create(train_backend **out, const char *device)
 	if (!path)
 		return train_fail(-ENODEV,
 		                  "device %s is not supported by this build (no CUDA backend: %s "
-		                  "not found%s%s; build with nvcc installed, or make CUDA=1)",
+		                  "not found%s%s%s%s; build with nvcc installed, or make CUDA=1)",
 		                  device, TRAIN_CUDA_PLUGIN_NAME, ncand ? " at " : "",
-		                  ncand ? candidates[0] : "");
+		                  ncand ? candidates[0] : "", ncand > 1 ? " nor at " : "",
+		                  ncand > 1 ? candidates[1] : "");
 	void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!lib)
 		return train_fail(

@@ -5,10 +5,13 @@ usage: mount_check.py MNT STORE CKPT_BINARY
 
 - stat: st_size equals the bytes read, st_blocks = ceil(size/512), modes 0444/0555, every
   real path stays inside MNT, best/latest point at an epoch directory beside them;
+- st_mtime (to the nanosecond): an epoch's directory and files carry its commit time (its
+  metrics.json time_ns); the root, history.csv, best and latest the newest commit's;
 - every .npy loads with numpy.load (plain and mmap_mode='r'), and its shape, dtype and the
   CRC-32 of its bytes match `ckpt show STORE EPOCH` (bfloat16 is widened to float32).
 Prints one summary line; raises (exit 1) on the first mismatch.
 """
+import json
 import os
 import re
 import stat
@@ -68,8 +71,27 @@ def main():
             target = os.readlink(p)
             assert re.fullmatch(r"epoch-\d{4,}", target), f"{link} -> {target}"
             assert os.path.isdir(os.path.join(mnt, target)), f"{link} -> {target} missing"
+    commit_ns = {}
+    for name in os.listdir(mnt):
+        if re.fullmatch(r"epoch-\d{4,}", name):
+            with open(os.path.join(mnt, name, "metrics.json")) as fh:
+                commit_ns[name] = json.load(fh)["time_ns"]
+            got = os.lstat(os.path.join(mnt, name)).st_mtime_ns
+            assert got == commit_ns[name], f"{name}/: st_mtime_ns {got}, committed at {commit_ns[name]}"
+    newest = max(commit_ns.values(), default=None)
+    if newest is not None:
+        for p in ("", "history.csv", "best", "latest"):
+            if os.path.lexists(os.path.join(mnt, p)):
+                got = os.lstat(os.path.join(mnt, p)).st_mtime_ns
+                assert got == newest, f"{p or 'the root'}: st_mtime_ns {got}, newest commit {newest}"
     shown = {}
     for dirpath, dirnames, filenames in os.walk(mnt):
+        rel_dir = os.path.relpath(dirpath, mnt).split(os.sep)[0]
+        if rel_dir in commit_ns:
+            for n in dirnames + filenames:
+                got = os.lstat(os.path.join(dirpath, n)).st_mtime_ns
+                assert got == commit_ns[rel_dir], \
+                    f"{dirpath}/{n}: st_mtime_ns {got}, committed at {commit_ns[rel_dir]}"
         for d in dirnames:
             p = os.path.join(dirpath, d)
             st = os.lstat(p)
