@@ -15,6 +15,8 @@
 #                         machine is slow
 #   need_torch            PY: a python3 that imports torch and numpy ($TORCH_PYTHON or $PYTHON
 #                         first), else skip
+#   fuse_unusable, require_fuse   from fuse_lib.sh: why no mount can be made here; fail (CI=true)
+#                         or skip without one
 # Mount tests use mount_lib.sh instead (it also unmounts and kills the daemons it started).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -25,6 +27,8 @@ CKPT=${CKPT_BIN:-$BIN/ckpt}
 CKPTFS=${CKPTFS_BIN:-$BIN/ckptfs}
 TRAIN=${TRAIN_BIN:-$BIN/ckpt-train}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-test.XXXXXX") || exit 1
+
+. "$ROOT/tests/integration/fuse_lib.sh"
 
 lib_cleanup() {
 	rm -rf "$WORK"

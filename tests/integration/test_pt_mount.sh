@@ -13,8 +13,7 @@ mkstore=${MKSTORE_BIN:-$TOOLS/mkstore}
 need_safetensors_check
 stcheck=$STCHECK
 need_built "$ckpt" "$ckptfs" "$mkstore"
-[ -r /dev/fuse ] && [ -w /dev/fuse ] || skip "/dev/fuse not usable"
-command -v fusermount3 >/dev/null || skip "fusermount3 missing"
+require_fuse
 need_torch
 py=$PY
 
