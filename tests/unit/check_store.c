@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <lmdb.h>
 #include <math.h>
 #include <pthread.h>
@@ -25,6 +26,7 @@
 #include <zlib.h>
 
 #include "ckpt/store.h"
+#include "fs/cli.h"
 #include "store/records.h"
 #include "store/store_int.h"
 #include "test_dir.h"
@@ -1621,6 +1623,27 @@ START_TEST(test_bytes_that_do_not_match_the_content_hash_fail_verify)
 	}
 	ckpt_snapshot_close(snap);
 	ckpt_store_close(s);
+	/* `ckpt verify` says so on stderr, in one line naming the tensor, and exits 1 */
+	char errpath[600], line[1024] = "";
+	snprintf(errpath, sizeof(errpath), "%s/verify.err", tmpdir);
+	int efd = open(errpath, O_CREAT | O_TRUNC | O_WRONLY, 0600), saved = dup(2);
+	ck_assert_int_ge(efd, 0);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(dup2(efd, 2), 2);
+	char *argv[] = {"verify", storepath, NULL};
+	optind = 0;
+	int vrc = cli_verify(2, argv);
+	fflush(stdout);
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+	close(efd);
+	ck_assert_int_eq(vrc, 1);
+	FILE *ef = fopen(errpath, "r");
+	ck_assert_ptr_nonnull(ef);
+	ck_assert_ptr_nonnull(fgets(line, sizeof(line), ef));
+	ck_assert_msg(strstr(line, "epoch-0001: bad tensor fc1.weight (") != NULL, "ckpt verify: %s", line);
+	ck_assert_ptr_null(fgets(line, sizeof(line), ef));
+	fclose(ef);
 }
 END_TEST
 
