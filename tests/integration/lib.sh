@@ -15,6 +15,8 @@
 #                         machine is slow
 #   need_torch            PY: a python3 that imports torch and numpy ($TORCH_PYTHON or $PYTHON
 #                         first), else skip
+#   fuse_unusable, require_fuse   from fuse_lib.sh: why no mount can be made here; fail (CI=true)
+#                         or skip without one
 # Mount tests use mount_lib.sh instead (it also unmounts and kills the daemons it started).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -25,6 +27,8 @@ CKPT=${CKPT_BIN:-$BIN/ckpt}
 CKPTFS=${CKPTFS_BIN:-$BIN/ckptfs}
 TRAIN=${TRAIN_BIN:-$BIN/ckpt-train}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-test.XXXXXX") || exit 1
+
+. "$ROOT/tests/integration/fuse_lib.sh"
 
 lib_cleanup() {
 	rm -rf "$WORK"
@@ -59,17 +63,21 @@ need_built() {
 	done
 }
 
-# The reference safetensors checker: $SAFETENSORS_CHECK, or the shared tools beside the
-# checkout. Sets STCHECK; without one the test is skipped, by name.
-need_safetensors_check() {
-	local cand
-	for cand in "${SAFETENSORS_CHECK:-}" "$ROOT/../shared/tools/safetensors-check"; do
-		if [ -n "$cand" ] && [ -x "$cand" ]; then
-			STCHECK=$cand
-			return 0
-		fi
-	done
-	skip "safetensors-check not found (set SAFETENSORS_CHECK=PATH)"
+# safetensors_check FILE [--dump DIR] [--quiet]: tests/integration/safetensors_check.py (the
+# reference reader's rules, standard-library Python) validates FILE and prints (and dumps) its
+# tensors; the reference checker, where there is one ($SAFETENSORS_CHECK, else
+# ../shared/tools/safetensors-check beside the checkout), must accept FILE as well.
+# A SAFETENSORS_CHECK that is set but not executable is an error, not a silent fallback.
+safetensors_check() {
+	"${PY:-python3}" "$ROOT/tests/integration/safetensors_check.py" "$@" || return 1
+	local ref=${SAFETENSORS_CHECK:-}
+	if [ -n "$ref" ]; then
+		[ -x "$ref" ] || { echo "SAFETENSORS_CHECK=$ref is not an executable" >&2; return 1; }
+	else
+		ref=$ROOT/../shared/tools/safetensors-check
+		[ -x "$ref" ] || return 0
+	fi
+	"$ref" "$1" --quiet
 }
 
 need_torch() {

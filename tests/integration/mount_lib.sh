@@ -41,26 +41,8 @@ is_mounted() {
 	awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
 }
 
-# Mount tests need a usable /dev/fuse: fail loudly in CI, skip elsewhere.
-require_fuse() {
-	local why=""
-	if [ ! -c /dev/fuse ]; then
-		why="/dev/fuse does not exist"
-	elif ! command -v fusermount3 >/dev/null; then
-		why="fusermount3 is not installed"
-	elif ! (exec 3<>/dev/fuse) 2>/dev/null; then
-		why="/dev/fuse cannot be opened by $(id -un)"
-	fi
-	if [ -n "$why" ]; then
-		if [ "${CI:-}" = true ]; then
-			echo "FAIL: $why: the mount tests cannot run (CI=true, so this is a failure)" >&2
-			exit 1
-		fi
-		echo "SKIP: $why" >&2
-		exit 77
-	fi
-	[ -x "$BIN/ckptfs" ] || fail "build/bin/ckptfs is missing (run make)"
-}
+# require_fuse: a usable /dev/fuse, or fail in CI and skip elsewhere
+. "$ROOT/tests/integration/fuse_lib.sh"
 
 trainer_usable() {
 	[ -x "$BIN/ckpt-train" ] && "$BIN/ckpt-train" --help 2>&1 | grep -q synthetic

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/integration/test_pt_export.sh - `ckpt export` of model.pt, checkpoint.pt and
 # model.safetensors, checked with the real loaders (torch 1.13, numpy, unzip,
-# ../shared/tools/safetensors-check) against the view's .npy files of the same epoch.
+# tests/integration/safetensors_check.py, and the reference safetensors-check where there is one)
+# against the view's .npy files of the same epoch.
 # Covers every dtype, 0-dim and empty tensors, hostile names, GPU-recorded stores
 # (cpu by default, keep / cuda:N fail as PyTorch does on a CPU-only machine), SGD and Adam
 # optimizer state, and the bad-input paths (nothing half-written). Exit 0 pass, 77 skip.
@@ -10,8 +11,6 @@ set -euo pipefail
 root=$ROOT
 ckpt=$CKPT
 mkstore=${MKSTORE_BIN:-$TOOLS/mkstore}
-need_safetensors_check
-stcheck=$STCHECK
 need_built "$ckpt" "$mkstore"
 need_torch
 py=$PY
@@ -47,7 +46,7 @@ for e in 1 2; do
 	done
 	unzip -tq "$d/model.pt" >/dev/null || fail "unzip -t $d/model.pt"
 	unzip -tq "$d/checkpoint.pt" >/dev/null || fail "unzip -t $d/checkpoint.pt"
-	"$stcheck" "$d/model.safetensors" --dump "$d/dump" >"$d/st.txt" ||
+	safetensors_check "$d/model.safetensors" --dump "$d/dump" >"$d/st.txt" ||
 		fail "safetensors-check rejects epoch $e"
 	grep -q "\"format\": \"pt\", \"epoch\": \"$e\", \"val_loss\": \"" "$d/st.txt" ||
 		fail "safetensors metadata: $(head -n 1 "$d/st.txt")"
@@ -69,7 +68,7 @@ G=$tmp/gpu
 "$ckpt" export "$G" 1 --format pt --map-location keep -o "$tmp/gkeep.pt"
 "$ckpt" export "$G" 1 --format checkpoint --map-location cuda:1 -o "$tmp/gck1.pt"
 "$ckpt" export "$G" 1 --format safetensors -o "$tmp/g.safetensors"
-"$stcheck" "$tmp/g.safetensors" >/dev/null || fail "safetensors-check rejects hostile names"
+safetensors_check "$tmp/g.safetensors" >/dev/null || fail "safetensors-check rejects hostile names"
 for f in g.pt gck.pt gkeep.pt gck1.pt; do
 	unzip -tq "$tmp/$f" >/dev/null || fail "unzip -t $f"
 done

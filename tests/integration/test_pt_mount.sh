@@ -1,20 +1,17 @@
 #!/usr/bin/env bash
 # tests/integration/test_pt_mount.sh - model.pt, checkpoint.pt and model.safetensors read
 # through a real mount: exact st_size, bytes equal to `ckpt export`, random pread ranges equal
-# the whole file, torch.load / unzip -t / safetensors-check straight from the mount, and the
-# map_location mount option (cpu default, keep and cuda:N fail as PyTorch does for GPU files on
-# a CPU-only machine, a bad value refuses to mount). Always unmounts. Exit 0 pass, 77 skip.
+# the whole file, torch.load / unzip -t / safetensors_check.py (and the reference checker, where
+# there is one) straight from the mount, and the map_location mount option (cpu default, keep and
+# cuda:N fail as PyTorch does for GPU files on a CPU-only machine, a bad value refuses to mount). Always unmounts. Exit 0 pass, 77 skip.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 root=$ROOT
 ckpt=$CKPT
 ckptfs=$CKPTFS
 mkstore=${MKSTORE_BIN:-$TOOLS/mkstore}
-need_safetensors_check
-stcheck=$STCHECK
 need_built "$ckpt" "$ckptfs" "$mkstore"
-[ -r /dev/fuse ] && [ -w /dev/fuse ] || skip "/dev/fuse not usable"
-command -v fusermount3 >/dev/null || skip "fusermount3 missing"
+require_fuse
 need_torch
 py=$PY
 
@@ -76,7 +73,7 @@ for e in 1 2; do
 	done
 	unzip -tq "$M/$dir/model.pt" >/dev/null || fail "unzip -t $dir/model.pt"
 	unzip -tq "$M/$dir/checkpoint.pt" >/dev/null || fail "unzip -t $dir/checkpoint.pt"
-	"$stcheck" "$M/$dir/model.safetensors" --dump "$tmp/dump$e" >/dev/null ||
+	safetensors_check "$M/$dir/model.safetensors" --dump "$tmp/dump$e" >/dev/null ||
 		fail "safetensors-check rejects $dir/model.safetensors on the mount"
 	args+=(state-vs-npy "$M/$dir/model.pt" "$M/$dir/model" ";"
 		dump-vs-npy "$tmp/dump$e" "$M/$dir/model" ";"

@@ -1,68 +1,81 @@
 #!/usr/bin/env bash
 # tests/integration/test_train_badinput.sh - every bad input gives one "ckpt-train: error:"
-# line on stderr, a non-zero exit, and leaves the store untouched (or never created): hostile
-# numbers, repeated options, options the chosen optimizer would ignore, data sets whose parts
-# disagree, resumes that contradict the stored run.
+# line on stderr, the exit status the README names (2 when the command line alone is wrong, 1
+# when the data, the store or the machine refuse), and leaves the store it names untouched (or
+# never created): hostile numbers, repeated options, options the chosen optimizer would ignore,
+# data sets whose parts disagree, resumes that contradict the stored run.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 work=$WORK
 syn=(--data synthetic --layers 16,8,4 --val-split 2000 --threads 1 --quiet --no-sync)
 
 run_as=() # a command that runs ckpt-train as another user, for expect_error
-# expect_error NEEDLE ARGS...: fails cleanly with NEEDLE in its single stderr line
+
+# store_state PATH: what must not change at PATH: "absent", a link's target, a file's bytes, or
+# a directory's names and the bytes of its files (lock.mdb's change with every open)
+store_state() {
+	if [ -L "$1" ]; then
+		echo "link to $(readlink "$1")"
+	elif [ -d "$1" ]; then
+		(cd "$1" && ls -A && find . -type f ! -name lock.mdb -exec sha256sum {} + | sort) | sha256sum
+	elif [ -e "$1" ]; then
+		sha256sum <"$1"
+	else
+		echo absent
+	fi
+}
+
+# expect_error RC NEEDLE ARGS...: ckpt-train ARGS exits with RC (2: the command line alone is
+# wrong; 1: the data, the store or the machine refuse) and NEEDLE in its single stderr line; the
+# --store it names is left as it was (not created, not changed), and no store appears at $work/new
 expect_error() {
-	local needle=$1
-	shift
+	local want=$1 needle=$2 a prev="" store=""
+	shift 2
+	for a in "$@"; do
+		[ "$prev" = --store ] && store=$a
+		[ "${a#--store=}" = "$a" ] || store=${a#--store=}
+		prev=$a
+	done
+	local before=""
+	[ -z "$store" ] || before=$(store_state "$store")
 	${run_as[@]+"${run_as[@]}"} "$TRAIN" "$@" >"$work/out" 2>"$work/err"
 	local rc=$?
-	[ $rc -ne 0 ] || fail "exit 0 for: $*"
+	[ $rc -eq "$want" ] || fail "exit $rc, want $want, for: $* -> $(cat "$work/err")"
 	[ "$(wc -l <"$work/err")" -eq 1 ] || fail "stderr is not one line for: $* -> $(cat "$work/err")"
 	grep -q '^ckpt-train: error: ' "$work/err" || fail "no error prefix: $(cat "$work/err")"
 	grep -qF -- "$needle" "$work/err" || fail "message lacks '$needle': $(cat "$work/err")"
 	[ ! -e "$work/new" ] || fail "a store was created by: $*"
-}
-
-# store_sum DIR: the bytes of data.mdb and the names of the store's files
-store_sum() {
-	(cd "$1" && ls -A && cat data.mdb) | sha256sum
-}
-
-# expect_untouched STORE NEEDLE ARGS...: as expect_error, and STORE stays byte for byte
-expect_untouched() {
-	local store=$1 before
-	shift
-	before=$(store_sum "$store")
-	expect_error "$@"
-	[ "$(store_sum "$store")" = "$before" ] || fail "store $store changed by: ${*:2}"
+	[ -z "$store" ] || [ "$(store_state "$store")" = "$before" ] ||
+		fail "the store $store was $([ "$before" = absent ] && echo created || echo changed) by: $*"
 }
 
 $TRAIN --help | grep -q -- '--resume' || fail "--help"
 $TRAIN --version | grep -q '^ckpt-train ' || fail "--version"
 
-expect_error "--store DIR is required" "${syn[@]}"
-expect_error "invalid --lr 0" --store "$work/a" "${syn[@]}" --lr 0
-expect_error "invalid --lr" --store "$work/a" "${syn[@]}" --lr -0.1
-expect_error "unknown optimizer 'rmsprop'" --store "$work/a" "${syn[@]}" --optimizer rmsprop
-expect_error "--layers" --store "$work/a" --data synthetic --layers 16,0,4
-expect_error "--lr-schedule" --store "$work/a" "${syn[@]}" --lr-schedule linear
-expect_error "invalid --layers: 1999 characters, at most 511" --store "$work/a" --data synthetic \
+expect_error 2 "--store DIR is required" "${syn[@]}"
+expect_error 2 "invalid --lr 0" --store "$work/a" "${syn[@]}" --lr 0
+expect_error 2 "invalid --lr" --store "$work/a" "${syn[@]}" --lr -0.1
+expect_error 2 "unknown optimizer 'rmsprop'" --store "$work/a" "${syn[@]}" --optimizer rmsprop
+expect_error 2 "--layers" --store "$work/a" --data synthetic --layers 16,0,4
+expect_error 2 "--lr-schedule" --store "$work/a" "${syn[@]}" --lr-schedule linear
+expect_error 2 "invalid --layers: 1999 characters, at most 511" --store "$work/a" --data synthetic \
 	--layers "$(printf '5,%.0s' $(seq 999))5"
 # decimal numbers only, as Python's float() reads them (strtod also takes hexadecimal)
-expect_error "invalid --lr '0x10' (expected a finite decimal number)" --store "$work/a" "${syn[@]}" --lr 0x10
-expect_error "invalid --betas" --store "$work/a" "${syn[@]}" --optimizer adam --betas 0x1p-1,0.5
-expect_error "invalid --lr-schedule" --store "$work/a" "${syn[@]}" --lr-schedule step:1:0x10
-expect_error "invalid --lr 1e-400 (the learning rate must be positive)" --store "$work/a" "${syn[@]}" --lr 1e-400
+expect_error 2 "invalid --lr '0x10' (expected a finite decimal number)" --store "$work/a" "${syn[@]}" --lr 0x10
+expect_error 2 "invalid --betas" --store "$work/a" "${syn[@]}" --optimizer adam --betas 0x1p-1,0.5
+expect_error 2 "invalid --lr-schedule" --store "$work/a" "${syn[@]}" --lr-schedule step:1:0x10
+expect_error 2 "invalid --lr 1e-400 (the learning rate must be positive)" --store "$work/a" "${syn[@]}" --lr 1e-400
 # a positive value below the normal range is a number (it was called not finite)
 "$TRAIN" --store "$work/subnormal" "${syn[@]}" --epochs 1 --lr 4.9e-324 2>"$work/err" ||
 	fail "--lr 4.9e-324: $(cat "$work/err")"
-expect_error "--val-split 20000 leaves no training samples" --store "$work/a" --data synthetic --layers 16,8,4 --val-split 20000
-expect_error "nothing to resume" --store "$work/a" --resume
-expect_error "cannot open data" --store "$work/a" --data "$work/no-such-dir"
-expect_error "device cuda is not supported" --store "$work/a" "${syn[@]}" --device cuda
-expect_error "unknown device 'tpu'" --store "$work/a" "${syn[@]}" --device tpu
-expect_error "unknown or ambiguous option '--bogus'" --store "$work/a" "${syn[@]}" --bogus
-expect_error "option needs a value: '--epochs'" --store "$work/a" "${syn[@]}" --epochs
-expect_error "option takes no value: '--quiet'" --store "$work/a" "${syn[@]}" --quiet=yes
+expect_error 1 "--val-split 20000 leaves no training samples" --store "$work/a" --data synthetic --layers 16,8,4 --val-split 20000
+expect_error 1 "nothing to resume" --store "$work/a" --resume
+expect_error 1 "cannot open data" --store "$work/a" --data "$work/no-such-dir"
+expect_error 1 "device cuda is not supported" --store "$work/a" "${syn[@]}" --device cuda
+expect_error 2 "unknown device 'tpu'" --store "$work/a" "${syn[@]}" --device tpu
+expect_error 2 "unknown or ambiguous option '--bogus'" --store "$work/a" "${syn[@]}" --bogus
+expect_error 2 "option needs a value: '--epochs'" --store "$work/a" "${syn[@]}" --epochs
+expect_error 2 "option takes no value: '--quiet'" --store "$work/a" "${syn[@]}" --quiet=yes
 # epoch lines that cannot be written (stdout on a full disk, a closed pipe) are an error, not a
 # silent exit 0 nor a death by SIGPIPE: one warning when it happens, training goes on, every
 # epoch is committed, exit 1 at the end
@@ -108,14 +121,14 @@ for s in closed1 closed2 closed3; do
 		fail "$s: $($CKPT info "$work/$s" 2>&1)"
 done
 # --resume takes one word; a second is an error, not ignored
-expect_error "unexpected argument 'extra'" --store "$work/pipe" --resume latest extra
+expect_error 2 "unexpected argument 'extra'" --store "$work/pipe" --resume latest extra
 [ -e "$work/a" ] && fail "a store was created by bad input"
 # a --store whose data.mdb is no LMDB file is refused, new run or resume, and the directory
 # stays as it was (no lock.mdb created by the look at it)
 mkdir "$work/garbage"
 printf garbage >"$work/garbage/data.mdb"
-expect_error "data.mdb is not an LMDB file" --store "$work/garbage" "${syn[@]}" --epochs 1
-expect_error "data.mdb is not an LMDB file" --store "$work/garbage" --resume
+expect_error 1 "data.mdb is not an LMDB file" --store "$work/garbage" "${syn[@]}" --epochs 1
+expect_error 1 "data.mdb is not an LMDB file" --store "$work/garbage" --resume
 [ "$(ls -A "$work/garbage")" = data.mdb ] || fail "files left in a refused store: $(ls -A "$work/garbage")"
 [ "$(cat "$work/garbage/data.mdb")" = garbage ] || fail "the refused data.mdb changed"
 
@@ -132,28 +145,28 @@ w("train-labels-idx1-ubyte", struct.pack(">II", 0x801, 4) + bytes([0, 1, 2, 3]))
 w("t10k-images-idx3-ubyte", struct.pack(">IIII", 0x803, 2, 2, 3) + bytes(12))
 w("t10k-labels-idx1-ubyte", struct.pack(">II", 0x801, 2) + bytes([1, 3]) + b"x")
 PY
-expect_error "has 6 features per sample, --layers starts with 16" --store "$work/b" --data "$work/idx" --layers 16,4 --val-split 1
-expect_error "trailing bytes" --store "$work/b" --data "$work/idx" --layers 6,4 --val-split 1
-expect_error "out of range for 3 classes" --store "$work/b" --data "$work/idx" --layers 6,3 --val-split 1
+expect_error 1 "has 6 features per sample, --layers starts with 16" --store "$work/b" --data "$work/idx" --layers 16,4 --val-split 1
+expect_error 1 "trailing bytes" --store "$work/b" --data "$work/idx" --layers 6,4 --val-split 1
+expect_error 1 "out of range for 3 classes" --store "$work/b" --data "$work/idx" --layers 6,3 --val-split 1
 printf '1,0,0\n1,2,3,4,5,6,7\n' >"$work/bad.csv"
-expect_error "bad.csv:1: expected 7 fields" --store "$work/b" --data "$work/bad.csv" --layers 6,4 --val-split 1
+expect_error 1 "bad.csv:1: expected 7 fields" --store "$work/b" --data "$work/bad.csv" --layers 6,4 --val-split 1
 printf '1,0,0,0,0,0,0\n9,2,3,4,5,6,7\n' >"$work/bad.csv"
-expect_error "bad.csv:2: label 9" --store "$work/b" --data "$work/bad.csv" --layers 6,4 --val-split 1
+expect_error 1 "bad.csv:2: label 9" --store "$work/b" --data "$work/bad.csv" --layers 6,4 --val-split 1
 [ -e "$work/b" ] && fail "a store was created by bad data"
 
 # resume with another architecture / optimizer / settings leaves the store as it was
 $TRAIN --store "$work/c" "${syn[@]}" --epochs 1 || fail "training"
 before=$($CKPT show "$work/c" latest)
-expect_error "architecture is --layers 16,8,4" --store "$work/c" --resume --layers 16,4 --epochs 2
-expect_error "optimizer is sgd, not adam" --store "$work/c" --resume --optimizer adam --epochs 2
-expect_error "--batch-size 64 differs" --store "$work/c" --resume --batch-size 64 --epochs 2
-expect_error "already holds a run" --store "$work/c" "${syn[@]}" --epochs 2
-expect_error "epoch-0007 is not in store" --store "$work/c" --resume 7 --epochs 9
+expect_error 1 "architecture is --layers 16,8,4" --store "$work/c" --resume --layers 16,4 --epochs 2
+expect_error 1 "optimizer is sgd, not adam" --store "$work/c" --resume --optimizer adam --epochs 2
+expect_error 1 "--batch-size 64 differs" --store "$work/c" --resume --batch-size 64 --epochs 2
+expect_error 1 "already holds a run" --store "$work/c" "${syn[@]}" --epochs 2
+expect_error 1 "epoch-0007 is not in store" --store "$work/c" --resume 7 --epochs 9
 [ "$($CKPT show "$work/c" latest)" = "$before" ] || fail "store changed by refused resume"
 $CKPT info "$work/c" | grep -q '^checkpoints: 1$' || fail "checkpoint count changed"
 
 # a non-finite loss stops with a message and writes nothing (the store it created is removed)
-expect_error "training loss became" --store "$work/d" "${syn[@]}" --epochs 2 --lr 1e30
+expect_error 1 "training loss became" --store "$work/d" "${syn[@]}" --epochs 2 --lr 1e30
 [ ! -e "$work/d" ] || fail "a diverged run left a store behind"
 # an empty store (a run killed before its first commit): --resume says so
 CKPT_TRAIN_TEST_PERSIST_DELAY_MS=10000 $TRAIN --store "$work/e" "${syn[@]}" --epochs 1 --quiet &
@@ -163,7 +176,7 @@ sleep 0.2
 kill -KILL $kpid
 wait $kpid 2>/dev/null
 $CKPT info "$work/e" | grep -q '^checkpoints: 0$' || fail "no empty store to resume"
-expect_error "has no checkpoint" --store "$work/e" --resume
+expect_error 1 "has no checkpoint" --store "$work/e" --resume
 # IDX sets whose parts disagree: idx_set DIR TRAIN_SHAPE TEST_SHAPE [LABELS]; a shape is
 # COUNTxROWSxCOLS, labels are i % LABELS (default 4)
 idx_set() {
@@ -184,56 +197,56 @@ idx_set "$work/ok" 40x2x3 8x2x3
 $TRAIN --store "$work/idxrun" --data "$work/ok" --layers 6,4 --val-split 8 --batch-size 16 \
 	--epochs 1 --quiet --no-sync || fail "a consistent IDX set"
 idx_set "$work/shape" 40x2x3 8x3x2
-expect_error "the test and training images differ in shape: $work/shape/t10k-images-idx3-ubyte holds 3 x 2 images, $work/shape/train-images-idx3-ubyte holds 2 x 3" \
+expect_error 1 "the test and training images differ in shape: $work/shape/t10k-images-idx3-ubyte holds 3 x 2 images, $work/shape/train-images-idx3-ubyte holds 2 x 3" \
 	--store "$work/new" --data "$work/shape" --layers 6,4 --val-split 8
-expect_untouched "$work/idxrun" "the test and training images differ in shape" \
+expect_error 1 "the test and training images differ in shape" \
 	--store "$work/idxrun" --data "$work/shape" --layers 6,4 --val-split 8
 
 # a model with fewer outputs than the data has classes (labels 0..3), or a single class; more
 # outputs than classes train, as nn.Linear(..., 10) on labels 0..8 does
-expect_error "label 3 of sample 3 is out of range for 3 classes (the last --layers size)" \
+expect_error 1 "label 3 of sample 3 is out of range for 3 classes (the last --layers size)" \
 	--store "$work/new" --data "$work/ok" --layers 6,3 --val-split 8
 $TRAIN --store "$work/wide" --data "$work/ok" --layers 6,5 --val-split 8 --epochs 1 --quiet \
 	--no-sync || fail "a model with more outputs than classes was refused"
-expect_error "the last size is the number of classes and must be at least 2" \
+expect_error 2 "the last size is the number of classes and must be at least 2" \
 	--store "$work/new" --data synthetic --layers 16,8,1
 printf '0,1,2\n1,3,4\n' >"$work/two_train.csv"
 printf '2,1,2\n' >"$work/two_test.csv"
-expect_error "$work/two_test.csv:1: label 2 is not an integer in [0, 2) (the last --layers size)" \
+expect_error 1 "$work/two_test.csv:1: label 2 is not an integer in [0, 2) (the last --layers size)" \
 	--store "$work/new" --data "$work/two_train.csv" --layers 2,2 --val-split 1
 $TRAIN --store "$work/csvrun" --data "$work/two_train.csv" --layers 2,3 --val-split 1 --epochs 1 \
 	--batch-size 1 --quiet --no-sync || fail "a class seen only in the test file"
 
 # numbers: white space, signs, trailing text, out of range, not finite
-expect_error "invalid --epochs ' 3'" --store "$work/new" "${syn[@]}" --epochs " 3"
-expect_error "invalid --epochs '3x'" --store "$work/new" "${syn[@]}" --epochs 3x
-expect_error "invalid --epochs '1000001' (expected an integer in 1..1000000)" \
+expect_error 2 "invalid --epochs ' 3'" --store "$work/new" "${syn[@]}" --epochs " 3"
+expect_error 2 "invalid --epochs '3x'" --store "$work/new" "${syn[@]}" --epochs 3x
+expect_error 2 "invalid --epochs '1000001' (expected an integer in 1..1000000)" \
 	--store "$work/new" "${syn[@]}" --epochs 1000001
-expect_error "invalid --epochs '4294967295'" --store "$work/new" "${syn[@]}" --epochs 4294967295
-expect_error "invalid --batch-size '12 '" --store "$work/new" "${syn[@]}" --batch-size "12 "
-expect_error "invalid --val-split '-0'" --store "$work/new" --data synthetic --val-split -0
-expect_error "invalid --seed ' 5'" --store "$work/new" "${syn[@]}" --seed " 5"
-expect_error "invalid --lr ' 0.1'" --store "$work/new" "${syn[@]}" --lr " 0.1"
-expect_error "invalid --lr '1e999' (expected a finite decimal number)" --store "$work/new" "${syn[@]}" \
+expect_error 2 "invalid --epochs '4294967295'" --store "$work/new" "${syn[@]}" --epochs 4294967295
+expect_error 2 "invalid --batch-size '12 '" --store "$work/new" "${syn[@]}" --batch-size "12 "
+expect_error 2 "invalid --val-split '-0'" --store "$work/new" --data synthetic --val-split -0
+expect_error 2 "invalid --seed ' 5'" --store "$work/new" "${syn[@]}" --seed " 5"
+expect_error 2 "invalid --lr ' 0.1'" --store "$work/new" "${syn[@]}" --lr " 0.1"
+expect_error 2 "invalid --lr '1e999' (expected a finite decimal number)" --store "$work/new" "${syn[@]}" \
 	--lr 1e999
-expect_error "invalid --lr 'inf'" --store "$work/new" "${syn[@]}" --lr inf
-expect_error "invalid --weight-decay ''" --store "$work/new" "${syn[@]}" --weight-decay ""
-expect_error "invalid --betas '0.9, 0.99'" --store "$work/new" "${syn[@]}" --optimizer adam \
+expect_error 2 "invalid --lr 'inf'" --store "$work/new" "${syn[@]}" --lr inf
+expect_error 2 "invalid --weight-decay ''" --store "$work/new" "${syn[@]}" --weight-decay ""
+expect_error 2 "invalid --betas '0.9, 0.99'" --store "$work/new" "${syn[@]}" --optimizer adam \
 	--betas "0.9, 0.99"
-expect_error "invalid --betas '0.9,nan'" --store "$work/new" "${syn[@]}" --optimizer adam \
+expect_error 2 "invalid --betas '0.9,nan'" --store "$work/new" "${syn[@]}" --optimizer adam \
 	--betas 0.9,nan
-expect_error "invalid --betas '0.9'" --store "$work/new" "${syn[@]}" --optimizer adam --betas 0.9
-expect_error "invalid --lr-schedule 'step:-1:0.5'" --store "$work/new" "${syn[@]}" \
+expect_error 2 "invalid --betas '0.9'" --store "$work/new" "${syn[@]}" --optimizer adam --betas 0.9
+expect_error 2 "invalid --lr-schedule 'step:-1:0.5'" --store "$work/new" "${syn[@]}" \
 	--lr-schedule step:-1:0.5
-expect_error "invalid --lr-schedule 'step: 2:0.5'" --store "$work/new" "${syn[@]}" \
+expect_error 2 "invalid --lr-schedule 'step: 2:0.5'" --store "$work/new" "${syn[@]}" \
 	--lr-schedule "step: 2:0.5"
-expect_error "invalid --lr-schedule 'step:99999999999:0.5'" --store "$work/new" "${syn[@]}" \
+expect_error 2 "invalid --lr-schedule 'step:99999999999:0.5'" --store "$work/new" "${syn[@]}" \
 	--lr-schedule step:99999999999:0.5
-expect_error "invalid --lr-schedule 'step:2:0.5x'" --store "$work/new" "${syn[@]}" \
+expect_error 2 "invalid --lr-schedule 'step:2:0.5x'" --store "$work/new" "${syn[@]}" \
 	--lr-schedule step:2:0.5x
-expect_error "--layers ' 16,8,4': ' 16' is not a layer size" --store "$work/new" "${syn[@]}" \
+expect_error 2 "--layers ' 16,8,4': ' 16' is not a layer size" --store "$work/new" "${syn[@]}" \
 	--layers " 16,8,4"
-expect_error "--layers '16,+8,4': '+8' is not a layer size" --store "$work/new" "${syn[@]}" \
+expect_error 2 "--layers '16,+8,4': '+8' is not a layer size" --store "$work/new" "${syn[@]}" \
 	--layers 16,+8,4
 $TRAIN --store "$work/num" "${syn[@]}" --epochs 1 --lr +.05 --lr-schedule step:1:.5 \
 	--seed 007 || fail "numbers with a sign, a leading point, leading zeros"
@@ -257,15 +270,15 @@ $TRAIN --store "$work/tiny" --data "$work/tiny_train.csv" --layers 2,3 --val-spl
 	--quiet --no-sync 2>"$work/err" || fail "the default batch on 4 training samples: $(cat "$work/err")"
 $CKPT info "$work/tiny" | grep -q '^checkpoints: 2$' || fail "a partial batch did not train 2 epochs"
 nval=(--data synthetic --layers 16,8,4 --val-split 0 --threads 1 --quiet --no-sync)
-expect_error "--monitor val_acc needs validation samples, and --val-split 0 leaves none" \
+expect_error 2 "--monitor val_acc needs validation samples, and --val-split 0 leaves none" \
 	--store "$work/new" "${nval[@]}" --monitor val_acc
-expect_error "--keep-top needs validation samples" --store "$work/new" "${nval[@]}" --keep-last 2 \
+expect_error 2 "--keep-top needs validation samples" --store "$work/new" "${nval[@]}" --keep-last 2 \
 	--keep-top 1
-expect_error "--keep-top 2 has no effect without --keep-last N" --store "$work/new" "${syn[@]}" \
+expect_error 2 "--keep-top 2 has no effect without --keep-last N" --store "$work/new" "${syn[@]}" \
 	--keep-top 2
-expect_error "--dampening 0.5 has no effect with --momentum 0" --store "$work/new" "${syn[@]}" \
+expect_error 2 "--dampening 0.5 has no effect with --momentum 0" --store "$work/new" "${syn[@]}" \
 	--momentum 0 --dampening 0.5
-expect_error "invalid --dampening 1.5 (must be in [0, 1])" --store "$work/new" "${syn[@]}" \
+expect_error 2 "invalid --dampening 1.5 (must be in [0, 1])" --store "$work/new" "${syn[@]}" \
 	--dampening 1.5
 # the exit status: 2 when the command line alone is wrong (a value out of range, options that
 # contradict each other), 1 when the data, the store or the machine refuse the run
@@ -280,32 +293,32 @@ $TRAIN --store "$work/edge" "${syn[@]}" --batch-size 8000 --keep-last 2 --keep-t
 	--dampening 1 --epochs 2 || fail "a batch of the whole training set"
 $TRAIN --store "$work/noval" "${nval[@]}" --keep-last 1 --epochs 1 || fail "--val-split 0"
 # resumes that contradict the stored run
-expect_untouched "$work/edge" "--epochs 1 is below epoch 2, where the run resumes" \
+expect_error 1 "--epochs 1 is below epoch 2, where the run resumes" \
 	--store "$work/edge" --resume --epochs 1 --threads 2
-expect_untouched "$work/edge" "--keep-top 1 has no effect without --keep-last N" \
+expect_error 1 "--keep-top 1 has no effect without --keep-last N" \
 	--store "$work/edge" --resume --epochs 3 --keep-last 0 --keep-top 1
 $TRAIN --store "$work/edge" --resume --epochs 3 --keep-last 0 --keep-top 1 2>/dev/null
 rc=$?
 [ $rc -eq 1 ] || fail "a resume refused for the stored run's settings: exit $rc, want 1"
-expect_untouched "$work/noval" "--keep-top needs validation samples, and the run's --val-split 0" \
+expect_error 1 "--keep-top needs validation samples, and the run's --val-split 0" \
 	--store "$work/noval" --resume --epochs 3 --keep-top 1
 $TRAIN --store "$work/edge" --resume --epochs 2 --quiet || fail "resume to the epoch reached"
 
 # store paths that cannot hold a store; a data directory missing one file
 : >"$work/afile"
-expect_error "cannot create store $work/afile (it exists and is not a usable store" \
+expect_error 1 "cannot create store $work/afile (it exists and is not a usable store" \
 	--store "$work/afile" "${syn[@]}"
 [ -f "$work/afile" ] && [ ! -s "$work/afile" ] || fail "the file given as --store changed"
 ln -s "$work/nothing" "$work/dangling"
-expect_error "cannot create store $work/dangling: it is a symbolic link to a missing target" \
+expect_error 1 "cannot create store $work/dangling: it is a symbolic link to a missing target" \
 	--store "$work/dangling" "${syn[@]}"
 [ ! -e "$work/nothing" ] || fail "a dangling --store link was followed"
 mkdir "$work/notes" && echo hello >"$work/notes/notes.txt"
-expect_error "not a ckpt store (no data.mdb)" --store "$work/notes" "${syn[@]}"
+expect_error 1 "not a ckpt store (no data.mdb)" --store "$work/notes" "${syn[@]}"
 [ "$(ls -A "$work/notes")" = notes.txt ] || fail "a directory of other files was written into"
 idx_set "$work/miss" 40x2x3 8x2x3
 rm "$work/miss/t10k-labels-idx1-ubyte"
-expect_error "missing data file $work/miss/t10k-labels-idx1-ubyte[.gz]" --store "$work/new" \
+expect_error 1 "missing data file $work/miss/t10k-labels-idx1-ubyte[.gz]" --store "$work/new" \
 	--data "$work/miss" --layers 6,4 --val-split 8
 # read-only places, as a user other than root (root may write anyway)
 as_user=()
@@ -314,11 +327,11 @@ chmod 755 "$work"
 if "${as_user[@]}" "$TRAIN" --version >/dev/null 2>&1; then
 	mkdir "$work/ro" && chmod 555 "$work/ro"
 	run_as=("${as_user[@]}")
-	expect_error "cannot create store $work/ro/s ($work/ro/s: cannot create the directory (Permission denied))" \
+	expect_error 1 "cannot create store $work/ro/s ($work/ro/s: cannot create the directory (Permission denied))" \
 		--store "$work/ro/s" "${syn[@]}"
 	$TRAIN --store "$work/rostore" "${syn[@]}" --epochs 1 || fail "training"
 	chmod -R a-w,a+rX "$work/rostore"
-	expect_untouched "$work/rostore" "cannot train into store $work/rostore: $work/rostore/data.mdb is not writable" \
+	expect_error 1 "cannot train into store $work/rostore: $work/rostore/data.mdb is not writable" \
 		--store "$work/rostore" --resume --epochs 2
 	run_as=()
 	chmod -R u+w "$work/rostore" "$work/ro"
@@ -333,27 +346,27 @@ $TRAIN --store "$work/drun" --data "$work/d_train.csv" --layers 2,3 --val-split 
 	--epochs 1 --quiet --no-sync || fail "training on d_train.csv"
 $TRAIN --store "$work/drun" --resume --epochs 2 --quiet --no-sync || fail "resume on the same data"
 sed -i 's/^2,1,1$/2,1,2/' "$work/d_train.csv"
-expect_untouched "$work/drun" "the data $work/d_train.csv has changed since the run started: it has other pixels" \
+expect_error 1 "the data $work/d_train.csv has changed since the run started: it has other pixels" \
 	--store "$work/drun" --resume --epochs 3
 sed -i 's/^2,1,2$/1,1,1/' "$work/d_train.csv"
-expect_untouched "$work/drun" "the data $work/d_train.csv has changed since the run started: it has other labels" \
+expect_error 1 "the data $work/d_train.csv has changed since the run started: it has other labels" \
 	--store "$work/drun" --resume --epochs 3
 echo "0,3,3" >>"$work/d_train.csv"
-expect_untouched "$work/drun" "it has 7 training samples, not 6" \
+expect_error 1 "it has 7 training samples, not 6" \
 	--store "$work/drun" --resume --epochs 3
 
 # options of one optimizer given to another would be ignored: refused
-expect_error "--momentum is an option of sgd only, and the optimizer is adam" \
+expect_error 2 "--momentum is an option of sgd only, and the optimizer is adam" \
 	--store "$work/new" "${syn[@]}" --optimizer adam --momentum 0.5
-expect_error "--momentum is an option of sgd only, and the optimizer is adamw" \
+expect_error 2 "--momentum is an option of sgd only, and the optimizer is adamw" \
 	--store "$work/new" "${syn[@]}" --momentum 0.5 --optimizer adamw
-expect_error "--dampening is an option of sgd only" --store "$work/new" "${syn[@]}" \
+expect_error 2 "--dampening is an option of sgd only" --store "$work/new" "${syn[@]}" \
 	--optimizer adam --dampening 0.1
-expect_error "--nesterov is an option of sgd only" --store "$work/new" "${syn[@]}" \
+expect_error 2 "--nesterov is an option of sgd only" --store "$work/new" "${syn[@]}" \
 	--optimizer adamw --nesterov
-expect_error "--betas is an option of adam and adamw only, and the optimizer is sgd" \
+expect_error 2 "--betas is an option of adam and adamw only, and the optimizer is sgd" \
 	--store "$work/new" "${syn[@]}" --betas 0.9,0.99
-expect_error "--eps is an option of adam and adamw only" --store "$work/new" "${syn[@]}" \
+expect_error 2 "--eps is an option of adam and adamw only" --store "$work/new" "${syn[@]}" \
 	--optimizer sgd --eps 1e-6
 # each optimizer's own options, and the defaults, still work
 $TRAIN --store "$work/adam" "${syn[@]}" --epochs 1 --optimizer adam --betas 0.8,0.99 --eps 1e-7 \
@@ -361,11 +374,11 @@ $TRAIN --store "$work/adam" "${syn[@]}" --epochs 1 --optimizer adam --betas 0.8,
 $TRAIN --store "$work/sgd" "${syn[@]}" --epochs 1 --momentum 0.5 --dampening 0.1 \
 	--weight-decay 0.01 || fail "sgd with its options"
 # on resume, against the stored run's optimizer
-expect_untouched "$work/adam" "--momentum is an option of sgd only, and the run's optimizer is adam" \
+expect_error 1 "--momentum is an option of sgd only, and the run's optimizer is adam" \
 	--store "$work/adam" --resume --epochs 2 --momentum 0.9
-expect_untouched "$work/sgd" "--betas is an option of adam and adamw only, and the run's optimizer is sgd" \
+expect_error 1 "--betas is an option of adam and adamw only, and the run's optimizer is sgd" \
 	--store "$work/sgd" --resume --epochs 2 --betas 0.9,0.999
-expect_untouched "$work/sgd" "--eps is an option of adam and adamw only" \
+expect_error 1 "--eps is an option of adam and adamw only" \
 	--store "$work/sgd" --resume --epochs 2 --optimizer sgd --eps 1e-8
 
 # values whose form alone is wrong are usage errors (exit 2), found before the store is looked at

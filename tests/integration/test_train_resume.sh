@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tests/integration/test_train_resume.sh - N epochs straight vs k epochs + `--resume` to N give
 # byte-identical checkpoints (`ckpt show` of the last epoch) for SGD and Adam; --resume best /
-# EPOCH continue from the named checkpoint; a finished run resumed to the same --epochs is a no-op.
+# EPOCH continue from the named checkpoint; a finished run resumed to the same --epochs is a no-op;
+# a --resume with any option that differs from the stored run's is refused (exit 1, one line,
+# data.mdb unchanged), one row per option compared.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 work=$WORK
@@ -68,3 +70,54 @@ n=$(sed -n 's/^checkpoints: //p' <<<"$info")
 grep -q '^latest: epoch-0006$' <<<"$info" || fail "latest is not 6: $info"
 grep -q '^best: epoch-' <<<"$info" || fail "no best after retention"
 echo "ok: --keep-last on resume"
+
+# a --resume whose options contradict the stored run is refused, one option at a time: exit 1,
+# one line naming the option and both values, and data.mdb byte for byte as it was
+$TRAIN --store "$work/ref-sgd" "${common[@]}" --epochs 1 --seed 7 --lr 0.05 --momentum 0.9 \
+	--dampening 0.1 --weight-decay 0.001 --lr-schedule step:2:0.5 --monitor val_loss ||
+	fail "the sgd run to resume"
+$TRAIN --store "$work/ref-adam" "${common[@]}" --epochs 1 --optimizer adam --betas 0.8,0.99 \
+	--eps 1e-7 || fail "the adam run to resume"
+: >"$work/other.csv"
+refusals=(
+	"sgd|--layers 24,8,4|refusing to resume: the run's architecture is --layers 24,16,4, not 24,8,4"
+	"sgd|--optimizer adam|refusing to resume: the run's optimizer is sgd, not adam"
+	"sgd|--betas 0.9,0.99|--betas is an option of adam and adamw only, and the run's optimizer is sgd: it would be ignored (drop it or use --optimizer adam)"
+	"adam|--momentum 0.9|--momentum is an option of sgd only, and the run's optimizer is adam: it would be ignored (drop it or use --optimizer sgd)"
+	"sgd|--data $work/other.csv|refusing to resume: --data $work/other.csv differs from the run's synthetic (a resumed run keeps its settings)"
+	"sgd|--batch-size 64|refusing to resume: --batch-size 64 differs from the run's 50 (a resumed run keeps its settings)"
+	"sgd|--val-split 1000|refusing to resume: --val-split 1000 differs from the run's 2000 (a resumed run keeps its settings)"
+	"sgd|--seed 8|refusing to resume: --seed 8 differs from the run's 7 (a resumed run keeps its settings)"
+	"sgd|--lr 0.1|refusing to resume: --lr 0.1 differs from the run's 0.05 (a resumed run keeps its settings)"
+	"sgd|--momentum 0.5|refusing to resume: --momentum 0.5 differs from the run's 0.9 (a resumed run keeps its settings)"
+	"sgd|--dampening 0|refusing to resume: --dampening 0 differs from the run's 0.1 (a resumed run keeps its settings)"
+	"sgd|--nesterov|refusing to resume: the run was trained without --nesterov"
+	"sgd|--weight-decay 0.01|refusing to resume: --weight-decay 0.01 differs from the run's 0.001 (a resumed run keeps its settings)"
+	"adam|--betas 0.9,0.99|refusing to resume: --betas 0.9,0.99 differs from the run's 0.8,0.99 (a resumed run keeps its settings)"
+	"adam|--betas 0.8,0.999|refusing to resume: --betas 0.8,0.999 differs from the run's 0.8,0.99 (a resumed run keeps its settings)"
+	"adam|--eps 1e-8|refusing to resume: --eps 1e-08 differs from the run's 1e-07 (a resumed run keeps its settings)"
+	"sgd|--lr-schedule cosine|refusing to resume: --lr-schedule cosine differs from the run's step:2:0.5 (a resumed run keeps its settings)"
+	"sgd|--lr-schedule step:3:0.5|refusing to resume: --lr-schedule step:3:0.5 differs from the run's step:2:0.5 (a resumed run keeps its settings)"
+	"sgd|--lr-schedule step:2:0.25|refusing to resume: --lr-schedule step:2:0.25 differs from the run's step:2:0.5 (a resumed run keeps its settings)"
+	"sgd|--monitor val_acc|refusing to resume: --monitor val_acc differs from the run's val_loss (a resumed run keeps its settings)"
+)
+for row in "${refusals[@]}"; do
+	IFS='|' read -r which opts want <<<"$row"
+	store=$work/ref-$which
+	before=$(sha256sum <"$store/data.mdb")
+	# shellcheck disable=SC2086 # the words of each row are separate options
+	$TRAIN --store "$store" --resume --epochs 2 --threads 2 --quiet $opts 2>"$work/err"
+	rc=$?
+	[ $rc -eq 1 ] || fail "resume $which with $opts: exit $rc, want 1: $(cat "$work/err")"
+	[ "$(wc -l <"$work/err")" -eq 1 ] && grep -qxF "ckpt-train: error: $want" "$work/err" ||
+		fail "resume $which with $opts: $(cat "$work/err")"
+	[ "$(sha256sum <"$store/data.mdb")" = "$before" ] || fail "resume $which with $opts changed data.mdb"
+done
+# the same options, as the run has them, resume
+$TRAIN --store "$work/ref-sgd" --resume --epochs 2 --threads 2 --quiet --seed 7 --lr 0.05 \
+	--momentum 0.9 --dampening 0.1 --weight-decay 0.001 --lr-schedule step:2:0.5 --monitor val_loss \
+	--batch-size 50 --val-split 2000 --layers 24,16,4 --optimizer sgd --data synthetic ||
+	fail "a resume repeating the run's own options"
+$TRAIN --store "$work/ref-adam" --resume --epochs 2 --threads 2 --quiet --betas 0.8,0.99 --eps 1e-7 ||
+	fail "an adam resume repeating the run's own options"
+echo "ok: ${#refusals[@]} resumes that contradict the run are refused and change nothing"

@@ -2,15 +2,13 @@
 # tests/large/test_zip64.sh - a model over 4 GiB (make test-large; not in CI: needs ~14 GiB of
 # disk and ~10 GiB of memory, a few minutes): model.pt and checkpoint.pt use zip64 (sizes and
 # offsets past 0xFFFFFFFF), pass `unzip -t`, Python's zipfile and torch.load, and
-# model.safetensors passes safetensors-check. BIG_MIB sets the big tensor's size (default
+# model.safetensors passes safetensors_check.py (and the reference checker). BIG_MIB sets the big tensor's size (default
 # 4200 MiB). Exit 0 pass, 77 skip (tools or space missing).
 set -euo pipefail
 . "$(dirname "$0")/../integration/lib.sh"
 root=$ROOT
 ckpt=$CKPT
 mkstore=${MKSTORE_BIN:-$TOOLS/mkstore}
-need_safetensors_check
-stcheck=$STCHECK
 big_mib=${BIG_MIB:-4200}
 need_built "$ckpt" "$mkstore"
 need_torch
@@ -57,5 +55,5 @@ assert c["model"]["big.weight"].numel() == int(sys.argv[2]) * 1024 * 256
 print("checkpoint.pt: loads, epoch", c["epoch"])' "$tmp/checkpoint.pt" "$big_mib"
 rm -f "$tmp/checkpoint.pt"
 "$ckpt" export "$S" 1 --format safetensors -o "$tmp/model.safetensors"
-"$stcheck" "$tmp/model.safetensors" >/dev/null || fail "safetensors-check rejects the big file"
+safetensors_check "$tmp/model.safetensors" >/dev/null || fail "safetensors-check rejects the big file"
 echo "zip64: ${big_mib} MiB model checked in $(($(date +%s) - start)) s"

@@ -6,8 +6,10 @@
  * in a process.
  */
 #include <check.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <lmdb.h>
 #include <math.h>
 #include <pthread.h>
@@ -24,6 +26,7 @@
 #include <zlib.h>
 
 #include "ckpt/store.h"
+#include "fs/cli.h"
 #include "store/records.h"
 #include "store/store_int.h"
 #include "test_dir.h"
@@ -1140,13 +1143,40 @@ START_TEST(test_threads_share_a_store_handle_while_it_commits_and_grows)
 }
 END_TEST
 
+/* The writer of test_commit_is_atomic_under_sigkill kills itself right after the Nth LMDB
+ * commit that returns once this is set to N: every commit that the store makes is a state some
+ * process may be left with. This definition of mdb_txn_commit is the one the store code linked
+ * into this program calls; it passes on to LMDB's. */
+static int kill_after_commits;
+
+int mdb_txn_commit(MDB_txn *txn)
+{
+	static int (*real)(MDB_txn *);
+	if (!real) {
+		void *sym = dlsym(RTLD_NEXT, "mdb_txn_commit");
+		if (!sym)
+			abort();
+		memcpy(&real, &sym, sizeof(real));
+	}
+	int rc = real(txn);
+	if (kill_after_commits > 0 && --kill_after_commits == 0)
+		raise(SIGKILL);
+	return rc;
+}
+
+/* Rounds 0..NKILLED-1: the writer dies right after its (round+1)th LMDB commit since its first
+ * checkpoint commit began (a commit split in two transactions leaves a state in which blobs
+ * are referenced by no checkpoint: the invariants fail). Later rounds: SIGKILL after a random
+ * delay, anywhere inside a synced commit. After each kill every checkpoint verifies and the
+ * whole-store invariants hold (refcounts equal references, no orphan blob or chunk). */
+#define NKILLED 4
 START_TEST(test_commit_is_atomic_under_sigkill)
 {
 	ckpt_store *s = make_store(4096, 0, 0, CKPT_MODE_MIN);
 	commit_simple(s, 1, 1000, 1, "val_loss", 1.0);
 	ckpt_store_close(s);
 	srand((unsigned)getpid());
-	for (int round = 0; round < 4; round++) {
+	for (int round = 0; round < NKILLED + 8; round++) {
 		int pipefd[2];
 		ck_assert_int_eq(pipe(pipefd), 0);
 		pid_t pid = fork();
@@ -1157,7 +1187,7 @@ START_TEST(test_commit_is_atomic_under_sigkill)
 			if (ckpt_store_open(&ws, storepath,
 			                    0)) /* synced commits: slower, wider window */
 				_exit(3);
-			size_t n = 4 << 20; /* 16 MiB per checkpoint, new bytes every time */
+			size_t n = round < NKILLED ? 1 << 16 : 4 << 20; /* 16 MiB: new bytes every time */
 			float *buf = malloc(n * 4);
 			for (uint64_t ep = 2;; ep++) {
 				fill(buf, 1 << 16, (uint32_t)ep);
@@ -1172,8 +1202,12 @@ START_TEST(test_commit_is_atomic_under_sigkill)
 				                           shape, NULL, buf, n * 4))
 					_exit(4);
 				/* tell the parent the (first) commit starts now */
-				if (ep == 2 && write(pipefd[1], "c", 1) != 1)
-					_exit(5);
+				if (ep == 2) {
+					if (round < NKILLED)
+						kill_after_commits = round + 1;
+					if (write(pipefd[1], "c", 1) != 1)
+						_exit(5);
+				}
 				if (ckpt_writer_commit(w))
 					_exit(6);
 			}
@@ -1182,13 +1216,15 @@ START_TEST(test_commit_is_atomic_under_sigkill)
 		char ch;
 		ck_assert_int_eq(read(pipefd[0], &ch, 1), 1);
 		close(pipefd[0]);
-		/* somewhere inside the first commit (or a later one) */
-		struct timespec ts = {0, (long)(rand() % 40) * 1000000L + rand() % 1000000};
-		nanosleep(&ts, NULL);
-		kill(pid, SIGKILL);
+		if (round >= NKILLED) {
+			/* somewhere inside the first commit (or a later one) */
+			struct timespec ts = {0, (long)(rand() % 40) * 1000000L + rand() % 1000000};
+			nanosleep(&ts, NULL);
+			kill(pid, SIGKILL);
+		}
 		int status;
 		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-		ck_assert_msg(WIFSIGNALED(status), "writer exited early with %d",
+		ck_assert_msg(WIFSIGNALED(status), "round %d: writer exited early with %d", round,
 		              WEXITSTATUS(status));
 		/* the store opens for writing (stale lock recovered) and everything verifies */
 		OK(ckpt_store_open(&s, storepath, 0));
@@ -1207,6 +1243,7 @@ START_TEST(test_commit_is_atomic_under_sigkill)
 	}
 }
 END_TEST
+#undef NKILLED
 
 START_TEST(test_a_commit_past_the_file_size_limit_is_efbig_and_keeps_earlier_checkpoints)
 {
@@ -1503,6 +1540,110 @@ START_TEST(test_corrupt_records_give_errors_with_context)
 	OK(ckpt_tensor_chunk(&p, &plen, snap, t, 1, true));
 	ckpt_snapshot_close(snap);
 	ckpt_store_close(s);
+}
+END_TEST
+
+/* get the value under @p key of @p dbi (copied: the txn writes), delete it, put it under @p nkey */
+static void move_value(MDB_txn *txn, MDB_dbi dbi, const void *key, const void *nkey, size_t klen)
+{
+	MDB_val k = {klen, (void *)key}, nk = {klen, (void *)nkey}, v;
+	ck_assert_int_eq(mdb_get(txn, dbi, &k, &v), 0);
+	void *copy = malloc(v.mv_size);
+	memcpy(copy, v.mv_data, v.mv_size);
+	MDB_val nv = {v.mv_size, copy};
+	ck_assert_int_eq(mdb_del(txn, dbi, &k, NULL), 0);
+	ck_assert_int_eq(mdb_put(txn, dbi, &nk, &nv, 0), 0);
+	free(copy);
+}
+
+/* A tensor whose bytes pass every chunk CRC-32 and the whole-tensor CRC-32 but not its XXH3-128
+ * content hash: its blob (record and chunks) is moved to another hash and the checkpoint record
+ * points there, its own CRC-32 resealed, so the store is consistent but for the hash. */
+START_TEST(test_bytes_that_do_not_match_the_content_hash_fail_verify)
+{
+	ckpt_store *s = make_store(4096, 0, 0, CKPT_MODE_MIN);
+	float w[3000];
+	fill(w, sizeof(w), 7);
+	uint64_t shape[1] = {3000};
+	ckpt_writer *wr;
+	OK(ckpt_writer_begin(&wr, s, 1));
+	OK(ckpt_writer_put_tensor(wr, "fc1.weight", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape,
+	                          "cpu", w, sizeof(w)));
+	uint64_t bshape[1] = {2999};
+	OK(ckpt_writer_put_tensor(wr, "fc1.bias", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, bshape,
+	                          "cpu", w + 1, sizeof(w) - 4));
+	OK(ckpt_writer_commit(wr));
+	MDB_txn *txn;
+	ck_assert_int_eq(mdb_txn_begin(s->env, NULL, 0, &txn), 0);
+	uint8_t k[8];
+	store_epoch_key(k, 1);
+	MDB_val key = {8, k}, v;
+	ck_assert_int_eq(mdb_get(txn, s->db_ckpt, &key, &v), 0);
+	store_ckpt_rec *r;
+	OK(store_ckpt_decode(&r, v.mv_data, v.mv_size, NULL, 0));
+	ck_assert_uint_eq(r->ntensors, 2);
+	size_t i = strcmp(r->tensors[0].name, "fc1.weight") == 0 ? 0 : 1;
+	ck_assert_str_eq(r->tensors[i].name, "fc1.weight");
+	ck_assert_uint_gt(r->tensors[i].nchunks, 1);
+	ckpt_tensor_info *t = (ckpt_tensor_info *)&r->tensors[i];
+	uint8_t old[16];
+	memcpy(old, t->hash, 16);
+	t->hash[7] ^= 0x20;
+	move_value(txn, s->db_blobs, old, t->hash, 16);
+	for (uint32_t c = 0; c < t->nchunks; c++) {
+		uint8_t ck[STORE_CHUNK_KEY_LEN], nck[STORE_CHUNK_KEY_LEN];
+		store_chunk_key(ck, old, c);
+		store_chunk_key(nck, t->hash, c);
+		move_value(txn, s->db_chunks, ck, nck, sizeof(ck));
+	}
+	uint8_t *rec;
+	size_t len;
+	OK(store_ckpt_encode(&rec, &len, r)); /* a fresh record CRC-32 */
+	store_ckpt_free(r);
+	v = (MDB_val){len, rec};
+	ck_assert_int_eq(mdb_put(txn, s->db_ckpt, &key, &v, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	free(rec);
+	check_invariants(s); /* refcounts and chunks agree: only the hash is wrong */
+	ckpt_store_close(s);
+
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1)); /* the record itself decodes */
+	for (size_t j = 0; j < 2; j++) {
+		const ckpt_tensor_info *ti = ckpt_checkpoint_tensor_at(c, j);
+		if (strcmp(ti->name, "fc1.weight") != 0) {
+			OK(ckpt_tensor_verify(snap, ti));
+			continue;
+		}
+		ck_assert_int_eq(ckpt_tensor_verify(snap, ti), CKPT_ECHECKSUM);
+		ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "tensor fc1.weight: bytes do not match"));
+	}
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	/* `ckpt verify` says so on stderr, in one line naming the tensor, and exits 1 */
+	char errpath[600], line[1024] = "";
+	snprintf(errpath, sizeof(errpath), "%s/verify.err", tmpdir);
+	int efd = open(errpath, O_CREAT | O_TRUNC | O_WRONLY, 0600), saved = dup(2);
+	ck_assert_int_ge(efd, 0);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(dup2(efd, 2), 2);
+	char *argv[] = {"verify", storepath, NULL};
+	optind = 0;
+	int vrc = cli_verify(2, argv);
+	fflush(stdout);
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+	close(efd);
+	ck_assert_int_eq(vrc, 1);
+	FILE *ef = fopen(errpath, "r");
+	ck_assert_ptr_nonnull(ef);
+	ck_assert_ptr_nonnull(fgets(line, sizeof(line), ef));
+	ck_assert_msg(strstr(line, "epoch-0001: bad tensor fc1.weight (") != NULL, "ckpt verify: %s", line);
+	ck_assert_ptr_null(fgets(line, sizeof(line), ef));
+	fclose(ef);
 }
 END_TEST
 
@@ -2513,6 +2654,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_reader_snapshot_stays_consistent_while_a_writer_commits);
 	tcase_add_test(tc, test_threads_share_a_store_handle_while_it_commits_and_grows);
 	tcase_add_test(tc, test_commit_is_atomic_under_sigkill);
+	tcase_add_test(tc, test_bytes_that_do_not_match_the_content_hash_fail_verify);
 	tcase_add_test(tc, test_a_commit_past_the_file_size_limit_is_efbig_and_keeps_earlier_checkpoints);
 	tcase_add_test(tc, test_non_store_paths_give_clear_errors_and_change_nothing);
 	tcase_add_test(tc, test_newer_schema_is_refused);
