@@ -1635,6 +1635,59 @@ static int release_freed_pages(ckpt_store *s, uint32_t deleted)
 	return 0;
 }
 
+static int count_checkpoints(ckpt_store *s, uint32_t *out)
+{
+	MDB_txn *txn;
+	pthread_mutex_lock(&s->lock);
+	int rc = begin_txn_locked(s, &txn, MDB_RDONLY);
+	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		return rc;
+	MDB_stat st;
+	int mrc = mdb_stat(txn, s->db_index, &st);
+	mdb_txn_abort(txn);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: index", s->path);
+	*out = st.ms_entries > UINT32_MAX ? UINT32_MAX : (uint32_t)st.ms_entries;
+	return 0;
+}
+
+/* A gc on a full disk (ENOSPC): deleting many checkpoints in one transaction needs new pages,
+ * as LMDB copies every page it changes and records every page it frees, and the disk has none.
+ * Deleting them oldest first, a few at a time, needs fewer, and each step's freed pages serve
+ * the next (release_freed_pages): a keep-last above the one asked for, lowered step by step
+ * (each step deletes a subset of what the whole gc deletes); a step that succeeds doubles the
+ * next one, one that fails halves it, down to a single checkpoint. A crash in between leaves a
+ * store that keeps more than asked, with that step's keep-last stored. */
+static int gc_in_steps(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_t *deleted)
+{
+	uint32_t l = 0;
+	int rc = count_checkpoints(s, &l);
+	if (rc)
+		return rc;
+	if (l <= keep_last)
+		return -ENOSPC; /* nothing to delete: only the settings could not be written */
+	uint32_t step = 1;
+	while (l > keep_last) {
+		uint32_t target = l - keep_last > step ? l - step : keep_last;
+		uint32_t d = 0;
+		rc = gc_once(s, target, keep_top, &d);
+		if (rc == -ENOSPC && step > 1) {
+			step /= 2;
+			continue;
+		}
+		if (rc)
+			return rc;
+		*deleted += d;
+		if (d && (rc = release_freed_pages(s, d)))
+			return rc;
+		l = target;
+		if (step < UINT32_MAX / 2)
+			step *= 2;
+	}
+	return 0;
+}
+
 int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint32_t *out_deleted)
 {
 	uint32_t deleted = 0;
@@ -1648,6 +1701,12 @@ int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint
 	for (int attempt = 0; attempt < 6; attempt++) {
 		if (!collected) {
 			rc = gc_once(store, keep_last, keep_top, &deleted);
+			if (rc == -ENOSPC && keep_last > 0) {
+				deleted = 0;
+				rc = gc_in_steps(store, keep_last, keep_top, &deleted);
+				if (rc == 0)
+					break; /* each step has released its pages */
+			}
 			collected = rc == 0;
 		}
 		if (collected && deleted)

@@ -2,7 +2,8 @@
 # tests/integration/test_store_fulldisk_gc.sh - a run fills an 8 MiB tmpfs and fails with "no
 # space left"; deleting checkpoints (ckpt gc --keep-last 2, or --resume --keep-last 2, whose
 # retention runs before training) then gives the resumed run the room it needs: it reaches its
-# last epoch on the same full disk (root: it mounts the tmpfs; skipped otherwise).
+# last epoch on the same full disk; and a gc on a disk full to the last block deletes step by
+# step (root: it mounts the tmpfs; skipped otherwise).
 . "$(dirname "$0")/lib.sh"
 need_built "$TRAIN" "$CKPT"
 disk=$WORK/disk
@@ -31,4 +32,20 @@ for how in "ckpt gc" "resume --keep-last 2"; do
 	$CKPT info "$store" | grep -qx "latest: epoch-0010" || fail "$how: the resumed run did not reach epoch 10"
 	$CKPT verify "$store" >/dev/null || fail "$how: ckpt verify"
 done
-echo "ok: after ckpt gc and after --resume --keep-last 2, the run went on on the full disk"
+# a disk full to the last block with large tensors (4 MiB each): deleting many checkpoints in
+# one transaction needs new pages (LMDB copies each page it changes, and records every freed
+# one) that are not there; gc then deletes them one at a time, each step's pages serving the
+# next. A 100 MiB tmpfs holds 7 such epochs; one gc of 5 of them failed with ENOSPC.
+umount "$disk" && mount -t tmpfs -o size=100m tmpfs "$disk" || fail "cannot remount the tmpfs at 100 MiB"
+big=(--data synthetic --layers 784,1024,1024,10 --val-split 9000 --threads 1 --quiet --no-sync)
+$TRAIN --store "$store" "${big[@]}" --epochs 30 2>"$WORK/full.err" && fail "30 epochs fit on 100 MiB"
+grep -q "no space left on device" "$WORK/full.err" || fail "not a full disk: $(cat "$WORK/full.err")"
+$CKPT gc "$store" --keep-last 1 >"$WORK/gc.out" 2>"$WORK/gc.err" ||
+	fail "ckpt gc --keep-last 1 on the full disk: $(cat "$WORK/gc.err")"
+$CKPT verify "$store" >/dev/null || fail "ckpt verify after gc on the full disk"
+info=$($CKPT info "$store")
+grep -qx "keep-last: 1" <<<"$info" && [ "$(sed -n 's/^checkpoints: //p' <<<"$info")" -le 2 ] ||
+	fail "gc on the full disk: $(cat "$WORK/gc.out"); $info"
+$TRAIN --store "$store" --resume "${big[@]}" --epochs 12 2>"$WORK/resume.err" ||
+	fail "--resume after gc on the full disk: $(cat "$WORK/resume.err")"
+echo "ok: after ckpt gc and after --resume --keep-last 2, the run went on on the full disk; gc works on a disk full to the last block"
