@@ -203,6 +203,39 @@ static void invalidate_rewritten(const uint64_t *be, const int64_t *bt, size_t n
 	}
 }
 
+/* Files kept open across commits move onto the newest snapshot (ckpt_view_file_rebase), so
+ * that they hold one LMDB reader slot between them, not one per commit they span (the table
+ * has 1,024, shared with every process using the store), and LMDB may reuse the pages deleted
+ * since. @return how many were being read or could not move now (the next poll tries again). */
+static size_t rebase_open_files(void)
+{
+	pthread_mutex_lock(&files_lock);
+	size_t n = 0;
+	for (open_file *of = files_head; of; of = of->next)
+		n++;
+	open_file **list = n ? malloc(n * sizeof(*list)) : NULL;
+	size_t k = 0;
+	for (open_file *of = files_head; list && of; of = of->next) {
+		__atomic_add_fetch(&of->refs, 1, __ATOMIC_ACQ_REL);
+		list[k++] = of;
+	}
+	pthread_mutex_unlock(&files_lock);
+	size_t left = list ? 0 : n;
+	for (size_t i = 0; i < k; i++) {
+		open_file *of = list[i];
+		if (pthread_mutex_trylock(&of->lock) == 0) {
+			if (of->busy != 0 || ckpt_view_file_rebase(of->file) != 0)
+				left++;
+			pthread_mutex_unlock(&of->lock);
+		} else {
+			left++;
+		}
+		open_file_put(of);
+	}
+	free(list);
+	return left;
+}
+
 static void *watcher_main(void *arg)
 {
 	(void)arg;
@@ -220,6 +253,8 @@ static void *watcher_main(void *arg)
 	size_t ntimed = 0;
 	bool have_times = ckpt_view_epoch_times(&timed, &times, &ntimed, watcher.view) == 0;
 	int64_t next_scan_ns = 0;
+	uint64_t rebased_gen = 0;
+	bool rebase_pending = false;
 	pthread_mutex_lock(&watcher.lock);
 	while (!watcher.stop) {
 		struct timespec until;
@@ -238,6 +273,12 @@ static void *watcher_main(void *arg)
 			free(before);
 			before = now;
 			nbefore = nnow;
+		}
+		uint64_t gen;
+		if (ckpt_view_generation(&gen, watcher.view) == 0 &&
+		    (gen != rebased_gen || rebase_pending)) {
+			rebase_pending = rebase_open_files() > 0;
+			rebased_gen = gen;
 		}
 		int64_t t0 = monotonic_ns();
 		if (t0 >= next_scan_ns) {

@@ -364,6 +364,32 @@ typedef struct view_snap {
 	struct view_snap *next;
 } view_snap;
 
+/* The reader table is full: said at most once a minute, with how many snapshots this mount
+ * holds (open files of epochs deleted or rewritten since they were opened keep theirs). */
+static void log_readers_full(ckpt_view *view)
+{
+	static int64_t last_s;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	size_t held = 0;
+	pthread_mutex_lock(&view->snaps_lock);
+	bool say = last_s == 0 || now.tv_sec - last_s >= 60;
+	if (say)
+		last_s = now.tv_sec;
+	for (view_snap *vs = view->snaps; vs; vs = vs->next)
+		held++;
+	pthread_mutex_unlock(&view->snaps_lock);
+	if (!say)
+		return;
+	char line[1200];
+	snprintf(line, sizeof(line),
+	         "EAGAIN: the reader table of %s is full (this mount holds %zu read snapshots: "
+	         "files kept open whose epochs were deleted or rewritten since keep theirs; "
+	         "other processes may hold the rest): close some files",
+	         ckpt_store_path(view->store), held);
+	view->log(view->log_ctx, line);
+}
+
 /* A snapshot of the store as of now, shared; give it back with view_snap_put(). */
 static int view_snap_get(ckpt_snapshot **out, ckpt_view *view)
 {
@@ -388,6 +414,8 @@ static int view_snap_get(ckpt_snapshot **out, ckpt_view *view)
 		view_set_error("cannot open a read snapshot of %s: %s (%s)",
 		               ckpt_store_path(view->store), ckpt_strerror(rc), ckpt_last_error());
 		free(fresh);
+		if (rc == -EAGAIN)
+			log_readers_full(view);
 		return rc;
 	}
 	fresh->generation = ckpt_snapshot_generation(fresh->snap);
@@ -1034,6 +1062,40 @@ int ckpt_view_file_park(ckpt_view_file *f)
 	release(f);
 	f->parked = true;
 	return 0;
+}
+
+int ckpt_view_generation(uint64_t *out, ckpt_view *view)
+{
+	return ckpt_store_generation(out, view->store);
+}
+
+int ckpt_view_file_rebase(ckpt_view_file *f)
+{
+	if (f->parked || f->pinned || !f->snap || snap_is_current(f->view, f->snap))
+		return 0;
+	ckpt_view_file probe = {.view = f->view, .ino = f->ino};
+	view_layout_init(&probe.layout);
+	view_node n;
+	int rc = acquire(&probe, &n);
+	if (rc == 0 && probe.layout.size == f->size &&
+	    layout_fingerprint(&probe.layout) == f->fingerprint) {
+		/* the same bytes: the chunks this file has verified stay verified */
+		if (probe.layout.nsegs == f->layout.nsegs) {
+			unsigned char **v = probe.layout.verified;
+			probe.layout.verified = f->layout.verified;
+			f->layout.verified = v;
+		}
+		release(f);
+		f->snap = probe.snap;
+		f->layout = probe.layout;
+		return 0;
+	}
+	release(&probe);
+	if (rc == 0 || rc == -ENOENT) {
+		f->pinned = true; /* deleted or rewritten: it keeps what it was opened on */
+		return 0;
+	}
+	return rc;
 }
 
 bool ckpt_view_file_is_parked(const ckpt_view_file *f)

@@ -199,6 +199,20 @@ int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct io
  */
 int ckpt_view_file_park(ckpt_view_file *f);
 
+/** The store's generation now (ckpt_store_generation()): it changes with every commit and gc. */
+int ckpt_view_generation(uint64_t *out, ckpt_view *view);
+
+/**
+ * Move an open file onto a snapshot of the store as of now when it renders to exactly the same
+ * bytes there, and give back the snapshot it read: files kept open across commits then share
+ * the newest snapshot instead of holding one LMDB reader slot (and the pages deleted since)
+ * per commit. A file whose content is gone from the store (its epoch deleted or rewritten)
+ * keeps its snapshot and is pinned (see ckpt_view_file_park()). Only between reads: no reply
+ * may point into the file. @return 0 (moved, or left as it was), or the error of taking the
+ * new snapshot (-EAGAIN when the reader table is full).
+ */
+int ckpt_view_file_rebase(ckpt_view_file *f);
+
 /** True while @p f is parked. */
 bool ckpt_view_file_is_parked(const ckpt_view_file *f);
 

@@ -267,6 +267,13 @@ make_store "$store3" 2
 mount_store "$store3" "$TMP/mnt3"
 "$PY" "$(dirname "$0")/mount_many.py" "$TMP/mnt3" "$store3" "$BIN" 2500 || fail "many open files"
 unmount_store "$TMP/mnt3"
+# ---- files kept open across more commits than there are reader slots: they move onto the
+# newest snapshot as commits come, so opens never fail with EAGAIN
+[ -x "$TOOLS/mkstore_many" ] || fail "build/tests/tools/mkstore_many is missing (run make)"
+mkdir -p "$TMP/mntc"
+track_mount "$TMP/mntc"
+"$PY" "$(dirname "$0")/mount_commits.py" "$TMP/mntc" "$TMP/storec" "$BIN" "$TOOLS/mkstore_many" 1100 ||
+	fail "open files across many commits"
 # ---- the daemon's start-up fails after the fork (threads refused under ulimit -v): exit 1 with
 # the reason and nothing mounted, never exit 0 without a mount
 mkdir -p "$TMP/mv"

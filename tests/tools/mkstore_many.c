@@ -1,10 +1,11 @@
 /* tests/tools/mkstore_many.c - write many small checkpoints fast (benchmarks, live-mount tests)
  *
- * usage: mkstore_many STORE --epochs N [--interval-ms M] [--keep-last K] [--params P]
+ * usage: mkstore_many STORE --epochs N [--interval-ms M] [--keep-last K] [--params P] [--stdin]
  *
  * Each epoch holds P float32 model tensors "fcI.weight" [8,8] (values differ per epoch), their
  * momentum buffers, param groups and metrics val_loss/train_loss/val_acc. val_loss mostly falls
  * with a bump every 7th epoch, so `best` moves but is not always the latest. Commits skip fsync.
+ * With --stdin, each epoch waits for a line on stdin (a test paces the commits; EOF stops).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -41,9 +42,11 @@ int main(int argc, char **argv)
 	    {"interval-ms", required_argument, NULL, 'i'},
 	    {"keep-last", required_argument, NULL, 'k'},
 	    {"params", required_argument, NULL, 'p'},
+	    {"stdin", no_argument, NULL, 's'},
 	    {NULL, 0, NULL, 0},
 	};
 	unsigned long epochs = 10, interval_ms = 0, keep_last = 0, params = 2;
+	bool paced = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (c) {
@@ -58,6 +61,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			params = parse_number("--params", optarg);
+			break;
+		case 's':
+			paced = true;
 			break;
 		default:
 			fprintf(stderr, "usage: mkstore_many STORE --epochs N [--interval-ms M] "
@@ -95,6 +101,9 @@ int main(int argc, char **argv)
 	}
 	uint64_t shape[2] = {8, 8};
 	for (unsigned long e = 1; e <= epochs; e++) {
+		char line[64];
+		if (paced && !fgets(line, sizeof(line), stdin))
+			break;
 		ckpt_writer *wr;
 		rc = ckpt_writer_begin(&wr, store, e);
 		if (rc)
