@@ -112,6 +112,7 @@ void ckpt_view_free(ckpt_view *view)
 	pthread_mutex_destroy(&view->damaged_lock);
 	pthread_mutex_destroy(&view->snaps_lock);
 	free(view->damaged);
+	free(view->history_text);
 	free(view);
 }
 

@@ -63,6 +63,12 @@ struct ckpt_view {
 	bool newest_known;
 	uint64_t newest_gen;
 	int64_t newest_ns;
+	/* history.csv as rendered for store generation history_gen (NULL: none yet), under
+	 * snaps_lock: a stat or open of it does not decode every checkpoint record again until
+	 * the next commit */
+	char *history_text;
+	size_t history_len;
+	uint64_t history_gen;
 };
 
 /* A decoded node: what an inode designates within one snapshot. */

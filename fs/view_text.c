@@ -456,17 +456,50 @@ int view_load_readable_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint 
 	                                       report_to_view, view);
 }
 
+/* Rendered once per store generation (view->history_text): `ls -l`, stat and open of
+ * history.csv then copy it instead of decoding every checkpoint record again. */
 int view_render_history(view_layout *out, ckpt_view *view, ckpt_snapshot *snap)
 {
+	const uint64_t gen = ckpt_snapshot_generation(snap);
+	pthread_mutex_lock(&view->snaps_lock);
+	if (view->history_text && view->history_gen == gen) {
+		int rc = view_layout_add_bytes(out, view->history_text, view->history_len);
+		pthread_mutex_unlock(&view->snaps_lock);
+		return rc;
+	}
+	pthread_mutex_unlock(&view->snaps_lock);
 	uint64_t *epochs;
 	const ckpt_checkpoint **ckpts;
 	size_t count;
 	int rc = view_load_readable_checkpoints(&epochs, &ckpts, &count, view, snap);
 	if (rc)
 		return rc;
-	rc = view_render_history_of(out, epochs, ckpts, count);
+	view_layout fresh;
+	view_layout_init(&fresh);
+	rc = view_render_history_of(&fresh, epochs, ckpts, count);
 	free(ckpts);
 	free(epochs);
+	/* one block of synthesized bytes: the text */
+	if (!rc && fresh.nblocks == 1 && fresh.size > 0) {
+		char *copy = malloc(fresh.size);
+		if (copy) {
+			memcpy(copy, fresh.blocks[0], fresh.size);
+			pthread_mutex_lock(&view->snaps_lock);
+			if (!view->history_text || gen > view->history_gen) {
+				free(view->history_text);
+				view->history_text = copy;
+				view->history_len = fresh.size;
+				view->history_gen = gen;
+				copy = NULL;
+			}
+			pthread_mutex_unlock(&view->snaps_lock);
+			free(copy);
+		}
+	}
+	if (!rc)
+		rc = fresh.nblocks == 1 ? view_layout_add_bytes(out, fresh.blocks[0], fresh.size)
+		                        : -EIO; /* view_render_history_of() adds the text once */
+	view_layout_free(&fresh);
 	return rc;
 }
 
