@@ -274,6 +274,7 @@ static void *watcher_main(void *arg)
 			before = now;
 			nbefore = nnow;
 		}
+		(void)ckpt_view_check_store_file(watcher.view);
 		uint64_t gen;
 		if (ckpt_view_generation(&gen, watcher.view) == 0 &&
 		    (gen != rebased_gen || rebase_pending)) {

@@ -6,6 +6,7 @@
  * layout, which reads no tensor bytes.
  */
 #include <errno.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -78,6 +79,17 @@ int ckpt_view_check_map_location(const char *value)
 	return -EINVAL;
 }
 
+static int data_file_stat(struct stat *st, ckpt_store *store)
+{
+	char path[4200];
+	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", ckpt_store_path(store)) >=
+	    sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return stat(path, st);
+}
+
 int ckpt_view_new(ckpt_view **out, ckpt_store *store, const ckpt_view_options *opts)
 {
 	*out = NULL;
@@ -101,8 +113,34 @@ int ckpt_view_new(ckpt_view **out, ckpt_store *store, const ckpt_view_options *o
 		return -ENOMEM;
 	}
 	render_parse_map_location(&v->render, ml); /* checked above */
+	struct stat st;
+	if (data_file_stat(&st, store) == 0) {
+		v->data_known = true;
+		v->data_dev = st.st_dev;
+		v->data_ino = st.st_ino;
+	}
 	*out = v;
 	return 0;
+}
+
+bool ckpt_view_check_store_file(ckpt_view *view)
+{
+	struct stat st;
+	if (!view->data_known || view->data_replaced_said)
+		return view->data_replaced_said;
+	if (data_file_stat(&st, view->store) == 0
+	        ? st.st_dev == view->data_dev && st.st_ino == view->data_ino
+	        : errno != ENOENT)
+		return false; /* the same file, or cannot tell (EACCES) */
+	view->data_replaced_said = true;
+	char line[1200];
+	snprintf(line, sizeof(line),
+	         "%s/data.mdb is no longer the file this mount opened (replaced, e.g. restored "
+	         "from a backup, or removed): the mount goes on showing the store as it was; "
+	         "unmount and mount again to see the new one",
+	         ckpt_store_path(view->store));
+	view->log(view->log_ctx, line);
+	return true;
 }
 
 void ckpt_view_free(ckpt_view *view)

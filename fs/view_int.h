@@ -8,6 +8,7 @@
 #define FS_VIEW_INT_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdarg.h>
 
 #include "ckpt/view.h"
@@ -69,6 +70,11 @@ struct ckpt_view {
 	char *history_text;
 	size_t history_len;
 	uint64_t history_gen;
+	/* data.mdb as it was when the view was made: a file put in its place later (a restore
+	 * from a backup) is not what this view reads (ckpt_view_check_store_file) */
+	bool data_known, data_replaced_said;
+	dev_t data_dev;
+	ino_t data_ino;
 };
 
 /* A decoded node: what an inode designates within one snapshot. */

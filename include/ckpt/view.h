@@ -199,6 +199,13 @@ int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct io
  */
 int ckpt_view_file_park(ckpt_view_file *f);
 
+/**
+ * True once the store's data.mdb is no longer the file the view opened (a backup restored in
+ * its place, or removed): the view goes on showing the store it opened. Logs one line the first
+ * time it finds so. A watcher calls it now and then.
+ */
+bool ckpt_view_check_store_file(ckpt_view *view);
+
 /** The store's generation now (ckpt_store_generation()): it changes with every commit and gc. */
 int ckpt_view_generation(uint64_t *out, ckpt_view *view);
 

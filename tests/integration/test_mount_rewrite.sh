@@ -72,5 +72,16 @@ for f in "" /history.csv /latest /best; do
 	[ "$got" = "$t2" ] || fail "mnt$f: st_mtime $got, the newest commit (epoch 2, resumed) is $t2"
 done
 [ "$(readlink "$mnt/latest")" = epoch-0003 ] || fail "latest is $(readlink "$mnt/latest"), not epoch-0003"
+
+# a store restored in place under the mount (a new data.mdb, as rsync or cp of a backup makes):
+# the mount cannot follow it and says so, once, in its log; it goes on serving what it opened
+cp "$store/data.mdb" "$TMP/restored" && mv "$TMP/restored" "$store/data.mdb" || fail "replace data.mdb"
+for _ in $(seq 1 50); do
+	grep -q "data.mdb is no longer the file this mount opened" "$TMP/ckptfs.log" && break
+	sleep 0.1
+done
+[ "$(grep -c "data.mdb is no longer the file this mount opened" "$TMP/ckptfs.log")" = 1 ] ||
+	fail "a replaced data.mdb was not logged once: $(cat "$TMP/ckptfs.log")"
+[ "$(readlink "$mnt/latest")" = epoch-0003 ] || fail "the mount stopped serving after data.mdb was replaced"
 unmount_store "$mnt"
 echo "test_mount_rewrite: ok"
