@@ -1528,18 +1528,18 @@ static int check_map_room(const train_config *c, uint32_t start_epoch, double ne
 	train_memory_format(s_map, sizeof(s_map), map);
 	train_memory_format(s_ckpt, sizeof(s_ckpt), ckpt_bytes);
 	train_memory_format(s_room, sizeof(s_room), (double)room);
-	if (need > (double)room) /* fewer checkpoints would not help */
-		return train_fail(-ENOMEM,
-		                  "not enough address space for this run under ulimit -v: training "
-		                  "alone needs %s (model, buffers, BLAS and thread reservations) and "
-		                  "%s is left; raise ulimit -v (--layers %s)",
-		                  s_need, s_room, c->layers);
+	char s_total[32];
+	train_memory_format(s_total, sizeof(s_total), need + map);
+	/* the whole of it, so that one raise of the limit is enough; fewer checkpoints help only
+	 * when training alone fits */
 	return train_fail(-ENOMEM,
 	                  "not enough address space for this run under ulimit -v: it needs %s "
-	                  "for training and up to %s for the store's map (%.0f checkpoint%s of "
-	                  "%s, the map grows by doubling) and %s is left; raise ulimit -v, or "
-	                  "keep fewer checkpoints (--keep-last) (--layers %s)",
-	                  s_need, s_map, held, held == 1 ? "" : "s", s_ckpt, s_room, c->layers);
+	                  "for training (model, buffers, BLAS and thread reservations) and up to "
+	                  "%s for the store's map (%.0f checkpoint%s of %s, the map grows by "
+	                  "doubling), %s in all, and %s is left; raise ulimit -v%s (--layers %s)",
+	                  s_need, s_map, held, held == 1 ? "" : "s", s_ckpt, s_total, s_room,
+	                  need > (double)room ? "" : ", or keep fewer checkpoints (--keep-last)",
+	                  c->layers);
 }
 
 /* What a run holds, in floats: parameters (and as many gradients), the largest layer,
@@ -1640,7 +1640,9 @@ static int check_memory(const train_config *c, const train_data *data, uint32_t 
 	uint64_t avail;
 	char what[32];
 	train_memory_available(&avail, what, sizeof(what));
-	if (need <= (double)avail)
+	/* under ulimit -v the address-space check is the whole one (it adds the reservations and
+	 * the store's map to @p need): said alone, not after a smaller figure first */
+	if (need <= (double)avail || strcmp(what, "ulimit -v") == 0)
 		return check_map_room(c, start_epoch, need, (1 + states) * params * f);
 	char s_need[32], s_avail[32], s_params[32], s_states[32], s_act[32], s_staging[32],
 	    s_data[32];

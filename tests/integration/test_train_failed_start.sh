@@ -64,13 +64,14 @@ ms=$((($(date +%s%N) - start) / 1000000))
 	fail "a model above MemAvailable: $(cat "$WORK/err")"
 [ $ms -lt 5000 ] || fail "the refusal took $ms ms: it allocated first"
 [ ! -e "$WORK/big" ] || fail "a refused run left a store"
-# under ulimit -v: the check names the limit; past the check (the test knob), the allocation
+# under ulimit -v: the check names the limit and the whole address space the run needs (training
+# and the store's map: one raise of the limit is enough); past the check (the test knob), the allocation
 # that fails is one clean error line, and no store is left
 mid=(--layers 16,4096,4096,4 "${small[@]}")
 (ulimit -v 400000 && exec timeout 20 $TRAIN --store "$WORK/mid" "${mid[@]}") 2>"$WORK/err"
 rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
-	grep -q "not enough memory for this run: .* is available (ulimit -v) (--layers 16,4096,4096,4" "$WORK/err" ||
+	grep -q "not enough address space for this run under ulimit -v: it needs .* for training .* for the store's map .* in all, and .* is left; raise ulimit -v (--layers 16,4096,4096,4" "$WORK/err" ||
 	fail "ulimit -v: exit $rc: $(cat "$WORK/err")"
 for v in 300000 400000 500000; do
 	(ulimit -v $v && CKPT_TRAIN_TEST_NO_MEMORY_CHECK=1 exec timeout 20 $TRAIN --store "$WORK/mid" "${mid[@]}") 2>"$WORK/err"
