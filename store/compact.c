@@ -412,12 +412,13 @@ static int run_before(compact_job *j, const env_census *store, ckpt_store_compac
 	return 0;
 }
 
-/* CKPT_COMPACT_TEST_PAUSE=FILE, for tests: with the copy ready and every lock held, create
- * FILE and wait until it is removed (a minute at most), so that a test can start commands
- * during a compaction. */
-static void test_pause(void)
+/* @p var=FILE in the environment, for tests: create FILE and wait until it is removed (a
+ * minute at most). CKPT_COMPACT_TEST_PAUSE pauses a compaction with the copy ready and every
+ * lock held, so that a test can start commands during it; CKPT_BACKUP_TEST_PAUSE a backup
+ * with DEST/data.mdb.tmp written, so that a test can signal it. */
+static void test_pause(const char *var)
 {
-	const char *file = getenv("CKPT_COMPACT_TEST_PAUSE");
+	const char *file = getenv(var);
 	int fd = file && *file ? open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) : -1;
 	if (fd < 0)
 		return;
@@ -551,7 +552,7 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 	j.env = NULL;
 	if (j.scratch_created && remove_scratch(&j) == 0) /* else job_free tries again */
 		j.scratch_created = false;
-	test_pause();
+	test_pause("CKPT_COMPACT_TEST_PAUSE");
 	if ((rc = swap_in(&j)) || (rc = retire_old_file(&j)))
 		goto out;
 	if (out)
@@ -913,8 +914,10 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 	j.made_temp = true;
 	backup_now.made_temp = j.registered;
 	if ((rc = copy_snapshot(&j, store, &source, &same)) ||
-	    (rc = check_and_sync_copy(&j, store->path, &source, same, &st.size)) ||
-	    (rc = rename_copy(&j)) || (rc = sync_dir(dest)))
+	    (rc = check_and_sync_copy(&j, store->path, &source, same, &st.size)))
+		goto out;
+	test_pause("CKPT_BACKUP_TEST_PAUSE");
+	if ((rc = rename_copy(&j)) || (rc = sync_dir(dest)))
 		goto out;
 	if (j.made_dir) {
 		char *dir, *name;
