@@ -22,6 +22,7 @@ static const struct {
     {"show", cli_show, CLI_USAGE_SHOW, "one line per tensor"},
     {"verify", cli_verify, CLI_USAGE_VERIFY, "recompute every checksum"},
     {"gc", cli_gc, CLI_USAGE_GC, "apply retention now"},
+    {"backup", cli_backup, CLI_USAGE_BACKUP, "copy the store safely, also while it trains"},
     {"ls", cli_ls, CLI_USAGE_LS, "list a directory of the mount's view"},
     {"cat", cli_cat, CLI_USAGE_CAT, "write a file of the view to stdout"},
     {"export", cli_export, CLI_USAGE_EXPORT, "write one checkpoint's file"},

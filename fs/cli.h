@@ -20,6 +20,9 @@ int cli_show(int argc, char **argv);
 int cli_verify(int argc, char **argv);
 int cli_gc(int argc, char **argv);
 
+/* a consistent copy of a store: fs/cli_backup.c */
+int cli_backup(int argc, char **argv);
+
 /* file commands through the view: fs/cli_view.c */
 int cli_ls(int argc, char **argv);
 int cli_cat(int argc, char **argv);
@@ -33,6 +36,7 @@ int cli_export(int argc, char **argv);
 #define CLI_USAGE_SHOW "show STORE EPOCH|best|latest"
 #define CLI_USAGE_VERIFY "verify STORE"
 #define CLI_USAGE_GC "gc STORE [--keep-last N] [--keep-top K] [--compact]"
+#define CLI_USAGE_BACKUP "backup STORE DEST [--verify]"
 #define CLI_USAGE_LS "ls [-l] STORE [PATH]"
 #define CLI_USAGE_CAT "cat [--map-location cpu|keep|cuda|cuda:N] STORE PATH"
 #define CLI_USAGE_EXPORT                                                                           \

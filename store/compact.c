@@ -1,6 +1,12 @@
-/* store/compact.c - ckpt_store_compact(): shrink data.mdb to the pages its newest commit uses
+/* store/compact.c - compacted copies of a store: ckpt_store_compact() shrinks data.mdb to the
+ * pages its newest commit uses, ckpt_store_backup() writes one read snapshot into a new store
  *
- * Invariants: data.mdb is only ever replaced by rename(2) of a complete copy that has been
+ * A backup never changes its source: it copies through a read snapshot of the caller's handle
+ * (LMDB's mdb_env_copyfd2, which a writer committing meanwhile does not disturb) into
+ * DEST/data.mdb.tmp, checks and fsyncs it, renames it to DEST/data.mdb (never over another),
+ * fsyncs DEST, and reads the new store back; on failure what it made is removed again.
+ *
+ * Compaction's invariants: data.mdb is only ever replaced by rename(2) of a complete copy that has been
  * read back and fsynced, and the directory is fsynced after, so a crash leaves the old or the
  * new file; a failed compaction removes its copy (and a lock.mdb it created). Nothing else
  * runs meanwhile: ckpt gc's locks (store/holders.c) make another gc wait and keep ckpt-train
@@ -26,11 +32,15 @@
  * into data.mdb. The store's own environment is never opened for writing, since LMDB would
  * share the lock on lock.mdb at that open and let waiting openers map the old file.
  */
+#include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h> /* after string.h: the POSIX dirname() and basename() */
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -113,15 +123,15 @@ static int count_db(MDB_txn *txn, MDB_dbi dbi, bool walk, uint64_t *out)
 	return mrc == MDB_NOTFOUND ? (n == st.ms_entries ? 0 : MDB_CORRUPTED) : mrc;
 }
 
-static int take_census(env_census *out, MDB_env *env, bool walk)
+/* The census of what @p txn sees. */
+static int census_of_txn(env_census *out, MDB_txn *txn, bool walk)
 {
 	*out = (env_census){0};
 	MDB_stat est;
-	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
 	MDB_dbi main_dbi;
-	int mrc = mdb_env_stat(env, &est);
-	if (mrc || (mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)))
+	int mrc = mdb_env_stat(mdb_txn_env(txn), &est);
+	if (mrc)
 		return mrc;
 	out->psize = est.ms_psize;
 	out->txnid = mdb_txn_id(txn);
@@ -151,6 +161,19 @@ static int take_census(env_census *out, MDB_env *env, bool walk)
 		mrc = 0;
 out:
 	mdb_cursor_close(cur);
+	return mrc;
+}
+
+/* The census of @p env's newest commit. */
+static int take_census(env_census *out, MDB_env *env, bool walk)
+{
+	MDB_txn *txn;
+	int mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (mrc) {
+		*out = (env_census){0};
+		return mrc;
+	}
+	mrc = census_of_txn(out, txn, walk);
 	mdb_txn_abort(txn);
 	return mrc;
 }
@@ -262,7 +285,7 @@ static int continue_txnids(compact_job *j, uint32_t psize, uint64_t txnid)
 }
 
 /* CKPT_ECORRUPT unless @p got (a copy) holds the databases and entries of @p want */
-static int check_copy(const compact_job *j, const char *what, const env_census *got,
+static int check_copy(const char *path, const char *what, const env_census *got,
                       uint64_t got_txnid, const env_census *want, uint64_t want_txnid, int mrc)
 {
 	if (!mrc && got->dbs == want->dbs && got->entries == want->entries &&
@@ -271,7 +294,7 @@ static int check_copy(const compact_job *j, const char *what, const env_census *
 	return store_error(CKPT_ECORRUPT,
 	                   "store %s: %s does not read back as the store (%llu databases, "
 	                   "%llu entries, commit %llu; the store has %llu, %llu, %llu)%s%s",
-	                   j->path, what, (unsigned long long)got->dbs,
+	                   path, what, (unsigned long long)got->dbs,
 	                   (unsigned long long)got->entries, (unsigned long long)got_txnid,
 	                   (unsigned long long)want->dbs, (unsigned long long)want->entries,
 	                   (unsigned long long)want_txnid, mrc ? ": " : "",
@@ -309,7 +332,7 @@ static int write_copy(compact_job *j, const struct stat *old, const env_census *
 		return store_lmdb_error(mrc, "store %s: opening the compacted copy", j->path);
 	mrc = take_census(&after, copy, true);
 	mdb_env_close(copy);
-	if ((rc = check_copy(j, "the compacted copy", &after, after.txnid, source, txnid, mrc)))
+	if ((rc = check_copy(j->path, "the compacted copy", &after, after.txnid, source, txnid, mrc)))
 		return rc;
 	if (fsync(j->copy_fd) != 0 || fstat(j->copy_fd, &st) != 0)
 		return store_error(errno == ENOSPC || errno == EDQUOT ? -ENOSPC : -EIO,
@@ -374,7 +397,7 @@ static int run_before(compact_job *j, const env_census *store, ckpt_store_compac
 	mrc = take_census(&copy, j->env, true);
 	mdb_env_close(j->env);
 	j->env = NULL;
-	int rc = check_copy(j, "the scratch copy", &copy, 0, store, 0, mrc);
+	int rc = check_copy(j->path, "the scratch copy", &copy, 0, store, 0, mrc);
 	ckpt_store *s;
 	if (rc || (rc = ckpt_store_open(&s, j->scratch_path, 0)))
 		return rc;
@@ -389,12 +412,13 @@ static int run_before(compact_job *j, const env_census *store, ckpt_store_compac
 	return 0;
 }
 
-/* CKPT_COMPACT_TEST_PAUSE=FILE, for tests: with the copy ready and every lock held, create
- * FILE and wait until it is removed (a minute at most), so that a test can start commands
- * during a compaction. */
-static void test_pause(void)
+/* @p var=FILE in the environment, for tests: create FILE and wait until it is removed (a
+ * minute at most). CKPT_COMPACT_TEST_PAUSE pauses a compaction with the copy ready and every
+ * lock held, so that a test can start commands during it; CKPT_BACKUP_TEST_PAUSE a backup
+ * with DEST/data.mdb.tmp written, so that a test can signal it. */
+static void test_pause(const char *var)
 {
-	const char *file = getenv("CKPT_COMPACT_TEST_PAUSE");
+	const char *file = getenv(var);
 	int fd = file && *file ? open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) : -1;
 	if (fd < 0)
 		return;
@@ -528,7 +552,7 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 	j.env = NULL;
 	if (j.scratch_created && remove_scratch(&j) == 0) /* else job_free tries again */
 		j.scratch_created = false;
-	test_pause();
+	test_pause("CKPT_COMPACT_TEST_PAUSE");
 	if ((rc = swap_in(&j)) || (rc = retire_old_file(&j)))
 		goto out;
 	if (out)
@@ -542,4 +566,374 @@ out:
 int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path)
 {
 	return ckpt_store_compact_with(out, path, NULL, NULL);
+}
+
+/* ---- ckpt_store_backup(): a compacted copy of one read snapshot into another directory ---- */
+
+#define BACKUP_TEMP "data.mdb.tmp"
+
+/* What a signal handler must remove of the backup in progress (ckpt_store_backup_interrupted):
+ * set up before the first file is made, cleared before the strings are freed. */
+static struct {
+	volatile sig_atomic_t active, made_temp, renaming, made_dir;
+	char *volatile temp, *volatile data, *volatile dir;
+} backup_now;
+
+typedef struct backup_job {
+	const char *dest;
+	char *temp_path, *data_path;
+	int fd;
+	bool registered, made_dir, made_temp, renamed;
+} backup_job;
+
+void ckpt_store_backup_interrupted(void)
+{
+	if (!backup_now.active)
+		return;
+	if (backup_now.made_temp)
+		(void)unlink(backup_now.temp);
+	if (backup_now.renaming)
+		(void)unlink(backup_now.data);
+	if (backup_now.made_dir)
+		(void)rmdir(backup_now.dir);
+}
+
+/* Copy of @p path's directory part and last name, as dirname(1) and basename(1) give them. */
+static int split_path(char **dir, char **name, const char *path)
+{
+	char *a = strdup(path), *b = strdup(path);
+	*dir = *name = NULL;
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return store_error(-ENOMEM, "out of memory");
+	}
+	*dir = strdup(dirname(a));
+	*name = strdup(basename(b));
+	free(a);
+	free(b);
+	if (!*dir || !*name) {
+		free(*dir);
+		free(*name);
+		*dir = *name = NULL;
+		return store_error(-ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* @p dest's canonical path: realpath(3) where it exists, else its parent's joined with its
+ * name (the parent must exist). Sets *@p exists. */
+static int resolve_dest(char **out, bool *exists, const char *dest)
+{
+	struct stat st;
+	*out = NULL;
+	*exists = false;
+	if (stat(dest, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return store_error(-ENOTDIR,
+			                   "%s exists and is not a directory: a backup goes into a new "
+			                   "or an empty directory",
+			                   dest);
+		*exists = true;
+		if (!(*out = realpath(dest, NULL)))
+			return store_error(-errno, "%s: %s", dest, strerror(errno));
+		return 0;
+	}
+	if (errno != ENOENT)
+		return store_error(-errno, "%s: %s", dest, strerror(errno));
+	if (lstat(dest, &st) == 0)
+		return store_error(-ENOENT, "%s is a symbolic link to nothing", dest);
+	char *dir, *name, *real_dir = NULL;
+	int rc = split_path(&dir, &name, dest);
+	if (rc)
+		return rc;
+	if (!(real_dir = realpath(dir, NULL)))
+		rc = store_error(errno == ENOENT ? -ENOENT : -errno,
+		                 errno == ENOENT ? "cannot create %s: its parent directory %s does "
+		                                   "not exist%s"
+		                                 : "cannot create %s: its parent directory %s: %s",
+		                 dest, dir, errno == ENOENT ? "" : strerror(errno));
+	else if (asprintf(out, "%s/%s", strcmp(real_dir, "/") ? real_dir : "", name) < 0) {
+		*out = NULL;
+		rc = store_error(-ENOMEM, "out of memory");
+	}
+	free(real_dir);
+	free(dir);
+	free(name);
+	return rc;
+}
+
+/* Refuse a @p dest that is a file, a non-empty directory, the store @p store_path itself or
+ * inside it, or whose parent does not exist; nothing is created. */
+static int check_dest(bool *exists, const char *store_path, const char *dest)
+{
+	char *real_dest = NULL, *real_store = realpath(store_path, NULL);
+	if (!real_store)
+		return store_error(-errno, "store %s: %s", store_path, strerror(errno));
+	int rc = resolve_dest(&real_dest, exists, dest);
+	size_t n = strlen(real_store);
+	if (rc)
+		;
+	else if (strcmp(real_dest, real_store) == 0)
+		rc = store_error(-EINVAL, "%s is the store itself: a backup goes into another "
+		                          "directory",
+		                 dest);
+	else if (strncmp(real_dest, real_store, n) == 0 &&
+	         (real_dest[n] == '/' || (n == 1 && real_store[0] == '/')))
+		rc = store_error(-EINVAL, "%s is inside the store %s: a backup goes outside it",
+		                 dest, store_path);
+	else if (*exists) {
+		DIR *d = opendir(dest);
+		if (!d)
+			rc = store_error(-errno, "%s: %s", dest, strerror(errno));
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+				rc = store_error(-ENOTEMPTY,
+				                 "%s is not empty, it holds %s: a backup goes into a new "
+				                 "or an empty directory",
+				                 dest, e->d_name);
+				break;
+			}
+		if (d)
+			closedir(d);
+	}
+	free(real_dest);
+	free(real_store);
+	return rc;
+}
+
+/* fsync a directory; some file systems cannot (EINVAL), which is no error */
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return store_error(-errno, "cannot open %s to sync it (%s)", dir, strerror(errno));
+	int rc = fsync(fd) == 0 || errno == EINVAL ? 0 : -errno;
+	close(fd);
+	if (rc)
+		return store_error(rc, "cannot write directory %s to disk (%s)", dir, strerror(-rc));
+	return 0;
+}
+
+/* LMDB's compacting copy of one read snapshot of @p s into j->fd. The census of the store as
+ * of just before is in @p source when the store had no commit meanwhile (*@p same), so that
+ * the copy must hold the same. The copy's read transaction is counted as a snapshot of the
+ * handle, so that no thread of this process remaps the environment under it. */
+static int copy_snapshot(backup_job *j, ckpt_store *s, env_census *source, bool *same)
+{
+	int mrc = 0;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		MDB_txn *txn;
+		int rc = store_snapshot_txn(s, &txn); /* adopts a map grown meanwhile */
+		if (rc)
+			return rc;
+		uint64_t before = mdb_txn_id(txn), after = 0;
+		mrc = census_of_txn(source, txn, false);
+		mdb_txn_abort(txn);
+		if (!mrc)
+			mrc = mdb_env_copyfd2(s->env, j->fd, MDB_CP_COMPACT);
+		store_snapshot_done(s);
+		if (mrc != MDB_MAP_RESIZED) {
+			*same = !mrc && ckpt_store_generation(&after, s) == 0 && after == before;
+			break;
+		}
+		/* the store grew past the map since: begin again */
+		if (ftruncate(j->fd, 0) != 0 || lseek(j->fd, 0, SEEK_SET) != 0)
+			return store_error(-errno, "cannot truncate %s (%s)", j->temp_path,
+			                   strerror(errno));
+	}
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: writing the copy %s", s->path, j->temp_path);
+	return 0;
+}
+
+/* The copy in DEST/data.mdb.tmp: its trees walked against their entry counts (and against
+ * @p source when @p same), then on disk. */
+static int check_and_sync_copy(backup_job *j, const char *store_path, const env_census *source,
+                               bool same, uint64_t *size)
+{
+	MDB_env *copy;
+	env_census got;
+	int mrc = open_env(&copy, j->temp_path, MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: opening the copy %s", store_path,
+		                        j->temp_path);
+	mrc = take_census(&got, copy, true);
+	mdb_env_close(copy);
+	int rc = check_copy(store_path, j->temp_path, &got, 0, same ? source : &got, 0, mrc);
+	if (rc)
+		return rc;
+	struct stat st;
+	if (fsync(j->fd) != 0 || fstat(j->fd, &st) != 0)
+		return store_error(errno == ENOSPC || errno == EDQUOT ? -ENOSPC : -EIO,
+		                   "cannot write %s to disk (%s)", j->temp_path, strerror(errno));
+	*size = (uint64_t)st.st_size;
+	int fd = j->fd;
+	j->fd = -1;
+	if (close(fd) != 0)
+		return store_error(-EIO, "cannot close %s (%s)", j->temp_path, strerror(errno));
+	return 0;
+}
+
+/* data.mdb.tmp becomes data.mdb, never in place of a data.mdb that appeared meanwhile */
+static int rename_copy(backup_job *j)
+{
+	backup_now.renaming = j->registered;
+	int rc = renameat2(AT_FDCWD, j->temp_path, AT_FDCWD, j->data_path, RENAME_NOREPLACE);
+	if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) { /* not on this file system */
+		struct stat st;
+		rc = lstat(j->data_path, &st) == 0 ? (errno = EEXIST, -1)
+		                                   : rename(j->temp_path, j->data_path);
+	}
+	if (rc != 0) {
+		int e = errno;
+		backup_now.renaming = 0;
+		return store_error(-e, "cannot rename %s to data.mdb (%s)", j->temp_path,
+		                   strerror(e));
+	}
+	j->renamed = true;
+	j->made_temp = false;
+	backup_now.made_temp = 0;
+	return 0;
+}
+
+/* What a backup must be: a store that opens, whose every checkpoint, index and best record
+ * decodes, and (CKPT_BACKUP_VERIFY) whose every tensor matches its CRC-32s and hash. */
+static int validate_backup(ckpt_store_backup_stats *st, const char *dest, unsigned flags)
+{
+	ckpt_store *s;
+	ckpt_snapshot *snap = NULL;
+	uint64_t *epochs = NULL;
+	size_t n = 0;
+	char why[512];
+	int rc = ckpt_store_open(&s, dest, CKPT_OPEN_READONLY);
+	if (rc)
+		return rc;
+	if ((rc = ckpt_snapshot_open(&snap, s)) || (rc = ckpt_snapshot_list(&epochs, &n, snap)))
+		goto out;
+	st->checkpoints = n;
+	for (size_t i = 0; i < n && !rc; i++) {
+		const ckpt_checkpoint *c = NULL;
+		if (!(rc = ckpt_snapshot_checkpoint(&c, snap, epochs[i])))
+			rc = ckpt_snapshot_check_records(snap, epochs[i]);
+		for (size_t k = 0; !rc && (flags & CKPT_BACKUP_VERIFY) &&
+		                   k < ckpt_checkpoint_tensor_count(c);
+		     k++) {
+			const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, k);
+			st->tensors++;
+			st->tensor_bytes += t->nbytes;
+			rc = ckpt_tensor_verify(snap, t);
+		}
+		if (rc) {
+			snprintf(why, sizeof(why), "%s", ckpt_last_error());
+			rc = store_error(rc, "backup %s: epoch %llu: %s", dest,
+			                 (unsigned long long)epochs[i], why);
+		}
+	}
+	if (!rc && (rc = ckpt_snapshot_check_best(snap))) {
+		snprintf(why, sizeof(why), "%s", ckpt_last_error());
+		rc = store_error(rc, "backup %s: %s", dest, why);
+	}
+	st->has_latest = n > 0;
+	st->latest = n > 0 ? epochs[n - 1] : 0;
+out:
+	free(epochs);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	return rc;
+}
+
+static void backup_job_free(backup_job *j, bool failed)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	if (failed && j->made_temp)
+		(void)unlink(j->temp_path);
+	if (failed && j->renamed)
+		(void)unlink(j->data_path);
+	if (failed && j->made_dir)
+		(void)rmdir(j->dest);
+	if (j->registered) {
+		backup_now = (__typeof__(backup_now)){0};
+		j->registered = false;
+	}
+	free(j->temp_path);
+	free(j->data_path);
+}
+
+int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const char *dest,
+                      unsigned flags)
+{
+	backup_job j = {.dest = dest, .fd = -1};
+	ckpt_store_backup_stats st = {0};
+	env_census source;
+	bool exists = false, same = false;
+	struct stat data_st;
+	int rc;
+	assert(store);
+	if (!dest || !*dest)
+		return store_error(-EINVAL, "the backup directory is empty");
+	if ((rc = check_dest(&exists, store->path, dest)))
+		return rc;
+	if (asprintf(&j.temp_path, "%s/%s", dest, BACKUP_TEMP) < 0 ||
+	    asprintf(&j.data_path, "%s/data.mdb", dest) < 0) {
+		j.temp_path = j.data_path = NULL;
+		rc = store_error(-ENOMEM, "out of memory");
+		goto out;
+	}
+	char source_data[4096];
+	snprintf(source_data, sizeof(source_data), "%s/data.mdb", store->path);
+	if (stat(source_data, &data_st) != 0) {
+		rc = store_error(-errno, "store %s: cannot stat data.mdb (%s)", store->path,
+		                 strerror(errno));
+		goto out;
+	}
+	if (!backup_now.active) { /* one backup at a time is cleaned up by a signal handler */
+		backup_now.temp = j.temp_path;
+		backup_now.data = j.data_path;
+		backup_now.dir = (char *)dest;
+		backup_now.active = 1;
+		j.registered = true;
+	}
+	if (!exists) {
+		if (mkdir(dest, 0777) != 0) {
+			rc = store_error(-errno, "cannot create %s (%s)", dest, strerror(errno));
+			goto out;
+		}
+		j.made_dir = true;
+		backup_now.made_dir = j.registered;
+	}
+	/* the source's permissions, and always the owner's read and write (to resume from it) */
+	mode_t mode = (data_st.st_mode & 0666) | 0600;
+	j.fd = open(j.temp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (j.fd < 0) {
+		rc = store_error(-errno, "cannot create %s (%s)", j.temp_path, strerror(errno));
+		goto out;
+	}
+	j.made_temp = true;
+	backup_now.made_temp = j.registered;
+	if ((rc = copy_snapshot(&j, store, &source, &same)) ||
+	    (rc = check_and_sync_copy(&j, store->path, &source, same, &st.size)))
+		goto out;
+	test_pause("CKPT_BACKUP_TEST_PAUSE");
+	if ((rc = rename_copy(&j)) || (rc = sync_dir(dest)))
+		goto out;
+	if (j.made_dir) {
+		char *dir, *name;
+		if ((rc = split_path(&dir, &name, dest)))
+			goto out;
+		rc = sync_dir(dir);
+		free(dir);
+		free(name);
+		if (rc)
+			goto out;
+	}
+	if ((rc = validate_backup(&st, dest, flags)))
+		goto out;
+	if (out)
+		*out = st;
+out:
+	backup_job_free(&j, rc != 0);
+	return rc;
 }

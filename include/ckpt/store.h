@@ -210,6 +210,62 @@ typedef int (*ckpt_store_compact_fn)(ckpt_store *store, void *arg);
 int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
                             ckpt_store_compact_fn before, void *arg);
 
+/** What ckpt_store_backup() wrote. */
+typedef struct ckpt_store_backup_stats {
+	uint64_t checkpoints;  /**< checkpoints in the backup */
+	bool has_latest;       /**< it has one (then @c latest is its newest epoch) */
+	uint64_t latest;       /**< its newest epoch */
+	uint64_t size;         /**< bytes of DEST/data.mdb */
+	uint64_t tensors;      /**< tensors checked (CKPT_BACKUP_VERIFY; else 0) */
+	uint64_t tensor_bytes; /**< their bytes */
+} ckpt_store_backup_stats;
+
+/** Flag for ckpt_store_backup(): also read every tensor of the backup back against its CRC-32s
+ *  and content hash (what `ckpt verify` checks). */
+#define CKPT_BACKUP_VERIFY 0x1u
+
+/**
+ * Back up @p store into the directory @p dest: LMDB's compacting copy of one read snapshot
+ * (the newest commit as the copy begins), safe while another process commits to the store,
+ * while it is mounted, and through a read-only handle (a store on read-only media or without
+ * lock.mdb: see CKPT_OPEN_READONLY); the store is never changed. The copy is written to
+ * @p dest/data.mdb.tmp, its trees are walked (and, when the store had no commit during the
+ * copy, compared with the store's databases and entries), it is fsynced, renamed to
+ * @p dest/data.mdb (never over a file of that name) and @p dest is fsynced (its parent too
+ * when @p dest was created). Then the backup is opened read-only (creating no lock.mdb) and
+ * every checkpoint, index and best record must decode; with CKPT_BACKUP_VERIFY every tensor
+ * must match its CRC-32s and hash too. The result is a store of its own, holding only
+ * data.mdb: it reads, mounts and trains (ckpt-train --resume) as the store did at that commit.
+ *
+ * On any failure nothing of the backup is left: the temporary file or the copy is removed and
+ * a @p dest this call created is removed again. A process killed meanwhile leaves
+ * @p dest/data.mdb.tmp (a signal handler calling ckpt_store_backup_interrupted() removes it).
+ * While the copy runs it counts as a snapshot of @p store (a commit through this handle that
+ * must grow the map waits for it as for a snapshot).
+ * @param out   if not NULL, receives what was written (only on success)
+ * @param dest  a directory that does not exist (its parent must) or an empty one; not the
+ *              store or inside it
+ * @param flags 0 or CKPT_BACKUP_VERIFY
+ * @return 0; -EINVAL for an empty @p dest, @p dest being the store or inside it; -ENOTDIR if
+ *         @p dest exists and is not a directory; -ENOTEMPTY if it is a directory that is not
+ *         empty; -ENOENT if its parent does not exist; -EACCES/-EROFS if it cannot be
+ *         written; -ENOSPC if the disk fills (-EFBIG past the file size limit); -EEXIST if a
+ *         data.mdb appeared in @p dest meanwhile; -EAGAIN when another process grew the map
+ *         while this process has snapshots of @p store open; CKPT_ECORRUPT if the copy does
+ *         not read back (a damaged record of the store is copied as it is, and named);
+ *         CKPT_ECHECKSUM (with CKPT_BACKUP_VERIFY) for a tensor that does not match; -EIO.
+ */
+int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const char *dest,
+                      unsigned flags);
+
+/**
+ * For a signal handler (async-signal-safe): remove what the ckpt_store_backup() running in
+ * this process has made so far (its temporary file, the renamed copy, a directory it created),
+ * before the handler ends the process. Does nothing when none runs. Only one backup at a time
+ * per process is known to it.
+ */
+void ckpt_store_backup_interrupted(void);
+
 /* ------------------------------------------------------------------------------------------
  * Writing a checkpoint
  * ---------------------------------------------------------------------------------------- */

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# tests/integration/test_cli_backup.sh - `ckpt backup STORE DEST`: backups taken while ckpt-train
+# commits multi-MB epochs each pass `ckpt verify` and hold exactly the checkpoints of a reference
+# run (--threads 1 is deterministic: `ckpt show` of every epoch equal), and ckpt-train --resume
+# from one reaches the reference run's last epoch bit-exactly; a backup under a mount, of a
+# store without lock.mdb and of one on a read-only file system (root: a tmpfs remounted ro) leaves
+# the store as it was; bad destinations are refused in one line (exit 1, usage 2) with nothing
+# made; a full disk (root: a small tmpfs) and SIGTERM during the copy leave nothing behind.
+set -uo pipefail
+. "$(dirname "$0")/mount_lib.sh"
+CKPT=$BIN/ckpt
+TRAIN=$BIN/ckpt-train
+[ -x "$CKPT" ] && [ -x "$TRAIN" ] || fail "build/bin/ckpt or ckpt-train is missing (run make)"
+disks=()
+trap 'for d in "${disks[@]+"${disks[@]}"}"; do umount "$d" 2>/dev/null; done; cleanup' EXIT
+
+EPOCHS=12
+# about 4.9 MB per checkpoint (784x512 weights and Adam's two moments), a third of a second each
+opts=(--data synthetic --layers 784,512,10 --val-split 2000 --optimizer adam --threads 1 --no-sync --quiet)
+"$TRAIN" --store "$TMP/ref" "${opts[@]}" --epochs $EPOCHS >"$TMP/train.log" 2>&1 ||
+	fail "reference run: $(tail -n 3 "$TMP/train.log")"
+for e in $(seq 1 $EPOCHS); do
+	"$CKPT" show "$TMP/ref" "$e" >"$TMP/ref-$e.show" || fail "ckpt show ref $e"
+done
+
+# same_as_ref BACKUP: verify passes, and each epoch it holds is the reference run's
+same_as_ref() {
+	local b=$1 e n=0
+	"$CKPT" verify "$b" >"$TMP/verify.out" 2>&1 || fail "ckpt verify $b: $(cat "$TMP/verify.out")"
+	for e in $("$CKPT" log "$b" | awk 'NR > 1 { sub("epoch-0*", "", $1); print $1 }'); do
+		"$CKPT" show "$b" "$e" | cmp -s - "$TMP/ref-$e.show" ||
+			fail "$b: epoch $e differs from the reference run's"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || fail "$b holds no checkpoint"
+}
+
+# ---- backups while ckpt-train commits
+"$TRAIN" --store "$TMP/live" "${opts[@]}" --epochs $EPOCHS >"$TMP/live.log" 2>&1 &
+trainer=$!
+PIDS+=("$trainer")
+wait_for() { local i; for ((i = 0; i < 600; i++)); do "$@" && return 0; sleep 0.05; done; return 1; }
+has_checkpoint() { "$CKPT" info "$1" 2>/dev/null | grep -q '^latest: epoch-'; }
+wait_for has_checkpoint "$TMP/live" || fail "ckpt-train committed no checkpoint"
+n=0 during=0
+while :; do
+	running=0
+	kill -0 "$trainer" 2>/dev/null && running=1
+	b=$TMP/bk-$n
+	out=$("$CKPT" backup "$TMP/live" "$b" 2>"$TMP/err") || fail "backup $n during training: $(cat "$TMP/err")"
+	[ ! -s "$TMP/err" ] || fail "backup $n wrote to stderr: $(cat "$TMP/err")"
+	grep -qx "backup: $b/data.mdb, [0-9]* checkpoints\? (latest epoch-[0-9]\{4\}), $(stat -c %s "$b/data.mdb") bytes" <<<"$out" ||
+		fail "backup $n printed: $out"
+	[ "$(ls "$b")" = data.mdb ] || fail "backup $n holds: $(ls "$b")"
+	latest=$(sed 's/.*latest epoch-0*\([0-9]*\)).*/\1/' <<<"$out")
+	[ "$running" -eq 1 ] && [ "$latest" -lt $EPOCHS ] && during=$((during + 1))
+	n=$((n + 1))
+	[ "$running" -eq 1 ] || break
+	sleep 0.2
+done
+wait "$trainer" || fail "ckpt-train during the backups: $(tail -n 3 "$TMP/live.log")"
+[ "$during" -ge 3 ] || fail "only $during of $n backups were taken while ckpt-train trained"
+for ((i = 0; i < n; i++)); do
+	same_as_ref "$TMP/bk-$i"
+done
+[ "$(ls "$TMP/live")" = "data.mdb
+lock.mdb" ] || fail "the backups left files in the store: $(ls "$TMP/live")"
+
+# ---- ckpt-train --resume from a backup taken mid-run reaches the reference run bit-exactly
+for ((i = 0; i < n; i++)); do # the last backup without the last epoch
+	"$CKPT" log "$TMP/bk-$i" | grep -q "^epoch-0012 " || mid=$TMP/bk-$i
+done
+from=$("$CKPT" log "$mid" | tail -n 1 | cut -d' ' -f1)
+"$TRAIN" --store "$mid" --resume --epochs $EPOCHS --threads 1 --quiet >"$TMP/resume.log" 2>&1 ||
+	fail "ckpt-train --resume from a backup: $(tail -n 3 "$TMP/resume.log")"
+"$CKPT" show "$mid" $EPOCHS | cmp -s - "$TMP/ref-$EPOCHS.show" ||
+	fail "resuming from a backup at $from did not reach the reference run's epoch $EPOCHS"
+
+# ---- --verify; under a mount; a store without lock.mdb
+out=$("$CKPT" backup "$TMP/ref" "$TMP/verified/" --verify) || fail "backup --verify: exit $?"
+grep -qx "backup: $TMP/verified/data.mdb, $EPOCHS checkpoints (latest epoch-0012), [0-9]* bytes; verify: ok, [0-9]* tensors, [0-9]* bytes" <<<"$out" ||
+	fail "backup --verify printed: $out"
+if why=$(fuse_unusable); then
+	echo "SKIP: backup under a mount ($why)"
+	mounted="no mount ($why)"
+else
+	mount_store "$TMP/ref" "$TMP/mnt"
+	cat "$TMP/mnt/best/metrics.json" >/dev/null || fail "the mount does not read"
+	"$CKPT" backup "$TMP/ref" "$TMP/bk-mounted" >/dev/null || fail "backup under a mount"
+	same_as_ref "$TMP/bk-mounted"
+	unmount_store "$TMP/mnt"
+	mounted="under a mount"
+fi
+cp -r "$TMP/ref" "$TMP/nolock" && rm "$TMP/nolock/lock.mdb"
+"$CKPT" backup "$TMP/nolock" "$TMP/bk-nolock" >/dev/null || fail "backup of a store without lock.mdb"
+[ "$(ls "$TMP/nolock")" = data.mdb ] || fail "backup created in a store without lock.mdb: $(ls "$TMP/nolock")"
+same_as_ref "$TMP/bk-nolock"
+
+# ---- bad destinations: one line, exit 1 (2 for usage), nothing made
+mkdir "$TMP/full" && echo x >"$TMP/full/notes" && echo x >"$TMP/afile"
+md5=$(md5sum <"$TMP/ref/data.mdb")
+: >"$TMP/out" && : >"$TMP/err"
+before=$(ls -R "$TMP" | md5sum)
+# refused WANT-EXIT WANT-WORDS ARGS...
+refused() {
+	local want=$1 words=$2
+	shift 2
+	"$CKPT" backup "$@" >"$TMP/out" 2>"$TMP/err"
+	local rc=$?
+	[ "$rc" -eq "$want" ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && [ ! -s "$TMP/out" ] &&
+		grep -q "^ckpt: error: .*$words" "$TMP/err" ||
+		fail "backup $*: exit $rc (want $want), want one line with '$words': $(cat "$TMP/err" "$TMP/out")"
+	[ "$(ls -R "$TMP" | md5sum)" = "$before" ] || fail "backup $* made files: $(ls -R "$TMP" | head)"
+}
+refused 1 "$TMP/full is not empty, it holds notes: a backup goes into a new or an empty directory" "$TMP/ref" "$TMP/full"
+refused 1 "$TMP/afile exists and is not a directory" "$TMP/ref" "$TMP/afile"
+refused 1 "$TMP/ref is the store itself" "$TMP/ref" "$TMP/ref/"
+refused 1 "$TMP/ref/sub is inside the store $TMP/ref" "$TMP/ref" "$TMP/ref/sub"
+refused 1 "its parent directory $TMP/no does not exist" "$TMP/ref" "$TMP/no/bk"
+refused 1 "cannot open store '$TMP/nostore'" "$TMP/nostore" "$TMP/bk-x"
+refused 2 "expected 2 arguments, got 1" "$TMP/ref"
+refused 2 "unknown option '--compact'" "$TMP/ref" "$TMP/bk-x" --compact
+[ "$(md5sum <"$TMP/ref/data.mdb")" = "$md5" ] || fail "a refused backup changed the store"
+
+# ---- SIGTERM while the copy is written: nothing left
+CKPT_BACKUP_TEST_PAUSE=$TMP/pause "$CKPT" backup "$TMP/ref" "$TMP/bk-term" >/dev/null 2>&1 &
+pid=$!
+wait_for test -e "$TMP/pause" || fail "the backup never reached its pause"
+[ -s "$TMP/bk-term/data.mdb.tmp" ] || fail "no data.mdb.tmp while paused: $(ls "$TMP/bk-term")"
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+rm -f "$TMP/pause"
+[ "$rc" -eq 143 ] || fail "SIGTERM: exit $rc, want 143"
+[ ! -e "$TMP/bk-term" ] || fail "SIGTERM left $(ls -a "$TMP/bk-term")"
+
+# ---- a full disk and a read-only file system (root: tmpfs)
+if [ "$(id -u)" -eq 0 ] && mkdir "$TMP/disk" && mount -t tmpfs -o size=8m tmpfs "$TMP/disk"; then
+	disks+=("$TMP/disk")
+	"$CKPT" backup "$TMP/ref" "$TMP/disk/bk" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	[ "$rc" -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "No space left on device" "$TMP/err" ||
+		fail "backup onto a full disk: exit $rc: $(cat "$TMP/err")"
+	[ -z "$(ls -A "$TMP/disk")" ] || fail "a backup that ran out of disk left: $(ls -AR "$TMP/disk")"
+	mkdir "$TMP/ro" && mount -t tmpfs -o size=128m tmpfs "$TMP/ro" && disks+=("$TMP/ro") &&
+		cp -r "$TMP/ref" "$TMP/ro/s" && mount -o remount,ro "$TMP/ro" || fail "a read-only tmpfs"
+	"$CKPT" backup "$TMP/ro/s" "$TMP/bk-ro" >/dev/null || fail "backup of a store on a read-only file system"
+	same_as_ref "$TMP/bk-ro"
+	umount "$TMP/disk" "$TMP/ro" || fail "umount the tmpfs"
+	disks=()
+	root="a full disk leaves nothing, a store on a read-only file system backs up"
+else
+	echo "SKIP: backup onto a full disk and of a read-only file system (not root: no tmpfs)"
+	root="no tmpfs (not root)"
+fi
+echo "ok: $n backups ($during while ckpt-train committed) verify and equal the reference run; resume from $from is bit-exact; --verify, $mounted, without lock.mdb; bad destinations refused; SIGTERM leaves nothing; $root"
