@@ -3,7 +3,7 @@
 #
 # Runs under `valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect`:
 #   ckpt-train   a short run (synthetic data, 2 epochs) and a --resume of it
-#   ckpt         info, log, show, verify, ls, cat, export, and one error path (missing store)
+#   ckpt         info, log, show, verify, ls, cat, export, gc, backup, and one error path (missing store)
 #   ckptfs       a foreground mount: ls, every file read, readlink, then fusermount3 -u
 # Each run must report no memory error and no definite/indirect leak (exit status 99 is
 # valgrind's error code here). Prints one line per run; exit 1 if any failed.
@@ -45,6 +45,7 @@ vg "ckpt ls" 0 "$BIN/ckpt" ls "$store" epoch-0001/model
 vg "ckpt cat" 0 "$BIN/ckpt" cat "$store" epoch-0002/checkpoint.pt
 vg "ckpt export" 0 "$BIN/ckpt" export "$store" best --format safetensors -o "$TMP/best.safetensors"
 vg "ckpt gc" 0 "$BIN/ckpt" gc "$store" --keep-last 2
+vg "ckpt backup --verify" 0 "$BIN/ckpt" backup "$store" "$TMP/backup" --verify
 vg "ckpt info (missing store)" 1 "$BIN/ckpt" info "$TMP/nothing"
 
 # ckptfs: mount under valgrind (slow start: wait up to 30 s), read everything, unmount
