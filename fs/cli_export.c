@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt/message.h"
 #include "ckpt/store.h"
 #include "fs/cli.h"
 #include "fs/layout.h"
@@ -332,12 +333,30 @@ static bool refuse_store_file(const char *store_path, const char *output, const 
  * (/dev/null, a named pipe) is written into, never renamed over (that would replace the device
  * node); a symlink keeps pointing where it did and its target is replaced atomically; a
  * directory is refused. Anything else goes through write_file_atomically(). */
+/* @p path names a standard stream that was closed (-o /dev/stdout >&-): it holds /dev/null
+ * now, and writing there would throw the export away and report success. */
+static bool names_closed_stream(const char *path)
+{
+	struct stat out_st, st;
+	if (stat(path, &out_st) != 0)
+		return false;
+	for (int fd = 0; fd <= 2; fd++)
+		if (ckpt_std_fd_was_closed(fd) && fstat(fd, &st) == 0 && st.st_dev == out_st.st_dev &&
+		    st.st_ino == out_st.st_ino && S_ISCHR(st.st_mode))
+			return true;
+	return false;
+}
+
 static int export_to_path(view_layout *l, ckpt_snapshot *snap, const char *what,
                           const char *path, const char *store_path)
 {
 	struct stat st;
 	if (refuse_store_file(store_path, path, path))
 		return -EEXIST;
+	if (names_closed_stream(path)) {
+		report_write_error(path, -EBADF);
+		return -EBADF;
+	}
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
 		cli_error("export: '%s' is a directory (give a file name)", path);
 		return -EISDIR;
@@ -480,7 +499,9 @@ int cli_export(int argc, char **argv)
 	}
 	char label[64];
 	snprintf(label, sizeof(label), "epoch %" PRIu64 " %s", epoch, what);
-	if (strcmp(output, "-") == 0)
+	if (strcmp(output, "-") == 0 && refuse_store_file(store_path, "/proc/self/fd/1", "stdout"))
+		rc = -EEXIST; /* -o - >> STORE/data.mdb */
+	else if (strcmp(output, "-") == 0)
 		rc = copy_layout(&layout, snap, STDOUT_FILENO, label, "stdout");
 	else
 		rc = export_to_path(&layout, snap, label, output, store_path);

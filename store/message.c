@@ -7,11 +7,19 @@
 #include <string.h>
 #include <unistd.h>
 
+static unsigned std_fds_closed; /* bit N: fd N was closed and now holds /dev/null */
+
+bool ckpt_std_fd_was_closed(int fd)
+{
+	return fd >= 0 && fd <= 2 && (std_fds_closed >> fd & 1u);
+}
+
 int ckpt_std_fds_open(void)
 {
 	for (int fd = 0; fd <= 2; fd++) {
 		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
 			continue;
+		std_fds_closed |= 1u << fd;
 		/* the lower ones are open: this open gets @p fd */
 		int null = open("/dev/null", O_RDONLY);
 		if (null < 0)

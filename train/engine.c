@@ -896,6 +896,12 @@ static int rng_from_json(train_rng *rng, const void *data, size_t len, uint64_t 
 		}
 		rng->s[i] = v;
 	}
+	/* xoshiro256** never leaves the all-zero state (every draw is 0, and a shuffle's
+	 * rejection loop would spin forever, deaf to signals): no run can have stored it */
+	if ((rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3]) == 0)
+		rc = train_fail(CKPT_ECORRUPT,
+		                "checkpoint %" PRIu64 ": train.rng is damaged (an all-zero state)",
+		                epoch);
 out:
 	json_decref(o);
 	return rc;
@@ -1820,13 +1826,34 @@ int train_run(train_config *cfg, train_result *res)
 		int run_threads = 0;
 		char run_device[sizeof(cfg->device)] = "cpu";
 		if (ckpt_checkpoint_extra(resume_ckpt, "train.state", &text, &len) == 0) {
+			/* damaged, it is refused, never read as the defaults (a cuda run resumed on
+			 * the CPU without a word) */
 			json_t *st = json_loadb(text, len, 0, NULL);
-			json_t *th = st ? json_object_get(st, "threads") : NULL;
-			json_t *dev = st ? json_object_get(st, "device") : NULL;
-			if (json_is_integer(th) && json_integer_value(th) > 0 &&
-			    json_integer_value(th) <= 1024)
+			json_t *th = json_is_object(st) ? json_object_get(st, "threads") : NULL;
+			json_t *dev = json_is_object(st) ? json_object_get(st, "device") : NULL;
+			int idx;
+			const char *why =
+			    !json_is_object(st) ? "not a JSON object"
+			    : th && (!json_is_integer(th) || json_integer_value(th) < 0 ||
+			             json_integer_value(th) > 1024)
+			        ? "its thread count is not 0..1024"
+			    : dev && (!json_is_string(dev) ||
+			              json_string_length(dev) >= sizeof(run_device) ||
+			              (strcmp(json_string_value(dev), "cpu") != 0 &&
+			               train_cuda_parse_device(&idx, json_string_value(dev)) != 0))
+			        ? "its device is not cpu, cuda or cuda:N"
+			        : NULL;
+			if (why) {
+				json_decref(st);
+				rc = train_fail(CKPT_ECORRUPT,
+				                "cannot resume from epoch %u: its train.state is damaged "
+				                "(%s)",
+				                from, why);
+				goto out;
+			}
+			if (th && json_integer_value(th) > 0)
 				run_threads = (int)json_integer_value(th);
-			if (json_is_string(dev) && json_string_length(dev) < sizeof(run_device))
+			if (dev)
 				memcpy(run_device, json_string_value(dev),
 				       json_string_length(dev) + 1);
 			json_decref(st);
@@ -2134,7 +2161,7 @@ int train_run(train_config *cfg, train_result *res)
 					/* never wider than the terminal: a wrapped line is not redrawn
 					 * in place, and the lines would pile up */
 					struct winsize ws;
-					if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 &&
+					if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 1 &&
 					    ws.ws_col <= sizeof(line))
 						line[ws.ws_col - 1] = '\0';
 					fprintf(stderr, "\r%s\033[K", line);

@@ -8,6 +8,7 @@
 #define CKPT_MESSAGE_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -33,6 +34,10 @@ void ckpt_print_line(FILE *f, const char *prefix, const char *fmt, ...)
  * @return 0, or -errno when one is closed and /dev/null cannot be opened (then exit).
  */
 int ckpt_std_fds_open(void);
+
+/** True if ckpt_std_fds_open() found @p fd (0, 1 or 2) closed: a program that is asked to write
+ *  to it by name (/dev/stdout) should fail as a write to a closed descriptor does (EBADF). */
+bool ckpt_std_fd_was_closed(int fd);
 
 #ifdef __cplusplus
 }

@@ -115,8 +115,15 @@ for n in 3 4 5 6; do
 	done
 done
 [ $refused -ge 2 ] || fail "export -o /proc/self/fd/N: the store's own file was never refused"
-"$ckpt" export "$A" 1 --format pt -o /dev/stdout >&- 2>"$tmp/err"
+"$ckpt" export "$A" 1 --format pt -o /dev/stdout >&- 2>"$tmp/err" &&
+	fail "export -o /dev/stdout with stdout closed: exit 0 (the export went to /dev/null)"
+grep -q "writing '/dev/stdout' failed (Bad file descriptor)" "$tmp/err" ||
+	fail "export -o /dev/stdout >&-: $(cat "$tmp/err")"
 cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o /dev/stdout >&- changed the store"
+"$ckpt" export "$A" 1 --format pt -o - >>"$A/data.mdb" 2>"$tmp/err" &&
+	fail "export -o - >> STORE/data.mdb: exit 0"
+grep -q "'stdout' is a file of the store" "$tmp/err" || fail "export -o - >> data.mdb: $(cat "$tmp/err")"
+cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o - >> STORE/data.mdb changed the store"
 "$ckpt" export "$A" 1 --format pt -o /dev/stderr 2>&- >/dev/null
 cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o /dev/stderr 2>&- changed the store"
 expect_fail 2 "needs a value" "$ckpt" export "$A" 1 -o "$tmp/out_dir/keep.pt" --format
