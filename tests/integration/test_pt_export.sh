@@ -124,7 +124,8 @@ cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o /dev/stdout >&- chang
 	fail "export -o - >> STORE/data.mdb: exit 0"
 grep -q "'stdout' is a file of the store" "$tmp/err" || fail "export -o - >> data.mdb: $(cat "$tmp/err")"
 cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o - >> STORE/data.mdb changed the store"
-"$ckpt" export "$A" 1 --format pt -o /dev/stderr 2>&- >/dev/null
+"$ckpt" export "$A" 1 --format pt -o /dev/stderr 2>&- >/dev/null &&
+	fail "export -o /dev/stderr with stderr closed: exit 0"
 cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o /dev/stderr 2>&- changed the store"
 expect_fail 2 "needs a value" "$ckpt" export "$A" 1 -o "$tmp/out_dir/keep.pt" --format
 expect_fail 1 "nostore" "$ckpt" export "$tmp/nostore" 1 --format pt -o "$tmp/out_dir/keep.pt"
