@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1523,6 +1524,9 @@ static int check_map_room(const train_config *c, uint32_t start_epoch, double ne
 		if (reserved > (64 << 20))
 			need += reserved - (64 << 20);
 	}
+	/* a commit holds the pages it writes in memory until it commits (LMDB's dirty pages):
+	 * up to one checkpoint's bytes */
+	need += ckpt_bytes;
 	double held = c->epochs > start_epoch ? c->epochs - start_epoch : 0;
 	if (c->keep_last && (double)c->keep_last + c->keep_top + 1 < held)
 		held = (double)c->keep_last + c->keep_top + 1;
@@ -1536,15 +1540,22 @@ static int check_map_room(const train_config *c, uint32_t start_epoch, double ne
 	train_memory_format(s_room, sizeof(s_room), (double)room);
 	char s_total[32];
 	train_memory_format(s_total, sizeof(s_total), need + map);
-	/* the whole of it, so that one raise of the limit is enough; fewer checkpoints help only
-	 * when training alone fits */
+	/* the whole of it, and the limit that holds it beside what the process maps already
+	 * (libraries, the data set), in ulimit -v's KiB: one raise of the limit is enough.
+	 * Fewer checkpoints help only when training and one checkpoint's map fit. */
+	struct rlimit rl;
+	double limit = getrlimit(RLIMIT_AS, &rl) == 0 ? (double)rl.rlim_cur : (double)room;
+	double want_kib = ceil((limit - (double)room + need + map) / 1024);
+	bool fewer = held > 1 && need + 2 * ckpt_bytes <= (double)room;
 	return train_fail(-ENOMEM,
 	                  "not enough address space for this run under ulimit -v: it needs %s "
-	                  "for training (model, buffers, BLAS and thread reservations) and up to "
+	                  "for training (model, buffers, BLAS and thread reservations, a commit's "
+	                  "pages) and up to "
 	                  "%s for the store's map (%.0f checkpoint%s of %s, the map grows by "
-	                  "doubling), %s in all, and %s is left; raise ulimit -v%s (--layers %s)",
+	                  "doubling), %s in all, and %s is left; raise it to ulimit -v %.0f%s "
+	                  "(--layers %s)",
 	                  s_need, s_map, held, held == 1 ? "" : "s", s_ckpt, s_total, s_room,
-	                  need > (double)room ? "" : ", or keep fewer checkpoints (--keep-last)",
+	                  want_kib, fewer ? ", or keep fewer checkpoints (--keep-last)" : "",
 	                  c->layers);
 }
 

@@ -71,8 +71,15 @@ mid=(--layers 16,4096,4096,4 "${small[@]}")
 (ulimit -v 400000 && exec timeout 20 $TRAIN --store "$WORK/mid" "${mid[@]}") 2>"$WORK/err"
 rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
-	grep -q "not enough address space for this run under ulimit -v: it needs .* for training .* for the store's map .* in all, and .* is left; raise ulimit -v (--layers 16,4096,4096,4" "$WORK/err" ||
+	grep -q "not enough address space for this run under ulimit -v: it needs .* for training .* for the store's map .* in all, and .* is left; raise it to ulimit -v [0-9]* (--layers 16,4096,4096,4" "$WORK/err" ||
 	fail "ulimit -v: exit $rc: $(cat "$WORK/err")"
+# the figure it gives is enough: at that limit the run trains (one epoch, to be quick)
+(ulimit -v 400000 && exec $TRAIN --store "$WORK/mid" "${mid[@]}" --epochs 1) 2>"$WORK/err"
+want=$(sed -n 's/.*raise it to ulimit -v \([0-9]*\).*/\1/p' "$WORK/err")
+[ -n "$want" ] || fail "ulimit -v, one epoch: no limit named: $(cat "$WORK/err")"
+(ulimit -v "$want" && exec timeout 60 $TRAIN --store "$WORK/mid" "${mid[@]}" --epochs 1) 2>"$WORK/err" ||
+	fail "ulimit -v $want, the limit the refusal gave: $(cat "$WORK/err")"
+rm -rf "$WORK/mid"
 for v in 300000 400000 500000; do
 	(ulimit -v $v && CKPT_TRAIN_TEST_NO_MEMORY_CHECK=1 exec timeout 20 $TRAIN --store "$WORK/mid" "${mid[@]}") 2>"$WORK/err"
 	rc=$?
@@ -113,7 +120,7 @@ rc=$?
 (ulimit -v 1000000 && exec timeout 20 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
 rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
-	grep -q "error: not enough .* for this run.*; raise ulimit -v\|is available (ulimit -v)" "$WORK/err" &&
+	grep -q "error: not enough .* for this run.*; raise it to ulimit -v [0-9]* (--layers" "$WORK/err" &&
 	! grep -q -- "--keep-last" "$WORK/err" ||
 	fail "training alone above ulimit -v: exit $rc: $(cat "$WORK/err")"
 [ ! -e "$WORK/map" ] || fail "a refused run left a store"
