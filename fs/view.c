@@ -403,28 +403,34 @@ typedef struct view_snap {
 	struct view_snap *next;
 } view_snap;
 
-/* The reader table is full: said at most once a minute, with how many snapshots this mount
- * holds (open files of epochs deleted or rewritten since they were opened keep theirs). */
-static void log_readers_full(ckpt_view *view)
+/* Of the store's 1,024 LMDB reader slots (shared by every process using it), the most this
+ * mount holds: open files whose epochs were deleted or rewritten keep a snapshot each. */
+#define VIEW_MAX_SNAPS 896
+
+/* The newest snapshot held, under snaps_lock, with a reference taken; NULL if none. */
+static ckpt_snapshot *newest_held_locked(ckpt_view *view)
 {
-	static int64_t last_s;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	size_t held = 0;
-	pthread_mutex_lock(&view->snaps_lock);
-	bool say = last_s == 0 || now.tv_sec - last_s >= 60;
-	if (say)
-		last_s = now.tv_sec;
+	view_snap *best = NULL;
 	for (view_snap *vs = view->snaps; vs; vs = vs->next)
-		held++;
-	pthread_mutex_unlock(&view->snaps_lock);
-	if (!say)
-		return;
+		if (!best || vs->generation > best->generation)
+			best = vs;
+	if (!best)
+		return NULL;
+	best->refs++;
+	return best->snap;
+}
+
+/* No new snapshot could be taken (the mount holds VIEW_MAX_SNAPS, or the table is full): the
+ * mount goes on showing the newest snapshot it holds. Said once until a new one can be taken
+ * again (view->readers_full_said). */
+static void log_readers_full(ckpt_view *view, size_t held)
+{
 	char line[1200];
 	snprintf(line, sizeof(line),
-	         "EAGAIN: the reader table of %s is full (this mount holds %zu read snapshots: "
-	         "files kept open whose epochs were deleted or rewritten since keep theirs; "
-	         "other processes may hold the rest): close some files",
+	         "the reader table of %s is full or this mount holds %zu read snapshots (files kept "
+	         "open whose epochs were deleted or rewritten since keep one each): the mount "
+	         "shows the store as of an older commit, and later commits once some of those "
+	         "files are closed",
 	         ckpt_store_path(view->store), held);
 	view->log(view->log_ctx, line);
 }
@@ -434,9 +440,10 @@ static int view_snap_get(ckpt_snapshot **out, ckpt_view *view)
 {
 	uint64_t now;
 	bool known = ckpt_store_generation(&now, view->store) == 0;
+	size_t held = 0;
 	pthread_mutex_lock(&view->snaps_lock);
-	for (view_snap *vs = view->snaps; known && vs; vs = vs->next)
-		if (vs->generation == now) {
+	for (view_snap *vs = view->snaps; vs; vs = vs->next, held++)
+		if (known && vs->generation == now) {
 			vs->refs++;
 			*out = vs->snap;
 			pthread_mutex_unlock(&view->snaps_lock);
@@ -448,18 +455,34 @@ static int view_snap_get(ckpt_snapshot **out, ckpt_view *view)
 		view_set_error("out of memory");
 		return -ENOMEM;
 	}
-	int rc = ckpt_snapshot_open(&fresh->snap, view->store);
+	int rc = held >= VIEW_MAX_SNAPS ? -EAGAIN : ckpt_snapshot_open(&fresh->snap, view->store);
 	if (rc) {
-		view_set_error("cannot open a read snapshot of %s: %s (%s)",
-		               ckpt_store_path(view->store), ckpt_strerror(rc), ckpt_last_error());
 		free(fresh);
-		if (rc == -EAGAIN)
-			log_readers_full(view);
+		ckpt_snapshot *old = NULL;
+		bool say = false;
+		if (rc == -EAGAIN) {
+			pthread_mutex_lock(&view->snaps_lock);
+			old = newest_held_locked(view);
+			say = !view->readers_full_said;
+			view->readers_full_said = true;
+			pthread_mutex_unlock(&view->snaps_lock);
+			if (say)
+				log_readers_full(view, held);
+		}
+		if (old) {
+			*out = old;
+			return 0;
+		}
+		view_set_error("cannot open a read snapshot of %s: %s (%s)",
+		               ckpt_store_path(view->store), ckpt_strerror(rc),
+		               held >= VIEW_MAX_SNAPS ? "the mount holds too many" : ckpt_last_error());
 		return rc;
 	}
 	fresh->generation = ckpt_snapshot_generation(fresh->snap);
 	fresh->refs = 1;
 	pthread_mutex_lock(&view->snaps_lock);
+	if (held < VIEW_MAX_SNAPS * 3 / 4) /* well below the limit again: said again next time */
+		view->readers_full_said = false;
 	for (view_snap *vs = view->snaps; vs; vs = vs->next)
 		if (vs->generation == fresh->generation) {
 			/* another thread opened this generation meanwhile: share theirs */

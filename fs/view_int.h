@@ -73,6 +73,7 @@ struct ckpt_view {
 	/* data.mdb as it was when the view was made: a file put in its place later (a restore
 	 * from a backup) is not what this view reads (ckpt_view_check_store_file) */
 	bool data_known, data_replaced_said;
+	bool readers_full_said; /* under snaps_lock: the mount shows an older snapshot, logged */
 	dev_t data_dev;
 	ino_t data_ino;
 };

@@ -274,6 +274,12 @@ mkdir -p "$TMP/mntc"
 track_mount "$TMP/mntc"
 "$PY" "$(dirname "$0")/mount_commits.py" "$TMP/mntc" "$TMP/storec" "$BIN" "$TOOLS/mkstore_many" 1100 ||
 	fail "open files across many commits"
+# ---- ... and held files of epochs that retention deletes, each keeping its own snapshot, more
+# than the mount's share of the slots: no EAGAIN; the mount shows the newest snapshot it holds
+mkdir -p "$TMP/mntp"
+track_mount "$TMP/mntp"
+"$PY" "$(dirname "$0")/mount_pinned.py" "$TMP/mntp" "$TMP/storep" "$BIN" "$TOOLS/mkstore_many" 1000 ||
+	fail "held files of deleted epochs"
 # ---- the daemon's start-up fails after the fork (threads refused under ulimit -v): exit 1 with
 # the reason and nothing mounted, never exit 0 without a mount
 mkdir -p "$TMP/mv"

@@ -5,7 +5,8 @@
  * Each epoch holds P float32 model tensors "fcI.weight" [8,8] (values differ per epoch), their
  * momentum buffers, param groups and metrics val_loss/train_loss/val_acc. val_loss mostly falls
  * with a bump every 7th epoch, so `best` moves but is not always the latest. Commits skip fsync.
- * With --stdin, each epoch waits for a line on stdin (a test paces the commits; EOF stops).
+ * With --stdin, each epoch waits for a line on stdin (a test paces the commits; EOF stops), and
+ * "epoch N" is printed once it is committed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -138,6 +139,10 @@ int main(int argc, char **argv)
 		rc = ckpt_writer_commit(wr);
 		if (rc)
 			die("commit", rc);
+		if (paced) { /* the test waits for this line */
+			printf("epoch %lu\n", e);
+			fflush(stdout);
+		}
 		if (interval_ms) {
 			struct timespec ts = {(time_t)(interval_ms / 1000),
 			                      (long)(interval_ms % 1000) * 1000000L};
