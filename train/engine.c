@@ -882,7 +882,9 @@ static int rng_from_json(train_rng *rng, const void *data, size_t len, uint64_t 
 	    json_unpack(o, "{s:s, s:[s,s,s,s]}", "algorithm", &alg, "state", &w[0], &w[1], &w[2],
 	                &w[3]) ||
 	    strcmp(alg, "xoshiro256**") != 0) {
-		rc = train_fail(CKPT_ECORRUPT, "checkpoint %" PRIu64 ": train.rng is damaged",
+		rc = train_fail(CKPT_ECORRUPT,
+		                "cannot resume from epoch %" PRIu64 ": its train.rng is damaged (not "
+		                "a xoshiro256** state of four words)",
 		                epoch);
 		goto out;
 	}
@@ -892,7 +894,9 @@ static int rng_from_json(train_rng *rng, const void *data, size_t len, uint64_t 
 		unsigned long long v = strtoull(w[i], &end, 16);
 		if (errno || *end || end == w[i]) {
 			rc = train_fail(CKPT_ECORRUPT,
-			                "checkpoint %" PRIu64 ": train.rng is damaged", epoch);
+			                "cannot resume from epoch %" PRIu64 ": its train.rng is damaged "
+			                "(a word is not hexadecimal)",
+			                epoch);
 			goto out;
 		}
 		rng->s[i] = v;
@@ -901,7 +905,8 @@ static int rng_from_json(train_rng *rng, const void *data, size_t len, uint64_t 
 	 * rejection loop would spin forever, deaf to signals): no run can have stored it */
 	if ((rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3]) == 0)
 		rc = train_fail(CKPT_ECORRUPT,
-		                "checkpoint %" PRIu64 ": train.rng is damaged (an all-zero state)",
+		                "cannot resume from epoch %" PRIu64 ": its train.rng is damaged (an "
+		                "all-zero state)",
 		                epoch);
 out:
 	json_decref(o);

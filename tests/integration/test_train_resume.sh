@@ -121,3 +121,30 @@ $TRAIN --store "$work/ref-sgd" --resume --epochs 2 --threads 2 --quiet --seed 7 
 $TRAIN --store "$work/ref-adam" --resume --epochs 2 --threads 2 --quiet --betas 0.8,0.99 --eps 1e-7 ||
 	fail "an adam resume repeating the run's own options"
 echo "ok: ${#refusals[@]} resumes that contradict the run are refused and change nothing"
+
+# a damaged train.state or train.rng (records sealed with valid CRCs, so only their meaning is
+# wrong) is refused, never read as the defaults: an all-zero xoshiro256** state made the shuffle
+# spin forever, deaf to signals; a truncated train.state resumed a cuda run on the CPU unasked
+[ -x "$TOOLS/store_fixture" ] || fail "build/tests/tools/store_fixture is missing (run make)"
+damaged=(
+	'train.rng|{"algorithm":"xoshiro256**","state":["0","0","0","0"]}|its train.rng is damaged (an all-zero state)'
+	'train.rng|{"algorithm":"xoshiro256**","state":["0","1","x","2"]}|its train.rng is damaged (a word is not hexadecimal)'
+	'train.state|{"epoch":2,"device":"cuda:0"|its train.state is damaged (not a JSON object)'
+	'train.state|{"epoch":2,"threads":1,"device":"../../x"}|its train.state is damaged (its device is not cpu, cuda or cuda:N)'
+	'train.state|{"epoch":2,"threads":-3,"device":"cpu"}|its train.state is damaged (its thread count is not 0..1024)'
+)
+for row in "${damaged[@]}"; do
+	IFS='|' read -r key value want <<<"$row"
+	rm -rf "$work/damaged"
+	cp -a "$work/ref-sgd" "$work/damaged"
+	last=$($CKPT info "$work/damaged" | sed -n 's/^latest: epoch-0*//p')
+	"$TOOLS/store_fixture" set-extra "$work/damaged" "$last" "$key" "$value" || fail "set-extra $key"
+	before=$(sha256sum <"$work/damaged/data.mdb")
+	timeout 20 $TRAIN --store "$work/damaged" --resume --epochs $((last + 1)) --quiet 2>"$work/err"
+	rc=$?
+	[ $rc -eq 1 ] && [ "$(wc -l <"$work/err")" -eq 1 ] &&
+		grep -qxF "ckpt-train: error: cannot resume from epoch $last: $want" "$work/err" ||
+		fail "resume with $key = $value: exit $rc: $(cat "$work/err")"
+	[ "$(sha256sum <"$work/damaged/data.mdb")" = "$before" ] || fail "a refused resume changed data.mdb"
+done
+echo "ok: ${#damaged[@]} damaged train.state / train.rng records are refused"

@@ -7,6 +7,10 @@
  *                                          fc1.weight.momentum_buffer, step (0-dim)
  *   store_fixture corrupt DIR EPOCH NAME   flip one bit in chunk 0 of model tensor NAME
  *   store_fixture schema DIR N             overwrite the stored schema version
+ *   store_fixture set-extra DIR EPOCH KEY VALUE
+ *                                          commit EPOCH again, the same but for extra KEY
+ *                                          (a damaged train.state or train.rng, as a resume
+ *                                          must refuse it)
  * Exit 0 on success, 1 with a message on stderr otherwise.
  */
 #include <lmdb.h>
@@ -154,8 +158,62 @@ static int corrupt(const char *dir, uint64_t epoch, const char *name)
 	return raw_update(dir, "chunks", &k, flip_bit);
 }
 
+static int set_extra(const char *dir, uint64_t epoch, const char *key, const char *value)
+{
+	ckpt_store *s;
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *c;
+	ckpt_writer *w;
+	if (ckpt_store_open(&s, dir, 0))
+		return fail("open");
+	if (ckpt_snapshot_open(&snap, s) || ckpt_snapshot_checkpoint(&c, snap, epoch))
+		return fail("find epoch");
+	if (ckpt_writer_begin(&w, s, epoch))
+		return fail("begin");
+	size_t n = ckpt_checkpoint_tensor_count(c);
+	void **bufs = calloc(n ? n : 1, sizeof(*bufs)); /* borrowed by the writer until commit */
+	for (size_t i = 0; bufs && i < n; i++) {
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, i);
+		if (!(bufs[i] = malloc(t->nbytes ? t->nbytes : 1)) ||
+		    ckpt_tensor_read(bufs[i], snap, t, 0, t->nbytes) ||
+		    ckpt_writer_put_tensor(w, t->name, t->group, t->dtype, t->ndim, t->shape,
+		                           t->device, bufs[i], t->nbytes))
+			return fail("copy tensor");
+	}
+	for (size_t i = 0; i < ckpt_checkpoint_metric_count(c); i++) {
+		const char *name;
+		double v;
+		if (ckpt_checkpoint_metric_at(c, i, &name, &v) || ckpt_writer_set_metric(w, name, v))
+			return fail("copy metric");
+	}
+	for (size_t i = 0; i < ckpt_checkpoint_extra_count(c); i++) {
+		const char *k;
+		const void *d;
+		size_t len;
+		if (ckpt_checkpoint_extra_at(c, i, &k, &d, &len))
+			return fail("copy extra");
+		if (strcmp(k, key) == 0) {
+			d = value;
+			len = strlen(value);
+		}
+		if (ckpt_writer_set_extra(w, k, d, len))
+			return fail("copy extra");
+	}
+	ckpt_writer_set_step(w, ckpt_checkpoint_step(c));
+	if (ckpt_writer_commit(w))
+		return fail("commit");
+	ckpt_snapshot_close(snap);
+	for (size_t i = 0; bufs && i < n; i++)
+		free(bufs[i]);
+	free(bufs);
+	ckpt_store_close(s);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 6 && strcmp(argv[1], "set-extra") == 0)
+		return set_extra(argv[2], strtoull(argv[3], NULL, 10), argv[4], argv[5]);
 	if (argc >= 3 && strcmp(argv[1], "create") == 0)
 		return create(argv[2], argc > 3 ? atoi(argv[3]) : 5);
 	if (argc == 5 && strcmp(argv[1], "corrupt") == 0)
@@ -166,6 +224,6 @@ int main(int argc, char **argv)
 		return raw_update(argv[2], "meta", &k, set_schema);
 	}
 	fprintf(stderr, "usage: store_fixture create DIR [EPOCHS] | corrupt DIR EPOCH NAME | "
-	                "schema DIR N\n");
+	                "schema DIR N | set-extra DIR EPOCH KEY VALUE\n");
 	return 1;
 }
