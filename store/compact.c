@@ -101,9 +101,11 @@ static int open_env(MDB_env **out, const char *path, unsigned flags)
 	return 0;
 }
 
-/* Entries of one named database: from its record, or (@p walk) by visiting each one, which
- * reads every branch and leaf page of the tree. */
-static int count_db(MDB_txn *txn, MDB_dbi dbi, bool walk, uint64_t *out)
+/* Entries of one named database @p name: from its record, or (@p walk) by visiting each one,
+ * which reads every branch and leaf page of the tree and checks that each key and value lies
+ * inside the file (@p map). */
+static int count_db(MDB_txn *txn, MDB_dbi dbi, const char *name, store_map *map, bool walk,
+                    uint64_t *out)
 {
 	MDB_stat st;
 	int mrc = mdb_stat(txn, dbi, &st);
@@ -116,7 +118,9 @@ static int count_db(MDB_txn *txn, MDB_dbi dbi, bool walk, uint64_t *out)
 		return mrc;
 	MDB_val k, v;
 	uint64_t n = 0;
-	while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+	const char *path = "?";
+	(void)mdb_env_get_path(mdb_txn_env(txn), &path);
+	while ((mrc = store_map_cursor_get(map, path, name, cur, &k, &v, MDB_NEXT)) == 0)
 		n++;
 	mdb_cursor_close(cur);
 	*out = n;
@@ -135,11 +139,15 @@ static int census_of_txn(env_census *out, MDB_txn *txn, bool walk)
 		return mrc;
 	out->psize = est.ms_psize;
 	out->txnid = mdb_txn_id(txn);
+	store_map map = {0};
+	const char *path = "?";
+	store_map_locate(&map, mdb_txn_env(txn));
+	(void)mdb_env_get_path(mdb_txn_env(txn), &path);
 	if ((mrc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) ||
 	    (mrc = mdb_cursor_open(txn, main_dbi, &cur)))
 		goto out;
 	MDB_val k, v;
-	while ((mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+	while ((mrc = store_map_cursor_get(&map, path, "main", cur, &k, &v, MDB_NEXT)) == 0) {
 		char *name = strndup(k.mv_data, k.mv_size);
 		if (!name) {
 			mrc = ENOMEM;
@@ -149,7 +157,7 @@ static int census_of_txn(env_census *out, MDB_txn *txn, bool walk)
 		uint64_t n = 0;
 		mrc = mdb_dbi_open(txn, name, 0, &dbi);
 		if (mrc == 0)
-			mrc = count_db(txn, dbi, walk, &n);
+			mrc = count_db(txn, dbi, name, &map, walk, &n);
 		out->has_meta |= strcmp(name, "meta") == 0;
 		free(name);
 		if (mrc)
@@ -288,6 +296,8 @@ static int continue_txnids(compact_job *j, uint32_t psize, uint64_t txnid)
 static int check_copy(const char *path, const char *what, const env_census *got,
                       uint64_t got_txnid, const env_census *want, uint64_t want_txnid, int mrc)
 {
+	if (mrc == STORE_EOUTSIDE) /* the message names the record */
+		return CKPT_ECORRUPT;
 	if (!mrc && got->dbs == want->dbs && got->entries == want->entries &&
 	    got_txnid == want_txnid)
 		return 0;
@@ -519,7 +529,10 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 		rc = store_error(-ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = take_writer_lock(&j)) || (rc = take_env_lock(&j)))
+	/* with every lock held nothing writes: a damaged file is refused before anything
+	 * changes (LMDB's compacting copy and the gc on it trust every page) */
+	if ((rc = take_writer_lock(&j)) || (rc = take_env_lock(&j)) ||
+	    (rc = store_check_pages(path)))
 		goto out;
 	if (fstat(j.gc.data_fd, &old) != 0) {
 		rc = store_error(-errno, "store %s: cannot stat data.mdb (%s)", path,

@@ -62,6 +62,7 @@ int store_lmdb_rc(int mdb_rc)
 		return -EEXIST;
 	case MDB_MAP_FULL:
 		return STORE_EMAPFULL;
+	case STORE_EOUTSIDE:
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
 	case MDB_BAD_VALSIZE:
@@ -92,6 +93,8 @@ int store_lmdb_rc(int mdb_rc)
 
 int store_lmdb_error(int mdb_rc, const char *fmt, ...)
 {
+	if (mdb_rc == STORE_EOUTSIDE) /* store_map_check() has named the damaged record */
+		return CKPT_ECORRUPT;
 	char what[768];
 	va_list ap;
 	va_start(ap, fmt);

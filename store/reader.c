@@ -53,18 +53,27 @@ int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store)
 		return rc;
 	}
 	MDB_val key = {4, "best"}, val;
-	int mrc = mdb_get(snap->txn, store->db_meta, &key, &val);
+	int mrc = store_get(store, snap->txn, store->db_meta, &key, &val);
 	store_best_rec best;
-	if (mrc == 0) {
-		/* a damaged best record fails only the questions about the best checkpoint */
+	if (mrc == STORE_EOUTSIDE) {
+		snap->best_rc = CKPT_ECORRUPT;
+		snprintf(snap->best_why, sizeof(snap->best_why), "it lies outside data.mdb");
+		mrc = 0;
+	} else if (mrc == 0) {
 		snap->best_rc = store_best_decode(&best, val.mv_data, val.mv_size, snap->best_why,
 		                                  sizeof(snap->best_why));
+	}
+	if (mrc == 0) {
+		/* a damaged best record fails only the questions about the best checkpoint */
 		if (snap->best_rc == 0) {
-			/* a version 1 best record has no CRC-32, but must name a stored epoch */
+			/* a version 1 best record has no CRC-32, but must name a stored epoch (whose
+			 * index record, read or not, is there: outside data.mdb is for its reader) */
 			uint8_t k[8];
 			store_epoch_key(k, best.epoch);
 			MDB_val ekey = {8, k}, eval;
-			mrc = mdb_get(snap->txn, store->db_index, &ekey, &eval);
+			mrc = store_get(store, snap->txn, store->db_index, &ekey, &eval);
+			if (mrc == STORE_EOUTSIDE)
+				mrc = 0;
 			if (mrc == MDB_NOTFOUND) {
 				snap->best_rc = CKPT_ECORRUPT;
 				snprintf(snap->best_why, sizeof(snap->best_why),
@@ -149,9 +158,9 @@ static int list_locked(uint64_t **out, size_t *out_count, ckpt_snapshot *snap)
 		return store_lmdb_error(mrc, "store %s: listing checkpoints", s->path);
 	}
 	size_t n = 0;
-	MDB_val key, val;
-	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0 && n < st.ms_entries;
-	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	MDB_val key;
+	for (mrc = store_cursor_get(s, cur, &key, NULL, MDB_FIRST); mrc == 0 && n < st.ms_entries;
+	     mrc = store_cursor_get(s, cur, &key, NULL, MDB_NEXT)) {
 		if (key.mv_size != 8) {
 			mdb_cursor_close(cur);
 			free(e);
@@ -185,8 +194,8 @@ static int latest_locked(uint64_t *out, ckpt_snapshot *snap)
 	int mrc = mdb_cursor_open(snap->txn, s->db_ckpt, &cur);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: finding the latest checkpoint", s->path);
-	MDB_val key, val;
-	mrc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+	MDB_val key;
+	mrc = store_cursor_get(s, cur, &key, NULL, MDB_LAST);
 	mdb_cursor_close(cur);
 	if (mrc == MDB_NOTFOUND)
 		return store_error(-ENOENT, "store %s: no checkpoint stored", s->path);
@@ -223,8 +232,10 @@ int ckpt_snapshot_newest_time(int64_t *out, ckpt_snapshot *snap)
 		pthread_mutex_unlock(&snap->lock);
 		return store_lmdb_error(mrc, "store %s: reading the index", s->path);
 	}
-	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	/* past an index record outside data.mdb: store_index_read() reads its checkpoint's */
+	for (mrc = store_cursor_get(s, cur, &key, &val, MDB_FIRST);
+	     mrc == 0 || (mrc == STORE_EOUTSIDE && key.mv_data);
+	     mrc = store_cursor_get(s, cur, &key, &val, MDB_NEXT)) {
 		store_index_rec ir;
 		if ((rc = store_index_read(&ir, s, snap->txn, &key, &val)))
 			break;
@@ -284,8 +295,9 @@ static int stats_locked(ckpt_store_stats *out, ckpt_snapshot *snap)
 	int mrc = mdb_cursor_open(snap->txn, s->db_index, &cur);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: stats", s->path);
-	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	for (mrc = store_cursor_get(s, cur, &key, &val, MDB_FIRST);
+	     mrc == 0 || (mrc == STORE_EOUTSIDE && key.mv_data);
+	     mrc = store_cursor_get(s, cur, &key, &val, MDB_NEXT)) {
 		store_index_rec ir;
 		if ((rc = store_index_read(&ir, s, snap->txn, &key, &val)))
 			break;
@@ -296,10 +308,12 @@ static int stats_locked(ckpt_store_stats *out, ckpt_snapshot *snap)
 	mdb_cursor_close(cur);
 	if (rc)
 		return rc;
+	if (mrc != MDB_NOTFOUND)
+		return store_lmdb_error(mrc, "store %s: stats", s->path);
 	if ((mrc = mdb_cursor_open(snap->txn, s->db_blobs, &cur)))
 		return store_lmdb_error(mrc, "store %s: stats", s->path);
-	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	for (mrc = store_cursor_get(s, cur, &key, &val, MDB_FIRST); mrc == 0;
+	     mrc = store_cursor_get(s, cur, &key, &val, MDB_NEXT)) {
 		store_blob_rec b;
 		if ((rc = store_blob_decode(&b, val.mv_data, val.mv_size, why, sizeof(why)))) {
 			rc = store_error(rc, "store %s: corrupt blob record: %s", s->path, why);
@@ -310,6 +324,8 @@ static int stats_locked(ckpt_store_stats *out, ckpt_snapshot *snap)
 	mdb_cursor_close(cur);
 	if (rc)
 		return rc;
+	if (mrc != MDB_NOTFOUND)
+		return store_lmdb_error(mrc, "store %s: stats", s->path);
 	MDB_stat st;
 	if ((mrc = mdb_stat(snap->txn, s->db_chunks, &st)))
 		return store_lmdb_error(mrc, "store %s: stats", s->path);
@@ -417,7 +433,7 @@ int ckpt_snapshot_check_records(ckpt_snapshot *snap, uint64_t epoch)
 	store_epoch_key(k, epoch);
 	MDB_val key = {8, k}, val;
 	pthread_mutex_lock(&snap->lock);
-	int mrc = mdb_get(snap->txn, s->db_index, &key, &val);
+	int mrc = store_get(s, snap->txn, s->db_index, &key, &val);
 	pthread_mutex_unlock(&snap->lock);
 	if (mrc == MDB_NOTFOUND)
 		return store_error(CKPT_ECORRUPT, "store %s: epoch %llu: index record missing",
@@ -552,7 +568,7 @@ static int load_blob(store_blob_rec *out, ckpt_snapshot *snap, const ckpt_tensor
 	MDB_val key = {16, (void *)t->hash}, val;
 	char why[200];
 	pthread_mutex_lock(&snap->lock);
-	int mrc = mdb_get(snap->txn, s->db_blobs, &key, &val);
+	int mrc = store_get(s, snap->txn, s->db_blobs, &key, &val);
 	pthread_mutex_unlock(&snap->lock);
 	if (mrc == MDB_NOTFOUND)
 		return store_error(CKPT_ECORRUPT,
@@ -581,7 +597,7 @@ static int get_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
 	store_chunk_key(k, t->hash, i);
 	MDB_val key = {sizeof(k), k}, val;
 	pthread_mutex_lock(&snap->lock);
-	int mrc = mdb_get(snap->txn, s->db_chunks, &key, &val);
+	int mrc = store_get(s, snap->txn, s->db_chunks, &key, &val);
 	pthread_mutex_unlock(&snap->lock);
 	if (mrc == MDB_NOTFOUND)
 		return store_error(CKPT_ECORRUPT, "store %s: tensor %s: chunk %u is missing",

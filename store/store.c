@@ -23,21 +23,6 @@
 
 #include "store/store_int.h"
 
-#define LMDB_META_FREE_ROOT 80 /* mm_dbs[FREE_DBI].md_root */
-#define LMDB_META_MAIN_ROOT 128 /* mm_dbs[MAIN_DBI].md_root */
-/* page header: mp_pgno 8, mp_pad 2, mp_flags 2, mp_lower/mp_upper 2+2 (mp_pages 4) */
-#define LMDB_PAGEHDR 16
-#define LMDB_P_BRANCH 0x01
-#define LMDB_P_LEAF 0x02
-#define LMDB_P_OVERFLOW 0x04
-/* node: mn_lo 2, mn_hi 2, mn_flags 2, mn_ksize 2, then key and data */
-#define LMDB_NODEHDR 8
-#define LMDB_F_BIGDATA 0x01
-#define LMDB_F_SUBDATA 0x02
-#define LMDB_F_DUPDATA 0x04
-#define LMDB_DB_ROOT 40 /* md_root in an MDB_db record (48 bytes) */
-#define LMDB_DB_SIZE 48
-#define LMDB_MAX_DEPTH 64
 
 static uint32_t load_u32le(const uint8_t *p)
 {
@@ -125,6 +110,7 @@ int store_grow_map(ckpt_store *s, uint64_t min_size)
 	if (mrc)
 		rc = store_lmdb_error(mrc, "store %s: growing the map to %llu bytes", s->path,
 		                      (unsigned long long)next);
+	store_map_locate(&s->map, s->env); /* LMDB maps it anew, elsewhere */
 out:
 	pthread_mutex_unlock(&s->lock);
 	return rc;
@@ -139,6 +125,7 @@ static int adopt_map_size_locked(ckpt_store *s)
 		                   "process are open; close them and retry",
 		                   s->path);
 	int mrc = mdb_env_set_mapsize(s->env, 0);
+	store_map_locate(&s->map, s->env);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: adopting the grown map", s->path);
 	return 0;
@@ -231,14 +218,14 @@ static int delete_chunks(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16])
 		return store_lmdb_error(mrc, "store %s: opening a chunk cursor", s->path);
 	uint8_t k[STORE_CHUNK_KEY_LEN];
 	store_chunk_key(k, hash, 0);
-	MDB_val key = {sizeof(k), k}, val;
-	mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	MDB_val key = {sizeof(k), k};
+	mrc = store_cursor_get(s, cur, &key, NULL, MDB_SET_RANGE);
 	while (mrc == 0 && key.mv_size == STORE_CHUNK_KEY_LEN &&
 	       memcmp(key.mv_data, hash, 16) == 0) {
 		mrc = mdb_cursor_del(cur, 0);
 		if (mrc)
 			break;
-		mrc = mdb_cursor_get(cur, &key, &val, MDB_GET_CURRENT);
+		mrc = store_cursor_get(s, cur, &key, NULL, MDB_GET_CURRENT);
 		if (mrc == MDB_NOTFOUND || mrc == EINVAL)
 			break; /* deleted the last entry */
 	}
@@ -271,7 +258,7 @@ int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t
 {
 	MDB_val key = {16, (void *)hash}, val;
 	char why[256];
-	int mrc = mdb_get(txn, s->db_blobs, &key, &val);
+	int mrc = store_get(s, txn, s->db_blobs, &key, &val);
 	if (mrc == 0) {
 		store_blob_rec b;
 		int rc = store_blob_decode(&b, val.mv_data, val.mv_size, why, sizeof(why));
@@ -322,7 +309,7 @@ int store_blob_unref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16])
 {
 	MDB_val key = {16, (void *)hash}, val;
 	char why[256];
-	int mrc = mdb_get(txn, s->db_blobs, &key, &val);
+	int mrc = store_get(s, txn, s->db_blobs, &key, &val);
 	if (mrc == MDB_NOTFOUND)
 		return delete_chunks(s, txn, hash); /* damaged store: drop what is there */
 	if (mrc)
@@ -347,7 +334,7 @@ int store_get_checkpoint(const void **data, size_t *len, ckpt_store *s, MDB_txn 
 	uint8_t k[8];
 	store_epoch_key(k, epoch);
 	MDB_val key = {8, k}, val;
-	int mrc = mdb_get(txn, s->db_ckpt, &key, &val);
+	int mrc = store_get(s, txn, s->db_ckpt, &key, &val);
 	if (mrc == MDB_NOTFOUND)
 		return store_error(-ENOENT, "store %s: epoch %llu: no such checkpoint", s->path,
 		                   (unsigned long long)epoch);
@@ -465,8 +452,11 @@ int store_index_read(store_index_rec *out, ckpt_store *s, MDB_txn *txn, const MD
 	if (key->mv_size != 8)
 		return store_error(CKPT_ECORRUPT, "store %s: index key of %zu bytes", s->path,
 		                   key->mv_size);
-	int rc = store_index_decode(out, val->mv_data, val->mv_size, why, sizeof(why));
-	if (rc != CKPT_ECORRUPT)
+	int rc = CKPT_ECORRUPT;
+	if (!val->mv_data) /* store_map_check() found it outside data.mdb */
+		snprintf(why, sizeof(why), "it lies outside data.mdb");
+	else if ((rc = store_index_decode(out, val->mv_data, val->mv_size, why, sizeof(why))) !=
+	         CKPT_ECORRUPT)
 		return rc;
 	/* the index only summarizes the checkpoint record, which has a CRC-32 of its own */
 	store_ckpt_rec *rec;
@@ -504,8 +494,10 @@ static int scan_index(ckpt_store *s, MDB_txn *txn, uint64_t **epochs, size_t *ne
 	}
 	MDB_val key, val;
 	int rc = 0;
-	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0 && ne < n;
-	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	/* past an index record outside data.mdb: store_index_read() reads its checkpoint's */
+	for (mrc = store_cursor_get(s, cur, &key, &val, MDB_FIRST);
+	     (mrc == 0 || (mrc == STORE_EOUTSIDE && key.mv_data)) && ne < n;
+	     mrc = store_cursor_get(s, cur, &key, &val, MDB_NEXT)) {
 		uint64_t epoch = store_epoch_from_key(&key);
 		store_index_rec ir;
 		if ((rc = store_index_read(&ir, s, txn, &key, &val)))
@@ -515,7 +507,7 @@ static int scan_index(ckpt_store *s, MDB_txn *txn, uint64_t **epochs, size_t *ne
 			r[nr++] = (ranked){epoch, ir.monitor};
 	}
 	mdb_cursor_close(cur);
-	if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND && ne < n)
 		rc = store_lmdb_error(mrc, "store %s: reading the index", s->path);
 	if (rc) {
 		free(e);
@@ -582,9 +574,11 @@ int store_update_best(ckpt_store *s, MDB_txn *txn)
 int store_update_best_for(ckpt_store *s, MDB_txn *txn, uint64_t epoch, const store_index_rec *ir)
 {
 	MDB_val key = {4, "best"}, val;
-	int mrc = mdb_get(txn, s->db_meta, &key, &val);
+	int mrc = store_get(s, txn, s->db_meta, &key, &val);
 	if (mrc == MDB_NOTFOUND) /* no epoch had a monitored value: only this one may */
 		return ir->has_monitor ? put_best(s, txn, epoch, 1) : 0;
+	if (mrc == STORE_EOUTSIDE)
+		return store_update_best(s, txn); /* a damaged best record is rebuilt */
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: reading the best epoch", s->path);
 	store_best_rec best;
@@ -596,7 +590,7 @@ int store_update_best_for(ckpt_store *s, MDB_txn *txn, uint64_t epoch, const sto
 	store_epoch_key(k, best.epoch);
 	MDB_val bkey = {8, k}, bval;
 	store_index_rec bir;
-	mrc = mdb_get(txn, s->db_index, &bkey, &bval);
+	mrc = store_get(s, txn, s->db_index, &bkey, &bval);
 	if (mrc || store_index_read(&bir, s, txn, &bkey, &bval) != 0 || !bir.has_monitor)
 		return store_update_best(s, txn); /* a best record that names no ranked epoch */
 	/* rank_cmp's order: the better value, ties to the earlier epoch */
@@ -828,7 +822,7 @@ int store_read_settings(store_settings_rec *out, ckpt_store *s, MDB_txn *txn)
 {
 	MDB_val key = {8, "settings"}, val;
 	char why[256];
-	int mrc = mdb_get(txn, s->db_meta, &key, &val);
+	int mrc = store_get(s, txn, s->db_meta, &key, &val);
 	if (mrc)
 		return mrc == MDB_NOTFOUND
 		           ? store_error(CKPT_ECORRUPT, "%s: store settings missing", s->path)
@@ -844,7 +838,7 @@ static int load_meta(ckpt_store *s, MDB_txn *txn)
 {
 	MDB_val key = {6, "schema"}, val;
 	char why[256];
-	int mrc = mdb_get(txn, s->db_meta, &key, &val);
+	int mrc = store_get(s, txn, s->db_meta, &key, &val);
 	if (mrc == MDB_NOTFOUND)
 		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (no schema version)",
 		                   s->path);
@@ -864,7 +858,7 @@ static int load_meta(ckpt_store *s, MDB_txn *txn)
 	if (schema == 0)
 		return store_error(CKPT_ECORRUPT, "%s: corrupt schema version 0", s->path);
 	key = (MDB_val){3, "run"};
-	mrc = mdb_get(txn, s->db_meta, &key, &val);
+	mrc = store_get(s, txn, s->db_meta, &key, &val);
 	if (mrc)
 		return mrc == MDB_NOTFOUND
 		           ? store_error(CKPT_ECORRUPT, "%s: run metadata missing", s->path)
@@ -1059,6 +1053,7 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 		store_free(s);
 		return rc;
 	}
+	store_map_locate(&s->map, s->env);
 	if ((mrc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
 		rc = store_lmdb_error(mrc, "%s: beginning the first transaction", path);
 		goto fail;
@@ -1119,105 +1114,30 @@ static bool has_file(const char *dir, const char *name)
 }
 
 /* refuse anything that is not an LMDB data file before LMDB may create files */
+/* The newer of @p fd's two LMDB meta pages into @p meta, and the page size into *@p psize (0 when
+ * it is not one LMDB uses); false when the file does not start with an LMDB meta page. */
+static bool read_newest_meta(uint8_t meta[LMDB_META_END], uint32_t *psize, int fd)
+{
+	uint8_t other[LMDB_META_END];
+	*psize = 0;
+	if (pread(fd, meta, LMDB_META_END, 0) != LMDB_META_END || load_u32le(meta + 16) != LMDB_MAGIC)
+		return false;
+	uint32_t p = load_u32le(meta + LMDB_META_PSIZE);
+	if (p < 512 || p > 65536 || (p & (p - 1)) != 0)
+		return true;
+	*psize = p;
+	if (pread(fd, other, sizeof(other), p) == (ssize_t)sizeof(other) &&
+	    load_u32le(other + 16) == LMDB_MAGIC &&
+	    load_u64le(other + LMDB_META_TXNID) > load_u64le(meta + LMDB_META_TXNID))
+		memcpy(meta, other, sizeof(other));
+	return true;
+}
+
 /* The exact check behind store_check_data_file's quick one: LMDB's last page counts pages that a
  * write transaction allocated and freed again before they were written (a gc that deletes
  * many epochs leaves such pages at the end), so a sound file may end before it. Walk every
- * B-tree the newest commit references (the free list, the main DB and the named DBs in it)
- * with pread, and find the highest page any of them uses, overflow pages included. A page
- * past the end of the file, a page of the wrong kind or a tree deeper than LMDB builds makes
- * the walk fail: the file is damaged. Sets *highest to the highest page referenced + 1. */
-struct page_walk {
-	int fd;
-	uint32_t psize;
-	uint64_t npages; /* pages in the file */
-	uint64_t highest;
-	uint64_t visited;
-	uint8_t *buf[LMDB_MAX_DEPTH];
-};
-
-static int walk_tree(struct page_walk *w, uint64_t pgno, int depth, bool named);
-
-static int walk_page_ref(struct page_walk *w, uint64_t pgno, uint64_t npages)
-{
-	if (pgno >= w->npages || npages > w->npages - pgno)
-		return -1;
-	if (pgno + npages > w->highest)
-		w->highest = pgno + npages;
-	return 0;
-}
-
-static int walk_tree(struct page_walk *w, uint64_t pgno, int depth, bool named)
-{
-	if (pgno == UINT64_MAX) /* P_INVALID: an empty tree */
-		return 0;
-	if (depth >= LMDB_MAX_DEPTH || ++w->visited > w->npages || walk_page_ref(w, pgno, 1))
-		return -1;
-	uint8_t *pg = w->buf[depth];
-	if (pread(w->fd, pg, w->psize, (off_t)(pgno * w->psize)) != (ssize_t)w->psize)
-		return -1;
-	uint16_t flags = (uint16_t)(pg[10] | pg[11] << 8);
-	uint16_t lower = (uint16_t)(pg[12] | pg[13] << 8);
-	if (load_u64le(pg) != pgno || !(flags & (LMDB_P_BRANCH | LMDB_P_LEAF)) ||
-	    lower < LMDB_PAGEHDR || lower > w->psize)
-		return -1;
-	unsigned n = (lower - LMDB_PAGEHDR) / 2;
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t off = (uint16_t)(pg[LMDB_PAGEHDR + 2 * i] | pg[LMDB_PAGEHDR + 2 * i + 1] << 8);
-		if (off < lower || (size_t)off + LMDB_NODEHDR > w->psize)
-			return -1;
-		const uint8_t *node = pg + off;
-		uint32_t lo = (uint32_t)(node[0] | node[1] << 8), hi = (uint32_t)(node[2] | node[3] << 8);
-		uint16_t nflags = (uint16_t)(node[4] | node[5] << 8);
-		uint16_t ksize = (uint16_t)(node[6] | node[7] << 8);
-		if (flags & LMDB_P_BRANCH) {
-			uint64_t child = lo | (uint64_t)hi << 16 | (uint64_t)nflags << 32;
-			if (walk_tree(w, child, depth + 1, named))
-				return -1;
-			continue;
-		}
-		size_t data = (size_t)off + LMDB_NODEHDR + ksize;
-		if (nflags & LMDB_F_BIGDATA) {
-			if (data + 8 > w->psize)
-				return -1;
-			uint64_t ov = load_u64le(node + LMDB_NODEHDR + ksize);
-			uint8_t head[LMDB_PAGEHDR];
-			if (walk_page_ref(w, ov, 1) ||
-			    pread(w->fd, head, sizeof(head), (off_t)(ov * w->psize)) != (ssize_t)sizeof(head) ||
-			    load_u64le(head) != ov || !((head[10] | head[11] << 8) & LMDB_P_OVERFLOW) ||
-			    walk_page_ref(w, ov, load_u32le(head + 12)))
-				return -1;
-		} else if (nflags & LMDB_F_SUBDATA) {
-			if (!named || data + LMDB_DB_SIZE > w->psize ||
-			    walk_tree(w, load_u64le(node + LMDB_NODEHDR + ksize + LMDB_DB_ROOT), depth + 1,
-			              false))
-				return -1;
-		} else if (nflags & LMDB_F_DUPDATA) {
-			return -1; /* no store DB is DUPSORT */
-		}
-	}
-	return 0;
-}
-
-static int data_file_highest_page(int fd, uint32_t psize, uint64_t size, const uint8_t *meta,
-                                  uint64_t *highest)
-{
-	struct page_walk w = {.fd = fd, .psize = psize, .npages = size / psize, .highest = 2};
-	int rc = 0;
-	for (int i = 0; i < LMDB_MAX_DEPTH && !rc; i++)
-		if (!(w.buf[i] = malloc(psize)))
-			rc = -ENOMEM;
-	/* the main DB's leaves name the named DBs; their own leaves name none */
-	if (!rc)
-		rc = walk_tree(&w, load_u64le(meta + LMDB_META_FREE_ROOT), 0, false) ||
-		             walk_tree(&w, load_u64le(meta + LMDB_META_MAIN_ROOT), 0, true)
-		         ? CKPT_ECORRUPT
-		         : 0;
-	for (int i = 0; i < LMDB_MAX_DEPTH; i++)
-		free(w.buf[i]);
-	*highest = w.highest;
-	return rc;
-}
-
+ * B-tree the newest commit references (store_walk_pages) and find the highest page any of them
+ * uses, overflow pages included; a walk that fails means a damaged file. */
 int store_check_data_file(const char *path)
 {
 	char file[4096];
@@ -1243,10 +1163,9 @@ int store_check_data_file(const char *path)
 			        : "");
 		return store_error(-errno, "%s: cannot read data.mdb (%s)", path, strerror(errno));
 	}
-	uint8_t hdr[LMDB_META_END];
-	ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
-	uint32_t magic = n == (ssize_t)sizeof(hdr) ? load_u32le(hdr + 16) : 0;
-	if (magic != LMDB_MAGIC) {
+	uint8_t meta[LMDB_META_END];
+	uint32_t psize;
+	if (!read_newest_meta(meta, &psize, fd)) {
 		close(fd);
 		return store_error(CKPT_ENOTSTORE,
 		                   "%s: not a ckpt store (data.mdb is not an LMDB "
@@ -1256,22 +1175,16 @@ int store_check_data_file(const char *path)
 	/* LMDB maps data.mdb and takes its pages on trust: pages past the end of a truncated
 	 * file would raise SIGBUS on first touch. The newer of the two meta pages names the last
 	 * page its commit uses; the file must reach it. */
-	uint32_t psize = load_u32le(hdr + LMDB_META_PSIZE);
 	uint64_t need = 0;
 	struct stat st;
 	int rc = fstat(fd, &st) ? -errno : 0;
-	if (!rc && psize >= 512 && psize <= 65536 && (psize & (psize - 1)) == 0) {
-		uint8_t hdr1[LMDB_META_END];
-		const uint8_t *meta = hdr;
-		if (pread(fd, hdr1, sizeof(hdr1), psize) == (ssize_t)sizeof(hdr1) &&
-		    load_u32le(hdr1 + 16) == LMDB_MAGIC &&
-		    load_u64le(hdr1 + LMDB_META_TXNID) > load_u64le(hdr + LMDB_META_TXNID))
-			meta = hdr1;
+	if (!rc && psize) {
 		uint64_t last = load_u64le(meta + LMDB_META_LAST_PG);
 		need = last >= UINT64_MAX / psize ? UINT64_MAX : (last + 1) * psize;
 		uint64_t highest;
 		if ((uint64_t)st.st_size < need && st.st_size >= 2 * (off_t)psize) {
-			int wrc = data_file_highest_page(fd, psize, (uint64_t)st.st_size, meta, &highest);
+			int wrc = store_walk_pages(fd, psize, (uint64_t)st.st_size, meta, false, &highest,
+			                           NULL, 0);
 			if (wrc == -ENOMEM)
 				rc = wrc;
 			else if (!wrc)
@@ -1291,6 +1204,36 @@ int store_check_data_file(const char *path)
 		    path, (unsigned long long)st.st_size,
 		    need == UINT64_MAX ? 0ull : (unsigned long long)need);
 	return 0;
+}
+
+int store_check_pages(const char *path)
+{
+	char file[4200], why[256];
+	if ((size_t)snprintf(file, sizeof(file), "%s/data.mdb", path) >= sizeof(file))
+		return store_error(-ENAMETOOLONG, "%s: path too long", path);
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return store_error(-errno, "%s: cannot read data.mdb (%s)", path, strerror(errno));
+	uint8_t meta[LMDB_META_END];
+	uint32_t psize;
+	uint64_t highest;
+	struct stat st;
+	int rc = 0;
+	if (fstat(fd, &st) != 0)
+		rc = store_error(-errno, "%s: cannot read data.mdb (%s)", path, strerror(errno));
+	else if (!read_newest_meta(meta, &psize, fd) || !psize)
+		rc = store_error(CKPT_ECORRUPT, "%s: data.mdb has no sound LMDB meta page", path);
+	else if ((rc = store_walk_pages(fd, psize, (uint64_t)st.st_size, meta, true, &highest,
+	                                why, sizeof(why))) == -ENOMEM)
+		rc = store_error(rc, "out of memory checking %s/data.mdb", path);
+	else if (rc)
+		rc = store_error(rc,
+		                 "store %s: data.mdb is damaged (%s), so it is not written to: "
+		                 "ckpt verify names the damaged records; restore the store from a "
+		                 "backup",
+		                 path, why);
+	close(fd);
+	return rc;
 }
 
 static int env_open(ckpt_store *s, unsigned flags, size_t mapsize)
@@ -1468,6 +1411,7 @@ static int open_once(ckpt_store **out, const char *path, unsigned flags)
 		rc = store_lmdb_error(mrc, "%s: opening the LMDB environment", path);
 		goto fail;
 	}
+	store_map_locate(&s->map, s->env);
 	/* slots left by readers that ended, before this open takes one of its own */
 	if ((rc = clear_dead_readers(s)))
 		goto fail;
@@ -1475,6 +1419,11 @@ static int open_once(ckpt_store **out, const char *path, unsigned flags)
 		rc = store_lmdb_error(mrc, "%s: reading the store", path);
 		goto fail;
 	}
+	/* LMDB writes on trust what it reads: a writer checks every page of the newest commit
+	 * first (readers rely on store_get()'s checks instead). The read txn keeps the pages that
+	 * commit, or a newer one the walk finds, uses from being reused by a writer meanwhile. */
+	if (!readonly && (rc = store_check_pages(path)))
+		goto fail;
 	if ((rc = open_dbis(s, txn, 0)) || (rc = load_meta(s, txn)))
 		goto fail;
 	mrc = mdb_txn_commit(txn); /* keeps the dbi handles */

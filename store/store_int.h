@@ -18,6 +18,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 
 #include "ckpt/store.h"
@@ -39,6 +40,18 @@
 #define LMDB_META_END 152
 /* internal only: MDB_MAP_FULL, retried after growing the map; -ENOSPC if it escapes */
 #define STORE_EMAPFULL (-20100)
+/* internal only: a key or value LMDB returned lies outside data.mdb (store/pages.c); the
+ * message is set and names the record; CKPT_ECORRUPT once translated */
+#define STORE_EOUTSIDE (-20101)
+
+/* Where LMDB maps data.mdb in this process, for checking what it returns (store/pages.c).
+ * Read without a lock by every thread; changed only while the map is (re)made. */
+typedef struct store_map {
+	_Atomic uintptr_t base; /* 0: not known (no /proc/self/maps): nothing is checked */
+	_Atomic uint64_t len;   /* of the mapping */
+	_Atomic uint64_t file_size; /* data.mdb's size when last measured */
+	int fd;                 /* LMDB's descriptor of data.mdb */
+} store_map;
 
 /* a data.mdb claimed by a handle of process pid (store.c: one handle per store per process) */
 typedef struct open_store_id {
@@ -59,6 +72,7 @@ struct ckpt_store {
 	 * -1 otherwise */
 	int reader_guard_fd;
 	open_store_id claim; /* its data.mdb in the process's registry of open stores */
+	store_map map; /* located after the environment is opened and after each map resize */
 	ckpt_run_meta meta;
 	store_run_rec run; /* owns the strings that meta points to */
 	store_settings_rec settings;
@@ -74,13 +88,51 @@ struct ckpt_store {
 int store_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Translate an LMDB or errno return code (positive errno or MDB_*) to ours. */
 int store_lmdb_rc(int mdb_rc);
-/** store_error() with a translated LMDB code; message "<what>: <mdb_strerror>" */
+/** store_error() with a translated LMDB code; message "<what>: <mdb_strerror>" (STORE_EOUTSIDE
+ *  keeps the message store_map_check() left, which names the record) */
 int store_lmdb_error(int mdb_rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** What a failed write to @p dir/data.mdb of about @p need more bytes met. LMDB reports a write
  *  cut short as EIO (a commit) or ENOSPC (a new environment's meta pages), whatever cut it:
  *  EFBIG when the file size limit (ulimit -f) explains it, ENOSPC for EIO on a (nearly) full
  *  disk, else @p mdb_rc unchanged (also for every other code). */
 int store_write_errno(const char *dir, int mdb_rc, uint64_t need);
+
+/* ---- checked reads and the page walk (store/pages.c) ---- */
+
+/** Find where @p env maps its data file now (after mdb_env_open and every
+ *  mdb_env_set_mapsize, with no transaction of this process using the old map). */
+void store_map_locate(store_map *m, MDB_env *env);
+/** Whether @p v lies inside data.mdb, or outside the map altogether (a write transaction's
+ *  dirty page in the heap). No syscall unless the file must be measured again. */
+bool store_map_inside(store_map *m, const MDB_val *v);
+/** 0 when @p key (may be NULL) and @p val (may be NULL) pass store_map_inside(); else
+ *  STORE_EOUTSIDE with a message naming store @p path and the record (from database @p db's
+ *  key), and the one outside set to {0, NULL}: a loop may go on past a damaged value while
+ *  the key is still there. */
+int store_map_check(store_map *m, const char *path, const char *db, MDB_val *key, MDB_val *val);
+/** mdb_get() on @p s whose value is checked by store_map_check() before anyone reads it.
+ *  @return 0, an LMDB code, or STORE_EOUTSIDE (translate with store_lmdb_error(), which keeps
+ *  its message). */
+int store_get(ckpt_store *s, MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val);
+/** mdb_cursor_get() likewise, key and value checked; @p val NULL: the value is not wanted. */
+int store_cursor_get(ckpt_store *s, MDB_cursor *cur, MDB_val *key, MDB_val *val,
+                     MDB_cursor_op op);
+/** store_cursor_get() for an environment that is no store handle's: its map @p m, store
+ *  @p path and database name @p db for the message. */
+int store_map_cursor_get(store_map *m, const char *path, const char *db, MDB_cursor *cur,
+                         MDB_val *key, MDB_val *val, MDB_cursor_op op);
+/** Walk every B-tree that the commit of @p meta (an LMDB meta page) uses in @p fd, a data file
+ *  of @p size bytes and pages of @p psize, with pread, and set *@p highest to the highest page
+ *  it uses + 1. Pages past the file, of the wrong kind or too deep fail it; @p full checks
+ *  every node as well (key and data sizes inside the page, nodes that tile it, overflow runs
+ *  long enough for their value, each page used once, leaves at the tree's depth): what LMDB
+ *  trusts when it writes. Reads branch and leaf pages and one header per overflow value.
+ *  @return 0, CKPT_ECORRUPT (@p why says where, when not NULL) or -ENOMEM. */
+int store_walk_pages(int fd, uint32_t psize, uint64_t size, const uint8_t *meta, bool full,
+                     uint64_t *highest, char *why, size_t why_len);
+/** Refuse, in one line naming the damage, a data.mdb in @p path whose newest commit fails
+ *  store_walk_pages()'s full walk: before a process writes to it. */
+int store_check_pages(const char *path);
 
 /* ---- helpers ---- */
 

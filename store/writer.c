@@ -407,7 +407,7 @@ static int commit_once(ckpt_writer *w)
 	uint8_t k[8];
 	store_epoch_key(k, w->epoch);
 	MDB_val key = {8, k}, val;
-	int mrc = mdb_get(txn, s->db_ckpt, &key, &val);
+	int mrc = store_get(s, txn, s->db_ckpt, &key, &val);
 	if (mrc == 0) {
 		rc = store_delete_checkpoint(s, txn, w->epoch);
 		if (rc)

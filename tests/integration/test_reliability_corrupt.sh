@@ -9,7 +9,9 @@
 # every other epoch and exiting 23, ckpt ls STORE); a
 # damaged index record is rebuilt from its checkpoint record (readers see the right data, ckpt
 # verify reports it); a damaged best record is rebuilt from the index (verify reports it); damaged run
-# metadata refuses the store. A store without lock.mdb mounts without one appearing.
+# metadata refuses the store. A node size grown past the end of data.mdb fails only its epoch
+# for readers and the mount (no SIGBUS), while ckpt gc, --compact and ckpt-train --resume refuse
+# the file in one line and change nothing. A store without lock.mdb mounts without one appearing.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 seed=${CORRUPT_SEED:-$(date +%s)}
@@ -203,6 +205,48 @@ cmp -s "$TMP/mnt/epoch-0003/model.safetensors" "$TMP/ref/st3" || problem "mount 
 [ -e "$TMP/damaged/lock.mdb" ] && problem "the mount created lock.mdb"
 unmount_store "$TMP/mnt"
 [ -e "$TMP/damaged/lock.mdb" ] && problem "the mount left a lock.mdb"
+
+# ---- a node size: the data size in the LMDB node header of epoch 2's checkpoint record grows
+# by 1 MiB, past the end of data.mdb. Readers: epoch 2 is a damaged record, never a signal, the
+# rest reads, the mount keeps serving. Writers (ckpt gc, --compact, ckpt-train --resume) refuse
+# the file in one line and change nothing.
+rm -rf "$TMP/damaged" && cp -r "$pristine" "$TMP/damaged"
+read -r at len < <("$OFF" "$TMP/damaged" ckpt 2) || fail "record_offset ckpt 2"
+python3 - "$TMP/damaged/data.mdb" $((at - 14)) <<'PY' || fail "node size"
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    hi = struct.unpack("<H", f.read(2))[0]
+    f.seek(int(sys.argv[2]))
+    f.write(struct.pack("<H", hi | 0x10))
+PY
+for cmd in info log verify "ls -l" "show 2" "cat history.csv"; do
+	# shellcheck disable=SC2086
+	"$CKPT" ${cmd%% *} "$TMP/damaged" ${cmd#"${cmd%% *}"} >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	[ $rc -le 1 ] || problem "ckpt $cmd on a damaged node size: exit $rc: $(head -c 300 "$TMP/err")"
+done
+expect_fail "checkpoint record of epoch 2 \(.*\) reaches past the end of the file" "$CKPT" show "$TMP/damaged" 2
+expect_same 1
+expect_same 3
+cp "$TMP/damaged/data.mdb" "$TMP/data.before"
+expect_fail "data.mdb is damaged \(page [0-9]+ of the 'ckpt' database: node" "$CKPT" gc "$TMP/damaged" --keep-last 1
+expect_fail "data.mdb is damaged" "$CKPT" gc "$TMP/damaged" --keep-last 1 --compact
+[ -e "$TMP/damaged/data.mdb.gc" ] && problem "gc --compact left data.mdb.gc behind"
+if trainer_usable; then
+	"$BIN/ckpt-train" --store "$TMP/damaged" --resume --epochs 4 --quiet >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	[ $rc -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "data.mdb is damaged" "$TMP/err" ||
+		problem "ckpt-train --resume on a damaged node size: exit $rc: $(head -c 300 "$TMP/err")"
+fi
+cmp -s "$TMP/damaged/data.mdb" "$TMP/data.before" || problem "a refused writer changed data.mdb"
+mount_store "$TMP/damaged" "$TMP/mnt"
+cat "$TMP/mnt/epoch-0002/metrics.json" >/dev/null 2>&1 && problem "the mount read epoch 2 past the end of data.mdb"
+cmp -s "$TMP/mnt/epoch-0001/model.safetensors" "$TMP/ref/st1" || problem "mount: epoch 1 differs (node size)"
+cmp -s "$TMP/mnt/epoch-0003/model.safetensors" "$TMP/ref/st3" || problem "mount: epoch 3 differs (node size)"
+ls -l "$TMP/mnt" >/dev/null 2>&1
+[ "$(readlink "$TMP/mnt/latest")" = epoch-0003 ] || problem "the mount died after a damaged node size"
+unmount_store "$TMP/mnt"
 
 echo "metadata records: $failures failure(s)"
 [ $random_rc -eq 0 ] && [ $failures -eq 0 ]

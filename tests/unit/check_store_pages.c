@@ -1,0 +1,389 @@
+/* tests/unit/check_store_pages.c - Check suite for what LMDB takes on trust (store/pages.c): a
+ * node size damaged in data.mdb makes LMDB return a value reaching past the end of the file,
+ * which readers refuse as a damaged record of its epoch (never SIGBUS), and which a writer
+ * refuses, with the whole file, before it changes anything (never a crash inside LMDB)
+ *
+ * Each test works in a fresh mkdtemp directory that it removes. What could crash runs in a
+ * forked child, so that a signal fails the test instead of ending the run.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ckpt/store.h"
+#include "test_dir.h"
+
+#define TENSOR_FLOATS 64 /* 256 bytes: every record and chunk lies inline in a leaf page */
+#define BIG_FLOATS 16384 /* 64 KiB in one chunk: an overflow value */
+
+static char tmpdir[256];
+static char storepath[512];
+static char datapath[600];
+
+static void setup(void)
+{
+	test_store_dir_make(tmpdir, sizeof(tmpdir), storepath, sizeof(storepath),
+	                    "check_store_pages");
+	snprintf(datapath, sizeof(datapath), "%s/data.mdb", storepath);
+}
+
+static void teardown(void)
+{
+	test_dir_remove(tmpdir);
+}
+
+static ckpt_store *make_store(void)
+{
+	ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss", .monitor_mode = CKPT_MODE_MIN};
+	ckpt_store_options o = {.chunk_size = 1 << 16, .no_sync = true};
+	ckpt_store *s = NULL;
+	OK(ckpt_store_create(&s, storepath, &m, &o));
+	return s;
+}
+
+static void commit(ckpt_store *s, uint64_t epoch, size_t floats)
+{
+	float *w = malloc(floats * sizeof(float));
+	ck_assert_ptr_nonnull(w);
+	for (size_t i = 0; i < floats; i++)
+		w[i] = (float)(epoch * 1000003 + i);
+	uint64_t shape[1] = {floats};
+	ckpt_writer *wr;
+	OK(ckpt_writer_begin(&wr, s, epoch));
+	ckpt_writer_set_metric(wr, "val_loss", 1.0 / (double)epoch);
+	OK(ckpt_writer_put_tensor(wr, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 1, shape, "cpu", w,
+	                          floats * sizeof(float)));
+	OK(ckpt_writer_commit(wr));
+	free(w);
+}
+
+static ckpt_store *store_of_epochs(uint64_t n)
+{
+	ckpt_store *s = make_store();
+	for (uint64_t e = 1; e <= n; e++)
+		commit(s, e, e == n ? BIG_FLOATS : TENSOR_FLOATS);
+	return s;
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	uint8_t *buf = malloc(*len ? *len : 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, *len, f), *len);
+	fclose(f);
+	return buf;
+}
+
+/* The offset in data.mdb of the value stored under @p key in database @p db, through the map
+ * of a read-only environment (which maps the file whole from offset 0), and its length. */
+static size_t value_offset(const char *db, const void *key, size_t klen, size_t *vlen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *)key}, v;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, storepath, MDB_RDONLY | MDB_NOLOCK, 0644), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	ck_assert_int_eq(mdb_get(txn, dbi, &k, &v), 0);
+	*vlen = v.mv_size;
+	uintptr_t at = (uintptr_t)v.mv_data;
+	size_t off = SIZE_MAX;
+	char line[4608];
+	FILE *maps = fopen("/proc/self/maps", "r");
+	ck_assert_ptr_nonnull(maps);
+	while (fgets(line, sizeof(line), maps)) {
+		unsigned long long lo, hi, o;
+		if (sscanf(line, "%llx-%llx %*s %llx", &lo, &hi, &o) == 3 && at >= lo && at < hi &&
+		    strstr(line, "/data.mdb"))
+			off = (size_t)(at - lo + o);
+	}
+	fclose(maps);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	ck_assert_uint_ne(off, SIZE_MAX);
+	return off;
+}
+
+/* OR @p bits into the high 16 bits of the data size in the node header of the inline value at
+ * @p off (key of @p klen bytes): 0x10 adds 1 MiB, 0x08 512 KiB */
+static void damage_node_size(size_t off, size_t klen, uint16_t bits)
+{
+	int fd = open(datapath, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	uint8_t hi[2];
+	off_t at = (off_t)(off - klen - 8 + 2); /* mn_lo 2, mn_hi 2, mn_flags 2, mn_ksize 2 */
+	ck_assert_int_eq(pread(fd, hi, 2, at), 2);
+	hi[0] |= (uint8_t)bits;
+	hi[1] |= (uint8_t)(bits >> 8);
+	ck_assert_int_eq(pwrite(fd, hi, 2, at), 2);
+	close(fd);
+}
+
+static void epoch_key(uint8_t k[8], uint64_t e)
+{
+	for (int i = 0; i < 8; i++)
+		k[i] = (uint8_t)(e >> (56 - 8 * i));
+}
+
+/* the content hash of epoch @p e's tensor */
+static void tensor_hash(uint8_t out[16], uint64_t e)
+{
+	ckpt_store *s;
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *c;
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_checkpoint(&c, snap, e));
+	memcpy(out, ckpt_checkpoint_tensor_at(c, 0)->hash, 16);
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+
+/* Run @p fn in a child; fail (naming the signal) unless it exits 0. */
+static void in_child(void (*fn)(void))
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		fn();
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(!WIFSIGNALED(status), "the child died of signal %d",
+	              WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child failed");
+}
+
+#define CHILD_CHECK(cond, ...)                                                                   \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, __VA_ARGS__);                                            \
+			fprintf(stderr, " (%s)\n", ckpt_last_error());                           \
+			_exit(1);                                                                \
+		}                                                                                \
+	} while (0)
+
+static void readers_see_damaged_records_and_the_rest(void)
+{
+	ckpt_store *s;
+	ckpt_snapshot *snap;
+	CHILD_CHECK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY) == 0, "open");
+	CHILD_CHECK(ckpt_snapshot_open(&snap, s) == 0, "snapshot");
+	uint64_t *epochs;
+	size_t n;
+	CHILD_CHECK(ckpt_snapshot_list(&epochs, &n, snap) == 0 && n == 5, "list");
+	free(epochs);
+	const ckpt_checkpoint *c;
+	int rc = ckpt_snapshot_checkpoint(&c, snap, 2);
+	CHILD_CHECK(rc == CKPT_ECORRUPT &&
+	                strstr(ckpt_last_error(), "the checkpoint record of epoch 2") &&
+	                strstr(ckpt_last_error(), "reaches past the end") &&
+	                strstr(ckpt_last_error(), storepath),
+	            "epoch 2: rc %d", rc);
+	CHILD_CHECK(ckpt_snapshot_checkpoint(&c, snap, 3) == 0, "epoch 3's record");
+	rc = ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0));
+	CHILD_CHECK(rc == CKPT_ECORRUPT && strstr(ckpt_last_error(), "the record of blob"),
+	            "epoch 3's blob: rc %d", rc);
+	CHILD_CHECK(ckpt_snapshot_checkpoint(&c, snap, 4) == 0, "epoch 4's record");
+	rc = ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0));
+	CHILD_CHECK(rc == CKPT_ECORRUPT && strstr(ckpt_last_error(), "chunk 0 of blob"),
+	            "epoch 4's chunk: rc %d", rc);
+	uint64_t sound[] = {1, 5};
+	for (size_t i = 0; i < 2; i++) {
+		CHILD_CHECK(ckpt_snapshot_checkpoint(&c, snap, sound[i]) == 0 &&
+		                ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)) == 0,
+		            "epoch %llu", (unsigned long long)sound[i]);
+	}
+	int64_t t;
+	CHILD_CHECK(ckpt_snapshot_newest_time(&t, snap) == 0, "newest time");
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+}
+
+static void writers_refuse_the_file(void)
+{
+	ckpt_store *s;
+	int rc = ckpt_store_open(&s, storepath, 0);
+	CHILD_CHECK(rc == CKPT_ECORRUPT && strstr(ckpt_last_error(), "data.mdb is damaged") &&
+	                strstr(ckpt_last_error(), "database: node") && !strchr(ckpt_last_error(), '\n'),
+	            "open for writing: rc %d", rc);
+	ckpt_store_compact_stats st;
+	rc = ckpt_store_compact(&st, storepath);
+	CHILD_CHECK(rc == CKPT_ECORRUPT && strstr(ckpt_last_error(), "data.mdb is damaged"),
+	            "compact: rc %d", rc);
+}
+
+START_TEST(test_values_past_the_end_of_data_mdb_are_damaged_records_for_readers_and_refused_by_writers)
+{
+	ckpt_store *s = store_of_epochs(5);
+	ckpt_store_close(s);
+	uint8_t k[8], hash[16], chunk[20];
+	size_t len;
+	epoch_key(k, 2);
+	damage_node_size(value_offset("ckpt", k, 8, &len), 8, 0x10);
+	tensor_hash(hash, 3);
+	damage_node_size(value_offset("blobs", hash, 16, &len), 16, 0x10);
+	tensor_hash(hash, 4);
+	memcpy(chunk, hash, 16);
+	memset(chunk + 16, 0, 4);
+	damage_node_size(value_offset("chunks", chunk, 20, &len), 20, 0x10);
+	size_t before_len, after_len;
+	uint8_t *before = read_file(datapath, &before_len);
+	in_child(readers_see_damaged_records_and_the_rest);
+	in_child(writers_refuse_the_file);
+	uint8_t *after = read_file(datapath, &after_len);
+	ck_assert(before_len == after_len && memcmp(before, after, before_len) == 0);
+	free(before);
+	free(after);
+	char scratch[700];
+	snprintf(scratch, sizeof(scratch), "%s/data.mdb.gc", storepath);
+	ck_assert_int_ne(access(scratch, F_OK), 0);
+}
+END_TEST
+
+static void writer_refuses_the_chunk(void)
+{
+	ckpt_store *s;
+	int rc = ckpt_store_open(&s, storepath, 0);
+	CHILD_CHECK(rc == CKPT_ECORRUPT && strstr(ckpt_last_error(), "'chunks' database"),
+	            "open for writing: rc %d", rc);
+}
+
+/* A size that stays inside the file (a reader reads a chunk of the wrong length and says so)
+ * but not inside its page: LMDB's delete would move 512 KiB of the page. */
+START_TEST(test_a_writer_refuses_a_chunk_whose_size_leaves_its_page_within_the_file)
+{
+	ckpt_store *s = store_of_epochs(3);
+	ckpt_store_close(s);
+	uint8_t hash[16], chunk[20];
+	size_t len;
+	tensor_hash(hash, 1);
+	memcpy(chunk, hash, 16);
+	memset(chunk + 16, 0, 4);
+	damage_node_size(value_offset("chunks", chunk, 20, &len), 20, 0x08);
+	in_child(writer_refuses_the_chunk);
+}
+END_TEST
+
+/* A size made smaller keeps every value inside the file, but the nodes no longer tile their
+ * page: a delete would shift the wrong bytes. */
+START_TEST(test_a_writer_refuses_a_node_size_made_smaller)
+{
+	ckpt_store *s = store_of_epochs(3);
+	ckpt_store_close(s);
+	uint8_t k[8];
+	size_t len;
+	epoch_key(k, 2);
+	size_t off = value_offset("ckpt", k, 8, &len);
+	int fd = open(datapath, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	uint8_t lo[2] = {(uint8_t)((len - 16) & 0xff), (uint8_t)((len - 16) >> 8)};
+	ck_assert_int_eq(pwrite(fd, lo, 2, (off_t)(off - 16)), 2);
+	close(fd);
+	int rc = ckpt_store_open(&s, storepath, 0);
+	ck_assert_int_eq(rc, CKPT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "do not tile"));
+	/* readers still serve it (its record then fails its CRC-32) */
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* A reader that measured data.mdb when it opened reads what another process committed since
+ * (the file grew under it): values past the size it knew are measured again, not refused. */
+START_TEST(test_a_reader_reads_what_another_process_appended_after_it_opened)
+{
+	ckpt_store *s = store_of_epochs(1);
+	ckpt_store_close(s);
+	ckpt_store *r;
+	OK(ckpt_store_open(&r, storepath, CKPT_OPEN_READONLY));
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		ckpt_store *w;
+		if (ckpt_store_open(&w, storepath, 0) != 0)
+			_exit(1);
+		for (uint64_t e = 2; e <= 40; e++)
+			commit(w, e, e % 2 ? BIG_FLOATS : TENSOR_FLOATS);
+		ckpt_store_close(w);
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, r));
+	for (uint64_t e = 1; e <= 40; e++) {
+		const ckpt_checkpoint *c;
+		OK(ckpt_snapshot_checkpoint(&c, snap, e));
+		OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)));
+	}
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(r);
+}
+END_TEST
+
+/* Sound stores of every shape open for writing: after commits, gc, shared blobs and
+ * compaction (the walk must never refuse a file LMDB wrote). */
+START_TEST(test_sound_stores_pass_the_walk_through_commits_gc_and_compaction)
+{
+	ckpt_store *s = make_store();
+	for (uint64_t e = 1; e <= 120; e++) {
+		commit(s, e, e % 7 == 0 ? BIG_FLOATS : TENSOR_FLOATS * (1 + e % 5));
+		if (e % 25 == 0) {
+			OK(ckpt_store_gc(s, 10, 2, NULL));
+			ckpt_store_close(s);
+			OK(ckpt_store_open(&s, storepath, 0));
+		}
+	}
+	ckpt_store_close(s);
+	ckpt_store_compact_stats st;
+	OK(ckpt_store_compact(&st, storepath));
+	OK(ckpt_store_open(&s, storepath, 0));
+	commit(s, 121, BIG_FLOATS);
+	ckpt_store_close(s);
+}
+END_TEST
+
+static Suite *store_pages_suite(void)
+{
+	Suite *su = suite_create("store_pages");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(
+	    tc, test_values_past_the_end_of_data_mdb_are_damaged_records_for_readers_and_refused_by_writers);
+	tcase_add_test(tc, test_a_writer_refuses_a_chunk_whose_size_leaves_its_page_within_the_file);
+	tcase_add_test(tc, test_a_writer_refuses_a_node_size_made_smaller);
+	tcase_add_test(tc, test_a_reader_reads_what_another_process_appended_after_it_opened);
+	tcase_add_test(tc, test_sound_stores_pass_the_walk_through_commits_gc_and_compaction);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_pages_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
