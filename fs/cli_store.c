@@ -375,7 +375,8 @@ out:
 	"Reads every checkpoint record, index record and tensor byte and checks them against\n"     \
 	"their CRC-32s and content hashes. Each problem is one line on stderr:\n"                   \
 	"  \"epoch-NNNN: bad tensor NAME (...)\", \"epoch-NNNN: bad checkpoint record (...)\",\n"     \
-	"  \"epoch-NNNN: bad index record (...)\", \"bad best record (...)\"\n"                      \
+	"  \"epoch-NNNN: bad index record (...)\", \"epoch-NNNN: bad key (...)\",\n"                \
+	"  \"bad best record (...)\"\n"                                                               \
 	"then one line on stdout sums up:\n"                                                          \
 	"  verify: ok, N checkpoints, T tensors, B bytes\n"                                          \
 	"  verify: P problems in N checkpoints, T tensors\n"                                         \
@@ -399,6 +400,13 @@ int cli_verify(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		char en[32];
 		view_epoch_name(en, sizeof(en), epochs[i]);
+		if (epochs[i] > CKPT_MAX_EPOCH) {
+			/* no library writes these: the mount cannot show them */
+			cli_error("%s: bad key (past the last epoch a store holds, 2^39 - 1: a "
+			          "damaged key, or written by an old version)",
+			          en);
+			bad++;
+		}
 		const ckpt_checkpoint *c;
 		if (ckpt_snapshot_checkpoint(&c, snap, epochs[i])) {
 			cli_error("%s: bad checkpoint record (%s)", en, ckpt_last_error());

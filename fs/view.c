@@ -199,6 +199,28 @@ static int no_such(uint64_t ino)
 /* Decode @p ino within @p snap; -ENOENT if it does not exist there. An epoch node whose
  * checkpoint record cannot be read fails with the store's error (EIO through FUSE), logged
  * once per epoch. */
+/* The newest epoch the view shows: a key past VIEW_MAX_EPOCH (a damaged key, or a store of an
+ * old version) has no directory, so `latest` names the newest one below it. -ENOENT: none. */
+static int shown_latest(uint64_t *out, ckpt_snapshot *snap)
+{
+	int rc = ckpt_snapshot_latest(out, snap);
+	if (rc || *out <= VIEW_MAX_EPOCH)
+		return rc;
+	uint64_t *epochs;
+	size_t n;
+	if ((rc = ckpt_snapshot_list(&epochs, &n, snap)))
+		return rc;
+	rc = -ENOENT;
+	for (size_t i = n; i-- > 0;)
+		if (epochs[i] <= VIEW_MAX_EPOCH) {
+			*out = epochs[i];
+			rc = 0;
+			break;
+		}
+	free(epochs);
+	return rc;
+}
+
 static int decode_node(view_node *out, ckpt_view *view, ckpt_snapshot *snap, uint64_t ino)
 {
 	memset(out, 0, sizeof(*out));
@@ -221,7 +243,7 @@ static int decode_node(view_node *out, ckpt_view *view, ckpt_snapshot *snap, uin
 		return 0;
 	case VIEW_INO_LATEST:
 		out->kind = CKPT_VIEW_SYMLINK;
-		if (ckpt_snapshot_latest(&e, snap) != 0 || e > VIEW_MAX_EPOCH)
+		if (shown_latest(&e, snap) != 0)
 			return no_such(ino);
 		out->epoch = e;
 		return 0;
@@ -855,7 +877,7 @@ static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 	uint64_t e;
 	if (!rc && ckpt_snapshot_best(&e, snap) == 0 && e <= VIEW_MAX_EPOCH)
 		rc = listing_add(b, "best", view, snap, VIEW_INO_BEST);
-	if (!rc && ckpt_snapshot_latest(&e, snap) == 0 && e <= VIEW_MAX_EPOCH)
+	if (!rc && shown_latest(&e, snap) == 0)
 		rc = listing_add(b, "latest", view, snap, VIEW_INO_LATEST);
 	for (size_t i = 0; !rc && i < count; i++) {
 		if (epochs[i] > VIEW_MAX_EPOCH) {

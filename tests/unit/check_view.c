@@ -863,8 +863,9 @@ END_TEST
 /* libckpt refuses epochs above CKPT_MAX_EPOCH; stores written before it may hold them */
 extern int store_test_old_input;
 
-/* Epochs past the view's inode space have no directory, so best/latest naming one would
- * dangle: they are absent instead, and the root's link count counts shown epochs only. */
+/* Epochs past the view's inode space have no directory, so a link naming one would dangle:
+ * `latest` names the newest epoch shown, `best` (the store's best is one of them) is absent,
+ * and the root's link count counts shown epochs only. */
 START_TEST(test_links_to_epochs_past_the_inode_space_are_absent_not_dangling)
 {
 	vfixture f;
@@ -892,15 +893,19 @@ START_TEST(test_links_to_epochs_past_the_inode_space_are_absent_not_dangling)
 	open_view(&f);
 	ckpt_view_attr a;
 	ck_assert_int_eq(ckpt_view_resolve(&a, f.view, "best", false), -ENOENT);
-	ck_assert_int_eq(ckpt_view_resolve(&a, f.view, "latest", false), -ENOENT);
+	ck_assert_int_eq(ckpt_view_resolve(&a, f.view, "latest", false), 0);
+	ck_assert_int_eq(a.kind, CKPT_VIEW_SYMLINK);
+	char target[64];
+	ck_assert_int_eq(ckpt_view_readlink(target, sizeof(target), f.view, a.ino), 0);
+	ck_assert_str_eq(target, "epoch-0003");
 	ck_assert_int_eq(ckpt_view_resolve(&a, f.view, "epoch-0003", false), 0);
 	ck_assert_int_eq(ckpt_view_getattr(&a, f.view, CKPT_VIEW_ROOT_INO), 0);
 	ck_assert_uint_eq(a.nlink, 3);
 	ckpt_view_listing l;
 	ck_assert_int_eq(ckpt_view_list(&l, f.view, CKPT_VIEW_ROOT_INO), 0);
-	ck_assert_uint_eq(l.count, 3); /* run.json, history.csv, epoch-0003 */
+	ck_assert_uint_eq(l.count, 4); /* run.json, history.csv, latest, epoch-0003 */
 	for (size_t i = 0; i < l.count; i++)
-		ck_assert_int_ne(l.entries[i].attr.kind, CKPT_VIEW_SYMLINK);
+		ck_assert_int_ne(strcmp(l.entries[i].name, "best"), 0);
 	ckpt_view_listing_free(&l);
 	teardown_fixture(&f);
 }
