@@ -139,7 +139,11 @@ int cli_info(int argc, char **argv)
 	if (open_snapshot(&snap, s))
 		goto out;
 	ckpt_store_stats st;
-	if (ckpt_snapshot_stats(&st, snap)) {
+	char damaged[1200] = "";
+	int src = ckpt_snapshot_stats(&st, snap);
+	if (src == CKPT_ECORRUPT) /* said after what can be shown; exit 1 */
+		snprintf(damaged, sizeof(damaged), "%s", ckpt_last_error());
+	else if (src) {
 		cli_error("cannot read store %s (%s)", path, ckpt_last_error());
 		goto out;
 	}
@@ -198,6 +202,11 @@ int cli_info(int argc, char **argv)
 	if (stat(data, &fst) == 0)
 		printf("file-size: %lld\n", (long long)fst.st_size);
 	status = 0;
+	if (damaged[0]) {
+		fflush(stdout);
+		cli_error("%s", damaged);
+		status = 1;
+	}
 out:
 	ckpt_snapshot_close(snap);
 	ckpt_store_close(s);

@@ -312,18 +312,28 @@ static int stats_locked(ckpt_store_stats *out, ckpt_snapshot *snap)
 		return store_lmdb_error(mrc, "store %s: stats", s->path);
 	if ((mrc = mdb_cursor_open(snap->txn, s->db_blobs, &cur)))
 		return store_lmdb_error(mrc, "store %s: stats", s->path);
+	/* a damaged blob record is left out of stored_bytes and said, but the rest is counted:
+	 * the caller shows what it can (the tensors using it fail on their own) */
+	int damaged = 0;
 	for (mrc = store_cursor_get(s, cur, &key, &val, MDB_FIRST); mrc == 0;
 	     mrc = store_cursor_get(s, cur, &key, &val, MDB_NEXT)) {
 		store_blob_rec b;
-		if ((rc = store_blob_decode(&b, val.mv_data, val.mv_size, why, sizeof(why)))) {
-			rc = store_error(rc, "store %s: corrupt blob record: %s", s->path, why);
-			break;
+		if (store_blob_decode(&b, val.mv_data, val.mv_size, why, sizeof(why)) != 0) {
+			if (!damaged) {
+				const uint8_t *h = key.mv_data;
+				damaged = key.mv_size >= 4
+				              ? store_error(CKPT_ECORRUPT,
+				                            "store %s: corrupt blob record %02x%02x%02x%02x...: "
+				                            "%s (ckpt verify names the tensors using it)",
+				                            s->path, h[0], h[1], h[2], h[3], why)
+				              : store_error(CKPT_ECORRUPT, "store %s: corrupt blob record: %s",
+				                            s->path, why);
+			}
+			continue;
 		}
 		out->stored_bytes += b.nbytes;
 	}
 	mdb_cursor_close(cur);
-	if (rc)
-		return rc;
 	if (mrc != MDB_NOTFOUND)
 		return store_lmdb_error(mrc, "store %s: stats", s->path);
 	MDB_stat st;
@@ -333,7 +343,7 @@ static int stats_locked(ckpt_store_stats *out, ckpt_snapshot *snap)
 	MDB_envinfo info;
 	mdb_env_info(s->env, &info);
 	out->map_size = info.me_mapsize;
-	return 0;
+	return damaged;
 }
 
 int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap)

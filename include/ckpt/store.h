@@ -424,7 +424,8 @@ typedef struct ckpt_store_stats {
 	uint64_t map_size;     /**< current LMDB map size */
 } ckpt_store_stats;
 
-/** Sizes of the store as of this snapshot. */
+/** Sizes of the store as of this snapshot. @return 0, or CKPT_ECORRUPT when a blob record is
+ *  damaged: *out is then filled all the same, that blob left out of stored_bytes. */
 int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap);
 
 /**

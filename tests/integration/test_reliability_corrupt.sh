@@ -172,6 +172,17 @@ for e in 1 2 3; do expect_same $e; done
 "$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt verify passed a damaged index record"
 grep -q "^ckpt: error: epoch-0002: bad index record" "$TMP/err" || problem "ckpt verify: $(cat "$TMP/err")"
 
+# ---- a blob record: ckpt info shows everything else and says so in one line, exit 1 (it
+# refused the whole store); ckpt verify names the tensors using it
+damage blobs '#3' last
+"$CKPT" info "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt info passed a damaged blob record"
+[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "^ckpt: error: store .*: corrupt blob record [0-9a-f]*\.\.\.: " "$TMP/err" ||
+	problem "ckpt info with a damaged blob record: $(cat "$TMP/err")"
+grep -q "^checkpoints: 3$" "$TMP/out" && grep -q "^file-size: " "$TMP/out" ||
+	problem "ckpt info with a damaged blob record did not show the rest: $(cat "$TMP/out")"
+"$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt verify passed a damaged blob record"
+grep -q "bad tensor" "$TMP/err" || problem "ckpt verify, damaged blob record: $(cat "$TMP/err")"
+
 # ---- the best record: rebuilt from the index records, so every reader names the right best;
 # ckpt verify reports the damage; every epoch still reads
 want_best=$("$CKPT" info "$pristine" | sed -n 's/^best: //p')

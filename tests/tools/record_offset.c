@@ -3,7 +3,8 @@
  *   record_offset STORE DB KEY   prints "OFFSET LENGTH": the byte offset in STORE/data.mdb of the
  *                                value stored under KEY in database DB and its length. KEY is
  *                                an epoch number for "ckpt" and "index", a name ("run",
- *                                "settings", "best", "schema") for "meta".
+ *                                "settings", "best", "schema") for "meta", and for "blobs"
+ *                                #N: the Nth blob record in key order (from 0).
  * Tests damage the bytes of one record with it instead of guessing offsets. The store is opened
  * read-only without a lock file (nothing is created or changed). Exit 0, or 1 with a message.
  */
@@ -13,6 +14,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* the value of the @p n th record of @p dbi in key order */
+static int nth_value(MDB_txn *txn, MDB_dbi dbi, unsigned long n, MDB_val *val)
+{
+	MDB_cursor *cur;
+	MDB_val k;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, val, MDB_FIRST);
+	while (!rc && n-- > 0)
+		rc = mdb_cursor_get(cur, &k, val, MDB_NEXT);
+	mdb_cursor_close(cur);
+	return rc;
+}
 
 int main(int argc, char **argv)
 {
@@ -42,8 +58,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "record_offset: %s: %s\n", argv[1], mdb_strerror(rc));
 		return 1;
 	}
+	bool nth = argv[3][0] == '#';
 	if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) ||
-	    (rc = mdb_dbi_open(txn, argv[2], 0, &dbi)) || (rc = mdb_get(txn, dbi, &key, &val))) {
+	    (rc = mdb_dbi_open(txn, argv[2], 0, &dbi)) ||
+	    (rc = nth ? nth_value(txn, dbi, strtoul(argv[3] + 1, NULL, 10), &val)
+	              : mdb_get(txn, dbi, &key, &val))) {
 		fprintf(stderr, "record_offset: %s %s: %s\n", argv[2], argv[3], mdb_strerror(rc));
 		mdb_env_close(env);
 		return 1;
