@@ -348,13 +348,15 @@ int view_render_param_groups(view_layout *out, const ckpt_checkpoint *c)
 	int rc = ckpt_checkpoint_extra(c, VIEW_PARAM_GROUPS_KEY, &data, &len);
 	if (rc)
 		return rc;
-	json_t *j = json_loadb(data, len, JSON_DECODE_ANY, NULL);
+	/* as checkpoint.pt reads it: a .json file that is not JSON (or holds a key twice) is a
+	 * damaged record, never served as it is */
+	json_error_t err;
+	json_t *j = json_loadb(data, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
 	if (!j) {
-		/* not JSON: show the stored text as it is */
-		rc = view_layout_add_bytes(out, data, len);
-		if (!rc && (len == 0 || ((const char *)data)[len - 1] != '\n'))
-			rc = view_layout_add_bytes(out, "\n", 1);
-		return rc;
+		view_set_error("epoch %" PRIu64 ": optimizer.param_groups is not valid JSON (%s, "
+		               "at byte %d)",
+		               ckpt_checkpoint_epoch(c), err.text, err.position);
+		return CKPT_ECORRUPT;
 	}
 	return add_json(out, j);
 }
