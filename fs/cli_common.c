@@ -118,6 +118,11 @@ int cli_find_epoch(uint64_t *out, ckpt_snapshot *snap, const char *cmd, const ch
 		          UINT64_MAX);
 		return 2;
 	}
+	if (rc == CKPT_ECORRUPT) { /* it is there, damaged */
+		cli_error("%s: checkpoint '%s' of %s is damaged (%s)", cmd, spec, store,
+		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
+		return 1;
+	}
 	if (rc) {
 		cli_error("%s: no checkpoint '%s' in %s (%s)", cmd, spec, store,
 		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
