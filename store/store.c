@@ -107,10 +107,13 @@ int store_grow_map(ckpt_store *s, uint64_t min_size)
 		goto out;
 	}
 	int mrc = mdb_env_set_mapsize(s->env, (size_t)next);
-	if (mrc)
+	if (mrc) { /* the environment has no map now: nothing to locate (mdb_env_info faults) */
+		atomic_store_explicit(&s->map.base, 0, memory_order_relaxed);
 		rc = store_lmdb_error(mrc, "store %s: growing the map to %llu bytes", s->path,
 		                      (unsigned long long)next);
-	store_map_locate(&s->map, s->env); /* LMDB maps it anew, elsewhere */
+	} else {
+		store_map_locate(&s->map, s->env); /* LMDB maps it anew, elsewhere */
+	}
 out:
 	pthread_mutex_unlock(&s->lock);
 	return rc;
@@ -125,7 +128,10 @@ static int adopt_map_size_locked(ckpt_store *s)
 		                   "process are open; close them and retry",
 		                   s->path);
 	int mrc = mdb_env_set_mapsize(s->env, 0);
-	store_map_locate(&s->map, s->env);
+	if (!mrc)
+		store_map_locate(&s->map, s->env);
+	else
+		atomic_store_explicit(&s->map.base, 0, memory_order_relaxed);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: adopting the grown map", s->path);
 	return 0;
