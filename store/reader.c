@@ -194,8 +194,12 @@ static int latest_locked(uint64_t *out, ckpt_snapshot *snap)
 	int mrc = mdb_cursor_open(snap->txn, s->db_ckpt, &cur);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: finding the latest checkpoint", s->path);
+	/* a key past CKPT_MAX_EPOCH (no version writes one: a damaged key) is not the latest: the
+	 * newest epoch below it is, for every command and the mount alike */
 	MDB_val key;
 	mrc = store_cursor_get(s, cur, &key, NULL, MDB_LAST);
+	while (mrc == 0 && key.mv_size == 8 && store_epoch_from_key(&key) > CKPT_MAX_EPOCH)
+		mrc = store_cursor_get(s, cur, &key, NULL, MDB_PREV);
 	mdb_cursor_close(cur);
 	if (mrc == MDB_NOTFOUND)
 		return store_error(-ENOENT, "store %s: no checkpoint stored", s->path);

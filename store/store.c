@@ -1643,6 +1643,62 @@ static int gc_in_steps(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uin
 	return 0;
 }
 
+/* Retention counts the index records and deletes checkpoint records by their keys: a key
+ * damaged in either (one without the other, or past CKPT_MAX_EPOCH) would make it keep the
+ * wrong "newest" and delete the newest readable checkpoint. Such a store is not collected.
+ * @return 0, or CKPT_ECORRUPT naming the first such epoch. */
+static int check_keys_agree(ckpt_store *s)
+{
+	MDB_txn *txn;
+	pthread_mutex_lock(&s->lock);
+	int rc = begin_txn_locked(s, &txn, MDB_RDONLY);
+	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		return rc;
+	MDB_cursor *ck = NULL, *ix = NULL;
+	int mrc = mdb_cursor_open(txn, s->db_ckpt, &ck);
+	if (!mrc)
+		mrc = mdb_cursor_open(txn, s->db_index, &ix);
+	MDB_val k1, k2;
+	int r1 = mrc ? mrc : store_cursor_get(s, ck, &k1, NULL, MDB_FIRST);
+	int r2 = mrc ? mrc : store_cursor_get(s, ix, &k2, NULL, MDB_FIRST);
+	while (!rc && !mrc && (r1 == 0 || r2 == 0)) {
+		if ((r1 && r1 != MDB_NOTFOUND) || (r2 && r2 != MDB_NOTFOUND)) {
+			mrc = r1 && r1 != MDB_NOTFOUND ? r1 : r2;
+			break;
+		}
+		uint64_t e1 = r1 == 0 && k1.mv_size == 8 ? store_epoch_from_key(&k1) : UINT64_MAX;
+		uint64_t e2 = r2 == 0 && k2.mv_size == 8 ? store_epoch_from_key(&k2) : UINT64_MAX;
+		const char *what = NULL;
+		uint64_t e = e1 < e2 ? e1 : e2;
+		if ((r1 == 0 && k1.mv_size != 8) || (r2 == 0 && k2.mv_size != 8))
+			what = "a key that is no epoch";
+		else if (e > CKPT_MAX_EPOCH)
+			what = "a key past the last epoch a store holds (2^39 - 1)";
+		else if (e1 != e2)
+			what = e1 < e2 ? "a checkpoint record without an index record"
+			               : "an index record without a checkpoint record";
+		if (what) {
+			rc = store_error(CKPT_ECORRUPT,
+			                 "store %s: epoch %llu has %s: a damaged key, so gc would keep "
+			                 "or delete the wrong checkpoints; nothing is deleted (ckpt "
+			                 "verify names the damage)",
+			                 s->path, (unsigned long long)e, what);
+			break;
+		}
+		r1 = store_cursor_get(s, ck, &k1, NULL, MDB_NEXT);
+		r2 = store_cursor_get(s, ix, &k2, NULL, MDB_NEXT);
+	}
+	if (ck)
+		mdb_cursor_close(ck);
+	if (ix)
+		mdb_cursor_close(ix);
+	mdb_txn_abort(txn);
+	if (!rc && mrc)
+		rc = store_lmdb_error(mrc, "store %s: reading the keys", s->path);
+	return rc;
+}
+
 int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint32_t *out_deleted)
 {
 	uint32_t deleted = 0;
@@ -1650,7 +1706,10 @@ int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint
 		*out_deleted = 0;
 	if (store->readonly)
 		return store_error(-EROFS, "store %s: opened read-only", store->path);
-	int rc = -ENOSPC;
+	int rc = check_keys_agree(store);
+	if (rc)
+		return rc;
+	rc = -ENOSPC;
 	pthread_mutex_lock(&store->write_lock);
 	bool collected = false;
 	for (int attempt = 0; attempt < 6; attempt++) {

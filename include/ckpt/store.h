@@ -380,7 +380,8 @@ void ckpt_snapshot_close(ckpt_snapshot *snap);
  */
 int ckpt_snapshot_list(uint64_t **out, size_t *out_count, ckpt_snapshot *snap);
 
-/** Newest epoch. @return 0 or -ENOENT if the store has no checkpoint. */
+/** Newest epoch (keys past CKPT_MAX_EPOCH, which no version writes, are skipped: a damaged
+ *  key). @return 0 or -ENOENT if the store has no checkpoint. */
 int ckpt_snapshot_latest(uint64_t *out, ckpt_snapshot *snap);
 
 /**

@@ -183,6 +183,24 @@ grep -q "^checkpoints: 3$" "$TMP/out" && grep -q "^file-size: " "$TMP/out" ||
 "$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt verify passed a damaged blob record"
 grep -q "bad tensor" "$TMP/err" || problem "ckpt verify, damaged blob record: $(cat "$TMP/err")"
 
+# ---- a damaged key: epoch 3's checkpoint key gets a high bit (past the last epoch a store
+# holds) while its index record keeps 3. Every command and the mount take epoch 2 as latest;
+# gc refuses in one line and deletes nothing (it took the damaged epoch as the newest and
+# deleted the newest readable one); ckpt verify names the key
+rm -rf "$TMP/damaged"
+cp -r "$pristine" "$TMP/damaged"
+read -r at len < <("$OFF" "$TMP/damaged" ckpt 3) || fail "record_offset ckpt 3"
+python3 -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(int(sys.argv[2])-6); c=f.read(1)[0]; f.seek(int(sys.argv[2])-6); f.write(bytes([c^1]))" \
+	"$TMP/damaged/data.mdb" "$at" || fail "flip the key"
+cp "$TMP/damaged/data.mdb" "$TMP/keyed.mdb"
+[ "$("$CKPT" info "$TMP/damaged" 2>/dev/null | sed -n 's/^latest: //p')" = epoch-0002 ] ||
+	problem "ckpt info: latest is not epoch-0002 with a damaged key: $("$CKPT" info "$TMP/damaged" 2>&1 | grep latest)"
+[ "$("$CKPT" show "$TMP/damaged" latest 2>&1)" = "$(cat "$TMP/ref/show2")" ] || problem "ckpt show latest is not epoch 2"
+expect_fail "gc of .*: epoch 3 has an index record without a checkpoint record: a damaged key" "$CKPT" gc "$TMP/damaged" --keep-last 1
+cmp -s "$TMP/damaged/data.mdb" "$TMP/keyed.mdb" || problem "a refused gc changed data.mdb"
+"$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt verify passed a damaged key"
+grep -q "bad key (past the last epoch" "$TMP/err" || problem "ckpt verify, damaged key: $(cat "$TMP/err")"
+
 # ---- optimizer.param_groups that is not JSON (records sealed with valid CRCs): param_groups.json
 # is refused (it was served as the stored text), as checkpoint.pt refuses it
 for bad in '[{"params":[0],"params":[1]}]' '[{"params":[0],"name":"\u0000x"}]' '[{"params":[0]'; do
