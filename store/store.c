@@ -1590,12 +1590,19 @@ static int release_freed_pages(ckpt_store *s, uint32_t deleted)
 	return 0;
 }
 
+/* A read transaction of the store's own (gc's looks before it writes). */
+static int read_txn(ckpt_store *s, MDB_txn **txn)
+{
+	pthread_mutex_lock(&s->lock);
+	int rc = begin_txn_locked(s, txn, MDB_RDONLY);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 static int count_checkpoints(ckpt_store *s, uint32_t *out)
 {
 	MDB_txn *txn;
-	pthread_mutex_lock(&s->lock);
-	int rc = begin_txn_locked(s, &txn, MDB_RDONLY);
-	pthread_mutex_unlock(&s->lock);
+	int rc = read_txn(s, &txn);
 	if (rc)
 		return rc;
 	MDB_stat st;
@@ -1650,9 +1657,7 @@ static int gc_in_steps(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uin
 static int check_keys_agree(ckpt_store *s)
 {
 	MDB_txn *txn;
-	pthread_mutex_lock(&s->lock);
-	int rc = begin_txn_locked(s, &txn, MDB_RDONLY);
-	pthread_mutex_unlock(&s->lock);
+	int rc = read_txn(s, &txn);
 	if (rc)
 		return rc;
 	MDB_cursor *ck = NULL, *ix = NULL;
