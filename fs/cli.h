@@ -100,4 +100,10 @@ int cli_find_epoch(uint64_t *out, ckpt_snapshot *snap, const char *cmd, const ch
  */
 char *cli_trim_store_path(char *path);
 
+/** Refuse, with one line "CMD: 'SHOWN' is a file of the store ...", to write @p output (a path;
+ *  /proc/self/fd/1 for stdout) when it is the store's data.mdb or lock.mdb. @return true if
+ *  refused. */
+bool cli_refuse_store_file(const char *cmd, const char *store_path, const char *output,
+                           const char *shown);
+
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ckpt/message.h"
@@ -223,4 +224,38 @@ char *cli_trim_store_path(char *path)
 	while (len > 1 && path[len - 1] == '/')
 		path[--len] = '\0';
 	return path;
+}
+
+/* True if @output is the store's own data.mdb or lock.mdb (writing or renaming over it would
+ * destroy the store being read). */
+static bool is_store_file(const char *store_path, const char *output)
+{
+	struct stat out_st, st;
+	if (stat(output, &out_st) != 0)
+		return false;
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char *path = NULL;
+		if (asprintf(&path, "%s/%s", store_path, files[i]) < 0)
+			return false;
+		bool same = stat(path, &st) == 0 && st.st_dev == out_st.st_dev &&
+		            st.st_ino == out_st.st_ino;
+		free(path);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
+/* Refuse (one line) to write @output when it is a file of the store: checked before the store
+ * is opened, and again right before writing, when the store is open: /proc/self/fd/N, or
+ * /dev/stdout on a store file, may name it only then. */
+bool cli_refuse_store_file(const char *cmd, const char *store_path, const char *output,
+                           const char *shown)
+{
+	if (!is_store_file(store_path, output))
+		return false;
+	cli_error("%s: '%s' is a file of the store '%s' (writing it would destroy the store)", cmd,
+	          shown, store_path);
+	return true;
 }

@@ -296,39 +296,6 @@ static int link_target(char **out, const char *path)
 	return -ELOOP;
 }
 
-/* True if @output is the store's own data.mdb or lock.mdb (renaming over it would destroy the
- * store the export reads). */
-static bool is_store_file(const char *store_path, const char *output)
-{
-	struct stat out_st, st;
-	if (stat(output, &out_st) != 0)
-		return false;
-	static const char *const files[] = {"data.mdb", "lock.mdb"};
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		char *path = NULL;
-		if (asprintf(&path, "%s/%s", store_path, files[i]) < 0)
-			return false;
-		bool same = stat(path, &st) == 0 && st.st_dev == out_st.st_dev &&
-		            st.st_ino == out_st.st_ino;
-		free(path);
-		if (same)
-			return true;
-	}
-	return false;
-}
-
-/* Refuse (one line) to write @output when it is a file of the store: checked before the store
- * is opened, and again right before writing, when the store is open: /proc/self/fd/N, or
- * /dev/stdout on a store file, may name it only then. */
-static bool refuse_store_file(const char *store_path, const char *output, const char *shown)
-{
-	if (!is_store_file(store_path, output))
-		return false;
-	cli_error("export: '%s' is a file of the store '%s' (writing it would destroy the store)",
-	          shown, store_path);
-	return true;
-}
-
 /* Write the layout to @path as cp and torch.save would: an existing device or FIFO
  * (/dev/null, a named pipe) is written into, never renamed over (that would replace the device
  * node); a symlink keeps pointing where it did and its target is replaced atomically; a
@@ -351,7 +318,7 @@ static int export_to_path(view_layout *l, ckpt_snapshot *snap, const char *what,
                           const char *path, const char *store_path)
 {
 	struct stat st;
-	if (refuse_store_file(store_path, path, path))
+	if (cli_refuse_store_file("export", store_path, path, path))
 		return -EEXIST;
 	if (names_closed_stream(path)) {
 		report_write_error(path, -EBADF);
@@ -382,7 +349,7 @@ static int export_to_path(view_layout *l, ckpt_snapshot *snap, const char *what,
 			cli_error("export: cannot follow the symlink '%s' (%s)", path, strerror(-rc));
 			return rc;
 		}
-		if (refuse_store_file(store_path, real, path)) {
+		if (cli_refuse_store_file("export", store_path, real, path)) {
 			free(real);
 			return -EEXIST;
 		}
@@ -452,7 +419,7 @@ int cli_export(int argc, char **argv)
 		return 2;
 	}
 	const char *store_path = cli_trim_store_path(argv[optind]), *spec = argv[optind + 1];
-	if (strcmp(output, "-") != 0 && refuse_store_file(store_path, output, output))
+	if (strcmp(output, "-") != 0 && cli_refuse_store_file("export", store_path, output, output))
 		return 1;
 	const char *what = format == FORMAT_SAFETENSORS ? "model.safetensors" :
 	                   format == FORMAT_PT          ? "model.pt" :
@@ -499,7 +466,7 @@ int cli_export(int argc, char **argv)
 	}
 	char label[64];
 	snprintf(label, sizeof(label), "epoch %" PRIu64 " %s", epoch, what);
-	if (strcmp(output, "-") == 0 && refuse_store_file(store_path, "/proc/self/fd/1", "stdout"))
+	if (strcmp(output, "-") == 0 && cli_refuse_store_file("export", store_path, "/proc/self/fd/1", "stdout"))
 		rc = -EEXIST; /* -o - >> STORE/data.mdb */
 	else if (strcmp(output, "-") == 0)
 		rc = copy_layout(&layout, snap, STDOUT_FILENO, label, "stdout");

@@ -176,6 +176,9 @@ int cli_cat(int argc, char **argv)
 		cli_error("cat: %s", ckpt_view_last_error());
 		return 2;
 	}
+	/* ckpt cat S FILE >> S/data.mdb: the output would grow the store it reads */
+	if (cli_refuse_store_file("cat", store_path, "/proc/self/fd/1", "stdout"))
+		return 1;
 	ckpt_store *store = NULL;
 	ckpt_view *view = NULL;
 	if (open_view(&store, &view, store_path, map_location))

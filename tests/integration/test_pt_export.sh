@@ -123,6 +123,8 @@ cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o /dev/stdout >&- chang
 "$ckpt" export "$A" 1 --format pt -o - >>"$A/data.mdb" 2>"$tmp/err" &&
 	fail "export -o - >> STORE/data.mdb: exit 0"
 grep -q "'stdout' is a file of the store" "$tmp/err" || fail "export -o - >> data.mdb: $(cat "$tmp/err")"
+"$ckpt" cat "$A" epoch-0001/model.pt >>"$A/data.mdb" 2>"$tmp/err" && fail "cat >> STORE/data.mdb: exit 0"
+grep -q "cat: 'stdout' is a file of the store" "$tmp/err" || fail "cat >> data.mdb: $(cat "$tmp/err")"
 cmp -s "$A/data.mdb" "$tmp/data.before" || fail "export -o - >> STORE/data.mdb changed the store"
 "$ckpt" export "$A" 1 --format pt -o /dev/stderr 2>&- >/dev/null &&
 	fail "export -o /dev/stderr with stderr closed: exit 0"
