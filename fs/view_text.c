@@ -358,6 +358,12 @@ int view_render_param_groups(view_layout *out, const ckpt_checkpoint *c)
 		               ckpt_checkpoint_epoch(c), err.text, err.position);
 		return CKPT_ECORRUPT;
 	}
+	if (!json_is_array(j)) { /* torch's param_groups is a list, as checkpoint.pt requires */
+		json_decref(j);
+		view_set_error("epoch %" PRIu64 ": optimizer.param_groups is not a JSON list",
+		               ckpt_checkpoint_epoch(c));
+		return CKPT_ECORRUPT;
+	}
 	return add_json(out, j);
 }
 

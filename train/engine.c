@@ -879,7 +879,7 @@ static int rng_from_json(train_rng *rng, const void *data, size_t len, uint64_t 
 	const char *alg, *w[4];
 	int rc = 0;
 	if (!o ||
-	    json_unpack(o, "{s:s, s:[s,s,s,s]}", "algorithm", &alg, "state", &w[0], &w[1], &w[2],
+	    json_unpack(o, "{s:s, s:[s,s,s,s!]}", "algorithm", &alg, "state", &w[0], &w[1], &w[2],
 	                &w[3]) ||
 	    strcmp(alg, "xoshiro256**") != 0) {
 		rc = train_fail(CKPT_ECORRUPT,
@@ -892,7 +892,10 @@ static int rng_from_json(train_rng *rng, const void *data, size_t len, uint64_t 
 		char *end;
 		errno = 0;
 		unsigned long long v = strtoull(w[i], &end, 16);
-		if (errno || *end || end == w[i]) {
+		/* 1 to 16 hexadecimal digits, as rng_json() writes them (strtoull also takes a sign,
+		 * blanks and 0x) */
+		size_t n = strspn(w[i], "0123456789abcdefABCDEF");
+		if (errno || *end || end == w[i] || n == 0 || n > 16 || w[i][n]) {
 			rc = train_fail(CKPT_ECORRUPT,
 			                "cannot resume from epoch %" PRIu64 ": its train.rng is damaged "
 			                "(a word is not hexadecimal)",

@@ -129,6 +129,9 @@ echo "ok: ${#refusals[@]} resumes that contradict the run are refused and change
 damaged=(
 	'train.rng|{"algorithm":"xoshiro256**","state":["0","0","0","0"]}|its train.rng is damaged (an all-zero state)'
 	'train.rng|{"algorithm":"xoshiro256**","state":["0","1","x","2"]}|its train.rng is damaged (a word is not hexadecimal)'
+	'train.rng|{"algorithm":"xoshiro256**","state":["-1","0","0","0"]}|its train.rng is damaged (a word is not hexadecimal)'
+	'train.rng|{"algorithm":"xoshiro256**","state":["0x1","0","0","0"]}|its train.rng is damaged (a word is not hexadecimal)'
+	'train.rng|{"algorithm":"xoshiro256**","state":["1","2","3","4","5"]}|its train.rng is damaged (not a xoshiro256** state of four words)'
 	'train.state|{"epoch":2,"device":"cuda:0"|its train.state is damaged (not a JSON object)'
 	'train.state|{"epoch":2,"threads":1,"device":"../../x"}|its train.state is damaged (its device is not cpu, cuda or cuda:N)'
 	'train.state|{"epoch":2,"threads":-3,"device":"cpu"}|its train.state is damaged (its thread count is not 0..1024)'
