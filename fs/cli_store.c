@@ -385,6 +385,7 @@ out:
 	"their CRC-32s and content hashes. Each problem is one line on stderr:\n"                   \
 	"  \"epoch-NNNN: bad tensor NAME (...)\", \"epoch-NNNN: bad checkpoint record (...)\",\n"     \
 	"  \"epoch-NNNN: bad index record (...)\", \"epoch-NNNN: bad key (...)\",\n"                \
+	"  \"epoch-NNNN: bad record optimizer.param_groups (...)\",\n"                              \
 	"  \"bad best record (...)\"\n"                                                               \
 	"then one line on stdout sums up:\n"                                                          \
 	"  verify: ok, N checkpoints, T tensors, B bytes\n"                                          \
@@ -425,6 +426,19 @@ int cli_verify(int argc, char **argv)
 		if (ckpt_snapshot_check_records(snap, epochs[i])) {
 			cli_error("%s: bad index record (%s)", en, ckpt_last_error());
 			bad++;
+		}
+		/* the optimizer's param groups, which checkpoint.pt and param_groups.json need */
+		const void *pg;
+		size_t pglen;
+		if (ckpt_checkpoint_extra(c, VIEW_PARAM_GROUPS_KEY, &pg, &pglen) == 0) {
+			view_layout l;
+			view_layout_init(&l);
+			if (view_render_param_groups(&l, c) == CKPT_ECORRUPT) {
+				cli_error("%s: bad record optimizer.param_groups (%s)", en,
+				          ckpt_view_last_error());
+				bad++;
+			}
+			view_layout_free(&l);
 		}
 		for (size_t k = 0; k < ckpt_checkpoint_tensor_count(c); k++) {
 			const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, k);

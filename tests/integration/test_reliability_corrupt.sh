@@ -212,6 +212,9 @@ for bad in '[{"params":[0],"params":[1]}]' '[{"params":[0],"name":"\u0000x"}]' '
 	grep -q "optimizer.param_groups is not \(valid JSON\|a JSON list\)" "$TMP/err" || problem "param_groups '$bad': $(cat "$TMP/err")"
 	"$CKPT" cat "$TMP/damaged" epoch-0001/optimizer/param_groups.json >/dev/null ||
 		problem "epoch 1's param_groups.json failed beside a damaged epoch 2"
+	"$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt verify passed param_groups '$bad'"
+	grep -q "^ckpt: error: epoch-0002: bad record optimizer.param_groups" "$TMP/err" ||
+		problem "ckpt verify, param_groups '$bad': $(cat "$TMP/err")"
 done
 
 # ---- the best record: rebuilt from the index records, so every reader names the right best;
