@@ -112,6 +112,12 @@ int ckpt_view_new(ckpt_view **out, ckpt_store *store, const ckpt_view_options *o
 		free(v);
 		return -ENOMEM;
 	}
+	if (pthread_mutex_init(&v->history_lock, NULL) != 0) {
+		pthread_mutex_destroy(&v->snaps_lock);
+		pthread_mutex_destroy(&v->damaged_lock);
+		free(v);
+		return -ENOMEM;
+	}
 	render_parse_map_location(&v->render, ml); /* checked above */
 	struct stat st;
 	if (data_file_stat(&st, store) == 0) {
@@ -149,6 +155,7 @@ void ckpt_view_free(ckpt_view *view)
 		return;
 	pthread_mutex_destroy(&view->damaged_lock);
 	pthread_mutex_destroy(&view->snaps_lock);
+	pthread_mutex_destroy(&view->history_lock);
 	free(view->damaged);
 	free(view->history_text);
 	free(view);
@@ -199,28 +206,6 @@ static int no_such(uint64_t ino)
 /* Decode @p ino within @p snap; -ENOENT if it does not exist there. An epoch node whose
  * checkpoint record cannot be read fails with the store's error (EIO through FUSE), logged
  * once per epoch. */
-/* The newest epoch the view shows: a key past VIEW_MAX_EPOCH (a damaged key, or a store of an
- * old version) has no directory, so `latest` names the newest one below it. -ENOENT: none. */
-static int shown_latest(uint64_t *out, ckpt_snapshot *snap)
-{
-	int rc = ckpt_snapshot_latest(out, snap);
-	if (rc || *out <= VIEW_MAX_EPOCH)
-		return rc;
-	uint64_t *epochs;
-	size_t n;
-	if ((rc = ckpt_snapshot_list(&epochs, &n, snap)))
-		return rc;
-	rc = -ENOENT;
-	for (size_t i = n; i-- > 0;)
-		if (epochs[i] <= VIEW_MAX_EPOCH) {
-			*out = epochs[i];
-			rc = 0;
-			break;
-		}
-	free(epochs);
-	return rc;
-}
-
 static int decode_node(view_node *out, ckpt_view *view, ckpt_snapshot *snap, uint64_t ino)
 {
 	memset(out, 0, sizeof(*out));
@@ -243,7 +228,7 @@ static int decode_node(view_node *out, ckpt_view *view, ckpt_snapshot *snap, uin
 		return 0;
 	case VIEW_INO_LATEST:
 		out->kind = CKPT_VIEW_SYMLINK;
-		if (shown_latest(&e, snap) != 0)
+		if (ckpt_snapshot_latest(&e, snap) != 0) /* never past CKPT_MAX_EPOCH */
 			return no_such(ino);
 		out->epoch = e;
 		return 0;
@@ -877,7 +862,7 @@ static int list_root(listing_builder *b, ckpt_view *view, ckpt_snapshot *snap)
 	uint64_t e;
 	if (!rc && ckpt_snapshot_best(&e, snap) == 0 && e <= VIEW_MAX_EPOCH)
 		rc = listing_add(b, "best", view, snap, VIEW_INO_BEST);
-	if (!rc && shown_latest(&e, snap) == 0)
+	if (!rc && ckpt_snapshot_latest(&e, snap) == 0)
 		rc = listing_add(b, "latest", view, snap, VIEW_INO_LATEST);
 	for (size_t i = 0; !rc && i < count; i++) {
 		if (epochs[i] > VIEW_MAX_EPOCH) {
@@ -1163,12 +1148,8 @@ int ckpt_view_file_rebase(ckpt_view_file *f)
 	int rc = acquire(&probe, &n);
 	if (rc == 0 && probe.layout.size == f->size &&
 	    layout_fingerprint(&probe.layout) == f->fingerprint) {
-		/* the same bytes: the chunks this file has verified stay verified */
-		if (probe.layout.nsegs == f->layout.nsegs) {
-			unsigned char **v = probe.layout.verified;
-			probe.layout.verified = f->layout.verified;
-			f->layout.verified = v;
-		}
+		/* the same bytes; its chunks are checked again where the new snapshot maps them
+		 * (a blob deleted and stored again lies on other pages) */
 		release(f);
 		f->snap = probe.snap;
 		f->layout = probe.layout;

@@ -65,8 +65,9 @@ struct ckpt_view {
 	uint64_t newest_gen;
 	int64_t newest_ns;
 	/* history.csv as rendered for store generation history_gen (NULL: none yet), under
-	 * snaps_lock: a stat or open of it does not decode every checkpoint record again until
+	 * history_lock: a stat or open of it does not decode every checkpoint record again until
 	 * the next commit */
+	pthread_mutex_t history_lock;
 	char *history_text;
 	size_t history_len;
 	uint64_t history_gen;

@@ -469,13 +469,13 @@ int view_load_readable_checkpoints(uint64_t **out_epochs, const ckpt_checkpoint 
 int view_render_history(view_layout *out, ckpt_view *view, ckpt_snapshot *snap)
 {
 	const uint64_t gen = ckpt_snapshot_generation(snap);
-	pthread_mutex_lock(&view->snaps_lock);
+	pthread_mutex_lock(&view->history_lock);
 	if (view->history_text && view->history_gen == gen) {
 		int rc = view_layout_add_bytes(out, view->history_text, view->history_len);
-		pthread_mutex_unlock(&view->snaps_lock);
+		pthread_mutex_unlock(&view->history_lock);
 		return rc;
 	}
-	pthread_mutex_unlock(&view->snaps_lock);
+	pthread_mutex_unlock(&view->history_lock);
 	uint64_t *epochs;
 	const ckpt_checkpoint **ckpts;
 	size_t count;
@@ -492,7 +492,7 @@ int view_render_history(view_layout *out, ckpt_view *view, ckpt_snapshot *snap)
 		char *copy = malloc(fresh.size);
 		if (copy) {
 			memcpy(copy, fresh.blocks[0], fresh.size);
-			pthread_mutex_lock(&view->snaps_lock);
+			pthread_mutex_lock(&view->history_lock);
 			if (!view->history_text || gen > view->history_gen) {
 				free(view->history_text);
 				view->history_text = copy;
@@ -500,7 +500,7 @@ int view_render_history(view_layout *out, ckpt_view *view, ckpt_snapshot *snap)
 				view->history_gen = gen;
 				copy = NULL;
 			}
-			pthread_mutex_unlock(&view->snaps_lock);
+			pthread_mutex_unlock(&view->history_lock);
 			free(copy);
 		}
 	}

@@ -590,6 +590,8 @@ int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path)
 static struct {
 	volatile sig_atomic_t active, made_temp, renaming, made_dir;
 	char *volatile temp, *volatile data, *volatile dir;
+	dev_t temp_dev; /* the temporary file's identity: only it is removed as data.mdb */
+	ino_t temp_ino;
 } backup_now;
 
 typedef struct backup_job {
@@ -605,8 +607,10 @@ void ckpt_store_backup_interrupted(void)
 		return;
 	if (backup_now.made_temp)
 		(void)unlink(backup_now.temp);
-	if (backup_now.renaming)
-		(void)unlink(backup_now.data);
+	struct stat st; /* lstat and unlink are async-signal-safe */
+	if (backup_now.renaming && lstat(backup_now.data, &st) == 0 &&
+	    st.st_dev == backup_now.temp_dev && st.st_ino == backup_now.temp_ino)
+		(void)unlink(backup_now.data); /* the copy, renamed: never a data.mdb of another */
 	if (backup_now.made_dir)
 		(void)rmdir(backup_now.dir);
 }
@@ -925,6 +929,11 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 		goto out;
 	}
 	j.made_temp = true;
+	struct stat temp_st;
+	if (fstat(j.fd, &temp_st) == 0) {
+		backup_now.temp_dev = temp_st.st_dev;
+		backup_now.temp_ino = temp_st.st_ino;
+	}
 	backup_now.made_temp = j.registered;
 	if ((rc = copy_snapshot(&j, store, &source, &same)) ||
 	    (rc = check_and_sync_copy(&j, store->path, &source, same, &st.size)))

@@ -1717,12 +1717,13 @@ int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint
 	rc = -ENOSPC;
 	pthread_mutex_lock(&store->write_lock);
 	bool collected = false;
+	uint32_t stepped = 0; /* deleted by committed steps (gc_in_steps), over every attempt */
 	for (int attempt = 0; attempt < 6; attempt++) {
 		if (!collected) {
 			rc = gc_once(store, keep_last, keep_top, &deleted);
 			if (rc == -ENOSPC && keep_last > 0) {
 				deleted = 0;
-				rc = gc_in_steps(store, keep_last, keep_top, &deleted);
+				rc = gc_in_steps(store, keep_last, keep_top, &stepped);
 				if (rc == 0)
 					break; /* each step has released its pages */
 			}
@@ -1742,7 +1743,7 @@ int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint
 	pthread_mutex_unlock(&store->write_lock);
 	if (rc == STORE_EMAPFULL)
 		rc = -ENOSPC;
-	if (rc == 0 && out_deleted)
-		*out_deleted = deleted;
+	if (out_deleted) /* also on an error: the steps before it are committed */
+		*out_deleted = deleted + stepped;
 	return rc;
 }

@@ -149,9 +149,13 @@ void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t
  * checkpoint that is neither among the newest @p keep_last nor the best @p keep_top nor the
  * best (an epoch kept by the exception of ckpt_writer_commit() goes here too), and free chunks no longer referenced. 0 means unlimited for either. When checkpoints
  * were deleted, one more small write transaction follows, so that the next commit can reuse
- * their pages (LMDB reuses a page only two transactions after the one that freed it).
- * @param out_deleted if not NULL, receives the number of checkpoints deleted.
- * @return 0, -EROFS for a read-only store, -ENOSPC if the disk is full, -EFBIG past the file
+ * their pages (LMDB reuses a page only two transactions after the one that freed it). On a
+ * disk too full for one transaction (ENOSPC) the checkpoints are deleted oldest first in
+ * steps, each its own transaction with the keep-last it reached stored.
+ * @param out_deleted if not NULL, receives the number of checkpoints deleted (also when an
+ *        error stops the steps part way).
+ * @return 0, CKPT_ECORRUPT when the store's checkpoint and index keys disagree (a damaged
+ *         key: nothing is deleted), -EROFS for a read-only store, -ENOSPC if the disk is full, -EFBIG past the file
  *         size limit (ulimit -f), -EBUSY while another process reads the store without
  *         lock.mdb (nothing is deleted) or when the map must grow while this process has
  *         snapshots of the store open, -EAGAIN when another process grew the map while this
