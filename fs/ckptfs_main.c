@@ -440,6 +440,18 @@ static int add_forced_options(struct fuse_args *args, const char *store_path, bo
 	return rc;
 }
 
+/* The FUSE session of @p args: libfuse judges its options here (unknown ones, bad values) and
+ * says why through fuse_log_line(). @return 0, 2 for a bad command line, 1 without memory. */
+static int new_session(struct fuse_session **se, struct fuse_args *args, ckptfs_ctx *ctx)
+{
+	*se = fuse_session_new(args, ckptfs_ops(), sizeof(*ckptfs_ops()), ctx);
+	if (*se)
+		return 0;
+	if (!fuse_said_error)
+		say(LOG_ERR, "bad command line (try 'ckptfs --help')");
+	return fuse_said_no_memory ? 1 : 2;
+}
+
 int main(int argc, char **argv)
 {
 	/* a closed stderr must not become the store's data.mdb, which an error line then writes */
@@ -488,13 +500,8 @@ int main(int argc, char **argv)
 	if (!o.store || !copts.mountpoint) {
 		/* an unknown option (--version=1, -hx) is what is wrong first: libfuse judges */
 		if (args.argc > 1) {
-			se = fuse_session_new(&args, ckptfs_ops(), sizeof(*ckptfs_ops()), &ctx);
-			if (!se) {
-				if (!fuse_said_error)
-					say(LOG_ERR, "bad command line (try 'ckptfs --help')");
-				status = fuse_said_no_memory ? 1 : 2;
+			if ((status = new_session(&se, &args, &ctx)))
 				goto out;
-			}
 			fuse_session_destroy(se);
 			se = NULL;
 		}
@@ -516,14 +523,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	/* libfuse checks its options (unknown ones, bad values) here; nothing is opened yet */
-	se = fuse_session_new(&args, ckptfs_ops(), sizeof(*ckptfs_ops()), &ctx);
-	if (!se) {
-		if (!fuse_said_error)
-			say(LOG_ERR, "bad command line (try 'ckptfs --help')");
-		/* libfuse said why, through fuse_log_line() */
-		status = fuse_said_no_memory ? 1 : 2;
+	if ((status = new_session(&se, &args, &ctx)))
 		goto out;
-	}
+	status = 1;
 	if (!store_found) {
 		say(LOG_ERR, "cannot open store '%s' (%s)", o.store,
 		    *o.store ? strerror(store_errno) : "store path is empty");

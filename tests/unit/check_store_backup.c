@@ -42,11 +42,7 @@ static void teardown(void)
 
 static ckpt_store *make_store(uint32_t keep_last)
 {
-	ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss", .monitor_mode = CKPT_MODE_MIN};
-	ckpt_store_options o = {.chunk_size = 1 << 16, .keep_last = keep_last, .no_sync = true};
-	ckpt_store *s = NULL;
-	OK(ckpt_store_create(&s, storepath, &m, &o));
-	return s;
+	return test_store_create(storepath, keep_last);
 }
 
 /* the bytes of epoch @p epoch's tensor: unlike every other epoch's */

@@ -34,3 +34,12 @@ void test_store_dir_make(char *dir, size_t dcap, char *store, size_t scap, const
 	test_dir_make(dir, dcap, suite);
 	ck_assert_uint_lt((size_t)snprintf(store, scap, "%s/store", dir), scap);
 }
+
+ckpt_store *test_store_create(const char *path, uint32_t keep_last)
+{
+	ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss", .monitor_mode = CKPT_MODE_MIN};
+	ckpt_store_options o = {.chunk_size = 1 << 16, .keep_last = keep_last, .no_sync = true};
+	ckpt_store *s = NULL;
+	OK(ckpt_store_create(&s, path, &m, &o));
+	return s;
+}

@@ -25,4 +25,8 @@ void test_store_dir_make(char *dir, size_t dcap, char *store, size_t scap, const
 /** Remove @p dir and everything below it (symlinks are removed, never followed). */
 void test_dir_remove(const char *dir);
 
+/** Create a store at @p path (val_loss min, 64 KiB chunks, no fsync) keeping the newest
+ *  @p keep_last checkpoints (0: all); the test fails if it cannot. */
+ckpt_store *test_store_create(const char *path, uint32_t keep_last);
+
 #endif
