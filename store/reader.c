@@ -222,40 +222,32 @@ int ckpt_snapshot_latest(uint64_t *out, ckpt_snapshot *snap)
 
 /* The newest commit time over the index records (44 bytes each: a store of 10,000 checkpoints
  * scans in about a millisecond); a damaged index record is read from its checkpoint record. */
+typedef struct newest_scan {
+	bool any;
+	int64_t newest;
+} newest_scan;
+
+static int newest_one(void *arg, uint64_t epoch, const store_index_rec *ir)
+{
+	(void)epoch;
+	newest_scan *x = arg;
+	if (!x->any || ir->time_ns > x->newest)
+		x->newest = ir->time_ns;
+	x->any = true;
+	return 0;
+}
+
 int ckpt_snapshot_newest_time(int64_t *out, ckpt_snapshot *snap)
 {
-	ckpt_store *s = snap->store;
-	MDB_cursor *cur;
-	MDB_val key, val;
-	int rc = 0;
-	bool any = false;
-	int64_t newest = 0;
+	newest_scan x = {0};
 	pthread_mutex_lock(&snap->lock);
-	int mrc = mdb_cursor_open(snap->txn, s->db_index, &cur);
-	if (mrc) {
-		pthread_mutex_unlock(&snap->lock);
-		return store_lmdb_error(mrc, "store %s: reading the index", s->path);
-	}
-	/* past an index record outside data.mdb: store_index_read() reads its checkpoint's */
-	for (mrc = store_cursor_get(s, cur, &key, &val, MDB_FIRST);
-	     mrc == 0 || (mrc == STORE_EOUTSIDE && key.mv_data);
-	     mrc = store_cursor_get(s, cur, &key, &val, MDB_NEXT)) {
-		store_index_rec ir;
-		if ((rc = store_index_read(&ir, s, snap->txn, &key, &val)))
-			break;
-		if (!any || ir.time_ns > newest)
-			newest = ir.time_ns;
-		any = true;
-	}
-	mdb_cursor_close(cur);
+	int rc = store_index_each(snap->store, snap->txn, newest_one, &x);
 	pthread_mutex_unlock(&snap->lock);
 	if (rc)
 		return rc;
-	if (mrc != MDB_NOTFOUND)
-		return store_lmdb_error(mrc, "store %s: reading the index", s->path);
-	if (!any)
-		return store_error(-ENOENT, "store %s: no checkpoint", s->path);
-	*out = newest;
+	if (!x.any)
+		return store_error(-ENOENT, "store %s: no checkpoint", snap->store->path);
+	*out = x.newest;
 	return 0;
 }
 
@@ -288,6 +280,16 @@ int ckpt_snapshot_top_k(uint64_t *out, size_t cap, size_t *out_count, ckpt_snaps
 	return rc;
 }
 
+static int stats_one(void *arg, uint64_t epoch, const store_index_rec *ir)
+{
+	(void)epoch;
+	ckpt_store_stats *out = arg;
+	out->checkpoints++;
+	out->tensors += ir->ntensors;
+	out->bytes += ir->nbytes;
+	return 0;
+}
+
 static int stats_locked(ckpt_store_stats *out, ckpt_snapshot *snap)
 {
 	ckpt_store *s = snap->store;
@@ -295,25 +297,10 @@ static int stats_locked(ckpt_store_stats *out, ckpt_snapshot *snap)
 	MDB_cursor *cur;
 	MDB_val key, val;
 	char why[200];
-	int rc = 0;
-	int mrc = mdb_cursor_open(snap->txn, s->db_index, &cur);
-	if (mrc)
-		return store_lmdb_error(mrc, "store %s: stats", s->path);
-	for (mrc = store_cursor_get(s, cur, &key, &val, MDB_FIRST);
-	     mrc == 0 || (mrc == STORE_EOUTSIDE && key.mv_data);
-	     mrc = store_cursor_get(s, cur, &key, &val, MDB_NEXT)) {
-		store_index_rec ir;
-		if ((rc = store_index_read(&ir, s, snap->txn, &key, &val)))
-			break;
-		out->checkpoints++;
-		out->tensors += ir.ntensors;
-		out->bytes += ir.nbytes;
-	}
-	mdb_cursor_close(cur);
+	int rc = store_index_each(s, snap->txn, stats_one, out);
 	if (rc)
 		return rc;
-	if (mrc != MDB_NOTFOUND)
-		return store_lmdb_error(mrc, "store %s: stats", s->path);
+	int mrc;
 	if ((mrc = mdb_cursor_open(snap->txn, s->db_blobs, &cur)))
 		return store_lmdb_error(mrc, "store %s: stats", s->path);
 	/* a damaged blob record is left out of stored_bytes and said, but the rest is counted:

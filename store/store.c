@@ -475,6 +475,47 @@ int store_index_read(store_index_rec *out, ckpt_store *s, MDB_txn *txn, const MD
 	                   (unsigned long long)epoch, why);
 }
 
+int store_index_each(ckpt_store *s, MDB_txn *txn,
+                     int (*fn)(void *arg, uint64_t epoch, const store_index_rec *ir), void *arg)
+{
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(txn, s->db_index, &cur);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: reading the index", s->path);
+	MDB_val key, val;
+	int rc = 0;
+	/* past an index record outside data.mdb: store_index_read() reads its checkpoint's */
+	for (mrc = store_cursor_get(s, cur, &key, &val, MDB_FIRST);
+	     mrc == 0 || (mrc == STORE_EOUTSIDE && key.mv_data);
+	     mrc = store_cursor_get(s, cur, &key, &val, MDB_NEXT)) {
+		store_index_rec ir;
+		if ((rc = store_index_read(&ir, s, txn, &key, &val)) ||
+		    (rc = fn(arg, store_epoch_from_key(&key), &ir)))
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (!rc && mrc != MDB_NOTFOUND)
+		rc = store_lmdb_error(mrc, "store %s: reading the index", s->path);
+	return rc;
+}
+
+typedef struct index_scan {
+	uint64_t *e;
+	ranked *r;
+	size_t n, ne, nr;
+} index_scan;
+
+static int scan_one(void *arg, uint64_t epoch, const store_index_rec *ir)
+{
+	index_scan *x = arg;
+	if (x->ne == x->n)
+		return 1; /* more records than counted: the rest is not ours to read */
+	x->e[x->ne++] = epoch;
+	if (ir->has_monitor)
+		x->r[x->nr++] = (ranked){epoch, ir->monitor};
+	return 0;
+}
+
 /* all epochs (ascending) and the ranked ones (best first) from the index */
 static int scan_index(ckpt_store *s, MDB_txn *txn, uint64_t **epochs, size_t *nepochs,
                       ranked **rank, size_t *nrank)
@@ -483,50 +524,23 @@ static int scan_index(ckpt_store *s, MDB_txn *txn, uint64_t **epochs, size_t *ne
 	int mrc = mdb_stat(txn, s->db_index, &st);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: index", s->path);
-	size_t n = st.ms_entries, ne = 0, nr = 0;
-	uint64_t *e = malloc((n ? n : 1) * sizeof(*e));
-	ranked *r = malloc((n ? n : 1) * sizeof(*r));
-	if (!e || !r) {
-		free(e);
-		free(r);
-		return store_error(-ENOMEM, "out of memory");
-	}
-	MDB_cursor *cur;
-	mrc = mdb_cursor_open(txn, s->db_index, &cur);
-	if (mrc) {
-		free(e);
-		free(r);
-		return store_lmdb_error(mrc, "store %s: index cursor", s->path);
-	}
-	MDB_val key, val;
-	int rc = 0;
-	/* past an index record outside data.mdb: store_index_read() reads its checkpoint's */
-	for (mrc = store_cursor_get(s, cur, &key, &val, MDB_FIRST);
-	     (mrc == 0 || (mrc == STORE_EOUTSIDE && key.mv_data)) && ne < n;
-	     mrc = store_cursor_get(s, cur, &key, &val, MDB_NEXT)) {
-		uint64_t epoch = store_epoch_from_key(&key);
-		store_index_rec ir;
-		if ((rc = store_index_read(&ir, s, txn, &key, &val)))
-			break;
-		e[ne++] = epoch;
-		if (ir.has_monitor)
-			r[nr++] = (ranked){epoch, ir.monitor};
-	}
-	mdb_cursor_close(cur);
-	if (rc == 0 && mrc && mrc != MDB_NOTFOUND && ne < n)
-		rc = store_lmdb_error(mrc, "store %s: reading the index", s->path);
-	if (rc) {
-		free(e);
-		free(r);
+	index_scan x = {.n = st.ms_entries};
+	x.e = malloc((x.n ? x.n : 1) * sizeof(*x.e));
+	x.r = malloc((x.n ? x.n : 1) * sizeof(*x.r));
+	int rc = !x.e || !x.r ? store_error(-ENOMEM, "out of memory")
+	                      : store_index_each(s, txn, scan_one, &x);
+	if (rc < 0) {
+		free(x.e);
+		free(x.r);
 		return rc;
 	}
 	/* O(n log n): an insertion sort here was quadratic for the usual run whose metric keeps
 	 * improving (every new epoch moved to the front), on each commit */
-	qsort_r(r, nr, sizeof(*r), rank_cmp, &s->meta.monitor_mode);
-	*epochs = e;
-	*nepochs = ne;
-	*rank = r;
-	*nrank = nr;
+	qsort_r(x.r, x.nr, sizeof(*x.r), rank_cmp, &s->meta.monitor_mode);
+	*epochs = x.e;
+	*nepochs = x.ne;
+	*rank = x.r;
+	*nrank = x.nr;
 	return 0;
 }
 

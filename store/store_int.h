@@ -190,6 +190,12 @@ store_index_rec store_index_of_checkpoint(const ckpt_store *s, const store_ckpt_
 int store_index_read(store_index_rec *out, ckpt_store *s, MDB_txn *txn, const MDB_val *key,
                      const MDB_val *val);
 
+/* Call @p fn for each index record in key order (a damaged one, also one reaching past
+ * data.mdb, read from its checkpoint record as store_index_read() does). A negative return of
+ * @p fn or of a read stops the walk and is returned; a positive one stops it, returned too. */
+int store_index_each(ckpt_store *s, MDB_txn *txn,
+                     int (*fn)(void *arg, uint64_t epoch, const store_index_rec *ir), void *arg);
+
 /** Delete checkpoint @p epoch (record, index, blob references) inside a write txn. */
 int store_delete_checkpoint(ckpt_store *s, MDB_txn *txn, uint64_t epoch);
 
