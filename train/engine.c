@@ -1665,9 +1665,11 @@ static int check_memory(const train_config *c, const train_data *data, uint32_t 
 	uint64_t avail;
 	char what[32];
 	train_memory_available(&avail, what, sizeof(what));
-	/* under ulimit -v the address-space check is the whole one (it adds the reservations and
-	 * the store's map to @p need): said alone, not after a smaller figure first */
-	if (need <= (double)avail || strcmp(what, "ulimit -v") == 0)
+	/* where ulimit -v is what limits, the address-space check is the whole one (it adds the
+	 * reservations and the store's map to @p need): said alone, not after a smaller figure */
+	uint64_t room;
+	bool address_space_binds = train_memory_address_space(&room) && room <= avail;
+	if (need <= (double)avail || address_space_binds)
 		return check_map_room(c, start_epoch, need, (1 + states) * params * f);
 	char s_need[32], s_avail[32], s_params[32], s_states[32], s_act[32], s_staging[32],
 	    s_data[32];
