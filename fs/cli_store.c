@@ -386,12 +386,28 @@ out:
 	"  \"epoch-NNNN: bad tensor NAME (...)\", \"epoch-NNNN: bad checkpoint record (...)\",\n"     \
 	"  \"epoch-NNNN: bad index record (...)\", \"epoch-NNNN: bad key (...)\",\n"                \
 	"  \"epoch-NNNN: bad record optimizer.param_groups (...)\",\n"                              \
-	"  \"bad best record (...)\"\n"                                                               \
+	"  \"bad best record (...)\",\n"                                                              \
+	"  \"blob HASH...: ...\", \"chunk HASH#I ...: ...\" (reference counts that disagree with\n"   \
+	"  the checkpoints, stored bytes no checkpoint can read: ckpt gc repairs them)\n"           \
 	"then one line on stdout sums up:\n"                                                          \
 	"  verify: ok, N checkpoints, T tensors, B bytes\n"                                          \
 	"  verify: P problems in N checkpoints, T tensors\n"                                         \
 	"Exit status: 0 when everything is intact; 1 when a problem is found or the store cannot\n" \
 	"be read; 2 for bad usage.\n"
+
+/* at most this many reference problems are printed, then how many more there are */
+#define REFS_MAX_LINES 50
+
+typedef struct refs_report {
+	uint64_t lines;
+} refs_report;
+
+static void print_ref_problem(void *arg, const char *problem)
+{
+	refs_report *rep = arg;
+	if (++rep->lines <= REFS_MAX_LINES)
+		cli_error("%s", problem);
+}
 
 int cli_verify(int argc, char **argv)
 {
@@ -453,6 +469,16 @@ int cli_verify(int argc, char **argv)
 				bad++;
 			}
 		}
+	}
+	ckpt_refs_stats refs;
+	refs_report rep = {0};
+	if (ckpt_snapshot_check_refs(&refs, snap, print_ref_problem, &rep)) {
+		cli_error("%s: checking the reference counts failed (%s)", path, ckpt_last_error());
+		bad++;
+	} else {
+		if (rep.lines > REFS_MAX_LINES)
+			cli_error("... and %" PRIu64 " more such problems", rep.lines - REFS_MAX_LINES);
+		bad += refs.problems;
 	}
 	uint64_t best;
 	if (ckpt_snapshot_check_best(snap) == CKPT_ECORRUPT ||
@@ -541,7 +567,8 @@ typedef struct gc_request {
 	const char *path;
 	uint64_t keep_last, keep_top;
 	bool have_last, have_top;
-	uint32_t deleted; /* set by apply_retention() */
+	uint32_t deleted;          /* set by apply_retention() */
+	ckpt_refs_repair repaired; /* likewise */
 } gc_request;
 
 /* Persist and apply @p req's retention in @p s (open for writing). Returns 0, or 1 or 2 (the
@@ -557,7 +584,8 @@ static int apply_retention(ckpt_store *s, gc_request *req)
 	int status = check_gc_retention(req->keep_last, req->keep_top, req->have_top);
 	if (status)
 		return status; /* refused before writing */
-	if (ckpt_store_gc(s, (uint32_t)req->keep_last, (uint32_t)req->keep_top, &req->deleted)) {
+	if (ckpt_store_gc(s, (uint32_t)req->keep_last, (uint32_t)req->keep_top, &req->deleted) ||
+	    ckpt_store_repair_refs(s, &req->repaired)) {
 		cli_error("gc of %s failed (%s)", req->path, ckpt_last_error());
 		return 1;
 	}
@@ -568,6 +596,13 @@ static void print_gc(const gc_request *req)
 {
 	printf("gc: deleted %" PRIu32 " checkpoint%s; keep-last %" PRIu64 ", keep-top %" PRIu64 "\n",
 	       req->deleted, req->deleted == 1 ? "" : "s", req->keep_last, req->keep_top);
+	const ckpt_refs_repair *r = &req->repaired;
+	if (r->blobs || r->chunks || r->counts)
+		printf("gc: repaired reference counting: freed %" PRIu64 " blob%s no checkpoint "
+		       "references and %" PRIu64 " stray chunk%s (%" PRIu64 " bytes), set %" PRIu64
+		       " reference count%s\n",
+		       r->blobs, r->blobs == 1 ? "" : "s", r->chunks, r->chunks == 1 ? "" : "s",
+		       r->bytes, r->counts, r->counts == 1 ? "" : "s");
 }
 
 /* ckpt_store_compact_with()'s work: the retention, on the copy that becomes the store. Its

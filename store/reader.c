@@ -705,3 +705,90 @@ out:
 	XXH3_freeState(st);
 	return rc;
 }
+
+/* ---- reference counts ---- */
+
+static void hex_key(char *out, const uint8_t *key, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[key[i] >> 4];
+		out[2 * i + 1] = digits[key[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+/* one line naming finding @p f (its key as hex, a chunk as HASH#INDEX) */
+static void describe_finding(char *line, size_t len, const store_ref_finding *f)
+{
+	char hex[2 * STORE_CHUNK_KEY_LEN + 1];
+	if (f->kind == STORE_REF_STRAY_CHUNK) {
+		if (f->key_len == STORE_CHUNK_KEY_LEN) {
+			hex_key(hex, f->key, 16);
+			const uint8_t *k = f->key;
+			unsigned long index = (unsigned long)k[16] << 24 | (unsigned long)k[17] << 16 |
+			                      (unsigned long)k[18] << 8 | k[19];
+			snprintf(line, len,
+			         "chunk %s#%lu (%llu bytes) belongs to no blob: no checkpoint "
+			         "can read it (ckpt gc frees it)",
+			         hex, index, (unsigned long long)f->nbytes);
+		} else {
+			hex_key(hex, f->key, f->key_len);
+			snprintf(line, len,
+			         "chunk key %s is %zu bytes, not %d: no checkpoint can read it "
+			         "(ckpt gc frees it)",
+			         hex, f->key_len, STORE_CHUNK_KEY_LEN);
+		}
+		return;
+	}
+	hex_key(hex, f->key, f->key_len);
+	if (f->kind == STORE_REF_BAD_BLOB)
+		snprintf(line, len,
+		         "blob %s: a damaged record that no checkpoint references (ckpt gc frees "
+		         "it)",
+		         hex);
+	else if (f->used == 0)
+		snprintf(line, len,
+		         "blob %s (%llu bytes): stored with reference count %llu, but no "
+		         "checkpoint references it: bytes no one can read (ckpt gc frees them)",
+		         hex, (unsigned long long)f->nbytes, (unsigned long long)f->stored);
+	else
+		snprintf(line, len,
+		         "blob %s: stored with reference count %llu, but %llu tensor%s of the "
+		         "checkpoints reference it%s (ckpt gc sets it right)",
+		         hex, (unsigned long long)f->stored, (unsigned long long)f->used,
+		         f->used == 1 ? "" : "s",
+		         f->used > f->stored ? ": deleting checkpoints would free bytes still in use"
+		                             : "");
+}
+
+int ckpt_snapshot_check_refs(ckpt_refs_stats *out, ckpt_snapshot *snap, ckpt_refs_problem_fn fn,
+                             void *arg)
+{
+	memset(out, 0, sizeof(*out));
+	store_refs_result r;
+	pthread_mutex_lock(&snap->lock);
+	int rc = store_refs_check(&r, snap->store, snap->txn);
+	pthread_mutex_unlock(&snap->lock);
+	if (rc)
+		return rc;
+	out->references = r.references;
+	out->blobs = r.blobs;
+	out->chunks = r.chunks;
+	out->complete = r.complete;
+	for (size_t i = 0; i < r.n; i++) {
+		const store_ref_finding *f = &r.findings[i];
+		if (!store_ref_certain(&r, f))
+			continue;
+		out->problems++;
+		if (f->used == 0)
+			out->wasted_bytes += f->nbytes;
+		if (fn) {
+			char line[512];
+			describe_finding(line, sizeof(line), f);
+			fn(arg, line);
+		}
+	}
+	store_refs_free(&r);
+	return 0;
+}

@@ -311,6 +311,24 @@ int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t
 	return 0;
 }
 
+int store_blob_delete(ckpt_store *s, MDB_txn *txn, const uint8_t *key, size_t key_len)
+{
+	MDB_val k = {key_len, (void *)key};
+	int mrc = mdb_del(txn, s->db_blobs, &k, NULL);
+	if (mrc && mrc != MDB_NOTFOUND)
+		return store_lmdb_error(mrc, "store %s: deleting a blob record", s->path);
+	return key_len == 16 ? delete_chunks(s, txn, key) : 0;
+}
+
+int store_blob_set_count(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t refcount)
+{
+	MDB_val key = {16, (void *)hash}, val;
+	int mrc = store_get(s, txn, s->db_blobs, &key, &val);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: looking up a blob", s->path);
+	return put_refcount(s, txn, &key, &val, refcount);
+}
+
 int store_blob_unref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16])
 {
 	MDB_val key = {16, (void *)hash}, val;
@@ -326,10 +344,7 @@ int store_blob_unref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16])
 		return put_refcount(s, txn, &key, &val, b.refcount - 1);
 	}
 	/* last reference (or an undecodable record): free the blob and its chunks */
-	mrc = mdb_del(txn, s->db_blobs, &key, NULL);
-	if (mrc)
-		return store_lmdb_error(mrc, "store %s: deleting a blob record", s->path);
-	return delete_chunks(s, txn, hash);
+	return store_blob_delete(s, txn, hash, 16);
 }
 
 /* ---- checkpoints ---- */
@@ -1596,6 +1611,11 @@ static int release_freed_pages(ckpt_store *s, uint32_t deleted)
 		return rc;
 	}
 	int mrc = store_write_errno(s->path, mdb_txn_commit(txn), 0);
+	if (mrc && deleted == 0) /* ckpt_store_repair_refs() freed blobs */
+		return store_lmdb_error(mrc,
+		                        "store %s: gc freed blobs no checkpoint references, but the "
+		                        "commit that makes their pages reusable failed",
+		                        s->path);
 	if (mrc)
 		return store_lmdb_error(mrc,
 		                        "store %s: gc deleted %u checkpoint%s, but the commit that "
@@ -1715,6 +1735,61 @@ static int check_keys_agree(ckpt_store *s)
 	mdb_txn_abort(txn);
 	if (!rc && mrc)
 		rc = store_lmdb_error(mrc, "store %s: reading the keys", s->path);
+	return rc;
+}
+
+/* ckpt_store_repair_refs() once: @p out set when it committed */
+static int repair_refs_once(ckpt_store *s, ckpt_refs_repair *out)
+{
+	MDB_txn *txn;
+	int rc = store_write_txn(s, &txn);
+	if (rc)
+		return rc;
+	store_refs_result r;
+	if ((rc = store_refs_check(&r, s, txn))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	ckpt_refs_repair done;
+	rc = store_refs_repair(s, txn, &r, &done);
+	store_refs_free(&r);
+	if (rc || (done.blobs | done.chunks | done.counts) == 0) {
+		mdb_txn_abort(txn); /* nothing to write: no commit */
+		return rc;
+	}
+	int mrc = store_write_errno(s->path, mdb_txn_commit(txn), 0);
+	if (mrc)
+		return store_lmdb_error(mrc, "store %s: committing the repaired reference counts",
+		                        s->path);
+	*out = done;
+	return 0;
+}
+
+int ckpt_store_repair_refs(ckpt_store *store, ckpt_refs_repair *out)
+{
+	ckpt_refs_repair done = {0};
+	if (out)
+		*out = done;
+	if (store->readonly)
+		return store_error(-EROFS, "store %s: opened read-only", store->path);
+	int rc;
+	pthread_mutex_lock(&store->write_lock);
+	for (int attempt = 0;; attempt++) {
+		rc = repair_refs_once(store, &done);
+		if (rc != STORE_EMAPFULL || attempt == 5)
+			break;
+		uint64_t used, size;
+		store_map_usage(store, &used, &size);
+		if ((rc = store_grow_map(store, size * 2)))
+			break;
+	}
+	if (rc == 0 && (done.blobs || done.chunks))
+		rc = release_freed_pages(store, 0);
+	pthread_mutex_unlock(&store->write_lock);
+	if (rc == STORE_EMAPFULL)
+		rc = -ENOSPC;
+	if (out)
+		*out = done;
 	return rc;
 }
 

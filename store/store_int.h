@@ -198,6 +198,48 @@ int store_index_each(ckpt_store *s, MDB_txn *txn,
 
 /** Delete checkpoint @p epoch (record, index, blob references) inside a write txn. */
 int store_delete_checkpoint(ckpt_store *s, MDB_txn *txn, uint64_t epoch);
+/** Delete the blob record of key @p key (@p key_len bytes: a damaged one may not be 16) and
+ *  every chunk of its hash, whatever its reference count. */
+int store_blob_delete(ckpt_store *s, MDB_txn *txn, const uint8_t *key, size_t key_len);
+/** Set the reference count of the (decodable) blob record of @p hash to @p refcount. */
+int store_blob_set_count(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t refcount);
+
+/* ---- reference counts against the checkpoints (store/refs.c) ---- */
+
+typedef enum store_ref_kind {
+	STORE_REF_MISCOUNT,   /* a blob whose stored count is not the references counted */
+	STORE_REF_BAD_BLOB,   /* a blob record that does not decode (or a key that is no hash) */
+	STORE_REF_STRAY_CHUNK /* a chunk of no blob record, or past its blob's last chunk */
+} store_ref_kind;
+
+typedef struct store_ref_finding {
+	store_ref_kind kind;
+	uint8_t key[STORE_CHUNK_KEY_LEN]; /* the blob's or the chunk's key */
+	size_t key_len;
+	uint64_t stored; /* STORE_REF_MISCOUNT: the stored count */
+	uint64_t used;   /* references counted in the checkpoint records that decoded */
+	uint64_t nbytes; /* the blob's bytes, or the chunk's (0 when unknown) */
+} store_ref_finding;
+
+typedef struct store_refs_result {
+	bool complete;       /* every checkpoint record decoded: every count is exact */
+	uint64_t references; /* tensor references counted */
+	uint64_t blobs, chunks;
+	store_ref_finding *findings;
+	size_t n, cap;
+} store_refs_result;
+
+/** Count the tensor references of every checkpoint record of @p txn and compare them with every
+ *  blob record and chunk. Free @p r with store_refs_free() (also done on error). */
+int store_refs_check(store_refs_result *r, ckpt_store *s, MDB_txn *txn);
+void store_refs_free(store_refs_result *r);
+/** Whether finding @p f is damage whatever the checkpoint records that did not decode hold (a
+ *  count below the references counted, a stray chunk; with every record read, all of them). */
+bool store_ref_certain(const store_refs_result *r, const store_ref_finding *f);
+
+/** Repair, in write txn @p txn, each certain finding of @p r (checked in @p txn). */
+int store_refs_repair(ckpt_store *s, MDB_txn *txn, const store_refs_result *r,
+                      ckpt_refs_repair *out);
 
 /** Recompute "best" from the whole index and store it in meta (O(n log n)). */
 int store_update_best(ckpt_store *s, MDB_txn *txn);

@@ -164,6 +164,25 @@ void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t
 int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top,
                   uint32_t *out_deleted);
 
+/** What ckpt_store_repair_refs() changed. */
+typedef struct ckpt_refs_repair {
+	uint64_t blobs;  /**< blobs no checkpoint references, deleted with their chunks */
+	uint64_t chunks; /**< stray chunks deleted */
+	uint64_t counts; /**< reference counts set to the references found */
+	uint64_t bytes;  /**< bytes freed */
+} ckpt_refs_repair;
+
+/**
+ * Repair, in one write transaction, what ckpt_snapshot_check_refs() reports in the newest
+ * commit: free the blobs no checkpoint references and stray chunks, set each reference count to
+ * the references found. Nothing is written when nothing needs it. `ckpt gc` runs it after its
+ * retention. Check and repair are one write transaction, so a commit of another process
+ * cannot fall between them.
+ * @param out receives what changed (zeros when nothing did); may be NULL.
+ * @return 0, -EROFS for a read-only store, -ENOSPC, -EFBIG, or an error reading the store.
+ */
+int ckpt_store_repair_refs(ckpt_store *store, ckpt_refs_repair *out);
+
 /** Sizes of data.mdb around ckpt_store_compact(). */
 typedef struct ckpt_store_compact_stats {
 	uint64_t size_before; /**< bytes of data.mdb before */
@@ -412,6 +431,35 @@ int ckpt_snapshot_best(uint64_t *out, ckpt_snapshot *snap);
  * @return 0, or CKPT_ECORRUPT with the reason in ckpt_last_error().
  */
 int ckpt_snapshot_check_best(ckpt_snapshot *snap);
+
+/** What ckpt_snapshot_check_refs() counted. */
+typedef struct ckpt_refs_stats {
+	uint64_t references;   /**< tensor references in the checkpoint records that decode */
+	uint64_t blobs;        /**< blob records (each distinct tensor content once) */
+	uint64_t chunks;       /**< chunk records */
+	uint64_t problems;     /**< problems reported */
+	uint64_t wasted_bytes; /**< bytes of blobs and chunks that no checkpoint can read */
+	bool complete;         /**< every checkpoint record decoded: every count was checked */
+} ckpt_refs_stats;
+
+/** Receives one line (no newline) per problem ckpt_snapshot_check_refs() finds. */
+typedef void (*ckpt_refs_problem_fn)(void *arg, const char *problem);
+
+/**
+ * Check the reference counting of the stored tensor bytes in @p snap: every blob record's count
+ * must equal the number of tensors of the checkpoint records that reference it, a blob nothing
+ * references must not be stored, and every chunk must belong to a blob. Commits and deletions
+ * keep that in one transaction each; only damage breaks it (a checkpoint record that no longer
+ * decodes is deleted by retention without knowing its blobs: their bytes stay). A count below
+ * the references found would let a later deletion free bytes still in use. While some
+ * checkpoint record does not decode, only what it cannot explain is reported (counts below the
+ * references found, stray chunks); ckpt_store_repair_refs() repairs what is reported.
+ * Reads every checkpoint, blob and chunk record (not the chunks' bytes).
+ * @param fn called for each problem (may be NULL).
+ * @return 0 (problems or not: see out->problems), or an error reading the store.
+ */
+int ckpt_snapshot_check_refs(ckpt_refs_stats *out, ckpt_snapshot *snap, ckpt_refs_problem_fn fn,
+                             void *arg);
 
 /**
  * Up to @p cap best epochs, best first (same rules as ckpt_snapshot_best()).

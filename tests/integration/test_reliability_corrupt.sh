@@ -8,7 +8,7 @@
 # the root still works (ls, ls -l, history.csv with an empty row, best/latest, rsync copying
 # every other epoch and exiting 23, ckpt ls STORE); a
 # damaged index record is rebuilt from its checkpoint record (readers see the right data, ckpt
-# verify reports it); a damaged best record is rebuilt from the index (verify reports it); damaged run
+# verify reports it); a damaged checkpoint deleted by gc leaves no blob behind; a damaged best record is rebuilt from the index (verify reports it); damaged run
 # metadata refuses the store. A node size grown past the end of data.mdb fails only its epoch
 # for readers and the mount (no SIGBUS), while ckpt gc, --compact and ckpt-train --resume refuse
 # the file in one line and change nothing. A store without lock.mdb mounts without one appearing.
@@ -171,6 +171,28 @@ for e in 1 2 3; do expect_same $e; done
 "$CKPT" info "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" || problem "ckpt info with a damaged index record: $(cat "$TMP/err")"
 "$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" && problem "ckpt verify passed a damaged index record"
 grep -q "^ckpt: error: epoch-0002: bad index record" "$TMP/err" || problem "ckpt verify: $(cat "$TMP/err")"
+
+# ---- a checkpoint record deleted by retention while damaged: which blobs it referenced is
+# unknown then, so they stayed stored with no checkpoint to read them. gc frees them at once
+# (the store then takes what a pristine store takes after the same gc); until a damaged record
+# is gone, verify names only the record, not the blobs it may reference
+damage ckpt 1 middle
+"$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err"
+[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "epoch-0001: bad checkpoint record" "$TMP/err" ||
+	problem "ckpt verify, damaged checkpoint record: $(cat "$TMP/err")"
+"$CKPT" gc "$TMP/damaged" --keep-last 2 >"$TMP/out" 2>"$TMP/err" || problem "gc of a damaged checkpoint: $(cat "$TMP/err")"
+grep -q "^gc: deleted 1 checkpoint;" "$TMP/out" &&
+	grep -qE "^gc: repaired reference counting: freed [1-9][0-9]* blobs? no checkpoint references and 0 stray chunks \([1-9][0-9]* bytes\)" "$TMP/out" ||
+	problem "gc of a damaged checkpoint: $(cat "$TMP/out")"
+"$CKPT" verify "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" || problem "ckpt verify after gc: $(cat "$TMP/err")"
+rm -rf "$TMP/gcref"
+cp -r "$pristine" "$TMP/gcref"
+"$CKPT" gc "$TMP/gcref" --keep-last 2 >"$TMP/out" 2>&1 || problem "gc of the pristine copy: $(cat "$TMP/out")"
+grep -q "repaired" "$TMP/out" && problem "gc of a pristine store repaired something: $(cat "$TMP/out")"
+[ "$("$CKPT" info "$TMP/damaged" | grep '^stored-bytes:')" = "$("$CKPT" info "$TMP/gcref" | grep '^stored-bytes:')" ] ||
+	problem "after gc the damaged store keeps other bytes than the pristine one: $("$CKPT" info "$TMP/damaged" | grep stored-bytes) vs $("$CKPT" info "$TMP/gcref" | grep stored-bytes)"
+expect_same 2
+expect_same 3
 
 # ---- a blob record: ckpt info shows everything else and says so in one line, exit 1 (it
 # refused the whole store); ckpt verify names the tensors using it

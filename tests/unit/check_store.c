@@ -182,8 +182,22 @@ static void check_invariants(ckpt_store *s)
 		ck_assert_uint_eq(stored.version, STORE_REC_VERSION);
 		ck_assert_uint_eq(stored.epoch, best[0]);
 	}
-	free(refs);
 	mdb_txn_abort(txn);
+	/* ckpt verify's check of the same invariants agrees */
+	ckpt_snapshot *snap;
+	ckpt_refs_stats rs;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_check_refs(&rs, snap, NULL, NULL));
+	ckpt_snapshot_close(snap);
+	ck_assert(rs.complete);
+	ck_assert_uint_eq(rs.problems, 0);
+	ck_assert_uint_eq(rs.blobs, nrefs);
+	ck_assert_uint_eq(rs.chunks, chunks);
+	uint64_t nrefs_total = 0;
+	for (size_t j = 0; j < nrefs; j++)
+		nrefs_total += refs[j].count;
+	ck_assert_uint_eq(rs.references, nrefs_total);
+	free(refs);
 }
 
 /* Check every record and every tensor of every checkpoint in @p snap, the first of which must
