@@ -386,7 +386,7 @@ out:
 	"  \"epoch-NNNN: bad tensor NAME (...)\", \"epoch-NNNN: bad checkpoint record (...)\",\n"     \
 	"  \"epoch-NNNN: bad index record (...)\", \"epoch-NNNN: bad key (...)\",\n"                \
 	"  \"epoch-NNNN: bad record optimizer.param_groups (...)\",\n"                              \
-	"  \"bad best record (...)\",\n"                                                              \
+	"  \"bad best record (...)\" (damaged, or naming another epoch than the index's best),\n"                                                              \
 	"  \"blob HASH...: ...\", \"chunk HASH#I ...: ...\" (reference counts that disagree with\n"   \
 	"  the checkpoints, stored bytes no checkpoint can read: ckpt gc repairs them)\n"           \
 	"then one line on stdout sums up:\n"                                                          \
@@ -407,6 +407,31 @@ static void print_ref_problem(void *arg, const char *problem)
 	refs_report *rep = arg;
 	if (++rep->lines <= REFS_MAX_LINES)
 		cli_error("%s", problem);
+}
+
+/* An intact best record must name the best checkpoint of the index records, as each commit
+ * and gc keeps it (a record written by hand or by another tool can name any stored epoch: the
+ * mount's best and --resume best would then take it). 1 after one error line. */
+static int check_best_ranking(ckpt_snapshot *snap, const ckpt_run_meta *meta)
+{
+	uint64_t best, top;
+	size_t ntop;
+	int brc = ckpt_snapshot_best(&best, snap);
+	if (ckpt_snapshot_top_k(&top, 1, &ntop, snap)) {
+		cli_error("ranking the checkpoints failed (%s)", ckpt_last_error());
+		return 1;
+	}
+	if ((brc == 0) == (ntop == 1) && (brc != 0 || best == top))
+		return 0;
+	char named[32] = "no epoch", ranked[32] = "none";
+	if (brc == 0)
+		view_epoch_name(named, sizeof(named), best);
+	if (ntop == 1)
+		view_epoch_name(ranked, sizeof(ranked), top);
+	cli_error("bad best record (it names %s, but by the index records the best by the "
+	          "monitored metric (%s) is %s)",
+	          named, meta->monitor_mode == CKPT_MODE_MAX ? "max" : "min", ranked);
+	return 1;
 }
 
 int cli_verify(int argc, char **argv)
@@ -484,6 +509,8 @@ int cli_verify(int argc, char **argv)
 	if (ckpt_snapshot_check_best(snap) == CKPT_ECORRUPT ||
 	    ckpt_snapshot_best(&best, snap) == CKPT_ECORRUPT) {
 		cli_error("bad best record (%s)", ckpt_last_error());
+		bad++;
+	} else if (check_best_ranking(snap, ckpt_store_meta(s))) {
 		bad++;
 	}
 	if (bad) {

@@ -256,6 +256,21 @@ mount_store "$TMP/damaged" "$TMP/mnt"
 cmp -s "$TMP/mnt/epoch-0002/model.safetensors" "$TMP/ref/st2" || problem "mount: epoch 2 differs"
 unmount_store "$TMP/mnt"
 
+# ---- a best record with a valid CRC that names another epoch than the best: verify says so
+rm -rf "$TMP/damaged"
+cp -r "$pristine" "$TMP/damaged"
+read -r at len < <("$OFF" "$TMP/damaged" meta best) || fail "record_offset meta best"
+other=1
+[ "$want_best" = epoch-0001 ] && other=2
+python3 - "$TMP/damaged/data.mdb" "$at" "$other" <<'PY' || fail "rewrite the best record"
+import struct, sys, zlib
+body = struct.pack("<HHQ", 2, 0, int(sys.argv[3]))
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    f.write(body + struct.pack("<I", zlib.crc32(body)))
+PY
+expect_fail "^ckpt: error: bad best record \(it names epoch-000$other, but by the index records the best by the monitored metric \(min\) is $want_best\)$" "$CKPT" verify "$TMP/damaged"
+
 # ---- run metadata: the store is refused, by every command, in one line
 damage meta run random
 for cmd in info log verify "show 1"; do
