@@ -378,6 +378,61 @@ static bool looks_like_text(const void *data, size_t len)
 }
 
 /* Parameter indices that appear in some group's "params" (a bitmap over nparams). */
+static void grouped_params(json_t *groups, bool *in_group, size_t nparams);
+
+/* How many parameters the groups list: P when their indices are exactly 0..P-1 (as torch's
+ * state_dict() numbers them), else 0. */
+static size_t group_param_count(json_t *groups)
+{
+	size_t i, j, n = 0;
+	json_int_t max = -1;
+	json_t *group, *index;
+	json_array_foreach(groups, i, group)
+	{
+		json_array_foreach(json_object_get(group, "params"), j, index)
+		{
+			if (!json_is_integer(index) || json_integer_value(index) < 0)
+				return 0;
+			if (json_integer_value(index) > max)
+				max = json_integer_value(index);
+			n++;
+		}
+	}
+	if (max < 0 || (uint64_t)max + 1 != n || n > SIZE_MAX / 2)
+		return 0;
+	bool *seen = calloc(n, sizeof(*seen));
+	if (!seen)
+		return 0;
+	grouped_params(groups, seen, n);
+	size_t distinct = 0;
+	for (size_t k = 0; k < n; k++)
+		distinct += seen[k];
+	free(seen);
+	return distinct == n ? n : 0;
+}
+
+/* The optimizer's index of each model tensor that has optimizer state (@p opt sorted by model
+ * position; SIZE_MAX for the others). torch numbers the parameters its optimizer holds, in
+ * its groups' order; the model group also holds buffers (BatchNorm's running statistics) and
+ * parameters the optimizer does not hold, which have no state. When as many model tensors
+ * have state as the groups list parameters, the i-th of them is parameter i; otherwise (a
+ * parameter without state, such as SGD without momentum) a model tensor's position is its
+ * index, which holds when the model group is the optimizer's parameters in order. */
+static void optimizer_indices(size_t *index_of, size_t nmodel, const opt_entry *opt, size_t nopt,
+                              size_t ngroup_params)
+{
+	size_t with_state = 0;
+	for (size_t p = 0; p < nmodel; p++)
+		index_of[p] = SIZE_MAX;
+	for (size_t k = 0; k < nopt; k++)
+		if (k == 0 || opt[k].param != opt[k - 1].param)
+			index_of[opt[k].param] = with_state++;
+	bool ranked = ngroup_params > 0 && with_state == ngroup_params && with_state < nmodel;
+	for (size_t p = 0; p < nmodel && !ranked; p++)
+		if (index_of[p] != SIZE_MAX)
+			index_of[p] = p;
+}
+
 static void grouped_params(json_t *groups, bool *in_group, size_t nparams)
 {
 	size_t i, j;
@@ -411,6 +466,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	named_param *sorted = NULL;
 	json_t *groups = NULL;
 	bool *in_group = NULL;
+	size_t *index_of = NULL, *model_at = NULL; /* model position <-> optimizer index */
 	size_t count = ckpt_checkpoint_tensor_count(c);
 	size_t nmodel = 0, nopt = 0, nloose = 0;
 	int rc = check_options(opts);
@@ -489,12 +545,23 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	/* torch 1.13's SGD keeps {'momentum_buffer': None} for every stepped parameter when
 	 * momentum is 0; the store has no tensor for those */
 	bool sgd_none_buffers = strcmp(opt_name, "sgd") == 0 && ckpt_checkpoint_step(c) > 0;
-	in_group = calloc(nmodel ? nmodel : 1, sizeof(*in_group));
-	if (!in_group) {
+	/* optimizer indices run over the groups' parameters, state keys over those indices */
+	size_t ngroup = group_param_count(groups);
+	size_t nindex = ngroup > nmodel ? ngroup : nmodel;
+	in_group = calloc(nindex ? nindex : 1, sizeof(*in_group));
+	index_of = calloc(nmodel ? nmodel : 1, sizeof(*index_of));
+	model_at = calloc(nindex ? nindex : 1, sizeof(*model_at));
+	if (!in_group || !index_of || !model_at) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	grouped_params(groups, in_group, nmodel);
+	grouped_params(groups, in_group, nindex);
+	optimizer_indices(index_of, nmodel, opt, nopt, ngroup);
+	for (size_t i = 0; i < nindex; i++)
+		model_at[i] = SIZE_MAX;
+	for (size_t p = 0; p < nmodel; p++)
+		if (index_of[p] != SIZE_MAX)
+			model_at[index_of[p]] = p;
 
 	pickle_proto(pk);
 	pickle_op(pk, PICKLE_EMPTY_DICT);
@@ -511,10 +578,13 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	pickle_str(pk, "state");
 	pickle_op(pk, PICKLE_EMPTY_DICT);
 	pickle_op(pk, PICKLE_MARK);
-	size_t k = 0;
-	for (size_t p = 0; p < nmodel; p++) {
-		if (k < nopt && opt[k].param == p) {
-			pickle_int(pk, (int64_t)p);
+	size_t k = 0; /* indices grow with model positions: one pass over opt */
+	for (size_t i = 0; i < nindex; i++) {
+		size_t p = model_at[i];
+		if (p != SIZE_MAX) {
+			while (opt[k].param != p) /* there is one: p has state */
+				k++;
+			pickle_int(pk, (int64_t)i);
 			pickle_op(pk, PICKLE_EMPTY_DICT);
 			pickle_op(pk, PICKLE_MARK);
 			for (; k < nopt && opt[k].param == p; k++) {
@@ -524,8 +594,8 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 					goto out;
 			}
 			pickle_op(pk, PICKLE_SETITEMS);
-		} else if (sgd_none_buffers && in_group[p]) {
-			pickle_int(pk, (int64_t)p);
+		} else if (sgd_none_buffers && in_group[i]) {
+			pickle_int(pk, (int64_t)i);
 			pickle_op(pk, PICKLE_EMPTY_DICT);
 			pickle_str(pk, "momentum_buffer");
 			pickle_none(pk);
@@ -639,6 +709,8 @@ out:
 		render_fail(rc, "epoch %" PRIu64 ": checkpoint.pt: out of memory", ctx.epoch);
 	json_decref(groups);
 	free(in_group);
+	free(index_of);
+	free(model_at);
 	free(sorted);
 	free(opt);
 	free(loose);

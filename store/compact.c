@@ -532,7 +532,7 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 	/* with every lock held nothing writes: a damaged file is refused before anything
 	 * changes (LMDB's compacting copy and the gc on it trust every page) */
 	if ((rc = take_writer_lock(&j)) || (rc = take_env_lock(&j)) ||
-	    (rc = store_check_pages(path)))
+	    (rc = store_check_pages(path, STORE_WALK_FULL)))
 		goto out;
 	if (fstat(j.gc.data_fd, &old) != 0) {
 		rc = store_error(-errno, "store %s: cannot stat data.mdb (%s)", path,

@@ -218,8 +218,9 @@ struct page_walk {
 	uint64_t npages; /* pages in the file */
 	uint64_t highest;
 	uint64_t visited;
-	bool full;
-	uint8_t *seen; /* full: a bit per page of the file, set once a tree uses it */
+	bool full;  /* STORE_WALK_FULL */
+	bool strict; /* STORE_WALK_READ or _FULL: every page's structure */
+	uint8_t *seen; /* strict: a bit per page of the file, set once a tree uses it */
 	node_span *spans; /* full: one page's nodes, by offset */
 	char *why;
 	size_t why_len;
@@ -313,6 +314,9 @@ static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t p
 			                 "of the file", i, (unsigned long long)ov);
 		uint16_t oflags = load_u16le(head + 10);
 		uint32_t count = (uint32_t)load_u16le(head + 12) | (uint32_t)load_u16le(head + 14) << 16;
+		if (!w->full && w->strict)
+			return 0; /* a reader: LMDB reads the value from its node's size, which
+				   * store_map_check() checks, never the overflow page's header */
 		if (load_u64le(head) != ov || !(oflags & LMDB_P_OVERFLOW) ||
 		    (w->full && (oflags != LMDB_P_OVERFLOW || count == 0)))
 			return walk_fail(w, t, pgno, "node %u: page %llu is not its overflow page", i,
@@ -328,7 +332,7 @@ static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t p
 	}
 	if (nflags & LMDB_F_SUBDATA) {
 		if (!t->named || (size_t)LMDB_NODEHDR + ksize + LMDB_DB_SIZE > room ||
-		    (w->full && dsize != LMDB_DB_SIZE))
+		    (w->strict && dsize != LMDB_DB_SIZE))
 			return walk_fail(w, t, pgno, "node %u: not a database record", i);
 		walk_tree_of sub = {.root = load_u64le(data + LMDB_DB_ROOT),
 		                    .depth = load_u16le(data + LMDB_DB_DEPTH),
@@ -346,11 +350,11 @@ static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t p
 static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, unsigned depth)
 {
 	if (pgno == UINT64_MAX) /* P_INVALID: an empty tree */
-		return w->full && depth == 0 && t->depth != 0
+		return w->strict && depth == 0 && t->depth != 0
 		           ? walk_fail(w, t, pgno, "an empty tree of depth %u", t->depth)
 		           : 0;
 	unsigned level = t->level + depth; /* this page's buffer */
-	if (level >= LMDB_MAX_DEPTH || (w->full && depth >= t->depth))
+	if (level >= LMDB_MAX_DEPTH || (w->strict && depth >= t->depth))
 		return walk_fail(w, t, pgno, "deeper than the tree's depth %u", t->depth);
 	if (++w->visited > w->npages || walk_page_ref(w, pgno, 1))
 		return walk_fail(w, t, pgno, "past the end of the file or used twice");
@@ -359,12 +363,12 @@ static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, 
 		return walk_fail(w, t, pgno, "cannot be read");
 	uint16_t flags = load_u16le(pg + 10), lower = load_u16le(pg + 12),
 	         upper = load_u16le(pg + 14);
-	bool leaf = w->full ? flags == LMDB_P_LEAF : (flags & LMDB_P_LEAF) != 0;
+	bool leaf = w->strict ? flags == LMDB_P_LEAF : (flags & LMDB_P_LEAF) != 0;
 	if (load_u64le(pg) != pgno || !(flags & (LMDB_P_BRANCH | LMDB_P_LEAF)) ||
 	    lower < LMDB_PAGEHDR || lower > w->psize)
 		return walk_fail(w, t, pgno, "not a B-tree page (page number %llu, flags 0x%x)",
 		                 (unsigned long long)load_u64le(pg), flags);
-	if (w->full && ((!leaf && flags != LMDB_P_BRANCH) || lower > upper || upper > w->psize ||
+	if (w->strict && ((!leaf && flags != LMDB_P_BRANCH) || lower > upper || upper > w->psize ||
 	                lower == LMDB_PAGEHDR || leaf != (depth + 1 == t->depth)))
 		return walk_fail(w, t, pgno, "a bad %s page (flags 0x%x, lower %u, upper %u, at "
 		                 "level %u of %u)", leaf ? "leaf" : "branch", flags, lower, upper,
@@ -372,7 +376,7 @@ static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, 
 	unsigned n = (lower - LMDB_PAGEHDR) / 2;
 	for (unsigned i = 0; i < n; i++) {
 		uint16_t off = load_u16le(pg + LMDB_PAGEHDR + 2 * i);
-		if (off < lower || (size_t)off + LMDB_NODEHDR > w->psize || (w->full && off < upper))
+		if (off < lower || (size_t)off + LMDB_NODEHDR > w->psize || (w->strict && off < upper))
 			return walk_fail(w, t, pgno, "node %u at %u is outside the page's nodes", i,
 			                 off);
 		const uint8_t *node = pg + off;
@@ -381,8 +385,11 @@ static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, 
 		/* what the node takes: header, key, and its data inline or an overflow page number
 		 * (a branch node holds a page number in its header) */
 		uint64_t end = (uint64_t)off + LMDB_NODEHDR + ksize +
-		               (!leaf ? 0 : (nflags & LMDB_F_BIGDATA) ? 8 : dsize);
-		if (w->full && (ksize > LMDB_MAX_KEY || end > w->psize ||
+		               (!leaf                         ? 0
+		                : (nflags & LMDB_F_BIGDATA) ? 8
+		                : w->full                   ? dsize
+		                                            : 0); /* a reader: store_map_check() */
+		if (w->strict && (ksize > LMDB_MAX_KEY || end > w->psize ||
 		                (leaf && (nflags & ~(LMDB_F_BIGDATA | LMDB_F_SUBDATA)))))
 			return walk_fail(w, t, pgno, "node %u: its %u-byte key and %llu bytes of data "
 			                 "(flags 0x%x) do not fit in the page", i, ksize,
@@ -409,21 +416,24 @@ static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, 
 	return 0;
 }
 
-int store_walk_pages(int fd, uint32_t psize, uint64_t size, const uint8_t *meta, bool full,
-                     uint64_t *highest, char *why, size_t why_len)
+int store_walk_pages(int fd, uint32_t psize, uint64_t size, const uint8_t *meta,
+                     store_walk_mode mode, uint64_t *highest, char *why, size_t why_len)
 {
+	bool full = mode == STORE_WALK_FULL;
 	struct page_walk w = {.fd = fd, .psize = psize, .npages = size / psize, .highest = 2,
-	                      .full = full, .why = why, .why_len = why_len};
+	                      .full = full, .strict = mode != STORE_WALK_QUICK, .why = why,
+	                      .why_len = why_len};
 	int rc = 0;
 	if (why && why_len)
 		why[0] = 0;
 	for (int i = 0; i < LMDB_MAX_DEPTH && !rc; i++)
 		if (!(w.buf[i] = malloc(psize)))
 			rc = -ENOMEM;
-	if (!rc && full &&
-	    (!(w.seen = calloc(w.npages / 8 + 1, 1)) || !(w.spans = malloc(psize * sizeof(node_span)))))
+	if (!rc && w.strict && !(w.seen = calloc(w.npages / 8 + 1, 1)))
 		rc = -ENOMEM;
-	if (!rc && full)
+	if (!rc && full && !(w.spans = malloc(psize * sizeof(node_span))))
+		rc = -ENOMEM;
+	if (!rc && w.strict)
 		w.seen[0] |= 3; /* the meta pages */
 	/* the main DB's leaves name the named DBs; their own leaves name none */
 	walk_tree_of free_db = {.root = load_u64le(meta + LMDB_META_FREE_DB + LMDB_DB_ROOT),

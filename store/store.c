@@ -1218,7 +1218,8 @@ int store_check_data_file(const char *path)
 		need = last >= UINT64_MAX / psize ? UINT64_MAX : (last + 1) * psize;
 		uint64_t highest;
 		if ((uint64_t)st.st_size < need && st.st_size >= 2 * (off_t)psize) {
-			int wrc = store_walk_pages(fd, psize, (uint64_t)st.st_size, meta, false, &highest,
+			int wrc = store_walk_pages(fd, psize, (uint64_t)st.st_size, meta,
+			                           STORE_WALK_QUICK, &highest,
 			                           NULL, 0);
 			if (wrc == -ENOMEM)
 				rc = wrc;
@@ -1241,7 +1242,7 @@ int store_check_data_file(const char *path)
 	return 0;
 }
 
-int store_check_pages(const char *path)
+int store_check_pages(const char *path, store_walk_mode mode)
 {
 	char file[4200], why[256];
 	if ((size_t)snprintf(file, sizeof(file), "%s/data.mdb", path) >= sizeof(file))
@@ -1258,14 +1259,20 @@ int store_check_pages(const char *path)
 		rc = store_error(-errno, "%s: cannot read data.mdb (%s)", path, strerror(errno));
 	else if (!read_newest_meta(meta, &psize, fd) || !psize)
 		rc = store_error(CKPT_ECORRUPT, "%s: data.mdb has no sound LMDB meta page", path);
-	else if ((rc = store_walk_pages(fd, psize, (uint64_t)st.st_size, meta, true, &highest,
+	else if ((rc = store_walk_pages(fd, psize, (uint64_t)st.st_size, meta, mode, &highest,
 	                                why, sizeof(why))) == -ENOMEM)
 		rc = store_error(rc, "out of memory checking %s/data.mdb", path);
-	else if (rc)
+	else if (rc && mode == STORE_WALK_FULL)
 		rc = store_error(rc,
 		                 "store %s: data.mdb is damaged (%s), so it is not written to: "
 		                 "ckpt verify names the damaged records; restore the store from a "
 		                 "backup",
+		                 path, why);
+	else if (rc)
+		rc = store_error(rc,
+		                 "store %s: data.mdb is damaged (%s): the B-tree that leads to the "
+		                 "records is broken, so no record can be read safely; restore the "
+		                 "store from a backup",
 		                 path, why);
 	close(fd);
 	return rc;
@@ -1455,9 +1462,11 @@ static int open_once(ckpt_store **out, const char *path, unsigned flags)
 		goto fail;
 	}
 	/* LMDB writes on trust what it reads: a writer checks every page of the newest commit
-	 * first (readers rely on store_get()'s checks instead). The read txn keeps the pages that
-	 * commit, or a newer one the walk finds, uses from being reused by a writer meanwhile. */
-	if (!readonly && (rc = store_check_pages(path)))
+	 * first. A reader checks what LMDB follows to find a record (a damaged page header or node
+	 * offset made it read wild pointers and crash) and relies on store_get()'s checks for the
+	 * values. The read txn keeps the pages that commit, or a newer one the walk finds, uses
+	 * from being reused by a writer meanwhile. */
+	if ((rc = store_check_pages(path, readonly ? STORE_WALK_READ : STORE_WALK_FULL)))
 		goto fail;
 	if ((rc = open_dbis(s, txn, 0)) || (rc = load_meta(s, txn)))
 		goto fail;

@@ -121,18 +121,30 @@ int store_cursor_get(ckpt_store *s, MDB_cursor *cur, MDB_val *key, MDB_val *val,
  *  @p path and database name @p db for the message. */
 int store_map_cursor_get(store_map *m, const char *path, const char *db, MDB_cursor *cur,
                          MDB_val *key, MDB_val *val, MDB_cursor_op op);
+/* How much store_walk_pages() checks. */
+typedef enum store_walk_mode {
+	STORE_WALK_QUICK, /* pages inside the file and of a B-tree kind: the highest page used */
+	STORE_WALK_READ,  /* also every page's structure LMDB follows when it reads (flags, node
+	                   * offsets, keys inside their page, depths, each page used once); not
+	                   * value sizes, which store_map_check() checks as values are read */
+	STORE_WALK_FULL   /* also every value size and overflow run: what LMDB trusts when it
+	                   * writes */
+} store_walk_mode;
+
 /** Walk every B-tree that the commit of @p meta (an LMDB meta page) uses in @p fd, a data file
  *  of @p size bytes and pages of @p psize, with pread, and set *@p highest to the highest page
- *  it uses + 1. Pages past the file, of the wrong kind or too deep fail it; @p full checks
- *  every node as well (key and data sizes inside the page, nodes that tile it, overflow runs
- *  long enough for their value, each page used once, leaves at the tree's depth): what LMDB
- *  trusts when it writes. Reads branch and leaf pages and one header per overflow value.
+ *  it uses + 1. Pages past the file, of the wrong kind or too deep fail it; @p mode says what
+ *  else (STORE_WALK_FULL: nodes that tile each page, overflow runs long enough for their
+ *  value, each page used once, leaves at the tree's depth). Reads branch and leaf pages and
+ *  one header per overflow value.
  *  @return 0, CKPT_ECORRUPT (@p why says where, when not NULL) or -ENOMEM. */
-int store_walk_pages(int fd, uint32_t psize, uint64_t size, const uint8_t *meta, bool full,
-                     uint64_t *highest, char *why, size_t why_len);
+int store_walk_pages(int fd, uint32_t psize, uint64_t size, const uint8_t *meta,
+                     store_walk_mode mode, uint64_t *highest, char *why, size_t why_len);
 /** Refuse, in one line naming the damage, a data.mdb in @p path whose newest commit fails
- *  store_walk_pages()'s full walk: before a process writes to it. */
-int store_check_pages(const char *path);
+ *  store_walk_pages() in @p mode (STORE_WALK_FULL: before a process writes to it;
+ *  STORE_WALK_READ: before it reads, as LMDB would crash on such pages). Call it with a read
+ *  transaction of the store open: it keeps the pages the walk reads from being reused. */
+int store_check_pages(const char *path, store_walk_mode mode);
 
 /* ---- helpers ---- */
 

@@ -8,6 +8,10 @@ Exit 0 = pass, 1 = fail with one line on stderr.
   devices PT DEVICE                plain torch.load works; every tensor is on DEVICE
   cuda-error PT                    torch.load fails exactly as for a GPU file on a CPU machine
   checkpoint CK sgd|adam           checkpoint.pt loads; its optimizer loads into torch.optim
+  batchnorm CK sgd|adam LAYERS NPYDIR
+                                   CK of an MLP with BatchNorm1d after each hidden layer loads
+                                   into that torch module (strict) and its optimizer; each
+                                   parameter's state equals NPYDIR/<param>.<buffer>.npy
   val-acc PT CK CSV|IDXDIR VALSPLIT LAYERS
                                    load_state_dict(strict=True) into an MLP (fc1, relu, fc2, ..);
                                    its accuracy on the last VALSPLIT training rows equals CK's
@@ -167,6 +171,44 @@ def cmd_checkpoint(ck, opt_name):
           (os.path.basename(ck), c['epoch'], c['step'], len(c['model']), opt_name))
 
 
+class BatchNormMLP(torch.nn.Module):
+    """fc1, bn1, fc2, bn2, ..., fcN: parameters and buffers in torch's registration order"""
+    def __init__(self, sizes):
+        super().__init__()
+        for i in range(len(sizes) - 1):
+            setattr(self, 'fc%d' % (i + 1), torch.nn.Linear(sizes[i], sizes[i + 1]))
+            if i + 2 < len(sizes):
+                setattr(self, 'bn%d' % (i + 1), torch.nn.BatchNorm1d(sizes[i + 1]))
+
+
+def cmd_batchnorm(ck, opt_name, layers, npydir):
+    c = torch.load(ck)
+    net = BatchNormMLP([int(x) for x in layers.split(',')])
+    net.load_state_dict(c['model'], strict=True)
+    keys = sorted(c['optimizer']['state'])
+    nparams = len(list(net.parameters()))
+    if keys != list(range(nparams)):
+        fail('%s: optimizer state keys %r, not 0..%d (the parameters, buffers left out)' %
+             (ck, keys, nparams - 1))
+    cls = torch.optim.SGD if opt_name == 'sgd' else torch.optim.Adam
+    opt = cls(net.parameters(), lr=0.5)
+    opt.load_state_dict(c['optimizer'])
+    npys = {n: a for n, _, a in load_npy_dir(npydir)}
+    checked = 0
+    for name, p in net.named_parameters():
+        for buf, value in opt.state[p].items():
+            want = npys.get('%s.%s' % (name, buf))
+            if want is None:
+                fail('%s: no %s.%s.npy in the view' % (ck, name, buf))
+            if not np.array_equal(value.numpy(), want):
+                fail('%s: %s of %s is not the stored %s.%s' % (ck, buf, name, name, buf))
+            checked += 1
+    if checked == 0:
+        fail('%s: no optimizer state' % ck)
+    print('%s: %d parameters, buffers left out of the optimizer, %d state tensors match' %
+          (os.path.basename(ck), nparams, checked))
+
+
 def read_csv(path):
     data = np.loadtxt(path, delimiter=',', dtype=np.float64, ndmin=2)
     y = torch.from_numpy(data[:, 0].astype(np.int64))
@@ -242,6 +284,7 @@ def cmd_ranges(path, whole, n='200'):
 COMMANDS = {
     'state-vs-npy': cmd_state_vs_npy, 'dump-vs-npy': cmd_dump_vs_npy, 'devices': cmd_devices,
     'cuda-error': cmd_cuda_error, 'checkpoint': cmd_checkpoint, 'val-acc': cmd_val_acc,
+    'batchnorm': cmd_batchnorm,
     'resume-step': cmd_resume_step, 'ranges': cmd_ranges,
 }
 

@@ -3,7 +3,7 @@
 # model.safetensors, checked with the real loaders (torch 1.13, numpy, unzip,
 # tests/integration/safetensors_check.py, and the reference safetensors-check where there is one)
 # against the view's .npy files of the same epoch.
-# Covers every dtype, 0-dim and empty tensors, hostile names, GPU-recorded stores
+# Covers every dtype, 0-dim and empty tensors, hostile names, BatchNorm buffers, GPU-recorded stores
 # (cpu by default, keep / cuda:N fail as PyTorch does on a CPU-only machine), SGD and Adam
 # optimizer state, and the bad-input paths (nothing half-written). Exit 0 pass, 77 skip.
 set -euo pipefail
@@ -77,6 +77,21 @@ npy_dir "$G" epoch-0001 "$tmp/gnpy"
 args+=(devices "$tmp/g.pt" cpu ";" devices "$tmp/gck.pt" cpu ";"
 	state-vs-npy "$tmp/g.pt" "$tmp/gnpy" ";" checkpoint "$tmp/gck.pt" sgd ";"
 	cuda-error "$tmp/gkeep.pt" ";" cuda-error "$tmp/gck1.pt")
+# --- BatchNorm layers: model buffers (running statistics) between the parameters have no
+# optimizer state; the optimizer numbers only the parameters, as torch's state_dict() does --
+for opt in sgd adam; do
+	B=$tmp/bn-$opt
+	"$mkstore" "$B" --epochs 1 --layers 8,16,12,4 --optimizer $opt --batchnorm --no-sync >/dev/null
+	"$ckpt" export "$B" 1 --format checkpoint -o "$tmp/bn-$opt.pt"
+	"$ckpt" cat "$B" epoch-0001/checkpoint.pt | cmp -s - "$tmp/bn-$opt.pt" ||
+		fail "BatchNorm $opt: export and view differ"
+	mkdir -p "$tmp/bn-$opt-npy"
+	"$ckpt" ls "$B" epoch-0001/optimizer >"$tmp/bn-$opt.list"
+	while IFS= read -r f; do
+		case $f in *.npy) "$ckpt" cat "$B" "epoch-0001/optimizer/$f" >"$tmp/bn-$opt-npy/$f" ;; esac
+	done <"$tmp/bn-$opt.list"
+	args+=(";" batchnorm "$tmp/bn-$opt.pt" $opt 8,16,12,4 "$tmp/bn-$opt-npy")
+done
 "${check[@]}" "${args[@]}"
 
 # --- bad input: one line on stderr, non-zero exit, nothing half-written ----------------------

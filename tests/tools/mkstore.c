@@ -3,7 +3,8 @@
  * Makes stores shaped like the engine's (fcN.weight/fcN.bias, optimizer buffers, param groups,
  * metrics with the best val_loss in the middle epoch) plus optional oddities the view and the
  * renderers must cope with: every dtype, 0-dim and empty tensors, hostile names, a big tensor,
- * GPU device tags. Values are deterministic: the same arguments give the same bytes.
+ * GPU device tags, BatchNorm layers (model buffers without optimizer state between the
+ * parameters). Values are deterministic: the same arguments give the same bytes.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,7 +22,7 @@ typedef struct options {
 	const char *layers;
 	const char *device;
 	const char *optimizer;
-	bool dtypes, hostile_names, no_sync;
+	bool dtypes, hostile_names, no_sync, batchnorm;
 	uint64_t chunk_size, big_mib;
 	uint32_t keep_last;
 } options;
@@ -216,6 +217,43 @@ static int parse_layers(uint64_t **out, size_t *count, const char *text)
 	return 0;
 }
 
+/* Parameter @p pname with its optimizer state (SGD's momentum buffer, Adam's step, exp_avg and
+ * exp_avg_sq), its index appended to the param group's list @p params. */
+static int put_param(ckpt_writer *w, buffers *b, const options *o, const char *pname,
+                     uint32_t ndim, const uint64_t *shape, uint64_t seed, char *params,
+                     size_t params_cap, size_t *nparams)
+{
+	bool adam = strcmp(o->optimizer, "sgd") != 0;
+	char name[128];
+	int rc = put_float32(w, b, pname, CKPT_GROUP_MODEL, ndim, shape, o->device, seed, false);
+	if (!rc && !adam) {
+		snprintf(name, sizeof(name), "%s.momentum_buffer", pname);
+		rc = put_float32(w, b, name, CKPT_GROUP_OPTIMIZER, ndim, shape, o->device, seed + 7,
+		                 false);
+	} else if (!rc) {
+		float *step = buffers_alloc(b, sizeof(float));
+		rc = step ? 0 : -ENOMEM;
+		if (!rc) {
+			*step = (float)(seed / 1000 * 100);
+			snprintf(name, sizeof(name), "%s.step", pname);
+			rc = put(w, name, CKPT_GROUP_OPTIMIZER, CKPT_DTYPE_FLOAT32, 0, NULL,
+			         o->device, step, sizeof(float));
+		}
+		snprintf(name, sizeof(name), "%s.exp_avg", pname);
+		if (!rc)
+			rc = put_float32(w, b, name, CKPT_GROUP_OPTIMIZER, ndim, shape, o->device,
+			                 seed + 7, false);
+		snprintf(name, sizeof(name), "%s.exp_avg_sq", pname);
+		if (!rc)
+			rc = put_float32(w, b, name, CKPT_GROUP_OPTIMIZER, ndim, shape, o->device,
+			                 seed + 8, true);
+	}
+	size_t used = strlen(params);
+	snprintf(params + used, params_cap - used, "%s%zu", *nparams ? "," : "", *nparams);
+	(*nparams)++;
+	return rc;
+}
+
 static int write_epoch(ckpt_store *store, const options *o, const uint64_t *layers,
                        size_t nlayers, uint64_t epoch)
 {
@@ -228,45 +266,44 @@ static int write_epoch(ckpt_store *store, const options *o, const uint64_t *laye
 		        ckpt_last_error());
 		return rc;
 	}
-	char name[128], params[4096] = "";
+	char params[4096] = "";
 	size_t nparams = 0;
 	for (size_t l = 0; l + 1 < nlayers && !rc; l++) {
 		const uint64_t wshape[2] = {layers[l + 1], layers[l]};
 		const uint64_t bshape[1] = {layers[l + 1]};
+		char pname[64];
 		for (int is_bias = 0; is_bias < 2 && !rc; is_bias++) {
-			char pname[64];
 			snprintf(pname, sizeof(pname), "fc%zu.%s", l + 1, is_bias ? "bias" : "weight");
-			uint32_t ndim = is_bias ? 1 : 2;
-			const uint64_t *shape = is_bias ? bshape : wshape;
-			uint64_t seed = epoch * 1000 + l * 10 + (uint64_t)is_bias;
-			rc = put_float32(w, &b, pname, CKPT_GROUP_MODEL, ndim, shape, o->device, seed,
-			                 false);
-			if (!rc && !adam) {
-				snprintf(name, sizeof(name), "%s.momentum_buffer", pname);
-				rc = put_float32(w, &b, name, CKPT_GROUP_OPTIMIZER, ndim, shape,
-				                 o->device, seed + 7, false);
-			} else if (!rc) {
-				float *step = buffers_alloc(&b, sizeof(float));
-				rc = step ? 0 : -ENOMEM;
-				if (!rc) {
-					*step = (float)(epoch * 100);
-					snprintf(name, sizeof(name), "%s.step", pname);
-					rc = put(w, name, CKPT_GROUP_OPTIMIZER, CKPT_DTYPE_FLOAT32, 0,
-					         NULL, o->device, step, sizeof(float));
-				}
-				snprintf(name, sizeof(name), "%s.exp_avg", pname);
-				if (!rc)
-					rc = put_float32(w, &b, name, CKPT_GROUP_OPTIMIZER, ndim,
-					                 shape, o->device, seed + 7, false);
-				snprintf(name, sizeof(name), "%s.exp_avg_sq", pname);
-				if (!rc)
-					rc = put_float32(w, &b, name, CKPT_GROUP_OPTIMIZER, ndim,
-					                 shape, o->device, seed + 8, true);
-			}
-			size_t used = strlen(params);
-			snprintf(params + used, sizeof(params) - used, "%s%zu", nparams ? "," : "",
-			         nparams);
-			nparams++;
+			rc = put_param(w, &b, o, pname, is_bias ? 1 : 2, is_bias ? bshape : wshape,
+			               epoch * 1000 + l * 10 + (uint64_t)is_bias, params,
+			               sizeof(params), &nparams);
+		}
+		if (!o->batchnorm || l + 2 >= nlayers)
+			continue;
+		/* BatchNorm1d after each hidden layer: two parameters, then three buffers that
+		 * have no optimizer state (torch's order: weight, bias, running_mean, running_var,
+		 * num_batches_tracked) */
+		for (int is_bias = 0; is_bias < 2 && !rc; is_bias++) {
+			snprintf(pname, sizeof(pname), "bn%zu.%s", l + 1, is_bias ? "bias" : "weight");
+			rc = put_param(w, &b, o, pname, 1, bshape,
+			               epoch * 1000 + l * 10 + 4 + (uint64_t)is_bias, params,
+			               sizeof(params), &nparams);
+		}
+		snprintf(pname, sizeof(pname), "bn%zu.running_mean", l + 1);
+		if (!rc)
+			rc = put_float32(w, &b, pname, CKPT_GROUP_MODEL, 1, bshape, o->device,
+			                 epoch * 1000 + l * 10 + 6, false);
+		snprintf(pname, sizeof(pname), "bn%zu.running_var", l + 1);
+		if (!rc)
+			rc = put_float32(w, &b, pname, CKPT_GROUP_MODEL, 1, bshape, o->device,
+			                 epoch * 1000 + l * 10 + 7, true);
+		int64_t *tracked = buffers_alloc(&b, sizeof(int64_t));
+		rc = rc ? rc : tracked ? 0 : -ENOMEM;
+		snprintf(pname, sizeof(pname), "bn%zu.num_batches_tracked", l + 1);
+		if (!rc) {
+			*tracked = (int64_t)epoch * 100;
+			rc = put(w, pname, CKPT_GROUP_MODEL, CKPT_DTYPE_INT64, 0, NULL, o->device,
+			         tracked, sizeof(int64_t));
 		}
 	}
 	if (!rc && o->dtypes)
@@ -329,7 +366,7 @@ static int write_epoch(ckpt_store *store, const options *o, const uint64_t *laye
 static void usage(FILE *to)
 {
 	fprintf(to, "usage: mkstore STORE [--epochs N] [--layers 8,16,4] [--device DEV]\n"
-	            "               [--optimizer sgd|adam] [--dtypes] [--hostile-names]\n"
+	            "               [--optimizer sgd|adam] [--dtypes] [--hostile-names] [--batchnorm]\n"
 	            "               [--chunk-size BYTES] [--big-mib N] [--keep-last N] [--no-sync]\n");
 }
 
@@ -356,7 +393,8 @@ int main(int argc, char **argv)
 	    {"dtypes", no_argument, NULL, 't'},         {"hostile-names", no_argument, NULL, 'H'},
 	    {"chunk-size", required_argument, NULL, 'c'}, {"big-mib", required_argument, NULL, 'b'},
 	    {"keep-last", required_argument, NULL, 'k'}, {"no-sync", no_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+	    {"batchnorm", no_argument, NULL, 'B'},      {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 	uint64_t v;
@@ -385,6 +423,9 @@ int main(int argc, char **argv)
 			break;
 		case 'H':
 			o.hostile_names = true;
+			break;
+		case 'B':
+			o.batchnorm = true;
 			break;
 		case 'c':
 			if (parse_u64(&o.chunk_size, optarg, "--chunk-size"))

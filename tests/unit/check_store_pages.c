@@ -363,6 +363,61 @@ START_TEST(test_sound_stores_pass_the_walk_through_commits_gc_and_compaction)
 }
 END_TEST
 
+/* damage the page header of the leaf holding epoch @p e's checkpoint record: mp_lower (how
+ * many node offsets the page has) grown by @p add bytes */
+static void damage_leaf_lower(uint64_t e, uint16_t add)
+{
+	uint8_t k[8];
+	size_t len;
+	epoch_key(k, e);
+	size_t off = value_offset("ckpt", k, 8, &len);
+	long psize = sysconf(_SC_PAGESIZE); /* LMDB's page size: the OS's */
+	off_t lower_at = (off_t)(off / (size_t)psize * (size_t)psize + 12);
+	int fd = open(datapath, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	uint8_t lo[2];
+	ck_assert_int_eq(pread(fd, lo, 2, lower_at), 2);
+	uint16_t lower = (uint16_t)(lo[0] | lo[1] << 8);
+	lower = (uint16_t)(lower + add);
+	lo[0] = (uint8_t)lower;
+	lo[1] = (uint8_t)(lower >> 8);
+	ck_assert_int_eq(pwrite(fd, lo, 2, lower_at), 2);
+	close(fd);
+}
+
+static void readers_refuse_a_broken_tree(void)
+{
+	ckpt_store *s;
+	int rc = ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY);
+	CHILD_CHECK(rc == CKPT_ECORRUPT && strstr(ckpt_last_error(), "data.mdb is damaged (page ") &&
+	                strstr(ckpt_last_error(), "of the 'ckpt' database") &&
+	                strstr(ckpt_last_error(), "no record can be read safely") &&
+	                !strchr(ckpt_last_error(), '\n'),
+	            "open read-only: rc %d", rc);
+	rc = ckpt_store_open(&s, storepath, 0);
+	CHILD_CHECK(rc == CKPT_ECORRUPT && strstr(ckpt_last_error(), "so it is not written to"),
+	            "open for writing: rc %d", rc);
+}
+
+/* A page header that counts more nodes than the page holds made LMDB follow offsets read from
+ * node data: listing the checkpoints crashed inside LMDB (SIGSEGV). Readers walk the tree's
+ * structure when they open the store and refuse it in one line. */
+START_TEST(test_readers_refuse_a_page_whose_header_counts_nodes_it_does_not_hold)
+{
+	static const uint16_t adds[] = {2, 64, 0x800};
+	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
+		if (i) {
+			test_dir_remove(tmpdir);
+			setup();
+		}
+		ckpt_store *s = store_of_epochs(300); /* several leaf pages of checkpoint records */
+		ckpt_store_close(s);
+		damage_leaf_lower(150, adds[i]);
+		in_child(readers_refuse_a_broken_tree);
+	}
+}
+END_TEST
+
 static Suite *store_pages_suite(void)
 {
 	Suite *su = suite_create("store_pages");
@@ -375,6 +430,7 @@ static Suite *store_pages_suite(void)
 	tcase_add_test(tc, test_a_writer_refuses_a_node_size_made_smaller);
 	tcase_add_test(tc, test_a_reader_reads_what_another_process_appended_after_it_opened);
 	tcase_add_test(tc, test_sound_stores_pass_the_walk_through_commits_gc_and_compaction);
+	tcase_add_test(tc, test_readers_refuse_a_page_whose_header_counts_nodes_it_does_not_hold);
 	suite_add_tcase(su, tc);
 	return su;
 }
