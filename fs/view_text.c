@@ -11,10 +11,13 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fs/render_util.h"
 #include "fs/view_int.h"
@@ -95,11 +98,55 @@ static int mark_reals(json_t *j, real_texts *r)
 	return 0;
 }
 
-/* True if a key or string in @p j holds a \x01 (could look like a marker). */
+/* jansson's integers are signed 64-bit: a step or seed of 2^63 or more is written as the marker
+ * string "\x01u<nonce>:<digits>" and its digits put back after dumping (add_json). The nonce,
+ * random per process, keeps a store's own strings from passing for a marker. */
+static char u64_nonce[17];
+static pthread_once_t u64_nonce_once = PTHREAD_ONCE_INIT;
+
+static void u64_nonce_init(void)
+{
+	uint64_t n = 0;
+	if (getrandom(&n, sizeof(n), GRND_NONBLOCK) != (ssize_t)sizeof(n))
+		n = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	snprintf(u64_nonce, sizeof(u64_nonce), "%016llx", (unsigned long long)n);
+}
+
+static json_t *json_u64(uint64_t v)
+{
+	if (v <= INT64_MAX)
+		return json_integer((json_int_t)v);
+	pthread_once(&u64_nonce_once, u64_nonce_init);
+	char t[64];
+	snprintf(t, sizeof(t), "\x01u%s:%llu", u64_nonce, (unsigned long long)v);
+	return json_string(t);
+}
+
+/* The length of the digits of a json_u64() marker whose text (after "\x01u") starts at @p s,
+ * or 0 if it is none. */
+static size_t u64_marker_digits(const char *s)
+{
+	pthread_once(&u64_nonce_once, u64_nonce_init);
+	if (strncmp(s, u64_nonce, 16) != 0 || s[16] != ':')
+		return 0;
+	return strspn(s + 17, "0123456789");
+}
+
+static bool is_u64_marker(const char *s, size_t len)
+{
+	if (len < 3 || s[0] != 1 || s[1] != 'u')
+		return false;
+	size_t n = u64_marker_digits(s + 2);
+	return n > 0 && 2 + 17 + n == len;
+}
+
+/* True if a key or string in @p j holds a \x01 (could look like a marker) other than a
+ * json_u64() marker. */
 static bool has_marker_byte(const json_t *j)
 {
 	if (json_is_string(j))
-		return memchr(json_string_value(j), 1, json_string_length(j)) != NULL;
+		return memchr(json_string_value(j), 1, json_string_length(j)) != NULL &&
+		       !is_u64_marker(json_string_value(j), json_string_length(j));
 	if (json_is_object(j)) {
 		const char *key;
 		json_t *v;
@@ -123,21 +170,15 @@ static int add_json(view_layout *out, json_t *j)
 		return -ENOMEM;
 	real_texts reals = {0};
 	int rc = 0;
+	char *text;
 	if (has_marker_byte(j)) {
-		/* hostile text: no markers, every real with 17 digits (still exact) */
-		char *plain =
-		    json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
-		json_decref(j);
-		if (!plain)
-			return -ENOMEM;
-		rc = view_layout_add_bytes(out, plain, strlen(plain));
-		if (!rc)
-			rc = view_layout_add_bytes(out, "\n", 1);
-		free(plain);
-		return rc;
+		/* hostile text: no real markers (every real with 17 digits, still exact); only
+		 * json_u64()'s are put back */
+		text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+	} else {
+		rc = mark_reals(j, &reals);
+		text = rc ? NULL : json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	}
-	rc = mark_reals(j, &reals);
-	char *text = rc ? NULL : json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!text) {
 		free(reals.text);
@@ -152,6 +193,15 @@ static int add_json(view_layout *out, json_t *j)
 		rc = view_layout_add_bytes(out, p, (size_t)(hit - p));
 		if (rc)
 			break;
+		if (hit[mlen] == 'u') { /* json_u64()'s digits, without the quotes */
+			const char *digits = hit + mlen + 1 + 17;
+			size_t n = u64_marker_digits(hit + mlen + 1);
+			if (n > 0 && digits[n] == '"' && digits[n + 1] != ':') {
+				rc = view_layout_add_bytes(out, digits, n);
+				p = digits + n + 1;
+				continue;
+			}
+		}
 		if (*end != '"' || i >= reals.count) { /* not ours: keep it as it is */
 			rc = view_layout_add_bytes(out, hit, mlen);
 			p = hit + mlen;
@@ -244,7 +294,7 @@ int view_render_run_json(view_layout *out, ckpt_store *store)
 	    set_new(j, "optimizer", json_text(m->optimizer)) &&
 	    set_new(j, "hyperparams", hyper) &&
 	    set_new(j, "dataset", json_text(m->dataset)) &&
-	    set_new(j, "seed", json_integer((json_int_t)m->seed)) &&
+	    set_new(j, "seed", json_u64(m->seed)) &&
 	    set_new(j, "monitor", json_text(m->monitor)) &&
 	    set_new(j, "monitor_mode",
 	            json_string(m->monitor_mode == CKPT_MODE_MAX ? "max" : "min")) &&
@@ -324,7 +374,7 @@ int view_render_metrics(view_layout *out, ckpt_snapshot *snap, const ckpt_checkp
 	}
 	if (ok) {
 		ok = set_new(j, "epoch", json_integer((json_int_t)ckpt_checkpoint_epoch(c))) &&
-		     set_new(j, "step", json_integer((json_int_t)ckpt_checkpoint_step(c))) &&
+		     set_new(j, "step", json_u64(ckpt_checkpoint_step(c))) &&
 		     set_new(j, "time", json_string(when)) &&
 		     set_new(j, "time_ns", json_integer(ns)) && set_new(j, "metrics", metrics) &&
 		     set_new(j, "device", json_text(device ? device : "cpu")) &&

@@ -860,6 +860,42 @@ START_TEST(test_empty_store_has_no_links_and_an_empty_history)
 }
 END_TEST
 
+/* jansson's integers are signed: a seed or step of 2^63 or more came out negative */
+START_TEST(test_seeds_and_steps_past_int64_are_written_as_they_are)
+{
+	vfixture f;
+	memset(&f, 0, sizeof(f));
+	test_dir_make(f.dir, sizeof(f.dir), "check_view");
+	ckpt_run_meta meta = {.model = "mlp", .dataset = "\x01u77", .seed = UINT64_MAX,
+	                      .monitor = "val_loss"};
+	ck_assert_int_eq(ckpt_store_create(&f.store, f.dir, &meta, NULL), 0);
+	static const uint64_t steps[] = {UINT64_C(9223372036854775808), UINT64_MAX, 5};
+	for (uint64_t e = 1; e <= 3; e++) {
+		ckpt_writer *w;
+		ck_assert_int_eq(ckpt_writer_begin(&w, f.store, e), 0);
+		ckpt_writer_set_step(w, steps[e - 1]);
+		ck_assert_int_eq(ckpt_writer_set_metric(w, e == 2 ? "\x01m" : "val_loss", 0.5), 0);
+		ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	}
+	open_view(&f);
+	size_t len;
+	uint8_t *buf = read_path(&f, "run.json", &len);
+	ck_assert_msg(strstr((const char *)buf, "\"seed\": 18446744073709551615,\n"), "%s", buf);
+	ck_assert_msg(strstr((const char *)buf, "\"dataset\": \"\\u0001u77\","), "%s", buf);
+	free(buf);
+	static const char *const want[] = {"\"step\": 9223372036854775808,\n",
+	                                   "\"step\": 18446744073709551615,\n", "\"step\": 5,\n"};
+	for (int e = 1; e <= 3; e++) {
+		char path[64];
+		snprintf(path, sizeof(path), "epoch-%04d/metrics.json", e);
+		buf = read_path(&f, path, &len);
+		ck_assert_msg(strstr((const char *)buf, want[e - 1]), "%s", buf);
+		free(buf);
+	}
+	teardown_fixture(&f);
+}
+END_TEST
+
 /* libckpt refuses epochs above CKPT_MAX_EPOCH; stores written before it may hold them */
 extern int store_test_old_input;
 
@@ -1144,6 +1180,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_damaged_checkpoint_record_fails_its_epoch_only_with_one_log_line);
 	tcase_add_test(tc, test_map_location_values_are_validated);
 	tcase_add_test(tc, test_empty_store_has_no_links_and_an_empty_history);
+	tcase_add_test(tc, test_seeds_and_steps_past_int64_are_written_as_they_are);
 	tcase_add_test(tc, test_links_to_epochs_past_the_inode_space_are_absent_not_dangling);
 	tcase_add_test(tc, test_epoch_times_change_when_an_epoch_is_committed_again);
 	tcase_add_test(tc, test_render_failure_reason_reaches_the_view_error);
