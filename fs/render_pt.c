@@ -366,6 +366,76 @@ static json_t *param_groups(pt_ctx *ctx, const ckpt_store *store, const ckpt_che
 	return groups;
 }
 
+/* A param group with every key torch 1.13's optimizer @p opt_name keeps in its state_dict():
+ * the group's own keys in their order, then its missing ones with torch's defaults, then
+ * "params". A store written through libckpt may leave them out (or have no param groups at
+ * all), and torch.optim loads such a group but fails at its first step(). NULL without
+ * memory. */
+static json_t *complete_group(json_t *group, const char *opt_name)
+{
+	static const char *const sgd[] = {"lr", "momentum", "dampening", "weight_decay",
+	                                  "nesterov", "maximize", "foreach", "differentiable", NULL};
+	static const char *const adam[] = {"lr", "betas", "eps", "weight_decay", "amsgrad",
+	                                   "maximize", "foreach", "capturable", "differentiable",
+	                                   "fused", NULL};
+	static const char *const adamw[] = {"lr", "betas", "eps", "weight_decay", "amsgrad",
+	                                    "foreach", "maximize", "capturable", NULL};
+	const char *const *keys = strcmp(opt_name, "sgd") == 0     ? sgd
+	                          : strcmp(opt_name, "adam") == 0  ? adam
+	                          : strcmp(opt_name, "adamw") == 0 ? adamw
+	                                                           : NULL;
+	json_t *out = json_object();
+	if (!out)
+		return NULL;
+	const char *key;
+	json_t *v;
+	bool ok = true;
+	json_object_foreach(group, key, v)
+	{
+		if (strcmp(key, "params") != 0)
+			ok = ok && json_object_set(out, key, v) == 0;
+	}
+	for (size_t i = 0; keys && keys[i] && ok; i++) {
+		if (json_object_get(group, keys[i]))
+			continue;
+		const char *k = keys[i];
+		json_t *d = strcmp(k, "lr") == 0         ? json_real(0.001)
+		            : strcmp(k, "betas") == 0    ? json_pack("[ff]", 0.9, 0.999)
+		            : strcmp(k, "eps") == 0      ? json_real(1e-8)
+		            : strcmp(k, "weight_decay") == 0 && keys == adamw ? json_real(0.01)
+		            : strcmp(k, "foreach") == 0  ? json_null()
+		            : strcmp(k, "momentum") == 0 || strcmp(k, "dampening") == 0 ||
+		                    strcmp(k, "weight_decay") == 0
+		                ? json_integer(0)
+		                : json_false();
+		ok = d && json_object_set_new(out, k, d) == 0;
+	}
+	json_t *params = json_object_get(group, "params");
+	if (ok && params)
+		ok = json_object_set(out, "params", params) == 0;
+	if (!ok) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* complete_group() for every group of @p groups that is an object; -ENOMEM or 0 */
+static int complete_groups(json_t *groups, const char *opt_name)
+{
+	size_t i;
+	json_t *group;
+	json_array_foreach(groups, i, group)
+	{
+		if (!json_is_object(group))
+			continue;
+		json_t *full = complete_group(group, opt_name);
+		if (!full || json_array_set_new(groups, i, full) != 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Text extras (JSON, names) are kept; binary ones (RNG state) are not: no control bytes
  * other than tab and newlines, and valid UTF-8 (checked by the caller on a copy). */
 static bool looks_like_text(const void *data, size_t len)
@@ -542,6 +612,8 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	}
 	if (!ckpt_utf8_valid(opt_name))
 		opt_name[0] = '\0';
+	if ((rc = complete_groups(groups, opt_name)))
+		goto out;
 	/* torch 1.13's SGD keeps {'momentum_buffer': None} for every stepped parameter when
 	 * momentum is 0; the store has no tensor for those */
 	bool sgd_none_buffers = strcmp(opt_name, "sgd") == 0 && ckpt_checkpoint_step(c) > 0;

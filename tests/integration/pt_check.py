@@ -8,6 +8,8 @@ Exit 0 = pass, 1 = fail with one line on stderr.
   devices PT DEVICE                plain torch.load works; every tensor is on DEVICE
   cuda-error PT                    torch.load fails exactly as for a GPU file on a CPU machine
   checkpoint CK sgd|adam           checkpoint.pt loads; its optimizer loads into torch.optim
+  steps CK sgd|adam                CK's optimizer loads into torch.optim over CK's fc* tensors
+                                   and takes two steps (every key a step needs is there)
   batchnorm CK sgd|adam LAYERS NPYDIR
                                    CK of an MLP with BatchNorm1d after each hidden layer loads
                                    into that torch module (strict) and its optimizer; each
@@ -171,6 +173,24 @@ def cmd_checkpoint(ck, opt_name):
           (os.path.basename(ck), c['epoch'], c['step'], len(c['model']), opt_name))
 
 
+def cmd_steps(ck, opt_name):
+    c = torch.load(ck)
+    params = [torch.nn.Parameter(c['model'][n].clone().float())
+              for n in c['model'] if n.startswith('fc')]
+    cls = torch.optim.SGD if opt_name == 'sgd' else torch.optim.Adam
+    opt = cls(params, lr=0.5)
+    opt.load_state_dict(c['optimizer'])
+    for _ in range(2):
+        for p in params:
+            p.grad = torch.ones_like(p)
+        try:
+            opt.step()
+        except Exception as e:  # noqa: BLE001 - any failure is the finding
+            fail('%s: step() after load_state_dict: %s: %s' % (ck, type(e).__name__, e))
+    print('%s: %s loads and steps (param group %s)' %
+          (os.path.basename(ck), opt_name, sorted(k for k in c['optimizer']['param_groups'][0])))
+
+
 class BatchNormMLP(torch.nn.Module):
     """fc1, bn1, fc2, bn2, ..., fcN: parameters and buffers in torch's registration order"""
     def __init__(self, sizes):
@@ -284,7 +304,7 @@ def cmd_ranges(path, whole, n='200'):
 COMMANDS = {
     'state-vs-npy': cmd_state_vs_npy, 'dump-vs-npy': cmd_dump_vs_npy, 'devices': cmd_devices,
     'cuda-error': cmd_cuda_error, 'checkpoint': cmd_checkpoint, 'val-acc': cmd_val_acc,
-    'batchnorm': cmd_batchnorm,
+    'batchnorm': cmd_batchnorm, 'steps': cmd_steps,
     'resume-step': cmd_resume_step, 'ranges': cmd_ranges,
 }
 

@@ -92,6 +92,14 @@ for opt in sgd adam; do
 	done <"$tmp/bn-$opt.list"
 	args+=(";" batchnorm "$tmp/bn-$opt.pt" $opt 8,16,12,4 "$tmp/bn-$opt-npy")
 done
+# --- no param groups stored (a store written through libckpt): checkpoint.pt's group has every
+# key torch's step() reads, from the run's hyper-parameters and torch's defaults
+for opt in sgd adam; do
+	N=$tmp/npg-$opt
+	"$mkstore" "$N" --epochs 1 --optimizer $opt --no-param-groups --no-sync >/dev/null
+	"$ckpt" export "$N" 1 --format checkpoint -o "$tmp/npg-$opt.pt"
+	args+=(";" steps "$tmp/npg-$opt.pt" $opt ";" steps "$tmp/a2/checkpoint.pt" adam)
+done
 "${check[@]}" "${args[@]}"
 
 # --- bad input: one line on stderr, non-zero exit, nothing half-written ----------------------

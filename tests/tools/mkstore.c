@@ -4,7 +4,7 @@
  * metrics with the best val_loss in the middle epoch) plus optional oddities the view and the
  * renderers must cope with: every dtype, 0-dim and empty tensors, hostile names, a big tensor,
  * GPU device tags, BatchNorm layers (model buffers without optimizer state between the
- * parameters). Values are deterministic: the same arguments give the same bytes.
+ * parameters), no param groups (only the run's hyper-parameters). Values are deterministic: the same arguments give the same bytes.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,7 +22,7 @@ typedef struct options {
 	const char *layers;
 	const char *device;
 	const char *optimizer;
-	bool dtypes, hostile_names, no_sync, batchnorm;
+	bool dtypes, hostile_names, no_sync, batchnorm, no_param_groups;
 	uint64_t chunk_size, big_mib;
 	uint32_t keep_last;
 } options;
@@ -329,7 +329,7 @@ static int write_epoch(ckpt_store *store, const options *o, const uint64_t *laye
 		         "\"nesterov\": false, \"maximize\": false, \"foreach\": null, "
 		         "\"differentiable\": false, \"params\": [%s]}]",
 		         params);
-	if (!rc)
+	if (!rc && !o->no_param_groups)
 		rc = ckpt_writer_set_extra(w, "optimizer.param_groups", groups, strlen(groups));
 	if (!rc)
 		rc = ckpt_writer_set_extra(w, "optimizer.name", o->optimizer, strlen(o->optimizer));
@@ -367,6 +367,7 @@ static void usage(FILE *to)
 {
 	fprintf(to, "usage: mkstore STORE [--epochs N] [--layers 8,16,4] [--device DEV]\n"
 	            "               [--optimizer sgd|adam] [--dtypes] [--hostile-names] [--batchnorm]\n"
+	            "               [--no-param-groups]\n"
 	            "               [--chunk-size BYTES] [--big-mib N] [--keep-last N] [--no-sync]\n");
 }
 
@@ -394,6 +395,7 @@ int main(int argc, char **argv)
 	    {"chunk-size", required_argument, NULL, 'c'}, {"big-mib", required_argument, NULL, 'b'},
 	    {"keep-last", required_argument, NULL, 'k'}, {"no-sync", no_argument, NULL, 'n'},
 	    {"batchnorm", no_argument, NULL, 'B'},      {"help", no_argument, NULL, 'h'},
+	    {"no-param-groups", no_argument, NULL, 'P'},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -426,6 +428,9 @@ int main(int argc, char **argv)
 			break;
 		case 'B':
 			o.batchnorm = true;
+			break;
+		case 'P':
+			o.no_param_groups = true;
 			break;
 		case 'c':
 			if (parse_u64(&o.chunk_size, optarg, "--chunk-size"))
