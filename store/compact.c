@@ -88,7 +88,9 @@ static void put_u64le(uint8_t *p, uint64_t v)
 static int open_env(MDB_env **out, const char *path, unsigned flags)
 {
 	MDB_env *env;
-	int mrc = mdb_env_create(&env);
+	int mrc = flags & MDB_NOLOCK ? 0 : store_prepare_lock_file(path);
+	if (!mrc)
+		mrc = mdb_env_create(&env);
 	if (mrc)
 		return mrc;
 	if ((mrc = mdb_env_set_maxdbs(env, 8)) ||

@@ -949,7 +949,7 @@ static bool is_abandoned_env(const char *path)
 	/* a look must not create a lock.mdb (LMDB would, even read-only): the directory stays
 	 * as it was found when its data.mdb turns out to be no store at all */
 	snprintf(file, sizeof(file), "%s/lock.mdb", path);
-	unsigned nolock = stat(file, &st) == 0 ? 0 : MDB_NOLOCK;
+	unsigned nolock = stat(file, &st) == 0 && store_prepare_lock_file(path) == 0 ? 0 : MDB_NOLOCK;
 	if (!mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS | nolock, 0644) &&
 	    !mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
 		if (!mdb_dbi_open(txn, NULL, 0, &dbi) && !mdb_stat(txn, dbi, &ms))
@@ -1075,7 +1075,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	uint8_t *run = NULL;
 	size_t run_len;
 	s->no_sync = o.no_sync;
-	if ((mrc = mdb_env_create(&s->env)) || (mrc = mdb_env_set_maxdbs(s->env, 8)) ||
+	if ((mrc = store_prepare_lock_file(path)) || (mrc = mdb_env_create(&s->env)) ||
+	    (mrc = mdb_env_set_maxdbs(s->env, 8)) ||
 	    (mrc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS)) ||
 	    (mrc = mdb_env_set_mapsize(s->env, (size_t)o.initial_map_size)) ||
 	    (mrc = mdb_env_open(s->env, path, MDB_NOTLS | (o.no_sync ? MDB_NOSYNC : 0), 0644))) {
@@ -1278,9 +1279,38 @@ int store_check_pages(const char *path, store_walk_mode mode)
 	return rc;
 }
 
+int store_prepare_lock_file(const char *dir)
+{
+	char file[4200];
+	if ((size_t)snprintf(file, sizeof(file), "%s/lock.mdb", dir) >= sizeof(file))
+		return 0; /* LMDB refuses the path itself */
+	bool created = false;
+	int fd = open(file, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT) {
+		fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		created = fd >= 0;
+		if (fd < 0 && errno == EEXIST)
+			fd = open(file, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	/* an existing one keeps its size (LMDB reads the reader count from it) */
+	off_t len = fstat(fd, &st) == 0 && st.st_size > 0 ? st.st_size : STORE_LOCK_FILE_BYTES;
+	int e = posix_fallocate(fd, 0, len);
+	close(fd);
+	if (e == EOPNOTSUPP || e == EINVAL || e == ENOSYS)
+		e = 0; /* a file system without it: LMDB as before */
+	if (e && created)
+		unlink(file);
+	return e;
+}
+
 static int env_open(ckpt_store *s, unsigned flags, size_t mapsize)
 {
 	int mrc;
+	if (!(flags & MDB_NOLOCK) && (mrc = store_prepare_lock_file(s->path)))
+		return mrc;
 	if ((mrc = mdb_env_create(&s->env)))
 		return mrc;
 	if ((mrc = mdb_env_set_maxdbs(s->env, 8)) ||
@@ -1353,10 +1383,16 @@ static int open_readonly_env(ckpt_store *s)
 	bool lock_unwritable = !no_lock_file && access(lock, W_OK) != 0;
 	unsigned f = MDB_NOTLS | MDB_RDONLY | (no_lock_file || lock_unwritable ? MDB_NOLOCK : 0);
 	int mrc;
+	bool lock_unfilled = false;
 	for (;;) {
 		mrc = env_open(s, f, map);
 		if ((mrc == EACCES || mrc == EROFS || mrc == EPERM) && !(f & MDB_NOLOCK)) {
 			f |= MDB_NOLOCK; /* lock.mdb exists but cannot be written */
+			continue;
+		}
+		if ((mrc == ENOSPC || mrc == EDQUOT || mrc == EFBIG) && !(f & MDB_NOLOCK)) {
+			f |= MDB_NOLOCK; /* a full disk has no blocks for lock.mdb (SIGBUS in LMDB) */
+			lock_unfilled = true;
 			continue;
 		}
 		/* address space limits (ulimit -v, valgrind) refuse huge maps: a quarter each time,
@@ -1381,8 +1417,9 @@ static int open_readonly_env(ckpt_store *s)
 	if (mrc)
 		return store_lmdb_error(mrc, "%s: opening the LMDB environment", s->path);
 	if (f & MDB_NOLOCK)
-		return guard_lockless_reader(s, no_lock_file ? "it has no lock.mdb"
-		                                             : "its lock.mdb cannot be written");
+		return guard_lockless_reader(s, no_lock_file    ? "it has no lock.mdb"
+		                                : lock_unfilled ? "the disk has no room for its lock.mdb"
+		                                                : "its lock.mdb cannot be written");
 	return 0;
 }
 

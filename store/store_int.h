@@ -31,6 +31,9 @@
 #define STORE_MAX_EXTRA_KEY 255
 #define STORE_CHUNK_KEY_LEN 20
 #define STORE_MAX_READERS 1024
+/* lock.mdb's size as LMDB makes it for STORE_MAX_READERS: (readers - 1) 64-byte reader slots
+ * and its 192-byte header */
+#define STORE_LOCK_FILE_BYTES ((STORE_MAX_READERS - 1) * 64 + 192)
 
 #define LMDB_MAGIC 0xBEEFC0DEu /* mm_magic, at byte 16 of both meta pages */
 /* offsets in an LMDB (0.9, 64-bit) meta page: page header 16 bytes, then MDB_meta */
@@ -151,6 +154,14 @@ int store_check_pages(const char *path, store_walk_mode mode);
 void store_epoch_key(uint8_t out[8], uint64_t epoch);
 uint64_t store_epoch_from_key(const MDB_val *key);
 void store_chunk_key(uint8_t out[STORE_CHUNK_KEY_LEN], const uint8_t hash[16], uint32_t index);
+
+/** Give lock.mdb in @p dir its blocks before LMDB maps it (creating it, STORE_LOCK_FILE_BYTES
+ *  long, when missing): LMDB sizes it with ftruncate and writes through the map, which on a
+ *  full file system raises SIGBUS at the first page it cannot back. A lock.mdb this call made
+ *  and could not fill is removed. A lock.mdb that cannot be opened for writing is left to LMDB
+ *  (and its callers' read-only handling).
+ *  @return 0, or a positive errno (ENOSPC, EDQUOT, EFBIG, ...). */
+int store_prepare_lock_file(const char *dir);
 
 /** Begin a snapshot's read txn and count it as open (adopting a map grown by another
  *  process when no other snapshot is open). store_snapshot_done() uncounts it. */
