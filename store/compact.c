@@ -32,7 +32,6 @@
  * into data.mdb. The store's own environment is never opened for writing, since LMDB would
  * share the lock on lock.mdb at that open and let waiting openers map the old file.
  */
-#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -88,7 +87,7 @@ static void put_u64le(uint8_t *p, uint64_t v)
 static int open_env(MDB_env **out, const char *path, unsigned flags)
 {
 	MDB_env *env;
-	int mrc = flags & MDB_NOLOCK ? 0 : store_prepare_lock_file(path);
+	int mrc = flags & MDB_NOLOCK ? 0 : store_prepare_lock_file(path, NULL);
 	if (!mrc)
 		mrc = mdb_env_create(&env);
 	if (mrc)
@@ -890,7 +889,8 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 	bool exists = false, same = false;
 	struct stat data_st;
 	int rc;
-	assert(store);
+	if (!store)
+		return store_error(-EINVAL, "backup: no store handle");
 	if (!dest || !*dest)
 		return store_error(-EINVAL, "the backup directory is empty");
 	if ((rc = check_dest(&exists, store->path, dest)))

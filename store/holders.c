@@ -186,6 +186,8 @@ int ckpt_gc_lock(ckpt_gc_lock_fds *out, const char *store_path, char *who, size_
 
 void ckpt_gc_unlock(ckpt_gc_lock_fds *lock)
 {
+	if (!lock)
+		return;
 	if (lock->data_fd >= 0)
 		close(lock->data_fd);
 	if (lock->dir_fd >= 0) /* last: until then writers wait */

@@ -7,7 +7,6 @@
  * size so that writers in other processes can grow the file under them (under an address space
  * limit less, down to the size of data.mdb).
  */
-#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -197,11 +196,16 @@ int store_snapshot_txn(ckpt_store *s, MDB_txn **out)
 	return rc;
 }
 
+static void store_free(ckpt_store *s);
+
 void store_snapshot_done(ckpt_store *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->open_snapshots--;
+	bool close_now = s->close_pending && s->open_snapshots == 0;
 	pthread_mutex_unlock(&s->lock);
+	if (close_now)
+		store_free(s); /* ckpt_store_close() came first: the last snapshot closes it */
 }
 
 int store_write_txn(ckpt_store *s, MDB_txn **out)
@@ -949,7 +953,7 @@ static bool is_abandoned_env(const char *path)
 	/* a look must not create a lock.mdb (LMDB would, even read-only): the directory stays
 	 * as it was found when its data.mdb turns out to be no store at all */
 	snprintf(file, sizeof(file), "%s/lock.mdb", path);
-	unsigned nolock = stat(file, &st) == 0 && store_prepare_lock_file(path) == 0 ? 0 : MDB_NOLOCK;
+	unsigned nolock = stat(file, &st) == 0 && store_prepare_lock_file(path, NULL) == 0 ? 0 : MDB_NOLOCK;
 	if (!mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS | nolock, 0644) &&
 	    !mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
 		if (!mdb_dbi_open(txn, NULL, 0, &dbi) && !mdb_stat(txn, dbi, &ms))
@@ -1075,7 +1079,7 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	uint8_t *run = NULL;
 	size_t run_len;
 	s->no_sync = o.no_sync;
-	if ((mrc = store_prepare_lock_file(path)) || (mrc = mdb_env_create(&s->env)) ||
+	if ((mrc = store_prepare_lock_file(path, NULL)) || (mrc = mdb_env_create(&s->env)) ||
 	    (mrc = mdb_env_set_maxdbs(s->env, 8)) ||
 	    (mrc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS)) ||
 	    (mrc = mdb_env_set_mapsize(s->env, (size_t)o.initial_map_size)) ||
@@ -1279,9 +1283,11 @@ int store_check_pages(const char *path, store_walk_mode mode)
 	return rc;
 }
 
-int store_prepare_lock_file(const char *dir)
+int store_prepare_lock_file(const char *dir, bool *was_created)
 {
 	char file[4200];
+	if (was_created)
+		*was_created = false;
 	if ((size_t)snprintf(file, sizeof(file), "%s/lock.mdb", dir) >= sizeof(file))
 		return 0; /* LMDB refuses the path itself */
 	bool created = false;
@@ -1303,13 +1309,15 @@ int store_prepare_lock_file(const char *dir)
 		e = 0; /* a file system without it: LMDB as before */
 	if (e && created)
 		unlink(file);
+	if (was_created)
+		*was_created = created && !e;
 	return e;
 }
 
 static int env_open(ckpt_store *s, unsigned flags, size_t mapsize)
 {
 	int mrc;
-	if (!(flags & MDB_NOLOCK) && (mrc = store_prepare_lock_file(s->path)))
+	if (!(flags & MDB_NOLOCK) && (mrc = store_prepare_lock_file(s->path, &s->lock_created)))
 		return mrc;
 	if ((mrc = mdb_env_create(&s->env)))
 		return mrc;
@@ -1518,7 +1526,16 @@ static int open_once(ckpt_store **out, const char *path, unsigned flags)
 fail:
 	if (txn)
 		mdb_txn_abort(txn);
+	/* a directory that is no store of ours (or a damaged one) is refused as it was found:
+	 * without the lock.mdb this open made */
+	bool drop_lock = s->lock_created &&
+	                 (rc == CKPT_ENOTSTORE || rc == CKPT_ESCHEMA || rc == CKPT_ECORRUPT);
 	store_free(s);
+	if (drop_lock) {
+		char lock[4200];
+		snprintf(lock, sizeof(lock), "%s/lock.mdb", path);
+		unlink(lock);
+	}
 	return rc;
 }
 
@@ -1562,9 +1579,16 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 
 void ckpt_store_close(ckpt_store *store)
 {
-	/* LMDB would unmap under the snapshots' pointers */
-	assert(!store || store->open_snapshots == 0);
-	store_free(store);
+	if (!store)
+		return;
+	/* LMDB would unmap under the snapshots' pointers: a store closed with snapshots open is
+	 * closed by the last of them (a wrong call order, which must not end the process) */
+	pthread_mutex_lock(&store->lock);
+	bool later = store->open_snapshots > 0;
+	store->close_pending = later;
+	pthread_mutex_unlock(&store->lock);
+	if (!later)
+		store_free(store);
 }
 
 const ckpt_run_meta *ckpt_store_meta(const ckpt_store *store)

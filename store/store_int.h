@@ -69,6 +69,7 @@ struct ckpt_store {
 	MDB_env *env;
 	MDB_dbi db_meta, db_ckpt, db_index, db_blobs, db_chunks;
 	bool readonly;
+	bool lock_created; /* this handle's open created lock.mdb (store_prepare_lock_file) */
 	bool no_sync;
 	/* read-only handles opened without LMDB's lock file (MDB_NOLOCK) hold a shared flock on
 	 * data.mdb here, so that ckpt-train (which takes it exclusively) cannot write meanwhile;
@@ -82,6 +83,7 @@ struct ckpt_store {
 	/* snapshots open in this process: the map may only be resized when none is */
 	pthread_mutex_t lock; /* guards open_snapshots, read-txn begins and map resizes */
 	unsigned open_snapshots;
+	bool close_pending; /* ckpt_store_close() while snapshots were open: the last one closes */
 	pthread_mutex_t write_lock; /* one commit or gc at a time per handle */
 };
 
@@ -159,9 +161,9 @@ void store_chunk_key(uint8_t out[STORE_CHUNK_KEY_LEN], const uint8_t hash[16], u
  *  long, when missing): LMDB sizes it with ftruncate and writes through the map, which on a
  *  full file system raises SIGBUS at the first page it cannot back. A lock.mdb this call made
  *  and could not fill is removed. A lock.mdb that cannot be opened for writing is left to LMDB
- *  (and its callers' read-only handling).
+ *  (and its callers' read-only handling). *@p created (may be NULL): this call made it.
  *  @return 0, or a positive errno (ENOSPC, EDQUOT, EFBIG, ...). */
-int store_prepare_lock_file(const char *dir);
+int store_prepare_lock_file(const char *dir, bool *created);
 
 /** Begin a snapshot's read txn and count it as open (adopting a map grown by another
  *  process when no other snapshot is open). store_snapshot_done() uncounts it. */

@@ -127,7 +127,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
  */
 int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags);
 
-/** Close a store. All snapshots and writers of it must be closed first. Accepts NULL. */
+/** Close a store. Its writers must be finished (committed or aborted) first. Snapshots of it
+ *  that are still open keep it open: the last one to close closes it. Accepts NULL. */
 void ckpt_store_close(ckpt_store *store);
 
 /** The store's run metadata; owned by the store. */
@@ -534,7 +535,10 @@ int ckpt_checkpoint_find_tensor(const ckpt_tensor_info **out, const ckpt_checkpo
 /**
  * Zero-copy access to chunk @p chunk_index of a tensor: *out points into the LMDB map and is
  * valid until the snapshot is closed. Chunk i covers bytes [i*chunk_size, min(nbytes,
- * (i+1)*chunk_size)) of the tensor.
+ * (i+1)*chunk_size)) of the tensor. The pointer is only 2-byte aligned (small chunks lie inside
+ * LMDB pages at any even offset; chunks of more than about 2 KiB on their own pages, 16-byte
+ * aligned): read elements with memcpy, not through a (const float *) cast, or copy the bytes
+ * with ckpt_tensor_read().
  * @param verify if true, the chunk's stored CRC-32 is checked (costs one pass over it).
  * @return 0, -ERANGE, CKPT_ECORRUPT if the chunk is missing or has the wrong length,
  *         CKPT_ECHECKSUM if @p verify and the bytes are damaged.

@@ -1405,6 +1405,10 @@ START_TEST(test_non_store_paths_give_clear_errors_and_change_nothing)
 	ck_assert_int_eq(mdb_env_open(env, p, 0, 0644), 0);
 	mdb_env_close(env);
 	ck_assert_int_eq(ckpt_store_open(&s, p, CKPT_OPEN_READONLY), CKPT_ENOTSTORE);
+	snprintf(f, sizeof(f), "%s/plainlmdb/lock.mdb", tmpdir);
+	ck_assert_int_eq(unlink(f), 0);
+	ck_assert_int_eq(ckpt_store_open(&s, p, 0), CKPT_ENOTSTORE);
+	ck_assert_int_eq(access(f, F_OK), -1); /* no lock.mdb left behind */
 }
 END_TEST
 
@@ -1454,6 +1458,12 @@ START_TEST(test_newer_schema_is_refused)
 	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), storepath));
 	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "newer"));
 	ck_assert_int_eq(ckpt_store_open(&s, storepath, 0), CKPT_ESCHEMA);
+	/* refused as it was found: no lock.mdb left where there was none */
+	char lock[600];
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", storepath);
+	ck_assert_int_eq(unlink(lock), 0);
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, 0), CKPT_ESCHEMA);
+	ck_assert_int_eq(access(lock, F_OK), -1);
 }
 END_TEST
 

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ckpt/holders.h"
 #include "ckpt/store.h"
 #include "test_dir.h"
 
@@ -417,6 +418,26 @@ START_TEST(test_bad_tensor_input_messages_name_the_problem)
 }
 END_TEST
 
+/* a wrong call order must not end the host process: the store closes with its last snapshot */
+START_TEST(test_a_store_closed_with_a_snapshot_open_closes_with_the_snapshot)
+{
+	ckpt_store *s = make_store(0);
+	OK(try_commit(s, 1));
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	ckpt_store_close(s); /* it aborted the process (an assert) */
+	uint64_t *epochs;
+	size_t n;
+	OK(ckpt_snapshot_list(&epochs, &n, snap));
+	ck_assert_uint_eq(n, 1);
+	free(epochs);
+	ckpt_snapshot_close(snap); /* closes the store: LeakSanitizer finds nothing left */
+	OK(ckpt_store_open(&s, storepath, 0)); /* no handle of it is left open */
+	ckpt_store_close(s);
+	ckpt_gc_unlock(NULL); /* every release function accepts NULL */
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -433,6 +454,7 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_epochs_above_the_highest_are_refused);
 	tcase_add_test(tc, test_names_and_run_metadata_that_are_not_utf8_are_refused);
 	tcase_add_test(tc, test_bad_tensor_input_messages_name_the_problem);
+	tcase_add_test(tc, test_a_store_closed_with_a_snapshot_open_closes_with_the_snapshot);
 	suite_add_tcase(su, tc);
 	return su;
 }
