@@ -491,7 +491,8 @@ size_t ckpt_checkpoint_metric_count(const ckpt_checkpoint *c)
 int ckpt_checkpoint_metric_at(const ckpt_checkpoint *c, size_t i, const char **name, double *value)
 {
 	if (i >= c->rec->nmetrics)
-		return -ERANGE;
+		return store_error(-ERANGE, "epoch %llu: metric %zu of %zu",
+		                   (unsigned long long)c->rec->epoch, i, c->rec->nmetrics);
 	if (name)
 		*name = c->rec->metrics[i].name;
 	if (value)
@@ -508,7 +509,8 @@ int ckpt_checkpoint_metric(const ckpt_checkpoint *c, const char *name, double *v
 			return 0;
 		}
 	}
-	return -ENOENT;
+	return store_error(-ENOENT, "epoch %llu: no metric '%s'", (unsigned long long)c->rec->epoch,
+	                   name);
 }
 
 size_t ckpt_checkpoint_extra_count(const ckpt_checkpoint *c)
@@ -520,7 +522,8 @@ int ckpt_checkpoint_extra_at(const ckpt_checkpoint *c, size_t i, const char **ke
                              const void **data, size_t *len)
 {
 	if (i >= c->rec->nextras)
-		return -ERANGE;
+		return store_error(-ERANGE, "epoch %llu: extra %zu of %zu",
+		                   (unsigned long long)c->rec->epoch, i, c->rec->nextras);
 	if (key)
 		*key = c->rec->extras[i].key;
 	if (data)
@@ -535,7 +538,8 @@ int ckpt_checkpoint_extra(const ckpt_checkpoint *c, const char *key, const void 
 	for (size_t i = 0; i < c->rec->nextras; i++)
 		if (strcmp(c->rec->extras[i].key, key) == 0)
 			return ckpt_checkpoint_extra_at(c, i, NULL, data, len);
-	return -ENOENT;
+	return store_error(-ENOENT, "epoch %llu: no extra '%s'", (unsigned long long)c->rec->epoch,
+	                   key);
 }
 
 size_t ckpt_checkpoint_tensor_count(const ckpt_checkpoint *c)
@@ -559,7 +563,12 @@ int ckpt_checkpoint_find_tensor(const ckpt_tensor_info **out, const ckpt_checkpo
 		}
 	}
 	*out = NULL;
-	return -ENOENT;
+	return store_error(-ENOENT, "epoch %llu: no %s tensor '%s'",
+	                   (unsigned long long)c->rec->epoch,
+	                   group == CKPT_GROUP_OPTIMIZER ? "optimizer"
+	                   : group == CKPT_GROUP_EXTRA   ? "extra"
+	                                                 : "model",
+	                   name);
 }
 
 /* the blob record of a tensor, decoded (crcs borrowed from the map) */

@@ -1001,6 +1001,16 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	if (meta->monitor_mode != CKPT_MODE_MIN && meta->monitor_mode != CKPT_MODE_MAX)
 		return store_error(-EINVAL, "%s: bad monitor mode %d", path,
 		                   (int)meta->monitor_mode);
+	if (strlen(meta->monitor) > STORE_MAX_METRIC_NAME)
+		return store_error(-EINVAL,
+		                   "%s: the monitored metric's name is %zu bytes; a metric name has "
+		                   "at most %d, so no checkpoint could ever be ranked",
+		                   path, strlen(meta->monitor), STORE_MAX_METRIC_NAME);
+	if (opts && opts->keep_top > 0 && opts->keep_last == 0)
+		return store_error(-EINVAL,
+		                   "%s: keep_top %u has no effect with keep_last 0 (every checkpoint "
+		                   "is kept)",
+		                   path, opts->keep_top);
 	const struct {
 		const char *field, *text;
 	} strings[] = {{"model", meta->model},         {"layers", meta->layers},

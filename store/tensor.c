@@ -16,6 +16,7 @@
 #endif
 
 #include "ckpt/tensor.h"
+#include "store/store_int.h"
 
 static const struct {
 	ckpt_dtype dtype;
@@ -50,27 +51,31 @@ const char *ckpt_dtype_name(ckpt_dtype dtype)
 int ckpt_dtype_from_name(ckpt_dtype *out, const char *name)
 {
 	if (!name)
-		return -EINVAL;
+		return store_error(-EINVAL, "no dtype name given");
 	for (size_t i = 0; i < NDTYPES; i++) {
 		if (strcmp(dtypes[i].name, name) == 0) {
 			*out = dtypes[i].dtype;
 			return 0;
 		}
 	}
-	return -EINVAL;
+	return store_error(-EINVAL, "'%s' is not a dtype name (bool, uint8, int8, int16, int32, "
+	                   "int64, float16, bfloat16, float32, float64)", name);
 }
 
 int ckpt_shape_numel(uint64_t *out, uint32_t ndim, const uint64_t *shape)
 {
 	if (ndim > CKPT_MAX_DIMS)
-		return -EINVAL;
+		return store_error(-EINVAL, "a shape of %u dimensions (at most %d)", ndim,
+		                   CKPT_MAX_DIMS);
+	if (ndim > 0 && !shape)
+		return store_error(-EINVAL, "a shape of %u dimensions without its sizes", ndim);
 	uint64_t n = 1;
 	bool zero = false;
 	for (uint32_t i = 0; i < ndim; i++) {
 		if (shape[i] == 0)
 			zero = true;
 		else if (n > UINT64_MAX / shape[i])
-			return -EOVERFLOW;
+			return store_error(-EOVERFLOW, "the shape's element count overflows 64 bits");
 		else
 			n *= shape[i];
 	}

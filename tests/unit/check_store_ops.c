@@ -438,6 +438,61 @@ START_TEST(test_a_store_closed_with_a_snapshot_open_closes_with_the_snapshot)
 }
 END_TEST
 
+/* a failed lookup says what was missing, never a message of an earlier error */
+START_TEST(test_failed_lookups_set_their_own_message)
+{
+	ckpt_store *s = make_store(0);
+	OK(try_commit(s, 1));
+	ckpt_store *other;
+	ck_assert_int_eq(ckpt_store_open(&other, "/nonexistent/store", 0), -ENOENT);
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *c;
+	const ckpt_tensor_info *t;
+	OK(ckpt_snapshot_open(&snap, s));
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	ck_assert_int_eq(ckpt_checkpoint_find_tensor(&t, c, CKPT_GROUP_OPTIMIZER, "w"), -ENOENT);
+	ck_assert_str_eq(ckpt_last_error(), "epoch 1: no optimizer tensor 'w'");
+	double v;
+	ck_assert_int_eq(ckpt_checkpoint_metric(c, "val_acc", &v), -ENOENT);
+	ck_assert_str_eq(ckpt_last_error(), "epoch 1: no metric 'val_acc'");
+	ck_assert_int_eq(ckpt_checkpoint_metric_at(c, 5, NULL, &v), -ERANGE);
+	ck_assert_str_eq(ckpt_last_error(), "epoch 1: metric 5 of 0");
+	const void *data;
+	size_t len;
+	ck_assert_int_eq(ckpt_checkpoint_extra(c, "rng", &data, &len), -ENOENT);
+	ck_assert_str_eq(ckpt_last_error(), "epoch 1: no extra 'rng'");
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(s);
+	ckpt_dtype d;
+	ck_assert_int_eq(ckpt_dtype_from_name(&d, "float"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "'float' is not a dtype name"));
+	uint64_t n, big[2] = {UINT64_C(1) << 40, UINT64_C(1) << 40};
+	ck_assert_int_eq(ckpt_shape_numel(&n, 2, big), -EOVERFLOW);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "overflows"));
+	ck_assert_int_eq(ckpt_shape_numel(&n, 2, NULL), -EINVAL);
+}
+END_TEST
+
+/* settings no checkpoint could ever satisfy are refused when the store is made */
+START_TEST(test_create_refuses_a_monitor_no_metric_can_name_and_keep_top_without_keep_last)
+{
+	static char mon[301];
+	memset(mon, 'm', 300);
+	ckpt_run_meta m = {.model = "mlp", .monitor = mon};
+	ckpt_store *s;
+	ck_assert_int_eq(ckpt_store_create(&s, storepath, &m, NULL), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "at most 255"));
+	m.monitor = "val_loss";
+	ckpt_store_options o = {.keep_top = 3};
+	ck_assert_int_eq(ckpt_store_create(&s, storepath, &m, &o), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "no effect with keep_last 0"));
+	ck_assert_int_eq(access(storepath, F_OK), -1); /* nothing made */
+	o.keep_last = 2;
+	OK(ckpt_store_create(&s, storepath, &m, &o));
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -455,6 +510,8 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_names_and_run_metadata_that_are_not_utf8_are_refused);
 	tcase_add_test(tc, test_bad_tensor_input_messages_name_the_problem);
 	tcase_add_test(tc, test_a_store_closed_with_a_snapshot_open_closes_with_the_snapshot);
+	tcase_add_test(tc, test_failed_lookups_set_their_own_message);
+	tcase_add_test(tc, test_create_refuses_a_monitor_no_metric_can_name_and_keep_top_without_keep_last);
 	suite_add_tcase(su, tc);
 	return su;
 }
