@@ -891,6 +891,9 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 	int rc;
 	if (!store)
 		return store_error(-EINVAL, "backup: no store handle");
+	if (flags & ~CKPT_BACKUP_VERIFY)
+		return store_error(-EINVAL, "backup of %s: unknown flags 0x%x", store->path,
+		                   flags & ~CKPT_BACKUP_VERIFY);
 	if (!dest || !*dest)
 		return store_error(-EINVAL, "the backup directory is empty");
 	if ((rc = check_dest(&exists, store->path, dest)))

@@ -37,6 +37,8 @@ struct ckpt_snapshot {
 
 int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store)
 {
+	if (!out || !store)
+		return store_error(-EINVAL, "ckpt_snapshot_open: %s is NULL", out ? "store" : "out");
 	*out = NULL;
 	ckpt_snapshot *snap = calloc(1, sizeof(*snap));
 	if (!snap)

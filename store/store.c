@@ -992,6 +992,8 @@ static void sync_dirs(const char *path, bool made_dir)
 int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
                       const ckpt_store_options *opts)
 {
+	if (!out)
+		return store_error(-EINVAL, "ckpt_store_create: no place for the handle (out is NULL)");
 	*out = NULL;
 	ckpt_store_options o = opts ? *opts : (ckpt_store_options){0};
 	if (!path || !*path)
@@ -1569,6 +1571,12 @@ static bool data_file_id(struct stat *out, const char *path, const ckpt_store *s
  * compaction. */
 int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 {
+	if (!out)
+		return store_error(-EINVAL, "ckpt_store_open: no place for the handle (out is NULL)");
+	*out = NULL;
+	if (flags & ~CKPT_OPEN_READONLY)
+		return store_error(-EINVAL, "%s: unknown open flags 0x%x", path ? path : "(null)",
+		                   flags & ~CKPT_OPEN_READONLY);
 	for (int attempt = 0;; attempt++) {
 		struct stat before, mapped, now;
 		bool known = path && *path && data_file_id(&before, path, NULL);

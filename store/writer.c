@@ -125,6 +125,8 @@ bool store_old_input_allowed(void)
 
 int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch)
 {
+	if (!out || !store)
+		return store_error(-EINVAL, "ckpt_writer_begin: %s is NULL", out ? "store" : "out");
 	*out = NULL;
 	if (store->readonly)
 		return store_error(-EROFS, "store %s: opened read-only, cannot write epoch %llu",
@@ -497,6 +499,8 @@ static const int store_test_no_pregrow = 0;
 
 int ckpt_writer_commit(ckpt_writer *w)
 {
+	if (!w)
+		return store_error(-EINVAL, "ckpt_writer_commit: no writer (NULL)");
 	ckpt_store *s = w->store;
 	int rc = 0;
 	uint64_t used, size, need = estimate_need(w);

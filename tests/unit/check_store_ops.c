@@ -435,6 +435,19 @@ START_TEST(test_a_store_closed_with_a_snapshot_open_closes_with_the_snapshot)
 	OK(ckpt_store_open(&s, storepath, 0)); /* no handle of it is left open */
 	ckpt_store_close(s);
 	ckpt_gc_unlock(NULL); /* every release function accepts NULL */
+	/* NULL handles and unknown flags: -EINVAL, never a crash or a silently other mode */
+	ck_assert_int_eq(ckpt_store_open(NULL, storepath, 0), -EINVAL);
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, 0x10), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "unknown open flags 0x10"));
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, NULL, 1), -EINVAL);
+	ck_assert_int_eq(ckpt_writer_commit(NULL), -EINVAL);
+	ck_assert_int_eq(ckpt_snapshot_open(&snap, NULL), -EINVAL);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	char dest[600];
+	snprintf(dest, sizeof(dest), "%s/backup", tmpdir);
+	ck_assert_int_eq(ckpt_store_backup(NULL, s, dest, 0x10), -EINVAL);
+	ckpt_store_close(s);
 }
 END_TEST
 
