@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <float.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -307,7 +308,13 @@ int main(int argc, char **argv)
 				           optarg);
 				return 2;
 			}
-			snprintf(cfg.layers, sizeof(cfg.layers), "%s", optarg);
+			/* as numbers print: "020,10" is stored, shown and compared as "20,10" */
+			cfg.layers[0] = '\0';
+			for (uint32_t i = 0; i < cfg.nsizes; i++) {
+				size_t used = strlen(cfg.layers);
+				snprintf(cfg.layers + used, sizeof(cfg.layers) - used, "%s%" PRIu32,
+				         i ? "," : "", cfg.sizes[i]);
+			}
 			cfg.explicit_set |= TRAIN_SET_LAYERS;
 			break;
 		case OPT_EPOCHS:

@@ -353,7 +353,11 @@ static int config_merge_resumed(train_config *cli, const train_config *run)
 	                  "refusing to resume: " what " " fmt " differs from the run's " fmt       \
 	                  " (a resumed run keeps its settings)",                                   \
 	                  mine, theirs)
-	if ((set & TRAIN_SET_LAYERS) && strcmp(cli->layers, run->layers) != 0)
+	/* sizes, not text: "020,10" is the architecture "20,10" (stores written before --layers
+	 * was normalized keep the text as typed) */
+	if ((set & TRAIN_SET_LAYERS) &&
+	    (cli->nsizes != run->nsizes ||
+	     memcmp(cli->sizes, run->sizes, cli->nsizes * sizeof(cli->sizes[0])) != 0))
 		return train_fail(
 		    -EINVAL, "refusing to resume: the run's architecture is --layers %s, not %s",
 		    run->layers, cli->layers);

@@ -151,3 +151,15 @@ for row in "${damaged[@]}"; do
 	[ "$(sha256sum <"$work/damaged/data.mdb")" = "$before" ] || fail "a refused resume changed data.mdb"
 done
 echo "ok: ${#damaged[@]} damaged train.state / train.rng records are refused"
+
+# --layers is a list of numbers: sizes typed with leading zeros are the same architecture,
+# stored as numbers print (it was stored as typed and compared as text: resume refused)
+$TRAIN --store "$work/zeros" --data synthetic --layers 020,010 --epochs 1 --val-split 500 --quiet ||
+	fail "--layers 020,010"
+$CKPT cat "$work/zeros" run.json | grep -q '"layers": "20,10"' ||
+	fail "run.json layers: $($CKPT cat "$work/zeros" run.json | grep layers)"
+$TRAIN --store "$work/zeros" --resume --layers 20,0010 --epochs 2 --quiet || fail "resume with --layers 20,0010"
+$TRAIN --store "$work/zeros" --resume --layers 20,11 --epochs 3 --quiet 2>"$work/err" &&
+	fail "resume with another architecture worked"
+grep -q "architecture is --layers 20,10, not 20,11" "$work/err" || fail "another architecture: $(cat "$work/err")"
+echo "ok: --layers sizes are numbers (leading zeros are the same architecture)"
