@@ -40,7 +40,11 @@ static void export_usage(void)
 	       "  checkpoint   checkpoint.pt: model, optimizer, epoch, step, metrics\n"
 	       "  -o -         write to stdout\n"
 	       "  --map-location  where .pt storages say they live: cpu (default), the recorded\n"
-	       "                  device (keep), or one device (cuda:N)\n");
+	       "                  device (keep), or one device (cuda:N)\n"
+	       "Writes FILE whole (a temporary file beside it, fsynced, renamed over it; a device\n"
+	       "or FIFO is written into) and prints nothing.\n"
+	       "Exit status: 0; 1 when the store, the epoch or a tensor cannot be read or FILE\n"
+	       "cannot be written (FILE is then left as it was); 2 for bad usage.\n");
 }
 
 /* A write of @p path failed with @p rc; past a file size limit say which, as ckpt-train and

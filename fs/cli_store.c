@@ -685,7 +685,13 @@ int cli_gc(int argc, char **argv)
 			       "  --compact gives the freed space back to the file system (rewrites "
 			       "data.mdb), in one\n  step with the retention of --keep-last/--keep-top "
 			       "if given; refused while any\n  process has the store open (unmount "
-			       "ckptfs first).\n",
+			       "ckptfs first).\n"
+			       "  Also frees stored bytes no checkpoint references (left by a damaged "
+			       "checkpoint).\n"
+			       "Prints \"gc: deleted N checkpoints; keep-last N, keep-top K\" (and "
+			       "what it repaired,\nor compact: data.mdb BEFORE -> AFTER bytes).\n"
+			       "Exit status: 0; 1 when the store cannot be changed (refused, full disk,"
+			       " damaged);\n2 for bad usage.\n",
 			       CLI_USAGE_GC);
 			return 0;
 		case 'c':

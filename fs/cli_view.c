@@ -89,8 +89,11 @@ int cli_ls(int argc, char **argv)
 			break;
 		case 'h':
 			printf("usage: ckpt " CLI_USAGE_LS "\n"
-			       "List PATH (default: the root) of the view ckptfs mounts.\n"
-			       "  -l, --long   type, permissions, size, modification time\n");
+			       "List PATH (default: the root) of the view ckptfs mounts, one name per line\n"
+			       "(a file PATH: its name).\n"
+			       "  -l, --long   type, permissions, size, modification time\n"
+			       "Exit status: 0; 1 when PATH or the store cannot be read (an entry that\n"
+			       "cannot be read is named on stderr, the others listed); 2 for bad usage.\n");
 			return 0;
 		default:
 			return cli_bad_option(c, argv, options, CLI_USAGE_LS);
@@ -162,7 +165,11 @@ int cli_cat(int argc, char **argv)
 			break;
 		case 'h':
 			printf("usage: ckpt " CLI_USAGE_CAT "\n"
-			       "Write file PATH of the view ckptfs mounts to standard output.\n");
+			       "Write file PATH of the view ckptfs mounts to standard output, byte for\n"
+			       "byte as the mount serves it.\n"
+			       "Exit status: 0; 1 when PATH or the store cannot be read or the output\n"
+			       "cannot be written (a damaged tensor: nothing past it is written); 2 for\n"
+			       "bad usage.\n");
 			return 0;
 		default:
 			return cli_bad_option(c, argv, options, CLI_USAGE_CAT);

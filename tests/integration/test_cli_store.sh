@@ -315,6 +315,11 @@ run $CKPT verify "$store"
 grep -q 'epoch-0005: bad tensor fc1.weight' <<<"$err" || fail "verify does not name the tensor: $err"
 grep -q 'problem' <<<"$out" || fail "verify summary: $out"
 
+# every command's --help describes its exit status (the README says so)
+for c in info log show verify gc backup ls cat export; do
+	$CKPT $c --help | grep -q "^Exit status: 0" || fail "ckpt $c --help says nothing of its exit status"
+done
+
 if [ $fails -ne 0 ]; then
 	echo "test_cli_store: $fails failure(s)" >&2
 	exit 1
