@@ -584,6 +584,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ctx.view = view;
+	ctx.store_path = store_path;
 	if (ckptfs_watcher_start(se, view) != 0)
 		say(LOG_WARNING,
 		    "cannot start the watcher thread; deleted epochs linger in the cache");

@@ -815,14 +815,34 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
+/* df shows what the store takes on its disk, all of it used, nothing free (a read-only image,
+ * as squashfs shows one). */
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	ckptfs_ctx *ctx = ctx_of(req);
 	struct statvfs sv;
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = 4096;
 	sv.f_frsize = 4096;
 	sv.f_namemax = 255;
+	char data[4200];
+	struct stat st;
+	if (ctx->store_path &&
+	    (size_t)snprintf(data, sizeof(data), "%s/data.mdb", ctx->store_path) < sizeof(data) &&
+	    stat(data, &st) == 0)
+		sv.f_blocks = ((uint64_t)st.st_size + sv.f_frsize - 1) / sv.f_frsize;
 	fuse_reply_statfs(req, &sv);
+}
+
+/* No node has extended attributes: an empty list, so xattr-aware copies (tar --xattrs, rsync
+ * -X) stay quiet. getxattr stays unimplemented: the kernel then answers every later one itself
+ * (ls asks one per file). */
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, 0);
+	else
+		fuse_reply_buf(req, NULL, 0);
 }
 
 static void op_write_refused(fuse_req_t req)
@@ -898,6 +918,7 @@ static const struct fuse_lowlevel_ops ops = {
     .link = op_link,
     .setxattr = op_setxattr,
     .removexattr = op_removexattr,
+    .listxattr = op_listxattr,
     .open = op_open,
     .read = op_read,
     .release = op_release,

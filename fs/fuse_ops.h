@@ -18,6 +18,7 @@ typedef struct ckptfs_ctx {
 	unsigned max_read;      /* 0: libfuse's default */
 	const char *mountpoint; /* absolute; for readahead tuning after INIT */
 	unsigned readahead_kb;  /* 0: leave the kernel's default */
+	const char *store_path; /* for statfs: the size of its data.mdb */
 } ckptfs_ctx;
 
 /** The last mount at absolute @p path in /proc/self/mountinfo: its "maj:min" and file system

@@ -96,6 +96,13 @@ grep -q "Read-only file system" <<<"$out" || fail "append: expected EROFS, got: 
 out=$(cat "$mnt/epoch-0009/metrics.json" 2>&1) && fail "a missing epoch reads"
 grep -q "No such file or directory" <<<"$out" || fail "missing path: expected ENOENT, got: $out"
 
+# ---- df: the store's size, all used, nothing free; tar --xattrs finds no attributes, quietly
+blocks=$(stat -f -c '%b %S %f' "$mnt")
+want=$((($(stat -c %s "$store/data.mdb") + 4095) / 4096))
+[ "$blocks" = "$want 4096 0" ] || fail "stat -f MOUNT: '$blocks', wanted '$want 4096 0' (data.mdb in 4 KiB blocks)"
+tar --xattrs -cf "$TMP/x.tar" -C "$mnt" . 2>"$TMP/tar.err" || fail "tar --xattrs of the mount: $(cat "$TMP/tar.err")"
+[ -s "$TMP/tar.err" ] && fail "tar --xattrs warned: $(head -2 "$TMP/tar.err")"
+
 # ---- the same bytes and inode numbers after a remount
 (cd "$mnt" && find . -type f | sort | xargs -d '\n' sha256sum) >"$TMP/sums.1" || fail "sha256sum"
 (cd "$mnt" && find . | sort | xargs -d '\n' stat -c '%i %s %Y %n') >"$TMP/inodes.1"
