@@ -68,6 +68,10 @@ static const struct fuse_opt option_spec[] = {
 
 static bool log_to_syslog;
 static bool fuse_said_error;     /* libfuse printed an error line (fuse_log_line) */
+/* While set, libfuse's error lines are kept in fuse_held instead of printed, so that a failed
+ * mount says everything in one line of ours (fuse_log_line's lock guards them). */
+static bool fuse_hold_errors;
+static char fuse_held[512];
 static bool fuse_said_no_memory; /* ... and it was about an allocation, not the command line */
 
 /* Daemon start-up. The parent of the fork waits for the daemon's word: "0" once it serves, or
@@ -200,7 +204,10 @@ static void fuse_log_line(enum fuse_log_level level, const char *fmt, va_list ap
 	if (used > 0 && (pending[used - 1] == '\n' || used + 1 >= sizeof(pending))) {
 		while (used > 0 && pending[used - 1] == '\n')
 			pending[--used] = '\0';
-		if (used > 0) {
+		if (used > 0 && fuse_hold_errors) {
+			size_t h = strlen(fuse_held);
+			snprintf(fuse_held + h, sizeof(fuse_held) - h, "%s%s", h ? "; " : "", pending);
+		} else if (used > 0) {
 			say(LOG_ERR, "%s", pending);
 			fuse_said_error = true;
 			/* libfuse's allocation failures say "failed to allocate"/"create" */
@@ -555,11 +562,16 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	handlers = true;
-	if (fuse_session_mount(se, mountpoint) != 0) {
-		say(LOG_ERR, "cannot mount %s on %s (see the FUSE message above)", store_path,
-		    mountpoint);
+	fuse_hold_errors = true; /* single-threaded until the session loop: no lock needed */
+	int mrc = fuse_session_mount(se, mountpoint);
+	fuse_hold_errors = false;
+	if (mrc != 0) {
+		say(LOG_ERR, "cannot mount %s on %s (%s)", store_path, mountpoint,
+		    fuse_held[0] ? fuse_held : "libfuse gave no reason");
 		goto out;
 	}
+	if (fuse_held[0])
+		say(LOG_WARNING, "%s", fuse_held);
 	mounted = true;
 	int irc = ckptfs_session_init(se, &ctx);
 	if (irc != 0) {

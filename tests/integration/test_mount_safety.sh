@@ -68,4 +68,16 @@ cmp -s "$mnt/epoch-0002/model/fc1.weight.npy" <("$BIN/ckpt" cat "$store" epoch-0
 out=$("$BIN/ckpt" cat "$store" epoch-0001/model/fc1.weight.npy 2>&1 >/dev/null) && fail "ckpt cat of a corrupt tensor succeeded"
 [ "$(wc -l <<<"$out")" -eq 1 ] || fail "ckpt cat: expected one error line, got: $out"
 unmount_store "$mnt"
+
+# ---- a /dev/fuse that is no FUSE device (here /dev/null, in a private mount namespace): the
+# mount fails in one line that carries libfuse's reason (it was two lines)
+if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
+	mkdir -p "$TMP/nofuse"
+	unshare -m bash -c 'mount --bind /dev/null /dev/fuse && exec "$0" "$1" "$2"' \
+		"$BIN/ckptfs" "$store" "$TMP/nofuse" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	[ $rc -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] &&
+		grep -q "^ckptfs: error: cannot mount .* (fuse: mount failed: " "$TMP/err" ||
+		fail "a /dev/fuse that is /dev/null: exit $rc: $(cat "$TMP/err")"
+fi
 echo "test_mount_safety: ok"
