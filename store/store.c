@@ -1267,17 +1267,35 @@ int store_check_pages(const char *path, store_walk_mode mode)
 	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return store_error(-errno, "%s: cannot read data.mdb (%s)", path, strerror(errno));
-	uint8_t meta[LMDB_META_END];
-	uint32_t psize;
+	uint8_t meta[LMDB_META_END], again[LMDB_META_END];
+	uint32_t psize = 0, psize_again;
 	uint64_t highest;
-	struct stat st;
+	struct stat st, st_again;
 	int rc = 0;
-	if (fstat(fd, &st) != 0)
-		rc = store_error(-errno, "%s: cannot read data.mdb (%s)", path, strerror(errno));
-	else if (!read_newest_meta(meta, &psize, fd) || !psize)
+	/* A writer in another process may commit meanwhile: grow the file after the fstat, or
+	 * write the meta page while it is read (a torn copy). A walk that fails is done again
+	 * while the file's size or its newest meta page has changed since: damage stays put. */
+	for (int attempt = 0; attempt < 8; attempt++) {
+		if (fstat(fd, &st) != 0) {
+			rc = -errno;
+			break;
+		}
+		if (!read_newest_meta(meta, &psize, fd) || !psize) {
+			rc = CKPT_ECORRUPT;
+			break;
+		}
+		rc = store_walk_pages(fd, psize, (uint64_t)st.st_size, meta, mode, &highest, why,
+		                      sizeof(why));
+		if (rc != CKPT_ECORRUPT || fstat(fd, &st_again) != 0 ||
+		    !read_newest_meta(again, &psize_again, fd) ||
+		    (st_again.st_size == st.st_size && memcmp(again, meta, sizeof(meta)) == 0))
+			break;
+	}
+	if (rc < 0 && rc != -ENOMEM && rc != CKPT_ECORRUPT)
+		rc = store_error(rc, "%s: cannot read data.mdb (%s)", path, strerror(-rc));
+	else if (rc == CKPT_ECORRUPT && !psize)
 		rc = store_error(CKPT_ECORRUPT, "%s: data.mdb has no sound LMDB meta page", path);
-	else if ((rc = store_walk_pages(fd, psize, (uint64_t)st.st_size, meta, mode, &highest,
-	                                why, sizeof(why))) == -ENOMEM)
+	else if (rc == -ENOMEM)
 		rc = store_error(rc, "out of memory checking %s/data.mdb", path);
 	else if (rc && mode == STORE_WALK_FULL)
 		rc = store_error(rc,
