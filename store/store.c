@@ -1332,7 +1332,9 @@ int store_prepare_lock_file(const char *dir, bool *was_created)
 		return 0;
 	struct stat st;
 	/* an existing one keeps its size (LMDB reads the reader count from it) */
-	off_t len = fstat(fd, &st) == 0 && st.st_size > 0 ? st.st_size : STORE_LOCK_FILE_BYTES;
+	off_t len = fstat(fd, &st) == 0 && st.st_size > 0
+	                ? st.st_size
+	                : (off_t)STORE_LOCK_FILE_BYTES + STORE_LOCK_RESERVE;
 	int e = posix_fallocate(fd, 0, len);
 	close(fd);
 	if (e == EOPNOTSUPP || e == EINVAL || e == ENOSYS)
@@ -1342,6 +1344,40 @@ int store_prepare_lock_file(const char *dir, bool *was_created)
 	if (was_created)
 		*was_created = created && !e;
 	return e;
+}
+
+/* the first byte of lock.mdb's reserve: past the reader slots, on a page boundary */
+#define LOCK_RESERVE_START ((STORE_LOCK_FILE_BYTES + 4095) / 4096 * 4096)
+
+bool store_release_lock_reserve(const char *dir)
+{
+	char file[4200];
+	if ((size_t)snprintf(file, sizeof(file), "%s/lock.mdb", dir) >= sizeof(file))
+		return false;
+	int fd = open(file, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	struct stat st;
+	bool freed = fstat(fd, &st) == 0 && st.st_size > LOCK_RESERVE_START &&
+	             st.st_blocks * 512 > LOCK_RESERVE_START &&
+	             fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, LOCK_RESERVE_START,
+	                       st.st_size - LOCK_RESERVE_START) == 0;
+	close(fd);
+	return freed;
+}
+
+void store_restore_lock_reserve(const char *dir)
+{
+	char file[4200];
+	if ((size_t)snprintf(file, sizeof(file), "%s/lock.mdb", dir) >= sizeof(file))
+		return;
+	int fd = open(file, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_size > 0)
+		(void)posix_fallocate(fd, 0, st.st_size);
+	close(fd);
 }
 
 static int env_open(ckpt_store *s, unsigned flags, size_t mapsize)
@@ -1770,6 +1806,7 @@ static int gc_in_steps(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uin
 	if (l <= keep_last)
 		return -ENOSPC; /* nothing to delete: only the settings could not be written */
 	uint32_t step = 1;
+	bool reserve_used = false;
 	while (l > keep_last) {
 		uint32_t target = l - keep_last > step ? l - step : keep_last;
 		uint32_t d = 0;
@@ -1778,8 +1815,17 @@ static int gc_in_steps(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uin
 			step /= 2;
 			continue;
 		}
-		if (rc)
+		/* not even one checkpoint: its commit needs a few pages the disk does not have;
+		 * lock.mdb's reserve gives them, and the steps after it reuse what it frees */
+		if (rc == -ENOSPC && !reserve_used && store_release_lock_reserve(s->path)) {
+			reserve_used = true;
+			continue;
+		}
+		if (rc) {
+			if (reserve_used)
+				store_restore_lock_reserve(s->path);
 			return rc;
+		}
 		*deleted += d;
 		if (d && (rc = release_freed_pages(s, d)))
 			return rc;
@@ -1787,6 +1833,8 @@ static int gc_in_steps(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uin
 		if (step < UINT32_MAX / 2)
 			step *= 2;
 	}
+	if (reserve_used)
+		store_restore_lock_reserve(s->path);
 	return 0;
 }
 

@@ -34,6 +34,10 @@
 /* lock.mdb's size as LMDB makes it for STORE_MAX_READERS: (readers - 1) 64-byte reader slots
  * and its 192-byte header */
 #define STORE_LOCK_FILE_BYTES ((STORE_MAX_READERS - 1) * 64 + 192)
+/* what a new lock.mdb holds beyond that: blocks a gc on a disk full to the last block gives
+ * back to the file system to commit its first step (store_release_lock_reserve). LMDB takes
+ * the bigger file as room for more reader slots. */
+#define STORE_LOCK_RESERVE (256u << 10)
 
 #define LMDB_MAGIC 0xBEEFC0DEu /* mm_magic, at byte 16 of both meta pages */
 /* offsets in an LMDB (0.9, 64-bit) meta page: page header 16 bytes, then MDB_meta */
@@ -158,12 +162,20 @@ uint64_t store_epoch_from_key(const MDB_val *key);
 void store_chunk_key(uint8_t out[STORE_CHUNK_KEY_LEN], const uint8_t hash[16], uint32_t index);
 
 /** Give lock.mdb in @p dir its blocks before LMDB maps it (creating it, STORE_LOCK_FILE_BYTES
- *  long, when missing): LMDB sizes it with ftruncate and writes through the map, which on a
+ *  long and STORE_LOCK_RESERVE more, when missing): LMDB sizes it with ftruncate and writes through the map, which on a
  *  full file system raises SIGBUS at the first page it cannot back. A lock.mdb this call made
  *  and could not fill is removed. A lock.mdb that cannot be opened for writing is left to LMDB
  *  (and its callers' read-only handling). *@p created (may be NULL): this call made it.
  *  @return 0, or a positive errno (ENOSPC, EDQUOT, EFBIG, ...). */
 int store_prepare_lock_file(const char *dir, bool *created);
+
+/** Free the blocks of lock.mdb's reserve in @p dir (past the reader slots LMDB sizes it for;
+ *  punched, the file keeps its size): a gc whose first step finds the disk full to the last
+ *  block commits into them. @return true if any were freed. */
+bool store_release_lock_reserve(const char *dir);
+/** Allocate lock.mdb's blocks again after store_release_lock_reserve() (no error if the disk is
+ *  still too full: the reserve is then smaller). */
+void store_restore_lock_reserve(const char *dir);
 
 /** Begin a snapshot's read txn and count it as open (adopting a map grown by another
  *  process when no other snapshot is open). store_snapshot_done() uncounts it. */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/integration/test_store_fulldisk_gc.sh - a run fills an 8 MiB tmpfs and fails with "no
+# tests/integration/test_store_fulldisk_gc.sh - a run fills a 10 MiB tmpfs and fails with "no
 # space left"; deleting checkpoints (ckpt gc --keep-last 2, or --resume --keep-last 2, whose
 # retention runs before training) then gives the resumed run the room it needs: it reaches its
 # last epoch on the same full disk; and a gc on a disk full to the last block deletes step by
@@ -8,7 +8,7 @@
 need_built "$TRAIN" "$CKPT"
 disk=$WORK/disk
 mkdir "$disk" || fail "mkdir"
-mount -t tmpfs -o size=8m tmpfs "$disk" 2>/dev/null || skip "cannot mount a tmpfs (needs root)"
+mount -t tmpfs -o size=10m tmpfs "$disk" 2>/dev/null || skip "cannot mount a tmpfs (needs root)"
 cleanup() {
 	umount "$disk" 2>/dev/null || umount -l "$disk"
 	lib_cleanup
@@ -19,7 +19,7 @@ common=(--data synthetic --layers 784,256,10 --epochs 10 --quiet)
 
 for how in "ckpt gc" "resume --keep-last 2"; do
 	rm -rf "$store"
-	$TRAIN --store "$store" "${common[@]}" 2>"$WORK/full.err" && fail "10 epochs fit on 8 MiB: use a smaller disk"
+	$TRAIN --store "$store" "${common[@]}" 2>"$WORK/full.err" && fail "10 epochs fit on 10 MiB: use a smaller disk"
 	grep -q "no space left on device" "$WORK/full.err" || fail "not a full disk: $(cat "$WORK/full.err")"
 	resume=()
 	if [ "$how" = "ckpt gc" ]; then
