@@ -233,8 +233,24 @@ typedef struct walk_tree_of {
 	unsigned depth;
 	unsigned level; /* of its root in the whole walk (a named database's is below the main's) */
 	bool named; /* the main database: its leaves name the named databases */
+	unsigned key_len; /* the length of every key of a store database (0: any) */
 	char name[40];
 } walk_tree_of;
+
+/* The key length of each store database whose keys have one: an epoch (u64), a content hash,
+ * a hash and a chunk index. LMDB's own checks pass a damaged key size that stays inside its
+ * page; readers then found keys of 0 or 72 bytes where epochs should be. */
+static unsigned store_key_len(const uint8_t *name, size_t len)
+{
+	static const struct {
+		const char *name;
+		unsigned key_len;
+	} fixed[] = {{"ckpt", 8}, {"index", 8}, {"blobs", 16}, {"chunks", STORE_CHUNK_KEY_LEN}};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strlen(fixed[i].name) == len && memcmp(fixed[i].name, name, len) == 0)
+			return fixed[i].key_len;
+	return 0;
+}
 
 static int walk_fail(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));
@@ -296,6 +312,18 @@ static int check_packed(struct page_walk *w, const walk_tree_of *t, uint64_t pgn
 	return 0;
 }
 
+/* a reader's walk: the nodes' headers and keys lie apart (their values, whose sizes a reader
+ * does not trust here, lie in between) */
+static int check_apart(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, unsigned n)
+{
+	qsort(w->spans, n, sizeof(*w->spans), span_cmp);
+	for (unsigned i = 0; i + 1 < n; i++)
+		if ((uint64_t)w->spans[i].off + w->spans[i].size > w->spans[i + 1].off)
+			return walk_fail(w, t, pgno, "the key of the node at %u runs into the node "
+			                 "at %u", w->spans[i].off, w->spans[i + 1].off);
+	return 0;
+}
+
 static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, unsigned depth);
 
 /* a leaf node's data: an overflow value's pages, or a named database's tree */
@@ -336,7 +364,8 @@ static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t p
 			return walk_fail(w, t, pgno, "node %u: not a database record", i);
 		walk_tree_of sub = {.root = load_u64le(data + LMDB_DB_ROOT),
 		                    .depth = load_u16le(data + LMDB_DB_DEPTH),
-		                    .level = level + 1};
+		                    .level = level + 1,
+		                    .key_len = store_key_len(node + LMDB_NODEHDR, ksize)};
 		snprintf(sub.name, sizeof(sub.name), "'%.*s' database", ksize < 24 ? (int)ksize : 24,
 		         (const char *)node + LMDB_NODEHDR);
 		return walk_tree(w, &sub, sub.root, 0);
@@ -364,10 +393,11 @@ static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, 
 	uint16_t flags = load_u16le(pg + 10), lower = load_u16le(pg + 12),
 	         upper = load_u16le(pg + 14);
 	bool leaf = w->strict ? flags == LMDB_P_LEAF : (flags & LMDB_P_LEAF) != 0;
-	if (load_u64le(pg) != pgno || !(flags & (LMDB_P_BRANCH | LMDB_P_LEAF)) ||
-	    lower < LMDB_PAGEHDR || lower > w->psize)
+	if (load_u64le(pg) != pgno || !(flags & (LMDB_P_BRANCH | LMDB_P_LEAF)))
 		return walk_fail(w, t, pgno, "not a B-tree page (page number %llu, flags 0x%x)",
 		                 (unsigned long long)load_u64le(pg), flags);
+	if (lower < LMDB_PAGEHDR || lower > w->psize)
+		return walk_fail(w, t, pgno, "a bad page header (lower %u, upper %u)", lower, upper);
 	if (w->strict && ((!leaf && flags != LMDB_P_BRANCH) || lower > upper || upper > w->psize ||
 	                lower == LMDB_PAGEHDR || leaf != (depth + 1 == t->depth)))
 		return walk_fail(w, t, pgno, "a bad %s page (flags 0x%x, lower %u, upper %u, at "
@@ -389,18 +419,24 @@ static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, 
 		                : (nflags & LMDB_F_BIGDATA) ? 8
 		                : w->full                   ? dsize
 		                                            : 0); /* a reader: store_map_check() */
+		/* a branch node's key may be empty (the leftmost pointer) */
+		if (w->strict && t->key_len && ksize != t->key_len && (leaf || ksize != 0))
+			return walk_fail(w, t, pgno, "node %u: a key of %u bytes, not %u", i, ksize,
+			                 t->key_len);
 		if (w->strict && (ksize > LMDB_MAX_KEY || end > w->psize ||
 		                (leaf && (nflags & ~(LMDB_F_BIGDATA | LMDB_F_SUBDATA)))))
 			return walk_fail(w, t, pgno, "node %u: its %u-byte key and %llu bytes of data "
 			                 "(flags 0x%x) do not fit in the page", i, ksize,
 			                 (unsigned long long)dsize, nflags);
-		if (w->full)
+		if (w->strict) /* a reader's end leaves the value out */
 			w->spans[i] = (node_span){off, (uint32_t)((end - off + 1) & ~1ull)};
 		if (leaf && (uint64_t)off + LMDB_NODEHDR + ksize +
 		                    ((nflags & LMDB_F_BIGDATA) ? 8 : 0) > w->psize)
 			return walk_fail(w, t, pgno, "node %u does not fit in the page", i);
 	}
 	if (w->full && check_packed(w, t, pgno, n, upper))
+		return -1;
+	if (w->strict && !w->full && check_apart(w, t, pgno, n))
 		return -1;
 	/* what the nodes lead to, once the page is known sound: the walks below use the buffers
 	 * of the levels below this one (and w->spans) */
@@ -431,7 +467,7 @@ int store_walk_pages(int fd, uint32_t psize, uint64_t size, const uint8_t *meta,
 			rc = -ENOMEM;
 	if (!rc && w.strict && !(w.seen = calloc(w.npages / 8 + 1, 1)))
 		rc = -ENOMEM;
-	if (!rc && full && !(w.spans = malloc(psize * sizeof(node_span))))
+	if (!rc && w.strict && !(w.spans = malloc(psize * sizeof(node_span))))
 		rc = -ENOMEM;
 	if (!rc && w.strict)
 		w.seen[0] |= 3; /* the meta pages */

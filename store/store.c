@@ -1297,11 +1297,19 @@ int store_check_pages(const char *path, store_walk_mode mode)
 		rc = store_error(CKPT_ECORRUPT, "%s: data.mdb has no sound LMDB meta page", path);
 	else if (rc == -ENOMEM)
 		rc = store_error(rc, "out of memory checking %s/data.mdb", path);
-	else if (rc && mode == STORE_WALK_FULL)
+	else if (rc && mode == STORE_WALK_FULL &&
+	         store_walk_pages(fd, psize, (uint64_t)st.st_size, meta, STORE_WALK_READ,
+	                          &highest, NULL, 0) == 0)
 		rc = store_error(rc,
 		                 "store %s: data.mdb is damaged (%s), so it is not written to: "
 		                 "ckpt verify names the damaged records; restore the store from a "
 		                 "backup",
+		                 path, why);
+	else if (rc && mode == STORE_WALK_FULL) /* readers refuse it too: verify cannot help */
+		rc = store_error(rc,
+		                 "store %s: data.mdb is damaged (%s): the B-tree that leads to the "
+		                 "records is broken, so it is neither written to nor read; restore "
+		                 "the store from a backup",
 		                 path, why);
 	else if (rc)
 		rc = store_error(rc,

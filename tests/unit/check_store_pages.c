@@ -395,7 +395,8 @@ static void readers_refuse_a_broken_tree(void)
 	                !strchr(ckpt_last_error(), '\n'),
 	            "open read-only: rc %d", rc);
 	rc = ckpt_store_open(&s, storepath, 0);
-	CHILD_CHECK(rc == CKPT_ECORRUPT && strstr(ckpt_last_error(), "so it is not written to"),
+	CHILD_CHECK(rc == CKPT_ECORRUPT &&
+	                strstr(ckpt_last_error(), "so it is neither written to nor read"),
 	            "open for writing: rc %d", rc);
 }
 
@@ -413,6 +414,26 @@ START_TEST(test_readers_refuse_a_page_whose_header_counts_nodes_it_does_not_hold
 		ckpt_store *s = store_of_epochs(300); /* several leaf pages of checkpoint records */
 		ckpt_store_close(s);
 		damage_leaf_lower(150, adds[i]);
+		in_child(readers_refuse_a_broken_tree);
+	}
+	/* a node's key size changed inside its page (8 -> 72, 8 -> 0): LMDB reads the wrong
+	 * bytes as the key, and listing the checkpoints failed with "a checkpoint key of 72
+	 * bytes" while ckpt info said nothing */
+	static const uint8_t sizes[] = {72, 0};
+	for (size_t i = 0; i < sizeof(sizes); i++) {
+		test_dir_remove(tmpdir);
+		setup();
+		ckpt_store *s = store_of_epochs(300);
+		ckpt_store_close(s);
+		uint8_t k[8];
+		size_t len;
+		epoch_key(k, 150);
+		size_t off = value_offset("ckpt", k, 8, &len);
+		int fd = open(datapath, O_RDWR);
+		ck_assert_int_ge(fd, 0);
+		uint8_t ks[2] = {sizes[i], 0};
+		ck_assert_int_eq(pwrite(fd, ks, 2, (off_t)(off - 8 - 8 + 6)), 2); /* mn_ksize */
+		close(fd);
 		in_child(readers_refuse_a_broken_tree);
 	}
 }
