@@ -1962,6 +1962,11 @@ int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint
 		*out_deleted = 0;
 	if (store->readonly)
 		return store_error(-EROFS, "store %s: opened read-only", store->path);
+	if (keep_top > 0 && keep_last == 0) /* as ckpt_store_create() and ckpt gc refuse it */
+		return store_error(-EINVAL,
+		                   "store %s: keep_top %u has no effect with keep_last 0 (every "
+		                   "checkpoint is kept)",
+		                   store->path, keep_top);
 	int rc = check_keys_agree(store);
 	if (rc)
 		return rc;

@@ -2051,7 +2051,7 @@ int train_run(train_config *cfg, train_result *res)
 			if (!(cfg->explicit_set & TRAIN_SET_KEEP))
 				cfg->keep_last = kl;
 			if (!(cfg->explicit_set & TRAIN_SET_KEEP_TOP))
-				cfg->keep_top = kt;
+				cfg->keep_top = cfg->keep_last ? kt : 0; /* keep-last 0 keeps all */
 			if (kl != cfg->keep_last || kt != cfg->keep_top) {
 				rc = ckpt_store_gc(store, cfg->keep_last, cfg->keep_top, &deleted);
 				if (rc) {

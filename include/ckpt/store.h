@@ -155,7 +155,8 @@ void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t
  * steps, each its own transaction with the keep-last it reached stored.
  * @param out_deleted if not NULL, receives the number of checkpoints deleted (also when an
  *        error stops the steps part way).
- * @return 0, CKPT_ECORRUPT when the store's checkpoint and index keys disagree (a damaged
+ * @return 0, -EINVAL for @p keep_top > 0 with @p keep_last 0 (it would have no effect),
+ *         CKPT_ECORRUPT when the store's checkpoint and index keys disagree (a damaged
  *         key: nothing is deleted), -EROFS for a read-only store, -ENOSPC if the disk is full, -EFBIG past the file
  *         size limit (ulimit -f), -EBUSY while another process reads the store without
  *         lock.mdb (nothing is deleted) or when the map must grow while this process has

@@ -163,3 +163,13 @@ $TRAIN --store "$work/zeros" --resume --layers 20,11 --epochs 3 --quiet 2>"$work
 	fail "resume with another architecture worked"
 grep -q "architecture is --layers 20,10, not 20,11" "$work/err" || fail "another architecture: $(cat "$work/err")"
 echo "ok: --layers sizes are numbers (leading zeros are the same architecture)"
+
+# --resume --keep-last 0 keeps every checkpoint: the run's keep-top goes with it (a keep-top
+# without keep-last is refused everywhere, and the resume failed applying it)
+$TRAIN --store "$work/keepall" --data synthetic --layers 784,8,10 --epochs 2 --keep-last 2 --keep-top 1 \
+	--val-split 500 --quiet || fail "a run with --keep-last 2 --keep-top 1"
+$TRAIN --store "$work/keepall" --resume --keep-last 0 --epochs 3 --quiet 2>"$work/err" ||
+	fail "--resume --keep-last 0: $(cat "$work/err")"
+[ "$($CKPT info "$work/keepall" | grep '^keep-')" = "$(printf 'keep-last: 0\nkeep-top: 0')" ] ||
+	fail "retention after --resume --keep-last 0: $($CKPT info "$work/keepall" | grep keep)"
+echo "ok: --resume --keep-last 0 keeps every checkpoint"

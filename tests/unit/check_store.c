@@ -764,6 +764,10 @@ START_TEST(test_random_commits_and_gc_match_a_model_of_retention_and_best)
 		if (rand() % 10 == 0) {
 			keep_last = (uint32_t)(rand() % 5);
 			keep_top = (uint32_t)(rand() % 4);
+			if (keep_last == 0 && keep_top > 0) { /* refused: it would have no effect */
+				ck_assert_int_eq(ckpt_store_gc(s, keep_last, keep_top, NULL), -EINVAL);
+				keep_top = 0;
+			}
 			OK(ckpt_store_gc(s, keep_last, keep_top, NULL));
 			model_retain(m, NEPOCHS, keep_last, keep_top, -1);
 		} else {

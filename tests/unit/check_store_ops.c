@@ -502,6 +502,12 @@ START_TEST(test_create_refuses_a_monitor_no_metric_can_name_and_keep_top_without
 	ck_assert_int_eq(access(storepath, F_OK), -1); /* nothing made */
 	o.keep_last = 2;
 	OK(ckpt_store_create(&s, storepath, &m, &o));
+	uint32_t deleted;
+	ck_assert_int_eq(ckpt_store_gc(s, 0, 2, &deleted), -EINVAL); /* nor later */
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "no effect with keep_last 0"));
+	uint32_t kl, kt;
+	ckpt_store_retention(s, &kl, &kt);
+	ck_assert_uint_eq(kl, 2);
 	ckpt_store_close(s);
 }
 END_TEST
