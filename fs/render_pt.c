@@ -341,8 +341,8 @@ static json_t *param_groups(pt_ctx *ctx, const ckpt_store *store, const ckpt_che
 	}
 	const ckpt_run_meta *meta = store ? ckpt_store_meta(store) : NULL;
 	json_t *group = NULL;
-	if (meta && meta->hyperparams && meta->hyperparams[0]) {
-		group = json_loads(meta->hyperparams, 0, &jerr);
+	if (meta) {
+		group = render_load_hyperparams(meta->hyperparams, false);
 		if (group && !json_is_object(group)) {
 			json_decref(group);
 			group = NULL;
@@ -367,11 +367,11 @@ static json_t *param_groups(pt_ctx *ctx, const ckpt_store *store, const ckpt_che
 }
 
 /* A param group with every key torch 1.13's optimizer @p opt_name keeps in its state_dict():
- * the group's own keys in their order, then its missing ones with torch's defaults, then
- * "params". A store written through libckpt may leave them out (or have no param groups at
+ * the group's own keys in their order, then its missing ones from the run's hyper-parameters
+ * @p hyper or else with torch's defaults, then "params". A store written through libckpt may leave them out (or have no param groups at
  * all), and torch.optim loads such a group but fails at its first step(). NULL without
  * memory. */
-static json_t *complete_group(json_t *group, const char *opt_name)
+static json_t *complete_group(json_t *group, const char *opt_name, json_t *hyper)
 {
 	static const char *const sgd[] = {"lr", "momentum", "dampening", "weight_decay",
 	                                  "nesterov", "maximize", "foreach", "differentiable", NULL};
@@ -399,6 +399,11 @@ static json_t *complete_group(json_t *group, const char *opt_name)
 		if (json_object_get(group, keys[i]))
 			continue;
 		const char *k = keys[i];
+		json_t *run = json_is_object(hyper) ? json_object_get(hyper, k) : NULL;
+		if (run) { /* the run's own setting before torch's default */
+			ok = json_object_set(out, k, run) == 0;
+			continue;
+		}
 		json_t *d = strcmp(k, "lr") == 0         ? json_real(0.001)
 		            : strcmp(k, "betas") == 0    ? json_pack("[ff]", 0.9, 0.999)
 		            : strcmp(k, "eps") == 0      ? json_real(1e-8)
@@ -421,19 +426,25 @@ static json_t *complete_group(json_t *group, const char *opt_name)
 }
 
 /* complete_group() for every group of @p groups that is an object; -ENOMEM or 0 */
-static int complete_groups(json_t *groups, const char *opt_name)
+static int complete_groups(json_t *groups, const char *opt_name, const ckpt_store *store)
 {
+	const ckpt_run_meta *meta = store ? ckpt_store_meta(store) : NULL;
+	json_t *hyper = meta ? render_load_hyperparams(meta->hyperparams, false) : NULL;
+	int rc = 0;
 	size_t i;
 	json_t *group;
 	json_array_foreach(groups, i, group)
 	{
 		if (!json_is_object(group))
 			continue;
-		json_t *full = complete_group(group, opt_name);
-		if (!full || json_array_set_new(groups, i, full) != 0)
-			return -ENOMEM;
+		json_t *full = complete_group(group, opt_name, hyper);
+		if (!full || json_array_set_new(groups, i, full) != 0) {
+			rc = -ENOMEM;
+			break;
+		}
 	}
-	return 0;
+	json_decref(hyper);
+	return rc;
 }
 
 /* Text extras (JSON, names) are kept; binary ones (RNG state) are not: no control bytes
@@ -612,7 +623,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	}
 	if (!ckpt_utf8_valid(opt_name))
 		opt_name[0] = '\0';
-	if ((rc = complete_groups(groups, opt_name)))
+	if ((rc = complete_groups(groups, opt_name, store)))
 		goto out;
 	/* torch 1.13's SGD keeps {'momentum_buffer': None} for every stepped parameter when
 	 * momentum is 0; the store has no tensor for those */
@@ -720,10 +731,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 		pickle_str(pk, meta->monitor_mode == CKPT_MODE_MAX ? "max" : "min");
 		pickle_str(pk, "seed");
 		pickle_uint(pk, meta->seed);
-		json_error_t jerr;
-		json_t *hyper = meta->hyperparams && meta->hyperparams[0] ?
-		                    json_loads(meta->hyperparams, 0, &jerr) :
-		                    NULL;
+		json_t *hyper = render_load_hyperparams(meta->hyperparams, false);
 		if (hyper && json_is_object(hyper)) {
 			pickle_str(pk, "hyperparams");
 			rc = emit_json(&ctx, hyper, false);

@@ -5,6 +5,7 @@
 #include "fs/render_util.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -171,4 +172,15 @@ void render_format_double(char *buf, size_t cap, double v)
 		return;
 	}
 	snprintf(buf, cap, "%.*g", shortest_precision(v), v);
+}
+
+json_t *render_load_hyperparams(const char *text, bool any)
+{
+	if (!text || !*text)
+		return NULL;
+	size_t flags = any ? JSON_DECODE_ANY : 0;
+	json_t *j = json_loads(text, flags, NULL);
+	if (!j)
+		j = json_loads(text, flags | JSON_DECODE_INT_AS_REAL, NULL);
+	return j;
 }

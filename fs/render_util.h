@@ -52,4 +52,11 @@ int render_safetensors_dtype_rank(ckpt_dtype dtype);
  */
 void render_format_double(char *buf, size_t cap, double v);
 
+/** The run's hyper-parameters (JSON text; @p any: any JSON value, else an object or array
+ *  only) parsed, or NULL when they are no JSON jansson reads. An integer past 64 bits (valid
+ *  JSON) fails jansson's parse: it is read again with every integer as a real, so the rest
+ *  (lr, momentum) is not lost. Free with json_decref(). */
+struct json_t;
+struct json_t *render_load_hyperparams(const char *text, bool any);
+
 #endif

@@ -283,9 +283,7 @@ int view_render_run_json(view_layout *out, ckpt_store *store)
 	json_t *j = json_object();
 	if (!j)
 		return -ENOMEM;
-	json_t *hyper = NULL;
-	if (m->hyperparams && *m->hyperparams)
-		hyper = json_loads(m->hyperparams, JSON_DECODE_ANY, NULL);
+	json_t *hyper = render_load_hyperparams(m->hyperparams, true);
 	if (!hyper)
 		hyper = json_text(m->hyperparams);
 	bool ok =

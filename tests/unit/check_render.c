@@ -554,6 +554,60 @@ START_TEST(test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter
 }
 END_TEST
 
+/* A stored group without lr takes the run's lr, not torch's default (torch 1.13's SGD has
+ * none); hyper-parameters holding an integer past 64 bits (valid JSON jansson does not read)
+ * are read with reals, not dropped. */
+START_TEST(test_param_groups_complete_from_the_run_hyperparameters)
+{
+	fixture f;
+	test_dir_make(f.dir, sizeof(f.dir), "check_render");
+	char path[300];
+	snprintf(path, sizeof(path), "%s/store", f.dir);
+	ckpt_run_meta meta = {.model = "m", .optimizer = "sgd",
+	                      .hyperparams = "{\"lr\": 0.25, \"momentum\": 0.5, "
+	                                     "\"max_steps\": 18446744073709551616}",
+	                      .monitor = "val_loss"};
+	ckpt_store_options opts = {.no_sync = true};
+	ck_assert_int_eq(ckpt_store_create(&f.store, path, &meta, &opts), 0);
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, f.store, 1), 0);
+	static const float v[1] = {1};
+	static const uint64_t shape[1] = {1};
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "fc1.bias", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32,
+	                                        1, shape, NULL, v, 4),
+	                 0);
+	const char *groups = "[{\"momentum\": 0.9, \"params\": [0]}]";
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", groups, strlen(groups)),
+	                 0);
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.name", "sgd", 3), 0);
+	ckpt_writer_set_step(w, 1);
+	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	ck_assert_int_eq(ckpt_snapshot_open(&f.snap, f.store), 0);
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&f.ck, f.snap, 1), 0);
+	view_layout l;
+	view_layout_init(&l);
+	ck_assert_int_eq(render_checkpoint_pt(&l, f.store, f.ck, NULL), 0);
+	uint8_t *file = read_whole(&l, f.snap);
+	zip_member m[16];
+	parse_zip(file, l.size, m, 16);
+	const uint8_t *pk = file + m[0].offset;
+	char *strings = pickle_strings(pk, m[0].size);
+	/* the group's momentum, then lr from the run, then torch's defaults, then params */
+	ck_assert_msg(strstr(strings, "|param_groups|momentum|lr|dampening|weight_decay|nesterov|"
+	                              "maximize|foreach|differentiable|params|"),
+	              "%s", strings);
+	/* lr: BINFLOAT 0.25 (the run's), not 0.001 */
+	static const uint8_t lr[] = {'X', 2, 0, 0, 0, 'l', 'r', 'G', 0x3f, 0xd0, 0, 0, 0, 0, 0, 0};
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, lr, sizeof(lr)));
+	/* the run's hyper-parameters are there in full */
+	ck_assert_msg(strstr(strings, "|hyperparams|lr|momentum|max_steps|"), "%s", strings);
+	free(strings);
+	free(file);
+	view_layout_free(&l);
+	fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_sgd_without_momentum_keeps_a_none_buffer_per_parameter)
 {
 	fixture f;
@@ -969,6 +1023,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_model_pt_is_an_aligned_zip_with_correct_crcs_and_tensor_payloads);
 	tcase_add_test(tc, test_checkpoint_pt_keys_optimizer_state_by_parameter_index);
 	tcase_add_test(tc, test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter_prefix);
+	tcase_add_test(tc, test_param_groups_complete_from_the_run_hyperparameters);
 	tcase_add_test(tc, test_sgd_without_momentum_keeps_a_none_buffer_per_parameter);
 	tcase_add_test(tc, test_gpu_tensors_are_written_cpu_unless_told_to_keep_or_map);
 	tcase_add_test(tc, test_map_location_takes_only_devices_torch_reads_back);
