@@ -486,6 +486,18 @@ START_TEST(test_checkpoint_pt_keys_optimizer_state_by_parameter_index)
 }
 END_TEST
 
+/* Commit epoch 1 of @p w into @p f's store, open it, render its checkpoint.pt into @p l (freed
+ * by the caller) and return the file's bytes (malloc'd). */
+static uint8_t *commit_and_render_checkpoint_pt(fixture *f, ckpt_writer *w, view_layout *l)
+{
+	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	ck_assert_int_eq(ckpt_snapshot_open(&f->snap, f->store), 0);
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&f->ck, f->snap, 1), 0);
+	view_layout_init(l);
+	ck_assert_int_eq(render_checkpoint_pt(l, f->store, f->ck, NULL), 0);
+	return read_whole(l, f->snap);
+}
+
 /* Optimizer tensors go to the parameter whose name is their longest prefix before a '.':
  * with parameters "enc", "enc.w" and "enc.w.x", "enc.w.x.exp_avg" is param 2's exp_avg,
  * "enc.w.exp_avg" param 1's, "enc.q.exp_avg" param 0's "q.exp_avg"; a name with no parameter
@@ -518,14 +530,8 @@ START_TEST(test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter
 		ck_assert_int_eq(ckpt_writer_put_tensor(w, opt[i], CKPT_GROUP_OPTIMIZER,
 		                                        CKPT_DTYPE_FLOAT32, 1, shape, NULL, v, 4),
 		                 0);
-	ck_assert_int_eq(ckpt_writer_commit(w), 0);
-	ck_assert_int_eq(ckpt_snapshot_open(&f.snap, f.store), 0);
-	ck_assert_int_eq(ckpt_snapshot_checkpoint(&f.ck, f.snap, 1), 0);
-
 	view_layout l;
-	view_layout_init(&l);
-	ck_assert_int_eq(render_checkpoint_pt(&l, f.store, f.ck, NULL), 0);
-	uint8_t *file = read_whole(&l, f.snap);
+	uint8_t *file = commit_and_render_checkpoint_pt(&f, w, &l);
 	zip_member m[64];
 	parse_zip(file, l.size, m, 64);
 	const uint8_t *pk = file + m[0].offset;
@@ -581,13 +587,8 @@ START_TEST(test_param_groups_complete_from_the_run_hyperparameters)
 	                 0);
 	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.name", "sgd", 3), 0);
 	ckpt_writer_set_step(w, 1);
-	ck_assert_int_eq(ckpt_writer_commit(w), 0);
-	ck_assert_int_eq(ckpt_snapshot_open(&f.snap, f.store), 0);
-	ck_assert_int_eq(ckpt_snapshot_checkpoint(&f.ck, f.snap, 1), 0);
 	view_layout l;
-	view_layout_init(&l);
-	ck_assert_int_eq(render_checkpoint_pt(&l, f.store, f.ck, NULL), 0);
-	uint8_t *file = read_whole(&l, f.snap);
+	uint8_t *file = commit_and_render_checkpoint_pt(&f, w, &l);
 	zip_member m[16];
 	parse_zip(file, l.size, m, 16);
 	const uint8_t *pk = file + m[0].offset;
