@@ -492,26 +492,50 @@ static size_t group_param_count(json_t *groups)
 	return distinct == n ? n : 0;
 }
 
+/* Whether model tensor @p name is one of torch's running-statistics buffers (BatchNorm,
+ * InstanceNorm): never an optimizer's parameter. */
+static bool is_norm_buffer(const char *name)
+{
+	static const char *const suffixes[] = {".running_mean", ".running_var",
+	                                       ".num_batches_tracked"};
+	size_t len = strlen(name);
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		size_t n = strlen(suffixes[i]);
+		if (len >= n && strcmp(name + len - n, suffixes[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* The optimizer's index of each model tensor that has optimizer state (@p opt sorted by model
  * position; SIZE_MAX for the others). torch numbers the parameters its optimizer holds, in
  * its groups' order; the model group also holds buffers (BatchNorm's running statistics) and
- * parameters the optimizer does not hold, which have no state. When as many model tensors
- * have state as the groups list parameters, the i-th of them is parameter i; otherwise (a
- * parameter without state, such as SGD without momentum) a model tensor's position is its
- * index, which holds when the model group is the optimizer's parameters in order. */
-static void optimizer_indices(size_t *index_of, size_t nmodel, const opt_entry *opt, size_t nopt,
-                              size_t ngroup_params)
+ * parameters the optimizer does not hold, which have no state. The first rule that fits the
+ * groups' parameter count @p ngroup_params decides: (1) when as many model tensors have state,
+ * the i-th of them is parameter i; (2) when as many model tensors are not running-statistics
+ * buffers, the i-th of those is parameter i (some parameters have no state yet); (3) else a
+ * model tensor's position is its index, which holds when the model group is the optimizer's
+ * parameters in order. */
+static void optimizer_indices(size_t *index_of, size_t nmodel, const ckpt_tensor_info **model,
+                              const opt_entry *opt, size_t nopt, size_t ngroup_params)
 {
-	size_t with_state = 0;
-	for (size_t p = 0; p < nmodel; p++)
+	size_t with_state = 0, params = 0;
+	for (size_t p = 0; p < nmodel; p++) {
 		index_of[p] = SIZE_MAX;
+		params += !is_norm_buffer(model[p]->name);
+	}
 	for (size_t k = 0; k < nopt; k++)
 		if (k == 0 || opt[k].param != opt[k - 1].param)
 			index_of[opt[k].param] = with_state++;
-	bool ranked = ngroup_params > 0 && with_state == ngroup_params && with_state < nmodel;
-	for (size_t p = 0; p < nmodel && !ranked; p++)
+	if (ngroup_params > 0 && with_state == ngroup_params && with_state < nmodel)
+		return; /* (1) */
+	bool by_params = ngroup_params > 0 && params == ngroup_params && params < nmodel;
+	for (size_t p = 0, rank = 0; p < nmodel; p++) {
+		bool param = !is_norm_buffer(model[p]->name);
 		if (index_of[p] != SIZE_MAX)
-			index_of[p] = p;
+			index_of[p] = by_params ? rank : p; /* (2) or (3) */
+		rank += param;
+	}
 }
 
 static void grouped_params(json_t *groups, bool *in_group, size_t nparams)
@@ -639,7 +663,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 		goto out;
 	}
 	grouped_params(groups, in_group, nindex);
-	optimizer_indices(index_of, nmodel, opt, nopt, ngroup);
+	optimizer_indices(index_of, nmodel, model, opt, nopt, ngroup);
 	for (size_t i = 0; i < nindex; i++)
 		model_at[i] = SIZE_MAX;
 	for (size_t p = 0; p < nmodel; p++)

@@ -609,6 +609,55 @@ START_TEST(test_param_groups_complete_from_the_run_hyperparameters)
 }
 END_TEST
 
+/* A BatchNorm buffer between the parameters and optimizer state for only some of them: the
+ * state keys count the parameters (the tensors that are no running statistics), so fc2's
+ * buffer is parameter 1's, as torch's state_dict() numbers it (it was key 2, which no group
+ * lists: torch.optim dropped it). */
+START_TEST(test_optimizer_state_of_some_parameters_skips_norm_buffers)
+{
+	fixture f;
+	test_dir_make(f.dir, sizeof(f.dir), "check_render");
+	char path[300];
+	snprintf(path, sizeof(path), "%s/store", f.dir);
+	ckpt_run_meta meta = {.model = "m", .optimizer = "sgd", .hyperparams = "{\"lr\": 0.1}",
+	                      .monitor = "val_loss"};
+	ckpt_store_options opts = {.no_sync = true};
+	ck_assert_int_eq(ckpt_store_create(&f.store, path, &meta, &opts), 0);
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, f.store, 1), 0);
+	static const float v[1] = {1};
+	static const uint64_t shape[1] = {1};
+	static const char *const model[] = {"fc1.weight", "bn1.running_mean", "fc2.weight"};
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_int_eq(ckpt_writer_put_tensor(w, model[i], CKPT_GROUP_MODEL,
+		                                        CKPT_DTYPE_FLOAT32, 1, shape, NULL, v, 4),
+		                 0);
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "fc2.weight.momentum_buffer",
+	                                        CKPT_GROUP_OPTIMIZER, CKPT_DTYPE_FLOAT32, 1, shape,
+	                                        NULL, v, 4),
+	                 0);
+	const char *groups = "[{\"lr\": 0.1, \"momentum\": 0.9, \"params\": [0, 1]}]";
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", groups, strlen(groups)),
+	                 0);
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.name", "sgd", 3), 0);
+	ckpt_writer_set_step(w, 1);
+	view_layout l;
+	uint8_t *file = commit_and_render_checkpoint_pt(&f, w, &l);
+	zip_member m[16];
+	parse_zip(file, l.size, m, 16);
+	const uint8_t *pk = file + m[0].offset;
+	static const uint8_t fc2[] = "K\x01}(X\x0f\x00\x00\x00momentum_buffer";
+	static const uint8_t none0[] = "K\x00}X\x0f\x00\x00\x00momentum_bufferNs";
+	static const uint8_t key2[] = "K\x02}";
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, fc2, sizeof(fc2) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, none0, sizeof(none0) - 1));
+	ck_assert_ptr_null(memmem(pk, m[0].size, key2, sizeof(key2) - 1));
+	free(file);
+	view_layout_free(&l);
+	fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_sgd_without_momentum_keeps_a_none_buffer_per_parameter)
 {
 	fixture f;
@@ -1025,6 +1074,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_checkpoint_pt_keys_optimizer_state_by_parameter_index);
 	tcase_add_test(tc, test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter_prefix);
 	tcase_add_test(tc, test_param_groups_complete_from_the_run_hyperparameters);
+	tcase_add_test(tc, test_optimizer_state_of_some_parameters_skips_norm_buffers);
 	tcase_add_test(tc, test_sgd_without_momentum_keeps_a_none_buffer_per_parameter);
 	tcase_add_test(tc, test_gpu_tensors_are_written_cpu_unless_told_to_keep_or_map);
 	tcase_add_test(tc, test_map_location_takes_only_devices_torch_reads_back);
