@@ -1321,6 +1321,9 @@ int store_check_pages(const char *path, store_walk_mode mode)
 	return rc;
 }
 
+/* the first byte of lock.mdb's reserve: past the reader slots, on a page boundary */
+#define LOCK_RESERVE_START ((STORE_LOCK_FILE_BYTES + 4095) / 4096 * 4096)
+
 int store_prepare_lock_file(const char *dir, bool *was_created)
 {
 	char file[4200];
@@ -1344,6 +1347,10 @@ int store_prepare_lock_file(const char *dir, bool *was_created)
 	                ? st.st_size
 	                : (off_t)STORE_LOCK_FILE_BYTES + STORE_LOCK_RESERVE;
 	int e = posix_fallocate(fd, 0, len);
+	/* the reserve may be spent (a gc on a full disk used it): the reader slots LMDB uses must
+	 * be backed, the rest comes back when there is room */
+	if ((e == ENOSPC || e == EDQUOT) && len > LOCK_RESERVE_START)
+		e = posix_fallocate(fd, 0, LOCK_RESERVE_START);
 	close(fd);
 	if (e == EOPNOTSUPP || e == EINVAL || e == ENOSYS)
 		e = 0; /* a file system without it: LMDB as before */
@@ -1353,9 +1360,6 @@ int store_prepare_lock_file(const char *dir, bool *was_created)
 		*was_created = created && !e;
 	return e;
 }
-
-/* the first byte of lock.mdb's reserve: past the reader slots, on a page boundary */
-#define LOCK_RESERVE_START ((STORE_LOCK_FILE_BYTES + 4095) / 4096 * 4096)
 
 bool store_release_lock_reserve(const char *dir)
 {

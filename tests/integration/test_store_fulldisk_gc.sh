@@ -3,7 +3,7 @@
 # space left"; deleting checkpoints (ckpt gc --keep-last 2, or --resume --keep-last 2, whose
 # retention runs before training) then gives the resumed run the room it needs: it reaches its
 # last epoch on the same full disk; and a gc on a disk full to the last block deletes step by
-# step (root: it mounts the tmpfs; skipped otherwise).
+# step, also when another file filled the disk (root: it mounts the tmpfs; skipped otherwise).
 . "$(dirname "$0")/lib.sh"
 need_built "$TRAIN" "$CKPT"
 disk=$WORK/disk
@@ -48,4 +48,16 @@ grep -qx "keep-last: 1" <<<"$info" && [ "$(sed -n 's/^checkpoints: //p' <<<"$inf
 	fail "gc on the full disk: $(cat "$WORK/gc.out"); $info"
 $TRAIN --store "$store" --resume "${big[@]}" --epochs 12 2>"$WORK/resume.err" ||
 	fail "--resume after gc on the full disk: $(cat "$WORK/resume.err")"
-echo "ok: after ckpt gc and after --resume --keep-last 2, the run went on on the full disk; gc works on a disk full to the last block"
+# another file filled the disk to the last byte: gc's first step commits into lock.mdb's
+# reserve, and the resumed run then reuses what gc freed (both failed with ENOSPC)
+umount "$disk" && mount -t tmpfs -o size=4m tmpfs "$disk" || fail "cannot remount the tmpfs at 4 MiB"
+$TRAIN --store "$store" --data synthetic --layers 784,64,10 --epochs 8 --quiet || fail "8 epochs on 4 MiB"
+dd if=/dev/zero of="$disk/fill" bs=4k >/dev/null 2>&1
+dd if=/dev/zero of="$disk/fill2" bs=1 >/dev/null 2>&1
+$CKPT gc "$store" --keep-last 2 >"$WORK/gc.out" 2>"$WORK/gc.err" ||
+	fail "ckpt gc on a disk another file filled: $(cat "$WORK/gc.err")"
+$TRAIN --store "$store" --resume --epochs 10 --keep-last 2 --quiet 2>"$WORK/resume.err" ||
+	fail "--resume after gc on a disk another file filled: $(cat "$WORK/resume.err")"
+$CKPT info "$store" | grep -qx "latest: epoch-0010" || fail "the resumed run did not reach epoch 10"
+$CKPT verify "$store" >/dev/null || fail "ckpt verify after gc and resume on the full disk"
+echo "ok: after ckpt gc and after --resume --keep-last 2, the run went on on the full disk; gc works on a disk full to the last block, also one another file filled"
