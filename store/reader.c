@@ -127,11 +127,15 @@ void ckpt_snapshot_close(ckpt_snapshot *snap)
 
 uint64_t ckpt_snapshot_generation(const ckpt_snapshot *snap)
 {
+	if (!snap)
+		return 0;
 	return (uint64_t)mdb_txn_id(snap->txn);
 }
 
 int ckpt_store_generation(uint64_t *out, ckpt_store *store)
 {
+	STORE_NEED(out, "ckpt_store_generation");
+	STORE_NEED(store, "ckpt_store_generation");
 	MDB_envinfo info;
 	int mrc = mdb_env_info(store->env, &info);
 	if (mrc)
@@ -183,6 +187,9 @@ static int list_locked(uint64_t **out, size_t *out_count, ckpt_snapshot *snap)
 
 int ckpt_snapshot_list(uint64_t **out, size_t *out_count, ckpt_snapshot *snap)
 {
+	STORE_NEED(out, "ckpt_snapshot_list");
+	STORE_NEED(out_count, "ckpt_snapshot_list");
+	STORE_NEED(snap, "ckpt_snapshot_list");
 	pthread_mutex_lock(&snap->lock);
 	int rc = list_locked(out, out_count, snap);
 	pthread_mutex_unlock(&snap->lock);
@@ -216,6 +223,8 @@ static int latest_locked(uint64_t *out, ckpt_snapshot *snap)
 
 int ckpt_snapshot_latest(uint64_t *out, ckpt_snapshot *snap)
 {
+	STORE_NEED(out, "ckpt_snapshot_latest");
+	STORE_NEED(snap, "ckpt_snapshot_latest");
 	pthread_mutex_lock(&snap->lock);
 	int rc = latest_locked(out, snap);
 	pthread_mutex_unlock(&snap->lock);
@@ -241,6 +250,8 @@ static int newest_one(void *arg, uint64_t epoch, const store_index_rec *ir)
 
 int ckpt_snapshot_newest_time(int64_t *out, ckpt_snapshot *snap)
 {
+	STORE_NEED(out, "ckpt_snapshot_newest_time");
+	STORE_NEED(snap, "ckpt_snapshot_newest_time");
 	newest_scan x = {0};
 	pthread_mutex_lock(&snap->lock);
 	int rc = store_index_each(snap->store, snap->txn, newest_one, &x);
@@ -255,6 +266,8 @@ int ckpt_snapshot_newest_time(int64_t *out, ckpt_snapshot *snap)
 
 int ckpt_snapshot_best(uint64_t *out, ckpt_snapshot *snap)
 {
+	STORE_NEED(out, "ckpt_snapshot_best");
+	STORE_NEED(snap, "ckpt_snapshot_best");
 	if (snap->best_rc)
 		return store_error(snap->best_rc, "store %s: corrupt best record: %s",
 		                   snap->store->path, snap->best_why);
@@ -267,6 +280,7 @@ int ckpt_snapshot_best(uint64_t *out, ckpt_snapshot *snap)
 
 int ckpt_snapshot_check_best(ckpt_snapshot *snap)
 {
+	STORE_NEED(snap, "ckpt_snapshot_check_best");
 	if (snap->best_damaged)
 		return store_error(CKPT_ECORRUPT, "store %s: corrupt best record: %s",
 		                   snap->store->path, snap->best_why);
@@ -275,6 +289,8 @@ int ckpt_snapshot_check_best(ckpt_snapshot *snap)
 
 int ckpt_snapshot_top_k(uint64_t *out, size_t cap, size_t *out_count, ckpt_snapshot *snap)
 {
+	STORE_NEED(out_count, "ckpt_snapshot_top_k");
+	STORE_NEED(snap, "ckpt_snapshot_top_k");
 	*out_count = 0;
 	pthread_mutex_lock(&snap->lock);
 	int rc = store_top_k(snap->store, snap->txn, out, cap, out_count);
@@ -341,6 +357,8 @@ static int stats_locked(ckpt_store_stats *out, ckpt_snapshot *snap)
 
 int ckpt_snapshot_stats(ckpt_store_stats *out, ckpt_snapshot *snap)
 {
+	STORE_NEED(out, "ckpt_snapshot_stats");
+	STORE_NEED(snap, "ckpt_snapshot_stats");
 	pthread_mutex_lock(&snap->lock);
 	int rc = stats_locked(out, snap);
 	pthread_mutex_unlock(&snap->lock);
@@ -396,6 +414,8 @@ static int cache_insert_locked(const ckpt_checkpoint **out, ckpt_snapshot *snap,
  * threads sharing a snapshot (the mount's requests) decode different epochs in parallel. */
 int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, uint64_t epoch)
 {
+	STORE_NEED(out, "ckpt_snapshot_checkpoint");
+	STORE_NEED(snap, "ckpt_snapshot_checkpoint");
 	*out = NULL;
 	pthread_mutex_lock(&snap->lock);
 	size_t at = cache_lower_bound(snap, epoch);
@@ -427,6 +447,7 @@ int ckpt_snapshot_checkpoint(const ckpt_checkpoint **out, ckpt_snapshot *snap, u
 
 int ckpt_snapshot_check_records(ckpt_snapshot *snap, uint64_t epoch)
 {
+	STORE_NEED(snap, "ckpt_snapshot_check_records");
 	ckpt_store *s = snap->store;
 	const ckpt_checkpoint *c;
 	int rc = ckpt_snapshot_checkpoint(&c, snap, epoch);
@@ -462,36 +483,49 @@ int ckpt_snapshot_check_records(ckpt_snapshot *snap, uint64_t epoch)
 
 uint64_t ckpt_checkpoint_epoch(const ckpt_checkpoint *c)
 {
+	if (!c)
+		return 0;
 	return c->rec->epoch;
 }
 
 uint64_t ckpt_checkpoint_step(const ckpt_checkpoint *c)
 {
+	if (!c)
+		return 0;
 	return c->rec->step;
 }
 
 int64_t ckpt_checkpoint_time_ns(const ckpt_checkpoint *c)
 {
+	if (!c)
+		return 0;
 	return c->rec->time_ns;
 }
 
 bool ckpt_checkpoint_is_best(const ckpt_checkpoint *c)
 {
+	if (!c)
+		return false;
 	return c->is_best;
 }
 
 uint64_t ckpt_checkpoint_nbytes(const ckpt_checkpoint *c)
 {
+	if (!c)
+		return 0;
 	return c->rec->nbytes;
 }
 
 size_t ckpt_checkpoint_metric_count(const ckpt_checkpoint *c)
 {
+	if (!c)
+		return 0;
 	return c->rec->nmetrics;
 }
 
 int ckpt_checkpoint_metric_at(const ckpt_checkpoint *c, size_t i, const char **name, double *value)
 {
+	STORE_NEED(c, "ckpt_checkpoint_metric_at");
 	if (i >= c->rec->nmetrics)
 		return store_error(-ERANGE, "epoch %llu: metric %zu of %zu",
 		                   (unsigned long long)c->rec->epoch, i, c->rec->nmetrics);
@@ -504,6 +538,8 @@ int ckpt_checkpoint_metric_at(const ckpt_checkpoint *c, size_t i, const char **n
 
 int ckpt_checkpoint_metric(const ckpt_checkpoint *c, const char *name, double *value)
 {
+	STORE_NEED(c, "ckpt_checkpoint_metric");
+	STORE_NEED(name, "ckpt_checkpoint_metric");
 	for (size_t i = 0; i < c->rec->nmetrics; i++) {
 		if (strcmp(c->rec->metrics[i].name, name) == 0) {
 			if (value)
@@ -517,12 +553,15 @@ int ckpt_checkpoint_metric(const ckpt_checkpoint *c, const char *name, double *v
 
 size_t ckpt_checkpoint_extra_count(const ckpt_checkpoint *c)
 {
+	if (!c)
+		return 0;
 	return c->rec->nextras;
 }
 
 int ckpt_checkpoint_extra_at(const ckpt_checkpoint *c, size_t i, const char **key,
                              const void **data, size_t *len)
 {
+	STORE_NEED(c, "ckpt_checkpoint_extra_at");
 	if (i >= c->rec->nextras)
 		return store_error(-ERANGE, "epoch %llu: extra %zu of %zu",
 		                   (unsigned long long)c->rec->epoch, i, c->rec->nextras);
@@ -537,6 +576,8 @@ int ckpt_checkpoint_extra_at(const ckpt_checkpoint *c, size_t i, const char **ke
 
 int ckpt_checkpoint_extra(const ckpt_checkpoint *c, const char *key, const void **data, size_t *len)
 {
+	STORE_NEED(c, "ckpt_checkpoint_extra");
+	STORE_NEED(key, "ckpt_checkpoint_extra");
 	for (size_t i = 0; i < c->rec->nextras; i++)
 		if (strcmp(c->rec->extras[i].key, key) == 0)
 			return ckpt_checkpoint_extra_at(c, i, NULL, data, len);
@@ -546,17 +587,24 @@ int ckpt_checkpoint_extra(const ckpt_checkpoint *c, const char *key, const void 
 
 size_t ckpt_checkpoint_tensor_count(const ckpt_checkpoint *c)
 {
+	if (!c)
+		return 0;
 	return c->rec->ntensors;
 }
 
 const ckpt_tensor_info *ckpt_checkpoint_tensor_at(const ckpt_checkpoint *c, size_t i)
 {
+	if (!c)
+		return NULL;
 	return i < c->rec->ntensors ? &c->rec->tensors[i] : NULL;
 }
 
 int ckpt_checkpoint_find_tensor(const ckpt_tensor_info **out, const ckpt_checkpoint *c,
                                 ckpt_tensor_group group, const char *name)
 {
+	STORE_NEED(out, "ckpt_checkpoint_find_tensor");
+	STORE_NEED(c, "ckpt_checkpoint_find_tensor");
+	STORE_NEED(name, "ckpt_checkpoint_find_tensor");
 	for (size_t i = 0; i < c->rec->ntensors; i++) {
 		const ckpt_tensor_info *t = &c->rec->tensors[i];
 		if (t->group == group && strcmp(t->name, name) == 0) {
@@ -631,6 +679,10 @@ static int get_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
 int ckpt_tensor_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
                       const ckpt_tensor_info *t, uint32_t chunk_index, bool verify)
 {
+	STORE_NEED(out, "ckpt_tensor_chunk");
+	STORE_NEED(out_len, "ckpt_tensor_chunk");
+	STORE_NEED(snap, "ckpt_tensor_chunk");
+	STORE_NEED(t, "ckpt_tensor_chunk");
 	if (chunk_index >= t->nchunks)
 		return store_error(-ERANGE, "store %s: tensor %s: chunk %u of %u",
 		                   snap->store->path, t->name, chunk_index, t->nchunks);
@@ -653,6 +705,8 @@ int ckpt_tensor_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
 int ckpt_tensor_read(void *buf, ckpt_snapshot *snap, const ckpt_tensor_info *t, uint64_t offset,
                      size_t len)
 {
+	STORE_NEED(snap, "ckpt_tensor_read");
+	STORE_NEED(t, "ckpt_tensor_read");
 	if (offset > t->nbytes || len > t->nbytes - offset)
 		return store_error(-ERANGE,
 		                   "store %s: tensor %s: read of %zu bytes at %llu past "
@@ -679,6 +733,8 @@ int ckpt_tensor_read(void *buf, ckpt_snapshot *snap, const ckpt_tensor_info *t, 
 
 int ckpt_tensor_verify(ckpt_snapshot *snap, const ckpt_tensor_info *t)
 {
+	STORE_NEED(snap, "ckpt_tensor_verify");
+	STORE_NEED(t, "ckpt_tensor_verify");
 	ckpt_store *s = snap->store;
 	store_blob_rec b;
 	int rc = load_blob(&b, snap, t);
@@ -776,6 +832,8 @@ static void describe_finding(char *line, size_t len, const store_ref_finding *f)
 int ckpt_snapshot_check_refs(ckpt_refs_stats *out, ckpt_snapshot *snap, ckpt_refs_problem_fn fn,
                              void *arg)
 {
+	STORE_NEED(out, "ckpt_snapshot_check_refs");
+	STORE_NEED(snap, "ckpt_snapshot_check_refs");
 	memset(out, 0, sizeof(*out));
 	store_refs_result r;
 	pthread_mutex_lock(&snap->lock);

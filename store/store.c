@@ -1677,16 +1677,22 @@ void ckpt_store_close(ckpt_store *store)
 
 const ckpt_run_meta *ckpt_store_meta(const ckpt_store *store)
 {
+	if (!store)
+		return NULL;
 	return &store->meta;
 }
 
 const char *ckpt_store_path(const ckpt_store *store)
 {
+	if (!store)
+		return NULL;
 	return store->path;
 }
 
 uint64_t ckpt_store_chunk_size(const ckpt_store *store)
 {
+	if (!store)
+		return 0;
 	return store->settings.chunk_size;
 }
 
@@ -1703,6 +1709,13 @@ void store_set_retention(ckpt_store *s, uint32_t keep_last, uint32_t keep_top)
  * be read. */
 void ckpt_store_retention(const ckpt_store *store, uint32_t *keep_last, uint32_t *keep_top)
 {
+	if (!store) {
+		if (keep_last)
+			*keep_last = 0;
+		if (keep_top)
+			*keep_top = 0;
+		return;
+	}
 	ckpt_store *s = (ckpt_store *)store; /* its lock and a read txn; nothing it shows changes */
 	MDB_txn *txn;
 	pthread_mutex_lock(&s->lock);
@@ -1933,6 +1946,7 @@ static int repair_refs_once(ckpt_store *s, ckpt_refs_repair *out)
 
 int ckpt_store_repair_refs(ckpt_store *store, ckpt_refs_repair *out)
 {
+	STORE_NEED(store, "ckpt_store_repair_refs");
 	ckpt_refs_repair done = {0};
 	if (out)
 		*out = done;
@@ -1961,6 +1975,7 @@ int ckpt_store_repair_refs(ckpt_store *store, ckpt_refs_repair *out)
 
 int ckpt_store_gc(ckpt_store *store, uint32_t keep_last, uint32_t keep_top, uint32_t *out_deleted)
 {
+	STORE_NEED(store, "ckpt_store_gc");
 	uint32_t deleted = 0;
 	if (out_deleted)
 		*out_deleted = 0;

@@ -93,6 +93,14 @@ struct ckpt_store {
 
 /* ---- errors (store/error.c) ---- */
 
+/* A public function's required pointer argument: -EINVAL naming it when NULL (callers get a
+ * message, never a crash). */
+#define STORE_NEED(ptr, fn)                                                                        \
+	do {                                                                                       \
+		if (!(ptr))                                                                        \
+			return store_error(-EINVAL, "%s: %s is NULL", fn, #ptr);                  \
+	} while (0)
+
 /** Set the thread's message and return @p rc. */
 int store_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Translate an LMDB or errno return code (positive errno or MDB_*) to ours. */

@@ -173,6 +173,7 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
                            ckpt_dtype dtype, uint32_t ndim, const uint64_t *shape,
                            const char *device, const void *data, uint64_t nbytes)
 {
+	STORE_NEED(w, "ckpt_writer_put_tensor");
 	const char *path = w->store->path;
 	unsigned long long epoch = w->epoch;
 	if (!name || !*name || strlen(name) > CKPT_MAX_NAME)
@@ -301,11 +302,14 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 
 void ckpt_writer_set_step(ckpt_writer *w, uint64_t step)
 {
+	if (!w)
+		return;
 	w->step = step;
 }
 
 int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value)
 {
+	STORE_NEED(w, "ckpt_writer_set_metric");
 	if (!name || !*name || strlen(name) > STORE_MAX_METRIC_NAME)
 		return store_error(-EINVAL,
 		                   "store %s: epoch %llu: metric name is empty or longer "
@@ -340,6 +344,7 @@ int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value)
 
 int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, size_t len)
 {
+	STORE_NEED(w, "ckpt_writer_set_extra");
 	if (!key || !*key || strlen(key) > STORE_MAX_EXTRA_KEY)
 		return store_error(-EINVAL,
 		                   "store %s: epoch %llu: extra key is empty or longer "

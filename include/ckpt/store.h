@@ -8,7 +8,9 @@
  *
  * Conventions: functions return 0 or a negative error code (-errno values plus the CKPT_E*
  * codes below). On error a message with context (path, epoch, tensor) is kept per thread and
- * returned by ckpt_last_error(); commands print it once. Every close and free function accepts NULL.
+ * returned by ckpt_last_error(); commands print it once. Every close and free function accepts
+ * NULL; a NULL handle or required pointer elsewhere is -EINVAL with a message (getters return 0
+ * or NULL).
  */
 #ifndef CKPT_STORE_H
 #define CKPT_STORE_H
