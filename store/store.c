@@ -989,6 +989,39 @@ static void sync_dirs(const char *path, bool made_dir)
 	}
 }
 
+/* A directory a store may be created in: empty, or holding only the remnants of a create
+ * that was killed (removed here). */
+static int check_create_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return store_error(-errno, "%s: cannot read directory (%s)", path, strerror(errno));
+	struct dirent *de;
+	bool has_store = false, empty = true, only_env = true;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		empty = false;
+		if (strcmp(de->d_name, "data.mdb") == 0)
+			has_store = true;
+		else if (strcmp(de->d_name, "lock.mdb") != 0)
+			only_env = false;
+	}
+	closedir(d);
+	/* a lock.mdb alone (killed before data.mdb was written) is a remnant as well */
+	if (!empty && only_env && (!has_store || is_abandoned_env(path))) {
+		remove_env_files(path, false);
+		empty = true;
+	}
+	if (!empty)
+		return store_error(-EEXIST, "%s: %s", path,
+		                   has_store ? "already holds a store" : "directory is not empty");
+	if (access(path, W_OK) != 0)
+		return store_error(-errno, "%s: cannot write to the directory (%s)", path,
+		                   strerror(errno));
+	return 0;
+}
+
 int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
                       const ckpt_store_options *opts)
 {
@@ -1040,53 +1073,41 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 		return refuse_second_handle(path);
 	bool made_dir = false;
 	struct stat st;
-	if (stat(path, &st) == 0) {
-		if (!S_ISDIR(st.st_mode))
-			return store_error(-EEXIST, "%s: exists and is not a directory", path);
-		DIR *d = opendir(path);
-		if (!d)
-			return store_error(-errno, "%s: cannot read directory (%s)", path,
-			                   strerror(errno));
-		struct dirent *de;
-		bool has_store = false, empty = true, only_env = true;
-		while ((de = readdir(d))) {
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
-			empty = false;
-			if (strcmp(de->d_name, "data.mdb") == 0)
-				has_store = true;
-			else if (strcmp(de->d_name, "lock.mdb") != 0)
-				only_env = false;
-		}
-		closedir(d);
-		/* a lock.mdb alone (killed before data.mdb was written) is a remnant as well */
-		if (!empty && only_env && (!has_store || is_abandoned_env(path))) {
-			remove_env_files(path, false);
-			empty = true;
-		}
-		if (!empty)
-			return store_error(-EEXIST, "%s: %s", path,
-			                   has_store ? "already holds a store"
-			                             : "directory is not empty");
-		if (access(path, W_OK) != 0)
-			return store_error(-errno, "%s: cannot write to the directory (%s)", path,
-			                   strerror(errno));
-	} else if (errno == ENOENT) {
-		if (mkdir(path, 0755) != 0)
+	if (stat(path, &st) != 0 && errno == ENOENT) {
+		if (mkdir(path, 0755) == 0)
+			made_dir = true;
+		else if (errno != EEXIST) /* EEXIST: another create made it meanwhile */
 			return store_error(-errno, "%s: cannot create the directory (%s)", path,
 			                   strerror(errno));
-		made_dir = true;
-	} else {
-		return store_error(-errno, "%s: %s", path, strerror(errno));
 	}
-
+	if (stat(path, &st) != 0)
+		return store_error(-errno, "%s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return store_error(-EEXIST, "%s: exists and is not a directory", path);
+	/* Creates of one path in several processes: one at a time (the directory's flock, which
+	 * gc holds too), so that none takes another's fresh environment for the remnant of a
+	 * killed create and removes it under it; the later ones find a store there. */
+	int dir_lock = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_lock >= 0)
+		while (flock(dir_lock, LOCK_EX) != 0 && errno == EINTR)
+			;
+	int rc = check_create_dir(path);
+	if (rc) {
+		if (made_dir)
+			rmdir(path);
+		if (dir_lock >= 0)
+			close(dir_lock);
+		return rc;
+	}
 	ckpt_store *s = store_alloc(path);
 	if (!s) {
 		if (made_dir)
 			rmdir(path);
+		if (dir_lock >= 0)
+			close(dir_lock);
 		return store_error(-ENOMEM, "out of memory");
 	}
-	int rc = 0, mrc;
+	int mrc;
 	MDB_txn *txn = NULL;
 	uint8_t *run = NULL;
 	size_t run_len;
@@ -1103,6 +1124,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	if ((rc = open_store_claim(s))) {
 		/* another thread's create or open has these files now: they are not ours to remove */
 		store_free(s);
+		if (dir_lock >= 0)
+			close(dir_lock);
 		return rc;
 	}
 	store_map_locate(&s->map, s->env);
@@ -1146,6 +1169,8 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 		goto fail;
 	if (!o.no_sync)
 		sync_dirs(path, made_dir);
+	if (dir_lock >= 0)
+		close(dir_lock);
 	*out = s;
 	return 0;
 fail:
@@ -1154,6 +1179,8 @@ fail:
 	free(run);
 	store_free(s);
 	remove_env_files(path, made_dir);
+	if (dir_lock >= 0)
+		close(dir_lock);
 	return rc == STORE_EMAPFULL ? -ENOSPC : rc;
 }
 

@@ -48,3 +48,29 @@ $TRAIN --store "$store" --resume --epochs $((last + 1)) --quiet ||
 	fail "resume did not reach epoch $((last + 1))"
 $CKPT verify "$store" >/dev/null || fail "ckpt verify after resume"
 echo "ok: a second ckpt-train on a store in use is refused; resume works once it stopped"
+
+# four runs started at once into one empty directory: one creates the store and trains, the
+# others are refused in one line; nothing is lost (a create took another's fresh environment
+# for a killed create's remnant and removed it: a run exited 0 and left no data.mdb)
+for round in 1 2 3; do
+	rm -rf "$WORK/race"
+	mkdir "$WORK/race"
+	pids=()
+	for i in 1 2 3 4; do
+		$TRAIN --store "$WORK/race" --data synthetic --layers 784,16,10 --epochs 2 --quiet \
+			2>"$WORK/race.err$i" &
+		pids+=($!)
+	done
+	ok=0
+	for i in 1 2 3 4; do
+		if wait "${pids[$((i - 1))]}"; then
+			ok=$((ok + 1))
+		else
+			[ "$(wc -l <"$WORK/race.err$i")" -eq 1 ] || fail "a refused racing run: $(cat "$WORK/race.err$i")"
+		fi
+	done
+	[ $ok -eq 1 ] || fail "round $round: $ok of 4 racing runs succeeded"
+	[ "$($CKPT info "$WORK/race" | sed -n 's/^checkpoints: //p')" = 2 ] ||
+		fail "round $round: the winner's checkpoints are not all there: $($CKPT info "$WORK/race" 2>&1 | head -3)"
+done
+echo "ok: of four runs racing to create one store, one trains and the others are refused"

@@ -529,6 +529,64 @@ START_TEST(test_create_refuses_a_monitor_no_metric_can_name_and_keep_top_without
 }
 END_TEST
 
+/* Creates of one path racing in six processes: exactly one makes the store and commits, the
+ * others get -EEXIST. Each create took the others' fresh environments for the remnants of a
+ * killed create and removed them: several "succeeded" and their epochs were lost. */
+START_TEST(test_racing_creates_of_one_store_make_one_and_refuse_the_rest)
+{
+	for (int round = 0; round < 3; round++) {
+		test_dir_remove(tmpdir);
+		setup();
+		int go[2];
+		ck_assert_int_eq(pipe(go), 0);
+		pid_t pids[6];
+		for (int i = 0; i < 6; i++) {
+			pids[i] = fork();
+			ck_assert_int_ge(pids[i], 0);
+			if (pids[i] == 0) {
+				char c;
+				close(go[1]);
+				if (read(go[0], &c, 1) != 0) /* all start when the pipe closes */
+					_exit(9);
+				ckpt_run_meta m = {.model = "mlp", .monitor = "val_loss"};
+				ckpt_store_options o = {.no_sync = true};
+				ckpt_store *cs;
+				int rc = ckpt_store_create(&cs, storepath, &m, &o);
+				if (rc == -EEXIST)
+					_exit(1);
+				if (rc || try_commit(cs, (uint64_t)i + 1))
+					_exit(2);
+				ckpt_store_close(cs);
+				_exit(0);
+			}
+		}
+		close(go[0]);
+		close(go[1]);
+		int made = 0;
+		for (int i = 0; i < 6; i++) {
+			int status;
+			ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+			ck_assert(WIFEXITED(status));
+			ck_assert_msg(WEXITSTATUS(status) <= 1, "a racing create failed otherwise: %d",
+			              WEXITSTATUS(status));
+			made += WEXITSTATUS(status) == 0;
+		}
+		ck_assert_int_eq(made, 1);
+		ckpt_store *s;
+		ckpt_snapshot *snap;
+		uint64_t *epochs;
+		size_t n;
+		OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+		OK(ckpt_snapshot_open(&snap, s));
+		OK(ckpt_snapshot_list(&epochs, &n, snap));
+		ck_assert_uint_eq(n, 1); /* the winner's epoch is there */
+		free(epochs);
+		ckpt_snapshot_close(snap);
+		ckpt_store_close(s);
+	}
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -548,6 +606,7 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_a_store_closed_with_a_snapshot_open_closes_with_the_snapshot);
 	tcase_add_test(tc, test_failed_lookups_set_their_own_message);
 	tcase_add_test(tc, test_create_refuses_a_monitor_no_metric_can_name_and_keep_top_without_keep_last);
+	tcase_add_test(tc, test_racing_creates_of_one_store_make_one_and_refuse_the_rest);
 	suite_add_tcase(su, tc);
 	return su;
 }
