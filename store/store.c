@@ -1792,19 +1792,39 @@ static int gc_once(ckpt_store *s, uint32_t keep_last, uint32_t keep_top, uint32_
  * with ENOSPC. One more small commit (the settings record written again, unchanged) lets the
  * next one reuse them. A crash before it commits loses nothing but that reuse, for one commit.
  * Its cost: one small commit (and its fsync) per gc that deleted anything. */
-static int release_freed_pages(ckpt_store *s, uint32_t deleted)
+int store_touch_commit(ckpt_store *s, int *mdb_rc)
 {
+	*mdb_rc = 0;
 	MDB_txn *txn;
 	int rc = store_write_txn(s, &txn);
 	if (rc)
 		return rc;
-	uint8_t buf[STORE_SETTINGS_LEN];
-	store_settings_encode(buf, &s->settings);
-	if ((rc = put_meta(s, txn, "settings", buf, sizeof(buf)))) {
+	/* the settings record as stored (another process may have changed it), written again */
+	MDB_val key = {8, "settings"}, val;
+	uint8_t buf[64];
+	int mrc = store_get(s, txn, s->db_meta, &key, &val);
+	if (mrc == 0 && val.mv_size <= sizeof(buf)) {
+		memcpy(buf, val.mv_data, val.mv_size);
+		rc = put_meta(s, txn, "settings", buf, val.mv_size);
+	} else {
+		rc = mrc ? store_lmdb_error(mrc, "store %s: reading the settings", s->path)
+		         : store_error(CKPT_ECORRUPT, "store %s: settings record of %zu bytes",
+		                       s->path, val.mv_size);
+	}
+	if (rc) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	int mrc = store_write_errno(s->path, mdb_txn_commit(txn), 0);
+	*mdb_rc = store_write_errno(s->path, mdb_txn_commit(txn), 0);
+	return *mdb_rc ? store_lmdb_error(*mdb_rc, "store %s: an empty commit", s->path) : 0;
+}
+
+static int release_freed_pages(ckpt_store *s, uint32_t deleted)
+{
+	int mrc;
+	int rc = store_touch_commit(s, &mrc);
+	if (rc && !mrc)
+		return rc;
 	if (mrc && deleted == 0) /* ckpt_store_repair_refs() freed blobs */
 		return store_lmdb_error(mrc,
 		                        "store %s: gc freed blobs no checkpoint references, but the "

@@ -241,6 +241,12 @@ int store_index_read(store_index_rec *out, ckpt_store *s, MDB_txn *txn, const MD
 int store_index_each(ckpt_store *s, MDB_txn *txn,
                      int (*fn)(void *arg, uint64_t epoch, const store_index_rec *ir), void *arg);
 
+/** One small write transaction that changes nothing (the settings record written again as
+ *  stored): LMDB reuses a page freed by transaction T only from T+2 on, so this lets the next
+ *  commit reuse the pages the last one freed. *@p mdb_rc receives a failed commit's LMDB code
+ *  (0 otherwise). @return 0 or an error with its message set. */
+int store_touch_commit(ckpt_store *s, int *mdb_rc);
+
 /** Delete checkpoint @p epoch (record, index, blob references) inside a write txn. */
 int store_delete_checkpoint(ckpt_store *s, MDB_txn *txn, uint64_t epoch);
 /** Delete the blob record of key @p key (@p key_len bytes: a damaged one may not be 16) and

@@ -520,8 +520,20 @@ int ckpt_writer_commit(ckpt_writer *w)
 		if (can && (rc = store_grow_map(s, (used + need) + (used + need) / 2)))
 			goto out;
 	}
+	bool touched = false;
 	for (int attempt = 0; attempt < 8; attempt++) {
 		rc = commit_once(w);
+		/* a full disk: the pages the last commit freed (its retention) are reusable only
+		 * after one more commit; make it, and try once more */
+		if (rc == -ENOSPC && !touched) {
+			char why[1024];
+			int mrc;
+			snprintf(why, sizeof(why), "%s", ckpt_last_error());
+			touched = true;
+			if (store_touch_commit(s, &mrc) == 0)
+				continue;
+			rc = store_error(-ENOSPC, "%s", why); /* the commit's own message */
+		}
 		if (rc != STORE_EMAPFULL)
 			break;
 		store_map_usage(s, &used, &size);
