@@ -324,7 +324,8 @@ static int check_apart(struct page_walk *w, const walk_tree_of *t, uint64_t pgno
 	return 0;
 }
 
-static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, unsigned depth);
+static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, unsigned depth,
+                     const uint8_t *lo, const uint8_t *hi);
 
 /* a leaf node's data: an overflow value's pages, or a named database's tree */
 static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t pgno,
@@ -368,7 +369,7 @@ static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t p
 		                    .key_len = store_key_len(node + LMDB_NODEHDR, ksize)};
 		snprintf(sub.name, sizeof(sub.name), "'%.*s' database", ksize < 24 ? (int)ksize : 24,
 		         (const char *)node + LMDB_NODEHDR);
-		return walk_tree(w, &sub, sub.root, 0);
+		return walk_tree(w, &sub, sub.root, 0, NULL, NULL);
 	}
 	if (nflags & LMDB_F_DUPDATA)
 		return walk_fail(w, t, pgno, "node %u: duplicate data, which no store database has",
@@ -376,7 +377,30 @@ static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t p
 	return 0;
 }
 
-static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, unsigned depth)
+/* Keys of a store database with fixed-size keys (LMDB compares them as bytes): a page's keys
+ * ascend, and each lies in [@p lo, @p hi) that its parent's separators give (NULL: no bound).
+ * A flipped bit in a key that keeps its size reordered the tree: lookups missed an epoch that
+ * listings showed, or a key turned into its neighbour's and an epoch vanished silently. A
+ * branch page's first key is not compared (LMDB leaves it empty or stale). */
+static int check_key_order(struct page_walk *w, const walk_tree_of *t, uint64_t pgno,
+                           const uint8_t *pg, unsigned n, bool leaf, const uint8_t *lo,
+                           const uint8_t *hi)
+{
+	const uint8_t *prev = lo;
+	for (unsigned i = leaf ? 0 : 1; i < n; i++) {
+		const uint8_t *key = pg + load_u16le(pg + LMDB_PAGEHDR + 2 * i) + LMDB_NODEHDR;
+		int c = prev ? memcmp(prev, key, t->key_len) : -1;
+		if (prev == lo ? c > 0 : c >= 0) /* at least the bound; past the key before */
+			return walk_fail(w, t, pgno, "node %u: its key is out of order", i);
+		if (hi && memcmp(key, hi, t->key_len) >= 0)
+			return walk_fail(w, t, pgno, "node %u: its key is past its parent's bound", i);
+		prev = key;
+	}
+	return 0;
+}
+
+static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, unsigned depth,
+                     const uint8_t *lo, const uint8_t *hi)
 {
 	if (pgno == UINT64_MAX) /* P_INVALID: an empty tree */
 		return w->strict && depth == 0 && t->depth != 0
@@ -438,15 +462,21 @@ static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, 
 		return -1;
 	if (w->strict && !w->full && check_apart(w, t, pgno, n))
 		return -1;
+	if (w->strict && t->key_len && check_key_order(w, t, pgno, pg, n, leaf, lo, hi))
+		return -1;
 	/* what the nodes lead to, once the page is known sound: the walks below use the buffers
-	 * of the levels below this one (and w->spans) */
+	 * of the levels below this one (and w->spans); a child's keys lie between the separators
+	 * around it, which stay in this page's buffer meanwhile */
 	for (unsigned i = 0; i < n; i++) {
 		uint16_t off = load_u16le(pg + LMDB_PAGEHDR + 2 * i);
 		const uint8_t *node = pg + off;
 		uint64_t child = load_u16le(node) | (uint64_t)load_u16le(node + 2) << 16 |
 		                 (uint64_t)load_u16le(node + 4) << 32;
+		const uint8_t *clo = i == 0 ? lo : node + LMDB_NODEHDR;
+		const uint8_t *chi =
+		    i + 1 < n ? pg + load_u16le(pg + LMDB_PAGEHDR + 2 * (i + 1)) + LMDB_NODEHDR : hi;
 		if (leaf ? walk_leaf_data(w, t, pgno, level, node, i, w->psize - off)
-		         : walk_tree(w, t, child, depth + 1))
+		         : walk_tree(w, t, child, depth + 1, clo, chi))
 			return -1;
 	}
 	return 0;
@@ -480,8 +510,8 @@ int store_walk_pages(int fd, uint32_t psize, uint64_t size, const uint8_t *meta,
 	                        .named = true,
 	                        .name = "main database"};
 	if (!rc)
-		rc = walk_tree(&w, &free_db, free_db.root, 0) ||
-		             walk_tree(&w, &main_db, main_db.root, 0)
+		rc = walk_tree(&w, &free_db, free_db.root, 0, NULL, NULL) ||
+		             walk_tree(&w, &main_db, main_db.root, 0, NULL, NULL)
 		         ? CKPT_ECORRUPT
 		         : 0;
 	for (int i = 0; i < LMDB_MAX_DEPTH; i++)
