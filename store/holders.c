@@ -23,6 +23,8 @@
 
 void ckpt_process_name(char *out, size_t len, long pid)
 {
+	if (!out || !len)
+		return;
 	char path[64];
 	if (!len)
 		return;
@@ -99,6 +101,8 @@ static int flock_holders(char *out, size_t len, const char *file, const char *on
 
 int ckpt_flock_holders(char *out, size_t len, const char *file)
 {
+	STORE_NEED(out, "ckpt_flock_holders");
+	STORE_NEED(file, "ckpt_flock_holders");
 	return flock_holders(out, len, file, NULL);
 }
 
@@ -166,6 +170,10 @@ static int lock_data_file(const char *store_path, bool writable, int *out_fd, ch
 
 int ckpt_writer_lock(const char *store_path, int *out_fd, char *who, size_t wholen)
 {
+	STORE_NEED(store_path, "ckpt_writer_lock");
+	STORE_NEED(out_fd, "ckpt_writer_lock");
+	if (!who)
+		wholen = 0;
 	/* a gc that runs now holds data.mdb's flock too, and a compaction replaces data.mdb:
 	 * wait for them, then lock the data.mdb they leave */
 	int dir = lock_store_dir(store_path, LOCK_SH);
@@ -177,6 +185,10 @@ int ckpt_writer_lock(const char *store_path, int *out_fd, char *who, size_t whol
 
 int ckpt_gc_lock(ckpt_gc_lock_fds *out, const char *store_path, char *who, size_t wholen)
 {
+	STORE_NEED(out, "ckpt_gc_lock");
+	STORE_NEED(store_path, "ckpt_gc_lock");
+	if (!who)
+		wholen = 0;
 	out->dir_fd = lock_store_dir(store_path, LOCK_EX);
 	int state = lock_data_file(store_path, true, &out->data_fd, who, wholen);
 	if (state != CKPT_WRITER_LOCKED)

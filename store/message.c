@@ -36,6 +36,10 @@ int ckpt_std_fds_open(void)
 
 void ckpt_vprint_line(FILE *f, const char *prefix, const char *fmt, va_list ap)
 {
+	if (!f || !fmt)
+		return;
+	if (!prefix)
+		prefix = "";
 	char small[1024];
 	va_list copy;
 	va_copy(copy, ap);

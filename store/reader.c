@@ -289,6 +289,8 @@ int ckpt_snapshot_check_best(ckpt_snapshot *snap)
 
 int ckpt_snapshot_top_k(uint64_t *out, size_t cap, size_t *out_count, ckpt_snapshot *snap)
 {
+	if (cap)
+		STORE_NEED(out, "ckpt_snapshot_top_k");
 	STORE_NEED(out_count, "ckpt_snapshot_top_k");
 	STORE_NEED(snap, "ckpt_snapshot_top_k");
 	*out_count = 0;
@@ -705,6 +707,8 @@ int ckpt_tensor_chunk(const void **out, size_t *out_len, ckpt_snapshot *snap,
 int ckpt_tensor_read(void *buf, ckpt_snapshot *snap, const ckpt_tensor_info *t, uint64_t offset,
                      size_t len)
 {
+	if (len)
+		STORE_NEED(buf, "ckpt_tensor_read");
 	STORE_NEED(snap, "ckpt_tensor_read");
 	STORE_NEED(t, "ckpt_tensor_read");
 	if (offset > t->nbytes || len > t->nbytes - offset)

@@ -305,6 +305,8 @@ static const char *nz(const char *s)
 
 size_t ckpt_utf8_sequence(const char *s)
 {
+	if (!s)
+		return 0;
 	const unsigned char *p = (const unsigned char *)s;
 	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
 	size_t n;
@@ -330,6 +332,8 @@ size_t ckpt_utf8_sequence(const char *s)
 
 bool ckpt_utf8_valid(const char *s)
 {
+	if (!s)
+		return false;
 	for (size_t n; *s; s += n)
 		if (!(n = ckpt_utf8_sequence(s)))
 			return false;

@@ -50,6 +50,8 @@ const char *ckpt_dtype_name(ckpt_dtype dtype)
 
 int ckpt_dtype_from_name(ckpt_dtype *out, const char *name)
 {
+	if (!out)
+		return store_error(-EINVAL, "ckpt_dtype_from_name: out is NULL");
 	if (!name)
 		return store_error(-EINVAL, "no dtype name given");
 	for (size_t i = 0; i < NDTYPES; i++) {
@@ -64,6 +66,8 @@ int ckpt_dtype_from_name(ckpt_dtype *out, const char *name)
 
 int ckpt_shape_numel(uint64_t *out, uint32_t ndim, const uint64_t *shape)
 {
+	if (!out)
+		return store_error(-EINVAL, "ckpt_shape_numel: out is NULL");
 	if (ndim > CKPT_MAX_DIMS)
 		return store_error(-EINVAL, "a shape of %u dimensions (at most %d)", ndim,
 		                   CKPT_MAX_DIMS);

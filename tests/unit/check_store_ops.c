@@ -460,6 +460,10 @@ START_TEST(test_a_store_closed_with_a_snapshot_open_closes_with_the_snapshot)
 	ck_assert_ptr_null(ckpt_store_meta(NULL));
 	ck_assert_uint_eq(ckpt_checkpoint_tensor_count(NULL), 0);
 	ckpt_writer_set_step(NULL, 1);
+	ck_assert_int_eq(ckpt_dtype_from_name(NULL, "float32"), -EINVAL);
+	ck_assert(!ckpt_utf8_valid(NULL));
+	ck_assert_int_eq(ckpt_gc_lock(NULL, storepath, NULL, 0), -EINVAL);
+	ck_assert_int_eq(ckpt_writer_lock(storepath, NULL, NULL, 0), -EINVAL);
 	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
 	char dest[600];
 	snprintf(dest, sizeof(dest), "%s/backup", tmpdir);
