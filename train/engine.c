@@ -1845,6 +1845,10 @@ int train_run(train_config *cfg, train_result *res)
 		ckpt_store_retention(store, &stored_keep_last, &stored_keep_top);
 		rc = check_retention(cfg, (cfg->explicit_set & TRAIN_SET_KEEP) ? cfg->keep_last
 		                                                               : stored_keep_last);
+		/* both given on the command line: a usage error, as for a new run */
+		if (rc && (cfg->explicit_set & TRAIN_SET_KEEP) && (cfg->explicit_set & TRAIN_SET_KEEP_TOP) &&
+		    cfg->keep_last == 0 && cfg->keep_top > 0)
+			rc = TRAIN_EUSAGE;
 		if (rc)
 			goto out;
 		/* BLAS results depend on the thread count: keep the run's unless told otherwise */

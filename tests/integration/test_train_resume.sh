@@ -173,3 +173,7 @@ $TRAIN --store "$work/keepall" --resume --keep-last 0 --epochs 3 --quiet 2>"$wor
 [ "$($CKPT info "$work/keepall" | grep '^keep-')" = "$(printf 'keep-last: 0\nkeep-top: 0')" ] ||
 	fail "retention after --resume --keep-last 0: $($CKPT info "$work/keepall" | grep keep)"
 echo "ok: --resume --keep-last 0 keeps every checkpoint"
+$TRAIN --store "$work/keepall" --resume --keep-last 0 --keep-top 2 --epochs 4 --quiet 2>"$work/err"
+rc=$?
+[ $rc -eq 2 ] && grep -q "no effect without --keep-last" "$work/err" ||
+	fail "--resume --keep-last 0 --keep-top 2: exit $rc (a usage error is 2): $(cat "$work/err")"
