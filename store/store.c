@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckpt/holders.h"
 #include "store/store_int.h"
 
 
@@ -1088,9 +1089,25 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	 * gc holds too), so that none takes another's fresh environment for the remnant of a
 	 * killed create and removes it under it; the later ones find a store there. */
 	int dir_lock = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir_lock >= 0)
-		while (flock(dir_lock, LOCK_EX) != 0 && errno == EINTR)
-			;
+	/* others hold it for moments (a create) or while they run (ckpt gc): wait up to a minute */
+	for (int waited_ms = 0; dir_lock >= 0 && flock(dir_lock, LOCK_EX | LOCK_NB) != 0;) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			break; /* a file system without flock: nothing to wait for */
+		if (waited_ms >= 60000) {
+			char who[512];
+			ckpt_flock_holders(who, sizeof(who), path);
+			close(dir_lock);
+			if (made_dir)
+				rmdir(path);
+			return store_error(-EBUSY,
+			                   "%s: the directory has been locked for a minute by %s (a "
+			                   "create or ckpt gc of it); try again when it is done",
+			                   path, who[0] ? who : "another process");
+		}
+		struct timespec ten_ms = {0, 10 * 1000 * 1000};
+		nanosleep(&ten_ms, NULL);
+		waited_ms += 10;
+	}
 	int rc = check_create_dir(path);
 	if (rc) {
 		if (made_dir)

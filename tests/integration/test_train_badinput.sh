@@ -295,11 +295,13 @@ $TRAIN --store "$work/noval" "${nval[@]}" --keep-last 1 --epochs 1 || fail "--va
 # resumes that contradict the stored run
 expect_error 1 "--epochs 1 is below epoch 2, where the run resumes" \
 	--store "$work/edge" --resume --epochs 1 --threads 2
-expect_error 1 "--keep-top 1 has no effect without --keep-last N" \
+# both on the command line: a usage error, as for a new run
+expect_error 2 "--keep-top 1 has no effect without --keep-last N" \
 	--store "$work/edge" --resume --epochs 3 --keep-last 0 --keep-top 1
-$TRAIN --store "$work/edge" --resume --epochs 3 --keep-last 0 --keep-top 1 2>/dev/null
-rc=$?
-[ $rc -eq 1 ] || fail "a resume refused for the stored run's settings: exit $rc, want 1"
+# --keep-top alone, against the run's stored keep-last 0: refused for the run's settings
+$TRAIN --store "$work/kl0" "${syn[@]}" --epochs 1 --quiet || fail "a run keeping every checkpoint"
+expect_error 1 "--keep-top 1 has no effect without --keep-last N" \
+	--store "$work/kl0" --resume --epochs 2 --keep-top 1
 expect_error 1 "--keep-top needs validation samples, and the run's --val-split 0" \
 	--store "$work/noval" --resume --epochs 3 --keep-top 1
 $TRAIN --store "$work/edge" --resume --epochs 2 --quiet || fail "resume to the epoch reached"
