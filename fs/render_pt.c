@@ -631,7 +631,12 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 		                          .buffer = t->name + best_len + 1, .t = t};
 	}
 	qsort(opt, nopt, sizeof(*opt), by_param_then_order);
-	groups = param_groups(&ctx, store, c, nmodel, &rc);
+	/* without stored groups: one over the model's parameters (its running statistics are
+	 * buffers, never an optimizer's) */
+	size_t nparams = 0;
+	for (size_t p = 0; p < nmodel; p++)
+		nparams += !is_norm_buffer(model[p]->name);
+	groups = param_groups(&ctx, store, c, nparams, &rc);
 	if (!groups)
 		goto out;
 

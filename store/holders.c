@@ -26,8 +26,6 @@ void ckpt_process_name(char *out, size_t len, long pid)
 	if (!out || !len)
 		return;
 	char path[64];
-	if (!len)
-		return;
 	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
 	FILE *f = fopen(path, "r");
 	if (!f || !fgets(out, (int)len, f))
@@ -205,4 +203,19 @@ void ckpt_gc_unlock(ckpt_gc_lock_fds *lock)
 	if (lock->dir_fd >= 0) /* last: until then writers wait */
 		close(lock->dir_fd);
 	lock->data_fd = lock->dir_fd = -1;
+}
+
+void ckpt_drop_unused_lock_file(const char *store_path)
+{
+	char path[4200];
+	if (!store_path ||
+	    (size_t)snprintf(path, sizeof(path), "%s/lock.mdb", store_path) >= sizeof(path))
+		return;
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	if (fcntl(fd, F_SETLK, &fl) == 0)
+		(void)unlink(path);
+	close(fd); /* releases the lock */
 }

@@ -337,15 +337,15 @@ static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t p
 	if (nflags & LMDB_F_BIGDATA) {
 		uint64_t ov = load_u64le(data);
 		uint8_t head[LMDB_PAGEHDR];
+		if (ov < w->npages && !w->full && w->strict)
+			return 0; /* a reader: LMDB reads the value from its node's size, which
+				   * store_map_check() checks, never the overflow page's header */
 		if (ov >= w->npages ||
 		    pread(w->fd, head, sizeof(head), (off_t)(ov * w->psize)) != (ssize_t)sizeof(head))
 			return walk_fail(w, t, pgno, "node %u: its overflow page %llu is past the end "
 			                 "of the file", i, (unsigned long long)ov);
 		uint16_t oflags = load_u16le(head + 10);
 		uint32_t count = (uint32_t)load_u16le(head + 12) | (uint32_t)load_u16le(head + 14) << 16;
-		if (!w->full && w->strict)
-			return 0; /* a reader: LMDB reads the value from its node's size, which
-				   * store_map_check() checks, never the overflow page's header */
 		if (load_u64le(head) != ov || !(oflags & LMDB_P_OVERFLOW) ||
 		    (w->full && (oflags != LMDB_P_OVERFLOW || count == 0)))
 			return walk_fail(w, t, pgno, "node %u: page %llu is not its overflow page", i,
@@ -443,8 +443,8 @@ static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, 
 		                : (nflags & LMDB_F_BIGDATA) ? 8
 		                : w->full                   ? dsize
 		                                            : 0); /* a reader: store_map_check() */
-		/* a branch node's key may be empty (the leftmost pointer) */
-		if (w->strict && t->key_len && ksize != t->key_len && (leaf || ksize != 0))
+		/* a branch page's first key may be empty (the leftmost pointer) */
+		if (w->strict && t->key_len && ksize != t->key_len && (leaf || i != 0 || ksize != 0))
 			return walk_fail(w, t, pgno, "node %u: a key of %u bytes, not %u", i, ksize,
 			                 t->key_len);
 		if (w->strict && (ksize > LMDB_MAX_KEY || end > w->psize ||

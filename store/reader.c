@@ -100,11 +100,13 @@ int ckpt_snapshot_open(ckpt_snapshot **out, ckpt_store *store)
 		}
 	}
 	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		/* the message first: the store may close with its last snapshot */
+		rc = store_lmdb_error(mrc, "store %s: reading the best epoch", store->path);
 		mdb_txn_abort(snap->txn);
 		store_snapshot_done(store);
 		pthread_mutex_destroy(&snap->lock);
 		free(snap);
-		return store_lmdb_error(mrc, "store %s: reading the best epoch", store->path);
+		return rc;
 	}
 	*out = snap;
 	return 0;

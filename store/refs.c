@@ -125,7 +125,7 @@ static int check_blobs(store_refs_result *r, const hash_list *refs, ckpt_store *
 		f.used = key.mv_size == 16 ? hash_count(refs, key.mv_data) : 0;
 		if (!decoded || key.mv_size != 16) {
 			f.kind = STORE_REF_BAD_BLOB;
-		} else if (b.refcount != f.used) {
+		} else if (f.used == 0 || b.refcount != f.used) { /* also a stored count of 0 */
 			f.kind = STORE_REF_MISCOUNT;
 			f.stored = b.refcount;
 			f.nbytes = b.nbytes;
@@ -255,8 +255,10 @@ int store_refs_repair(ckpt_store *s, MDB_txn *txn, const store_refs_result *r,
 			if (mrc && mrc != MDB_NOTFOUND) /* gone with a blob deleted just before */
 				rc = store_lmdb_error(mrc, "store %s: deleting a stray chunk",
 				                      s->path);
-			out->chunks++;
-			out->bytes += f->nbytes;
+			if (mrc == 0) { /* counted once: not with a blob deleted just before */
+				out->chunks++;
+				out->bytes += f->nbytes;
+			}
 		} else if (f->used == 0) {
 			rc = store_blob_delete(s, txn, f->key, f->key_len);
 			out->blobs++;

@@ -1073,40 +1073,53 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 	if (open_store_held(path))
 		return refuse_second_handle(path);
 	bool made_dir = false;
-	struct stat st;
-	if (stat(path, &st) != 0 && errno == ENOENT) {
-		if (mkdir(path, 0755) == 0)
-			made_dir = true;
-		else if (errno != EEXIST) /* EEXIST: another create made it meanwhile */
-			return store_error(-errno, "%s: cannot create the directory (%s)", path,
-			                   strerror(errno));
-	}
-	if (stat(path, &st) != 0)
-		return store_error(-errno, "%s: %s", path, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return store_error(-EEXIST, "%s: exists and is not a directory", path);
+	struct stat st, locked;
+	int dir_lock = -1;
 	/* Creates of one path in several processes: one at a time (the directory's flock, which
 	 * gc holds too), so that none takes another's fresh environment for the remnant of a
-	 * killed create and removes it under it; the later ones find a store there. */
-	int dir_lock = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	/* others hold it for moments (a create) or while they run (ckpt gc): wait up to a minute */
-	for (int waited_ms = 0; dir_lock >= 0 && flock(dir_lock, LOCK_EX | LOCK_NB) != 0;) {
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			break; /* a file system without flock: nothing to wait for */
-		if (waited_ms >= 60000) {
-			char who[512];
-			ckpt_flock_holders(who, sizeof(who), path);
-			close(dir_lock);
-			if (made_dir)
-				rmdir(path);
-			return store_error(-EBUSY,
-			                   "%s: the directory has been locked for a minute by %s (a "
-			                   "create or ckpt gc of it); try again when it is done",
-			                   path, who[0] ? who : "another process");
+	 * killed create and removes it under it; the later ones find a store there. The lock must
+	 * be the directory's at @p path still: a create that failed may have removed it, and
+	 * another made a new one, meanwhile. */
+	for (int attempt = 0;; attempt++) {
+		if (stat(path, &st) != 0 && errno == ENOENT) {
+			if (mkdir(path, 0755) == 0)
+				made_dir = true;
+			else if (errno != EEXIST) /* EEXIST: another create made it meanwhile */
+				return store_error(-errno, "%s: cannot create the directory (%s)",
+				                   path, strerror(errno));
 		}
-		struct timespec ten_ms = {0, 10 * 1000 * 1000};
-		nanosleep(&ten_ms, NULL);
-		waited_ms += 10;
+		if (stat(path, &st) != 0)
+			return store_error(-errno, "%s: %s", path, strerror(errno));
+		if (!S_ISDIR(st.st_mode))
+			return store_error(-EEXIST, "%s: exists and is not a directory", path);
+		dir_lock = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* others hold it for moments (a create) or while they run (ckpt gc): up to a
+		 * minute */
+		for (int waited_ms = 0; dir_lock >= 0 && flock(dir_lock, LOCK_EX | LOCK_NB) != 0;) {
+			if (errno != EWOULDBLOCK && errno != EINTR)
+				break; /* a file system without flock: nothing to wait for */
+			if (waited_ms >= 60000) {
+				char who[512];
+				ckpt_flock_holders(who, sizeof(who), path);
+				close(dir_lock);
+				if (made_dir)
+					rmdir(path);
+				return store_error(-EBUSY,
+				                   "%s: the directory has been locked for a minute by %s "
+				                   "(a create or ckpt gc of it); try again when it is done",
+				                   path, who[0] ? who : "another process");
+			}
+			struct timespec ten_ms = {0, 10 * 1000 * 1000};
+			nanosleep(&ten_ms, NULL);
+			waited_ms += 10;
+		}
+		if (dir_lock < 0 || attempt >= 100 ||
+		    (fstat(dir_lock, &locked) == 0 && stat(path, &st) == 0 &&
+		     locked.st_dev == st.st_dev && locked.st_ino == st.st_ino))
+			break;
+		close(dir_lock); /* a directory that is gone: lock the one there now */
+		dir_lock = -1;
+		made_dir = false;
 	}
 	int rc = check_create_dir(path);
 	if (rc) {
@@ -1653,11 +1666,8 @@ fail:
 	bool drop_lock = s->lock_created &&
 	                 (rc == CKPT_ENOTSTORE || rc == CKPT_ESCHEMA || rc == CKPT_ECORRUPT);
 	store_free(s);
-	if (drop_lock) {
-		char lock[4200];
-		snprintf(lock, sizeof(lock), "%s/lock.mdb", path);
-		unlink(lock);
-	}
+	if (drop_lock) /* unless a reader opened the store meanwhile */
+		ckpt_drop_unused_lock_file(path);
 	return rc;
 }
 

@@ -151,9 +151,11 @@ typedef enum store_walk_mode {
 /** Walk every B-tree that the commit of @p meta (an LMDB meta page) uses in @p fd, a data file
  *  of @p size bytes and pages of @p psize, with pread, and set *@p highest to the highest page
  *  it uses + 1. Pages past the file, of the wrong kind or too deep fail it; @p mode says what
- *  else (STORE_WALK_FULL: nodes that tile each page, overflow runs long enough for their
- *  value, each page used once, leaves at the tree's depth). Reads branch and leaf pages and
- *  one header per overflow value.
+ *  else (STORE_WALK_READ: page headers, node offsets, keys inside their page and apart, each
+ *  page used once, leaves at the tree's depth, the key sizes and order of the store's
+ *  databases; STORE_WALK_FULL also: nodes that tile each page, overflow runs long enough for
+ *  their value). Reads branch and leaf pages, and (STORE_WALK_QUICK, _FULL) one header per
+ *  overflow value.
  *  @return 0, CKPT_ECORRUPT (@p why says where, when not NULL) or -ENOMEM. */
 int store_walk_pages(int fd, uint32_t psize, uint64_t size, const uint8_t *meta,
                      store_walk_mode mode, uint64_t *highest, char *why, size_t why_len);

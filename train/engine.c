@@ -1311,23 +1311,6 @@ static void drop_empty_store(ckpt_store *store, const char *path, int how, uint3
 		(void)rmdir(path);
 }
 
-/* A refused --resume leaves the store as it found it: a lock.mdb that this attempt's open
- * created goes again. Only when no other process has the environment open: every LMDB
- * process holds a shared fcntl lock on the file's first byte while it has the environment
- * open, so an exclusive lock that is granted means nobody else uses the file. */
-static void drop_created_lock_file(const char *store_path)
-{
-	char path[4200];
-	if ((size_t)snprintf(path, sizeof(path), "%s/lock.mdb", store_path) >= sizeof(path))
-		return;
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-	if (fcntl(fd, F_SETLK, &fl) == 0)
-		(void)unlink(path);
-	close(fd); /* releases the lock */
-}
 
 int train_parse_resume_spec(uint64_t *out_epoch, const char *spec)
 {
@@ -2350,7 +2333,7 @@ out:
 	else
 		ckpt_store_close(store);
 	if (rc && lock_file_created && res->last_epoch == start_epoch)
-		drop_created_lock_file(cfg->store_path);
+		ckpt_drop_unused_lock_file(cfg->store_path);
 	if (lock_fd >= 0)
 		close(lock_fd);
 	return rc;

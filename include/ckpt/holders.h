@@ -2,7 +2,7 @@
  *
  * One writer at a time: ckpt-train holds an exclusive flock on data.mdb for its whole run, and
  * ckpt gc (with or without --compact) an exclusive flock on the store directory as well while
- * it runs. Writers wait for a gc; a gc and a trainer refuse each other. A refusal that says
+ * it runs; ckpt_store_create() holds the directory's while it creates. Writers wait for a gc; a gc and a trainer refuse each other. A refusal that says
  * "in use" should say by whom: ckpt-train and ckpt gc name the processes whose flock on
  * data.mdb keeps them out (a trainer, or a reader without lock.mdb).
  */
@@ -77,6 +77,11 @@ int ckpt_gc_lock(ckpt_gc_lock_fds *out, const char *store_path, char *who, size_
 
 /** Release what ckpt_gc_lock() took, the directory last; sets both descriptors to -1. */
 void ckpt_gc_unlock(ckpt_gc_lock_fds *lock);
+
+/** Remove @p store_path/lock.mdb if no process has the store's environment open (each holds
+ *  LMDB's shared fcntl lock on its first byte): for a lock.mdb that a failed open or create of
+ *  this process made. A lock.mdb in use stays. */
+void ckpt_drop_unused_lock_file(const char *store_path);
 
 #ifdef __cplusplus
 }

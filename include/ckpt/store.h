@@ -103,11 +103,14 @@ typedef struct ckpt_store_options {
 /**
  * Create a new store at @p path (a directory that does not exist or is empty; it is created
  * if missing) and write its run metadata.
+ * Creates of one path run one at a time (an exclusive flock on the directory, which ckpt gc
+ * holds too): a create waits for another, and the later one finds a store there (-EEXIST).
  * @return 0, -EEXIST if @p path already holds a store or other files, -EBUSY if this process
- *         has the store at @p path open, -EACCES/-EROFS if it cannot be written, -EINVAL for
- *         bad options (monitor empty, a string of @p meta that is not valid UTF-8,
- *         chunk_size not a multiple of 8 or above 1 GiB), -ENOSPC if the disk is full,
- *         -EFBIG past the file size limit (ulimit -f).
+ *         has the store at @p path open or the directory stayed locked for a minute,
+ *         -EACCES/-EROFS if it cannot be written, -EINVAL for bad options (monitor empty or
+ *         longer than a metric name (255 bytes), a string of @p meta that is not valid UTF-8,
+ *         chunk_size not a multiple of 8 or above 1 GiB, keep_top > 0 with keep_last 0),
+ *         -ENOSPC if the disk is full, -EFBIG past the file size limit (ulimit -f).
  */
 int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
                       const ckpt_store_options *opts);

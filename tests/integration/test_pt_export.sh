@@ -79,9 +79,12 @@ args+=(devices "$tmp/g.pt" cpu ";" devices "$tmp/gck.pt" cpu ";"
 	cuda-error "$tmp/gkeep.pt" ";" cuda-error "$tmp/gck1.pt")
 # --- BatchNorm layers: model buffers (running statistics) between the parameters have no
 # optimizer state; the optimizer numbers only the parameters, as torch's state_dict() does --
-for opt in sgd adam; do
+for opt in sgd adam sgd-nogroups; do
+	more=()
+	[ $opt = sgd-nogroups ] && more=(--no-param-groups) # the default group skips the buffers
 	B=$tmp/bn-$opt
-	"$mkstore" "$B" --epochs 1 --layers 8,16,12,4 --optimizer $opt --batchnorm --no-sync >/dev/null
+	"$mkstore" "$B" --epochs 1 --layers 8,16,12,4 --optimizer ${opt%-nogroups} --batchnorm \
+		"${more[@]}" --no-sync >/dev/null
 	"$ckpt" export "$B" 1 --format checkpoint -o "$tmp/bn-$opt.pt"
 	"$ckpt" cat "$B" epoch-0001/checkpoint.pt | cmp -s - "$tmp/bn-$opt.pt" ||
 		fail "BatchNorm $opt: export and view differ"
@@ -90,7 +93,7 @@ for opt in sgd adam; do
 	while IFS= read -r f; do
 		case $f in *.npy) "$ckpt" cat "$B" "epoch-0001/optimizer/$f" >"$tmp/bn-$opt-npy/$f" ;; esac
 	done <"$tmp/bn-$opt.list"
-	args+=(";" batchnorm "$tmp/bn-$opt.pt" $opt 8,16,12,4 "$tmp/bn-$opt-npy")
+	args+=(";" batchnorm "$tmp/bn-$opt.pt" ${opt%-nogroups} 8,16,12,4 "$tmp/bn-$opt-npy")
 done
 # --- no param groups stored (a store written through libckpt): checkpoint.pt's group has every
 # key torch's step() reads, from the run's hyper-parameters and torch's defaults
