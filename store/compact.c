@@ -779,6 +779,14 @@ static int check_and_sync_copy(backup_job *j, const char *store_path, const env_
 		                        j->temp_path);
 	mrc = take_census(&got, copy, true);
 	mdb_env_close(copy);
+	if (mrc == STORE_EOUTSIDE) { /* LMDB copied a damaged record as it found it */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", ckpt_last_error());
+		return store_error(CKPT_ECORRUPT,
+		                   "store %s is damaged: its copy does not read back (%s); ckpt "
+		                   "verify %s names the damaged records",
+		                   store_path, why, store_path);
+	}
 	int rc = check_copy(store_path, j->temp_path, &got, 0, same ? source : &got, 0, mrc);
 	if (rc)
 		return rc;

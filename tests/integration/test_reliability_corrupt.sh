@@ -315,6 +315,11 @@ cp "$TMP/damaged/data.mdb" "$TMP/data.before"
 expect_fail "data.mdb is damaged \(page [0-9]+ of the 'ckpt' database: node" "$CKPT" gc "$TMP/damaged" --keep-last 1
 expect_fail "data.mdb is damaged" "$CKPT" gc "$TMP/damaged" --keep-last 1 --compact
 [ -e "$TMP/damaged/data.mdb.gc" ] && problem "gc --compact left data.mdb.gc behind"
+# a backup copies the damage as LMDB finds it; the copy does not read back: the source is
+# named as damaged (the message named the backup), and nothing is left at the destination
+expect_fail "store .*/damaged is damaged: its copy does not read back .*ckpt verify" \
+	"$CKPT" backup "$TMP/damaged" "$TMP/damaged.bk"
+[ -e "$TMP/damaged.bk" ] && problem "a failed backup left $(ls -A "$TMP/damaged.bk")"
 if trainer_usable; then
 	"$BIN/ckpt-train" --store "$TMP/damaged" --resume --epochs 4 --quiet >"$TMP/out" 2>"$TMP/err"
 	rc=$?
