@@ -486,6 +486,19 @@ START_TEST(test_checkpoint_pt_keys_optimizer_state_by_parameter_index)
 }
 END_TEST
 
+/* A hand-made store for @p f (no fsync) with run metadata @p meta, and a writer of its epoch 1. */
+static ckpt_writer *begin_hand_made(fixture *f, const ckpt_run_meta *meta)
+{
+	test_dir_make(f->dir, sizeof(f->dir), "check_render");
+	char path[300];
+	snprintf(path, sizeof(path), "%s/store", f->dir);
+	ckpt_store_options opts = {.no_sync = true};
+	ck_assert_int_eq(ckpt_store_create(&f->store, path, meta, &opts), 0);
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, f->store, 1), 0);
+	return w;
+}
+
 /* Commit epoch 1 of @p w into @p f's store, open it, render its checkpoint.pt into @p l (freed
  * by the caller) and return the file's bytes (malloc'd). */
 static uint8_t *commit_and_render_checkpoint_pt(fixture *f, ckpt_writer *w, view_layout *l)
@@ -506,15 +519,9 @@ static uint8_t *commit_and_render_checkpoint_pt(fixture *f, ckpt_writer *w, view
 START_TEST(test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter_prefix)
 {
 	fixture f;
-	test_dir_make(f.dir, sizeof(f.dir), "check_render");
-	char path[300];
-	snprintf(path, sizeof(path), "%s/store", f.dir);
 	ckpt_run_meta meta = {.model = "m", .optimizer = "adam", .hyperparams = "{\"lr\":0.1}",
 	                      .monitor = "val_loss"};
-	ckpt_store_options opts = {.no_sync = true};
-	ck_assert_int_eq(ckpt_store_create(&f.store, path, &meta, &opts), 0);
-	ckpt_writer *w;
-	ck_assert_int_eq(ckpt_writer_begin(&w, f.store, 1), 0);
+	ckpt_writer *w = begin_hand_made(&f, &meta);
 	static const float v[1] = {1};
 	static const uint64_t shape[1] = {1};
 	/* model: "zeta" first so insertion order differs from name order */
@@ -566,17 +573,11 @@ END_TEST
 START_TEST(test_param_groups_complete_from_the_run_hyperparameters)
 {
 	fixture f;
-	test_dir_make(f.dir, sizeof(f.dir), "check_render");
-	char path[300];
-	snprintf(path, sizeof(path), "%s/store", f.dir);
 	ckpt_run_meta meta = {.model = "m", .optimizer = "sgd",
 	                      .hyperparams = "{\"lr\": 0.25, \"momentum\": 0.5, "
 	                                     "\"max_steps\": 18446744073709551616}",
 	                      .monitor = "val_loss"};
-	ckpt_store_options opts = {.no_sync = true};
-	ck_assert_int_eq(ckpt_store_create(&f.store, path, &meta, &opts), 0);
-	ckpt_writer *w;
-	ck_assert_int_eq(ckpt_writer_begin(&w, f.store, 1), 0);
+	ckpt_writer *w = begin_hand_made(&f, &meta);
 	static const float v[1] = {1};
 	static const uint64_t shape[1] = {1};
 	ck_assert_int_eq(ckpt_writer_put_tensor(w, "fc1.bias", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32,
@@ -616,15 +617,9 @@ END_TEST
 START_TEST(test_optimizer_state_of_some_parameters_skips_norm_buffers)
 {
 	fixture f;
-	test_dir_make(f.dir, sizeof(f.dir), "check_render");
-	char path[300];
-	snprintf(path, sizeof(path), "%s/store", f.dir);
 	ckpt_run_meta meta = {.model = "m", .optimizer = "sgd", .hyperparams = "{\"lr\": 0.1}",
 	                      .monitor = "val_loss"};
-	ckpt_store_options opts = {.no_sync = true};
-	ck_assert_int_eq(ckpt_store_create(&f.store, path, &meta, &opts), 0);
-	ckpt_writer *w;
-	ck_assert_int_eq(ckpt_writer_begin(&w, f.store, 1), 0);
+	ckpt_writer *w = begin_hand_made(&f, &meta);
 	static const float v[1] = {1};
 	static const uint64_t shape[1] = {1};
 	static const char *const model[] = {"fc1.weight", "bn1.running_mean", "fc2.weight"};

@@ -400,6 +400,17 @@ static void readers_refuse_a_broken_tree(void)
 	            "open for writing: rc %d", rc);
 }
 
+/* A closed store of 300 epochs (several leaf pages of checkpoint records), in a fresh
+ * directory when @p again. */
+static void fresh_store_of_300(bool again)
+{
+	if (again) {
+		test_dir_remove(tmpdir);
+		setup();
+	}
+	ckpt_store_close(store_of_epochs(300));
+}
+
 /* A page header that counts more nodes than the page holds made LMDB follow offsets read from
  * node data: listing the checkpoints crashed inside LMDB (SIGSEGV). Readers walk the tree's
  * structure when they open the store and refuse it in one line. */
@@ -407,12 +418,7 @@ START_TEST(test_readers_refuse_a_page_whose_header_counts_nodes_it_does_not_hold
 {
 	static const uint16_t adds[] = {2, 64, 0x800};
 	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
-		if (i) {
-			test_dir_remove(tmpdir);
-			setup();
-		}
-		ckpt_store *s = store_of_epochs(300); /* several leaf pages of checkpoint records */
-		ckpt_store_close(s);
+		fresh_store_of_300(i > 0);
 		damage_leaf_lower(150, adds[i]);
 		in_child(readers_refuse_a_broken_tree);
 	}
@@ -421,10 +427,7 @@ START_TEST(test_readers_refuse_a_page_whose_header_counts_nodes_it_does_not_hold
 	 * bytes" while ckpt info said nothing */
 	static const uint8_t sizes[] = {72, 0};
 	for (size_t i = 0; i < sizeof(sizes); i++) {
-		test_dir_remove(tmpdir);
-		setup();
-		ckpt_store *s = store_of_epochs(300);
-		ckpt_store_close(s);
+		fresh_store_of_300(true);
 		uint8_t k[8];
 		size_t len;
 		epoch_key(k, 150);
@@ -440,10 +443,7 @@ START_TEST(test_readers_refuse_a_page_whose_header_counts_nodes_it_does_not_hold
 	 * and lost 150 without a word) and 0 (out of order) */
 	static const uint8_t last_byte[] = {149, 0};
 	for (size_t i = 0; i < sizeof(last_byte); i++) {
-		test_dir_remove(tmpdir);
-		setup();
-		ckpt_store *s = store_of_epochs(300);
-		ckpt_store_close(s);
+		fresh_store_of_300(true);
 		uint8_t k[8];
 		size_t len;
 		epoch_key(k, 150);
