@@ -17,6 +17,17 @@
 #include "fs/cli.h"
 
 
+/* One line for a path of the view that failed: "CMD: PATH: why (detail)", the detail left out
+ * where it only says the path is missing again. */
+static void path_error(const char *cmd, const char *path, int rc)
+{
+	const char *detail = ckpt_view_last_error();
+	if (rc == -ENOENT && strncmp(detail, "no such file", 12) == 0)
+		cli_error("%s: %s: %s", cmd, path, ckpt_strerror(rc));
+	else
+		cli_error("%s: %s: %s (%s)", cmd, path, ckpt_strerror(rc), detail);
+}
+
 static void quiet_log(void *ctx, const char *line)
 {
 	(void)ctx, (void)line;
@@ -112,7 +123,7 @@ int cli_ls(int argc, char **argv)
 	/* like ls: a symlink argument is listed as the directory it points to, unless -l */
 	int rc = ckpt_view_resolve(&attr, view, path, !long_format);
 	if (rc) {
-		cli_error("ls: %s: %s (%s)", path, ckpt_strerror(rc), ckpt_view_last_error());
+		path_error("ls", path, rc);
 		goto out;
 	}
 	if (attr.kind != CKPT_VIEW_DIR) {
@@ -128,7 +139,7 @@ int cli_ls(int argc, char **argv)
 	ckpt_view_listing listing;
 	rc = ckpt_view_list(&listing, view, attr.ino);
 	if (rc) {
-		cli_error("ls: %s: %s (%s)", path, ckpt_strerror(rc), ckpt_view_last_error());
+		path_error("ls", path, rc);
 		goto out;
 	}
 	/* like ls: an entry that cannot be read is named on stderr, the others are listed */
@@ -203,7 +214,7 @@ int cli_cat(int argc, char **argv)
 	if (!rc)
 		rc = ckpt_view_open(&f, NULL, view, attr.ino);
 	if (rc) {
-		cli_error("cat: %s: %s (%s)", path, ckpt_strerror(rc), ckpt_view_last_error());
+		path_error("cat", path, rc);
 		goto out;
 	}
 	const size_t bufsize = 1 << 20;

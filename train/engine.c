@@ -1285,9 +1285,9 @@ static int lock_store(int *fd, const char *store_path)
 		                  store_path, who[0] ? who : "a process");
 	if (state == CKPT_WRITER_BUSY)
 		return train_fail(-EBUSY,
-		                  "store %s is in use by another ckpt-train%s%s%s (one run writes a "
-		                  "store at a time; wait for it or use another --store)",
-		                  store_path, who[0] ? " (" : "", who, who[0] ? ")" : "");
+		                  "store %s is in use by another ckpt-train%s%s: one run writes a "
+		                  "store at a time; wait for it or use another --store",
+		                  store_path, who[0] ? ", " : "", who);
 	return 0;
 }
 
