@@ -794,27 +794,18 @@ static void hex_key(char *out, const uint8_t *key, size_t len)
 /* one line naming finding @p f (its key as hex, a chunk as HASH#INDEX) */
 static void describe_finding(char *line, size_t len, const store_ref_finding *f)
 {
-	char hex[2 * STORE_CHUNK_KEY_LEN + 1];
+	char hex[2 * 16 + 1];
+	hex_key(hex, f->key, 16);
 	if (f->kind == STORE_REF_STRAY_CHUNK) {
-		if (f->key_len == STORE_CHUNK_KEY_LEN) {
-			hex_key(hex, f->key, 16);
-			const uint8_t *k = f->key;
-			unsigned long index = (unsigned long)k[16] << 24 | (unsigned long)k[17] << 16 |
-			                      (unsigned long)k[18] << 8 | k[19];
-			snprintf(line, len,
-			         "chunk %s#%lu (%llu bytes) belongs to no blob: no checkpoint "
-			         "can read it (ckpt gc frees it)",
-			         hex, index, (unsigned long long)f->nbytes);
-		} else {
-			hex_key(hex, f->key, f->key_len);
-			snprintf(line, len,
-			         "chunk key %s is %zu bytes, not %d: no checkpoint can read it "
-			         "(ckpt gc frees it)",
-			         hex, f->key_len, STORE_CHUNK_KEY_LEN);
-		}
+		const uint8_t *k = f->key;
+		unsigned long index = (unsigned long)k[16] << 24 | (unsigned long)k[17] << 16 |
+		                      (unsigned long)k[18] << 8 | k[19];
+		snprintf(line, len,
+		         "chunk %s#%lu (%llu bytes) belongs to no blob: no checkpoint can read it "
+		         "(ckpt gc frees it)",
+		         hex, index, (unsigned long long)f->nbytes);
 		return;
 	}
-	hex_key(hex, f->key, f->key_len);
 	if (f->kind == STORE_REF_BAD_BLOB)
 		snprintf(line, len,
 		         "blob %s: a damaged record that no checkpoint references (ckpt gc frees "

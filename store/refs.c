@@ -114,16 +114,18 @@ static int check_blobs(store_refs_result *r, const hash_list *refs, ckpt_store *
 	char why[256];
 	for (mrc = store_cursor_get(s, cur, &key, &val, MDB_FIRST); mrc == 0 || mrc == STORE_EOUTSIDE;
 	     mrc = store_cursor_get(s, cur, &key, &val, MDB_NEXT)) {
-		if (!key.mv_data)
-			break; /* the key itself lies outside data.mdb: the walk cannot go on */
-		store_ref_finding f = {.key_len = key.mv_size < 20 ? key.mv_size : 20};
-		memcpy(f.key, key.mv_data, f.key_len);
+		if (!key.mv_data || key.mv_size != 16) { /* the page walk at open refuses these */
+			rc = store_error(CKPT_ECORRUPT, "store %s: a damaged blob key", s->path);
+			break;
+		}
+		store_ref_finding f = {0};
+		memcpy(f.key, key.mv_data, 16);
 		r->blobs++;
 		store_blob_rec b;
 		bool decoded = mrc == 0 && val.mv_data &&
 		               store_blob_decode(&b, val.mv_data, val.mv_size, why, sizeof(why)) == 0;
-		f.used = key.mv_size == 16 ? hash_count(refs, key.mv_data) : 0;
-		if (!decoded || key.mv_size != 16) {
+		f.used = hash_count(refs, key.mv_data);
+		if (!decoded) {
 			f.kind = STORE_REF_BAD_BLOB;
 		} else if (f.used == 0 || b.refcount != f.used) { /* also a stored count of 0 */
 			f.kind = STORE_REF_MISCOUNT;
@@ -156,41 +158,40 @@ static int check_chunks(store_refs_result *r, ckpt_store *s, MDB_txn *txn)
 	char why[256];
 	for (mrc = store_cursor_get(s, cur, &key, &val, MDB_FIRST); mrc == 0 || mrc == STORE_EOUTSIDE;
 	     mrc = store_cursor_get(s, cur, &key, &val, MDB_NEXT)) {
-		if (!key.mv_data)
+		if (!key.mv_data || key.mv_size != STORE_CHUNK_KEY_LEN) { /* as for blobs */
+			rc = store_error(CKPT_ECORRUPT, "store %s: a damaged chunk key", s->path);
 			break;
+		}
 		r->chunks++;
 		store_ref_finding f = {.kind = STORE_REF_STRAY_CHUNK,
-		                       .key_len = key.mv_size < 20 ? key.mv_size : 20,
 		                       .nbytes = val.mv_data ? val.mv_size : 0};
-		memcpy(f.key, key.mv_data, f.key_len);
-		if (key.mv_size == STORE_CHUNK_KEY_LEN) {
-			if (!have_last || memcmp(last, key.mv_data, 16) != 0) {
-				/* the first chunk of another blob: look its record up */
-				memcpy(last, key.mv_data, 16);
-				have_last = true;
-				MDB_val bk = {16, last}, bv;
-				store_blob_rec b;
-				int g = store_get(s, txn, s->db_blobs, &bk, &bv);
-				if (g == 0 &&
-				    store_blob_decode(&b, bv.mv_data, bv.mv_size, why, sizeof(why)) == 0) {
-					last_known = true;
-					last_nchunks = b.nchunks;
-				} else if (g == MDB_NOTFOUND) {
-					last_known = true;
-					last_nchunks = 0;
-				} else if (g == 0 || g == STORE_EOUTSIDE) {
-					last_known = false; /* a damaged blob record: check_blobs names it */
-				} else {
-					rc = store_lmdb_error(g, "store %s: looking up a blob", s->path);
-					break;
-				}
+		memcpy(f.key, key.mv_data, STORE_CHUNK_KEY_LEN);
+		if (!have_last || memcmp(last, key.mv_data, 16) != 0) {
+			/* the first chunk of another blob: look its record up */
+			memcpy(last, key.mv_data, 16);
+			have_last = true;
+			MDB_val bk = {16, last}, bv;
+			store_blob_rec b;
+			int g = store_get(s, txn, s->db_blobs, &bk, &bv);
+			if (g == 0 &&
+			    store_blob_decode(&b, bv.mv_data, bv.mv_size, why, sizeof(why)) == 0) {
+				last_known = true;
+				last_nchunks = b.nchunks;
+			} else if (g == MDB_NOTFOUND) {
+				last_known = true;
+				last_nchunks = 0;
+			} else if (g == 0 || g == STORE_EOUTSIDE) {
+				last_known = false; /* a damaged blob record: check_blobs names it */
+			} else {
+				rc = store_lmdb_error(g, "store %s: looking up a blob", s->path);
+				break;
 			}
-			const uint8_t *k = key.mv_data;
-			uint32_t index = (uint32_t)k[16] << 24 | (uint32_t)k[17] << 16 |
-			                 (uint32_t)k[18] << 8 | k[19];
-			if (!last_known || index < last_nchunks)
-				continue;
 		}
+		const uint8_t *k = key.mv_data;
+		uint32_t index = (uint32_t)k[16] << 24 | (uint32_t)k[17] << 16 |
+		                 (uint32_t)k[18] << 8 | k[19];
+		if (!last_known || index < last_nchunks)
+			continue;
 		if ((rc = push_finding(r, &f)))
 			break;
 	}
@@ -250,7 +251,7 @@ int store_refs_repair(ckpt_store *s, MDB_txn *txn, const store_refs_result *r,
 		if (!store_ref_certain(r, f))
 			continue;
 		if (f->kind == STORE_REF_STRAY_CHUNK) {
-			MDB_val key = {f->key_len, (void *)f->key};
+			MDB_val key = {STORE_CHUNK_KEY_LEN, (void *)f->key};
 			int mrc = mdb_del(txn, s->db_chunks, &key, NULL);
 			if (mrc && mrc != MDB_NOTFOUND) /* gone with a blob deleted just before */
 				rc = store_lmdb_error(mrc, "store %s: deleting a stray chunk",
@@ -260,7 +261,7 @@ int store_refs_repair(ckpt_store *s, MDB_txn *txn, const store_refs_result *r,
 				out->bytes += f->nbytes;
 			}
 		} else if (f->used == 0) {
-			rc = store_blob_delete(s, txn, f->key, f->key_len);
+			rc = store_blob_delete(s, txn, f->key);
 			out->blobs++;
 			out->bytes += f->nbytes;
 		} else {

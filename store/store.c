@@ -316,13 +316,13 @@ int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t
 	return 0;
 }
 
-int store_blob_delete(ckpt_store *s, MDB_txn *txn, const uint8_t *key, size_t key_len)
+int store_blob_delete(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16])
 {
-	MDB_val k = {key_len, (void *)key};
+	MDB_val k = {16, (void *)hash};
 	int mrc = mdb_del(txn, s->db_blobs, &k, NULL);
 	if (mrc && mrc != MDB_NOTFOUND)
 		return store_lmdb_error(mrc, "store %s: deleting a blob record", s->path);
-	return key_len == 16 ? delete_chunks(s, txn, key) : 0;
+	return delete_chunks(s, txn, hash);
 }
 
 int store_blob_set_count(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t refcount)
@@ -349,7 +349,7 @@ int store_blob_unref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16])
 		return put_refcount(s, txn, &key, &val, b.refcount - 1);
 	}
 	/* last reference (or an undecodable record): free the blob and its chunks */
-	return store_blob_delete(s, txn, hash, 16);
+	return store_blob_delete(s, txn, hash);
 }
 
 /* ---- checkpoints ---- */

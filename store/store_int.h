@@ -251,9 +251,8 @@ int store_touch_commit(ckpt_store *s, int *mdb_rc);
 
 /** Delete checkpoint @p epoch (record, index, blob references) inside a write txn. */
 int store_delete_checkpoint(ckpt_store *s, MDB_txn *txn, uint64_t epoch);
-/** Delete the blob record of key @p key (@p key_len bytes: a damaged one may not be 16) and
- *  every chunk of its hash, whatever its reference count. */
-int store_blob_delete(ckpt_store *s, MDB_txn *txn, const uint8_t *key, size_t key_len);
+/** Delete the blob record of @p hash and every chunk of it, whatever its reference count. */
+int store_blob_delete(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16]);
 /** Set the reference count of the (decodable) blob record of @p hash to @p refcount. */
 int store_blob_set_count(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t refcount);
 
@@ -261,14 +260,13 @@ int store_blob_set_count(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], ui
 
 typedef enum store_ref_kind {
 	STORE_REF_MISCOUNT,   /* a blob whose stored count is not the references counted */
-	STORE_REF_BAD_BLOB,   /* a blob record that does not decode (or a key that is no hash) */
+	STORE_REF_BAD_BLOB,   /* a blob record that does not decode */
 	STORE_REF_STRAY_CHUNK /* a chunk of no blob record, or past its blob's last chunk */
 } store_ref_kind;
 
 typedef struct store_ref_finding {
 	store_ref_kind kind;
-	uint8_t key[STORE_CHUNK_KEY_LEN]; /* the blob's or the chunk's key */
-	size_t key_len;
+	uint8_t key[STORE_CHUNK_KEY_LEN]; /* the blob's hash, or the chunk's key */
 	uint64_t stored; /* STORE_REF_MISCOUNT: the stored count */
 	uint64_t used;   /* references counted in the checkpoint records that decoded */
 	uint64_t nbytes; /* the blob's bytes, or the chunk's (0 when unknown) */

@@ -511,6 +511,18 @@ static uint8_t *commit_and_render_checkpoint_pt(fixture *f, ckpt_writer *w, view
 	return read_whole(l, f->snap);
 }
 
+/* commit_and_render_checkpoint_pt() of an SGD checkpoint at step 1 with param groups
+ * @p groups (JSON). */
+static uint8_t *render_sgd_checkpoint_pt(fixture *f, ckpt_writer *w, const char *groups,
+                                         view_layout *l)
+{
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", groups, strlen(groups)),
+	                 0);
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.name", "sgd", 3), 0);
+	ckpt_writer_set_step(w, 1);
+	return commit_and_render_checkpoint_pt(f, w, l);
+}
+
 /* Optimizer tensors go to the parameter whose name is their longest prefix before a '.':
  * with parameters "enc", "enc.w" and "enc.w.x", "enc.w.x.exp_avg" is param 2's exp_avg,
  * "enc.w.exp_avg" param 1's, "enc.q.exp_avg" param 0's "q.exp_avg"; a name with no parameter
@@ -583,13 +595,9 @@ START_TEST(test_param_groups_complete_from_the_run_hyperparameters)
 	ck_assert_int_eq(ckpt_writer_put_tensor(w, "fc1.bias", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32,
 	                                        1, shape, NULL, v, 4),
 	                 0);
-	const char *groups = "[{\"momentum\": 0.9, \"params\": [0]}]";
-	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", groups, strlen(groups)),
-	                 0);
-	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.name", "sgd", 3), 0);
-	ckpt_writer_set_step(w, 1);
 	view_layout l;
-	uint8_t *file = commit_and_render_checkpoint_pt(&f, w, &l);
+	uint8_t *file =
+	    render_sgd_checkpoint_pt(&f, w, "[{\"momentum\": 0.9, \"params\": [0]}]", &l);
 	zip_member m[16];
 	parse_zip(file, l.size, m, 16);
 	const uint8_t *pk = file + m[0].offset;
@@ -631,13 +639,9 @@ START_TEST(test_optimizer_state_of_some_parameters_skips_norm_buffers)
 	                                        CKPT_GROUP_OPTIMIZER, CKPT_DTYPE_FLOAT32, 1, shape,
 	                                        NULL, v, 4),
 	                 0);
-	const char *groups = "[{\"lr\": 0.1, \"momentum\": 0.9, \"params\": [0, 1]}]";
-	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", groups, strlen(groups)),
-	                 0);
-	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.name", "sgd", 3), 0);
-	ckpt_writer_set_step(w, 1);
 	view_layout l;
-	uint8_t *file = commit_and_render_checkpoint_pt(&f, w, &l);
+	uint8_t *file = render_sgd_checkpoint_pt(
+	    &f, w, "[{\"lr\": 0.1, \"momentum\": 0.9, \"params\": [0, 1]}]", &l);
 	zip_member m[16];
 	parse_zip(file, l.size, m, 16);
 	const uint8_t *pk = file + m[0].offset;

@@ -411,6 +411,20 @@ static void fresh_store_of_300(bool again)
 	ckpt_store_close(store_of_epochs(300));
 }
 
+/* Write @p n bytes @p back bytes before the checkpoint record of @p epoch in data.mdb (its
+ * 8-byte key lies just before it, the node header before that). */
+static void patch_before_record(uint64_t epoch, size_t back, const void *bytes, size_t n)
+{
+	uint8_t k[8];
+	size_t len;
+	epoch_key(k, epoch);
+	size_t off = value_offset("ckpt", k, 8, &len);
+	int fd = open(datapath, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, bytes, n, (off_t)(off - back)), (ssize_t)n);
+	close(fd);
+}
+
 /* A page header that counts more nodes than the page holds made LMDB follow offsets read from
  * node data: listing the checkpoints crashed inside LMDB (SIGSEGV). Readers walk the tree's
  * structure when they open the store and refuse it in one line. */
@@ -428,15 +442,8 @@ START_TEST(test_readers_refuse_a_page_whose_header_counts_nodes_it_does_not_hold
 	static const uint8_t sizes[] = {72, 0};
 	for (size_t i = 0; i < sizeof(sizes); i++) {
 		fresh_store_of_300(true);
-		uint8_t k[8];
-		size_t len;
-		epoch_key(k, 150);
-		size_t off = value_offset("ckpt", k, 8, &len);
-		int fd = open(datapath, O_RDWR);
-		ck_assert_int_ge(fd, 0);
 		uint8_t ks[2] = {sizes[i], 0};
-		ck_assert_int_eq(pwrite(fd, ks, 2, (off_t)(off - 8 - 8 + 6)), 2); /* mn_ksize */
-		close(fd);
+		patch_before_record(150, 8 + 8 - 6, ks, 2); /* the node's mn_ksize */
 		in_child(readers_refuse_a_broken_tree);
 	}
 	/* a key changed within its size: epoch 150's key made 149's (the listing showed 149 twice
@@ -444,14 +451,7 @@ START_TEST(test_readers_refuse_a_page_whose_header_counts_nodes_it_does_not_hold
 	static const uint8_t last_byte[] = {149, 0};
 	for (size_t i = 0; i < sizeof(last_byte); i++) {
 		fresh_store_of_300(true);
-		uint8_t k[8];
-		size_t len;
-		epoch_key(k, 150);
-		size_t off = value_offset("ckpt", k, 8, &len);
-		int fd = open(datapath, O_RDWR);
-		ck_assert_int_ge(fd, 0);
-		ck_assert_int_eq(pwrite(fd, &last_byte[i], 1, (off_t)(off - 1)), 1);
-		close(fd);
+		patch_before_record(150, 1, &last_byte[i], 1); /* the key's last byte */
 		in_child(readers_refuse_a_broken_tree);
 	}
 }
