@@ -459,6 +459,58 @@ static bool looks_like_text(const void *data, size_t len)
 }
 
 /* Parameter indices that appear in some group's "params" (a bitmap over nparams). */
+/* Rule (0) before optimizer_indices(): optimizers torch builds from named parameters keep
+ * "param_names" in every group, in the order of its "params". When every group has them, each
+ * names a model tensor once and every tensor with state is named, the names decide @p index_of
+ * (SIZE_MAX for the tensors without state) and this returns true; else it changes nothing. */
+static bool indices_from_names(size_t *index_of, size_t nmodel, const named_param *sorted,
+                               json_t *groups, size_t ngroup_params, const opt_entry *opt,
+                               size_t nopt)
+{
+	if (ngroup_params == 0 || nmodel == 0 || json_array_size(groups) == 0)
+		return false;
+	size_t *named = malloc(nmodel * sizeof(*named));
+	if (!named)
+		return false;
+	for (size_t p = 0; p < nmodel; p++)
+		named[p] = SIZE_MAX;
+	bool ok = true;
+	size_t i, j;
+	json_t *group, *name;
+	json_array_foreach(groups, i, group)
+	{
+		json_t *params = json_object_get(group, "params");
+		json_t *names = json_object_get(group, "param_names");
+		if (!json_is_array(names) || json_array_size(names) != json_array_size(params)) {
+			ok = false;
+			break;
+		}
+		json_array_foreach(names, j, name)
+		{
+			const char *s = json_string_value(name);
+			size_t p = s ? find_param(sorted, nmodel, s, strlen(s)) : SIZE_MAX;
+			if (p == SIZE_MAX || named[p] != SIZE_MAX) {
+				ok = false;
+				break;
+			}
+			/* group_param_count() checked params: integers 0..ngroup_params-1 */
+			named[p] = (size_t)json_integer_value(json_array_get(params, j));
+		}
+		if (!ok)
+			break;
+	}
+	for (size_t k = 0; ok && k < nopt; k++)
+		ok = named[opt[k].param] != SIZE_MAX;
+	if (ok) {
+		for (size_t p = 0; p < nmodel; p++)
+			index_of[p] = SIZE_MAX;
+		for (size_t k = 0; k < nopt; k++)
+			index_of[opt[k].param] = named[opt[k].param];
+	}
+	free(named);
+	return ok;
+}
+
 static void grouped_params(json_t *groups, bool *in_group, size_t nparams);
 
 /* How many parameters the groups list: P when their indices are exactly 0..P-1 (as torch's
@@ -515,7 +567,7 @@ static bool is_norm_buffer(const char *name)
  * the i-th of them is parameter i; (2) when as many model tensors are not running-statistics
  * buffers, the i-th of those is parameter i (some parameters have no state yet); (3) else a
  * model tensor's position is its index, which holds when the model group is the optimizer's
- * parameters in order. */
+ * parameters in order. Groups that name their parameters go first (indices_from_names()). */
 static void optimizer_indices(size_t *index_of, size_t nmodel, const ckpt_tensor_info **model,
                               const opt_entry *opt, size_t nopt, size_t ngroup_params)
 {
@@ -572,6 +624,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	json_t *groups = NULL;
 	bool *in_group = NULL;
 	size_t *index_of = NULL, *model_at = NULL; /* model position <-> optimizer index */
+	size_t *first_opt = NULL;                   /* model position -> its first opt entry */
 	size_t count = ckpt_checkpoint_tensor_count(c);
 	size_t nmodel = 0, nopt = 0, nloose = 0;
 	int rc = check_options(opts);
@@ -663,12 +716,16 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	in_group = calloc(nindex ? nindex : 1, sizeof(*in_group));
 	index_of = calloc(nmodel ? nmodel : 1, sizeof(*index_of));
 	model_at = calloc(nindex ? nindex : 1, sizeof(*model_at));
-	if (!in_group || !index_of || !model_at) {
+	first_opt = calloc(nmodel ? nmodel : 1, sizeof(*first_opt));
+	if (!in_group || !index_of || !model_at || !first_opt) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	grouped_params(groups, in_group, nindex);
-	optimizer_indices(index_of, nmodel, model, opt, nopt, ngroup);
+	if (!indices_from_names(index_of, nmodel, sorted, groups, ngroup, opt, nopt))
+		optimizer_indices(index_of, nmodel, model, opt, nopt, ngroup);
+	for (size_t k = nopt; k-- > 0;)
+		first_opt[opt[k].param] = k;
 	for (size_t i = 0; i < nindex; i++)
 		model_at[i] = SIZE_MAX;
 	for (size_t p = 0; p < nmodel; p++)
@@ -690,16 +747,13 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	pickle_str(pk, "state");
 	pickle_op(pk, PICKLE_EMPTY_DICT);
 	pickle_op(pk, PICKLE_MARK);
-	size_t k = 0; /* indices grow with model positions: one pass over opt */
 	for (size_t i = 0; i < nindex; i++) {
 		size_t p = model_at[i];
 		if (p != SIZE_MAX) {
-			while (opt[k].param != p) /* there is one: p has state */
-				k++;
 			pickle_int(pk, (int64_t)i);
 			pickle_op(pk, PICKLE_EMPTY_DICT);
 			pickle_op(pk, PICKLE_MARK);
-			for (; k < nopt && opt[k].param == p; k++) {
+			for (size_t k = first_opt[p]; k < nopt && opt[k].param == p; k++) {
 				pickle_str(pk, opt[k].buffer);
 				rc = emit_tensor(&ctx, opt[k].t);
 				if (rc)
@@ -820,6 +874,7 @@ out:
 	free(in_group);
 	free(index_of);
 	free(model_at);
+	free(first_opt);
 	free(sorted);
 	free(opt);
 	free(loose);

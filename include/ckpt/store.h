@@ -341,7 +341,9 @@ int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value);
 
 /**
  * Attach opaque state under @p key (UTF-8 of 1 to 255 bytes; the data is copied): RNG state, schedule state, optimizer param groups
- * ("optimizer.param_groups" holds JSON text as torch's optimizer.state_dict() lays it out).
+ * ("optimizer.param_groups" holds JSON text as torch's optimizer.state_dict() lays it out; a
+ * group's "param_names", the model tensor names of its "params" in order, tells checkpoint.pt
+ * which state belongs to which parameter where the model also holds buffers).
  * @return 0, -EINVAL for an empty key, one over 255 bytes or one that is not valid UTF-8, or
  *         NULL @p data with a non-zero @p len, -ENOMEM.
  */

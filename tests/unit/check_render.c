@@ -511,6 +511,20 @@ static uint8_t *commit_and_render_checkpoint_pt(fixture *f, ckpt_writer *w, view
 	return read_whole(l, f->snap);
 }
 
+/* Put one float32 scalar tensor of value @p value (0 to 3) per name of @p names into @p group
+ * of @p w (the writer reads the bytes at commit: they are static). */
+static void put_scalars(ckpt_writer *w, const char *const *names, size_t n,
+                        ckpt_tensor_group group, int value)
+{
+	static const float values[4] = {0, 1, 2, 3};
+	static const uint64_t shape[1] = {1};
+	ck_assert(value >= 0 && value < 4);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(ckpt_writer_put_tensor(w, names[i], group, CKPT_DTYPE_FLOAT32, 1,
+		                                        shape, NULL, &values[value], 4),
+		                 0);
+}
+
 /* commit_and_render_checkpoint_pt() of an SGD checkpoint at step 1 with param groups
  * @p groups (JSON). */
 static uint8_t *render_sgd_checkpoint_pt(fixture *f, ckpt_writer *w, const char *groups,
@@ -534,21 +548,13 @@ START_TEST(test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter
 	ckpt_run_meta meta = {.model = "m", .optimizer = "adam", .hyperparams = "{\"lr\":0.1}",
 	                      .monitor = "val_loss"};
 	ckpt_writer *w = begin_hand_made(&f, &meta);
-	static const float v[1] = {1};
-	static const uint64_t shape[1] = {1};
 	/* model: "zeta" first so insertion order differs from name order */
 	static const char *const params[] = {"zeta", "enc", "enc.w", "enc.w.x", "a"};
-	for (size_t i = 0; i < 5; i++)
-		ck_assert_int_eq(ckpt_writer_put_tensor(w, params[i], CKPT_GROUP_MODEL,
-		                                        CKPT_DTYPE_FLOAT32, 1, shape, NULL, v, 4),
-		                 0);
+	put_scalars(w, params, 5, CKPT_GROUP_MODEL, 1);
 	static const char *const opt[] = {"enc.w.x.exp_avg", "enc.w.exp_avg", "enc.q.exp_avg",
 	                                  "zz.exp_avg",      "enc.",          "a.exp_avg",
 	                                  "zeta.exp_avg"};
-	for (size_t i = 0; i < 7; i++)
-		ck_assert_int_eq(ckpt_writer_put_tensor(w, opt[i], CKPT_GROUP_OPTIMIZER,
-		                                        CKPT_DTYPE_FLOAT32, 1, shape, NULL, v, 4),
-		                 0);
+	put_scalars(w, opt, 7, CKPT_GROUP_OPTIMIZER, 1);
 	view_layout l;
 	uint8_t *file = commit_and_render_checkpoint_pt(&f, w, &l);
 	zip_member m[64];
@@ -628,17 +634,10 @@ START_TEST(test_optimizer_state_of_some_parameters_skips_norm_buffers)
 	ckpt_run_meta meta = {.model = "m", .optimizer = "sgd", .hyperparams = "{\"lr\": 0.1}",
 	                      .monitor = "val_loss"};
 	ckpt_writer *w = begin_hand_made(&f, &meta);
-	static const float v[1] = {1};
-	static const uint64_t shape[1] = {1};
 	static const char *const model[] = {"fc1.weight", "bn1.running_mean", "fc2.weight"};
-	for (size_t i = 0; i < 3; i++)
-		ck_assert_int_eq(ckpt_writer_put_tensor(w, model[i], CKPT_GROUP_MODEL,
-		                                        CKPT_DTYPE_FLOAT32, 1, shape, NULL, v, 4),
-		                 0);
-	ck_assert_int_eq(ckpt_writer_put_tensor(w, "fc2.weight.momentum_buffer",
-	                                        CKPT_GROUP_OPTIMIZER, CKPT_DTYPE_FLOAT32, 1, shape,
-	                                        NULL, v, 4),
-	                 0);
+	put_scalars(w, model, 3, CKPT_GROUP_MODEL, 1);
+	static const char *const state[] = {"fc2.weight.momentum_buffer"};
+	put_scalars(w, state, 1, CKPT_GROUP_OPTIMIZER, 1);
 	view_layout l;
 	uint8_t *file = render_sgd_checkpoint_pt(
 	    &f, w, "[{\"lr\": 0.1, \"momentum\": 0.9, \"params\": [0, 1]}]", &l);
@@ -651,6 +650,63 @@ START_TEST(test_optimizer_state_of_some_parameters_skips_norm_buffers)
 	ck_assert_ptr_nonnull(memmem(pk, m[0].size, fc2, sizeof(fc2) - 1));
 	ck_assert_ptr_nonnull(memmem(pk, m[0].size, none0, sizeof(none0) - 1));
 	ck_assert_ptr_null(memmem(pk, m[0].size, key2, sizeof(key2) - 1));
+	free(file);
+	view_layout_free(&l);
+	fixture_close(&f);
+}
+END_TEST
+
+/* Groups that carry torch's "param_names" decide the numbering, whatever the model order
+ * and buffers: a custom buffer (no running statistic) between the parameters and state for
+ * only one of them would otherwise be numbered by model position. */
+START_TEST(test_param_names_in_the_groups_number_the_optimizer_state)
+{
+	fixture f;
+	ckpt_run_meta meta = {.model = "m", .optimizer = "sgd", .hyperparams = "{\"lr\": 0.1}",
+	                      .monitor = "val_loss"};
+	ckpt_writer *w = begin_hand_made(&f, &meta);
+	static const char *const model[] = {"fc1.weight", "scale", "fc2.weight", "fc3.weight"};
+	put_scalars(w, model, 4, CKPT_GROUP_MODEL, 1);
+	static const char *const state[] = {"fc2.weight.momentum_buffer",
+	                                    "fc3.weight.momentum_buffer"};
+	put_scalars(w, &state[0], 1, CKPT_GROUP_OPTIMIZER, 2);
+	put_scalars(w, &state[1], 1, CKPT_GROUP_OPTIMIZER, 3);
+	view_layout l;
+	uint8_t *file = render_sgd_checkpoint_pt(
+	    &f, w,
+	    "[{\"lr\": 0.1, \"momentum\": 0.9, \"params\": [0, 1],"
+	    " \"param_names\": [\"fc3.weight\", \"fc1.weight\"]},"
+	    " {\"lr\": 0.2, \"momentum\": 0.9, \"params\": [2],"
+	    " \"param_names\": [\"fc2.weight\"]}]",
+	    &l);
+	zip_member m[16];
+	size_t n = parse_zip(file, l.size, m, 16);
+	const uint8_t *pk = file + m[0].offset;
+	/* fc3's buffer is key 0, fc2's key 2, fc1 (no state, stepped) a None buffer at key 1 */
+	static const uint8_t fc3[] = "K\x00}(X\x0f\x00\x00\x00momentum_buffer";
+	static const uint8_t none1[] = "K\x01}X\x0f\x00\x00\x00momentum_bufferNs";
+	static const uint8_t fc2[] = "K\x02}(X\x0f\x00\x00\x00momentum_buffer";
+	static const uint8_t key3[] = "K\x03}";
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, fc3, sizeof(fc3) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, none1, sizeof(none1) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, fc2, sizeof(fc2) - 1));
+	ck_assert_ptr_null(memmem(pk, m[0].size, key3, sizeof(key3) - 1));
+	/* storages are numbered as emitted: the model's 0-3, then key 0's buffer (fc3's, 3.0)
+	 * storage 4, key 2's (fc2's, 2.0) storage 5 */
+	char *strings = pickle_strings(pk, m[0].size);
+	ck_assert_msg(strstr(strings, "|state|momentum_buffer|storage|4|cpu|momentum_buffer|"
+	                              "momentum_buffer|storage|5|cpu|"),
+	              "%s", strings);
+	float seen[2] = {0, 0};
+	for (size_t i = 1; i < n; i++)
+		for (size_t k = 0; k < 2; k++)
+			if (strcmp(m[i].name, k ? "archive/data/5" : "archive/data/4") == 0) {
+				ck_assert_uint_eq(m[i].size, 4);
+				memcpy(&seen[k], file + m[i].offset, 4);
+			}
+	ck_assert_msg(seen[0] == 3 && seen[1] == 2, "storage 4: %g, 5: %g", seen[0], seen[1]);
+	ck_assert_msg(strstr(strings, "|param_names|fc3.weight|fc1.weight|"), "%s", strings);
+	free(strings);
 	free(file);
 	view_layout_free(&l);
 	fixture_close(&f);
@@ -1074,6 +1130,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter_prefix);
 	tcase_add_test(tc, test_param_groups_complete_from_the_run_hyperparameters);
 	tcase_add_test(tc, test_optimizer_state_of_some_parameters_skips_norm_buffers);
+	tcase_add_test(tc, test_param_names_in_the_groups_number_the_optimizer_state);
 	tcase_add_test(tc, test_sgd_without_momentum_keeps_a_none_buffer_per_parameter);
 	tcase_add_test(tc, test_gpu_tensors_are_written_cpu_unless_told_to_keep_or_map);
 	tcase_add_test(tc, test_map_location_takes_only_devices_torch_reads_back);
