@@ -77,40 +77,84 @@ static void error_line(const char *fmt, const char *arg)
 	ckpt_print_line(stderr, "ckpt-train: error: ", fmt, arg);
 }
 
-/* strtoull/strtod skip leading white space and take a sign; a value is refused if it starts
- * with anything but a digit (or, for reals, a sign or a point) */
-static bool starts_like_number(const char *text, bool real)
+/* strtod skips leading white space; a real is refused if it starts with anything but a digit,
+ * a sign or a point */
+static bool starts_like_real(const char *text)
 {
 	unsigned char c = (unsigned char)text[0];
-	return (c >= '0' && c <= '9') || (real && (c == '-' || c == '+' || c == '.'));
+	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.';
 }
 
-static int parse_u32_max(uint32_t *out, const char *text, const char *opt, uint32_t min,
-                         uint32_t max)
+/* The value of the @p len characters at @p text when they are a decimal integer: digits only
+ * (no sign, blanks or point), saturating at UINT64_MAX however many there are. */
+static bool digits_value(uint64_t *out, const char *text, size_t len)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(text, &end, 10);
-	if (errno || end == text || *end || !starts_like_number(text, false) || v < min ||
-	    v > max) {
-		if (max == UINT32_MAX)
+	uint64_t v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] < '0' || text[i] > '9')
+			return false;
+		unsigned digit = (unsigned)(text[i] - '0');
+		v = v > (UINT64_MAX - digit) / 10 ? UINT64_MAX : v * 10 + digit;
+	}
+	*out = v;
+	return len > 0;
+}
+
+/* An integer option's value in min..max. Anything else than digits, or a value below @p min,
+ * is "invalid"; a value above @p max, however many digits it has, is "too large". */
+static int parse_uint(uint64_t *out, const char *text, const char *opt, uint64_t min, uint64_t max)
+{
+	uint64_t v;
+	if (!digits_value(&v, text, strlen(text)) || v < min) {
+		if (max >= UINT32_MAX) /* the type's limit, not one of the option's own */
 			ckpt_print_line(stderr, "ckpt-train: error: ",
-			                "invalid %s '%s' (expected an integer >= %u)", opt, text,
-			                min);
+			                "invalid %s '%s' (expected an integer >= %" PRIu64 ")", opt,
+			                text, min);
 		else
-			fprintf(
-			    stderr,
-			    "ckpt-train: error: invalid %s '%s' (expected an integer in %u..%u)\n",
-			    opt, text, min, max);
+			ckpt_print_line(stderr, "ckpt-train: error: ",
+			                "invalid %s '%s' (expected an integer in %" PRIu64
+			                "..%" PRIu64 ")",
+			                opt, text, min, max);
 		return -1;
 	}
+	if (v > max) {
+		ckpt_print_line(stderr,
+		                "ckpt-train: error: ", "%s %s is too large (at most %" PRIu64 ")",
+		                opt, text, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_u32(uint32_t *out, const char *text, const char *opt, uint32_t min, uint32_t max)
+{
+	uint64_t v;
+	if (parse_uint(&v, text, opt, min, max))
+		return -1;
 	*out = (uint32_t)v;
 	return 0;
 }
 
-static int parse_u32(uint32_t *out, const char *text, const char *opt, uint32_t min)
+/* --layers: a size above TRAIN_MAX_WIDTH is too large however many digits it has
+ * (train_parse_layers, which names every other fault, reads only sizes that fit a long) */
+static int check_layer_sizes(const char *text)
 {
-	return parse_u32_max(out, text, opt, min, UINT32_MAX);
+	for (const char *p = text;; p++) {
+		size_t len = strcspn(p, ",");
+		uint64_t v;
+		if (!digits_value(&v, p, len))
+			return 0;
+		if (v > TRAIN_MAX_WIDTH) {
+			ckpt_print_line(stderr, "ckpt-train: error: ",
+			                "--layers '%s': size %.*s is too large (at most %u)", text,
+			                (int)len, p, TRAIN_MAX_WIDTH);
+			return -1;
+		}
+		p += len;
+		if (!*p)
+			return 0;
+	}
 }
 
 /* A finite decimal real spanning all of @p text (no white space, no overflow), as Python's
@@ -122,7 +166,7 @@ static bool real_text(double *out, const char *text)
 	errno = 0;
 	double v = strtod(text, &end);
 	bool underflow = errno == ERANGE && fabs(v) <= DBL_MIN;
-	if ((errno && !underflow) || end == text || *end || !starts_like_number(text, true) ||
+	if ((errno && !underflow) || end == text || *end || !starts_like_real(text) ||
 	    strpbrk(text, "xX") || !isfinite(v))
 		return false;
 	*out = v;
@@ -298,6 +342,8 @@ int main(int argc, char **argv)
 				                strlen(optarg), sizeof(cfg.layers) - 1, TRAIN_MAX_LAYERS);
 				return 2;
 			}
+			if (check_layer_sizes(optarg))
+				return 2;
 			if (train_parse_layers(cfg.sizes, &cfg.nsizes, optarg)) {
 				ckpt_print_line(stderr, "ckpt-train: error: ", "%s", train_last_error());
 				return 2;
@@ -318,18 +364,13 @@ int main(int argc, char **argv)
 			cfg.explicit_set |= TRAIN_SET_LAYERS;
 			break;
 		case OPT_EPOCHS:
-			if (parse_u32_max(&cfg.epochs, optarg, "--epochs", 1, TRAIN_MAX_EPOCHS))
+			if (parse_u32(&cfg.epochs, optarg, "--epochs", 1, TRAIN_MAX_EPOCHS))
 				return 2;
 			cfg.explicit_set |= TRAIN_SET_EPOCHS;
 			break;
 		case OPT_BATCH:
-			if (parse_u32(&cfg.batch_size, optarg, "--batch-size", 1))
+			if (parse_u32(&cfg.batch_size, optarg, "--batch-size", 1, 1u << 20))
 				return 2;
-			if (cfg.batch_size > (1u << 20)) {
-				error_line("--batch-size %s is too large (at most 1048576)",
-				           optarg);
-				return 2;
-			}
 			cfg.explicit_set |= TRAIN_SET_BATCH;
 			break;
 		case OPT_OPTIMIZER:
@@ -390,24 +431,15 @@ int main(int argc, char **argv)
 			cfg.explicit_set |= TRAIN_SET_SCHEDULE;
 			break;
 		case OPT_VAL_SPLIT:
-			if (parse_u32(&cfg.val_split, optarg, "--val-split", 0))
+			if (parse_u32(&cfg.val_split, optarg, "--val-split", 0, UINT32_MAX))
 				return 2;
 			cfg.explicit_set |= TRAIN_SET_VAL_SPLIT;
 			break;
-		case OPT_SEED: {
-			char *end;
-			errno = 0;
-			unsigned long long v = strtoull(optarg, &end, 10);
-			if (errno || end == optarg || *end || !starts_like_number(optarg, false) ||
-			    v > INT64_MAX) {
-				error_line("invalid --seed '%s' (expected an integer in 0..2^63-1)",
-				           optarg);
+		case OPT_SEED:
+			if (parse_uint(&cfg.seed, optarg, "--seed", 0, INT64_MAX))
 				return 2;
-			}
-			cfg.seed = v;
 			cfg.explicit_set |= TRAIN_SET_SEED;
 			break;
-		}
 		case OPT_MONITOR:
 			if (strcmp(optarg, "val_loss") != 0 && strcmp(optarg, "val_acc") != 0) {
 				error_line("invalid --monitor '%s' (expected val_loss or val_acc)",
@@ -418,22 +450,18 @@ int main(int argc, char **argv)
 			cfg.explicit_set |= TRAIN_SET_MONITOR;
 			break;
 		case OPT_KEEP_LAST:
-			if (parse_u32(&cfg.keep_last, optarg, "--keep-last", 0))
+			if (parse_u32(&cfg.keep_last, optarg, "--keep-last", 0, UINT32_MAX))
 				return 2;
 			cfg.explicit_set |= TRAIN_SET_KEEP;
 			break;
 		case OPT_KEEP_TOP:
-			if (parse_u32(&cfg.keep_top, optarg, "--keep-top", 0))
+			if (parse_u32(&cfg.keep_top, optarg, "--keep-top", 0, UINT32_MAX))
 				return 2;
 			cfg.explicit_set |= TRAIN_SET_KEEP_TOP;
 			break;
 		case OPT_THREADS:
-			if (parse_u32(&u, optarg, "--threads", 1))
+			if (parse_u32(&u, optarg, "--threads", 1, 1024))
 				return 2;
-			if (u > 1024) {
-				error_line("invalid --threads %s (at most 1024)", optarg);
-				return 2;
-			}
 			cfg.threads = (int)u;
 			break;
 		case OPT_DEVICE:

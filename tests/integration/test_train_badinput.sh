@@ -220,9 +220,32 @@ $TRAIN --store "$work/csvrun" --data "$work/two_train.csv" --layers 2,3 --val-sp
 # numbers: white space, signs, trailing text, out of range, not finite
 expect_error 2 "invalid --epochs ' 3'" --store "$work/new" "${syn[@]}" --epochs " 3"
 expect_error 2 "invalid --epochs '3x'" --store "$work/new" "${syn[@]}" --epochs 3x
-expect_error 2 "invalid --epochs '1000001' (expected an integer in 1..1000000)" \
+# an integer above an option's limit is "too large", however many digits it has (past 2^32 or
+# 2^64 it was "invalid ... (expected an integer >= 1)")
+expect_error 2 "--epochs 1000001 is too large (at most 1000000)" \
 	--store "$work/new" "${syn[@]}" --epochs 1000001
-expect_error 2 "invalid --epochs '4294967295'" --store "$work/new" "${syn[@]}" --epochs 4294967295
+expect_error 2 "--epochs 4294967295 is too large (at most 1000000)" --store "$work/new" "${syn[@]}" --epochs 4294967295
+for big in 4294967295 4294967296 18446744073709551616 99999999999999999999999999999; do
+	expect_error 2 "--batch-size $big is too large (at most 1048576)" --store "$work/new" "${syn[@]}" --batch-size $big
+	expect_error 2 "--threads $big is too large (at most 1024)" --store "$work/new" "${syn[@]}" --threads $big
+	expect_error 2 "--epochs $big is too large (at most 1000000)" --store "$work/new" "${syn[@]}" --epochs $big
+	expect_error 2 "--layers '16,$big,4': size $big is too large (at most 65536)" --store "$work/new" \
+		"${syn[@]}" --layers 16,$big,4
+done
+for big in 9223372036854775808 18446744073709551616 99999999999999999999999999999; do
+	expect_error 2 "--seed $big is too large (at most 9223372036854775807)" --store "$work/new" \
+		"${syn[@]}" --seed $big
+done
+for opt in --val-split --keep-last --keep-top; do
+	for big in 4294967296 99999999999999999999999999999; do
+		expect_error 2 "$opt $big is too large (at most 4294967295)" --store "$work/new" "${syn[@]}" $opt $big
+	done
+done
+expect_error 2 "--layers '16,65537,4': size 65537 is too large (at most 65536)" --store "$work/new" \
+	"${syn[@]}" --layers 16,65537,4
+expect_error 2 "invalid --batch-size '0' (expected an integer in 1..1048576)" --store "$work/new" \
+	"${syn[@]}" --batch-size 0
+expect_error 2 "invalid --epochs '3\x0a4'" --store "$work/new" "${syn[@]}" --epochs $'3\n4'
 expect_error 2 "invalid --batch-size '12 '" --store "$work/new" "${syn[@]}" --batch-size "12 "
 expect_error 2 "invalid --val-split '-0'" --store "$work/new" --data synthetic --val-split -0
 expect_error 2 "invalid --seed ' 5'" --store "$work/new" "${syn[@]}" --seed " 5"
