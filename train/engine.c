@@ -2094,7 +2094,7 @@ int train_run(train_config *cfg, train_result *res)
 	}
 	res->last_epoch = start_epoch;
 
-	if (!cfg->quiet && data.test.count == 0)
+	if (data.test.count == 0)
 		note_no_test_set(cfg->data);
 	const bool tty = !cfg->quiet && isatty(STDERR_FILENO);
 	pers.tty = tty;

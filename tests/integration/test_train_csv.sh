@@ -37,10 +37,17 @@ grep -q test_acc "$work/out" && fail "test_acc without a test set"
 	fail "no note on the missing test set: $(cat "$work/err")"
 log=$($CKPT log "$work/t") || fail "ckpt log of a run without a test set"
 grep -q "train_loss .*val_acc" <<<"$log" && ! grep -q test_ <<<"$log" || fail "metrics without a test set: $log"
+# --quiet drops the progress and epoch lines only: the note stays
+$TRAIN --store "$work/tq" --data "$work/blobs_train.csv" --layers 9,8,3 --val-split 150 \
+	--epochs 1 --threads 1 --no-sync --quiet >"$work/out" 2>"$work/err" || fail "training without a test file, --quiet"
+[ ! -s "$work/out" ] && [ "$(wc -l <"$work/err")" -eq 1 ] &&
+	grep -qF "note: no test set: $work/blobs_test.csv not found" "$work/err" ||
+	fail "--quiet: no note on the missing test set: $(cat "$work/err")"
 cp "$work/blobs_train.csv" "$work/blobs.csv"
 $TRAIN --store "$work/u" --data "$work/blobs.csv" --layers 9,8,3 --val-split 150 \
 	--epochs 1 --threads 1 --no-sync --quiet 2>"$work/err" || fail "training on blobs.csv"
-[ ! -s "$work/err" ] || fail "--quiet printed: $(cat "$work/err")"
+[ "$(wc -l <"$work/err")" -eq 1 ] && grep -q "note: no test set: the name of .*blobs.csv has no 'train'" "$work/err" ||
+	fail "--quiet, blobs.csv: $(cat "$work/err")"
 $TRAIN --store "$work/u" --data "$work/blobs.csv" --resume --epochs 2 --threads 1 >/dev/null 2>"$work/err" ||
 	fail "resume on blobs.csv"
 grep -q "note: no test set: the name of .*blobs.csv has no 'train'" "$work/err" || fail "note: $(cat "$work/err")"
