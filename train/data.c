@@ -1,7 +1,7 @@
 /* train/data.c - loading IDX, CSV and synthetic data sets
  *
- * zlib's gzread reads gzipped and plain files alike, so IDX files may be either. Samples are
- * converted to floats once at load; the epoch loop only gathers rows.
+ * IDX files may be gzipped (one or more gzip members, and nothing after them) or plain. Samples
+ * are converted to floats once at load; the epoch loop only gathers rows.
  */
 #include <errno.h>
 #include <limits.h>
@@ -36,37 +36,169 @@ void train_data_free(train_data *d)
 	train_dataset_free(&d->test);
 }
 
-/* open path (gzipped or plain; idx_path picks path or path.gz) */
-static int idx_open(gzFile *out, const char *path)
+/* An IDX file being read, gzipped or plain. zlib's gzread is not used: it silently ignores
+ * whatever follows the last gzip member, while a plain file with bytes after its data is
+ * refused. Here the gzip members are inflated one after another (concatenated members are
+ * legal gzip, as `gzip -d` reads them) and anything else after them is an error. */
+typedef struct idx_file {
+	FILE *file;
+	const char *path;
+	bool gzip;   /* the file starts with the gzip magic 1f 8b */
+	bool at_end; /* gzip: the last member ended with the file */
+	z_stream z;  /* gzip: z.next_in/z.avail_in are the unread bytes of `in` */
+	unsigned char *in;
+	size_t in_len; /* plain: the bytes read into `in` to look for the gzip magic */
+	size_t in_pos; /* plain: how many of them were returned */
+} idx_file;
+
+#define IDX_INPUT_SIZE ((size_t)1 << 17)
+
+static void idx_close(idx_file *f)
 {
-	gzFile f = gzopen(path, "rb");
-	if (!f) {
-		int e = errno ? errno : ENOMEM;
+	if (!f)
+		return;
+	if (f->gzip)
+		inflateEnd(&f->z);
+	if (f->file)
+		fclose(f->file);
+	free(f->in);
+	free(f);
+}
+
+static int idx_read_error(const idx_file *f)
+{
+	int e = errno ? errno : EIO;
+	return train_fail(-e, "cannot read %s (%s)", f->path, strerror(e));
+}
+
+/* gzip: have at least @p want unread input bytes at z.next_in, unless the file ends first */
+static int idx_input_ensure(idx_file *f, size_t want)
+{
+	if (f->z.avail_in >= want)
+		return 0;
+	memmove(f->in, f->z.next_in, f->z.avail_in);
+	f->z.next_in = f->in;
+	while (f->z.avail_in < want) {
+		errno = 0;
+		size_t n = fread(f->in + f->z.avail_in, 1, IDX_INPUT_SIZE - f->z.avail_in, f->file);
+		if (n == 0) {
+			if (ferror(f->file))
+				return idx_read_error(f);
+			break;
+		}
+		f->z.avail_in += (uInt)n;
+	}
+	return 0;
+}
+
+/* gzip: a member ended; the file ends too, or another member follows, or it is refused */
+static int idx_member_end(idx_file *f)
+{
+	int rc = idx_input_ensure(f, 2);
+	if (rc)
+		return rc;
+	if (f->z.avail_in == 0) {
+		f->at_end = true;
+		return 0;
+	}
+	if (f->z.avail_in < 2 || f->z.next_in[0] != 0x1f || f->z.next_in[1] != 0x8b)
+		return train_fail(-EINVAL,
+		                  "%s has trailing bytes after its gzip data (not another gzip "
+		                  "member)",
+		                  f->path);
+	if (inflateReset(&f->z) != Z_OK)
+		return train_fail(-EIO, "cannot read %s (zlib's inflateReset failed)", f->path);
+	return 0;
+}
+
+/* Read up to @p len bytes; fewer (*got) only where the data ends. */
+static int idx_read_some(idx_file *f, unsigned char *buf, size_t len, size_t *got)
+{
+	*got = 0;
+	if (!f->gzip) {
+		size_t peeked = f->in_len - f->in_pos < len ? f->in_len - f->in_pos : len;
+		memcpy(buf, f->in + f->in_pos, peeked);
+		f->in_pos += peeked;
+		errno = 0;
+		size_t n = peeked < len ? fread(buf + peeked, 1, len - peeked, f->file) : 0;
+		if (peeked + n < len && ferror(f->file))
+			return idx_read_error(f);
+		*got = peeked + n;
+		return 0;
+	}
+	while (*got < len && !f->at_end) {
+		int rc = idx_input_ensure(f, 1);
+		if (rc)
+			return rc;
+		if (f->z.avail_in == 0) /* the file ends inside a member */
+			return train_fail(-EINVAL, "cannot read %s (its gzip data is truncated)",
+			                  f->path);
+		size_t want = len - *got;
+		f->z.next_out = buf + *got;
+		f->z.avail_out = want > UINT_MAX ? UINT_MAX : (uInt)want;
+		uInt room = f->z.avail_out;
+		int ret = inflate(&f->z, Z_NO_FLUSH);
+		*got += room - f->z.avail_out;
+		if (ret == Z_STREAM_END) {
+			rc = idx_member_end(f);
+			if (rc)
+				return rc;
+		} else if (ret == Z_MEM_ERROR) {
+			return train_fail(-ENOMEM, "out of memory reading %s", f->path);
+		} else if (ret != Z_OK && ret != Z_BUF_ERROR) {
+			return train_fail(-EINVAL, "cannot read %s (its gzip data is damaged: %s)",
+			                  f->path, f->z.msg ? f->z.msg : "inflate failed");
+		}
+	}
+	return 0;
+}
+
+/* Open @p path, gzipped or plain (idx_path picks path or path.gz). */
+static int idx_open(idx_file **out, const char *path)
+{
+	idx_file *f = calloc(1, sizeof(*f));
+	unsigned char *in = malloc(IDX_INPUT_SIZE);
+	if (!f || !in) {
+		free(f);
+		free(in);
+		return train_fail(-ENOMEM, "out of memory opening %s", path);
+	}
+	f->path = path;
+	f->in = in;
+	f->file = fopen(path, "rb");
+	if (!f->file) {
+		int e = errno;
+		idx_close(f);
 		return train_fail(-e, "cannot open %s (%s)", path, strerror(e));
 	}
-	gzbuffer(f, 1 << 17);
+	errno = 0;
+	f->in_len = fread(in, 1, 2, f->file);
+	if (f->in_len < 2 && ferror(f->file)) {
+		int rc = idx_read_error(f);
+		idx_close(f);
+		return rc;
+	}
+	if (f->in_len == 2 && in[0] == 0x1f && in[1] == 0x8b) {
+		f->z.next_in = in;
+		f->z.avail_in = 2;
+		if (inflateInit2(&f->z, 16 + MAX_WBITS) != Z_OK) {
+			idx_close(f);
+			return train_fail(-ENOMEM, "out of memory opening %s", path);
+		}
+		f->gzip = true;
+	}
 	*out = f;
 	return 0;
 }
 
-static int idx_read(gzFile f, const char *path, void *buf, size_t len, const char *what)
+static int idx_read(idx_file *f, void *buf, size_t len, const char *what)
 {
-	size_t done = 0;
-	while (done < len) {
-		unsigned want = len - done > (1u << 30) ? (1u << 30) : (unsigned)(len - done);
-		int n = gzread(f, (char *)buf + done, want);
-		if (n < 0) {
-			int errnum;
-			const char *msg = gzerror(f, &errnum);
-			return train_fail(-EIO, "cannot read %s (%s)", path, msg);
-		}
-		if (n == 0)
-			return train_fail(-EINVAL,
-			                  "%s is truncated (%s: expected %zu bytes, got %zu)", path,
-			                  what, len, done);
-		done += (size_t)n;
-	}
-	return 0;
+	size_t got;
+	int rc = idx_read_some(f, buf, len, &got);
+	if (!rc && got < len)
+		rc = train_fail(-EINVAL, "%s is truncated (%s: expected %zu bytes, got %zu)",
+		                f->path, what, len, got);
+	return rc;
 }
 
 static uint32_t be32(const unsigned char *p)
@@ -74,21 +206,67 @@ static uint32_t be32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* the element type an IDX magic's third byte names, NULL if none */
+static const char *idx_type_name(unsigned type)
+{
+	switch (type) {
+	case 0x08:
+		return "unsigned-byte";
+	case 0x09:
+		return "signed-byte";
+	case 0x0B:
+		return "int16";
+	case 0x0C:
+		return "int32";
+	case 0x0D:
+		return "float32";
+	case 0x0E:
+		return "float64";
+	default:
+		return NULL;
+	}
+}
+
+/* Refuse @p magic, read from @p path where @p expected was wanted: the file is the other kind
+ * of IDX file ckpt-train reads, an IDX file of a kind it does not read, or no IDX file. */
+static int idx_refuse_magic(const char *path, uint32_t magic, uint32_t expected, const char *kind)
+{
+	const char *type = idx_type_name(magic >> 8 & 0xff);
+	unsigned dims = magic & 0xff;
+	if (magic == IDX_MAGIC_IMAGES || magic == IDX_MAGIC_LABELS)
+		return train_fail(-EINVAL,
+		                  "%s is not an IDX %s file: it is an IDX %s file (magic 0x%08x, "
+		                  "expected 0x%08x)",
+		                  path, kind, magic == IDX_MAGIC_IMAGES ? "image" : "label", magic,
+		                  expected);
+	if (magic >> 16 == 0 && type)
+		return train_fail(
+		    -EINVAL,
+		    "%s is an IDX file of %s elements with %u dimension%s: only "
+		    "unsigned-byte images (3 dimensions) and labels (1 dimension) are "
+		    "supported",
+		    path, type, dims, dims == 1 ? "" : "s");
+	return train_fail(-EINVAL, "%s is not an IDX %s file (magic 0x%08x, expected 0x%08x)", path,
+	                  kind, magic, expected);
+}
+
 /* Open an IDX file and read its @p hdr_len-byte header, which must start with @p magic
  * (@p kind names the file in messages: "image", "label"). On error nothing stays open. */
-static int idx_open_header(gzFile *out, const char *path, unsigned char *hdr, size_t hdr_len,
+static int idx_open_header(idx_file **out, const char *path, unsigned char *hdr, size_t hdr_len,
                            uint32_t magic, const char *kind)
 {
-	gzFile f = NULL;
+	idx_file *f = NULL;
 	int rc = idx_open(&f, path);
 	if (rc)
 		return rc;
-	rc = idx_read(f, path, hdr, hdr_len, "header");
+	/* the magic alone first: the header of another kind of IDX file may be shorter */
+	rc = idx_read(f, hdr, 4, "header");
 	if (!rc && be32(hdr) != magic)
-		rc = train_fail(-EINVAL, "%s is not an IDX %s file (magic 0x%08x, expected 0x%08x)",
-		                path, kind, be32(hdr), magic);
+		rc = idx_refuse_magic(path, be32(hdr), magic, kind);
+	if (!rc)
+		rc = idx_read(f, hdr + 4, hdr_len - 4, "header");
 	if (rc) {
-		gzclose(f);
+		idx_close(f);
 		return rc;
 	}
 	*out = f;
@@ -97,21 +275,20 @@ static int idx_open_header(gzFile *out, const char *path, unsigned char *hdr, si
 
 /* Read @p len bytes into a buffer that grows with the data actually read, so that a small
  * or truncated file whose header claims gigabytes fails before gigabytes are allocated. */
-static int idx_read_alloc(gzFile f, const char *path, unsigned char **out, size_t len,
-                          const char *what)
+static int idx_read_alloc(idx_file *f, unsigned char **out, size_t len, const char *what)
 {
 	size_t cap = len < (16u << 20) ? len : (16u << 20), done = 0;
 	unsigned char *buf = malloc(cap);
 	if (!buf)
-		return train_fail(-ENOMEM, "out of memory loading %s", path);
+		return train_fail(-ENOMEM, "out of memory loading %s", f->path);
 	for (;;) {
-		int rc = idx_read(f, path, buf + done, cap - done, what);
+		size_t got;
+		int rc = idx_read_some(f, buf + done, cap - done, &got);
+		if (!rc && got < cap - done) /* say how much the header promised */
+			rc = train_fail(-EINVAL, "%s is truncated (%s: expected %zu bytes)",
+			                f->path, what, len);
 		if (rc) {
 			free(buf);
-			if (rc == -EINVAL) /* say how much the header promised */
-				return train_fail(-EINVAL,
-				                  "%s is truncated (%s: expected %zu bytes)", path,
-				                  what, len);
 			return rc;
 		}
 		done = cap;
@@ -121,7 +298,7 @@ static int idx_read_alloc(gzFile f, const char *path, unsigned char **out, size_
 		unsigned char *nb = realloc(buf, cap);
 		if (!nb) {
 			free(buf);
-			return train_fail(-ENOMEM, "out of memory loading %s", path);
+			return train_fail(-ENOMEM, "out of memory loading %s", f->path);
 		}
 		buf = nb;
 	}
@@ -129,23 +306,20 @@ static int idx_read_alloc(gzFile f, const char *path, unsigned char **out, size_
 	return 0;
 }
 
-static int idx_expect_end(gzFile f, const char *path)
+static int idx_expect_end(idx_file *f)
 {
-	char c;
-	int n = gzread(f, &c, 1);
-	if (n < 0) {
-		int errnum;
-		return train_fail(-EIO, "cannot read %s (%s)", path, gzerror(f, &errnum));
-	}
-	if (n > 0)
-		return train_fail(-EINVAL, "%s has trailing bytes after its data", path);
-	return 0;
+	unsigned char c;
+	size_t got;
+	int rc = idx_read_some(f, &c, 1, &got);
+	if (!rc && got > 0)
+		rc = train_fail(-EINVAL, "%s has trailing bytes after its data", f->path);
+	return rc;
 }
 
 int train_idx_load_images(train_dataset *out, const char *path)
 {
 	memset(out, 0, sizeof(*out));
-	gzFile f;
+	idx_file *f;
 	unsigned char hdr[16];
 	int rc = idx_open_header(&f, path, hdr, sizeof(hdr), IDX_MAGIC_IMAGES, "image");
 	if (rc)
@@ -160,10 +334,10 @@ int train_idx_load_images(train_dataset *out, const char *path)
 		goto out;
 	}
 	size_t features = (size_t)rows * cols, total = (size_t)count * features;
-	rc = idx_read_alloc(f, path, &raw, total, "pixels");
+	rc = idx_read_alloc(f, &raw, total, "pixels");
 	if (rc)
 		goto out;
-	rc = idx_expect_end(f, path);
+	rc = idx_expect_end(f);
 	if (rc)
 		goto out;
 	x = malloc(total * sizeof(float));
@@ -186,7 +360,7 @@ int train_idx_load_images(train_dataset *out, const char *path)
 out:
 	free(raw);
 	free(x);
-	gzclose(f);
+	idx_close(f);
 	return rc;
 }
 
@@ -194,7 +368,7 @@ int train_idx_load_labels(int32_t **out, uint32_t *out_count, const char *path, 
 {
 	*out = NULL;
 	*out_count = 0;
-	gzFile f;
+	idx_file *f;
 	unsigned char hdr[8];
 	int rc = idx_open_header(&f, path, hdr, sizeof(hdr), IDX_MAGIC_LABELS, "label");
 	if (rc)
@@ -206,10 +380,10 @@ int train_idx_load_labels(int32_t **out, uint32_t *out_count, const char *path, 
 		rc = train_fail(-EINVAL, "%s has an implausible label count %u", path, count);
 		goto out;
 	}
-	rc = idx_read_alloc(f, path, &raw, count, "labels");
+	rc = idx_read_alloc(f, &raw, count, "labels");
 	if (rc)
 		goto out;
-	rc = idx_expect_end(f, path);
+	rc = idx_expect_end(f);
 	if (rc)
 		goto out;
 	y = malloc((size_t)count * sizeof(*y));
@@ -233,7 +407,7 @@ int train_idx_load_labels(int32_t **out, uint32_t *out_count, const char *path, 
 out:
 	free(raw);
 	free(y);
-	gzclose(f);
+	idx_close(f);
 	return rc;
 }
 

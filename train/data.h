@@ -44,8 +44,9 @@ typedef struct train_data {
  */
 int train_data_load(train_data *out, const char *spec, uint32_t features, uint32_t classes);
 
-/** Read one IDX file (gzipped or not). @p expect_dims 3 for images, 1 for labels.
- *  Images are scaled to [0,1] floats; labels checked against @p classes. */
+/** Read one IDX file of unsigned bytes: images (3 dimensions) or labels (1 dimension), plain or
+ *  gzipped (one or more gzip members and nothing after them). Images are scaled to [0,1]
+ *  floats; labels checked against @p classes. */
 int train_idx_load_images(train_dataset *out, const char *path);
 int train_idx_load_labels(int32_t **out, uint32_t *out_count, const char *path, uint32_t classes);
 

@@ -152,6 +152,36 @@ printf '1,0,0\n1,2,3,4,5,6,7\n' >"$work/bad.csv"
 expect_error 1 "bad.csv:1: expected 7 fields" --store "$work/b" --data "$work/bad.csv" --layers 6,4 --val-split 1
 printf '1,0,0,0,0,0,0\n9,2,3,4,5,6,7\n' >"$work/bad.csv"
 expect_error 1 "bad.csv:2: label 9" --store "$work/b" --data "$work/bad.csv" --layers 6,4 --val-split 1
+# IDX files of another element type or dimension count say what they are
+mkdir "$work/idxf"
+python3 - "$work/idxf" <<'PY'
+import struct, sys
+d = sys.argv[1]
+open(d + "/train-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0xD03, 2, 2, 3) + bytes(48))
+open(d + "/train-labels-idx1-ubyte", "wb").write(struct.pack(">II", 0x801, 2) + bytes(2))
+PY
+expect_error 1 "$work/idxf/train-images-idx3-ubyte is an IDX file of float32 elements with 3 dimensions: only unsigned-byte images (3 dimensions) and labels (1 dimension) are supported" \
+	--store "$work/b" --data "$work/idxf" --layers 6,4 --val-split 1
+# bytes after the last gzip member are refused, as after a plain file's data (zlib's gzread
+# ignored them); concatenated gzip members are one stream, as gzip -d reads them
+mkdir "$work/gzj"
+python3 - "$work/gzj" <<'PY'
+import gzip, struct, sys
+d = sys.argv[1]
+def w(name, data):
+    open("%s/%s" % (d, name), "wb").write(data)
+images = struct.pack(">IIII", 0x803, 4, 2, 3) + bytes(range(24))
+labels = struct.pack(">II", 0x801, 4) + bytes([0, 1, 2, 3])
+w("train-images-idx3-ubyte.gz", gzip.compress(images[:20]) + gzip.compress(images[20:]))
+w("train-labels-idx1-ubyte.gz", gzip.compress(labels) + b"JUNK")
+w("t10k-images-idx3-ubyte.gz", gzip.compress(struct.pack(">IIII", 0x803, 2, 2, 3) + bytes(12)))
+w("t10k-labels-idx1-ubyte", struct.pack(">II", 0x801, 2) + bytes([1, 3]))
+PY
+expect_error 1 "$work/gzj/train-labels-idx1-ubyte.gz has trailing bytes after its gzip data (not another gzip member)" \
+	--store "$work/b" --data "$work/gzj" --layers 6,4 --val-split 1
+head -c -4 "$work/gzj/train-labels-idx1-ubyte.gz" >"$work/gzj/l" && mv "$work/gzj/l" "$work/gzj/train-labels-idx1-ubyte.gz"
+$TRAIN --store "$work/gzj/s" --data "$work/gzj" --layers 6,4 --val-split 1 --epochs 1 --quiet \
+	--no-sync 2>"$work/err" || fail "IDX images in two gzip members: $(cat "$work/err")"
 [ -e "$work/b" ] && fail "a store was created by bad data"
 
 # resume with another architecture / optimizer / settings leaves the store as it was

@@ -240,6 +240,17 @@ static void put_be32(unsigned char *p, uint32_t v)
 	p[0] = v >> 24, p[1] = v >> 16, p[2] = v >> 8, p[3] = v;
 }
 
+/* write (mode "wb") or append ("ab") @p len bytes to the file @p name in the test directory */
+static void put_file(const char *name, const char *mode, const void *bytes, size_t len)
+{
+	char path[512];
+	path_in(path, sizeof(path), name);
+	FILE *f = fopen(path, mode);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
 /* write an IDX file; gz selects gzip; truncate_by drops bytes from the end */
 static void write_idx(const char *name, bool gz, uint32_t magic, uint32_t count, uint32_t rows,
                       uint32_t cols, size_t truncate_by, uint8_t label_max)
@@ -322,7 +333,10 @@ START_TEST(test_idx_rejects_malformed_files)
 	write_idx("train-images-idx3-ubyte.gz", true, 0x803, 30, 2, 3, 5, 0);
 	expect_load_error(6, 4, "truncated");
 	write_idx("train-images-idx3-ubyte.gz", true, 0x802, 30, 2, 3, 0, 0);
-	expect_load_error(6, 4, "not an IDX image file");
+	expect_load_error(6, 4,
+	                  "train-images-idx3-ubyte.gz is an IDX file of unsigned-byte elements "
+	                  "with 2 dimensions: only unsigned-byte images (3 dimensions) and labels "
+	                  "(1 dimension) are supported");
 	write_idx("train-images-idx3-ubyte.gz", true, 0x803, 31, 2, 3, 0, 0);
 	expect_load_error(6, 4, "has 30 labels but its images file has 31");
 	write_idx("train-images-idx3-ubyte.gz", true, 0x803, 30, 2, 3, 0, 0);
@@ -338,14 +352,99 @@ START_TEST(test_idx_rejects_malformed_files)
 }
 END_TEST
 
+/* IDX files of element types or dimension counts ckpt-train does not read say what they are;
+ * a label file where images belong (and the reverse) says so; garbage is "not an IDX file" */
+START_TEST(test_idx_names_unsupported_types_and_dimensions)
+{
+	static const struct {
+		const char *name;
+		uint32_t magic;
+		const char *needle;
+	} cases[] = {
+	    {"train-images-idx3-ubyte", 0xD03,
+	     "train-images-idx3-ubyte is an IDX file of float32 elements with 3 dimensions: only "
+	     "unsigned-byte images (3 dimensions) and labels (1 dimension) are supported"},
+	    {"train-images-idx3-ubyte", 0x801,
+	     "train-images-idx3-ubyte is not an IDX image file: it is an IDX label file (magic "
+	     "0x00000801, expected 0x00000803)"},
+	    {"train-images-idx3-ubyte", 0x12345678,
+	     "train-images-idx3-ubyte is not an IDX image file (magic 0x12345678, expected "
+	     "0x00000803)"},
+	    /* only the 4-byte magic is read, however short the rest of the file */
+	    {"train-labels-idx1-ubyte", 0xC01,
+	     "train-labels-idx1-ubyte is an IDX file of int32 elements with 1 dimension: only "
+	     "unsigned-byte images"},
+	    {"train-labels-idx1-ubyte", 0x803,
+	     "train-labels-idx1-ubyte is not an IDX label file: it is an IDX image file"},
+	    {"train-labels-idx1-ubyte", 0x900,
+	     "is an IDX file of signed-byte elements with 0 dimensions"},
+	    {"train-labels-idx1-ubyte", 0xE02,
+	     "is an IDX file of float64 elements with 2 dimensions"},
+	    {"train-labels-idx1-ubyte", 0xB01, "is an IDX file of int16 elements with 1 dimension"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_good_idx_set(false);
+		unsigned char magic[4];
+		put_be32(magic, cases[i].magic);
+		put_file(cases[i].name, "wb", magic, sizeof(magic));
+		expect_load_error(6, 4, cases[i].needle);
+	}
+}
+END_TEST
+
+/* gzip: concatenated members are one stream, as `gzip -d` reads them; anything else after the
+ * last member is refused, as trailing bytes in a plain file are (zlib's gzread ignored it) */
+START_TEST(test_idx_gzip_members_concatenate_and_trailing_bytes_are_refused)
+{
+	write_good_idx_set(true);
+	/* the training labels (8 + 30 bytes) as two members: 10 bytes, then 28 */
+	unsigned char labels[38];
+	put_be32(labels, 0x801);
+	put_be32(labels + 4, 30);
+	for (int i = 0; i < 30; i++)
+		labels[8 + i] = (unsigned char)(i % 4);
+	char path[512];
+	path_in(path, sizeof(path), "train-labels-idx1-ubyte.gz");
+	for (int part = 0; part < 2; part++) {
+		gzFile gz = gzopen(path, part ? "ab" : "wb");
+		ck_assert_ptr_nonnull(gz);
+		ck_assert_int_eq(gzwrite(gz, labels + (part ? 10 : 0), part ? 28 : 10),
+		                 part ? 28 : 10);
+		ck_assert_int_eq(gzclose(gz), Z_OK);
+	}
+	train_data d;
+	ck_assert_msg(train_data_load(&d, tmpdir, 6, 4) == 0, "%s", train_last_error());
+	ck_assert_uint_eq(d.train.count, 30);
+	for (int i = 0; i < 30; i++)
+		ck_assert_int_eq(d.train.y[i], i % 4);
+	train_data_free(&d);
+	put_file("train-labels-idx1-ubyte.gz", "ab", "JUNK", 4);
+	expect_load_error(6, 4,
+	                  "train-labels-idx1-ubyte.gz has trailing bytes after its gzip data (not "
+	                  "another gzip member)");
+	/* one byte after the member, and data past the IDX body inside the gzip stream */
+	write_good_idx_set(true);
+	put_file("train-images-idx3-ubyte.gz", "ab", "\0", 1);
+	expect_load_error(6, 4,
+	                  "train-images-idx3-ubyte.gz has trailing bytes after its gzip data");
+	write_good_idx_set(true);
+	gzFile gz = gzopen(path, "ab");
+	ck_assert_ptr_nonnull(gz);
+	ck_assert_int_eq(gzwrite(gz, "x", 1), 1);
+	ck_assert_int_eq(gzclose(gz), Z_OK);
+	expect_load_error(6, 4, "train-labels-idx1-ubyte.gz has trailing bytes after its data");
+	/* a stream cut inside its member */
+	write_good_idx_set(true);
+	path_in(path, sizeof(path), "train-images-idx3-ubyte.gz");
+	ck_assert_int_eq(truncate(path, 30), 0);
+	expect_load_error(6, 4, "cannot read");
+	expect_load_error(6, 4, "train-images-idx3-ubyte.gz (its gzip data is truncated)");
+}
+END_TEST
+
 static void write_text(const char *name, const char *text)
 {
-	char path[512];
-	path_in(path, sizeof(path), name);
-	FILE *f = fopen(path, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	ck_assert_int_eq(fclose(f), 0);
+	put_file(name, "w", text, strlen(text));
 }
 
 START_TEST(test_csv_loads_header_rows_and_test_sibling)
@@ -794,6 +893,8 @@ static Suite *train_suite(void)
 	tcase_add_checked_fixture(data, setup, teardown);
 	tcase_add_test(data, test_idx_loads_gzipped_and_plain_files);
 	tcase_add_test(data, test_idx_rejects_malformed_files);
+	tcase_add_test(data, test_idx_names_unsupported_types_and_dimensions);
+	tcase_add_test(data, test_idx_gzip_members_concatenate_and_trailing_bytes_are_refused);
 	tcase_add_test(data, test_csv_loads_header_rows_and_test_sibling);
 	tcase_add_test(data, test_csv_rejects_bad_rows);
 	tcase_add_test(data, test_synthetic_data_is_deterministic);
