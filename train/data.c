@@ -4,6 +4,7 @@
  * are converted to floats once at load; the epoch loop only gathers rows.
  */
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -485,12 +486,38 @@ fail:
 
 /* ---- CSV ---------------------------------------------------------------------------------- */
 
+/* a number, even one out of a double's range (refused later with that reason) */
 static bool csv_is_number(const char *s)
 {
 	char *end;
-	errno = 0;
 	strtod(s, &end);
-	return end != s && errno == 0;
+	return end != s;
+}
+
+/* Line 1 is a header when its first field is not a number, or when its fields are the column
+ * indices 0,1,...,n-1 (n >= 2): what pandas writes for a DataFrame built from an array
+ * (np.column_stack([y, X])) saved with index=False. Blanks around a field are allowed, as
+ * around values. */
+static bool csv_is_header(const char *line)
+{
+	if (!csv_is_number(line)) /* strtod stops at the first comma */
+		return true;
+	unsigned long index = 0;
+	for (const char *p = line;; index++) {
+		p += strspn(p, " \t");
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(p, &end, 10);
+		if (end == p || *p < '0' || *p > '9' || errno || v != index ||
+		    (*p == '0' && end - p > 1))
+			return false;
+		end += strspn(end, " \t");
+		if (*end == '\0')
+			return index >= 1;
+		if (*end != ',')
+			return false;
+		p = end + 1;
+	}
 }
 
 int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint32_t classes)
@@ -517,19 +544,17 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 			memmove(line, line + 3, (size_t)n - 2);
 			n -= 3;
 		}
+		if (memchr(line, '\0', (size_t)n)) {
+			/* getline reads past it, but the fields would end there */
+			rc = train_fail(-EINVAL,
+			                "%s:%lu: contains a NUL byte (at byte %zu of the line)",
+			                path, lineno, strlen(line) + 1);
+			goto out;
+		}
 		if (n == 0)
 			continue;
-		if (lineno == 1) {
-			/* a header line: its first field is not a number */
-			char *comma = strchr(line, ',');
-			if (comma)
-				*comma = '\0';
-			bool header = !csv_is_number(line);
-			if (comma)
-				*comma = ',';
-			if (header)
-				continue;
-		}
+		if (lineno == 1 && csv_is_header(line))
+			continue;
 		if (rows == rows_cap) {
 			size_t ncap = rows_cap ? rows_cap * 2 : 1024;
 			float *nx = realloc(x, ncap * features * sizeof(float));
@@ -552,6 +577,10 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 			char *end;
 			errno = 0;
 			double v = strtod(p, &end);
+			/* a value below the normal range is what it rounds to (1e-400 is 0), as
+			 * Python's float() reads it; one too large for a double is not a pixel */
+			bool underflow = errno == ERANGE && fabs(v) <= DBL_MIN;
+			bool overflow = errno == ERANGE && !underflow;
 			/* blanks around a value are allowed on both sides, as numpy.loadtxt does;
 			 * hexadecimal (which strtod also reads) is not a CSV number */
 			bool hex = false;
@@ -559,12 +588,14 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 				hex = *q == 'x' || *q == 'X';
 			while (end != p && (*end == ' ' || *end == '\t'))
 				end++;
-			if (end == p || errno != 0 || hex || (*end != ',' && *end != '\0') ||
-			    !isfinite(v)) {
+			bool number = end != p && !hex && (*end == ',' || *end == '\0');
+			if (!number || (errno != 0 && !underflow) || !isfinite(v)) {
 				size_t flen = strcspn(p, ",");
-				rc = train_fail(-EINVAL, "%s:%lu: field %u '%.*s' is not a number",
-				                path, lineno, field + 1,
-				                (int)(flen > 40 ? 40 : flen), p);
+				rc = train_fail(-EINVAL, "%s:%lu: field %u '%.*s' %s", path, lineno,
+				                field + 1, (int)(flen > 40 ? 40 : flen), p,
+				                number && overflow
+				                    ? "is out of range (too large for a number)"
+				                    : "is not a number");
 				goto out;
 			}
 			if (field == 0) {
@@ -676,13 +707,26 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
+static bool is_ascii_letter(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 bool train_csv_test_sibling(char *buf, size_t len, const char *path)
 {
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
-	const char *hit = NULL;
-	for (const char *p = base; (p = strstr(p, "train")) != NULL; p++)
+	/* the last "train" that stands as a word (no ASCII letter on either side: digits, '_',
+	 * '-' and '.' separate words), else the last one anywhere: train_constrained.csv has
+	 * test_constrained.csv beside it, mytrain.csv has mytest.csv */
+	const char *hit = NULL, *word = NULL;
+	for (const char *p = base; (p = strstr(p, "train")) != NULL; p++) {
 		hit = p;
+		if ((p == base || !is_ascii_letter(p[-1])) && !is_ascii_letter(p[5]))
+			word = p;
+	}
+	if (word)
+		hit = word;
 	if (!hit)
 		return false;
 	int n = snprintf(buf, len, "%.*stest%s", (int)(hit - path), path, hit + 5);

@@ -36,8 +36,8 @@ typedef struct train_data {
 /**
  * Load the data named by @p spec: "fashion-mnist" (the Debian package's directory),
  * "synthetic", a directory holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], or a
- * FILE.csv (label, then features; the test set is the sibling file whose name has the last
- * "train" replaced by "test", if it exists).
+ * FILE.csv (label, then features; the test set is the sibling file named by
+ * train_csv_test_sibling(), if it exists).
  * @param features expected feature count (the model's input width)
  * @param classes  labels must be below this (the model's output width)
  * @return 0, -ENOENT (missing file), -EINVAL (malformed or mismatched), -EIO, -ENOMEM.
@@ -50,11 +50,16 @@ int train_data_load(train_data *out, const char *spec, uint32_t features, uint32
 int train_idx_load_images(train_dataset *out, const char *path);
 int train_idx_load_labels(int32_t **out, uint32_t *out_count, const char *path, uint32_t classes);
 
-/** Read a CSV file: optional header line, then "label,f1,...,fN" rows of numbers in [0,255]. */
+/** Read a CSV file: an optional header line, then "label,f1,...,fN" rows of numbers in
+ *  [0,255]. Line 1 is a header when its first field is not a number, or when its fields are
+ *  the column indices 0,1,...,n-1 (n >= 2, as pandas writes them for an unnamed DataFrame).
+ *  A line with a NUL byte is refused. */
 int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint32_t classes);
 
-/** The name of the test file beside the training CSV @p path: the last "train" of its base
- *  name replaced by "test" (whether that file exists is not checked).
+/** The name of the test file beside the training CSV @p path: in its base name, the last
+ *  "train" that stands as a word (no ASCII letter right before or after it) replaced by
+ *  "test", or if there is none the last "train" anywhere (train_constrained.csv:
+ *  test_constrained.csv; mytrain.csv: mytest.csv). Whether that file exists is not checked.
  *  @return false if the base name holds no "train" or the name does not fit @p len. */
 bool train_csv_test_sibling(char *buf, size_t len, const char *path);
 

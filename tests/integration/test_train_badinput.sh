@@ -152,6 +152,14 @@ printf '1,0,0\n1,2,3,4,5,6,7\n' >"$work/bad.csv"
 expect_error 1 "bad.csv:1: expected 7 fields" --store "$work/b" --data "$work/bad.csv" --layers 6,4 --val-split 1
 printf '1,0,0,0,0,0,0\n9,2,3,4,5,6,7\n' >"$work/bad.csv"
 expect_error 1 "bad.csv:2: label 9" --store "$work/b" --data "$work/bad.csv" --layers 6,4 --val-split 1
+# a NUL byte ended the row there (2 samples of 3 fields were trained); a value too large for a
+# double is out of range, not "not a number"
+printf '1,2,3\0,4\n0,1,1\n' >"$work/n_train.csv"
+expect_error 1 "$work/n_train.csv:1: contains a NUL byte (at byte 6 of the line)" --store "$work/b" \
+	--data "$work/n_train.csv" --layers 2,2 --val-split 0
+printf '1,2,3\n0,1,1e400\n' >"$work/o_train.csv"
+expect_error 1 "$work/o_train.csv:2: field 3 '1e400' is out of range (too large for a number)" \
+	--store "$work/b" --data "$work/o_train.csv" --layers 2,2 --val-split 0
 # IDX files of another element type or dimension count say what they are
 mkdir "$work/idxf"
 python3 - "$work/idxf" <<'PY'
@@ -240,7 +248,7 @@ $TRAIN --store "$work/wide" --data "$work/ok" --layers 6,5 --val-split 8 --epoch
 	--no-sync || fail "a model with more outputs than classes was refused"
 expect_error 2 "the last size is the number of classes and must be at least 2" \
 	--store "$work/new" --data synthetic --layers 16,8,1
-printf '0,1,2\n1,3,4\n' >"$work/two_train.csv"
+printf '0,2,1\n1,3,4\n' >"$work/two_train.csv"
 printf '2,1,2\n' >"$work/two_test.csv"
 expect_error 1 "$work/two_test.csv:1: label 2 is not an integer in [0, 2) (the last --layers size)" \
 	--store "$work/new" --data "$work/two_train.csv" --layers 2,2 --val-split 1
@@ -318,7 +326,7 @@ $CKPT info "$work/twice" | grep -q '^checkpoints: 1$' || fail "a later --epochs 
 # without validation samples, --keep-top without --keep-last, dampening without momentum
 # a batch larger than the training samples is one partial batch per epoch, the default 128
 # on a tiny data set too
-printf '0,1,2\n1,3,4\n2,5,6\n0,1,3\n1,4,4\n2,6,5\n' >"$work/tiny_train.csv"
+printf '0,2,1\n1,3,4\n2,5,6\n0,1,3\n1,4,4\n2,6,5\n' >"$work/tiny_train.csv"
 $TRAIN --store "$work/tiny" --data "$work/tiny_train.csv" --layers 2,3 --val-split 2 --epochs 2 \
 	--quiet --no-sync 2>"$work/err" || fail "the default batch on 4 training samples: $(cat "$work/err")"
 $CKPT info "$work/tiny" | grep -q '^checkpoints: 2$' || fail "a partial batch did not train 2 epochs"
@@ -396,7 +404,7 @@ fi
 
 # a resume on a data set that changed since the run started (other pixels, other labels, more
 # samples)
-printf '0,1,2\n1,3,4\n2,5,6\n0,7,8\n1,9,10\n2,1,1\n' >"$work/d_train.csv"
+printf '0,2,1\n1,3,4\n2,5,6\n0,7,8\n1,9,10\n2,1,1\n' >"$work/d_train.csv"
 $TRAIN --store "$work/drun" --data "$work/d_train.csv" --layers 2,3 --val-split 2 --batch-size 2 \
 	--epochs 1 --quiet --no-sync || fail "training on d_train.csv"
 $TRAIN --store "$work/drun" --resume --epochs 2 --quiet --no-sync || fail "resume on the same data"

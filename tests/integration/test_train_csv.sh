@@ -91,8 +91,8 @@ echo "ok: a run resumes on its data moved with its test file, and refuses other 
 # blanks around a value are allowed on both sides (numpy.loadtxt reads such files); the values
 # are the same as without them. Hexadecimal is not a CSV number.
 mkdir -p "$work/ws" "$work/plain"
-printf '0,1,2,3\n1,2,3,4\n2,3,4,5\n0,9,8,7\n' >"$work/plain/p_train.csv"
-printf '0 , 1 ,2, 3\n1,2 ,3 ,4 \n2,\t3\t,4,5\n 0,9 , 8,7\t\n' >"$work/ws/p_train.csv"
+printf '0,1,2,9\n1,2,3,4\n2,3,4,5\n0,9,8,7\n' >"$work/plain/p_train.csv"
+printf '0 , 1 ,2, 9\n1,2 ,3 ,4 \n2,\t3\t,4,5\n 0,9 , 8,7\t\n' >"$work/ws/p_train.csv"
 for d in plain ws; do
 	$TRAIN --store "$work/$d/s" --data "$work/$d/p_train.csv" --layers 3,3 --val-split 0 \
 		--batch-size 2 --epochs 1 --threads 1 --no-sync --quiet 2>"$work/err" ||
@@ -105,3 +105,24 @@ $TRAIN --store "$work/ws/h" --data "$work/ws/h_train.csv" --layers 3,3 --val-spl
 	--quiet 2>"$work/err" && fail "a hexadecimal CSV value was accepted"
 grep -q "field 2 '0x10' is not a number" "$work/err" || fail "hex: $(cat "$work/err")"
 echo "ok: blanks around CSV values are allowed, hexadecimal is refused"
+
+# the header pandas writes for a DataFrame built from an array (column indices 0,1,...,n-1) is
+# not a sample: 40 rows are 40 steps of one sample
+(echo 0,1,2; for _ in $(seq 20); do echo 1,200,10; echo 0,10,200; done) >"$work/pd_train.csv"
+$TRAIN --store "$work/pd" --data "$work/pd_train.csv" --layers 2,2 --val-split 0 --epochs 1 \
+	--batch-size 1 --threads 1 --no-sync >"$work/out" 2>"$work/err" || fail "pandas header: $(cat "$work/err")"
+grep -q '^epoch 1/1  step 40 ' "$work/out" || fail "pandas header: $(cat "$work/out")"
+# the test file replaces the "train" that stands as a word (not the one inside "constrained")
+mkdir "$work/word"
+for f in train_constrained test_constrained; do
+	for _ in 1 2 3 4; do echo 1,200,10; echo 0,10,200; done >"$work/word/$f.csv"
+done
+$TRAIN --store "$work/word/s" --data "$work/word/train_constrained.csv" --layers 2,2 --val-split 2 \
+	--epochs 1 --threads 1 --no-sync >"$work/out" 2>"$work/err" || fail "train_constrained.csv: $(cat "$work/err")"
+grep -q test_acc "$work/out" && [ ! -s "$work/err" ] ||
+	fail "test_constrained.csv was not taken as the test set: $(cat "$work/out" "$work/err")"
+# a value below a double's normal range is read as what it rounds to (about 0)
+printf '1,2,1e-310\n0,1e-400,4\n' >"$work/tiny_train.csv"
+$TRAIN --store "$work/tiny" --data "$work/tiny_train.csv" --layers 2,2 --val-split 0 --epochs 1 \
+	--threads 1 --no-sync --quiet 2>"$work/err" || fail "values that underflow were refused: $(cat "$work/err")"
+echo "ok: a pandas index header, the test file of train_constrained.csv, values that underflow"

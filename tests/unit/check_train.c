@@ -447,6 +447,17 @@ static void write_text(const char *name, const char *text)
 	put_file(name, "w", text, strlen(text));
 }
 
+/* write @p text as the CSV file @p name and load it, which must succeed */
+static void load_csv_text(train_data *out, const char *name, const char *text, uint32_t features,
+                          uint32_t classes)
+{
+	write_text(name, text);
+	char path[512];
+	path_in(path, sizeof(path), name);
+	ck_assert_msg(train_data_load(out, path, features, classes) == 0, "%s: %s", name,
+	              train_last_error());
+}
+
 START_TEST(test_csv_loads_header_rows_and_test_sibling)
 {
 	write_text("digits_train.csv", "label,p1,p2,p3\n1,0,255,51\r\n0,255,0,0\n\n2,1,2,3\n");
@@ -483,6 +494,90 @@ START_TEST(test_csv_loads_header_rows_and_test_sibling)
 }
 END_TEST
 
+/* pandas writes the column indices 0,1,...,n-1 as the header of a DataFrame built from an
+ * array (pd.DataFrame(np.column_stack([y, X])).to_csv(index=False)): not a sample */
+START_TEST(test_csv_header_of_column_indices_is_not_a_sample)
+{
+	train_data d;
+	load_csv_text(&d, "pd_train.csv", "0,1,2,3\n1,0,255,51\n2,1,2,3\n", 3, 3);
+	ck_assert_uint_eq(d.train.count, 2);
+	ck_assert_int_eq(d.train.y[0], 1);
+	train_data_free(&d);
+	/* 784 pixels: the header's 257th field (256) was refused as a pixel */
+	size_t cap = 785 * 5 + 785 * 2 + 2, used = 0;
+	char *text = malloc(cap);
+	ck_assert_ptr_nonnull(text);
+	for (int i = 0; i <= 784; i++)
+		used += (size_t)snprintf(text + used, cap - used, i ? ",%d" : "%d", i);
+	used += (size_t)snprintf(text + used, cap - used, "\n2");
+	for (int i = 0; i < 784; i++)
+		used += (size_t)snprintf(text + used, cap - used, ",0");
+	snprintf(text + used, cap - used, "\n");
+	load_csv_text(&d, "wide_train.csv", text, 784, 10);
+	free(text);
+	ck_assert_uint_eq(d.train.count, 1);
+	ck_assert_int_eq(d.train.y[0], 2);
+	train_data_free(&d);
+	/* blanks around the indices, as around values */
+	load_csv_text(&d, "blank_train.csv", " 0 , 1,\t2,3 \n1,0,255,51\n", 3, 3);
+	ck_assert_uint_eq(d.train.count, 1);
+	train_data_free(&d);
+	/* anything else that is numbers is a sample: other numbers, another order, leading zeros,
+	 * a point, the indices on line 2 */
+	static const char *const samples[] = {"0,1,2,4\n", "0,2,1,3\n", "0,1,02,3\n", "0,1,2.0,3\n",
+	                                      "1,0,0,0\n0,1,2,3\n"};
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		load_csv_text(&d, "num_train.csv", samples[i], 3, 3);
+		ck_assert_msg(d.train.count == (i == 4 ? 2 : 1), "'%s': %u samples", samples[i],
+		              d.train.count);
+		train_data_free(&d);
+	}
+}
+END_TEST
+
+/* the test file's name replaces the last "train" that stands as a word, else the last one */
+START_TEST(test_csv_test_sibling_replaces_train_as_a_word)
+{
+	static const char *const cases[][2] = {
+	    {"train_constrained.csv", "test_constrained.csv"},
+	    {"data/x_train.csv", "data/x_test.csv"},
+	    {"mytrain.csv", "mytest.csv"},
+	    {"constrained.csv", "constested.csv"},
+	    {"trainer-train2.csv", "trainer-test2.csv"},
+	    {"train.restrained.csv", "test.restrained.csv"},
+	    {"a/TRAIN-Train.train.csv", "a/TRAIN-Train.test.csv"},
+	    {"train/trains.csv", "train/tests.csv"},
+	    {"train/x_train_v1.csv", "train/x_test_v1.csv"},
+	};
+	char buf[256];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_msg(train_csv_test_sibling(buf, sizeof(buf), cases[i][0]), "%s",
+		              cases[i][0]);
+		ck_assert_str_eq(buf, cases[i][1]);
+	}
+	ck_assert(!train_csv_test_sibling(buf, sizeof(buf), "train/blobs.csv"));
+}
+END_TEST
+
+/* a number below the normal range is what it rounds to (a pixel of about 0), as Python's
+ * float() reads it; one too large for a double is refused (test_csv_rejects_bad_rows) */
+START_TEST(test_csv_reads_values_that_underflow)
+{
+	train_data d;
+	load_csv_text(&d, "tiny.csv", "1,2,1e-310,1e-400\n1e-400,4.9e-324,-1e-400,255\n", 3, 3);
+	static const float pixels[] = {2.0f / 255.0f, 0, 0, 0, 0, 1};
+	ck_assert_uint_eq(d.train.count, 2);
+	for (size_t i = 0; i < sizeof(pixels) / sizeof(pixels[0]); i++)
+		ck_assert_float_eq_tol(d.train.x[i], pixels[i], 1e-7f);
+	/* the label 1e-400 is 0, and on line 1 it is a sample, not a header */
+	ck_assert_int_eq(d.train.y[1], 0);
+	train_data_free(&d);
+	load_csv_text(&d, "tiny.csv", "1e-400,0,0,0\n", 3, 3);
+	ck_assert_uint_eq(d.train.count, 1);
+	train_data_free(&d);
+}
+END_TEST
+
 static void expect_csv_error(const char *text, uint32_t classes, const char *needle)
 {
 	write_text("bad.csv", text);
@@ -505,6 +600,25 @@ START_TEST(test_csv_rejects_bad_rows)
 	expect_csv_error("1.5,0,0,0\n", 3, "label 1.5");
 	expect_csv_error("label,a,b,c\n", 3, "holds no samples");
 	expect_csv_error("1,0,,0\n", 3, "field 3 '' is not a number");
+	expect_csv_error("1,0,0,1e400\n", 3, "bad.csv:1: field 4 '1e400' is out of range");
+	expect_csv_error("1,0,0,-1e400\n", 3, "field 4 '-1e400' is out of range");
+	expect_csv_error("1e400,0,0,0\n", 3, "bad.csv:1: field 1 '1e400' is out of range");
+	expect_csv_error("1,0,0,inf\n", 3, "field 4 'inf' is not a number");
+	/* a NUL byte ended the row early (the rest of the line was dropped unseen) */
+	static const char nul[] = "1,2,3\0,4\n0,1,1\n";
+	put_file("bad.csv", "wb", nul, sizeof(nul) - 1);
+	char path[512];
+	path_in(path, sizeof(path), "bad.csv");
+	train_data d;
+	ck_assert_int_lt(train_data_load(&d, path, 3, 3), 0);
+	ck_assert_msg(strstr(train_last_error(), "bad.csv:1: contains a NUL byte (at byte 6 of the "
+	                                         "line)") != NULL,
+	              "%s", train_last_error());
+	static const char nul2[] = "1,2,3,4\n0,\0,1,1\n";
+	put_file("bad.csv", "wb", nul2, sizeof(nul2) - 1);
+	ck_assert_int_lt(train_data_load(&d, path, 3, 3), 0);
+	ck_assert_msg(strstr(train_last_error(), "bad.csv:2: contains a NUL byte") != NULL, "%s",
+	              train_last_error());
 }
 END_TEST
 
@@ -897,6 +1011,9 @@ static Suite *train_suite(void)
 	tcase_add_test(data, test_idx_gzip_members_concatenate_and_trailing_bytes_are_refused);
 	tcase_add_test(data, test_csv_loads_header_rows_and_test_sibling);
 	tcase_add_test(data, test_csv_rejects_bad_rows);
+	tcase_add_test(data, test_csv_header_of_column_indices_is_not_a_sample);
+	tcase_add_test(data, test_csv_test_sibling_replaces_train_as_a_word);
+	tcase_add_test(data, test_csv_reads_values_that_underflow);
 	tcase_add_test(data, test_synthetic_data_is_deterministic);
 	suite_add_tcase(s, data);
 	TCase *runs = tcase_create("runs");
