@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ckpt/holders.h"
@@ -50,17 +51,23 @@ static void describe_pid(char *buf, size_t len, long pid)
 }
 
 /* ckpt_flock_holders(), of the locks of mode @p only ("READ": shared, "WRITE": exclusive)
- * when not NULL */
-static int flock_holders(char *out, size_t len, const char *file, const char *only)
+ * when not NULL; *@p by_self, when not NULL, counts this process's own locks of that mode on
+ * @p file (-1 when /proc/locks cannot be read) */
+static int flock_holders(char *out, size_t len, const char *file, const char *only,
+                         int *by_self)
 {
 	if (len)
 		out[0] = '\0';
+	if (by_self)
+		*by_self = -1;
 	struct stat st;
 	if (stat(file, &st) != 0)
 		return 0;
 	FILE *f = fopen("/proc/locks", "r");
 	if (!f)
 		return 0;
+	if (by_self)
+		*by_self = 0;
 	char line[512];
 	int n = 0;
 	size_t used = 0;
@@ -75,10 +82,15 @@ static int flock_holders(char *out, size_t len, const char *file, const char *on
 		    sscanf(line, "%*[^:]: %15s %15s %15s %ld %x:%x:%llu", kind, type, mode, &pid,
 		           &maj, &min, &ino) != 7)
 			continue;
-		if (strcmp(kind, "FLOCK") != 0 || (only && strcmp(mode, only) != 0) || pid == self ||
+		if (strcmp(kind, "FLOCK") != 0 || (only && strcmp(mode, only) != 0) ||
 		    ino != (unsigned long long)st.st_ino ||
 		    maj != major(st.st_dev) || min != minor(st.st_dev))
 			continue;
+		if (pid == self) {
+			if (by_self)
+				(*by_self)++;
+			continue;
+		}
 		char who[128];
 		describe_pid(who, sizeof(who), pid);
 		if (used < len) {
@@ -101,12 +113,99 @@ int ckpt_flock_holders(char *out, size_t len, const char *file)
 {
 	STORE_NEED(out, "ckpt_flock_holders");
 	STORE_NEED(file, "ckpt_flock_holders");
-	return flock_holders(out, len, file, NULL);
+	return flock_holders(out, len, file, NULL, NULL);
 }
 
 int store_flock_readers(char *out, size_t len, const char *file)
 {
-	return flock_holders(out, len, file, "READ");
+	return flock_holders(out, len, file, "READ", NULL);
+}
+
+int store_dir_wait_ms = 60 * 1000;
+
+int store_flock_wait(int fd, int how, int timeout_ms)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	long pause_ns = 1000 * 1000; /* a create takes milliseconds: look often, then less often */
+	while (flock(fd, how | LOCK_NB) != 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			return -errno; /* ENOLCK, EOPNOTSUPP: a file system without flock */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long waited_ms = (now.tv_sec - start.tv_sec) * 1000LL +
+		                      (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (waited_ms >= timeout_ms)
+			return -EWOULDBLOCK;
+		struct timespec pause = {0, pause_ns};
+		nanosleep(&pause, NULL);
+		if (pause_ns < 10 * 1000 * 1000)
+			pause_ns *= 2;
+	}
+	return 0;
+}
+
+/* store_dir_lock_wait() of the directory at @p dir now */
+static int dir_lock_wait_once(int *out_fd, const char *dir, char *who, size_t wholen)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		*out_fd = fd;
+		return 0;
+	}
+	/* a lock of this process's own (ckpt gc holds it while it opens the store) is never
+	 * released by waiting */
+	int by_self;
+	if (errno != EWOULDBLOCK ||
+	    (flock_holders(who, wholen, dir, "WRITE", &by_self) == 0 && by_self > 0)) {
+		close(fd);
+		return 1;
+	}
+	int rc = store_flock_wait(fd, LOCK_SH, store_dir_wait_ms);
+	if (rc == 0) {
+		*out_fd = fd;
+		return 0;
+	}
+	close(fd);
+	if (rc != -EWOULDBLOCK)
+		return 1;
+	flock_holders(who, wholen, dir, "WRITE", NULL); /* who holds it now */
+	return -EWOULDBLOCK;
+}
+
+int store_dir_lock_wait(int *out_fd, const char *dir, char *who, size_t wholen)
+{
+	*out_fd = -1;
+	if (wholen)
+		who[0] = '\0';
+	/* the lock must be the directory's at @p dir still: a removal (ckpt_store_discard())
+	 * may have removed the one it was waited for on, and a create made a new one */
+	for (int attempt = 0; attempt < 100; attempt++) {
+		int rc = dir_lock_wait_once(out_fd, dir, who, wholen);
+		struct stat locked, now;
+		if (rc != 0 || fstat(*out_fd, &locked) != 0 || stat(dir, &now) != 0 ||
+		    (locked.st_dev == now.st_dev && locked.st_ino == now.st_ino))
+			return rc;
+		close(*out_fd);
+		*out_fd = -1;
+	}
+	return 1;
+}
+
+bool store_dir_locked_by_other(char *who, size_t wholen, const char *dir)
+{
+	if (wholen)
+		who[0] = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool locked = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	close(fd); /* releases a lock it took */
+	int by_self;
+	return locked && (flock_holders(who, wholen, dir, "WRITE", &by_self) > 0 || by_self <= 0);
 }
 
 /* The store directory's flock, taken @p how (LOCK_SH or LOCK_EX), waiting for it: ckpt gc

@@ -922,15 +922,31 @@ static int load_meta(ckpt_store *s, MDB_txn *txn)
 	return 0;
 }
 
-static void remove_env_files(const char *path, bool remove_dir)
+/* Remove @p path's data.mdb and lock.mdb, and with @p remove_dir the directory: 0, or the
+ * -errno of the first that could not be removed. A reader that opened the store just before
+ * may make a new lock.mdb (it drops it again when its open fails), so a directory that is not
+ * empty is tried again for a moment. */
+static int remove_env_files(const char *path, bool remove_dir)
 {
 	char buf[4096];
-	snprintf(buf, sizeof(buf), "%s/data.mdb", path);
-	unlink(buf);
-	snprintf(buf, sizeof(buf), "%s/lock.mdb", path);
-	unlink(buf);
-	if (remove_dir)
-		rmdir(path);
+	int rc = 0;
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s/%s", path, files[i]);
+		if (unlink(buf) != 0 && errno != ENOENT && !rc)
+			rc = -errno;
+	}
+	for (int attempt = 0; remove_dir && rmdir(path) != 0; attempt++) {
+		if ((errno != ENOTEMPTY && errno != EEXIST) || attempt == 100) {
+			if (!rc)
+				rc = -errno;
+			break;
+		}
+		struct timespec one_ms = {0, 1000 * 1000};
+		nanosleep(&one_ms, NULL);
+		ckpt_drop_unused_lock_file(path);
+	}
+	return rc;
 }
 
 /* A create killed before its first commit leaves a data.mdb that is empty or holds no
@@ -1093,25 +1109,19 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 		if (!S_ISDIR(st.st_mode))
 			return store_error(-EEXIST, "%s: exists and is not a directory", path);
 		dir_lock = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		/* others hold it for moments (a create) or while they run (ckpt gc): up to a
-		 * minute */
-		for (int waited_ms = 0; dir_lock >= 0 && flock(dir_lock, LOCK_EX | LOCK_NB) != 0;) {
-			if (errno != EWOULDBLOCK && errno != EINTR)
-				break; /* a file system without flock: nothing to wait for */
-			if (waited_ms >= 60000) {
-				char who[512];
-				ckpt_flock_holders(who, sizeof(who), path);
-				close(dir_lock);
-				if (made_dir)
-					rmdir(path);
-				return store_error(-EBUSY,
-				                   "%s: the directory has been locked for a minute by %s "
-				                   "(a create or ckpt gc of it); try again when it is done",
-				                   path, who[0] ? who : "another process");
-			}
-			struct timespec ten_ms = {0, 10 * 1000 * 1000};
-			nanosleep(&ten_ms, NULL);
-			waited_ms += 10;
+		/* others hold it for moments (a create, a reader that found no store yet) or while
+		 * they run (ckpt gc): up to a minute; without flock there is nothing to wait for */
+		if (dir_lock >= 0 &&
+		    store_flock_wait(dir_lock, LOCK_EX, store_dir_wait_ms) == -EWOULDBLOCK) {
+			char who[512];
+			ckpt_flock_holders(who, sizeof(who), path);
+			close(dir_lock);
+			if (made_dir)
+				rmdir(path);
+			return store_error(-EBUSY,
+			                   "%s: the directory has been locked for a minute by %s "
+			                   "(a create or ckpt gc of it); try again when it is done",
+			                   path, who[0] ? who : "another process");
 		}
 		if (dir_lock < 0 || attempt >= 100 ||
 		    (fstat(dir_lock, &locked) == 0 && stat(path, &st) == 0 &&
@@ -1214,6 +1224,32 @@ fail:
 	return rc == STORE_EMAPFULL ? -ENOSPC : rc;
 }
 
+int ckpt_store_discard(const char *path, bool remove_dir)
+{
+	STORE_NEED(path, "ckpt_store_discard");
+	if (open_store_held(path))
+		return refuse_second_handle(path);
+	int dir_lock = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_lock < 0)
+		return store_error(-errno, "%s: %s", path, strerror(errno));
+	/* a create's lock, so that readers opening the store meanwhile wait and then find none
+	 * (ckpt_store_open()); they hold it shared for one open at most */
+	if (store_flock_wait(dir_lock, LOCK_EX, store_dir_wait_ms) == -EWOULDBLOCK) {
+		char who[512];
+		ckpt_flock_holders(who, sizeof(who), path);
+		close(dir_lock);
+		return store_error(-EBUSY,
+		                   "%s: the directory has been locked for a minute by %s (a create "
+		                   "or ckpt gc of it); the store was not removed",
+		                   path, who[0] ? who : "another process");
+	}
+	int rc = remove_env_files(path, remove_dir);
+	close(dir_lock);
+	if (rc)
+		return store_error(rc, "%s: cannot remove the store (%s)", path, strerror(-rc));
+	return 0;
+}
+
 static bool has_file(const char *dir, const char *name)
 {
 	char file[4096];
@@ -1263,14 +1299,23 @@ int store_check_data_file(const char *path)
 		                   "regular file)", path, S_ISLNK(lst.st_mode) ? "symbolic link" : "special file");
 	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
-		if (errno == ENOENT)
-			return store_error(
-			    CKPT_ENOTSTORE, "%s: not a ckpt store (no data.mdb%s)", path,
-			    has_file(path, "lock.mdb")
-			        ? "; a lock.mdb left by an interrupted create, which "
-			          "creating the store again replaces"
-			        : "");
-		return store_error(-errno, "%s: cannot read data.mdb (%s)", path, strerror(errno));
+		char who[512];
+		if (errno != ENOENT)
+			return store_error(-errno, "%s: cannot read data.mdb (%s)", path,
+			                   strerror(errno));
+		if (!has_file(path, "lock.mdb"))
+			return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (no data.mdb)", path);
+		/* a create holds the directory's flock from before lock.mdb until its store is
+		 * whole: only one that nobody holds was interrupted */
+		if (store_dir_locked_by_other(who, sizeof(who), path))
+			return store_error(CKPT_ENOTSTORE,
+			                   "%s: not a ckpt store yet (no data.mdb: it is being created "
+			                   "by %s)",
+			                   path, who[0] ? who : "another process");
+		return store_error(CKPT_ENOTSTORE,
+		                   "%s: not a ckpt store (no data.mdb; a lock.mdb left by an "
+		                   "interrupted create, which creating the store again replaces)",
+		                   path);
 	}
 	uint8_t meta[LMDB_META_END];
 	uint32_t psize;
@@ -1662,9 +1707,9 @@ fail:
 	if (txn)
 		mdb_txn_abort(txn);
 	/* a directory that is no store of ours (or a damaged one) is refused as it was found:
-	 * without the lock.mdb this open made */
-	bool drop_lock = s->lock_created &&
-	                 (rc == CKPT_ENOTSTORE || rc == CKPT_ESCHEMA || rc == CKPT_ECORRUPT);
+	 * without the lock.mdb this open made (-ENOENT: a store removed while it opened) */
+	bool drop_lock = s->lock_created && (rc == CKPT_ENOTSTORE || rc == CKPT_ESCHEMA ||
+	                                     rc == CKPT_ECORRUPT || rc == -ENOENT);
 	store_free(s);
 	if (drop_lock) /* unless a reader opened the store meanwhile */
 		ckpt_drop_unused_lock_file(path);
@@ -1689,14 +1734,8 @@ static bool data_file_id(struct stat *out, const char *path, const ckpt_store *s
  * such an open fail, and a hard-linked old file would be mapped without an error. Either way
  * data.mdb is another file by then: open that one, as if the open had started after the
  * compaction. */
-int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
+static int open_current(ckpt_store **out, const char *path, unsigned flags)
 {
-	if (!out)
-		return store_error(-EINVAL, "ckpt_store_open: no place for the handle (out is NULL)");
-	*out = NULL;
-	if (flags & ~CKPT_OPEN_READONLY)
-		return store_error(-EINVAL, "%s: unknown open flags 0x%x", path ? path : "(null)",
-		                   flags & ~CKPT_OPEN_READONLY);
 	for (int attempt = 0;; attempt++) {
 		struct stat before, mapped, now;
 		bool known = path && *path && data_file_id(&before, path, NULL);
@@ -1713,6 +1752,40 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 			*out = NULL;
 		}
 	}
+}
+
+/* A create holds the store directory's flock exclusively from before its first file until the
+ * store is whole, and the removal of a store that a failed run made (ckpt_store_discard())
+ * from its first unlink to its rmdir: a reader that looks meanwhile finds no store, part of an
+ * environment, or files vanishing under it. A read-only open that fails so waits for that lock
+ * (shared: other readers and ckpt-train's ckpt_writer_lock() share it) and opens once more
+ * holding it, which no create or removal can then be in the middle of: it sees the whole store
+ * or none, and says which for a true reason. Opens that succeed never look at the lock; a
+ * reader holds it only for that second open, so a create waits no longer than an open. */
+int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
+{
+	if (!out)
+		return store_error(-EINVAL, "ckpt_store_open: no place for the handle (out is NULL)");
+	*out = NULL;
+	if (flags & ~CKPT_OPEN_READONLY)
+		return store_error(-EINVAL, "%s: unknown open flags 0x%x", path ? path : "(null)",
+		                   flags & ~CKPT_OPEN_READONLY);
+	int rc = open_current(out, path, flags);
+	if (rc != CKPT_ENOTSTORE && rc != -ENOENT)
+		return rc;
+	if (!(flags & CKPT_OPEN_READONLY))
+		return rc;
+	int dir_lock;
+	char who[512];
+	if (store_dir_lock_wait(&dir_lock, path, who, sizeof(who)) == -EWOULDBLOCK)
+		return store_error(-EBUSY,
+		                   "%s: not a ckpt store yet: it is being created by %s, which has "
+		                   "held the directory's lock for a minute; try again when it is done",
+		                   path, who[0] ? who : "another process");
+	rc = open_current(out, path, flags);
+	if (dir_lock >= 0)
+		close(dir_lock);
+	return rc;
 }
 
 void ckpt_store_close(ckpt_store *store)

@@ -203,6 +203,23 @@ int store_check_data_file(const char *path);
 
 /** ckpt_flock_holders() of shared flocks only: the readers without lock.mdb (store/holders.c) */
 int store_flock_readers(char *out, size_t len, const char *file);
+/** How long a create, or a read-only open that found no store (yet), waits for the store
+ *  directory's flock: 60 s (tests shorten it). Its holders keep it for moments (a create, the
+ *  removal of a store a failed run made) or while they run (ckpt gc). */
+extern int store_dir_wait_ms;
+/** Take @p fd's flock @p how (LOCK_SH or LOCK_EX), waiting up to @p timeout_ms (polling, so
+ *  that the wait is bounded): 0 when taken, -EWOULDBLOCK when it was still held after that,
+ *  another negative errno where the file system has no flock (nothing to wait for). */
+int store_flock_wait(int fd, int how, int timeout_ms);
+/** The store directory @p dir's flock, shared, waiting up to store_dir_wait_ms for another
+ *  process that holds it exclusively (a create, a removal, ckpt gc). @return 0 with *@p out_fd
+ *  locked (close it to release), 1 with *@p out_fd -1 when there is nothing to wait for (no
+ *  directory, no flock, or this process holds it itself), -EWOULDBLOCK when it stayed held,
+ *  its holders in @p who. */
+int store_dir_lock_wait(int *out_fd, const char *dir, char *who, size_t wholen);
+/** Whether another process holds @p dir's flock exclusively now (a create or ckpt gc of the
+ *  store there), its holders in @p who ("" if unknown). */
+bool store_dir_locked_by_other(char *who, size_t wholen, const char *dir);
 /** -EBUSY naming them when other processes hold a shared flock on @p path's data.mdb: readers
  *  without lock.mdb, which LMDB cannot see, so a write could reuse the pages they read. The
  *  exclusive flock of ckpt-train and ckpt gc is theirs to check (ckpt_writer_lock()). */

@@ -105,6 +105,7 @@ typedef struct ckpt_store_options {
  * if missing) and write its run metadata.
  * Creates of one path run one at a time (an exclusive flock on the directory, which ckpt gc
  * holds too): a create waits for another, and the later one finds a store there (-EEXIST).
+ * Read-only opens that look while it creates wait for it (see ckpt_store_open()).
  * @return 0, -EEXIST if @p path already holds a store or other files, -EBUSY if this process
  *         has the store at @p path open or the directory stayed locked for a minute,
  *         -EACCES/-EROFS if it cannot be written, -EINVAL for bad options (monitor empty or
@@ -125,12 +126,33 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
  * reuse pages that its snapshots still read, so a second open of a store (by any path, read-
  * only or not) that this process holds open is refused; share the handle between threads
  * instead. A child made by fork() may open the store itself.
+ * A read-only open that finds no store, or part of one, while another process creates it
+ * (ckpt_store_create()) or removes it (ckpt_store_discard()) waits for that to end (for the
+ * directory's flock, up to a minute) and then opens the whole store or reports that there is
+ * none: it never fails because it looked at a store half made. It holds the lock, shared, only
+ * for that second open; an open that succeeds at once never waits.
  * @return 0, -ENOENT if @p path does not exist, CKPT_ENOTSTORE if it is not a store,
  *         CKPT_ESCHEMA if it was written by a newer schema, CKPT_ECORRUPT on damaged metadata,
- *         -EBUSY if this process has the store open already, or for a read-write open while
- *         another process reads it without lock.mdb (the message names it by pid and command).
+ *         -EBUSY if this process has the store open already, for a read-write open while
+ *         another process reads it without lock.mdb (the message names it by pid and command),
+ *         or for a read-only open of a store that another process has been creating for a
+ *         minute (the message names it).
  */
 int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags);
+
+/**
+ * Remove the store at @p path: its data.mdb and lock.mdb, and with @p remove_dir the
+ * directory too (refused, -ENOTEMPTY, when it holds other files). For a store that holds
+ * nothing to keep, such as one that this process created for a run that failed before its
+ * first checkpoint: it does not look inside. It holds the directory's flock exclusively, as
+ * ckpt_store_create() does, so that read-only opens started meanwhile (ckpt_store_open())
+ * wait and then find no store, never a store half removed. Close every handle of the store
+ * first.
+ * @return 0, -EBUSY if this process has the store open or another process has held the
+ *         directory's lock for a minute (nothing is removed then), -ENOENT if @p path does not
+ *         exist, or the -errno of a file that cannot be removed.
+ */
+int ckpt_store_discard(const char *path, bool remove_dir);
 
 /** Close a store. Its writers must be finished (committed or aborted) first. Snapshots of it
  *  that are still open keep it open: the last one to close closes it. Accepts NULL. */

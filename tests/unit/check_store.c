@@ -2678,6 +2678,218 @@ START_TEST(test_compact_of_what_is_not_a_store_is_a_clear_error)
 }
 END_TEST
 
+/* A store created and closed at @p path (no_sync). */
+static void make_store_at(const char *path)
+{
+	ckpt_run_meta m = test_meta("val_loss", CKPT_MODE_MIN);
+	ckpt_store_options o = {.chunk_size = 64, .no_sync = true};
+	ckpt_store *s = NULL;
+	OK(ckpt_store_create(&s, path, &m, &o));
+	ckpt_store_close(s);
+}
+
+/* What a create in another process shows before its store is whole: lock.mdb alone (0), an
+ * empty data.mdb beside it (1), an LMDB environment without any database (2). */
+static bool make_creating_state(const char *dir, int state)
+{
+	char f[700];
+	snprintf(f, sizeof(f), "%s/lock.mdb", dir);
+	int fd = open(f, O_RDWR | O_CREAT, 0644);
+	if (fd < 0)
+		return false;
+	close(fd);
+	snprintf(f, sizeof(f), "%s/data.mdb", dir);
+	if (state == 1 && (fd = open(f, O_RDWR | O_CREAT, 0644)) >= 0)
+		close(fd);
+	MDB_env *env;
+	if (state == 2) {
+		if (mdb_env_create(&env) || mdb_env_open(env, dir, 0, 0644))
+			return false;
+		mdb_env_close(env);
+	}
+	return state != 1 || fd >= 0;
+}
+
+/* Fork a process that plays a create of @p dir: it locks the directory as ckpt_store_create()
+ * does, shows @p state (make_creating_state), writes a byte to @p ready, and after @p hold_ms
+ * moves the data.mdb of the closed store @p whole into @p dir (none when NULL) and ends,
+ * which releases the lock. */
+static pid_t play_create(const char *dir, int state, int ready, int hold_ms, const char *whole)
+{
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid)
+		return pid;
+	int lock = open(dir, O_RDONLY | O_DIRECTORY);
+	char c = 0, from[700], to[700];
+	if (lock < 0 || flock(lock, LOCK_EX) != 0 || !make_creating_state(dir, state) ||
+	    write(ready, &c, 1) != 1)
+		_exit(3);
+	usleep((useconds_t)hold_ms * 1000);
+	if (whole) {
+		snprintf(from, sizeof(from), "%s/data.mdb", whole);
+		snprintf(to, sizeof(to), "%s/data.mdb", dir);
+		if (rename(from, to) != 0)
+			_exit(4);
+	}
+	_exit(0);
+}
+
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+START_TEST(test_a_read_only_open_during_a_create_waits_for_it_and_opens_the_whole_store)
+{
+	for (int state = 0; state < 3; state++) {
+		char dir[600], whole[600];
+		snprintf(dir, sizeof(dir), "%s/creating%d", tmpdir, state);
+		snprintf(whole, sizeof(whole), "%s/whole%d", tmpdir, state);
+		ck_assert_int_eq(mkdir(dir, 0755), 0);
+		make_store_at(whole);
+		int ready[2];
+		ck_assert_int_eq(pipe(ready), 0);
+		pid_t pid = play_create(dir, state, ready[1], 300, whole);
+		char c;
+		ck_assert_int_eq(read(ready[0], &c, 1), 1);
+		double start = now_ms();
+		ckpt_store *s = NULL;
+		int rc = ckpt_store_open(&s, dir, CKPT_OPEN_READONLY);
+		ck_assert_msg(rc == 0, "state %d: %s", state, ckpt_last_error());
+		ck_assert_double_ge(now_ms() - start, 100); /* it waited for the create */
+		ck_assert_str_eq(ckpt_store_meta(s)->monitor, "val_loss");
+		ckpt_store_close(s);
+		int status;
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		close(ready[0]);
+		close(ready[1]);
+	}
+}
+END_TEST
+
+START_TEST(test_a_create_that_holds_its_lock_too_long_is_named_and_never_called_interrupted)
+{
+	store_dir_wait_ms = 300;
+	char dir[600];
+	snprintf(dir, sizeof(dir), "%s/creating", tmpdir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	int ready[2];
+	ck_assert_int_eq(pipe(ready), 0);
+	pid_t pid = play_create(dir, 0, ready[1], 30 * 1000, NULL);
+	char c, who[64];
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	snprintf(who, sizeof(who), "being created by pid %ld", (long)pid);
+	ckpt_store *s = NULL;
+	double start = now_ms();
+	ck_assert_int_eq(ckpt_store_open(&s, dir, CKPT_OPEN_READONLY), -EBUSY);
+	ck_assert_double_ge(now_ms() - start, 250);
+	ck_assert_msg(strstr(ckpt_last_error(), who), "%s", ckpt_last_error());
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "for a minute"));
+	/* a read-write open does not wait, and says the same */
+	ck_assert_int_eq(ckpt_store_open(&s, dir, 0), CKPT_ENOTSTORE);
+	ck_assert_msg(strstr(ckpt_last_error(), who), "%s", ckpt_last_error());
+	ck_assert_ptr_null(strstr(ckpt_last_error(), "interrupted"));
+	/* killed: now its lock.mdb is the remnant of an interrupted create */
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	ck_assert_int_eq(ckpt_store_open(&s, dir, CKPT_OPEN_READONLY), CKPT_ENOTSTORE);
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "interrupted create"));
+	close(ready[0]);
+	close(ready[1]);
+	store_dir_wait_ms = 60 * 1000;
+}
+END_TEST
+
+START_TEST(test_read_only_opens_racing_creates_and_discards_see_a_whole_store_or_none)
+{
+	char dir[600];
+	snprintf(dir, sizeof(dir), "%s/cycling", tmpdir);
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		ckpt_run_meta m = test_meta("val_loss", CKPT_MODE_MIN);
+		ckpt_store_options o = {.chunk_size = 64, .no_sync = true};
+		for (int i = 0; i < 60; i++) {
+			ckpt_store *s;
+			if (ckpt_store_create(&s, dir, &m, &o))
+				_exit(3);
+			ckpt_store_close(s);
+			if (ckpt_store_discard(dir, true))
+				_exit(4);
+		}
+		_exit(0);
+	}
+	int opened = 0, status;
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		ckpt_store *s;
+		int rc = ckpt_store_open(&s, dir, CKPT_OPEN_READONLY);
+		/* or the empty directory that a create makes before it locks it */
+		static const char empty[] = ": not a ckpt store (no data.mdb)";
+		const char *msg = ckpt_last_error();
+		bool empty_dir = rc == CKPT_ENOTSTORE && strlen(msg) >= strlen(empty) &&
+		                 strcmp(msg + strlen(msg) - strlen(empty), empty) == 0;
+		ck_assert_msg(rc == 0 || rc == -ENOENT || empty_dir, "%s", ckpt_last_error());
+		opened += rc == 0;
+		ckpt_store_close(s);
+	}
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+	ck_assert(!exists(tmpdir, "cycling"));
+	(void)opened; /* how many opens fell between a create and its discard varies */
+}
+END_TEST
+
+START_TEST(test_discard_removes_the_store_under_the_directory_lock)
+{
+	make_store_at(storepath);
+	ckpt_store *s;
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ck_assert_int_eq(ckpt_store_discard(storepath, true), -EBUSY); /* open here */
+	ckpt_store_close(s);
+	/* it waits for a reader holding the lock for its second open */
+	int ready[2];
+	ck_assert_int_eq(pipe(ready), 0);
+	pid_t pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		int lock = open(storepath, O_RDONLY | O_DIRECTORY);
+		char c = 0;
+		if (lock < 0 || flock(lock, LOCK_SH) != 0 || write(ready[1], &c, 1) != 1)
+			_exit(3);
+		usleep(200 * 1000);
+		_exit(0);
+	}
+	char c;
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	double start = now_ms();
+	OK(ckpt_store_discard(storepath, false));
+	ck_assert_double_ge(now_ms() - start, 100);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	ck_assert(exists(tmpdir, "store"));
+	ck_assert(!exists(storepath, "data.mdb"));
+	ck_assert(!exists(storepath, "lock.mdb"));
+	ck_assert_int_eq(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY), CKPT_ENOTSTORE);
+	/* a directory holding other files stays, and says so */
+	make_store_at(storepath);
+	char f[700];
+	snprintf(f, sizeof(f), "%s/notes.txt", storepath);
+	close(open(f, O_RDWR | O_CREAT, 0644));
+	ck_assert_int_eq(ckpt_store_discard(storepath, true), -ENOTEMPTY);
+	ck_assert(exists(storepath, "notes.txt"));
+	ck_assert(!exists(storepath, "data.mdb"));
+	unlink(f);
+	OK(ckpt_store_discard(storepath, true));
+	ck_assert(!exists(tmpdir, "store"));
+	ck_assert_int_eq(ckpt_store_discard(storepath, true), -ENOENT);
+	ck_assert_int_eq(ckpt_store_discard(NULL, true), -EINVAL);
+	close(ready[0]);
+	close(ready[1]);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *su = suite_create("store");
@@ -2724,6 +2936,10 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_compact_of_what_is_not_a_store_is_a_clear_error);
 	tcase_add_test(tc, test_newest_time_is_the_last_commit_even_when_it_rewrote_an_earlier_epoch);
 	tcase_add_test(tc, test_verify_reports_an_epoch_key_past_the_last_epoch);
+	tcase_add_test(tc, test_a_read_only_open_during_a_create_waits_for_it_and_opens_the_whole_store);
+	tcase_add_test(tc, test_a_create_that_holds_its_lock_too_long_is_named_and_never_called_interrupted);
+	tcase_add_test(tc, test_read_only_opens_racing_creates_and_discards_see_a_whole_store_or_none);
+	tcase_add_test(tc, test_discard_removes_the_store_under_the_directory_lock);
 	suite_add_tcase(su, tc);
 	return su;
 }
