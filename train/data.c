@@ -486,12 +486,16 @@ fail:
 
 /* ---- CSV ---------------------------------------------------------------------------------- */
 
-/* a number, even one out of a double's range (refused later with that reason) */
+/* Whether the first field of @p s is a number as a whole, even one out of a double's range
+ * (refused later with that reason): "information" or "1st_label" are not ("inf", "1"). */
 static bool csv_is_number(const char *s)
 {
 	char *end;
 	strtod(s, &end);
-	return end != s;
+	if (end == s)
+		return false;
+	end += strspn(end, " \t");
+	return *end == ',' || *end == '\0';
 }
 
 /* Line 1 is a header when its first field is not a number, or when its fields are the column

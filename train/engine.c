@@ -81,7 +81,11 @@ int train_parse_schedule(train_config *cfg, const char *text)
 		char *end, *gamma_end;
 		errno = 0;
 		unsigned long long every = strtoull(text + 5, &end, 10);
-		bool ok = errno == 0 && *end == ':' && every > 0 && every <= UINT32_MAX;
+		if (*end == ':' && (errno == ERANGE || every > UINT32_MAX))
+			return train_fail(-EINVAL,
+			                  "--lr-schedule '%s': EVERY %.*s is too large (at most %u)",
+			                  text, (int)(end - (text + 5)), text + 5, UINT32_MAX);
+		bool ok = errno == 0 && *end == ':' && every > 0;
 		const char *g = end + 1;
 		double gamma = 0;
 		if (ok && ((*g >= '0' && *g <= '9') || *g == '.') && !strpbrk(g, "xX")) {
@@ -1322,10 +1326,10 @@ int train_parse_resume_spec(uint64_t *out_epoch, const char *spec)
 	if (strncmp(spec, "epoch-", 6) == 0) /* a directory name of the mount, as `ckpt` */
 		spec += 6;
 	unsigned long long v = strtoull(spec, &end, 10);
-	if (errno || *end || end == spec || spec[0] < '0' || spec[0] > '9' || v == 0 ||
-	    v > UINT32_MAX)
+	if (*end || end == spec || spec[0] < '0' || spec[0] > '9' || v == 0)
 		return -EINVAL;
-	*out_epoch = v;
+	/* an epoch number of any size is one: past what a store holds, no store has it */
+	*out_epoch = errno == ERANGE ? UINT64_MAX : v;
 	return 0;
 }
 
@@ -1342,7 +1346,7 @@ static uint32_t resolve_epoch(ckpt_snapshot *snap, const char *spec, int *rc)
 		if ((*rc = train_parse_resume_spec(&v, spec)) != 0)
 			return 0;
 		const ckpt_checkpoint *c;
-		*rc = ckpt_snapshot_checkpoint(&c, snap, v);
+		*rc = v > CKPT_MAX_EPOCH ? -ENOENT : ckpt_snapshot_checkpoint(&c, snap, v);
 		e = v;
 	}
 	if (*rc == 0 && e > TRAIN_MAX_EPOCHS) { /* not written by ckpt-train */
@@ -1378,8 +1382,13 @@ static int epoch_not_in_store(ckpt_snapshot *snap, const train_config *c)
 			snprintf(has + o, sizeof(has) - o, ", ... epoch-%04" PRIu64, epochs[n - 1]);
 	}
 	free(epochs);
-	return train_fail(-ENOENT, "cannot resume: epoch-%04lu is not in store %s (%s)",
-	                  strtoul(spec, NULL, 10), c->store_path, has);
+	errno = 0;
+	unsigned long long e = strtoull(spec, NULL, 10);
+	if (errno == ERANGE) /* its digits, as given */
+		return train_fail(-ENOENT, "cannot resume: epoch %s is not in store %s (%s)", spec,
+		                  c->store_path, has);
+	return train_fail(-ENOENT, "cannot resume: epoch-%04llu is not in store %s (%s)", e,
+	                  c->store_path, has);
 }
 
 /* A data directory or CSV file is recorded as an absolute path, so a resume from another

@@ -200,6 +200,10 @@ expect_error 1 "optimizer is sgd, not adam" --store "$work/c" --resume --optimiz
 expect_error 1 "--batch-size 64 differs" --store "$work/c" --resume --batch-size 64 --epochs 2
 expect_error 1 "already holds a run" --store "$work/c" "${syn[@]}" --epochs 2
 expect_error 1 "epoch-0007 is not in store" --store "$work/c" --resume 7 --epochs 9
+# an epoch number past 32 or 64 bits is an epoch the store does not hold, not a bad form
+expect_error 1 "epoch-4294967296 is not in store" --store "$work/c" --resume 4294967296 --epochs 9
+expect_error 1 "epoch 99999999999999999999999 is not in store" --store "$work/c" \
+	--resume 99999999999999999999999 --epochs 9
 [ "$($CKPT show "$work/c" latest)" = "$before" ] || fail "store changed by refused resume"
 $CKPT info "$work/c" | grep -q '^checkpoints: 1$' || fail "checkpoint count changed"
 
@@ -301,8 +305,10 @@ expect_error 2 "invalid --lr-schedule 'step:-1:0.5'" --store "$work/new" "${syn[
 	--lr-schedule step:-1:0.5
 expect_error 2 "invalid --lr-schedule 'step: 2:0.5'" --store "$work/new" "${syn[@]}" \
 	--lr-schedule "step: 2:0.5"
-expect_error 2 "invalid --lr-schedule 'step:99999999999:0.5'" --store "$work/new" "${syn[@]}" \
-	--lr-schedule step:99999999999:0.5
+expect_error 2 "--lr-schedule 'step:99999999999:0.5': EVERY 99999999999 is too large (at most 4294967295)" \
+	--store "$work/new" "${syn[@]}" --lr-schedule step:99999999999:0.5
+expect_error 2 "EVERY 99999999999999999999999 is too large" --store "$work/new" "${syn[@]}" \
+	--lr-schedule step:99999999999999999999999:0.5
 expect_error 2 "invalid --lr-schedule 'step:2:0.5x'" --store "$work/new" "${syn[@]}" \
 	--lr-schedule step:2:0.5x
 expect_error 2 "--layers ' 16,8,4': ' 16' is not a layer size" --store "$work/new" "${syn[@]}" \

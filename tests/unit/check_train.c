@@ -491,6 +491,19 @@ START_TEST(test_csv_loads_header_rows_and_test_sibling)
 	ck_assert_msg(train_data_load(&d, path, 3, 3) == 0, "%s", train_last_error());
 	ck_assert_uint_eq(d.train.count, 1);
 	train_data_free(&d);
+	/* a first field that only starts like a number ("inf", "nan", "1") is a header's */
+	static const char *const headers[] = {"information,a,b,c\n", "nan_label,a,b,c\n",
+	                                      "1st_label,a,b,c\n", " 0x ,a,b,c\n"};
+	for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "%s1,0,255,51\n", headers[i]);
+		write_text("hdr.csv", text);
+		path_in(path, sizeof(path), "hdr.csv");
+		ck_assert_msg(train_data_load(&d, path, 3, 3) == 0, "%s: %s", headers[i],
+		              train_last_error());
+		ck_assert_uint_eq(d.train.count, 1);
+		train_data_free(&d);
+	}
 }
 END_TEST
 
