@@ -38,7 +38,7 @@ static void usage(FILE *to)
 	    "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz])\n"
 	    "                         or FILE.csv (label,pixels 0..255; test set: the sibling "
 	    "file\n"
-	    "                         with 'train' replaced by 'test' in its name, if present)\n"
+	    "                         with its last 'train' word replaced by 'test', if present)\n"
 	    "  --layers L             layer sizes, input first (default 784,256,128,10)\n"
 	    "  --val-split N          last N training samples validate (default 5000)\n"
 	    "training:\n"
