@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# tests/integration/test_store_creating.sh - readers that open a store while ckpt-train creates
+# it see the whole store, or none, never a false reason: ckpt_store_create() holds the store
+# directory's flock until its store is whole, and a read-only open that found part of one
+# waits for that lock and opens again. Each round starts a run and, the moment data.mdb
+# appears, three readers at once (a create takes milliseconds, so several rounds).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+need_built "$TRAIN" "$CKPT"
+ROUNDS=${ROUNDS:-15}
+store=$WORK/s
+false_failures=0
+
+# readers STORE: ckpt info, log and ls of STORE at once; each failure's line into $WORK/errs
+readers() {
+	local pids=() pid
+	"$CKPT" info "$1" >/dev/null 2>"$WORK/e1" & pids+=($!)
+	"$CKPT" log "$1" >/dev/null 2>"$WORK/e2" & pids+=($!)
+	"$CKPT" ls "$1" >/dev/null 2>"$WORK/e3" & pids+=($!)
+	for pid in "${pids[@]}"; do
+		wait "$pid" || false_failures=$((false_failures + 1))
+	done
+	cat "$WORK/e1" "$WORK/e2" "$WORK/e3" >>"$WORK/errs"
+}
+
+: >"$WORK/errs"
+for ((round = 0; round < ROUNDS; round++)); do
+	rm -rf "$store"
+	$TRAIN --store "$store" --data synthetic --layers 784,16,10 --epochs 1 --threads 1 \
+		--quiet >/dev/null 2>&1 &
+	train=$!
+	while ! [ -e "$store/data.mdb" ] && kill -0 $train 2>/dev/null; do :; done
+	readers "$store"
+	wait $train || fail "round $round: ckpt-train failed"
+done
+[ "$false_failures" -eq 0 ] ||
+	fail "$false_failures readers of a store being created failed: $(sort "$WORK/errs" | uniq -c)"
+
+echo "test_store_creating: ok"
