@@ -3,7 +3,8 @@
 # it see the whole store, or none, never a false reason: ckpt_store_create() holds the store
 # directory's flock until its store is whole, and a read-only open that found part of one
 # waits for that lock and opens again. Each round starts a run and, the moment data.mdb
-# appears, three readers at once (a create takes milliseconds, so several rounds).
+# appears, three readers at once (a create takes milliseconds, so several rounds). Likewise
+# for the removal of a store whose run failed before its first checkpoint.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 need_built "$TRAIN" "$CKPT"
@@ -35,5 +36,46 @@ for ((round = 0; round < ROUNDS; round++)); do
 done
 [ "$false_failures" -eq 0 ] ||
 	fail "$false_failures readers of a store being created failed: $(sort "$WORK/errs" | uniq -c)"
+
+# A run whose first epoch fails (a NaN loss) removes the store it created under the same lock
+# (ckpt_store_discard()): readers polling meanwhile open the store, or find no directory (one
+# ckpt-train made) or an empty one (one given), never part of a store; nothing stays behind.
+# poll STORE PID N WANT: ckpt info STORE until PID ends; each failure other than WANT (the
+# whole stderr line) is appended to $WORK/errs
+poll() {
+	while kill -0 "$2" 2>/dev/null; do
+		"$CKPT" info "$1" >/dev/null 2>"$WORK/p$3" ||
+			grep -qxF "$4" "$WORK/p$3" || cat "$WORK/p$3" >>"$WORK/errs"
+	done
+}
+: >"$WORK/errs"
+for ((round = 0; round < ROUNDS; round++)); do
+	rm -rf "$store"
+	given=$((round % 2)) # an empty directory given as --store stays, empty
+	[ $given = 0 ] || mkdir "$store"
+	$TRAIN --store "$store" --data synthetic --layers 784,16,10 --epochs 1 --threads 1 \
+		--lr 1e30 --quiet >/dev/null 2>&1 &
+	train=$!
+	if [ $given = 0 ]; then
+		want="ckpt: error: cannot open store '$store' ($store: No such file or directory)"
+	else
+		want="ckpt: error: cannot open store '$store' ($store: not a ckpt store (no data.mdb))"
+	fi
+	while ! [ -e "$store/data.mdb" ] && kill -0 $train 2>/dev/null; do :; done
+	pollers=()
+	for n in 1 2 3; do
+		poll "$store" $train $n "$want" &
+		pollers+=($!)
+	done
+	wait $train && fail "round $round: a NaN loss did not fail the run"
+	wait "${pollers[@]}"
+	if [ $given = 0 ]; then
+		[ ! -e "$store" ] || fail "round $round: the failed run left $store: $(ls -A "$store")"
+	else
+		[ -z "$(ls -A "$store")" ] || fail "round $round: files left in $store: $(ls -A "$store")"
+	fi
+done
+[ ! -s "$WORK/errs" ] ||
+	fail "$(wc -l <"$WORK/errs") readers of a store being removed failed: $(sort "$WORK/errs" | uniq -c)"
 
 echo "test_store_creating: ok"
