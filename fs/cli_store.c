@@ -112,9 +112,9 @@ static int simple_options(int argc, char **argv, const char *usage, const char *
 	"The run and the store, one \"key: value\" line each: store, schema, model, layers,\n"       \
 	"optimizer, hyperparams, dataset, seed, monitor (NAME (min|max)), created (UTC), chunk-size,\n" \
 	"keep-last, keep-top, checkpoints, latest and best (epoch-NNNN, or none), best-value (the\n"   \
-	"best checkpoint's monitored metric, %.10g), tensors, bytes (logical), stored-bytes (after\n" \
-	"deduplication), chunks, file-size (data.mdb). Control characters in the store's strings\n"   \
-	"are written as \\xNN.\n"                                                                   \
+	"best checkpoint's monitored metric, %.10g, or none), tensors, bytes (logical), stored-bytes\n" \
+	"(after deduplication), chunks, file-size (data.mdb). Control characters in the store's\n"  \
+	"strings are written as \\xNN.\n"                                                         \
 	"Exit status: 0; 1 if the store cannot be read; 2 for bad usage.\n"
 
 /* "KEY: VALUE" with @p value escaped (cli_print_escaped) */
@@ -181,16 +181,21 @@ int cli_info(int argc, char **argv)
 	} else {
 		printf("latest: none\n");
 	}
+	/* best-value is a key of every store: "none" where no checkpoint is best (none yet, or
+	 * every monitored value NaN or infinite) or its record cannot say */
+	const ckpt_checkpoint *c;
+	double v;
 	if (ckpt_snapshot_best(&e, snap) == 0) {
-		const ckpt_checkpoint *c;
-		double v;
 		view_epoch_name(name, sizeof(name), e);
 		printf("best: %s\n", name);
 		if (ckpt_snapshot_checkpoint(&c, snap, e) == 0 &&
 		    ckpt_checkpoint_metric(c, m->monitor, &v) == 0)
 			printf("best-value: %.10g\n", v);
+		else
+			printf("best-value: none\n");
 	} else {
 		printf("best: none\n");
+		printf("best-value: none\n");
 	}
 	printf("tensors: %" PRIu64 "\n", st.tensors);
 	printf("bytes: %" PRIu64 "\n", st.bytes);

@@ -236,6 +236,7 @@ expect_error 1 "newer" $CKPT info "$tmp/newer"
 $FIX create "$tmp/none" 0 || fail "fixture empty"
 run $CKPT info "$tmp/none"
 grep -qxF 'best: none' <<<"$out" && grep -qxF 'checkpoints: 0' <<<"$out" || fail "empty info: $out"
+grep -qxF 'best-value: none' <<<"$out" || fail "empty info lacks 'best-value: none': $out"
 expect_error 1 "no checkpoint" $CKPT show "$tmp/none" best
 expect_error 1 "no checkpoint" $CKPT show "$tmp/none" latest
 

@@ -2890,6 +2890,50 @@ START_TEST(test_discard_removes_the_store_under_the_directory_lock)
 }
 END_TEST
 
+/* `ckpt info STORE` (cli_info): its exit status, its output into @p out */
+static int info_output(char *out, size_t cap, const char *store)
+{
+	char outpath[600];
+	snprintf(outpath, sizeof(outpath), "%s/info.out", tmpdir);
+	fflush(stdout);
+	int ofd = open(outpath, O_CREAT | O_TRUNC | O_WRONLY, 0600), saved = dup(1);
+	ck_assert_int_ge(ofd, 0);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(dup2(ofd, 1), 1);
+	char *argv[] = {"info", (char *)store, NULL};
+	optind = 0;
+	int rc = cli_info(2, argv);
+	fflush(stdout);
+	ck_assert_int_eq(dup2(saved, 1), 1);
+	close(saved);
+	close(ofd);
+	FILE *f = fopen(outpath, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	return rc;
+}
+
+START_TEST(test_info_prints_best_value_none_when_no_checkpoint_is_best)
+{
+	char out[4096];
+	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
+	ckpt_store_close(s);
+	ck_assert_int_eq(info_output(out, sizeof(out), storepath), 0);
+	ck_assert_msg(strstr(out, "\nbest: none\nbest-value: none\n"), "%s", out);
+	/* every monitored value NaN or infinite: checkpoints, but none of them is best */
+	OK(ckpt_store_open(&s, storepath, 0));
+	commit_simple(s, 1, 10, 1, "val_loss", NAN);
+	commit_simple(s, 2, 10, 2, "val_loss", INFINITY);
+	ckpt_store_close(s);
+	ck_assert_int_eq(info_output(out, sizeof(out), storepath), 0);
+	ck_assert_msg(strstr(out, "\ncheckpoints: 2\nlatest: epoch-0002\nbest: none\n"
+	                          "best-value: none\n"),
+	              "%s", out);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *su = suite_create("store");
@@ -2940,6 +2984,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_a_create_that_holds_its_lock_too_long_is_named_and_never_called_interrupted);
 	tcase_add_test(tc, test_read_only_opens_racing_creates_and_discards_see_a_whole_store_or_none);
 	tcase_add_test(tc, test_discard_removes_the_store_under_the_directory_lock);
+	tcase_add_test(tc, test_info_prints_best_value_none_when_no_checkpoint_is_best);
 	suite_add_tcase(su, tc);
 	return su;
 }
