@@ -1587,24 +1587,33 @@ static void move_value(MDB_txn *txn, MDB_dbi dbi, const void *key, const void *n
 /* A tensor whose bytes pass every chunk CRC-32 and the whole-tensor CRC-32 but not its XXH3-128
  * content hash: its blob (record and chunks) is moved to another hash and the checkpoint record
  * points there, its own CRC-32 resealed, so the store is consistent but for the hash. */
+/* Run the ckpt command @p cmd (cli_verify, cli_info, ...) on @p store with descriptor @p fd (1
+ * or 2) written to @p path; its exit status. */
+static int run_cli_into(const char *path, int fd, int (*cmd)(int, char **), const char *name,
+                        const char *store)
+{
+	fflush(stdout);
+	int ofd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600), saved = dup(fd);
+	ck_assert_int_ge(ofd, 0);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(dup2(ofd, fd), fd);
+	char *argv[] = {(char *)name, (char *)store, NULL};
+	optind = 0;
+	int rc = cmd(2, argv);
+	fflush(stdout);
+	ck_assert_int_eq(dup2(saved, fd), fd);
+	close(saved);
+	close(ofd);
+	return rc;
+}
+
 /* Run `ckpt verify STORE` (cli_verify): it exits 1 with exactly one line on stderr, which
  * contains @p want. */
 static void verify_says_one_line(const char *store, const char *want)
 {
 	char errpath[600], line[1024] = "";
 	snprintf(errpath, sizeof(errpath), "%s/verify.err", tmpdir);
-	int efd = open(errpath, O_CREAT | O_TRUNC | O_WRONLY, 0600), saved = dup(2);
-	ck_assert_int_ge(efd, 0);
-	ck_assert_int_ge(saved, 0);
-	ck_assert_int_eq(dup2(efd, 2), 2);
-	char *argv[] = {"verify", (char *)store, NULL};
-	optind = 0;
-	int vrc = cli_verify(2, argv);
-	fflush(stdout);
-	ck_assert_int_eq(dup2(saved, 2), 2);
-	close(saved);
-	close(efd);
-	ck_assert_int_eq(vrc, 1);
+	ck_assert_int_eq(run_cli_into(errpath, 2, cli_verify, "verify", store), 1);
 	FILE *ef = fopen(errpath, "r");
 	ck_assert_ptr_nonnull(ef);
 	ck_assert_ptr_nonnull(fgets(line, sizeof(line), ef));
@@ -2895,18 +2904,7 @@ static int info_output(char *out, size_t cap, const char *store)
 {
 	char outpath[600];
 	snprintf(outpath, sizeof(outpath), "%s/info.out", tmpdir);
-	fflush(stdout);
-	int ofd = open(outpath, O_CREAT | O_TRUNC | O_WRONLY, 0600), saved = dup(1);
-	ck_assert_int_ge(ofd, 0);
-	ck_assert_int_ge(saved, 0);
-	ck_assert_int_eq(dup2(ofd, 1), 1);
-	char *argv[] = {"info", (char *)store, NULL};
-	optind = 0;
-	int rc = cli_info(2, argv);
-	fflush(stdout);
-	ck_assert_int_eq(dup2(saved, 1), 1);
-	close(saved);
-	close(ofd);
+	int rc = run_cli_into(outpath, 1, cli_info, "info", store);
 	FILE *f = fopen(outpath, "r");
 	ck_assert_ptr_nonnull(f);
 	size_t n = fread(out, 1, cap - 1, f);
