@@ -81,7 +81,8 @@ int cli_parse_u64(uint64_t *out, const char *s);
 
 /**
  * Resolve an epoch argument as the CLI accepts it everywhere: "4", "epoch-0004", "best",
- * "latest". @return 0, -EINVAL for a malformed spec, -ERANGE for a number above UINT64_MAX,
+ * "latest". @return 0, -EINVAL for a malformed spec, -ERANGE for a number above
+ * CKPT_MAX_EPOCH (the last epoch a store can hold, however many digits it has),
  * -ENOENT if no such checkpoint is stored (a message naming the spec is left in
  * ckpt_last_error()).
  */

@@ -97,6 +97,8 @@ int cli_resolve_epoch(uint64_t *out, ckpt_snapshot *snap, const char *spec)
 	int rc = cli_parse_u64(&e, num);
 	if (rc)
 		return rc;
+	if (e > CKPT_MAX_EPOCH) /* no store holds it: the limit, not "no such checkpoint" */
+		return -ERANGE;
 	const ckpt_checkpoint *c;
 	rc = ckpt_snapshot_checkpoint(&c, snap, e);
 	if (rc)
@@ -116,7 +118,7 @@ int cli_find_epoch(uint64_t *out, ckpt_snapshot *snap, const char *cmd, const ch
 	}
 	if (rc == -ERANGE) {
 		cli_error("%s: bad epoch '%s' (too large: epochs go up to %" PRIu64 ")", cmd, spec,
-		          UINT64_MAX);
+		          (uint64_t)CKPT_MAX_EPOCH);
 		return 2;
 	}
 	if (rc == CKPT_ECORRUPT) { /* it is there, damaged */

@@ -336,9 +336,9 @@ out:
 	"  the one it was saved from, CRC32 that of its bytes. Optimizer state is prefixed\n"        \
 	"  optimizer/, extra tensors extra/; bytes outside printable ASCII, spaces and backslashes\n" \
 	"  in names are written as \\xNN.\n"                                                          \
-	"EPOCH is 4 or epoch-0004.\n"                                                                \
+	"EPOCH is 4 or epoch-0004, at most 549755813887 (2^39 - 1, the last a store holds).\n"      \
 	"Exit status: 0; 1 if the store or the checkpoint cannot be read; 2 for bad usage (a\n"      \
-	"malformed EPOCH included).\n"
+	"malformed EPOCH or one past the last included).\n"
 
 int cli_show(int argc, char **argv)
 {

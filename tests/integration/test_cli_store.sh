@@ -72,6 +72,7 @@ help_has info '"key: value"' 'latest and best (epoch-NNNN, or none)' 'best-value
 help_has log '"epoch step <metrics> best"' '%.6g' "'-' where the" "'*' at the end of the best" \
 	'damaged record' 'metric:NAME' '1 if the store cannot be read or a record is damaged'
 help_has show 'NAME DTYPE [SHAPE] DEVICE NBYTES 0xCRC32' 'optimizer/' 'extra/' '\xNN' \
+	'at most 549755813887' \
 	'1 if the store or the checkpoint cannot be read'
 help_has verify 'verify: ok, N checkpoints, T tensors, B bytes' 'verify: P problems' \
 	'bad tensor NAME' '1 when a problem is found'
@@ -177,9 +178,15 @@ $CKPT export "$store" best --format pt --format safetensors -o "$tmp/first" -o "
 rm -f "$tmp/later"
 expect_error 2 "bad epoch 'epoch-'" $CKPT export "$store" epoch- --format pt -o -
 expect_error 2 "bad epoch '-2'" $CKPT export "$store" -2 --format pt -o -
-expect_error 2 "too large" $CKPT show "$store" 99999999999999999999
-expect_error 2 "too large" $CKPT export "$store" epoch-99999999999999999999 --format pt -o -
-expect_error 1 "no checkpoint '18446744073709551615'" $CKPT show "$store" 18446744073709551615
+# every number past the last epoch a store can hold (2^39 - 1) names that limit, whatever its
+# digits: show and export alike
+max="too large: epochs go up to 549755813887\\)"
+expect_error 2 "$max" $CKPT show "$store" 99999999999999999999
+expect_error 2 "$max" $CKPT export "$store" epoch-99999999999999999999 --format pt -o -
+expect_error 2 "bad epoch '549755813888' \\($max" $CKPT show "$store" 549755813888
+expect_error 2 "$max" $CKPT show "$store" epoch-18446744073709551615
+expect_error 2 "$max" $CKPT export "$store" 549755813888 --format safetensors -o -
+expect_error 1 "no checkpoint '549755813887'" $CKPT show "$store" 549755813887
 expect_error 2 "bad epoch ''" $CKPT show "$store" ''
 expect_error 1 "cannot open store '' \(store path is empty\)" $CKPT info ''
 expect_error 1 "cannot open store '-'" $CKPT log -- -
