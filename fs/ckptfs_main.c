@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -344,6 +345,80 @@ static int check_mountpoint(const char *mountpoint, char *resolved)
 	return 0;
 }
 
+/* What fusermount3 (which libfuse runs to mount for a user other than root) writes to our
+ * stderr is caught while mounting, so that a refused mount is one line of ours with its reason.
+ * A memfd, not a pipe: nobody reads it while the child writes (a full pipe would block it), and
+ * a fusermount3 kept for auto_unmount holds it as long as the mount lives.
+ * @return the saved stderr to hand to stderr_catch_end(), or -1 if nothing is caught. */
+static int stderr_catch_begin(void)
+{
+	int saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (saved < 0)
+		return -1;
+	int mem = memfd_create("ckptfs-stderr", MFD_CLOEXEC);
+	if (mem < 0 || dup2(mem, STDERR_FILENO) < 0) { /* dup2 leaves fd 2 inheritable */
+		if (mem >= 0)
+			close(mem);
+		close(saved);
+		return -1;
+	}
+	close(mem);
+	return saved;
+}
+
+/* Put back the stderr stderr_catch_begin() saved. @return what was written meanwhile, as a
+ * string (up to its first NUL byte; "" if nothing), or NULL without memory; free() it. */
+static char *stderr_catch_end(int saved)
+{
+	size_t len = 0, cap = 256;
+	char *text = malloc(cap);
+	for (;;) {
+		if (text && len + 1 == cap) {
+			char *bigger = realloc(text, cap * 2);
+			if (!bigger)
+				break;
+			text = bigger;
+			cap *= 2;
+		}
+		if (!text)
+			break;
+		ssize_t r = pread(STDERR_FILENO, text + len, cap - 1 - len, (off_t)len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	if (text)
+		text[len] = '\0';
+	(void)dup2(saved, STDERR_FILENO);
+	close(saved);
+	return text;
+}
+
+/* The reason a mount failed, in one line: what fusermount3 said (@p child), then libfuse's own
+ * lines (@p held), "; " between lines. @return a malloc'd string, or NULL without memory. */
+static char *mount_failure_reason(const char *child, const char *held)
+{
+	size_t cap = (child ? strlen(child) * 2 : 0) + strlen(held) + 32;
+	char *why = malloc(cap);
+	if (!why)
+		return NULL;
+	size_t n = 0;
+	for (const char *p = child; p && *p;) {
+		size_t line = strcspn(p, "\n");
+		if (line > 0)
+			n += (size_t)snprintf(why + n, cap - n, "%s%.*s", n ? "; " : "", (int)line,
+			                      p);
+		p += line + (p[line] == '\n');
+	}
+	if (*held)
+		n += (size_t)snprintf(why + n, cap - n, "%s%s", n ? "; " : "", held);
+	if (n == 0)
+		snprintf(why, cap, "libfuse gave no reason");
+	return why;
+}
+
 /* @p path equals @p dir or lies below it (both resolved by realpath). */
 static bool path_within(const char *path, const char *dir)
 {
@@ -563,13 +638,21 @@ int main(int argc, char **argv)
 	}
 	handlers = true;
 	fuse_hold_errors = true; /* single-threaded until the session loop: no lock needed */
+	int saved_stderr = stderr_catch_begin();
 	int mrc = fuse_session_mount(se, mountpoint);
+	char *child_said = saved_stderr >= 0 ? stderr_catch_end(saved_stderr) : NULL;
 	fuse_hold_errors = false;
 	if (mrc != 0) {
+		char *why = mount_failure_reason(child_said, fuse_held);
 		say(LOG_ERR, "cannot mount %s on %s (%s)", store_path, mountpoint,
-		    fuse_held[0] ? fuse_held : "libfuse gave no reason");
+		    why ? why : "out of memory");
+		free(why);
+		free(child_said);
 		goto out;
 	}
+	if (child_said && *child_said) /* a note of fusermount3's: passed on as it was */
+		fputs(child_said, stderr);
+	free(child_said);
 	if (fuse_held[0])
 		say(LOG_WARNING, "%s", fuse_held);
 	mounted = true;
