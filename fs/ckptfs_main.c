@@ -428,28 +428,59 @@ static bool path_within(const char *path, const char *dir)
 	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
+/* Strip a /etc/fuse.conf line as fusermount3's strip_line() does: cut at '#', drop white space
+ * (isspace) at both ends. @return the word left, inside @p line. */
+static char *fuse_conf_word(char *line)
+{
+	line[strcspn(line, "#")] = '\0';
+	size_t n = strlen(line);
+	while (n > 0 && isspace((unsigned char)line[n - 1]))
+		line[--n] = '\0';
+	while (isspace((unsigned char)*line))
+		line++;
+	return line;
+}
+
+/* Whether /etc/fuse.conf (@p f) says user_allow_other as fusermount3 reads it (read_conf() of
+ * libfuse 3's util/fusermount.c), so that the two never disagree: lines go through fgets() into
+ * 256 bytes, a longer line is skipped whole, a last line without its newline is not read.
+ * @p unread_last is set when that last line would have said it. */
+static bool fuse_conf_allows_other(FILE *f, bool *unread_last)
+{
+	char line[256];
+	bool line_start = true, allowed = false;
+	*unread_last = false;
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line);
+		bool whole = n > 0 && line[n - 1] == '\n';
+		if (line_start && whole)
+			allowed = allowed || strcmp(fuse_conf_word(line), "user_allow_other") == 0;
+		else if (line_start && feof(f))
+			*unread_last = strcmp(fuse_conf_word(line), "user_allow_other") == 0;
+		line_start = whole; /* the rest of a long line ends with the chunk that ends it */
+	}
+	return allowed;
+}
+
 /* fusermount3 mounts for a user other than root with allow_other or allow_root only when
  * /etc/fuse.conf says user_allow_other; said here, as one line, before it prints its own. */
 static int check_allow_other(bool allow_other)
 {
 	if (!allow_other || getuid() == 0)
 		return 0;
-	bool allowed = false;
+	bool unread_last = false;
 	FILE *f = fopen("/etc/fuse.conf", "re");
-	if (f) {
-		char line[512];
-		while (!allowed && fgets(line, sizeof(line), f)) {
-			line[strcspn(line, "#\n")] = '\0'; /* fusermount3 drops comments too */
-			size_t n = strlen(line);
-			while (n > 0 && isspace((unsigned char)line[n - 1]))
-				line[--n] = '\0';
-			allowed = strcmp(line, "user_allow_other") == 0;
-		}
+	bool allowed = f && fuse_conf_allows_other(f, &unread_last);
+	if (f)
 		fclose(f);
-	}
 	if (!allowed)
-		say(LOG_ERR, "-o allow_other and allow_root need the line user_allow_other in "
-		             "/etc/fuse.conf when a user other than root mounts");
+		say(LOG_ERR,
+		    "-o allow_other and allow_root need the line user_allow_other in "
+		    "/etc/fuse.conf when a user other than root mounts%s",
+		    unread_last
+		        ? " (there it is the last line and lacks its newline, so fusermount3 "
+		          "does not read it)"
+		        : "");
 	return allowed ? 0 : -1;
 }
 

@@ -4,6 +4,8 @@
 #
 # fusermount3's refusals (no write access to the mountpoint, mount_max) end as ONE line of
 # ckptfs's that carries fusermount3's words; mounts that work say nothing, daemonized or not.
+# ckptfs reads /etc/fuse.conf's user_allow_other as fusermount3 does (leading white space, a last
+# line without its newline, a line too long).
 # Runs as root in a private mount namespace, with a /dev/fuse that nobody may open and an
 # /etc/fuse.conf of its own bound over the real ones (which stay untouched).
 set -uo pipefail
@@ -83,4 +85,24 @@ fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
 wait "${PIDS[-1]}" || fail "nobody: ckptfs -f did not exit 0 after the unmount"
 unset 'PIDS[-1]'
 [ -s "$TMP/fg.err" ] && fail "nobody: ckptfs -f said: $(cat "$TMP/fg.err")"
+
+# ---- user_allow_other read as fusermount3 reads it
+conf '\tuser_allow_other  # leading and trailing white space, a comment\n'
+as_nobody_ckptfs "$store" "$mnt" -o allow_other
+[ $rc -eq 0 ] && [ -z "$out" ] || fail "nobody, allow_other, '\\tuser_allow_other': exit $rc: $out"
+awk -v m="$mnt" '$2 == m { print $4 }' /proc/self/mounts | grep -q "allow_other" ||
+	fail "allow_other not in the mount's options: $(grep "$mnt" /proc/self/mounts)"
+fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
+# fusermount3 skips a last line without its newline and a line over 255 bytes: ckptfs too, in
+# one line of its own before fusermount3 would print two
+conf 'user_allow_other'
+refused "^ckptfs: error: -o allow_other and allow_root need the line user_allow_other in /etc/fuse.conf when a user other than root mounts (there it is the last line and lacks its newline" \
+	"$store" "$mnt" -o allow_other
+conf "$(printf '%*s' 239 '')user_allow_other\\n"
+refused "^ckptfs: error: -o allow_other and allow_root need the line user_allow_other in /etc/fuse.conf when a user other than root mounts\$" \
+	"$store" "$mnt" -o allow_other
+conf "$(printf '%*s' 238 '')user_allow_other\\n"
+as_nobody_ckptfs "$store" "$mnt" -o allow_other
+[ $rc -eq 0 ] || fail "nobody, allow_other, a 255-byte line: exit $rc: $out"
+fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
 echo "test_mount_user: ok"
