@@ -622,6 +622,37 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_attr(req, &st, timeout);
 }
 
+/* What access(2) answers @p caller for @p mask on node @p a: what a local read-only file system
+ * answers. W_OK is EROFS (also on a mount root remounted read-write); root may read anything and
+ * execute what has an x bit (and search any directory); anyone else needs the bits of their
+ * class. @return 0 or the errno. */
+static int access_error(const ckpt_view_attr *a, const struct fuse_ctx *caller,
+                        const ckptfs_ctx *ctx, int mask)
+{
+	if (mask & W_OK)
+		return EROFS;
+	if (caller->uid == 0)
+		return (mask & X_OK) && a->kind != CKPT_VIEW_DIR && !(a->mode & 0111) ? EACCES : 0;
+	unsigned bits = caller->uid == ctx->uid   ? a->mode >> 6
+	                : caller->gid == ctx->gid ? a->mode >> 3
+	                                          : a->mode;
+	return ((mask & R_OK) && !(bits & 4)) || ((mask & X_OK) && !(bits & 1)) ? EACCES : 0;
+}
+
+/* access(2), faccessat(2) and chdir: without default_permissions the kernel asks here, and an
+ * ENOSYS would make it answer every later access() "yes" (test -x true for 0444 files). Only
+ * the mounting user, and root with allow_root, get here: allow_other brings
+ * default_permissions, and then the kernel checks the modes itself. */
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	ckptfs_ctx *ctx = ctx_of(req);
+	ckpt_view_attr a;
+	int rc = ckpt_view_getattr(&a, ctx->view, ino);
+	if (rc == -ENOENT && open_file_attr(&a, ino))
+		rc = 0; /* an open file of a deleted epoch: fstat answers it too */
+	fuse_reply_err(req, rc ? errno_of(rc) : access_error(&a, fuse_req_ctx(req), ctx, mask));
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
@@ -907,6 +938,7 @@ static const struct fuse_lowlevel_ops ops = {
     .forget_multi = op_forget_multi,
     .getattr = op_getattr,
     .setattr = op_setattr,
+    .access = op_access,
     .readlink = op_readlink,
     .mknod = op_mknod,
     .mkdir = op_mkdir,

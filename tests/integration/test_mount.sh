@@ -93,6 +93,16 @@ done
 out=$( (echo x >>"$mnt/history.csv") 2>&1) && fail "appending to history.csv succeeded"
 grep -q "Read-only file system" <<<"$out" || fail "append: expected EROFS, got: $out"
 [ ! -e "$mnt/nope" ] || fail "a missing path exists"
+# access(2) answers as a local read-only file system does (without an access handler the kernel
+# answered yes to everything after the first ENOSYS: test -x was true for 0444 files)
+"$PY" "$(dirname "$0")/mount_access.py" "$mnt" >"$TMP/access.out" 2>&1 ||
+	fail "access(2) on the mount: $(cat "$TMP/access.out")"
+[ -x "$mnt/run.json" ] && fail "test -x is true for the 0444 run.json"
+[ -x "$mnt/best/metrics.json" ] && fail "test -x is true for best/metrics.json"
+[ -w "$mnt/latest/model" ] && fail "test -w is true on the read-only mount"
+[ -r "$mnt/latest/model.pt" ] && [ -x "$mnt/best" ] && [ -x "$mnt/epoch-0001/model" ] ||
+	fail "test -r of a file or test -x of a directory (through best) is false"
+[ -z "$(find "$mnt/" -type f -executable)" ] || fail "find -executable lists files of the mount"
 out=$(cat "$mnt/epoch-0009/metrics.json" 2>&1) && fail "a missing epoch reads"
 grep -q "No such file or directory" <<<"$out" || fail "missing path: expected ENOENT, got: $out"
 

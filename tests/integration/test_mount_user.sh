@@ -5,7 +5,8 @@
 # fusermount3's refusals (no write access to the mountpoint, mount_max) end as ONE line of
 # ckptfs's that carries fusermount3's words; mounts that work say nothing, daemonized or not.
 # ckptfs reads /etc/fuse.conf's user_allow_other as fusermount3 does (leading white space, a last
-# line without its newline, a line too long).
+# line without its newline, a line too long). access(2) answers the owner as a read-only file
+# system does.
 # Runs as root in a private mount namespace, with a /dev/fuse that nobody may open and an
 # /etc/fuse.conf of its own bound over the real ones (which stay untouched).
 set -uo pipefail
@@ -85,6 +86,20 @@ fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
 wait "${PIDS[-1]}" || fail "nobody: ckptfs -f did not exit 0 after the unmount"
 unset 'PIDS[-1]'
 [ -s "$TMP/fg.err" ] && fail "nobody: ckptfs -f said: $(cat "$TMP/fg.err")"
+
+# ---- access(2) for the owner: what a read-only file system answers (without an access
+# handler the kernel said yes to everything: test -x was true for 0444 files)
+as_nobody_ckptfs "$store" "$mnt"
+[ $rc -eq 0 ] || fail "nobody: mount: exit $rc: $out"
+"${NOBODY[@]}" "$PY" "$(dirname "$0")/mount_access.py" "$mnt" >"$TMP/access.out" 2>&1 ||
+	fail "access(2) as the owner: $(cat "$TMP/access.out")"
+"${NOBODY[@]}" find "$mnt" -type f -executable >"$TMP/exec.out" 2>&1
+[ -s "$TMP/exec.out" ] && fail "find -executable lists files of the mount: $(head -n 3 "$TMP/exec.out")"
+"${NOBODY[@]}" test -x "$mnt/run.json" && fail "test -x is true for a 0444 file"
+"${NOBODY[@]}" test -r "$mnt/best/metrics.json" || fail "test -r of best/metrics.json is false"
+"${NOBODY[@]}" test -w "$mnt/latest/metrics.json" && fail "test -w is true on a read-only mount"
+"${NOBODY[@]}" test -x "$mnt/latest" || fail "test -x of latest (a directory through the link) is false"
+fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
 
 # ---- user_allow_other read as fusermount3 reads it
 conf '\tuser_allow_other  # leading and trailing white space, a comment\n'
