@@ -5,15 +5,15 @@
  * The LMDB environment is opened again after daemonizing (LMDB environments must not cross a
  * fork). mount.fuse3 calls us as `ckptfs STORE MNT -o opts`, so the source comes first.
  * The mount is always read-only, nosuid and nodev (added after the user's options, so that
- * mount(8)'s "-o rw,dev,suid" loses), fsname=STORE, subtype=ckptfs.
+ * mount(8)'s "-o rw,dev,suid" loses); fsname=STORE and subtype=ckptfs unless -o names others.
  *
  * Started as root, ckptfs keeps root's privileges for its life: on SIGTERM it unmounts itself,
  * and a mount made by root can only be unmounted by root (after a drop to another uid the
  * daemon would exit and leave a dead mount behind); it also raises the mount's readahead in
  * /sys after INIT (answered before daemonizing, so the mount is ready when ckptfs returns),
- * which needs root. What it serves cannot be written whoever asks (read-only
- * mount, EROFS for every changing call). To run it without root, mount as the user:
- * fusermount3 does the privileged part.
+ * which needs root (an explicit -o readahead_kb that cannot be set gets a note). What it serves
+ * cannot be written whoever asks (read-only mount, EROFS for every changing call). To run it
+ * without root, mount as the user: fusermount3 does the privileged part.
  *
  * Exit status: 0; 2 for a usage error (missing or extra arguments, an unknown option, a bad
  * option value: said before anything else is looked at); 1 for everything else (the store,
@@ -47,6 +47,8 @@ typedef struct cli_options {
 	unsigned readahead_kb;
 	unsigned snapshot_idle;
 	bool allow_other; /* allow_other or allow_root given */
+	bool readahead_given;             /* -o readahead_kb= said: a note if it cannot be set */
+	bool fsname_given, subtype_given; /* the user's win over ours */
 	bool mountpoint_seen;
 	int failed; /* option_proc said why in one line: the exit status (1 or 2), else 0 */
 } cli_options;
@@ -54,7 +56,16 @@ typedef struct cli_options {
 /* the kernel reads at least a page per request: a smaller max_read would silently be 4096 */
 #define MIN_MAX_READ 4096u
 
-enum { KEY_MAX_READ = 100, KEY_READAHEAD_KB, KEY_SNAPSHOT_IDLE, KEY_ALLOW_OTHER };
+enum {
+	KEY_MAX_READ = 100,
+	KEY_READAHEAD_KB,
+	KEY_SNAPSHOT_IDLE,
+	KEY_ALLOW_OTHER,
+	KEY_FSNAME,
+	KEY_SUBTYPE,
+	KEY_BLOCK_DEVICE, /* fuseblk's options: the kernel refuses the mount */
+	KEY_SELINUX,      /* refused by the kernel where SELinux is off */
+};
 
 /* The numeric options are parsed here, not with "%u": sscanf's %u takes "-1" as 4294967295. */
 static const struct fuse_opt option_spec[] = {
@@ -64,6 +75,14 @@ static const struct fuse_opt option_spec[] = {
     FUSE_OPT_KEY("snapshot_idle=", KEY_SNAPSHOT_IDLE),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("allow_root", KEY_ALLOW_OTHER),
+    FUSE_OPT_KEY("fsname=", KEY_FSNAME),
+    FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
+    FUSE_OPT_KEY("blksize=", KEY_BLOCK_DEVICE),
+    FUSE_OPT_KEY("blkdev", KEY_BLOCK_DEVICE),
+    FUSE_OPT_KEY("context=", KEY_SELINUX),
+    FUSE_OPT_KEY("fscontext=", KEY_SELINUX),
+    FUSE_OPT_KEY("defcontext=", KEY_SELINUX),
+    FUSE_OPT_KEY("rootcontext=", KEY_SELINUX),
     FUSE_OPT_END,
 };
 
@@ -101,8 +120,11 @@ static void say(int priority, const char *fmt, ...)
 	if (log_to_syslog) {
 		vsyslog(priority, fmt, ap);
 	} else {
-		ckpt_vprint_line(stderr, priority <= LOG_ERR ? "ckptfs: error: " : "ckptfs: ", fmt,
-		                 ap);
+		ckpt_vprint_line(stderr,
+		                 priority <= LOG_ERR      ? "ckptfs: error: "
+		                 : priority == LOG_NOTICE ? "ckptfs: note: "
+		                                          : "ckptfs: ",
+		                 fmt, ap);
 	}
 	va_end(ap);
 }
@@ -259,10 +281,31 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	                  : key == KEY_READAHEAD_KB  ? &o->readahead_kb
 	                  : key == KEY_SNAPSHOT_IDLE ? &o->snapshot_idle
 	                                             : NULL;
-	if (key == KEY_ALLOW_OTHER) {
-		o->allow_other = true;
+	if (key == KEY_ALLOW_OTHER || key == KEY_FSNAME || key == KEY_SUBTYPE) {
+		o->allow_other = o->allow_other || key == KEY_ALLOW_OTHER;
+		o->fsname_given = o->fsname_given || key == KEY_FSNAME;
+		o->subtype_given = o->subtype_given || key == KEY_SUBTYPE;
 		return 1; /* libfuse's option */
 	}
+	if (key == KEY_BLOCK_DEVICE) {
+		say(LOG_ERR,
+		    "-o %s: an option of block-device (fuseblk) mounts, which the kernel "
+		    "refuses for ckptfs (its source is a store directory)",
+		    arg);
+		o->failed = 2;
+		return -1;
+	}
+	/* SELinux is on where selinuxfs is mounted (libselinux's test) */
+	if (key == KEY_SELINUX && access("/sys/fs/selinux/enforce", F_OK) != 0) {
+		say(LOG_ERR,
+		    "-o %s: an SELinux option, and SELinux is not enabled here (the kernel "
+		    "would refuse the mount)",
+		    arg);
+		o->failed = 2;
+		return -1;
+	}
+	if (key == KEY_SELINUX)
+		return 1;
 	if (field) {
 		if (parse_unsigned_opt(field, arg) != 0) {
 			say(LOG_ERR, "-o %s: expected a whole number from 0 to %u", arg, UINT_MAX);
@@ -275,6 +318,7 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 			o->failed = 2;
 			return -1;
 		}
+		o->readahead_given = o->readahead_given || key == KEY_READAHEAD_KB;
 		return key == KEY_MAX_READ ? 1 : 0; /* libfuse needs max_read too */
 	}
 	if (key == FUSE_OPT_KEY_NONOPT && !o->store) {
@@ -529,14 +573,17 @@ static int finish_stdout(void)
 }
 
 /* What every mount gets whatever the command line says, after it so that these win: read-only,
- * nosuid, nodev (mount(8) hands mount.fuse3 "rw,dev,suid"), the subtype and the store as
- * fsname; with allow_other the kernel checks file modes (default_permissions), since ckptfs
- * itself checks none. @return 0 or -1 (out of memory). */
-static int add_forced_options(struct fuse_args *args, const char *store_path, bool allow_other)
+ * nosuid, nodev (mount(8) hands mount.fuse3 "rw,dev,suid"); with allow_other the kernel checks
+ * file modes (default_permissions), since ckptfs itself checks none. The subtype "ckptfs" and
+ * the store as fsname unless the user chose them. @return 0 or -1 (out of memory). */
+static int add_forced_options(struct fuse_args *args, const char *store_path, const cli_options *o)
 {
-	if (fuse_opt_add_arg(args, "-oro,nosuid,nodev,subtype=ckptfs") != 0 ||
-	    (allow_other && fuse_opt_add_arg(args, "-odefault_permissions") != 0))
+	if (fuse_opt_add_arg(args, "-oro,nosuid,nodev") != 0 ||
+	    (!o->subtype_given && fuse_opt_add_arg(args, "-osubtype=ckptfs") != 0) ||
+	    (o->allow_other && fuse_opt_add_arg(args, "-odefault_permissions") != 0))
 		return -1;
+	if (o->fsname_given)
+		return 0;
 	char *fsname = NULL;
 	if (fuse_opt_add_opt_escaped(&fsname, store_path) != 0)
 		return -1;
@@ -631,7 +678,7 @@ int main(int argc, char **argv)
 	/* said below, after libfuse has judged its options: usage errors come first */
 	bool store_found = realpath(o.store, store_path) != NULL;
 	int store_errno = errno;
-	if (add_forced_options(&args, store_found ? store_path : o.store, o.allow_other) != 0) {
+	if (add_forced_options(&args, store_found ? store_path : o.store, &o) != 0) {
 		say(LOG_ERR, "out of memory");
 		goto out;
 	}
@@ -661,8 +708,6 @@ int main(int argc, char **argv)
 	}
 
 	ctx.max_read = o.max_read;
-	ctx.mountpoint = mountpoint;
-	ctx.readahead_kb = o.readahead_kb;
 	if (fuse_set_signal_handlers(se) != 0) {
 		say(LOG_ERR, "cannot install signal handlers");
 		goto out;
@@ -693,6 +738,14 @@ int main(int argc, char **argv)
 		    strerror(-irc));
 		goto out;
 	}
+	char ra_path[128];
+	int rarc = ckptfs_set_readahead(mountpoint, o.readahead_kb, ra_path, sizeof(ra_path));
+	if (rarc != 0 && o.readahead_given) /* the default just leaves reads smaller */
+		say(LOG_NOTICE,
+		    "-o readahead_kb=%u is not applied: %s %s (%s%s); reads keep the "
+		    "kernel's readahead",
+		    o.readahead_kb, rarc == -ENOENT ? "no mount found in" : "cannot write", ra_path,
+		    strerror(-rarc), rarc == -EACCES ? ": only root may" : "");
 	if (!copts.foreground) {
 		int drc = daemon_start();
 		if (drc != 0) { /* still the process the caller waits for: said on stderr */

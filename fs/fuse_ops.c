@@ -495,21 +495,24 @@ bool ckptfs_find_mount(const char *path, char *majmin, size_t mcap, char *fstype
 	return found;
 }
 
-static void tune_readahead(const char *mountpoint, unsigned kb)
+int ckptfs_set_readahead(const char *mountpoint, unsigned kb, char *path, size_t pathcap)
 {
-	char majmin[64], fstype[64], path[128];
-	if (kb == 0 ||
-	    !ckptfs_find_mount(mountpoint, majmin, sizeof(majmin), fstype, sizeof(fstype)))
-		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", majmin);
-	int fd = open(path, O_WRONLY);
+	char majmin[64], fstype[64];
+	snprintf(path, pathcap, "/sys/class/bdi");
+	if (kb == 0)
+		return 0;
+	if (!ckptfs_find_mount(mountpoint, majmin, sizeof(majmin), fstype, sizeof(fstype)))
+		return -ENOENT;
+	snprintf(path, pathcap, "/sys/class/bdi/%s/read_ahead_kb", majmin);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		return -errno;
 	char value[32];
 	int len = snprintf(value, sizeof(value), "%u", kb);
 	ssize_t written = write(fd, value, (size_t)len);
+	int rc = written == len ? 0 : written < 0 ? -errno : -EIO;
 	close(fd);
-	(void)written; /* not root, or an old kernel: reads just stay smaller */
+	return rc;
 }
 
 int ckptfs_session_init(struct fuse_session *se, ckptfs_ctx *ctx)
@@ -531,11 +534,6 @@ int ckptfs_session_init(struct fuse_session *se, ckptfs_ctx *ctx)
 	}
 	fuse_session_process_buf(se, &buf);
 	free(buf.mem);
-	/* the INIT reply capped readahead at its max_readahead (what the kernel offered, 128
-	 * KiB): raise it now. Larger readahead gives 1 MiB requests and 2-3x the cold
-	 * throughput; it needs root (otherwise reads just stay smaller). */
-	if (ctx->mountpoint)
-		tune_readahead(ctx->mountpoint, ctx->readahead_kb);
 	return 0;
 }
 

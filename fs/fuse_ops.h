@@ -16,8 +16,6 @@ typedef struct ckptfs_ctx {
 	uid_t uid;       /* owner of every node: the mounting user */
 	gid_t gid;
 	unsigned max_read;      /* 0: libfuse's default */
-	const char *mountpoint; /* absolute; for readahead tuning after INIT */
-	unsigned readahead_kb;  /* 0: leave the kernel's default */
 	const char *store_path; /* for statfs: the size of its data.mdb */
 } ckptfs_ctx;
 
@@ -60,11 +58,21 @@ void ckptfs_close_all_files(void);
 
 /**
  * Answer the kernel's INIT request, the first a new mount sends (no other request can come
- * before it is answered), then raise the mount's readahead to ctx->readahead_kb. Called once
- * after mounting and before daemonizing, so that when ckptfs returns the mount is initialized
- * and tuned. @return 0, -EPROTO if the first request is not INIT, or the receive error.
+ * before it is answered). Called once after mounting and before daemonizing, so that when
+ * ckptfs returns the mount is initialized. @return 0, -EPROTO if the first request is not INIT,
+ * or the receive error.
  */
 int ckptfs_session_init(struct fuse_session *se, ckptfs_ctx *ctx);
+
+/**
+ * Set the readahead of the mount at absolute @p mountpoint to @p kb KiB (0: leave it) by
+ * writing /sys/class/bdi/MAJ:MIN/read_ahead_kb, which only root may: the INIT reply caps it at
+ * what the kernel offered (128 KiB), and 1 MiB gives 2-3x the cold read throughput. @p path
+ * (@p pathcap bytes) receives the file written, for a message.
+ * @return 0, -ENOENT if no mount is at @p mountpoint, or the open or write error (-EACCES
+ * without root).
+ */
+int ckptfs_set_readahead(const char *mountpoint, unsigned kb, char *path, size_t pathcap);
 
 /** The operations table; userdata is a ckptfs_ctx. */
 const struct fuse_lowlevel_ops *ckptfs_ops(void);

@@ -139,6 +139,14 @@ if [ "$(id -u)" = 0 ]; then
 fi
 [ "$(readlink "$mnt/latest")" = epoch-0003 ] || fail "daemonized mount: latest"
 grep -q "^$store $mnt fuse.ckptfs ro," /proc/self/mounts || fail "mount entry: $(grep "$mnt" /proc/self/mounts)"
+# -o fsname and subtype are the user's choice (they were dropped for the store path and ckptfs)
+mkdir -p "$TMP/mfs"
+track_mount "$TMP/mfs"
+"$BIN/ckptfs" "$store" "$TMP/mfs" -o fsname=foo,subtype=bar 2>"$TMP/err" ||
+	fail "-o fsname=foo,subtype=bar: $(cat "$TMP/err")"
+awk -v m="$TMP/mfs" '$5 == m { sub(/.* - /, ""); print $1, $2 }' /proc/self/mountinfo | grep -qx "fuse.bar foo" ||
+	fail "-o fsname=foo,subtype=bar: $(grep " $TMP/mfs " /proc/self/mountinfo)"
+fusermount3 -u "$TMP/mfs" || fail "fusermount3 -u $TMP/mfs"
 
 # ---- errors before daemonizing: one line, exit 2 for usage errors and 1 for the rest, nothing
 # mounted
@@ -183,6 +191,13 @@ check_error 2 "max_read=1x: expected a whole number" "$store" "$TMP/m2" -o max_r
 check_error 2 "max_read=0: expected at least 4096" "$store" "$TMP/m2" -o max_read=0
 check_error 2 "max_read=4095: expected at least 4096" "$store" "$TMP/m2" -o max_read=4095
 check_error 2 "missing argument after" "$store" "$TMP/m2" -o
+# options the kernel refuses for a ckptfs mount: usage errors naming them (they were exit 1,
+# 'cannot mount ... (fuse: mount failed: Invalid argument)')
+check_error 2 "^ckptfs: error: -o blksize=4096: an option of block-device (fuseblk) mounts" "$store" "$TMP/m2" -o blksize=4096
+check_error 2 "^ckptfs: error: -o blkdev: an option of block-device (fuseblk) mounts" "$store" "$TMP/m2" -o ro,blkdev
+[ -e /sys/fs/selinux/enforce ] ||
+	check_error 2 "^ckptfs: error: -o context=system_u:object_r:tmp_t:s0: an SELinux option, and SELinux is not enabled here" \
+		"$store" "$TMP/m2" -o context=system_u:object_r:tmp_t:s0
 # --help and --version: to standard output, a write error is one line and exit 1
 "$BIN/ckptfs" --help | grep -q "map_location=cpu|keep|cuda|cuda:N" || fail "--help does not list map_location=cuda"
 for opt in --help --version; do

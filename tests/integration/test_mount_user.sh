@@ -6,7 +6,7 @@
 # ckptfs's that carries fusermount3's words; mounts that work say nothing, daemonized or not.
 # ckptfs reads /etc/fuse.conf's user_allow_other as fusermount3 does (leading white space, a last
 # line without its newline, a line too long). access(2) answers the owner as a read-only file
-# system does.
+# system does. An explicit -o readahead_kb the user cannot set gets a note.
 # Runs as root in a private mount namespace, with a /dev/fuse that nobody may open and an
 # /etc/fuse.conf of its own bound over the real ones (which stay untouched).
 set -uo pipefail
@@ -119,5 +119,17 @@ refused "^ckptfs: error: -o allow_other and allow_root need the line user_allow_
 conf "$(printf '%*s' 238 '')user_allow_other\\n"
 as_nobody_ckptfs "$store" "$mnt" -o allow_other
 [ $rc -eq 0 ] || fail "nobody, allow_other, a 255-byte line: exit $rc: $out"
+fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
+
+# ---- -o readahead_kb given by a user who cannot set it: one note, still exit 0; the default
+# says nothing
+conf ''
+as_nobody_ckptfs "$store" "$mnt" -o readahead_kb=2048
+[ $rc -eq 0 ] && [ "$(wc -l <<<"$out")" -eq 1 ] &&
+	grep -q "^ckptfs: note: -o readahead_kb=2048 is not applied: cannot write /sys/class/bdi/[0-9]*:[0-9]*/read_ahead_kb (Permission denied: only root may)" <<<"$out" ||
+	fail "nobody, -o readahead_kb=2048: exit $rc: '$out'"
+fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
+as_nobody_ckptfs "$store" "$mnt"
+[ $rc -eq 0 ] && [ -z "$out" ] || fail "nobody, default readahead: exit $rc: '$out'"
 fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
 echo "test_mount_user: ok"
