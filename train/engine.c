@@ -1306,13 +1306,7 @@ static void drop_empty_store(ckpt_store *store, const char *path, int how, uint3
 	ckpt_store_close(store);
 	if (committed)
 		return;
-	char f[4200];
-	static const char *const files[] = {"data.mdb", "lock.mdb"};
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-		if ((size_t)snprintf(f, sizeof(f), "%s/%s", path, files[i]) < sizeof(f))
-			(void)unlink(f);
-	if (how == STORE_CREATED_DIR)
-		(void)rmdir(path);
+	(void)ckpt_store_discard(path, how == STORE_CREATED_DIR);
 }
 
 
