@@ -37,8 +37,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# is_mounted PATH: a mount at PATH (/proc/self/mounts writes ' ', TAB, newline and '\' as \ooo)
 is_mounted() {
-	awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
+	local m=${1//\\/\\134}
+	m=${m// /\\040}
+	m=${m//$'\t'/\\011}
+	m=${m//$'\n'/\\012}
+	MOUNT_PATH=$m awk '$2 == ENVIRON["MOUNT_PATH"] { found = 1 } END { exit !found }' /proc/self/mounts
 }
 
 # require_fuse: a usable /dev/fuse, or fail in CI and skip elsewhere
