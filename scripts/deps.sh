@@ -7,7 +7,7 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config liblmdb-dev libfuse3-dev fuse3 libxxhash-dev libjansson-dev
 	libopenblas-dev zlib1g-dev dataset-fashion-mnist)
 test_pkgs=("${build_pkgs[@]}" check lmdb-utils python3 python3-numpy python3-torch rsync unzip tar
-	coreutils)
+	coreutils procps)
 extra_pkgs=(clang valgrind libclang-rt-dev)
 
 case "${1:-test}" in
