@@ -248,15 +248,32 @@ static void view_log(void *ctx, const char *line)
 	say(LOG_ERR, "%s", line);
 }
 
+/* @p path as one shell word for a command in a message (ckpt_shell_word); free() it.
+ * @return NULL without memory. */
+static char *shell_word_of(const char *path)
+{
+	size_t len = 4 * strlen(path) + 4;
+	char *buf = malloc(len);
+	if (!buf)
+		return NULL;
+	const char *word = ckpt_shell_word(buf, len, path);
+	if (word != buf)
+		snprintf(buf, len, "%s", word);
+	return buf;
+}
+
 static void say_mountpoint_error(const char *mountpoint, int err)
 {
-	if (err == ENOTCONN)
+	if (err == ENOTCONN) {
+		char *word = shell_word_of(mountpoint);
 		say(LOG_ERR, "mountpoint %s: %s (a dead mount is still there: fusermount3 -u %s)",
-		    mountpoint, strerror(err), mountpoint);
-	else if (!*mountpoint)
+		    mountpoint, strerror(err), word ? word : mountpoint);
+		free(word);
+	} else if (!*mountpoint) {
 		say(LOG_ERR, "mountpoint '' (the path is empty)");
-	else
+	} else {
 		say(LOG_ERR, "mountpoint %s: %s", mountpoint, strerror(err));
+	}
 }
 
 /* "name=N" with N a decimal in 0..UINT_MAX, nothing else. */
@@ -382,8 +399,10 @@ static int check_mountpoint(const char *mountpoint, char *resolved)
 	char majmin[64], fstype[64];
 	if (ckptfs_find_mount(resolved, majmin, sizeof(majmin), fstype, sizeof(fstype)) &&
 	    strcmp(fstype, "fuse.ckptfs") == 0) {
+		char *word = shell_word_of(mountpoint);
 		say(LOG_ERR, "%s is already a ckptfs mount (unmount it with fusermount3 -u %s)",
-		    mountpoint, mountpoint);
+		    mountpoint, word ? word : mountpoint);
+		free(word);
 		return -1;
 	}
 	return 0;

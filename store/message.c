@@ -69,3 +69,35 @@ void ckpt_print_line(FILE *f, const char *prefix, const char *fmt, ...)
 	ckpt_vprint_line(f, prefix, fmt, ap);
 	va_end(ap);
 }
+
+const char *ckpt_shell_word(char *buf, size_t len, const char *s)
+{
+	if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	                    "._/-+:@,%=") == strlen(s))
+		return s;
+	bool control = false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		control |= *p < 0x20 || *p == 0x7f;
+	size_t o = 0;
+	if (control && o + 1 < len)
+		buf[o++] = '$';
+	if (o + 1 < len)
+		buf[o++] = '\'';
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 6 < len; p++) {
+		if (control && (*p < 0x20 || *p == 0x7f)) {
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+		} else if (control && (*p == '\'' || *p == '\\')) {
+			buf[o++] = '\\';
+			buf[o++] = (char)*p;
+		} else if (*p == '\'') {
+			memcpy(buf + o, "'\\''", 4);
+			o += 4;
+		} else {
+			buf[o++] = (char)*p;
+		}
+	}
+	if (o + 1 < len)
+		buf[o++] = '\'';
+	buf[o] = 0;
+	return buf;
+}

@@ -1084,41 +1084,6 @@ static void format_eta(char *buf, size_t len, double seconds)
 		snprintf(buf, len, "%u:%02u", s / 60, s % 60);
 }
 
-/* @p s as one shell word, for a command to copy and paste: as is when plain, single-quoted
- * otherwise, and as bash's $'...' when it holds control characters (a newline would split the
- * one line the command is printed on) */
-static const char *shell_word(char *buf, size_t len, const char *s)
-{
-	if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	                    "._/-+:@,%=") == strlen(s))
-		return s;
-	bool control = false;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		control |= *p < 0x20 || *p == 0x7f;
-	size_t o = 0;
-	if (control && o + 1 < len)
-		buf[o++] = '$';
-	if (o + 1 < len)
-		buf[o++] = '\'';
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 6 < len; p++) {
-		if (control && (*p < 0x20 || *p == 0x7f)) {
-			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
-		} else if (control && (*p == '\'' || *p == '\\')) {
-			buf[o++] = '\\';
-			buf[o++] = (char)*p;
-		} else if (*p == '\'') {
-			memcpy(buf + o, "'\\''", 4);
-			o += 4;
-		} else {
-			buf[o++] = (char)*p;
-		}
-	}
-	if (o + 1 < len)
-		buf[o++] = '\'';
-	buf[o] = 0;
-	return buf;
-}
-
 /* A stop signal arrived: let the commit in flight finish (no committed epoch is lost), then
  * say where the store ends. @return the error ckpt-train exits with. */
 static int stop_on_signal(train_persister *p, train_result *res, const train_config *c,
@@ -1154,7 +1119,7 @@ static int stop_on_signal(train_persister *p, train_result *res, const train_con
 	                  "interrupted by %s %s; %sthe store ends at epoch %u: continue with: "
 	                  "ckpt-train --store %s --resume --epochs %u",
 	                  name, where, lost, last_saved,
-	                  shell_word(quoted, sizeof(quoted), c->store_path), c->epochs);
+	                  ckpt_shell_word(quoted, sizeof(quoted), c->store_path), c->epochs);
 }
 
 /* A device failure the backend recorded (a lost GPU, a faulting kernel): stop as on any

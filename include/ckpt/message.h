@@ -27,6 +27,16 @@ void ckpt_print_line(FILE *f, const char *prefix, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /**
+ * @p s as one shell word, for a command to copy and paste: @p s itself when it is not empty and
+ * holds only letters, digits and "._/-+:@,%=", else in single quotes ('\'' for a quote), and as
+ * bash's $'...' (\xNN, \' and \\) when it holds control characters, which would otherwise
+ * split the one line the command is printed on. Written into @p buf of @p len bytes, cut short
+ * if that is too small (4 * strlen(s) + 4 always suffices).
+ * @return @p s or @p buf.
+ */
+const char *ckpt_shell_word(char *buf, size_t len, const char *s);
+
+/**
  * Make sure file descriptors 0, 1 and 2 are open, before a program opens anything else: each
  * closed one is opened on /dev/null, read-only. Otherwise a store's data.mdb or lock.mdb opened
  * later could become stdout or stderr, and printing would write into it. A write to a closed

@@ -349,4 +349,28 @@ if [ "$(id -u)" = 0 ]; then
 		[ -z "${why:-}" ] || fail "$why"
 	fi
 fi
+# ---- the commands to paste in ckptfs's messages name the mountpoint as one shell word: one
+# with a space, a quote or a TAB, mounted, then dead (its daemon killed); each pasted command
+# unmounts it (they named the path unquoted)
+for name in 'mp_a b' "mp_a'q" $'mp_a\tb'; do
+	mp=$TMP/$name
+	mkdir -p "$mp"
+	track_mount "$mp"
+	"$BIN/ckptfs" "$store" "$mp" 2>"$TMP/err" || fail "mount on '$name': $(cat "$TMP/err")"
+	out=$("$BIN/ckptfs" "$store" "$mp" 2>&1) && fail "a second mount on '$name' succeeded"
+	cmd=$(sed -n 's/.* is already a ckptfs mount (unmount it with \(fusermount3 -u .*\))$/\1/p' <<<"$out")
+	[ -n "$cmd" ] || fail "mounted '$name': no command to paste in: $out"
+	bash -c "$cmd" 2>"$TMP/err" && ! is_mounted "$mp" ||
+		fail "mounted '$name': pasting '$cmd' did not unmount it: $(cat "$TMP/err")"
+	"$BIN/ckptfs" "$store" "$mp" -f 2>/dev/null &
+	pid=$!
+	for _ in $(seq 1 100); do is_mounted "$mp" && break; sleep 0.05; done
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null
+	out=$("$BIN/ckptfs" "$store" "$mp" 2>&1) && fail "a mount on the dead mount '$name' succeeded"
+	cmd=$(sed -n 's/.*(a dead mount is still there: \(fusermount3 -u .*\))$/\1/p' <<<"$out")
+	[ -n "$cmd" ] || fail "dead mount '$name': no command to paste in: $out"
+	bash -c "$cmd" 2>"$TMP/err" && ! is_mounted "$mp" ||
+		fail "dead mount '$name': pasting '$cmd' did not unmount it: $(cat "$TMP/err")"
+done
 echo "test_mount: ok"
