@@ -9,8 +9,10 @@ and a random epoch directory (each .npy, model.safetensors, model.pt, metrics.js
 (ino >> 24) - 1, so a `best` that moves between lookup and open is no problem) and checked
 against the CRC-32s that `ckpt show STORE EPOCH` reports (cached per epoch: a checkpoint never
 changes): .npy payloads, every tensor slice of model.safetensors, every zip entry of model.pt
-(testzip checks each against its CRC-32 recorded at commit time). ENOENT for an epoch that
-retention removed is allowed; any other error or a wrong byte is counted and printed.
+(testzip checks each against its CRC-32 recorded at commit time). ENOENT is allowed only for
+an epoch that is gone from the root's listing made after the error (retention removed it), or
+for `best`/`latest` while the store has no checkpoint; an ENOENT for an epoch still listed,
+any other error or a wrong byte is counted and printed.
 Prints one JSON line of counts at the end; exit 1 on errors or mismatches.
 """
 import errno
@@ -84,7 +86,34 @@ def check(rel, data, epoch):
     counts["verified"] += 1
 
 
-def read_file(rel):
+def target(top):
+    """The epoch directory `top` names now (itself, or where best/latest link), or None."""
+    if top.startswith("epoch-"):
+        return top
+    try:
+        return os.readlink(os.path.join(mnt, top))
+    except OSError:
+        return None
+
+
+def enoent(rel, before):
+    """An ENOENT for `rel`, whose top directory named `before` when the read began: allowed
+    when that epoch (or the one best/latest names now) is gone from the root, or when
+    best/latest named none (no checkpoint yet)."""
+    top = rel.split("/")[0]
+    names = {before, target(top)}
+    try:
+        listed = set(os.listdir(mnt))
+    except OSError as e:
+        problem("errors", f"root: {e.strerror}")
+        return
+    if None in names or any(n not in listed for n in names):
+        counts["enoent"] += 1
+    else:
+        problem("errors", f"{rel}: ENOENT although {sorted(names)} is still listed")
+
+
+def read_file(rel, before):
     path = os.path.join(mnt, rel)
     try:
         with open(path, "rb") as f:
@@ -92,7 +121,7 @@ def read_file(rel):
             data = f.read()
     except OSError as e:
         if e.errno == errno.ENOENT:
-            counts["enoent"] += 1
+            enoent(rel, before)
         else:
             problem("errors", f"{rel}: {e.strerror}")
         return
@@ -102,6 +131,7 @@ def read_file(rel):
 
 
 def read_dir(top):
+    before = target(top)
     try:
         files = ["model.safetensors", "model.pt", "metrics.json"]
         for sub in ("model", "optimizer"):
@@ -110,10 +140,10 @@ def read_dir(top):
         if e.errno != errno.ENOENT:
             problem("errors", f"{top}: {e.strerror}")
         else:
-            counts["enoent"] += 1
+            enoent(top, before)
         return
     for f in files:
-        read_file(f"{top}/{f}")
+        read_file(f"{top}/{f}", before)
 
 
 while not os.path.exists(stop):
@@ -137,7 +167,7 @@ while not os.path.exists(stop):
             counts["reads"] += 1
             check(f"{e}/model/{name}.npy", r.stdout, int(e[6:]))
         elif b"No such file" in r.stderr or b"not stored" in r.stderr or b"no such" in r.stderr.lower():
-            counts["enoent"] += 1
+            enoent(e, e)
         else:
             problem("errors", f"ckpt cat {e}/model/{name}.npy: {r.stderr.decode().strip()}")
 
