@@ -43,8 +43,10 @@ static void export_usage(void)
 	       "                  device (keep), or one device (cuda:N)\n"
 	       "Writes FILE whole (a temporary file beside it, fsynced, renamed over it; a device\n"
 	       "or FIFO is written into) and prints nothing.\n"
+	       "EPOCH is 4 or epoch-0004, at most 549755813887 (2^39 - 1, the last a store holds).\n"
 	       "Exit status: 0; 1 when the store, the epoch or a tensor cannot be read or FILE\n"
-	       "cannot be written (FILE is then left as it was); 2 for bad usage.\n");
+	       "cannot be written (FILE is then left as it was); 2 for bad usage (a malformed\n"
+	       "EPOCH or one past the last included).\n");
 }
 
 /* A write of @p path failed with @p rc; past a file size limit say which, as ckpt-train and
