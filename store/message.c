@@ -75,6 +75,8 @@ const char *ckpt_shell_word(char *buf, size_t len, const char *s)
 	if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 	                    "._/-+:@,%=") == strlen(s))
 		return s;
+	if (len == 0)
+		return "";
 	bool control = false;
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
 		control |= *p < 0x20 || *p == 0x7f;
@@ -83,8 +85,14 @@ const char *ckpt_shell_word(char *buf, size_t len, const char *s)
 		buf[o++] = '$';
 	if (o + 1 < len)
 		buf[o++] = '\'';
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 6 < len; p++) {
-		if (control && (*p < 0x20 || *p == 0x7f)) {
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		bool byte = control && (*p < 0x20 || *p == 0x7f);
+		size_t need = byte || (!control && *p == '\'') ? 4
+		              : control && (*p == '\'' || *p == '\\') ? 2
+		                                                        : 1;
+		if (o + need + 2 > len) /* room for it, the closing quote and the NUL */
+			break;
+		if (byte) {
 			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
 		} else if (control && (*p == '\'' || *p == '\\')) {
 			buf[o++] = '\\';

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ckpt/holders.h"
+#include "ckpt/message.h"
 #include "ckpt/store.h"
 #include "test_dir.h"
 
@@ -536,6 +537,35 @@ END_TEST
 /* Creates of one path racing in six processes: exactly one makes the store and commits, the
  * others get -EEXIST. Each create took the others' fresh environments for the remnants of a
  * killed create and removed them: several "succeeded" and their epochs were lost. */
+/* ckpt_shell_word: a word to paste, whole within 4 * strlen + 4 bytes (a tab or two newlines
+ * lost their last bytes there: $'' and $'\x0a'); cut short, never past the buffer. */
+START_TEST(test_shell_words_are_whole_within_the_documented_buffer)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"plain/path-1.x", "plain/path-1.x"},
+	    {"", "''"},
+	    {"a b", "'a b'"},
+	    {"it's", "'it'\\''s'"},
+	    {"\t", "$'\\x09'"},
+	    {"\n\n", "$'\\x0a\\x0a'"},
+	    {"a'\x7f\\", "$'a\\'\\x7f\\\\'"},
+	    {"''", "''\\'''\\'''"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = 4 * strlen(cases[i].in) + 4;
+		char *buf = malloc(len);
+		ck_assert_ptr_nonnull(buf);
+		ck_assert_str_eq(ckpt_shell_word(buf, len, cases[i].in), cases[i].out);
+		free(buf);
+	}
+	char small[6];
+	ck_assert_str_eq(ckpt_shell_word(small, sizeof(small), "\t\t"), "$''");
+	ck_assert_str_eq(ckpt_shell_word(small, 0, "a b"), "");
+}
+END_TEST
+
 START_TEST(test_racing_creates_of_one_store_make_one_and_refuse_the_rest)
 {
 	for (int round = 0; round < 3; round++) {
@@ -611,6 +641,7 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_failed_lookups_set_their_own_message);
 	tcase_add_test(tc, test_create_refuses_a_monitor_no_metric_can_name_and_keep_top_without_keep_last);
 	tcase_add_test(tc, test_racing_creates_of_one_store_make_one_and_refuse_the_rest);
+	tcase_add_test(tc, test_shell_words_are_whole_within_the_documented_buffer);
 	suite_add_tcase(su, tc);
 	return su;
 }
