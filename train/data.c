@@ -498,14 +498,17 @@ static bool csv_is_number(const char *s)
 	return *end == ',' || *end == '\0';
 }
 
+/* What line 1 of a CSV is. */
+enum { CSV_SAMPLE, CSV_HEADER, CSV_INDEX_HEADER };
+
 /* Line 1 is a header when its first field is not a number, or when its fields are the column
- * indices 0,1,...,n-1 (n >= 2): what pandas writes for a DataFrame built from an array
- * (np.column_stack([y, X])) saved with index=False. Blanks around a field are allowed, as
- * around values. */
-static bool csv_is_header(const char *line)
+ * indices 0,1,...,n-1 with n = @p features + 1 (a label and the pixels): what pandas writes
+ * for a DataFrame built from an array (np.column_stack([y, X])) saved with index=False.
+ * Blanks around a field are allowed, as around values. */
+static int csv_line1_kind(const char *line, uint32_t features)
 {
 	if (!csv_is_number(line)) /* strtod stops at the first comma */
-		return true;
+		return CSV_HEADER;
 	unsigned long index = 0;
 	for (const char *p = line;; index++) {
 		p += strspn(p, " \t");
@@ -513,13 +516,13 @@ static bool csv_is_header(const char *line)
 		errno = 0;
 		unsigned long v = strtoul(p, &end, 10);
 		if (end == p || *p < '0' || *p > '9' || errno || v != index ||
-		    (*p == '0' && end - p > 1))
-			return false;
+		    (*p == '0' && end - p > 1) || index > features)
+			return CSV_SAMPLE;
 		end += strspn(end, " \t");
 		if (*end == '\0')
-			return index >= 1;
+			return index == features ? CSV_INDEX_HEADER : CSV_SAMPLE;
 		if (*end != ',')
-			return false;
+			return CSV_SAMPLE;
 		p = end + 1;
 	}
 }
@@ -557,8 +560,12 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 		}
 		if (n == 0)
 			continue;
-		if (lineno == 1 && csv_is_header(line))
-			continue;
+		if (lineno == 1) {
+			int kind = csv_line1_kind(line, features);
+			out->index_header = kind == CSV_INDEX_HEADER;
+			if (kind != CSV_SAMPLE)
+				continue;
+		}
 		if (rows == rows_cap) {
 			size_t ncap = rows_cap ? rows_cap * 2 : 1024;
 			float *nx = realloc(x, ncap * features * sizeof(float));

@@ -26,6 +26,8 @@ typedef struct train_dataset {
 	uint32_t cols;
 	float *x;          /**< count * features, row-major */
 	int32_t *y;        /**< count labels */
+	bool index_header; /**< CSV: line 1 held the column indices 0,1,...,features and was
+	                        taken as pandas' header, not as a sample */
 } train_dataset;
 
 typedef struct train_data {

@@ -1271,7 +1271,12 @@ static void drop_empty_store(ckpt_store *store, const char *path, int how, uint3
 	ckpt_store_close(store);
 	if (committed)
 		return;
-	(void)ckpt_store_discard(path, how == STORE_CREATED_DIR);
+	/* the run has said why it failed; a store it could not remove is worth a second line,
+	 * since the next run at this path would find it */
+	if (ckpt_store_discard(path, how == STORE_CREATED_DIR) != 0)
+		ckpt_print_line(stderr, "ckpt-train: warning: ",
+		                "the empty store this run created at %s was not removed (%s)", path,
+		                ckpt_last_error());
 }
 
 
@@ -1458,6 +1463,21 @@ static void note_no_test_set(const char *csv)
 		    "no test set: the name of %s has no 'train' to replace "
 		    "with 'test' for a test file; test_loss and test_acc are not recorded",
 		    csv);
+}
+
+/* Line 1 of a CSV that holds the column indices 0,1,...,n-1 is read as pandas' header, which
+ * drops it: say so, in case it was a sample. */
+static void note_index_headers(const train_data *data, const char *csv)
+{
+	char test[4096];
+	const char *paths[2] = {csv, train_csv_test_sibling(test, sizeof(test), csv) ? test : NULL};
+	const train_dataset *sets[2] = {&data->train, &data->test};
+	for (size_t i = 0; i < 2; i++)
+		if (sets[i]->index_header && paths[i])
+			ckpt_print_line(stderr, "ckpt-train: note: ",
+			                "line 1 of %s (0,1,...,%u) is read as a header of column indices, "
+			                "as pandas writes, not as a sample",
+			                paths[i], sets[i]->features);
 }
 
 /* Linux overcommits: a model larger than the memory left is not refused by malloc but
@@ -2064,6 +2084,7 @@ int train_run(train_config *cfg, train_result *res)
 
 	if (data.test.count == 0)
 		note_no_test_set(cfg->data);
+	note_index_headers(&data, cfg->data);
 	const bool tty = !cfg->quiet && isatty(STDERR_FILENO);
 	pers.tty = tty;
 	const uint32_t nbatches = (n_fit + cfg->batch_size - 1) / cfg->batch_size;

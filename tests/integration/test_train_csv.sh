@@ -112,6 +112,8 @@ echo "ok: blanks around CSV values are allowed, hexadecimal is refused"
 $TRAIN --store "$work/pd" --data "$work/pd_train.csv" --layers 2,2 --val-split 0 --epochs 1 \
 	--batch-size 1 --threads 1 --no-sync >"$work/out" 2>"$work/err" || fail "pandas header: $(cat "$work/err")"
 grep -q '^epoch 1/1  step 40 ' "$work/out" || fail "pandas header: $(cat "$work/out")"
+grep -q "note: line 1 of $work/pd_train.csv (0,1,...,2) is read as a header of column indices" \
+	"$work/err" || fail "pandas header: no note: $(cat "$work/err")"
 # the test file replaces the "train" that stands as a word (not the one inside "constrained")
 mkdir "$work/word"
 for f in train_constrained test_constrained; do

@@ -515,6 +515,18 @@ START_TEST(test_csv_header_of_column_indices_is_not_a_sample)
 	load_csv_text(&d, "pd_train.csv", "0,1,2,3\n1,0,255,51\n2,1,2,3\n", 3, 3);
 	ck_assert_uint_eq(d.train.count, 2);
 	ck_assert_int_eq(d.train.y[0], 1);
+	ck_assert(d.train.index_header); /* ckpt-train notes it */
+	train_data_free(&d);
+	/* indices of another count than a label and the features: a sample (refused here as a
+	 * row of the wrong length, not dropped) */
+	char path[512];
+	write_text("short_train.csv", "0,1,2\n1,0,255,51\n");
+	path_in(path, sizeof(path), "short_train.csv");
+	ck_assert_int_eq(train_data_load(&d, path, 3, 3), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(train_last_error(), "short_train.csv:1: expected 4 fields"));
+	/* a named header is not an index header */
+	load_csv_text(&d, "named_train.csv", "label,a,b,c\n1,0,255,51\n", 3, 3);
+	ck_assert(!d.train.index_header);
 	train_data_free(&d);
 	/* 784 pixels: the header's 257th field (256) was refused as a pixel */
 	size_t cap = 785 * 5 + 785 * 2 + 2, used = 0;
