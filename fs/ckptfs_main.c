@@ -49,6 +49,7 @@ typedef struct cli_options {
 	bool allow_other; /* allow_other or allow_root given */
 	bool readahead_given;             /* -o readahead_kb= said: a note if it cannot be set */
 	bool fsname_given, subtype_given; /* the user's win over ours */
+	bool auto_unmount; /* its fusermount3 stays: stderr is not caught for it while mounting */
 	bool mountpoint_seen;
 	int failed; /* option_proc said why in one line: the exit status (1 or 2), else 0 */
 } cli_options;
@@ -63,6 +64,7 @@ enum {
 	KEY_ALLOW_OTHER,
 	KEY_FSNAME,
 	KEY_SUBTYPE,
+	KEY_AUTO_UNMOUNT,
 	KEY_BLOCK_DEVICE, /* fuseblk's options: the kernel refuses the mount */
 	KEY_SELINUX,      /* refused by the kernel where SELinux is off */
 };
@@ -77,6 +79,7 @@ static const struct fuse_opt option_spec[] = {
     FUSE_OPT_KEY("allow_root", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("fsname=", KEY_FSNAME),
     FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
+    FUSE_OPT_KEY("auto_unmount", KEY_AUTO_UNMOUNT),
     FUSE_OPT_KEY("blksize=", KEY_BLOCK_DEVICE),
     FUSE_OPT_KEY("blkdev", KEY_BLOCK_DEVICE),
     FUSE_OPT_KEY("context=", KEY_SELINUX),
@@ -92,6 +95,9 @@ static bool fuse_said_error;     /* libfuse printed an error line (fuse_log_line
  * mount says everything in one line of ours (fuse_log_line's lock guards them). */
 static bool fuse_hold_errors;
 static char fuse_held[512];
+/* While stderr is caught for fusermount3 (stderr_catch_begin), the real one: libfuse's debug
+ * and notice lines go there, not into the reason of a failed mount. -1 otherwise. */
+static int fuse_real_stderr = -1;
 static bool fuse_said_no_memory; /* ... and it was about an allocation, not the command line */
 
 /* Daemon start-up. The parent of the fork waits for the daemon's word: "0" once it serves, or
@@ -217,6 +223,8 @@ static void fuse_log_line(enum fuse_log_level level, const char *fmt, va_list ap
 	if (level > FUSE_LOG_ERR) {
 		if (log_to_syslog)
 			vsyslog(LOG_DEBUG, fmt, ap);
+		else if (fuse_real_stderr >= 0)
+			vdprintf(fuse_real_stderr, fmt, ap);
 		else
 			vfprintf(stderr, fmt, ap);
 		return;
@@ -298,8 +306,10 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	                  : key == KEY_READAHEAD_KB  ? &o->readahead_kb
 	                  : key == KEY_SNAPSHOT_IDLE ? &o->snapshot_idle
 	                                             : NULL;
-	if (key == KEY_ALLOW_OTHER || key == KEY_FSNAME || key == KEY_SUBTYPE) {
+	if (key == KEY_ALLOW_OTHER || key == KEY_FSNAME || key == KEY_SUBTYPE ||
+	    key == KEY_AUTO_UNMOUNT) {
 		o->allow_other = o->allow_other || key == KEY_ALLOW_OTHER;
+		o->auto_unmount = o->auto_unmount || key == KEY_AUTO_UNMOUNT;
 		o->fsname_given = o->fsname_given || key == KEY_FSNAME;
 		o->subtype_given = o->subtype_given || key == KEY_SUBTYPE;
 		return 1; /* libfuse's option */
@@ -396,12 +406,19 @@ static int check_mountpoint(const char *mountpoint, char *resolved)
 		say(LOG_ERR, "mountpoint %s: %s", mountpoint, strerror(errno));
 		return -1;
 	}
+	/* a FUSE mount there: ckptfs's (its type fuse.ckptfs, or another with -o subtype=) or
+	 * another FUSE file system's; stacking on it is never what was meant */
 	char majmin[64], fstype[64];
 	if (ckptfs_find_mount(resolved, majmin, sizeof(majmin), fstype, sizeof(fstype)) &&
-	    strcmp(fstype, "fuse.ckptfs") == 0) {
+	    (strcmp(fstype, "fuse") == 0 || strncmp(fstype, "fuse.", 5) == 0)) {
 		char *word = shell_word_of(mountpoint);
-		say(LOG_ERR, "%s is already a ckptfs mount (unmount it with fusermount3 -u %s)",
-		    mountpoint, word ? word : mountpoint);
+		if (strcmp(fstype, "fuse.ckptfs") == 0)
+			say(LOG_ERR, "%s is already a ckptfs mount (unmount it with fusermount3 -u %s)",
+			    mountpoint, word ? word : mountpoint);
+		else
+			say(LOG_ERR,
+			    "%s is already a FUSE mount (%s; unmount it with fusermount3 -u %s)",
+			    mountpoint, fstype, word ? word : mountpoint);
 		free(word);
 		return -1;
 	}
@@ -733,8 +750,12 @@ int main(int argc, char **argv)
 	}
 	handlers = true;
 	fuse_hold_errors = true; /* single-threaded until the session loop: no lock needed */
-	int saved_stderr = stderr_catch_begin();
+	/* with auto_unmount, the fusermount3 that waits to unmount keeps the stderr it was given:
+	 * not a memfd nobody reads */
+	int saved_stderr = o.auto_unmount ? -1 : stderr_catch_begin();
+	fuse_real_stderr = saved_stderr;
 	int mrc = fuse_session_mount(se, mountpoint);
+	fuse_real_stderr = -1;
 	char *child_said = saved_stderr >= 0 ? stderr_catch_end(saved_stderr) : NULL;
 	fuse_hold_errors = false;
 	if (mrc != 0) {

@@ -146,6 +146,12 @@ track_mount "$TMP/mfs"
 	fail "-o fsname=foo,subtype=bar: $(cat "$TMP/err")"
 awk -v m="$TMP/mfs" '$5 == m { sub(/.* - /, ""); print $1, $2 }' /proc/self/mountinfo | grep -qx "fuse.bar foo" ||
 	fail "-o fsname=foo,subtype=bar: $(grep " $TMP/mfs " /proc/self/mountinfo)"
+# a mount of another type is still a FUSE mount there: not stacked on (the check knew only
+# fuse.ckptfs, so a second ckptfs mounted over this one)
+out=$("$BIN/ckptfs" "$store" "$TMP/mfs" 2>&1) && fail "a mount over a fuse.bar mount: exit 0"
+[ "$out" = "ckptfs: error: $TMP/mfs is already a FUSE mount (fuse.bar; unmount it with fusermount3 -u $TMP/mfs)" ] ||
+	fail "a mount over a fuse.bar mount: $out"
+[ "$(grep -c " $TMP/mfs " /proc/self/mountinfo)" -eq 1 ] || fail "a mount over a fuse.bar mount: stacked"
 fusermount3 -u "$TMP/mfs" || fail "fusermount3 -u $TMP/mfs"
 
 # ---- errors before daemonizing: one line, exit 2 for usage errors and 1 for the rest, nothing
