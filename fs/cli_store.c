@@ -17,12 +17,14 @@
  *          backslashes in names are written as \xNN
  *   gc     "gc: deleted N checkpoints; keep-last N, keep-top K", and with --compact
  *          "compact: data.mdb BEFORE -> AFTER bytes (FREED freed)"
- * Exit status: 0 ok, 1 failure, 2 usage.
+ * Exit status: 0 ok, 1 failure, 2 usage; gc --compact ended by a signal: 128 + its number,
+ * after one line saying whether data.mdb was replaced yet.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,7 @@
 #include <unistd.h>
 
 #include "ckpt/holders.h"
+#include "ckpt/message.h"
 #include "ckpt/store.h"
 #include "fs/cli.h"
 #include "fs/view_int.h"
@@ -644,14 +647,95 @@ static int retention_before_compact(ckpt_store *s, void *arg)
 	return apply_retention(s, arg);
 }
 
+/* gc --compact ended by SIGINT, SIGTERM, SIGHUP or SIGQUIT: the handler removes the copies
+ * beside the store (ckpt_store_compact_interrupted()), says in one line whether data.mdb was
+ * replaced yet, and ends the process as the signal would have (exit 130, 143, 129, 131). A
+ * signal the caller ignores (nohup) stays ignored. The line's start is made before. */
+static const int compact_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+#define COMPACT_SIGNALS (sizeof(compact_signals) / sizeof(compact_signals[0]))
+static struct sigaction compact_old[COMPACT_SIGNALS];
+static char *compact_line;     /* "ckpt: error: gc: compacting STORE was interrupted by " */
+static bool compact_retention; /* with --keep-*: the retention is part of the swap */
+
+static void write_stderr(const char *text)
+{
+	(void)!write(STDERR_FILENO, text, strlen(text)); /* both async-signal-safe */
+}
+
+static void end_interrupted_compaction(int sig)
+{
+	bool compacted = ckpt_store_compact_interrupted();
+	write_stderr(compact_line ? compact_line
+	                          : "ckpt: error: gc: compacting was interrupted by ");
+	write_stderr(sig == SIGINT    ? "SIGINT"
+	             : sig == SIGTERM ? "SIGTERM"
+	             : sig == SIGHUP  ? "SIGHUP"
+	                              : "SIGQUIT");
+	if (!compacted)
+		write_stderr(" before it replaced data.mdb: nothing changed, no copy is left\n");
+	else if (compact_retention)
+		write_stderr(" after it replaced data.mdb: the store is whole, compacted, with the "
+		             "retention applied\n");
+	else
+		write_stderr(" after it replaced data.mdb: the store is whole and compacted\n");
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void block_compact_signals(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < COMPACT_SIGNALS; i++)
+		sigaddset(&set, compact_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+static void guard_compaction(const char *path, bool retention)
+{
+	sigset_t old;
+	block_compact_signals(&old);
+	size_t len = 0;
+	FILE *f = open_memstream(&compact_line, &len);
+	if (f) { /* the store's path escaped as in every error line */
+		ckpt_print_line(f, "ckpt: error: ", "gc: compacting %s was interrupted by ", path);
+		if (fclose(f) == 0 && len > 0)
+			compact_line[len - 1] = '\0'; /* the newline */
+	}
+	compact_retention = retention;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = end_interrupted_compaction;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < COMPACT_SIGNALS; i++) {
+		sigaction(compact_signals[i], NULL, &compact_old[i]);
+		if (compact_old[i].sa_handler != SIG_IGN)
+			sigaction(compact_signals[i], &sa, NULL);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static void unguard_compaction(void)
+{
+	sigset_t old;
+	block_compact_signals(&old);
+	for (size_t i = 0; i < COMPACT_SIGNALS; i++)
+		sigaction(compact_signals[i], &compact_old[i], NULL);
+	free(compact_line);
+	compact_line = NULL;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 /* gc --compact: shrink data.mdb, after applying @p req's retention in the same step when @p req
  * is not NULL; prints what gc deleted and the sizes once all is done. Returns 0, or the exit
  * status after one error line, with the store as it was. */
 static int compact_store(const char *path, gc_request *req)
 {
 	ckpt_store_compact_stats st;
+	guard_compaction(path, req != NULL);
 	int rc = req ? ckpt_store_compact_with(&st, path, retention_before_compact, req)
 	             : ckpt_store_compact(&st, path);
+	unguard_compaction();
 	if (rc > 0)
 		return rc; /* the retention's own, already reported */
 	if (rc) {
@@ -696,7 +780,10 @@ int cli_gc(int argc, char **argv)
 			       "Prints \"gc: deleted N checkpoints; keep-last N, keep-top K\" (and "
 			       "what it repaired,\nor compact: data.mdb BEFORE -> AFTER bytes).\n"
 			       "Exit status: 0; 1 when the store cannot be changed (refused, full disk,"
-			       " damaged);\n2 for bad usage.\n",
+			       " damaged);\n2 for bad usage; 130, 143 or 129 when --compact is ended by "
+			       "SIGINT, SIGTERM or\nSIGHUP, after one line saying whether it had "
+			       "replaced data.mdb yet (if not, nothing\nchanged and no copy is left; "
+			       "the store is whole either way).\n",
 			       CLI_USAGE_GC);
 			return 0;
 		case 'c':

@@ -8,7 +8,9 @@
  *
  * Compaction's invariants: data.mdb is only ever replaced by rename(2) of a complete copy that has been
  * read back and fsynced, and the directory is fsynced after, so a crash leaves the old or the
- * new file; a failed compaction removes its copy (and a lock.mdb it created). Nothing else
+ * new file; a failed compaction removes its copy (and a lock.mdb it created), and so does a
+ * signal handler calling ckpt_store_compact_interrupted() before the rename (the termination
+ * signals are held from the rename until the new file is ready). Nothing else
  * runs meanwhile: ckpt gc's locks (store/holders.c) make another gc wait and keep ckpt-train
  * and readers without lock.mdb out, the exclusive flock on the store directory makes writers
  * that start meanwhile wait and then lock the new data.mdb, and the exclusive fcntl lock on
@@ -35,6 +37,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +63,20 @@ typedef struct compact_job {
 	bool lock_created, copy_created, scratch_created, renamed;
 	MDB_env *env; /* what is copied: the old data.mdb or the scratch copy, without lock.mdb */
 } compact_job;
+
+/* What a signal handler removes of the compaction in progress (ckpt_store_compact_interrupted):
+ * each file is marked once made, and only while this process holds every lock, so that it never
+ * removes what another compaction made; the paths are the job's, cleared before job_free()
+ * frees them. @c swapped outlives the job: whether the last compaction of this process
+ * replaced data.mdb. */
+static struct {
+	volatile sig_atomic_t active, made_lock, made_copy, made_scratch, swapped;
+	char *volatile lock, *volatile copy, *volatile scratch;
+} compact_now;
+
+/* The signals ckpt_store_compact_with() holds back from the rename until data.mdb is ready:
+ * those a command's handler ends it by (ckpt gc's, as ckpt backup's). */
+static const int compact_held_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 /* What a copy must hold again: the named databases and their entries. */
 typedef struct env_census {
@@ -323,6 +340,7 @@ static int write_copy(compact_job *j, const struct stat *old, const env_census *
 		return store_error(-errno, "store %s: cannot create %s (%s)", j->path, COMPACT_COPY,
 		                   strerror(errno));
 	j->copy_created = true;
+	compact_now.made_copy = compact_now.active;
 	struct stat st;
 	if (fchmod(j->copy_fd, old->st_mode & 07777) != 0 || fstat(j->copy_fd, &st) != 0 ||
 	    ((st.st_uid != old->st_uid || st.st_gid != old->st_gid) &&
@@ -388,6 +406,7 @@ static int run_before(compact_job *j, const env_census *store, ckpt_store_compac
 		return store_error(-errno, "store %s: cannot create %s (%s)", j->path,
 		                   COMPACT_SCRATCH, strerror(errno));
 	j->scratch_created = true;
+	compact_now.made_scratch = compact_now.active;
 	int fd = open(j->scratch_data, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return store_error(-errno, "store %s: cannot create %s/data.mdb (%s)", j->path,
@@ -425,8 +444,11 @@ static int run_before(compact_job *j, const env_census *store, ckpt_store_compac
 
 /* @p var=FILE in the environment, for tests: create FILE and wait until it is removed (a
  * minute at most). CKPT_COMPACT_TEST_PAUSE pauses a compaction with the copy ready and every
- * lock held, so that a test can start commands during it; CKPT_BACKUP_TEST_PAUSE a backup
- * with DEST/data.mdb.tmp written, so that a test can signal it. */
+ * lock held, so that a test can start commands during it or signal it;
+ * CKPT_COMPACT_TEST_PAUSE_SCRATCH one with --keep-* once the retention is applied to the scratch
+ * copy; CKPT_COMPACT_TEST_PAUSE_SWAPPED one that has just replaced data.mdb (the signals held);
+ * CKPT_BACKUP_TEST_PAUSE a backup with DEST/data.mdb.tmp written, so that a test can signal
+ * it. */
 static void test_pause(const char *var)
 {
 	const char *file = getenv(var);
@@ -484,6 +506,37 @@ static int retire_old_file(compact_job *j)
 	return 0;
 }
 
+bool ckpt_store_compact_interrupted(void)
+{
+	if (!compact_now.active)
+		return compact_now.swapped;
+	/* unlink, rmdir, open, unlinkat and close are async-signal-safe */
+	if (compact_now.made_copy && !compact_now.swapped)
+		(void)unlink(compact_now.copy); /* renamed by the swap: then no longer there */
+	if (compact_now.made_scratch) { /* made by this job's mkdir: never a symlink */
+		int dir = open(compact_now.scratch, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+		if (dir >= 0) {
+			(void)unlinkat(dir, "data.mdb", 0);
+			(void)unlinkat(dir, "lock.mdb", 0);
+			close(dir);
+		}
+		(void)rmdir(compact_now.scratch);
+	}
+	if (compact_now.made_lock && !compact_now.swapped)
+		(void)unlink(compact_now.lock);
+	return compact_now.swapped;
+}
+
+/* Block the held signals in this thread; the mask before goes to @p old. */
+static void hold_signals(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(compact_held_signals) / sizeof(compact_held_signals[0]); i++)
+		sigaddset(&set, compact_held_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
 static void job_free(compact_job *j, bool failed)
 {
 	if (j->env)
@@ -498,6 +551,10 @@ static void job_free(compact_job *j, bool failed)
 		(void)unlink(j->lock_path);
 	if (j->lock_fd >= 0)
 		close(j->lock_fd);
+	/* before the locks go: a compaction that takes them next makes files of the same names */
+	compact_now.active = compact_now.made_copy = compact_now.made_scratch = 0;
+	compact_now.made_lock = 0;
+	compact_now.lock = compact_now.copy = compact_now.scratch = NULL;
 	ckpt_gc_unlock(&j->gc); /* last: writers waiting for the directory's then go on */
 	free(j->data_path);
 	free(j->lock_path);
@@ -516,6 +573,7 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 	int rc, mrc;
 	if (!path || !*path)
 		return store_error(-EINVAL, "store path is empty");
+	compact_now.swapped = 0;
 	if (stat(path, &old) != 0)
 		return store_error(-errno, "%s: %s", path, strerror(errno));
 	if (!S_ISDIR(old.st_mode))
@@ -532,8 +590,14 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 	}
 	/* with every lock held nothing writes: a damaged file is refused before anything
 	 * changes (LMDB's compacting copy and the gc on it trust every page) */
-	if ((rc = take_writer_lock(&j)) || (rc = take_env_lock(&j)) ||
-	    (rc = store_check_pages(path, STORE_WALK_FULL)))
+	if ((rc = take_writer_lock(&j)) || (rc = take_env_lock(&j)))
+		goto out;
+	compact_now.lock = j.lock_path;
+	compact_now.copy = j.copy_path;
+	compact_now.scratch = j.scratch_path;
+	compact_now.made_lock = j.lock_created;
+	compact_now.active = 1; /* every lock held: what is made from now on is this job's */
+	if ((rc = store_check_pages(path, STORE_WALK_FULL)))
 		goto out;
 	if (fstat(j.gc.data_fd, &old) != 0) {
 		rc = store_error(-errno, "store %s: cannot stat data.mdb (%s)", path,
@@ -560,6 +624,8 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 	source = store;
 	if (before && (rc = run_before(&j, &store, before, arg, &source)))
 		goto out;
+	if (before)
+		test_pause("CKPT_COMPACT_TEST_PAUSE_SCRATCH");
 	if ((rc = write_copy(&j, &old, &source, store.txnid, &size_after)))
 		goto out;
 	mdb_env_close(j.env);
@@ -567,7 +633,17 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 	if (j.scratch_created && remove_scratch(&j) == 0) /* else job_free tries again */
 		j.scratch_created = false;
 	test_pause("CKPT_COMPACT_TEST_PAUSE");
-	if ((rc = swap_in(&j)) || (rc = retire_old_file(&j)))
+	/* a signal's handler finds the store before the swap or after it is done, never between */
+	sigset_t old_mask;
+	hold_signals(&old_mask);
+	rc = swap_in(&j);
+	compact_now.swapped = j.renamed;
+	if (!rc) {
+		test_pause("CKPT_COMPACT_TEST_PAUSE_SWAPPED");
+		rc = retire_old_file(&j);
+	}
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	if (rc)
 		goto out;
 	if (out)
 		*out = (ckpt_store_compact_stats){.size_before = (uint64_t)old.st_size,

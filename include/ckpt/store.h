@@ -232,6 +232,10 @@ typedef struct ckpt_store_compact_stats {
  * open keeps mapping the old file and would never see the commits made to the new one.
  * Processes that open the store meanwhile wait in LMDB until it is done. No handle of @p path
  * may be open in this process (LMDB's locks are per process).
+ * A process ended by a signal leaves the copy (a handler that calls
+ * ckpt_store_compact_interrupted() removes it). SIGINT, SIGTERM, SIGHUP and SIGQUIT are held
+ * back in the calling thread from the rename until the new data.mdb is ready (milliseconds), so
+ * that such a handler finds the store before the swap or after it, never between.
  * @param out if not NULL, receives the sizes (only on success).
  * @return 0, -EBUSY if ckpt-train, a reader without lock.mdb or any process with the store
  *         open holds it (the message names the process), -ENOSPC if the disk fills during
@@ -261,6 +265,18 @@ typedef int (*ckpt_store_compact_fn)(ckpt_store *store, void *arg);
  */
 int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
                             ckpt_store_compact_fn before, void *arg);
+
+/**
+ * For a signal handler (async-signal-safe), as ckpt_store_backup_interrupted() for a backup:
+ * remove what the ckpt_store_compact_with() running in this process has made beside the store
+ * (data.mdb.compact, data.mdb.gc/ and a lock.mdb it created), unless it has replaced data.mdb
+ * already, before the handler ends the process. Nothing is removed while the compaction waits
+ * for another's locks. The store is whole either way.
+ * @return true if data.mdb is the compacted one (the compaction running, or the last one this
+ *         process ran, replaced it: with ckpt_store_compact_with(), @p before's work is in it);
+ *         false if the store is as it was before the compaction (or none ran).
+ */
+bool ckpt_store_compact_interrupted(void);
 
 /** What ckpt_store_backup() wrote. */
 typedef struct ckpt_store_backup_stats {
