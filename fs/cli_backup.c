@@ -1,12 +1,16 @@
 /* fs/cli_backup.c - `ckpt backup STORE DEST`: a consistent copy of a store, also while it trains
  *
  * ckpt_store_backup() copies one read snapshot of the store, opened read-only as every ckpt
- * command opens it, into DEST/data.mdb and reads it back. A signal that ends the command
- * meanwhile (SIGINT, SIGTERM, SIGHUP, SIGQUIT) first removes what the backup made.
+ * command opens it, into DEST/data.mdb.tmp/, reads it back there and renames it to
+ * DEST/data.mdb. A signal that ends the command meanwhile (SIGINT, SIGTERM, SIGHUP, SIGQUIT;
+ * one ignored, as under nohup, stays ignored) first removes what the backup made.
  * Output (stable, scripts parse it), one line:
  *   backup: DEST/data.mdb, N checkpoints (latest epoch-NNNN), BYTES bytes
- * and with --verify "; verify: ok, T tensors, B bytes" after it.
- * Exit status: 0 ok, 1 failure (nothing of the backup left), 2 usage.
+ * and with --verify "; verify: ok, T tensors, B bytes" after it. Without --verify, checkpoint
+ * records damaged in the store are copied as they are: the line is printed, then one error
+ * line names them.
+ * Exit status: 0 ok, 1 failure (nothing of the backup left) or a backup of a store with
+ * damaged records (the backup line printed), 2 usage.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -19,17 +23,22 @@
 #include "fs/view_int.h"
 
 #define HELP_BACKUP                                                                                \
-	"Copy the store's newest commit, compacted, into DEST/data.mdb: a complete store of its\n"   \
-	"own (ckpt info, log, verify, ckptfs and ckpt-train --resume work on it). Safe while\n"      \
+	"Copy the store's newest commit, compacted, into DEST/data.mdb: a complete store of its\n" \
+	"own (ckpt info, log, verify, ckptfs and ckpt-train --resume work on it). Safe while\n"    \
 	"ckpt-train commits to the store and while it is mounted; the store is never changed.\n"   \
-	"DEST is a new directory (its parent must exist) or an empty one, outside the store.\n"     \
-	"The copy is checked (every database walked, every checkpoint record decoded) before the\n" \
-	"command reports it; on failure nothing of it is left.\n"                                   \
-	"  --verify   also read every tensor back against its CRC-32s and hash (as ckpt verify)\n" \
-	"Prints \"backup: DEST/data.mdb, N checkpoints (latest epoch-NNNN), BYTES bytes\", with\n"  \
-	"--verify followed by \"; verify: ok, T tensors, B bytes\".\n"                               \
-	"Exit status: 0; 1 if the store cannot be read or the backup cannot be written or checked;\n" \
-	"2 for bad usage.\n"
+	"DEST is a new directory (its parent must exist) or an empty one, outside the store.\n"    \
+	"The copy is checked (every database walked, every checkpoint record decoded) before it\n" \
+	"becomes DEST/data.mdb; on failure, or when interrupted, nothing of it is left.\n"         \
+	"A checkpoint record damaged in the store is copied as it is (it hides only its epoch,\n"  \
+	"as in the store): the backup is made and one error line names the damage.\n"              \
+	"  --verify   also read every tensor back against its CRC-32s and hash (as ckpt\n"         \
+	"             verify); any damage then fails the backup\n"                                 \
+	"Prints \"backup: DEST/data.mdb, N checkpoints (latest epoch-NNNN), BYTES bytes\", with\n" \
+	"--verify followed by \"; verify: ok, T tensors, B bytes\".\n"                             \
+	"Exit status: 0; 1 if the store cannot be read or the backup cannot be written or\n"       \
+	"checked (nothing of it is left), or if the store has damaged records (the backup is\n"    \
+	"made and printed, holding them as they are: ckpt verify STORE names them); 2 for bad\n"   \
+	"usage.\n"
 
 static void remove_backup_and_die(int sig)
 {
@@ -72,8 +81,11 @@ int cli_backup(int argc, char **argv)
 	static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 	struct sigaction sa = {.sa_handler = remove_backup_and_die}, old[4];
 	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < 4; i++)
-		sigaction(signals[i], &sa, &old[i]);
+	for (size_t i = 0; i < 4; i++) {
+		sigaction(signals[i], NULL, &old[i]);
+		if (old[i].sa_handler != SIG_IGN) /* nohup's SIGHUP stays ignored */
+			sigaction(signals[i], &sa, NULL);
+	}
 	ckpt_store_backup_stats st;
 	rc = ckpt_store_backup(&st, s, dest, flags);
 	for (size_t i = 0; i < 4; i++)
@@ -96,5 +108,9 @@ int cli_backup(int argc, char **argv)
 		printf("; verify: ok, %" PRIu64 " tensor%s, %" PRIu64 " bytes", st.tensors,
 		       st.tensors == 1 ? "" : "s", st.tensor_bytes);
 	putchar('\n');
-	return 0;
+	if (st.damaged_records == 0)
+		return 0;
+	fflush(stdout); /* the backup line first */
+	cli_error("%s (ckpt verify %s names every damaged record)", ckpt_last_error(), path);
+	return 1;
 }

@@ -3,8 +3,10 @@
  *
  * A backup never changes its source: it copies through a read snapshot of the caller's handle
  * (LMDB's mdb_env_copyfd2, which a writer committing meanwhile does not disturb) into
- * DEST/data.mdb.tmp, checks and fsyncs it, renames it to DEST/data.mdb (never over another),
- * fsyncs DEST, and reads the new store back; on failure what it made is removed again.
+ * DEST/data.mdb.tmp/data.mdb, checks and fsyncs it, reads it back there as a store, and only
+ * then renames it to DEST/data.mdb (never over another) and fsyncs DEST: no DEST/data.mdb
+ * exists that was not checked. Damage found in the copy is the source's (named so) unless the
+ * source's own record checks fine. On failure what it made is removed again.
  *
  * Compaction's invariants: data.mdb is only ever replaced by rename(2) of a complete copy that has been
  * read back and fsynced, and the directory is fsynced after, so a crash leaves the old or the
@@ -447,8 +449,9 @@ static int run_before(compact_job *j, const env_census *store, ckpt_store_compac
  * lock held, so that a test can start commands during it or signal it;
  * CKPT_COMPACT_TEST_PAUSE_SCRATCH one with --keep-* once the retention is applied to the scratch
  * copy; CKPT_COMPACT_TEST_PAUSE_SWAPPED one that has just replaced data.mdb (the signals held);
- * CKPT_BACKUP_TEST_PAUSE a backup with DEST/data.mdb.tmp written, so that a test can signal
- * it. */
+ * CKPT_BACKUP_TEST_PAUSE a backup with DEST/data.mdb.tmp/data.mdb written, and
+ * CKPT_BACKUP_TEST_PAUSE_VALIDATING one reading that copy back, so that a test can signal or
+ * kill it or change the copy. */
 static void test_pause(const char *var)
 {
 	const char *file = getenv(var);
@@ -660,22 +663,22 @@ int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path)
 
 /* ---- ckpt_store_backup(): a compacted copy of one read snapshot into another directory ---- */
 
-#define BACKUP_TEMP "data.mdb.tmp"
+#define BACKUP_TEMP "data.mdb.tmp" /* the directory in DEST where the copy is made and checked */
 
 /* What a signal handler must remove of the backup in progress (ckpt_store_backup_interrupted):
  * set up before the first file is made, cleared before the strings are freed. */
 static struct {
-	volatile sig_atomic_t active, made_temp, renaming, made_dir;
-	char *volatile temp, *volatile data, *volatile dir;
+	volatile sig_atomic_t active, made_temp, made_temp_dir, renaming, made_dir;
+	char *volatile temp, *volatile temp_dir, *volatile data, *volatile dir;
 	dev_t temp_dev; /* the temporary file's identity: only it is removed as data.mdb */
 	ino_t temp_ino;
 } backup_now;
 
 typedef struct backup_job {
 	const char *dest;
-	char *temp_path, *data_path;
+	char *temp_dir, *temp_path, *data_path; /* DEST/data.mdb.tmp, its data.mdb, DEST/data.mdb */
 	int fd;
-	bool registered, made_dir, made_temp, renamed;
+	bool registered, made_dir, made_temp_dir, made_temp, renamed;
 } backup_job;
 
 void ckpt_store_backup_interrupted(void)
@@ -684,10 +687,12 @@ void ckpt_store_backup_interrupted(void)
 		return;
 	if (backup_now.made_temp)
 		(void)unlink(backup_now.temp);
-	struct stat st; /* lstat and unlink are async-signal-safe */
+	struct stat st; /* lstat, unlink and rmdir are async-signal-safe */
 	if (backup_now.renaming && lstat(backup_now.data, &st) == 0 &&
 	    st.st_dev == backup_now.temp_dev && st.st_ino == backup_now.temp_ino)
 		(void)unlink(backup_now.data); /* the copy, renamed: never a data.mdb of another */
+	if (backup_now.made_temp_dir)
+		(void)rmdir(backup_now.temp_dir);
 	if (backup_now.made_dir)
 		(void)rmdir(backup_now.dir);
 }
@@ -878,7 +883,8 @@ static int check_and_sync_copy(backup_job *j, const char *store_path, const env_
 	return 0;
 }
 
-/* data.mdb.tmp becomes data.mdb, never in place of a data.mdb that appeared meanwhile */
+/* The checked copy becomes DEST/data.mdb, never in place of a data.mdb that appeared
+ * meanwhile; DEST/data.mdb.tmp, empty then, goes. */
 static int rename_copy(backup_job *j)
 {
 	backup_now.renaming = j->registered;
@@ -891,59 +897,192 @@ static int rename_copy(backup_job *j)
 	if (rc != 0) {
 		int e = errno;
 		backup_now.renaming = 0;
-		return store_error(-e, "cannot rename %s to data.mdb (%s)", j->temp_path,
+		return store_error(-e, "cannot rename %s to %s (%s)", j->temp_path, j->data_path,
 		                   strerror(e));
 	}
 	j->renamed = true;
 	j->made_temp = false;
 	backup_now.made_temp = 0;
+	if (rmdir(j->temp_dir) != 0)
+		return store_error(-errno, "cannot remove %s (%s)", j->temp_dir, strerror(errno));
+	j->made_temp_dir = false;
+	backup_now.made_temp_dir = 0;
+	return 0;
+}
+
+/* @p message (of a check of the store at @p path) without its "store PATH: " and, for
+ * @p epoch, "epoch N: ": what is left names the record and its damage. */
+static const char *damage_of(const char *message, const char *path, const uint64_t *epoch)
+{
+	size_t n = strlen(path);
+	if (strncmp(message, "store ", 6) == 0 && strncmp(message + 6, path, n) == 0 &&
+	    strncmp(message + 6 + n, ": ", 2) == 0)
+		message += 8 + n;
+	char prefix[48];
+	int k = epoch ? snprintf(prefix, sizeof(prefix), "epoch %llu: ", (unsigned long long)*epoch)
+	              : 0;
+	if (k > 0 && strncmp(message, prefix, (size_t)k) == 0)
+		message += k;
+	return message;
+}
+
+/* Run on @p snap (of the source) the check that failed on the copy: the records of epoch
+ * @p epoch and with @p t that tensor's bytes, or (@p epoch NULL) the best record. */
+static int check_source(ckpt_snapshot *snap, const uint64_t *epoch, const ckpt_tensor_info *t)
+{
+	if (!epoch)
+		return ckpt_snapshot_check_best(snap);
+	const ckpt_checkpoint *c;
+	const ckpt_tensor_info *own;
+	int rc = ckpt_snapshot_check_records(snap, *epoch);
+	if (!rc && t && !(rc = ckpt_snapshot_checkpoint(&c, snap, *epoch)) &&
+	    !(rc = ckpt_checkpoint_find_tensor(&own, c, t->group, t->name)))
+		rc = ckpt_tensor_verify(snap, own);
+	return rc;
+}
+
+/* Damage @p rc found in the copy at @p copy_dir (its message in ckpt_last_error()), in the
+ * records of epoch @p epoch and with @p t that tensor's bytes, or (@p epoch NULL) in the best
+ * record. The copy was made through a read snapshot of @p source, so the damage is the
+ * source's, unless the source's own record checks fine now: then the copy was written wrong.
+ * Leaves one message saying which, sets *@p in_source and returns @p rc. */
+static int blame_damage(bool *in_source, ckpt_store *source, const char *copy_dir, int rc,
+                        const uint64_t *epoch, const ckpt_tensor_info *t)
+{
+	char copy_why[2048], why[2048], where[48] = "";
+	snprintf(copy_why, sizeof(copy_why), "%s", damage_of(ckpt_last_error(), copy_dir, epoch));
+	if (epoch)
+		snprintf(where, sizeof(where), "epoch %llu: ", (unsigned long long)*epoch);
+	ckpt_snapshot *snap;
+	int source_rc = ckpt_snapshot_open(&snap, source);
+	if (source_rc == 0) {
+		source_rc = check_source(snap, epoch, t);
+		ckpt_snapshot_close(snap);
+	}
+	snprintf(why, sizeof(why), "%s",
+	         source_rc == rc ? damage_of(ckpt_last_error(), source->path, epoch) : copy_why);
+	*in_source = source_rc != 0;
+	if (source_rc == 0)
+		return store_error(rc,
+		                   "the copy of %s does not read back as the store: %s%s, while the "
+		                   "store's reads correctly (a disk or memory error while writing it?)",
+		                   source->path, where, copy_why);
+	/* the same damage in the store, or none to compare with (an epoch deleted since) */
+	return store_error(rc, "store %s is damaged: %s%s", source->path, where, why);
+}
+
+/* Damaged records of the source that a backup without CKPT_BACKUP_VERIFY copies as they are:
+ * the first one's message and the others named. */
+typedef struct backup_damage {
+	uint64_t count;
+	char first[4096];
+	char others[512];
+} backup_damage;
+
+static void note_damage(backup_damage *d, const uint64_t *epoch)
+{
+	if (d->count++ == 0) {
+		snprintf(d->first, sizeof(d->first), "%s", ckpt_last_error());
+		return;
+	}
+	size_t len = strlen(d->others);
+	if (len + 40 >= sizeof(d->others)) {
+		if (!strstr(d->others, ", ..."))
+			snprintf(d->others + len, sizeof(d->others) - len, ", ...");
+		return;
+	}
+	if (epoch)
+		snprintf(d->others + len, sizeof(d->others) - len, "%sepoch %llu", len ? ", " : "",
+		         (unsigned long long)*epoch);
+	else
+		snprintf(d->others + len, sizeof(d->others) - len, "%sthe best record",
+		         len ? ", " : "");
+}
+
+/* Damage @p rc found in the copy, as blame_damage() takes it: the source's is a failure with
+ * @p verify, else noted in @p damage (0 returned); the copy's is a failure. */
+static int take_damage(backup_damage *damage, ckpt_store *source, const char *copy_dir, int rc,
+                       const uint64_t *epoch, const ckpt_tensor_info *t, bool verify)
+{
+	bool in_source;
+	rc = blame_damage(&in_source, source, copy_dir, rc, epoch, t);
+	if (!in_source)
+		return rc;
+	if (verify) {
+		char why[4096];
+		snprintf(why, sizeof(why), "%s", ckpt_last_error());
+		return store_error(rc, "%s; ckpt verify %s names every damaged record", why,
+		                   source->path);
+	}
+	note_damage(damage, epoch);
 	return 0;
 }
 
 /* What a backup must be: a store that opens, whose every checkpoint, index and best record
- * decodes, and (CKPT_BACKUP_VERIFY) whose every tensor matches its CRC-32s and hash. */
-static int validate_backup(ckpt_store_backup_stats *st, const char *dest, unsigned flags)
+ * decodes, and (CKPT_BACKUP_VERIFY) whose every tensor matches its CRC-32s and hash. Read where
+ * it was made, @p copy_dir, before it is DEST/data.mdb. Damage the copy took from @p source is
+ * a failure with CKPT_BACKUP_VERIFY; without, a damaged record goes into @p damage. */
+static int validate_backup(ckpt_store_backup_stats *st, backup_damage *damage, ckpt_store *source,
+                           const char *copy_dir, unsigned flags)
 {
 	ckpt_store *s;
 	ckpt_snapshot *snap = NULL;
 	uint64_t *epochs = NULL;
 	size_t n = 0;
-	char why[512];
-	int rc = ckpt_store_open(&s, dest, CKPT_OPEN_READONLY);
-	if (rc)
-		return rc;
+	bool verify = flags & CKPT_BACKUP_VERIFY;
+	char why[2048];
+	int rc = ckpt_store_open(&s, copy_dir, CKPT_OPEN_READONLY);
+	if (rc) {
+		snprintf(why, sizeof(why), "%s", damage_of(ckpt_last_error(), copy_dir, NULL));
+		return store_error(rc, "the copy of %s in %s does not open as a store (%s)",
+		                   source->path, copy_dir, why);
+	}
 	if ((rc = ckpt_snapshot_open(&snap, s)) || (rc = ckpt_snapshot_list(&epochs, &n, snap)))
 		goto out;
+	test_pause("CKPT_BACKUP_TEST_PAUSE_VALIDATING");
 	st->checkpoints = n;
+	st->has_latest = n > 0;
+	st->latest = n > 0 ? epochs[n - 1] : 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		const ckpt_checkpoint *c = NULL;
+		const ckpt_tensor_info *t = NULL; /* set once the records are whole */
 		if (!(rc = ckpt_snapshot_checkpoint(&c, snap, epochs[i])))
 			rc = ckpt_snapshot_check_records(snap, epochs[i]);
-		for (size_t k = 0; !rc && (flags & CKPT_BACKUP_VERIFY) &&
-		                   k < ckpt_checkpoint_tensor_count(c);
-		     k++) {
-			const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, k);
+		for (size_t k = 0; !rc && verify && k < ckpt_checkpoint_tensor_count(c); k++) {
+			t = ckpt_checkpoint_tensor_at(c, k);
 			st->tensors++;
 			st->tensor_bytes += t->nbytes;
 			rc = ckpt_tensor_verify(snap, t);
 		}
-		if (rc) {
-			snprintf(why, sizeof(why), "%s", ckpt_last_error());
-			rc = store_error(rc, "backup %s: epoch %llu: %s", dest,
+		if (rc == CKPT_ECORRUPT || rc == CKPT_ECHECKSUM)
+			rc = take_damage(damage, source, copy_dir, rc, &epochs[i], t, verify);
+		else if (rc) {
+			snprintf(why, sizeof(why), "%s",
+			         damage_of(ckpt_last_error(), copy_dir, &epochs[i]));
+			rc = store_error(rc, "the copy of %s: epoch %llu: %s", source->path,
 			                 (unsigned long long)epochs[i], why);
 		}
 	}
-	if (!rc && (rc = ckpt_snapshot_check_best(snap))) {
-		snprintf(why, sizeof(why), "%s", ckpt_last_error());
-		rc = store_error(rc, "backup %s: %s", dest, why);
+	if (rc)
+		goto out;
+	if ((rc = ckpt_snapshot_check_best(snap)) == CKPT_ECORRUPT)
+		rc = take_damage(damage, source, copy_dir, rc, NULL, NULL, verify);
+	else if (rc) {
+		snprintf(why, sizeof(why), "%s", damage_of(ckpt_last_error(), copy_dir, NULL));
+		rc = store_error(rc, "the copy of %s: %s", source->path, why);
 	}
-	st->has_latest = n > 0;
-	st->latest = n > 0 ? epochs[n - 1] : 0;
 out:
 	free(epochs);
 	ckpt_snapshot_close(snap);
 	ckpt_store_close(s);
 	return rc;
+}
+
+/* "@p dir/@p name" in memory the caller frees, or NULL */
+static char *join_path(const char *dir, const char *name)
+{
+	char *path;
+	return asprintf(&path, "%s/%s", dir, name) < 0 ? NULL : path;
 }
 
 static void backup_job_free(backup_job *j, bool failed)
@@ -954,12 +1093,15 @@ static void backup_job_free(backup_job *j, bool failed)
 		(void)unlink(j->temp_path);
 	if (failed && j->renamed)
 		(void)unlink(j->data_path);
+	if (failed && j->made_temp_dir)
+		(void)rmdir(j->temp_dir);
 	if (failed && j->made_dir)
 		(void)rmdir(j->dest);
 	if (j->registered) {
 		backup_now = (__typeof__(backup_now)){0};
 		j->registered = false;
 	}
+	free(j->temp_dir);
 	free(j->temp_path);
 	free(j->data_path);
 }
@@ -969,6 +1111,7 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 {
 	backup_job j = {.dest = dest, .fd = -1};
 	ckpt_store_backup_stats st = {0};
+	backup_damage *damage = NULL;
 	env_census source;
 	bool exists = false, same = false;
 	struct stat data_st;
@@ -982,9 +1125,11 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 		return store_error(-EINVAL, "the backup directory is empty");
 	if ((rc = check_dest(&exists, store->path, dest)))
 		return rc;
-	if (asprintf(&j.temp_path, "%s/%s", dest, BACKUP_TEMP) < 0 ||
-	    asprintf(&j.data_path, "%s/data.mdb", dest) < 0) {
-		j.temp_path = j.data_path = NULL;
+	damage = calloc(1, sizeof(*damage));
+	j.temp_dir = join_path(dest, BACKUP_TEMP);
+	j.temp_path = j.temp_dir ? join_path(j.temp_dir, "data.mdb") : NULL;
+	j.data_path = join_path(dest, "data.mdb");
+	if (!damage || !j.temp_path || !j.data_path) {
 		rc = store_error(-ENOMEM, "out of memory");
 		goto out;
 	}
@@ -997,6 +1142,7 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 	}
 	if (!backup_now.active) { /* one backup at a time is cleaned up by a signal handler */
 		backup_now.temp = j.temp_path;
+		backup_now.temp_dir = j.temp_dir;
 		backup_now.data = j.data_path;
 		backup_now.dir = (char *)dest;
 		backup_now.active = 1;
@@ -1010,6 +1156,14 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 		j.made_dir = true;
 		backup_now.made_dir = j.registered;
 	}
+	/* the copy is made and checked as a store of its own in DEST/data.mdb.tmp/: DEST holds no
+	 * data.mdb until it passed every check */
+	if (mkdir(j.temp_dir, 0700) != 0) {
+		rc = store_error(-errno, "cannot create %s (%s)", j.temp_dir, strerror(errno));
+		goto out;
+	}
+	j.made_temp_dir = true;
+	backup_now.made_temp_dir = j.registered;
 	/* the source's permissions, and always the owner's read and write (to resume from it) */
 	mode_t mode = (data_st.st_mode & 0666) | 0600;
 	j.fd = open(j.temp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -1028,7 +1182,8 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 	    (rc = check_and_sync_copy(&j, store->path, &source, same, &st.size)))
 		goto out;
 	test_pause("CKPT_BACKUP_TEST_PAUSE");
-	if ((rc = rename_copy(&j)) || (rc = sync_dir(dest)))
+	if ((rc = validate_backup(&st, damage, store, j.temp_dir, flags)) ||
+	    (rc = rename_copy(&j)) || (rc = sync_dir(dest)))
 		goto out;
 	if (j.made_dir) {
 		char *dir, *name;
@@ -1040,11 +1195,16 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 		if (rc)
 			goto out;
 	}
-	if ((rc = validate_backup(&st, dest, flags)))
-		goto out;
+	st.damaged_records = damage->count;
+	if (damage->count) /* the backup is made: the message is for the caller to print */
+		store_error(0, "%s%s%s%s; the backup holds %s as %s", damage->first,
+		            damage->others[0] ? " (damaged too: " : "", damage->others,
+		            damage->others[0] ? ")" : "", damage->count == 1 ? "it" : "them",
+		            damage->count == 1 ? "it is" : "they are");
 	if (out)
 		*out = st;
 out:
 	backup_job_free(&j, rc != 0);
+	free(damage);
 	return rc;
 }

@@ -280,12 +280,14 @@ bool ckpt_store_compact_interrupted(void);
 
 /** What ckpt_store_backup() wrote. */
 typedef struct ckpt_store_backup_stats {
-	uint64_t checkpoints;  /**< checkpoints in the backup */
-	bool has_latest;       /**< it has one (then @c latest is its newest epoch) */
-	uint64_t latest;       /**< its newest epoch */
-	uint64_t size;         /**< bytes of DEST/data.mdb */
-	uint64_t tensors;      /**< tensors checked (CKPT_BACKUP_VERIFY; else 0) */
-	uint64_t tensor_bytes; /**< their bytes */
+	uint64_t checkpoints;     /**< checkpoints in the backup */
+	bool has_latest;          /**< it has one (then @c latest is its newest epoch) */
+	uint64_t latest;          /**< its newest epoch */
+	uint64_t size;            /**< bytes of DEST/data.mdb */
+	uint64_t tensors;         /**< tensors checked (CKPT_BACKUP_VERIFY; else 0) */
+	uint64_t tensor_bytes;    /**< their bytes */
+	uint64_t damaged_records; /**< damaged checkpoint, index or best records of the store,
+	                               copied as they are (never with CKPT_BACKUP_VERIFY) */
 } ckpt_store_backup_stats;
 
 /** Flag for ckpt_store_backup(): also read every tensor of the backup back against its CRC-32s
@@ -297,17 +299,25 @@ typedef struct ckpt_store_backup_stats {
  * (the newest commit as the copy begins), safe while another process commits to the store,
  * while it is mounted, and through a read-only handle (a store on read-only media or without
  * lock.mdb: see CKPT_OPEN_READONLY); the store is never changed. The copy is written to
- * @p dest/data.mdb.tmp, its trees are walked (and, when the store had no commit during the
- * copy, compared with the store's databases and entries), it is fsynced, renamed to
- * @p dest/data.mdb (never over a file of that name) and @p dest is fsynced (its parent too
- * when @p dest was created). Then the backup is opened read-only (creating no lock.mdb) and
- * every checkpoint, index and best record must decode; with CKPT_BACKUP_VERIFY every tensor
- * must match its CRC-32s and hash too. The result is a store of its own, holding only
- * data.mdb: it reads, mounts and trains (ckpt-train --resume) as the store did at that commit.
+ * @p dest/data.mdb.tmp/data.mdb, its trees are walked (and, when the store had no commit during
+ * the copy, compared with the store's databases and entries) and it is fsynced. Then it is
+ * opened there as a store, read-only (creating no lock.mdb), and every checkpoint, index and
+ * best record must decode; with CKPT_BACKUP_VERIFY every tensor must match its CRC-32s and
+ * hash too. Only then is it renamed to @p dest/data.mdb (never over a file of that name),
+ * data.mdb.tmp removed and @p dest fsynced (its parent too when @p dest was created). The
+ * result is a store of its own, holding only data.mdb: it reads, mounts and trains
+ * (ckpt-train --resume) as the store did at that commit.
  *
- * On any failure nothing of the backup is left: the temporary file or the copy is removed and
- * a @p dest this call created is removed again. A process killed meanwhile leaves
- * @p dest/data.mdb.tmp (a signal handler calling ckpt_store_backup_interrupted() removes it).
+ * Damage found in the copy came from the store (the copy is made through a read snapshot of
+ * it), unless the store's own record checks fine: the message says which, naming the epoch
+ * and record. Without CKPT_BACKUP_VERIFY, checkpoint, index and best records damaged in the
+ * store are copied as they are (a damaged record hides only its epoch, as in the store):
+ * the backup is made, out->damaged_records counts them and ckpt_last_error() names them.
+ *
+ * On any failure nothing of the backup is left: the copy and data.mdb.tmp are removed and a
+ * @p dest this call created is removed again. A process killed meanwhile leaves
+ * @p dest/data.mdb.tmp/ (a signal handler calling ckpt_store_backup_interrupted() removes it),
+ * never an unchecked @p dest/data.mdb.
  * While the copy runs it counts as a snapshot of @p store (a commit through this handle that
  * must grow the map waits for it as for a snapshot).
  * @param out   if not NULL, receives what was written (only on success)
@@ -320,8 +330,9 @@ typedef struct ckpt_store_backup_stats {
  *         written; -ENOSPC if the disk fills (-EFBIG past the file size limit); -EEXIST if a
  *         data.mdb appeared in @p dest meanwhile; -EAGAIN when another process grew the map
  *         while this process has snapshots of @p store open; CKPT_ECORRUPT if the copy does
- *         not read back (a damaged record of the store is copied as it is, and named);
- *         CKPT_ECHECKSUM (with CKPT_BACKUP_VERIFY) for a tensor that does not match; -EIO.
+ *         not read back (a damaged LMDB page of the store; with CKPT_BACKUP_VERIFY a damaged
+ *         record too); CKPT_ECHECKSUM (with CKPT_BACKUP_VERIFY) for a tensor that does not
+ *         match; -EIO.
  */
 int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const char *dest,
                       unsigned flags);

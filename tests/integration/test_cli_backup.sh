@@ -5,7 +5,14 @@
 # from one reaches the reference run's last epoch bit-exactly; a backup under a mount, of a
 # store without lock.mdb and of one on a read-only file system (root: a tmpfs remounted ro) leaves
 # the store as it was; bad destinations are refused in one line (exit 1, usage 2) with nothing
-# made; a full disk (root: a small tmpfs) and SIGTERM during the copy leave nothing behind.
+# made; a full disk (root: a small tmpfs) and SIGTERM during the copy leave nothing behind;
+# under nohup SIGHUP stays ignored (the backup's handler used to take it and end the backup).
+# The copy is read back in DEST/data.mdb.tmp/ before it becomes DEST/data.mdb: SIGKILL while it
+# is checked leaves no DEST/data.mdb (it used to be renamed first), SIGTERM then leaves nothing.
+# Damage is named as the store's (the copy is taken from it), the epoch once, with `ckpt verify
+# STORE` (it used to blame the backup: "backup D: epoch 7: store D: epoch 7: ..."), and as the
+# copy's where only the copy is damaged; without --verify a damaged checkpoint record is copied
+# as it is: the backup is made and printed, one line names the damage, exit 1.
 set -uo pipefail
 . "$(dirname "$0")/mount_lib.sh"
 CKPT=$BIN/ckpt
@@ -127,12 +134,142 @@ CKPT_BACKUP_TEST_PAUSE=$TMP/pause "$CKPT" backup "$TMP/ref" "$TMP/bk-term" >/dev
 pid=$!
 wait_for test -e "$TMP/pause" || fail "the backup never reached its pause"
 [ -s "$TMP/bk-term/data.mdb.tmp" ] || fail "no data.mdb.tmp while paused: $(ls "$TMP/bk-term")"
+[ -s "$TMP/bk-term/data.mdb.tmp/data.mdb" ] || fail "no data.mdb.tmp/data.mdb while paused: $(ls -R "$TMP/bk-term")"
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
 rm -f "$TMP/pause"
 [ "$rc" -eq 143 ] || fail "SIGTERM: exit $rc, want 143"
 [ ! -e "$TMP/bk-term" ] || fail "SIGTERM left $(ls -a "$TMP/bk-term")"
+
+# under nohup (SIGHUP ignored) the backup goes on
+(
+	trap '' HUP
+	exec env CKPT_BACKUP_TEST_PAUSE="$TMP/pause" "$CKPT" backup "$TMP/ref" "$TMP/bk-nohup" >/dev/null 2>"$TMP/err"
+) &
+pid=$!
+wait_for test -e "$TMP/pause" || fail "the backup under nohup never reached its pause"
+kill -HUP "$pid"
+rm -f "$TMP/pause"
+wait "$pid" || fail "SIGHUP ignored (nohup) ended the backup: exit $?: $(cat "$TMP/err")"
+[ "$(ls -A "$TMP/bk-nohup")" = data.mdb ] || fail "the backup under nohup holds: $(ls -A "$TMP/bk-nohup")"
+
+# ---- while the copy is read back (--verify): no DEST/data.mdb yet; SIGKILL leaves no store,
+# SIGTERM nothing
+# paused_checking DEST: a backup --verify of ref into DEST, held while it checks the copy ($pid)
+paused_checking() {
+	rm -f "$TMP/pause"
+	CKPT_BACKUP_TEST_PAUSE_VALIDATING=$TMP/pause "$CKPT" backup "$TMP/ref" "$1" --verify >/dev/null 2>&1 &
+	pid=$!
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		[ -e "$TMP/pause" ] && break
+		kill -0 "$pid" 2>/dev/null || fail "the backup ended without pausing while it checked the copy: $(ls -AR "$1")"
+		sleep 0.05
+	done
+	[ -e "$TMP/pause" ] || fail "the backup never paused while it checked the copy"
+	[ "$(ls -A "$1")" = data.mdb.tmp ] || fail "DEST while the copy is checked: $(ls -AR "$1")"
+}
+paused_checking "$TMP/bk-kill"
+{
+	kill -KILL "$pid"
+	wait "$pid"
+	rc=$?
+} 2>/dev/null
+rm -f "$TMP/pause"
+[ "$rc" -eq 137 ] || fail "SIGKILL while the copy is checked: exit $rc, want 137"
+[ "$(ls -A "$TMP/bk-kill")" = data.mdb.tmp ] && [ ! -e "$TMP/bk-kill/data.mdb" ] ||
+	fail "SIGKILL while the copy is checked left: $(ls -AR "$TMP/bk-kill")"
+! "$CKPT" info "$TMP/bk-kill" >/dev/null 2>&1 || fail "SIGKILL while the copy is checked left a store"
+paused_checking "$TMP/bk-term2"
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+rm -f "$TMP/pause"
+[ "$rc" -eq 143 ] && [ ! -e "$TMP/bk-term2" ] ||
+	fail "SIGTERM while the copy is checked: exit $rc, left $(ls -AR "$TMP/bk-term2" 2>&1)"
+
+# ---- damage: the store's, named as such; the copy's own
+# flip FILE OFFSET: change the byte at OFFSET
+flip() {
+	"$PY" - "$1" "$2" <<'PY' || fail "flip $1 $2"
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    b = f.read(1)[0]
+    f.seek(int(sys.argv[2]))
+    f.write(bytes([b ^ 0x24]))
+PY
+}
+OFF=$TOOLS/record_offset
+[ -x "$OFF" ] || fail "build/tests/tools/record_offset is missing (make test builds it)"
+cp -r "$TMP/ref" "$TMP/dmg" && rm "$TMP/dmg/lock.mdb"
+read -r at len < <("$OFF" "$TMP/dmg" ckpt 7) || fail "record_offset ckpt 7"
+flip "$TMP/dmg/data.mdb" $((at + len / 2))
+md5=$(md5sum <"$TMP/dmg/data.mdb")
+# --verify: refused, nothing made, one line naming the store, epoch 7 once
+"$CKPT" backup "$TMP/dmg" "$TMP/bk-dmg" --verify >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ "$rc" -eq 1 ] && [ ! -s "$TMP/out" ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && [ ! -e "$TMP/bk-dmg" ] ||
+	fail "backup --verify of a damaged record: exit $rc, left $(ls -A "$TMP/bk-dmg" 2>&1): $(cat "$TMP/out" "$TMP/err")"
+grep -q "^ckpt: error: backup of $TMP/dmg to $TMP/bk-dmg failed (store $TMP/dmg is damaged: epoch 7: corrupt checkpoint record: .*; ckpt verify $TMP/dmg names every damaged record)$" "$TMP/err" &&
+	[ "$(grep -o 'epoch 7' "$TMP/err" | wc -l)" -eq 1 ] && ! grep -q "store $TMP/bk-dmg" "$TMP/err" ||
+	fail "backup --verify of a damaged record said: $(cat "$TMP/err")"
+# without --verify: made, with the damaged record as it is, the line printed, then one error line
+"$CKPT" backup "$TMP/dmg" "$TMP/bk-dmg" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ "$rc" -eq 1 ] && [ "$(ls -A "$TMP/bk-dmg")" = data.mdb ] ||
+	fail "backup of a damaged record: exit $rc (want 1), made $(ls -A "$TMP/bk-dmg" 2>&1): $(cat "$TMP/err")"
+grep -qx "backup: $TMP/bk-dmg/data.mdb, $EPOCHS checkpoints (latest epoch-0012), $(stat -c %s "$TMP/bk-dmg/data.mdb") bytes" "$TMP/out" ||
+	fail "backup of a damaged record printed: $(cat "$TMP/out")"
+[ "$(wc -l <"$TMP/err")" -eq 1 ] &&
+	grep -q "^ckpt: error: store $TMP/dmg is damaged: epoch 7: corrupt checkpoint record: .*; the backup holds it as it is (ckpt verify $TMP/dmg names every damaged record)$" "$TMP/err" ||
+	fail "backup of a damaged record said: $(cat "$TMP/err")"
+"$CKPT" log "$TMP/bk-dmg" >"$TMP/log" 2>&1 # exit 1: a damaged record
+grep -q '^epoch-0007 .*damaged record' "$TMP/log" ||
+	fail "the backup does not hold epoch 7 as the store does: $(cat "$TMP/log")"
+"$CKPT" verify "$TMP/bk-dmg" >"$TMP/log" 2>&1
+grep -q "1 problem in $EPOCHS checkpoints" "$TMP/log" ||
+	fail "ckpt verify of the backup of a damaged record: $(cat "$TMP/log")"
+for e in $(seq 1 $EPOCHS); do
+	[ "$e" -eq 7 ] || "$CKPT" show "$TMP/bk-dmg" "$e" | cmp -s - "$TMP/ref-$e.show" ||
+		fail "the backup of a damaged record: epoch $e differs from the reference run's"
+done
+[ "$(md5sum <"$TMP/dmg/data.mdb")" = "$md5" ] && [ "$(ls "$TMP/dmg")" = data.mdb ] ||
+	fail "backing up a damaged store changed it: $(ls "$TMP/dmg")"
+# a damaged tensor chunk, with --verify: the store's, named by epoch, tensor and chunk
+cp -r "$TMP/ref" "$TMP/dmg-t"
+"$CKPT" cat "$TMP/ref" epoch-0001/model/fc1.weight.npy >"$TMP/fc1.npy" || fail "ckpt cat fc1.weight.npy"
+at=$("$PY" - "$TMP/fc1.npy" "$TMP/dmg-t/data.mdb" <<'PY'
+import sys
+npy = open(sys.argv[1], "rb").read()
+data = 10 + int.from_bytes(npy[8:10], "little") # a version 1 .npy header
+needle = npy[data + 4000:data + 4064]
+store = open(sys.argv[2], "rb").read()
+at = store.find(needle)
+assert at > 0 and store.find(needle, at + 1) < 0, "the bytes are not once in data.mdb"
+print(at + 32)
+PY
+) || fail "finding epoch 1's fc1.weight in data.mdb"
+flip "$TMP/dmg-t/data.mdb" "$at"
+"$CKPT" backup "$TMP/dmg-t" "$TMP/bk-dmg-t" --verify >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ "$rc" -eq 1 ] && [ ! -e "$TMP/bk-dmg-t" ] &&
+	grep -qx "ckpt: error: backup of $TMP/dmg-t to $TMP/bk-dmg-t failed (store $TMP/dmg-t is damaged: epoch 1: tensor fc1.weight: chunk 0 fails its CRC-32; ckpt verify $TMP/dmg-t names every damaged record)" "$TMP/err" ||
+	fail "backup --verify of a damaged tensor: exit $rc: $(cat "$TMP/err")"
+# the copy damaged while the store is whole: the copy's damage, nothing left
+CKPT_BACKUP_TEST_PAUSE=$TMP/pause "$CKPT" backup "$TMP/ref" "$TMP/bk-bad" >"$TMP/out" 2>"$TMP/err" &
+pid=$!
+wait_for test -e "$TMP/pause" || fail "the backup never reached its pause"
+read -r at len < <("$OFF" "$TMP/bk-bad/data.mdb.tmp" ckpt 7) || fail "record_offset of the copy"
+flip "$TMP/bk-bad/data.mdb.tmp/data.mdb" $((at + len / 2))
+rm -f "$TMP/pause"
+wait "$pid"
+rc=$?
+[ "$rc" -eq 1 ] && [ ! -e "$TMP/bk-bad" ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] &&
+	grep -q "^ckpt: error: backup of $TMP/ref to $TMP/bk-bad failed (the copy of $TMP/ref does not read back as the store: epoch 7: corrupt checkpoint record: .*, while the store's reads correctly" "$TMP/err" ||
+	fail "a copy damaged after it was written: exit $rc, left $(ls -A "$TMP/bk-bad" 2>&1): $(cat "$TMP/err")"
+damage="damage named as the store's (--verify: refused; without: copied and named, exit 1) or the copy's"
 
 # ---- a full disk and a read-only file system (root: tmpfs)
 if [ "$(id -u)" -eq 0 ] && mkdir "$TMP/disk" && mount -t tmpfs -o size=8m tmpfs "$TMP/disk"; then
@@ -153,4 +290,4 @@ else
 	echo "SKIP: backup onto a full disk and of a read-only file system (not root: no tmpfs)"
 	root="no tmpfs (not root)"
 fi
-echo "ok: $n backups ($during while ckpt-train committed) verify and equal the reference run; resume from $from is bit-exact; --verify, $mounted, without lock.mdb; bad destinations refused; SIGTERM leaves nothing; $root"
+echo "ok: $n backups ($during while ckpt-train committed) verify and equal the reference run; resume from $from is bit-exact; --verify, $mounted, without lock.mdb; bad destinations refused; SIGTERM leaves nothing, SIGKILL while the copy is checked no store; $damage; $root"

@@ -1,6 +1,8 @@
 /* tests/unit/check_store_backup.c - Check suite for ckpt_store_backup(): a backup is a whole
  * store of one commit, taken while another process commits, through read-only handles too;
- * bad destinations and failures leave nothing behind and never change the store
+ * bad destinations and failures leave nothing behind and never change the store; damage is
+ * named as the store's; a damaged record is copied as it is without CKPT_BACKUP_VERIFY; no
+ * DEST/data.mdb exists before the copy has been checked
  *
  * Each test works in a fresh mkdtemp directory that it removes. A second process on the store
  * is a fork that opens its own handle (one handle per store per process).
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "ckpt/store.h"
+#include "store/store_int.h"
 #include "test_dir.h"
 
 /* one float32 tensor of this many elements per checkpoint: 256 KiB, in 64 KiB chunks */
@@ -347,6 +350,33 @@ START_TEST(test_a_store_without_lock_file_is_backed_up_without_creating_one)
 }
 END_TEST
 
+/* Flip a bit of the @p len bytes at @p bytes wherever they lie in the store's data.mdb (LMDB
+ * may keep a stale copy in a free page), on disk as a failing disk would: in their middle
+ * byte, or (@p first) their first. */
+static void damage_on_disk(const void *bytes, size_t len, bool first)
+{
+	char data[700];
+	snprintf(data, sizeof(data), "%s/data.mdb", storepath);
+	FILE *f = fopen(data, "r+b");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	long size = ftell(f);
+	char *buf = malloc((size_t)size);
+	ck_assert_ptr_nonnull(buf);
+	rewind(f);
+	ck_assert_int_eq(fread(buf, 1, (size_t)size, f), size);
+	int found = 0;
+	for (char *at = buf; (at = memmem(at, (size_t)(buf + size - at), bytes, len)); at += len) {
+		char *flip = at + (first ? 0 : len / 2);
+		ck_assert_int_eq(fseek(f, (long)(flip - buf), SEEK_SET), 0);
+		ck_assert_int_eq(fputc(flip[0] ^ 0x40, f), (unsigned char)(flip[0] ^ 0x40));
+		found++;
+	}
+	ck_assert_int_gt(found, 0);
+	ck_assert_int_eq(fclose(f), 0);
+	free(buf);
+}
+
 START_TEST(test_verify_refuses_a_backup_of_a_damaged_tensor_and_removes_it)
 {
 	ckpt_store *s = make_store(0);
@@ -356,30 +386,162 @@ START_TEST(test_verify_refuses_a_backup_of_a_damaged_tensor_and_removes_it)
 	/* flip a byte inside epoch 2's tensor: its float 1000 */
 	static float w[TENSOR_FLOATS];
 	fill(w, 2);
-	char data[700];
-	snprintf(data, sizeof(data), "%s/data.mdb", storepath);
-	FILE *f = fopen(data, "r+b");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	long len = ftell(f);
-	char *buf = malloc((size_t)len);
-	ck_assert_ptr_nonnull(buf);
-	rewind(f);
-	ck_assert_int_eq(fread(buf, 1, (size_t)len, f), len);
-	char *at = memmem(buf, (size_t)len, &w[1000], 4 * sizeof(float));
-	ck_assert_ptr_nonnull(at);
-	ck_assert_int_eq(fseek(f, (long)(at - buf), SEEK_SET), 0);
-	ck_assert_int_eq(fputc(at[0] ^ 0x40, f), (unsigned char)(at[0] ^ 0x40));
-	ck_assert_int_eq(fclose(f), 0);
-	free(buf);
+	damage_on_disk(&w[1000], 4 * sizeof(float), true);
 
 	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
 	ck_assert_int_eq(ckpt_store_backup(NULL, s, dest, CKPT_BACKUP_VERIFY), CKPT_ECHECKSUM);
-	ck_assert_msg(strstr(ckpt_last_error(), "epoch 2") != NULL, "%s", ckpt_last_error());
+	/* the store's damage (the copy took it from there), not the backup's */
+	char want[700];
+	snprintf(want, sizeof(want), "store %s is damaged: epoch 2: tensor w: chunk ", storepath);
+	const char *why = ckpt_last_error();
+	ck_assert_msg(strncmp(why, want, strlen(want)) == 0, "%s", why);
+	ck_assert_msg(!strstr(why, dest) && strstr(why, "fails its CRC-32"), "%s", why);
 	ck_assert(!exists(dest));
 	/* without the tensor check the records are whole: the copy is made, as the store is */
 	OK(ckpt_store_backup(NULL, s, dest, 0));
 	ckpt_store_close(s);
+}
+END_TEST
+
+/* damage epoch @p epoch's checkpoint record on disk: its CRC-32 then fails, nothing else does */
+static void damage_checkpoint_record(uint64_t epoch)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t k[8];
+	store_epoch_key(k, epoch);
+	MDB_val key = {8, k}, val;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, storepath, MDB_RDONLY | MDB_NOLOCK, 0644), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "ckpt", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_get(txn, dbi, &key, &val), 0);
+	void *record = malloc(val.mv_size);
+	ck_assert_ptr_nonnull(record);
+	memcpy(record, val.mv_data, val.mv_size);
+	size_t len = val.mv_size;
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	damage_on_disk(record, len, false);
+	free(record);
+}
+
+/* a store of epochs 1..@p last, closed */
+static void make_store_of(uint64_t last)
+{
+	ckpt_store *s = make_store(0);
+	for (uint64_t e = 1; e <= last; e++)
+		OK(try_commit(s, e));
+	ckpt_store_close(s);
+}
+
+/* how often @p needle occurs in @p text */
+static int occurrences(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+START_TEST(test_a_damaged_record_is_copied_as_it_is_and_named_as_the_stores)
+{
+	ckpt_store *s;
+	make_store_of(3);
+	damage_checkpoint_record(2);
+	char want[700];
+	snprintf(want, sizeof(want),
+	         "store %s is damaged: epoch 2: corrupt checkpoint record: ", storepath);
+
+	/* checked: refused, naming the store (not the copy) and the epoch once */
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ck_assert_int_eq(ckpt_store_backup(NULL, s, dest, CKPT_BACKUP_VERIFY), CKPT_ECORRUPT);
+	const char *why = ckpt_last_error();
+	ck_assert_msg(strncmp(why, want, strlen(want)) == 0, "%s", why);
+	ck_assert_msg(!strstr(why, dest) && occurrences(why, "epoch 2") == 1, "%s", why);
+	ck_assert_msg(strstr(why, "ckpt verify"), "%s", why);
+	ck_assert(!exists(dest));
+
+	/* not checked: the backup is made, the damaged record in it as it is, and named */
+	ckpt_store_backup_stats bs;
+	OK(ckpt_store_backup(&bs, s, dest, 0));
+	ckpt_store_close(s);
+	ck_assert_uint_eq(bs.damaged_records, 1);
+	ck_assert_uint_eq(bs.checkpoints, 3);
+	ck_assert_uint_eq(bs.latest, 3);
+	why = ckpt_last_error();
+	ck_assert_msg(strncmp(why, want, strlen(want)) == 0 && strstr(why, "as it is"), "%s", why);
+	char got[700];
+	list_dir(got, sizeof(got), dest);
+	ck_assert_str_eq(got, "data.mdb");
+	ckpt_store *b;
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *c;
+	OK(ckpt_store_open(&b, dest, CKPT_OPEN_READONLY));
+	OK(ckpt_snapshot_open(&snap, b));
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&c, snap, 2), CKPT_ECORRUPT);
+	OK(ckpt_snapshot_checkpoint(&c, snap, 3));
+	OK(ckpt_tensor_verify(snap, ckpt_checkpoint_tensor_at(c, 0)));
+	ckpt_snapshot_close(snap);
+	ckpt_store_close(b);
+
+	/* a second damaged epoch is named too */
+	damage_checkpoint_record(3);
+	char more[700];
+	snprintf(more, sizeof(more), "%s/more", tmpdir);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	OK(ckpt_store_backup(&bs, s, more, 0));
+	ckpt_store_close(s);
+	ck_assert_uint_eq(bs.damaged_records, 2);
+	ck_assert_msg(strstr(ckpt_last_error(), "(damaged too: epoch 3)"), "%s", ckpt_last_error());
+}
+END_TEST
+
+/* a pause file named @p pause appears, or @p pid ends first: whether it paused */
+static bool paused_at(const char *pause, pid_t pid)
+{
+	for (int i = 0; i < 6000; i++) { /* a minute: the loop ends as soon as either happens */
+		if (exists(pause))
+			return true;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return false;
+		usleep(10000);
+	}
+	return false;
+}
+
+START_TEST(test_no_data_mdb_is_in_dest_while_the_copy_is_checked_even_after_sigkill)
+{
+	make_store_of(3);
+	char pause[700];
+	snprintf(pause, sizeof(pause), "%s/pause", tmpdir);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) { /* held while it reads the copy back, with every tensor checked */
+		ckpt_store *c;
+		if (setenv("CKPT_BACKUP_TEST_PAUSE_VALIDATING", pause, 1) != 0 ||
+		    ckpt_store_open(&c, storepath, CKPT_OPEN_READONLY) != 0)
+			_exit(2);
+		_exit(ckpt_store_backup(NULL, c, dest, CKPT_BACKUP_VERIFY) == 0 ? 0 : 1);
+	}
+	bool held = paused_at(pause, pid);
+	if (held)
+		kill(pid, SIGKILL);
+	int status;
+	waitpid(pid, &status, 0);
+	ck_assert_msg(held, "the backup did not pause while it checked the copy");
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	/* what is left is no store: DEST/data.mdb.tmp/, the copy in it */
+	char got[700], data[700];
+	list_dir(got, sizeof(got), dest);
+	ck_assert_str_eq(got, "data.mdb.tmp");
+	snprintf(data, sizeof(data), "%s/data.mdb", dest);
+	ck_assert(!exists(data));
+	ckpt_store *b;
+	ck_assert_int_ne(ckpt_store_open(&b, dest, CKPT_OPEN_READONLY), 0);
 }
 END_TEST
 
@@ -407,6 +569,9 @@ static Suite *store_backup_suite(void)
 	tcase_add_test(tc, test_backups_taken_while_another_process_commits_each_hold_one_commit);
 	tcase_add_test(tc, test_a_store_without_lock_file_is_backed_up_without_creating_one);
 	tcase_add_test(tc, test_verify_refuses_a_backup_of_a_damaged_tensor_and_removes_it);
+	tcase_add_test(tc, test_a_damaged_record_is_copied_as_it_is_and_named_as_the_stores);
+	tcase_add_test(tc,
+	               test_no_data_mdb_is_in_dest_while_the_copy_is_checked_even_after_sigkill);
 	tcase_add_test(tc, test_interrupted_removes_nothing_when_no_backup_runs);
 	suite_add_tcase(su, tc);
 	return su;
