@@ -3,7 +3,9 @@
  * Two flocks: data.mdb's, the writers' lock (ckpt-train for its whole run, ckpt gc, readers
  * without lock.mdb shared), and the store directory's, which ckpt gc holds exclusively for as
  * long as it runs, so that writers wait for a gc or a compaction instead of being refused and
- * open the data.mdb it leaves. The directory's is always taken first and released last.
+ * open the data.mdb it leaves; a create and a removal hold it exclusively for moments, and a
+ * reader that found part of a store shared for one open, letting a waiting create go first.
+ * The directory's is always taken first and released last.
  * The holders list is read-only and best effort: a missing /proc or a holder that exits
  * meanwhile yields a shorter list, never an error, as it only makes a refusal clearer.
  */
@@ -121,29 +123,76 @@ int store_flock_readers(char *out, size_t len, const char *file)
 	return flock_holders(out, len, file, "READ", NULL);
 }
 
+int store_flock_writers(char *out, size_t len, const char *file)
+{
+	return flock_holders(out, len, file, "WRITE", NULL);
+}
+
 int store_dir_wait_ms = 60 * 1000;
+
+/* flock lets a shared lock in while an exclusive one waits, so readers that come and go could
+ * keep a create or removal out for as long as they overlap. Such a waiter shows itself by a
+ * read lock on byte 0 of its descriptor of the directory (an open file description's, so that
+ * no other close in the process drops it; a directory opens for reading only, hence a read
+ * lock, which a test for a write lock finds), and shared flocks wait while it is there. */
+static bool show_writer_waiting(int fd, bool waiting)
+{
+	struct flock fl = {.l_type = waiting ? F_RDLCK : F_UNLCK, .l_whence = SEEK_SET, .l_len = 1};
+	return fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+/* Whether another open of @p fd's file shows a waiting writer (no: where it cannot be told) */
+static bool writer_waiting(int fd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1};
+	return fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+}
+
+bool store_dir_writer_waiting(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool waiting = writer_waiting(fd);
+	close(fd);
+	return waiting;
+}
+
+/* flock(@p fd, @p how | LOCK_NB), a shared one only while no writer waits: 0, or the errno */
+static int try_flock(int fd, int how)
+{
+	if (how == LOCK_SH && writer_waiting(fd))
+		return EWOULDBLOCK;
+	return flock(fd, how | LOCK_NB) == 0 ? 0 : errno;
+}
 
 int store_flock_wait(int fd, int how, int timeout_ms)
 {
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	long pause_ns = 1000 * 1000; /* a create takes milliseconds: look often, then less often */
-	while (flock(fd, how | LOCK_NB) != 0) {
-		if (errno == EINTR)
+	bool shown = false;
+	int rc;
+	while ((rc = try_flock(fd, how)) != 0) {
+		if (rc == EINTR)
 			continue;
-		if (errno != EWOULDBLOCK)
-			return -errno; /* ENOLCK, EOPNOTSUPP: a file system without flock */
+		if (rc != EWOULDBLOCK)
+			break; /* ENOLCK, EOPNOTSUPP: a file system without flock */
+		if (how == LOCK_EX && !shown)
+			shown = show_writer_waiting(fd, true);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		long long waited_ms = (now.tv_sec - start.tv_sec) * 1000LL +
 		                      (now.tv_nsec - start.tv_nsec) / 1000000;
 		if (waited_ms >= timeout_ms)
-			return -EWOULDBLOCK;
+			break;
 		struct timespec pause = {0, pause_ns};
 		nanosleep(&pause, NULL);
 		if (pause_ns < 10 * 1000 * 1000)
 			pause_ns *= 2;
 	}
-	return 0;
+	if (shown)
+		show_writer_waiting(fd, false);
+	return -rc;
 }
 
 /* store_dir_lock_wait() of the directory at @p dir now */
@@ -151,20 +200,17 @@ static int dir_lock_wait_once(int *out_fd, const char *dir, char *who, size_t wh
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return 1;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-		*out_fd = fd;
-		return 0;
+		return errno == ENOENT ? -ENOENT : 1;
+	int rc = -try_flock(fd, LOCK_SH);
+	if (rc == -EWOULDBLOCK || rc == -EINTR) {
+		/* a lock of this process's own (ckpt gc holds it while it opens the store) is
+		 * never released by waiting */
+		int by_self;
+		if (flock_holders(who, wholen, dir, "WRITE", &by_self) == 0 && by_self > 0)
+			rc = 1;
+		else
+			rc = store_flock_wait(fd, LOCK_SH, store_dir_wait_ms);
 	}
-	/* a lock of this process's own (ckpt gc holds it while it opens the store) is never
-	 * released by waiting */
-	int by_self;
-	if (errno != EWOULDBLOCK ||
-	    (flock_holders(who, wholen, dir, "WRITE", &by_self) == 0 && by_self > 0)) {
-		close(fd);
-		return 1;
-	}
-	int rc = store_flock_wait(fd, LOCK_SH, store_dir_wait_ms);
 	if (rc == 0) {
 		*out_fd = fd;
 		return 0;

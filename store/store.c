@@ -923,23 +923,25 @@ static int load_meta(ckpt_store *s, MDB_txn *txn)
 }
 
 /* Remove @p path's data.mdb and lock.mdb, and with @p remove_dir the directory: 0, or the
- * -errno of the first that could not be removed. A reader that opened the store just before
- * may make a new lock.mdb (it drops it again when its open fails), so a directory that is not
- * empty is tried again for a moment. */
+ * -errno of the first that could not be removed (-ENOTEMPTY: the directory holds other files,
+ * which stay). A reader that opened the store just before may make a new lock.mdb (it drops it
+ * again when its open fails), so while one has come back, removing the directory is tried
+ * again for a moment. */
 static int remove_env_files(const char *path, bool remove_dir)
 {
-	char buf[4096];
+	char data[4096], lock[4096];
+	snprintf(data, sizeof(data), "%s/data.mdb", path);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", path);
 	int rc = 0;
-	static const char *const files[] = {"data.mdb", "lock.mdb"};
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(buf, sizeof(buf), "%s/%s", path, files[i]);
-		if (unlink(buf) != 0 && errno != ENOENT && !rc)
-			rc = -errno;
-	}
-	for (int attempt = 0; remove_dir && rmdir(path) != 0; attempt++) {
-		if ((errno != ENOTEMPTY && errno != EEXIST) || attempt == 100) {
-			if (!rc)
-				rc = -errno;
+	if (unlink(data) != 0 && errno != ENOENT)
+		rc = -errno;
+	if (unlink(lock) != 0 && errno != ENOENT && !rc)
+		rc = -errno;
+	struct stat st;
+	for (int attempt = 0; !rc && remove_dir && rmdir(path) != 0; attempt++) {
+		int e = errno == EEXIST ? ENOTEMPTY : errno;
+		if (e != ENOTEMPTY || attempt == 100 || lstat(lock, &st) != 0) {
+			rc = -e;
 			break;
 		}
 		struct timespec one_ms = {0, 1000 * 1000};
@@ -947,6 +949,28 @@ static int remove_env_files(const char *path, bool remove_dir)
 		ckpt_drop_unused_lock_file(path);
 	}
 	return rc;
+}
+
+/* -EBUSY for a create or removal of the store at @p path that has waited store_dir_wait_ms
+ * for the directory's flock: the message names who held it exclusively (another create or
+ * removal, ckpt gc), or else the readers that kept it busy (each holds it shared for one open
+ * of a store it found half made), and ends with @p outcome. */
+static int dir_busy_error(const char *path, const char *outcome)
+{
+	char who[512];
+	if (store_flock_writers(who, sizeof(who), path) > 0)
+		return store_error(-EBUSY,
+		                   "%s: the directory has been locked for a minute by %s (a create, "
+		                   "removal or ckpt gc of the store); %s",
+		                   path, who, outcome);
+	if (store_flock_readers(who, sizeof(who), path) > 0)
+		return store_error(-EBUSY,
+		                   "%s: readers opening the store kept the directory busy for a minute "
+		                   "(now %s); %s",
+		                   path, who, outcome);
+	return store_error(-EBUSY,
+	                   "%s: the directory has been locked for a minute by other processes; %s",
+	                   path, outcome);
 }
 
 /* A create killed before its first commit leaves a data.mdb that is empty or holds no
@@ -1113,15 +1137,11 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 		 * they run (ckpt gc): up to a minute; without flock there is nothing to wait for */
 		if (dir_lock >= 0 &&
 		    store_flock_wait(dir_lock, LOCK_EX, store_dir_wait_ms) == -EWOULDBLOCK) {
-			char who[512];
-			ckpt_flock_holders(who, sizeof(who), path);
+			int rc = dir_busy_error(path, "try again when it is done");
 			close(dir_lock);
 			if (made_dir)
 				rmdir(path);
-			return store_error(-EBUSY,
-			                   "%s: the directory has been locked for a minute by %s "
-			                   "(a create or ckpt gc of it); try again when it is done",
-			                   path, who[0] ? who : "another process");
+			return rc;
 		}
 		if (dir_lock < 0 || attempt >= 100 ||
 		    (fstat(dir_lock, &locked) == 0 && stat(path, &st) == 0 &&
@@ -1235,16 +1255,17 @@ int ckpt_store_discard(const char *path, bool remove_dir)
 	/* a create's lock, so that readers opening the store meanwhile wait and then find none
 	 * (ckpt_store_open()); they hold it shared for one open at most */
 	if (store_flock_wait(dir_lock, LOCK_EX, store_dir_wait_ms) == -EWOULDBLOCK) {
-		char who[512];
-		ckpt_flock_holders(who, sizeof(who), path);
+		int rc = dir_busy_error(path, "the store was not removed");
 		close(dir_lock);
-		return store_error(-EBUSY,
-		                   "%s: the directory has been locked for a minute by %s (a create "
-		                   "or ckpt gc of it); the store was not removed",
-		                   path, who[0] ? who : "another process");
+		return rc;
 	}
 	int rc = remove_env_files(path, remove_dir);
 	close(dir_lock);
+	if (rc == -ENOTEMPTY)
+		return store_error(rc,
+		                   "%s: the store was removed; the directory stays, as it holds "
+		                   "other files",
+		                   path);
 	if (rc)
 		return store_error(rc, "%s: cannot remove the store (%s)", path, strerror(-rc));
 	return 0;
@@ -1282,10 +1303,14 @@ static bool read_newest_meta(uint8_t meta[LMDB_META_END], uint32_t *psize, int f
  * write transaction allocated and freed again before they were written (a gc that deletes
  * many epochs leaves such pages at the end), so a sound file may end before it. Walk every
  * B-tree the newest commit references (store_walk_pages) and find the highest page any of them
- * uses, overflow pages included; a walk that fails means a damaged file. */
-int store_check_data_file(const char *path)
+ * uses, overflow pages included; a walk that fails means a damaged file.
+ * *@p no_files, when not NULL, is set when it fails because @p path holds neither data.mdb nor
+ * lock.mdb: no part of a store (a directory where a create may start, or one emptied). */
+static int check_data_file(const char *path, bool *no_files)
 {
 	char file[4096];
+	if (no_files)
+		*no_files = false;
 	/* LMDB follows symlinks and would read, and when writing ftruncate and overwrite,
 	 * whatever data.mdb or lock.mdb point at: a store's files must be its own */
 	struct stat lst;
@@ -1303,8 +1328,11 @@ int store_check_data_file(const char *path)
 		if (errno != ENOENT)
 			return store_error(-errno, "%s: cannot read data.mdb (%s)", path,
 			                   strerror(errno));
-		if (!has_file(path, "lock.mdb"))
+		if (!has_file(path, "lock.mdb")) {
+			if (no_files)
+				*no_files = true;
 			return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (no data.mdb)", path);
+		}
 		/* a create holds the directory's flock from before lock.mdb until its store is
 		 * whole: only one that nobody holds was interrupted */
 		if (store_dir_locked_by_other(who, sizeof(who), path))
@@ -1359,6 +1387,11 @@ int store_check_data_file(const char *path)
 		    path, (unsigned long long)st.st_size,
 		    need == UINT64_MAX ? 0ull : (unsigned long long)need);
 	return 0;
+}
+
+int store_check_data_file(const char *path)
+{
+	return check_data_file(path, NULL);
 }
 
 int store_check_pages(const char *path, store_walk_mode mode)
@@ -1644,19 +1677,22 @@ static int check_writable(const char *path)
 	return 0;
 }
 
-static int open_once(ckpt_store **out, const char *path, unsigned flags)
+static int open_once(ckpt_store **out, const char *path, unsigned flags, bool *no_files)
 {
 	*out = NULL;
+	*no_files = false;
 	struct stat st;
 	if (!path || !*path)
 		return store_error(-EINVAL, "store path is empty");
 	if (stat(path, &st) != 0) {
 		int e = errno;
+		*no_files = e == ENOENT || e == ENOTDIR;
 		return store_error(-e, "%s: %s", path, strerror(e));
 	}
-	if (!S_ISDIR(st.st_mode))
+	*no_files = !S_ISDIR(st.st_mode);
+	if (*no_files)
 		return store_error(CKPT_ENOTSTORE, "%s: not a ckpt store (not a directory)", path);
-	int rc = store_check_data_file(path);
+	int rc = check_data_file(path, no_files);
 	if (rc)
 		return rc;
 	bool readonly = flags & CKPT_OPEN_READONLY;
@@ -1734,12 +1770,12 @@ static bool data_file_id(struct stat *out, const char *path, const ckpt_store *s
  * such an open fail, and a hard-linked old file would be mapped without an error. Either way
  * data.mdb is another file by then: open that one, as if the open had started after the
  * compaction. */
-static int open_current(ckpt_store **out, const char *path, unsigned flags)
+static int open_current(ckpt_store **out, const char *path, unsigned flags, bool *no_files)
 {
 	for (int attempt = 0;; attempt++) {
 		struct stat before, mapped, now;
 		bool known = path && *path && data_file_id(&before, path, NULL);
-		int rc = open_once(out, path, flags);
+		int rc = open_once(out, path, flags, no_files);
 		bool replaced =
 		    known && data_file_id(&now, path, NULL) &&
 		    (rc ? now.st_ino != before.st_ino || now.st_dev != before.st_dev
@@ -1754,14 +1790,23 @@ static int open_current(ckpt_store **out, const char *path, unsigned flags)
 	}
 }
 
+/* Whether an open that returned @p rc (open_current()) found no store but part of one */
+static bool failed_on_part(int rc, bool no_files)
+{
+	return (rc == CKPT_ENOTSTORE || rc == -ENOENT) && !no_files;
+}
+
 /* A create holds the store directory's flock exclusively from before its first file until the
  * store is whole, and the removal of a store that a failed run made (ckpt_store_discard())
- * from its first unlink to its rmdir: a reader that looks meanwhile finds no store, part of an
- * environment, or files vanishing under it. A read-only open that fails so waits for that lock
- * (shared: other readers and ckpt-train's ckpt_writer_lock() share it) and opens once more
- * holding it, which no create or removal can then be in the middle of: it sees the whole store
- * or none, and says which for a true reason. Opens that succeed never look at the lock; a
- * reader holds it only for that second open, so a create waits no longer than an open. */
+ * from its first unlink to its rmdir: a reader that looks meanwhile finds part of an
+ * environment, or files vanishing under it. A read-only open that fails having seen part of a
+ * store waits for that lock (shared: other readers and ckpt-train's ckpt_writer_lock() share
+ * it) and opens once more holding it, which no create or removal can then be in the middle of:
+ * it sees the whole store or none, and says which for a true reason. Opens that succeed, and
+ * those that find no directory or one without data.mdb and lock.mdb (where every create
+ * starts, and every removal ends), never look at the lock: readers polling for a store to
+ * appear never hold up its create, and one that finds part of a store holds the lock for that
+ * second open only. */
 int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 {
 	if (!out)
@@ -1770,21 +1815,27 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 	if (flags & ~CKPT_OPEN_READONLY)
 		return store_error(-EINVAL, "%s: unknown open flags 0x%x", path ? path : "(null)",
 		                   flags & ~CKPT_OPEN_READONLY);
-	int rc = open_current(out, path, flags);
-	if (rc != CKPT_ENOTSTORE && rc != -ENOENT)
-		return rc;
-	if (!(flags & CKPT_OPEN_READONLY))
-		return rc;
-	int dir_lock;
-	char who[512];
-	if (store_dir_lock_wait(&dir_lock, path, who, sizeof(who)) == -EWOULDBLOCK)
-		return store_error(-EBUSY,
-		                   "%s: not a ckpt store yet: it is being created by %s, which has "
-		                   "held the directory's lock for a minute; try again when it is done",
-		                   path, who[0] ? who : "another process");
-	rc = open_current(out, path, flags);
-	if (dir_lock >= 0)
-		close(dir_lock);
+	bool no_files;
+	int rc = open_current(out, path, flags, &no_files);
+	for (int round = 0;
+	     (flags & CKPT_OPEN_READONLY) && failed_on_part(rc, no_files) && round < 100; round++) {
+		int dir_lock;
+		char who[512];
+		int locked = store_dir_lock_wait(&dir_lock, path, who, sizeof(who));
+		if (locked == -EWOULDBLOCK)
+			return store_error(-EBUSY,
+			                   "%s: not a ckpt store yet: it is being created by %s, which "
+			                   "has held the directory's lock for a minute; try again when it "
+			                   "is done",
+			                   path, who[0] ? who : "another process");
+		rc = open_current(out, path, flags, &no_files);
+		if (dir_lock >= 0)
+			close(dir_lock);
+		/* only a directory removed before it could be locked is looked into again: another
+		 * create may have made a new one, which this open saw part of without the lock */
+		if (locked != -ENOENT)
+			break;
+	}
 	return rc;
 }
 

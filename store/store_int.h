@@ -203,19 +203,27 @@ int store_check_data_file(const char *path);
 
 /** ckpt_flock_holders() of shared flocks only: the readers without lock.mdb (store/holders.c) */
 int store_flock_readers(char *out, size_t len, const char *file);
-/** How long a create, or a read-only open that found no store (yet), waits for the store
+/** ckpt_flock_holders() of exclusive flocks only: on a store directory, a create, a removal
+ *  (ckpt_store_discard()) or ckpt gc */
+int store_flock_writers(char *out, size_t len, const char *file);
+/** How long a create, or a read-only open that found part of a store, waits for the store
  *  directory's flock: 60 s (tests shorten it). Its holders keep it for moments (a create, the
- *  removal of a store a failed run made) or while they run (ckpt gc). */
+ *  removal of a store a failed run made, a reader's one open) or while they run (ckpt gc). */
 extern int store_dir_wait_ms;
 /** Take @p fd's flock @p how (LOCK_SH or LOCK_EX), waiting up to @p timeout_ms (polling, so
  *  that the wait is bounded): 0 when taken, -EWOULDBLOCK when it was still held after that,
- *  another negative errno where the file system has no flock (nothing to wait for). */
+ *  another negative errno where the file system has no flock (nothing to wait for). While an
+ *  exclusive one waits, shared ones wait for it (store_dir_writer_waiting()): readers that
+ *  come and go cannot keep it out. */
 int store_flock_wait(int fd, int how, int timeout_ms);
+/** Whether a store_flock_wait() for the exclusive flock of @p dir waits now (in any process) */
+bool store_dir_writer_waiting(const char *dir);
 /** The store directory @p dir's flock, shared, waiting up to store_dir_wait_ms for another
  *  process that holds it exclusively (a create, a removal, ckpt gc). @return 0 with *@p out_fd
  *  locked (close it to release), 1 with *@p out_fd -1 when there is nothing to wait for (no
- *  directory, no flock, or this process holds it itself), -EWOULDBLOCK when it stayed held,
- *  its holders in @p who. */
+ *  flock, or this process holds it itself), -ENOENT when there is no directory (any more),
+ *  -EWOULDBLOCK when it stayed held, its holders in @p who. While a create or removal waits
+ *  for it too, this waits for that first. */
 int store_dir_lock_wait(int *out_fd, const char *dir, char *who, size_t wholen);
 /** Whether another process holds @p dir's flock exclusively now (a create or ckpt gc of the
  *  store there), its holders in @p who ("" if unknown). */

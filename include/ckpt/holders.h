@@ -3,11 +3,10 @@
  * One writer at a time: ckpt-train holds an exclusive flock on data.mdb for its whole run, and
  * ckpt gc (with or without --compact) an exclusive flock on the store directory as well while
  * it runs; ckpt_store_create() holds the directory's while it creates, ckpt_store_discard()
- * while it removes, and a read-only ckpt_store_open() that found no store waits for those and
- * holds it shared for one more open. Writers wait for a gc; a gc and a trainer refuse each
- * other. A refusal that says
- * "in use" should say by whom: ckpt-train and ckpt gc name the processes whose flock on
- * data.mdb keeps them out (a trainer, or a reader without lock.mdb).
+ * while it removes, and a read-only ckpt_store_open() that found part of a store waits for
+ * those and holds it shared for one more open. Writers wait for a gc; a gc and a trainer refuse
+ * each other. A refusal that says "in use" should say by whom: ckpt-train and ckpt gc name the
+ * processes whose flock on data.mdb keeps them out (a trainer, or a reader without lock.mdb).
  */
 #ifndef CKPT_HOLDERS_H
 #define CKPT_HOLDERS_H

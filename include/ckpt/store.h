@@ -126,11 +126,15 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
  * reuse pages that its snapshots still read, so a second open of a store (by any path, read-
  * only or not) that this process holds open is refused; share the handle between threads
  * instead. A child made by fork() may open the store itself.
- * A read-only open that finds no store, or part of one, while another process creates it
- * (ckpt_store_create()) or removes it (ckpt_store_discard()) waits for that to end (for the
- * directory's flock, up to a minute) and then opens the whole store or reports that there is
- * none: it never fails because it looked at a store half made. It holds the lock, shared, only
- * for that second open; an open that succeeds at once never waits.
+ * A read-only open that finds part of a store (data.mdb or lock.mdb, but no store it can
+ * open) while another process creates it (ckpt_store_create()) or removes it
+ * (ckpt_store_discard()) waits for that to end (for the directory's flock, up to a minute) and
+ * then opens the whole store or reports that there is none: it never fails because it looked
+ * at a store half made. It holds the lock, shared, only for that second open, and lets a
+ * create or removal that waits for the lock go first. An open that succeeds at once, and one
+ * of a path that does not exist or of a directory with neither file, never waits and never
+ * takes the lock: it answers at once (-ENOENT, CKPT_ENOTSTORE), so readers polling for a
+ * store to appear never hold up its create.
  * @return 0, -ENOENT if @p path does not exist, CKPT_ENOTSTORE if it is not a store,
  *         CKPT_ESCHEMA if it was written by a newer schema, CKPT_ECORRUPT on damaged metadata,
  *         -EBUSY if this process has the store open already, for a read-write open while
@@ -142,15 +146,18 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags);
 
 /**
  * Remove the store at @p path: its data.mdb and lock.mdb, and with @p remove_dir the
- * directory too (refused, -ENOTEMPTY, when it holds other files). For a store that holds
- * nothing to keep, such as one that this process created for a run that failed before its
- * first checkpoint: it does not look inside. It holds the directory's flock exclusively, as
+ * directory too, unless it holds other files: those are never touched, and the directory
+ * stays with them (-ENOTEMPTY, the store itself removed). For a store that holds nothing to
+ * keep, such as one that this process created for a run that failed before its first
+ * checkpoint: it does not look inside. It holds the directory's flock exclusively, as
  * ckpt_store_create() does, so that read-only opens started meanwhile (ckpt_store_open())
  * wait and then find no store, never a store half removed. Close every handle of the store
  * first.
- * @return 0, -EBUSY if this process has the store open or another process has held the
- *         directory's lock for a minute (nothing is removed then), -ENOENT if @p path does not
- *         exist, or the -errno of a file that cannot be removed.
+ * @return 0, -ENOTEMPTY with @p remove_dir when the store was removed but the directory stays
+ *         because it holds other files, -EBUSY if this process has the store open or another
+ *         process has held the directory's lock for a minute (nothing is removed then),
+ *         -ENOENT if @p path does not exist, or the -errno of a file that cannot be removed
+ *         (the directory then stays).
  */
 int ckpt_store_discard(const char *path, bool remove_dir);
 

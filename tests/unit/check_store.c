@@ -14,10 +14,12 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -2719,22 +2721,52 @@ static bool make_creating_state(const char *dir, int state)
 	return state != 1 || fd >= 0;
 }
 
-/* Fork a process that plays a create of @p dir: it locks the directory as ckpt_store_create()
- * does, shows @p state (make_creating_state), writes a byte to @p ready, and after @p hold_ms
- * moves the data.mdb of the closed store @p whole into @p dir (none when NULL) and ends,
- * which releases the lock. */
-static pid_t play_create(const char *dir, int state, int ready, int hold_ms, const char *whole)
+/* A new empty directory @p name in the test's directory, its path into @p out */
+static void make_test_dir(char out[600], const char *name)
 {
+	snprintf(out, 600, "%s/%s", tmpdir, name);
+	ck_assert_int_eq(mkdir(out, 0755), 0);
+}
+
+/* fork(), with a child that is killed when the test process ends: a failed assertion ends it
+ * while the child may hold a lock that later tests would wait for */
+static pid_t fork_tied(void)
+{
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	ck_assert_int_ne(pid, -1);
-	if (pid)
-		return pid;
+	if (pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+		_exit(9);
+	return pid;
+}
+
+/* A process of a test that holds a store directory's flock as another program would, until a
+ * byte comes on release[1] (or the test process ends) */
+typedef struct lock_holder {
+	pid_t pid;
+	int ready[2], release[2];
+} lock_holder;
+
+/* Fork @p h's process, and return once it holds @p dir's flock @p how: LOCK_SH plays a reader
+ * in its second open; LOCK_EX plays a create, which shows @p state (make_creating_state) and,
+ * once released, moves the data.mdb of the closed store @p whole into @p dir (none when NULL).
+ * Released, it ends, which releases the lock. */
+static void hold_dir_lock(lock_holder *h, const char *dir, int how, int state, const char *whole)
+{
+	ck_assert_int_eq(pipe(h->ready), 0);
+	ck_assert_int_eq(pipe(h->release), 0);
+	if ((h->pid = fork_tied())) {
+		char c;
+		ck_assert_int_eq(read(h->ready[0], &c, 1), 1);
+		return;
+	}
+	close(h->release[1]);
 	int lock = open(dir, O_RDONLY | O_DIRECTORY);
 	char c = 0, from[700], to[700];
-	if (lock < 0 || flock(lock, LOCK_EX) != 0 || !make_creating_state(dir, state) ||
-	    write(ready, &c, 1) != 1)
+	if (lock < 0 || flock(lock, how) != 0 ||
+	    (how == LOCK_EX && !make_creating_state(dir, state)) ||
+	    write(h->ready[1], &c, 1) != 1 || read(h->release[0], &c, 1) != 1)
 		_exit(3);
-	usleep((useconds_t)hold_ms * 1000);
 	if (whole) {
 		snprintf(from, sizeof(from), "%s/data.mdb", whole);
 		snprintf(to, sizeof(to), "%s/data.mdb", dir);
@@ -2744,38 +2776,78 @@ static pid_t play_create(const char *dir, int state, int ready, int hold_ms, con
 	_exit(0);
 }
 
-static double now_ms(void)
+/* Wait for @p h's process (released or killed) to end: its wait status */
+static int lock_holder_reap(lock_holder *h)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+	int status;
+	ck_assert_int_eq(waitpid(h->pid, &status, 0), h->pid);
+	for (int i = 0; i < 2; i++) {
+		close(h->ready[i]);
+		close(h->release[i]);
+	}
+	return status;
+}
+
+/* A thread that, a moment after it starts, tells another process to release its lock (a byte
+ * to @p fd): a call made meanwhile that must wait for that lock may return only once @p sent
+ * is set. The moment only lets the call start waiting; no result depends on its length. */
+typedef struct release_later {
+	pthread_t thread;
+	int fd;
+	atomic_bool sent;
+	bool written;
+} release_later;
+
+static void *release_after_a_moment(void *arg)
+{
+	release_later *r = arg;
+	usleep(50 * 1000);
+	atomic_store(&r->sent, true);
+	char c = 0;
+	r->written = write(r->fd, &c, 1) == 1;
+	return NULL;
+}
+
+static void release_later_start(release_later *r, int fd)
+{
+	r->fd = fd;
+	atomic_init(&r->sent, false);
+	r->written = false;
+	ck_assert_int_eq(pthread_create(&r->thread, NULL, release_after_a_moment, r), 0);
+}
+
+/* Whether the release had been sent when this is called; waits for the thread and asserts that
+ * the byte went out. */
+static bool release_later_end(release_later *r)
+{
+	bool sent = atomic_load(&r->sent);
+	ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
+	ck_assert(r->written);
+	return sent;
 }
 
 START_TEST(test_a_read_only_open_during_a_create_waits_for_it_and_opens_the_whole_store)
 {
 	for (int state = 0; state < 3; state++) {
-		char dir[600], whole[600];
-		snprintf(dir, sizeof(dir), "%s/creating%d", tmpdir, state);
+		char dir[600], whole[600], name[32];
+		snprintf(name, sizeof(name), "creating%d", state);
+		make_test_dir(dir, name);
 		snprintf(whole, sizeof(whole), "%s/whole%d", tmpdir, state);
-		ck_assert_int_eq(mkdir(dir, 0755), 0);
 		make_store_at(whole);
-		int ready[2];
-		ck_assert_int_eq(pipe(ready), 0);
-		pid_t pid = play_create(dir, state, ready[1], 300, whole);
-		char c;
-		ck_assert_int_eq(read(ready[0], &c, 1), 1);
-		double start = now_ms();
+		lock_holder create;
+		hold_dir_lock(&create, dir, LOCK_EX, state, whole);
+		release_later r;
+		release_later_start(&r, create.release[1]);
 		ckpt_store *s = NULL;
 		int rc = ckpt_store_open(&s, dir, CKPT_OPEN_READONLY);
+		bool after_the_create = release_later_end(&r);
 		ck_assert_msg(rc == 0, "state %d: %s", state, ckpt_last_error());
-		ck_assert_double_ge(now_ms() - start, 100); /* it waited for the create */
+		ck_assert_msg(after_the_create, "state %d: the open did not wait for the create",
+		              state);
 		ck_assert_str_eq(ckpt_store_meta(s)->monitor, "val_loss");
 		ckpt_store_close(s);
-		int status;
-		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		int status = lock_holder_reap(&create);
 		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-		close(ready[0]);
-		close(ready[1]);
 	}
 }
 END_TEST
@@ -2784,32 +2856,180 @@ START_TEST(test_a_create_that_holds_its_lock_too_long_is_named_and_never_called_
 {
 	store_dir_wait_ms = 300;
 	char dir[600];
-	snprintf(dir, sizeof(dir), "%s/creating", tmpdir);
-	ck_assert_int_eq(mkdir(dir, 0755), 0);
-	int ready[2];
-	ck_assert_int_eq(pipe(ready), 0);
-	pid_t pid = play_create(dir, 0, ready[1], 30 * 1000, NULL);
-	char c, who[64];
-	ck_assert_int_eq(read(ready[0], &c, 1), 1);
-	snprintf(who, sizeof(who), "being created by pid %ld", (long)pid);
+	make_test_dir(dir, "creating");
+	lock_holder create;
+	hold_dir_lock(&create, dir, LOCK_EX, 0, NULL); /* never released: killed below */
+	char who[64];
+	snprintf(who, sizeof(who), "being created by pid %ld", (long)create.pid);
 	ckpt_store *s = NULL;
-	double start = now_ms();
 	ck_assert_int_eq(ckpt_store_open(&s, dir, CKPT_OPEN_READONLY), -EBUSY);
-	ck_assert_double_ge(now_ms() - start, 250);
 	ck_assert_msg(strstr(ckpt_last_error(), who), "%s", ckpt_last_error());
 	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "for a minute"));
 	/* a read-write open does not wait, and says the same */
 	ck_assert_int_eq(ckpt_store_open(&s, dir, 0), CKPT_ENOTSTORE);
 	ck_assert_msg(strstr(ckpt_last_error(), who), "%s", ckpt_last_error());
 	ck_assert_ptr_null(strstr(ckpt_last_error(), "interrupted"));
+	/* another create names it as the holder of the exclusive lock */
+	ckpt_run_meta m = test_meta("val_loss", CKPT_MODE_MIN);
+	ckpt_store_options o = {.chunk_size = 64, .no_sync = true};
+	snprintf(who, sizeof(who), "locked for a minute by pid %ld (", (long)create.pid);
+	ck_assert_int_eq(ckpt_store_create(&s, dir, &m, &o), -EBUSY);
+	ck_assert_msg(strstr(ckpt_last_error(), who), "%s", ckpt_last_error());
 	/* killed: now its lock.mdb is the remnant of an interrupted create */
-	kill(pid, SIGKILL);
-	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	kill(create.pid, SIGKILL);
+	lock_holder_reap(&create);
 	ck_assert_int_eq(ckpt_store_open(&s, dir, CKPT_OPEN_READONLY), CKPT_ENOTSTORE);
 	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "interrupted create"));
+	store_dir_wait_ms = 60 * 1000;
+}
+END_TEST
+
+START_TEST(test_readers_that_keep_a_create_out_are_called_readers)
+{
+	store_dir_wait_ms = 300;
+	char dir[600];
+	make_test_dir(dir, "read");
+	lock_holder reader;
+	hold_dir_lock(&reader, dir, LOCK_SH, 0, NULL);
+	ckpt_run_meta m = test_meta("val_loss", CKPT_MODE_MIN);
+	ckpt_store_options o = {.chunk_size = 64, .no_sync = true};
+	ckpt_store *s;
+	ck_assert_int_eq(ckpt_store_create(&s, dir, &m, &o), -EBUSY);
+	char who[160];
+	snprintf(who, sizeof(who),
+	         "readers opening the store kept the directory busy for a minute (now pid %ld (",
+	         (long)reader.pid);
+	ck_assert_msg(strstr(ckpt_last_error(), who), "%s", ckpt_last_error());
+	ck_assert_ptr_null(strstr(ckpt_last_error(), "locked for a minute by"));
+	ck_assert_int_eq(ckpt_store_discard(dir, false), -EBUSY);
+	ck_assert_msg(strstr(ckpt_last_error(), who), "%s", ckpt_last_error());
+	ck_assert_ptr_nonnull(strstr(ckpt_last_error(), "the store was not removed"));
+	char c = 0;
+	ck_assert_int_eq(write(reader.release[1], &c, 1), 1);
+	int status = lock_holder_reap(&reader);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	store_dir_wait_ms = 60 * 1000;
+}
+END_TEST
+
+START_TEST(test_read_only_opens_of_an_empty_directory_never_hold_up_its_create)
+{
+	enum { READERS = 6 };
+	char dir[600];
+	make_test_dir(dir, "empty");
+	int ready[2], stop[2];
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(stop), 0);
+	pid_t readers[READERS];
+	for (int i = 0; i < READERS; i++) {
+		if ((readers[i] = fork_tied()))
+			continue;
+		/* open until the test closes its end of @p stop */
+		close(stop[1]);
+		if (fcntl(stop[0], F_SETFL, O_NONBLOCK) != 0)
+			_exit(3);
+		for (long n = 0;; n++) {
+			ckpt_store *s;
+			int rc = ckpt_store_open(&s, dir, CKPT_OPEN_READONLY);
+			if (rc == 0)
+				ckpt_store_close(s);
+			else if (rc != CKPT_ENOTSTORE)
+				_exit(4);
+			char c = 0;
+			if (n == 10 && write(ready[1], &c, 1) != 1)
+				_exit(5);
+			if (n > 10 && read(stop[0], &c, 1) == 0)
+				_exit(0);
+		}
+	}
+	close(stop[0]);
+	for (int i = 0; i < READERS; i++) {
+		char c;
+		ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	}
+	/* while they look, the lock that a create takes first is never held by any of them */
+	int refused = 0;
+	for (int i = 0; i < 2000; i++) {
+		int fd = open(dir, O_RDONLY | O_DIRECTORY);
+		ck_assert_int_ge(fd, 0);
+		refused += flock(fd, LOCK_EX | LOCK_NB) != 0;
+		close(fd);
+	}
+	ck_assert_int_eq(refused, 0);
+	/* so a create that would not wait for it at all goes through */
+	ckpt_run_meta m = test_meta("val_loss", CKPT_MODE_MIN);
+	ckpt_store_options o = {.chunk_size = 64, .no_sync = true};
+	ckpt_store *s;
+	store_dir_wait_ms = 0;
+	int rc = ckpt_store_create(&s, dir, &m, &o);
+	store_dir_wait_ms = 60 * 1000;
+	ck_assert_msg(rc == 0, "%s", ckpt_last_error());
+	ckpt_store_close(s);
+	close(stop[1]);
+	for (int i = 0; i < READERS; i++) {
+		int status;
+		ck_assert_int_eq(waitpid(readers[i], &status, 0), readers[i]);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "reader %d: status %d",
+		              i, status);
+	}
 	close(ready[0]);
 	close(ready[1]);
-	store_dir_wait_ms = 60 * 1000;
+}
+END_TEST
+
+typedef struct open_result {
+	const char *path;
+	int rc;
+	char monitor[32], error[512];
+} open_result;
+
+static void *open_read_only(void *arg)
+{
+	open_result *r = arg;
+	ckpt_store *s;
+	r->rc = ckpt_store_open(&s, r->path, CKPT_OPEN_READONLY);
+	snprintf(r->error, sizeof(r->error), "%s", r->rc ? ckpt_last_error() : "");
+	if (r->rc == 0)
+		snprintf(r->monitor, sizeof(r->monitor), "%s", ckpt_store_meta(s)->monitor);
+	ckpt_store_close(s);
+	return NULL;
+}
+
+START_TEST(test_a_reader_that_comes_while_a_create_waits_for_the_lock_lets_it_go_first)
+{
+	char dir[600];
+	make_test_dir(dir, "remnant");
+	ck_assert(make_creating_state(dir, 0)); /* the lock.mdb of an interrupted create */
+	/* a reader in its second open holds the lock shared */
+	int held = open(dir, O_RDONLY | O_DIRECTORY);
+	ck_assert_int_eq(flock(held, LOCK_SH), 0);
+	pid_t pid = fork_tied();
+	if (pid == 0) {
+		close(held); /* its lock is the parent's to release */
+		ckpt_run_meta m = test_meta("val_acc", CKPT_MODE_MAX);
+		ckpt_store_options o = {.chunk_size = 64, .no_sync = true};
+		ckpt_store *s;
+		_exit(ckpt_store_create(&s, dir, &m, &o) == 0 ? 0 : 3);
+	}
+	int status;
+	while (!store_dir_writer_waiting(dir)) {
+		ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "the create ended: status %d",
+		              status);
+		usleep(1000);
+	}
+	/* a reader that finds the remnant now waits for the create, instead of sharing the lock
+	 * with the one who holds it and calling the remnant an interrupted create */
+	open_result r = {.path = dir};
+	pthread_t reader;
+	ck_assert_int_eq(pthread_create(&reader, NULL, open_read_only, &r), 0);
+	usleep(50 * 1000); /* lets it look; the result does not depend on how long */
+	close(held);
+	ck_assert_int_eq(pthread_join(reader, NULL), 0);
+	ck_assert_msg(r.rc == 0, "%s", r.error);
+	ck_assert_str_eq(r.monitor, "val_acc");
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert(!store_dir_writer_waiting(dir));
 }
 END_TEST
 
@@ -2817,8 +3037,7 @@ START_TEST(test_read_only_opens_racing_creates_and_discards_see_a_whole_store_or
 {
 	char dir[600];
 	snprintf(dir, sizeof(dir), "%s/cycling", tmpdir);
-	pid_t pid = fork();
-	ck_assert_int_ne(pid, -1);
+	pid_t pid = fork_tied();
 	if (pid == 0) {
 		ckpt_run_meta m = test_meta("val_loss", CKPT_MODE_MIN);
 		ckpt_store_options o = {.chunk_size = 64, .no_sync = true};
@@ -2851,6 +3070,33 @@ START_TEST(test_read_only_opens_racing_creates_and_discards_see_a_whole_store_or
 }
 END_TEST
 
+/* This program's rmdir (the store code linked into it calls this one): counts its calls and,
+ * when rmdir_adds_lock_file names the directory, first makes a lock.mdb there once, as a
+ * reader whose open fails under a discard leaves one for a moment. */
+static int rmdir_calls;
+static char rmdir_adds_lock_file[600];
+
+int rmdir(const char *path)
+{
+	static int (*real)(const char *);
+	if (!real) {
+		void *sym = dlsym(RTLD_NEXT, "rmdir");
+		if (!sym)
+			abort();
+		memcpy(&real, &sym, sizeof(real));
+	}
+	rmdir_calls++;
+	if (rmdir_adds_lock_file[0] && strcmp(path, rmdir_adds_lock_file) == 0) {
+		char f[700];
+		snprintf(f, sizeof(f), "%s/lock.mdb", path);
+		rmdir_adds_lock_file[0] = '\0';
+		int fd = open(f, O_RDWR | O_CREAT, 0644);
+		if (fd >= 0)
+			close(fd);
+	}
+	return real(path);
+}
+
 START_TEST(test_discard_removes_the_store_under_the_directory_lock)
 {
 	make_store_at(storepath);
@@ -2859,43 +3105,46 @@ START_TEST(test_discard_removes_the_store_under_the_directory_lock)
 	ck_assert_int_eq(ckpt_store_discard(storepath, true), -EBUSY); /* open here */
 	ckpt_store_close(s);
 	/* it waits for a reader holding the lock for its second open */
-	int ready[2];
-	ck_assert_int_eq(pipe(ready), 0);
-	pid_t pid = fork();
-	ck_assert_int_ne(pid, -1);
-	if (pid == 0) {
-		int lock = open(storepath, O_RDONLY | O_DIRECTORY);
-		char c = 0;
-		if (lock < 0 || flock(lock, LOCK_SH) != 0 || write(ready[1], &c, 1) != 1)
-			_exit(3);
-		usleep(200 * 1000);
-		_exit(0);
-	}
-	char c;
-	ck_assert_int_eq(read(ready[0], &c, 1), 1);
-	double start = now_ms();
-	OK(ckpt_store_discard(storepath, false));
-	ck_assert_double_ge(now_ms() - start, 100);
-	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	lock_holder reader;
+	hold_dir_lock(&reader, storepath, LOCK_SH, 0, NULL);
+	release_later r;
+	release_later_start(&r, reader.release[1]);
+	int rc = ckpt_store_discard(storepath, false);
+	bool after_the_reader = release_later_end(&r);
+	ck_assert_msg(rc == 0, "%s", ckpt_last_error());
+	ck_assert(after_the_reader);
+	int status = lock_holder_reap(&reader);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	ck_assert(exists(tmpdir, "store"));
 	ck_assert(!exists(storepath, "data.mdb"));
 	ck_assert(!exists(storepath, "lock.mdb"));
 	ck_assert_int_eq(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY), CKPT_ENOTSTORE);
-	/* a directory holding other files stays, and says so */
+	/* a directory holding other files keeps them and stays, and says so at once: the
+	 * store itself is removed */
 	make_store_at(storepath);
 	char f[700];
 	snprintf(f, sizeof(f), "%s/notes.txt", storepath);
 	close(open(f, O_RDWR | O_CREAT, 0644));
+	rmdir_calls = 0;
 	ck_assert_int_eq(ckpt_store_discard(storepath, true), -ENOTEMPTY);
+	ck_assert_int_eq(rmdir_calls, 1);
+	ck_assert_msg(
+	    strstr(ckpt_last_error(),
+	           ": the store was removed; the directory stays, as it holds other files"),
+	    "%s", ckpt_last_error());
 	ck_assert(exists(storepath, "notes.txt"));
 	ck_assert(!exists(storepath, "data.mdb"));
+	ck_assert(!exists(storepath, "lock.mdb"));
 	unlink(f);
+	/* a lock.mdb that a reader's failed open makes for a moment is waited out */
+	make_store_at(storepath);
+	snprintf(rmdir_adds_lock_file, sizeof(rmdir_adds_lock_file), "%s", storepath);
+	rmdir_calls = 0;
 	OK(ckpt_store_discard(storepath, true));
+	ck_assert_int_eq(rmdir_calls, 2);
 	ck_assert(!exists(tmpdir, "store"));
 	ck_assert_int_eq(ckpt_store_discard(storepath, true), -ENOENT);
 	ck_assert_int_eq(ckpt_store_discard(NULL, true), -EINVAL);
-	close(ready[0]);
-	close(ready[1]);
 }
 END_TEST
 
@@ -2980,6 +3229,10 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_verify_reports_an_epoch_key_past_the_last_epoch);
 	tcase_add_test(tc, test_a_read_only_open_during_a_create_waits_for_it_and_opens_the_whole_store);
 	tcase_add_test(tc, test_a_create_that_holds_its_lock_too_long_is_named_and_never_called_interrupted);
+	tcase_add_test(tc, test_readers_that_keep_a_create_out_are_called_readers);
+	tcase_add_test(tc, test_read_only_opens_of_an_empty_directory_never_hold_up_its_create);
+	tcase_add_test(tc,
+	               test_a_reader_that_comes_while_a_create_waits_for_the_lock_lets_it_go_first);
 	tcase_add_test(tc, test_read_only_opens_racing_creates_and_discards_see_a_whole_store_or_none);
 	tcase_add_test(tc, test_discard_removes_the_store_under_the_directory_lock);
 	tcase_add_test(tc, test_info_prints_best_value_none_when_no_checkpoint_is_best);
