@@ -123,7 +123,11 @@ kill_trial() {
 f = open(sys.argv[1], "r+b"); fcntl.lockf(f, fcntl.LOCK_SH, 1, 0, 0); print(flush=True); time.sleep(60)' \
 		"$s/lock.mdb" >"$TMP/holder.out" &
 	holder=$!
-	for _ in $(seq 100); do [ -s "$TMP/holder.out" ] && break; sleep 0.02; done
+	# python's start can take seconds on a loaded machine: wait for it (or its end) up to a minute
+	for _ in $(seq 3000); do
+		[ -s "$TMP/holder.out" ] || ! kill -0 "$holder" 2>/dev/null && break
+		sleep 0.02
+	done
 	[ -s "$TMP/holder.out" ] || fail "$what: could not lock lock.mdb"
 	size=$(size_of "$s")
 	if [ "$size" -eq "$small" ]; then
