@@ -1273,7 +1273,13 @@ static void drop_empty_store(ckpt_store *store, const char *path, int how, uint3
 		return;
 	/* the run has said why it failed; a store it could not remove is worth a second line,
 	 * since the next run at this path would find it */
-	if (ckpt_store_discard(path, how == STORE_CREATED_DIR) != 0)
+	int rc = ckpt_store_discard(path, how == STORE_CREATED_DIR);
+	if (rc == -ENOTEMPTY)
+		ckpt_print_line(stderr, "ckpt-train: note: ",
+		                "the empty store this run created at %s was removed; the directory "
+		                "stays, as other files were put in it",
+		                path);
+	else if (rc != 0)
 		ckpt_print_line(stderr, "ckpt-train: warning: ",
 		                "the empty store this run created at %s was not removed (%s)", path,
 		                ckpt_last_error());
