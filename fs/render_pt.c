@@ -460,55 +460,79 @@ static bool looks_like_text(const void *data, size_t len)
 
 /* Parameter indices that appear in some group's "params" (a bitmap over nparams). */
 /* Rule (0) before optimizer_indices(): optimizers torch builds from named parameters keep
- * "param_names" in every group, in the order of its "params". When every group has them, each
- * names a model tensor once and every tensor with state is named, the names decide @p index_of
- * (SIZE_MAX for the tensors without state) and this returns true; else it changes nothing. */
-static bool indices_from_names(size_t *index_of, size_t nmodel, const named_param *sorted,
-                               json_t *groups, size_t ngroup_params, const opt_entry *opt,
-                               size_t nopt)
+ * "param_names" in every group, in the order of its "params". When no group has them this
+ * returns 1 and changes nothing (the rules guess). Else the names decide @p index_of (SIZE_MAX
+ * for the tensors without state) and this returns 0; names that cannot decide (a group without
+ * them, a count unlike its "params", a name that is no model tensor or comes twice, state of a
+ * tensor no group names, @p ngroup_params 0: "params" not 0..n-1) are an error: a guess could
+ * put state on the wrong parameters. */
+static int indices_from_names(size_t *index_of, size_t nmodel, const named_param *sorted,
+                              json_t *groups, size_t ngroup_params, const opt_entry *opt,
+                              size_t nopt, const ckpt_tensor_info **model, uint64_t epoch)
 {
-	if (ngroup_params == 0 || nmodel == 0 || json_array_size(groups) == 0)
-		return false;
-	size_t *named = malloc(nmodel * sizeof(*named));
-	if (!named)
-		return false;
-	for (size_t p = 0; p < nmodel; p++)
-		named[p] = SIZE_MAX;
-	bool ok = true;
 	size_t i, j;
 	json_t *group, *name;
+	bool any = false;
+	json_array_foreach(groups, i, group) any |= json_object_get(group, "param_names") != NULL;
+	if (!any)
+		return 1;
+	size_t *named = malloc((nmodel ? nmodel : 1) * sizeof(*named));
+	if (!named)
+		return -ENOMEM;
+	for (size_t p = 0; p < nmodel; p++)
+		named[p] = SIZE_MAX;
+	int rc = 0;
+	if (ngroup_params == 0)
+		rc = render_fail(-EINVAL,
+		                 "epoch %" PRIu64 ": checkpoint.pt: the param groups' \"params\" are "
+		                 "not the indices 0..n-1, so their \"param_names\" cannot place the "
+		                 "optimizer state",
+		                 epoch);
 	json_array_foreach(groups, i, group)
 	{
+		if (rc)
+			break;
 		json_t *params = json_object_get(group, "params");
 		json_t *names = json_object_get(group, "param_names");
 		if (!json_is_array(names) || json_array_size(names) != json_array_size(params)) {
-			ok = false;
+			rc = render_fail(-EINVAL,
+			                 "epoch %" PRIu64 ": checkpoint.pt: param group %zu has %s "
+			                 "\"param_names\" for its %zu \"params\" (every group names "
+			                 "each of its parameters, or none does)",
+			                 epoch, i, json_is_array(names) ? "other" : "no",
+			                 json_array_size(params));
 			break;
 		}
 		json_array_foreach(names, j, name)
 		{
-			const char *s = json_string_value(name);
-			size_t p = s ? find_param(sorted, nmodel, s, strlen(s)) : SIZE_MAX;
+			const char *text = json_string_value(name);
+			size_t p = text ? find_param(sorted, nmodel, text, strlen(text)) : SIZE_MAX;
 			if (p == SIZE_MAX || named[p] != SIZE_MAX) {
-				ok = false;
+				rc = render_fail(-EINVAL,
+				                 "epoch %" PRIu64 ": checkpoint.pt: param group %zu names "
+				                 "'%s', which is %s",
+				                 epoch, i, text ? text : "(not a string)",
+				                 p == SIZE_MAX ? "no model tensor" : "named twice");
 				break;
 			}
 			/* group_param_count() checked params: integers 0..ngroup_params-1 */
 			named[p] = (size_t)json_integer_value(json_array_get(params, j));
 		}
-		if (!ok)
-			break;
 	}
-	for (size_t k = 0; ok && k < nopt; k++)
-		ok = named[opt[k].param] != SIZE_MAX;
-	if (ok) {
+	for (size_t k = 0; !rc && k < nopt; k++)
+		if (named[opt[k].param] == SIZE_MAX)
+			rc = render_fail(-EINVAL,
+			                 "epoch %" PRIu64 ": checkpoint.pt: '%s' has optimizer state but "
+			                 "no param group names it",
+			                 epoch, model[opt[k].param]->name);
+	if (!rc) {
 		for (size_t p = 0; p < nmodel; p++)
 			index_of[p] = SIZE_MAX;
 		for (size_t k = 0; k < nopt; k++)
 			index_of[opt[k].param] = named[opt[k].param];
 	}
 	free(named);
-	return ok;
+	return rc;
 }
 
 static void grouped_params(json_t *groups, bool *in_group, size_t nparams);
@@ -722,8 +746,13 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 		goto out;
 	}
 	grouped_params(groups, in_group, nindex);
-	if (!indices_from_names(index_of, nmodel, sorted, groups, ngroup, opt, nopt))
+	rc = indices_from_names(index_of, nmodel, sorted, groups, ngroup, opt, nopt, model,
+	                        ctx.epoch);
+	if (rc < 0)
+		goto out;
+	if (rc == 1)
 		optimizer_indices(index_of, nmodel, model, opt, nopt, ngroup);
+	rc = 0;
 	for (size_t k = nopt; k-- > 0;)
 		first_opt[opt[k].param] = k;
 	for (size_t i = 0; i < nindex; i++)

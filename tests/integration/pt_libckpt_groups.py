@@ -12,6 +12,9 @@ Cases, each an AdamW trained two steps with one layer unused (it has no state):
             the loaded file equals one more step of the original optimizer.
   in_order  a model of parameters only, one group in model order, no names: equal too (the
             README's rule for unnamed groups).
+  misnamed  as named, with one name misspelled, and with one group's names left out: the
+            export fails in one line naming the problem and writes nothing (the rules' guess
+            put another parameter's state on each index).
 """
 import ctypes
 import json
@@ -167,5 +170,34 @@ def check(case, split):
     print(f"{case}: optimizer state and one more step equal torch's")
 
 
+def check_misnamed():
+    torch.manual_seed(7)
+    model = Net(True)
+    named = dict(model.named_parameters())
+    spec = [["fc2.weight", "fc1.weight", "unused.weight"], ["fc2.bias", "fc1.bias", "unused.bias"]]
+    opt = torch.optim.AdamW([{"params": [named[n] for n in spec[0]]},
+                             {"params": [named[n] for n in spec[1]]}], lr=1e-2)
+    train_two_steps(model, opt, torch.Generator().manual_seed(3))
+    wrong = [dict(spelled=["fc2.weigth"] + spec[0][1:], want="names 'fc2.weigth', which is no model tensor"),
+             dict(spelled=None, want="param group 1 has no \"param_names\" for its 3 \"params\"")]
+    for i, case in enumerate(wrong):
+        groups = json.loads(json.dumps(opt.state_dict()["param_groups"]))
+        groups[0]["param_names"] = case["spelled"] or spec[0]
+        if case["spelled"]:
+            groups[1]["param_names"] = spec[1]
+        store = os.path.join(WORK, f"misnamed{i}")
+        write_store(store, model, opt, groups)
+        out = os.path.join(WORK, f"misnamed{i}.pt")
+        r = subprocess.run([CKPT, "export", store, "1", "--format", "checkpoint", "-o", out],
+                           capture_output=True, text=True)
+        lines = r.stderr.splitlines()
+        if r.returncode != 1 or len(lines) != 1 or case["want"] not in lines[0]:
+            sys.exit(f"FAIL: misnamed {i}: exit {r.returncode}, stderr {r.stderr!r}")
+        if os.path.exists(out):
+            sys.exit(f"FAIL: misnamed {i}: {out} was written")
+    print("misnamed: a wrong or missing param_names is one error line, no file")
+
+
 check("named", True)
 check("in_order", False)
+check_misnamed()
