@@ -56,6 +56,9 @@ typedef struct cli_options {
 
 /* the kernel reads at least a page per request: a smaller max_read would silently be 4096 */
 #define MIN_MAX_READ 4096u
+/* -o fsname= and subtype=: the kernel copies each in less than a page (with "fuse." before
+ * the subtype) */
+#define FUSE_NAME_MAX 4000u
 
 enum {
 	KEY_MAX_READ = 100,
@@ -306,6 +309,17 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	                  : key == KEY_READAHEAD_KB  ? &o->readahead_kb
 	                  : key == KEY_SNAPSHOT_IDLE ? &o->snapshot_idle
 	                                             : NULL;
+	if (key == KEY_FSNAME || key == KEY_SUBTYPE) {
+		/* the kernel takes the source and the type as strings shorter than a page, and
+		 * neither empty: refused there as "Invalid argument", which names nothing */
+		const char *value = strchr(arg, '=') + 1; /* the spec's "fsname=" matched */
+		if (!*value || strlen(value) > FUSE_NAME_MAX) {
+			say(LOG_ERR, "-o %.*s: %s (1 to %u bytes)", (int)(value - arg - 1), arg,
+			    *value ? "too long" : "needs a name", FUSE_NAME_MAX);
+			o->failed = 2;
+			return -1;
+		}
+	}
 	if (key == KEY_ALLOW_OTHER || key == KEY_FSNAME || key == KEY_SUBTYPE ||
 	    key == KEY_AUTO_UNMOUNT) {
 		o->allow_other = o->allow_other || key == KEY_ALLOW_OTHER;

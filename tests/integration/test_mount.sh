@@ -177,6 +177,11 @@ check_error 1 "does not exist\|No such file" "$store" "$TMP/m3"
 check_error 1 "not a directory" "$store" "$TMP/file"
 check_error 2 "map_location" "$store" "$TMP/m2" -o map_location=tpu
 check_error 2 "bad map_location 'cuda:01'" "$store" "$TMP/m2" -o map_location=cuda:01
+# names the kernel refuses as "Invalid argument" (exit 1, naming nothing) before
+check_error 2 "-o fsname: needs a name (1 to 4000 bytes)" "$store" "$TMP/m2" -o fsname=
+check_error 2 "-o subtype: needs a name" "$store" "$TMP/m2" -o subtype=
+check_error 2 "-o fsname: too long (1 to 4000 bytes)" "$store" "$TMP/m2" \
+	-o "fsname=$(head -c 5000 /dev/zero | tr '\0' a)"
 check_error 2 "expected STORE and MOUNTPOINT" "$store"
 check_error 2 "expected STORE and MOUNTPOINT"
 check_error 2 "invalid argument .extra" "$store" "$TMP/m2" extra
