@@ -12,7 +12,11 @@
  *   - a process that writes first walks every B-tree of the newest commit with pread
  *     (store_walk_pages() with full checks): branch and leaf pages whole, one header per
  *     overflow value, never tensor data. A page or node that LMDB could trip on refuses the
- *     write before anything changes.
+ *     write before anything changes;
+ *   - every reader runs the same walk without value sizes when it opens the store
+ *     (STORE_WALK_READ). Both compare each database's record (md_entries, the leaf and branch
+ *     page counts, the free list's overflow pages) with what its pages hold: LMDB's compacting
+ *     copy trusts those counts.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -190,6 +194,10 @@ int store_cursor_get(ckpt_store *s, MDB_cursor *cur, MDB_val *key, MDB_val *val,
 #define LMDB_MAX_KEY 511 /* MDB_MAXKEYSIZE of a default build */
 /* MDB_db (48 bytes): md_pad 4, md_flags 2, md_depth 2, three page counts, md_entries, md_root */
 #define LMDB_DB_DEPTH 6
+#define LMDB_DB_BRANCH_PAGES 8
+#define LMDB_DB_LEAF_PAGES 16
+#define LMDB_DB_OVERFLOW_PAGES 24
+#define LMDB_DB_ENTRIES 32
 #define LMDB_DB_ROOT 40
 #define LMDB_DB_SIZE 48
 #define LMDB_MAX_DEPTH 64
@@ -227,6 +235,11 @@ struct page_walk {
 	uint8_t *buf[LMDB_MAX_DEPTH];
 };
 
+/* the counts an MDB_db record keeps of its tree, or that a walk finds in it */
+typedef struct tree_counts {
+	uint64_t entries, branch_pages, leaf_pages, overflow_pages;
+} tree_counts;
+
 /* a tree to walk: its root and depth (from its MDB_db record) and its name, for messages */
 typedef struct walk_tree_of {
 	uint64_t root;
@@ -235,7 +248,19 @@ typedef struct walk_tree_of {
 	bool named; /* the main database: its leaves name the named databases */
 	unsigned key_len; /* the length of every key of a store database (0: any) */
 	char name[40];
+	bool free_list;       /* its overflow pages are counted by every strict walk */
+	tree_counts recorded; /* what its MDB_db record says */
+	tree_counts found;    /* what the walk finds */
 } walk_tree_of;
+
+/* the counts of the MDB_db record at @p rec */
+static tree_counts recorded_counts(const uint8_t *rec)
+{
+	return (tree_counts){.entries = load_u64le(rec + LMDB_DB_ENTRIES),
+	                     .branch_pages = load_u64le(rec + LMDB_DB_BRANCH_PAGES),
+	                     .leaf_pages = load_u64le(rec + LMDB_DB_LEAF_PAGES),
+	                     .overflow_pages = load_u64le(rec + LMDB_DB_OVERFLOW_PAGES)};
+}
 
 /* The key length of each store database whose keys have one: an epoch (u64), a content hash,
  * a hash and a chunk index. LMDB's own checks pass a damaged key size that stays inside its
@@ -324,12 +349,43 @@ static int check_apart(struct page_walk *w, const walk_tree_of *t, uint64_t pgno
 	return 0;
 }
 
-static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, unsigned depth,
+/* Strict: a tree's MDB_db record counts what its pages hold (LMDB keeps the counts exact).
+ * mdb_env_copy2's compaction trusts them: an entry count damaged by one bit passed verify and
+ * info, and backup and gc --compact then wrote a copy that did not read back, blaming the
+ * copy. Overflow pages are compared for the free list only, whose count compaction uses to
+ * place the copy's root: a named database's would cost a reader a read of every overflow
+ * value's header, and nothing but statistics uses it. */
+static int check_counts(struct page_walk *w, const walk_tree_of *t)
+{
+	const tree_counts *r = &t->recorded, *f = &t->found;
+	const struct {
+		const char *what, *holds;
+		uint64_t recorded, found;
+		bool compared;
+	} counts[] = {
+	    {"entries", "its pages hold", r->entries, f->entries, true},
+	    {"leaf pages", "its tree has", r->leaf_pages, f->leaf_pages, true},
+	    {"branch pages", "its tree has", r->branch_pages, f->branch_pages, true},
+	    {"overflow pages", "its values use", r->overflow_pages, f->overflow_pages, t->free_list},
+	};
+	for (size_t i = 0; w->strict && i < sizeof(counts) / sizeof(counts[0]); i++) {
+		if (!counts[i].compared || counts[i].recorded == counts[i].found)
+			continue;
+		if (w->why)
+			snprintf(w->why, w->why_len, "the %s records %llu %s, %s %llu", t->name,
+			         (unsigned long long)counts[i].recorded, counts[i].what, counts[i].holds,
+			         (unsigned long long)counts[i].found);
+		return -1;
+	}
+	return 0;
+}
+
+static int walk_tree(struct page_walk *w, walk_tree_of *t, uint64_t pgno, unsigned depth,
                      const uint8_t *lo, const uint8_t *hi);
 
 /* a leaf node's data: an overflow value's pages, or a named database's tree */
-static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t pgno,
-                          unsigned level, const uint8_t *node, unsigned i, size_t room)
+static int walk_leaf_data(struct page_walk *w, walk_tree_of *t, uint64_t pgno, unsigned level,
+                          const uint8_t *node, unsigned i, size_t room)
 {
 	uint16_t nflags = load_u16le(node + 4), ksize = load_u16le(node + 6);
 	uint64_t dsize = load_u16le(node) | (uint64_t)load_u16le(node + 2) << 16;
@@ -337,9 +393,10 @@ static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t p
 	if (nflags & LMDB_F_BIGDATA) {
 		uint64_t ov = load_u64le(data);
 		uint8_t head[LMDB_PAGEHDR];
-		if (ov < w->npages && !w->full && w->strict)
+		if (ov < w->npages && !w->full && w->strict && !t->free_list)
 			return 0; /* a reader: LMDB reads the value from its node's size, which
-				   * store_map_check() checks, never the overflow page's header */
+				   * store_map_check() checks, never the overflow page's header (the
+				   * free list's few are read: their count is checked) */
 		if (ov >= w->npages ||
 		    pread(w->fd, head, sizeof(head), (off_t)(ov * w->psize)) != (ssize_t)sizeof(head))
 			return walk_fail(w, t, pgno, "node %u: its overflow page %llu is past the end "
@@ -357,6 +414,7 @@ static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t p
 			return walk_fail(w, t, pgno, "node %u: its %u overflow pages from %llu are past "
 			                 "the end of the file or used twice", i, count,
 			                 (unsigned long long)ov);
+		t->found.overflow_pages += count;
 		return 0;
 	}
 	if (nflags & LMDB_F_SUBDATA) {
@@ -366,10 +424,11 @@ static int walk_leaf_data(struct page_walk *w, const walk_tree_of *t, uint64_t p
 		walk_tree_of sub = {.root = load_u64le(data + LMDB_DB_ROOT),
 		                    .depth = load_u16le(data + LMDB_DB_DEPTH),
 		                    .level = level + 1,
-		                    .key_len = store_key_len(node + LMDB_NODEHDR, ksize)};
+		                    .key_len = store_key_len(node + LMDB_NODEHDR, ksize),
+		                    .recorded = recorded_counts(data)};
 		snprintf(sub.name, sizeof(sub.name), "'%.*s' database", ksize < 24 ? (int)ksize : 24,
 		         (const char *)node + LMDB_NODEHDR);
-		return walk_tree(w, &sub, sub.root, 0, NULL, NULL);
+		return walk_tree(w, &sub, sub.root, 0, NULL, NULL) || check_counts(w, &sub) ? -1 : 0;
 	}
 	if (nflags & LMDB_F_DUPDATA)
 		return walk_fail(w, t, pgno, "node %u: duplicate data, which no store database has",
@@ -399,7 +458,7 @@ static int check_key_order(struct page_walk *w, const walk_tree_of *t, uint64_t 
 	return 0;
 }
 
-static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, unsigned depth,
+static int walk_tree(struct page_walk *w, walk_tree_of *t, uint64_t pgno, unsigned depth,
                      const uint8_t *lo, const uint8_t *hi)
 {
 	if (pgno == UINT64_MAX) /* P_INVALID: an empty tree */
@@ -428,6 +487,12 @@ static int walk_tree(struct page_walk *w, const walk_tree_of *t, uint64_t pgno, 
 		                 "level %u of %u)", leaf ? "leaf" : "branch", flags, lower, upper,
 		                 depth + 1, t->depth);
 	unsigned n = (lower - LMDB_PAGEHDR) / 2;
+	if (leaf) {
+		t->found.leaf_pages++;
+		t->found.entries += n;
+	} else {
+		t->found.branch_pages++;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		uint16_t off = load_u16le(pg + LMDB_PAGEHDR + 2 * i);
 		if (off < lower || (size_t)off + LMDB_NODEHDR > w->psize || (w->strict && off < upper))
@@ -504,14 +569,19 @@ int store_walk_pages(int fd, uint32_t psize, uint64_t size, const uint8_t *meta,
 	/* the main DB's leaves name the named DBs; their own leaves name none */
 	walk_tree_of free_db = {.root = load_u64le(meta + LMDB_META_FREE_DB + LMDB_DB_ROOT),
 	                        .depth = load_u16le(meta + LMDB_META_FREE_DB + LMDB_DB_DEPTH),
-	                        .name = "free list"};
+	                        .name = "free list",
+	                        .free_list = true,
+	                        .recorded = recorded_counts(meta + LMDB_META_FREE_DB)};
 	walk_tree_of main_db = {.root = load_u64le(meta + LMDB_META_MAIN_DB + LMDB_DB_ROOT),
 	                        .depth = load_u16le(meta + LMDB_META_MAIN_DB + LMDB_DB_DEPTH),
 	                        .named = true,
-	                        .name = "main database"};
+	                        .name = "main database",
+	                        .recorded = recorded_counts(meta + LMDB_META_MAIN_DB)};
 	if (!rc)
 		rc = walk_tree(&w, &free_db, free_db.root, 0, NULL, NULL) ||
-		             walk_tree(&w, &main_db, main_db.root, 0, NULL, NULL)
+		             check_counts(&w, &free_db) ||
+		             walk_tree(&w, &main_db, main_db.root, 0, NULL, NULL) ||
+		             check_counts(&w, &main_db)
 		         ? CKPT_ECORRUPT
 		         : 0;
 	for (int i = 0; i < LMDB_MAX_DEPTH; i++)

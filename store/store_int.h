@@ -153,9 +153,10 @@ typedef enum store_walk_mode {
  *  it uses + 1. Pages past the file, of the wrong kind or too deep fail it; @p mode says what
  *  else (STORE_WALK_READ: page headers, node offsets, keys inside their page and apart, each
  *  page used once, leaves at the tree's depth, the key sizes and order of the store's
- *  databases; STORE_WALK_FULL also: nodes that tile each page, overflow runs long enough for
- *  their value). Reads branch and leaf pages, and (STORE_WALK_QUICK, _FULL) one header per
- *  overflow value.
+ *  databases, each database record's entry, leaf and branch page counts and the free list's
+ *  overflow pages; STORE_WALK_FULL also: nodes that tile each page, overflow runs long enough
+ *  for their value). Reads branch and leaf pages, and (STORE_WALK_QUICK, _FULL; _READ: the
+ *  free list's only) one header per overflow value.
  *  @return 0, CKPT_ECORRUPT (@p why says where, when not NULL) or -ENOMEM. */
 int store_walk_pages(int fd, uint32_t psize, uint64_t size, const uint8_t *meta,
                      store_walk_mode mode, uint64_t *highest, char *why, size_t why_len);

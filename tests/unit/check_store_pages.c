@@ -306,6 +306,29 @@ START_TEST(test_a_writer_refuses_a_node_size_made_smaller)
 }
 END_TEST
 
+/* Fork a process that opens the store for writing and commits epochs @p first to @p last (the
+ * odd ones an overflow value), keeping the last 10 every @p gc_every epochs (0: never); it
+ * exits 0 when all of it succeeded. */
+static pid_t fork_writer(uint64_t first, uint64_t last, uint64_t gc_every)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		ckpt_store *w;
+		if (ckpt_store_open(&w, storepath, 0) != 0)
+			_exit(1);
+		for (uint64_t e = first; e <= last; e++) {
+			commit(w, e, e % 2 ? BIG_FLOATS : TENSOR_FLOATS);
+			if (gc_every && e % gc_every == 0 && ckpt_store_gc(w, 10, 0, NULL) != 0)
+				_exit(2);
+		}
+		ckpt_store_close(w);
+		_exit(0);
+	}
+	return pid;
+}
+
 /* A reader that measured data.mdb when it opened reads what another process committed since
  * (the file grew under it): values past the size it knew are measured again, not refused. */
 START_TEST(test_a_reader_reads_what_another_process_appended_after_it_opened)
@@ -314,18 +337,7 @@ START_TEST(test_a_reader_reads_what_another_process_appended_after_it_opened)
 	ckpt_store_close(s);
 	ckpt_store *r;
 	OK(ckpt_store_open(&r, storepath, CKPT_OPEN_READONLY));
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		ckpt_store *w;
-		if (ckpt_store_open(&w, storepath, 0) != 0)
-			_exit(1);
-		for (uint64_t e = 2; e <= 40; e++)
-			commit(w, e, e % 2 ? BIG_FLOATS : TENSOR_FLOATS);
-		ckpt_store_close(w);
-		_exit(0);
-	}
+	pid_t pid = fork_writer(2, 40, 0);
 	int status;
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -457,6 +469,122 @@ START_TEST(test_readers_refuse_a_page_whose_header_counts_nodes_it_does_not_hold
 }
 END_TEST
 
+/* the record's count at @p off (from its first byte) in data.mdb, and then XORed with @p bits */
+static uint64_t flip_count(size_t off, uint64_t bits)
+{
+	int fd = open(datapath, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	uint8_t b[8];
+	ck_assert_int_eq(pread(fd, b, 8, (off_t)off), 8);
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | b[i];
+	for (int i = 0; i < 8; i++)
+		b[i] ^= (uint8_t)(bits >> (8 * i));
+	ck_assert_int_eq(pwrite(fd, b, 8, (off_t)off), 8);
+	close(fd);
+	return v;
+}
+
+static char want_count[160];
+
+static void every_open_refuses_the_count(void)
+{
+	ckpt_store *s;
+	int rc = ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY);
+	CHILD_CHECK(rc == CKPT_ECORRUPT && strstr(ckpt_last_error(), want_count) &&
+	                strstr(ckpt_last_error(), "data.mdb is damaged (") &&
+	                !strchr(ckpt_last_error(), '\n'),
+	            "open read-only: rc %d, wanted '%s'", rc, want_count);
+	rc = ckpt_store_open(&s, storepath, 0);
+	CHILD_CHECK(rc == CKPT_ECORRUPT && strstr(ckpt_last_error(), want_count),
+	            "open for writing: rc %d", rc);
+	ckpt_store_compact_stats st;
+	rc = ckpt_store_compact(&st, storepath);
+	CHILD_CHECK(rc == CKPT_ECORRUPT && strstr(ckpt_last_error(), want_count), "compact: rc %d",
+	            rc);
+}
+
+/* MDB_db: md_pad 4, md_flags 2, md_depth 2, md_branch_pages, md_leaf_pages, md_overflow_pages,
+ * md_entries, md_root (8 each) */
+#define DB_LEAF_PAGES 16
+#define DB_ENTRIES 32
+
+/* A named database's record (a value of the main database) whose entry count lost its
+ * agreement with its pages (one flipped bit): verify and info passed it, and backup and
+ * gc --compact failed blaming their copy (mdb_env_copy2 trusts the count). Every open refuses
+ * it in one line naming the database; a page count likewise. */
+START_TEST(test_a_database_record_whose_counts_disagree_with_its_pages_is_refused_by_every_open)
+{
+	static const struct {
+		const char *db;
+		size_t field;
+		uint64_t bits;
+		const char *what;
+	} cases[] = {{"blobs", DB_ENTRIES, 1ull << 60, "entries, its pages hold"},
+	             {"ckpt", DB_ENTRIES, 1, "entries, its pages hold"},
+	             {"chunks", DB_LEAF_PAGES, 2, "leaf pages, its tree has"}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fresh_store_of_300(i > 0);
+		size_t len;
+		size_t rec = value_offset(NULL, cases[i].db, strlen(cases[i].db), &len);
+		ck_assert_uint_eq(len, 48);
+		uint64_t n = flip_count(rec + cases[i].field, cases[i].bits);
+		snprintf(want_count, sizeof(want_count), "(the '%s' database records %llu %s %llu)",
+		         cases[i].db, (unsigned long long)(n ^ cases[i].bits), cases[i].what,
+		         (unsigned long long)n);
+		in_child(every_open_refuses_the_count);
+	}
+	/* the main database's own count, in both meta pages (a commit writes the older one next) */
+	fresh_store_of_300(true);
+	size_t psize = (size_t)sysconf(_SC_PAGESIZE), main_entries = 16 + 24 + 48 + DB_ENTRIES;
+	uint64_t n = flip_count(main_entries, 8);
+	flip_count(psize + main_entries, 8);
+	snprintf(want_count, sizeof(want_count),
+	         "(the main database records %llu entries, its pages hold %llu)",
+	         (unsigned long long)(n ^ 8), (unsigned long long)n);
+	in_child(every_open_refuses_the_count);
+	/* the free list's (compaction counts its pages to place the copy's root) */
+	fresh_store_of_300(true);
+	size_t free_entries = 16 + 24 + DB_ENTRIES;
+	n = flip_count(free_entries, 1ull << 40);
+	flip_count(psize + free_entries, 1ull << 40);
+	snprintf(want_count, sizeof(want_count),
+	         "(the free list records %llu entries, its pages hold %llu)",
+	         (unsigned long long)(n ^ (1ull << 40)), (unsigned long long)n);
+	in_child(every_open_refuses_the_count);
+}
+END_TEST
+
+/* Sound stores are never refused for their counts: many commits, a gc that frees many pages
+ * (a free list of several records), reopened by readers and writers, and readers opening
+ * while another process commits and collects. */
+START_TEST(test_sound_stores_keep_counts_that_agree_with_their_pages_while_another_process_commits)
+{
+	ckpt_store *s = make_store();
+	for (uint64_t e = 1; e <= 400; e++)
+		commit(s, e, e % 9 == 0 ? BIG_FLOATS : TENSOR_FLOATS);
+	OK(ckpt_store_gc(s, 20, 0, NULL));
+	ckpt_store_close(s);
+	OK(ckpt_store_open(&s, storepath, CKPT_OPEN_READONLY));
+	ckpt_store_close(s);
+	pid_t pid = fork_writer(401, 700, 50);
+	int status, opens = 0;
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		ckpt_store *r;
+		int rc = ckpt_store_open(&r, storepath, CKPT_OPEN_READONLY);
+		ck_assert_msg(rc == 0, "open %d while another process commits: %s", opens,
+		              ckpt_last_error());
+		ckpt_store_close(r);
+		opens++;
+	}
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_int_gt(opens, 0);
+	OK(ckpt_store_open(&s, storepath, 0));
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_pages_suite(void)
 {
 	Suite *su = suite_create("store_pages");
@@ -470,6 +598,10 @@ static Suite *store_pages_suite(void)
 	tcase_add_test(tc, test_a_reader_reads_what_another_process_appended_after_it_opened);
 	tcase_add_test(tc, test_sound_stores_pass_the_walk_through_commits_gc_and_compaction);
 	tcase_add_test(tc, test_readers_refuse_a_page_whose_header_counts_nodes_it_does_not_hold);
+	tcase_add_test(tc,
+	               test_a_database_record_whose_counts_disagree_with_its_pages_is_refused_by_every_open);
+	tcase_add_test(
+	    tc, test_sound_stores_keep_counts_that_agree_with_their_pages_while_another_process_commits);
 	suite_add_tcase(su, tc);
 	return su;
 }
