@@ -273,6 +273,28 @@ static char *shell_word_of(const char *path)
 	return buf;
 }
 
+/* Whether @p mountpoint (as given: it cannot be resolved when the mount shuts us out) is a
+ * FUSE mount in /proc/self/mountinfo. */
+static bool foreign_fuse_mount(const char *mountpoint)
+{
+	char path[2 * PATH_MAX + 2], cwd[PATH_MAX];
+	int len;
+	if (mountpoint[0] == '/')
+		len = snprintf(path, sizeof(path), "%s", mountpoint);
+	else if (getcwd(cwd, sizeof(cwd)))
+		len = snprintf(path, sizeof(path), "%s/%s", strcmp(cwd, "/") ? cwd : "", mountpoint);
+	else
+		return false;
+	if (len < 0 || (size_t)len >= sizeof(path))
+		return false;
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		path[--n] = '\0';
+	char majmin[64], fstype[64];
+	return ckptfs_find_mount(path, majmin, sizeof(majmin), fstype, sizeof(fstype)) &&
+	       (strcmp(fstype, "fuse") == 0 || strncmp(fstype, "fuse.", 5) == 0);
+}
+
 static void say_mountpoint_error(const char *mountpoint, int err)
 {
 	if (err == ENOTCONN) {
@@ -282,6 +304,14 @@ static void say_mountpoint_error(const char *mountpoint, int err)
 		free(word);
 	} else if (!*mountpoint) {
 		say(LOG_ERR, "mountpoint '' (the path is empty)");
+	} else if (err == EACCES && foreign_fuse_mount(mountpoint)) {
+		/* another user's FUSE mount, whose root the kernel keeps even root out of */
+		char *word = shell_word_of(mountpoint);
+		say(LOG_ERR,
+		    "mountpoint %s: %s (it is another user's FUSE mount; that user or root can "
+		    "unmount it: fusermount3 -u %s)",
+		    mountpoint, strerror(err), word ? word : mountpoint);
+		free(word);
 	} else {
 		say(LOG_ERR, "mountpoint %s: %s", mountpoint, strerror(err));
 	}

@@ -98,6 +98,11 @@ as_nobody_ckptfs "$store" "$mnt"
 "${NOBODY[@]}" test -x "$mnt/run.json" && fail "test -x is true for a 0444 file"
 "${NOBODY[@]}" test -r "$mnt/best/metrics.json" || fail "test -r of best/metrics.json is false"
 "${NOBODY[@]}" test -w "$mnt/latest/metrics.json" && fail "test -w is true on a read-only mount"
+# root mounting on nobody's mount (without allow_other the kernel keeps root out of it): the
+# refusal says whose mount is there and how to unmount it (it said only "Permission denied")
+out=$("$BIN/ckptfs" "$store" "$mnt" 2>&1) && fail "root mounted over nobody's mount"
+grep -q "it is another user's FUSE mount; that user or root can unmount it: fusermount3 -u" <<<"$out" ||
+	fail "root on nobody's mount: $out"
 "${NOBODY[@]}" test -x "$mnt/latest" || fail "test -x of latest (a directory through the link) is false"
 fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
 
