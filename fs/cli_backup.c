@@ -80,7 +80,9 @@ int cli_backup(int argc, char **argv)
 	}
 	static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 	struct sigaction sa = {.sa_handler = remove_backup_and_die}, old[4];
-	sigemptyset(&sa.sa_mask);
+	sigemptyset(&sa.sa_mask); /* the others wait while one is handled: one line, whole */
+	for (size_t i = 0; i < 4; i++)
+		sigaddset(&sa.sa_mask, signals[i]);
 	for (size_t i = 0; i < 4; i++) {
 		sigaction(signals[i], NULL, &old[i]);
 		if (old[i].sa_handler != SIG_IGN) /* nohup's SIGHUP stays ignored */

@@ -706,7 +706,9 @@ static void guard_compaction(const char *path, bool retention)
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = end_interrupted_compaction;
-	sigemptyset(&sa.sa_mask);
+	sigemptyset(&sa.sa_mask); /* the others wait while one is handled: one line, whole */
+	for (size_t i = 0; i < COMPACT_SIGNALS; i++)
+		sigaddset(&sa.sa_mask, compact_signals[i]);
 	for (size_t i = 0; i < COMPACT_SIGNALS; i++) {
 		sigaction(compact_signals[i], NULL, &compact_old[i]);
 		if (compact_old[i].sa_handler != SIG_IGN)

@@ -80,6 +80,16 @@ static struct {
  * those a command's handler ends it by (ckpt gc's, as ckpt backup's). */
 static const int compact_held_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
+/* Block the held signals in this thread; the mask before goes to @p old. */
+static void hold_signals(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(compact_held_signals) / sizeof(compact_held_signals[0]); i++)
+		sigaddset(&set, compact_held_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
 /* What a copy must hold again: the named databases and their entries. */
 typedef struct env_census {
 	uint64_t txnid; /* id of the newest commit */
@@ -336,13 +346,21 @@ static int check_copy(const char *path, const char *what, const env_census *got,
 static int write_copy(compact_job *j, const struct stat *old, const env_census *source,
                       uint64_t txnid, uint64_t *size_after)
 {
+	/* the held signals wait while the file is made and marked: a handler between the two
+	 * would leave it and say no copy is left */
+	sigset_t mask;
+	hold_signals(&mask);
 	j->copy_fd = open(j->copy_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 	                  old->st_mode & 07777);
+	int e = errno;
+	if (j->copy_fd >= 0) {
+		j->copy_created = true;
+		compact_now.made_copy = compact_now.active;
+	}
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	if (j->copy_fd < 0)
-		return store_error(-errno, "store %s: cannot create %s (%s)", j->path, COMPACT_COPY,
-		                   strerror(errno));
-	j->copy_created = true;
-	compact_now.made_copy = compact_now.active;
+		return store_error(-e, "store %s: cannot create %s (%s)", j->path, COMPACT_COPY,
+		                   strerror(e));
 	struct stat st;
 	if (fchmod(j->copy_fd, old->st_mode & 07777) != 0 || fstat(j->copy_fd, &st) != 0 ||
 	    ((st.st_uid != old->st_uid || st.st_gid != old->st_gid) &&
@@ -404,11 +422,17 @@ static int remove_scratch(const compact_job *j)
 static int run_before(compact_job *j, const env_census *store, ckpt_store_compact_fn before,
                       void *arg, env_census *out)
 {
-	if (mkdir(j->scratch_path, 0700) != 0)
-		return store_error(-errno, "store %s: cannot create %s (%s)", j->path,
-		                   COMPACT_SCRATCH, strerror(errno));
-	j->scratch_created = true;
-	compact_now.made_scratch = compact_now.active;
+	sigset_t mask; /* made and marked with the held signals waiting, as write_copy()'s copy */
+	hold_signals(&mask);
+	int made = mkdir(j->scratch_path, 0700), e = errno;
+	if (made == 0) {
+		j->scratch_created = true;
+		compact_now.made_scratch = compact_now.active;
+	}
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
+	if (made != 0)
+		return store_error(-e, "store %s: cannot create %s (%s)", j->path, COMPACT_SCRATCH,
+		                   strerror(e));
 	int fd = open(j->scratch_data, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return store_error(-errno, "store %s: cannot create %s/data.mdb (%s)", j->path,
@@ -530,15 +554,6 @@ bool ckpt_store_compact_interrupted(void)
 	return compact_now.swapped;
 }
 
-/* Block the held signals in this thread; the mask before goes to @p old. */
-static void hold_signals(sigset_t *old)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof(compact_held_signals) / sizeof(compact_held_signals[0]); i++)
-		sigaddset(&set, compact_held_signals[i]);
-	pthread_sigmask(SIG_BLOCK, &set, old);
-}
 
 static void job_free(compact_job *j, bool failed)
 {
@@ -1173,10 +1188,12 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 	}
 	j.made_temp = true;
 	struct stat temp_st;
-	if (fstat(j.fd, &temp_st) == 0) {
-		backup_now.temp_dev = temp_st.st_dev;
-		backup_now.temp_ino = temp_st.st_ino;
+	if (fstat(j.fd, &temp_st) != 0) { /* a handler could not tell the renamed copy */
+		rc = store_error(-errno, "cannot stat %s (%s)", j.temp_path, strerror(errno));
+		goto out;
 	}
+	backup_now.temp_dev = temp_st.st_dev;
+	backup_now.temp_ino = temp_st.st_ino;
 	backup_now.made_temp = j.registered;
 	if ((rc = copy_snapshot(&j, store, &source, &same)) ||
 	    (rc = check_and_sync_copy(&j, store->path, &source, same, &st.size)))
