@@ -525,6 +525,14 @@ static void put_scalars(ckpt_writer *w, const char *const *names, size_t n,
 		                 0);
 }
 
+/* begin_hand_made() of a store of an SGD run with lr 0.1. */
+static ckpt_writer *begin_sgd_hand_made(fixture *f)
+{
+	static const ckpt_run_meta meta = {.model = "m", .optimizer = "sgd",
+	                                   .hyperparams = "{\"lr\": 0.1}", .monitor = "val_loss"};
+	return begin_hand_made(f, &meta);
+}
+
 /* commit_and_render_checkpoint_pt() of an SGD checkpoint at step 1 with param groups
  * @p groups (JSON). */
 static uint8_t *render_sgd_checkpoint_pt(fixture *f, ckpt_writer *w, const char *groups,
@@ -631,9 +639,7 @@ END_TEST
 START_TEST(test_optimizer_state_of_some_parameters_skips_norm_buffers)
 {
 	fixture f;
-	ckpt_run_meta meta = {.model = "m", .optimizer = "sgd", .hyperparams = "{\"lr\": 0.1}",
-	                      .monitor = "val_loss"};
-	ckpt_writer *w = begin_hand_made(&f, &meta);
+	ckpt_writer *w = begin_sgd_hand_made(&f);
 	static const char *const model[] = {"fc1.weight", "bn1.running_mean", "fc2.weight"};
 	put_scalars(w, model, 3, CKPT_GROUP_MODEL, 1);
 	static const char *const state[] = {"fc2.weight.momentum_buffer"};
@@ -662,9 +668,7 @@ END_TEST
 START_TEST(test_param_names_in_the_groups_number_the_optimizer_state)
 {
 	fixture f;
-	ckpt_run_meta meta = {.model = "m", .optimizer = "sgd", .hyperparams = "{\"lr\": 0.1}",
-	                      .monitor = "val_loss"};
-	ckpt_writer *w = begin_hand_made(&f, &meta);
+	ckpt_writer *w = begin_sgd_hand_made(&f);
 	static const char *const model[] = {"fc1.weight", "scale", "fc2.weight", "fc3.weight"};
 	put_scalars(w, model, 4, CKPT_GROUP_MODEL, 1);
 	static const char *const state[] = {"fc2.weight.momentum_buffer",
