@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fs/pickle.h"
 #include "fs/render.h"
@@ -366,7 +367,8 @@ static json_t *param_groups(pt_ctx *ctx, const ckpt_store *store, const ckpt_che
 	return groups;
 }
 
-/* A param group with every key torch 1.13's optimizer @p opt_name keeps in its state_dict():
+/* A param group with every key torch 1.13's optimizer @p opt_name ("sgd", "adam", "adamw" in
+ * any case: ckpt-train's names or torch's class names "SGD", "Adam", "AdamW") keeps in its state_dict():
  * the group's own keys in their order, then its missing ones from the run's hyper-parameters
  * @p hyper or else with torch's defaults, then "params". A store written through libckpt may leave them out (or have no param groups at
  * all), and torch.optim loads such a group but fails at its first step(). NULL without
@@ -380,10 +382,10 @@ static json_t *complete_group(json_t *group, const char *opt_name, json_t *hyper
 	                                   "fused", NULL};
 	static const char *const adamw[] = {"lr", "betas", "eps", "weight_decay", "amsgrad",
 	                                    "foreach", "maximize", "capturable", NULL};
-	const char *const *keys = strcmp(opt_name, "sgd") == 0     ? sgd
-	                          : strcmp(opt_name, "adam") == 0  ? adam
-	                          : strcmp(opt_name, "adamw") == 0 ? adamw
-	                                                           : NULL;
+	const char *const *keys = strcasecmp(opt_name, "sgd") == 0     ? sgd
+	                          : strcasecmp(opt_name, "adam") == 0  ? adam
+	                          : strcasecmp(opt_name, "adamw") == 0 ? adamw
+	                                                               : NULL;
 	json_t *out = json_object();
 	if (!out)
 		return NULL;
@@ -733,7 +735,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 		goto out;
 	/* torch 1.13's SGD keeps {'momentum_buffer': None} for every stepped parameter when
 	 * momentum is 0; the store has no tensor for those */
-	bool sgd_none_buffers = strcmp(opt_name, "sgd") == 0 && ckpt_checkpoint_step(c) > 0;
+	bool sgd_none_buffers = strcasecmp(opt_name, "sgd") == 0 && ckpt_checkpoint_step(c) > 0;
 	/* optimizer indices run over the groups' parameters, state keys over those indices */
 	size_t ngroup = group_param_count(groups);
 	size_t nindex = ngroup > nmodel ? ngroup : nmodel;

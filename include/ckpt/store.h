@@ -72,7 +72,7 @@ bool ckpt_utf8_valid(const char *s);
 typedef struct ckpt_run_meta {
 	const char *model;       /**< model description, e.g. "mlp" */
 	const char *layers;      /**< e.g. "784,256,128,10" */
-	const char *optimizer;   /**< e.g. "sgd", "adam", "adamw" */
+	const char *optimizer;   /**< "sgd", "adam", "adamw", in any case (torch's "Adam" too) */
 	const char *hyperparams; /**< JSON object text: {"lr":0.1,"momentum":0.9,...} */
 	const char *dataset;     /**< e.g. "fashion-mnist" */
 	uint64_t seed;

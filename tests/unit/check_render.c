@@ -632,6 +632,54 @@ START_TEST(test_param_groups_complete_from_the_run_hyperparameters)
 }
 END_TEST
 
+/* torch's class names ("SGD", "Adam", "AdamW"), as a C program writing through libckpt
+ * names its optimizer, complete the groups as ckpt-train's lower-case names do: in the run's
+ * metadata and in the "optimizer.name" extra. */
+START_TEST(test_param_groups_complete_for_torch_class_names_of_the_optimizer)
+{
+	static const struct {
+		const char *name;
+		const char *keys;
+	} cases[] = {
+	    {"SGD", "|param_groups|lr|momentum|dampening|weight_decay|nesterov|maximize|foreach|"
+	            "differentiable|params|"},
+	    {"Adam", "|param_groups|lr|betas|eps|weight_decay|amsgrad|maximize|foreach|capturable|"
+	             "differentiable|fused|params|"},
+	    {"AdamW", "|param_groups|lr|betas|eps|weight_decay|amsgrad|foreach|maximize|"
+	              "capturable|params|"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int in_extra = 0; in_extra < 2; in_extra++) {
+			fixture f;
+			ckpt_run_meta meta = {.model = "m", .optimizer = in_extra ? "x" : cases[i].name,
+			                      .hyperparams = "{\"lr\": 0.1}", .monitor = "val_loss"};
+			ckpt_writer *w = begin_hand_made(&f, &meta);
+			static const char *const model[] = {"fc1.weight"};
+			put_scalars(w, model, 1, CKPT_GROUP_MODEL, 1);
+			static const char groups[] = "[{\"params\": [0]}]";
+			ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", groups,
+			                                       strlen(groups)),
+			                 0);
+			if (in_extra)
+				ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.name", cases[i].name,
+				                                       strlen(cases[i].name)),
+				                 0);
+			view_layout l;
+			uint8_t *file = commit_and_render_checkpoint_pt(&f, w, &l);
+			zip_member m[16];
+			parse_zip(file, l.size, m, 16);
+			char *strings = pickle_strings(file + m[0].offset, m[0].size);
+			ck_assert_msg(strstr(strings, cases[i].keys), "%s (%s): %s", cases[i].name,
+			              in_extra ? "extra" : "meta", strings);
+			free(strings);
+			free(file);
+			view_layout_free(&l);
+			fixture_close(&f);
+		}
+	}
+}
+END_TEST
+
 /* A BatchNorm buffer between the parameters and optimizer state for only some of them: the
  * state keys count the parameters (the tensors that are no running statistics), so fc2's
  * buffer is parameter 1's, as torch's state_dict() numbers it (it was key 2, which no group
@@ -1133,6 +1181,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_checkpoint_pt_keys_optimizer_state_by_parameter_index);
 	tcase_add_test(tc, test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter_prefix);
 	tcase_add_test(tc, test_param_groups_complete_from_the_run_hyperparameters);
+	tcase_add_test(tc, test_param_groups_complete_for_torch_class_names_of_the_optimizer);
 	tcase_add_test(tc, test_optimizer_state_of_some_parameters_skips_norm_buffers);
 	tcase_add_test(tc, test_param_names_in_the_groups_number_the_optimizer_state);
 	tcase_add_test(tc, test_sgd_without_momentum_keeps_a_none_buffer_per_parameter);
