@@ -85,16 +85,10 @@ void pickle_str(pickle_buf *p, const char *s)
 	pickle_str_n(p, s, strlen(s));
 }
 
-/* LONG1: n bytes little-endian two's complement, as few as hold the value and its sign. */
-static void put_long1(pickle_buf *p, uint64_t bits, bool negative)
+/* LONG1 (LONG4 past 255 bytes) of the @p n bytes little-endian two's complement @p bytes (the
+ * last one the sign's: 0x00 or 0xff), trimmed to as few as hold the value and its sign. */
+static void put_long(pickle_buf *p, const uint8_t *bytes, size_t n, bool negative)
 {
-	uint8_t bytes[9];
-	size_t n = 0;
-	for (size_t i = 0; i < 8; i++)
-		bytes[i] = (uint8_t)(bits >> (8 * i));
-	/* an unsigned value with the top bit set needs a ninth, zero byte */
-	bytes[8] = negative ? 0xff : 0x00;
-	n = 9;
 	while (n > 1) {
 		uint8_t top = bytes[n - 1], next = bytes[n - 2];
 		if (!negative && top == 0x00 && !(next & 0x80))
@@ -104,9 +98,61 @@ static void put_long1(pickle_buf *p, uint64_t bits, bool negative)
 		else
 			break;
 	}
-	uint8_t head[2] = {0x8a, (uint8_t)n};
-	put(p, head, sizeof(head));
+	if (n <= 0xff) {
+		uint8_t head[2] = {0x8a, (uint8_t)n};
+		put(p, head, sizeof(head));
+	} else if (n <= UINT32_MAX) {
+		uint8_t head[5] = {0x8b, (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16),
+		                   (uint8_t)(n >> 24)};
+		put(p, head, sizeof(head));
+	} else {
+		p->err = -ENOMEM;
+	}
 	put(p, bytes, n);
+}
+
+static void put_long1(pickle_buf *p, uint64_t bits, bool negative)
+{
+	uint8_t bytes[9];
+	for (size_t i = 0; i < 8; i++)
+		bytes[i] = (uint8_t)(bits >> (8 * i));
+	/* an unsigned value with the top bit set needs a ninth, zero byte */
+	bytes[8] = negative ? 0xff : 0x00;
+	put_long(p, bytes, 9, negative);
+}
+
+void pickle_int_text(pickle_buf *p, const char *digits, size_t len)
+{
+	bool negative = len > 0 && digits[0] == '-';
+	digits += negative;
+	len -= negative;
+	/* each decimal digit needs less than half a byte; one more for the sign */
+	size_t cap = len / 2 + 2, n = 1;
+	uint8_t *bytes = calloc(cap, 1);
+	if (!bytes) {
+		if (!p->err)
+			p->err = -ENOMEM;
+		return;
+	}
+	for (size_t i = 0; i < len; i++) { /* bytes = bytes * 10 + digit */
+		unsigned carry = (unsigned)(digits[i] - '0');
+		for (size_t b = 0; b < n || carry; b++) {
+			unsigned v = (b < n ? bytes[b] * 10u : 0) + carry;
+			bytes[b] = (uint8_t)v;
+			carry = v >> 8;
+			n = b + 1 > n ? b + 1 : n;
+		}
+	}
+	if (negative) { /* two's complement over all cap bytes */
+		unsigned carry = 1;
+		for (size_t b = 0; b < cap; b++) {
+			unsigned v = (uint8_t)~bytes[b] + carry;
+			bytes[b] = (uint8_t)v;
+			carry = v >> 8;
+		}
+	}
+	put_long(p, bytes, cap, negative);
+	free(bytes);
 }
 
 void pickle_int(pickle_buf *p, int64_t v)

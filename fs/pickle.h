@@ -51,6 +51,9 @@ void pickle_str(pickle_buf *p, const char *s);
 void pickle_int(pickle_buf *p, int64_t v);
 /** Unsigned variant (LONG1 above INT64_MAX). */
 void pickle_uint(pickle_buf *p, uint64_t v);
+/** LONG1 (LONG4 past 255 bytes) of the integer of any size written in decimal in @p digits
+ *  (@p len bytes: an optional '-', then at least one digit), as Python's int(). */
+void pickle_int_text(pickle_buf *p, const char *digits, size_t len);
 /** BINFLOAT (8 bytes big-endian IEEE double). */
 void pickle_float(pickle_buf *p, double v);
 /** NEWTRUE / NEWFALSE. */

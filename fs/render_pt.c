@@ -256,7 +256,15 @@ static int emit_json(pt_ctx *ctx, json_t *v, bool as_list)
 		pickle_op(pk, as_list ? PICKLE_APPENDS : PICKLE_TUPLE);
 		return 0;
 	}
-	case JSON_STRING: pickle_str_n(pk, json_string_value(v), json_string_length(v)); return 0;
+	case JSON_STRING: {
+		const char *s = json_string_value(v), *digits;
+		size_t len = json_string_length(v), n;
+		if (len > 1 && s[0] == 1 && (n = render_bigint_digits(s + 1, len - 1, &digits)) > 0)
+			pickle_int_text(pk, digits, n); /* an integer outside int64 */
+		else
+			pickle_str_n(pk, s, len);
+		return 0;
+	}
 	case JSON_INTEGER: pickle_int(pk, (int64_t)json_integer_value(v)); return 0;
 	case JSON_REAL: pickle_float(pk, json_real_value(v)); return 0;
 	case JSON_TRUE: pickle_bool(pk, true); return 0;

@@ -7,11 +7,15 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "fs/render.h"
 
@@ -174,13 +178,133 @@ void render_format_double(char *buf, size_t cap, double v)
 	snprintf(buf, cap, "%.*g", shortest_precision(v), v);
 }
 
+/* jansson's integers are signed 64-bit: a larger one is the marker string
+ * "\x01u<nonce>:<digits>" (a '-' before the digits for a negative one). The nonce, random per
+ * process, keeps a store's own strings from passing for a marker. */
+static char bigint_nonce[17];
+static pthread_once_t bigint_nonce_once = PTHREAD_ONCE_INIT;
+
+static void bigint_nonce_init(void)
+{
+	uint64_t n = 0;
+	if (getrandom(&n, sizeof(n), GRND_NONBLOCK) != (ssize_t)sizeof(n))
+		n = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	snprintf(bigint_nonce, sizeof(bigint_nonce), "%016llx", (unsigned long long)n);
+}
+
+/* The marker's text for the integer @p digits (@p len bytes, an optional '-' first) into
+ * @p buf (@p cap bytes, NUL-terminated); its length, or SIZE_MAX if it does not fit. */
+static size_t bigint_marker_text(char *buf, size_t cap, const char *digits, size_t len)
+{
+	pthread_once(&bigint_nonce_once, bigint_nonce_init);
+	int n = snprintf(buf, cap, "\x01u%s:%.*s", bigint_nonce, (int)len, digits);
+	return n < 0 || (size_t)n >= cap ? SIZE_MAX : (size_t)n;
+}
+
+json_t *render_json_bigint(const char *digits, size_t len)
+{
+	char *buf = malloc(len + 32);
+	if (!buf)
+		return NULL;
+	size_t n = bigint_marker_text(buf, len + 32, digits, len);
+	json_t *j = n == SIZE_MAX ? NULL : json_stringn(buf, n);
+	free(buf);
+	return j;
+}
+
+size_t render_bigint_digits(const char *s, size_t len, const char **digits)
+{
+	if (len < 1 + 17 + 1 || s[0] != 'u')
+		return 0;
+	pthread_once(&bigint_nonce_once, bigint_nonce_init);
+	if (memcmp(s + 1, bigint_nonce, 16) != 0 || s[17] != ':')
+		return 0;
+	const char *d = s + 18;
+	size_t n = len - 18, sign = n > 0 && d[0] == '-';
+	if (n == sign || strspn(d + sign, "0123456789") < n - sign)
+		return 0;
+	*digits = d;
+	return n;
+}
+
+/* Whether the JSON integer text @p p (@p len bytes: an optional '-', digits) is outside
+ * int64: jansson refuses it. */
+static bool beyond_int64(const char *p, size_t len)
+{
+	bool negative = *p == '-';
+	p += negative;
+	len -= negative;
+	static const char max[] = "9223372036854775807", min[] = "9223372036854775808";
+	const char *limit = negative ? min : max;
+	return len > 19 || (len == 19 && memcmp(p, limit, 19) > 0);
+}
+
+/* The length of the JSON token at @p text[i] (@p len bytes in all) that is an integer outside
+ * int64, or 0; *@p skip: how far to go on from i otherwise (a string, a number, a byte). */
+static size_t bigint_at(const char *text, size_t len, size_t i, size_t *skip)
+{
+	size_t end = i + 1;
+	if (text[i] == '"') { /* a string: up to its closing quote */
+		while (end < len && text[end] != '"')
+			end += text[end] == '\\' ? 2 : 1;
+		*skip = (end < len ? end + 1 : len) - i;
+		return 0;
+	}
+	if (text[i] != '-' && (text[i] < '0' || text[i] > '9')) {
+		*skip = 1;
+		return 0;
+	}
+	end = i + (text[i] == '-');
+	size_t ndigits = strspn(text + end, "0123456789");
+	size_t tail = strspn(text + end + ndigits, "0123456789.eE+-");
+	*skip = end + ndigits + tail - i;
+	return ndigits > 0 && tail == 0 && beyond_int64(text + i, end + ndigits - i)
+	           ? end + ndigits - i
+	           : 0;
+}
+
+/* @p text with every integer outside int64 (outside strings) as a bigint marker string
+ * (malloc'd); NULL when there is none, or without memory. */
+static char *mark_bigints(const char *text)
+{
+	size_t len = strlen(text), count = 0, skip;
+	for (size_t i = 0; i < len; i += skip)
+		count += bigint_at(text, len, i, &skip) > 0;
+	if (!count)
+		return NULL;
+	pthread_once(&bigint_nonce_once, bigint_nonce_init);
+	/* each marker adds "\u0001u NONCE : and the closing quote */
+	char *out = malloc(len + count * (8 + 16 + 2) + 1);
+	if (!out)
+		return NULL;
+	size_t o = 0, from = 0;
+	for (size_t i = 0; i < len; i += skip) {
+		size_t n = bigint_at(text, len, i, &skip);
+		if (!n)
+			continue;
+		memcpy(out + o, text + from, i - from);
+		o += i - from;
+		o += (size_t)sprintf(out + o, "\"\\u0001u%s:", bigint_nonce);
+		memcpy(out + o, text + i, n);
+		o += n;
+		out[o++] = '"';
+		from = i + n;
+	}
+	memcpy(out + o, text + from, len - from + 1);
+	return out;
+}
+
 json_t *render_load_hyperparams(const char *text, bool any)
 {
 	if (!text || !*text)
 		return NULL;
 	size_t flags = any ? JSON_DECODE_ANY : 0;
 	json_t *j = json_loads(text, flags, NULL);
-	if (!j)
-		j = json_loads(text, flags | JSON_DECODE_INT_AS_REAL, NULL);
+	if (j)
+		return j;
+	char *marked = mark_bigints(text);
+	if (marked)
+		j = json_loads(marked, flags, NULL);
+	free(marked);
 	return j;
 }

@@ -52,11 +52,23 @@ int render_safetensors_dtype_rank(ckpt_dtype dtype);
  */
 void render_format_double(char *buf, size_t cap, double v);
 
-/** The run's hyper-parameters (JSON text; @p any: any JSON value, else an object or array
- *  only) parsed, or NULL when they are no JSON jansson reads. An integer past 64 bits (valid
- *  JSON) fails jansson's parse: it is read again with every integer as a real, so the rest
- *  (lr, momentum) is not lost. Free with json_decref(). */
 struct json_t;
+
+/** The run's hyper-parameters (JSON text; @p any: any JSON value, else an object or array
+ *  only) parsed, or NULL when they are no JSON jansson reads. An integer outside int64 (valid
+ *  JSON, which jansson refuses) is read as a render_json_bigint() marker, exact; the other
+ *  integers stay integers. Free with json_decref(). */
 struct json_t *render_load_hyperparams(const char *text, bool any);
+
+/** A JSON string that stands for the integer @p digits (@p len bytes: an optional '-', then
+ *  decimal digits) outside jansson's int64: "\x01u", a nonce random per process, ':', the
+ *  digits. Writers print the digits (run.json) or an int (pickle) for it. NULL without
+ *  memory. */
+struct json_t *render_json_bigint(const char *digits, size_t len);
+
+/** If @p s (@p len bytes: a string's text after its first byte, \x01) is the rest of a
+ *  render_json_bigint() marker, the number of bytes of its integer text (set in *@p digits);
+ *  else 0. */
+size_t render_bigint_digits(const char *s, size_t len, const char **digits);
 
 #endif

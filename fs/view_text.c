@@ -98,46 +98,21 @@ static int mark_reals(json_t *j, real_texts *r)
 	return 0;
 }
 
-/* jansson's integers are signed 64-bit: a step or seed of 2^63 or more is written as the marker
- * string "\x01u<nonce>:<digits>" and its digits put back after dumping (add_json). The nonce,
- * random per process, keeps a store's own strings from passing for a marker. */
-static char u64_nonce[17];
-static pthread_once_t u64_nonce_once = PTHREAD_ONCE_INIT;
-
-static void u64_nonce_init(void)
-{
-	uint64_t n = 0;
-	if (getrandom(&n, sizeof(n), GRND_NONBLOCK) != (ssize_t)sizeof(n))
-		n = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
-	snprintf(u64_nonce, sizeof(u64_nonce), "%016llx", (unsigned long long)n);
-}
-
+/* jansson's integers are signed 64-bit: a step or seed of 2^63 or more is a
+ * render_json_bigint() marker, its digits put back after dumping (add_json). */
 static json_t *json_u64(uint64_t v)
 {
 	if (v <= INT64_MAX)
 		return json_integer((json_int_t)v);
-	pthread_once(&u64_nonce_once, u64_nonce_init);
-	char t[64];
-	snprintf(t, sizeof(t), "\x01u%s:%llu", u64_nonce, (unsigned long long)v);
-	return json_string(t);
+	char t[24];
+	int n = snprintf(t, sizeof(t), "%llu", (unsigned long long)v);
+	return render_json_bigint(t, (size_t)n);
 }
 
-/* The length of the digits of a json_u64() marker whose text (after "\x01u") starts at @p s,
- * or 0 if it is none. */
-static size_t u64_marker_digits(const char *s)
+static bool is_bigint_marker(const char *s, size_t len)
 {
-	pthread_once(&u64_nonce_once, u64_nonce_init);
-	if (strncmp(s, u64_nonce, 16) != 0 || s[16] != ':')
-		return 0;
-	return strspn(s + 17, "0123456789");
-}
-
-static bool is_u64_marker(const char *s, size_t len)
-{
-	if (len < 3 || s[0] != 1 || s[1] != 'u')
-		return false;
-	size_t n = u64_marker_digits(s + 2);
-	return n > 0 && 2 + 17 + n == len;
+	const char *digits;
+	return len > 1 && s[0] == 1 && render_bigint_digits(s + 1, len - 1, &digits) > 0;
 }
 
 /* True if a key or string in @p j holds a \x01 (could look like a marker) other than a
@@ -146,7 +121,7 @@ static bool has_marker_byte(const json_t *j)
 {
 	if (json_is_string(j))
 		return memchr(json_string_value(j), 1, json_string_length(j)) != NULL &&
-		       !is_u64_marker(json_string_value(j), json_string_length(j));
+		       !is_bigint_marker(json_string_value(j), json_string_length(j));
 	if (json_is_object(j)) {
 		const char *key;
 		json_t *v;
@@ -173,7 +148,7 @@ static int add_json(view_layout *out, json_t *j)
 	char *text;
 	if (has_marker_byte(j)) {
 		/* hostile text: no real markers (every real with 17 digits, still exact); only
-		 * json_u64()'s are put back */
+		 * render_json_bigint()'s are put back */
 		text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
 	} else {
 		rc = mark_reals(j, &reals);
@@ -193,14 +168,14 @@ static int add_json(view_layout *out, json_t *j)
 		rc = view_layout_add_bytes(out, p, (size_t)(hit - p));
 		if (rc)
 			break;
-		if (hit[mlen] == 'u') { /* json_u64()'s digits, without the quotes */
-			const char *digits = hit + mlen + 1 + 17;
-			size_t n = u64_marker_digits(hit + mlen + 1);
-			if (n > 0 && digits[n] == '"' && digits[n + 1] != ':') {
-				rc = view_layout_add_bytes(out, digits, n);
-				p = digits + n + 1;
-				continue;
-			}
+		/* a render_json_bigint() marker: its digits, without the quotes */
+		const char *digits;
+		size_t text_len = strcspn(hit + mlen, "\"");
+		size_t n = render_bigint_digits(hit + mlen, text_len, &digits);
+		if (n > 0 && hit[mlen + text_len] == '"' && hit[mlen + text_len + 1] != ':') {
+			rc = view_layout_add_bytes(out, digits, n);
+			p = digits + n + 1;
+			continue;
 		}
 		if (*end != '"' || i >= reals.count) { /* not ours: keep it as it is */
 			rc = view_layout_add_bytes(out, hit, mlen);

@@ -20,6 +20,7 @@
 #include "fs/pickle.h"
 #include "fs/render.h"
 #include "fs/render_util.h"
+#include "fs/view_int.h"
 #include "fs/zip.h"
 #include "test_dir.h"
 
@@ -595,7 +596,7 @@ END_TEST
 
 /* A stored group without lr takes the run's lr, not torch's default (torch 1.13's SGD has
  * none); hyper-parameters holding an integer past 64 bits (valid JSON jansson does not read)
- * are read with reals, not dropped. */
+ * are read, not dropped. */
 START_TEST(test_param_groups_complete_from_the_run_hyperparameters)
 {
 	fixture f;
@@ -627,6 +628,63 @@ START_TEST(test_param_groups_complete_from_the_run_hyperparameters)
 	ck_assert_msg(strstr(strings, "|hyperparams|lr|momentum|max_steps|"), "%s", strings);
 	free(strings);
 	free(file);
+	view_layout_free(&l);
+	fixture_close(&f);
+}
+END_TEST
+
+/* One integer outside int64 in the hyper-parameters leaves the others integers (they all
+ * became floats) and is itself exact: its digits in run.json, an int (LONG1) in
+ * checkpoint.pt's run, as Python's json and pickle keep it. */
+START_TEST(test_hyperparameters_keep_integers_exact_beside_one_past_64_bits)
+{
+	fixture f;
+	ckpt_run_meta meta = {.model = "m", .optimizer = "sgd",
+	                      .hyperparams = "{\"batch_size\":128,\"seed_big\":18446744073709551616,"
+	                                     "\"ids\":[7,8],\"neg\":-9223372036854775809,"
+	                                     "\"s\":\"123456789012345678901\",\"lr\":0.5,"
+	                                     "\"huge\":-123456789012345678901234567890}",
+	                      .monitor = "val_loss"};
+	ckpt_writer *w = begin_hand_made(&f, &meta);
+	static const char *const model[] = {"fc1.weight"};
+	put_scalars(w, model, 1, CKPT_GROUP_MODEL, 1);
+	view_layout l;
+	uint8_t *file = render_sgd_checkpoint_pt(&f, w, "[{\"params\": [0]}]", &l);
+	zip_member m[16];
+	parse_zip(file, l.size, m, 16);
+	const uint8_t *pk = file + m[0].offset;
+	/* batch_size: BININT1 128; ids: a tuple of K 7, K 8 (as every JSON list but params) */
+	static const uint8_t batch[] = "batch_sizeK\x80";
+	static const uint8_t ids[] = "ids(K\x07K\x08t";
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, batch, sizeof(batch) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, ids, sizeof(ids) - 1));
+	/* 2^64: LONG1 of 9 bytes; -(2^63 + 1): LONG1 ff*7 7f ff */
+	static const uint8_t big[] = "seed_big\x8a\x09\0\0\0\0\0\0\0\0\x01";
+	static const uint8_t neg[] = "neg\x8a\x09\xff\xff\xff\xff\xff\xff\xff\x7f\xff";
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, big, sizeof(big) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, neg, sizeof(neg) - 1));
+	/* -123456789012345678901234567890: 13 bytes */
+	static const uint8_t huge[] = "huge\x8a\x0d\x2e\xf5\xc0\xb1\x11\x1f\x8c\x3c\x09\xf0"
+	                              "\x16\x71\xfe";
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, huge, sizeof(huge) - 1));
+	char *strings = pickle_strings(pk, m[0].size);
+	ck_assert_msg(strstr(strings, "|s|123456789012345678901|lr|"), "%s", strings);
+	free(strings);
+	free(file);
+	view_layout_free(&l);
+
+	view_layout_init(&l);
+	ck_assert_int_eq(view_render_run_json(&l, f.store), 0);
+	char *run = (char *)read_whole(&l, f.snap);
+	run[l.size] = '\0';
+	ck_assert_msg(strstr(run, "\"batch_size\": 128,\n"), "%s", run);
+	ck_assert_msg(strstr(run, "\"seed_big\": 18446744073709551616,\n"), "%s", run);
+	ck_assert_msg(strstr(run, "\"neg\": -9223372036854775809,\n"), "%s", run);
+	ck_assert_msg(strstr(run, "\"huge\": -123456789012345678901234567890\n"), "%s", run);
+	ck_assert_msg(strstr(run, "\"s\": \"123456789012345678901\""), "%s", run);
+	ck_assert_msg(strstr(run, "\"lr\": 0.5,"), "%s", run);
+	ck_assert_msg(strstr(run, "7,\n      8\n"), "%s", run);
+	free(run);
 	view_layout_free(&l);
 	fixture_close(&f);
 }
@@ -1181,6 +1239,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_checkpoint_pt_keys_optimizer_state_by_parameter_index);
 	tcase_add_test(tc, test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter_prefix);
 	tcase_add_test(tc, test_param_groups_complete_from_the_run_hyperparameters);
+	tcase_add_test(tc, test_hyperparameters_keep_integers_exact_beside_one_past_64_bits);
 	tcase_add_test(tc, test_param_groups_complete_for_torch_class_names_of_the_optimizer);
 	tcase_add_test(tc, test_optimizer_state_of_some_parameters_skips_norm_buffers);
 	tcase_add_test(tc, test_param_names_in_the_groups_number_the_optimizer_state);
