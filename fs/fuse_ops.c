@@ -30,6 +30,9 @@ typedef struct open_file {
 	int busy;            /* replies in flight that point into the file (iovecs), under lock */
 	int refs;            /* atomic: the open itself plus each read in progress */
 	ckpt_view_attr attr; /* as of the file's snapshot: what fstat of it must say */
+	/* under files_lock: a file of another incarnation of its inode (an epoch committed again)
+	 * was open beside it, so the kernel's page cache of the inode may hold either's bytes */
+	bool mixed;
 	struct open_file *prev, *next; /* all open files, under files_lock (for the reaper) */
 } open_file;
 
@@ -43,20 +46,39 @@ static int64_t monotonic_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void files_add(open_file *of)
+/* Two files of one inode are incarnations of different content when their commit time or size
+ * differ (a rewritten epoch's files keep their names and inode numbers). */
+static bool other_incarnation(const ckpt_view_attr *a, const ckpt_view_attr *b)
+{
+	return a->ino == b->ino && (a->mtime_ns != b->mtime_ns || a->size != b->size);
+}
+
+/* Add @p of to the open files. @return whether a file of another incarnation of its inode is
+ * open (then both are marked mixed). */
+static bool files_add(open_file *of)
 {
 	pthread_mutex_lock(&files_lock);
+	for (open_file *other = files_head; other; other = other->next)
+		if (other_incarnation(&other->attr, &of->attr)) {
+			other->mixed = true;
+			of->mixed = true;
+		}
+	bool mixed = of->mixed;
 	of->prev = NULL;
 	of->next = files_head;
 	if (files_head)
 		files_head->prev = of;
 	files_head = of;
 	pthread_mutex_unlock(&files_lock);
+	return mixed;
 }
 
-static void files_remove(open_file *of)
+/* Remove @p of from the open files. @return whether it was ever open beside another
+ * incarnation of its inode. */
+static bool files_remove(open_file *of)
 {
 	pthread_mutex_lock(&files_lock);
+	bool mixed = of->mixed;
 	if (of->prev)
 		of->prev->next = of->next;
 	else
@@ -64,6 +86,7 @@ static void files_remove(open_file *of)
 	if (of->next)
 		of->next->prev = of->prev;
 	pthread_mutex_unlock(&files_lock);
+	return mixed;
 }
 
 /* Drop a reference; the last one closes the file. A reply's iovecs point into the file's
@@ -137,7 +160,39 @@ static struct {
 	pthread_cond_t wake;
 	struct fuse_session *se;
 	ckpt_view *view;
+	/* inodes whose attributes and pages the kernel must drop (see watcher_forget_inode) */
+	uint64_t forget[64];
+	size_t nforget;
 } watcher = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+/* Have the watcher tell the kernel to drop the attributes and cached pages of inode @p ino
+ * (notify_inval_inode, which a request handler must not send). An old incarnation's file read
+ * through the page cache can leave its bytes there, and its short reads at its own end shrink
+ * the inode's size to its own. A full queue drops the request: the next open still gets no
+ * keep_cache (seen_forget), which drops the pages. */
+static void watcher_forget_inode(uint64_t ino)
+{
+	pthread_mutex_lock(&watcher.lock);
+	if (watcher.running && watcher.nforget < sizeof(watcher.forget) / sizeof(watcher.forget[0])) {
+		watcher.forget[watcher.nforget++] = ino;
+		pthread_cond_signal(&watcher.wake);
+	}
+	pthread_mutex_unlock(&watcher.lock);
+}
+
+/* Send what watcher_forget_inode() queued; called by the watcher holding watcher.lock. */
+static void forget_queued_inodes(void)
+{
+	uint64_t inos[sizeof(watcher.forget) / sizeof(watcher.forget[0])];
+	size_t n = watcher.nforget;
+	memcpy(inos, watcher.forget, n * sizeof(inos[0]));
+	watcher.nforget = 0;
+	pthread_mutex_unlock(&watcher.lock);
+	/* -ENOENT: the kernel holds no such inode any more; nothing to drop */
+	for (size_t i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_inode(watcher.se, (fuse_ino_t)inos[i], 0, 0);
+	pthread_mutex_lock(&watcher.lock);
+}
 
 static void invalidate_epoch(uint64_t epoch)
 {
@@ -265,6 +320,7 @@ static void *watcher_main(void *arg)
 		pthread_cond_timedwait(&watcher.wake, &watcher.lock, &until);
 		if (watcher.stop)
 			break;
+		forget_queued_inodes();
 		pthread_mutex_unlock(&watcher.lock);
 		uint64_t *now = NULL;
 		size_t nnow = 0;
@@ -312,8 +368,10 @@ int ckptfs_watcher_start(struct fuse_session *se, ckpt_view *view)
 	watcher.se = se;
 	watcher.view = view;
 	watcher.stop = false;
+	pthread_mutex_lock(&watcher.lock); /* running: read by watcher_forget_inode() */
 	int rc = pthread_create(&watcher.thread, NULL, watcher_main, NULL);
 	watcher.running = rc == 0;
+	pthread_mutex_unlock(&watcher.lock);
 	return -rc;
 }
 
@@ -326,7 +384,9 @@ void ckptfs_watcher_stop(void)
 	pthread_cond_signal(&watcher.wake);
 	pthread_mutex_unlock(&watcher.lock);
 	pthread_join(watcher.thread, NULL);
+	pthread_mutex_lock(&watcher.lock);
 	watcher.running = false;
+	pthread_mutex_unlock(&watcher.lock);
 }
 
 void ckptfs_close_all_files(void)
@@ -379,9 +439,24 @@ static struct {
 } seen[SEEN_SLOTS];
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static size_t seen_slot(uint64_t ino)
+{
+	return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> 52) % SEEN_SLOTS;
+}
+
+/* The next open of inode @p ino gets no keep_cache: the kernel then drops its cached pages. */
+static void seen_forget(uint64_t ino)
+{
+	size_t slot = seen_slot(ino);
+	pthread_mutex_lock(&seen_lock);
+	if (seen[slot].ino == ino)
+		seen[slot].ino = 0;
+	pthread_mutex_unlock(&seen_lock);
+}
+
 static bool seen_unchanged(const ckpt_view_attr *a)
 {
-	size_t slot = (size_t)((a->ino * 0x9e3779b97f4a7c15ull) >> 52) % SEEN_SLOTS;
+	size_t slot = seen_slot(a->ino);
 	pthread_mutex_lock(&seen_lock);
 	bool same = seen[slot].ino == a->ino && seen[slot].mtime_ns == a->mtime_ns &&
 	            seen[slot].size == a->size;
@@ -774,9 +849,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	of->refs = 1;
 	of->last_use_ns = monotonic_ns();
 	of->attr = a;
-	files_add(of);
+	bool mixed = files_add(of);
 	fi->fh = (uintptr_t)of;
-	if (a.immutable) {
+	if (a.immutable && mixed) {
+		/* A file of the epoch's earlier incarnation is open (its run was resumed from an
+		 * earlier epoch meanwhile): the kernel's page cache is the inode's, shared by both,
+		 * so each would read the other's bytes from it. This one bypasses it; the old one
+		 * keeps it, and once they are closed the next open drops what it holds. */
+		fi->direct_io = 1;
+		seen_forget(a.ino);
+	} else if (a.immutable) {
 		fi->keep_cache = seen_unchanged(&a);
 	} else {
 		/* size may differ from what stat said a moment ago: read it as rendered now */
@@ -839,7 +921,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	open_file *of = (open_file *)(uintptr_t)fi->fh;
-	files_remove(of);
+	if (files_remove(of)) {
+		/* the cache may hold the other incarnation's bytes, the inode its size */
+		seen_forget(of->attr.ino);
+		watcher_forget_inode(of->attr.ino);
+	}
 	open_file_put(of);
 	fuse_reply_err(req, 0);
 }
