@@ -630,7 +630,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	ckptfs_ctx *ctx = ctx_of(req);
 	ckpt_view_attr a;
-	int rc = ckpt_view_lookup(&a, ctx->view, parent, name);
+	/* what a local file system answers, and statfs's f_namemax promises; no name in the view
+	 * is longer (long tensor names end in a hash) */
+	int rc = strlen(name) > CKPTFS_NAME_MAX ? -ENAMETOOLONG
+	                                        : ckpt_view_lookup(&a, ctx->view, parent, name);
 	if (rc) {
 		fuse_reply_err(req, errno_of(rc));
 		return;
@@ -939,7 +942,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = 4096;
 	sv.f_frsize = 4096;
-	sv.f_namemax = 255;
+	sv.f_namemax = CKPTFS_NAME_MAX;
 	char data[4200];
 	struct stat st;
 	if (ctx->store_path &&

@@ -32,6 +32,9 @@ bool ckptfs_find_mount(const char *path, char *majmin, size_t mcap, char *fstype
  *  size a read of a new open returns (tail, wc -c and rsync trust st_size). */
 #define CKPTFS_LIVE_ATTR_TIMEOUT 0.0
 
+/** The longest name a lookup accepts (statfs's f_namemax); longer ones fail with ENAMETOOLONG. */
+#define CKPTFS_NAME_MAX 255
+
 /** Default seconds an open file may sit idle before its snapshot is released. */
 #define CKPTFS_SNAPSHOT_IDLE 300
 

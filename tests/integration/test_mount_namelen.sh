@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# tests/integration/test_mount_namelen.sh - a name longer than the mount's f_namemax (255 bytes)
+# fails with ENAMETOOLONG, as on a local file system, not ENOENT; 255 bytes is a plain ENOENT.
+set -uo pipefail
+. "$(dirname "$0")/mount_lib.sh"
+require_fuse
+
+make_store "$TMP/store" 1 && mount_store "$TMP/store" "$TMP/mnt"
+[ "$(stat -f -c %l "$TMP/mnt")" = 255 ] || fail "f_namemax is $(stat -f -c %l "$TMP/mnt"), not 255"
+"$PY" - "$TMP/mnt" <<'PY' || fail "lookup of long names"
+import errno, os, sys
+mnt = sys.argv[1]
+for where in ("", "/epoch-0001", "/epoch-0001/model"):
+    for n, want in ((255, errno.ENOENT), (256, errno.ENAMETOOLONG), (4000, errno.ENAMETOOLONG)):
+        path = mnt + where + "/" + "a" * n
+        try:
+            os.stat(path)
+            sys.exit(f"stat of a {n}-byte name in {where or '/'} succeeded")
+        except OSError as e:
+            if e.errno != want:
+                sys.exit(f"stat of a {n}-byte name in {where or '/'}: {errno.errorcode[e.errno]}, "
+                         f"not {errno.errorcode[want]}")
+PY
+unmount_store "$TMP/mnt"
+echo "test_mount_namelen: ok"
