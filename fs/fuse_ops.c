@@ -745,25 +745,61 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_readlink(req, target);
 }
 
+/* An open directory: the listing its readdirs serve. A readdir at offset 0 once some of it was
+ * served is a rewinddir, which refers to the directory's current state (POSIX): a new listing
+ * then. Replies copy the names, so the listing can be replaced between two readdirs. */
+typedef struct open_dir {
+	pthread_mutex_t lock; /* the kernel sends one readdir of a file at a time; a second guard */
+	ckpt_view_listing listing;
+	bool served;
+} open_dir;
+
+static void open_dir_free(open_dir *d)
+{
+	ckpt_view_listing_free(&d->listing);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	ckpt_view_listing *l = calloc(1, sizeof(*l));
-	if (!l) {
+	open_dir *d = calloc(1, sizeof(*d));
+	if (!d) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	int rc = ckpt_view_list(l, ctx_of(req)->view, ino);
+	int rc = ckpt_view_list(&d->listing, ctx_of(req)->view, ino);
 	if (rc) {
-		free(l);
+		free(d);
 		fuse_reply_err(req, errno_of(rc));
 		return;
 	}
-	fi->fh = (uintptr_t)l;
+	pthread_mutex_init(&d->lock, NULL);
+	fi->fh = (uintptr_t)d;
 	fi->cache_readdir = 0;
-	if (fuse_reply_open(req, fi) != 0) {
-		ckpt_view_listing_free(l);
-		free(l);
+	if (fuse_reply_open(req, fi) != 0)
+		open_dir_free(d);
+}
+
+/* A rewound directory's listing as of now. A directory deleted meanwhile (an epoch retention
+ * removed) lists empty, as a removed local directory does. @return 0 or a negative error code
+ * (the old listing stays). */
+static int relist(open_dir *d, ckpt_view *view, fuse_ino_t ino)
+{
+	ckpt_view_listing fresh;
+	memset(&fresh, 0, sizeof(fresh));
+	int rc = ckpt_view_list(&fresh, view, ino);
+	if (rc == -ENOENT) {
+		ckpt_view_listing_free(&fresh);
+		memset(&fresh, 0, sizeof(fresh));
+		fresh.self = d->listing.self;
+		rc = 0;
 	}
+	if (rc)
+		return rc;
+	ckpt_view_listing_free(&d->listing);
+	d->listing = fresh;
+	return 0;
 }
 
 /* Entry i of a listing including "." (0) and ".." (1). */
@@ -771,12 +807,17 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
                            struct fuse_file_info *fi, bool plus)
 {
 	ckptfs_ctx *ctx = ctx_of(req);
-	ckpt_view_listing *l = (ckpt_view_listing *)(uintptr_t)fi->fh;
-	char *buf = malloc(size);
+	open_dir *dir = (open_dir *)(uintptr_t)fi->fh;
+	pthread_mutex_lock(&dir->lock);
+	int rc = off == 0 && dir->served ? relist(dir, ctx->view, ino) : 0;
+	char *buf = rc ? NULL : malloc(size);
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		pthread_mutex_unlock(&dir->lock);
+		fuse_reply_err(req, rc ? errno_of(rc) : ENOMEM);
 		return;
 	}
+	dir->served = true;
+	const ckpt_view_listing *l = &dir->listing;
 	size_t used = 0;
 	for (size_t i = (size_t)off; i < l->count + 2; i++) {
 		const char *name;
@@ -806,6 +847,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 			break;
 		used += need;
 	}
+	pthread_mutex_unlock(&dir->lock);
 	fuse_reply_buf(req, buf, used);
 	free(buf);
 }
@@ -824,9 +866,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	ckpt_view_listing *l = (ckpt_view_listing *)(uintptr_t)fi->fh;
-	ckpt_view_listing_free(l);
-	free(l);
+	open_dir_free((open_dir *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
