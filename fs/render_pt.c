@@ -342,7 +342,7 @@ static json_t *param_groups(pt_ctx *ctx, const ckpt_store *store, const ckpt_che
 			json_decref(groups);
 			*rc = render_fail(CKPT_ECORRUPT,
 			                  "epoch %" PRIu64 ": extra 'optimizer.param_groups' is not a "
-			                  "JSON list (%s)",
+			                  "JSON list (%s): " RENDER_MALFORMED_PARAM_GROUPS,
 			                  ctx->epoch, groups ? "not a list" : jerr.text);
 			return NULL;
 		}

@@ -52,6 +52,12 @@ int render_safetensors_dtype_rank(ckpt_dtype dtype);
  */
 void render_format_double(char *buf, size_t cap, double v);
 
+/** Said of an "optimizer.param_groups" extra that cannot be read: its record's CRC-32 held,
+ *  so the text is as its writer stored it, not damaged on disk. */
+#define RENDER_MALFORMED_PARAM_GROUPS                                                          \
+	"a malformed extra as its writer stored it, not disk damage (libckpt refuses such text at " \
+	"ckpt_writer_set_extra since this version)"
+
 struct json_t;
 
 /** The run's hyper-parameters (JSON text; @p any: any JSON value, else an object or array

@@ -377,13 +377,14 @@ int view_render_param_groups(view_layout *out, const ckpt_checkpoint *c)
 	json_t *j = json_loadb(data, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
 	if (!j) {
 		view_set_error("epoch %" PRIu64 ": optimizer.param_groups is not valid JSON (%s, "
-		               "at byte %d)",
+		               "at byte %d): " RENDER_MALFORMED_PARAM_GROUPS,
 		               ckpt_checkpoint_epoch(c), err.text, err.position);
 		return CKPT_ECORRUPT;
 	}
 	if (!json_is_array(j)) { /* torch's param_groups is a list, as checkpoint.pt requires */
 		json_decref(j);
-		view_set_error("epoch %" PRIu64 ": optimizer.param_groups is not a JSON list",
+		view_set_error("epoch %" PRIu64 ": optimizer.param_groups is not a JSON list: "
+		               RENDER_MALFORMED_PARAM_GROUPS,
 		               ckpt_checkpoint_epoch(c));
 		return CKPT_ECORRUPT;
 	}

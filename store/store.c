@@ -1096,6 +1096,12 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
 		if (strings[i].text && !ckpt_utf8_valid(strings[i].text) && !store_old_input_allowed())
 			return store_error(-EINVAL, "%s: run metadata: %s is not valid UTF-8", path,
 			                   strings[i].field);
+	char why[256];
+	if (meta->hyperparams && *meta->hyperparams && !store_old_input_allowed() &&
+	    store_json_check_object(meta->hyperparams, strlen(meta->hyperparams), why,
+	                            sizeof(why)) != 0)
+		return store_error(-EINVAL, "%s: run metadata: hyperparams is not a JSON object (%s)",
+		                   path, why);
 	if (!o.chunk_size)
 		o.chunk_size = STORE_DEFAULT_CHUNK_SIZE;
 	if (o.chunk_size > STORE_MAX_CHUNK_SIZE || o.chunk_size % 8)

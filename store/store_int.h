@@ -341,4 +341,14 @@ int64_t store_now_ns(void);
 /** True where tests may write what earlier library versions accepted (see store/writer.c). */
 bool store_old_input_allowed(void);
 
+/* store/json.c: @p text (@p len bytes, text[len] a NUL) checked as strict JSON. 0, or -EINVAL
+ * with the first fault in @p why (@p cap bytes; "parse error at line L, column C: ...",
+ * "not a JSON object", ...). */
+/** One JSON object (integers of any size, numbers within a double's range). */
+int store_json_check_object(const char *text, size_t len, char *why, size_t cap);
+/** torch's optimizer param groups: a list of objects, each with "params" a list of parameter
+ *  indices (integers from 0, each in one group once, together 0..n-1), "param_names" (a
+ *  list of strings, one per index) in every group or in none. */
+int store_json_check_param_groups(const char *text, size_t len, char *why, size_t cap);
+
 #endif

@@ -357,11 +357,19 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 	if (len && !data)
 		return store_error(-EINVAL, "store %s: epoch %llu: extra %s: no data for %zu bytes",
 		                   w->store->path, (unsigned long long)w->epoch, key, len);
-	void *copy = malloc(len ? len : 1);
+	char *copy = malloc(len + 1);
 	if (!copy)
 		return store_error(-ENOMEM, "out of memory");
 	if (len)
 		memcpy(copy, data, len);
+	copy[len] = '\0';
+	char why[256];
+	if (strcmp(key, "optimizer.param_groups") == 0 && !store_old_input_allowed() &&
+	    store_json_check_param_groups(copy, len, why, sizeof(why)) != 0) {
+		free(copy);
+		return store_error(-EINVAL, "store %s: epoch %llu: extra %s: %s", w->store->path,
+		                   (unsigned long long)w->epoch, key, why);
+	}
 	size_t i = 0;
 	while (i < w->nextras && strcmp(w->extras[i].key, key) < 0)
 		i++;

@@ -73,7 +73,7 @@ typedef struct ckpt_run_meta {
 	const char *model;       /**< model description, e.g. "mlp" */
 	const char *layers;      /**< e.g. "784,256,128,10" */
 	const char *optimizer;   /**< "sgd", "adam", "adamw", in any case (torch's "Adam" too) */
-	const char *hyperparams; /**< JSON object text: {"lr":0.1,"momentum":0.9,...} */
+	const char *hyperparams; /**< JSON object text: {"lr":0.1,"momentum":0.9,...}; NULL or "": none */
 	const char *dataset;     /**< e.g. "fashion-mnist" */
 	uint64_t seed;
 	const char *monitor;           /**< metric deciding "best", e.g. "val_loss" */
@@ -110,6 +110,10 @@ typedef struct ckpt_store_options {
  *         has the store at @p path open or the directory stayed locked for a minute,
  *         -EACCES/-EROFS if it cannot be written, -EINVAL for bad options (monitor empty or
  *         longer than a metric name (255 bytes), a string of @p meta that is not valid UTF-8,
+ *         hyperparams (when not NULL or "") that is not one JSON object: its message says
+ *         "hyperparams is not a JSON object (parse error at line L, column C: ...)", or "(not a
+ *         JSON object)" for other JSON; integers of any size are kept exact, a number past a
+ *         double's range (1e400) is refused as jansson and torch's JSON readers cannot keep it,
  *         chunk_size not a multiple of 8 or above 1 GiB, keep_top > 0 with keep_last 0),
  *         -ENOSPC if the disk is full, -EFBIG past the file size limit (ulimit -f).
  */
@@ -399,9 +403,15 @@ int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value);
  * Attach opaque state under @p key (UTF-8 of 1 to 255 bytes; the data is copied): RNG state, schedule state, optimizer param groups
  * ("optimizer.param_groups" holds JSON text as torch's optimizer.state_dict() lays it out; a
  * group's "param_names", the model tensor names of its "params" in order, tells checkpoint.pt
- * which state belongs to which parameter where the model also holds buffers).
- * @return 0, -EINVAL for an empty key, one over 255 bytes or one that is not valid UTF-8, or
- *         NULL @p data with a non-zero @p len, -ENOMEM.
+ * which state belongs to which parameter where the model also holds buffers). That text is
+ * checked here, as torch's load_state_dict() and checkpoint.pt need it: strict JSON (no key
+ * twice, no integer outside int64, no number past a double), a list of objects, each with
+ * "params" a list of parameter indices (integers from 0; together the indices 0..n-1, each in
+ * one group once, as state_dict() numbers them), and "param_names" (a list of strings, one
+ * per index) in every group or in none.
+ * @return 0, -EINVAL for an empty key, one over 255 bytes or one that is not valid UTF-8,
+ *         NULL @p data with a non-zero @p len, or param groups that are not as above (the
+ *         message says what is wrong, and where for a parse error: line and column), -ENOMEM.
  */
 int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, size_t len);
 

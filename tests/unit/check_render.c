@@ -690,6 +690,31 @@ START_TEST(test_hyperparameters_keep_integers_exact_beside_one_past_64_bits)
 }
 END_TEST
 
+/* Param groups that are no JSON list, in a store written before libckpt checked them: the
+ * error says the extra is malformed as written, not that the disk damaged a record. */
+START_TEST(test_param_groups_stored_unchecked_are_named_malformed_not_damaged)
+{
+	fixture f;
+	setenv("CKPT_STORE_TEST_OLD_INPUT", "1", 1); /* write what older versions accepted */
+	ckpt_writer *w = begin_sgd_hand_made(&f);
+	static const char *const model[] = {"fc1.weight"};
+	put_scalars(w, model, 1, CKPT_GROUP_MODEL, 1);
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", "not json", 8), 0);
+	unsetenv("CKPT_STORE_TEST_OLD_INPUT");
+	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	ck_assert_int_eq(ckpt_snapshot_open(&f.snap, f.store), 0);
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&f.ck, f.snap, 1), 0);
+	view_layout l;
+	view_layout_init(&l);
+	ck_assert_int_eq(render_checkpoint_pt(&l, f.store, f.ck, NULL), CKPT_ECORRUPT);
+	ck_assert_msg(strstr(render_last_error(), "not a JSON list") &&
+	                  strstr(render_last_error(), "a malformed extra as its writer stored it"),
+	              "%s", render_last_error());
+	view_layout_free(&l);
+	fixture_close(&f);
+}
+END_TEST
+
 /* torch's class names ("SGD", "Adam", "AdamW"), as a C program writing through libckpt
  * names its optimizer, complete the groups as ckpt-train's lower-case names do: in the run's
  * metadata and in the "optimizer.name" extra. */
@@ -1240,6 +1265,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter_prefix);
 	tcase_add_test(tc, test_param_groups_complete_from_the_run_hyperparameters);
 	tcase_add_test(tc, test_hyperparameters_keep_integers_exact_beside_one_past_64_bits);
+	tcase_add_test(tc, test_param_groups_stored_unchecked_are_named_malformed_not_damaged);
 	tcase_add_test(tc, test_param_groups_complete_for_torch_class_names_of_the_optimizer);
 	tcase_add_test(tc, test_optimizer_state_of_some_parameters_skips_norm_buffers);
 	tcase_add_test(tc, test_param_names_in_the_groups_number_the_optimizer_state);

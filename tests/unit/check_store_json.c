@@ -1,0 +1,153 @@
+/* tests/unit/check_store_json.c - the JSON texts libckpt is given are checked where given:
+ * hyper-parameters at ckpt_store_create(), optimizer.param_groups at ckpt_writer_set_extra()
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt/store.h"
+#include "test_dir.h"
+
+static char tmpdir[256];
+static char storepath[512];
+
+static void setup(void)
+{
+	test_store_dir_make(tmpdir, sizeof(tmpdir), storepath, sizeof(storepath),
+	                    "check_store_json");
+}
+
+static void teardown(void)
+{
+	test_dir_remove(tmpdir);
+}
+
+static int create_with_hyperparams(const char *hyperparams)
+{
+	ckpt_run_meta m = {.model = "mlp", .hyperparams = hyperparams, .monitor = "val_loss"};
+	ckpt_store *s = NULL;
+	int rc = ckpt_store_create(&s, storepath, &m, NULL);
+	ckpt_store_close(s);
+	return rc;
+}
+
+/* Hyper-parameters that are no JSON object were stored and shown in run.json as a string. */
+START_TEST(test_hyperparameters_that_are_not_a_json_object_are_refused_at_create)
+{
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+	    {"not json", "hyperparams is not a JSON object (parse error at line 1, column 1: "},
+	    {"{\"a\":1", "(parse error at line 1, column 7: expected ',' or '}')"},
+	    {"[1,2]", "hyperparams is not a JSON object (not a JSON object)"},
+	    {"42", "(not a JSON object)"},
+	    {"{\"lr\":1e400}", "(parse error at line 1, column 7: a number past the range of a "
+	                      "double)"},
+	    {"{\"a\":1,\n \"a\":2}", "line 2, column 2: the key \"a\" twice"},
+	    {"{\"a\":\"\\u0000\"}", "\\u0000 in a string"},
+	    {"{\"a\":\"\\ud800\"}", "a lone high surrogate"},
+	    {"{\"a\":1} x", "text after the JSON value"},
+	    {"{\"a\":01}", "a bad number"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(create_with_hyperparams(bad[i].text), -EINVAL);
+		ck_assert_msg(strstr(ckpt_last_error(), bad[i].why), "%s: %s", bad[i].text,
+		              ckpt_last_error());
+		ck_assert_int_eq(access(storepath, F_OK), -1);
+	}
+	static const char *const good[] = {
+	    "{}", " {\"lr\": 0.1, \"betas\": [0.9, 0.999], \"nested\": {\"a\": [true, false, null]}}\n",
+	    "{\"seed_big\": 18446744073709551616, \"neg\": -99999999999999999999999, \"tiny\": 1e-400}",
+	    "{\"name\": \"\\u00e9\\ud83d\\ude00 caf\xc3\xa9\", \"e\": -1.5E+3}", "",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ck_assert_msg(create_with_hyperparams(good[i]) == 0, "%s: %s", good[i],
+		              ckpt_last_error());
+		test_dir_remove(tmpdir);
+		setup();
+	}
+	ck_assert_int_eq(create_with_hyperparams(NULL), 0);
+}
+END_TEST
+
+static int set_groups(ckpt_writer *w, const char *groups)
+{
+	return ckpt_writer_set_extra(w, "optimizer.param_groups", groups, strlen(groups));
+}
+
+/* Param groups that torch's load_state_dict() or checkpoint.pt cannot use were committed and
+ * read back as a damaged record (EIO, "corrupt record") or lost state silently. */
+START_TEST(test_param_groups_that_torch_cannot_load_are_refused_at_set_extra)
+{
+	ckpt_store *s = test_store_create(storepath, 0);
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, s, 1), 0);
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+	    {"not json", "extra optimizer.param_groups: parse error at line 1, column 1"},
+	    {"[{\"params\":[0]}", "parse error at line 1, column 16: expected ',' or ']'"},
+	    {"{}", "not a JSON list of param groups"},
+	    {"[1]", "param group 0 is not a JSON object"},
+	    {"[{\"params\":[0,5]}]", "param group 0 lists parameter 5, but the groups hold 2 "
+	                             "parameters"},
+	    {"[{\"params\":\"xx\"}]", "\"params\" is not a list"},
+	    {"[{\"lr\":0.1}]", "param group 0 has no \"params\""},
+	    {"[{\"params\":[0,1]},{\"params\":[1,2]}]", "parameter 1 is listed twice (param group 1)"},
+	    {"[{\"params\":[0,-1]}]", "a parameter index (an integer from 0)"},
+	    {"[{\"params\":[0,1.0]}]", "a parameter index"},
+	    {"[{\"params\":[0],\"params\":[1]}]", "the key \"params\" twice"},
+	    {"[{\"params\":[0],\"lr\":18446744073709551616}]", "an integer outside"},
+	    {"[{\"params\":[0,1],\"param_names\":[\"a\"]}]", "param group 0 has other "
+	                                                   "\"param_names\" for its 2 \"params\""},
+	    {"[{\"params\":[0],\"param_names\":[\"a\"]},{\"params\":[1]}]",
+	     "param group 1 has no \"param_names\""},
+	    {"[{\"params\":[0],\"param_names\":[1]}]", "holds something other than a string"},
+	    {"[{\"params\":[0]}]\0", "a NUL byte"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t len = strlen(bad[i].text) + (strstr(bad[i].why, "NUL") != NULL);
+		ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", bad[i].text, len),
+		                 -EINVAL);
+		ck_assert_msg(strstr(ckpt_last_error(), bad[i].why), "%s: %s", bad[i].text,
+		              ckpt_last_error());
+	}
+	/* what ckpt-train and torch's optimizer.state_dict() write */
+	static const char *const good[] = {
+	    "[{\"lr\": 0.1, \"momentum\": 0.9, \"dampening\": 0, \"weight_decay\": 0, \"nesterov\": "
+	    "false, \"maximize\": false, \"foreach\": null, \"differentiable\": false, "
+	    "\"params\": [0, 1, 2, 3]}]",
+	    "[{\"lr\": 0.001, \"betas\": [0.9, 0.999], \"eps\": 1e-08, \"weight_decay\": 0.01, "
+	    "\"params\": [0, 1], \"param_names\": [\"fc1.weight\", \"fc1.bias\"]}, "
+	    "{\"lr\": 0.002, \"params\": [2], \"param_names\": [\"head.w\"], \"initial_lr\": 0.002}]",
+	    "[{\"params\": [1, 0]}, {\"params\": []}, {\"params\": [2]}]", "[]",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(set_groups(w, good[i]) == 0, "%s: %s", good[i], ckpt_last_error());
+	ckpt_writer_abort(w);
+	ckpt_store_close(s);
+}
+END_TEST
+
+static Suite *store_json_suite(void)
+{
+	Suite *su = suite_create("store_json");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_hyperparameters_that_are_not_a_json_object_are_refused_at_create);
+	tcase_add_test(tc, test_param_groups_that_torch_cannot_load_are_refused_at_set_extra);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_json_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
