@@ -1133,6 +1133,8 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 	int rc;
 	if (!store)
 		return store_error(-EINVAL, "backup: no store handle");
+	if ((rc = store_check_process(store)))
+		return rc;
 	if (flags & ~CKPT_BACKUP_VERIFY)
 		return store_error(-EINVAL, "backup of %s: unknown flags 0x%x", store->path,
 		                   flags & ~CKPT_BACKUP_VERIFY);

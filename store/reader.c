@@ -121,7 +121,10 @@ void ckpt_snapshot_close(ckpt_snapshot *snap)
 		free(snap->cache[i]);
 	}
 	free(snap->cache);
-	mdb_txn_abort(snap->txn);
+	/* a child after fork(): the parent's read transaction holds a slot in the lock table that
+	 * the parent still uses; aborting it here would free the parent's snapshot's pages */
+	if (!store_forked(snap->store))
+		mdb_txn_abort(snap->txn);
 	store_snapshot_done(snap->store);
 	pthread_mutex_destroy(&snap->lock);
 	free(snap);
@@ -138,6 +141,9 @@ int ckpt_store_generation(uint64_t *out, ckpt_store *store)
 {
 	STORE_NEED(out, "ckpt_store_generation");
 	STORE_NEED(store, "ckpt_store_generation");
+	int rc = store_check_process(store);
+	if (rc)
+		return rc;
 	MDB_envinfo info;
 	int mrc = mdb_env_info(store->env, &info);
 	if (mrc)

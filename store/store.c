@@ -154,13 +154,34 @@ static int clear_dead_readers(ckpt_store *s)
 	return 0;
 }
 
+bool store_forked(const ckpt_store *s)
+{
+	return s->owner != getpid();
+}
+
+/* LMDB: "Use an MDB_env* in the process which opened it, without fork()ing". A child that used
+ * its parent's environment took a reader slot under the parent's pid, which no check frees
+ * while the parent lives: data.mdb grew without bound. */
+int store_check_process(const ckpt_store *s)
+{
+	if (!store_forked(s))
+		return 0;
+	return store_error(-ECHILD,
+	                   "store %s: the handle was opened by process %ld; open the store again "
+	                   "in this process (a store handle does not survive fork())",
+	                   s->path, (long)s->owner);
+}
+
 /* begin a txn; s->lock held, so no map resize can happen meanwhile. A write txn first frees
  * the reader slots of ended processes, so that the pages they held are reused by this one. */
 static int begin_txn_locked(ckpt_store *s, MDB_txn **out, unsigned flags)
 {
+	int rc = store_check_process(s);
+	if (rc)
+		return rc;
 	bool cleared = false;
 	if (!(flags & MDB_RDONLY)) {
-		int rc = clear_dead_readers(s);
+		rc = clear_dead_readers(s);
 		if (rc)
 			return rc;
 		cleared = true;
@@ -170,7 +191,7 @@ static int begin_txn_locked(ckpt_store *s, MDB_txn **out, unsigned flags)
 		if (mrc == 0)
 			return 0;
 		if (mrc == MDB_READERS_FULL && !cleared) {
-			int rc = clear_dead_readers(s);
+			rc = clear_dead_readers(s);
 			if (rc)
 				return rc;
 			cleared = true;
@@ -180,7 +201,7 @@ static int begin_txn_locked(ckpt_store *s, MDB_txn **out, unsigned flags)
 		if (mrc != MDB_MAP_RESIZED)
 			return store_lmdb_error(mrc, "store %s: beginning a %s transaction",
 			                        s->path, (flags & MDB_RDONLY) ? "read" : "write");
-		int rc = adopt_map_size_locked(s);
+		rc = adopt_map_size_locked(s);
 		if (rc)
 			return rc;
 	}
@@ -839,6 +860,7 @@ static ckpt_store *store_alloc(const char *path)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->write_lock, NULL);
 	s->reader_guard_fd = -1;
+	s->owner = getpid();
 	return s;
 }
 
@@ -846,7 +868,9 @@ static void store_free(ckpt_store *s)
 {
 	if (!s)
 		return;
-	if (s->env)
+	/* a child after fork() leaves LMDB's environment as fork() copied it (closing it there
+	 * would work on the lock table the parent uses): the child's exit or exec releases it */
+	if (s->env && !store_forked(s))
 		mdb_env_close(s->env);
 	open_store_release(s); /* after LMDB let go of the files */
 	if (s->reader_guard_fd >= 0)

@@ -89,6 +89,7 @@ struct ckpt_store {
 	unsigned open_snapshots;
 	bool close_pending; /* ckpt_store_close() while snapshots were open: the last one closes */
 	pthread_mutex_t write_lock; /* one commit or gc at a time per handle */
+	pid_t owner; /* the process that opened it: LMDB's environment is its alone (no fork) */
 };
 
 /* ---- errors (store/error.c) ---- */
@@ -337,6 +338,12 @@ int store_top_k(ckpt_store *s, MDB_txn *txn, uint64_t *out, size_t cap, size_t *
 bool store_metric_better(double a, double b, ckpt_metric_mode mode);
 
 int64_t store_now_ns(void);
+
+/** 0, or -ECHILD with a message when this process is not the one that opened @p s (a child
+ *  of it after fork(): LMDB's environment must not be used there). */
+int store_check_process(const ckpt_store *s);
+/** Whether this process is a child of the one that opened @p s (see store_check_process). */
+bool store_forked(const ckpt_store *s);
 
 /** True where tests may write what earlier library versions accepted (see store/writer.c). */
 bool store_old_input_allowed(void);

@@ -128,6 +128,9 @@ int ckpt_writer_begin(ckpt_writer **out, ckpt_store *store, uint64_t epoch)
 	if (!out || !store)
 		return store_error(-EINVAL, "ckpt_writer_begin: %s is NULL", out ? "store" : "out");
 	*out = NULL;
+	int rc = store_check_process(store);
+	if (rc)
+		return rc;
 	if (store->readonly)
 		return store_error(-EROFS, "store %s: opened read-only, cannot write epoch %llu",
 		                   store->path, (unsigned long long)epoch);

@@ -11,6 +11,15 @@
  * returned by ckpt_last_error(); commands print it once. Every close and free function accepts
  * NULL; a NULL handle or required pointer elsewhere is -EINVAL with a message (getters return 0
  * or NULL).
+ *
+ * fork(): a store handle belongs to the process that opened it (LMDB's environment must not be
+ * used after fork()). In a child, every call that would use it (ckpt_snapshot_open(),
+ * ckpt_writer_begin(), ckpt_writer_commit(), gc, retention, backup, ckpt_store_generation())
+ * fails with -ECHILD, "store S: the handle was opened by process P; open the store again in
+ * this process"; a child that needs the store opens it with ckpt_store_open() (the parent's
+ * handle does not count as its own). ckpt_snapshot_close() and ckpt_store_close() in a child
+ * free only the child's memory and leave LMDB's state, which the parent goes on using,
+ * untouched; use no other call on a snapshot opened before the fork.
  */
 #ifndef CKPT_STORE_H
 #define CKPT_STORE_H

@@ -621,6 +621,60 @@ START_TEST(test_racing_creates_of_one_store_make_one_and_refuse_the_rest)
 }
 END_TEST
 
+/* A child after fork() that used its parent's handle took a reader slot under the parent's
+ * pid, never freed while the parent trained: data.mdb grew by every commit. Its calls are
+ * refused with -ECHILD naming the parent; its closes leave the parent's snapshot alone. */
+START_TEST(test_a_forked_child_is_refused_the_parents_handle_and_leaves_it_intact)
+{
+	ckpt_store *s = make_store(1);
+	OK(try_commit(s, 1));
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, 0);
+	ck_assert_ptr_nonnull(t);
+	pid_t child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		char want[128];
+		snprintf(want, sizeof(want), "the handle was opened by process %ld; open the store "
+		         "again in this process", (long)getppid());
+		ckpt_snapshot *mine;
+		ckpt_writer *w;
+		uint64_t generation;
+		/* (a snapshot it got was never closed: its slot stayed, under the parent's pid) */
+		bool ok = ckpt_snapshot_open(&mine, s) == -ECHILD && strstr(ckpt_last_error(), want);
+		ok = ok && ckpt_writer_begin(&w, s, 2) == -ECHILD && strstr(ckpt_last_error(), want);
+		ok = ok && ckpt_store_generation(&generation, s) == -ECHILD;
+		ckpt_snapshot_close(snap); /* the parent's read transaction stays the parent's */
+		ckpt_store_close(s);
+		_exit(ok ? 0 : 1);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child refused nothing");
+	/* the parent's snapshot of epoch 1 still reads, though retention deleted it */
+	for (uint64_t e = 2; e <= 10; e++)
+		OK(try_commit(s, e));
+	static float got[TENSOR_FLOATS];
+	OK(ckpt_tensor_read(got, snap, t, 0, TENSOR_BYTES));
+	for (size_t i = 0; i < TENSOR_FLOATS; i++)
+		ck_assert_msg(got[i] == (float)(TENSOR_FLOATS + i), "float %zu of epoch 1 changed", i);
+	/* once it is closed, pages are reused (keep_last 1): no slot of the child holds them */
+	ckpt_snapshot_close(snap);
+	OK(try_commit(s, 11));
+	OK(try_commit(s, 12));
+	off_t before = data_file_size();
+	for (uint64_t e = 13; e <= 60; e++)
+		OK(try_commit(s, e));
+	ck_assert_msg(data_file_size() <= before + (off_t)(4 * TENSOR_BYTES),
+	              "data.mdb grew %lld -> %lld", (long long)before,
+	              (long long)data_file_size());
+	ckpt_store_close(s);
+}
+END_TEST
+
 static Suite *store_ops_suite(void)
 {
 	Suite *su = suite_create("store_ops");
@@ -642,6 +696,7 @@ static Suite *store_ops_suite(void)
 	tcase_add_test(tc, test_create_refuses_a_monitor_no_metric_can_name_and_keep_top_without_keep_last);
 	tcase_add_test(tc, test_racing_creates_of_one_store_make_one_and_refuse_the_rest);
 	tcase_add_test(tc, test_shell_words_are_whole_within_the_documented_buffer);
+	tcase_add_test(tc, test_a_forked_child_is_refused_the_parents_handle_and_leaves_it_intact);
 	suite_add_tcase(su, tc);
 	return su;
 }
