@@ -64,7 +64,9 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /** What cli_print_escaped() writes as \xNN besides bytes below 0x20 and 0x7f. */
 #define CLI_ESC_SPACE 0x1u    /**< ' ' and '\\': a name in whitespace-separated columns */
-#define CLI_ESC_NONASCII 0x2u /**< bytes 0x80-0xff too */
+#define CLI_ESC_NOT_UTF8 0x2u /**< bytes 0x80-0xff that are no valid UTF-8, and C1 controls */
+/** The flag's earlier name: it escaped every byte 0x80-0xff, valid UTF-8 too. */
+#define CLI_ESC_NONASCII CLI_ESC_NOT_UTF8
 
 /** Print store-provided @p s to stdout so that it cannot split or forge a line: bytes below 0x20
  * and 0x7f (and those @p flags name) as \xNN. */

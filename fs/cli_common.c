@@ -28,24 +28,41 @@ void cli_error(const char *fmt, ...)
 	va_end(ap);
 }
 
-static bool escaped(unsigned char c, unsigned flags)
+/* How many bytes at @p p print as they are: a byte that needs no escape, or with
+ * CLI_ESC_NOT_UTF8 a whole valid UTF-8 sequence that is no C1 control (U+0080-U+009F); 0: the
+ * byte at @p p is written as \xNN. */
+static size_t plain_bytes(const unsigned char *p, unsigned flags)
 {
-	return c < 0x20 || c == 0x7f || ((flags & CLI_ESC_SPACE) && (c == ' ' || c == '\\')) ||
-	       ((flags & CLI_ESC_NONASCII) && c >= 0x80);
+	unsigned char c = *p;
+	if (c < 0x20 || c == 0x7f || ((flags & CLI_ESC_SPACE) && (c == ' ' || c == '\\')))
+		return 0;
+	if (c < 0x80 || !(flags & CLI_ESC_NOT_UTF8))
+		return 1;
+	size_t n = ckpt_utf8_sequence((const char *)p);
+	return n == 2 && c == 0xc2 && p[1] < 0xa0 ? 0 : n;
 }
 
 size_t cli_escaped_len(const char *s, unsigned flags)
 {
 	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		n += escaped(*p, flags) ? 4 : 1;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t plain = plain_bytes(p, flags);
+		n += plain ? plain : 4;
+		p += plain ? plain : 1;
+	}
 	return n;
 }
 
 void cli_print_escaped(const char *s, unsigned flags)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		printf(escaped(*p, flags) ? "\\x%02x" : "%c", *p);
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t plain = plain_bytes(p, flags);
+		if (plain)
+			fwrite(p, 1, plain, stdout);
+		else
+			printf("\\x%02x", *p);
+		p += plain ? plain : 1;
+	}
 }
 
 int cli_write_all(int fd, const void *buf, size_t len)
