@@ -70,7 +70,7 @@ endif
 NVCCFLAGS ?= -O2 -g
 NVCCFLAGS_ALL = -std=c++17 $(NVCCFLAGS) -fmad=false $(NVCC_ARCH) $(NVCC_WARN) \
 	-Xcompiler -fPIC,-fvisibility=hidden -Iinclude -I.
-LIBRARIES := $(BUILD)/lib/libckpt.a $(BUILD)/lib/libckpt.so
+LIBRARIES := $(BUILD)/lib/libckpt.a $(BUILD)/lib/libckpt.so $(BUILD)/lib/libckpt.so.0
 
 UNIT_SRC := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(UNIT_SRC))
@@ -118,6 +118,10 @@ $(BUILD)/lib/libckpt.so: $(STORE_OBJ) store/libckpt.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,libckpt.so.0 -Wl,--version-script=store/libckpt.map -o $@ \
 		$(STORE_OBJ) $(LIBS)
+
+# the soname: what the loader looks for, also for a program linked in the tree with an rpath
+$(BUILD)/lib/libckpt.so.0: $(BUILD)/lib/libckpt.so
+	ln -sf libckpt.so $@
 
 $(BUILD)/bin/ckpt: $(BUILD)/obj/fs/ckpt_main.o $(FS_OBJ) $(STORE_OBJ)
 	@mkdir -p $(dir $@)
