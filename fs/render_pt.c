@@ -458,7 +458,8 @@ static int complete_groups(json_t *groups, const char *opt_name, const ckpt_stor
 }
 
 /* Text extras (JSON, names) are kept; binary ones (RNG state) are not: no control bytes
- * other than tab and newlines, and valid UTF-8 (checked by the caller on a copy). */
+ * other than tab and newlines, and valid UTF-8 (checked by the caller on a copy, after it
+ * trimmed one NUL at the end: C's strlen + 1). */
 static bool looks_like_text(const void *data, size_t len)
 {
 	const unsigned char *p = data;
@@ -864,8 +865,9 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	}
 	pickle_op(pk, PICKLE_SETITEMS);
 
-	/* other extras that are text (schedule state, ...): as str; binary ones (RNG state) are
-	 * only meaningful to ckpt-train --resume and are left out */
+	/* other extras that are text (schedule state, ...): as str, without one NUL at the end;
+	 * binary ones (RNG state: control bytes other than tab, CR, LF, or no UTF-8) are only
+	 * meaningful to ckpt-train --resume and are left out */
 	pickle_str(pk, "extra");
 	pickle_op(pk, PICKLE_EMPTY_DICT);
 	pickle_op(pk, PICKLE_MARK);
@@ -877,6 +879,8 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 			continue;
 		if (strcmp(key, "optimizer.param_groups") == 0 || strcmp(key, "optimizer.name") == 0)
 			continue;
+		if (dlen > 0 && ((const char *)data)[dlen - 1] == '\0')
+			dlen--; /* text a C program stored with its terminating NUL */
 		if (!ckpt_utf8_valid(key) || !looks_like_text(data, dlen))
 			continue;
 		char *copy = strndup(data, dlen);

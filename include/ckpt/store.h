@@ -418,6 +418,10 @@ int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value);
  * "params" a list of parameter indices (integers from 0; together the indices 0..n-1, each in
  * one group once, as state_dict() numbers them), and "param_names" (a list of strings, one
  * per index) in every group or in none.
+ * Other extras are shown in checkpoint.pt's 'extra' as str when they are text: valid UTF-8 with
+ * no control bytes but tab, CR and LF, where one NUL at the end (text stored with C's
+ * strlen + 1) is left out. Any other extra (RNG state, text holding other control bytes) is
+ * binary: kept for readers of the store, left out of checkpoint.pt.
  * @return 0, -EINVAL for an empty key, one over 255 bytes or one that is not valid UTF-8,
  *         NULL @p data with a non-zero @p len, or param groups that are not as above (the
  *         message says what is wrong, and where for a parse error: line and column), -ENOMEM.

@@ -715,6 +715,38 @@ START_TEST(test_param_groups_stored_unchecked_are_named_malformed_not_damaged)
 }
 END_TEST
 
+/* A text extra a C program stored with its NUL (strlen + 1) was left out of checkpoint.pt's
+ * 'extra' as binary: it is there as str, the NUL trimmed. Other control bytes (one NUL more, a
+ * BEL) still mark binary state, left out. */
+START_TEST(test_text_extras_stored_with_their_nul_are_in_checkpoint_pt)
+{
+	fixture f;
+	ckpt_writer *w = begin_sgd_hand_made(&f);
+	static const char *const model[] = {"fc1.weight"};
+	put_scalars(w, model, 1, CKPT_GROUP_MODEL, 1);
+	static const char sched[] = "{\"epoch\": 3}";
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "sched", sched, sizeof(sched)), 0);
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "two_nuls", "x\0", 3), 0);
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "bell", "a\ab", 3), 0);
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "plain", "cosine", 6), 0);
+	view_layout l;
+	uint8_t *file = render_sgd_checkpoint_pt(&f, w, "[{\"params\": [0]}]", &l);
+	zip_member m[16];
+	parse_zip(file, l.size, m, 16);
+	const uint8_t *pk = file + m[0].offset;
+	static const uint8_t exact[] = "X\x05\0\0\0schedX\x0c\0\0\0{\"epoch\": 3}";
+	ck_assert_ptr_nonnull(memmem(pk, m[0].size, exact, sizeof(exact) - 1));
+	char *strings = pickle_strings(pk, m[0].size);
+	ck_assert_msg(strstr(strings, "|extra|plain|cosine|sched|{\"epoch\": 3}|"), "%s", strings);
+	ck_assert_ptr_null(strstr(strings, "|bell|"));
+	ck_assert_ptr_null(strstr(strings, "|two_nuls|"));
+	free(strings);
+	free(file);
+	view_layout_free(&l);
+	fixture_close(&f);
+}
+END_TEST
+
 /* torch's class names ("SGD", "Adam", "AdamW"), as a C program writing through libckpt
  * names its optimizer, complete the groups as ckpt-train's lower-case names do: in the run's
  * metadata and in the "optimizer.name" extra. */
@@ -1266,6 +1298,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_param_groups_complete_from_the_run_hyperparameters);
 	tcase_add_test(tc, test_hyperparameters_keep_integers_exact_beside_one_past_64_bits);
 	tcase_add_test(tc, test_param_groups_stored_unchecked_are_named_malformed_not_damaged);
+	tcase_add_test(tc, test_text_extras_stored_with_their_nul_are_in_checkpoint_pt);
 	tcase_add_test(tc, test_param_groups_complete_for_torch_class_names_of_the_optimizer);
 	tcase_add_test(tc, test_optimizer_state_of_some_parameters_skips_norm_buffers);
 	tcase_add_test(tc, test_param_names_in_the_groups_number_the_optimizer_state);
