@@ -228,7 +228,7 @@ grep -q "bad key (past the last epoch" "$TMP/err" || problem "ckpt verify, damag
 for bad in '[{"params":[0],"params":[1]}]' '[{"params":[0],"name":"\u0000x"}]' '[{"params":[0]' '{}'; do
 	rm -rf "$TMP/damaged"
 	cp -r "$pristine" "$TMP/damaged"
-	"$TOOLS/store_fixture" set-extra "$TMP/damaged" 2 optimizer.param_groups "$bad" || fail "set-extra"
+	CKPT_STORE_TEST_OLD_INPUT=1 "$TOOLS/store_fixture" set-extra "$TMP/damaged" 2 optimizer.param_groups "$bad" || fail "set-extra"
 	"$CKPT" cat "$TMP/damaged" epoch-0002/optimizer/param_groups.json >"$TMP/out" 2>"$TMP/err" &&
 		problem "param_groups.json served from '$bad'"
 	grep -q "optimizer.param_groups is not \(valid JSON\|a JSON list\)" "$TMP/err" || problem "param_groups '$bad': $(cat "$TMP/err")"
