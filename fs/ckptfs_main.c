@@ -51,6 +51,9 @@ typedef struct cli_options {
 	bool fsname_given, subtype_given; /* the user's win over ours */
 	bool auto_unmount; /* its fusermount3 stays: stderr is not caught for it while mounting */
 	bool mountpoint_seen;
+	/* a MOUNTPOINT that stat refused: said after every option is judged (usage errors first) */
+	char *bad_mountpoint;
+	int bad_mountpoint_errno;
 	int failed; /* option_proc said why in one line: the exit status (1 or 2), else 0 */
 } cli_options;
 
@@ -406,9 +409,15 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 		o->mountpoint_seen = true;
 		struct stat st;
 		if (stat(arg, &st) != 0) {
-			say_mountpoint_error(arg, errno);
-			o->failed = 1;
-			return -1;
+			o->bad_mountpoint_errno = errno;
+			o->bad_mountpoint = strdup(arg);
+			/* libfuse gets a path that resolves, so that it goes on judging the options */
+			if (!o->bad_mountpoint || fuse_opt_add_arg(outargs, "/") != 0) {
+				say(LOG_ERR, "out of memory");
+				o->failed = 1;
+				return -1;
+			}
+			return 0;
 		}
 	}
 	return 1;
@@ -766,6 +775,10 @@ int main(int argc, char **argv)
 	if ((status = new_session(&se, &args, &ctx)))
 		goto out;
 	status = 1;
+	if (o.bad_mountpoint) {
+		say_mountpoint_error(o.bad_mountpoint, o.bad_mountpoint_errno);
+		goto out;
+	}
 	if (!store_found) {
 		say(LOG_ERR, "cannot open store '%s' (%s)", o.store,
 		    *o.store ? strerror(store_errno) : "store path is empty");
@@ -901,6 +914,7 @@ out:
 	free(copts.mountpoint);
 	free(o.store);
 	free(o.map_location);
+	free(o.bad_mountpoint);
 	fuse_opt_free_args(&args);
 	return status;
 }
