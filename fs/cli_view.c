@@ -53,15 +53,18 @@ static int open_view(ckpt_store **store, ckpt_view **view, const char *path,
 	return rc;
 }
 
-/* One "ls -l" line; an entry whose attributes cannot be read is reported on stderr instead, as
- * ls does ("ls: DIR/NAME: why"), and makes the exit status 1. @return 0 or 1. */
+/* One "ls -l" line; an entry whose attributes cannot be read is named on stderr as ls does
+ * ("ls: DIR/NAME: why"), keeps its row with '?' for what is unknown (its kind is known, as
+ * GNU ls's "d????????? ? ... NAME"), and makes the exit status 1. @return 0 or 1. */
 static int print_long(const ckpt_view_attr *a, int attr_rc, const char *dir, const char *name,
                       ckpt_view *view)
 {
+	char type = a->kind == CKPT_VIEW_DIR ? 'd' : a->kind == CKPT_VIEW_SYMLINK ? 'l' : '-';
 	if (attr_rc) {
 		size_t len = strlen(dir);
 		cli_error("ls: %s%s%s: %s", dir, len && dir[len - 1] != '/' ? "/" : "", name,
 		          ckpt_strerror(attr_rc));
+		printf("%c????????? %12s %19s %s\n", type, "?", "?", name);
 		return 1;
 	}
 	char when[32] = "?";
@@ -69,7 +72,6 @@ static int print_long(const ckpt_view_attr *a, int attr_rc, const char *dir, con
 	struct tm tm;
 	if (localtime_r(&secs, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	char type = a->kind == CKPT_VIEW_DIR ? 'd' : a->kind == CKPT_VIEW_SYMLINK ? 'l' : '-';
 	const char *perm = a->kind == CKPT_VIEW_DIR       ? "r-xr-xr-x"
 	                   : a->kind == CKPT_VIEW_SYMLINK ? "rwxrwxrwx"
 	                                                  : "r--r--r--";
@@ -104,7 +106,8 @@ int cli_ls(int argc, char **argv)
 			       "(a file PATH: its name).\n"
 			       "  -l, --long   type, permissions, size, modification time\n"
 			       "Exit status: 0; 1 when PATH or the store cannot be read (an entry that\n"
-			       "cannot be read is named on stderr, the others listed); 2 for bad usage.\n");
+			       "cannot be read is named on stderr and listed, with -l its unknown fields\n"
+			       "as '?'); 2 for bad usage.\n");
 			return 0;
 		default:
 			return cli_bad_option(c, argv, options, CLI_USAGE_LS);

@@ -87,12 +87,15 @@ check_damaged_root() {
 	"$CKPT" ls "$TMP/damaged" >"$TMP/out" 2>"$TMP/err" || problem "ckpt ls STORE: $(cat "$TMP/err")"
 	[ "$(tr '\n' ' ' <"$TMP/out")" = "run.json history.csv best latest epoch-0001 epoch-0002 epoch-0003 " ] ||
 		problem "ckpt ls STORE listed: $(tr '\n' ' ' <"$TMP/out")"
-	# as ls: the damaged epoch named on stderr, exit 1, every other entry listed
+	# as GNU ls: the damaged epoch named on stderr, exit 1, every entry listed, the damaged one
+	# with '?' for what is unknown (d????????? ? ? epoch-0002)
 	"$CKPT" ls -l "$TMP/damaged" >"$TMP/out" 2>"$TMP/err"
 	local rc=$?
 	[ $rc -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "ls: epoch-0002: corrupt record" "$TMP/err" ||
 		problem "ckpt ls -l STORE: exit $rc, stderr: $(cat "$TMP/err")"
-	[ "$(wc -l <"$TMP/out")" -eq 6 ] && ! grep -q "^d.* epoch-0002$" "$TMP/out" ||
+	[ "$(wc -l <"$TMP/out")" -eq 7 ] && grep -q '^d????????? *? *? epoch-0002$' "$TMP/out" &&
+		[ "$(grep -c '^d????????? ' "$TMP/out")" -eq 1 ] &&
+		[ "$(sed 's/ -> .*//; s/.* //' "$TMP/out" | tr '\n' ' ')" = "run.json history.csv best latest epoch-0001 epoch-0002 epoch-0003 " ] ||
 		problem "ckpt ls -l STORE: $(cat "$TMP/out")"
 	"$CKPT" cat "$TMP/damaged" history.csv >"$TMP/history.cli" 2>"$TMP/err" ||
 		problem "ckpt cat history.csv: $(cat "$TMP/err")"
