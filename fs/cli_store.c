@@ -567,19 +567,15 @@ static int lock_store_for_writing(ckpt_gc_lock_fds *out, const char *path)
 }
 
 /* Retention that ckpt-train would refuse (check_retention in train/engine.c): keeping the
- * best K matters only when the newest N are not all kept anyway. */
-static int check_gc_retention(uint64_t keep_last, uint64_t keep_top, bool have_top)
+ * best K matters only when the newest N are not all kept anyway. Only a --keep-top given with
+ * --keep-last 0 is refused; the store's keep-top is dropped then (apply_retention). */
+static int check_gc_retention(uint64_t keep_last, uint64_t keep_top)
 {
 	if (keep_top == 0 || keep_last != 0)
 		return 0;
-	if (have_top)
-		cli_error("gc: --keep-top %" PRIu64 " has no effect without --keep-last N (every "
-		          "checkpoint is kept)",
-		          keep_top);
-	else
-		cli_error("gc: keep-last 0 keeps every checkpoint, so the store's keep-top %" PRIu64
-		          " would have no effect (add --keep-top 0)",
-		          keep_top);
+	cli_error("gc: --keep-top %" PRIu64 " has no effect without --keep-last N (every "
+	          "checkpoint is kept)",
+	          keep_top);
 	return 2;
 }
 
@@ -615,8 +611,13 @@ static int apply_retention(ckpt_store *s, gc_request *req)
 	if (!req->have_last)
 		req->keep_last = cur_last;
 	if (!req->have_top)
-		req->keep_top = cur_top;
-	int status = check_gc_retention(req->keep_last, req->keep_top, req->have_top);
+		req->keep_top = req->keep_last ? cur_top : 0; /* keep-last 0 keeps all, as ckpt-train */
+	if (!req->have_top && req->keep_last == 0 && cur_top > 0)
+		ckpt_print_line(stderr, "ckpt: note: ",
+		                "keep-last 0 keeps every checkpoint; the store's keep-top %" PRIu32
+		                " no longer applies",
+		                cur_top);
+	int status = check_gc_retention(req->keep_last, req->keep_top);
 	if (status)
 		return status; /* refused before writing */
 	if (ckpt_store_gc(s, (uint32_t)req->keep_last, (uint32_t)req->keep_top, &req->deleted) ||
@@ -771,8 +772,9 @@ int cli_gc(int argc, char **argv)
 		case 'h':
 			printf("usage: ckpt %s\n  0 means unlimited; a missing option keeps the "
 			       "store's current setting. The best checkpoint is never deleted.\n"
-			       "  --keep-top needs --keep-last N > 0. Refused while ckpt-train "
-			       "trains the store.\n"
+			       "  --keep-top needs --keep-last N > 0; --keep-last 0 alone keeps "
+			       "every checkpoint and\n  drops the store's keep-top (a note says so). "
+			       "Refused while ckpt-train trains the store.\n"
 			       "  --compact gives the freed space back to the file system (rewrites "
 			       "data.mdb), in one\n  step with the retention of --keep-last/--keep-top "
 			       "if given; refused while any\n  process has the store open (unmount "
@@ -805,8 +807,7 @@ int cli_gc(int argc, char **argv)
 	}
 	if (cli_check_arg_count(argv, argc - optind, 1, 1, CLI_USAGE_GC))
 		return 2;
-	if (req.have_last && req.have_top &&
-	    check_gc_retention(req.keep_last, req.keep_top, true))
+	if (req.have_last && req.have_top && check_gc_retention(req.keep_last, req.keep_top))
 		return 2;
 	const char *path = cli_trim_store_path(argv[optind]);
 	req.path = path;

@@ -2033,6 +2033,11 @@ int train_run(train_config *cfg, train_result *res)
 				cfg->keep_last = kl;
 			if (!(cfg->explicit_set & TRAIN_SET_KEEP_TOP))
 				cfg->keep_top = cfg->keep_last ? kt : 0; /* keep-last 0 keeps all */
+			if (cfg->keep_last == 0 && kt > 0 && !(cfg->explicit_set & TRAIN_SET_KEEP_TOP))
+				ckpt_print_line(stderr, "ckpt-train: note: ",
+				                "keep-last 0 keeps every checkpoint; the store's keep-top "
+				                "%u no longer applies",
+				                kt);
 			if (kl != cfg->keep_last || kt != cfg->keep_top) {
 				rc = ckpt_store_gc(store, cfg->keep_last, cfg->keep_top, &deleted);
 				if (rc) {

@@ -170,6 +170,9 @@ $TRAIN --store "$work/keepall" --data synthetic --layers 784,8,10 --epochs 2 --k
 	--val-split 500 --quiet || fail "a run with --keep-last 2 --keep-top 1"
 $TRAIN --store "$work/keepall" --resume --keep-last 0 --epochs 3 --quiet 2>"$work/err" ||
 	fail "--resume --keep-last 0: $(cat "$work/err")"
+# one note says the stored keep-top goes (ckpt gc --keep-last 0 says the same)
+[ "$(cat "$work/err")" = "ckpt-train: note: keep-last 0 keeps every checkpoint; the store's keep-top 1 no longer applies" ] ||
+	fail "--resume --keep-last 0: wanted one note on the dropped keep-top: $(cat "$work/err")"
 [ "$($CKPT info "$work/keepall" | grep '^keep-')" = "$(printf 'keep-last: 0\nkeep-top: 0')" ] ||
 	fail "retention after --resume --keep-last 0: $($CKPT info "$work/keepall" | grep keep)"
 echo "ok: --resume --keep-last 0 keeps every checkpoint"
