@@ -1373,6 +1373,29 @@ static void absolute_data_path(train_config *c)
 	free(abs);
 }
 
+/* The run's target for a resume without --epochs: what the newest checkpoint's run aimed for
+ * (a resume from an earlier epoch goes on to it, not to the older target recorded at @p from).
+ * @p from_target is epoch @p from's recorded target, kept when the newest checkpoint is @p from
+ * or its train.config cannot be read. */
+static uint32_t latest_target(ckpt_snapshot *snap, uint32_t from, uint32_t from_target)
+{
+	uint64_t latest = 0;
+	const ckpt_checkpoint *newest;
+	const void *text;
+	size_t len;
+	if (ckpt_snapshot_latest(&latest, snap) != 0 || latest <= from ||
+	    ckpt_snapshot_checkpoint(&newest, snap, latest) != 0 ||
+	    ckpt_checkpoint_extra(newest, "train.config", &text, &len) != 0)
+		return from_target;
+	train_config newest_run;
+	train_config_defaults(&newest_run);
+	if (config_from_json(&newest_run, text, len, latest) != 0) {
+		train_clear_error(); /* not this run's failure: epoch @p from's target stands */
+		return from_target;
+	}
+	return newest_run.epochs;
+}
+
 /* Retention and monitoring settings that could not act: a best checkpoint needs validation
  * metrics, and keeping the best K matters only when the newest N are not all kept anyway.
  * @p keep_last is the retention the run will have (on resume: the store's unless given). */
@@ -1811,6 +1834,8 @@ int train_run(train_config *cfg, train_result *res)
 			rc = config_merge_resumed(cfg, &run);
 		if (rc)
 			goto out;
+		if (!(cfg->explicit_set & TRAIN_SET_EPOCHS))
+			cfg->epochs = latest_target(snap, from, cfg->epochs);
 		if (cfg->epochs < from) {
 			rc = train_fail(-EINVAL,
 			                "--epochs %u is below epoch %u, where the run resumes "

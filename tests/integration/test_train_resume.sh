@@ -180,3 +180,19 @@ $TRAIN --store "$work/keepall" --resume --keep-last 0 --keep-top 2 --epochs 4 --
 rc=$?
 [ $rc -eq 2 ] && grep -q "no effect without --keep-last" "$work/err" ||
 	fail "--resume --keep-last 0 --keep-top 2: exit $rc (a usage error is 2): $(cat "$work/err")"
+
+# --resume EPOCH without --epochs goes on to the run's latest target (the newest checkpoint's),
+# not to the older one recorded at EPOCH: 1 epoch, resumed to 4, then --resume 2 retrains 3..4
+$TRAIN --store "$work/target" --data synthetic --layers 784,16,10 --epochs 1 --val-split 500 --quiet ||
+	fail "a 1-epoch run"
+$TRAIN --store "$work/target" --resume --epochs 4 --quiet || fail "resume to 4"
+$TRAIN --store "$work/target" --resume 2 >"$work/out" 2>"$work/err" || fail "--resume 2: $(cat "$work/err")"
+grep -q "^resuming .* from epoch 2 (step [0-9]*) to epoch 4$" "$work/out" && grep -q "^epoch 4/4 " "$work/out" ||
+	fail "--resume 2 without --epochs did not go on to epoch 4: $(cat "$work/out")"
+[ "$(cat "$work/err")" = "ckpt-train: note: resuming from epoch 2: stored epochs 3..4 of the earlier run are replaced as they are trained again" ] ||
+	fail "--resume 2 without --epochs: stderr $(cat "$work/err")"
+# an explicit --epochs still wins, and the stored epoch 4 stays with its warning
+$TRAIN --store "$work/target" --resume 2 --epochs 3 --quiet 2>"$work/err" || fail "--resume 2 --epochs 3"
+grep -q "warning: resuming from epoch 2; epochs 4..4 of the earlier run stay" "$work/err" ||
+	fail "--resume 2 --epochs 3: $(cat "$work/err")"
+echo "ok: --resume EPOCH without --epochs goes on to the run's latest target"
