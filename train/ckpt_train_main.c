@@ -260,6 +260,21 @@ static int stdout_written(const char *what)
 	return 1;
 }
 
+/* A run that failed has said why and closed its store: the process ends without exit()'s
+ * handlers. OpenBLAS's destructor joins its worker threads, and a worker whose buffer an
+ * address-space limit refused retries the allocation forever, so after an "out of memory"
+ * under ulimit -v the process hung in exit(), deaf to SIGTERM. ASan builds keep exit() for
+ * their leak check. */
+static _Noreturn void end_failed_run(int status)
+{
+	fflush(stdout);
+#if defined(__SANITIZE_ADDRESS__)
+	exit(status);
+#else
+	_exit(status);
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	/* a closed stdout must not become the store's lock.mdb, which progress lines then fill */
@@ -554,11 +569,11 @@ int main(int argc, char **argv)
 	int rc = train_run(&cfg, &res);
 	if (rc == TRAIN_EINTERRUPTED) {
 		ckpt_print_line(stderr, "ckpt-train: ", "%s", train_last_error());
-		return 128 + res.signal;
+		end_failed_run(128 + res.signal);
 	}
 	if (rc) {
 		ckpt_print_line(stderr, "ckpt-train: error: ", "%s", train_last_error());
-		return rc == TRAIN_EUSAGE ? 2 : 1;
+		end_failed_run(rc == TRAIN_EUSAGE ? 2 : 1);
 	}
 	if (train_stdout_failed())
 		return 1; /* said once as a warning when it happened; the checkpoints are saved */

@@ -99,6 +99,16 @@ for v in $(seq 275000 25000 475000); do
 		fail "ulimit -v $v: exit $rc (124/137: it hung): $(cat "$WORK/err")"
 	rm -rf "$WORK/as"
 done
+# lower still, a run refused for memory (the check, or building the data set) said so and then
+# hung in exit(): OpenBLAS's destructor joined a worker that retried its refused buffer forever
+for v in 60000 90000 120000 180000 240000; do
+	(ulimit -v $v && exec timeout -k 1 20 $TRAIN --store "$WORK/as" --data synthetic \
+		--layers 784,64,10 --epochs 1 --threads 1 --quiet --no-sync) 2>"$WORK/err"
+	rc=$?
+	[ $rc -eq 1 ] && grep -q "^ckpt-train: error: \(out of memory\|not enough address space\)" "$WORK/err" ||
+		fail "ulimit -v $v: exit $rc (124/137: it hung): $(cat "$WORK/err")"
+	[ ! -e "$WORK/as" ] || fail "ulimit -v $v: a refused run left a store"
+done
 # the store's map is address space too: a first commit whose map cannot grow under ulimit -v
 # is one error line and leaves no store (it used to crash inside LMDB, exit 139); the check
 # refuses such a run before training
