@@ -5,8 +5,9 @@
  * history.csv, metrics.json) short entry timeouts, attributes never cached (but the root's), and
  * their files direct_io, since their size can change between stat and open. Reads reply with iovecs pointing into the LMDB map (no copy,
  * no splice). Each open file (fi->fh) reads the snapshot it was opened on (the view shares one
- * snapshot among the files opened at the same commit) and has a mutex: one request at a time
- * uses its layout and verification state.
+ * snapshot among the files opened at the same commit; history.csv read to its end moves on to
+ * appended rows, see ckpt_view_file_follow) and has a mutex: one request at a time uses its
+ * layout and verification state.
  */
 #include "fs/fuse_ops.h"
 
@@ -676,7 +677,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	double timeout;
 	if (fi && fi->fh) {
 		/* asked through an open file (FUSE_GETATTR_FH): that file's snapshot */
+		pthread_mutex_lock(&files_lock); /* a history.csv that follows updates it */
 		a = ((open_file *)(uintptr_t)fi->fh)->attr;
+		pthread_mutex_unlock(&files_lock);
 		timeout = CKPTFS_LIVE_ATTR_TIMEOUT; /* not the path's: a newer commit may differ */
 	} else {
 		rc = ckpt_view_getattr(&a, ctx->view, ino);
@@ -926,17 +929,31 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	__atomic_add_fetch(&of->refs, 1, __ATOMIC_ACQ_REL);
+	pthread_mutex_lock(&of->lock);
+	of->last_use_ns = monotonic_ns();
 	uint64_t fsize = ckpt_view_file_size(of->file);
+	if ((uint64_t)off >= fsize && of->busy == 0) {
+		/* a history.csv read to its end follows appended rows (tail -f); a reply in flight
+		 * for another read of it may still point into its layout: not then */
+		ckpt_view_attr a;
+		bool moved = false;
+		if (ckpt_view_file_follow(of->file, &a, &moved) == 0 && moved) {
+			pthread_mutex_lock(&files_lock); /* read by fstat through it and by opens */
+			of->attr = a;
+			pthread_mutex_unlock(&files_lock);
+			fsize = ckpt_view_file_size(of->file);
+		}
+	}
 	if ((uint64_t)off >= fsize) {
+		pthread_mutex_unlock(&of->lock);
 		fuse_reply_buf(req, NULL, 0);
+		open_file_put(of);
 		return;
 	}
 	if (size > fsize - (uint64_t)off)
 		size = (size_t)(fsize - (uint64_t)off);
-	__atomic_add_fetch(&of->refs, 1, __ATOMIC_ACQ_REL);
-	pthread_mutex_lock(&of->lock);
 	of->busy++;
-	of->last_use_ns = monotonic_ns();
 	int rc = ckpt_view_file_iov(of->file, (uint64_t)off, size, iov, READ_IOV_CAP, &count, NULL,
 	                            &got);
 	if (rc == 0 && got < size) {

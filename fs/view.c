@@ -1,7 +1,8 @@
 /* fs/view.c - the virtual tree: inode decoding, lookup, attributes, listings, open files
  *
  * Every call works on one fresh read snapshot (directory-level data changes with each commit)
- * except open files, which keep the snapshot they were opened on. A node is decoded from its
+ * except open files, which keep the snapshot they were opened on (history.csv moves on when
+ * the store's only grew and its reader reached the end: ckpt_view_file_follow). A node is decoded from its
  * inode number and checked against the snapshot; file sizes come from rendering the file's
  * layout, which reads no tensor bytes.
  */
@@ -62,6 +63,11 @@ struct ckpt_view_file {
 	uint64_t fingerprint; /* of the layout: what re-acquiring must find again */
 	bool parked;          /* snapshot and layout released (ckpt_view_file_park) */
 	bool pinned;          /* content gone from the store since open: never parked */
+	/* history.csv follows appends (ckpt_view_file_follow): the last read was at the end and
+	 * answered nothing, and the store generation whose history.csv was last compared */
+	bool end_seen;
+	bool follow_tried;
+	uint64_t follow_gen;
 };
 
 static void default_log(void *ctx, const char *line)
@@ -1163,6 +1169,80 @@ int ckpt_view_file_rebase(ckpt_view_file *f)
 	return rc;
 }
 
+/* The text of a layout made of one run of synthesized bytes (history.csv), or NULL. */
+static const uint8_t *layout_text(const view_layout *l)
+{
+	return l->nsegs == 1 && l->segs[0].bytes ? l->segs[0].bytes : NULL;
+}
+
+/* True if history.csv @p now (@p now_len bytes) is @p was (@p len bytes) with rows appended:
+ * the same header and rows but for their last field, `best`, flipped between 0 and 1 in place. */
+static bool history_grew_from(const uint8_t *was, size_t len, const uint8_t *now, size_t now_len)
+{
+	if (len == 0 || now_len <= len || was[len - 1] != '\n')
+		return false;
+	bool in_header = true;
+	for (size_t i = 0; i < len; i++) {
+		if (was[i] != now[i]) {
+			/* a row's one-character last field: ",0\n" against ",1\n" */
+			bool best_field = !in_header && i > 0 && i + 1 < len && was[i - 1] == ',' &&
+			                  was[i + 1] == '\n' && now[i + 1] == '\n' &&
+			                  (was[i] == '0' || was[i] == '1') &&
+			                  (now[i] == '0' || now[i] == '1');
+			if (!best_field)
+				return false;
+		}
+		if (was[i] == '\n')
+			in_header = false;
+	}
+	return true;
+}
+
+int ckpt_view_file_follow(ckpt_view_file *f, ckpt_view_attr *out_attr, bool *out_moved)
+{
+	*out_moved = false;
+	if (f->ino != VIEW_INO_HISTORY || f->parked || !f->snap)
+		return 0;
+	if (!f->end_seen) {
+		/* this read ends one whole version: a `cat` racing a commit gets no torn file */
+		f->end_seen = true;
+		return 0;
+	}
+	uint64_t gen;
+	int rc = ckpt_store_generation(&gen, f->view->store);
+	if (rc || gen == ckpt_snapshot_generation(f->snap) || (f->follow_tried && gen == f->follow_gen))
+		return rc;
+	ckpt_view_file probe = {.view = f->view, .ino = f->ino};
+	view_layout_init(&probe.layout);
+	view_node n;
+	rc = acquire(&probe, &n);
+	if (rc == 0) {
+		f->follow_tried = true;
+		f->follow_gen = ckpt_snapshot_generation(probe.snap);
+	}
+	const uint8_t *was = layout_text(&f->layout), *now = layout_text(&probe.layout);
+	if (rc == 0 && was && now &&
+	    history_grew_from(was, (size_t)f->size, now, (size_t)probe.layout.size))
+		rc = node_attr(out_attr, f->view, probe.snap, &n);
+	else
+		now = NULL;
+	if (rc || !now) {
+		release(&probe);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	/* the old snapshot is given back: no reply points into the file (the caller's promise) */
+	release(f);
+	f->snap = probe.snap;
+	f->layout = probe.layout;
+	f->size = probe.layout.size;
+	f->fingerprint = layout_fingerprint(&f->layout);
+	f->pinned = false;
+	f->end_seen = false;
+	out_attr->size = f->size;
+	*out_moved = true;
+	return 0;
+}
+
 bool ckpt_view_file_is_parked(const ckpt_view_file *f)
 {
 	return f->parked;
@@ -1458,6 +1538,7 @@ int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct io
 	*out_read = 0;
 	if (offset >= f->size || len == 0 || cap == 0)
 		return 0;
+	f->end_seen = false;
 	if (f->parked) {
 		int rc = unpark(f);
 		if (rc)

@@ -166,7 +166,7 @@ int ckpt_view_readlink(char *buf, size_t cap, ckpt_view *view, uint64_t ino);
  */
 int ckpt_view_open(ckpt_view_file **out, ckpt_view_attr *out_attr, ckpt_view *view, uint64_t ino);
 
-/** Size of an open file (as rendered at open). */
+/** Size of an open file (as rendered at open, or when ckpt_view_file_follow() moved it). */
 uint64_t ckpt_view_file_size(const ckpt_view_file *f);
 
 /**
@@ -219,6 +219,20 @@ int ckpt_view_generation(uint64_t *out, ckpt_view *view);
  * new snapshot (-EAGAIN when the reader table is full).
  */
 int ckpt_view_file_rebase(ckpt_view_file *f);
+
+/**
+ * A read of @p f at or past its end: history.csv follows the store while it only grows, so
+ * that `tail -f` and readline followers see new rows. The first such read after a read of
+ * bytes leaves @p f as it is (one read sequence from 0 to the end is one whole version); a
+ * later one, when the store's history.csv now is @p f's bytes with rows appended (rows'
+ * `best` fields may have flipped between 0 and 1 in place), moves @p f onto a snapshot of the
+ * store as of now and its longer history.csv, and gives back the snapshot it read. Rows
+ * deleted or rewritten (retention, a run resumed from an earlier epoch), a parked file, and
+ * every other file: left as they are. Only between reads: no reply may point into the file.
+ * @param out_attr receives the attributes as of the new snapshot when *out_moved is set.
+ * @return 0 (moved or not), or the error of taking a snapshot or rendering (left as it was).
+ */
+int ckpt_view_file_follow(ckpt_view_file *f, ckpt_view_attr *out_attr, bool *out_moved);
 
 /** True while @p f is parked. */
 bool ckpt_view_file_is_parked(const ckpt_view_file *f);
