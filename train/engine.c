@@ -1373,27 +1373,39 @@ static void absolute_data_path(train_config *c)
 	free(abs);
 }
 
-/* The run's target for a resume without --epochs: what the newest checkpoint's run aimed for
- * (a resume from an earlier epoch goes on to it, not to the older target recorded at @p from).
- * @p from_target is epoch @p from's recorded target, kept when the newest checkpoint is @p from
- * or its train.config cannot be read. */
+/* The run's target for a resume without --epochs: what the run that committed last aimed for
+ * (the newest commit by commit time, as the mount's `latest`, not the highest epoch: after
+ * --epochs 10 and then --resume 2 --epochs 3, epoch 3 is the newest commit and 3 the target).
+ * @p from_target is epoch @p from's recorded target, kept when @p from is the newest commit,
+ * when the newest commit's target is below @p from, or when its train.config cannot be read. */
 static uint32_t latest_target(ckpt_snapshot *snap, uint32_t from, uint32_t from_target)
 {
-	uint64_t latest = 0;
-	const ckpt_checkpoint *newest;
+	uint64_t *epochs = NULL, newest_epoch = from;
+	size_t count = 0;
+	int64_t newest_ns = INT64_MIN;
+	const ckpt_checkpoint *c;
+	if (ckpt_snapshot_list(&epochs, &count, snap) != 0)
+		return from_target;
+	for (size_t i = 0; i < count; i++) { /* equal times: the higher epoch */
+		if (ckpt_snapshot_checkpoint(&c, snap, epochs[i]) == 0 &&
+		    ckpt_checkpoint_time_ns(c) >= newest_ns) {
+			newest_ns = ckpt_checkpoint_time_ns(c);
+			newest_epoch = epochs[i];
+		}
+	}
+	free(epochs);
 	const void *text;
 	size_t len;
-	if (ckpt_snapshot_latest(&latest, snap) != 0 || latest <= from ||
-	    ckpt_snapshot_checkpoint(&newest, snap, latest) != 0 ||
-	    ckpt_checkpoint_extra(newest, "train.config", &text, &len) != 0)
+	if (newest_epoch == from || ckpt_snapshot_checkpoint(&c, snap, newest_epoch) != 0 ||
+	    ckpt_checkpoint_extra(c, "train.config", &text, &len) != 0)
 		return from_target;
 	train_config newest_run;
 	train_config_defaults(&newest_run);
-	if (config_from_json(&newest_run, text, len, latest) != 0) {
+	if (config_from_json(&newest_run, text, len, newest_epoch) != 0) {
 		train_clear_error(); /* not this run's failure: epoch @p from's target stands */
 		return from_target;
 	}
-	return newest_run.epochs;
+	return newest_run.epochs >= from ? newest_run.epochs : from_target;
 }
 
 /* Retention and monitoring settings that could not act: a best checkpoint needs validation

@@ -195,4 +195,15 @@ grep -q "^resuming .* from epoch 2 (step [0-9]*) to epoch 4$" "$work/out" && gre
 $TRAIN --store "$work/target" --resume 2 --epochs 3 --quiet 2>"$work/err" || fail "--resume 2 --epochs 3"
 grep -q "warning: resuming from epoch 2; epochs 4..4 of the earlier run stay" "$work/err" ||
 	fail "--resume 2 --epochs 3: $(cat "$work/err")"
+# the latest target is the newest commit's (by time, as the mount's `latest`), not the highest
+# epoch's: after --epochs 10, --resume 2 --epochs 3 leaves epochs 4..10 of the first run, yet
+# epoch 3 is the newest commit, so --resume 3 aims for 3 (it went on to 10)
+$TRAIN --store "$work/newest" --data synthetic --layers 784,16,10 --epochs 10 --val-split 500 \
+	--quiet || fail "a 10-epoch run"
+$TRAIN --store "$work/newest" --resume 2 --epochs 3 --quiet 2>/dev/null || fail "--resume 2 --epochs 3"
+$TRAIN --store "$work/newest" --resume 3 >"$work/out" 2>"$work/err"
+rc=$?
+[ $rc -eq 0 ] && grep -q "^resuming .* from epoch 3 (step [0-9]*) to epoch 3$" "$work/out" &&
+	grep -q "^nothing to do: epoch 3 already reached" "$work/out" ||
+	fail "--resume 3 after --resume 2 --epochs 3: exit $rc: $(cat "$work/out" "$work/err")"
 echo "ok: --resume EPOCH without --epochs goes on to the run's latest target"
