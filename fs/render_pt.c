@@ -220,9 +220,11 @@ int render_model_pt(view_layout *out, const ckpt_store *store, const ckpt_checkp
 
 /* ---- checkpoint.pt ---------------------------------------------------------------------- */
 
-/* JSON -> pickle. Arrays become tuples (torch keeps 'betas' as a tuple) except under the key
- * "params", which torch lays out as a list of ints. */
-static int emit_json(pt_ctx *ctx, json_t *v, bool as_list)
+/* JSON -> pickle. In param groups (@p lists false) arrays become tuples, as torch keeps
+ * 'betas', except under the keys "params" and "param_names", which torch lays out as lists;
+ * elsewhere (@p lists: the run's hyper-parameters) every array is a list, as json.loads gives.
+ * @p as_list: this value, if an array, is a list. */
+static int emit_json(pt_ctx *ctx, json_t *v, bool as_list, bool lists)
 {
 	pickle_buf *pk = &ctx->pk;
 	switch (json_typeof(v)) {
@@ -234,7 +236,10 @@ static int emit_json(pt_ctx *ctx, json_t *v, bool as_list)
 		json_object_foreach(v, key, item)
 		{
 			pickle_str(pk, key);
-			int rc = emit_json(ctx, item, strcmp(key, "params") == 0);
+			int rc = emit_json(ctx, item,
+			                   lists || strcmp(key, "params") == 0 ||
+			                       strcmp(key, "param_names") == 0,
+			                   lists);
 			if (rc)
 				return rc;
 		}
@@ -249,7 +254,7 @@ static int emit_json(pt_ctx *ctx, json_t *v, bool as_list)
 			pickle_op(pk, PICKLE_MARK);
 		json_array_foreach(v, i, item)
 		{
-			int rc = emit_json(ctx, item, false);
+			int rc = emit_json(ctx, item, lists, lists);
 			if (rc)
 				return rc;
 		}
@@ -810,7 +815,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	}
 	pickle_op(pk, PICKLE_SETITEMS);
 	pickle_str(pk, "param_groups");
-	rc = emit_json(&ctx, groups, true);
+	rc = emit_json(&ctx, groups, true, false);
 	if (rc)
 		goto out;
 	pickle_op(pk, PICKLE_SETITEMS);
@@ -857,7 +862,7 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 		json_t *hyper = render_load_hyperparams(meta->hyperparams, false);
 		if (hyper && json_is_object(hyper)) {
 			pickle_str(pk, "hyperparams");
-			rc = emit_json(&ctx, hyper, false);
+			rc = emit_json(&ctx, hyper, true, true);
 		}
 		json_decref(hyper);
 		if (rc)

@@ -27,6 +27,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 LIB, CKPT, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
+# arrays (nested, empty), an object in a list, an integer past 64 bits: checkpoint.pt's
+# ck['run']['hyperparams'] must equal json.loads of this text (lists, not tuples)
+HYPER = json.dumps({"lr": 1e-3, "layers": [6, 4, [1, 2]], "sched": {"milestones": [], "big": 2**70},
+                    "groups": [{"wd": [0.1]}]})
 lib = ctypes.CDLL(LIB)
 
 
@@ -56,7 +60,7 @@ def ok(rc, what):
 
 def write_store(path, model, opt, groups_json):
     meta = RunMeta(model=b"net", layers=b"", optimizer=b"adamw",
-                   hyperparams=json.dumps({"lr": 1e-3}).encode(), dataset=b"", seed=1,
+                   hyperparams=HYPER.encode(), dataset=b"", seed=1,
                    monitor=b"val_loss", monitor_mode=0, created_ns=0)
     opts = StoreOptions(no_sync=True)
     store = ctypes.c_void_p()
@@ -144,6 +148,14 @@ def check(case, split):
         for buf, t in st.items():
             if not torch.equal(got["state"][k][buf].reshape(t.shape), t):
                 sys.exit(f"FAIL: {case}: state[{k}][{buf!r}] is not the optimizer's")
+    if ck["run"]["hyperparams"] != json.loads(HYPER):
+        sys.exit(f"FAIL: {case}: run hyperparams {ck['run']['hyperparams']!r} are not {HYPER}")
+    for i, g in enumerate(got["param_groups"]):
+        if type(g["betas"]) is not tuple or type(g["params"]) is not list:
+            sys.exit(f"FAIL: {case}: betas {g['betas']!r} / params {g['params']!r}: torch has a "
+                     "tuple / a list")
+        if split and (type(g["param_names"]) is not list or g["param_names"] != spec[i]):
+            sys.exit(f"FAIL: {case}: param_names {g['param_names']!r}, want the list {spec[i]}")
     for g, h in zip(got["param_groups"], want["param_groups"]):
         for key, value in h.items():
             if g.get(key) != value:

@@ -653,9 +653,10 @@ START_TEST(test_hyperparameters_keep_integers_exact_beside_one_past_64_bits)
 	zip_member m[16];
 	parse_zip(file, l.size, m, 16);
 	const uint8_t *pk = file + m[0].offset;
-	/* batch_size: BININT1 128; ids: a tuple of K 7, K 8 (as every JSON list but params) */
+	/* batch_size: BININT1 128; ids: a list of K 7, K 8 (EMPTY_LIST MARK ... APPENDS), as
+	 * json.loads gives every JSON array of the hyper-parameters */
 	static const uint8_t batch[] = "batch_sizeK\x80";
-	static const uint8_t ids[] = "ids(K\x07K\x08t";
+	static const uint8_t ids[] = "ids](K\x07K\x08" "e";
 	ck_assert_ptr_nonnull(memmem(pk, m[0].size, batch, sizeof(batch) - 1));
 	ck_assert_ptr_nonnull(memmem(pk, m[0].size, ids, sizeof(ids) - 1));
 	/* 2^64: LONG1 of 9 bytes; -(2^63 + 1): LONG1 ff*7 7f ff */
