@@ -143,6 +143,49 @@ static bool read_string(json_reader *r, const char **start, size_t *len)
 	return true;
 }
 
+/* The text of a string read by read_string() (@p raw, @p len: between its quotes, checked)
+ * with its escapes decoded as jansson decodes them, into @p out (at least @p len bytes: no
+ * escape decodes longer than it is written). @return the decoded length. */
+static size_t decode_string(const char *raw, size_t len, char *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len;) {
+		if (raw[i] != '\\') {
+			out[n++] = raw[i++];
+			continue;
+		}
+		char e = raw[i + 1];
+		if (e != 'u') {
+			static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+			out[n++] = to[strchr(from, e) - from];
+			i += 2;
+			continue;
+		}
+		uint32_t u = (uint32_t)hex4(raw + i + 2);
+		i += 6;
+		if (u >= 0xd800 && u <= 0xdbff) { /* a high surrogate: its low one follows */
+			u = 0x10000 + ((u - 0xd800) << 10) + ((uint32_t)hex4(raw + i + 2) - 0xdc00);
+			i += 6;
+		}
+		if (u < 0x80) {
+			out[n++] = (char)u;
+		} else if (u < 0x800) {
+			out[n++] = (char)(0xc0 | u >> 6);
+			out[n++] = (char)(0x80 | (u & 0x3f));
+		} else if (u < 0x10000) {
+			out[n++] = (char)(0xe0 | u >> 12);
+			out[n++] = (char)(0x80 | (u >> 6 & 0x3f));
+			out[n++] = (char)(0x80 | (u & 0x3f));
+		} else {
+			out[n++] = (char)(0xf0 | u >> 18);
+			out[n++] = (char)(0x80 | (u >> 12 & 0x3f));
+			out[n++] = (char)(0x80 | (u >> 6 & 0x3f));
+			out[n++] = (char)(0x80 | (u & 0x3f));
+		}
+	}
+	return n;
+}
+
 /* A number at r->p; *@p index: its value if it is an integer in [0, 2^63), else UINT64_MAX. */
 static bool read_number(json_reader *r, uint64_t *index)
 {
@@ -269,6 +312,7 @@ static bool read_object(json_reader *r, unsigned depth, json_group *group)
 	struct key {
 		const char *text;
 		size_t len;
+		char *decoded; /* text, when it was decoded (freed with the object) */
 	} *keys = NULL;
 	size_t nkeys = 0;
 	bool ok = false;
@@ -282,17 +326,28 @@ static bool read_object(json_reader *r, unsigned depth, json_group *group)
 		}
 		if (!read_string(r, &key, &len))
 			break;
+		/* keys are compared (and matched against "params") as jansson reads them: decoded */
+		char *decoded = NULL;
+		if (memchr(key, '\\', len)) {
+			if (!(decoded = malloc(len))) {
+				fault(r, at, "out of memory");
+				break;
+			}
+			len = decode_string(key, len, decoded);
+			key = decoded;
+		}
 		for (size_t i = 0; i < nkeys && !r->why[0]; i++)
 			if (keys[i].len == len && memcmp(keys[i].text, key, len) == 0)
 				fault(r, at, "the key \"%.*s\" twice in an object", (int)(len < 64 ? len : 64),
 				      key);
 		struct key *grown = r->why[0] ? NULL : realloc(keys, (nkeys + 1) * sizeof(*keys));
 		if (!grown) {
+			free(decoded);
 			fault(r, at, "out of memory");
 			break;
 		}
 		keys = grown;
-		keys[nkeys++] = (struct key){key, len};
+		keys[nkeys++] = (struct key){key, len, decoded};
 		skip_space(r);
 		if (r->p >= r->end || *r->p != ':') {
 			fault(r, r->p, "expected ':'");
@@ -329,6 +384,8 @@ static bool read_object(json_reader *r, unsigned depth, json_group *group)
 		fault(r, r->p, "expected ',' or '}'");
 		break;
 	}
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i].decoded);
 	free(keys);
 	return ok;
 }

@@ -51,6 +51,11 @@ START_TEST(test_hyperparameters_that_are_not_a_json_object_are_refused_at_create
 	    {"{\"a\":\"\\ud800\"}", "a lone high surrogate"},
 	    {"{\"a\":1} x", "text after the JSON value"},
 	    {"{\"a\":01}", "a bad number"},
+	    /* keys are compared decoded, as jansson's JSON_REJECT_DUPLICATES compares them */
+	    {"{\"a\":1,\"\\u0061\":2}", "column 8: the key \"a\" twice"},
+	    {"{\"\\/\":1,\"/\":2}", "the key \"/\" twice"},
+	    {"{\"\\ud83d\\ude00\\n\":1,\"\xf0\x9f\x98\x80\\u000a\":2}", "the key \"\xf0\x9f\x98\x80\n\" twice"},
+	    {"{\"\xc3\xa9\":1,\"\\u00E9\":2}", "the key \"\xc3\xa9\" twice"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_int_eq(create_with_hyperparams(bad[i].text), -EINVAL);
@@ -62,6 +67,7 @@ START_TEST(test_hyperparameters_that_are_not_a_json_object_are_refused_at_create
 	    "{}", " {\"lr\": 0.1, \"betas\": [0.9, 0.999], \"nested\": {\"a\": [true, false, null]}}\n",
 	    "{\"seed_big\": 18446744073709551616, \"neg\": -99999999999999999999999, \"tiny\": 1e-400}",
 	    "{\"name\": \"\\u00e9\\ud83d\\ude00 caf\xc3\xa9\", \"e\": -1.5E+3}", "",
+	    "{\"a\": 1, \"\\u0062\": 2, \"\\\\\": 3, \"\\\"\": 4, \"\\ud83d\\ude00\": 5, \"\\ud83d\\ude01\": 6}",
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		ck_assert_msg(create_with_hyperparams(good[i]) == 0, "%s: %s", good[i],
@@ -107,6 +113,9 @@ START_TEST(test_param_groups_that_torch_cannot_load_are_refused_at_set_extra)
 	     "param group 1 has no \"param_names\""},
 	    {"[{\"params\":[0],\"param_names\":[1]}]", "holds something other than a string"},
 	    {"[{\"params\":[0]}]\0", "a NUL byte"},
+	    {"[{\"params\":[0],\"p\\u0061rams\":[5]}]", "the key \"params\" twice"},
+	    {"[{\"p\\u0061rams\":[0,5]}]", "param group 0 lists parameter 5"},
+	    {"[{\"params\":[0],\"param\\u005fnames\":[\"a\",\"b\"]}]", "other \"param_names\""},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		size_t len = strlen(bad[i].text) + (strstr(bad[i].why, "NUL") != NULL);
