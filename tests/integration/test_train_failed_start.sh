@@ -6,6 +6,8 @@
 # refused for "a run with other settings". A failure after checkpoints exist keeps them. A run
 # that needs more memory than is available is refused before it allocates; an allocation that
 # fails anyway is one error line and leaves no store.
+# Runs that end in well under a second are bounded by timeout -k 1 10 (a KILL a second after
+# the TERM, as a hung run may ignore it); runs that train, by timeout -k 1 60.
 . "$(dirname "$0")/lib.sh"
 need_built "$TRAIN" "$CKPT"
 common=(--data synthetic --layers 24,16,4 --val-split 2000 --batch-size 50 --threads 1 --no-sync --quiet)
@@ -55,7 +57,7 @@ layers=16,65536
 for _ in $(seq 1 $((avail_kb / (100 << 20) + 1))); do layers=$layers,65536; done
 small=(--data synthetic --val-split 2000 --threads 1 --no-sync --quiet)
 start=$(date +%s%N)
-timeout 20 $TRAIN --store "$WORK/big" --layers "$layers,4" "${small[@]}" 2>"$WORK/err"
+timeout -k 1 10 $TRAIN --store "$WORK/big" --layers "$layers,4" "${small[@]}" 2>"$WORK/err"
 rc=$?
 ms=$((($(date +%s%N) - start) / 1000000))
 [ $rc -eq 1 ] || fail "a model above MemAvailable: exit $rc, want 1: $(cat "$WORK/err")"
@@ -68,7 +70,7 @@ ms=$((($(date +%s%N) - start) / 1000000))
 # and the store's map: one raise of the limit is enough); past the check (the test knob), the allocation
 # that fails is one clean error line, and no store is left
 mid=(--layers 16,4096,4096,4 "${small[@]}")
-(ulimit -v 400000 && exec timeout 20 $TRAIN --store "$WORK/mid" "${mid[@]}") 2>"$WORK/err"
+(ulimit -v 400000 && exec timeout -k 1 10 $TRAIN --store "$WORK/mid" "${mid[@]}") 2>"$WORK/err"
 rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
 	grep -q "not enough address space for this run under ulimit -v: it needs .* for training .* for the store's map .* in all, and .* is left; raise it to ulimit -v [0-9]* (--layers 16,4096,4096,4" "$WORK/err" ||
@@ -77,11 +79,11 @@ rc=$?
 (ulimit -v 400000 && exec $TRAIN --store "$WORK/mid" "${mid[@]}" --epochs 1) 2>"$WORK/err"
 want=$(sed -n 's/.*raise it to ulimit -v \([0-9]*\).*/\1/p' "$WORK/err")
 [ -n "$want" ] || fail "ulimit -v, one epoch: no limit named: $(cat "$WORK/err")"
-(ulimit -v "$want" && exec timeout 60 $TRAIN --store "$WORK/mid" "${mid[@]}" --epochs 1) 2>"$WORK/err" ||
+(ulimit -v "$want" && exec timeout -k 1 60 $TRAIN --store "$WORK/mid" "${mid[@]}" --epochs 1) 2>"$WORK/err" ||
 	fail "ulimit -v $want, the limit the refusal gave: $(cat "$WORK/err")"
 rm -rf "$WORK/mid"
 for v in 300000 400000 500000; do
-	(ulimit -v $v && CKPT_TRAIN_TEST_NO_MEMORY_CHECK=1 exec timeout 20 $TRAIN --store "$WORK/mid" "${mid[@]}") 2>"$WORK/err"
+	(ulimit -v $v && CKPT_TRAIN_TEST_NO_MEMORY_CHECK=1 exec timeout -k 1 10 $TRAIN --store "$WORK/mid" "${mid[@]}") 2>"$WORK/err"
 	rc=$?
 	[ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
 		grep -q "^ckpt-train: error: out of memory \(allocating \(the model's buffers\|optimizer state\) (--layers 16,4096,4096,4, batches of up to 1024 rows)\|for the checkpoint staging buffers (2 x [0-9]* bytes of host memory)\)$" "$WORK/err" ||
@@ -92,7 +94,7 @@ done
 # but not for it made OpenBLAS retry its allocation forever at full CPU, deaf to SIGTERM. Every
 # limit now either trains or is refused in one line.
 for v in $(seq 275000 25000 475000); do
-	(ulimit -v $v && exec timeout -k 1 20 $TRAIN --store "$WORK/as" --data synthetic \
+	(ulimit -v $v && exec timeout -k 1 10 $TRAIN --store "$WORK/as" --data synthetic \
 		--layers 784,64,10 --epochs 1 --threads 1 --quiet --no-sync) 2>"$WORK/err"
 	rc=$?
 	[ $rc -eq 0 ] || { [ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ]; } ||
@@ -102,7 +104,7 @@ done
 # lower still, a run refused for memory (the check, or building the data set) said so and then
 # hung in exit(): OpenBLAS's destructor joined a worker that retried its refused buffer forever
 for v in 60000 90000 120000 180000 240000; do
-	(ulimit -v $v && exec timeout -k 1 20 $TRAIN --store "$WORK/as" --data synthetic \
+	(ulimit -v $v && exec timeout -k 1 10 $TRAIN --store "$WORK/as" --data synthetic \
 		--layers 784,64,10 --epochs 1 --threads 1 --quiet --no-sync) 2>"$WORK/err"
 	rc=$?
 	[ $rc -eq 1 ] && grep -q "^ckpt-train: error: \(out of memory\|not enough address space\)" "$WORK/err" ||
@@ -114,20 +116,20 @@ done
 # refuses such a run before training
 map=(--layers 16,8192,3072,4 --epochs 1 --data synthetic --val-split 9900 --batch-size 100
 	--threads 1 --no-sync --quiet)
-(ulimit -v 1200000 && CKPT_TRAIN_TEST_NO_MEMORY_CHECK=1 exec timeout 20 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
+(ulimit -v 1200000 && CKPT_TRAIN_TEST_NO_MEMORY_CHECK=1 exec timeout -k 1 60 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
 rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
 	grep -q "^ckpt-train: error: cannot commit epoch 1 to .*growing the map to [0-9]* bytes: Cannot allocate memory)$" "$WORK/err" ||
 	fail "a map that cannot grow: exit $rc, want 1: $(cat "$WORK/err")"
 [ ! -e "$WORK/map" ] || fail "a run that committed nothing left a store"
 # (room for training, not for the map as well)
-(ulimit -v 1400000 && exec timeout 20 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
+(ulimit -v 1400000 && exec timeout -k 1 10 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
 rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
 	grep -q "error: not enough address space for this run under ulimit -v: .* for the store's map (1 checkpoint of" "$WORK/err" ||
 	fail "the map under ulimit -v was not checked: exit $rc: $(cat "$WORK/err")"
 # no room even for training: the message does not suggest keeping fewer checkpoints
-(ulimit -v 1000000 && exec timeout 20 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
+(ulimit -v 1000000 && exec timeout -k 1 10 $TRAIN --store "$WORK/map" "${map[@]}") 2>"$WORK/err"
 rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] &&
 	grep -q "error: not enough .* for this run.*; raise it to ulimit -v [0-9]* (--layers" "$WORK/err" &&
