@@ -401,7 +401,7 @@ static bool read_literal(json_reader *r, const char *word)
 
 static bool read_value(json_reader *r, unsigned depth, json_group *group)
 {
-	if (depth > JSON_MAX_DEPTH)
+	if (depth >= JSON_MAX_DEPTH) /* jansson counts every value, the outermost as 1 */
 		return fault(r, r->p, "nested more than %d deep", JSON_MAX_DEPTH);
 	skip_space(r);
 	if (r->p >= r->end)

@@ -3,6 +3,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,69 @@ START_TEST(test_param_groups_that_torch_cannot_load_are_refused_at_set_extra)
 }
 END_TEST
 
+/* @p pre, @p n '[', @p inner, @p n ']', @p post: malloc'd. */
+static char *nested(const char *pre, size_t n, const char *inner, const char *post)
+{
+	size_t len = strlen(pre) + 2 * n + strlen(inner) + strlen(post);
+	char *text = malloc(len + 1);
+	ck_assert_ptr_nonnull(text);
+	char *p = text + sprintf(text, "%s", pre);
+	memset(p, '[', n);
+	p += n + sprintf(p + n, "%s", inner);
+	memset(p, ']', n);
+	strcpy(p + n, post);
+	return text;
+}
+
+static bool jansson_reads(const char *text)
+{
+	json_error_t err;
+	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+	json_decref(j);
+	return j != NULL;
+}
+
+/* jansson refuses a value nested past 2048 (the outermost value is 1, every value counts): the
+ * checker let one level more through, a checkpoint.pt that could not be read. */
+START_TEST(test_nesting_is_refused_exactly_where_jansson_refuses_it)
+{
+	static const struct {
+		const char *pre, *inner, *post;
+		size_t deepest_read; /* arrays */
+	} cases[] = {
+	    {"{\"a\":", "", "}", 2047}, /* the object is 1, the arrays 2..2048 */
+	    {"{\"a\":", "1", "}", 2046}, /* and the number in the innermost one counts */
+	    {"[{\"params\":[0],\"x\":", "", "}]", 2046},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (size_t n = cases[i].deepest_read; n <= cases[i].deepest_read + 1; n++) {
+			char *text = nested(cases[i].pre, n, cases[i].inner, cases[i].post);
+			bool read = n == cases[i].deepest_read;
+			ck_assert_msg(jansson_reads(text) == read, "jansson, case %zu, %zu deep", i, n);
+			int rc;
+			if (text[0] == '[') {
+				ckpt_store *s = test_store_create(storepath, 0);
+				ckpt_writer *w;
+				ck_assert_int_eq(ckpt_writer_begin(&w, s, 1), 0);
+				rc = set_groups(w, text);
+				ckpt_writer_abort(w);
+				ckpt_store_close(s);
+			} else {
+				rc = create_with_hyperparams(text);
+			}
+			ck_assert_msg(rc == (read ? 0 : -EINVAL), "case %zu, %zu deep: %s", i, n,
+			              ckpt_last_error());
+			if (!read)
+				ck_assert_msg(strstr(ckpt_last_error(), "nested more than 2048 deep"), "%s",
+				              ckpt_last_error());
+			test_dir_remove(tmpdir);
+			setup();
+			free(text);
+		}
+	}
+}
+END_TEST
+
 static Suite *store_json_suite(void)
 {
 	Suite *su = suite_create("store_json");
@@ -148,6 +212,7 @@ static Suite *store_json_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_hyperparameters_that_are_not_a_json_object_are_refused_at_create);
 	tcase_add_test(tc, test_param_groups_that_torch_cannot_load_are_refused_at_set_extra);
+	tcase_add_test(tc, test_nesting_is_refused_exactly_where_jansson_refuses_it);
 	suite_add_tcase(su, tc);
 	return su;
 }
