@@ -113,8 +113,8 @@ static bool read_string(json_reader *r, const char **start, size_t *len)
 			continue;
 		}
 		const char *esc = r->p;
-		if (r->end - r->p < 2)
-			break;
+		if (r->end - r->p < 2) /* a backslash that ends the text */
+			return fault(r, open, "a string that does not end");
 		char e = r->p[1];
 		if (strchr("\"\\/bfnrt", e)) {
 			r->p += 2;
@@ -226,8 +226,8 @@ static bool read_number(json_reader *r, uint64_t *index)
 		              (digits == 19 && memcmp(magnitude, negative ? min : max, 19) > 0);
 		if (beyond && !r->big_ints)
 			return fault(r, start, "an integer outside -2^63..2^63-1");
-		if (!beyond && !negative)
-			*index = strtoull(magnitude, NULL, 10);
+		if (!beyond && (!negative || (digits == 1 && magnitude[0] == '0')))
+			*index = strtoull(magnitude, NULL, 10); /* -0: 0, as jansson and Python read it */
 		return true;
 	}
 	/* a real past a double is an error to jansson (Python reads inf): refused; read in the C

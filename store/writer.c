@@ -367,8 +367,11 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 		memcpy(copy, data, len);
 	copy[len] = '\0';
 	char why[256];
-	if (strcmp(key, "optimizer.param_groups") == 0 && !store_old_input_allowed() &&
-	    store_json_check_param_groups(copy, len, why, sizeof(why)) != 0) {
+	bool groups = strcmp(key, "optimizer.param_groups") == 0 && !store_old_input_allowed();
+	if (groups && len > 0 && copy[len - 1] == '\0')
+		len--; /* text given with C's strlen + 1: stored without the NUL, the JSON text the
+		        * renderers read with jansson (as other text extras are shown without it) */
+	if (groups && store_json_check_param_groups(copy, len, why, sizeof(why)) != 0) {
 		free(copy);
 		return store_error(-EINVAL, "store %s: epoch %llu: extra %s: %s", w->store->path,
 		                   (unsigned long long)w->epoch, key, why);

@@ -414,10 +414,13 @@ int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value);
  * group's "param_names", the model tensor names of its "params" in order, tells checkpoint.pt
  * which state belongs to which parameter where the model also holds buffers). That text is
  * checked here, as torch's load_state_dict() and checkpoint.pt need it: strict JSON (no key
- * twice, no integer outside int64, no number past a double), a list of objects, each with
+ * twice, keys compared decoded as jansson compares them: "a" and "\u0061" are one key; no
+ * integer outside int64, no number past a double; nested no deeper than jansson reads: 2048
+ * values, the outermost counting as 1), a list of objects, each with
  * "params" a list of parameter indices (integers from 0; together the indices 0..n-1, each in
  * one group once, as state_dict() numbers them), and "param_names" (a list of strings, one
- * per index) in every group or in none.
+ * per index) in every group or in none. One NUL at the end of that text (C's strlen + 1) is
+ * not stored; -0 is read as the index 0, as jansson and Python read it.
  * Other extras are shown in checkpoint.pt's 'extra' as str when they are text: valid UTF-8 with
  * no control bytes but tab, CR and LF, where one NUL at the end (text stored with C's
  * strlen + 1) is left out. Any other extra (RNG state, text holding other control bytes) is

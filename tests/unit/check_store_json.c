@@ -113,13 +113,15 @@ START_TEST(test_param_groups_that_torch_cannot_load_are_refused_at_set_extra)
 	    {"[{\"params\":[0],\"param_names\":[\"a\"]},{\"params\":[1]}]",
 	     "param group 1 has no \"param_names\""},
 	    {"[{\"params\":[0],\"param_names\":[1]}]", "holds something other than a string"},
-	    {"[{\"params\":[0]}]\0", "a NUL byte"},
+	    {"[{\"params\":[0]}]\0", "a NUL byte"}, /* two: one is C's strlen + 1 */
+	    {"[{\"params\":[0],\"x\":\"a\\", "line 1, column 20: a string that does not end"},
+	    {"[{\"params\":[-1]}]", "a parameter index"},
 	    {"[{\"params\":[0],\"p\\u0061rams\":[5]}]", "the key \"params\" twice"},
 	    {"[{\"p\\u0061rams\":[0,5]}]", "param group 0 lists parameter 5"},
 	    {"[{\"params\":[0],\"param\\u005fnames\":[\"a\",\"b\"]}]", "other \"param_names\""},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		size_t len = strlen(bad[i].text) + (strstr(bad[i].why, "NUL") != NULL);
+		size_t len = strlen(bad[i].text) + 2 * (strstr(bad[i].why, "NUL") != NULL);
 		ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", bad[i].text, len),
 		                 -EINVAL);
 		ck_assert_msg(strstr(ckpt_last_error(), bad[i].why), "%s: %s", bad[i].text,
@@ -134,10 +136,37 @@ START_TEST(test_param_groups_that_torch_cannot_load_are_refused_at_set_extra)
 	    "\"params\": [0, 1], \"param_names\": [\"fc1.weight\", \"fc1.bias\"]}, "
 	    "{\"lr\": 0.002, \"params\": [2], \"param_names\": [\"head.w\"], \"initial_lr\": 0.002}]",
 	    "[{\"params\": [1, 0]}, {\"params\": []}, {\"params\": [2]}]", "[]",
+	    "[{\"params\": [1, -0]}]", /* -0 is 0 to jansson and Python */
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		ck_assert_msg(set_groups(w, good[i]) == 0, "%s: %s", good[i], ckpt_last_error());
 	ckpt_writer_abort(w);
+	ckpt_store_close(s);
+}
+END_TEST
+
+/* Param groups given with C's strlen + 1 were refused for "a NUL byte", while other text
+ * extras so given are shown without it: the NUL is not stored, so that checkpoint.pt and
+ * param_groups.json read the JSON text. */
+START_TEST(test_param_groups_given_with_their_terminating_nul_are_stored_without_it)
+{
+	static const char groups[] = "[{\"params\": [0]}]";
+	ckpt_store *s = test_store_create(storepath, 0);
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, s, 1), 0);
+	ck_assert_msg(ckpt_writer_set_extra(w, "optimizer.param_groups", groups, sizeof(groups)) == 0,
+	              "%s", ckpt_last_error());
+	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *c;
+	const void *data;
+	size_t len;
+	ck_assert_int_eq(ckpt_snapshot_open(&snap, s), 0);
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&c, snap, 1), 0);
+	ck_assert_int_eq(ckpt_checkpoint_extra(c, "optimizer.param_groups", &data, &len), 0);
+	ck_assert_uint_eq(len, strlen(groups));
+	ck_assert_int_eq(memcmp(data, groups, len), 0);
+	ckpt_snapshot_close(snap);
 	ckpt_store_close(s);
 }
 END_TEST
@@ -213,6 +242,7 @@ static Suite *store_json_suite(void)
 	tcase_add_test(tc, test_hyperparameters_that_are_not_a_json_object_are_refused_at_create);
 	tcase_add_test(tc, test_param_groups_that_torch_cannot_load_are_refused_at_set_extra);
 	tcase_add_test(tc, test_nesting_is_refused_exactly_where_jansson_refuses_it);
+	tcase_add_test(tc, test_param_groups_given_with_their_terminating_nul_are_stored_without_it);
 	suite_add_tcase(su, tc);
 	return su;
 }
