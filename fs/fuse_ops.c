@@ -32,13 +32,16 @@ typedef struct open_file {
 	int refs;            /* atomic: the open itself plus each read in progress */
 	ckpt_view_attr attr; /* as of the file's snapshot: what fstat of it must say */
 	/* under files_lock: a file of another incarnation of its inode (an epoch committed again)
-	 * was open beside it, so the kernel's page cache of the inode may hold either's bytes */
+	 * was open beside it, or its epoch was committed again while it was open (the watcher
+	 * found it), so the kernel's page cache of the inode may hold either's bytes, and its
+	 * short reads at its own end may shrink the inode's size to its own */
 	bool mixed;
 	struct open_file *prev, *next; /* all open files, under files_lock (for the reaper) */
 } open_file;
 
 static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
 static open_file *files_head;
+static size_t files_mixed; /* open files marked mixed, under files_lock (read atomically) */
 
 static int64_t monotonic_ns(void)
 {
@@ -54,6 +57,28 @@ static bool other_incarnation(const ckpt_view_attr *a, const ckpt_view_attr *b)
 	return a->ino == b->ino && (a->mtime_ns != b->mtime_ns || a->size != b->size);
 }
 
+/* Mark @p of mixed; called holding files_lock. */
+static void mark_mixed(open_file *of)
+{
+	if (!of->mixed)
+		__atomic_add_fetch(&files_mixed, 1, __ATOMIC_RELAXED);
+	of->mixed = true;
+}
+
+/* True if an open file of inode @p ino is marked mixed: the kernel's attributes of the inode
+ * must not be cached then (an old incarnation's short read can shrink its size). */
+static bool ino_mixed(uint64_t ino)
+{
+	if (__atomic_load_n(&files_mixed, __ATOMIC_RELAXED) == 0)
+		return false;
+	bool found = false;
+	pthread_mutex_lock(&files_lock);
+	for (open_file *of = files_head; of && !found; of = of->next)
+		found = of->mixed && of->attr.ino == ino;
+	pthread_mutex_unlock(&files_lock);
+	return found;
+}
+
 /* Add @p of to the open files. @return whether a file of another incarnation of its inode is
  * open (then both are marked mixed). */
 static bool files_add(open_file *of)
@@ -61,8 +86,8 @@ static bool files_add(open_file *of)
 	pthread_mutex_lock(&files_lock);
 	for (open_file *other = files_head; other; other = other->next)
 		if (other_incarnation(&other->attr, &of->attr)) {
-			other->mixed = true;
-			of->mixed = true;
+			mark_mixed(other);
+			mark_mixed(of);
 		}
 	bool mixed = of->mixed;
 	of->prev = NULL;
@@ -80,6 +105,8 @@ static bool files_remove(open_file *of)
 {
 	pthread_mutex_lock(&files_lock);
 	bool mixed = of->mixed;
+	if (mixed)
+		__atomic_sub_fetch(&files_mixed, 1, __ATOMIC_RELAXED);
 	if (of->prev)
 		of->prev->next = of->next;
 	else
@@ -237,26 +264,72 @@ static void invalidate_removed(const uint64_t *before, size_t nbefore, const uin
 		*seen_max = top;
 }
 
+/* Open files of an epoch committed again (their commit time is one of @p old_times, @p n of
+ * them) are marked mixed, and the kernel drops the attributes and pages of their inodes: a
+ * dentry kept by an open file stays (and the epoch's directory dentry comes back with it on the
+ * next lookup), and with it the old size, cached for CKPTFS_IMMUTABLE_TIMEOUT. Once such a file
+ * is closed, op_release has the inode dropped again (its reads may have left old pages). */
+static void invalidate_rewritten_files(const int64_t *old_times, size_t n)
+{
+	size_t cap = 0, count = 0;
+	uint64_t *inos = NULL;
+	pthread_mutex_lock(&files_lock);
+	for (open_file *of = files_head; of; of = of->next) {
+		if (!of->attr.immutable)
+			continue;
+		bool hit = false;
+		for (size_t i = 0; i < n && !hit; i++)
+			hit = of->attr.mtime_ns == old_times[i];
+		if (!hit)
+			continue;
+		mark_mixed(of);
+		if (count == cap) {
+			size_t want = cap ? 2 * cap : 16;
+			uint64_t *grown = realloc(inos, want * sizeof(*inos));
+			if (!grown)
+				continue; /* its release still drops the inode */
+			inos = grown;
+			cap = want;
+		}
+		inos[count++] = of->attr.ino;
+	}
+	pthread_mutex_unlock(&files_lock);
+	/* -ENOENT: the kernel holds no such inode any more; nothing to drop */
+	for (size_t i = 0; i < count; i++)
+		fuse_lowlevel_notify_inval_inode(watcher.se, (fuse_ino_t)inos[i], 0, 0);
+	free(inos);
+}
+
 /* Epochs committed again: a run resumed from an earlier checkpoint replaces the epochs after
  * it under the same names and inode numbers. Their dentries go, so the next lookup brings the
  * new sizes and times; otherwise the kernel kept e.g. a model.safetensors's old size for
- * CKPTFS_IMMUTABLE_TIMEOUT and served the new file cut short. */
+ * CKPTFS_IMMUTABLE_TIMEOUT and served the new file cut short. Their open files: see
+ * invalidate_rewritten_files(). */
 static void invalidate_rewritten(const uint64_t *be, const int64_t *bt, size_t nb,
                                  const uint64_t *ne, const int64_t *nt, size_t nn)
 {
-	size_t i = 0, j = 0;
+	size_t i = 0, j = 0, nold = 0;
+	int64_t old_times[64];
 	while (i < nb && j < nn) {
 		if (be[i] < ne[j]) {
 			i++;
 		} else if (be[i] > ne[j]) {
 			j++;
 		} else {
-			if (bt[i] != nt[j])
+			if (bt[i] != nt[j]) {
 				invalidate_epoch(ne[j]);
+				if (nold == sizeof(old_times) / sizeof(old_times[0])) {
+					invalidate_rewritten_files(old_times, nold);
+					nold = 0;
+				}
+				old_times[nold++] = bt[i];
+			}
 			i++;
 			j++;
 		}
 	}
+	if (nold)
+		invalidate_rewritten_files(old_times, nold);
 }
 
 /* Files kept open across commits move onto the newest snapshot (ckpt_view_file_rebase), so
@@ -511,7 +584,7 @@ static double timeout_of(const ckpt_view_attr *a)
 static double attr_timeout_of(const ckpt_view_attr *a)
 {
 	if (a->immutable)
-		return CKPTFS_IMMUTABLE_TIMEOUT;
+		return ino_mixed(a->ino) ? CKPTFS_LIVE_ATTR_TIMEOUT : CKPTFS_IMMUTABLE_TIMEOUT;
 	return a->kind == CKPT_VIEW_DIR ? CKPTFS_LIVE_TIMEOUT : CKPTFS_LIVE_ATTR_TIMEOUT;
 }
 

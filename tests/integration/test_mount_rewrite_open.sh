@@ -74,5 +74,49 @@ with open(sys.argv[1], "rb") as f, open(sys.argv[2], "rb") as g:
 		"$mnt/$E/model/fc1.weight.npy" "$TMP/new.model_fc1.weight.npy" ||
 		fail "round $round: an mmap of $E/model/fc1.weight.npy gives other bytes than ckpt cat"
 done
+
+# stat_becomes PATH SIZE WHAT: st_size of PATH reaches SIZE (the watcher polls every 0.5 s; a
+# loaded machine gets a generous deadline)
+stat_becomes() {
+	local deadline=$((SECONDS + 30))
+	local t0=$SECONDS
+	until [ "$(stat -c %s "$1")" = "$2" ]; do
+		[ $SECONDS -lt $deadline ] || fail "$3: st_size stays $(stat -c %s "$1"), the file has $2"
+		sleep 0.1
+	done
+	echo "$3: st_size right after $((SECONDS - t0)) s"
+}
+
+# The old descriptor is closed before any other open: the rewrite's new size and bytes must show
+# all the same, while it is open and after. --epochs 10 and 3 alternate checkpoint.pt's size
+# (the run's target is in it): the new file longer, then shorter than the old one.
+for step in "10 no" "3 no" "10 yes" "3 yes"; do
+	read -r target read_old <<<"$step"
+	"$BIN/ckpt" cat "$store" "$E/checkpoint.pt" >"$TMP/old.pt" || fail "ckpt cat"
+	exec 7<"$mnt/$E/checkpoint.pt"
+	[ $read_old = yes ] && cat "$mnt/$E/checkpoint.pt" >/dev/null
+	sleep 1.1
+	"$BIN/ckpt-train" --store "$store" --data synthetic --resume 2 --epochs $target \
+		--threads 1 --quiet >"$TMP/resume.log" 2>&1 ||
+		fail "--epochs $target: ckpt-train --resume: $(tail -n 3 "$TMP/resume.log")"
+	"$BIN/ckpt" cat "$store" "$E/checkpoint.pt" >"$TMP/new.pt" || fail "ckpt cat"
+	what="--epochs $target, old descriptor read: $read_old"
+	old_size=$(stat -c %s "$TMP/old.pt") new_size=$(stat -c %s "$TMP/new.pt")
+	[ "$old_size" != "$new_size" ] || fail "$what: checkpoint.pt kept its size $old_size"
+	echo "$what: checkpoint.pt $old_size -> $new_size bytes"
+	stat_becomes "$mnt/$E/checkpoint.pt" "$new_size" "$what: old descriptor open"
+	if [ $read_old = yes ]; then
+		cat "$mnt/$E/checkpoint.pt" >"$TMP/gotpath" || fail "$what: read"
+		same_bytes "$what: $E/checkpoint.pt read while the old one is open" "$TMP/new.pt" "$TMP/gotpath"
+		# the old descriptor reads its bytes, and leaves the path's size alone
+		fd_reads 7 "$what: old descriptor" "$TMP/old.pt"
+		[ "$(stat -c %s "$mnt/$E/checkpoint.pt")" = "$new_size" ] ||
+			fail "$what: st_size $(stat -c %s "$mnt/$E/checkpoint.pt") once the old descriptor read to its end"
+	fi
+	exec 7<&-
+	stat_becomes "$mnt/$E/checkpoint.pt" "$new_size" "$what: old descriptor closed"
+	cat "$mnt/$E/checkpoint.pt" >"$TMP/gotpath" || fail "$what: read"
+	same_bytes "$what: $E/checkpoint.pt once the old descriptor was closed" "$TMP/new.pt" "$TMP/gotpath"
+done
 unmount_store "$mnt"
 echo "test_mount_rewrite_open: ok"
