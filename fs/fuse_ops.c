@@ -50,11 +50,10 @@ static int64_t monotonic_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Two files of one inode are incarnations of different content when their commit time or size
- * differ (a rewritten epoch's files keep their names and inode numbers). */
-static bool other_incarnation(const ckpt_view_attr *a, const ckpt_view_attr *b)
+bool ckptfs_incarnations_mixed(const ckpt_view_attr *a, const ckpt_view_attr *b)
 {
-	return a->ino == b->ino && (a->mtime_ns != b->mtime_ns || a->size != b->size);
+	return a->ino == b->ino && a->immutable && b->immutable &&
+	       (a->mtime_ns != b->mtime_ns || a->size != b->size);
 }
 
 /* Mark @p of mixed; called holding files_lock. */
@@ -85,7 +84,7 @@ static bool files_add(open_file *of)
 {
 	pthread_mutex_lock(&files_lock);
 	for (open_file *other = files_head; other; other = other->next)
-		if (other_incarnation(&other->attr, &of->attr)) {
+		if (ckptfs_incarnations_mixed(&other->attr, &of->attr)) {
 			mark_mixed(other);
 			mark_mixed(of);
 		}

@@ -32,6 +32,13 @@ bool ckptfs_find_mount(const char *path, char *majmin, size_t mcap, char *fstype
  *  size a read of a new open returns (tail, wc -c and rsync trust st_size). */
 #define CKPTFS_LIVE_ATTR_TIMEOUT 0.0
 
+/** True if open files of attributes @p a and @p b are different incarnations of one inode
+ *  (an epoch committed again keeps its files' names and inode numbers; commit time or size
+ *  tell them apart) whose bytes could meet in the kernel's page cache of that inode. Only
+ *  immutable files: live ones (history.csv, metrics.json) change at every commit and are read
+ *  direct_io anyway, so two opens of them at different commits are not mixed. */
+bool ckptfs_incarnations_mixed(const ckpt_view_attr *a, const ckpt_view_attr *b);
+
 /** The longest name a lookup accepts (statfs's f_namemax); longer ones fail with ENAMETOOLONG. */
 #define CKPTFS_NAME_MAX 255
 

@@ -19,6 +19,7 @@
 
 #include "ckpt/store.h"
 #include "ckpt/view.h"
+#include "fs/fuse_ops.h"
 #include "test_dir.h"
 
 #define EPOCHS 3
@@ -1161,6 +1162,29 @@ START_TEST(test_tensors_past_the_inode_space_get_no_file_not_another_epochs_inod
 }
 END_TEST
 
+START_TEST(test_only_immutable_files_of_one_inode_at_two_commits_are_mixed_incarnations)
+{
+	ckpt_view_attr old = {.ino = 77, .kind = CKPT_VIEW_FILE, .size = 207998,
+	                      .mtime_ns = 1000000000, .immutable = true};
+	ckpt_view_attr rewritten = old, longer = old, other = old, live = old, live_later = old;
+	rewritten.mtime_ns += 1000;
+	longer.size += 64;
+	other.ino = 78;
+	other.mtime_ns += 1000;
+	live.immutable = false;
+	live_later.immutable = false;
+	live_later.mtime_ns += 1000;
+	live_later.size += 120;
+	ck_assert(ckptfs_incarnations_mixed(&old, &rewritten));
+	ck_assert(ckptfs_incarnations_mixed(&longer, &old));
+	ck_assert(!ckptfs_incarnations_mixed(&old, &old));
+	ck_assert(!ckptfs_incarnations_mixed(&old, &other));
+	/* history.csv and metrics.json open at two commits: direct_io both, nothing to forget */
+	ck_assert(!ckptfs_incarnations_mixed(&live, &live_later));
+	ck_assert(!ckptfs_incarnations_mixed(&old, &live_later));
+}
+END_TEST
+
 static Suite *view_suite(void)
 {
 	Suite *s = suite_create("view");
@@ -1187,6 +1211,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_verify_ahead_never_serves_a_corrupt_chunk);
 	tcase_add_test(tc, test_parked_file_reads_on_while_content_is_unchanged_else_estale);
 	tcase_add_test(tc, test_tensors_past_the_inode_space_get_no_file_not_another_epochs_inode);
+	tcase_add_test(tc, test_only_immutable_files_of_one_inode_at_two_commits_are_mixed_incarnations);
 	suite_add_tcase(s, tc);
 	return s;
 }
