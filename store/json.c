@@ -5,6 +5,9 @@
  * JSON as strictly as they do (no NUL in a string, no key twice in an object, no number past a
  * double, valid UTF-8 and surrogate pairs) and names the first fault by line and column, from 1.
  * Only the shape of param groups is looked into: what torch's load_state_dict() needs.
+ * Hostile text costs little: nesting is read without recursion (open containers are a stack on
+ * the heap, so a caller's thread needs a few KB of stack at any depth), and an object's keys
+ * are a hash set (linear time however many keys).
  */
 #include <errno.h>
 #include <locale.h>
@@ -35,6 +38,8 @@ typedef struct json_reader {
 	size_t why_cap;
 	json_group *groups; /* param groups read, NULL when not reading them */
 	size_t ngroups;
+	char *keys; /* the decoded keys of the objects open, outermost first */
+	size_t keys_len, keys_cap;
 } json_reader;
 
 __attribute__((format(printf, 3, 4))) static bool fault(json_reader *r, const char *at,
@@ -249,147 +254,6 @@ static bool read_number(json_reader *r, uint64_t *index)
 	return true;
 }
 
-static bool read_value(json_reader *r, unsigned depth, json_group *group);
-
-/* What an array of a param group holds. */
-typedef enum array_kind { ARRAY_ANY, ARRAY_PARAMS, ARRAY_NAMES } array_kind;
-
-/* An array at r->p; of @p kind ARRAY_PARAMS or ARRAY_NAMES: @p group's "params" (noted) or
- * "param_names" (counted). */
-static bool read_array(json_reader *r, unsigned depth, json_group *group, array_kind kind)
-{
-	r->p++;
-	skip_space(r);
-	if (r->p < r->end && *r->p == ']') {
-		r->p++;
-		return true;
-	}
-	for (;;) {
-		skip_space(r);
-		const char *at = r->p;
-		bool number = r->p < r->end && (*r->p == '-' || (*r->p >= '0' && *r->p <= '9'));
-		uint64_t index = UINT64_MAX;
-		if (kind == ARRAY_PARAMS) {
-			if (number && !read_number(r, &index))
-				return false;
-			if (index == UINT64_MAX)
-				return fault(r, at, "\"params\" holds something other than a parameter "
-				                    "index (an integer from 0)");
-			uint64_t *grown = realloc(group->params, (group->nparams + 1) * sizeof(*grown));
-			if (!grown)
-				return fault(r, at, "out of memory");
-			group->params = grown;
-			grown[group->nparams++] = index;
-		} else if (kind == ARRAY_NAMES && (r->p >= r->end || *r->p != '"')) {
-			return fault(r, at, "\"param_names\" holds something other than a string");
-		} else if (!read_value(r, depth + 1, NULL)) {
-			return false;
-		}
-		if (kind == ARRAY_NAMES)
-			group->nnames++;
-		skip_space(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			continue;
-		}
-		if (r->p < r->end && *r->p == ']') {
-			r->p++;
-			return true;
-		}
-		return fault(r, r->p, "expected ',' or ']'");
-	}
-}
-
-/* An object at r->p; with @p group, a param group: its "params" and "param_names" noted. */
-static bool read_object(json_reader *r, unsigned depth, json_group *group)
-{
-	r->p++;
-	skip_space(r);
-	if (r->p < r->end && *r->p == '}') {
-		r->p++;
-		return true;
-	}
-	struct key {
-		const char *text;
-		size_t len;
-		char *decoded; /* text, when it was decoded (freed with the object) */
-	} *keys = NULL;
-	size_t nkeys = 0;
-	bool ok = false;
-	for (;;) {
-		skip_space(r);
-		const char *at = r->p, *key;
-		size_t len;
-		if (r->p >= r->end || *r->p != '"') {
-			fault(r, at, "expected a string key");
-			break;
-		}
-		if (!read_string(r, &key, &len))
-			break;
-		/* keys are compared (and matched against "params") as jansson reads them: decoded */
-		char *decoded = NULL;
-		if (memchr(key, '\\', len)) {
-			if (!(decoded = malloc(len))) {
-				fault(r, at, "out of memory");
-				break;
-			}
-			len = decode_string(key, len, decoded);
-			key = decoded;
-		}
-		for (size_t i = 0; i < nkeys && !r->why[0]; i++)
-			if (keys[i].len == len && memcmp(keys[i].text, key, len) == 0)
-				fault(r, at, "the key \"%.*s\" twice in an object", (int)(len < 64 ? len : 64),
-				      key);
-		struct key *grown = r->why[0] ? NULL : realloc(keys, (nkeys + 1) * sizeof(*keys));
-		if (!grown) {
-			free(decoded);
-			fault(r, at, "out of memory");
-			break;
-		}
-		keys = grown;
-		keys[nkeys++] = (struct key){key, len, decoded};
-		skip_space(r);
-		if (r->p >= r->end || *r->p != ':') {
-			fault(r, r->p, "expected ':'");
-			break;
-		}
-		r->p++;
-		skip_space(r);
-		bool params = group && len == 6 && memcmp(key, "params", 6) == 0;
-		bool names = group && len == 11 && memcmp(key, "param_names", 11) == 0;
-		const char *value = r->p;
-		if (params || names) {
-			if (r->p >= r->end || *r->p != '[') {
-				fault(r, value, "\"%s\" is not a list", params ? "params" : "param_names");
-				break;
-			}
-			group->has_params |= params;
-			group->has_names |= names;
-		}
-		bool read = params  ? read_array(r, depth + 1, group, ARRAY_PARAMS)
-		            : names ? read_array(r, depth + 1, group, ARRAY_NAMES)
-		                    : read_value(r, depth + 1, NULL);
-		if (!read)
-			break;
-		skip_space(r);
-		if (r->p < r->end && *r->p == ',') {
-			r->p++;
-			continue;
-		}
-		if (r->p < r->end && *r->p == '}') {
-			r->p++;
-			ok = true;
-			break;
-		}
-		fault(r, r->p, "expected ',' or '}'");
-		break;
-	}
-	for (size_t i = 0; i < nkeys; i++)
-		free(keys[i].decoded);
-	free(keys);
-	return ok;
-}
-
 static bool read_literal(json_reader *r, const char *word)
 {
 	size_t n = strlen(word);
@@ -399,28 +263,285 @@ static bool read_literal(json_reader *r, const char *word)
 	return true;
 }
 
-static bool read_value(json_reader *r, unsigned depth, json_group *group)
+/* What a value must be where it is read: anything, or a part of a param group. */
+typedef enum json_role {
+	ROLE_ANY,
+	ROLE_GROUPS, /* the list of param groups */
+	ROLE_GROUP,  /* one of them: an object */
+	ROLE_PARAMS, /* a group's "params": a list of indices */
+	ROLE_INDEX,
+	ROLE_NAMES, /* a group's "param_names": a list of strings */
+	ROLE_NAME,
+} json_role;
+
+/* The keys of an object read so far, decoded, in r->keys: a hash set of their offsets, so that
+ * a key twice is found in constant time (a text of many keys is no quadratic cost). */
+typedef struct json_key {
+	size_t offset, len; /* len SIZE_MAX: an empty slot */
+} json_key;
+
+/* An array or object being read: the parser's stack is on the heap, so that nesting as deep as
+ * jansson reads costs a library caller's thread no stack. */
+typedef struct json_frame {
+	char close;         /* ']' or '}' */
+	json_role elements; /* what an array's elements must be */
+	size_t group;       /* the param group it is or belongs to (its index), else SIZE_MAX */
+	json_key *slots;    /* an object's key set; capacity a power of two, or 0 */
+	size_t nslots, nkeys;
+	size_t keys_mark; /* r->keys' length when the object opened, given back as it closes */
+} json_frame;
+
+static uint64_t key_hash(const char *s, size_t len)
 {
-	if (depth >= JSON_MAX_DEPTH) /* jansson counts every value, the outermost as 1 */
-		return fault(r, r->p, "nested more than %d deep", JSON_MAX_DEPTH);
-	skip_space(r);
-	if (r->p >= r->end)
-		return fault(r, r->p, "the text ends where a value is expected");
-	const char *s;
-	size_t len;
-	uint64_t index;
-	switch (*r->p) {
-	case '{': return read_object(r, depth, group);
-	case '[': return read_array(r, depth, NULL, ARRAY_ANY);
-	case '"': return read_string(r, &s, &len);
-	case 't': return read_literal(r, "true");
-	case 'f': return read_literal(r, "false");
-	case 'n': return read_literal(r, "null");
-	default:
-		if (*r->p == '-' || (*r->p >= '0' && *r->p <= '9'))
-			return read_number(r, &index);
-		return fault(r, r->p, "not a JSON value");
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h;
+}
+
+/* Note the key r->keys + @p offset (@p len bytes) in @p f's set; false if it is there already
+ * (*@p twice) or memory ran out. */
+static bool key_add(json_reader *r, json_frame *f, size_t offset, size_t len, bool *twice)
+{
+	*twice = false;
+	if ((f->nkeys + 1) * 2 > f->nslots) {
+		size_t n = f->nslots ? f->nslots * 2 : 16;
+		json_key *slots = malloc(n * sizeof(*slots));
+		if (!slots)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			slots[i].len = SIZE_MAX;
+		for (size_t i = 0; i < f->nslots; i++) {
+			if (f->slots[i].len == SIZE_MAX)
+				continue;
+			size_t j = key_hash(r->keys + f->slots[i].offset, f->slots[i].len) & (n - 1);
+			while (slots[j].len != SIZE_MAX)
+				j = (j + 1) & (n - 1);
+			slots[j] = f->slots[i];
+		}
+		free(f->slots);
+		f->slots = slots;
+		f->nslots = n;
 	}
+	size_t j = key_hash(r->keys + offset, len) & (f->nslots - 1);
+	for (; f->slots[j].len != SIZE_MAX; j = (j + 1) & (f->nslots - 1)) {
+		if (f->slots[j].len == len && memcmp(r->keys + f->slots[j].offset, r->keys + offset,
+		                                     len) == 0) {
+			*twice = true;
+			return false;
+		}
+	}
+	f->slots[j] = (json_key){offset, len};
+	f->nkeys++;
+	return true;
+}
+
+/* A key of the object @p f at r->p, through its ':'; *@p want: what its value must be. Keys
+ * are compared (and matched against "params") as jansson reads them: decoded. */
+static bool read_key(json_reader *r, json_frame *f, json_role *want)
+{
+	skip_space(r);
+	const char *at = r->p, *key;
+	size_t len;
+	if (r->p >= r->end || *r->p != '"')
+		return fault(r, at, "expected a string key");
+	if (!read_string(r, &key, &len))
+		return false;
+	if (r->keys_len + len > r->keys_cap) {
+		size_t cap = r->keys_cap ? r->keys_cap : 256;
+		while (cap < r->keys_len + len)
+			cap *= 2;
+		char *grown = realloc(r->keys, cap);
+		if (!grown)
+			return fault(r, at, "out of memory");
+		r->keys = grown;
+		r->keys_cap = cap;
+	}
+	char *decoded = r->keys + r->keys_len;
+	if (memchr(key, '\\', len))
+		len = decode_string(key, len, decoded);
+	else
+		memcpy(decoded, key, len);
+	bool twice;
+	if (!key_add(r, f, r->keys_len, len, &twice))
+		return twice ? fault(r, at, "the key \"%.*s\" twice in an object",
+		                     (int)(len < 64 ? len : 64), decoded)
+		             : fault(r, at, "out of memory");
+	r->keys_len += len;
+	skip_space(r);
+	if (r->p >= r->end || *r->p != ':')
+		return fault(r, r->p, "expected ':'");
+	r->p++;
+	*want = ROLE_ANY;
+	if (f->group != SIZE_MAX) {
+		json_group *g = &r->groups[f->group];
+		if (len == 6 && memcmp(decoded, "params", 6) == 0) {
+			*want = ROLE_PARAMS;
+			g->has_params = true;
+		} else if (len == 11 && memcmp(decoded, "param_names", 11) == 0) {
+			*want = ROLE_NAMES;
+			g->has_names = true;
+		}
+	}
+	return true;
+}
+
+/* Whether the value at r->p can be what @p want asks. */
+static bool check_role(json_reader *r, json_role want)
+{
+	char c = r->p[0];
+	switch (want) {
+	case ROLE_GROUP:
+		if (c != '{') {
+			snprintf(r->why, r->why_cap, "param group %zu is not a JSON object", r->ngroups);
+			return false;
+		}
+		return true;
+	case ROLE_PARAMS:
+	case ROLE_NAMES:
+		return c == '[' || fault(r, r->p, "\"%s\" is not a list",
+		                         want == ROLE_PARAMS ? "params" : "param_names");
+	case ROLE_NAME:
+		return c == '"' ||
+		       fault(r, r->p, "\"param_names\" holds something other than a string");
+	case ROLE_INDEX: {
+		const char *at = r->p;
+		uint64_t index = UINT64_MAX;
+		if ((c == '-' || (c >= '0' && c <= '9')) && !read_number(r, &index))
+			return false;
+		r->p = at;
+		if (index == UINT64_MAX)
+			return fault(r, at, "\"params\" holds something other than a parameter index "
+			                    "(an integer from 0)");
+		return true;
+	}
+	default: return true;
+	}
+}
+
+/* One value at r->p that must be @p top (ROLE_ANY or ROLE_GROUPS), read without recursion:
+ * open arrays and objects are frames on a heap stack. */
+static bool read_json(json_reader *r, json_role top)
+{
+	json_frame *frames = NULL;
+	size_t nframes = 0, cap = 0;
+	json_role want = top;
+	bool ok = false;
+	for (;;) {
+		/* a value of role @p want, the (nframes + 1)th nested: jansson counts every value */
+		skip_space(r);
+		if (nframes >= JSON_MAX_DEPTH) {
+			fault(r, r->p, "nested more than %d deep", JSON_MAX_DEPTH);
+			goto out;
+		}
+		if (r->p >= r->end) {
+			fault(r, r->p, "the text ends where a value is expected");
+			goto out;
+		}
+		size_t group = nframes ? frames[nframes - 1].group : SIZE_MAX;
+		if (!check_role(r, want))
+			goto out;
+		char c = *r->p;
+		if (c == '{' || c == '[') {
+			if (nframes == cap) {
+				size_t n = cap ? cap * 2 : 16;
+				json_frame *grown = realloc(frames, n * sizeof(*grown));
+				if (!grown) {
+					fault(r, r->p, "out of memory");
+					goto out;
+				}
+				frames = grown;
+				cap = n;
+			}
+			json_frame *f = &frames[nframes++];
+			*f = (json_frame){.close = c == '{' ? '}' : ']', .elements = ROLE_ANY,
+			                  .group = SIZE_MAX, .keys_mark = r->keys_len};
+			if (want == ROLE_PARAMS || want == ROLE_NAMES) {
+				f->elements = want == ROLE_PARAMS ? ROLE_INDEX : ROLE_NAME;
+				f->group = group;
+			} else if (want == ROLE_GROUPS) {
+				f->elements = ROLE_GROUP;
+			} else if (want == ROLE_GROUP) {
+				json_group *grown = realloc(r->groups, (r->ngroups + 1) * sizeof(*grown));
+				if (!grown) {
+					fault(r, r->p, "out of memory");
+					goto out;
+				}
+				r->groups = grown;
+				r->groups[r->ngroups] = (json_group){0};
+				f->group = r->ngroups++;
+			}
+			r->p++;
+			skip_space(r);
+			if (r->p < r->end && *r->p == f->close) {
+				r->p++;
+				nframes--;
+			} else if (c == '{') {
+				if (!read_key(r, f, &want))
+					goto out;
+				continue;
+			} else {
+				want = f->elements;
+				continue;
+			}
+		} else if (want == ROLE_INDEX) {
+			json_group *g = &r->groups[group];
+			uint64_t index, *grown = realloc(g->params, (g->nparams + 1) * sizeof(*grown));
+			if (!grown) {
+				fault(r, r->p, "out of memory");
+				goto out;
+			}
+			g->params = grown;
+			if (!read_number(r, &index))
+				goto out;
+			grown[g->nparams++] = index;
+		} else {
+			const char *s;
+			size_t len;
+			uint64_t index;
+			bool read = c == '"'   ? read_string(r, &s, &len)
+			            : c == 't' ? read_literal(r, "true")
+			            : c == 'f' ? read_literal(r, "false")
+			            : c == 'n' ? read_literal(r, "null")
+			            : c == '-' || (c >= '0' && c <= '9') ? read_number(r, &index)
+			                                                 : fault(r, r->p, "not a JSON value");
+			if (!read)
+				goto out;
+			if (want == ROLE_NAME)
+				r->groups[group].nnames++;
+		}
+		/* after a value: the containers it ends */
+		for (;;) {
+			if (!nframes) {
+				ok = true;
+				goto out;
+			}
+			json_frame *f = &frames[nframes - 1];
+			skip_space(r);
+			if (r->p < r->end && *r->p == ',') {
+				r->p++;
+				if (f->close == '}' && !read_key(r, f, &want))
+					goto out;
+				if (f->close == ']')
+					want = f->elements;
+				break;
+			}
+			if (r->p < r->end && *r->p == f->close) {
+				r->p++;
+				free(f->slots);
+				r->keys_len = f->keys_mark;
+				nframes--;
+				continue;
+			}
+			fault(r, r->p, "expected ',' or '%c'", f->close);
+			goto out;
+		}
+	}
+out:
+	for (size_t i = 0; i < nframes; i++)
+		free(frames[i].slots);
+	free(frames);
+	return ok;
 }
 
 /* The whole text as one value (@p group: a param group's); false with r->why set. */
@@ -430,7 +551,7 @@ static bool read_document(json_reader *r, char open, const char *what)
 		return fault(r, memchr(r->text, '\0', (size_t)(r->end - r->text)), "a NUL byte");
 	skip_space(r);
 	if (r->p >= r->end || *r->p != open) {
-		if (r->p < r->end && !read_value(r, 0, NULL))
+		if (r->p < r->end && !read_json(r, ROLE_ANY))
 			return false;
 		snprintf(r->why, r->why_cap, "not %s", what);
 		return false;
@@ -449,7 +570,8 @@ int store_json_check_object(const char *text, size_t len, char *why, size_t cap)
 	json_reader r = {.text = text, .p = text, .end = text + len, .big_ints = true,
 	                 .why = why, .why_cap = cap};
 	why[0] = '\0';
-	bool ok = read_document(&r, '{', "a JSON object") && read_value(&r, 0, NULL) && read_end(&r);
+	bool ok = read_document(&r, '{', "a JSON object") && read_json(&r, ROLE_ANY) && read_end(&r);
+	free(r.keys);
 	return ok ? 0 : -EINVAL;
 }
 
@@ -457,42 +579,9 @@ int store_json_check_param_groups(const char *text, size_t len, char *why, size_
 {
 	json_reader r = {.text = text, .p = text, .end = text + len, .why = why, .why_cap = cap};
 	why[0] = '\0';
-	bool ok = read_document(&r, '[', "a JSON list of param groups");
-	if (ok) { /* '[' group (',' group)* ']' */
-		r.p++;
-		skip_space(&r);
-		bool empty = r.p < r.end && *r.p == ']';
-		r.p += empty;
-		while (ok && !empty) {
-			skip_space(&r);
-			const char *at = r.p;
-			json_group *grown = realloc(r.groups, (r.ngroups + 1) * sizeof(*grown));
-			if (!grown) {
-				ok = fault(&r, at, "out of memory");
-				break;
-			}
-			r.groups = grown;
-			json_group *g = &r.groups[r.ngroups++];
-			*g = (json_group){0};
-			if (r.p >= r.end || *r.p != '{') {
-				if (read_value(&r, 1, NULL))
-					snprintf(why, cap, "param group %zu is not a JSON object", r.ngroups - 1);
-				ok = false;
-				break;
-			}
-			ok = read_object(&r, 1, g);
-			skip_space(&r);
-			if (ok && r.p < r.end && *r.p == ',') {
-				r.p++;
-			} else if (ok && r.p < r.end && *r.p == ']') {
-				r.p++;
-				break;
-			} else if (ok) {
-				ok = fault(&r, r.p, "expected ',' or ']'");
-			}
-		}
-		ok = ok && read_end(&r);
-	}
+	bool ok = read_document(&r, '[', "a JSON list of param groups") &&
+	          read_json(&r, ROLE_GROUPS) && read_end(&r);
+	free(r.keys);
 	/* what torch's load_state_dict() and checkpoint.pt need: every group's "params", the
 	 * indices 0..n-1 (as state_dict() numbers them), each once; names for all or none */
 	size_t total = 0, named = 0;

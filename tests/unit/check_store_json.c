@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,89 @@ START_TEST(test_nesting_is_refused_exactly_where_jansson_refuses_it)
 }
 END_TEST
 
+/* The checker recursed per nesting level: 2047 levels took 256-512 KB of stack (1 MB with
+ * ASan), and a library caller's thread with a small stack crashed in it. */
+/* glibc's: the part of a thread's stack it keeps for static TLS and its guard */
+extern size_t __pthread_get_minstack(const pthread_attr_t *attr) __attribute__((weak));
+
+typedef struct deep_call {
+	ckpt_writer *w;
+	const char *groups, *hyperparams;
+	int groups_rc, hyperparams_rc;
+} deep_call;
+
+static void *check_deep_texts(void *arg)
+{
+	deep_call *call = arg;
+	call->groups_rc = set_groups(call->w, call->groups);
+	call->hyperparams_rc = create_with_hyperparams(call->hyperparams);
+	return NULL;
+}
+
+START_TEST(test_the_deepest_texts_are_checked_on_a_64_kib_thread_stack)
+{
+	char *groups = nested("[{\"params\":[0],\"x\":", 2046, "", "}]");
+	char *hyperparams = nested("{\"a\":", 2047, "", "}");
+	char groups_store[512]; /* storepath is for create_with_hyperparams() */
+	snprintf(groups_store, sizeof(groups_store), "%s/groups", tmpdir);
+	ckpt_store *s = test_store_create(groups_store, 0);
+	deep_call call = {.groups = groups, .hyperparams = hyperparams};
+	ck_assert_int_eq(ckpt_writer_begin(&call.w, s, 1), 0);
+	pthread_attr_t attr;
+	pthread_t thread;
+	ck_assert_int_eq(pthread_attr_init(&attr), 0);
+	/* 64 KiB for the calls, beside what glibc takes from a thread's stack for static TLS */
+	size_t taken = __pthread_get_minstack ? __pthread_get_minstack(&attr) : 16384;
+	ck_assert_int_eq(pthread_attr_setstacksize(&attr, taken + 64 * 1024), 0);
+	ck_assert_int_eq(pthread_create(&thread, &attr, check_deep_texts, &call), 0);
+	ck_assert_int_eq(pthread_join(thread, NULL), 0);
+	pthread_attr_destroy(&attr);
+	ck_assert_int_eq(call.groups_rc, 0);
+	ck_assert_int_eq(call.hyperparams_rc, 0);
+	ckpt_writer_abort(call.w);
+	ckpt_store_close(s);
+	free(groups);
+	free(hyperparams);
+}
+END_TEST
+
+/* @p n keys "k0".."k<n-1>" in one object, then @p last: malloc'd. */
+static char *many_keys(const char *pre, size_t n, const char *last, const char *post)
+{
+	size_t cap = strlen(pre) + n * 24 + strlen(last) + strlen(post) + 1, len = 0;
+	char *text = malloc(cap);
+	ck_assert_ptr_nonnull(text);
+	len += (size_t)snprintf(text, cap, "%s", pre);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(text + len, cap - len, "\"k%zu\":%zu,", i, i);
+	snprintf(text + len, cap - len, "%s%s", last, post);
+	return text;
+}
+
+/* The keys of an object were compared each with every other: 50,000 keys took 5 s (41 s with
+ * ASan), 200,000 sixteen times that. They are a hash set now: well within the time limit. */
+START_TEST(test_an_object_of_200000_keys_is_checked_without_quadratic_cost)
+{
+	char *unique = many_keys("{", 200000, "\"last\":0", "}");
+	ck_assert_msg(create_with_hyperparams(unique) == 0, "%s", ckpt_last_error());
+	test_dir_remove(tmpdir);
+	setup();
+	char *twice = many_keys("{", 200000, "\"k\\u0031\":0", "}"); /* "k1" again */
+	ck_assert_int_eq(create_with_hyperparams(twice), -EINVAL);
+	ck_assert_msg(strstr(ckpt_last_error(), "the key \"k1\" twice"), "%s", ckpt_last_error());
+	char *groups = many_keys("[{\"params\":[0],", 200000, "\"last\":0", "}]");
+	ckpt_store *s = test_store_create(storepath, 0);
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, s, 1), 0);
+	ck_assert_msg(set_groups(w, groups) == 0, "%s", ckpt_last_error());
+	ckpt_writer_abort(w);
+	ckpt_store_close(s);
+	free(unique);
+	free(twice);
+	free(groups);
+}
+END_TEST
+
 static Suite *store_json_suite(void)
 {
 	Suite *su = suite_create("store_json");
@@ -244,6 +328,13 @@ static Suite *store_json_suite(void)
 	tcase_add_test(tc, test_nesting_is_refused_exactly_where_jansson_refuses_it);
 	tcase_add_test(tc, test_param_groups_given_with_their_terminating_nul_are_stored_without_it);
 	suite_add_tcase(su, tc);
+	/* hostile texts: the old checker took minutes here (a crash on the small stack) */
+	TCase *cost = tcase_create("cost");
+	tcase_add_checked_fixture(cost, setup, teardown);
+	tcase_set_timeout(cost, 30);
+	tcase_add_test(cost, test_the_deepest_texts_are_checked_on_a_64_kib_thread_stack);
+	tcase_add_test(cost, test_an_object_of_200000_keys_is_checked_without_quadratic_cost);
+	suite_add_tcase(su, cost);
 	return su;
 }
 
