@@ -342,6 +342,8 @@ static json_t *param_groups(pt_ctx *ctx, const ckpt_store *store, const ckpt_che
 	size_t len;
 	const char *text = extra_text(c, "optimizer.param_groups", &len);
 	if (text) {
+		if (len && text[len - 1] == '\0')
+			len--; /* stored with C's strlen + 1 before libckpt dropped that NUL */
 		json_t *groups = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!groups || !json_is_array(groups)) {
 			json_decref(groups);

@@ -373,6 +373,8 @@ int view_render_param_groups(view_layout *out, const ckpt_checkpoint *c)
 		return rc;
 	/* as checkpoint.pt reads it: a .json file that is not JSON (or holds a key twice) is a
 	 * damaged record, never served as it is */
+	if (len && ((const char *)data)[len - 1] == '\0')
+		len--; /* stored with C's strlen + 1 before libckpt dropped that NUL */
 	json_error_t err;
 	json_t *j = json_loadb(data, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
 	if (!j) {

@@ -959,6 +959,37 @@ END_TEST
 /* libckpt's writer refuses what older versions accepted unless this is set */
 extern int store_test_old_input;
 
+/* Param groups stored with C's strlen + 1 (libckpt drops that NUL now; older stores hold it)
+ * are read without it, by checkpoint.pt and param_groups.json alike (jansson refused them). */
+START_TEST(test_param_groups_stored_with_their_nul_by_an_older_version_are_read)
+{
+	fixture f;
+	ckpt_writer *w = begin_sgd_hand_made(&f);
+	static const char *const model[] = {"fc1.weight"};
+	put_scalars(w, model, 1, CKPT_GROUP_MODEL, 1);
+	static const char groups[] = "[{\"momentum\": 0.5, \"params\": [0]}]";
+	store_test_old_input = 1;
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", groups, sizeof(groups)),
+	                 0);
+	store_test_old_input = 0;
+	ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.name", "sgd", 3), 0);
+	ckpt_writer_set_step(w, 1);
+	view_layout l;
+	uint8_t *file = commit_and_render_checkpoint_pt(&f, w, &l);
+	ck_assert_ptr_nonnull(file);
+	free(file);
+	view_layout_free(&l);
+	view_layout_init(&l);
+	ck_assert_int_eq(view_render_param_groups(&l, f.ck), 0);
+	file = read_whole(&l, f.snap);
+	ck_assert_ptr_null(memchr(file, 0, l.size));
+	ck_assert_ptr_nonnull(memmem(file, l.size, "\"momentum\": 0.5", 15));
+	free(file);
+	view_layout_free(&l);
+	fixture_close(&f);
+}
+END_TEST
+
 /* Only device strings torch reads back as themselves: torch 1.13 rejects "cuda:01" and keeps
  * the index in an int8, so "cuda:255" loads onto the current device and "cuda:200" as -56. */
 START_TEST(test_map_location_takes_only_devices_torch_reads_back)
@@ -1306,6 +1337,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_sgd_without_momentum_keeps_a_none_buffer_per_parameter);
 	tcase_add_test(tc, test_gpu_tensors_are_written_cpu_unless_told_to_keep_or_map);
 	tcase_add_test(tc, test_map_location_takes_only_devices_torch_reads_back);
+	tcase_add_test(tc, test_param_groups_stored_with_their_nul_by_an_older_version_are_read);
 	tcase_add_test(tc, test_names_that_are_not_utf8_are_refused_with_a_message);
 	tcase_add_test(tc, test_hostile_but_valid_names_are_escaped_in_safetensors_json);
 	tcase_add_test(tc, test_safetensors_refuses_a_tensor_named_metadata);
