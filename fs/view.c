@@ -61,7 +61,8 @@ struct ckpt_view_file {
 	verify_ahead ahead;
 	uint64_t size;        /* as rendered at open; kept while parked */
 	uint64_t fingerprint; /* of the layout: what re-acquiring must find again */
-	bool parked;          /* snapshot and layout released (ckpt_view_file_park) */
+	bool parked;          /* snapshot released (ckpt_view_file_park), layout too unless kept */
+	bool layout_kept;     /* parked with its layout: every byte is the layout's own copy */
 	bool pinned;          /* content gone from the store since open: never parked */
 	/* history.csv follows appends (ckpt_view_file_follow): the last read was at the end and
 	 * answered nothing, and the store generation whose history.csv was last compared */
@@ -1100,14 +1101,19 @@ static int acquire(ckpt_view_file *f, view_node *n)
 	return rc;
 }
 
-static void release(ckpt_view_file *f)
+static void release_snapshot(ckpt_view_file *f)
 {
 	stop_verify_ahead(f);
 	memset(&f->ahead, 0, sizeof(f->ahead));
 	f->ahead_tried = false;
-	view_layout_free(&f->layout);
 	view_snap_put(f->view, f->snap);
 	f->snap = NULL;
+}
+
+static void release(ckpt_view_file *f)
+{
+	release_snapshot(f);
+	view_layout_free(&f->layout);
 }
 
 /* True if a snapshot taken now renders @p f to the same bytes, so that parking it loses
@@ -1125,9 +1131,29 @@ static bool still_in_store(ckpt_view_file *f)
 	return same;
 }
 
+/* True if every byte of @p l is the layout's own copy (history.csv, metrics.json, run.json,
+ * param_groups.json): reading it needs no snapshot. */
+static bool layout_is_private(const view_layout *l)
+{
+	for (size_t i = 0; i < l->nsegs; i++)
+		if (!l->segs[i].bytes)
+			return false;
+	return true;
+}
+
 int ckpt_view_file_park(ckpt_view_file *f)
 {
-	if (f->parked || f->pinned)
+	if (f->parked)
+		return 0;
+	if (layout_is_private(&f->layout)) {
+		/* only the snapshot goes: it reads on from its own bytes, and a history.csv can still
+		 * compare them with the store's to follow appended rows */
+		release_snapshot(f);
+		f->parked = true;
+		f->layout_kept = true;
+		return 0;
+	}
+	if (f->pinned)
 		return 0;
 	if (!still_in_store(f)) {
 		/* an open file reads what it was opened on: this one only from its snapshot */
@@ -1201,7 +1227,8 @@ static bool history_grew_from(const uint8_t *was, size_t len, const uint8_t *now
 int ckpt_view_file_follow(ckpt_view_file *f, ckpt_view_attr *out_attr, bool *out_moved)
 {
 	*out_moved = false;
-	if (f->ino != VIEW_INO_HISTORY || f->parked || !f->snap)
+	/* a parked history.csv kept its bytes (ckpt_view_file_park): it follows too */
+	if (f->ino != VIEW_INO_HISTORY || (f->parked ? !f->layout_kept : !f->snap))
 		return 0;
 	if (!f->end_seen) {
 		/* this read ends one whole version: a `cat` racing a commit gets no torn file */
@@ -1210,7 +1237,8 @@ int ckpt_view_file_follow(ckpt_view_file *f, ckpt_view_attr *out_attr, bool *out
 	}
 	uint64_t gen;
 	int rc = ckpt_store_generation(&gen, f->view->store);
-	if (rc || gen == ckpt_snapshot_generation(f->snap) || (f->follow_tried && gen == f->follow_gen))
+	if (rc || (f->snap && gen == ckpt_snapshot_generation(f->snap)) ||
+	    (f->follow_tried && gen == f->follow_gen))
 		return rc;
 	ckpt_view_file probe = {.view = f->view, .ino = f->ino};
 	view_layout_init(&probe.layout);
@@ -1237,6 +1265,8 @@ int ckpt_view_file_follow(ckpt_view_file *f, ckpt_view_attr *out_attr, bool *out
 	f->size = probe.layout.size;
 	f->fingerprint = layout_fingerprint(&f->layout);
 	f->pinned = false;
+	f->parked = false;
+	f->layout_kept = false;
 	f->end_seen = false;
 	out_attr->size = f->size;
 	*out_moved = true;
@@ -1539,7 +1569,7 @@ int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct io
 	if (offset >= f->size || len == 0 || cap == 0)
 		return 0;
 	f->end_seen = false;
-	if (f->parked) {
+	if (f->parked && !f->layout_kept) {
 		int rc = unpark(f);
 		if (rc)
 			return rc;

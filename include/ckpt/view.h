@@ -195,7 +195,11 @@ int ckpt_view_file_iov(ckpt_view_file *f, uint64_t offset, size_t len, struct io
  * same bytes (same size, synthesized bytes and tensor contents); otherwise reads fail with
  * -ESTALE (its epoch was deleted or rewritten while the file was parked). A file whose
  * content is already gone from the store (its epoch deleted or rewritten since it was opened)
- * is never parked: it keeps reading its snapshot until closed. @return 0.
+ * is never parked: it keeps reading its snapshot until closed. A file whose bytes are all
+ * synthesized (history.csv, metrics.json, run.json, param_groups.json) is an exception to both:
+ * it gives up only its snapshot, keeps its bytes and reads on from them whatever the store
+ * holds (no new snapshot, never -ESTALE); a history.csv still follows the store
+ * (ckpt_view_file_follow()). @return 0.
  */
 int ckpt_view_file_park(ckpt_view_file *f);
 
@@ -227,8 +231,8 @@ int ckpt_view_file_rebase(ckpt_view_file *f);
  * later one, when the store's history.csv now is @p f's bytes with rows appended (rows'
  * `best` fields may have flipped between 0 and 1 in place), moves @p f onto a snapshot of the
  * store as of now and its longer history.csv, and gives back the snapshot it read. Rows
- * deleted or rewritten (retention, a run resumed from an earlier epoch), a parked file, and
- * every other file: left as they are. Only between reads: no reply may point into the file.
+ * deleted or rewritten (retention, a run resumed from an earlier epoch), and every other file:
+ * left as they are. A parked history.csv follows too (it kept its bytes). Only between reads: no reply may point into the file.
  * @param out_attr receives the attributes as of the new snapshot when *out_moved is set.
  * @return 0 (moved or not), or the error of taking a snapshot or rendering (left as it was).
  */

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """tests/integration/mount_follow.py - an open history.csv follows appended rows.
 
-usage: mount_follow.py grow|retain MNT CKPT STORE -- TRAINER_COMMAND...
+usage: mount_follow.py grow|idle|retain MNT CKPT STORE -- TRAINER_COMMAND...
 
 Opens MNT/history.csv and reads it to its end (b''), runs the trainer, then reads on from
 the same descriptor. grow: the rows appended since (with `best` moved: an old row's flag
 flipped) come back, exactly `ckpt cat STORE history.csv` past the old size; a second
 descriptor polled while the trainer runs only ever gets whole rows, each the final file's row
-but for its `best` flag. retain: rows were deleted, so the descriptor keeps its version: reads
+but for its `best` flag. idle: grow, but the descriptor sits idle for 3 s before the trainer
+starts (mounted with -o snapshot_idle=1, its snapshot is given up meanwhile). retain: rows were deleted, so the descriptor keeps its version: reads
 at its end give b'' and a read from 0 gives the old bytes, never torn ones.
 """
 import os
@@ -43,6 +44,8 @@ def main():
     assert old.endswith(b"\n") and old.count(b"\n") >= 2, old
     poll = os.open(hist, os.O_RDONLY)
     polled, chunks = read_to_end(poll), 0
+    if mode == "idle":
+        time.sleep(3)
     proc = subprocess.Popen(trainer)
     while proc.poll() is None:
         chunk = os.read(poll, 1 << 20)
@@ -83,7 +86,7 @@ def main():
     for a, b in zip(prow, nrow):
         assert same_but_best(a, b), (a, b)
     assert chunks >= 1, "the follower saw no rows while training ran"
-    print(f"mount_follow: grow ok ({len(old)} -> {len(new)} bytes, {len(flipped)} best flips, "
+    print(f"mount_follow: {mode} ok ({len(old)} -> {len(new)} bytes, {len(flipped)} best flips, "
           f"{chunks} chunks while training)")
 
 

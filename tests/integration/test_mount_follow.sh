@@ -36,6 +36,15 @@ grep -q truncated "$TMP/tail.err" && fail "tail -f: $(cat "$TMP/tail.err")"
 cmp -s "$mnt/history.csv" "$TMP/want.csv" || fail "cat history.csv differs from ckpt cat"
 unmount_store "$mnt"
 
+# idle: a descriptor idle past snapshot_idle (its snapshot given up) still follows
+store=$TMP/idle
+train "$store" --epochs 2 >"$TMP/train.log" 2>&1 || fail "ckpt-train: $(tail -n 3 "$TMP/train.log")"
+mount_store "$store" "$mnt" -o snapshot_idle=1
+"$PY" "$(dirname "$0")/mount_follow.py" idle "$mnt" "$BIN/ckpt" "$store" -- \
+	"$BIN/ckpt-train" --store "$store" --resume --epochs 6 --threads 1 --quiet ||
+	fail "an open history.csv idle past snapshot_idle did not follow the appended rows"
+unmount_store "$mnt"
+
 # retain: --keep-last 2 deletes the oldest row with each commit: the open file keeps its bytes
 store=$TMP/retain
 train "$store" --epochs 3 --keep-last 2 >"$TMP/train.log" 2>&1 ||

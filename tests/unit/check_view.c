@@ -1136,6 +1136,52 @@ START_TEST(test_parked_file_reads_on_while_content_is_unchanged_else_estale)
 }
 END_TEST
 
+/* A history.csv idle past snapshot_idle gives its snapshot up but keeps its bytes: once read to
+ * its end it still follows the rows committed meanwhile (tail -f of a slow run). */
+START_TEST(test_parked_history_still_follows_appended_rows)
+{
+	ckpt_view_attr a, moved;
+	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "history.csv", true), 0);
+	ckpt_view_file *f;
+	ck_assert_int_eq(ckpt_view_open(&f, NULL, fx.view, a.ino), 0);
+	size_t old_len, got;
+	uint8_t *old = read_path(&fx, "history.csv", &old_len);
+	uint8_t buf[4096];
+	ck_assert_int_eq(ckpt_view_file_read(f, 0, buf, sizeof(buf), &got), 0);
+	ck_assert_uint_eq(got, old_len);
+	bool did_move;
+	ck_assert_int_eq(ckpt_view_file_follow(f, &moved, &did_move), 0); /* its end, once */
+	ck_assert(!did_move);
+	ck_assert_int_eq(ckpt_view_file_park(f), 0);
+	ck_assert(ckpt_view_file_is_parked(f));
+	ck_assert_int_eq(ckpt_view_file_read(f, 0, buf, sizeof(buf), &got), 0);
+	ck_assert_uint_eq(got, old_len); /* its own bytes, no snapshot taken */
+	ck_assert_int_eq(memcmp(buf, old, old_len), 0);
+	ck_assert(ckpt_view_file_is_parked(f));
+	ck_assert_int_eq(ckpt_view_file_follow(f, &moved, &did_move), 0); /* its end again */
+	ck_assert(!did_move);
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, fx.store, EPOCHS + 1), 0);
+	ckpt_writer_set_step(w, (EPOCHS + 1) * 10);
+	ck_assert_int_eq(ckpt_writer_set_metric(w, "val_loss", 0.125), 0);
+	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	size_t new_len;
+	uint8_t *now = read_path(&fx, "history.csv", &new_len);
+	ck_assert_uint_gt(new_len, old_len);
+	ck_assert_int_eq(ckpt_view_file_follow(f, &moved, &did_move), 0);
+	ck_assert(did_move);
+	ck_assert(!ckpt_view_file_is_parked(f));
+	ck_assert_uint_eq(moved.size, new_len);
+	ck_assert_uint_eq(ckpt_view_file_size(f), new_len);
+	ck_assert_int_eq(ckpt_view_file_read(f, old_len, buf, sizeof(buf), &got), 0);
+	ck_assert_uint_eq(got, new_len - old_len);
+	ck_assert_int_eq(memcmp(buf, now + old_len, got), 0);
+	free(old);
+	free(now);
+	ckpt_view_file_close(f);
+}
+END_TEST
+
 /* fs/view.c, CKPT_TESTING builds: how many tensors get a file (2^24 - 16 in production) */
 extern size_t view_test_max_tensor_files;
 
@@ -1210,6 +1256,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_render_failure_reason_reaches_the_view_error);
 	tcase_add_test(tc, test_verify_ahead_never_serves_a_corrupt_chunk);
 	tcase_add_test(tc, test_parked_file_reads_on_while_content_is_unchanged_else_estale);
+	tcase_add_test(tc, test_parked_history_still_follows_appended_rows);
 	tcase_add_test(tc, test_tensors_past_the_inode_space_get_no_file_not_another_epochs_inode);
 	tcase_add_test(tc, test_only_immutable_files_of_one_inode_at_two_commits_are_mixed_incarnations);
 	suite_add_tcase(s, tc);
