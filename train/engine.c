@@ -128,7 +128,8 @@ static void schedule_text(char *buf, size_t len, const train_config *c)
 {
 	switch (c->schedule) {
 	case TRAIN_SCHED_STEP:
-		snprintf(buf, len, "step:%u:%.15g", c->schedule_every, c->schedule_gamma);
+		snprintf(buf, len, "step:%u:%s", c->schedule_every,
+		         TRAIN_DOUBLE_TEXT(c->schedule_gamma));
 		break;
 	case TRAIN_SCHED_COSINE:
 		snprintf(buf, len, "cosine");
@@ -391,24 +392,31 @@ static int config_merge_resumed(train_config *cli, const train_config *run)
 	if ((set & TRAIN_SET_SEED) && cli->seed != run->seed)
 		REFUSE("--seed", "%" PRIu64, cli->seed, run->seed);
 	if ((set & TRAIN_SET_LR) && cli->opt.lr != run->opt.lr)
-		REFUSE("--lr", "%g", cli->opt.lr, run->opt.lr);
+		REFUSE("--lr", "%s", TRAIN_DOUBLE_TEXT(cli->opt.lr),
+		       TRAIN_DOUBLE_TEXT(run->opt.lr));
 	if ((set & TRAIN_SET_MOMENTUM) && cli->opt.momentum != run->opt.momentum)
-		REFUSE("--momentum", "%g", cli->opt.momentum, run->opt.momentum);
+		REFUSE("--momentum", "%s", TRAIN_DOUBLE_TEXT(cli->opt.momentum),
+		       TRAIN_DOUBLE_TEXT(run->opt.momentum));
 	if ((set & TRAIN_SET_DAMPENING) && cli->opt.dampening != run->opt.dampening)
-		REFUSE("--dampening", "%g", cli->opt.dampening, run->opt.dampening);
+		REFUSE("--dampening", "%s", TRAIN_DOUBLE_TEXT(cli->opt.dampening),
+		       TRAIN_DOUBLE_TEXT(run->opt.dampening));
 	if ((set & TRAIN_SET_NESTEROV) && cli->opt.nesterov != run->opt.nesterov)
 		return train_fail(-EINVAL,
 		                  "refusing to resume: the run was trained without --nesterov");
 	if ((set & TRAIN_SET_WEIGHT_DECAY) && cli->opt.weight_decay != run->opt.weight_decay)
-		REFUSE("--weight-decay", "%g", cli->opt.weight_decay, run->opt.weight_decay);
+		REFUSE("--weight-decay", "%s", TRAIN_DOUBLE_TEXT(cli->opt.weight_decay),
+		       TRAIN_DOUBLE_TEXT(run->opt.weight_decay));
 	if ((set & TRAIN_SET_BETAS) &&
 	    (cli->opt.beta1 != run->opt.beta1 || cli->opt.beta2 != run->opt.beta2)) {
-		snprintf(a, sizeof(a), "%g,%g", cli->opt.beta1, cli->opt.beta2);
-		snprintf(b, sizeof(b), "%g,%g", run->opt.beta1, run->opt.beta2);
+		snprintf(a, sizeof(a), "%s,%s", TRAIN_DOUBLE_TEXT(cli->opt.beta1),
+		         TRAIN_DOUBLE_TEXT(cli->opt.beta2));
+		snprintf(b, sizeof(b), "%s,%s", TRAIN_DOUBLE_TEXT(run->opt.beta1),
+		         TRAIN_DOUBLE_TEXT(run->opt.beta2));
 		REFUSE("--betas", "%s", a, b);
 	}
 	if ((set & TRAIN_SET_EPS) && cli->opt.eps != run->opt.eps)
-		REFUSE("--eps", "%g", cli->opt.eps, run->opt.eps);
+		REFUSE("--eps", "%s", TRAIN_DOUBLE_TEXT(cli->opt.eps),
+		       TRAIN_DOUBLE_TEXT(run->opt.eps));
 	if (set & TRAIN_SET_SCHEDULE) {
 		train_config tmp = *run;
 		tmp.schedule_t_max = 0;

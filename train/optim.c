@@ -39,33 +39,35 @@ int train_opt_parse(train_opt_kind *out, const char *name)
 int train_opt_validate(const train_opt_config *c)
 {
 	if (!(c->lr > 0) || !isfinite(c->lr))
-		return train_fail(-EINVAL, "invalid --lr %g (must be a positive number)", c->lr);
+		return train_fail(-EINVAL, "invalid --lr %s (must be a positive number)",
+		                  TRAIN_DOUBLE_TEXT(c->lr));
 	if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
-		return train_fail(-EINVAL, "invalid --weight-decay %g (must be >= 0)",
-		                  c->weight_decay);
+		return train_fail(-EINVAL, "invalid --weight-decay %s (must be >= 0)",
+		                  TRAIN_DOUBLE_TEXT(c->weight_decay));
 	if (c->kind == TRAIN_OPT_SGD) {
 		if (!(c->momentum >= 0) || !isfinite(c->momentum))
-			return train_fail(-EINVAL, "invalid --momentum %g (must be >= 0)",
-			                  c->momentum);
+			return train_fail(-EINVAL, "invalid --momentum %s (must be >= 0)",
+			                  TRAIN_DOUBLE_TEXT(c->momentum));
 		if (!(c->dampening >= 0 && c->dampening <= 1))
-			return train_fail(-EINVAL, "invalid --dampening %g (must be in [0, 1])",
-			                  c->dampening);
+			return train_fail(-EINVAL, "invalid --dampening %s (must be in [0, 1])",
+			                  TRAIN_DOUBLE_TEXT(c->dampening));
 		if (c->dampening != 0 && c->momentum == 0)
 			return train_fail(
 			    -EINVAL,
-			    "--dampening %g has no effect with --momentum 0 (it damps "
+			    "--dampening %s has no effect with --momentum 0 (it damps "
 			    "the momentum buffer)",
-			    c->dampening);
+			    TRAIN_DOUBLE_TEXT(c->dampening));
 		if (c->nesterov && (c->momentum <= 0 || c->dampening != 0))
 			return train_fail(
 			    -EINVAL,
 			    "--nesterov requires --momentum > 0 and --dampening 0 (as torch)");
 	} else {
 		if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1))
-			return train_fail(-EINVAL, "invalid --betas %g,%g (each must be in [0, 1))",
-			                  c->beta1, c->beta2);
+			return train_fail(-EINVAL, "invalid --betas %s,%s (each must be in [0, 1))",
+			                  TRAIN_DOUBLE_TEXT(c->beta1), TRAIN_DOUBLE_TEXT(c->beta2));
 		if (!(c->eps >= 0) || !isfinite(c->eps))
-			return train_fail(-EINVAL, "invalid --eps %g (must be >= 0)", c->eps);
+			return train_fail(-EINVAL, "invalid --eps %s (must be >= 0)",
+			                  TRAIN_DOUBLE_TEXT(c->eps));
 	}
 	return 0;
 }
@@ -186,6 +188,12 @@ static int shortest_precision(double v)
 			return p;
 	}
 	return 17;
+}
+
+const char *train_double_text(char *buf, size_t len, double v)
+{
+	snprintf(buf, len, "%.*g", shortest_precision(v), v);
+	return buf;
 }
 
 static void max_precision(json_t *j, int *p)

@@ -85,4 +85,13 @@ char *train_optimizer_param_groups_json(const train_optimizer *opt, double lr, d
 struct json_t;
 char *train_json_dumps(const struct json_t *j);
 
+/**
+ * @p v as the shortest text (%.15g, %.16g or %.17g) that strtod() reads back as @p v, in
+ * @p buf of @p len bytes (32 hold any double). @return @p buf.
+ */
+const char *train_double_text(char *buf, size_t len, double v);
+/** train_double_text() into a buffer that lives until the end of the enclosing full
+ * expression (for printf-style arguments). */
+#define TRAIN_DOUBLE_TEXT(v) train_double_text((char[32]){0}, 32, (v))
+
 #endif

@@ -955,6 +955,26 @@ START_TEST(test_resume_refuses_other_architecture_and_optimizer)
 	c.opt.lr = 0.3;
 	c.explicit_set = TRAIN_SET_LR;
 	ck_assert_int_eq(train_run(&c, &r), -EINVAL);
+	/* values that differ in the 8th digit print with every digit that tells them apart */
+	c.opt.lr = 0.10000001;
+	ck_assert_int_eq(train_run(&c, &r), -EINVAL);
+	ck_assert_msg(strstr(train_last_error(), "--lr 0.10000001 differs from the run's 0.1 "),
+	              "%s", train_last_error());
+	c.opt.lr = 0.1;
+	c.opt.weight_decay = 0.0010000000000000002;
+	c.explicit_set = TRAIN_SET_WEIGHT_DECAY;
+	ck_assert_int_eq(train_run(&c, &r), -EINVAL);
+	ck_assert_msg(strstr(train_last_error(),
+	                     "--weight-decay 0.0010000000000000002 differs from the run's 0.001 "),
+	              "%s", train_last_error());
+	small_config(&c, store_path, "sgd", 2);
+	c.resume = true;
+	c.opt.momentum = 0.90000000000000013;
+	c.explicit_set = TRAIN_SET_MOMENTUM;
+	ck_assert_int_eq(train_run(&c, &r), -EINVAL);
+	ck_assert_msg(strstr(train_last_error(), "--momentum 0.9000000000000001 differs from the "
+	                                         "run's 0.9 "),
+	              "%s", train_last_error());
 	/* a fresh start on a store that holds a run is refused too */
 	small_config(&c, store_path, "sgd", 2);
 	ck_assert_int_eq(train_run(&c, &r), -EEXIST);
