@@ -23,9 +23,13 @@ PIDS+=("$tpid")
 "$PY" "$(dirname "$0")/mount_follow.py" grow "$mnt" "$BIN/ckpt" "$store" -- \
 	"$BIN/ckpt-train" --store "$store" --resume --epochs 8 --threads 1 --quiet ||
 	fail "an open history.csv did not follow the appended rows"
-sleep 3 # tail -f polls a FUSE file every second
-kill "$tpid" && wait "$tpid" 2>/dev/null
 "$BIN/ckpt" cat "$store" history.csv >"$TMP/want.csv" || fail "ckpt cat history.csv"
+# tail -f polls a FUSE file every second: wait for its lines, 30 s at most on a loaded machine
+deadline=$((SECONDS + 30))
+while [ "$(wc -l <"$TMP/tail.out")" -lt "$(wc -l <"$TMP/want.csv")" ] && [ $SECONDS -lt $deadline ]; do
+	sleep 0.2
+done
+kill "$tpid" && wait "$tpid" 2>/dev/null
 [ "$(wc -l <"$TMP/tail.out")" -eq "$(wc -l <"$TMP/want.csv")" ] ||
 	fail "tail -f printed $(wc -l <"$TMP/tail.out") lines, history.csv has $(wc -l <"$TMP/want.csv"): $(cat "$TMP/tail.out")"
 # every row as the store has it, but for a best flag that flipped after tail printed it
