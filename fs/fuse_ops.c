@@ -703,10 +703,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	ckptfs_ctx *ctx = ctx_of(req);
 	ckpt_view_attr a;
-	/* what a local file system answers, and statfs's f_namemax promises; no name in the view
-	 * is longer (long tensor names end in a hash) */
-	int rc = strlen(name) > CKPTFS_NAME_MAX ? -ENAMETOOLONG
-	                                        : ckpt_view_lookup(&a, ctx->view, parent, name);
+	int rc = ckpt_view_lookup(&a, ctx->view, parent, name); /* ENAMETOOLONG past f_namemax */
 	if (rc) {
 		fuse_reply_err(req, errno_of(rc));
 		return;

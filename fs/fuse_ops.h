@@ -39,8 +39,9 @@ bool ckptfs_find_mount(const char *path, char *majmin, size_t mcap, char *fstype
  *  direct_io anyway, so two opens of them at different commits are not mixed. */
 bool ckptfs_incarnations_mixed(const ckpt_view_attr *a, const ckpt_view_attr *b);
 
-/** The longest name a lookup accepts (statfs's f_namemax); longer ones fail with ENAMETOOLONG. */
-#define CKPTFS_NAME_MAX 255
+/** The longest name a lookup accepts (statfs's f_namemax); longer ones fail with ENAMETOOLONG
+ *  (the view's decision: ckpt_view_lookup()). */
+#define CKPTFS_NAME_MAX CKPT_VIEW_NAME_MAX
 
 /** Default seconds an open file may sit idle before its snapshot is released. */
 #define CKPTFS_SNAPSHOT_IDLE 300

@@ -674,11 +674,21 @@ static int child_ino(uint64_t *out, const view_node *dir, const char *name)
 	return -ENOTDIR;
 }
 
+/* What a local file system answers for a name longer than its f_namemax; no name in the view
+ * is longer (long tensor names end in a hash). Both front ends (FUSE, ckpt ls/cat) get it. */
+static int name_too_long(size_t len)
+{
+	view_set_error("a name of %zu bytes; at most %d", len, VIEW_NAME_MAX);
+	return -ENAMETOOLONG;
+}
+
 static int lookup_in(ckpt_view_attr *out, ckpt_view *view, ckpt_snapshot *snap, uint64_t parent,
                      const char *name)
 {
 	view_node dir, child;
 	uint64_t ino;
+	if (strlen(name) > VIEW_NAME_MAX)
+		return name_too_long(strlen(name));
 	int rc = decode_node(&dir, view, snap, parent);
 	if (rc)
 		return rc;
@@ -726,8 +736,7 @@ int ckpt_view_resolve(ckpt_view_attr *out, ckpt_view *view, const char *path, bo
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 		char name[VIEW_NAME_MAX + 1];
 		if (len > VIEW_NAME_MAX) {
-			view_set_error("no such file: %.*s", (int)len, p);
-			rc = -ENOENT;
+			rc = name_too_long(len);
 			break;
 		}
 		memcpy(name, p, len);

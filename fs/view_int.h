@@ -39,7 +39,7 @@ enum {
 #define VIEW_ENTRY_BITS 24
 #define VIEW_ENTRY_MASK ((UINT64_C(1) << VIEW_ENTRY_BITS) - 1)
 #define VIEW_MAX_EPOCH CKPT_MAX_EPOCH /* what libckpt writes; 64 - VIEW_ENTRY_BITS - 1 bits */
-#define VIEW_NAME_MAX 255
+#define VIEW_NAME_MAX CKPT_VIEW_NAME_MAX
 /* Tensor files are entries VIEW_ENT_TENSOR0 + index in their epoch's entry space. */
 #define VIEW_MAX_TENSOR_FILES ((size_t)(VIEW_ENTRY_MASK + 1 - VIEW_ENT_TENSOR0))
 

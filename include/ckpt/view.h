@@ -93,10 +93,15 @@ int ckpt_view_new(ckpt_view **out, ckpt_store *store, const ckpt_view_options *o
 /** Free a view. Every file opened from it must be closed first. Accepts NULL. */
 void ckpt_view_free(ckpt_view *view);
 
+/** The longest name of a node (bytes); longer tensor names end in a hash (see README). */
+#define CKPT_VIEW_NAME_MAX 255
+
 /**
  * Look up @p name in directory @p parent.
- * @return 0, -ENOENT if there is no such entry, -ENOTDIR if @p parent is not a directory,
- *         or the error rendering the node failed with (its size could not be computed).
+ * @return 0, -ENAMETOOLONG if @p name is longer than CKPT_VIEW_NAME_MAX (as a local file
+ *         system answers), -ENOENT if there is no such entry, -ENOTDIR if @p parent is not a
+ *         directory, or the error rendering the node failed with (its size could not be
+ *         computed).
  */
 int ckpt_view_lookup(ckpt_view_attr *out, ckpt_view *view, uint64_t parent, const char *name);
 
@@ -107,7 +112,7 @@ int ckpt_view_getattr(ckpt_view_attr *out, ckpt_view *view, uint64_t ino);
  * Resolve a path relative to the root ("", "/", "best/model/fc1.weight.npy"). Symlinks in the
  * middle of the path are followed (they only point at epoch directories); a final symlink is
  * followed only if @p follow. "." and empty components are skipped; ".." is refused.
- * @return 0, -ENOENT, -ENOTDIR.
+ * @return 0, -ENOENT, -ENOTDIR, -ENAMETOOLONG (a component longer than CKPT_VIEW_NAME_MAX).
  */
 int ckpt_view_resolve(ckpt_view_attr *out, ckpt_view *view, const char *path, bool follow);
 

@@ -1182,6 +1182,30 @@ START_TEST(test_parked_history_still_follows_appended_rows)
 }
 END_TEST
 
+/* ENAMETOOLONG is the view's answer, so ckpt ls/cat and the mount agree. */
+START_TEST(test_names_longer_than_255_bytes_are_enametoolong_in_lookup_and_resolve)
+{
+	char name[301], path[340];
+	ckpt_view_attr root, dir, a;
+	ck_assert_int_eq(ckpt_view_resolve(&root, fx.view, "", true), 0);
+	ck_assert_int_eq(ckpt_view_resolve(&dir, fx.view, "epoch-0001/model", true), 0);
+	memset(name, 'a', 300);
+	name[255] = '\0';
+	ck_assert_int_eq(ckpt_view_lookup(&a, fx.view, root.ino, name), -ENOENT);
+	ck_assert_int_eq(ckpt_view_lookup(&a, fx.view, dir.ino, name), -ENOENT);
+	name[255] = 'a';
+	name[256] = '\0';
+	ck_assert_int_eq(ckpt_view_lookup(&a, fx.view, root.ino, name), -ENAMETOOLONG);
+	ck_assert_int_eq(ckpt_view_lookup(&a, fx.view, dir.ino, name), -ENAMETOOLONG);
+	name[256] = 'a';
+	name[300] = '\0';
+	snprintf(path, sizeof(path), "epoch-0001/%s", name);
+	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, name, true), -ENAMETOOLONG);
+	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, path, true), -ENAMETOOLONG);
+	ck_assert_ptr_nonnull(strstr(ckpt_view_last_error(), "300 bytes"));
+}
+END_TEST
+
 /* fs/view.c, CKPT_TESTING builds: how many tensors get a file (2^24 - 16 in production) */
 extern size_t view_test_max_tensor_files;
 
@@ -1257,6 +1281,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_verify_ahead_never_serves_a_corrupt_chunk);
 	tcase_add_test(tc, test_parked_file_reads_on_while_content_is_unchanged_else_estale);
 	tcase_add_test(tc, test_parked_history_still_follows_appended_rows);
+	tcase_add_test(tc, test_names_longer_than_255_bytes_are_enametoolong_in_lookup_and_resolve);
 	tcase_add_test(tc, test_tensors_past_the_inode_space_get_no_file_not_another_epochs_inode);
 	tcase_add_test(tc, test_only_immutable_files_of_one_inode_at_two_commits_are_mixed_incarnations);
 	suite_add_tcase(s, tc);
