@@ -39,6 +39,8 @@ struct ckpt_writer {
 	size_t nmetrics;
 	store_extra *extras; /* keys and data owned */
 	size_t nextras;
+	bool groups_unchecked; /* "optimizer.param_groups" was set as older versions took it
+	                          (store_old_input_allowed()): commit leaves it unchecked too */
 	uint64_t total_bytes;
 };
 
@@ -368,6 +370,7 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 	copy[len] = '\0';
 	char why[256];
 	bool groups = strcmp(key, "optimizer.param_groups") == 0 && !store_old_input_allowed();
+	bool groups_unchecked = strcmp(key, "optimizer.param_groups") == 0 && !groups;
 	if (groups && len > 0 && copy[len - 1] == '\0')
 		len--; /* text given with C's strlen + 1: stored without the NUL, the JSON text the
 		        * renderers read with jansson (as other text extras are shown without it) */
@@ -383,6 +386,8 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 		free((void *)w->extras[i].data);
 		w->extras[i].data = copy;
 		w->extras[i].len = len;
+		if (strcmp(key, "optimizer.param_groups") == 0)
+			w->groups_unchecked = groups_unchecked;
 		return 0;
 	}
 	char *kcopy = strdup(key);
@@ -398,6 +403,8 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
 	memmove(&ne[i + 1], &ne[i], (w->nextras - i) * sizeof(*ne));
 	ne[i] = (store_extra){kcopy, copy, len};
 	w->nextras++;
+	if (strcmp(key, "optimizer.param_groups") == 0)
+		w->groups_unchecked = groups_unchecked;
 	return 0;
 }
 
@@ -516,12 +523,44 @@ int store_test_no_pregrow;
 static const int store_test_no_pregrow = 0;
 #endif
 
+/* The param groups against the checkpoint's model tensors, known only now (the extra may be
+ * set before the tensors are put): 0, or -EINVAL/-ENOMEM with the message set. Not in the
+ * transaction: a refusal leaves the store as it was. */
+static int check_groups_fit(const ckpt_writer *w)
+{
+	const store_extra *groups = NULL;
+	for (size_t i = 0; i < w->nextras && !groups; i++)
+		if (strcmp(w->extras[i].key, "optimizer.param_groups") == 0)
+			groups = &w->extras[i];
+	if (!groups || w->groups_unchecked)
+		return 0;
+	const char **model = malloc((w->ntensors ? w->ntensors : 1) * sizeof(*model));
+	if (!model)
+		return store_error(-ENOMEM, "out of memory");
+	size_t nmodel = 0;
+	for (size_t i = 0; i < w->ntensors; i++)
+		if (w->tensors[i].info.group == CKPT_GROUP_MODEL)
+			model[nmodel++] = w->tensors[i].name;
+	char why[512];
+	int rc = store_json_check_param_groups_fit(groups->data, groups->len, model, nmodel, why,
+	                                           sizeof(why));
+	free(model);
+	if (rc)
+		return store_error(rc, "store %s: epoch %llu: %s", w->store->path,
+		                   (unsigned long long)w->epoch, why);
+	return 0;
+}
+
 int ckpt_writer_commit(ckpt_writer *w)
 {
 	if (!w)
 		return store_error(-EINVAL, "ckpt_writer_commit: no writer (NULL)");
 	ckpt_store *s = w->store;
-	int rc = 0;
+	int rc = check_groups_fit(w);
+	if (rc) {
+		ckpt_writer_abort(w); /* freed in every case, as after any failed commit */
+		return rc;
+	}
 	uint64_t used, size, need = estimate_need(w);
 	pthread_mutex_lock(&s->write_lock);
 	/* grow before the transaction when the estimate does not fit; MAP_FULL stays possible

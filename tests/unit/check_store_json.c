@@ -146,6 +146,92 @@ START_TEST(test_param_groups_that_torch_cannot_load_are_refused_at_set_extra)
 }
 END_TEST
 
+/* Epoch 1 of @p s: two model parameters fc.weight and fc.bias with momentum for both, step
+ * @p step, param groups @p groups set before the tensors or after them; the commit's code. */
+static int commit_two_parameters(ckpt_store *s, uint64_t step, const char *groups, bool first)
+{
+	static const float values[4] = {1, 2, 3, 4};
+	static const char *const names[4] = {"fc.weight", "fc.bias", "fc.weight.momentum_buffer",
+	                                     "fc.bias.momentum_buffer"};
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, s, 1), 0);
+	ckpt_writer_set_step(w, step);
+	if (first)
+		ck_assert_msg(set_groups(w, groups) == 0, "%s: %s", groups, ckpt_last_error());
+	for (size_t i = 0; i < 4; i++)
+		ck_assert_int_eq(ckpt_writer_put_tensor(w, names[i],
+		                                        i < 2 ? CKPT_GROUP_MODEL : CKPT_GROUP_OPTIMIZER,
+		                                        CKPT_DTYPE_FLOAT32, 0, NULL, NULL, &values[i],
+		                                        sizeof(values[i])),
+		                 0);
+	if (!first)
+		ck_assert_msg(set_groups(w, groups) == 0, "%s: %s", groups, ckpt_last_error());
+	return ckpt_writer_commit(w); /* frees w whatever it returns */
+}
+
+/* Param groups whose own shape is right but that do not fit the checkpoint's model tensors
+ * were committed: its checkpoint.pt failed in torch.optim's load_state_dict() ("doesn't match
+ * the size of optimizer's group", "different number of parameter groups") or in the renderer
+ * (a name that is no model tensor, or one named twice). */
+START_TEST(test_param_groups_that_do_not_fit_the_model_tensors_are_refused_at_commit)
+{
+	ckpt_store *s = test_store_create(storepath, 0);
+	ck_assert_msg(commit_two_parameters(s, 7, "[{\"params\": [0, 1]}]", true) == 0, "%s",
+	              ckpt_last_error());
+	uint64_t before, after;
+	ck_assert_int_eq(ckpt_store_generation(&before, s), 0);
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+	    {"[{\"params\":[0,1,2]}]",
+	     "optimizer.param_groups lists 3 parameters, the checkpoint has 2 model tensors"},
+	    {"[{\"params\":[0]},{\"params\":[2,1]}]", "lists 3 parameters, the checkpoint has 2"},
+	    {"[]", "optimizer.param_groups lists no parameters (no group)"},
+	    {"[{\"params\":[]},{\"params\":[]}]", "lists no parameters (every group's"},
+	    {"[{\"params\":[0],\"param_names\":[\"fc.weight.momentum_buffer\"]}]",
+	     "param group 0 names 'fc.weight.momentum_buffer', which is no model tensor"},
+	    {"[{\"params\":[0,1],\"param_names\":[\"fc.bias\",\"fc\"]}]",
+	     "param group 0 names 'fc', which is no model tensor"},
+	    {"[{\"params\":[0],\"param_names\":[\"fc.weight\"]},"
+	     "{\"params\":[1],\"param_names\":[\"fc.w\\u0065ight\"]}]",
+	     "param group 1 names 'fc.weight', which is named twice"},
+	};
+	char where[600];
+	snprintf(where, sizeof(where), "store %s: epoch 1: ", storepath);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (int first = 0; first < 2; first++) {
+			ck_assert_msg(commit_two_parameters(s, 9, bad[i].text, first) == -EINVAL, "%s",
+			              bad[i].text);
+			ck_assert_msg(strstr(ckpt_last_error(), where) &&
+			                  strstr(ckpt_last_error(), bad[i].why),
+			              "%s: %s", bad[i].text, ckpt_last_error());
+		}
+	}
+	/* the store as it was: epoch 1 of step 7, no commit since */
+	ck_assert_int_eq(ckpt_store_generation(&after, s), 0);
+	ck_assert_uint_eq(after, before);
+	ckpt_snapshot *snap;
+	const ckpt_checkpoint *c;
+	ck_assert_int_eq(ckpt_snapshot_open(&snap, s), 0);
+	ck_assert_int_eq(ckpt_snapshot_checkpoint(&c, snap, 1), 0);
+	ck_assert_uint_eq(ckpt_checkpoint_step(c), 7);
+	ckpt_snapshot_close(snap);
+	/* an optimizer over some of the model tensors (the others: buffers, frozen parameters),
+	 * and what torch's state_dict() gives for one over all of them */
+	static const char *const good[] = {
+	    "[{\"params\": [0]}]",
+	    "[{\"params\": [0], \"param_names\": [\"fc.bias\"]}]",
+	    "[{\"params\": [0, 1]}, {\"params\": []}]",
+	    "[{\"lr\": 0.1, \"params\": [0], \"param_names\": [\"fc.weight\"]}, "
+	    "{\"lr\": 0.01, \"params\": [1], \"param_names\": [\"fc.bi\\u0061s\"]}]",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(commit_two_parameters(s, 8, good[i], i % 2) == 0, "%s: %s", good[i],
+		              ckpt_last_error());
+	ckpt_store_close(s);
+}
+END_TEST
+
 /* Param groups given with C's strlen + 1 were refused for "a NUL byte", while other text
  * extras so given are shown without it: the NUL is not stored, so that checkpoint.pt and
  * param_groups.json read the JSON text. */
@@ -155,6 +241,10 @@ START_TEST(test_param_groups_given_with_their_terminating_nul_are_stored_without
 	ckpt_store *s = test_store_create(storepath, 0);
 	ckpt_writer *w;
 	ck_assert_int_eq(ckpt_writer_begin(&w, s, 1), 0);
+	static const float weight = 1;
+	ck_assert_int_eq(ckpt_writer_put_tensor(w, "w", CKPT_GROUP_MODEL, CKPT_DTYPE_FLOAT32, 0,
+	                                        NULL, NULL, &weight, sizeof(weight)),
+	                 0);
 	ck_assert_msg(ckpt_writer_set_extra(w, "optimizer.param_groups", groups, sizeof(groups)) == 0,
 	              "%s", ckpt_last_error());
 	ck_assert_int_eq(ckpt_writer_commit(w), 0);
@@ -327,6 +417,7 @@ static Suite *store_json_suite(void)
 	tcase_add_test(tc, test_param_groups_that_torch_cannot_load_are_refused_at_set_extra);
 	tcase_add_test(tc, test_nesting_is_refused_exactly_where_jansson_refuses_it);
 	tcase_add_test(tc, test_param_groups_given_with_their_terminating_nul_are_stored_without_it);
+	tcase_add_test(tc, test_param_groups_that_do_not_fit_the_model_tensors_are_refused_at_commit);
 	suite_add_tcase(su, tc);
 	/* hostile texts: the old checker took minutes here (a crash on the small stack) */
 	TCase *cost = tcase_create("cost");
