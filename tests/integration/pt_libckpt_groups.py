@@ -190,25 +190,26 @@ def check_misnamed():
     opt = torch.optim.AdamW([{"params": [named[n] for n in spec[0]]},
                              {"params": [named[n] for n in spec[1]]}], lr=1e-2)
     train_two_steps(model, opt, torch.Generator().manual_seed(3))
-    wrong = [dict(spelled=["fc2.weigth"] + spec[0][1:], want="names 'fc2.weigth', which is no model tensor"),
-             dict(spelled=None, want="param group 1 has no \"param_names\" for its 3 \"params\"")]
+    wrong = [dict(spelled=["fc2.weigth"] + spec[0][1:], at="commit",
+                  want="names 'fc2.weigth', which is no model tensor"),
+             dict(spelled=None, at="set_extra",
+                  want="param group 1 has no \"param_names\" for its 3 \"params\"")]
     for i, case in enumerate(wrong):
         groups = json.loads(json.dumps(opt.state_dict()["param_groups"]))
         groups[0]["param_names"] = case["spelled"] or spec[0]
         if case["spelled"]:
             groups[1]["param_names"] = spec[1]
         store = os.path.join(WORK, f"misnamed{i}")
-        if case["spelled"] is None:
-            # libckpt refuses such groups at set_extra now (ok() exits with its error: caught;
-            # that store stays open, unused); a store an older version wrote with them must
-            # still give one line, not a file
-            try:
-                write_store(store + ".refused", model, opt, groups)
-                sys.exit(f"FAIL: misnamed {i}: set_extra accepted it")
-            except SystemExit as e:
-                if "set_extra: -22" not in str(e) or case["want"] not in str(e):
-                    raise
-            os.environ["CKPT_STORE_TEST_OLD_INPUT"] = "1"
+        # libckpt refuses such groups now, a group without names at set_extra, a name that is
+        # no model tensor at commit (ok() exits with its error: caught; that store stays open,
+        # unused); a store an older version wrote with them must still give one line, not a file
+        try:
+            write_store(store + ".refused", model, opt, groups)
+            sys.exit(f"FAIL: misnamed {i}: {case['at']} accepted it")
+        except SystemExit as e:
+            if f"{case['at']}: -22" not in str(e) or case["want"] not in str(e):
+                raise
+        os.environ["CKPT_STORE_TEST_OLD_INPUT"] = "1"
         write_store(store, model, opt, groups)
         os.environ.pop("CKPT_STORE_TEST_OLD_INPUT", None)
         out = os.path.join(WORK, f"misnamed{i}.pt")
