@@ -1092,10 +1092,113 @@ static void format_eta(char *buf, size_t len, double seconds)
 		snprintf(buf, len, "%u:%02u", s / 60, s % 60);
 }
 
+/* The stored epochs in (@p after, @p upto] as people read them, into @p buf of @p len bytes:
+ * "epoch 5", "epochs 2..6", "epochs 2, 5 and 6", "1200 epochs from 3 to 4000" (bounded
+ * length). @return how many there are (0: @p buf is ""; a list that cannot be read counts
+ * as none). */
+static size_t stored_epochs_text(char *buf, size_t len, ckpt_store *store, uint64_t after,
+                                 uint64_t upto)
+{
+	uint64_t *epochs = NULL;
+	size_t n = 0, first = 0;
+	ckpt_snapshot *snap = NULL;
+	buf[0] = '\0';
+	if (!store || ckpt_snapshot_open(&snap, store) != 0)
+		return 0;
+	if (ckpt_snapshot_list(&epochs, &n, snap) != 0)
+		n = 0;
+	ckpt_snapshot_close(snap);
+	while (first < n && epochs[first] <= after)
+		first++;
+	while (n > first && epochs[n - 1] > upto)
+		n--;
+	const uint64_t *e = epochs + first;
+	n -= first;
+	if (n == 1)
+		snprintf(buf, len, "epoch %" PRIu64, e[0]);
+	else if (n > 1 && e[n - 1] - e[0] + 1 == n) /* ascending and distinct: no gap */
+		snprintf(buf, len, "epochs %" PRIu64 "..%" PRIu64, e[0], e[n - 1]);
+	else if (n > 1 && n <= 6) {
+		size_t o = (size_t)snprintf(buf, len, "epochs");
+		for (size_t i = 0; i < n && o < len; i++)
+			o += (size_t)snprintf(buf + o, len - o, "%s%" PRIu64,
+			                      i == 0 ? " " : i + 1 == n ? " and " : ", ", e[i]);
+	} else if (n > 6)
+		snprintf(buf, len, "%zu epochs from %" PRIu64 " to %" PRIu64, n, e[0], e[n - 1]);
+	free(epochs);
+	return n;
+}
+
+/* Where a run that stops now leaves the store, into @p buf: "the store ends at epoch 3", or,
+ * when epochs of an earlier run lie past this run's last commit (a resume from an earlier
+ * epoch), which epoch this run committed last and which of the earlier run's are still
+ * stored. With @p command, also the command that finishes this run's work: it resumes from
+ * the epoch this run committed last (or resumed from), not from the newest stored one. */
+static void where_run_stops(char *buf, size_t len, ckpt_store *store, const train_config *c,
+                            uint32_t start_epoch, uint32_t last_saved, bool command)
+{
+	char older[96];
+	size_t nolder = stored_epochs_text(older, sizeof(older), store, last_saved, UINT64_MAX);
+	size_t o;
+	if (nolder == 0)
+		o = (size_t)snprintf(buf, len, "the store ends at epoch %u", last_saved);
+	else if (last_saved > start_epoch)
+		o = (size_t)snprintf(buf, len,
+		                     "this run resumed from epoch %u and committed epoch %u last; %s "
+		                     "of the earlier run %s still stored",
+		                     start_epoch, last_saved, older, nolder == 1 ? "is" : "are");
+	else
+		o = (size_t)snprintf(buf, len,
+		                     "this run resumed from epoch %u and committed none; %s of the "
+		                     "earlier run %s still stored",
+		                     start_epoch, older, nolder == 1 ? "is" : "are");
+	if (!command || o >= len)
+		return;
+	char quoted[4 * 4096 + 3]; /* a PATH_MAX path, every byte a quote at worst */
+	o += (size_t)snprintf(buf + o, len - o, ": continue with: ckpt-train --store %s",
+	                      ckpt_shell_word(quoted, sizeof(quoted), c->store_path));
+	/* a path given on a resume may be where the data moved: the checkpoint resumed from
+	 * may record the old one */
+	if (o < len && c->resume && (c->explicit_set & TRAIN_SET_DATA))
+		o += (size_t)snprintf(buf + o, len - o, " --data %s",
+		                      ckpt_shell_word(quoted, sizeof(quoted), c->data));
+	if (o >= len)
+		return;
+	if (nolder)
+		snprintf(buf + o, len - o, " --resume %u --epochs %u", last_saved, c->epochs);
+	else
+		snprintf(buf + o, len - o, " --resume --epochs %u", c->epochs);
+}
+
+/* A resume from epoch @p from with target @p epochs, in a store that holds later epochs of an
+ * earlier run: a note names those this run trains again (each is replaced when its new
+ * checkpoint commits; until then the old one stays), a warning those past the target. */
+static void note_earlier_epochs(ckpt_store *store, uint32_t from, uint32_t epochs)
+{
+	char list[96];
+	for (int past = 0; past < 2; past++) {
+		size_t n = past ? stored_epochs_text(list, sizeof(list), store,
+		                                     epochs > from ? epochs : from, UINT64_MAX)
+		                : stored_epochs_text(list, sizeof(list), store, from, epochs);
+		bool one = n == 1;
+		if (n && !past)
+			ckpt_print_line(stderr, "ckpt-train: note: ",
+			                "resuming from epoch %u: stored %s of the earlier run %s "
+			                "replaced as %s trained again",
+			                from, list, one ? "is" : "are", one ? "it is" : "they are");
+		else if (n)
+			ckpt_print_line(stderr, "ckpt-train: warning: ",
+			                "resuming from epoch %u; %s of the earlier run %s in the store "
+			                "(raise --epochs to replace %s)",
+			                from, list, one ? "stays" : "stay", one ? "it" : "them");
+	}
+}
+
 /* A stop signal arrived: let the commit in flight finish (no committed epoch is lost), then
  * say where the store ends. @return the error ckpt-train exits with. */
 static int stop_on_signal(train_persister *p, train_result *res, const train_config *c,
-                          uint32_t epoch, uint32_t batch, uint32_t nbatches)
+                          uint32_t start_epoch, uint32_t epoch, uint32_t batch,
+                          uint32_t nbatches)
 {
 	int sig = stop_signal;
 	res->signal = sig;
@@ -1122,19 +1225,17 @@ static int stop_on_signal(train_persister *p, train_result *res, const train_con
 	char lost[48] = "";
 	if (batch > 0)
 		snprintf(lost, sizeof(lost), "epoch %u was not saved, ", epoch);
-	char quoted[4 * 4096 + 3]; /* a PATH_MAX path, every byte a quote at worst */
-	return train_fail(TRAIN_EINTERRUPTED,
-	                  "interrupted by %s %s; %sthe store ends at epoch %u: continue with: "
-	                  "ckpt-train --store %s --resume --epochs %u",
-	                  name, where, lost, last_saved,
-	                  ckpt_shell_word(quoted, sizeof(quoted), c->store_path), c->epochs);
+	char stops[3 * 4096 * 4 + 512];
+	where_run_stops(stops, sizeof(stops), p->store, c, start_epoch, last_saved, true);
+	return train_fail(TRAIN_EINTERRUPTED, "interrupted by %s %s; %s%s", name, where, lost,
+	                  stops);
 }
 
 /* A device failure the backend recorded (a lost GPU, a faulting kernel): stop as on any
  * error, after the commit in flight, saying where the store ends. @p where: "in epoch 3
  * (batch 7/430)" and the like. @return 0 if the device is fine. */
 static int check_device(train_backend *be, train_persister *p, train_result *res,
-                        const char *where)
+                        const train_config *c, uint32_t start_epoch, const char *where)
 {
 	int rc = be->status(be);
 	if (!rc)
@@ -1144,7 +1245,9 @@ static int check_device(train_backend *be, train_persister *p, train_result *res
 	(void)persist_settle(p, res); /* the device's failure is the one to report */
 	if (res->last_epoch == 0)
 		return train_fail(rc, "%s %s; nothing was saved", why, where);
-	return train_fail(rc, "%s %s; the store ends at epoch %u", why, where, res->last_epoch);
+	char stops[512];
+	where_run_stops(stops, sizeof(stops), p->store, c, start_epoch, res->last_epoch, false);
+	return train_fail(rc, "%s %s; %s", why, where, stops);
 }
 
 /* How open_or_create_store() found the store: 0 reused, 1 created in an existing (empty)
@@ -2065,7 +2168,7 @@ int train_run(train_config *cfg, train_result *res)
 	if (cfg->resume) {
 		rc = restore_state(snap, resume_ckpt, model, opt, &rng);
 		if (!rc)
-			rc = check_device(be, &pers, res, "restoring the run");
+			rc = check_device(be, &pers, res, cfg, start_epoch, "restoring the run");
 		if (rc)
 			goto out;
 		ckpt_snapshot_close(snap);
@@ -2094,8 +2197,9 @@ int train_run(train_config *cfg, train_result *res)
 				if (!cfg->quiet && deleted)
 					out_line(
 					    "retention now keep-last %u keep-top %u: deleted %u "
-					    "checkpoints\n",
-					    cfg->keep_last, cfg->keep_top, deleted);
+					    "checkpoint%s\n",
+					    cfg->keep_last, cfg->keep_top, deleted,
+					    deleted == 1 ? "" : "s");
 			}
 		}
 		if (!cfg->quiet)
@@ -2104,35 +2208,12 @@ int train_run(train_config *cfg, train_result *res)
 		if (start_epoch >= cfg->epochs && !cfg->quiet)
 			out_line("nothing to do: epoch %u already reached (raise --epochs)\n",
 			         start_epoch);
-		uint64_t latest = 0;
-		ckpt_snapshot *check;
-		if (ckpt_snapshot_open(&check, store) == 0) {
-			if (ckpt_snapshot_latest(&latest, check) != 0)
-				latest = 0;
-			ckpt_snapshot_close(check);
-		}
-		/* the stored epochs after the resumed one that this run trains again: each is
-		 * replaced by its new checkpoint when that commits (until then the old one stays) */
-		uint64_t last_redone = latest < cfg->epochs ? latest : cfg->epochs;
-		if (latest > start_epoch && last_redone > start_epoch)
-			ckpt_print_line(stderr, "ckpt-train: note: ",
-			                "resuming from epoch %u: stored epochs %u..%" PRIu64
-			                " of the earlier run are replaced as they are trained again",
-			                start_epoch, start_epoch + 1, last_redone);
-		if (latest > start_epoch && latest > cfg->epochs)
-			ckpt_print_line(
-			    stderr, "ckpt-train: warning: ",
-			    "resuming from epoch %u; epochs %u..%" PRIu64
-			    " of the earlier run stay in the store (raise --epochs to replace "
-			    "them)",
-			    start_epoch,
-			    cfg->epochs + 1 > start_epoch + 1 ? cfg->epochs + 1 : start_epoch + 1,
-			    latest);
+		note_earlier_epochs(store, start_epoch, cfg->epochs);
 	} else {
 		train_rng_seed(&rng, cfg->seed);
 		rc = train_mlp_init(model, &rng);
 		if (!rc)
-			rc = check_device(be, &pers, res, "initializing the model");
+			rc = check_device(be, &pers, res, cfg, start_epoch, "initializing the model");
 		if (rc)
 			goto out;
 	}
@@ -2156,7 +2237,7 @@ int train_run(train_config *cfg, train_result *res)
 		uint64_t correct = 0;
 		for (uint32_t b = 0; b < nbatches; b++) {
 			if (stop_signal) {
-				rc = stop_on_signal(&pers, res, cfg, epoch, b, nbatches);
+				rc = stop_on_signal(&pers, res, cfg, start_epoch, epoch, b, nbatches);
 				goto out;
 			}
 			if (persister_failed(&pers)) {
@@ -2173,7 +2254,7 @@ int train_run(train_config *cfg, train_result *res)
 				char where[64];
 				snprintf(where, sizeof(where), "in epoch %u (batch %u/%u)", epoch,
 				         b + 1, nbatches);
-				rc = check_device(be, &pers, res, where);
+				rc = check_device(be, &pers, res, cfg, start_epoch, where);
 				goto out;
 			}
 			if (!isfinite(batch_loss)) {
@@ -2186,15 +2267,17 @@ int train_run(train_config *cfg, train_result *res)
 					    "training loss became %s in epoch %u, batch %u "
 					    "(try a lower --lr); nothing was saved",
 					    isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1);
-				else
+				else {
+					char stops[512];
+					where_run_stops(stops, sizeof(stops), pers.store, cfg,
+					                start_epoch, res->last_epoch, false);
 					rc = train_fail(
 					    TRAIN_ENONFINITE,
 					    "training loss became %s in epoch %u, batch %u (try a "
-					    "lower --lr); epoch %u was not saved, the store ends "
-					    "at "
-					    "epoch %u",
+					    "lower --lr); epoch %u was not saved, %s",
 					    isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1,
-					    epoch, res->last_epoch);
+					    epoch, stops);
+				}
 				goto out;
 			}
 			loss_sum += batch_loss;
@@ -2247,7 +2330,7 @@ int train_run(train_config *cfg, train_result *res)
 		if (be->status(be)) {
 			char where[64];
 			snprintf(where, sizeof(where), "evaluating epoch %u", epoch);
-			rc = check_device(be, &pers, res, where);
+			rc = check_device(be, &pers, res, cfg, start_epoch, where);
 			goto out;
 		}
 		/* a stop signal that arrived after the last batch does not cost this epoch: every
@@ -2269,7 +2352,7 @@ int train_run(train_config *cfg, train_result *res)
 		if (!rc && be->status(be)) {
 			char where[64];
 			snprintf(where, sizeof(where), "taking the checkpoint of epoch %u", epoch);
-			rc = check_device(be, &pers, res, where);
+			rc = check_device(be, &pers, res, cfg, start_epoch, where);
 		}
 		if (rc)
 			goto out;
