@@ -1250,6 +1250,82 @@ static int check_device(train_backend *be, train_persister *p, train_result *res
 	return train_fail(rc, "%s %s; %s", why, where, stops);
 }
 
+/* A hyper-parameter's value as an option takes it: 0.1, 16, true, 0.9,0.999, cosine. */
+static void hyperparam_text(char *buf, size_t len, const json_t *v)
+{
+	if (!v)
+		snprintf(buf, len, "(none)");
+	else if (json_is_real(v))
+		train_double_text(buf, len, json_real_value(v));
+	else if (json_is_integer(v))
+		snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	else if (json_is_boolean(v))
+		snprintf(buf, len, "%s", json_is_true(v) ? "true" : "false");
+	else if (json_is_string(v))
+		snprintf(buf, len, "%s", json_string_value(v));
+	else if (json_is_array(v)) {
+		size_t o = 0, i;
+		json_t *e;
+		buf[0] = '\0';
+		json_array_foreach(v, i, e) {
+			if (o + 1 >= len)
+				break;
+			if (i)
+				buf[o++] = ',', buf[o] = '\0';
+			hyperparam_text(buf + o, len - o, e);
+			o += strlen(buf + o);
+		}
+	} else
+		snprintf(buf, len, "?");
+}
+
+/* The hyper-parameters of @p theirs (a store's run.json text) that differ from @p mine, as
+ * "--lr 0.1 there, 0.5 here; --momentum 0.8 there, 0.9 here" into @p buf. @return false if
+ * either text is not a JSON object (@p buf is then ""). */
+static bool hyperparams_diff(char *buf, size_t len, const char *theirs, const char *mine)
+{
+	static const char *const options[][2] = {
+	    {"lr", "--lr"},
+	    {"momentum", "--momentum"},
+	    {"dampening", "--dampening"},
+	    {"nesterov", "--nesterov"},
+	    {"betas", "--betas"},
+	    {"eps", "--eps"},
+	    {"weight_decay", "--weight-decay"},
+	    {"batch_size", "--batch-size"},
+	    {"lr_schedule", "--lr-schedule"},
+	    {"T_max", "--epochs (the cosine period)"},
+	    {"val_split", "--val-split"},
+	};
+	json_t *a = json_loads(theirs, 0, NULL), *b = json_loads(mine, 0, NULL);
+	size_t o = 0;
+	buf[0] = '\0';
+	bool ok = json_is_object(a) && json_is_object(b);
+	const char *key;
+	json_t *v;
+	if (ok) {
+		/* a key on one side only follows from another difference (T_max from the
+		 * schedule) */
+		json_object_foreach(b, key, v) {
+			json_t *va = json_object_get(a, key);
+			if (!va || json_equal(va, v) || o >= len)
+				continue;
+			const char *name = key;
+			for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+				if (strcmp(options[i][0], key) == 0)
+					name = options[i][1];
+			char there[96], here[96];
+			hyperparam_text(there, sizeof(there), va);
+			hyperparam_text(here, sizeof(here), v);
+			o += (size_t)snprintf(buf + o, len - o, "%s%s %s there, %s here", o ? "; " : "",
+			                      name, there, here);
+		}
+	}
+	json_decref(a);
+	json_decref(b);
+	return ok;
+}
+
 /* How open_or_create_store() found the store: 0 reused, 1 created in an existing (empty)
  * directory, 2 created with its directory. */
 enum { STORE_REUSED = 0, STORE_CREATED = 1, STORE_CREATED_DIR = 2 };
@@ -1327,6 +1403,16 @@ static int open_or_create_store(ckpt_store **out, train_config *c, int *how)
 			what = "--monitor", was = m->monitor ? m->monitor : "";
 		else if (strcmp(m->hyperparams ? m->hyperparams : "", hyper) != 0)
 			what = "hyper-parameters", was = m->hyperparams ? m->hyperparams : "";
+		char diff[1024];
+		if (what && strcmp(what, "hyper-parameters") == 0 &&
+		    hyperparams_diff(diff, sizeof(diff), was, hyper) && diff[0]) {
+			rc = train_fail(-EEXIST,
+			                "store %s holds no checkpoint but was created for a run with "
+			                "other settings (%s); remove it or use another --store",
+			                c->store_path, diff);
+			ckpt_store_close(store);
+			goto out;
+		}
 		if (what) {
 			rc = train_fail(
 			    -EEXIST,

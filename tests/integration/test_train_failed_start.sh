@@ -46,6 +46,12 @@ wait $kpid 2>/dev/null
 $TRAIN --store "$WORK/killed" --epochs 1 --seed 7 "${common[@]}" 2>"$WORK/err" &&
 	fail "an empty store of another --seed was reused"
 grep -q "was created for a run with other --seed (0)" "$WORK/err" || fail "message: $(cat "$WORK/err")"
+# hyper-parameters: the settings that differ, each with both values (every digit that tells
+# them apart), not the whole run.json text
+$TRAIN --store "$WORK/killed" --epochs 1 --lr 0.10000001 --momentum 0.8 "${common[@]}" 2>"$WORK/err" &&
+	fail "an empty store of another --lr was reused"
+grep -q "was created for a run with other settings (--lr 0.1 there, 0.10000001 here; --momentum 0.9 there, 0.8 here); remove it" "$WORK/err" ||
+	fail "message: $(cat "$WORK/err")"
 $TRAIN --store "$WORK/killed" --epochs 1 "${common[@]}" || fail "same settings on the empty store"
 echo "ok: a run that saved nothing leaves no store; existing stores stay"
 
