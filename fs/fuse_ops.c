@@ -6,8 +6,9 @@
  * their files direct_io, since their size can change between stat and open. Reads reply with iovecs pointing into the LMDB map (no copy,
  * no splice). Each open file (fi->fh) reads the snapshot it was opened on (the view shares one
  * snapshot among the files opened at the same commit; history.csv read to its end moves on to
- * appended rows, see ckpt_view_file_follow) and has a mutex: one request at a time uses its
- * layout and verification state.
+ * appended rows, see ckpt_view_file_follow; history.csv and metrics.json read again from 0 move
+ * onto the store's bytes, see ckpt_view_file_reread) and has a mutex: one request at a time
+ * uses its layout and verification state.
  */
 #include "fs/fuse_ops.h"
 
@@ -29,6 +30,7 @@ typedef struct open_file {
 	ckpt_view_file *file;
 	int64_t last_use_ns; /* CLOCK_MONOTONIC, under lock */
 	int busy;            /* replies in flight that point into the file (iovecs), under lock */
+	bool served;         /* a read was answered (under lock): a read at 0 now rereads */
 	int refs;            /* atomic: the open itself plus each read in progress */
 	ckpt_view_attr attr; /* as of the file's snapshot: what fstat of it must say */
 	/* under files_lock: a file of another incarnation of its inode (an epoch committed again)
@@ -1002,18 +1004,24 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	pthread_mutex_lock(&of->lock);
 	of->last_use_ns = monotonic_ns();
 	uint64_t fsize = ckpt_view_file_size(of->file);
-	if ((uint64_t)off >= fsize && of->busy == 0) {
-		/* a history.csv read to its end follows appended rows (tail -f); a reply in flight
-		 * for another read of it may still point into its layout: not then */
-		ckpt_view_attr a;
-		bool moved = false;
-		if (ckpt_view_file_follow(of->file, &a, &moved) == 0 && moved) {
-			pthread_mutex_lock(&files_lock); /* read by fstat through it and by opens */
-			of->attr = a;
-			pthread_mutex_unlock(&files_lock);
-			fsize = ckpt_view_file_size(of->file);
-		}
+	/* A reply in flight for another read may still point into the layout: neither moves then.
+	 * history.csv or metrics.json read again from 0 (a rewind: tail -f after "file truncated")
+	 * reads the store's bytes now, as a local file rewritten in place; the first read does not
+	 * (one cat is one version). history.csv read to its end follows appended rows. */
+	bool moved = false;
+	ckpt_view_attr a;
+	int move_rc = -1; /* an error leaves the file as it was: it reads on from its version */
+	if (of->busy == 0 && off == 0 && of->served)
+		move_rc = ckpt_view_file_reread(of->file, &a, &moved);
+	else if (of->busy == 0 && (uint64_t)off >= fsize)
+		move_rc = ckpt_view_file_follow(of->file, &a, &moved);
+	if (move_rc == 0 && moved) {
+		pthread_mutex_lock(&files_lock); /* read by fstat through it and by opens */
+		of->attr = a;
+		pthread_mutex_unlock(&files_lock);
+		fsize = ckpt_view_file_size(of->file);
 	}
+	of->served = true;
 	if ((uint64_t)off >= fsize) {
 		pthread_mutex_unlock(&of->lock);
 		fuse_reply_buf(req, NULL, 0);

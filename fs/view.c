@@ -2,9 +2,10 @@
  *
  * Every call works on one fresh read snapshot (directory-level data changes with each commit)
  * except open files, which keep the snapshot they were opened on (history.csv moves on when
- * the store's only grew and its reader reached the end: ckpt_view_file_follow). A node is decoded from its
- * inode number and checked against the snapshot; file sizes come from rendering the file's
- * layout, which reads no tensor bytes.
+ * the store's only grew and its reader reached the end: ckpt_view_file_follow; history.csv and
+ * metrics.json move onto the store's current bytes when read again from 0:
+ * ckpt_view_file_reread). A node is decoded from its inode number and checked against the
+ * snapshot; file sizes come from rendering the file's layout, which reads no tensor bytes.
  */
 #include <errno.h>
 #include <sys/stat.h>
@@ -1233,6 +1234,24 @@ static bool history_grew_from(const uint8_t *was, size_t len, const uint8_t *now
 	return true;
 }
 
+/* Make @p f read @p probe's snapshot and layout (taken over), give back the snapshot it read
+ * and report the new size in @p out_attr. No reply may point into @p f's layout (the callers'
+ * promise). */
+static void move_onto(ckpt_view_file *f, ckpt_view_file *probe, ckpt_view_attr *out_attr)
+{
+	release(f);
+	f->snap = probe->snap;
+	f->layout = probe->layout;
+	f->size = probe->layout.size;
+	f->fingerprint = layout_fingerprint(&f->layout);
+	f->pinned = false;
+	f->parked = false;
+	f->layout_kept = false;
+	f->end_seen = false;
+	f->follow_tried = false;
+	out_attr->size = f->size;
+}
+
 int ckpt_view_file_follow(ckpt_view_file *f, ckpt_view_attr *out_attr, bool *out_moved)
 {
 	*out_moved = false;
@@ -1267,17 +1286,43 @@ int ckpt_view_file_follow(ckpt_view_file *f, ckpt_view_attr *out_attr, bool *out
 		release(&probe);
 		return rc == -ENOENT ? 0 : rc;
 	}
-	/* the old snapshot is given back: no reply points into the file (the caller's promise) */
-	release(f);
-	f->snap = probe.snap;
-	f->layout = probe.layout;
-	f->size = probe.layout.size;
-	f->fingerprint = layout_fingerprint(&f->layout);
-	f->pinned = false;
-	f->parked = false;
-	f->layout_kept = false;
-	f->end_seen = false;
-	out_attr->size = f->size;
+	move_onto(f, &probe, out_attr);
+	*out_moved = true;
+	return 0;
+}
+
+/* True for the files that change in place with commits and gc: history.csv, metrics.json. */
+static bool file_is_live(const ckpt_view_file *f)
+{
+	return f->ino == VIEW_INO_HISTORY || ((f->ino >> VIEW_ENTRY_BITS) != 0 &&
+	                                      (f->ino & VIEW_ENTRY_MASK) == VIEW_ENT_METRICS);
+}
+
+int ckpt_view_file_reread(ckpt_view_file *f, ckpt_view_attr *out_attr, bool *out_moved)
+{
+	*out_moved = false;
+	/* both keep their bytes when parked (ckpt_view_file_park): compared with the store's */
+	if (!file_is_live(f) || (f->parked ? !f->layout_kept : !f->snap))
+		return 0;
+	uint64_t gen;
+	int rc = ckpt_store_generation(&gen, f->view->store);
+	if (rc || (f->snap && gen == ckpt_snapshot_generation(f->snap)))
+		return rc;
+	ckpt_view_file probe = {.view = f->view, .ino = f->ino};
+	view_layout_init(&probe.layout);
+	view_node n;
+	rc = acquire(&probe, &n);
+	bool same = rc == 0 && probe.layout.size == f->size &&
+	            layout_fingerprint(&probe.layout) == f->fingerprint;
+	if (rc == 0 && !same)
+		rc = node_attr(out_attr, f->view, probe.snap, &n);
+	if (rc || same) {
+		/* unchanged (ckpt_view_file_rebase() shares snapshots), or its epoch deleted: it
+		 * reads what it has, as an open file of a deleted epoch does */
+		release(&probe);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	move_onto(f, &probe, out_attr);
 	*out_moved = true;
 	return 0;
 }

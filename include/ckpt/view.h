@@ -165,13 +165,17 @@ int ckpt_view_readlink(char *buf, size_t cap, ckpt_view *view, uint64_t ino);
 
 /**
  * Open file @p ino: takes a read snapshot of the store and renders the file's layout. The
- * file reads that snapshot until closed, whatever is committed or deleted meanwhile.
+ * file reads that snapshot until closed, whatever is committed or deleted meanwhile (but for
+ * history.csv and metrics.json: ckpt_view_file_follow(), ckpt_view_file_reread()).
  * @param out_attr if not NULL, receives the attributes as of the snapshot (exact size).
  * @return 0, -ENOENT, -EISDIR, -EINVAL (a symlink), or the rendering error.
  */
 int ckpt_view_open(ckpt_view_file **out, ckpt_view_attr *out_attr, ckpt_view *view, uint64_t ino);
 
-/** Size of an open file (as rendered at open, or when ckpt_view_file_follow() moved it). */
+/**
+ * Size of an open file (as rendered at open, or when ckpt_view_file_follow() or
+ * ckpt_view_file_reread() moved it).
+ */
 uint64_t ckpt_view_file_size(const ckpt_view_file *f);
 
 /**
@@ -237,11 +241,27 @@ int ckpt_view_file_rebase(ckpt_view_file *f);
  * `best` fields may have flipped between 0 and 1 in place), moves @p f onto a snapshot of the
  * store as of now and its longer history.csv, and gives back the snapshot it read. Rows
  * deleted or rewritten (retention, a run resumed from an earlier epoch), and every other file:
- * left as they are. A parked history.csv follows too (it kept its bytes). Only between reads: no reply may point into the file.
+ * left as they are (until read again from 0: ckpt_view_file_reread()). A parked history.csv
+ * follows too (it kept its bytes). Only between reads: no reply may point into the file.
  * @param out_attr receives the attributes as of the new snapshot when *out_moved is set.
  * @return 0 (moved or not), or the error of taking a snapshot or rendering (left as it was).
  */
 int ckpt_view_file_follow(ckpt_view_file *f, ckpt_view_attr *out_attr, bool *out_moved);
+
+/**
+ * A read of @p f from offset 0 again (a reader rewinding: `tail -f` after "file truncated",
+ * `lseek(fd, 0)`), not the first read of the open file; the caller decides which reads those
+ * are. history.csv and metrics.json, which change in place (rows deleted or rewritten by
+ * retention, `ckpt gc`, a run resumed from an earlier epoch; `is_best` flipped), move onto a
+ * snapshot of the store as of now and their bytes there, whatever they are, as a local file
+ * rewritten in place reads anew: the bytes then read agree with the size `stat` reports. The
+ * snapshot it read is given back. Unchanged bytes, a deleted epoch (its metrics.json keeps its
+ * bytes) and every other file: left as they are. A parked file moves too (it kept its bytes).
+ * Only between reads: no reply may point into the file.
+ * @param out_attr receives the attributes as of the new snapshot when *out_moved is set.
+ * @return 0 (moved or not), or the error of taking a snapshot or rendering (left as it was).
+ */
+int ckpt_view_file_reread(ckpt_view_file *f, ckpt_view_attr *out_attr, bool *out_moved);
 
 /** True while @p f is parked. */
 bool ckpt_view_file_is_parked(const ckpt_view_file *f);

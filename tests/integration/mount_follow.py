@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """tests/integration/mount_follow.py - an open history.csv follows appended rows.
 
-usage: mount_follow.py grow|idle|retain MNT CKPT STORE -- TRAINER_COMMAND...
+usage: mount_follow.py grow|idle|retain|gc MNT CKPT STORE -- COMMAND...
 
 Opens MNT/history.csv and reads it to its end (b''), runs the trainer, then reads on from
 the same descriptor. grow: the rows appended since (with `best` moved: an old row's flag
 flipped) come back, exactly `ckpt cat STORE history.csv` past the old size; a second
 descriptor polled while the trainer runs only ever gets whole rows, each the final file's row
 but for its `best` flag. idle: grow, but the descriptor sits idle for 3 s before the trainer
-starts (mounted with -o snapshot_idle=1, its snapshot is given up meanwhile). retain: rows were deleted, so the descriptor keeps its version: reads
-at its end give b'' and a read from 0 gives the old bytes, never torn ones.
+starts (mounted with -o snapshot_idle=1, its snapshot is given up meanwhile). retain (the
+trainer with --keep-last) and gc (COMMAND is `ckpt gc`): rows were deleted, so reads at the
+descriptor's end give b'' (never torn bytes), and a read again from 0 gives exactly the store's
+history.csv now, as many bytes as fstat says. Every mode: a descriptor opened before COMMAND
+and first read after it reads the version it was opened on, then, read again from 0, the
+store's; grow and idle: an epoch's metrics.json kept open while best moves off it reads its
+new bytes ("is_best": false) when read again from 0.
 """
 import os
 import subprocess
@@ -44,6 +49,11 @@ def main():
     assert old.endswith(b"\n") and old.count(b"\n") >= 2, old
     poll = os.open(hist, os.O_RDONLY)
     polled, chunks = read_to_end(poll), 0
+    late = os.open(hist, os.O_RDONLY)  # read only after the trainer
+    # an epoch's metrics.json changes in place when best moves off it
+    best = os.readlink(os.path.join(mnt, "best"))
+    metrics = os.open(os.path.join(mnt, best, "metrics.json"), os.O_RDONLY)
+    metrics_old = read_to_end(metrics)
     if mode == "idle":
         time.sleep(3)
     proc = subprocess.Popen(trainer)
@@ -61,20 +71,27 @@ def main():
             new = subprocess.run([ckpt, "cat", store, "history.csv"], check=True,
                                  capture_output=True).stdout
             deadline = time.monotonic() + 30
-        if new is not None and (mode == "retain" or len(polled) >= len(new)
+        if new is not None and (mode in ("retain", "gc") or len(polled) >= len(new)
                                 or time.monotonic() > deadline):
             break
         time.sleep(0.05)
-    if mode == "retain":
+    if mode in ("retain", "gc"):
         assert not new.startswith(old[:old.index(b"\n") + 1] + old.split(b"\n")[1]), \
             "retention deleted no row"
-        assert os.pread(fd, 1 << 20, 0) == old, "the open file's version changed"
-        read_to_end(fd)
+        # at its end it keeps its version: no torn bytes
         for _ in range(3):
             assert os.read(fd, 1 << 20) == b"", "a history.csv whose rows were deleted moved on"
-        assert os.pread(fd, 1 << 20, 0) == old, "torn or moved bytes after retention"
         assert polled.startswith(old) and len(polled) >= len(old)
-        print(f"mount_follow: retain ok ({len(old)} bytes kept, store now {len(new)})")
+        # opened before, first read after: one version, the one it was opened on
+        assert read_to_end(late) == old, "the first read after open switched versions"
+        # read again from 0 (tail -f after "file truncated"): the store's bytes now, whole,
+        # and as many as fstat says
+        for f in (fd, late):
+            os.lseek(f, 0, os.SEEK_SET)
+            got = read_to_end(f)
+            assert got == new, f"read again from 0: {got!r}\nwant {new!r}"
+            assert os.fstat(f).st_size == len(got), (os.fstat(f).st_size, len(got))
+        print(f"mount_follow: {mode} ok ({len(old)} bytes, read again from 0: {len(new)})")
         return
     assert len(new) > len(old), "the trainer appended no row"
     flipped = [i for i, (a, b) in enumerate(zip(old.split(b"\n")[:-1], new.split(b"\n")))
@@ -94,6 +111,16 @@ def main():
     for a, b in zip(prow, nrow):
         assert same_but_best(a, b), (a, b)
     assert chunks >= 1, "the follower read no rows at its end"
+    # the first read of one opened before the commits: its version; read again from 0: now
+    assert read_to_end(late) == old, "the first read after open switched versions"
+    assert os.pread(late, 1 << 20, 0) == new
+    assert os.fstat(late).st_size == len(new)
+    metrics_new = subprocess.run([ckpt, "cat", store, best + "/metrics.json"], check=True,
+                                 capture_output=True).stdout
+    assert metrics_new != metrics_old and b'"is_best": false' in metrics_new, metrics_new
+    assert os.read(metrics, 1 << 20) == b"", "metrics.json moved at its end"
+    assert os.pread(metrics, 1 << 20, 0) == metrics_new, "metrics.json read again from 0"
+    assert os.fstat(metrics).st_size == len(metrics_new)
     print(f"mount_follow: {mode} ok ({len(old)} -> {len(new)} bytes, {len(flipped)} best flips, "
           f"{chunks} chunks at its end)")
 

@@ -1136,19 +1136,41 @@ START_TEST(test_parked_file_reads_on_while_content_is_unchanged_else_estale)
 }
 END_TEST
 
+/* Open history.csv and read it to its end; *out_old receives its bytes (to free). */
+static ckpt_view_file *open_history_read_to_end(uint8_t **out_old, size_t *out_len)
+{
+	ckpt_view_attr a;
+	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "history.csv", true), 0);
+	ckpt_view_file *f;
+	ck_assert_int_eq(ckpt_view_open(&f, NULL, fx.view, a.ino), 0);
+	*out_old = read_path(&fx, "history.csv", out_len);
+	uint8_t buf[4096];
+	size_t got;
+	ck_assert_int_eq(ckpt_view_file_read(f, 0, buf, sizeof(buf), &got), 0);
+	ck_assert_uint_eq(got, *out_len);
+	ck_assert_int_eq(memcmp(buf, *out_old, got), 0);
+	return f;
+}
+
+/* Commit epoch EPOCHS + 1 with the best val_loss yet: best moves onto it. */
+static void commit_new_best_epoch(void)
+{
+	ckpt_writer *w;
+	ck_assert_int_eq(ckpt_writer_begin(&w, fx.store, EPOCHS + 1), 0);
+	ckpt_writer_set_step(w, (EPOCHS + 1) * 10);
+	ck_assert_int_eq(ckpt_writer_set_metric(w, "val_loss", 0.125), 0);
+	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+}
+
 /* A history.csv idle past snapshot_idle gives its snapshot up but keeps its bytes: once read to
  * its end it still follows the rows committed meanwhile (tail -f of a slow run). */
 START_TEST(test_parked_history_still_follows_appended_rows)
 {
-	ckpt_view_attr a, moved;
-	ck_assert_int_eq(ckpt_view_resolve(&a, fx.view, "history.csv", true), 0);
-	ckpt_view_file *f;
-	ck_assert_int_eq(ckpt_view_open(&f, NULL, fx.view, a.ino), 0);
+	ckpt_view_attr moved;
 	size_t old_len, got;
-	uint8_t *old = read_path(&fx, "history.csv", &old_len);
+	uint8_t *old;
+	ckpt_view_file *f = open_history_read_to_end(&old, &old_len);
 	uint8_t buf[4096];
-	ck_assert_int_eq(ckpt_view_file_read(f, 0, buf, sizeof(buf), &got), 0);
-	ck_assert_uint_eq(got, old_len);
 	bool did_move;
 	ck_assert_int_eq(ckpt_view_file_follow(f, &moved, &did_move), 0); /* its end, once */
 	ck_assert(!did_move);
@@ -1160,11 +1182,7 @@ START_TEST(test_parked_history_still_follows_appended_rows)
 	ck_assert(ckpt_view_file_is_parked(f));
 	ck_assert_int_eq(ckpt_view_file_follow(f, &moved, &did_move), 0); /* its end again */
 	ck_assert(!did_move);
-	ckpt_writer *w;
-	ck_assert_int_eq(ckpt_writer_begin(&w, fx.store, EPOCHS + 1), 0);
-	ckpt_writer_set_step(w, (EPOCHS + 1) * 10);
-	ck_assert_int_eq(ckpt_writer_set_metric(w, "val_loss", 0.125), 0);
-	ck_assert_int_eq(ckpt_writer_commit(w), 0);
+	commit_new_best_epoch();
 	size_t new_len;
 	uint8_t *now = read_path(&fx, "history.csv", &new_len);
 	ck_assert_uint_gt(new_len, old_len);
@@ -1179,6 +1197,81 @@ START_TEST(test_parked_history_still_follows_appended_rows)
 	free(old);
 	free(now);
 	ckpt_view_file_close(f);
+}
+END_TEST
+
+/* Read again from 0 (tail -f after "file truncated", a rewind), history.csv and metrics.json
+ * read the store's bytes now, whatever changed: is_best flipped, rows deleted by gc; parked
+ * ones too. At its end a history.csv whose rows were deleted keeps its version; a metrics.json
+ * whose epoch was deleted keeps its bytes. */
+START_TEST(test_history_and_metrics_read_again_from_0_read_the_store_now)
+{
+	ckpt_view_attr h, m, t, moved;
+	ck_assert_int_eq(ckpt_view_resolve(&h, fx.view, "history.csv", true), 0);
+	ck_assert_int_eq(ckpt_view_resolve(&m, fx.view, "epoch-0002/metrics.json", true), 0);
+	ck_assert_int_eq(ckpt_view_resolve(&t, fx.view, "epoch-0003/model/fc1.weight.npy", true), 0);
+	size_t old_len, got;
+	uint8_t *old;
+	ckpt_view_file *f = open_history_read_to_end(&old, &old_len), *parked, *metrics, *tensor;
+	ck_assert_int_eq(ckpt_view_open(&parked, NULL, fx.view, h.ino), 0);
+	ck_assert_int_eq(ckpt_view_open(&metrics, NULL, fx.view, m.ino), 0);
+	ck_assert_int_eq(ckpt_view_open(&tensor, NULL, fx.view, t.ino), 0);
+	uint8_t buf[4096];
+	ck_assert_int_eq(ckpt_view_file_park(parked), 0);
+	bool did_move;
+	ck_assert_int_eq(ckpt_view_file_reread(f, &moved, &did_move), 0); /* nothing changed */
+	ck_assert(!did_move);
+	/* best moves off epoch 2: its metrics.json says "is_best": false in place */
+	commit_new_best_epoch();
+	size_t metrics_len;
+	uint8_t *metrics_now = read_path(&fx, "epoch-0002/metrics.json", &metrics_len);
+	ck_assert_uint_ne(metrics_len, m.size);
+	ck_assert_int_eq(ckpt_view_file_park(metrics), 0);
+	ck_assert_int_eq(ckpt_view_file_reread(metrics, &moved, &did_move), 0);
+	ck_assert(did_move);
+	ck_assert_uint_eq(moved.size, metrics_len);
+	ck_assert_int_eq(ckpt_view_file_read(metrics, 0, buf, sizeof(buf), &got), 0);
+	ck_assert_uint_eq(got, metrics_len);
+	ck_assert_int_eq(memcmp(buf, metrics_now, got), 0);
+	uint32_t deleted;
+	ck_assert_int_eq(ckpt_store_gc(fx.store, 1, 0, &deleted), 0); /* epochs 1-3 go */
+	size_t new_len;
+	uint8_t *now = read_path(&fx, "history.csv", &new_len);
+	ck_assert_uint_lt(new_len, old_len);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(ckpt_view_file_follow(f, &moved, &did_move), 0); /* at its end */
+		ck_assert(!did_move);
+	}
+	ck_assert_uint_eq(ckpt_view_file_size(f), old_len);
+	ckpt_view_file *both[] = {f, parked};
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_int_eq(ckpt_view_file_reread(both[i], &moved, &did_move), 0);
+		ck_assert(did_move);
+		ck_assert(!ckpt_view_file_is_parked(both[i]));
+		ck_assert_uint_eq(moved.size, new_len);
+		ck_assert_uint_eq(ckpt_view_file_size(both[i]), new_len);
+		ck_assert_int_eq(ckpt_view_file_read(both[i], 0, buf, sizeof(buf), &got), 0);
+		ck_assert_uint_eq(got, new_len);
+		ck_assert_int_eq(memcmp(buf, now, got), 0);
+		ck_assert_int_eq(ckpt_view_file_reread(both[i], &moved, &did_move), 0);
+		ck_assert(!did_move); /* now current */
+	}
+	/* its epoch deleted: it keeps the bytes it has */
+	ck_assert_int_eq(ckpt_view_file_reread(metrics, &moved, &did_move), 0);
+	ck_assert(!did_move);
+	ck_assert_int_eq(ckpt_view_file_read(metrics, 0, buf, sizeof(buf), &got), 0);
+	ck_assert_uint_eq(got, metrics_len);
+	ck_assert_int_eq(memcmp(buf, metrics_now, got), 0);
+	/* every other file keeps what it was opened on */
+	ck_assert_int_eq(ckpt_view_file_reread(tensor, &moved, &did_move), 0);
+	ck_assert(!did_move);
+	free(old);
+	free(now);
+	free(metrics_now);
+	ckpt_view_file_close(f);
+	ckpt_view_file_close(parked);
+	ckpt_view_file_close(metrics);
+	ckpt_view_file_close(tensor);
 }
 END_TEST
 
@@ -1281,6 +1374,7 @@ static Suite *view_suite(void)
 	tcase_add_test(tc, test_verify_ahead_never_serves_a_corrupt_chunk);
 	tcase_add_test(tc, test_parked_file_reads_on_while_content_is_unchanged_else_estale);
 	tcase_add_test(tc, test_parked_history_still_follows_appended_rows);
+	tcase_add_test(tc, test_history_and_metrics_read_again_from_0_read_the_store_now);
 	tcase_add_test(tc, test_names_longer_than_255_bytes_are_enametoolong_in_lookup_and_resolve);
 	tcase_add_test(tc, test_tensors_past_the_inode_space_get_no_file_not_another_epochs_inode);
 	tcase_add_test(tc, test_only_immutable_files_of_one_inode_at_two_commits_are_mixed_incarnations);
