@@ -1738,13 +1738,28 @@ static int check_map_room(const train_config *c, uint32_t start_epoch, double ne
 	 * the limit refuses it; every thread also reserves an 8 MiB stack, and the checkpoint
 	 * thread's malloc a 64 MiB arena. @p need counted 64 MiB for these. Only the CPU backend
 	 * runs BLAS on the host. */
+	double counted = 64 << 20; /* of those mapped already, the ones @p need counts */
 	if (strcmp(c->device, "cpu") == 0) {
 		long online = sysconf(_SC_NPROCESSORS_ONLN);
 		double threads = c->threads > 0 ? c->threads : online > 0 ? (double)online : 1;
-		double reserved = threads * (128 << 20) + (threads + 2) * (8 << 20) + (64 << 20);
+		/* the buffer OpenBLAS maps at start stays beside those of the GEMM threads (a run
+		 * of one thread at a limit that leaves room for one buffer spins) */
+		double buffers = threads + 1;
+		double reserved = buffers * (128 << 20) + (threads + 2) * (8 << 20) + (64 << 20);
 		if (reserved > (64 << 20))
 			need += reserved - (64 << 20);
+		counted += buffers * (128 << 20);
 	}
+	/* OpenBLAS maps its buffer at start only when the limit allows it, and a thread's arena
+	 * may or may not be there yet: what is mapped of these now is counted in @p need, not
+	 * twice, so the same run needs the same limit whatever it was started under */
+	uint64_t in_use = 0;
+	double mapped = (double)train_memory_mapped_reservations(&in_use);
+	struct rlimit rl;
+	double limit = getrlimit(RLIMIT_AS, &rl) == 0 ? (double)rl.rlim_cur : (double)room;
+	if (in_use) /* VmSize as the same reading saw it: a thread may map one meanwhile */
+		room = limit > (double)in_use ? (uint64_t)(limit - (double)in_use) : 0;
+	room += (uint64_t)(mapped < counted ? mapped : counted);
 	/* a commit holds the pages it writes in memory until it commits (LMDB's dirty pages):
 	 * up to one checkpoint's bytes */
 	need += ckpt_bytes;
@@ -1764,9 +1779,8 @@ static int check_map_room(const train_config *c, uint32_t start_epoch, double ne
 	/* the whole of it, and the limit that holds it beside what the process maps already
 	 * (libraries, the data set), in ulimit -v's KiB: one raise of the limit is enough.
 	 * Fewer checkpoints help only when training and one checkpoint's map fit. */
-	struct rlimit rl;
-	double limit = getrlimit(RLIMIT_AS, &rl) == 0 ? (double)rl.rlim_cur : (double)room;
-	double want_kib = ceil((limit - (double)room + need + map) / 1024);
+	/* a margin for the few KiB the libraries' start maps more or less, run to run */
+	double want_kib = ceil((limit - (double)room + need + map + (8 << 20)) / 1024);
 	bool fewer = held > 1 && need + 2 * ckpt_bytes <= (double)room;
 	return train_fail(-ENOMEM,
 	                  "not enough address space for this run under ulimit -v: it needs %s "

@@ -114,6 +114,47 @@ bool train_memory_address_space(uint64_t *out)
 	return true;
 }
 
+uint64_t train_memory_mapped_reservations(uint64_t *mapped)
+{
+	const uint64_t buffer = 128ull << 20, arena = 64ull << 20;
+	*mapped = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (!f)
+		return 0;
+	char line[4400];
+	uint64_t total = 0, run_start = 0, run_end = 0;
+	*mapped = 0;
+	bool run_none = false; /* the contiguous anonymous run holds a ---p part */
+	for (;;) {
+		unsigned long long start, end;
+		char perms[8], path[4100] = "";
+		bool ok = fgets(line, sizeof(line), f) != NULL;
+		int n = ok ? sscanf(line, "%llx-%llx %7s %*s %*s %*s %4099s", &start, &end, perms,
+		                    path)
+		           : 0;
+		bool anon = n >= 3 && path[0] == '\0';
+		if (!anon || start != run_end) { /* the run before ends here */
+			if (run_none && run_end - run_start == arena)
+				total += arena;
+			run_start = start, run_none = false;
+		}
+		if (!ok)
+			break;
+		if (n >= 3 && strcmp(path, "[vsyscall]") != 0) /* not in VmSize */
+			*mapped += end - start;
+		if (!anon) {
+			run_end = 0;
+			continue;
+		}
+		run_end = end;
+		run_none |= strcmp(perms, "---p") == 0;
+		if (strcmp(perms, "rw-p") == 0 && end - start == buffer)
+			total += buffer;
+	}
+	fclose(f);
+	return total;
+}
+
 void train_memory_format(char *buf, size_t len, double bytes)
 {
 	static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};

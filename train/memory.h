@@ -29,6 +29,18 @@ void train_memory_available(uint64_t *out, char *what, size_t what_len);
  */
 bool train_memory_address_space(uint64_t *out);
 
+/**
+ * The address space mapped now for reservations that may or may not be mapped yet when a run
+ * is checked, depending on the limit the process started under and on thread timing:
+ * OpenBLAS's 128 MiB per-thread buffers (mapped at start when the limit allows them) and
+ * 64 MiB regions that hold no access yet (a thread's malloc arena). Counting these once,
+ * whether mapped or not, makes the limit a run needs the same for the same run. Threads map
+ * these while the process runs: @p mapped receives the whole address space mapped (VmSize)
+ * as the same reading of /proc/self/maps saw it.
+ * @return the bytes (0, and @p mapped 0, when /proc/self/maps cannot be read)
+ */
+uint64_t train_memory_mapped_reservations(uint64_t *mapped);
+
 /** @p bytes as people read them: "512 MiB", "17.2 GiB". */
 void train_memory_format(char *buf, size_t len, double bytes);
 
