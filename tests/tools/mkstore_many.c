@@ -91,9 +91,15 @@ int main(int argc, char **argv)
 	int rc = ckpt_store_create(&store, argv[optind], &meta, &opts);
 	if (rc)
 		die("cannot create the store", rc);
-	const char *groups = "[{\"lr\":0.1,\"momentum\":0.9,\"dampening\":0,\"weight_decay\":0,"
-	                     "\"nesterov\":false,\"maximize\":false,\"foreach\":null,"
-	                     "\"differentiable\":false,\"params\":[0,1]}]";
+	/* one group over the P parameters: "params":[0,1,...,P-1] */
+	static char groups[512 + 5 * 1000];
+	int glen = snprintf(groups, sizeof(groups),
+	                    "[{\"lr\":0.1,\"momentum\":0.9,\"dampening\":0,\"weight_decay\":0,"
+	                    "\"nesterov\":false,\"maximize\":false,\"foreach\":null,"
+	                    "\"differentiable\":false,\"params\":[");
+	for (unsigned long p = 0; p < params; p++)
+		glen += snprintf(groups + glen, sizeof(groups) - (size_t)glen, "%s%lu", p ? "," : "", p);
+	snprintf(groups + glen, sizeof(groups) - (size_t)glen, "]}]");
 	/* the writer borrows tensor bytes until commit: one buffer per tensor */
 	float *w = malloc(params * 64 * sizeof(float)), *m = malloc(params * 64 * sizeof(float));
 	if (!w || !m) {
