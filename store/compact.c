@@ -581,8 +581,22 @@ static void job_free(compact_job *j, bool failed)
 	free(j->scratch_data);
 }
 
+static int compact_store(ckpt_store_compact_stats *out, const char *path,
+                         ckpt_store_compact_fn before, void *arg);
+
 int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
                             ckpt_store_compact_fn before, void *arg)
+{
+	store_owner owner;
+	int rc = store_owner_enter(&owner, path);
+	if (rc)
+		return rc;
+	rc = compact_store(out, path, before, arg);
+	return store_owner_leave(&owner, rc, path);
+}
+
+static int compact_store(ckpt_store_compact_stats *out, const char *path,
+                         ckpt_store_compact_fn before, void *arg)
 {
 	compact_job j = {.path = path, .gc = {-1, -1}, .lock_fd = -1, .copy_fd = -1};
 	struct stat old;
@@ -1125,6 +1139,7 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
                       unsigned flags)
 {
 	backup_job j = {.dest = dest, .fd = -1};
+	store_owner owner = {0};
 	ckpt_store_backup_stats st = {0};
 	backup_damage *damage = NULL;
 	env_census source;
@@ -1157,6 +1172,9 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 		                 strerror(errno));
 		goto out;
 	}
+	/* DEST (or its parent) owned by another user: what is made in it, as that user */
+	if ((rc = store_owner_enter(&owner, dest)))
+		goto out;
 	if (!backup_now.active) { /* one backup at a time is cleaned up by a signal handler */
 		backup_now.temp = j.temp_path;
 		backup_now.temp_dir = j.temp_dir;
@@ -1225,5 +1243,5 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 out:
 	backup_job_free(&j, rc != 0);
 	free(damage);
-	return rc;
+	return store_owner_leave(&owner, rc, dest);
 }

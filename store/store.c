@@ -1087,8 +1087,26 @@ static int check_create_dir(const char *path)
 	return 0;
 }
 
+static int create_store(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
+                        const ckpt_store_options *opts);
+
 int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
                       const ckpt_store_options *opts)
+{
+	store_owner owner;
+	if (out)
+		*out = NULL;
+	int rc = out && path && *path ? store_owner_enter(&owner, path) : 0;
+	if (rc)
+		return rc;
+	if (!out || !path || !*path)
+		return create_store(out, path, meta, opts);
+	rc = create_store(out, path, meta, opts);
+	return store_owner_leave(&owner, rc, path);
+}
+
+static int create_store(ckpt_store **out, const char *path, const ckpt_run_meta *meta,
+                        const ckpt_store_options *opts)
 {
 	if (!out)
 		return store_error(-EINVAL, "ckpt_store_create: no place for the handle (out is NULL)");
@@ -1274,9 +1292,21 @@ fail:
 	return rc == STORE_EMAPFULL ? -ENOSPC : rc;
 }
 
+static int discard_store(const char *path, bool remove_dir);
+
 int ckpt_store_discard(const char *path, bool remove_dir)
 {
 	STORE_NEED(path, "ckpt_store_discard");
+	store_owner owner;
+	int rc = store_owner_enter(&owner, path);
+	if (rc)
+		return rc;
+	rc = discard_store(path, remove_dir);
+	return store_owner_leave(&owner, rc, path);
+}
+
+static int discard_store(const char *path, bool remove_dir)
+{
 	if (open_store_held(path))
 		return refuse_second_handle(path);
 	int dir_lock = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1707,6 +1737,42 @@ static int check_writable(const char *path)
 	return 0;
 }
 
+/* CKPT_OPEN_TEST_PAUSE=FILE: the first open of this process creates FILE after its checks of
+ * data.mdb and lock.mdb and waits (up to a minute) until FILE is removed before LMDB opens
+ * them, so that a test can replace them there. */
+static void open_test_pause(void)
+{
+	static atomic_bool paused;
+	const char *file = getenv("CKPT_OPEN_TEST_PAUSE");
+	if (!file || !*file || atomic_exchange(&paused, true))
+		return;
+	int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	close(fd);
+	for (int i = 0; i < 6000 && access(file, F_OK) == 0; i++)
+		usleep(10000);
+}
+
+/* The data file LMDB opened (by path, following links) must be the regular file data.mdb that
+ * was checked before (@p before, NULL when there was none) and that is there now: not a file
+ * a link put in its place meanwhile. */
+static int check_mapped_file(ckpt_store *s, const struct stat *before)
+{
+	char file[4200];
+	struct stat mapped, now;
+	int fd;
+	snprintf(file, sizeof(file), "%s/data.mdb", s->path);
+	if (mdb_env_get_fd(s->env, &fd) != 0 || fstat(fd, &mapped) != 0 || lstat(file, &now) != 0 ||
+	    !S_ISREG(now.st_mode) || now.st_dev != mapped.st_dev || now.st_ino != mapped.st_ino ||
+	    (before && (before->st_dev != mapped.st_dev || before->st_ino != mapped.st_ino)))
+		return store_error(CKPT_ENOTSTORE,
+		                   "%s: not a ckpt store (data.mdb was replaced while it was "
+		                   "opened: the file opened is not the regular file checked)",
+		                   s->path);
+	return 0;
+}
+
 static int open_once(ckpt_store **out, const char *path, unsigned flags, bool *no_files)
 {
 	*out = NULL;
@@ -1725,6 +1791,11 @@ static int open_once(ckpt_store **out, const char *path, unsigned flags, bool *n
 	int rc = check_data_file(path, no_files);
 	if (rc)
 		return rc;
+	char data[4200];
+	struct stat data_st;
+	snprintf(data, sizeof(data), "%s/data.mdb", path);
+	bool had_data = lstat(data, &data_st) == 0;
+	open_test_pause();
 	bool readonly = flags & CKPT_OPEN_READONLY;
 	/* before LMDB creates a lock.mdb that the refused open would leave behind */
 	if (!readonly && ((rc = check_writable(path)) || (rc = store_refuse_lockless_readers(path))))
@@ -1744,6 +1815,8 @@ static int open_once(ckpt_store **out, const char *path, unsigned flags, bool *n
 		rc = store_lmdb_error(mrc, "%s: opening the LMDB environment", path);
 		goto fail;
 	}
+	if ((rc = check_mapped_file(s, had_data ? &data_st : NULL)))
+		goto fail;
 	store_map_locate(&s->map, s->env);
 	/* slots left by readers that ended, before this open takes one of its own */
 	if ((rc = clear_dead_readers(s)))
@@ -1837,6 +1910,8 @@ static bool failed_on_part(int rc, bool no_files)
  * starts, and every removal ends), never look at the lock: readers polling for a store to
  * appear never hold up its create, and one that finds part of a store holds the lock for that
  * second open only. */
+static int open_as_owner(ckpt_store **out, const char *path, unsigned flags);
+
 int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 {
 	if (!out)
@@ -1845,6 +1920,16 @@ int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags)
 	if (flags & ~CKPT_OPEN_READONLY)
 		return store_error(-EINVAL, "%s: unknown open flags 0x%x", path ? path : "(null)",
 		                   flags & ~CKPT_OPEN_READONLY);
+	store_owner owner;
+	int rc = store_owner_enter(&owner, path);
+	if (rc)
+		return rc;
+	rc = open_as_owner(out, path, flags);
+	return store_owner_leave(&owner, rc, path);
+}
+
+static int open_as_owner(ckpt_store **out, const char *path, unsigned flags)
+{
 	bool no_files;
 	int rc = open_current(out, path, flags, &no_files);
 	for (int round = 0;

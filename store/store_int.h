@@ -203,6 +203,23 @@ void store_map_usage(ckpt_store *s, uint64_t *used, uint64_t *size);
  *  ending before the last page its newest commit uses) before LMDB maps it. */
 int store_check_data_file(const char *path);
 
+/** What store_owner_enter() changed, for store_owner_leave(). */
+typedef struct store_owner {
+	bool switched;
+	uid_t uid, owner; /* the thread's fsuid before, the directory's owner */
+	gid_t gid;        /* the thread's fsgid before */
+} store_owner;
+/** With euid 0, take (for this thread) the file-system uid and gid of the owner of directory
+ *  @p path (its parent's when it does not exist) when that is another user, so that a link a
+ *  user planted in it leads only to files that user could open; refuse a root-owned directory
+ *  others may write without the sticky bit. Nothing for other processes.
+ *  @return 0, or -EPERM with a message. */
+int store_owner_enter(store_owner *saved, const char *path);
+/** Give the thread back the file rights store_owner_enter() took; returns @p rc, whose message
+ *  says, when it is -EACCES or -EPERM after a switch, that the files were opened as their
+ *  directory's owner and what to do. */
+int store_owner_leave(store_owner *saved, int rc, const char *path);
+
 /** ckpt_flock_holders() of shared flocks only: the readers without lock.mdb (store/holders.c) */
 int store_flock_readers(char *out, size_t len, const char *file);
 /** ckpt_flock_holders() of exclusive flocks only: on a store directory, a create, a removal

@@ -20,6 +20,20 @@
  * handle does not count as its own). ckpt_snapshot_close() and ckpt_store_close() in a child
  * free only the child's memory and leave LMDB's state, which the parent goes on using,
  * untouched; use no other call on a snapshot opened before the fork.
+ *
+ * Root and other users' directories: LMDB opens data.mdb and lock.mdb by path and follows
+ * links, so a user who can write a store directory could replace them by links between the
+ * library's checks and LMDB's open. In a process with euid 0, ckpt_store_create(),
+ * ckpt_store_open(), ckpt_store_discard(), ckpt_store_compact() and ckpt_store_backup() (for
+ * DEST) therefore work in a directory owned by another user (for a path that does not exist
+ * yet: its parent) with that user's file-system uid and gid (setfsuid/setfsgid, for the
+ * calling thread and the call only): a link leads only to files that user could open anyway,
+ * and files made there are the user's. A file the user cannot open (root's files in the
+ * user's directory) is then -EACCES, whose message says to run as that user or chown the
+ * files. A root-owned directory that others may write (group other than root's, or everyone)
+ * without the sticky bit is refused with -EPERM naming its mode. An open also refuses
+ * (CKPT_ENOTSTORE) when the data file LMDB opened is not the regular file data.mdb that was
+ * checked. Processes with another euid are unaffected.
  */
 #ifndef CKPT_STORE_H
 #define CKPT_STORE_H
