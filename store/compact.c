@@ -46,6 +46,7 @@
 #include <string.h>
 #include <libgen.h> /* after string.h: the POSIX dirname() and basename() */
 #include <sys/file.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -694,34 +695,58 @@ int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path)
 
 #define BACKUP_TEMP "data.mdb.tmp" /* the directory in DEST where the copy is made and checked */
 
+/* DEST may be writable by others, who could replace DEST/data.mdb.tmp by a link to another
+ * store at any moment: DEST and DEST/data.mdb.tmp are opened once, every file in them is made,
+ * renamed and removed relative to those descriptors, and the copy is read back through
+ * /proc/self/fd/N of data.mdb.tmp (made 0700: nobody else can change what is inside). */
+
 /* What a signal handler must remove of the backup in progress (ckpt_store_backup_interrupted):
- * set up before the first file is made, cleared before the strings are freed. */
+ * set up before the first file is made, cleared before the descriptors are closed. */
 static struct {
 	volatile sig_atomic_t active, made_temp, made_temp_dir, renaming, made_dir;
-	char *volatile temp, *volatile temp_dir, *volatile data, *volatile dir;
-	dev_t temp_dev; /* the temporary file's identity: only it is removed as data.mdb */
-	ino_t temp_ino;
+	volatile sig_atomic_t dest_fd, temp_dir_fd;
+	char *volatile dir;
+	dev_t temp_dev, temp_dir_dev; /* the identities of the copy and of DEST/data.mdb.tmp: */
+	ino_t temp_ino, temp_dir_ino; /* only they are removed by those names */
 } backup_now;
 
 typedef struct backup_job {
 	const char *dest;
 	char *temp_dir, *temp_path, *data_path; /* DEST/data.mdb.tmp, its data.mdb, DEST/data.mdb */
-	int fd;
+	char *real_dest;                        /* DEST resolved (check_dest()) */
+	char proc_dir[40], proc_path[56];       /* /proc/self/fd/N of temp_dir, its data.mdb */
+	const char *open_dir, *open_path;       /* those, or without /proc temp_dir, temp_path */
+	int fd, dest_fd, temp_dir_fd;
+	struct stat temp_st, temp_dir_st;
 	bool registered, made_dir, made_temp_dir, made_temp, renamed;
 } backup_job;
+
+/* Remove @p name in @p dir_fd (@p flags 0 or AT_REMOVEDIR) if it is the file @p dev/@p ino,
+ * never what another put in its place; async-signal-safe. -1 with errno on failure. */
+static int remove_own(int dir_fd, const char *name, dev_t dev, ino_t ino, int flags)
+{
+	struct stat st;
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return -1;
+	if (st.st_dev != dev || st.st_ino != ino) {
+		errno = EEXIST;
+		return -1;
+	}
+	return unlinkat(dir_fd, name, flags);
+}
 
 void ckpt_store_backup_interrupted(void)
 {
 	if (!backup_now.active)
 		return;
 	if (backup_now.made_temp)
-		(void)unlink(backup_now.temp);
-	struct stat st; /* lstat, unlink and rmdir are async-signal-safe */
-	if (backup_now.renaming && lstat(backup_now.data, &st) == 0 &&
-	    st.st_dev == backup_now.temp_dev && st.st_ino == backup_now.temp_ino)
-		(void)unlink(backup_now.data); /* the copy, renamed: never a data.mdb of another */
+		(void)unlinkat(backup_now.temp_dir_fd, "data.mdb", 0);
+	if (backup_now.renaming) /* the copy, renamed: never a data.mdb of another */
+		(void)remove_own(backup_now.dest_fd, "data.mdb", backup_now.temp_dev,
+		                 backup_now.temp_ino, 0);
 	if (backup_now.made_temp_dir)
-		(void)rmdir(backup_now.temp_dir);
+		(void)remove_own(backup_now.dest_fd, BACKUP_TEMP, backup_now.temp_dir_dev,
+		                 backup_now.temp_dir_ino, AT_REMOVEDIR);
 	if (backup_now.made_dir)
 		(void)rmdir(backup_now.dir);
 }
@@ -793,7 +818,7 @@ static int resolve_dest(char **out, bool *exists, const char *dest)
 
 /* Refuse a @p dest that is a file, a non-empty directory, the store @p store_path itself or
  * inside it, or whose parent does not exist; nothing is created. */
-static int check_dest(bool *exists, const char *store_path, const char *dest)
+static int check_dest(char **real_out, bool *exists, const char *store_path, const char *dest)
 {
 	char *real_dest = NULL, *real_store = realpath(store_path, NULL);
 	if (!real_store)
@@ -826,22 +851,32 @@ static int check_dest(bool *exists, const char *store_path, const char *dest)
 		if (d)
 			closedir(d);
 	}
-	free(real_dest);
+	if (rc)
+		free(real_dest);
+	else
+		*real_out = real_dest;
 	free(real_store);
 	return rc;
 }
 
-/* fsync a directory; some file systems cannot (EINVAL), which is no error */
+/* fsync directory @p dir open as @p fd; some file systems cannot (EINVAL), which is no error */
+static int sync_dir_fd(int fd, const char *dir)
+{
+	int rc = fsync(fd) == 0 || errno == EINVAL ? 0 : -errno;
+	if (rc)
+		return store_error(rc, "cannot write directory %s to disk (%s)", dir,
+		                   strerror(-rc));
+	return 0;
+}
+
 static int sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return store_error(-errno, "cannot open %s to sync it (%s)", dir, strerror(errno));
-	int rc = fsync(fd) == 0 || errno == EINVAL ? 0 : -errno;
+	int rc = sync_dir_fd(fd, dir);
 	close(fd);
-	if (rc)
-		return store_error(rc, "cannot write directory %s to disk (%s)", dir, strerror(-rc));
-	return 0;
+	return rc;
 }
 
 /* LMDB's compacting copy of one read snapshot of @p s into j->fd. The census of the store as
@@ -883,7 +918,7 @@ static int check_and_sync_copy(backup_job *j, const char *store_path, const env_
 {
 	MDB_env *copy;
 	env_census got;
-	int mrc = open_env(&copy, j->temp_path, MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY);
+	int mrc = open_env(&copy, j->open_path, MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY);
 	if (mrc)
 		return store_lmdb_error(mrc, "store %s: opening the copy %s", store_path,
 		                        j->temp_path);
@@ -917,11 +952,12 @@ static int check_and_sync_copy(backup_job *j, const char *store_path, const env_
 static int rename_copy(backup_job *j)
 {
 	backup_now.renaming = j->registered;
-	int rc = renameat2(AT_FDCWD, j->temp_path, AT_FDCWD, j->data_path, RENAME_NOREPLACE);
+	int rc = renameat2(j->temp_dir_fd, "data.mdb", j->dest_fd, "data.mdb", RENAME_NOREPLACE);
 	if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) { /* not on this file system */
 		struct stat st;
-		rc = lstat(j->data_path, &st) == 0 ? (errno = EEXIST, -1)
-		                                   : rename(j->temp_path, j->data_path);
+		rc = fstatat(j->dest_fd, "data.mdb", &st, AT_SYMLINK_NOFOLLOW) == 0
+		         ? (errno = EEXIST, -1)
+		         : renameat(j->temp_dir_fd, "data.mdb", j->dest_fd, "data.mdb");
 	}
 	if (rc != 0) {
 		int e = errno;
@@ -932,8 +968,11 @@ static int rename_copy(backup_job *j)
 	j->renamed = true;
 	j->made_temp = false;
 	backup_now.made_temp = 0;
-	if (rmdir(j->temp_dir) != 0)
-		return store_error(-errno, "cannot remove %s (%s)", j->temp_dir, strerror(errno));
+	if (remove_own(j->dest_fd, BACKUP_TEMP, j->temp_dir_st.st_dev, j->temp_dir_st.st_ino,
+	               AT_REMOVEDIR) != 0)
+		return store_error(-errno, "cannot remove %s (%s)", j->temp_dir,
+		                   errno == EEXIST ? "another file took its place"
+		                                   : strerror(errno));
 	j->made_temp_dir = false;
 	backup_now.made_temp_dir = 0;
 	return 0;
@@ -1052,7 +1091,7 @@ static int take_damage(backup_damage *damage, ckpt_store *source, const char *co
  * it was made, @p copy_dir, before it is DEST/data.mdb. Damage the copy took from @p source is
  * a failure with CKPT_BACKUP_VERIFY; without, a damaged record goes into @p damage. */
 static int validate_backup(ckpt_store_backup_stats *st, backup_damage *damage, ckpt_store *source,
-                           const char *copy_dir, unsigned flags)
+                           const char *copy_dir, const char *shown, unsigned flags)
 {
 	ckpt_store *s;
 	ckpt_snapshot *snap = NULL;
@@ -1064,7 +1103,7 @@ static int validate_backup(ckpt_store_backup_stats *st, backup_damage *damage, c
 	if (rc) {
 		snprintf(why, sizeof(why), "%s", damage_of(ckpt_last_error(), copy_dir, NULL));
 		return store_error(rc, "the copy of %s in %s does not open as a store (%s)",
-		                   source->path, copy_dir, why);
+		                   source->path, shown, why);
 	}
 	if ((rc = ckpt_snapshot_open(&snap, s)) || (rc = ckpt_snapshot_list(&epochs, &n, snap)))
 		goto out;
@@ -1119,26 +1158,85 @@ static void backup_job_free(backup_job *j, bool failed)
 	if (j->fd >= 0)
 		close(j->fd);
 	if (failed && j->made_temp)
-		(void)unlink(j->temp_path);
+		(void)unlinkat(j->temp_dir_fd, "data.mdb", 0);
 	if (failed && j->renamed)
-		(void)unlink(j->data_path);
+		(void)remove_own(j->dest_fd, "data.mdb", j->temp_st.st_dev, j->temp_st.st_ino, 0);
 	if (failed && j->made_temp_dir)
-		(void)rmdir(j->temp_dir);
+		(void)remove_own(j->dest_fd, BACKUP_TEMP, j->temp_dir_st.st_dev,
+		                 j->temp_dir_st.st_ino, AT_REMOVEDIR);
 	if (failed && j->made_dir)
-		(void)rmdir(j->dest);
+		(void)rmdir(j->real_dest);
 	if (j->registered) {
 		backup_now = (__typeof__(backup_now)){0};
 		j->registered = false;
 	}
+	if (j->temp_dir_fd >= 0)
+		close(j->temp_dir_fd);
+	if (j->dest_fd >= 0)
+		close(j->dest_fd);
+	free(j->real_dest);
 	free(j->temp_dir);
 	free(j->temp_path);
 	free(j->data_path);
 }
 
+/* DEST (made when not @p exists) opened, DEST/data.mdb.tmp/ made and opened, and in it the
+ * copy's file made with @p mode and open in j->fd. The copy is made and checked as a store of
+ * its own in DEST/data.mdb.tmp/: DEST holds no data.mdb until it passed every check. */
+static int make_backup_files(backup_job *j, bool exists, mode_t mode)
+{
+	if (!exists) {
+		if (mkdir(j->real_dest, 0777) != 0)
+			return store_error(-errno, "cannot create %s (%s)", j->dest,
+			                   strerror(errno));
+		j->made_dir = true;
+		backup_now.made_dir = j->registered;
+	}
+	j->dest_fd = open(j->real_dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (j->dest_fd < 0)
+		return store_error(-errno, "cannot open %s (%s)", j->dest, strerror(errno));
+	backup_now.dest_fd = j->dest_fd;
+	if (mkdirat(j->dest_fd, BACKUP_TEMP, 0700) != 0)
+		return store_error(-errno, "cannot create %s (%s)", j->temp_dir, strerror(errno));
+	j->temp_dir_fd =
+	    openat(j->dest_fd, BACKUP_TEMP, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (j->temp_dir_fd < 0 || fstat(j->temp_dir_fd, &j->temp_dir_st) != 0)
+		return store_error(-errno, "cannot open %s (%s)", j->temp_dir, strerror(errno));
+	/* this process's (setfsuid(-1) reads the file-system uid) and no one else's to change */
+	if (j->temp_dir_st.st_uid != (uid_t)setfsuid((uid_t)-1) || (j->temp_dir_st.st_mode & 077))
+		return store_error(-EEXIST, "cannot create %s (another directory took its place)",
+		                   j->temp_dir);
+	j->made_temp_dir = true;
+	backup_now.temp_dir_fd = j->temp_dir_fd;
+	backup_now.temp_dir_dev = j->temp_dir_st.st_dev;
+	backup_now.temp_dir_ino = j->temp_dir_st.st_ino;
+	backup_now.made_temp_dir = j->registered;
+	/* read back through the descriptor: a name in DEST, which others may write, could be
+	 * replaced by a link; without /proc, by the name */
+	snprintf(j->proc_dir, sizeof(j->proc_dir), "/proc/self/fd/%d", j->temp_dir_fd);
+	snprintf(j->proc_path, sizeof(j->proc_path), "%s/data.mdb", j->proc_dir);
+	struct stat proc_st;
+	bool by_fd = stat(j->proc_dir, &proc_st) == 0 && proc_st.st_dev == j->temp_dir_st.st_dev &&
+	             proc_st.st_ino == j->temp_dir_st.st_ino;
+	j->open_dir = by_fd ? j->proc_dir : j->temp_dir;
+	j->open_path = by_fd ? j->proc_path : j->temp_path;
+	j->fd = openat(j->temp_dir_fd, "data.mdb",
+	               O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (j->fd < 0)
+		return store_error(-errno, "cannot create %s (%s)", j->temp_path, strerror(errno));
+	j->made_temp = true;
+	if (fstat(j->fd, &j->temp_st) != 0) /* a handler could not tell the renamed copy */
+		return store_error(-errno, "cannot stat %s (%s)", j->temp_path, strerror(errno));
+	backup_now.temp_dev = j->temp_st.st_dev;
+	backup_now.temp_ino = j->temp_st.st_ino;
+	backup_now.made_temp = j->registered;
+	return 0;
+}
+
 int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const char *dest,
                       unsigned flags)
 {
-	backup_job j = {.dest = dest, .fd = -1};
+	backup_job j = {.dest = dest, .fd = -1, .dest_fd = -1, .temp_dir_fd = -1};
 	store_owner owner = {0};
 	ckpt_store_backup_stats st = {0};
 	backup_damage *damage = NULL;
@@ -1155,7 +1253,7 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 		                   flags & ~CKPT_BACKUP_VERIFY);
 	if (!dest || !*dest)
 		return store_error(-EINVAL, "the backup directory is empty");
-	if ((rc = check_dest(&exists, store->path, dest)))
+	if ((rc = check_dest(&j.real_dest, &exists, store->path, dest)))
 		return rc;
 	damage = calloc(1, sizeof(*damage));
 	j.temp_dir = join_path(dest, BACKUP_TEMP);
@@ -1176,51 +1274,19 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 	if ((rc = store_owner_enter(&owner, dest)))
 		goto out;
 	if (!backup_now.active) { /* one backup at a time is cleaned up by a signal handler */
-		backup_now.temp = j.temp_path;
-		backup_now.temp_dir = j.temp_dir;
-		backup_now.data = j.data_path;
-		backup_now.dir = (char *)dest;
+		backup_now.dest_fd = backup_now.temp_dir_fd = -1;
+		backup_now.dir = j.real_dest;
 		backup_now.active = 1;
 		j.registered = true;
 	}
-	if (!exists) {
-		if (mkdir(dest, 0777) != 0) {
-			rc = store_error(-errno, "cannot create %s (%s)", dest, strerror(errno));
-			goto out;
-		}
-		j.made_dir = true;
-		backup_now.made_dir = j.registered;
-	}
-	/* the copy is made and checked as a store of its own in DEST/data.mdb.tmp/: DEST holds no
-	 * data.mdb until it passed every check */
-	if (mkdir(j.temp_dir, 0700) != 0) {
-		rc = store_error(-errno, "cannot create %s (%s)", j.temp_dir, strerror(errno));
-		goto out;
-	}
-	j.made_temp_dir = true;
-	backup_now.made_temp_dir = j.registered;
 	/* the source's permissions, and always the owner's read and write (to resume from it) */
-	mode_t mode = (data_st.st_mode & 0666) | 0600;
-	j.fd = open(j.temp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-	if (j.fd < 0) {
-		rc = store_error(-errno, "cannot create %s (%s)", j.temp_path, strerror(errno));
-		goto out;
-	}
-	j.made_temp = true;
-	struct stat temp_st;
-	if (fstat(j.fd, &temp_st) != 0) { /* a handler could not tell the renamed copy */
-		rc = store_error(-errno, "cannot stat %s (%s)", j.temp_path, strerror(errno));
-		goto out;
-	}
-	backup_now.temp_dev = temp_st.st_dev;
-	backup_now.temp_ino = temp_st.st_ino;
-	backup_now.made_temp = j.registered;
-	if ((rc = copy_snapshot(&j, store, &source, &same)) ||
+	if ((rc = make_backup_files(&j, exists, (data_st.st_mode & 0666) | 0600)) ||
+	    (rc = copy_snapshot(&j, store, &source, &same)) ||
 	    (rc = check_and_sync_copy(&j, store->path, &source, same, &st.size)))
 		goto out;
 	test_pause("CKPT_BACKUP_TEST_PAUSE");
-	if ((rc = validate_backup(&st, damage, store, j.temp_dir, flags)) ||
-	    (rc = rename_copy(&j)) || (rc = sync_dir(dest)))
+	if ((rc = validate_backup(&st, damage, store, j.open_dir, j.temp_dir, flags)) ||
+	    (rc = rename_copy(&j)) || (rc = sync_dir_fd(j.dest_fd, dest)))
 		goto out;
 	if (j.made_dir) {
 		char *dir, *name;
