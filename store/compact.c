@@ -63,9 +63,59 @@ typedef struct compact_job {
 	ckpt_gc_lock_fds gc; /* the directory's flock, and the old data.mdb's */
 	int lock_fd; /* lock.mdb: holds the exclusive fcntl lock */
 	int copy_fd; /* data.mdb.compact while it is written */
+	int scratch_fd;         /* data.mdb.gc/ once made */
+	struct stat scratch_st; /* its identity */
+	/* what is read back, through the descriptors: others who may write the store directory
+	 * cannot put another file or directory in place of the names */
+	char copy_open[40], scratch_open[40], scratch_data_open[56];
 	bool lock_created, copy_created, scratch_created, renamed;
 	MDB_env *env; /* what is copied: the old data.mdb or the scratch copy, without lock.mdb */
 } compact_job;
+
+/* "/proc/self/fd/@p fd" in @p buf (@p len bytes) when it leads to the file @p id, so that a
+ * file opened by name is read back through the descriptor, not through a name another may
+ * replace; without /proc @p name. */
+static const char *fd_path(char *buf, size_t len, int fd, const char *name, const struct stat *id)
+{
+	struct stat st;
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+	return stat(buf, &st) == 0 && st.st_dev == id->st_dev && st.st_ino == id->st_ino ? buf
+	                                                                                 : name;
+}
+
+/* Remove @p name in @p dir_fd (@p flags 0 or AT_REMOVEDIR) if it is the file @p dev/@p ino,
+ * never what another put in its place; async-signal-safe. -1 with errno on failure. */
+static int remove_own(int dir_fd, const char *name, dev_t dev, ino_t ino, int flags)
+{
+	struct stat st;
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return -1;
+	if (st.st_dev != dev || st.st_ino != ino) {
+		errno = EEXIST;
+		return -1;
+	}
+	return unlinkat(dir_fd, name, flags);
+}
+
+/* Open directory @p name (in @p at) that this process just made with mode 0700: a descriptor,
+ * its identity in *@p st, or a negative errno (-EEXIST: not this process's own, another
+ * directory took its place). */
+static int open_made_dir(struct stat *st, int at, const char *name)
+{
+	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, st) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return -e;
+	}
+	/* setfsuid(-1) reads the file-system uid: the owner of what this process makes */
+	if (st->st_uid != (uid_t)setfsuid((uid_t)-1) || (st->st_mode & 077)) {
+		close(fd);
+		return -EEXIST;
+	}
+	return fd;
+}
 
 /* What a signal handler removes of the compaction in progress (ckpt_store_compact_interrupted):
  * each file is marked once made, and only while this process holds every lock, so that it never
@@ -378,7 +428,9 @@ static int write_copy(compact_job *j, const struct stat *old, const env_census *
 		return rc;
 	MDB_env *copy;
 	env_census after;
-	if ((mrc = open_env(&copy, j->copy_path, MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY)))
+	const char *name =
+	    fd_path(j->copy_open, sizeof(j->copy_open), j->copy_fd, j->copy_path, &st);
+	if ((mrc = open_env(&copy, name, MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY)))
 		return store_lmdb_error(mrc, "store %s: opening the compacted copy", j->path);
 	mrc = take_census(&after, copy, true);
 	mdb_env_close(copy);
@@ -399,8 +451,21 @@ static int write_copy(compact_job *j, const struct stat *old, const env_census *
 
 /* The scratch directory: its two files and itself, never what a symlink in its place points
  * at. Left by a compaction that was killed, it is never the store's. */
-static int remove_scratch(const compact_job *j)
+static int remove_scratch(compact_job *j)
 {
+	if (j->scratch_fd >= 0) { /* this job's: through its descriptor, and only it */
+		(void)unlinkat(j->scratch_fd, "data.mdb", 0);
+		(void)unlinkat(j->scratch_fd, "lock.mdb", 0);
+		close(j->scratch_fd);
+		j->scratch_fd = -1;
+		if (remove_own(AT_FDCWD, j->scratch_path, j->scratch_st.st_dev,
+		               j->scratch_st.st_ino, AT_REMOVEDIR) != 0 &&
+		    errno != ENOENT)
+			return store_error(
+			    -errno, "store %s: cannot remove %s (%s)", j->path, COMPACT_SCRATCH,
+			    errno == EEXIST ? "another file took its place" : strerror(errno));
+		return 0;
+	}
 	int dir = open(j->scratch_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dir < 0 && (errno == ENOTDIR || errno == ELOOP) && unlink(j->scratch_path) == 0)
 		return 0;
@@ -434,7 +499,20 @@ static int run_before(compact_job *j, const env_census *store, ckpt_store_compac
 	if (made != 0)
 		return store_error(-e, "store %s: cannot create %s (%s)", j->path, COMPACT_SCRATCH,
 		                   strerror(e));
-	int fd = open(j->scratch_data, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if ((j->scratch_fd = open_made_dir(&j->scratch_st, AT_FDCWD, j->scratch_path)) < 0)
+		return store_error(j->scratch_fd, "store %s: cannot open %s (%s)", j->path,
+		                   COMPACT_SCRATCH,
+		                   j->scratch_fd == -EEXIST ? "another directory took its place"
+		                                            : strerror(-j->scratch_fd));
+	const char *dir = fd_path(j->scratch_open, sizeof(j->scratch_open), j->scratch_fd,
+	                          j->scratch_path, &j->scratch_st);
+	const char *data = j->scratch_data;
+	if (dir == j->scratch_open) {
+		snprintf(j->scratch_data_open, sizeof(j->scratch_data_open), "%s/data.mdb", dir);
+		data = j->scratch_data_open;
+	}
+	int fd = openat(j->scratch_fd, "data.mdb",
+	                O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return store_error(-errno, "store %s: cannot create %s/data.mdb (%s)", j->path,
 		                   COMPACT_SCRATCH, strerror(errno));
@@ -448,22 +526,20 @@ static int run_before(compact_job *j, const env_census *store, ckpt_store_compac
 	j->env = NULL;
 	/* what @p before gets must be the whole store */
 	env_census copy;
-	if ((mrc = open_env(&j->env, j->scratch_data,
-	                    MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY | MDB_NOTLS)))
+	if ((mrc = open_env(&j->env, data, MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY | MDB_NOTLS)))
 		return store_lmdb_error(mrc, "store %s: opening the scratch copy", j->path);
 	mrc = take_census(&copy, j->env, true);
 	mdb_env_close(j->env);
 	j->env = NULL;
 	int rc = check_copy(j->path, "the scratch copy", &copy, 0, store, 0, mrc);
 	ckpt_store *s;
-	if (rc || (rc = ckpt_store_open(&s, j->scratch_path, 0)))
+	if (rc || (rc = ckpt_store_open(&s, dir, 0)))
 		return rc;
 	rc = before(s, arg);
 	ckpt_store_close(s);
 	if (rc)
 		return rc;
-	if ((mrc = open_env(&j->env, j->scratch_data,
-	                    MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY | MDB_NOTLS)) ||
+	if ((mrc = open_env(&j->env, data, MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY | MDB_NOTLS)) ||
 	    (mrc = take_census(out, j->env, false)))
 		return store_lmdb_error(mrc, "store %s: reading the scratch copy", j->path);
 	return 0;
@@ -566,6 +642,8 @@ static void job_free(compact_job *j, bool failed)
 		(void)unlink(j->copy_path);
 	if (j->scratch_created)
 		(void)remove_scratch(j);
+	if (j->scratch_fd >= 0)
+		close(j->scratch_fd);
 	if (failed && j->lock_created && !j->renamed)
 		(void)unlink(j->lock_path);
 	if (j->lock_fd >= 0)
@@ -599,7 +677,8 @@ int ckpt_store_compact_with(ckpt_store_compact_stats *out, const char *path,
 static int compact_store(ckpt_store_compact_stats *out, const char *path,
                          ckpt_store_compact_fn before, void *arg)
 {
-	compact_job j = {.path = path, .gc = {-1, -1}, .lock_fd = -1, .copy_fd = -1};
+	compact_job j = {
+	    .path = path, .gc = {-1, -1}, .lock_fd = -1, .copy_fd = -1, .scratch_fd = -1};
 	struct stat old;
 	env_census store, source;
 	uint64_t size_after = 0;
@@ -720,20 +799,6 @@ typedef struct backup_job {
 	struct stat temp_st, temp_dir_st;
 	bool registered, made_dir, made_temp_dir, made_temp, renamed;
 } backup_job;
-
-/* Remove @p name in @p dir_fd (@p flags 0 or AT_REMOVEDIR) if it is the file @p dev/@p ino,
- * never what another put in its place; async-signal-safe. -1 with errno on failure. */
-static int remove_own(int dir_fd, const char *name, dev_t dev, ino_t ino, int flags)
-{
-	struct stat st;
-	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-		return -1;
-	if (st.st_dev != dev || st.st_ino != ino) {
-		errno = EEXIST;
-		return -1;
-	}
-	return unlinkat(dir_fd, name, flags);
-}
 
 void ckpt_store_backup_interrupted(void)
 {
@@ -1198,28 +1263,21 @@ static int make_backup_files(backup_job *j, bool exists, mode_t mode)
 	backup_now.dest_fd = j->dest_fd;
 	if (mkdirat(j->dest_fd, BACKUP_TEMP, 0700) != 0)
 		return store_error(-errno, "cannot create %s (%s)", j->temp_dir, strerror(errno));
-	j->temp_dir_fd =
-	    openat(j->dest_fd, BACKUP_TEMP, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (j->temp_dir_fd < 0 || fstat(j->temp_dir_fd, &j->temp_dir_st) != 0)
-		return store_error(-errno, "cannot open %s (%s)", j->temp_dir, strerror(errno));
-	/* this process's (setfsuid(-1) reads the file-system uid) and no one else's to change */
-	if (j->temp_dir_st.st_uid != (uid_t)setfsuid((uid_t)-1) || (j->temp_dir_st.st_mode & 077))
-		return store_error(-EEXIST, "cannot create %s (another directory took its place)",
-		                   j->temp_dir);
+	if ((j->temp_dir_fd = open_made_dir(&j->temp_dir_st, j->dest_fd, BACKUP_TEMP)) < 0)
+		return store_error(j->temp_dir_fd, "cannot open %s (%s)", j->temp_dir,
+		                   j->temp_dir_fd == -EEXIST ? "another directory took its place"
+		                                             : strerror(-j->temp_dir_fd));
 	j->made_temp_dir = true;
 	backup_now.temp_dir_fd = j->temp_dir_fd;
 	backup_now.temp_dir_dev = j->temp_dir_st.st_dev;
 	backup_now.temp_dir_ino = j->temp_dir_st.st_ino;
 	backup_now.made_temp_dir = j->registered;
 	/* read back through the descriptor: a name in DEST, which others may write, could be
-	 * replaced by a link; without /proc, by the name */
-	snprintf(j->proc_dir, sizeof(j->proc_dir), "/proc/self/fd/%d", j->temp_dir_fd);
+	 * replaced by a link */
+	j->open_dir =
+	    fd_path(j->proc_dir, sizeof(j->proc_dir), j->temp_dir_fd, j->temp_dir, &j->temp_dir_st);
 	snprintf(j->proc_path, sizeof(j->proc_path), "%s/data.mdb", j->proc_dir);
-	struct stat proc_st;
-	bool by_fd = stat(j->proc_dir, &proc_st) == 0 && proc_st.st_dev == j->temp_dir_st.st_dev &&
-	             proc_st.st_ino == j->temp_dir_st.st_ino;
-	j->open_dir = by_fd ? j->proc_dir : j->temp_dir;
-	j->open_path = by_fd ? j->proc_path : j->temp_path;
+	j->open_path = j->open_dir == j->proc_dir ? j->proc_path : j->temp_path;
 	j->fd = openat(j->temp_dir_fd, "data.mdb",
 	               O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (j->fd < 0)
