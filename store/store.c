@@ -1534,8 +1534,8 @@ int store_prepare_lock_file(const char *dir, bool *was_created)
 		if (fd < 0 && errno == EEXIST)
 			fd = open(file, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	}
-	if (fd < 0)
-		return 0;
+	if (fd < 0) /* a link in its place: LMDB, which follows it, must not open it */
+		return errno == ELOOP ? ELOOP : 0;
 	struct stat st;
 	/* an existing one keeps its size (LMDB reads the reader count from it) */
 	off_t len = fstat(fd, &st) == 0 && st.st_size > 0
@@ -1695,6 +1695,12 @@ static int open_readonly_env(ckpt_store *s)
 		return store_error(-ENOMEM,
 		                   "%s: not enough address space to map data.mdb: it needs %llu bytes",
 		                   s->path, (unsigned long long)map);
+	if (mrc == ELOOP) /* lock.mdb replaced by a link after check_data_file() */
+		return store_error(
+		    CKPT_ENOTSTORE,
+		    "%s: not a ckpt store (lock.mdb is a symbolic link, not a regular "
+		    "file)",
+		    s->path);
 	if (mrc)
 		return store_lmdb_error(mrc, "%s: opening the LMDB environment", s->path);
 	if (f & MDB_NOLOCK)

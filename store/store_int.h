@@ -174,11 +174,12 @@ uint64_t store_epoch_from_key(const MDB_val *key);
 void store_chunk_key(uint8_t out[STORE_CHUNK_KEY_LEN], const uint8_t hash[16], uint32_t index);
 
 /** Give lock.mdb in @p dir its blocks before LMDB maps it (creating it, STORE_LOCK_FILE_BYTES
- *  long and STORE_LOCK_RESERVE more, when missing): LMDB sizes it with ftruncate and writes through the map, which on a
- *  full file system raises SIGBUS at the first page it cannot back. A lock.mdb this call made
- *  and could not fill is removed. A lock.mdb that cannot be opened for writing is left to LMDB
- *  (and its callers' read-only handling). *@p created (may be NULL): this call made it.
- *  @return 0, or a positive errno (ENOSPC, EDQUOT, EFBIG, ...). */
+ *  long and STORE_LOCK_RESERVE more, when missing): LMDB sizes it with ftruncate and writes through
+ * the map, which on a full file system raises SIGBUS at the first page it cannot back. A lock.mdb
+ * this call made and could not fill is removed. A lock.mdb that cannot be opened for writing is
+ * left to LMDB (and its callers' read-only handling); a symbolic link in its place (put there after
+ * the checks) is ELOOP. *@p created (may be NULL): this call made it.
+ *  @return 0, or a positive errno (ENOSPC, EDQUOT, EFBIG, ELOOP, ...). */
 int store_prepare_lock_file(const char *dir, bool *created);
 
 /** Free the blocks of lock.mdb's reserve in @p dir (past the reader slots LMDB sizes it for;
