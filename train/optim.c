@@ -182,7 +182,7 @@ float *train_optimizer_state_buffer(train_optimizer *opt, size_t i, size_t j)
 static int shortest_precision(double v)
 {
 	char buf[40];
-	for (int p = 15; p < 17; p++) {
+	for (int p = 1; p < 17; p++) { /* from 1: a subnormal's shortest text has fewer digits */
 		snprintf(buf, sizeof(buf), "%.*g", p, v);
 		if (strtod(buf, NULL) == v)
 			return p;

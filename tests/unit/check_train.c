@@ -115,6 +115,23 @@ START_TEST(test_gradients_match_finite_differences)
 }
 END_TEST
 
+/* Values in messages: the shortest text that reads back as the same double, as Python's repr,
+ * subnormals included (1e-310 printed as 9.99999999999997e-311 with 15 digits or more). */
+START_TEST(test_double_text_is_the_shortest_that_reads_back)
+{
+	static const struct {
+		double v;
+		const char *text;
+	} cases[] = {{0.1, "0.1"},       {0.10000001, "0.10000001"}, {1e-310, "1e-310"},
+	             {5e-324, "5e-324"}, {0.1 + 0.2, "0.30000000000000004"},
+	             {1e-8, "1e-08"},    {0, "0"}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[32];
+		ck_assert_str_eq(train_double_text(buf, sizeof(buf), cases[i].v), cases[i].text);
+	}
+}
+END_TEST
+
 START_TEST(test_cross_entropy_is_stable_for_huge_logits)
 {
 	train_backend *be;
@@ -1043,6 +1060,7 @@ static Suite *train_suite(void)
 	Suite *s = suite_create("train");
 	TCase *maths = tcase_create("maths");
 	tcase_add_test(maths, test_gradients_match_finite_differences);
+	tcase_add_test(maths, test_double_text_is_the_shortest_that_reads_back);
 	tcase_add_test(maths, test_cross_entropy_is_stable_for_huge_logits);
 	tcase_add_test(maths, test_sgd_and_adam_steps_follow_torch_formulas);
 	tcase_add_test(maths, test_param_groups_json_has_torch_keys);
