@@ -1387,38 +1387,40 @@ static int open_or_create_store(ckpt_store **out, train_config *c, int *how)
 			ckpt_store_close(store);
 			goto out;
 		}
-		/* name the first setting that differs, with the store's value */
-		const char *what = NULL, *was = NULL;
-		char seed[32];
-		snprintf(seed, sizeof(seed), "%llu", (unsigned long long)m->seed);
-		if (strcmp(m->layers ? m->layers : "", c->layers) != 0)
-			what = "--layers", was = m->layers ? m->layers : "";
-		else if (strcmp(m->optimizer ? m->optimizer : "", meta.optimizer) != 0)
-			what = "--optimizer", was = m->optimizer ? m->optimizer : "";
-		else if (strcmp(m->dataset ? m->dataset : "", c->data) != 0)
-			what = "--data", was = m->dataset ? m->dataset : "";
-		else if (m->seed != c->seed)
-			what = "--seed", was = seed;
-		else if (strcmp(m->monitor ? m->monitor : "", c->monitor) != 0)
-			what = "--monitor", was = m->monitor ? m->monitor : "";
-		else if (strcmp(m->hyperparams ? m->hyperparams : "", hyper) != 0)
-			what = "hyper-parameters", was = m->hyperparams ? m->hyperparams : "";
-		char diff[1024];
-		if (what && strcmp(what, "hyper-parameters") == 0 &&
-		    hyperparams_diff(diff, sizeof(diff), was, hyper) && diff[0]) {
+		/* name every setting that differs, with the store's value and this run's */
+		char seed_was[32], seed_now[32];
+		snprintf(seed_was, sizeof(seed_was), "%llu", (unsigned long long)m->seed);
+		snprintf(seed_now, sizeof(seed_now), "%llu", (unsigned long long)c->seed);
+		const struct {
+			const char *what, *was, *now;
+		} fields[] = {
+		    {"--layers", m->layers ? m->layers : "", c->layers},
+		    {"--optimizer", m->optimizer ? m->optimizer : "", meta.optimizer},
+		    {"--data", m->dataset ? m->dataset : "", c->data},
+		    {"--seed", seed_was, seed_now},
+		    {"--monitor", m->monitor ? m->monitor : "", c->monitor},
+		};
+		char all[2048] = "";
+		size_t n = 0;
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+			if (strcmp(fields[i].was, fields[i].now) != 0 && n < sizeof(all))
+				n += (size_t)snprintf(all + n, sizeof(all) - n, "%s%s %s there, %s here",
+				                      n ? "; " : "", fields[i].what, fields[i].was,
+				                      fields[i].now);
+		const char *was_hyper = m->hyperparams ? m->hyperparams : "";
+		if (strcmp(was_hyper, hyper) != 0 && n < sizeof(all)) {
+			char diff[1024];
+			if (hyperparams_diff(diff, sizeof(diff), was_hyper, hyper) && diff[0])
+				n += (size_t)snprintf(all + n, sizeof(all) - n, "%s%s", n ? "; " : "", diff);
+			else
+				n += (size_t)snprintf(all + n, sizeof(all) - n, "%shyper-parameters %s",
+				                      n ? "; " : "", was_hyper);
+		}
+		if (n) {
 			rc = train_fail(-EEXIST,
 			                "store %s holds no checkpoint but was created for a run with "
 			                "other settings (%s); remove it or use another --store",
-			                c->store_path, diff);
-			ckpt_store_close(store);
-			goto out;
-		}
-		if (what) {
-			rc = train_fail(
-			    -EEXIST,
-			    "store %s holds no checkpoint but was created for a run with "
-			    "other %s (%s); remove it or use another --store",
-			    c->store_path, what, was);
+			                c->store_path, all);
 			ckpt_store_close(store);
 			goto out;
 		}

@@ -45,7 +45,13 @@ kill -KILL $kpid
 wait $kpid 2>/dev/null
 $TRAIN --store "$WORK/killed" --epochs 1 --seed 7 "${common[@]}" 2>"$WORK/err" &&
 	fail "an empty store of another --seed was reused"
-grep -q "was created for a run with other --seed (0)" "$WORK/err" || fail "message: $(cat "$WORK/err")"
+grep -q "was created for a run with other settings (--seed 0 there, 7 here); remove it" "$WORK/err" ||
+	fail "message: $(cat "$WORK/err")"
+# every setting that differs is named, each with both values
+$TRAIN --store "$WORK/killed" --epochs 1 "${common[@]}" --seed 7 --lr 0.2 --layers 24,8,4 2>"$WORK/err" &&
+	fail "an empty store of other settings was reused"
+grep -q "other settings (--layers 24,16,4 there, 24,8,4 here; --seed 0 there, 7 here; --lr 0.1 there, 0.2 here); remove it" "$WORK/err" ||
+	fail "message: $(cat "$WORK/err")"
 # hyper-parameters: the settings that differ, each with both values (every digit that tells
 # them apart), not the whole run.json text
 $TRAIN --store "$WORK/killed" --epochs 1 --lr 0.10000001 --momentum 0.8 "${common[@]}" 2>"$WORK/err" &&
