@@ -352,7 +352,8 @@ static bool read_key(json_reader *r, json_frame *f, json_role *want)
 		return fault(r, at, "expected a string key");
 	if (!read_string(r, &key, &len))
 		return false;
-	if (r->keys_len + len > r->keys_cap) {
+	if (r->keys_len + len > r->keys_cap || !r->keys) { /* an empty first key too: memcpy and
+	                                                      * memcmp take no NULL, even for 0 bytes */
 		size_t cap = r->keys_cap ? r->keys_cap : 256;
 		while (cap < r->keys_len + len)
 			cap *= 2;

@@ -58,6 +58,8 @@ START_TEST(test_hyperparameters_that_are_not_a_json_object_are_refused_at_create
 	    {"{\"\\/\":1,\"/\":2}", "the key \"/\" twice"},
 	    {"{\"\\ud83d\\ude00\\n\":1,\"\xf0\x9f\x98\x80\\u000a\":2}", "the key \"\xf0\x9f\x98\x80\n\" twice"},
 	    {"{\"\xc3\xa9\":1,\"\\u00E9\":2}", "the key \"\xc3\xa9\" twice"},
+	    /* an empty first key passed NULL to memcpy and memcmp (UBSan) */
+	    {"{\"\":1,\"\":2}", "column 7: the key \"\" twice"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_int_eq(create_with_hyperparams(bad[i].text), -EINVAL);
@@ -69,6 +71,7 @@ START_TEST(test_hyperparameters_that_are_not_a_json_object_are_refused_at_create
 	    "{}", " {\"lr\": 0.1, \"betas\": [0.9, 0.999], \"nested\": {\"a\": [true, false, null]}}\n",
 	    "{\"seed_big\": 18446744073709551616, \"neg\": -99999999999999999999999, \"tiny\": 1e-400}",
 	    "{\"name\": \"\\u00e9\\ud83d\\ude00 caf\xc3\xa9\", \"e\": -1.5E+3}", "",
+	    "{\"\":1}", "{\"\":1,\"a\":{\"\":2}}",
 	    "{\"a\": 1, \"\\u0062\": 2, \"\\\\\": 3, \"\\\"\": 4, \"\\ud83d\\ude00\": 5, \"\\ud83d\\ude01\": 6}",
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -138,6 +141,7 @@ START_TEST(test_param_groups_that_torch_cannot_load_are_refused_at_set_extra)
 	    "{\"lr\": 0.002, \"params\": [2], \"param_names\": [\"head.w\"], \"initial_lr\": 0.002}]",
 	    "[{\"params\": [1, 0]}, {\"params\": []}, {\"params\": [2]}]", "[]",
 	    "[{\"params\": [1, -0]}]", /* -0 is 0 to jansson and Python */
+	    "[{\"\":0,\"params\":[0]}]", /* an empty first key */
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		ck_assert_msg(set_groups(w, good[i]) == 0, "%s: %s", good[i], ckpt_last_error());
