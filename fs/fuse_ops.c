@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#ifdef __GLIBC__
 #include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -832,17 +834,26 @@ typedef struct open_dir {
 /* Listings past this many entries give their memory back to the system when freed. */
 #define BIG_LISTING 10000
 
-static void open_dir_free(open_dir *d)
+/* Free @p l; a big one's memory goes back to the system. Each FUSE worker thread allocates
+ * from a malloc arena of its own, which kept what a listing of a root with a million epochs
+ * freed (about 1 GB): every `ls` served by another thread grew the daemon by as much again. */
+static void listing_free(ckpt_view_listing *l)
 {
-	bool big = d->listing.count > BIG_LISTING;
-	ckpt_view_listing_free(&d->listing);
-	pthread_mutex_destroy(&d->lock);
-	free(d);
-	/* Each FUSE worker thread allocates from a malloc arena of its own, which keeps what a
-	 * listing of a root with a million epochs freed (about 1 GB): every `ls` from another
-	 * thread grew the daemon by as much again. */
+	bool big = l->count > BIG_LISTING;
+	ckpt_view_listing_free(l);
+#ifdef __GLIBC__
 	if (big)
 		malloc_trim(0);
+#else
+	(void)big;
+#endif
+}
+
+static void open_dir_free(open_dir *d)
+{
+	listing_free(&d->listing);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -881,7 +892,7 @@ static int relist(open_dir *d, ckpt_view *view, fuse_ino_t ino)
 	}
 	if (rc)
 		return rc;
-	ckpt_view_listing_free(&d->listing);
+	listing_free(&d->listing);
 	d->listing = fresh;
 	return 0;
 }
@@ -950,8 +961,8 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	fuse_reply_err(req, 0); /* first: the caller need not wait for the memory's return */
 	open_dir_free((open_dir *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -90,8 +90,8 @@ char *train_json_dumps(const struct json_t *j);
  * @p buf of @p len bytes (32 hold any double). @return @p buf.
  */
 const char *train_double_text(char *buf, size_t len, double v);
-/** train_double_text() into a buffer that lives until the end of the enclosing full
- * expression (for printf-style arguments). */
+/** train_double_text() into a buffer (a compound literal) that lives until the end of the
+ * enclosing block (for printf-style arguments). */
 #define TRAIN_DOUBLE_TEXT(v) train_double_text((char[32]){0}, 32, (v))
 
 #endif
