@@ -7,7 +7,7 @@
  * Only the shape of param groups is looked into: what torch's load_state_dict() needs.
  * Hostile text costs little: nesting is read without recursion (open containers are a stack on
  * the heap, so a caller's thread needs a few KB of stack at any depth), and an object's keys
- * are a hash set (linear time however many keys).
+ * are a hash set keyed per process (linear time however many keys, whichever they are).
  */
 #include <errno.h>
 #include <locale.h>
@@ -18,6 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #include "store/store_int.h"
 
@@ -296,12 +300,28 @@ typedef struct json_frame {
 	size_t keys_mark; /* r->keys' length when the object opened, given back as it closes */
 } json_frame;
 
+/* The key set's hash is keyed with a seed drawn once per process: with an unkeyed hash (FNV-1a
+ * was) keys chosen to collide in its low bits made each probe walk all the keys before it
+ * (65,536 such keys: 7.4 s), a cost a text could be built to have. */
+static uint64_t key_seed;
+static pthread_once_t key_seed_once = PTHREAD_ONCE_INIT;
+
+static void key_seed_draw(void)
+{
+	uint64_t seed;
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
+		/* no entropy yet (early boot) or no getrandom(): still not known in advance */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		seed = XXH3_64bits_withSeed(&now, sizeof(now), (uint64_t)getpid() ^
+		                                                   (uint64_t)(uintptr_t)&seed);
+	}
+	key_seed = seed;
+}
+
 static uint64_t key_hash(const char *s, size_t len)
 {
-	uint64_t h = 14695981039346656037ull; /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-	return h;
+	return XXH3_64bits_withSeed(s, len, key_seed);
 }
 
 /* Note the key r->keys + @p offset (@p len bytes) in @p f's set; false if it is there already
@@ -309,6 +329,7 @@ static uint64_t key_hash(const char *s, size_t len)
 static bool key_add(json_reader *r, json_frame *f, size_t offset, size_t len, bool *twice)
 {
 	*twice = false;
+	pthread_once(&key_seed_once, key_seed_draw);
 	if ((f->nkeys + 1) * 2 > f->nslots) {
 		size_t n = f->nslots ? f->nslots * 2 : 16;
 		json_key *slots = malloc(n * sizeof(*slots));
