@@ -42,11 +42,6 @@ typedef struct json_reader {
 	size_t why_cap;
 	json_group *groups; /* param groups read, NULL when not reading them */
 	size_t ngroups;
-	const char **model; /* model tensor names, sorted, that "param_names" must name once
-	                       each; NULL when names are not matched */
-	size_t nmodel;
-	uint8_t *named;     /* which of them a group named */
-	char name_why[256]; /* the first name that is not one of them, or one named twice */
 	char *keys; /* the decoded keys of the objects open, outermost first */
 	size_t keys_len, keys_cap;
 } json_reader;
@@ -446,36 +441,6 @@ static bool check_role(json_reader *r, json_role want)
 	}
 }
 
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* A name of @p group's "param_names" (@p raw, @p len bytes as written) against r->model: the
- * first that is none of them, or one named twice, goes to r->name_why, as checkpoint.pt
- * refuses them. False without memory. */
-static bool match_name(json_reader *r, size_t group, const char *raw, size_t len)
-{
-	if (r->name_why[0])
-		return true;
-	char *name = malloc(len + 1);
-	if (!name)
-		return fault(r, raw, "out of memory");
-	len = decode_string(raw, len, name);
-	name[len] = '\0'; /* the checker refused a NUL in a string: the name ends here */
-	const char *key = name, **found = bsearch(&key, r->model, r->nmodel, sizeof(*r->model),
-	                                          by_name);
-	size_t at = found ? (size_t)(found - r->model) : 0;
-	if (!found || r->named[at])
-		snprintf(r->name_why, sizeof(r->name_why), "param group %zu names '%.64s'%s, %s",
-		         group, name, len > 64 ? "..." : "",
-		         found ? "which is named twice" : "which is no model tensor of the checkpoint");
-	else
-		r->named[at] = 1;
-	free(name);
-	return true;
-}
-
 /* One value at r->p that must be @p top (ROLE_ANY or ROLE_GROUPS), read without recursion:
  * open arrays and objects are frames on a heap stack. */
 static bool read_json(json_reader *r, json_role top)
@@ -564,11 +529,8 @@ static bool read_json(json_reader *r, json_role top)
 			                                                 : fault(r, r->p, "not a JSON value");
 			if (!read)
 				goto out;
-			if (want == ROLE_NAME) {
+			if (want == ROLE_NAME)
 				r->groups[group].nnames++;
-				if (r->model && !match_name(r, group, s, len))
-					goto out;
-			}
 		}
 		/* after a value: the containers it ends */
 		for (;;) {
@@ -635,31 +597,16 @@ int store_json_check_object(const char *text, size_t len, char *why, size_t cap)
 	return ok ? 0 : -EINVAL;
 }
 
-/* store_json_check_param_groups(), and with @p model (not NULL) against those model tensor
- * names (@p nmodel of them, any order). */
-static int check_param_groups(const char *text, size_t len, const char *const *model,
-                              size_t nmodel, char *why, size_t cap)
+/* store_json_check_param_groups(), and with @p need_params that they list a parameter. */
+static int check_param_groups(const char *text, size_t len, bool need_params, char *why,
+                              size_t cap)
 {
 	json_reader r = {.text = text, .p = text, .end = text + len, .why = why, .why_cap = cap};
 	why[0] = '\0';
 	bool ok = true;
-	if (model) {
-		r.model = malloc((nmodel ? nmodel : 1) * sizeof(*r.model));
-		r.named = calloc(nmodel ? nmodel : 1, 1);
-		if (!r.model || !r.named) {
-			snprintf(why, cap, "out of memory");
-			ok = false;
-		} else {
-			memcpy(r.model, model, nmodel * sizeof(*r.model));
-			qsort(r.model, nmodel, sizeof(*r.model), by_name);
-			r.nmodel = nmodel;
-		}
-	}
 	ok = ok && read_document(&r, '[', "a JSON list of param groups") &&
 	     read_json(&r, ROLE_GROUPS) && read_end(&r);
 	free(r.keys);
-	free(r.model);
-	free(r.named);
 	/* what torch's load_state_dict() and checkpoint.pt need: every group's "params", the
 	 * indices 0..n-1 (as state_dict() numbers them), each once; names for all or none */
 	size_t total = 0, named = 0;
@@ -700,22 +647,16 @@ static int check_param_groups(const char *text, size_t len, const char *const *m
 		}
 	}
 	free(seen);
-	/* against the checkpoint: torch's load_state_dict() needs groups of the sizes of the
-	 * optimizer's own, which hold at least one of the model's parameters (torch 1.13 refuses
-	 * an optimizer given no groups, and one of empty groups loads into no other); fewer than
-	 * the model tensors is fine: buffers (running statistics) are model tensors no group
-	 * lists. Names as checkpoint.pt places state by them: each a model tensor, once. */
-	if (ok && model && total == 0) {
+	/* at commit: torch refuses an optimizer given no groups (1.13) or no parameters, so
+	 * such groups load into no optimizer. How the rest fit the model tensors is not checked
+	 * there: torch >= 2.6 names parameters relative to the module the optimizer was built from
+	 * ("module.fc1.weight" under DDP, "weight" for one over model.head), an optimizer may hold
+	 * tensors that are no model tensor, and a refused commit loses the whole checkpoint;
+	 * checkpoint.pt refuses what it cannot map, the other files of the epoch still serve. */
+	if (ok && need_params && total == 0) {
 		snprintf(why, cap, "optimizer.param_groups lists no parameters (%s): no torch "
-		         "optimizer over the model's parameters can load it",
+		         "optimizer can load it",
 		         r.ngroups ? "every group's \"params\" is empty" : "no group");
-		ok = false;
-	} else if (ok && model && total > nmodel) {
-		snprintf(why, cap, "optimizer.param_groups lists %zu parameters, the checkpoint has "
-		         "%zu model tensors", total, nmodel);
-		ok = false;
-	} else if (ok && model && r.name_why[0]) {
-		snprintf(why, cap, "optimizer.param_groups: %s", r.name_why);
 		ok = false;
 	}
 	for (size_t i = 0; i < r.ngroups; i++)
@@ -726,11 +667,10 @@ static int check_param_groups(const char *text, size_t len, const char *const *m
 
 int store_json_check_param_groups(const char *text, size_t len, char *why, size_t cap)
 {
-	return check_param_groups(text, len, NULL, 0, why, cap);
+	return check_param_groups(text, len, false, why, cap);
 }
 
-int store_json_check_param_groups_fit(const char *text, size_t len, const char *const *model,
-                                      size_t nmodel, char *why, size_t cap)
+int store_json_check_param_groups_loadable(const char *text, size_t len, char *why, size_t cap)
 {
-	return check_param_groups(text, len, model, nmodel, why, cap);
+	return check_param_groups(text, len, true, why, cap);
 }

@@ -375,11 +375,10 @@ int store_json_check_object(const char *text, size_t len, char *why, size_t cap)
  *  indices (integers from 0, each in one group once, together 0..n-1), "param_names" (a
  *  list of strings, one per index) in every group or in none. */
 int store_json_check_param_groups(const char *text, size_t len, char *why, size_t cap);
-/** store_json_check_param_groups(), and against a checkpoint's @p nmodel model tensors
- *  (@p model: their names, any order), as torch's load_state_dict() and checkpoint.pt need:
- *  the groups list at least one parameter and at most @p nmodel; every "param_names" entry is
- *  one of @p model, none named twice. */
-int store_json_check_param_groups_fit(const char *text, size_t len, const char *const *model,
-                                      size_t nmodel, char *why, size_t cap);
+/** store_json_check_param_groups(), and what every torch optimizer needs to load them, as
+ *  checked at commit: the groups list at least one parameter (not [], not only empty
+ *  "params"). How they fit the model tensors is left to checkpoint.pt (see
+ *  ckpt_writer_commit()). */
+int store_json_check_param_groups_loadable(const char *text, size_t len, char *why, size_t cap);
 
 #endif

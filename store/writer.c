@@ -523,10 +523,10 @@ int store_test_no_pregrow;
 static const int store_test_no_pregrow = 0;
 #endif
 
-/* The param groups against the checkpoint's model tensors, known only now (the extra may be
- * set before the tensors are put): 0, or -EINVAL/-ENOMEM with the message set. Not in the
+/* The param groups as every torch optimizer needs them (a parameter listed), checked at
+ * commit as ckpt_writer_commit() documents: 0, or -EINVAL with the message set. Not in the
  * transaction: a refusal leaves the store as it was. */
-static int check_groups_fit(const ckpt_writer *w)
+static int check_groups_loadable(const ckpt_writer *w)
 {
 	const store_extra *groups = NULL;
 	for (size_t i = 0; i < w->nextras && !groups; i++)
@@ -534,17 +534,9 @@ static int check_groups_fit(const ckpt_writer *w)
 			groups = &w->extras[i];
 	if (!groups || w->groups_unchecked)
 		return 0;
-	const char **model = malloc((w->ntensors ? w->ntensors : 1) * sizeof(*model));
-	if (!model)
-		return store_error(-ENOMEM, "out of memory");
-	size_t nmodel = 0;
-	for (size_t i = 0; i < w->ntensors; i++)
-		if (w->tensors[i].info.group == CKPT_GROUP_MODEL)
-			model[nmodel++] = w->tensors[i].name;
 	char why[512];
-	int rc = store_json_check_param_groups_fit(groups->data, groups->len, model, nmodel, why,
-	                                           sizeof(why));
-	free(model);
+	int rc = store_json_check_param_groups_loadable(groups->data, groups->len, why,
+	                                                sizeof(why));
 	if (rc)
 		return store_error(rc, "store %s: epoch %llu: %s", w->store->path,
 		                   (unsigned long long)w->epoch, why);
@@ -556,7 +548,7 @@ int ckpt_writer_commit(ckpt_writer *w)
 	if (!w)
 		return store_error(-EINVAL, "ckpt_writer_commit: no writer (NULL)");
 	ckpt_store *s = w->store;
-	int rc = check_groups_fit(w);
+	int rc = check_groups_loadable(w);
 	if (rc) {
 		ckpt_writer_abort(w); /* freed in every case, as after any failed commit */
 		return rc;

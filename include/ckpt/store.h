@@ -433,8 +433,8 @@ int ckpt_writer_set_metric(ckpt_writer *w, const char *name, double value);
  * values, the outermost counting as 1), a list of objects, each with
  * "params" a list of parameter indices (integers from 0; together the indices 0..n-1, each in
  * one group once, as state_dict() numbers them), and "param_names" (a list of strings, one
- * per index) in every group or in none; how they fit the checkpoint's model tensors is checked
- * at ckpt_writer_commit(), which knows them all. One NUL at the end of that text (C's strlen + 1) is
+ * per index) in every group or in none; that they list a parameter at all is checked at
+ * ckpt_writer_commit() (see there). One NUL at the end of that text (C's strlen + 1) is
  * not stored; -0 is read as the index 0, as jansson and Python read it.
  * Other extras are shown in checkpoint.pt's 'extra' as str when they are text: valid UTF-8 with
  * no control bytes but tab, CR and LF, where one NUL at the end (text stored with C's
@@ -453,16 +453,20 @@ int ckpt_writer_set_extra(ckpt_writer *w, const char *key, const void *data, siz
  * epoch just committed, even where it is neither among the newest nor the best (a commit
  * again of an older epoch): the next commit's retention does. On
  * MDB_MAP_FULL the map is grown and the transaction retried. Frees @p w in every case.
- * First the "optimizer.param_groups" extra (see ckpt_writer_set_extra()) is checked against
- * the checkpoint's CKPT_GROUP_MODEL tensors, known only now, as torch's load_state_dict() into
- * an optimizer over the model's parameters and checkpoint.pt need: the groups list at least one
- * parameter (not [], not only empty "params") and at most as many as there are model tensors
- * (fewer is fine: an optimizer over some parameters; buffers such as running statistics are
- * model tensors no group lists), and every "param_names" entry is the name of a model tensor,
- * none named twice. Refused groups leave the store unchanged (-EINVAL, and ckpt_last_error()
- * names the store, the epoch and the fault, e.g. "optimizer.param_groups lists 3 parameters,
- * the checkpoint has 2 model tensors").
- * @return 0, -EINVAL for param groups that do not fit the model tensors (above), -ENOSPC if the disk is full (nothing of this checkpoint is stored, earlier ones
+ * First the "optimizer.param_groups" extra (see ckpt_writer_set_extra()) is checked for what
+ * every torch optimizer needs to load it: the groups list at least one parameter (not [], not
+ * only empty "params"); refused groups leave the store unchanged (-EINVAL, and
+ * ckpt_last_error() names the store, the epoch and the fault, e.g. "optimizer.param_groups
+ * lists no parameters (no group)"). How the groups fit the checkpoint's CKPT_GROUP_MODEL
+ * tensors is not checked here, so that a training loop loses no checkpoint to it: torch >= 2.6
+ * stores "param_names" relative to the module the optimizer was built from ("module.fc1.weight"
+ * under DDP, "_orig_mod.fc1.weight" under torch.compile, "weight" for an optimizer over
+ * model.head) while the model tensors often come from model.module.state_dict(), and an
+ * optimizer may hold tensors that are no model tensor. Groups listing more parameters than
+ * there are model tensors, or "param_names" entries that are no model tensor or name one
+ * twice, are stored; that epoch's checkpoint.pt then fails (EINVAL, one line naming the fault),
+ * while its .npy files, model.safetensors and model.pt serve as for any epoch.
+ * @return 0, -EINVAL for param groups that list no parameter (above), -ENOSPC if the disk is full (nothing of this checkpoint is stored, earlier ones
  *         are intact), -EFBIG likewise past the file size limit (ulimit -f), -EIO, -EBUSY
  *         while another process reads the store without lock.mdb, or when the map must grow
  *         while this process has snapshots of the store open, -EAGAIN when another process

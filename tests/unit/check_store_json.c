@@ -174,11 +174,12 @@ static int commit_two_parameters(ckpt_store *s, uint64_t step, const char *group
 	return ckpt_writer_commit(w); /* frees w whatever it returns */
 }
 
-/* Param groups whose own shape is right but that do not fit the checkpoint's model tensors
- * were committed: its checkpoint.pt failed in torch.optim's load_state_dict() ("doesn't match
- * the size of optimizer's group", "different number of parameter groups") or in the renderer
- * (a name that is no model tensor, or one named twice). */
-START_TEST(test_param_groups_that_do_not_fit_the_model_tensors_are_refused_at_commit)
+/* Param groups that list no parameter load into no torch optimizer: refused at commit. Groups
+ * that do not fit the model tensors were refused too, losing the epoch's whole checkpoint in a
+ * training loop, though torch >= 2.6 names parameters relative to the module the optimizer was
+ * built from ("module.fc.weight" under DDP) and an optimizer may hold tensors that are no model
+ * tensor: they are stored (checkpoint.pt refuses what it cannot map). */
+START_TEST(test_param_groups_listing_no_parameter_are_refused_at_commit)
 {
 	ckpt_store *s = test_store_create(storepath, 0);
 	ck_assert_msg(commit_two_parameters(s, 7, "[{\"params\": [0, 1]}]", true) == 0, "%s",
@@ -188,18 +189,8 @@ START_TEST(test_param_groups_that_do_not_fit_the_model_tensors_are_refused_at_co
 	static const struct {
 		const char *text, *why;
 	} bad[] = {
-	    {"[{\"params\":[0,1,2]}]",
-	     "optimizer.param_groups lists 3 parameters, the checkpoint has 2 model tensors"},
-	    {"[{\"params\":[0]},{\"params\":[2,1]}]", "lists 3 parameters, the checkpoint has 2"},
 	    {"[]", "optimizer.param_groups lists no parameters (no group)"},
 	    {"[{\"params\":[]},{\"params\":[]}]", "lists no parameters (every group's"},
-	    {"[{\"params\":[0],\"param_names\":[\"fc.weight.momentum_buffer\"]}]",
-	     "param group 0 names 'fc.weight.momentum_buffer', which is no model tensor"},
-	    {"[{\"params\":[0,1],\"param_names\":[\"fc.bias\",\"fc\"]}]",
-	     "param group 0 names 'fc', which is no model tensor"},
-	    {"[{\"params\":[0],\"param_names\":[\"fc.weight\"]},"
-	     "{\"params\":[1],\"param_names\":[\"fc.w\\u0065ight\"]}]",
-	     "param group 1 names 'fc.weight', which is named twice"},
 	};
 	char where[600];
 	snprintf(where, sizeof(where), "store %s: epoch 1: ", storepath);
@@ -222,13 +213,21 @@ START_TEST(test_param_groups_that_do_not_fit_the_model_tensors_are_refused_at_co
 	ck_assert_uint_eq(ckpt_checkpoint_step(c), 7);
 	ckpt_snapshot_close(snap);
 	/* an optimizer over some of the model tensors (the others: buffers, frozen parameters),
-	 * and what torch's state_dict() gives for one over all of them */
+	 * what torch's state_dict() gives for one over all of them, and groups that do not fit
+	 * the model tensors (tensors outside the model, names relative to another module) */
 	static const char *const good[] = {
 	    "[{\"params\": [0]}]",
 	    "[{\"params\": [0], \"param_names\": [\"fc.bias\"]}]",
 	    "[{\"params\": [0, 1]}, {\"params\": []}]",
 	    "[{\"lr\": 0.1, \"params\": [0], \"param_names\": [\"fc.weight\"]}, "
 	    "{\"lr\": 0.01, \"params\": [1], \"param_names\": [\"fc.bi\\u0061s\"]}]",
+	    "[{\"params\":[0,1,2]}]",
+	    "[{\"params\":[0]},{\"params\":[2,1]}]",
+	    "[{\"params\":[0],\"param_names\":[\"fc.weight.momentum_buffer\"]}]",
+	    "[{\"params\":[0,1],\"param_names\":[\"module.fc.bias\",\"module.fc.weight\"]}]",
+	    "[{\"params\":[0],\"param_names\":[\"weight\"]}]",
+	    "[{\"params\":[0],\"param_names\":[\"fc.weight\"]},"
+	    "{\"params\":[1],\"param_names\":[\"fc.w\\u0065ight\"]}]",
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		ck_assert_msg(commit_two_parameters(s, 8, good[i], i % 2) == 0, "%s: %s", good[i],
@@ -552,7 +551,7 @@ static Suite *store_json_suite(void)
 	tcase_add_test(tc, test_param_groups_that_torch_cannot_load_are_refused_at_set_extra);
 	tcase_add_test(tc, test_nesting_is_refused_exactly_where_jansson_refuses_it);
 	tcase_add_test(tc, test_param_groups_given_with_their_terminating_nul_are_stored_without_it);
-	tcase_add_test(tc, test_param_groups_that_do_not_fit_the_model_tensors_are_refused_at_commit);
+	tcase_add_test(tc, test_param_groups_listing_no_parameter_are_refused_at_commit);
 	suite_add_tcase(su, tc);
 	/* hostile texts: the old checker took minutes here (a crash on the small stack) */
 	TCase *cost = tcase_create("cost");
