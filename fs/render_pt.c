@@ -754,6 +754,16 @@ int render_checkpoint_pt(view_layout *out, const ckpt_store *store, const ckpt_c
 	bool sgd_none_buffers = strcasecmp(opt_name, "sgd") == 0 && ckpt_checkpoint_step(c) > 0;
 	/* optimizer indices run over the groups' parameters, state keys over those indices */
 	size_t ngroup = group_param_count(groups);
+	/* the commit stores such groups (an optimizer may hold tensors that are no model tensor):
+	 * the optimizer of this file could not be loaded into one over the model's parameters,
+	 * which torch refuses only at load_state_dict(), so it is refused here, in one line */
+	if (ngroup > nmodel) {
+		rc = render_fail(-EINVAL,
+		                 "epoch %" PRIu64 ": checkpoint.pt: optimizer.param_groups lists %zu "
+		                 "parameters, the checkpoint has %zu model tensors",
+		                 ctx.epoch, ngroup, nmodel);
+		goto out;
+	}
 	size_t nindex = ngroup > nmodel ? ngroup : nmodel;
 	in_group = calloc(nindex ? nindex : 1, sizeof(*in_group));
 	index_of = calloc(nmodel ? nmodel : 1, sizeof(*index_of));

@@ -881,6 +881,53 @@ START_TEST(test_param_names_in_the_groups_number_the_optimizer_state)
 }
 END_TEST
 
+/* Param groups that do not fit the model tensors are stored (the commit refuses only groups
+ * listing no parameter: torch >= 2.6 names parameters relative to the module the optimizer was
+ * built from, an optimizer may hold tensors that are no model tensor): checkpoint.pt, which
+ * cannot map them, is refused in one line (more parameters than model tensors made a file
+ * torch's load_state_dict() rejected), while model.safetensors and model.pt serve. */
+START_TEST(test_param_groups_that_do_not_fit_the_model_tensors_fail_checkpoint_pt_only)
+{
+	static const struct {
+		const char *groups, *why;
+	} cases[] = {
+	    {"[{\"params\": [0, 1, 2]}]",
+	     "epoch 1: checkpoint.pt: optimizer.param_groups lists 3 parameters, the checkpoint "
+	     "has 2 model tensors"},
+	    {"[{\"params\": [0], \"param_names\": [\"module.fc1.weight\"]}]",
+	     "epoch 1: checkpoint.pt: param group 0 names 'module.fc1.weight', which is no model "
+	     "tensor"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fixture f;
+		ckpt_writer *w = begin_sgd_hand_made(&f);
+		static const char *const model[] = {"fc1.weight", "fc1.bias"};
+		put_scalars(w, model, 2, CKPT_GROUP_MODEL, 1);
+		ck_assert_int_eq(ckpt_writer_set_extra(w, "optimizer.param_groups", cases[i].groups,
+		                                       strlen(cases[i].groups)),
+		                 0);
+		ck_assert_msg(ckpt_writer_commit(w) == 0, "%s: %s", cases[i].groups,
+		              ckpt_last_error());
+		ck_assert_int_eq(ckpt_snapshot_open(&f.snap, f.store), 0);
+		ck_assert_int_eq(ckpt_snapshot_checkpoint(&f.ck, f.snap, 1), 0);
+		view_layout l;
+		view_layout_init(&l);
+		ck_assert_int_eq(render_checkpoint_pt(&l, f.store, f.ck, NULL), -EINVAL);
+		ck_assert_msg(strstr(render_last_error(), cases[i].why) &&
+		                  !strchr(render_last_error(), '\n'),
+		              "%s: %s", cases[i].groups, render_last_error());
+		view_layout_free(&l);
+		view_layout_init(&l);
+		ck_assert_int_eq(render_safetensors(&l, f.store, f.ck), 0);
+		view_layout_free(&l);
+		view_layout_init(&l);
+		ck_assert_int_eq(render_model_pt(&l, f.store, f.ck, NULL), 0);
+		view_layout_free(&l);
+		fixture_close(&f);
+	}
+}
+END_TEST
+
 START_TEST(test_sgd_without_momentum_keeps_a_none_buffer_per_parameter)
 {
 	fixture f;
@@ -1334,6 +1381,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, test_param_groups_complete_for_torch_class_names_of_the_optimizer);
 	tcase_add_test(tc, test_optimizer_state_of_some_parameters_skips_norm_buffers);
 	tcase_add_test(tc, test_param_names_in_the_groups_number_the_optimizer_state);
+	tcase_add_test(tc, test_param_groups_that_do_not_fit_the_model_tensors_fail_checkpoint_pt_only);
 	tcase_add_test(tc, test_sgd_without_momentum_keeps_a_none_buffer_per_parameter);
 	tcase_add_test(tc, test_gpu_tensors_are_written_cpu_unless_told_to_keep_or_map);
 	tcase_add_test(tc, test_map_location_takes_only_devices_torch_reads_back);
