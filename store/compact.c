@@ -97,24 +97,49 @@ static int remove_own(int dir_fd, const char *name, dev_t dev, ino_t ino, int fl
 	return unlinkat(dir_fd, name, flags);
 }
 
-/* Open directory @p name (in @p at) that this process just made with mode 0700: a descriptor,
- * its identity in *@p st, or a negative errno (-EEXIST: not this process's own, another
- * directory took its place). */
-static int open_made_dir(struct stat *st, int at, const char *name)
+int store_open_made_dir(struct stat *st, int at, const char *name)
 {
 	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, st) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return -e;
-	}
-	/* setfsuid(-1) reads the file-system uid: the owner of what this process makes */
-	if (st->st_uid != (uid_t)setfsuid((uid_t)-1) || (st->st_mode & 077)) {
+	if (fd < 0)
+		return errno == ENOTDIR || errno == ELOOP ? -ENOTDIR : -errno;
+	/* not by owner or mode: vfat, exfat, CIFS, NFS with root_squash and sshfs show every
+	 * directory with the mount's owner and mode. Just made, it is empty; one another put in
+	 * its place may hold their files, and a directory of theirs left empty gains nothing */
+	int e = 0, dup_fd = fstat(fd, st) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	if (!d) {
+		e = -errno;
+		if (dup_fd >= 0)
+			close(dup_fd);
 		close(fd);
-		return -EEXIST;
+		return e;
 	}
+	errno = 0;
+	for (struct dirent *entry; !e && (entry = readdir(d));)
+		if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+			e = -EEXIST;
+	if (!e && errno)
+		e = -errno;
+	rewinddir(d); /* the dup shares the descriptor's offset */
+	closedir(d);
+	if (e) {
+		close(fd);
+		return e;
+	}
+	(void)fchmod(fd, 0700); /* where modes are kept: mkdir's 0700 less nothing of a umask */
 	return fd;
+}
+
+/* "@p name was replaced by another directory while @p what made it", or what -@p rc says */
+static const char *made_dir_error(char *buf, size_t len, int rc, const char *name,
+                                  const char *what)
+{
+	if (rc == -EEXIST || rc == -ENOTDIR)
+		snprintf(buf, len, "%s was replaced by another %s while %s made it", name,
+		         rc == -EEXIST ? "directory" : "file", what);
+	else
+		snprintf(buf, len, "cannot open %s (%s)", name, strerror(-rc));
+	return buf;
 }
 
 /* What a signal handler removes of the compaction in progress (ckpt_store_compact_interrupted):
@@ -499,11 +524,12 @@ static int run_before(compact_job *j, const env_census *store, ckpt_store_compac
 	if (made != 0)
 		return store_error(-e, "store %s: cannot create %s (%s)", j->path, COMPACT_SCRATCH,
 		                   strerror(e));
-	if ((j->scratch_fd = open_made_dir(&j->scratch_st, AT_FDCWD, j->scratch_path)) < 0)
-		return store_error(j->scratch_fd, "store %s: cannot open %s (%s)", j->path,
-		                   COMPACT_SCRATCH,
-		                   j->scratch_fd == -EEXIST ? "another directory took its place"
-		                                            : strerror(-j->scratch_fd));
+	if ((j->scratch_fd = store_open_made_dir(&j->scratch_st, AT_FDCWD, j->scratch_path)) < 0) {
+		char why[4200];
+		return store_error(j->scratch_fd, "store %s: %s", j->path,
+		                   made_dir_error(why, sizeof(why), j->scratch_fd, j->scratch_path,
+		                                  "ckpt gc --compact"));
+	}
 	const char *dir = fd_path(j->scratch_open, sizeof(j->scratch_open), j->scratch_fd,
 	                          j->scratch_path, &j->scratch_st);
 	const char *data = j->scratch_data;
@@ -1263,10 +1289,12 @@ static int make_backup_files(backup_job *j, bool exists, mode_t mode)
 	backup_now.dest_fd = j->dest_fd;
 	if (mkdirat(j->dest_fd, BACKUP_TEMP, 0700) != 0)
 		return store_error(-errno, "cannot create %s (%s)", j->temp_dir, strerror(errno));
-	if ((j->temp_dir_fd = open_made_dir(&j->temp_dir_st, j->dest_fd, BACKUP_TEMP)) < 0)
-		return store_error(j->temp_dir_fd, "cannot open %s (%s)", j->temp_dir,
-		                   j->temp_dir_fd == -EEXIST ? "another directory took its place"
-		                                             : strerror(-j->temp_dir_fd));
+	if ((j->temp_dir_fd = store_open_made_dir(&j->temp_dir_st, j->dest_fd, BACKUP_TEMP)) < 0) {
+		char why[4200];
+		return store_error(j->temp_dir_fd, "%s",
+		                   made_dir_error(why, sizeof(why), j->temp_dir_fd, j->temp_dir,
+		                                  "ckpt backup"));
+	}
 	j->made_temp_dir = true;
 	backup_now.temp_dir_fd = j->temp_dir_fd;
 	backup_now.temp_dir_dev = j->temp_dir_st.st_dev;

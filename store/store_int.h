@@ -221,6 +221,15 @@ int store_owner_enter(store_owner *saved, const char *path);
  *  directory's owner and what to do. */
 int store_owner_leave(store_owner *saved, int rc, const char *path);
 
+struct stat;
+/** Open directory @p name (in @p at) that this process has just made with mkdir: a descriptor,
+ *  its identity in *@p st, its mode made 0700 where the file system keeps modes. Its owner and
+ *  mode prove nothing (vfat, CIFS, NFS root_squash, sshfs show the mount's): what is refused is
+ *  a directory that is not empty or a non-directory, which another put in its place.
+ *  @return the descriptor, or -EEXIST (not empty), -ENOTDIR (not a directory, or a link),
+ *  another negative errno. (store/compact.c) */
+int store_open_made_dir(struct stat *st, int at, const char *name);
+
 /** ckpt_flock_holders() of shared flocks only: the readers without lock.mdb (store/holders.c) */
 int store_flock_readers(char *out, size_t len, const char *file);
 /** ckpt_flock_holders() of exclusive flocks only: on a store directory, a create, a removal

@@ -10,6 +10,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -556,6 +557,41 @@ START_TEST(test_interrupted_removes_nothing_when_no_backup_runs)
 }
 END_TEST
 
+/* vfat, exfat (dmask 022), CIFS (uid=), NFS root_squash and sshfs show a directory just made
+ * with the mount's owner and mode: a backup onto them must not be refused for it */
+START_TEST(test_a_made_directory_is_taken_by_being_empty_not_by_its_owner_or_mode)
+{
+	char dir[700], file[720], link[700];
+	struct stat st;
+	snprintf(dir, sizeof(dir), "%s/made", tmpdir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	if (geteuid() == 0)
+		ck_assert_int_eq(chown(dir, 12345, 12345), 0);
+	int fd = store_open_made_dir(&st, AT_FDCWD, dir);
+	ck_assert_msg(fd >= 0, "an empty 0755 directory of uid 12345 was refused: %d", fd);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(st.st_mode & 077, 055); /* stat'ed before it was made 0700 */
+	struct stat now;
+	ck_assert_int_eq(fstat(fd, &now), 0);
+	ck_assert_int_eq(now.st_mode & 0777, 0700);
+	/* the descriptor still lists from the start after the emptiness check */
+	int file_fd = openat(fd, "data.mdb", O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(file_fd, 0);
+	close(file_fd);
+	close(fd);
+	/* one holding a file is another's: refused */
+	ck_assert_int_eq(store_open_made_dir(&st, AT_FDCWD, dir), -EEXIST);
+	/* a file or a link in its place: refused */
+	snprintf(file, sizeof(file), "%s/data.mdb", dir);
+	ck_assert_int_eq(store_open_made_dir(&st, AT_FDCWD, file), -ENOTDIR);
+	snprintf(link, sizeof(link), "%s/link", tmpdir);
+	ck_assert_int_eq(unlink(file), 0);
+	ck_assert_int_eq(symlink(dir, link), 0);
+	ck_assert_int_eq(store_open_made_dir(&st, AT_FDCWD, link), -ENOTDIR);
+}
+END_TEST
+
 static Suite *store_backup_suite(void)
 {
 	Suite *su = suite_create("store_backup");
@@ -573,6 +609,7 @@ static Suite *store_backup_suite(void)
 	tcase_add_test(tc,
 	               test_no_data_mdb_is_in_dest_while_the_copy_is_checked_even_after_sigkill);
 	tcase_add_test(tc, test_interrupted_removes_nothing_when_no_backup_runs);
+	tcase_add_test(tc, test_a_made_directory_is_taken_by_being_empty_not_by_its_owner_or_mode);
 	suite_add_tcase(su, tc);
 	return su;
 }
