@@ -63,6 +63,7 @@ typedef struct compact_job {
 	ckpt_gc_lock_fds gc; /* the directory's flock, and the old data.mdb's */
 	int lock_fd; /* lock.mdb: holds the exclusive fcntl lock */
 	int copy_fd; /* data.mdb.compact while it is written */
+	int dir_fd;             /* the store directory: what is made is removed in it */
 	int scratch_fd;         /* data.mdb.gc/ once made */
 	struct stat scratch_st; /* its identity */
 	/* what is read back, through the descriptors: others who may write the store directory
@@ -149,7 +150,10 @@ static const char *made_dir_error(char *buf, size_t len, int rc, const char *nam
  * replaced data.mdb. */
 static struct {
 	volatile sig_atomic_t active, made_lock, made_copy, made_scratch, swapped;
-	char *volatile lock, *volatile copy, *volatile scratch;
+	volatile sig_atomic_t dir_fd; /* the job's store directory, open while active */
+	volatile dev_t scratch_dev;   /* data.mdb.gc/'s identity: set before made_scratch */
+	volatile ino_t scratch_ino;
+	char *volatile lock, *volatile copy;
 } compact_now;
 
 /* The signals ckpt_store_compact_with() holds back from the rename until data.mdb is ready:
@@ -483,7 +487,7 @@ static int remove_scratch(compact_job *j)
 		(void)unlinkat(j->scratch_fd, "lock.mdb", 0);
 		close(j->scratch_fd);
 		j->scratch_fd = -1;
-		if (remove_own(AT_FDCWD, j->scratch_path, j->scratch_st.st_dev,
+		if (remove_own(j->dir_fd, COMPACT_SCRATCH, j->scratch_st.st_dev,
 		               j->scratch_st.st_ino, AT_REMOVEDIR) != 0 &&
 		    errno != ENOENT)
 			return store_error(
@@ -513,18 +517,26 @@ static int remove_scratch(compact_job *j)
 static int run_before(compact_job *j, const env_census *store, ckpt_store_compact_fn before,
                       void *arg, env_census *out)
 {
-	sigset_t mask; /* made and marked with the held signals waiting, as write_copy()'s copy */
+	/* made, opened and marked with the held signals waiting, as write_copy()'s copy: a
+	 * handler removes it only as the directory of this identity */
+	sigset_t mask;
 	hold_signals(&mask);
-	int made = mkdir(j->scratch_path, 0700), e = errno;
+	int made = mkdirat(j->dir_fd, COMPACT_SCRATCH, 0700), e = errno;
 	if (made == 0) {
 		j->scratch_created = true;
+		j->scratch_fd = store_open_made_dir(&j->scratch_st, j->dir_fd, COMPACT_SCRATCH);
+	}
+	if (j->scratch_fd >= 0) {
+		compact_now.scratch_dev = j->scratch_st.st_dev;
+		compact_now.scratch_ino = j->scratch_st.st_ino;
+		atomic_signal_fence(memory_order_seq_cst);
 		compact_now.made_scratch = compact_now.active;
 	}
 	pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	if (made != 0)
 		return store_error(-e, "store %s: cannot create %s (%s)", j->path, COMPACT_SCRATCH,
 		                   strerror(e));
-	if ((j->scratch_fd = store_open_made_dir(&j->scratch_st, AT_FDCWD, j->scratch_path)) < 0) {
+	if (j->scratch_fd < 0) {
 		char why[4200];
 		return store_error(j->scratch_fd, "store %s: %s", j->path,
 		                   made_dir_error(why, sizeof(why), j->scratch_fd, j->scratch_path,
@@ -640,17 +652,22 @@ bool ckpt_store_compact_interrupted(void)
 {
 	if (!compact_now.active)
 		return compact_now.swapped;
-	/* unlink, rmdir, open, unlinkat and close are async-signal-safe */
+	/* unlink, openat, fstat, fstatat, unlinkat and close are async-signal-safe */
 	if (compact_now.made_copy && !compact_now.swapped)
 		(void)unlink(compact_now.copy); /* renamed by the swap: then no longer there */
-	if (compact_now.made_scratch) { /* made by this job's mkdir: never a symlink */
-		int dir = open(compact_now.scratch, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-		if (dir >= 0) {
+	if (compact_now.made_scratch) { /* in the store directory, only the one this job made */
+		struct stat st;
+		int dir = openat(compact_now.dir_fd, COMPACT_SCRATCH,
+		                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dir >= 0 && fstat(dir, &st) == 0 && st.st_dev == compact_now.scratch_dev &&
+		    st.st_ino == compact_now.scratch_ino) {
 			(void)unlinkat(dir, "data.mdb", 0);
 			(void)unlinkat(dir, "lock.mdb", 0);
-			close(dir);
+			(void)remove_own(compact_now.dir_fd, COMPACT_SCRATCH, st.st_dev,
+			                 st.st_ino, AT_REMOVEDIR);
 		}
-		(void)rmdir(compact_now.scratch);
+		if (dir >= 0)
+			close(dir);
 	}
 	if (compact_now.made_lock && !compact_now.swapped)
 		(void)unlink(compact_now.lock);
@@ -666,7 +683,7 @@ static void job_free(compact_job *j, bool failed)
 		close(j->copy_fd);
 	if (failed && j->copy_created && !j->renamed)
 		(void)unlink(j->copy_path);
-	if (j->scratch_created)
+	if (j->scratch_created && j->scratch_fd >= 0) /* else it may not be this job's */
 		(void)remove_scratch(j);
 	if (j->scratch_fd >= 0)
 		close(j->scratch_fd);
@@ -674,10 +691,16 @@ static void job_free(compact_job *j, bool failed)
 		(void)unlink(j->lock_path);
 	if (j->lock_fd >= 0)
 		close(j->lock_fd);
-	/* before the locks go: a compaction that takes them next makes files of the same names */
-	compact_now.active = compact_now.made_copy = compact_now.made_scratch = 0;
-	compact_now.made_lock = 0;
-	compact_now.lock = compact_now.copy = compact_now.scratch = NULL;
+	/* before the locks go: a compaction that takes them next makes files of the same names;
+	 * active first, so that a handler between these stores does nothing */
+	compact_now.active = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	compact_now.made_copy = compact_now.made_scratch = compact_now.made_lock = 0;
+	compact_now.dir_fd = -1;
+	compact_now.lock = compact_now.copy = NULL;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (j->dir_fd >= 0)
+		close(j->dir_fd);
 	ckpt_gc_unlock(&j->gc); /* last: writers waiting for the directory's then go on */
 	free(j->data_path);
 	free(j->lock_path);
@@ -704,7 +727,8 @@ static int compact_store(ckpt_store_compact_stats *out, const char *path,
                          ckpt_store_compact_fn before, void *arg)
 {
 	compact_job j = {
-	    .path = path, .gc = {-1, -1}, .lock_fd = -1, .copy_fd = -1, .scratch_fd = -1};
+	    .path = path,      .gc = {-1, -1},   .lock_fd = -1,
+	    .copy_fd = -1,     .dir_fd = -1,     .scratch_fd = -1};
 	struct stat old;
 	env_census store, source;
 	uint64_t size_after = 0;
@@ -730,10 +754,16 @@ static int compact_store(ckpt_store_compact_stats *out, const char *path,
 	 * changes (LMDB's compacting copy and the gc on it trust every page) */
 	if ((rc = take_writer_lock(&j)) || (rc = take_env_lock(&j)))
 		goto out;
+	if ((j.dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		rc = store_error(-errno, "store %s: cannot open the directory (%s)", path,
+		                 strerror(errno));
+		goto out;
+	}
 	compact_now.lock = j.lock_path;
 	compact_now.copy = j.copy_path;
-	compact_now.scratch = j.scratch_path;
+	compact_now.dir_fd = j.dir_fd;
 	compact_now.made_lock = j.lock_created;
+	atomic_signal_fence(memory_order_seq_cst);
 	compact_now.active = 1; /* every lock held: what is made from now on is this job's */
 	if ((rc = store_check_pages(path, STORE_WALK_FULL)))
 		goto out;
@@ -768,7 +798,7 @@ static int compact_store(ckpt_store_compact_stats *out, const char *path,
 		goto out;
 	mdb_env_close(j.env);
 	j.env = NULL;
-	if (j.scratch_created && remove_scratch(&j) == 0) /* else job_free tries again */
+	if (j.scratch_created && j.scratch_fd >= 0 && remove_scratch(&j) == 0)
 		j.scratch_created = false;
 	test_pause("CKPT_COMPACT_TEST_PAUSE");
 	/* a signal's handler finds the store before the swap or after it is done, never between */
@@ -1257,7 +1287,9 @@ static void backup_job_free(backup_job *j, bool failed)
 		                 j->temp_dir_st.st_ino, AT_REMOVEDIR);
 	if (failed && j->made_dir)
 		(void)rmdir(j->real_dest);
-	if (j->registered) {
+	if (j->registered) { /* active first: a handler between the stores does nothing */
+		backup_now.active = 0;
+		atomic_signal_fence(memory_order_seq_cst);
 		backup_now = (__typeof__(backup_now)){0};
 		j->registered = false;
 	}
