@@ -61,6 +61,10 @@ int store_owner_enter(store_owner *saved, const char *path)
 			    (unsigned)(st.st_mode & 07777));
 		return 0;
 	}
+	/* nested (a store opened inside a compaction or backup): already that user's rights, and
+	 * the outer leave says what a refusal means, once */
+	if ((uid_t)setfsuid((uid_t)-1) == st.st_uid)
+		return 0;
 	uid_t uid = (uid_t)setfsuid(st.st_uid);
 	if ((uid_t)setfsuid(st.st_uid) != st.st_uid) { /* glibc returns the previous fsuid */
 		setfsuid(uid);
@@ -82,6 +86,9 @@ int store_owner_leave(store_owner *saved, int rc, const char *path)
 {
 	if (!saved->switched)
 		return rc;
+	/* still with the owner's rights: can they reach the directory at all? */
+	struct stat st;
+	bool unreachable = rc == -EACCES && stat(path, &st) != 0 && errno == EACCES;
 	setfsgid(saved->gid);
 	setfsuid(saved->uid);
 	saved->switched = false;
@@ -93,6 +100,13 @@ int store_owner_leave(store_owner *saved, int rc, const char *path)
 	if (getpwuid_r(saved->owner, &pw, buf, sizeof(buf), &found) == 0 && found)
 		snprintf(name, sizeof(name), "%s, ", found->pw_name);
 	snprintf(why, sizeof(why), "%s", ckpt_last_error());
+	if (unreachable)
+		return store_error(rc,
+		                   "%s (as root, %s is opened with the file rights of its owner "
+		                   "(%suid %u), which cannot reach it (a parent directory may be "
+		                   "closed to them): run as that user with access to the path, or "
+		                   "move the store)",
+		                   why, path, name, (unsigned)saved->owner);
 	return store_error(rc,
 	                   "%s (as root, files in %s, owned by another user (%suid %u), are opened "
 	                   "with that user's rights, so that no link in it leads elsewhere: run as "

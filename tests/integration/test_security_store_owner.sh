@@ -156,5 +156,19 @@ chmod 600 "$TMP/pub/rootfiles/data.mdb" "$TMP/pub/rootfiles/lock.mdb"
 	fail "ckpt gc of root's files in the user's directory succeeded"
 one_line "$TMP/err" "root's files in the user's directory"
 grep -q "chown" "$TMP/err" || fail "the error does not say what to do: $(cat "$TMP/err")"
+# the user's store under root's 0700 directory: the user cannot reach it; the message says so,
+# once, and does not tell to chown files that are already theirs
+cp -a "$TMP/pub/s2" "$TMP/root/theirs"
+chown -R $U:$U "$TMP/root/theirs"
+for cmd in "info" "gc --compact" "gc --compact --keep-last 1" "backup $TMP/root/theirs.bak"; do
+	# shellcheck disable=SC2086
+	"$CKPT" ${cmd%% *} "$TMP/root/theirs" $([ "$cmd" = info ] || echo "${cmd#* }") \
+		>"$TMP/out" 2>"$TMP/err" &&
+		fail "ckpt $cmd of the user's store under root's 0700 directory succeeded"
+	one_line "$TMP/err" "ckpt $cmd, the user's store under root's 0700 directory"
+	[ "$(grep -o "cannot reach it" "$TMP/err" | wc -l)" -eq 1 ] ||
+		fail "ckpt $cmd: not said once that the owner cannot reach it: $(cat "$TMP/err")"
+	grep -q "chown" "$TMP/err" && fail "ckpt $cmd: tells to chown: $(cat "$TMP/err")"
+done
 chmod -R a+rwX "$TMP/pub"
 echo "test_security_store_owner: ok"
