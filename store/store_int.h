@@ -218,7 +218,9 @@ typedef struct store_owner {
 int store_owner_enter(store_owner *saved, const char *path);
 /** Give the thread back the file rights store_owner_enter() took; returns @p rc, whose message
  *  says, when it is -EACCES or -EPERM after a switch, that the files were opened as their
- *  directory's owner and what to do. */
+ *  directory's owner and what to do: run as that user with access to the path, or move the
+ *  store, when the owner cannot reach @p path at all; else run as that user or chown root's
+ *  files to them. Said once, also for nested calls. */
 int store_owner_leave(store_owner *saved, int rc, const char *path);
 
 struct stat;
