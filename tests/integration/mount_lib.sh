@@ -104,3 +104,18 @@ unmount_store() {
 		fi
 	done
 }
+
+# skip_unless_root_setpriv NAME UID: the test needs root and setpriv, and UID must reach $TMP
+# (made 0755 here); otherwise it says it is skipped and exits 0
+skip_unless_root_setpriv() {
+	local name=$1 uid=$2
+	if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
+		echo "$name: skipped (needs root and setpriv)"
+		exit 0
+	fi
+	chmod 755 "$TMP"
+	if ! setpriv --reuid="$uid" --regid="$uid" --clear-groups test -x "$TMP"; then
+		echo "$name: skipped (uid $uid cannot reach $TMP)"
+		exit 0
+	fi
+}

@@ -12,17 +12,9 @@ set -uo pipefail
 CKPT=$BIN/ckpt
 TRAIN=$BIN/ckpt-train
 [ -x "$CKPT" ] && [ -x "$TRAIN" ] || fail "build/bin/ckpt or ckpt-train is missing (run make)"
-if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
-	echo "test_security_backup_dest: skipped (needs root and setpriv)"
-	exit 0
-fi
+skip_unless_root_setpriv test_security_backup_dest 12345
 as_a=(setpriv --reuid=12345 --regid=12345 --clear-groups)
 as_b=(setpriv --reuid=12346 --regid=12346 --clear-groups)
-chmod 755 "$TMP"
-if ! "${as_a[@]}" test -x "$TMP"; then
-	echo "test_security_backup_dest: skipped (uid 12345 cannot reach $TMP)"
-	exit 0
-fi
 opts=(--data synthetic --layers 784,8,10 --val-split 200 --threads 1 --no-sync --quiet)
 mkdir -m 700 "$TMP/a"
 chown 12345:12345 "$TMP/a"

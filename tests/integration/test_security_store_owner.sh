@@ -15,17 +15,9 @@ set -uo pipefail
 CKPT=$BIN/ckpt
 TRAIN=$BIN/ckpt-train
 [ -x "$CKPT" ] && [ -x "$TRAIN" ] || fail "build/bin/ckpt or ckpt-train is missing (run make)"
-if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
-	echo "test_security_store_owner: skipped (needs root and setpriv)"
-	exit 0
-fi
 U=12345
+skip_unless_root_setpriv test_security_store_owner $U
 as_user=(setpriv --reuid=$U --regid=$U --clear-groups)
-chmod 755 "$TMP"
-if ! "${as_user[@]}" test -x "$TMP"; then
-	echo "test_security_store_owner: skipped (uid $U cannot reach $TMP)"
-	exit 0
-fi
 opts=(--data synthetic --layers 784,8,10 --val-split 200 --threads 1 --no-sync --quiet)
 
 # root's: a store in a root-only directory, and a root-only file
