@@ -1970,9 +1970,12 @@ int train_run(train_config *cfg, train_result *res)
 			goto out;
 		}
 		if (rc == -EACCES || rc == -EPERM || rc == -EROFS) {
-			rc = train_fail(rc, "cannot train into store %s: %s; training needs write "
-			                "access to the store",
-			                cfg->store_path, ckpt_last_error());
+			/* libckpt's own hint (root working with the owner's file rights) says what
+			 * to do already: no second one */
+			const char *why = ckpt_last_error();
+			bool hinted = strstr(why, "(as root, ") != NULL;
+			rc = train_fail(rc, "cannot train into store %s: %s%s", cfg->store_path, why,
+			                hinted ? "" : "; training needs write access to the store");
 			goto out;
 		}
 		if (rc) {

@@ -162,5 +162,11 @@ for cmd in "info" "gc --compact" "gc --compact --keep-last 1" "backup $TMP/root/
 		fail "ckpt $cmd: not said once that the owner cannot reach it: $(cat "$TMP/err")"
 	grep -q "chown" "$TMP/err" && fail "ckpt $cmd: tells to chown: $(cat "$TMP/err")"
 done
+# ckpt-train --resume says it the same way, without a second hint about write access
+"$TRAIN" --store "$TMP/root/theirs" --resume --epochs 9 "${opts[@]}" >"$TMP/out" 2>"$TMP/err" &&
+	fail "ckpt-train --resume of the user's store under root's 0700 directory succeeded"
+one_line "$TMP/err" "ckpt-train --resume, the user's store under root's 0700 directory"
+grep -q "cannot reach it" "$TMP/err" && ! grep -q "needs write access" "$TMP/err" ||
+	fail "ckpt-train --resume: $(cat "$TMP/err")"
 chmod -R a+rwX "$TMP/pub"
 echo "test_security_store_owner: ok"
