@@ -61,6 +61,13 @@ int cli_check_arg_count(char **argv, int given, int min, int max, const char *us
 /** Print "ckpt: error: " + printf-style message + newline to stderr, control characters
  * written as \xNN so that the message stays one line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** Write @p text to stderr (async-signal-safe, for signal handlers). */
+void cli_write_stderr(const char *text);
+/** "SIGINT", "SIGTERM", "SIGHUP" or "SIGQUIT" (any other: "SIGQUIT"), async-signal-safe. */
+const char *cli_stop_signal_name(int sig);
+/** The start of an error line, escaped as cli_error() escapes, made from @p fmt (malloc'd,
+ *  without the newline), for a signal handler to write later; NULL if out of memory. */
+char *cli_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /** What cli_print_escaped() writes as \xNN besides bytes below 0x20 and 0x7f. */
 #define CLI_ESC_SPACE 0x1u    /**< ' ' and '\\': a name in whitespace-separated columns */

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "ckpt/store.h"
 #include "fs/cli.h"
@@ -40,9 +41,16 @@
 	"made and printed, holding them as they are: ckpt verify STORE names them); 2 for bad\n"   \
 	"usage.\n"
 
+static char *backup_line; /* "ckpt: error: backup of STORE to DEST was interrupted by " */
+
+/* One line, then the end the signal would have brought (exit 130, 143, 129, 131). */
 static void remove_backup_and_die(int sig)
 {
 	ckpt_store_backup_interrupted();
+	cli_write_stderr(backup_line ? backup_line : "ckpt: error: backup was interrupted by ");
+	cli_write_stderr(cli_stop_signal_name(sig));
+	cli_write_stderr(": a copy not yet renamed to data.mdb is removed (a data.mdb in the "
+	                 "destination is the whole backup)\n");
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -78,6 +86,7 @@ int cli_backup(int argc, char **argv)
 		          ckpt_last_error()[0] ? ckpt_last_error() : ckpt_strerror(rc));
 		return 1;
 	}
+	backup_line = cli_error_prefix("backup of %s to %s was interrupted by ", path, dest);
 	static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 	struct sigaction sa = {.sa_handler = remove_backup_and_die}, old[4];
 	sigemptyset(&sa.sa_mask); /* the others wait while one is handled: one line, whole */
@@ -92,6 +101,8 @@ int cli_backup(int argc, char **argv)
 	rc = ckpt_store_backup(&st, s, dest, flags);
 	for (size_t i = 0; i < 4; i++)
 		sigaction(signals[i], &old[i], NULL);
+	free(backup_line);
+	backup_line = NULL;
 	ckpt_store_close(s);
 	if (rc) {
 		cli_error("backup of %s to %s failed (%s)", path, dest, ckpt_last_error());

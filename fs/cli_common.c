@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -277,4 +278,38 @@ bool cli_refuse_store_file(const char *cmd, const char *store_path, const char *
 	cli_error("%s: '%s' is a file of the store '%s' (writing it would destroy the store)", cmd,
 	          shown, store_path);
 	return true;
+}
+
+void cli_write_stderr(const char *text)
+{
+	(void)!write(STDERR_FILENO, text, strlen(text)); /* both async-signal-safe */
+}
+
+const char *cli_stop_signal_name(int sig)
+{
+	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "SIGQUIT";
+}
+
+char *cli_error_prefix(const char *fmt, ...)
+{
+	char *text = NULL, *line = NULL;
+	size_t len = 0;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return NULL;
+	FILE *f = open_memstream(&line, &len);
+	if (f) {
+		ckpt_print_line(f, "ckpt: error: ", "%s", text);
+		if (fclose(f) != 0) {
+			free(line);
+			line = NULL;
+		} else if (len > 0) {
+			line[len - 1] = '\0'; /* the newline */
+		}
+	}
+	free(text);
+	return line;
 }

@@ -658,27 +658,19 @@ static struct sigaction compact_old[COMPACT_SIGNALS];
 static char *compact_line;     /* "ckpt: error: gc: compacting STORE was interrupted by " */
 static bool compact_retention; /* with --keep-*: the retention is part of the swap */
 
-static void write_stderr(const char *text)
-{
-	(void)!write(STDERR_FILENO, text, strlen(text)); /* both async-signal-safe */
-}
-
 static void end_interrupted_compaction(int sig)
 {
 	bool compacted = ckpt_store_compact_interrupted();
-	write_stderr(compact_line ? compact_line
-	                          : "ckpt: error: gc: compacting was interrupted by ");
-	write_stderr(sig == SIGINT    ? "SIGINT"
-	             : sig == SIGTERM ? "SIGTERM"
-	             : sig == SIGHUP  ? "SIGHUP"
-	                              : "SIGQUIT");
+	cli_write_stderr(compact_line ? compact_line
+	                              : "ckpt: error: gc: compacting was interrupted by ");
+	cli_write_stderr(cli_stop_signal_name(sig));
 	if (!compacted)
-		write_stderr(" before it replaced data.mdb: nothing changed, no copy is left\n");
+		cli_write_stderr(" before it replaced data.mdb: nothing changed, no copy is left\n");
 	else if (compact_retention)
-		write_stderr(" after it replaced data.mdb: the store is whole, compacted, with the "
-		             "retention applied\n");
+		cli_write_stderr(" after it replaced data.mdb: the store is whole, compacted, with "
+		                 "the retention applied\n");
 	else
-		write_stderr(" after it replaced data.mdb: the store is whole and compacted\n");
+		cli_write_stderr(" after it replaced data.mdb: the store is whole and compacted\n");
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -696,13 +688,8 @@ static void guard_compaction(const char *path, bool retention)
 {
 	sigset_t old;
 	block_compact_signals(&old);
-	size_t len = 0;
-	FILE *f = open_memstream(&compact_line, &len);
-	if (f) { /* the store's path escaped as in every error line */
-		ckpt_print_line(f, "ckpt: error: ", "gc: compacting %s was interrupted by ", path);
-		if (fclose(f) == 0 && len > 0)
-			compact_line[len - 1] = '\0'; /* the newline */
-	}
+	/* the store's path escaped as in every error line */
+	compact_line = cli_error_prefix("gc: compacting %s was interrupted by ", path);
 	compact_retention = retention;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));

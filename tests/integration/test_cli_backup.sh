@@ -130,7 +130,7 @@ refused 2 "unknown option '--compact'" "$TMP/ref" "$TMP/bk-x" --compact
 [ "$(md5sum <"$TMP/ref/data.mdb")" = "$md5" ] || fail "a refused backup changed the store"
 
 # ---- SIGTERM while the copy is written: nothing left
-CKPT_BACKUP_TEST_PAUSE=$TMP/pause "$CKPT" backup "$TMP/ref" "$TMP/bk-term" >/dev/null 2>&1 &
+CKPT_BACKUP_TEST_PAUSE=$TMP/pause "$CKPT" backup "$TMP/ref" "$TMP/bk-term" >/dev/null 2>"$TMP/term.err" &
 pid=$!
 wait_for test -e "$TMP/pause" || fail "the backup never reached its pause"
 [ -s "$TMP/bk-term/data.mdb.tmp" ] || fail "no data.mdb.tmp while paused: $(ls "$TMP/bk-term")"
@@ -141,6 +141,10 @@ rc=$?
 rm -f "$TMP/pause"
 [ "$rc" -eq 143 ] || fail "SIGTERM: exit $rc, want 143"
 [ ! -e "$TMP/bk-term" ] || fail "SIGTERM left $(ls -a "$TMP/bk-term")"
+# one line says so (it ended silently)
+[ "$(wc -l <"$TMP/term.err")" -eq 1 ] &&
+	grep -q "^ckpt: error: backup of .* to .*bk-term was interrupted by SIGTERM: a copy not yet renamed to data.mdb is removed" "$TMP/term.err" ||
+	fail "SIGTERM: stderr $(cat "$TMP/term.err")"
 
 # under nohup (SIGHUP ignored) the backup goes on
 (
