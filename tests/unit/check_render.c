@@ -264,6 +264,16 @@ static size_t parse_zip(const uint8_t *z, uint64_t size, zip_member *out, size_t
 	return n;
 }
 
+/* The pickle (archive/data.pkl, the first member) of the torch zip @p file: its bytes, and its
+ * size in @p len. */
+static const uint8_t *data_pkl(const uint8_t *file, uint64_t size, size_t *len)
+{
+	zip_member m[64];
+	parse_zip(file, size, m, 64);
+	*len = (size_t)m[0].size;
+	return file + m[0].offset;
+}
+
 /* ---- pickle ----------------------------------------------------------------------------- */
 
 START_TEST(test_pickle_ints_use_the_shortest_opcode)
@@ -566,21 +576,20 @@ START_TEST(test_checkpoint_pt_matches_optimizer_tensors_to_the_longest_parameter
 	put_scalars(w, opt, 7, CKPT_GROUP_OPTIMIZER, 1);
 	view_layout l;
 	uint8_t *file = commit_and_render_checkpoint_pt(&f, w, &l);
-	zip_member m[64];
-	parse_zip(file, l.size, m, 64);
-	const uint8_t *pk = file + m[0].offset;
+	size_t pklen;
+	const uint8_t *pk = data_pkl(file, l.size, &pklen);
 	/* state: K idx } ( X len buffer */
 	static const uint8_t p0[] = "K\x00}(X\x07\x00\x00\x00" "exp_avg";
 	static const uint8_t p1[] = "K\x01}(X\x09\x00\x00\x00q.exp_avg";
 	static const uint8_t p2[] = "K\x02}(X\x07\x00\x00\x00" "exp_avg";
 	static const uint8_t p3[] = "K\x03}(X\x07\x00\x00\x00" "exp_avg";
 	static const uint8_t p4[] = "K\x04}(X\x07\x00\x00\x00" "exp_avg";
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, p0, sizeof(p0) - 1));
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, p1, sizeof(p1) - 1));
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, p2, sizeof(p2) - 1));
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, p3, sizeof(p3) - 1));
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, p4, sizeof(p4) - 1));
-	char *strings = pickle_strings(pk, m[0].size);
+	ck_assert_ptr_nonnull(memmem(pk, pklen, p0, sizeof(p0) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, pklen, p1, sizeof(p1) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, pklen, p2, sizeof(p2) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, pklen, p3, sizeof(p3) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, pklen, p4, sizeof(p4) - 1));
+	char *strings = pickle_strings(pk, pklen);
 	/* "enc.w.x.exp_avg" is not param 1's "x.exp_avg", "enc.w.exp_avg" not param 1's "w..." */
 	ck_assert_ptr_null(strstr(strings, "|x.exp_avg|"));
 	ck_assert_ptr_null(strstr(strings, "|w.exp_avg|"));
@@ -613,17 +622,16 @@ START_TEST(test_param_groups_complete_from_the_run_hyperparameters)
 	view_layout l;
 	uint8_t *file =
 	    render_sgd_checkpoint_pt(&f, w, "[{\"momentum\": 0.9, \"params\": [0]}]", &l);
-	zip_member m[16];
-	parse_zip(file, l.size, m, 16);
-	const uint8_t *pk = file + m[0].offset;
-	char *strings = pickle_strings(pk, m[0].size);
+	size_t pklen;
+	const uint8_t *pk = data_pkl(file, l.size, &pklen);
+	char *strings = pickle_strings(pk, pklen);
 	/* the group's momentum, then lr from the run, then torch's defaults, then params */
 	ck_assert_msg(strstr(strings, "|param_groups|momentum|lr|dampening|weight_decay|nesterov|"
 	                              "maximize|foreach|differentiable|params|"),
 	              "%s", strings);
 	/* lr: BINFLOAT 0.25 (the run's), not 0.001 */
 	static const uint8_t lr[] = {'X', 2, 0, 0, 0, 'l', 'r', 'G', 0x3f, 0xd0, 0, 0, 0, 0, 0, 0};
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, lr, sizeof(lr)));
+	ck_assert_ptr_nonnull(memmem(pk, pklen, lr, sizeof(lr)));
 	/* the run's hyper-parameters are there in full */
 	ck_assert_msg(strstr(strings, "|hyperparams|lr|momentum|max_steps|"), "%s", strings);
 	free(strings);
@@ -650,25 +658,24 @@ START_TEST(test_hyperparameters_keep_integers_exact_beside_one_past_64_bits)
 	put_scalars(w, model, 1, CKPT_GROUP_MODEL, 1);
 	view_layout l;
 	uint8_t *file = render_sgd_checkpoint_pt(&f, w, "[{\"params\": [0]}]", &l);
-	zip_member m[16];
-	parse_zip(file, l.size, m, 16);
-	const uint8_t *pk = file + m[0].offset;
+	size_t pklen;
+	const uint8_t *pk = data_pkl(file, l.size, &pklen);
 	/* batch_size: BININT1 128; ids: a list of K 7, K 8 (EMPTY_LIST MARK ... APPENDS), as
 	 * json.loads gives every JSON array of the hyper-parameters */
 	static const uint8_t batch[] = "batch_sizeK\x80";
 	static const uint8_t ids[] = "ids](K\x07K\x08" "e";
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, batch, sizeof(batch) - 1));
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, ids, sizeof(ids) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, pklen, batch, sizeof(batch) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, pklen, ids, sizeof(ids) - 1));
 	/* 2^64: LONG1 of 9 bytes; -(2^63 + 1): LONG1 ff*7 7f ff */
 	static const uint8_t big[] = "seed_big\x8a\x09\0\0\0\0\0\0\0\0\x01";
 	static const uint8_t neg[] = "neg\x8a\x09\xff\xff\xff\xff\xff\xff\xff\x7f\xff";
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, big, sizeof(big) - 1));
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, neg, sizeof(neg) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, pklen, big, sizeof(big) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, pklen, neg, sizeof(neg) - 1));
 	/* -123456789012345678901234567890: 13 bytes */
 	static const uint8_t huge[] = "huge\x8a\x0d\x2e\xf5\xc0\xb1\x11\x1f\x8c\x3c\x09\xf0"
 	                              "\x16\x71\xfe";
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, huge, sizeof(huge) - 1));
-	char *strings = pickle_strings(pk, m[0].size);
+	ck_assert_ptr_nonnull(memmem(pk, pklen, huge, sizeof(huge) - 1));
+	char *strings = pickle_strings(pk, pklen);
 	ck_assert_msg(strstr(strings, "|s|123456789012345678901|lr|"), "%s", strings);
 	free(strings);
 	free(file);
@@ -732,12 +739,11 @@ START_TEST(test_text_extras_stored_with_their_nul_are_in_checkpoint_pt)
 	ck_assert_int_eq(ckpt_writer_set_extra(w, "plain", "cosine", 6), 0);
 	view_layout l;
 	uint8_t *file = render_sgd_checkpoint_pt(&f, w, "[{\"params\": [0]}]", &l);
-	zip_member m[16];
-	parse_zip(file, l.size, m, 16);
-	const uint8_t *pk = file + m[0].offset;
+	size_t pklen;
+	const uint8_t *pk = data_pkl(file, l.size, &pklen);
 	static const uint8_t exact[] = "X\x05\0\0\0schedX\x0c\0\0\0{\"epoch\": 3}";
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, exact, sizeof(exact) - 1));
-	char *strings = pickle_strings(pk, m[0].size);
+	ck_assert_ptr_nonnull(memmem(pk, pklen, exact, sizeof(exact) - 1));
+	char *strings = pickle_strings(pk, pklen);
 	ck_assert_msg(strstr(strings, "|extra|plain|cosine|sched|{\"epoch\": 3}|"), "%s", strings);
 	ck_assert_ptr_null(strstr(strings, "|bell|"));
 	ck_assert_ptr_null(strstr(strings, "|two_nuls|"));
@@ -782,9 +788,9 @@ START_TEST(test_param_groups_complete_for_torch_class_names_of_the_optimizer)
 				                 0);
 			view_layout l;
 			uint8_t *file = commit_and_render_checkpoint_pt(&f, w, &l);
-			zip_member m[16];
-			parse_zip(file, l.size, m, 16);
-			char *strings = pickle_strings(file + m[0].offset, m[0].size);
+			size_t pklen;
+			const uint8_t *pk = data_pkl(file, l.size, &pklen);
+			char *strings = pickle_strings(pk, pklen);
 			ck_assert_msg(strstr(strings, cases[i].keys), "%s (%s): %s", cases[i].name,
 			              in_extra ? "extra" : "meta", strings);
 			free(strings);
@@ -811,15 +817,14 @@ START_TEST(test_optimizer_state_of_some_parameters_skips_norm_buffers)
 	view_layout l;
 	uint8_t *file = render_sgd_checkpoint_pt(
 	    &f, w, "[{\"lr\": 0.1, \"momentum\": 0.9, \"params\": [0, 1]}]", &l);
-	zip_member m[16];
-	parse_zip(file, l.size, m, 16);
-	const uint8_t *pk = file + m[0].offset;
+	size_t pklen;
+	const uint8_t *pk = data_pkl(file, l.size, &pklen);
 	static const uint8_t fc2[] = "K\x01}(X\x0f\x00\x00\x00momentum_buffer";
 	static const uint8_t none0[] = "K\x00}X\x0f\x00\x00\x00momentum_bufferNs";
 	static const uint8_t key2[] = "K\x02}";
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, fc2, sizeof(fc2) - 1));
-	ck_assert_ptr_nonnull(memmem(pk, m[0].size, none0, sizeof(none0) - 1));
-	ck_assert_ptr_null(memmem(pk, m[0].size, key2, sizeof(key2) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, pklen, fc2, sizeof(fc2) - 1));
+	ck_assert_ptr_nonnull(memmem(pk, pklen, none0, sizeof(none0) - 1));
+	ck_assert_ptr_null(memmem(pk, pklen, key2, sizeof(key2) - 1));
 	free(file);
 	view_layout_free(&l);
 	fixture_close(&f);
