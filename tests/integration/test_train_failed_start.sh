@@ -147,7 +147,7 @@ for v in 60000 90000 120000 180000 240000; do
 	(ulimit -v $v && exec timeout -k 1 10 $TRAIN --store "$WORK/as" --data synthetic \
 		--layers 784,64,10 --epochs 1 --threads 1 --quiet --no-sync) 2>"$WORK/err"
 	rc=$?
-	[ $rc -eq 1 ] && grep -q "^ckpt-train: error: \(out of memory\|not enough address space\)" "$WORK/err" ||
+	[ $rc -eq 1 ] && grep -q "^ckpt-train: error: \(out of memory\|not enough address space\|not enough memory\)" "$WORK/err" ||
 		fail "ulimit -v $v: exit $rc (124/137: it hung): $(cat "$WORK/err")"
 	[ ! -e "$WORK/as" ] || fail "ulimit -v $v: a refused run left a store"
 done
