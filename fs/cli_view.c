@@ -61,9 +61,21 @@ static int print_long(const ckpt_view_attr *a, int attr_rc, const char *dir, con
 {
 	char type = a->kind == CKPT_VIEW_DIR ? 'd' : a->kind == CKPT_VIEW_SYMLINK ? 'l' : '-';
 	if (attr_rc) {
+		/* the listing keeps only the error code: resolving the entry once more gives the
+		 * reason, as ckpt cat says it */
 		size_t len = strlen(dir);
-		cli_error("ls: %s%s%s: %s", dir, len && dir[len - 1] != '/' ? "/" : "", name,
-		          ckpt_strerror(attr_rc));
+		char *full = NULL;
+		if (asprintf(&full, "%s%s%s", dir, len && dir[len - 1] != '/' ? "/" : "", name) < 0) {
+			full = NULL;
+			cli_error("ls: %s: %s", name, ckpt_strerror(attr_rc));
+		} else {
+			ckpt_view_attr again;
+			if (ckpt_view_resolve(&again, view, full, false) == attr_rc)
+				path_error("ls", full, attr_rc);
+			else
+				cli_error("ls: %s: %s", full, ckpt_strerror(attr_rc));
+		}
+		free(full);
 		printf("%c????????? %12s %19s %s\n", type, "?", "?", name);
 		return 1;
 	}

@@ -223,6 +223,16 @@ def check_misnamed():
             sys.exit(f"FAIL: misnamed {i}: exit {r.returncode}, stderr {r.stderr!r}")
         if os.path.exists(out):
             sys.exit(f"FAIL: misnamed {i}: {out} was written")
+        # ckpt ls -l keeps the row with '?' and names the reason too
+        r = subprocess.run([CKPT, "ls", "-l", store, "epoch-0001"], capture_output=True,
+                           text=True)
+        lines = r.stderr.splitlines()
+        if (r.returncode != 1 or len(lines) != 1 or case["want"] not in lines[0] or
+                "epoch-0001/checkpoint.pt: Invalid argument" not in lines[0] or
+                not any(l.startswith("-????????? ") and l.endswith(" checkpoint.pt")
+                        for l in r.stdout.splitlines())):
+            sys.exit(f"FAIL: misnamed {i}: ls -l: exit {r.returncode}, stdout {r.stdout!r}, "
+                     f"stderr {r.stderr!r}")
     print("misnamed: a wrong or missing param_names is one error line, no file")
 
 
