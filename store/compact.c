@@ -1309,7 +1309,9 @@ static void backup_job_free(backup_job *j, bool failed)
 static int make_backup_files(backup_job *j, bool exists, mode_t mode)
 {
 	if (!exists) {
-		if (mkdir(j->real_dest, 0777) != 0)
+		/* 0755 as a store ckpt_store_create() makes: under umask 000 not writable by
+		 * every user, which root's opens of DEST refuse (store_owner_enter()) */
+		if (mkdir(j->real_dest, 0755) != 0)
 			return store_error(-errno, "cannot create %s (%s)", j->dest,
 			                   strerror(errno));
 		j->made_dir = true;
