@@ -27,7 +27,6 @@ cd "$(dirname "$0")/../.."
 RUNS=${BENCH_RUNS:-3}
 E=${BENCH_GPU_EPOCHS:-10}
 PY=${TORCH_PYTHON:-python3}
-BIN=${CKPT_BIN_DIR:-build/bin}
 DEVICE=${BENCH_DEVICE:-cuda}
 if [ "$DEVICE" = cpu ]; then
 	gpu="no GPU: --device cpu, $(grep -m 1 'model name' /proc/cpuinfo | sed 's/.*: //')"
@@ -41,6 +40,7 @@ if [ -n "${CKPT_GPU_BUNDLE:-}" ]; then
 	gpu_bundle_use "$CKPT_GPU_BUNDLE" "$work" || exit 1
 fi
 T=(timeout -k 5 "${BENCH_STEP_TIMEOUT:-300}")
+BIN=${CKPT_BIN_DIR:-build/bin}
 if [ -z "${CKPT_BIN_DIR:-}" ]; then
 	make -s --no-print-directory $([ "$DEVICE" = cpu ] || echo CUDA=1) all || exit 1
 fi

@@ -14,7 +14,12 @@
 gpu_bundle_use() {
 	local spec=$1 tmp=$2 dir f miss need have cublas
 	if [ -f "$spec" ]; then
-		mkdir -p "$tmp/bundle" && tar -xJf "$spec" -C "$tmp/bundle" || {
+		# without xz (tar -J needs it) Python's tarfile unpacks it
+		mkdir -p "$tmp/bundle" && if command -v xz >/dev/null 2>&1; then
+			tar -xJf "$spec" -C "$tmp/bundle"
+		else
+			"${PYTHON:-python3}" -c 'import sys, tarfile; kw = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}; tarfile.open(sys.argv[1]).extractall(sys.argv[2], **kw)' "$spec" "$tmp/bundle"
+		fi || {
 			echo "FAIL: cannot unpack the GPU bundle $spec"
 			return 1
 		}

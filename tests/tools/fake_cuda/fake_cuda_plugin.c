@@ -38,6 +38,7 @@ static struct {
 	unsigned long long memory;
 	void (*gemm)(train_backend *, bool, bool, int, int, int, float, const float *, int,
 	             const float *, int, float, float *, int);
+	void *(*alloc)(train_backend *, size_t);
 } fake;
 
 static unsigned long long env_ull(const char *name, unsigned long long dflt)
@@ -61,6 +62,18 @@ static void fake_gemm(train_backend *be, bool ta, bool tb, int m, int n, int k, 
 		return;
 	}
 	fake.gemm(be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* a refused allocation names the device and the size, as the real plug-in's does */
+static void *fake_alloc(train_backend *be, size_t nbytes)
+{
+	void *ptr = fake.alloc(be, nbytes);
+	if (!ptr)
+		snprintf(fake.error, sizeof(fake.error),
+		         "out of GPU memory on %s: cannot allocate %zu bytes for a model buffer "
+		         "(the fake plug-in's host memory)",
+		         fake.device, nbytes);
+	return ptr;
 }
 
 static int fake_status(train_backend *be)
@@ -130,6 +143,8 @@ __attribute__((visibility("default"))) int train_cuda_plugin_create(train_backen
 	be->device = fake.device;
 	fake.gemm = be->gemm;
 	be->gemm = fake_gemm;
+	fake.alloc = be->alloc;
+	be->alloc = fake_alloc;
 	be->status = fake_status;
 	be->last_error = fake_last_error;
 	be->memory = fake_memory;
