@@ -53,7 +53,29 @@ static void usage(void)
 			printf("  ckpt %s\n  %-45s %s\n", commands[i].usage, "", commands[i].what);
 	}
 	printf("\nEPOCH is a number (4) or a directory name (epoch-0004).\n"
-	       "Run 'ckpt COMMAND --help' for a command's options.\n");
+	       "Run 'ckpt COMMAND --help' or 'ckpt help COMMAND' for a command's options.\n");
+}
+
+/* `ckpt help [COMMAND]`, as git's: `ckpt --help`, or `ckpt COMMAND --help`; @p argv[0] is
+ * "help" */
+static int help(int argc, char **argv)
+{
+	if (cli_check_arg_count(argv, argc - 1, 0, 1, "help [COMMAND]"))
+		return 2;
+	if (argc == 1 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage();
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			char option[] = "--help";
+			char *help_argv[] = {argv[1], option, NULL};
+			optind = 0;
+			return commands[i].run(2, help_argv);
+		}
+	}
+	cli_error("unknown command '%s' (try 'ckpt --help')", argv[1]);
+	return 2;
 }
 
 int main(int argc, char **argv)
@@ -100,6 +122,8 @@ int main(int argc, char **argv)
 	}
 	int first = optind;
 	const char *name = argv[first];
+	if (strcmp(name, "help") == 0)
+		return finish_stdout(help(argc - first, argv + first));
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(name, commands[i].name) == 0) {
 			optind = 0; /* the subcommand runs getopt_long afresh on its own argv */
