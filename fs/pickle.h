@@ -28,6 +28,8 @@ typedef struct pickle_buf {
 #define PICKLE_BINPERSID ((uint8_t)'Q')
 #define PICKLE_EMPTY_DICT ((uint8_t)'}')
 #define PICKLE_SETITEMS ((uint8_t)'u')
+#define PICKLE_SETITEM ((uint8_t)'s')
+#define PICKLE_BUILD ((uint8_t)'b')
 #define PICKLE_EMPTY_LIST ((uint8_t)']')
 #define PICKLE_APPENDS ((uint8_t)'e')
 #define PICKLE_STOP ((uint8_t)'.')

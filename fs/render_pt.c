@@ -1,7 +1,7 @@
 /* fs/render_pt.c - model.pt and checkpoint.pt: torch.save-compatible zip + pickle files
  *
  * model.pt is what torch.save(model.state_dict()) writes: an OrderedDict of the checkpoint's
- * model tensors in insertion order. checkpoint.pt is the tutorial's checkpoint dict:
+ * model tensors in insertion order, with the module versions torch keeps in its _metadata. checkpoint.pt is the tutorial's checkpoint dict:
  *   {'model': state_dict, 'optimizer': {'state': {i: {buffer: tensor|None}}, 'param_groups':
  *    [...]}, 'epoch': int, 'step': int, 'metrics': {name: float}, 'optimizer_name': str,
  *    'run': {...}, 'extra': {key: str}[, 'extra_tensors': {name: tensor}]}
@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <xxhash.h>
 
 #include "fs/pickle.h"
 #include "fs/render.h"
@@ -136,7 +137,118 @@ static int check_name(pt_ctx *ctx, const char *what, const char *name)
 	                   ctx->epoch, what, printable);
 }
 
-/* OrderedDict of the model tensors in insertion order. */
+/* A module of the state dict: a prefix of a tensor name ending before one of its dots. */
+typedef struct module_prefix {
+	const char *name; /* into the tensor name; not NUL-terminated at len */
+	size_t len;
+	int version;
+} module_prefix;
+
+typedef struct module_set {
+	module_prefix *v;
+	size_t n, cap;
+	size_t *slot; /* open addressing: index + 1 into v, 0 empty */
+	size_t nslots;
+} module_set;
+
+static size_t prefix_hash(const char *s, size_t len)
+{
+	return (size_t)XXH3_64bits(s, len);
+}
+
+/* The module NAME[0..len), added once, in order of first appearance. @return its index, or
+ * SIZE_MAX when out of memory. */
+static size_t module_add(module_set *m, const char *name, size_t len)
+{
+	if (2 * (m->n + 1) > m->nslots) {
+		size_t nslots = m->nslots ? 2 * m->nslots : 64;
+		size_t *slot = calloc(nslots, sizeof(*slot));
+		if (!slot)
+			return SIZE_MAX;
+		for (size_t i = 0; i < m->n; i++) {
+			size_t h = prefix_hash(m->v[i].name, m->v[i].len) & (nslots - 1);
+			while (slot[h])
+				h = (h + 1) & (nslots - 1);
+			slot[h] = i + 1;
+		}
+		free(m->slot);
+		m->slot = slot;
+		m->nslots = nslots;
+	}
+	size_t h = prefix_hash(name, len) & (m->nslots - 1);
+	for (; m->slot[h]; h = (h + 1) & (m->nslots - 1)) {
+		module_prefix *e = &m->v[m->slot[h] - 1];
+		if (e->len == len && memcmp(e->name, name, len) == 0)
+			return m->slot[h] - 1;
+	}
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 16;
+		module_prefix *v = realloc(m->v, cap * sizeof(*v));
+		if (!v)
+			return SIZE_MAX;
+		m->v = v;
+		m->cap = cap;
+	}
+	m->v[m->n] = (module_prefix){.name = name, .len = len, .version = 1};
+	m->slot[h] = m->n + 1;
+	return m->n++;
+}
+
+/* The state dict's _metadata, as torch.save(model.state_dict()) keeps it: {module: {'version':
+ * N}} for the root ('') and every module a tensor name passes through, parents first, in order
+ * of first appearance (torch's depth-first order). The version is each module class's
+ * _version, which the names cannot tell: 2 for a module holding num_batches_tracked (batch
+ * norm), else 1, nn.Module's. Modules without tensors (ReLU, Dropout) are not known and left
+ * out; load_state_dict() gives a missing entry the same treatment as an old version. */
+static int emit_metadata(pt_ctx *ctx, const ckpt_checkpoint *c)
+{
+	module_set m = {0};
+	int rc = 0;
+	if (module_add(&m, "", 0) == SIZE_MAX)
+		rc = -ENOMEM;
+	size_t count = ckpt_checkpoint_tensor_count(c);
+	for (size_t i = 0; i < count && !rc; i++) {
+		const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, i);
+		if (!t || t->group != CKPT_GROUP_MODEL)
+			continue;
+		size_t at = 0;
+		for (const char *dot = strchr(t->name, '.'); dot && !rc; dot = strchr(dot + 1, '.')) {
+			at = module_add(&m, t->name, (size_t)(dot - t->name));
+			if (at == SIZE_MAX)
+				rc = -ENOMEM;
+		}
+		const char *leaf = strrchr(t->name, '.');
+		if (!rc && strcmp(leaf ? leaf + 1 : t->name, "num_batches_tracked") == 0)
+			m.v[at].version = 2;
+	}
+	if (!rc) {
+		pickle_buf *pk = &ctx->pk;
+		pickle_op(pk, PICKLE_EMPTY_DICT);
+		pickle_str(pk, "_metadata");
+		pickle_global(pk, "collections", "OrderedDict");
+		pickle_op(pk, PICKLE_EMPTY_TUPLE);
+		pickle_op(pk, PICKLE_REDUCE);
+		pickle_op(pk, PICKLE_MARK);
+		for (size_t i = 0; i < m.n; i++) {
+			pickle_str_n(pk, m.v[i].name, m.v[i].len);
+			pickle_op(pk, PICKLE_EMPTY_DICT);
+			pickle_str(pk, "version");
+			pickle_int(pk, m.v[i].version);
+			pickle_op(pk, PICKLE_SETITEM);
+		}
+		pickle_op(pk, PICKLE_SETITEMS);
+		pickle_op(pk, PICKLE_SETITEM);
+		pickle_op(pk, PICKLE_BUILD);
+	} else {
+		rc = render_fail(-ENOMEM, "epoch %" PRIu64 ": out of memory for the state dict's "
+		                          "module names", ctx->epoch);
+	}
+	free(m.v);
+	free(m.slot);
+	return rc;
+}
+
+/* OrderedDict of the model tensors in insertion order, with its _metadata. */
 static int emit_state_dict(pt_ctx *ctx, const ckpt_checkpoint *c)
 {
 	pickle_buf *pk = &ctx->pk;
@@ -161,7 +273,7 @@ static int emit_state_dict(pt_ctx *ctx, const ckpt_checkpoint *c)
 			return rc;
 	}
 	pickle_op(pk, PICKLE_SETITEMS);
-	return 0;
+	return emit_metadata(ctx, c);
 }
 
 /* The zip around the pickle: data.pkl, byteorder, data/<key> per storage, version. */

@@ -204,6 +204,7 @@ class BatchNormMLP(torch.nn.Module):
 def cmd_batchnorm(ck, opt_name, layers, npydir):
     c = torch.load(ck)
     net = BatchNormMLP([int(x) for x in layers.split(',')])
+    check_metadata(c['model'], net, ck)
     net.load_state_dict(c['model'], strict=True)
     keys = sorted(c['optimizer']['state'])
     nparams = len(list(net.parameters()))
@@ -244,10 +245,23 @@ def read_idx(directory):
         fail('%s: no IDX file %s' % (directory, e))
 
 
+def check_metadata(sd, module, what):
+    """sd._metadata is what module.state_dict() keeps, less the modules without tensors (a
+    state dict cannot name them), in the same order"""
+    want = [(k, v) for k, v in module.state_dict()._metadata.items()
+            if k == '' or any(n.startswith(k + '.') for n in sd)]
+    got = list(getattr(sd, '_metadata', {}).items())
+    if got != want:
+        fail('%s: _metadata %r, torch keeps %r' % (what, got, want))
+
+
 def cmd_val_acc(pt, ck, data, val_split, layers):
     expected = torch.load(ck)['metrics']['val_acc']
     model = mlp(layers)
-    model.load_state_dict(torch.load(pt, weights_only=True), strict=True)
+    sd = torch.load(pt, weights_only=True)
+    check_metadata(sd, model, pt)
+    check_metadata(torch.load(ck)['model'], model, ck)
+    model.load_state_dict(sd, strict=True)
     x, y = read_idx(data) if os.path.isdir(data) else read_csv(data)
     v = int(val_split)
     with torch.no_grad():
