@@ -179,17 +179,75 @@ bench: deps all $(TOOL_BINS)
 test-large: deps all $(TOOL_BINS)
 	@bash tests/large/test_zip64.sh
 
+# ---- install, uninstall --------------------------------------------------------------------
+# Every installed path is single-quoted for the shell (a ' inside written as '\''), so a PREFIX
+# or DESTDIR with spaces, &, ;, | or quotes is one path and nothing lands in the source tree.
+# A newline cannot be quoted inside a recipe line: it is refused before anything is built.
+INSTALL_HEADERS := include/ckpt/store.h include/ckpt/tensor.h include/ckpt/holders.h \
+	include/ckpt/message.h
+shell_quote = '$(subst ','\'',$(1))'
+INSTALL_ROOT_Q = $(call shell_quote,$(DESTDIR)$(PREFIX))
+INSTALL_PLUGIN_Q = $(INSTALL_ROOT_Q)/lib/$(notdir $(CUDA_PLUGIN))
+define install_newline
+
+
+endef
+ifneq ($(filter install uninstall,$(MAKECMDGOALS)),)
+ifneq ($(findstring $(install_newline),$(DESTDIR)$(PREFIX)),)
+$(error PREFIX or DESTDIR contains a newline, which cannot be installed to; choose another path)
+endif
+endif
+# The loader finds a new libckpt.so.0 in PREFIX/lib (without an rpath) only once ldconfig has
+# updated its cache, and only when PREFIX/lib is in its path (/usr/local/lib is on Debian): a
+# real install (no DESTDIR) by root runs it; a failure is only a note.
+LDCONFIG ?= ldconfig
+run_ldconfig = $(if $(DESTDIR),,@if [ "$$(id -u)" = 0 ] && \
+	command -v $(call shell_quote,$(LDCONFIG)) >/dev/null 2>&1; then \
+		echo $(call shell_quote,$(LDCONFIG)); $(call shell_quote,$(LDCONFIG)) || \
+		echo "note: ldconfig failed; run it before using libckpt.so.0 from" \
+			$(call shell_quote,$(PREFIX))/lib >&2; \
+	fi)
+
+.PHONY: uninstall
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-		$(DESTDIR)$(PREFIX)/include/ckpt
-	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 $(BUILD)/lib/libckpt.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 0755 $(BUILD)/lib/libckpt.so $(DESTDIR)$(PREFIX)/lib/libckpt.so.0
-	ln -sf libckpt.so.0 $(DESTDIR)$(PREFIX)/lib/libckpt.so
-	install -m 0644 include/ckpt/store.h include/ckpt/tensor.h include/ckpt/holders.h include/ckpt/message.h $(DESTDIR)$(PREFIX)/include/ckpt/
-	$(if $(CUDA_BUILD),install -m 0755 $(CUDA_PLUGIN) $(DESTDIR)$(PREFIX)/lib/)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define CKPT_VERSION "\(.*\)"/\1/p' include/ckpt/store.h)|' \
-		ckpt.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ckpt.pc
+	install -d $(INSTALL_ROOT_Q)/bin $(INSTALL_ROOT_Q)/lib/pkgconfig $(INSTALL_ROOT_Q)/include/ckpt
+	install -m 0755 $(BINS) $(INSTALL_ROOT_Q)/bin/
+	install -m 0644 $(BUILD)/lib/libckpt.a $(INSTALL_ROOT_Q)/lib/
+	install -m 0755 $(BUILD)/lib/libckpt.so $(INSTALL_ROOT_Q)/lib/libckpt.so.0
+	ln -sf libckpt.so.0 $(INSTALL_ROOT_Q)/lib/libckpt.so
+	install -m 0644 $(INSTALL_HEADERS) $(INSTALL_ROOT_Q)/include/ckpt/
+# The plug-in this build made, whether or not nvcc is found now (sudo's secure_path drops
+# /usr/local/cuda/bin). CUDA=0, or a build without one, installs none and removes the one an
+# earlier install left.
+	@if $(if $(filter 0,$(CUDA)),false,[ -f $(CUDA_PLUGIN) ]); then \
+		echo "install -m 0755 $(CUDA_PLUGIN) "$(INSTALL_ROOT_Q)"/lib/"; \
+		install -m 0755 $(CUDA_PLUGIN) $(INSTALL_ROOT_Q)/lib/; \
+	elif [ -e $(INSTALL_PLUGIN_Q) ] || [ -L $(INSTALL_PLUGIN_Q) ]; then \
+		echo "rm "$(INSTALL_PLUGIN_Q)" (left by an earlier install; this one has no CUDA" \
+			"plug-in)"; \
+		rm -f $(INSTALL_PLUGIN_Q); \
+	fi
+# ckpt.pc: PREFIX with pkg-config's escapes (a backslash before blanks, quotes, \ and #), then
+# escaped once more as a sed replacement (\, | and &)
+	pc_prefix=$$(printf '%s\n' $(call shell_quote,$(PREFIX)) | \
+		sed -e 's/[[:blank:]\\"'\''#]/\\&/g' -e 's/[\\|&]/\\&/g') && \
+	sed -e "s|@PREFIX@|$$pc_prefix|g" \
+		-e 's|@VERSION@|$(shell sed -n 's/^#define CKPT_VERSION "\(.*\)"/\1/p' include/ckpt/store.h)|' \
+		ckpt.pc.in >$(INSTALL_ROOT_Q)/lib/pkgconfig/ckpt.pc
+	$(run_ldconfig)
+
+# exactly what install installed, under the same PREFIX and DESTDIR; include/ckpt/ goes when
+# nothing else is left in it
+uninstall:
+	rm -f $(addprefix $(INSTALL_ROOT_Q)/bin/,$(notdir $(BINS))) \
+		$(addprefix $(INSTALL_ROOT_Q)/lib/,libckpt.a libckpt.so libckpt.so.0 pkgconfig/ckpt.pc) \
+		$(INSTALL_PLUGIN_Q) \
+		$(addprefix $(INSTALL_ROOT_Q)/include/ckpt/,$(notdir $(INSTALL_HEADERS)))
+	@if [ -d $(INSTALL_ROOT_Q)/include/ckpt ]; then \
+		rmdir $(INSTALL_ROOT_Q)/include/ckpt 2>/dev/null || \
+		echo "note: "$(INSTALL_ROOT_Q)"/include/ckpt/ kept: it holds files install did not put there"; \
+	fi
+	$(run_ldconfig)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -2,13 +2,31 @@
 # tests/integration/test_install.sh - `make install PREFIX=...` gives programs and a library that
 # a C program (and, where g++ is installed, a C++ one) builds against with pkg-config, linked
 # dynamically and statically: it writes a checkpoint, reads it back, and the installed `ckpt`
-# reads the store it wrote.
+# reads the store it wrote. A PREFIX or DESTDIR with spaces, &, ;, quotes, | or # installs there
+# (and a program linked with pkg-config and an rpath runs); ldconfig runs only for root without
+# DESTDIR; the CUDA plug-in that was built is installed when nvcc is gone at install time, and an
+# install without one removes a stale one; `make uninstall` removes exactly what was installed.
+# Nothing is installed outside $WORK, and ldconfig is a stand-in that records its calls.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
+printf '#!/bin/sh\necho called >>"%s"\n' "$WORK/ldconfig.calls" >"$WORK/fake-ldconfig"
+chmod +x "$WORK/fake-ldconfig"
+# mk GOAL VAR=VALUE...: make GOAL in the checkout with the stand-in ldconfig; output in make.log
+mk() {
+	make -s -C "$root" LDCONFIG="$WORK/fake-ldconfig" "$@" >"$WORK/make.log" 2>&1
+}
+ldconfig_calls() {
+	if [ -e "$WORK/ldconfig.calls" ]; then wc -l <"$WORK/ldconfig.calls"; else echo 0; fi
+}
 prefix=$WORK/prefix
-make -s -C "$root" install PREFIX="$prefix" >"$WORK/install.log" 2>&1 ||
-	fail "make install: $(tail -n 3 "$WORK/install.log")"
+mk install PREFIX="$prefix" || fail "make install: $(tail -n 3 "$WORK/make.log")"
+if [ "$(id -u)" = 0 ]; then
+	[ "$(ldconfig_calls)" = 1 ] ||
+		fail "make install as root without DESTDIR ran ldconfig $(ldconfig_calls) times, not once"
+else
+	[ "$(ldconfig_calls)" = 0 ] || fail "make install by a user ran ldconfig"
+fi
 for f in bin/ckpt-train bin/ckptfs bin/ckpt lib/libckpt.a lib/libckpt.so lib/libckpt.so.0 \
 	lib/pkgconfig/ckpt.pc include/ckpt/store.h include/ckpt/tensor.h include/ckpt/holders.h \
 	include/ckpt/message.h; do
@@ -136,3 +154,77 @@ if command -v g++ >/dev/null; then
 else
 	echo "ok: C programs build against the installed libckpt (dynamic, static); no g++ for C++"
 fi
+
+# a PREFIX with the characters a shell or sed reads specially: one path, and ckpt.pc escapes it
+# the way pkg-config wants (a program built from its output with an rpath runs)
+odd="$WORK/x sp/pre fix/a&b;c'd|e\"f#g\\h"
+mk install PREFIX="$odd" || fail "make install PREFIX='$odd': $(tail -n 3 "$WORK/make.log")"
+for f in bin/ckpt bin/ckptfs bin/ckpt-train lib/libckpt.a lib/libckpt.so.0 lib/libckpt.so \
+	lib/pkgconfig/ckpt.pc include/ckpt/store.h include/ckpt/message.h; do
+	[ -e "$odd/$f" ] || fail "make install PREFIX='$odd' did not install $f"
+done
+flags=$(PKG_CONFIG_PATH=$odd/lib/pkgconfig pkg-config --cflags --libs ckpt) ||
+	fail "pkg-config cannot read the ckpt.pc of PREFIX='$odd'"
+eval "set -- $flags" || fail "pkg-config's flags for PREFIX='$odd' are not shell words: $flags"
+[ "$1" = "-I$odd/include" ] || fail "pkg-config --cflags for PREFIX='$odd' gives '$1'"
+cc -std=c11 "$WORK/clash.c" "$@" -Wl,-rpath,"$odd/lib" -o "$WORK/odd-rpath" 2>"$WORK/cc.err" ||
+	fail "building with pkg-config against PREFIX='$odd': $(cat "$WORK/cc.err")"
+out=$("$WORK/odd-rpath" 2>&1)
+[ "$out" = "open: refused" ] || fail "program with -Wl,-rpath,PREFIX/lib: $out"
+# README's other way, no rpath but LD_LIBRARY_PATH (which ld.so splits at ':' and ';' both)
+# shellcheck disable=SC2046
+cc -std=c11 "$WORK/clash.c" $(pkg-config --cflags --libs ckpt) -o "$WORK/clash-plain" \
+	2>"$WORK/cc.err" || fail "building without an rpath: $(cat "$WORK/cc.err")"
+out=$(LD_LIBRARY_PATH="$prefix/lib" "$WORK/clash-plain" 2>&1)
+[ "$out" = "open: refused" ] || fail "program run with LD_LIBRARY_PATH=PREFIX/lib: $out"
+# uninstall removes what install put there and leaves a file of someone else's
+echo '/* mine */' >"$odd/include/ckpt/mine.h"
+mk uninstall PREFIX="$odd" || fail "make uninstall PREFIX='$odd': $(tail -n 3 "$WORK/make.log")"
+left=$(cd "$odd" && find . ! -type d ! -name mine.h)
+[ -z "$left" ] || fail "make uninstall PREFIX='$odd' left: $left"
+[ -e "$odd/include/ckpt/mine.h" ] || fail "make uninstall removed a header it did not install"
+echo "ok: install and uninstall under PREFIX='$odd'; pkg-config + rpath (or LD_LIBRARY_PATH) runs"
+
+# DESTDIR: staged under it, ckpt.pc names PREFIX alone, no ldconfig; uninstall with the same
+# DESTDIR leaves no file and no include/ckpt/
+dest="$WORK/dest dir&'x"
+calls=$(ldconfig_calls)
+mk install DESTDIR="$dest" PREFIX=/opt/ckpt ||
+	fail "make install DESTDIR='$dest': $(tail -n 3 "$WORK/make.log")"
+[ -e "$dest/opt/ckpt/lib/libckpt.so.0" ] ||
+	fail "make install DESTDIR='$dest' did not stage libckpt"
+grep -qx 'prefix=/opt/ckpt' "$dest/opt/ckpt/lib/pkgconfig/ckpt.pc" ||
+	fail "ckpt.pc under DESTDIR: $(head -n 1 "$dest/opt/ckpt/lib/pkgconfig/ckpt.pc")"
+[ "$(ldconfig_calls)" = "$calls" ] || fail "make install with DESTDIR ran ldconfig"
+mk uninstall DESTDIR="$dest" PREFIX=/opt/ckpt ||
+	fail "make uninstall DESTDIR='$dest': $(tail -n 3 "$WORK/make.log")"
+left=$(cd "$dest" && find . ! -type d)
+[ -z "$left" ] || fail "make uninstall DESTDIR='$dest' left: $left"
+[ ! -e "$dest/opt/ckpt/include/ckpt" ] || fail "make uninstall left an empty include/ckpt/"
+echo "ok: DESTDIR with odd characters installs and uninstalls, without ldconfig"
+
+# the CUDA plug-in: installed from build/lib when nvcc is not found at install time (sudo's
+# secure_path), and an install without one (CUDA=0) removes the one an earlier install left
+cuda_prefix=$WORK/cuda-prefix
+plugin=$root/build/lib/ckpt-train-cuda.so
+if [ -f "$plugin" ]; then
+	no_nvcc_path=
+	IFS=: read -ra path_dirs <<<"$PATH"
+	for d in "${path_dirs[@]}"; do
+		[ -x "$d/nvcc" ] || no_nvcc_path=${no_nvcc_path:+$no_nvcc_path:}$d
+	done
+	PATH=$no_nvcc_path mk install PREFIX="$cuda_prefix" CUDA_HOME="$WORK/no-cuda" ||
+		fail "make install without nvcc: $(tail -n 3 "$WORK/make.log")"
+	cmp -s "$plugin" "$cuda_prefix/lib/ckpt-train-cuda.so" ||
+		fail "make install without nvcc in PATH left out the CUDA plug-in that was built"
+	echo "ok: the built CUDA plug-in is installed when nvcc is not found at install time"
+else
+	echo "note: installing the plug-in without nvcc not tried (this build has no $plugin)"
+	mkdir -p "$cuda_prefix/lib"
+	echo stale >"$cuda_prefix/lib/ckpt-train-cuda.so"
+fi
+mk install PREFIX="$cuda_prefix" CUDA=0 ||
+	fail "make install CUDA=0: $(tail -n 3 "$WORK/make.log")"
+[ ! -e "$cuda_prefix/lib/ckpt-train-cuda.so" ] ||
+	fail "make install CUDA=0 kept the CUDA plug-in of an earlier install"
+echo "ok: make install CUDA=0 removes an earlier install's CUDA plug-in"
