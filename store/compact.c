@@ -833,14 +833,17 @@ int ckpt_store_compact(ckpt_store_compact_stats *out, const char *path)
 /* DEST may be writable by others, who could replace DEST/data.mdb.tmp by a link to another
  * store at any moment: DEST and DEST/data.mdb.tmp are opened once, every file in them is made,
  * renamed and removed relative to those descriptors, and the copy is read back through
- * /proc/self/fd/N of data.mdb.tmp (made 0700: nobody else can change what is inside). */
+ * /proc/self/fd/N of data.mdb.tmp (made 0700: nobody else can change what is inside).
+ * DEST (or its parent, where DEST is made) is found once too, and compared with the store by
+ * its identity, climbing "..": no absolute path is needed, which could be longer than
+ * PATH_MAX where the current directory is deep. */
 
 /* What a signal handler must remove of the backup in progress (ckpt_store_backup_interrupted):
  * set up before the first file is made, cleared before the descriptors are closed. */
 static struct {
 	volatile sig_atomic_t active, made_temp, made_temp_dir, renaming, made_dir;
-	volatile sig_atomic_t dest_fd, temp_dir_fd;
-	char *volatile dir;
+	volatile sig_atomic_t dest_fd, temp_dir_fd, parent_fd;
+	const char *volatile name; /* DEST's last name, in parent_fd, when made_dir */
 	dev_t temp_dev, temp_dir_dev; /* the identities of the copy and of DEST/data.mdb.tmp: */
 	ino_t temp_ino, temp_dir_ino; /* only they are removed by those names */
 } backup_now;
@@ -848,7 +851,9 @@ static struct {
 typedef struct backup_job {
 	const char *dest;
 	char *temp_dir, *temp_path, *data_path; /* DEST/data.mdb.tmp, its data.mdb, DEST/data.mdb */
-	char *real_dest;                        /* DEST resolved (check_dest()) */
+	char *parent, *name;                    /* DEST's directory part and last name */
+	int parent_fd;    /* O_PATH of DEST's parent, where a new DEST is made (check_dest()) */
+	int dest_path_fd; /* O_PATH of a DEST that exists (check_dest()) */
 	char proc_dir[40], proc_path[56];       /* /proc/self/fd/N of temp_dir, its data.mdb */
 	const char *open_dir, *open_path;       /* those, or without /proc temp_dir, temp_path */
 	int fd, dest_fd, temp_dir_fd;
@@ -869,7 +874,7 @@ void ckpt_store_backup_interrupted(void)
 		(void)remove_own(backup_now.dest_fd, BACKUP_TEMP, backup_now.temp_dir_dev,
 		                 backup_now.temp_dir_ino, AT_REMOVEDIR);
 	if (backup_now.made_dir)
-		(void)rmdir(backup_now.dir);
+		(void)unlinkat(backup_now.parent_fd, backup_now.name, AT_REMOVEDIR);
 }
 
 /* Copy of @p path's directory part and last name, as dirname(1) and basename(1) give them. */
@@ -895,13 +900,53 @@ static int split_path(char **dir, char **name, const char *path)
 	return 0;
 }
 
-/* @p dest's canonical path: realpath(3) where it exists, else its parent's joined with its
- * name (the parent must exist). Sets *@p exists. */
-static int resolve_dest(char **out, bool *exists, const char *dest)
+static bool same_inode(const struct stat *a, const struct stat *b)
 {
-	struct stat st;
-	*out = NULL;
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Where directory @p fd (O_PATH will do) is against the store's directory @p store, climbing
+ * ".." up to the root: 1 it is the store, 2 it is inside the store, 0 neither, or -errno. */
+static int dir_in_store(int fd, const struct stat *store)
+{
+	struct stat st, up_st;
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	if (same_inode(&st, store))
+		return 1;
+	for (int at = fd;;) {
+		int up = openat(at, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		int rc = up < 0 || fstat(up, &up_st) != 0 ? -errno : 0;
+		if (at != fd)
+			close(at);
+		if (rc) {
+			if (up >= 0)
+				close(up);
+			return rc;
+		}
+		/* the root's ".." is itself */
+		if (same_inode(&up_st, store) || same_inode(&up_st, &st)) {
+			close(up);
+			return same_inode(&up_st, store) ? 2 : 0;
+		}
+		st = up_st;
+		at = up;
+	}
+}
+
+/* Refuse a @p dest that is a file, a non-empty directory, the store @p store_path itself or
+ * inside it, or whose parent does not exist; nothing is created. Sets *@p exists, and opens
+ * (O_PATH) j->dest_path_fd where DEST exists, else j->parent_fd, DEST's parent. */
+static int check_dest(backup_job *j, bool *exists, const char *store_path, const char *dest)
+{
+	struct stat st, store_st;
 	*exists = false;
+	if (stat(store_path, &store_st) != 0)
+		return store_error(-errno, "store %s: %s", store_path, strerror(errno));
+	int rc = split_path(&j->parent, &j->name, dest);
+	if (rc)
+		return rc;
+	int fd;
 	if (stat(dest, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
 			return store_error(-ENOTDIR,
@@ -909,74 +954,51 @@ static int resolve_dest(char **out, bool *exists, const char *dest)
 			                   "or an empty directory",
 			                   dest);
 		*exists = true;
-		if (!(*out = realpath(dest, NULL)))
+		fd = j->dest_path_fd = open(dest, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
 			return store_error(-errno, "%s: %s", dest, strerror(errno));
-		return 0;
-	}
-	if (errno != ENOENT)
+	} else if (errno != ENOENT) {
 		return store_error(-errno, "%s: %s", dest, strerror(errno));
-	if (lstat(dest, &st) == 0)
+	} else if (lstat(dest, &st) == 0) {
 		return store_error(-ENOENT, "%s is a symbolic link to nothing", dest);
-	char *dir, *name, *real_dir = NULL;
-	int rc = split_path(&dir, &name, dest);
-	if (rc)
+	} else if ((fd = j->parent_fd = open(j->parent, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		return store_error(errno == ENOENT ? -ENOENT : -errno,
+		                   errno == ENOENT ? "cannot create %s: its parent directory %s does "
+		                                     "not exist%s"
+		                                   : "cannot create %s: its parent directory %s: %s",
+		                   dest, j->parent, errno == ENOENT ? "" : strerror(errno));
+	}
+	int where = dir_in_store(fd, &store_st);
+	if (where < 0)
+		return store_error(where, "cannot tell whether %s is inside the store %s (%s)", dest,
+		                   store_path, strerror(-where));
+	if (where == 1 && *exists)
+		return store_error(-EINVAL, "%s is the store itself: a backup goes into another "
+		                            "directory",
+		                   dest);
+	if (where)
+		return store_error(-EINVAL, "%s is inside the store %s: a backup goes outside it",
+		                   dest, store_path);
+	if (!*exists)
+		return 0;
+	int dir_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dir_fd >= 0 ? fdopendir(dir_fd) : NULL;
+	if (!d) {
+		rc = store_error(-errno, "%s: %s", dest, strerror(errno));
+		if (dir_fd >= 0)
+			close(dir_fd);
 		return rc;
-	if (!(real_dir = realpath(dir, NULL)))
-		rc = store_error(errno == ENOENT ? -ENOENT : -errno,
-		                 errno == ENOENT ? "cannot create %s: its parent directory %s does "
-		                                   "not exist%s"
-		                                 : "cannot create %s: its parent directory %s: %s",
-		                 dest, dir, errno == ENOENT ? "" : strerror(errno));
-	else if (asprintf(out, "%s/%s", strcmp(real_dir, "/") ? real_dir : "", name) < 0) {
-		*out = NULL;
-		rc = store_error(-ENOMEM, "out of memory");
 	}
-	free(real_dir);
-	free(dir);
-	free(name);
-	return rc;
-}
-
-/* Refuse a @p dest that is a file, a non-empty directory, the store @p store_path itself or
- * inside it, or whose parent does not exist; nothing is created. */
-static int check_dest(char **real_out, bool *exists, const char *store_path, const char *dest)
-{
-	char *real_dest = NULL, *real_store = realpath(store_path, NULL);
-	if (!real_store)
-		return store_error(-errno, "store %s: %s", store_path, strerror(errno));
-	int rc = resolve_dest(&real_dest, exists, dest);
-	size_t n = strlen(real_store);
-	if (rc)
-		;
-	else if (strcmp(real_dest, real_store) == 0)
-		rc = store_error(-EINVAL, "%s is the store itself: a backup goes into another "
-		                          "directory",
-		                 dest);
-	else if (strncmp(real_dest, real_store, n) == 0 &&
-	         (real_dest[n] == '/' || (n == 1 && real_store[0] == '/')))
-		rc = store_error(-EINVAL, "%s is inside the store %s: a backup goes outside it",
-		                 dest, store_path);
-	else if (*exists) {
-		DIR *d = opendir(dest);
-		if (!d)
-			rc = store_error(-errno, "%s: %s", dest, strerror(errno));
-		struct dirent *e;
-		while (d && (e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-				rc = store_error(-ENOTEMPTY,
-				                 "%s is not empty, it holds %s: a backup goes into a new "
-				                 "or an empty directory",
-				                 dest, e->d_name);
-				break;
-			}
-		if (d)
-			closedir(d);
-	}
-	if (rc)
-		free(real_dest);
-	else
-		*real_out = real_dest;
-	free(real_store);
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			rc = store_error(-ENOTEMPTY,
+			                 "%s is not empty, it holds %s: a backup goes into a new or an "
+			                 "empty directory",
+			                 dest, e->d_name);
+			break;
+		}
+	closedir(d);
 	return rc;
 }
 
@@ -990,9 +1012,10 @@ static int sync_dir_fd(int fd, const char *dir)
 	return 0;
 }
 
-static int sync_dir(const char *dir)
+/* fsync directory @p dir, open as @p at (O_PATH will do) */
+static int sync_dir(int at, const char *dir)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return store_error(-errno, "cannot open %s to sync it (%s)", dir, strerror(errno));
 	int rc = sync_dir_fd(fd, dir);
@@ -1286,7 +1309,7 @@ static void backup_job_free(backup_job *j, bool failed)
 		(void)remove_own(j->dest_fd, BACKUP_TEMP, j->temp_dir_st.st_dev,
 		                 j->temp_dir_st.st_ino, AT_REMOVEDIR);
 	if (failed && j->made_dir)
-		(void)rmdir(j->real_dest);
+		(void)unlinkat(j->parent_fd, j->name, AT_REMOVEDIR);
 	if (j->registered) { /* active first: a handler between the stores does nothing */
 		backup_now.active = 0;
 		atomic_signal_fence(memory_order_seq_cst);
@@ -1297,7 +1320,12 @@ static void backup_job_free(backup_job *j, bool failed)
 		close(j->temp_dir_fd);
 	if (j->dest_fd >= 0)
 		close(j->dest_fd);
-	free(j->real_dest);
+	if (j->dest_path_fd >= 0)
+		close(j->dest_path_fd);
+	if (j->parent_fd >= 0)
+		close(j->parent_fd);
+	free(j->parent);
+	free(j->name);
 	free(j->temp_dir);
 	free(j->temp_path);
 	free(j->data_path);
@@ -1311,13 +1339,16 @@ static int make_backup_files(backup_job *j, bool exists, mode_t mode)
 	if (!exists) {
 		/* 0755 as a store ckpt_store_create() makes: under umask 000 not writable by
 		 * every user, which root's opens of DEST refuse (store_owner_enter()) */
-		if (mkdir(j->real_dest, 0755) != 0)
+		if (mkdirat(j->parent_fd, j->name, 0755) != 0)
 			return store_error(-errno, "cannot create %s (%s)", j->dest,
 			                   strerror(errno));
 		j->made_dir = true;
 		backup_now.made_dir = j->registered;
+		j->dest_fd = openat(j->parent_fd, j->name,
+		                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	} else {
+		j->dest_fd = openat(j->dest_path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
-	j->dest_fd = open(j->real_dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (j->dest_fd < 0)
 		return store_error(-errno, "cannot open %s (%s)", j->dest, strerror(errno));
 	backup_now.dest_fd = j->dest_fd;
@@ -1356,7 +1387,12 @@ static int make_backup_files(backup_job *j, bool exists, mode_t mode)
 int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const char *dest,
                       unsigned flags)
 {
-	backup_job j = {.dest = dest, .fd = -1, .dest_fd = -1, .temp_dir_fd = -1};
+	backup_job j = {.dest = dest,
+	                .fd = -1,
+	                .dest_fd = -1,
+	                .temp_dir_fd = -1,
+	                .parent_fd = -1,
+	                .dest_path_fd = -1};
 	store_owner owner = {0};
 	ckpt_store_backup_stats st = {0};
 	backup_damage *damage = NULL;
@@ -1373,8 +1409,8 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 		                   flags & ~CKPT_BACKUP_VERIFY);
 	if (!dest || !*dest)
 		return store_error(-EINVAL, "the backup directory is empty");
-	if ((rc = check_dest(&j.real_dest, &exists, store->path, dest)))
-		return rc;
+	if ((rc = check_dest(&j, &exists, store->path, dest)))
+		goto out;
 	damage = calloc(1, sizeof(*damage));
 	j.temp_dir = join_path(dest, BACKUP_TEMP);
 	j.temp_path = j.temp_dir ? join_path(j.temp_dir, "data.mdb") : NULL;
@@ -1395,7 +1431,8 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 		goto out;
 	if (!backup_now.active) { /* one backup at a time is cleaned up by a signal handler */
 		backup_now.dest_fd = backup_now.temp_dir_fd = -1;
-		backup_now.dir = j.real_dest;
+		backup_now.parent_fd = j.parent_fd;
+		backup_now.name = j.name;
 		backup_now.active = 1;
 		j.registered = true;
 	}
@@ -1408,16 +1445,8 @@ int ckpt_store_backup(ckpt_store_backup_stats *out, ckpt_store *store, const cha
 	if ((rc = validate_backup(&st, damage, store, j.open_dir, j.temp_dir, flags)) ||
 	    (rc = rename_copy(&j)) || (rc = sync_dir_fd(j.dest_fd, dest)))
 		goto out;
-	if (j.made_dir) {
-		char *dir, *name;
-		if ((rc = split_path(&dir, &name, dest)))
-			goto out;
-		rc = sync_dir(dir);
-		free(dir);
-		free(name);
-		if (rc)
-			goto out;
-	}
+	if (j.made_dir && (rc = sync_dir(j.parent_fd, j.parent)))
+		goto out;
 	st.damaged_records = damage->count;
 	if (damage->count) /* the backup is made: the message is for the caller to print */
 		store_error(0, "%s%s%s%s; the backup holds %s as %s", damage->first,

@@ -7,6 +7,7 @@
 # the store as it was; bad destinations are refused in one line (exit 1, usage 2) with nothing
 # made; a full disk (root: a small tmpfs) and SIGTERM during the copy leave nothing behind;
 # under nohup SIGHUP stays ignored (the backup's handler used to take it and end the backup).
+# A current directory deeper than PATH_MAX is no obstacle (DEST is checked through descriptors).
 # The copy is read back in DEST/data.mdb.tmp/ before it becomes DEST/data.mdb: SIGKILL while it
 # is checked leaves no DEST/data.mdb (it used to be renamed first), SIGTERM then leaves nothing.
 # Damage is named as the store's (the copy is taken from it), the epoch once, with `ckpt verify
@@ -128,6 +129,32 @@ refused 1 "cannot open store '$TMP/nostore'" "$TMP/nostore" "$TMP/bk-x"
 refused 2 "expected 2 arguments, got 1" "$TMP/ref"
 refused 2 "unknown option '--compact'" "$TMP/ref" "$TMP/bk-x" --compact
 [ "$(md5sum <"$TMP/ref/data.mdb")" = "$md5" ] || fail "a refused backup changed the store"
+
+# ---- in a current directory whose absolute path is longer than PATH_MAX (entered step by step)
+# the backup works, as the other commands work there: DEST and the store are compared by their
+# identities, not by absolute paths (it failed: "store deep: File name too long")
+(
+	cd "$TMP" && mkdir deep && cd deep || fail "mkdir deep"
+	name=$(printf 'd%.0s' {1..200})
+	while [ ${#PWD} -le 4200 ]; do
+		mkdir "$name" && cd "$name" || fail "mkdir of a 200-byte name in $(pwd | wc -c) bytes"
+	done
+	cp -r "$TMP/ref" store || fail "copy the store into the deep directory"
+	"$CKPT" backup store bk >"$TMP/out" 2>&1 || fail "backup in a deep directory: $(cat "$TMP/out")"
+	[ -e bk/data.mdb ] && [ ! -e bk/data.mdb.tmp ] || fail "the deep backup: $(ls -A bk)"
+	"$CKPT" verify bk >"$TMP/out" 2>&1 || fail "ckpt verify of the deep backup: $(cat "$TMP/out")"
+	"$CKPT" log store | cmp -s - <("$CKPT" log bk) || fail "the deep backup's log differs"
+	mkdir empty && "$CKPT" backup "$TMP/ref" empty >"$TMP/out" 2>&1 ||
+		fail "backup into an empty deep directory: $(cat "$TMP/out")"
+	for d in store/in store/. bk; do
+		"$CKPT" backup store "$d" >"$TMP/out" 2>&1 && fail "backup into $d was made"
+	done
+	"$CKPT" backup store store/in >"$TMP/out" 2>&1
+	grep -q "store/in is inside the store store" "$TMP/out" ||
+		fail "a deep backup inside the store: $(cat "$TMP/out")"
+	[ ! -e store/in ] && [ ! -e bk/data.mdb.tmp ] || fail "a refused deep backup made files"
+) || exit 1
+rm -rf "$TMP/deep"
 
 # ---- SIGTERM while the copy is written: nothing left
 CKPT_BACKUP_TEST_PAUSE=$TMP/pause "$CKPT" backup "$TMP/ref" "$TMP/bk-term" >/dev/null 2>"$TMP/term.err" &
