@@ -631,23 +631,15 @@ static int check_fuse_device(void)
 	return 0;
 }
 
-static int open_store(ckpt_store **out, const char *path)
+/* Open the store at @p path; an error is the line the ckpt commands say, naming the store as
+ * the user wrote it (@p given): "cannot open store 'GIVEN' (libckpt's reason)", where the
+ * reason names the path opened once. */
+static int open_store(ckpt_store **out, const char *path, const char *given)
 {
 	int rc = ckpt_store_open(out, path, CKPT_OPEN_READONLY);
-	if (rc) {
-		/* an errno's text already ends libckpt's reason: said once */
-		bool errno_text = rc != -ENOENT && *ckpt_last_error() &&
-		                  strstr(ckpt_last_error(), strerror(-rc)) != NULL;
-		const char *why = rc == -ENOENT          ? "no such directory"
-		                  : rc == CKPT_ENOTSTORE ? "not a checkpoint store"
-		                  : errno_text           ? NULL
-		                                         : ckpt_strerror(rc);
-		if (why)
-			say(LOG_ERR, "cannot open store %s (%s%s%s)", path, why,
-			    *ckpt_last_error() ? ": " : "", ckpt_last_error());
-		else
-			say(LOG_ERR, "cannot open store %s (%s)", path, ckpt_last_error());
-	}
+	if (rc)
+		say(LOG_ERR, "cannot open store '%s' (%s)", given,
+		    *ckpt_last_error() ? ckpt_last_error() : ckpt_strerror(rc));
 	return rc;
 }
 
@@ -779,16 +771,16 @@ int main(int argc, char **argv)
 		say_mountpoint_error(o.bad_mountpoint, o.bad_mountpoint_errno);
 		goto out;
 	}
-	if (!store_found) {
-		say(LOG_ERR, "cannot open store '%s' (%s)", o.store,
-		    *o.store ? strerror(store_errno) : "store path is empty");
-		goto out;
-	}
-	/* validate the store now, reopen after daemonizing */
-	if (open_store(&store, store_path) != 0)
+	/* validate the store now, as given (libckpt's reason names it as the ckpt commands do);
+	 * reopen it by its absolute path after daemonizing */
+	if (open_store(&store, o.store, o.store) != 0)
 		goto out;
 	ckpt_store_close(store);
 	store = NULL;
+	if (!store_found) {
+		say(LOG_ERR, "cannot open store '%s' (%s)", o.store, strerror(store_errno));
+		goto out;
+	}
 	if (check_mountpoint(copts.mountpoint, mountpoint) != 0 ||
 	    check_allow_other(o.allow_other) != 0 || check_fuse_device() != 0)
 		goto out;
@@ -852,7 +844,7 @@ int main(int argc, char **argv)
 		openlog("ckptfs", LOG_PID, LOG_DAEMON);
 		log_to_syslog = true;
 	}
-	if (open_store(&store, store_path) != 0)
+	if (open_store(&store, store_path, o.store) != 0)
 		goto out;
 	ckpt_view_options vopts = {.map_location = o.map_location, .log = view_log};
 	if (ckpt_view_new(&view, store, &vopts) != 0) {

@@ -172,7 +172,7 @@ touch "$TMP/file"
 check_error 1 "already a ckptfs mount" "$store" "$mnt"
 check_error 1 "cannot open store" "$TMP/missing" "$TMP/m2"
 check_error 1 'missing\\x0aline' "$TMP/missing"$'\n'"line" "$TMP/m2"
-check_error 1 "not a checkpoint store" "$TMP/notstore" "$TMP/m2"
+check_error 1 "^ckptfs: error: cannot open store '$TMP/notstore' ($TMP/notstore: not a ckpt store (no data.mdb))$" "$TMP/notstore" "$TMP/m2"
 check_error 1 "does not exist\|No such file" "$store" "$TMP/m3"
 check_error 1 "not a directory" "$store" "$TMP/file"
 check_error 2 "map_location" "$store" "$TMP/m2" -o map_location=tpu
