@@ -338,6 +338,10 @@ static int parse_unsigned_opt(unsigned *out, const char *arg)
 static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	cli_options *o = data;
+	/* an empty element (-o ro,,ro, -o ro,): ignored, as mount(8) ignores it; libfuse would
+	 * refuse it as "unknown option(s): `-o '" */
+	if (key == FUSE_OPT_KEY_OPT && !*arg)
+		return 0;
 	unsigned *field = key == KEY_MAX_READ        ? &o->max_read
 	                  : key == KEY_READAHEAD_KB  ? &o->readahead_kb
 	                  : key == KEY_SNAPSHOT_IDLE ? &o->snapshot_idle
