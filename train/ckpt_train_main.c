@@ -45,7 +45,7 @@ static void usage(FILE *to)
 	    "  --epochs N             total epochs to reach (default 10; on --resume the target\n"
 	    "                         of the newest commit, what the last run aimed for)\n"
 	    "  --batch-size N         (default 128)\n"
-	    "  --optimizer NAME       sgd (default), adam or adamw\n"
+	    "  --optimizer NAME       sgd (default), adam or adamw, in any case (Adam, AdamW)\n"
 	    "  --lr X                 learning rate (default 0.1 for sgd, 0.001 for adam/adamw)\n"
 	    "  --momentum X           sgd (default 0.9)\n"
 	    "  --dampening X          sgd (default 0)\n"

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "train/error.h"
 #include "train/optim.h"
@@ -25,15 +26,18 @@ const char *train_opt_name(train_opt_kind kind)
 	return "?";
 }
 
+/* In any case, so torch's class names (SGD, Adam, AdamW) are names too; the kind keeps the
+ * lower-case name, which is what a store records and a resume compares. */
 int train_opt_parse(train_opt_kind *out, const char *name)
 {
 	for (int k = TRAIN_OPT_SGD; k <= TRAIN_OPT_ADAMW; k++) {
-		if (strcmp(name, train_opt_name((train_opt_kind)k)) == 0) {
+		if (strcasecmp(name, train_opt_name((train_opt_kind)k)) == 0) {
 			*out = (train_opt_kind)k;
 			return 0;
 		}
 	}
-	return train_fail(-EINVAL, "unknown optimizer '%s' (expected sgd, adam or adamw)", name);
+	return train_fail(
+	    -EINVAL, "unknown optimizer '%s' (expected sgd, adam or adamw, in any case)", name);
 }
 
 int train_opt_validate(const train_opt_config *c)

@@ -43,7 +43,8 @@ typedef struct train_optimizer {
 
 /** "sgd" | "adam" | "adamw" */
 const char *train_opt_name(train_opt_kind kind);
-/** @return 0 or -EINVAL for an unknown name. */
+/** A name in any case ("Adam", torch's class name, is adam). @return 0 or -EINVAL for an
+ *  unknown name. */
 int train_opt_parse(train_opt_kind *out, const char *name);
 
 /**

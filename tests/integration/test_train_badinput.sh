@@ -56,6 +56,14 @@ expect_error 2 "--store DIR is required" "${syn[@]}"
 expect_error 2 "invalid --lr 0" --store "$work/a" "${syn[@]}" --lr 0
 expect_error 2 "invalid --lr" --store "$work/a" "${syn[@]}" --lr -0.1
 expect_error 2 "unknown optimizer 'rmsprop'" --store "$work/a" "${syn[@]}" --optimizer rmsprop
+# torch's class names (Adam, AdamW, SGD) are names in any case; the store records the lower-case
+# one, so a resume that spells it otherwise is the same optimizer
+$TRAIN --store "$work/torchname" "${syn[@]}" --epochs 1 --optimizer Adam || fail "--optimizer Adam"
+$CKPT info "$work/torchname" | grep -q '^optimizer: adam$' || fail "--optimizer Adam not recorded as adam"
+$TRAIN --store "$work/torchname" --resume --epochs 2 --optimizer ADAM --quiet ||
+	fail "--optimizer ADAM on a resume of an adam run"
+expect_error 1 "optimizer is adam, not adamw" --store "$work/torchname" --resume --optimizer AdamW --epochs 3
+$TRAIN --store "$work/torchsgd" "${syn[@]}" --epochs 1 --optimizer SGD --momentum 0.5 || fail "--optimizer SGD"
 expect_error 2 "--layers" --store "$work/a" --data synthetic --layers 16,0,4
 expect_error 2 "--lr-schedule" --store "$work/a" "${syn[@]}" --lr-schedule linear
 expect_error 2 "invalid --layers: 1999 characters, at most 511" --store "$work/a" --data synthetic \

@@ -224,6 +224,30 @@ START_TEST(test_param_groups_json_has_torch_keys)
 }
 END_TEST
 
+/* torch's class names are optimizer names too, in any case; the kind's name stays the
+ * lower-case one a store records */
+START_TEST(test_optimizer_names_are_read_in_any_case)
+{
+	static const struct {
+		const char *name;
+		train_opt_kind kind;
+	} names[] = {{"sgd", TRAIN_OPT_SGD},     {"SGD", TRAIN_OPT_SGD},
+	             {"Adam", TRAIN_OPT_ADAM},   {"ADAM", TRAIN_OPT_ADAM},
+	             {"AdamW", TRAIN_OPT_ADAMW}, {"adamw", TRAIN_OPT_ADAMW}};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		train_opt_kind kind = TRAIN_OPT_SGD;
+		ck_assert_msg(train_opt_parse(&kind, names[i].name) == 0, "%s: %s", names[i].name,
+		              train_last_error());
+		ck_assert_int_eq(kind, names[i].kind);
+	}
+	ck_assert_str_eq(train_opt_name(TRAIN_OPT_ADAMW), "adamw");
+	train_opt_kind kind;
+	ck_assert_int_eq(train_opt_parse(&kind, "RMSprop"), -EINVAL);
+	ck_assert_int_eq(train_opt_parse(&kind, "adam "), -EINVAL);
+	ck_assert_int_eq(train_opt_parse(&kind, ""), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_layers_and_schedule_parsing)
 {
 	uint32_t sizes[TRAIN_MAX_LAYERS + 1], n;
@@ -1065,6 +1089,7 @@ static Suite *train_suite(void)
 	tcase_add_test(maths, test_sgd_and_adam_steps_follow_torch_formulas);
 	tcase_add_test(maths, test_param_groups_json_has_torch_keys);
 	tcase_add_test(maths, test_layers_and_schedule_parsing);
+	tcase_add_test(maths, test_optimizer_names_are_read_in_any_case);
 	suite_add_tcase(s, maths);
 	TCase *data = tcase_create("data");
 	tcase_add_checked_fixture(data, setup, teardown);
