@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,9 @@
 #include "ckpt/store.h"
 #include "ckpt/view.h"
 #include "fs/fuse_ops.h"
+
+/* statfs's f_type of a FUSE file system (linux/magic.h) */
+#define FUSE_SUPER_MAGIC 0x65735546
 
 typedef struct cli_options {
 	char *store;
@@ -477,6 +481,18 @@ static int check_mountpoint(const char *mountpoint, char *resolved)
 			    "%s is already a FUSE mount (%s; unmount it with fusermount3 -u %s)",
 			    mountpoint, fstype, word ? word : mountpoint);
 		free(word);
+		return -1;
+	}
+	/* a directory inside a ckptfs mount (an epoch's): a mount there would keep that mount
+	 * busy, so that fusermount3 -u of it fails, and its epoch can vanish under it */
+	char holder[PATH_MAX];
+	struct statfs sfs;
+	if (statfs(resolved, &sfs) == 0 && sfs.f_type == FUSE_SUPER_MAGIC &&
+	    ckptfs_find_mount_holding(resolved, st.st_dev, holder, sizeof(holder), fstype,
+	                              sizeof(fstype)) &&
+	    strcmp(fstype, "fuse.ckptfs") == 0) {
+		say(LOG_ERR, "mountpoint %s is inside the ckptfs mount %s; mount it elsewhere",
+		    mountpoint, holder);
 		return -1;
 	}
 	return 0;

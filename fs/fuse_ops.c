@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -615,10 +616,33 @@ static void mountinfo_escape(char *out, size_t cap, const char *path)
 	out[n] = '\0';
 }
 
+/* Split a /proc/self/mountinfo @p line in place: its "maj:min", its mountpoint (escaped as
+ * mountinfo_escape() does) and its file system type ("" if the line has none).
+ * @return false for a line too short to have a mountpoint. */
+static bool mountinfo_fields(char *line, char **majmin, char **mountpoint, char **fstype)
+{
+	/* id parent maj:min root mountpoint options [optional...] - fstype source super */
+	char *save, *fields[5] = {0};
+	char *tok = strtok_r(line, " \n", &save);
+	for (int i = 0; tok && i < 5; i++) {
+		fields[i] = tok;
+		tok = strtok_r(NULL, " \n", &save);
+	}
+	if (!fields[4])
+		return false;
+	while (tok && strcmp(tok, "-") != 0)
+		tok = strtok_r(NULL, " \n", &save);
+	tok = tok ? strtok_r(NULL, " \n", &save) : NULL;
+	*majmin = fields[2];
+	*mountpoint = fields[4];
+	*fstype = tok ? tok : "";
+	return true;
+}
+
 /* The last mount at @p path: its "maj:min" and file system type. @return true if found. */
 bool ckptfs_find_mount(const char *path, char *majmin, size_t mcap, char *fstype, size_t fcap)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "r");
+	FILE *f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
 		return false;
 	char want[PATH_MAX * 4 + 1];
@@ -627,20 +651,59 @@ bool ckptfs_find_mount(const char *path, char *majmin, size_t mcap, char *fstype
 	size_t cap = 0;
 	bool found = false;
 	while (getline(&line, &cap, f) > 0) {
-		/* id parent maj:min root mountpoint options [optional...] - fstype source super */
-		char *save, *fields[6] = {0};
-		char *tok = strtok_r(line, " ", &save);
-		for (int i = 0; tok && i < 5; i++) {
-			fields[i] = tok;
-			tok = strtok_r(NULL, " ", &save);
-		}
-		if (!fields[4] || strcmp(fields[4], want) != 0)
+		char *mm, *at, *type;
+		if (!mountinfo_fields(line, &mm, &at, &type) || strcmp(at, want) != 0)
 			continue;
-		while (tok && strcmp(tok, "-") != 0)
-			tok = strtok_r(NULL, " ", &save);
-		tok = tok ? strtok_r(NULL, " ", &save) : NULL;
-		snprintf(majmin, mcap, "%s", fields[2]);
-		snprintf(fstype, fcap, "%s", tok ? tok : "");
+		snprintf(majmin, mcap, "%s", mm);
+		snprintf(fstype, fcap, "%s", type);
+		found = true;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* Undo mountinfo_escape() from @p in into @p out (@p cap bytes). */
+static void mountinfo_unescape(char *out, size_t cap, const char *in)
+{
+	size_t n = 0;
+	while (*in && n + 1 < cap) {
+		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' &&
+		    in[3] >= '0' && in[3] <= '7') {
+			out[n++] = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+			in += 4;
+		} else {
+			out[n++] = *in++;
+		}
+	}
+	out[n] = '\0';
+}
+
+bool ckptfs_find_mount_holding(const char *path, dev_t dev, char *mountpoint, size_t mcap,
+                               char *fstype, size_t fcap)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return false;
+	char want[PATH_MAX * 4 + 1], devname[64];
+	mountinfo_escape(want, sizeof(want), path);
+	snprintf(devname, sizeof(devname), "%u:%u", major(dev), minor(dev));
+	char *line = NULL;
+	size_t cap = 0, best = 0;
+	bool found = false;
+	while (getline(&line, &cap, f) > 0) {
+		char *mm, *at, *type;
+		if (!mountinfo_fields(line, &mm, &at, &type) || strcmp(mm, devname) != 0)
+			continue;
+		size_t len = strlen(at);
+		bool above = strcmp(at, "/") == 0 || (strncmp(want, at, len) == 0 &&
+		                                      (want[len] == '\0' || want[len] == '/'));
+		/* the deepest; of mounts at one place, the last (it hides the others) */
+		if (!above || len < best)
+			continue;
+		best = len;
+		mountinfo_unescape(mountpoint, mcap, at);
+		snprintf(fstype, fcap, "%s", type);
 		found = true;
 	}
 	free(line);

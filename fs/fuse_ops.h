@@ -23,6 +23,13 @@ typedef struct ckptfs_ctx {
  *  type ("fuse.ckptfs"). @return true if there is one. */
 bool ckptfs_find_mount(const char *path, char *majmin, size_t mcap, char *fstype, size_t fcap);
 
+/** The mount whose file system holds the directory at absolute, resolved @p path, whose
+ *  device (stat's st_dev) is @p dev: of the mounts of that device in /proc/self/mountinfo at
+ *  @p path or above it, the deepest. Its mountpoint goes to @p mountpoint (@p mcap bytes) and
+ *  its file system type to @p fstype. @return true if there is one. */
+bool ckptfs_find_mount_holding(const char *path, dev_t dev, char *mountpoint, size_t mcap,
+                               char *fstype, size_t fcap);
+
 /** Seconds the kernel may cache entries/attributes of nodes that never change. */
 #define CKPTFS_IMMUTABLE_TIMEOUT 300.0
 /** Seconds for what changes with each commit: the root, best, latest, history, metrics (their
