@@ -302,9 +302,25 @@ static bool foreign_fuse_mount(const char *mountpoint)
 	       (strcmp(fstype, "fuse") == 0 || strncmp(fstype, "fuse.", 5) == 0);
 }
 
+/* Whose path is too long when realpath(@p path) fails with ENAMETOOLONG, for a message: the
+ * current directory's when @p path is relative and getcwd refuses it. The kernel and libfuse
+ * take the mountpoint, and the daemon (in "/") the store, by absolute path. */
+static const char *too_long_whose(const char *path)
+{
+	char cwd[PATH_MAX];
+	bool cwd_too_long = path[0] != '/' && !getcwd(cwd, sizeof(cwd)) &&
+	                    (errno == ENAMETOOLONG || errno == ERANGE);
+	return cwd_too_long ? "the current directory's path" : "its absolute path";
+}
+
 static void say_mountpoint_error(const char *mountpoint, int err)
 {
-	if (err == ENOTCONN) {
+	if (err == ENAMETOOLONG && *mountpoint) {
+		say(LOG_ERR,
+		    "mountpoint %s: %s (%s is longer than %d bytes, and the kernel needs the "
+		    "mountpoint's absolute path; give a shorter path)",
+		    mountpoint, strerror(err), too_long_whose(mountpoint), PATH_MAX);
+	} else if (err == ENOTCONN) {
 		char *word = shell_word_of(mountpoint);
 		say(LOG_ERR, "mountpoint %s: %s (a dead mount is still there: fusermount3 -u %s)",
 		    mountpoint, strerror(err), word ? word : mountpoint);
@@ -416,7 +432,9 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 		/* said here in our words: libfuse's "bad mount point" would end as a usage error */
 		o->mountpoint_seen = true;
 		struct stat st;
-		if (stat(arg, &st) != 0) {
+		char resolved[PATH_MAX];
+		/* libfuse resolves it too (realpath), and calls a failure a usage error */
+		if (stat(arg, &st) != 0 || !realpath(arg, resolved)) {
 			o->bad_mountpoint_errno = errno;
 			o->bad_mountpoint = strdup(arg);
 			/* libfuse gets a path that resolves, so that it goes on judging the options */
@@ -797,6 +815,15 @@ int main(int argc, char **argv)
 		goto out;
 	ckpt_store_close(store);
 	store = NULL;
+	/* it opened as given (relative to a current directory of a path too long to name), but
+	 * the daemon, in "/", could not open it */
+	if (!store_found && store_errno == ENAMETOOLONG) {
+		say(LOG_ERR,
+		    "cannot open store '%s' (%s: %s is longer than %d bytes, and ckptfs needs the "
+		    "store's absolute path; give a shorter path)",
+		    o.store, strerror(store_errno), too_long_whose(o.store), PATH_MAX);
+		goto out;
+	}
 	if (!store_found) {
 		say(LOG_ERR, "cannot open store '%s' (%s)", o.store, strerror(store_errno));
 		goto out;
