@@ -771,8 +771,9 @@ int train_data_load(train_data *out, const char *spec, uint32_t features, uint32
 		int e = errno;
 		if (dir != spec)
 			return train_fail(-e,
-			                  "cannot open %s (%s; install the Debian package "
-			                  "dataset-fashion-mnist or run 'make deps')",
+			                  "cannot open %s (%s; install it with apt-get install "
+			                  "dataset-fashion-mnist, or 'make deps' in the ckptfs "
+			                  "source tree)",
 			                  dir, strerror(e));
 		return train_fail(-e, "cannot open data %s (%s)", dir, strerror(e));
 	}
