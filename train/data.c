@@ -541,6 +541,7 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 	int32_t *y = NULL;
 	int rc = 0;
 	unsigned long lineno = 0;
+	bool above_one = false; /* a value no scaled pixel has */
 	ssize_t n;
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
@@ -627,6 +628,7 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 					    lineno, field + 1, v);
 					goto out;
 				}
+				above_one |= v > 1;
 				x[rows * features + field - 1] = (float)(v / 255.0);
 			}
 			field++;
@@ -658,6 +660,7 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 	}
 	out->count = (uint32_t)rows;
 	out->features = features;
+	out->unit_range = !above_one;
 	out->x = x;
 	out->y = y;
 	x = NULL;

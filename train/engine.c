@@ -1720,6 +1720,18 @@ static void note_index_headers(const train_data *data, const char *csv)
 			                paths[i], sets[i]->features);
 }
 
+/* A CSV of pixels that were scaled to [0, 1] before it was written (pandas after / 255) is
+ * divided by 255 again here and trains at chance without any error: say so once. */
+static void note_unit_range(const train_data *data, const char *csv)
+{
+	if (data->train.unit_range)
+		ckpt_print_line(stderr, "ckpt-train: note: ",
+		                "every feature value in %s lies in [0, 1]: they look scaled "
+		                "already, but ckpt-train expects pixels 0..255 and divides them by "
+		                "255",
+		                csv);
+}
+
 /* Linux overcommits: a model larger than the memory left is not refused by malloc but
  * OOM-killed when its pages are first touched, without a word. So what the run still has to
  * allocate is compared with what is available before anything large is (the data set is
@@ -2327,6 +2339,7 @@ int train_run(train_config *cfg, train_result *res)
 	if (data.test.count == 0)
 		note_no_test_set(cfg->data);
 	note_index_headers(&data, cfg->data);
+	note_unit_range(&data, cfg->data);
 	const bool tty = !cfg->quiet && isatty(STDERR_FILENO);
 	pers.tty = tty;
 	const uint32_t nbatches = (n_fit + cfg->batch_size - 1) / cfg->batch_size;

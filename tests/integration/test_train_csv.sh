@@ -128,3 +128,17 @@ printf '1,2,1e-310\n0,1e-400,4\n' >"$work/tiny_train.csv"
 $TRAIN --store "$work/tiny" --data "$work/tiny_train.csv" --layers 2,2 --val-split 0 --epochs 1 \
 	--threads 1 --no-sync --quiet 2>"$work/err" || fail "values that underflow were refused: $(cat "$work/err")"
 echo "ok: a pandas index header, the test file of train_constrained.csv, values that underflow"
+
+# pixels scaled to [0, 1] before the CSV was written (pandas after / 255) are divided by 255
+# again: one note says so, also under --quiet; a file with a value above 1 gets none
+printf '0,0.1,0.9\n1,0.8,0.05\n0,0,1\n1,1,0.25\n' >"$work/unit_train.csv"
+$TRAIN --store "$work/unit" --data "$work/unit_train.csv" --layers 2,2 --val-split 0 --epochs 1 \
+	--threads 1 --no-sync --quiet 2>"$work/err" || fail "scaled CSV: $(cat "$work/err")"
+[ "$(grep -c . "$work/err")" -eq 2 ] &&
+	grep -qF "note: every feature value in $work/unit_train.csv lies in [0, 1]: they look scaled already, but ckpt-train expects pixels 0..255 and divides them by 255" "$work/err" ||
+	fail "scaled CSV: no note: $(cat "$work/err")"
+printf '0,0.1,0.9\n1,0.8,1.5\n' >"$work/big_train.csv"
+$TRAIN --store "$work/big" --data "$work/big_train.csv" --layers 2,2 --val-split 0 --epochs 1 \
+	--threads 1 --no-sync --quiet 2>"$work/err" || fail "CSV with 1.5: $(cat "$work/err")"
+grep -q "look scaled" "$work/err" && fail "a note on a CSV with a value above 1: $(cat "$work/err")"
+echo "ok: a CSV of values in [0, 1] gets a note that they are divided by 255"

@@ -644,6 +644,29 @@ START_TEST(test_csv_reads_values_that_underflow)
 }
 END_TEST
 
+/* pixels scaled to [0, 1] before the CSV was written are flagged (ckpt-train notes it) and
+ * divided by 255 all the same; one value above 1 in the file clears the flag */
+START_TEST(test_csv_values_within_0_1_are_flagged_as_scaled_and_still_divided)
+{
+	train_data d;
+	load_csv_text(&d, "unit_train.csv", "1,0.5,0,1\n2,0.25,0.75,0\n", 3, 3);
+	ck_assert(d.train.unit_range);
+	ck_assert_float_eq_tol(d.train.x[0], 0.5f / 255.0f, 1e-9f);
+	ck_assert_float_eq_tol(d.train.x[2], 1.0f / 255.0f, 1e-9f);
+	train_data_free(&d);
+	load_csv_text(&d, "mixed_train.csv", "1,0.5,0,1\n2,0.25,1.5,0\n", 3, 3);
+	ck_assert(!d.train.unit_range);
+	train_data_free(&d);
+	load_csv_text(&d, "bytes_train.csv", "1,0,255,51\n", 3, 3);
+	ck_assert(!d.train.unit_range);
+	train_data_free(&d);
+	/* IDX and synthetic sets are never flagged */
+	ck_assert_int_eq(train_data_load(&d, "synthetic", 4, 3), 0);
+	ck_assert(!d.train.unit_range);
+	train_data_free(&d);
+}
+END_TEST
+
 static void expect_csv_error(const char *text, uint32_t classes, const char *needle)
 {
 	write_text("bad.csv", text);
@@ -1102,6 +1125,7 @@ static Suite *train_suite(void)
 	tcase_add_test(data, test_csv_header_of_column_indices_is_not_a_sample);
 	tcase_add_test(data, test_csv_test_sibling_replaces_train_as_a_word);
 	tcase_add_test(data, test_csv_reads_values_that_underflow);
+	tcase_add_test(data, test_csv_values_within_0_1_are_flagged_as_scaled_and_still_divided);
 	tcase_add_test(data, test_synthetic_data_is_deterministic);
 	suite_add_tcase(s, data);
 	TCase *runs = tcase_create("runs");
