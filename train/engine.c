@@ -1081,6 +1081,18 @@ static void evaluate(train_mlp *model, const float *x, const int32_t *y, const u
 	*acc = (double)correct / (double)(end - begin);
 }
 
+/* A loss for the progress lines: %.4f as usual, but a magnitude of 1e6 or more (a diverging
+ * run) as %.6g, the way `ckpt log` prints it, not 30 digits and a fraction; NaN and infinity
+ * as printf writes them. */
+static const char *loss_text(char *buf, size_t len, double loss)
+{
+	if (!isfinite(loss) || fabs(loss) >= 1e6)
+		snprintf(buf, len, "%.6g", loss);
+	else
+		snprintf(buf, len, "%.4f", loss);
+	return buf;
+}
+
 static void format_eta(char *buf, size_t len, double seconds)
 {
 	if (!(seconds >= 0) || seconds > 1e7)
@@ -2410,12 +2422,14 @@ int train_run(train_config *cfg, train_result *res)
 					double left = (double)(n_fit - off - rows) +
 					              (double)(cfg->epochs - epoch) * n_fit;
 					format_eta(eta, sizeof(eta), left / rate);
-					char line[256];
-					snprintf(line, sizeof(line),
-					         "epoch %u/%u  batch %u/%u  loss %.4f  %.0f "
-					         "samples/s  ETA %s",
-					         epoch, cfg->epochs, b + 1, nbatches,
-					         loss_sum / (off + rows), rate, eta);
+					char line[256], loss[32];
+					snprintf(
+					    line, sizeof(line),
+					    "epoch %u/%u  batch %u/%u  loss %s  %.0f "
+					    "samples/s  ETA %s",
+					    epoch, cfg->epochs, b + 1, nbatches,
+					    loss_text(loss, sizeof(loss), loss_sum / (off + rows)),
+					    rate, eta);
 					/* never wider than the terminal: a wrapped line is not redrawn
 					 * in place, and the lines would pile up */
 					struct winsize ws;
@@ -2511,13 +2525,15 @@ int train_run(train_config *cfg, train_result *res)
 			goto out;
 		{
 			size_t n = 0, len = sizeof(s->line);
+			char loss[32];
 			n += (size_t)snprintf(s->line + n, len - n,
-			                      "epoch %u/%u  step %" PRIu64 "  train_loss %.4f",
-			                      epoch, cfg->epochs, opt->steps, train_loss);
+			                      "epoch %u/%u  step %" PRIu64 "  train_loss %s", epoch,
+			                      cfg->epochs, opt->steps,
+			                      loss_text(loss, sizeof(loss), train_loss));
 			if (cfg->val_split && n < len)
-				n += (size_t)snprintf(s->line + n, len - n,
-				                      "  val_loss %.4f  val_acc %.4f", val_loss,
-				                      val_acc);
+				n += (size_t)snprintf(
+				    s->line + n, len - n, "  val_loss %s  val_acc %.4f",
+				    loss_text(loss, sizeof(loss), val_loss), val_acc);
 			if (data.test.count && n < len)
 				n += (size_t)snprintf(s->line + n, len - n, "  test_acc %.4f",
 				                      test_acc);
