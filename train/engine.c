@@ -139,6 +139,29 @@ static void schedule_text(char *buf, size_t len, const train_config *c)
 	}
 }
 
+/* What to do after the loss became NaN or infinite in @p epoch, into @p buf: a lower --lr,
+ * and a gentler --lr-schedule when a step schedule that multiplies the rate (GAMMA > 1) has
+ * raised it by then. A resume cannot take either (it keeps the run's settings), and a store
+ * that stays (it holds checkpoints, or this run reused it empty) refuses a new run with other
+ * settings: then the hint says to use a new --store or remove this one. A store this run
+ * created and committed nothing to is removed, so the same command with a lower --lr works. */
+static void diverged_hint(char *buf, size_t len, const train_config *c, uint32_t epoch,
+                          bool store_stays)
+{
+	size_t o = (size_t)snprintf(buf, len, "try a lower --lr");
+	if (o < len && c->schedule == TRAIN_SCHED_STEP && c->schedule_gamma > 1 &&
+	    train_schedule_lr(c, epoch - 1) > c->opt.lr) {
+		char sched[64];
+		schedule_text(sched, sizeof(sched), c);
+		o += (size_t)snprintf(buf + o, len - o, ", or a gentler --lr-schedule than %s,",
+		                      sched);
+	}
+	if (o < len && store_stays)
+		snprintf(buf + o, len - o,
+		         " in a new --store or after removing this one: the store keeps this run's "
+		         "settings");
+}
+
 /* The run's hyper-parameters as people read them (run metadata, run.json). */
 static char *hyperparams_json(const train_config *c)
 {
@@ -2391,22 +2414,26 @@ int train_run(train_config *cfg, train_result *res)
 				rc = persist_settle(&pers, res);
 				if (rc)
 					goto out;
+				char hint[256];
+				diverged_hint(hint, sizeof(hint), cfg, epoch,
+				              res->last_epoch > 0 || store_how == STORE_REUSED);
 				if (res->last_epoch == 0)
 					rc = train_fail(
 					    TRAIN_ENONFINITE,
 					    "training loss became %s in epoch %u, batch %u "
-					    "(try a lower --lr); nothing was saved",
-					    isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1);
+					    "(%s); nothing was saved",
+					    isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1,
+					    hint);
 				else {
 					char stops[512];
 					where_run_stops(stops, sizeof(stops), pers.store, cfg,
 					                start_epoch, res->last_epoch, false);
 					rc = train_fail(
 					    TRAIN_ENONFINITE,
-					    "training loss became %s in epoch %u, batch %u (try a "
-					    "lower --lr); epoch %u was not saved, %s",
+					    "training loss became %s in epoch %u, batch %u "
+					    "(%s); epoch %u was not saved, %s",
 					    isnan(batch_loss) ? "NaN" : "infinite", epoch, b + 1,
-					    epoch, stops);
+					    hint, epoch, stops);
 				}
 				goto out;
 			}
