@@ -37,13 +37,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# is_mounted PATH: a mount at PATH (/proc/self/mounts writes ' ', TAB, newline and '\' as \ooo)
-is_mounted() {
+# mount_escape PATH: PATH as /proc/self/mounts writes it (' ', TAB, newline and '\' as \ooo)
+mount_escape() {
 	local m=${1//\\/\\134}
 	m=${m// /\\040}
 	m=${m//$'\t'/\\011}
-	m=${m//$'\n'/\\012}
-	MOUNT_PATH=$m awk '$2 == ENVIRON["MOUNT_PATH"] { found = 1 } END { exit !found }' /proc/self/mounts
+	printf '%s' "${m//$'\n'/\\012}"
+}
+
+# is_mounted PATH: a mount at PATH
+is_mounted() {
+	MOUNT_PATH=$(mount_escape "$1") awk '$2 == ENVIRON["MOUNT_PATH"] { found = 1 } END { exit !found }' /proc/self/mounts
+}
+
+# ckptfs_mounts_under DIR: the ckptfs mounts at DIR or below it, one line each (mounts of other
+# tests or of the user elsewhere are not counted)
+ckptfs_mounts_under() {
+	MOUNT_PATH=$(mount_escape "$1") awk '$3 == "fuse.ckptfs" &&
+		($2 == ENVIRON["MOUNT_PATH"] || index($2, ENVIRON["MOUNT_PATH"] "/") == 1)' /proc/self/mounts
 }
 
 # require_fuse: a usable /dev/fuse, or fail in CI and skip elsewhere

@@ -27,7 +27,7 @@ refused() {
 	[ $rc -eq 0 ] && fail "ckptfs $*: mounted (exit 0)"
 	[ $rc -eq 1 ] || fail "ckptfs $*: exit $rc, expected 1: $out"
 	[ "$out" = "$want" ] || fail "ckptfs $*: said: $out"
-	grep -q ' fuse\.ckptfs ' /proc/self/mountinfo && fail "ckptfs $*: something is mounted"
+	[ -z "$(ckptfs_mounts_under "$TMP")" ] || fail "ckptfs $*: something is mounted"
 	return 0
 }
 too_long="the current directory's path is longer than 4096 bytes"

@@ -24,8 +24,8 @@ refused() {
 	[ "$(wc -l <<<"$out")" -eq 1 ] || fail "a mountpoint $1 inside the mount: more than one line: $out"
 	[[ $out == "ckptfs: error: mountpoint $outer/"*" is inside the ckptfs mount $outer; mount it elsewhere" ]] ||
 		fail "a mountpoint $1 inside the mount said: $out"
-	[ "$(grep -c ' fuse\.ckptfs ' /proc/self/mountinfo)" -eq 1 ] ||
-		fail "a mountpoint $1 inside the mount: $(grep ' fuse\.ckptfs ' /proc/self/mountinfo)"
+	[ "$(ckptfs_mounts_under "$TMP" | wc -l)" -eq 1 ] ||
+		fail "a mountpoint $1 inside the mount: $(ckptfs_mounts_under "$TMP")"
 }
 refused epoch-0001
 refused epoch-0002/model
