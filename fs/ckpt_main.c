@@ -62,7 +62,8 @@ static int help(int argc, char **argv)
 {
 	if (cli_check_arg_count(argv, argc - 1, 0, 1, "help [COMMAND]"))
 		return 2;
-	if (argc == 1 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+	if (argc == 1 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
 		usage();
 		return 0;
 	}

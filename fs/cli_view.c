@@ -65,7 +65,8 @@ static int print_long(const ckpt_view_attr *a, int attr_rc, const char *dir, con
 		 * reason, as ckpt cat says it */
 		size_t len = strlen(dir);
 		char *full = NULL;
-		if (asprintf(&full, "%s%s%s", dir, len && dir[len - 1] != '/' ? "/" : "", name) < 0) {
+		if (asprintf(&full, "%s%s%s", dir, len && dir[len - 1] != '/' ? "/" : "", name) <
+		    0) {
 			full = NULL;
 			cli_error("ls: %s: %s", name, ckpt_strerror(attr_rc));
 		} else {

@@ -1,7 +1,8 @@
 /* fs/render_pt.c - model.pt and checkpoint.pt: torch.save-compatible zip + pickle files
  *
  * model.pt is what torch.save(model.state_dict()) writes: an OrderedDict of the checkpoint's
- * model tensors in insertion order, with the module versions torch keeps in its _metadata. checkpoint.pt is the tutorial's checkpoint dict:
+ * model tensors in insertion order, with the module versions torch keeps in its _metadata.
+ * checkpoint.pt is the tutorial's checkpoint dict:
  *   {'model': state_dict, 'optimizer': {'state': {i: {buffer: tensor|None}}, 'param_groups':
  *    [...]}, 'epoch': int, 'step': int, 'metrics': {name: float}, 'optimizer_name': str,
  *    'run': {...}, 'extra': {key: str}[, 'extra_tensors': {name: tensor}]}
@@ -212,7 +213,8 @@ static int emit_metadata(pt_ctx *ctx, const ckpt_checkpoint *c)
 		if (!t || t->group != CKPT_GROUP_MODEL)
 			continue;
 		size_t at = 0;
-		for (const char *dot = strchr(t->name, '.'); dot && !rc; dot = strchr(dot + 1, '.')) {
+		for (const char *dot = strchr(t->name, '.'); dot && !rc;
+		     dot = strchr(dot + 1, '.')) {
 			at = module_add(&m, t->name, (size_t)(dot - t->name));
 			if (at == SIZE_MAX)
 				rc = -ENOMEM;

@@ -963,15 +963,16 @@ static int check_dest(backup_job *j, bool *exists, const char *store_path, const
 		return store_error(-ENOENT, "%s is a symbolic link to nothing", dest);
 	} else if ((fd = j->parent_fd = open(j->parent, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		return store_error(errno == ENOENT ? -ENOENT : -errno,
-		                   errno == ENOENT ? "cannot create %s: its parent directory %s does "
-		                                     "not exist%s"
-		                                   : "cannot create %s: its parent directory %s: %s",
+		                   errno == ENOENT
+		                       ? "cannot create %s: its parent directory %s does "
+		                         "not exist%s"
+		                       : "cannot create %s: its parent directory %s: %s",
 		                   dest, j->parent, errno == ENOENT ? "" : strerror(errno));
 	}
 	int where = dir_in_store(fd, &store_st);
 	if (where < 0)
-		return store_error(where, "cannot tell whether %s is inside the store %s (%s)", dest,
-		                   store_path, strerror(-where));
+		return store_error(where, "cannot tell whether %s is inside the store %s (%s)",
+		                   dest, store_path, strerror(-where));
 	if (where == 1 && *exists)
 		return store_error(-EINVAL, "%s is the store itself: a backup goes into another "
 		                            "directory",
@@ -992,10 +993,11 @@ static int check_dest(backup_job *j, bool *exists, const char *store_path, const
 	struct dirent *e;
 	while ((e = readdir(d)))
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			rc = store_error(-ENOTEMPTY,
-			                 "%s is not empty, it holds %s: a backup goes into a new or an "
-			                 "empty directory",
-			                 dest, e->d_name);
+			rc = store_error(
+			    -ENOTEMPTY,
+			    "%s is not empty, it holds %s: a backup goes into a new or an "
+			    "empty directory",
+			    dest, e->d_name);
 			break;
 		}
 	closedir(d);

@@ -38,7 +38,7 @@ int ckpt_std_fds_open(void)
 /* A line on its way out: filled in @p buf, sent whole by line_send(). */
 typedef struct line_out {
 	FILE *f;
-	int fd; /* f's descriptor, or -1: f has none (open_memstream) and gets the bytes by fwrite */
+	int fd; /* f's descriptor; -1: none (open_memstream), the bytes go by fwrite */
 	char *buf;
 	size_t cap, len;
 } line_out;

@@ -153,8 +153,8 @@ static void diverged_hint(char *buf, size_t len, const train_config *c, uint32_t
 	    train_schedule_lr(c, epoch - 1) > c->opt.lr) {
 		char sched[64];
 		schedule_text(sched, sizeof(sched), c);
-		o += (size_t)snprintf(buf + o, len - o, ", or a gentler --lr-schedule than %s,",
-		                      sched);
+		o += (size_t)snprintf(buf + o, len - o, ", or a gentler --lr-schedule than %s%s",
+		                      sched, store_stays ? "," : "");
 	}
 	if (o < len && store_stays)
 		snprintf(buf + o, len - o,

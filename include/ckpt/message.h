@@ -20,7 +20,7 @@ extern "C" {
  * control characters (below 0x20, and 0x7f) as \xNN. @p prefix is written as is. A stream with
  * a file descriptor is flushed, then the line goes to the descriptor in one write(2) (lines of
  * processes sharing a file never mix); a write error is not recorded in the stream's error
- * flag. A stream without one (open_memstream) gets the line through fwrite.
+ * flag, nor the line in its position (ftell). A stream without one (open_memstream) gets the line through fwrite.
  */
 void ckpt_vprint_line(FILE *f, const char *prefix, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));

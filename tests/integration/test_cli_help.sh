@@ -17,6 +17,8 @@ run "$CKPT" help
 [ $rc -eq 0 ] && [ ! -s "$WORK/err" ] || fail "ckpt help: rc $rc, $(cat "$WORK/err")"
 "$CKPT" --help | cmp -s - "$WORK/out" || fail "ckpt help differs from ckpt --help: $(cat "$WORK/out")"
 grep -qF "ckpt help COMMAND" "$WORK/out" || fail "ckpt --help does not name ckpt help COMMAND"
+run "$CKPT" help help
+[ $rc -eq 0 ] && "$CKPT" --help | cmp -s - "$WORK/out" || fail "ckpt help help: rc $rc, $(cat "$WORK/err")"
 
 commands=$(sed -n 's/^  ckpt \([a-z]*\) .*/\1/p' "$WORK/out")
 [ "$(wc -w <<<"$commands")" -ge 9 ] || fail "ckpt --help lists only: $commands"

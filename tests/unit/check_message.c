@@ -88,7 +88,8 @@ static void check_concurrent_lines(size_t width)
 	for (int id = 0; id < WRITERS; id++) {
 		int status;
 		ck_assert_int_eq(waitpid(pids[id], &status, 0), pids[id]);
-		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed", id);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed",
+		              id);
 	}
 	size_t len;
 	char *all = slurp(logpath, &len);
