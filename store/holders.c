@@ -6,6 +6,8 @@
  * open the data.mdb it leaves; a create and a removal hold it exclusively for moments, and a
  * reader that found part of a store shared for one open, letting a waiting create go first.
  * The directory's is always taken first and released last.
+ * LMDB's users of a store hold fcntl locks on its lock.mdb (a shared one on byte 0 while the
+ * environment is open): store_env_holders() names them, for an open that must wait for them.
  * The holders list is read-only and best effort: a missing /proc or a holder that exits
  * meanwhile yields a shorter list, never an error, as it only makes a refusal clearer.
  */
@@ -52,11 +54,12 @@ static void describe_pid(char *buf, size_t len, long pid)
 		snprintf(buf, len, "pid %ld", pid);
 }
 
-/* ckpt_flock_holders(), of the locks of mode @p only ("READ": shared, "WRITE": exclusive)
- * when not NULL; *@p by_self, when not NULL, counts this process's own locks of that mode on
- * @p file (-1 when /proc/locks cannot be read) */
-static int flock_holders(char *out, size_t len, const char *file, const char *only,
-                         int *by_self)
+/* The processes holding locks of kind @p kind ("FLOCK", or "POSIX": fcntl) on @p file, each
+ * named once, of mode @p only ("READ": shared, "WRITE": exclusive) when not NULL; *@p by_self,
+ * when not NULL, counts this process's own locks of that mode on @p file (-1 when /proc/locks
+ * cannot be read) */
+static int lock_holders(char *out, size_t len, const char *file, const char *kind_wanted,
+                        const char *only, int *by_self)
 {
 	if (len)
 		out[0] = '\0';
@@ -74,6 +77,8 @@ static int flock_holders(char *out, size_t len, const char *file, const char *on
 	int n = 0;
 	size_t used = 0;
 	long self = (long)getpid();
+	long named[64]; /* LMDB's users hold two fcntl locks on lock.mdb each: name them once */
+	size_t nnamed = 0;
 	while (fgets(line, sizeof(line), f)) {
 		/* "1: FLOCK  ADVISORY  READ 1234 08:01:5678 0 EOF"; blocked waiters ("->") skipped */
 		char kind[16], type[16], mode[16];
@@ -84,7 +89,7 @@ static int flock_holders(char *out, size_t len, const char *file, const char *on
 		    sscanf(line, "%*[^:]: %15s %15s %15s %ld %x:%x:%llu", kind, type, mode, &pid,
 		           &maj, &min, &ino) != 7)
 			continue;
-		if (strcmp(kind, "FLOCK") != 0 || (only && strcmp(mode, only) != 0) ||
+		if (strcmp(kind, kind_wanted) != 0 || (only && strcmp(mode, only) != 0) ||
 		    ino != (unsigned long long)st.st_ino ||
 		    maj != major(st.st_dev) || min != minor(st.st_dev))
 			continue;
@@ -93,6 +98,13 @@ static int flock_holders(char *out, size_t len, const char *file, const char *on
 				(*by_self)++;
 			continue;
 		}
+		bool seen = false;
+		for (size_t i = 0; i < nnamed && !seen && strcmp(kind, "POSIX") == 0; i++)
+			seen = named[i] == pid;
+		if (seen)
+			continue;
+		if (nnamed < sizeof(named) / sizeof(named[0]))
+			named[nnamed++] = pid;
 		char who[128];
 		describe_pid(who, sizeof(who), pid);
 		if (used < len) {
@@ -111,11 +123,26 @@ static int flock_holders(char *out, size_t len, const char *file, const char *on
 	return n;
 }
 
+static int flock_holders(char *out, size_t len, const char *file, const char *only, int *by_self)
+{
+	return lock_holders(out, len, file, "FLOCK", only, by_self);
+}
+
 int ckpt_flock_holders(char *out, size_t len, const char *file)
 {
 	STORE_NEED(out, "ckpt_flock_holders");
 	STORE_NEED(file, "ckpt_flock_holders");
 	return flock_holders(out, len, file, NULL, NULL);
+}
+
+int store_env_holders(char *out, size_t len, const char *store_path)
+{
+	char file[4200];
+	if (len)
+		out[0] = '\0';
+	if ((size_t)snprintf(file, sizeof(file), "%s/lock.mdb", store_path) >= sizeof(file))
+		return 0;
+	return lock_holders(out, len, file, "POSIX", NULL, NULL);
 }
 
 int store_flock_readers(char *out, size_t len, const char *file)

@@ -997,9 +997,84 @@ static int dir_busy_error(const char *path, const char *outcome)
 	                   path, outcome);
 }
 
+/* The transaction ids in the two meta pages (@p psize bytes each) of the data file @p fd;
+ * UINT64_MAX for a page that is no LMDB meta page. False when they cannot be read. */
+static bool read_meta_txnids(uint64_t out[2], int fd, uint32_t psize)
+{
+	for (int i = 0; i < 2; i++) {
+		uint8_t page[LMDB_META_END];
+		if (pread(fd, page, sizeof(page), (off_t)i * psize) != (ssize_t)sizeof(page))
+			return false;
+		out[i] = load_u32le(page + 16) == LMDB_MAGIC ? load_u64le(page + LMDB_META_TXNID)
+		                                             : UINT64_MAX;
+	}
+	return true;
+}
+
+/* Whether @p lock_txnid, the id lock.mdb gives a transaction, names a commit of the data file
+ * whose meta pages hold @p metas. LMDB reads a transaction's commit from meta page (id & 1):
+ * that page must hold the id, and the other page no commit after the next one (a commit
+ * writes its meta page before its id into lock.mdb, and a writer that died between the two
+ * leaves lock.mdb one commit behind until the next write). */
+static bool lock_txnid_fits(uint64_t lock_txnid, const uint64_t metas[2])
+{
+	uint64_t other = metas[!(lock_txnid & 1)];
+	return metas[lock_txnid & 1] == lock_txnid &&
+	       (other == UINT64_MAX || other <= lock_txnid + 1);
+}
+
+/* LMDB keeps the id of the newest commit in lock.mdb, set from data.mdb by the environment's
+ * first user only (the one that finds no other process holding lock.mdb), and every
+ * transaction reads the commit in the meta page of that id's parity. A data.mdb replaced (mv,
+ * rsync without --inplace) while another process keeps the environment open leaves lock.mdb
+ * with the old file's id: readers and writers of the new file would take whichever of its
+ * meta pages has that parity (an older commit, or none: "no 'meta' database") and a writer
+ * would build on it. Such an environment @p env of store @p path is refused before anything
+ * is read from it or written, naming the processes that hold it (-EBUSY). A commit racing the
+ * check moves what it reads: it reads again until two readings in a row agree. Nothing to
+ * check without lock.mdb (MDB_NOLOCK: LMDB takes the newest meta page itself), and a read
+ * transaction that cannot begin is left to the caller's own, which reports it. */
+static int check_lock_belongs(MDB_env *env, const char *path)
+{
+	unsigned flags;
+	int fd;
+	MDB_stat st;
+	if (mdb_env_get_flags(env, &flags) != 0 || (flags & MDB_NOLOCK) ||
+	    mdb_env_get_fd(env, &fd) != 0 || mdb_env_stat(env, &st) != 0)
+		return 0;
+	uint64_t txnid = 0, metas[2] = {0, 0};
+	for (int attempt = 0; attempt < 50; attempt++) {
+		uint64_t txnid_before = txnid, metas_before[2] = {metas[0], metas[1]};
+		MDB_txn *txn;
+		if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+			return 0;
+		txnid = mdb_txn_id(txn);
+		mdb_txn_abort(txn);
+		if (!read_meta_txnids(metas, fd, st.ms_psize))
+			return 0; /* LMDB has just read them: what fails is for it to report */
+		if (lock_txnid_fits(txnid, metas))
+			return 0;
+		if (attempt > 0 && txnid == txnid_before && metas[0] == metas_before[0] &&
+		    metas[1] == metas_before[1])
+			break; /* the same twice: no commit is moving them */
+	}
+	char who[512];
+	int n = store_env_holders(who, sizeof(who), path);
+	return store_error(
+	    -EBUSY,
+	    "%s: data.mdb was replaced while %s had the store open, and lock.mdb still belongs to "
+	    "the old data.mdb (LMDB would read the new one at the wrong commit): unmount or stop "
+	    "%s, then open the store again",
+	    path, n ? who : "a process (a ckptfs mount, ckpt-train, a program using libckpt)",
+	    n > 1 ? "them" : "it");
+}
+
 /* A create killed before its first commit leaves a data.mdb that is empty or holds no
- * database at all: no store, nothing to lose, so a new create may start over in its place. */
-static bool is_abandoned_env(const char *path)
+ * database at all: no store, nothing to lose, so a new create may start over in its place.
+ * 1 when abandoned, 0 when not, or a negative error code with its message: a data.mdb put in
+ * place of another while a process holds the environment (check_lock_belongs()), which LMDB
+ * would read at the wrong commit, possibly as an empty one. */
+static int is_abandoned_env(const char *path)
 {
 	char file[4096];
 	struct stat st;
@@ -1012,14 +1087,15 @@ static bool is_abandoned_env(const char *path)
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	MDB_stat ms;
-	bool abandoned = false;
+	int abandoned = 0;
 	if (mdb_env_create(&env))
-		return false;
+		return 0;
 	/* a look must not create a lock.mdb (LMDB would, even read-only): the directory stays
 	 * as it was found when its data.mdb turns out to be no store at all */
 	snprintf(file, sizeof(file), "%s/lock.mdb", path);
 	unsigned nolock = stat(file, &st) == 0 && store_prepare_lock_file(path, NULL) == 0 ? 0 : MDB_NOLOCK;
 	if (!mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS | nolock, 0644) &&
+	    !(abandoned = check_lock_belongs(env, path)) &&
 	    !mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
 		if (!mdb_dbi_open(txn, NULL, 0, &dbi) && !mdb_stat(txn, dbi, &ms))
 			abandoned = ms.ms_entries == 0;
@@ -1063,6 +1139,7 @@ static int check_create_dir(const char *path)
 		return store_error(-errno, "%s: cannot read directory (%s)", path, strerror(errno));
 	struct dirent *de;
 	bool has_store = false, empty = true, only_env = true;
+	int abandoned = 0;
 	while ((de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
@@ -1074,10 +1151,12 @@ static int check_create_dir(const char *path)
 	}
 	closedir(d);
 	/* a lock.mdb alone (killed before data.mdb was written) is a remnant as well */
-	if (!empty && only_env && (!has_store || is_abandoned_env(path))) {
+	if (!empty && only_env && (!has_store || (abandoned = is_abandoned_env(path)) > 0)) {
 		remove_env_files(path, false);
 		empty = true;
 	}
+	if (abandoned < 0)
+		return abandoned;
 	if (!empty)
 		return store_error(-EEXIST, "%s: %s", path,
 		                   has_store ? "already holds a store" : "directory is not empty");
@@ -1825,7 +1904,7 @@ static int open_once(ckpt_store **out, const char *path, unsigned flags, bool *n
 		goto fail;
 	store_map_locate(&s->map, s->env);
 	/* slots left by readers that ended, before this open takes one of its own */
-	if ((rc = clear_dead_readers(s)))
+	if ((rc = clear_dead_readers(s)) || (rc = check_lock_belongs(s->env, path)))
 		goto fail;
 	if ((mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))) {
 		rc = store_lmdb_error(mrc, "%s: reading the store", path);

@@ -237,6 +237,9 @@ int store_flock_readers(char *out, size_t len, const char *file);
 /** ckpt_flock_holders() of exclusive flocks only: on a store directory, a create, a removal
  *  (ckpt_store_discard()) or ckpt gc */
 int store_flock_writers(char *out, size_t len, const char *file);
+/** ckpt_flock_holders() of the fcntl locks on @p store_path/lock.mdb, each process once: the
+ *  processes that have the store's LMDB environment open (LMDB's lock on byte 0 of it) */
+int store_env_holders(char *out, size_t len, const char *store_path);
 /** How long a create, or a read-only open that found part of a store, waits for the store
  *  directory's flock: 60 s (tests shorten it). Its holders keep it for moments (a create, the
  *  removal of a store a failed run made, a reader's one open) or while they run (ckpt gc). */

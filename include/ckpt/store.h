@@ -130,7 +130,9 @@ typedef struct ckpt_store_options {
  * holds too): a create waits for another, and the later one finds a store there (-EEXIST).
  * Read-only opens that look while it creates wait for it (see ckpt_store_open()).
  * @return 0, -EEXIST if @p path already holds a store or other files, -EBUSY if this process
- *         has the store at @p path open or the directory stayed locked for a minute,
+ *         has the store at @p path open or the directory stayed locked for a minute, or for
+ *         a data.mdb moved in while another process holds the store (as ckpt_store_open();
+ *         such a file is never taken for the remnant of a killed create and removed),
  *         -EACCES/-EROFS if it cannot be written, -EINVAL for bad options (monitor empty or
  *         longer than a metric name (255 bytes), a string of @p meta that is not valid UTF-8,
  *         hyperparams (when not NULL or "") that is not one JSON object: its message says
@@ -162,12 +164,19 @@ int ckpt_store_create(ckpt_store **out, const char *path, const ckpt_run_meta *m
  * of a path that does not exist or of a directory with neither file, never waits and never
  * takes the lock: it answers at once (-ENOENT, CKPT_ENOTSTORE), so readers polling for a
  * store to appear never hold up its create.
+ * A data.mdb replaced (mv, rsync without --inplace: a restore) while another process holds
+ * the store open is refused, read-only or not, before anything is read or written: LMDB's
+ * lock.mdb, which every process using the store shares, then still holds the old file's
+ * transaction id, by which LMDB would read (and a writer build on) the wrong commit of the
+ * new file. The message names the processes holding the store (pid and command); once they
+ * have closed it (a mount unmounted), the next open reads the new file.
  * @return 0, -ENOENT if @p path does not exist, CKPT_ENOTSTORE if it is not a store,
  *         CKPT_ESCHEMA if it was written by a newer schema, CKPT_ECORRUPT on damaged metadata,
  *         -EBUSY if this process has the store open already, for a read-write open while
  *         another process reads it without lock.mdb (the message names it by pid and command),
- *         or for a read-only open of a store that another process has been creating for a
- *         minute (the message names it).
+ *         for a read-only open of a store that another process has been creating for a
+ *         minute (the message names it), or for a data.mdb replaced while another process
+ *         holds the store (see above; the message names them).
  */
 int ckpt_store_open(ckpt_store **out, const char *path, unsigned flags);
 
