@@ -6,6 +6,9 @@
  * fork). mount.fuse3 calls us as `ckptfs STORE MNT -o opts`, so the source comes first.
  * The mount is always read-only, nosuid and nodev (added after the user's options, so that
  * mount(8)'s "-o rw,dev,suid" loses); fsname=STORE and subtype=ckptfs unless -o names others.
+ * Starts on one mountpoint take turns (a flock on the mountpoint directory from before the
+ * already-mounted check until the mount is up, or gone again), so that of several started at
+ * once exactly one mounts and the others are refused as a later start is.
  *
  * Started as root, ckptfs keeps root's privileges for its life: on SIGTERM it unmounts itself,
  * and a mount made by root can only be unmounted by root (after a drop to another uid the
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -118,6 +122,14 @@ static pthread_mutex_t ready_lock = PTHREAD_MUTEX_INITIALIZER;
 static int ready_fd = -1;        /* the daemon's end of the pipe until it has reported */
 static char startup_error[1024]; /* the first error said while ready_fd is open */
 
+/* Starts on one mountpoint take turns (mount_lock_take): the mountpoint directory, opened and
+ * locked (flock) before the already-mounted check, until this start's mount is known to be up
+ * or given up. -1 when not held. */
+static int mount_lock_fd = -1;
+/* how long a start waits for the one before it (its mount and its daemon's report take well
+ * under a second); then it goes on unlocked, as without the lock */
+#define MOUNT_LOCK_WAIT_MS 30000
+
 static void say(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(int priority, const char *fmt, ...)
 {
@@ -143,6 +155,39 @@ static void say(int priority, const char *fmt, ...)
 		                 fmt, ap);
 	}
 	va_end(ap);
+}
+
+/* Take the mountpoint lock on the directory @p mountpoint, waiting for a ckptfs started on it
+ * just before, so that this start's already-mounted check sees that one's mount. Unlocked (as
+ * without the lock) if the directory cannot be opened for reading (a user's mountpoint that
+ * the user may search but not read; its errors are check_mountpoint's to say) or after
+ * MOUNT_LOCK_WAIT_MS. A start that comes after the mount opens and locks the mounted directory
+ * instead, and its check refuses. */
+static void mount_lock_take(const char *mountpoint)
+{
+	int fd = open(mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (unsigned waited_ms = 0; waited_ms < MOUNT_LOCK_WAIT_MS; waited_ms += 10) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			mount_lock_fd = fd;
+			return;
+		}
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			break;
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+	close(fd);
+}
+
+/* Let the next start on the mountpoint make its check: this one's mount is up (or gone again).
+ * Closing the directory also keeps it from being busy while mounted. */
+static void mount_lock_release(void)
+{
+	if (mount_lock_fd >= 0) {
+		close(mount_lock_fd);
+		mount_lock_fd = -1;
+	}
 }
 
 /* Fork; the parent waits for the daemon's report and exits with it (never returns). The
@@ -179,6 +224,9 @@ static int daemon_start(void)
 	}
 	close(p[0]);
 	ready_fd = p[1];
+	/* the parent keeps the mountpoint locked until it exits with the daemon's report; the
+	 * daemon's copy of the descriptor would hold the lock (and the directory) for its life */
+	mount_lock_release();
 	if (setsid() < 0 || chdir("/") != 0)
 		return -errno;
 	return 0;
@@ -828,6 +876,7 @@ int main(int argc, char **argv)
 		say(LOG_ERR, "cannot open store '%s' (%s)", o.store, strerror(store_errno));
 		goto out;
 	}
+	mount_lock_take(copts.mountpoint);
 	if (check_mountpoint(copts.mountpoint, mountpoint) != 0 ||
 	    check_allow_other(o.allow_other) != 0 || check_fuse_device() != 0)
 		goto out;
@@ -908,7 +957,9 @@ int main(int argc, char **argv)
 
 	int rc;
 	pthread_t notifier;
-	if (!copts.foreground) {
+	if (copts.foreground) {
+		mount_lock_release(); /* the mount serves from here */
+	} else {
 		int trc = pthread_create(&notifier, NULL, ready_notifier, NULL);
 		if (trc != 0) {
 			/* the session loop's threads would be refused the same way */
@@ -942,6 +993,7 @@ out:
 	ckptfs_close_all_files();
 	if (mounted)
 		fuse_session_unmount(se);
+	mount_lock_release(); /* the next start may mount instead */
 	if (handlers)
 		fuse_remove_signal_handlers(se);
 	if (se)
