@@ -43,6 +43,7 @@
 #include "ckpt/message.h"
 #include "ckpt/store.h"
 #include "ckpt/view.h"
+#include "fs/cli.h"
 #include "fs/fuse_ops.h"
 
 /* statfs's f_type of a FUSE file system (linux/magic.h) */
@@ -842,6 +843,8 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
+	/* opened and named as the ckpt commands do: 'run' for "run///" */
+	cli_trim_store_path(o.store);
 	/* said below, after libfuse has judged its options: usage errors come first */
 	bool store_found = realpath(o.store, store_path) != NULL;
 	int store_errno = errno;

@@ -4,6 +4,8 @@
 # as given, its reason said once. It was "cannot open store /tmp/w (not a checkpoint store:
 # /tmp/w: not a ckpt store (no data.mdb))", quoted only when the path did not resolve.
 #
+# A store path is shown without its trailing slashes, as the ckpt commands show it.
+#
 # Nothing is mounted: each command fails before mounting.
 set -uo pipefail
 . "$(dirname "$0")/mount_lib.sh"
@@ -35,5 +37,13 @@ done
 out=$("$BIN/ckptfs" "$TMP/empty" mnt 2>&1)
 [ "$out" = "ckptfs: error: cannot open store '$TMP/empty' ($TMP/empty: not a ckpt store (no data.mdb))" ] ||
 	fail "an empty directory as the store: $out"
+# trailing slashes: the store opened and shown without them, as the ckpt commands do (ckptfs
+# said '$TMP/nosuch///')
+for store in "$TMP/nosuch///" nosuch/ "$TMP/empty/" file/ //; do
+	same_as_ckpt "$store"
+done
+out=$("$BIN/ckptfs" "$TMP/nosuch///" mnt 2>&1)
+[ "$out" = "ckptfs: error: cannot open store '$TMP/nosuch' ($TMP/nosuch: No such file or directory)" ] ||
+	fail "a store path with trailing slashes: $out"
 is_mounted "$TMP/mnt" && fail "something is mounted at $TMP/mnt"
 echo "test_mount_store_errors: ok"
