@@ -57,25 +57,33 @@ static void usage(void)
 }
 
 /* `ckpt help [COMMAND]`, as git's: `ckpt --help`, or `ckpt COMMAND --help`; @p argv[0] is
- * "help" */
+ * "help". As for every command, --help (help is asked for already) may come before or after
+ * COMMAND, and `--` ends the options. */
 static int help(int argc, char **argv)
 {
-	if (cli_check_arg_count(argv, argc - 1, 0, 1, "help [COMMAND]"))
+	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	int c;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+		if (c != 'h')
+			return cli_bad_option(c, argv, opts, "help [COMMAND]");
+	if (cli_check_arg_count(argv, argc - optind, 0, 1, "help [COMMAND]"))
 		return 2;
-	if (argc == 1 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
+	char *name = optind < argc ? argv[optind] : NULL;
+	if (!name || strcmp(name, "help") == 0) {
 		usage();
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(argv[1], commands[i].name) == 0) {
+		if (strcmp(name, commands[i].name) == 0) {
 			char option[] = "--help";
-			char *help_argv[] = {argv[1], option, NULL};
+			char *help_argv[] = {name, option, NULL};
 			optind = 0;
 			return commands[i].run(2, help_argv);
 		}
 	}
-	cli_error("unknown command '%s' (try 'ckpt --help')", argv[1]);
+	cli_error("unknown command '%s' (try 'ckpt --help')", name);
 	return 2;
 }
 
