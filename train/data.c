@@ -541,7 +541,8 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 	int32_t *y = NULL;
 	int rc = 0;
 	unsigned long lineno = 0;
-	bool above_one = false; /* a value no scaled pixel has */
+	bool above_one = false;  /* a value no scaled pixel has */
+	bool above_zero = false; /* all zeros look like neither */
 	ssize_t n;
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
@@ -629,6 +630,7 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 					goto out;
 				}
 				above_one |= v > 1;
+				above_zero |= v > 0;
 				x[rows * features + field - 1] = (float)(v / 255.0);
 			}
 			field++;
@@ -660,7 +662,7 @@ int train_csv_load(train_dataset *out, const char *path, uint32_t features, uint
 	}
 	out->count = (uint32_t)rows;
 	out->features = features;
-	out->unit_range = !above_one;
+	out->unit_range = above_zero && !above_one;
 	out->x = x;
 	out->y = y;
 	x = NULL;

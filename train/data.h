@@ -28,8 +28,8 @@ typedef struct train_dataset {
 	int32_t *y;        /**< count labels */
 	bool index_header; /**< CSV: line 1 held the column indices 0,1,...,features and was
 	                        taken as pandas' header, not as a sample */
-	bool unit_range;   /**< CSV: every feature value read lay in [0, 1], as if scaled
-	                        already (they are divided by 255 all the same) */
+	bool unit_range;   /**< CSV: every feature value read lay in [0, 1] and some above 0,
+	                        as if scaled already (they are divided by 255 all the same) */
 } train_dataset;
 
 typedef struct train_data {

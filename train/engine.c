@@ -1740,31 +1740,33 @@ static void note_no_test_set(const char *csv)
 		    csv);
 }
 
-/* Line 1 of a CSV that holds the column indices 0,1,...,n-1 is read as pandas' header, which
- * drops it: say so, in case it was a sample. */
-static void note_index_headers(const train_data *data, const char *csv)
+/* Notes on the training CSV @p csv and its test file, each named:
+ * - line 1 holding the column indices 0,1,...,n-1 is read as pandas' header, which drops it:
+ *   say so, in case it was a sample;
+ * - pixels that were scaled to [0, 1] before the file was written (pandas after / 255) are
+ *   divided by 255 again here and train, or test, at chance without any error: say so. A
+ *   0..255 training file beside a scaled test file gives a wrong test accuracy just as
+ *   silently. */
+static void note_csv_files(const train_data *data, const char *csv)
 {
 	char test[4096];
 	const char *paths[2] = {csv, train_csv_test_sibling(test, sizeof(test), csv) ? test : NULL};
 	const train_dataset *sets[2] = {&data->train, &data->test};
-	for (size_t i = 0; i < 2; i++)
-		if (sets[i]->index_header && paths[i])
+	for (size_t i = 0; i < 2; i++) {
+		if (!paths[i])
+			continue;
+		if (sets[i]->index_header)
 			ckpt_print_line(stderr, "ckpt-train: note: ",
-			                "line 1 of %s (0,1,...,%u) is read as a header of column indices, "
-			                "as pandas writes, not as a sample",
+			                "line 1 of %s (0,1,...,%u) is read as a header of column "
+			                "indices, as pandas writes, not as a sample",
 			                paths[i], sets[i]->features);
-}
-
-/* A CSV of pixels that were scaled to [0, 1] before it was written (pandas after / 255) is
- * divided by 255 again here and trains at chance without any error: say so once. */
-static void note_unit_range(const train_data *data, const char *csv)
-{
-	if (data->train.unit_range)
-		ckpt_print_line(stderr, "ckpt-train: note: ",
-		                "every feature value in %s lies in [0, 1]: they look scaled "
-		                "already, but ckpt-train expects pixels 0..255 and divides them by "
-		                "255",
-		                csv);
+		if (sets[i]->unit_range)
+			ckpt_print_line(stderr, "ckpt-train: note: ",
+			                "every feature value in %s lies in [0, 1]: they look scaled "
+			                "already, but ckpt-train expects pixels 0..255 and divides "
+			                "them by 255",
+			                paths[i]);
+	}
 }
 
 /* Linux overcommits: a model larger than the memory left is not refused by malloc but
@@ -2373,8 +2375,7 @@ int train_run(train_config *cfg, train_result *res)
 
 	if (data.test.count == 0)
 		note_no_test_set(cfg->data);
-	note_index_headers(&data, cfg->data);
-	note_unit_range(&data, cfg->data);
+	note_csv_files(&data, cfg->data);
 	const bool tty = !cfg->quiet && isatty(STDERR_FILENO);
 	pers.tty = tty;
 	const uint32_t nbatches = (n_fit + cfg->batch_size - 1) / cfg->batch_size;

@@ -141,4 +141,19 @@ printf '0,0.1,0.9\n1,0.8,1.5\n' >"$work/big_train.csv"
 $TRAIN --store "$work/big" --data "$work/big_train.csv" --layers 2,2 --val-split 0 --epochs 1 \
 	--threads 1 --no-sync --quiet 2>"$work/err" || fail "CSV with 1.5: $(cat "$work/err")"
 grep -q "look scaled" "$work/err" && fail "a note on a CSV with a value above 1: $(cat "$work/err")"
-echo "ok: a CSV of values in [0, 1] gets a note that they are divided by 255"
+# the test file is looked at too: a scaled one beside a 0..255 training file gave a wrong
+# test_acc without a word; a file of zeros only looks scaled no more than it looks like bytes
+mkdir "$work/split"
+printf '0,10,230\n1,200,5\n0,0,255\n1,255,60\n' >"$work/split/pix_train.csv"
+printf '0,0.1,0.9\n1,0.8,0.05\n' >"$work/split/pix_test.csv"
+$TRAIN --store "$work/split/s" --data "$work/split/pix_train.csv" --layers 2,2 --val-split 0 \
+	--epochs 1 --threads 1 --no-sync --quiet 2>"$work/err" ||
+	fail "scaled test file: $(cat "$work/err")"
+[ "$(grep -c . "$work/err")" -eq 1 ] &&
+	grep -qF "note: every feature value in $work/split/pix_test.csv lies in [0, 1]: they look" \
+		"$work/err" || fail "scaled test file: no note naming it: $(cat "$work/err")"
+printf '0,0,0\n1,0,0.0\n' >"$work/zero_train.csv"
+$TRAIN --store "$work/zero" --data "$work/zero_train.csv" --layers 2,2 --val-split 0 --epochs 1 \
+	--threads 1 --no-sync --quiet 2>"$work/err" || fail "CSV of zeros: $(cat "$work/err")"
+grep -q "look scaled" "$work/err" && fail "a note on a CSV of zeros only: $(cat "$work/err")"
+echo "ok: a CSV of values in [0, 1] (training or test file) gets a note: they are divided by 255"

@@ -645,7 +645,8 @@ START_TEST(test_csv_reads_values_that_underflow)
 END_TEST
 
 /* pixels scaled to [0, 1] before the CSV was written are flagged (ckpt-train notes it) and
- * divided by 255 all the same; one value above 1 in the file clears the flag */
+ * divided by 255 all the same; one value above 1 in the file clears the flag, and a file of
+ * zeros only is not flagged (it looks like neither); a test file is flagged on its own */
 START_TEST(test_csv_values_within_0_1_are_flagged_as_scaled_and_still_divided)
 {
 	train_data d;
@@ -659,6 +660,15 @@ START_TEST(test_csv_values_within_0_1_are_flagged_as_scaled_and_still_divided)
 	train_data_free(&d);
 	load_csv_text(&d, "bytes_train.csv", "1,0,255,51\n", 3, 3);
 	ck_assert(!d.train.unit_range);
+	train_data_free(&d);
+	load_csv_text(&d, "zeros_train.csv", "1,0,0,0\n2,0,0.0,0e5\n", 3, 3);
+	ck_assert(!d.train.unit_range);
+	train_data_free(&d);
+	write_text("split_test.csv", "1,0.5,0,1\n");
+	load_csv_text(&d, "split_train.csv", "1,0,255,51\n", 3, 3);
+	ck_assert_uint_eq(d.test.count, 1);
+	ck_assert(!d.train.unit_range);
+	ck_assert(d.test.unit_range);
 	train_data_free(&d);
 	/* IDX and synthetic sets are never flagged */
 	ck_assert_int_eq(train_data_load(&d, "synthetic", 4, 3), 0);
