@@ -749,6 +749,41 @@ bool train_csv_test_sibling(char *buf, size_t len, const char *path)
 	return n >= 0 && (size_t)n < len;
 }
 
+#define FASHION_MNIST_HINT                                                                         \
+	"install it with apt-get install dataset-fashion-mnist, or 'make deps' in the ckptfs "     \
+	"source tree"
+
+/* True if @p spec names the Fashion-MNIST package's directory: the built-in name, or its path
+ * however spelled (a trailing '/', through a link). */
+static bool is_fashion_mnist(const char *spec)
+{
+	if (strcmp(spec, "fashion-mnist") == 0)
+		return true;
+	char *real = realpath(spec, NULL), *home = realpath(TRAIN_FASHION_MNIST_DIR, NULL);
+	bool same = real && home && strcmp(real, home) == 0;
+	if (!real && !home) { /* neither exists (yet): the names must match */
+		size_t n = strlen(spec);
+		while (n > 1 && spec[n - 1] == '/')
+			n--;
+		same = n == strlen(TRAIN_FASHION_MNIST_DIR) &&
+		       memcmp(spec, TRAIN_FASHION_MNIST_DIR, n) == 0;
+	}
+	free(real);
+	free(home);
+	return same;
+}
+
+/* Add the install hint to the message of a data file missing from the Fashion-MNIST package's
+ * directory (empty, or half removed); returns @p rc. */
+static int hint_fashion_mnist(int rc)
+{
+	char *why = strdup(train_last_error());
+	if (why) /* else the message stays without the hint */
+		train_fail(rc, "%s; " FASHION_MNIST_HINT, why);
+	free(why);
+	return rc;
+}
+
 int train_data_load(train_data *out, const char *spec, uint32_t features, uint32_t classes)
 {
 	memset(out, 0, sizeof(*out));
@@ -771,27 +806,24 @@ int train_data_load(train_data *out, const char *spec, uint32_t features, uint32
 		}
 		return 0;
 	}
+	bool fashion = is_fashion_mnist(spec);
 	struct stat st;
 	if (stat(dir, &st) != 0) {
 		int e = errno;
-		if (dir != spec)
-			return train_fail(-e,
-			                  "cannot open %s (%s; install it with apt-get install "
-			                  "dataset-fashion-mnist, or 'make deps' in the ckptfs "
-			                  "source tree)",
-			                  dir, strerror(e));
+		if (fashion)
+			return train_fail(-e, "cannot open %s (%s; " FASHION_MNIST_HINT ")", dir,
+			                  strerror(e));
 		return train_fail(-e, "cannot open data %s (%s)", dir, strerror(e));
 	}
 	if (!S_ISDIR(st.st_mode))
 		return train_fail(
 		    -EINVAL, "data %s is neither a directory of IDX files nor a .csv file", spec);
 	rc = idx_load_split(&out->train, dir, "train", features, classes, NULL);
-	if (rc)
-		return rc;
-	rc = idx_load_split(&out->test, dir, "t10k", features, classes, &out->train);
+	if (!rc)
+		rc = idx_load_split(&out->test, dir, "t10k", features, classes, &out->train);
 	if (rc) {
 		train_data_free(out);
-		return rc;
+		return rc == -ENOENT && fashion ? hint_fashion_mnist(rc) : rc;
 	}
 	return 0;
 }

@@ -398,21 +398,38 @@ rm "$work/miss/t10k-labels-idx1-ubyte"
 expect_error 1 "missing data file $work/miss/t10k-labels-idx1-ubyte[.gz]" --store "$work/new" \
 	--data "$work/miss" --layers 6,4 --val-split 8
 # the Fashion-MNIST package missing: the hint holds for an installed ckpt-train too (make deps
-# only in the source tree); a private mount namespace hides the package where it is installed
+# only in the source tree), also for --data naming its directory, and when the directory is
+# there but empty; a private mount namespace hides the package where it is installed
 fm=/usr/share/datasets/fashion-mnist
-if [ ! -e "$fm" ]; then
-	run_as=()
-elif [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
-	run_as=(unshare -m sh -c 'mount -t tmpfs none "$0" && exec "$@"' "${fm%/*}")
-else
-	run_as=(false)
+hint="install it with apt-get install dataset-fashion-mnist, or 'make deps' in the ckptfs"
+hint+=" source tree"
+absent=(false) empty=(false) # commands that run ckpt-train with $fm absent, and empty
+if [ "$(id -u)" -eq 0 ] && [ -d "${fm%/*}" ] && unshare -m true 2>/dev/null; then
+	absent=(unshare -m sh -c 'mount -t tmpfs none "$0" && exec "$@"' "${fm%/*}")
+	empty=(unshare -m sh -c 'mount -t tmpfs none "$0" && mkdir "$0/${1##*/}" && shift &&
+		exec "$@"' "${fm%/*}" "$fm")
+elif [ ! -e "$fm" ]; then
+	absent=()
 fi
-if [ "${run_as[*]}" != false ]; then
-	expect_error 1 "cannot open $fm (No such file or directory; install it with apt-get install dataset-fashion-mnist, or 'make deps' in the ckptfs source tree)" \
+if [ "${absent[*]}" != false ]; then
+	run_as=(${absent[@]+"${absent[@]}"})
+	expect_error 1 "cannot open $fm (No such file or directory; $hint)" \
 		--store "$work/new" --layers 784,8,10
+	expect_error 1 "cannot open $fm/ (No such file or directory; $hint)" \
+		--store "$work/new" --data "$fm/" --layers 784,8,10
 	run_as=()
 else
 	echo "note: the message for a missing Fashion-MNIST not tried (it is installed, and no unshare -m)"
+fi
+if [ "${empty[*]}" != false ]; then
+	run_as=("${empty[@]}")
+	for data in fashion-mnist "$fm/"; do
+		expect_error 1 "missing data file $fm/train-images-idx3-ubyte[.gz]; $hint" \
+			--store "$work/new" --data "$data" --layers 784,8,10
+	done
+	run_as=()
+else
+	echo "note: the message for an empty $fm not tried (it needs root and unshare -m)"
 fi
 # read-only places, as a user other than root (root may write anyway)
 as_user=()
