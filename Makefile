@@ -199,13 +199,23 @@ endif
 endif
 # The loader finds a new libckpt.so.0 in PREFIX/lib (without an rpath) only once ldconfig has
 # updated its cache, and only when PREFIX/lib is in its path (/usr/local/lib is on Debian): a
-# real install (no DESTDIR) by root runs it; a failure is only a note.
+# real install (no DESTDIR) by root runs it, from PATH or else (a bare name, where sudo or the
+# user's PATH leaves out sbin) from LDCONFIG_DIRS. None found, or a failure, is only a note.
 LDCONFIG ?= ldconfig
-run_ldconfig = $(if $(DESTDIR),,@if [ "$$(id -u)" = 0 ] && \
-	command -v $(call shell_quote,$(LDCONFIG)) >/dev/null 2>&1; then \
-		echo $(call shell_quote,$(LDCONFIG)); $(call shell_quote,$(LDCONFIG)) || \
-		echo "note: ldconfig failed; run it before using libckpt.so.0 from" \
-			$(call shell_quote,$(PREFIX))/lib >&2; \
+LDCONFIG_DIRS ?= /sbin /usr/sbin
+run_ldconfig = $(if $(DESTDIR),,@if [ "$$(id -u)" = 0 ]; then \
+	ldconfig=$(call shell_quote,$(LDCONFIG)) why=; \
+	case $$ldconfig in \
+	(*/*) command -v "$$ldconfig" >/dev/null 2>&1 || why="$$ldconfig not found";; \
+	(*) command -v "$$ldconfig" >/dev/null 2>&1 || { \
+		why="$$ldconfig not found on PATH or in "$(call shell_quote,$(LDCONFIG_DIRS)); \
+		for dir in $(foreach d,$(LDCONFIG_DIRS),$(call shell_quote,$(d))); do \
+			[ ! -x "$$dir/$$ldconfig" ] || { ldconfig=$$dir/$$ldconfig why=; break; }; \
+		done; };; \
+	esac; \
+	[ -n "$$why" ] || { echo "$$ldconfig"; "$$ldconfig" || why="$$ldconfig failed"; }; \
+	[ -z "$$why" ] || echo "note: $$why; run ldconfig before using libckpt.so.0 from" \
+		$(call shell_quote,$(PREFIX))/lib >&2; \
 	fi)
 
 .PHONY: uninstall

@@ -4,8 +4,9 @@
 # dynamically and statically: it writes a checkpoint, reads it back, and the installed `ckpt`
 # reads the store it wrote. A PREFIX or DESTDIR with spaces, &, ;, quotes, | or # installs there
 # (and a program linked with pkg-config and an rpath runs); ldconfig runs only for root without
-# DESTDIR; the CUDA plug-in that was built is installed when nvcc is gone at install time, and an
-# install without one removes a stale one; `make uninstall` removes exactly what was installed.
+# DESTDIR (from PATH, else /sbin or /usr/sbin; none found or a failure is a note); the CUDA
+# plug-in that was built is installed when nvcc is gone at install time, and an install without
+# one removes a stale one; `make uninstall` removes exactly what was installed.
 # Nothing is installed outside $WORK, and ldconfig is a stand-in that records its calls.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -202,6 +203,47 @@ left=$(cd "$dest" && find . ! -type d)
 [ -z "$left" ] || fail "make uninstall DESTDIR='$dest' left: $left"
 [ ! -e "$dest/opt/ckpt/include/ckpt" ] || fail "make uninstall left an empty include/ckpt/"
 echo "ok: DESTDIR with odd characters installs and uninstalls, without ldconfig"
+
+# ldconfig as root: a bare name that is not on PATH (sudo's, or a user's PATH without sbin) is
+# looked for in LDCONFIG_DIRS (/sbin /usr/sbin); none found, or one that fails, is a note on
+# stderr and the install goes on (it was silent). Stand-ins only, never the system's ldconfig.
+if [ "$(id -u)" = 0 ]; then
+	mkdir "$WORK/sbin"
+	cp "$WORK/fake-ldconfig" "$WORK/sbin/ckpt-test-ldconfig"
+	printf '#!/bin/sh\nexit 1\n' >"$WORK/sbin/ckpt-test-ldconfig-fails"
+	chmod +x "$WORK/sbin/ckpt-test-ldconfig-fails"
+	ld_prefix="$WORK/ld prefix"
+	# ldmk VAR=VALUE...: make install as root with these, PATH without sbin; make.log, make.err
+	ldmk() {
+		env PATH=/usr/bin:/bin make -s -C "$root" install PREFIX="$ld_prefix" "$@" \
+			>"$WORK/make.log" 2>"$WORK/make.err" ||
+			fail "make install $*: $(tail -n 3 "$WORK/make.err")"
+	}
+	calls=$(ldconfig_calls)
+	ldmk LDCONFIG=ckpt-test-ldconfig LDCONFIG_DIRS="$WORK/nosuch $WORK/sbin"
+	[ "$(ldconfig_calls)" = $((calls + 1)) ] && [ ! -s "$WORK/make.err" ] ||
+		fail "ckpt-test-ldconfig not found in LDCONFIG_DIRS: $(cat "$WORK/make.err")"
+	grep -qxF "$WORK/sbin/ckpt-test-ldconfig" "$WORK/make.log" ||
+		fail "make install does not say which ldconfig it ran: $(cat "$WORK/make.log")"
+	# expect_ldconfig_note WHY VAR=VALUE...: make install succeeds with this one note
+	expect_ldconfig_note() {
+		local why=$1
+		shift
+		ldmk "$@"
+		[ "$(cat "$WORK/make.err")" = "note: $why; run ldconfig before using libckpt.so.0 \
+from $ld_prefix/lib" ] || fail "make install $*: not the note '$why': $(cat "$WORK/make.err")"
+	}
+	expect_ldconfig_note "$WORK/nonexistent not found" LDCONFIG="$WORK/nonexistent"
+	expect_ldconfig_note "ckpt-test-ldconfig not found on PATH or in $WORK/nosuch" \
+		LDCONFIG=ckpt-test-ldconfig LDCONFIG_DIRS="$WORK/nosuch"
+	expect_ldconfig_note "$WORK/sbin/ckpt-test-ldconfig-fails failed" \
+		LDCONFIG="$WORK/sbin/ckpt-test-ldconfig-fails"
+	expect_ldconfig_note "$WORK/sbin/ckpt-test-ldconfig-fails failed" \
+		LDCONFIG=ckpt-test-ldconfig-fails LDCONFIG_DIRS="$WORK/sbin"
+	echo "ok: ldconfig is looked for in LDCONFIG_DIRS; none found, or a failure, is a note"
+else
+	echo "note: finding ldconfig outside PATH not tried (make install runs it only for root)"
+fi
 
 # the CUDA plug-in: installed from build/lib when nvcc is not found at install time (sudo's
 # secure_path), and an install without one (CUDA=0) removes the one an earlier install left
