@@ -54,6 +54,22 @@ static void describe_pid(char *buf, size_t len, long pid)
 		snprintf(buf, len, "pid %ld", pid);
 }
 
+/* Whether @p line of /proc/locks ("1: FLOCK  ADVISORY  READ 1234 08:01:5678 0 EOF") is a
+ * granted lock (blocked waiters, "->", are not) on the file @p st; its kind ("FLOCK",
+ * "POSIX"), mode ("READ", "WRITE") and pid then in @p kind, @p mode (16 bytes each), @p pid. */
+static bool lock_line_on(const char *line, const struct stat *st, char *kind, char *mode,
+                         long *pid)
+{
+	char type[16];
+	unsigned maj, min;
+	unsigned long long ino;
+	return !strstr(line, "->") &&
+	       sscanf(line, "%*[^:]: %15s %15s %15s %ld %x:%x:%llu", kind, type, mode, pid, &maj,
+	              &min, &ino) == 7 &&
+	       ino == (unsigned long long)st->st_ino && maj == major(st->st_dev) &&
+	       min == minor(st->st_dev);
+}
+
 /* The processes holding locks of kind @p kind ("FLOCK", or "POSIX": fcntl) on @p file, each
  * named once, of mode @p only ("READ": shared, "WRITE": exclusive) when not NULL; *@p by_self,
  * when not NULL, counts this process's own locks of that mode on @p file (-1 when /proc/locks
@@ -80,18 +96,10 @@ static int lock_holders(char *out, size_t len, const char *file, const char *kin
 	long named[64]; /* LMDB's users hold two fcntl locks on lock.mdb each: name them once */
 	size_t nnamed = 0;
 	while (fgets(line, sizeof(line), f)) {
-		/* "1: FLOCK  ADVISORY  READ 1234 08:01:5678 0 EOF"; blocked waiters ("->") skipped */
-		char kind[16], type[16], mode[16];
+		char kind[16], mode[16];
 		long pid;
-		unsigned maj, min;
-		unsigned long long ino;
-		if (strstr(line, "->") ||
-		    sscanf(line, "%*[^:]: %15s %15s %15s %ld %x:%x:%llu", kind, type, mode, &pid,
-		           &maj, &min, &ino) != 7)
-			continue;
-		if (strcmp(kind, kind_wanted) != 0 || (only && strcmp(mode, only) != 0) ||
-		    ino != (unsigned long long)st.st_ino ||
-		    maj != major(st.st_dev) || min != minor(st.st_dev))
+		if (!lock_line_on(line, &st, kind, mode, &pid) || strcmp(kind, kind_wanted) != 0 ||
+		    (only && strcmp(mode, only) != 0))
 			continue;
 		if (pid == self) {
 			if (by_self)
@@ -143,6 +151,65 @@ int store_env_holders(char *out, size_t len, const char *store_path)
 	if ((size_t)snprintf(file, sizeof(file), "%s/lock.mdb", store_path) >= sizeof(file))
 		return 0;
 	return lock_holders(out, len, file, "POSIX", NULL, NULL);
+}
+
+/* Whether process @p pid maps @p want (a path) as a file other than @p data: its maps name the
+ * old file by its path, " (deleted)" appended once it was replaced. */
+static bool maps_other_file(long pid, const char *want, const struct stat *data)
+{
+	char maps[64];
+	snprintf(maps, sizeof(maps), "/proc/%ld/maps", pid);
+	FILE *f = fopen(maps, "r");
+	if (!f)
+		return false; /* gone, or not ours to read: cannot tell */
+	char *line = NULL;
+	size_t cap = 0;
+	bool other = false;
+	size_t wlen = strlen(want);
+	while (!other && getline(&line, &cap, f) > 0) {
+		/* "7f..-7f.. r--s 00000000 08:01 5678   /path/data.mdb (deleted)" */
+		unsigned maj, min;
+		unsigned long long ino;
+		int at = 0;
+		if (sscanf(line, "%*s %*s %*s %x:%x %llu %n", &maj, &min, &ino, &at) != 3 || !at)
+			continue;
+		const char *name = line + at;
+		size_t nlen = strcspn(name, "\n");
+		if (nlen >= 10 && memcmp(name + nlen - 10, " (deleted)", 10) == 0)
+			nlen -= 10;
+		other = nlen == wlen && memcmp(name, want, wlen) == 0 &&
+		        (ino != (unsigned long long)data->st_ino || maj != major(data->st_dev) ||
+		         min != minor(data->st_dev));
+	}
+	free(line);
+	fclose(f);
+	return other;
+}
+
+bool store_env_holder_maps_other(const char *store_path, const struct stat *data)
+{
+	char file[4200], *dir = realpath(store_path, NULL);
+	struct stat st;
+	bool other = false;
+	if (!dir)
+		return false;
+	snprintf(file, sizeof(file), "%s/lock.mdb", dir);
+	FILE *f = stat(file, &st) == 0 ? fopen("/proc/locks", "r") : NULL;
+	snprintf(file, sizeof(file), "%s/data.mdb", dir);
+	free(dir);
+	if (!f)
+		return false;
+	char line[512];
+	long self = (long)getpid();
+	while (!other && fgets(line, sizeof(line), f)) {
+		char kind[16], mode[16];
+		long pid;
+		if (lock_line_on(line, &st, kind, mode, &pid) && strcmp(kind, "POSIX") == 0 &&
+		    pid != self && pid > 0)
+			other = maps_other_file(pid, file, data);
+	}
+	fclose(f);
+	return other;
 }
 
 int store_flock_readers(char *out, size_t len, const char *file)

@@ -1030,8 +1030,10 @@ static bool lock_txnid_fits(uint64_t lock_txnid, const uint64_t metas[2])
  * with the old file's id: readers and writers of the new file would take whichever of its
  * meta pages has that parity (an older commit, or none: "no 'meta' database") and a writer
  * would build on it. Such an environment @p env of store @p path is refused before anything
- * is read from it or written, naming the processes that hold it (-EBUSY). A commit racing the
- * check moves what it reads: it reads again until two readings in a row agree. Nothing to
+ * is read from it or written, naming the processes that hold it (-EBUSY). The ids tell (a
+ * commit racing the check moves the meta pages: it reads again until they stay the same
+ * across a reading); where they fit by chance, a holder that maps another file at the store's
+ * data.mdb path tells (store_env_holder_maps_other()). Nothing to
  * check without lock.mdb (MDB_NOLOCK: LMDB takes the newest meta page itself), and a read
  * transaction that cannot begin is left to the caller's own, which reports it. */
 static int check_lock_belongs(MDB_env *env, const char *path)
@@ -1042,22 +1044,40 @@ static int check_lock_belongs(MDB_env *env, const char *path)
 	if (mdb_env_get_flags(env, &flags) != 0 || (flags & MDB_NOLOCK) ||
 	    mdb_env_get_fd(env, &fd) != 0 || mdb_env_stat(env, &st) != 0)
 		return 0;
-	uint64_t txnid = 0, metas[2] = {0, 0};
-	for (int attempt = 0; attempt < 50; attempt++) {
-		uint64_t txnid_before = txnid, metas_before[2] = {metas[0], metas[1]};
+	uint64_t metas[2] = {0, 0};
+	bool replaced = false, fits = false;
+	for (int attempt = 0; !replaced && !fits && attempt < 50; attempt++) {
+		uint64_t metas_before[2] = {metas[0], metas[1]};
 		MDB_txn *txn;
 		if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
 			return 0;
-		txnid = mdb_txn_id(txn);
+		uint64_t txnid = mdb_txn_id(txn);
 		mdb_txn_abort(txn);
 		if (!read_meta_txnids(metas, fd, st.ms_psize))
 			return 0; /* LMDB has just read them: what fails is for it to report */
-		if (lock_txnid_fits(txnid, metas))
-			return 0;
-		if (attempt > 0 && txnid == txnid_before && metas[0] == metas_before[0] &&
-		    metas[1] == metas_before[1])
-			break; /* the same twice: no commit is moving them */
+		fits = lock_txnid_fits(txnid, metas);
+		/* pages that stayed the same across a reading of the lock's id would fit it in a
+		 * healthy store (the id is their newest, or one before while a commit is in flight
+		 * or its writer died): two misfits over unchanged pages are a replaced file */
+		replaced = !fits && attempt > 0 && metas[0] == metas_before[0] &&
+		           metas[1] == metas_before[1];
 	}
+	/* ids that fit (or pages a live writer keeps moving) may still be another file's: a copy
+	 * of the store as it was, a backup's 0/1. The holders' maps tell, where /proc lets them;
+	 * an open that raced `ckpt gc --compact` maps the old file for moments before it opens
+	 * the new one (open_current()): only a holder that keeps mapping another file for 2 s
+	 * tells */
+	struct stat data_st;
+	if (!replaced && fstat(fd, &data_st) == 0) {
+		replaced = true;
+		for (int i = 0; replaced && i < 40; i++) {
+			replaced = store_env_holder_maps_other(path, &data_st);
+			if (replaced && i < 39)
+				nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+		}
+	}
+	if (!replaced)
+		return 0;
 	char who[512];
 	int n = store_env_holders(who, sizeof(who), path);
 	return store_error(

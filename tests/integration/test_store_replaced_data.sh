@@ -8,7 +8,8 @@
 # mount: every ckpt command, ckpt-train --resume, ckpt-train into it anew and a new mount refuse
 # in one line naming the holder, exit 1 and change nothing; once the holder ends the store is
 # the backup's, verifies and trains on. Also: 200 and more opens while ckpt-train commits are
-# never refused. Exit 0 pass, 77 skip.
+# never refused; a copy of the store as it was (lock.mdb's ids fit it) is refused as well,
+# told by the holder's maps. Exit 0 pass, 77 skip.
 . "$(dirname "$0")/mount_lib.sh"
 [ -x "$BIN/ckpt" ] && [ -x "$BIN/ckpt-train" ] && [ -f "$ROOT/build/lib/libckpt.so" ] ||
 	{ echo "SKIP: build/bin/ckpt, ckpt-train or build/lib/libckpt.so not built (run make)"; exit 77; }
@@ -142,6 +143,24 @@ else
 	one_case 6 mount
 	one_case 7 mount
 fi
+
+# a copy of the store as it was (the ids in lock.mdb fit it) moved in under a holder: the
+# holder's maps tell; it is refused, and a commit into it (which would flip the holder's view
+# of the old file) cannot happen
+store=$TMP/same-ids
+train --store "$store" --epochs 5 --keep-last 3 || fail "training $store"
+cp "$store/data.mdb" "$TMP/same-ids.copy" || fail "cp"
+ready=$TMP/ready
+"$PY" "$TMP/hold.py" "$store" "$ready" &
+holder=$!
+wait_for_file "$ready"
+mv "$TMP/same-ids.copy" "$store/data.mdb" || fail "moving the copy in"
+sum=$(sha256sum <"$store/data.mdb")
+files=$(ls -A "$store")
+refused "ckpt info (a copy with the same ids)" "$CKPT" info "$store"
+refused "ckpt-train --resume (a copy with the same ids)" train --store "$store" --resume --epochs 6
+release "$ready" lib
+train --store "$store" --resume --epochs 6 || fail "ckpt-train --resume after the holder ended"
 
 # opens while ckpt-train commits: none refused
 store=$TMP/busy
