@@ -210,7 +210,8 @@ run_ldconfig = $(if $(DESTDIR),,@if [ "$$(id -u)" = 0 ]; then \
 	(*) command -v "$$ldconfig" >/dev/null 2>&1 || { \
 		why="$$ldconfig not found on PATH or in "$(call shell_quote,$(LDCONFIG_DIRS)); \
 		for dir in $(foreach d,$(LDCONFIG_DIRS),$(call shell_quote,$(d))); do \
-			[ ! -x "$$dir/$$ldconfig" ] || { ldconfig=$$dir/$$ldconfig why=; break; }; \
+			[ -z "$$ldconfig" ] || [ ! -f "$$dir/$$ldconfig" ] || [ ! -x "$$dir/$$ldconfig" ] || \
+				{ ldconfig=$$dir/$$ldconfig why=; break; }; \
 		done; };; \
 	esac; \
 	[ -n "$$why" ] || { echo "$$ldconfig"; "$$ldconfig" || why="$$ldconfig failed"; }; \
