@@ -37,8 +37,12 @@ static int finish_stdout(int status)
 		return status;
 	if (status)
 		return status;
-	cli_error("cannot write the output to stdout (%s)",
-	          errno ? strerror(errno) : "write error");
+	if (cli_done)
+		cli_error("cannot write the output to stdout (%s); %s",
+		          errno ? strerror(errno) : "write error", cli_done);
+	else
+		cli_error("cannot write the output to stdout (%s)",
+		          errno ? strerror(errno) : "write error");
 	return 1;
 }
 

@@ -61,6 +61,9 @@ int cli_check_arg_count(char **argv, int given, int min, int max, const char *us
 /** Print "ckpt: error: " + printf-style message + newline to stderr, control characters
  * written as \xNN so that the message stays one line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** What a command that changes something has done, once done (NULL before): a report that
+ * cannot be written to stdout then says so, as the work stands ("the backup DEST was made"). */
+extern const char *cli_done;
 /** Write @p text to stderr (async-signal-safe, for signal handlers). */
 void cli_write_stderr(const char *text);
 /** "SIGINT", "SIGTERM", "SIGHUP" or "SIGQUIT" (any other: "SIGQUIT"), async-signal-safe. */

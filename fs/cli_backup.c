@@ -108,6 +108,7 @@ int cli_backup(int argc, char **argv)
 		cli_error("backup of %s to %s failed (%s)", path, dest, ckpt_last_error());
 		return 1;
 	}
+	cli_done = "the backup itself was made";
 	printf("backup: ");
 	cli_print_escaped(dest, 0);
 	printf("/data.mdb, %" PRIu64 " checkpoint%s", st.checkpoints, st.checkpoints == 1 ? "" : "s");

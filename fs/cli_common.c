@@ -21,6 +21,8 @@
 #include "ckpt/store.h"
 #include "fs/cli.h"
 
+const char *cli_done;
+
 void cli_error(const char *fmt, ...)
 {
 	va_list ap;

@@ -630,6 +630,7 @@ static int apply_retention(ckpt_store *s, gc_request *req)
 
 static void print_gc(const gc_request *req)
 {
+	cli_done = "gc itself was done";
 	printf("gc: deleted %" PRIu32 " checkpoint%s; keep-last %" PRIu64 ", keep-top %" PRIu64 "\n",
 	       req->deleted, req->deleted == 1 ? "" : "s", req->keep_last, req->keep_top);
 	const ckpt_refs_repair *r = &req->repaired;
@@ -734,6 +735,7 @@ static int compact_store(const char *path, gc_request *req)
 	}
 	if (req)
 		print_gc(req);
+	cli_done = "the compaction itself was done";
 	printf("compact: data.mdb %" PRIu64 " -> %" PRIu64 " bytes (%" PRIu64 " freed)\n",
 	       st.size_before, st.size_after,
 	       st.size_before > st.size_after ? st.size_before - st.size_after : 0);

@@ -229,6 +229,13 @@ if [ -w /dev/full ]; then
 		[ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "^ckpt: error: .*\(cannot \)\?writ.*No space left" "$tmp/err" ||
 			fail "ckpt $args >/dev/full: $(cat "$tmp/err")"
 	done
+	# a command that changed something says its work stands when only its report was lost
+	$CKPT backup "$store" "$tmp/full-backup" >/dev/full 2>"$tmp/err"
+	rc=$?
+	[ $rc -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+		grep -q "^ckpt: error: cannot write the output to stdout (No space left on device); the backup itself was made$" "$tmp/err" ||
+		fail "ckpt backup >/dev/full: exit $rc, $(cat "$tmp/err")"
+	$CKPT verify "$tmp/full-backup" >/dev/null || fail "the backup made with stdout on /dev/full"
 fi
 run $CKPT info --bogus "$store"
 [ $rc -eq 2 ] || fail "unknown option: exit $rc"
