@@ -15,6 +15,7 @@
 
 #include "ckpt/view.h"
 #include "fs/cli.h"
+#include "fs/view_int.h"
 
 
 /* One line for a path of the view that failed: "CMD: PATH: why (detail)", the detail left out
@@ -26,6 +27,27 @@ static void path_error(const char *cmd, const char *path, int rc)
 		cli_error("%s: %s: %s", cmd, path, ckpt_strerror(rc));
 	else
 		cli_error("%s: %s: %s (%s)", cmd, path, ckpt_strerror(rc), detail);
+}
+
+/* PATH as the view names it: a first component that is an epoch number ("8/model.pt", as
+ * EPOCH is written elsewhere) becomes its directory ("epoch-0008/model.pt"); the root holds
+ * no other name of digits. Written into @p buf (@p cap bytes); @p path itself otherwise. */
+static const char *view_path(char *buf, size_t cap, const char *path)
+{
+	size_t len = strcspn(path, "/");
+	char first[32];
+	uint64_t e;
+	if (len == 0 || len >= sizeof(first))
+		return path;
+	memcpy(first, path, len);
+	first[len] = '\0';
+	if (cli_parse_u64(&e, first) != 0 || e > CKPT_MAX_EPOCH)
+		return path;
+	char name[32];
+	view_epoch_name(name, sizeof(name), e);
+	if ((size_t)snprintf(buf, cap, "%s%s", name, path + len) >= cap)
+		return path;
+	return buf;
 }
 
 static void quiet_log(void *ctx, const char *line)
@@ -116,7 +138,8 @@ int cli_ls(int argc, char **argv)
 		case 'h':
 			printf("usage: ckpt " CLI_USAGE_LS "\n"
 			       "List PATH (default: the root) of the view ckptfs mounts, one name per line\n"
-			       "(a file PATH: its name).\n"
+			       "(a file PATH: its name). An epoch's directory may be named by its\n"
+			       "number (4/model).\n"
 			       "  -l, --long   type, permissions, size, modification time\n"
 			       "Exit status: 0; 1 when PATH or the store cannot be read (an entry that\n"
 			       "cannot be read is named on stderr and listed, with -l its unknown fields\n"
@@ -129,7 +152,9 @@ int cli_ls(int argc, char **argv)
 	if (cli_check_arg_count(argv, argc - optind, 1, 2, CLI_USAGE_LS))
 		return 2;
 	const char *store_path = cli_trim_store_path(argv[optind]);
-	const char *path = optind + 1 < argc ? argv[optind + 1] : "";
+	char path_buf[4200];
+	const char *path =
+	    view_path(path_buf, sizeof(path_buf), optind + 1 < argc ? argv[optind + 1] : "");
 	ckpt_store *store = NULL;
 	ckpt_view *view = NULL;
 	if (open_view(&store, &view, store_path, NULL))
@@ -193,7 +218,8 @@ int cli_cat(int argc, char **argv)
 		case 'h':
 			printf("usage: ckpt " CLI_USAGE_CAT "\n"
 			       "Write file PATH of the view ckptfs mounts to standard output, byte for\n"
-			       "byte as the mount serves it.\n"
+			       "byte as the mount serves it. An epoch's directory may be named by\n"
+			       "its number (4/model.pt).\n"
 			       "Exit status: 0; 1 when PATH or the store cannot be read or the output\n"
 			       "cannot be written (a damaged tensor: nothing past it is written); 2 for\n"
 			       "bad usage.\n");
@@ -205,7 +231,8 @@ int cli_cat(int argc, char **argv)
 	if (cli_check_arg_count(argv, argc - optind, 2, 2, CLI_USAGE_CAT))
 		return 2;
 	const char *store_path = cli_trim_store_path(argv[optind]);
-	const char *path = argv[optind + 1];
+	char path_buf[4200];
+	const char *path = view_path(path_buf, sizeof(path_buf), argv[optind + 1]);
 	if (map_location && ckpt_view_check_map_location(map_location)) {
 		cli_error("cat: %s", ckpt_view_last_error());
 		return 2;

@@ -199,6 +199,14 @@ b"
 expect_error 1 "cat: best is a directory \(ckpt cat reads files; try 'ckpt ls .* best'\)" \
 	$CKPT cat "$store" best
 expect_error 1 "cat: the root is a directory" $CKPT cat "$store" ''
+# an epoch's directory by its number, as EPOCH is written elsewhere
+latest_dir=$($CKPT info "$store" | sed -n 's/^latest: //p')
+latest_num=$((10#${latest_dir#epoch-}))
+[ "$($CKPT cat "$store" "$latest_num/metrics.json")" = "$($CKPT cat "$store" "$latest_dir/metrics.json")" ] ||
+	fail "ckpt cat STORE $latest_num/metrics.json is not $latest_dir/metrics.json"
+[ "$($CKPT ls "$store" "$latest_num")" = "$($CKPT ls "$store" "$latest_dir")" ] ||
+	fail "ckpt ls STORE $latest_num is not $latest_dir"
+expect_error 1 "cat: epoch-0999/model.pt: No such file" $CKPT cat "$store" 999/model.pt
 # a store path is printed as given less trailing slashes, whichever way it was given
 run $CKPT info "$store/"
 grep -qxF "store: $store" <<<"$out" || fail "info STORE/: $(head -1 <<<"$out")"
