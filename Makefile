@@ -206,7 +206,8 @@ LDCONFIG_DIRS ?= /sbin /usr/sbin
 run_ldconfig = $(if $(DESTDIR),,@if [ "$$(id -u)" = 0 ]; then \
 	ldconfig=$(call shell_quote,$(LDCONFIG)) why=; \
 	case $$ldconfig in \
-	(*/*) command -v "$$ldconfig" >/dev/null 2>&1 || why="$$ldconfig not found";; \
+	('') why="LDCONFIG is empty";; \
+	(*/*) [ -f "$$ldconfig" ] && [ -x "$$ldconfig" ] || why="$$ldconfig not found";; \
 	(*) command -v "$$ldconfig" >/dev/null 2>&1 || { \
 		why="$$ldconfig not found on PATH or in "$(call shell_quote,$(LDCONFIG_DIRS)); \
 		for dir in $(foreach d,$(LDCONFIG_DIRS),$(call shell_quote,$(d))); do \

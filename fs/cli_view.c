@@ -34,18 +34,21 @@ static void path_error(const char *cmd, const char *path, int rc)
  * no other name of digits. Written into @p buf (@p cap bytes); @p path itself otherwise. */
 static const char *view_path(char *buf, size_t cap, const char *path)
 {
-	size_t len = strcspn(path, "/");
+	const char *at = path; /* past a leading "/" or "./", which name the root as well */
+	while (*at == '/' || (at[0] == '.' && (at[1] == '/' || at[1] == '\0')))
+		at += *at == '/' ? 1 : 1 + (at[1] == '/');
+	size_t len = strcspn(at, "/");
 	char first[32];
 	uint64_t e;
 	if (len == 0 || len >= sizeof(first))
 		return path;
-	memcpy(first, path, len);
+	memcpy(first, at, len);
 	first[len] = '\0';
 	if (cli_parse_u64(&e, first) != 0 || e > CKPT_MAX_EPOCH)
 		return path;
 	char name[32];
 	view_epoch_name(name, sizeof(name), e);
-	if ((size_t)snprintf(buf, cap, "%s%s", name, path + len) >= cap)
+	if ((size_t)snprintf(buf, cap, "%.*s%s%s", (int)(at - path), path, name, at + len) >= cap)
 		return path;
 	return buf;
 }

@@ -207,6 +207,9 @@ latest_num=$((10#${latest_dir#epoch-}))
 [ "$($CKPT ls "$store" "$latest_num")" = "$($CKPT ls "$store" "$latest_dir")" ] ||
 	fail "ckpt ls STORE $latest_num is not $latest_dir"
 expect_error 1 "cat: epoch-0999/model.pt: No such file" $CKPT cat "$store" 999/model.pt
+[ "$($CKPT ls "$store" "./$latest_num/")" = "$($CKPT ls "$store" "$latest_dir")" ] &&
+	[ "$($CKPT ls "$store" "/$latest_num")" = "$($CKPT ls "$store" "$latest_dir")" ] ||
+	fail "ckpt ls STORE ./$latest_num/ or /$latest_num is not $latest_dir"
 # a store path is printed as given less trailing slashes, whichever way it was given
 run $CKPT info "$store/"
 grep -qxF "store: $store" <<<"$out" || fail "info STORE/: $(head -1 <<<"$out")"
