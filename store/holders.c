@@ -153,9 +153,10 @@ int store_env_holders(char *out, size_t len, const char *store_path)
 	return lock_holders(out, len, file, "POSIX", NULL, NULL);
 }
 
-/* Whether process @p pid maps @p want (a path) as a file other than @p data: its maps name the
- * old file by its path, " (deleted)" appended once it was replaced. */
-static bool maps_other_file(long pid, const char *want, const struct stat *data)
+/* Whether process @p pid maps a data.mdb in the directory @p dir (the same directory, by
+ * device and inode: a path through a bind mount or a symlink counts) that is not the file
+ * @p data. Its maps name a replaced file by its path, " (deleted)" appended. */
+static bool maps_other_file(long pid, const struct stat *dir, const struct stat *data)
 {
 	char maps[64];
 	snprintf(maps, sizeof(maps), "/proc/%ld/maps", pid);
@@ -165,7 +166,6 @@ static bool maps_other_file(long pid, const char *want, const struct stat *data)
 	char *line = NULL;
 	size_t cap = 0;
 	bool other = false;
-	size_t wlen = strlen(want);
 	while (!other && getline(&line, &cap, f) > 0) {
 		/* "7f..-7f.. r--s 00000000 08:01 5678   /path/data.mdb (deleted)" */
 		unsigned maj, min;
@@ -173,13 +173,18 @@ static bool maps_other_file(long pid, const char *want, const struct stat *data)
 		int at = 0;
 		if (sscanf(line, "%*s %*s %*s %x:%x %llu %n", &maj, &min, &ino, &at) != 3 || !at)
 			continue;
-		const char *name = line + at;
+		char *name = line + at;
 		size_t nlen = strcspn(name, "\n");
 		if (nlen >= 10 && memcmp(name + nlen - 10, " (deleted)", 10) == 0)
 			nlen -= 10;
-		other = nlen == wlen && memcmp(name, want, wlen) == 0 &&
-		        (ino != (unsigned long long)data->st_ino || maj != major(data->st_dev) ||
-		         min != minor(data->st_dev));
+		if (nlen < 10 || name[0] != '/' || memcmp(name + nlen - 9, "/data.mdb", 9) != 0 ||
+		    (ino == (unsigned long long)data->st_ino && maj == major(data->st_dev) &&
+		     min == minor(data->st_dev)))
+			continue;
+		name[nlen - 9] = '\0'; /* its directory */
+		struct stat st;
+		other = stat(nlen == 9 ? "/" : name, &st) == 0 && st.st_dev == dir->st_dev &&
+		        st.st_ino == dir->st_ino;
 	}
 	free(line);
 	fclose(f);
@@ -188,25 +193,24 @@ static bool maps_other_file(long pid, const char *want, const struct stat *data)
 
 bool store_env_holder_maps_other(const char *store_path, const struct stat *data)
 {
-	char file[4200], *dir = realpath(store_path, NULL);
-	struct stat st;
-	bool other = false;
-	if (!dir)
+	char file[4200];
+	struct stat dir, lock;
+	if (stat(store_path, &dir) != 0 ||
+	    (size_t)snprintf(file, sizeof(file), "%s/lock.mdb", store_path) >= sizeof(file) ||
+	    stat(file, &lock) != 0)
 		return false;
-	snprintf(file, sizeof(file), "%s/lock.mdb", dir);
-	FILE *f = stat(file, &st) == 0 ? fopen("/proc/locks", "r") : NULL;
-	snprintf(file, sizeof(file), "%s/data.mdb", dir);
-	free(dir);
+	FILE *f = fopen("/proc/locks", "r");
 	if (!f)
 		return false;
 	char line[512];
 	long self = (long)getpid();
+	bool other = false;
 	while (!other && fgets(line, sizeof(line), f)) {
 		char kind[16], mode[16];
 		long pid;
-		if (lock_line_on(line, &st, kind, mode, &pid) && strcmp(kind, "POSIX") == 0 &&
+		if (lock_line_on(line, &lock, kind, mode, &pid) && strcmp(kind, "POSIX") == 0 &&
 		    pid != self && pid > 0)
-			other = maps_other_file(pid, file, data);
+			other = maps_other_file(pid, &dir, data);
 	}
 	fclose(f);
 	return other;

@@ -240,9 +240,10 @@ int store_flock_writers(char *out, size_t len, const char *file);
 /** ckpt_flock_holders() of the fcntl locks on @p store_path/lock.mdb, each process once: the
  *  processes that have the store's LMDB environment open (LMDB's lock on byte 0 of it) */
 int store_env_holders(char *out, size_t len, const char *store_path);
-/** Whether a process (not this one) holding @p store_path's lock.mdb maps a data.mdb at the
- * store's path that is not the file @p data: the data.mdb was replaced while it held the store.
- * False where /proc cannot tell (no /proc, another user's process). */
+/** Whether a process (not this one) holding @p store_path's lock.mdb maps a data.mdb in the
+ * store's directory (by device and inode, whatever path it used) that is not the file @p data:
+ * the data.mdb was replaced while it held the store. False where /proc cannot tell (no /proc,
+ * another user's process, a holder in another mount namespace). */
 bool store_env_holder_maps_other(const char *store_path, const struct stat *data);
 /** How long a create, or a read-only open that found part of a store, waits for the store
  *  directory's flock: 60 s (tests shorten it). Its holders keep it for moments (a create, the
