@@ -147,16 +147,20 @@ fi
 # a copy of the store as it was (the ids in lock.mdb fit it) moved in under a holder: the
 # holder's maps tell; it is refused, and a commit into it (which would flip the holder's view
 # of the old file) cannot happen
-store=$TMP/same-ids
+store=$TMP/same-ids ready=$TMP/ready
+# copy_in_under_holder PATH: a holder opens the store by PATH, then a copy of data.mdb as it is
+# is moved over it
+copy_in_under_holder() {
+	cp "$store/data.mdb" "$TMP/same-ids.copy" || fail "cp"
+	"$PY" "$TMP/hold.py" "$1" "$ready" &
+	holder=$!
+	wait_for_file "$ready"
+	mv "$TMP/same-ids.copy" "$store/data.mdb" || fail "moving the copy in"
+	sum=$(sha256sum <"$store/data.mdb")
+	files=$(ls -A "$store")
+}
 train --store "$store" --epochs 5 --keep-last 3 || fail "training $store"
-cp "$store/data.mdb" "$TMP/same-ids.copy" || fail "cp"
-ready=$TMP/ready
-"$PY" "$TMP/hold.py" "$store" "$ready" &
-holder=$!
-wait_for_file "$ready"
-mv "$TMP/same-ids.copy" "$store/data.mdb" || fail "moving the copy in"
-sum=$(sha256sum <"$store/data.mdb")
-files=$(ls -A "$store")
+copy_in_under_holder "$store"
 refused "ckpt info (a copy with the same ids)" "$CKPT" info "$store"
 refused "ckpt-train --resume (a copy with the same ids)" train --store "$store" --resume --epochs 6
 release "$ready" lib
@@ -165,13 +169,7 @@ train --store "$store" --resume --epochs 6 || fail "ckpt-train --resume after th
 # directory): told by the directory's device and inode, not its path
 trap 'umount "$TMP/bind" 2>/dev/null; cleanup' EXIT
 if [ "$(id -u)" = 0 ] && mkdir -p "$TMP/bind" && mount --bind "$TMP" "$TMP/bind" 2>/dev/null; then
-	cp "$store/data.mdb" "$TMP/same-ids.copy" || fail "cp"
-	"$PY" "$TMP/hold.py" "$TMP/bind/same-ids" "$ready" &
-	holder=$!
-	wait_for_file "$ready"
-	mv "$TMP/same-ids.copy" "$store/data.mdb" || fail "moving the copy in"
-	sum=$(sha256sum <"$store/data.mdb")
-	files=$(ls -A "$store")
+	copy_in_under_holder "$TMP/bind/same-ids"
 	refused "ckpt info (a copy with the same ids, held through a bind mount)" "$CKPT" info "$store"
 	release "$ready" lib
 	umount "$TMP/bind" || fail "umount $TMP/bind"
