@@ -598,7 +598,13 @@ typedef struct train_persister {
 	char msg[16384];
 	uint32_t committed_epoch;
 	double committed_test_acc;
+	/* CKPT_TRAIN_BENCH_STATS=1: where the time of the commits went, for bench_gpu.sh */
+	bool stats;
+	unsigned stat_commits;
+	double stat_copy_s, stat_commit_s, stat_commit_max_s, stat_waited_s, stat_bytes;
 } train_persister;
+
+static double now_seconds(void);
 
 static void snapshot_reset(train_snapshot *s)
 {
@@ -667,6 +673,8 @@ static int persister_init(train_persister *p, train_backend *be, train_mlp *mode
 		p->delay_ms = (unsigned)strtoul(delay, NULL, 10);
 	const char *off = getenv("CKPT_TRAIN_BENCH_NO_CHECKPOINT");
 	p->disabled = off && strcmp(off, "1") == 0;
+	const char *stats = getenv("CKPT_TRAIN_BENCH_STATS");
+	p->stats = stats && strcmp(stats, "1") == 0;
 	size_t np = train_mlp_param_count(model), full, scalar;
 	eventual_state_count(&opt->cfg, &full, &scalar);
 	size_t total = 0;
@@ -815,11 +823,22 @@ static void *persist_thread(void *arg)
 	train_persister *p = arg;
 	train_snapshot *s = p->inflight;
 	char why[512] = "";
+	const double t0 = now_seconds();
 	int rc = p->be->snapshot_wait(p->be, s->slot, why, sizeof(why));
+	const double t1 = now_seconds();
 	if (rc) /* the copies off the device failed: nothing of this epoch is committed */
 		rc = train_fail(rc, "cannot checkpoint epoch %u: %s", s->epoch, why);
 	else
 		rc = snapshot_persist(p->store, s, p->delay_ms);
+	if (rc == 0) { /* read by the training thread after it has joined this one */
+		const double t2 = now_seconds();
+		p->stat_commits++;
+		p->stat_copy_s += t1 - t0;
+		p->stat_commit_s += t2 - t1;
+		if (t2 - t1 > p->stat_commit_max_s)
+			p->stat_commit_max_s = t2 - t1;
+		p->stat_bytes = (double)s->used * sizeof(float);
+	}
 	if (rc) {
 		snprintf(p->msg, sizeof(p->msg), "%s", train_last_error());
 	} else if (!p->quiet) {
@@ -875,7 +894,9 @@ static int persist_settle(train_persister *p, train_result *res)
 /* Commit @p s on the background thread, after the previous commit has finished. */
 static int persister_start(train_persister *p, train_snapshot *s)
 {
+	const double t0 = now_seconds();
 	int rc = persister_wait(p);
+	p->stat_waited_s += now_seconds() - t0; /* the training loop's stall on the disk */
 	if (rc)
 		return rc;
 	p->inflight = s;
@@ -2598,6 +2619,16 @@ out:
 		else
 			pthread_join(pers.thread, NULL);
 		pers.running = false;
+	}
+	if (pers_ready && pers.stats && pers.stat_commits) {
+		const double n = pers.stat_commits;
+		fprintf(stderr,
+		        "ckpt-train: commit stats: %u commits of %.1f MB; copy off the device "
+		        "%.1f ms, commit %.1f ms (max %.1f ms, %.0f MB/s) on average; the training "
+		        "loop waited %.3f s in all for the commit before\n",
+		        pers.stat_commits, pers.stat_bytes / 1e6, 1e3 * pers.stat_copy_s / n,
+		        1e3 * pers.stat_commit_s / n, 1e3 * pers.stat_commit_max_s,
+		        pers.stat_bytes / 1e6 / (pers.stat_commit_s / n), pers.stat_waited_s);
 	}
 	if (pers_ready)
 		persister_free(&pers);

@@ -17,7 +17,9 @@
 # dependencies, tests/gpu/bundle_env.sh), CKPT_BIN_DIR (prebuilt programs, default build/bin),
 # BENCH_MODELS ("LAYERS BATCH;..." to replace the two models), BENCH_DEVICE=cpu (the same stall
 # measurement of the CPU backend, without the PyTorch GPU peer; runs without a GPU),
-# BENCH_STEP_TIMEOUT (seconds one program may run, default 300).
+# BENCH_STEP_TIMEOUT (seconds one program may run, default 300), TMPDIR (where stores and .pt
+# files go; /dev/shm takes the disk out). Each run's longer checkpointed run also prints its
+# commits (CKPT_TRAIN_BENCH_STATS=1): size, mean commit time, and how long training waited.
 # Data: Fashion-MNIST for both sides (the bundle's copy, GPU_DATA, else the machine's); without
 # it both train the same-sized synthetic set (ckpt-train's: 10000 training + 2000 test samples,
 # 1000 of them validating) and a note says the epochs are small.
@@ -68,20 +70,36 @@ run_train() {
 	t0=$(date +%s%N)
 	"${T[@]}" env "$@" "$BIN/ckpt-train" --store "$work/store" --device "$DEVICE" --data "$data_arg" \
 		--layers "$layers" --batch-size "$batch" --val-split "$VAL" --optimizer sgd --lr 0.1 --momentum 0.9 \
-		--epochs "$epochs" --quiet || return 1
+		--epochs "$epochs" --quiet 2>"$work/stderr" || {
+		cat "$work/stderr" >&2
+		return 1
+	}
+	grep -v '^ckpt-train: commit stats: ' "$work/stderr" >&2
 	t1=$(date +%s%N)
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", (b - a) / 1e9 }'
 }
 
 echo "machine: $gpu; $(nproc) CPUs; $(uname -r)"
 echo "data: $DATA; $E steady epochs per run; $RUNS runs; stores and .pt files in $(df -P "$work" | awk 'NR == 2 { print $1 }') with fsync"
+# what the disk takes to write and fdatasync a wide model's checkpoint (160 MB), for the floor
+# of the stall ratio: a commit that takes longer than an epoch holds the next epoch up
+disk=()
+for r in 1 2 3; do
+	t0=$(date +%s%N)
+	dd if=/dev/zero of="$work/dd" bs=1M count=160 conv=fdatasync status=none || break
+	t1=$(date +%s%N)
+	rm -f "$work/dd"
+	disk+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", 160 * 1048576 / ((b - a) / 1e9) / 1e6 }')")
+done
+[ ${#disk[@]} -eq 0 ] || echo "disk: dd of 160 MiB + fdatasync: $(printf '%s\n' "${disk[@]}" | median) MB/s (median of ${#disk[@]})"
 IFS=';' read -r -a models <<<"${BENCH_MODELS:-784,256,128,10 128;784,4096,4096,10 512}"
 for cfg in "${models[@]}"; do
 	read -r layers batch <<<"$cfg"
 	ck=() no=() dr=() tsave=() tnosave=()
 	for r in $(seq 1 "$RUNS"); do
 		a1=$(run_train 1 "$layers" "$batch") || exit 1
-		aN=$(run_train $((E + 1)) "$layers" "$batch") || exit 1
+		aN=$(run_train $((E + 1)) "$layers" "$batch" CKPT_TRAIN_BENCH_STATS=1) || exit 1
+		stats=$(sed -n 's/^ckpt-train: commit stats: //p' "$work/stderr")
 		if [ "$DEVICE" != cpu ]; then
 			d1=$(run_train 1 "$layers" "$batch" CKPT_TRAIN_CUDA_SNAPSHOT=direct) || exit 1
 			dN=$(run_train $((E + 1)) "$layers" "$batch" CKPT_TRAIN_CUDA_SNAPSHOT=direct) || exit 1
@@ -103,6 +121,7 @@ for cfg in "${models[@]}"; do
 			line+="; pytorch ${tsave[-1]} s with torch.save, ${tnosave[-1]} s without"
 		fi
 		echo "$line"
+		[ -z "$stats" ] || echo "  commits of run $r: $stats"
 	done
 	c=$(printf '%s\n' "${ck[@]}" | median)
 	n=$(printf '%s\n' "${no[@]}" | median)

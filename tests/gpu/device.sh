@@ -64,7 +64,7 @@ fi
 	echo "== summary ($(($(date +%s) - start)) s)"
 	nvidia-smi -L 2>/dev/null | head -n 1
 	grep -h -E '^(bundle|python|ok|FAIL|SKIP|gpu checks):' "$logs/gpu-checks.log"
-	grep -h -E '^(machine|RESULT|bench_gpu|ckpt-train: error|FAIL|env:|timeout:)' "$logs/bench-gpu.log" 2>/dev/null
+	grep -h -E '^(machine|disk|RESULT|bench_gpu|ckpt-train: error|FAIL|env:|timeout:|  commits)' "$logs/bench-gpu.log" 2>/dev/null
 } | tee "$logs/summary.txt"
 [ "$checks" = 0 ] || exit "$checks"
 [ "$bench" = 0 ] || exit 1
