@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +287,56 @@ static int put_refcount(ckpt_store *s, MDB_txn *txn, MDB_val *key, const MDB_val
 	return 0;
 }
 
+/* Chunks at least this big are copied into the transaction by several threads. Most of such a
+ * copy's time is the first touch of the pages LMDB has just allocated for the chunk (a page
+ * fault and a page to clear per 4 KiB); faults of different threads run in parallel. */
+#define STORE_PARALLEL_COPY_MIN (8u << 20)
+#define STORE_COPY_THREADS_MAX 4
+
+typedef struct copy_job {
+	void *dst;
+	const void *src;
+	size_t len;
+} copy_job;
+
+static void *copy_main(void *arg)
+{
+	copy_job *j = arg;
+	memcpy(j->dst, j->src, j->len);
+	return NULL;
+}
+
+/* memcpy() on up to STORE_COPY_THREADS_MAX threads, fewer on fewer CPUs; a thread that cannot
+ * be started leaves its part to this one. The helpers block every signal: a program's handlers
+ * run on its own threads. */
+static void copy_parallel(void *dst, const void *src, size_t len)
+{
+	long cpus = len >= STORE_PARALLEL_COPY_MIN ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+	size_t n = cpus < 2 ? 1 : cpus < STORE_COPY_THREADS_MAX ? (size_t)cpus : STORE_COPY_THREADS_MAX;
+	copy_job jobs[STORE_COPY_THREADS_MAX];
+	pthread_t threads[STORE_COPY_THREADS_MAX];
+	bool started[STORE_COPY_THREADS_MAX] = {false};
+	size_t part = (len / n + 4095) & ~(size_t)4095, off = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t take = i == n - 1 ? len - off : (part < len - off ? part : len - off);
+		jobs[i] = (copy_job){(char *)dst + off, (const char *)src + off, take};
+		off += take;
+	}
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (size_t i = 1; i < n; i++)
+		started[i] = jobs[i].len && pthread_create(&threads[i], NULL, copy_main, &jobs[i]) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	copy_main(&jobs[0]);
+	for (size_t i = 1; i < n; i++) {
+		if (started[i])
+			pthread_join(threads[i], NULL);
+		else
+			copy_main(&jobs[i]);
+	}
+}
+
 int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t nbytes,
                    const void *data, const uint32_t *chunk_crcs, uint32_t nchunks)
 {
@@ -325,7 +377,7 @@ int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t
 		mrc = mdb_put(txn, s->db_chunks, &ck, &cv, MDB_RESERVE);
 		if (mrc)
 			return store_lmdb_error(mrc, "store %s: writing chunk %u", s->path, i);
-		memcpy(cv.mv_data, bytes + off, (size_t)len);
+		copy_parallel(cv.mv_data, bytes + off, (size_t)len);
 	}
 	size_t rlen = store_blob_len(nchunks);
 	MDB_val rv = {rlen, NULL};

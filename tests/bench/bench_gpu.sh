@@ -11,7 +11,8 @@
 # default MLP (784,256,128,10, batch 128) and a wide one (784,4096,4096,10, batch 512: a 160 MB
 # checkpoint per epoch, parameters + momentum). Medians of BENCH_RUNS (default 3) alternating
 # runs. On cuda the checkpointed runs are also timed with CKPT_TRAIN_CUDA_SNAPSHOT=direct (the
-# snapshot read straight from the live buffers over PCIe, no device-side shadow): "direct".
+# snapshot read straight from the live buffers over PCIe, no device-side shadow): "direct"
+# (BENCH_DIRECT=0 leaves these runs out).
 # Environment: BENCH_RUNS, BENCH_GPU_EPOCHS (default 10), TORCH_PYTHON (python3), CKPT_GPU_BUNDLE
 # (build/gpu-bundle.tar.xz or its directory: programs for a machine without the build
 # dependencies, tests/gpu/bundle_env.sh), CKPT_BIN_DIR (prebuilt programs, default build/bin),
@@ -100,7 +101,7 @@ for cfg in "${models[@]}"; do
 		a1=$(run_train 1 "$layers" "$batch") || exit 1
 		aN=$(run_train $((E + 1)) "$layers" "$batch" CKPT_TRAIN_BENCH_STATS=1) || exit 1
 		stats=$(sed -n 's/^ckpt-train: commit stats: //p' "$work/stderr")
-		if [ "$DEVICE" != cpu ]; then
+		if [ "$DEVICE" != cpu ] && [ "${BENCH_DIRECT:-1}" != 0 ]; then
 			d1=$(run_train 1 "$layers" "$batch" CKPT_TRAIN_CUDA_SNAPSHOT=direct) || exit 1
 			dN=$(run_train $((E + 1)) "$layers" "$batch" CKPT_TRAIN_CUDA_SNAPSHOT=direct) || exit 1
 			dr+=("$(awk -v a="$d1" -v b="$dN" -v e="$E" 'BEGIN { printf "%.5f", (b - a) / e }')")

@@ -429,6 +429,36 @@ START_TEST(test_multi_chunk_tensors_read_across_chunk_boundaries)
 }
 END_TEST
 
+/* Chunks of 8 MiB and more are copied into the transaction by several threads: every byte
+ * lands where it belongs, also in a last part that is not a whole number of pages. */
+START_TEST(test_big_chunks_copied_by_several_threads_read_back_exactly)
+{
+	ckpt_store *s = make_store(12u << 20, 0, 0, CKPT_MODE_MIN);
+	size_t n = (29u << 20) / 4 + 1237; /* 3 chunks: 12 MiB, 12 MiB and 5 MiB + 4948 bytes */
+	commit_simple(s, 1, n, 11, "val_loss", 1.0);
+	uint8_t *want = malloc(n * 4), *got = malloc(n * 4);
+	ck_assert_ptr_nonnull(want);
+	ck_assert_ptr_nonnull(got);
+	fill(want, n * 4, 11);
+	ckpt_snapshot *snap;
+	OK(ckpt_snapshot_open(&snap, s));
+	const ckpt_checkpoint *c;
+	OK(ckpt_snapshot_checkpoint(&c, snap, 1));
+	const ckpt_tensor_info *t = ckpt_checkpoint_tensor_at(c, 0);
+	ck_assert_uint_eq(t->nchunks, 3);
+	OK(ckpt_tensor_read(got, snap, t, 0, n * 4));
+	for (size_t i = 0; i < n * 4; i += 4096) /* first differing page, not a 120 MB dump */
+		ck_assert_msg(memcmp(got + i, want + i, i + 4096 <= n * 4 ? 4096 : n * 4 - i) == 0,
+		              "bytes differ in the page at offset %zu", i);
+	uint32_t crc = ckpt_crc32(0, got, n * 4);
+	ck_assert_uint_eq(crc, t->crc32);
+	ckpt_snapshot_close(snap);
+	free(want);
+	free(got);
+	ckpt_store_close(s);
+}
+END_TEST
+
 START_TEST(test_abort_leaves_nothing)
 {
 	ckpt_store *s = make_store(64, 0, 0, CKPT_MODE_MIN);
@@ -3191,6 +3221,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_crc32_matches_zlib_for_every_length_and_alignment);
 	tcase_add_test(tc, test_every_dtype_round_trips_including_scalars_and_empty);
 	tcase_add_test(tc, test_multi_chunk_tensors_read_across_chunk_boundaries);
+	tcase_add_test(tc, test_big_chunks_copied_by_several_threads_read_back_exactly);
 	tcase_add_test(tc, test_abort_leaves_nothing);
 	tcase_add_test(tc, test_bad_tensor_arguments_are_rejected);
 	tcase_add_test(tc, test_many_tensors_keep_their_names_devices_and_order);
