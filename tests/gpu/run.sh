@@ -23,6 +23,9 @@
 #      two cuda runs are bit-identical; k epochs + --resume on cuda (no --device: the run's)
 #      equal the straight run; snapshots through the device-side shadow equal direct ones
 #      (CKPT_TRAIN_CUDA_SNAPSHOT=direct)
+#   6. a PyTorch user goes on on the GPU: checkpoint.pt of an AdamW run (cosine schedule, weight
+#      decay) loaded with map_location='cuda' fills an MLP and torch.optim.AdamW, whose state is
+#      on the GPU and which takes a step; -o map_location=cuda serves model.pt on the GPU
 # Exits 77 with a SKIP line when there is no GPU or driver; lines "SKIP: <check>: <why>" name
 # checks that could not run (a Python package missing); exit 0 only if every check that ran
 # passed. Environment: PYTHON (default python3), GPU_EPOCHS (default 3), CKPT_GPU_BUNDLE,
@@ -334,6 +337,55 @@ if same_ckpt "$work/adam" "$work/adam-direct" 1 2; then
 	ok "snapshots through the device-side shadow equal direct ones (adam, epochs 1 and 2)"
 else
 	fail "the shadow and the direct snapshot paths recorded different checkpoints (adam)"
+fi
+
+# ---- 6. a PyTorch user goes on from checkpoint.pt on the GPU ----------------------------------
+if [ $have_cuda_torch = 0 ]; then
+	skip "going on in PyTorch on the GPU: $PY's torch has no CUDA"
+else
+	"${TRAIN[@]}" --store "$work/adamw" --device cuda --epochs 2 --optimizer adamw --lr 0.001 \
+		--weight-decay 0.01 --lr-schedule cosine "${common[@]}" || die "cuda run with --optimizer adamw"
+	S=$work/adamw last=epoch-0002
+	view "$work/adamw-cpu" || die "cannot present the adamw store's files"
+	cpu_view=$VIEW
+	view "$work/adamw-cuda" map_location=cuda || die "mount with map_location=cuda"
+	"$PY" - "$cpu_view" "$VIEW" <<'PY' && ok "checkpoint.pt (map_location='cuda') resumes an MLP and torch.optim.AdamW on the GPU; -o map_location=cuda gives cuda tensors" || fail "going on in PyTorch on the GPU from checkpoint.pt"
+import sys, torch
+import torch.nn.functional as F
+cpu_dir, cuda_dir = sys.argv[1:]
+class MLP(torch.nn.Module):
+    def __init__(self, sizes):
+        super().__init__()
+        self.n = len(sizes) - 1
+        for i in range(self.n):
+            setattr(self, f"fc{i + 1}", torch.nn.Linear(sizes[i], sizes[i + 1]))
+    def forward(self, x):
+        for i in range(self.n):
+            x = getattr(self, f"fc{i + 1}")(x)
+            x = torch.relu(x) if i < self.n - 1 else x
+        return x
+ck = torch.load(f"{cpu_dir}/checkpoint.pt", map_location="cuda")
+assert ck["epoch"] == 2, ck["epoch"]
+m = MLP([784, 256, 128, 10]).cuda()
+m.load_state_dict(ck["model"], strict=True)
+opt = torch.optim.AdamW(m.parameters())
+opt.load_state_dict(ck["optimizer"])
+g = opt.param_groups[0]
+assert abs(g["weight_decay"] - 0.01) < 1e-12 and g["betas"] == (0.9, 0.999), g
+state = [opt.state[p] for p in m.parameters()]
+assert all(s["exp_avg"].is_cuda and s["exp_avg_sq"].is_cuda for s in state)
+steps = [float(s["step"]) for s in state]
+assert len(set(steps)) == 1 and steps[0] > 0, steps
+x = torch.randn(64, 784, device="cuda")
+y = torch.randint(0, 10, (64,), device="cuda")
+F.cross_entropy(m(x), y).backward()
+opt.step()
+assert all(float(opt.state[p]["step"]) == steps[0] + 1 for p in m.parameters())
+sd = torch.load(f"{cuda_dir}/model.pt")
+assert all(t.is_cuda for t in sd.values()), {k: t.device for k, t in sd.items()}
+assert all(torch.equal(sd[k], ck["model"][k]) for k in sd)
+print(f"  AdamW step {steps[0]:.0f} -> {steps[0] + 1:.0f} on {torch.cuda.get_device_name(0)}")
+PY
 fi
 
 echo "gpu checks: $failures failed, $skips skipped"
