@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,28 +307,62 @@ static void *copy_main(void *arg)
 	return NULL;
 }
 
+int store_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+	sigset_t block, old;
+	sigfillset(&block);
+	/* faults stay deliverable: a program's SIGSEGV/SIGBUS handler must see them */
+	int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+	for (size_t i = 0; i < sizeof(sync_signals) / sizeof(sync_signals[0]); i++)
+		sigdelset(&block, sync_signals[i]);
+	pthread_sigmask(SIG_SETMASK, &block, &old);
+	int rc = pthread_create(thread, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+#ifdef CKPT_TESTING
+/* tests set this to copy every big chunk on exactly this many threads, whatever the CPUs */
+int store_test_copy_threads;
+#else
+static const int store_test_copy_threads = 0;
+#endif
+
+/* The CPUs this thread may run on (its affinity mask), at least 1. */
+static long usable_cpus(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? n : 1;
+}
+
 /* memcpy() on up to STORE_COPY_THREADS_MAX threads, fewer on fewer CPUs; a thread that cannot
- * be started leaves its part to this one. The helpers block every signal: a program's handlers
- * run on its own threads. */
+ * be started leaves its part to this one. */
 static void copy_parallel(void *dst, const void *src, size_t len)
 {
-	long cpus = len >= STORE_PARALLEL_COPY_MIN ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+	long cpus = len < STORE_PARALLEL_COPY_MIN ? 1
+	            : store_test_copy_threads > 0 ? store_test_copy_threads
+	                                          : usable_cpus();
 	size_t n = cpus < 2 ? 1 : cpus < STORE_COPY_THREADS_MAX ? (size_t)cpus : STORE_COPY_THREADS_MAX;
 	copy_job jobs[STORE_COPY_THREADS_MAX];
 	pthread_t threads[STORE_COPY_THREADS_MAX];
 	bool started[STORE_COPY_THREADS_MAX] = {false};
-	size_t part = (len / n + 4095) & ~(size_t)4095, off = 0;
+	/* parts end on page boundaries of the destination, so no page is touched by two threads */
+	uintptr_t base = (uintptr_t)dst;
+	size_t off = 0;
 	for (size_t i = 0; i < n; i++) {
-		size_t take = i == n - 1 ? len - off : (part < len - off ? part : len - off);
-		jobs[i] = (copy_job){(char *)dst + off, (const char *)src + off, take};
-		off += take;
+		size_t end = len;
+		if (i < n - 1) { /* the first page boundary at or after (i + 1) / n of the way */
+			uintptr_t b = (base + len / n * (i + 1) + 4095) & ~(uintptr_t)4095;
+			end = b - base < len ? (size_t)(b - base) : len;
+		}
+		jobs[i] = (copy_job){(char *)dst + off, (const char *)src + off, end - off};
+		off = end;
 	}
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (size_t i = 1; i < n; i++)
-		started[i] = jobs[i].len && pthread_create(&threads[i], NULL, copy_main, &jobs[i]) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+		started[i] = jobs[i].len && store_thread_start(&threads[i], copy_main, &jobs[i]) == 0;
 	copy_main(&jobs[0]);
 	for (size_t i = 1; i < n; i++) {
 		if (started[i])

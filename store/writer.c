@@ -271,7 +271,7 @@ int ckpt_writer_put_tensor(ckpt_writer *w, const char *name, ckpt_tensor_group g
 	hash_job job = {.data = nbytes ? data : "", .len = (size_t)nbytes};
 	pthread_t thread;
 	bool threaded = nbytes >= STORE_PARALLEL_HASH_MIN &&
-	                pthread_create(&thread, NULL, hash_main, &job) == 0;
+	                store_thread_start(&thread, hash_main, &job) == 0;
 	uint32_t crc = 0;
 	const uint8_t *bytes = data;
 	for (uint32_t i = 0; i < nchunks; i++) {

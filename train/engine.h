@@ -9,8 +9,9 @@
  *   CKPT_TRAIN_BENCH_NO_CHECKPOINT=1    train without snapshots or commits (the baseline of
  *                                       tests/bench/bench_gpu.sh; the store stays empty)
  *   CKPT_TRAIN_BENCH_STATS=1            at the end, one line on stderr: the commits' count and
- *                                       size, their mean copy-off-the-device and commit times,
- *                                       and how long the training loop waited for a commit
+ *                                       size, the persist thread's mean wait for the copy off
+ *                                       the device and mean commit time, and how long the
+ *                                       training loop waited for commits (all but the last)
  *   CKPT_TRAIN_CUDA_PLUGIN=PATH         the CUDA plug-in to load for --device cuda[:N]
  *   CKPT_TRAIN_TEST_NO_MEMORY_CHECK=1   skip the check of the memory a run needs against what
  *                                       is available (tests of the allocation failures)

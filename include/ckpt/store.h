@@ -12,6 +12,12 @@
  * NULL; a NULL handle or required pointer elsewhere is -EINVAL with a message (getters return 0
  * or NULL).
  *
+ * Threads: ckpt_writer_put_tensor() of 4 MiB or more and ckpt_writer_commit() of chunks of
+ * 8 MiB or more run part of their work on short-lived threads of their own (hashing; copying
+ * into the transaction, up to 4, no more than the CPUs the caller may run on), joined before
+ * they return. Those threads block asynchronous signals, so a program's handlers run on its
+ * own threads; where no thread can be started, the calling thread does the work.
+ *
  * fork(): a store handle belongs to the process that opened it (LMDB's environment must not be
  * used after fork()). In a child, every call that would use it (ckpt_snapshot_open(),
  * ckpt_writer_begin(), ckpt_writer_commit(), gc, retention, backup, ckpt_store_generation())

@@ -82,8 +82,9 @@ run_train() {
 
 echo "machine: $gpu; $(nproc) CPUs; $(uname -r)"
 echo "data: $DATA; $E steady epochs per run; $RUNS runs; stores and .pt files in $(df -P "$work" | awk 'NR == 2 { print $1 }') with fsync"
-# what the disk takes to write and fdatasync a wide model's checkpoint (160 MB), for the floor
-# of the stall ratio: a commit that takes longer than an epoch holds the next epoch up
+# what the disk takes to write and fdatasync as much as a wide model's checkpoint (zeros: storage
+# that compresses or skips them looks faster): no commit writes faster, and a commit that takes
+# longer than an epoch holds the next epoch up
 disk=()
 for r in 1 2 3; do
 	t0=$(date +%s%N)

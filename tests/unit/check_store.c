@@ -429,17 +429,22 @@ START_TEST(test_multi_chunk_tensors_read_across_chunk_boundaries)
 }
 END_TEST
 
+extern int store_test_copy_threads;
+
 /* Chunks of 8 MiB and more are copied into the transaction by several threads: every byte
- * lands where it belongs, also in a last part that is not a whole number of pages. */
-START_TEST(test_big_chunks_copied_by_several_threads_read_back_exactly)
+ * lands where it belongs, with 2, 3 and 4 threads, also in a last chunk that is not a whole
+ * number of pages. */
+static void big_chunks_round_trip(int threads)
 {
+	store_test_copy_threads = threads;
 	ckpt_store *s = make_store(12u << 20, 0, 0, CKPT_MODE_MIN);
-	size_t n = (29u << 20) / 4 + 1237; /* 3 chunks: 12 MiB, 12 MiB and 5 MiB + 4948 bytes */
-	commit_simple(s, 1, n, 11, "val_loss", 1.0);
+	size_t n = (33u << 20) / 4 + 1237; /* 3 chunks: 12 MiB, 12 MiB and 9 MiB + 4948 bytes */
+	commit_simple(s, 1, n, 11 + (uint32_t)threads, "val_loss", 1.0);
+	store_test_copy_threads = 0;
 	uint8_t *want = malloc(n * 4), *got = malloc(n * 4);
 	ck_assert_ptr_nonnull(want);
 	ck_assert_ptr_nonnull(got);
-	fill(want, n * 4, 11);
+	fill(want, n * 4, 11 + (uint32_t)threads);
 	ckpt_snapshot *snap;
 	OK(ckpt_snapshot_open(&snap, s));
 	const ckpt_checkpoint *c;
@@ -456,6 +461,42 @@ START_TEST(test_big_chunks_copied_by_several_threads_read_back_exactly)
 	free(want);
 	free(got);
 	ckpt_store_close(s);
+	ck_assert_int_eq(ckpt_store_discard(storepath, false), 0);
+}
+
+static void *read_sigmask(void *arg)
+{
+	pthread_sigmask(SIG_BLOCK, NULL, (sigset_t *)arg);
+	return NULL;
+}
+
+/* libckpt's helper threads leave signals to the program's threads, but not faults */
+START_TEST(test_helper_threads_block_asynchronous_signals_only)
+{
+	sigset_t mine, theirs;
+	sigemptyset(&mine);
+	pthread_sigmask(SIG_BLOCK, NULL, &mine);
+	pthread_t t;
+	ck_assert_int_eq(store_thread_start(&t, read_sigmask, &theirs), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	int blocked[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGALRM, SIGCHLD, SIGUSR1};
+	for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
+		ck_assert_msg(sigismember(&theirs, blocked[i]) == 1, "signal %d not blocked",
+		              blocked[i]);
+	int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		ck_assert_msg(sigismember(&theirs, faults[i]) == 0, "fault %d blocked", faults[i]);
+	sigset_t now;
+	pthread_sigmask(SIG_BLOCK, NULL, &now);
+	for (int sig = 1; sig < 32; sig++) /* the caller's own mask is as it was */
+		ck_assert_int_eq(sigismember(&now, sig), sigismember(&mine, sig));
+}
+END_TEST
+
+START_TEST(test_big_chunks_copied_by_several_threads_read_back_exactly)
+{
+	for (int threads = 2; threads <= 4; threads++)
+		big_chunks_round_trip(threads);
 }
 END_TEST
 
@@ -3222,6 +3263,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_every_dtype_round_trips_including_scalars_and_empty);
 	tcase_add_test(tc, test_multi_chunk_tensors_read_across_chunk_boundaries);
 	tcase_add_test(tc, test_big_chunks_copied_by_several_threads_read_back_exactly);
+	tcase_add_test(tc, test_helper_threads_block_asynchronous_signals_only);
 	tcase_add_test(tc, test_abort_leaves_nothing);
 	tcase_add_test(tc, test_bad_tensor_arguments_are_rejected);
 	tcase_add_test(tc, test_many_tensors_keep_their_names_devices_and_order);
