@@ -345,7 +345,9 @@ static void copy_parallel(void *dst, const void *src, size_t len)
 	long cpus = len < STORE_PARALLEL_COPY_MIN ? 1
 	            : store_test_copy_threads > 0 ? store_test_copy_threads
 	                                          : usable_cpus();
-	size_t n = cpus < 2 ? 1 : cpus < STORE_COPY_THREADS_MAX ? (size_t)cpus : STORE_COPY_THREADS_MAX;
+	size_t n = cpus < 2                        ? 1
+	           : cpus < STORE_COPY_THREADS_MAX ? (size_t)cpus
+	                                           : STORE_COPY_THREADS_MAX;
 	copy_job jobs[STORE_COPY_THREADS_MAX];
 	pthread_t threads[STORE_COPY_THREADS_MAX];
 	bool started[STORE_COPY_THREADS_MAX] = {false};
@@ -362,7 +364,8 @@ static void copy_parallel(void *dst, const void *src, size_t len)
 		off = end;
 	}
 	for (size_t i = 1; i < n; i++)
-		started[i] = jobs[i].len && store_thread_start(&threads[i], copy_main, &jobs[i]) == 0;
+		started[i] =
+		    jobs[i].len && store_thread_start(&threads[i], copy_main, &jobs[i]) == 0;
 	copy_main(&jobs[0]);
 	for (size_t i = 1; i < n; i++) {
 		if (started[i])

@@ -2623,10 +2623,11 @@ out:
 	if (pers_ready && pers.stats && pers.stat_commits) {
 		const double n = pers.stat_commits;
 		fprintf(stderr,
-		        "ckpt-train: commit stats: %u commits of %.2f MB; wait for the copy off the "
-		        "device %.1f ms, commit %.1f ms (max %.1f ms, %.0f MB/s) on average; the "
-		        "training loop waited %.3f s in all for a commit still running when the next "
-		        "epoch ended (the wait for the last commit not counted)\n",
+		        "ckpt-train: commit stats: %u commits of %.2f MB; wait for the copy "
+		        "off the device %.1f ms, commit %.1f ms (max %.1f ms, %.0f MB/s) on "
+		        "average; the training loop waited %.3f s in all for a commit still "
+		        "running when the next epoch ended (the wait for the last commit not "
+		        "counted)\n",
 		        pers.stat_commits, pers.stat_bytes / 1e6, 1e3 * pers.stat_copy_s / n,
 		        1e3 * pers.stat_commit_s / n, 1e3 * pers.stat_commit_max_s,
 		        pers.stat_bytes / 1e6 / (pers.stat_commit_s / n), pers.stat_waited_s);
