@@ -7,7 +7,7 @@
 # (data loading, CUDA and cuBLAS initialization) and the first epoch's warm-up cancel out; the
 # baseline is the same loop with CKPT_TRAIN_BENCH_NO_CHECKPOINT=1 (no snapshot, no commit).
 # Stores are written with fsync, as PyTorch's checkpoints (flush + fsync). PyTorch's figure is
-# the median epoch time of epochs 2..E of tests/bench/train_torch_gpu_peer.py. Two models: the
+# the median epoch time of epochs 2..E+1 of tests/bench/train_torch_gpu_peer.py. Two models: the
 # default MLP (784,256,128,10, batch 128) and a wide one (784,4096,4096,10, batch 512: a 160 MB
 # checkpoint per epoch, parameters + momentum). Medians of BENCH_RUNS (default 3) alternating
 # runs. On cuda the checkpointed runs are also timed with CKPT_TRAIN_CUDA_SNAPSHOT=direct (the
