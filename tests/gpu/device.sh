@@ -5,7 +5,8 @@
 # the max cpu-vs-cuda difference, the stall ratios, epochs/s against PyTorch.
 # usage: tests/gpu/device.sh BUNDLE [LOG_DIR]
 #   BUNDLE   build/gpu-bundle.tar.xz (or its unpacked directory)
-#   LOG_DIR  also write gpu-checks.log, bench-gpu.log and summary.txt there (created if missing)
+#   LOG_DIR  also write machine.txt, gpu-checks.log, bench-gpu.log and summary.txt there (created
+#            if missing)
 # Environment: DEVICE_SECONDS (the budget, default 570: the checks get up to 240 of it, the
 # benchmark the rest), BENCH_RUNS (default 3), BENCH_GPU_EPOCHS (default 10), PYTHON.
 # Exit status: that of the checks (0 all passed, 77 no GPU), or 1 when the benchmark failed.
@@ -33,11 +34,17 @@ start=$(date +%s)
 left() { echo $((budget - ($(date +%s) - start))); }
 
 echo "== GPU"
-nvidia-smi -L 2>&1 || echo "nvidia-smi -L failed"
-nvidia-smi --query-gpu=name,memory.total,driver_version,pcie.link.gen.max,pcie.link.width.max \
-	--format=csv,noheader 2>&1 | head -n 1
-echo "cpu: $(grep -m 1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs; $(uname -r); glibc $(getconf GNU_LIBC_VERSION | awk '{print $2}')"
-echo "fuse: $([ -c /dev/fuse ] && echo "/dev/fuse present" || echo "no /dev/fuse"); fusermount3: $(command -v fusermount3 || echo "none on the machine (the bundle's)")"
+{
+	if command -v nvidia-smi >/dev/null; then
+		nvidia-smi -L 2>&1 || echo "nvidia-smi -L failed"
+		nvidia-smi --query-gpu=name,memory.total,driver_version,pcie.link.gen.max,pcie.link.width.max \
+			--format=csv,noheader 2>&1 | head -n 1
+	else
+		echo "no nvidia-smi on this machine"
+	fi
+	echo "cpu: $(grep -m 1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs; $(uname -r); glibc $(getconf GNU_LIBC_VERSION | awk '{print $2}')"
+	echo "fuse: $([ -c /dev/fuse ] && echo "/dev/fuse present" || echo "no /dev/fuse"); fusermount3: $(command -v fusermount3 || echo "none on the machine (the bundle's)")"
+} | tee "$logs/machine.txt"
 
 echo "== checks (tests/gpu/run.sh)"
 t=$(left)
@@ -61,11 +68,11 @@ if [ "$checks" != 77 ]; then
 fi
 
 {
-	echo "== summary ($(($(date +%s) - start)) s)"
-	nvidia-smi -L 2>/dev/null | head -n 1
-	grep -h -E '^(bundle|python|ok|FAIL|SKIP|gpu checks):' "$logs/gpu-checks.log"
-	grep -h -E '^(machine|disk|RESULT|bench_gpu|ckpt-train: error|FAIL|env:|timeout:|  commits)' "$logs/bench-gpu.log" 2>/dev/null
-} | tee "$logs/summary.txt"
-[ "$checks" = 0 ] || exit "$checks"
-[ "$bench" = 0 ] || exit 1
-exit 0
+		echo "== summary ($(($(date +%s) - start)) s)"
+		cat "$logs/machine.txt"
+		grep -h -E '^(bundle|python|ok|FAIL|SKIP|gpu checks):' "$logs/gpu-checks.log"
+		grep -h -E '^(machine|disk|RESULT|bench_gpu|ckpt-train: error|FAIL|env:|timeout:|  commits)' "$logs/bench-gpu.log" 2>/dev/null
+	} | tee "$logs/summary.txt"
+	[ "$checks" = 0 ] || exit "$checks"
+	[ "$bench" = 0 ] || exit 1
+	exit 0
