@@ -287,13 +287,13 @@ int store_get_checkpoint(const void **data, size_t *len, ckpt_store *s, MDB_txn 
 int store_decode_checkpoint(store_ckpt_rec **out, ckpt_store *s, uint64_t epoch,
                             const void *data, size_t len);
 
-/** Take one reference to the blob of @p hash (write txn); creates it from chunk data when new.
- *  @p chunk_crcs has nchunks entries; @p data may be NULL only when the blob already exists. */
 /* pthread_create() of a short-lived helper of libckpt's, with the asynchronous signals blocked
  * in it (a program's handlers run on its own threads; faults stay deliverable): 0 or the error
  * number of pthread_create() */
 int store_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
 
+/** Take one reference to the blob of @p hash (write txn); creates it from chunk data when new.
+ *  @p chunk_crcs has nchunks entries; @p data may be NULL only when the blob already exists. */
 int store_blob_ref(ckpt_store *s, MDB_txn *txn, const uint8_t hash[16], uint64_t nbytes,
                    const void *data, const uint32_t *chunk_crcs, uint32_t nchunks);
 /** Drop one reference; deletes the blob and its chunks when it was the last. */

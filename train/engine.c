@@ -896,7 +896,7 @@ static int persister_start(train_persister *p, train_snapshot *s)
 {
 	const double t0 = now_seconds();
 	int rc = persister_wait(p);
-	p->stat_waited_s += now_seconds() - t0; /* the training loop's stall on the disk */
+	p->stat_waited_s += now_seconds() - t0; /* the training loop held up by the commit */
 	if (rc)
 		return rc;
 	p->inflight = s;
